@@ -1,0 +1,230 @@
+"""Typed settings for every component, read from the environment and a `.env` file.
+
+Each group reads its own prefix with the variable names of the original design
+(LLM_*, LABELER_*, ETL_*, ...); `Settings.load()` builds them all at once. Secrets are
+`SecretStr`, so they print as '**********' in logs, reprs and asset metadata.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OutputMode = Literal["auto", "tool", "forced_tool", "json_schema", "json_object", "prompted"]
+
+
+def _group(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+
+class AppSettings(BaseSettings):
+    model_config = _group("APP_")
+
+    mode: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+    taxonomy_path: Path = Path("data/taxonomy.yaml")
+    # First day the daily partitions cover; logs older than this are outside the asset graph.
+    partitions_start_date: str = "2026-01-01"
+    # reviewer id -> bearer token for the API (APP_API_TOKENS='{"alice": "..."}').
+    api_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    max_upload_mb: int = 50
+
+
+class LLMEndpoint(BaseModel):
+    """One resolved OpenAI-compatible endpoint: what an agent needs to make requests."""
+
+    model: str
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+    output_mode: OutputMode = "auto"
+    fallback_model: str | None = None
+    timeout_seconds: float = 60.0
+
+    @property
+    def is_local(self) -> bool:
+        """True when no endpoint is configured and the offline model does the work."""
+        return self.model == "local"
+
+
+class LLMSettings(BaseSettings):
+    """The main LLM and the optional per-agent overrides (LLM_LABELER_*, LLM_AUGMENTER_*)."""
+
+    model_config = _group("LLM_")
+
+    api_key: SecretStr | None = None
+    api_base: str | None = None
+    model: str | None = None
+    labeler_api_key: SecretStr | None = None
+    labeler_api_base: str | None = None
+    labeler_model: str | None = None
+    augmenter_api_key: SecretStr | None = None
+    augmenter_api_base: str | None = None
+    augmenter_model: str | None = None
+    output_mode: OutputMode = "auto"
+    fallback_model: str | None = None
+    timeout_seconds: float = 60.0
+    # Prices per 1,000 tokens, for cost accounting; zero for local servers.
+    input_price_per_1k: float = 0.0
+    output_price_per_1k: float = 0.0
+    # Optional per-run budget: the run stops cleanly and leaves the rest for the next run.
+    max_tokens_per_run: int | None = None
+    max_requests_per_run: int | None = None
+
+    def endpoint_for(self, agent: Literal["labeler", "augmenter"]) -> LLMEndpoint:
+        """Resolve an agent's endpoint: its own LLM_<AGENT>_* settings, else the main LLM_*.
+
+        With no endpoint configured at all the model is "local": the offline path.
+        """
+        api_key = getattr(self, f"{agent}_api_key") or self.api_key
+        api_base = getattr(self, f"{agent}_api_base") or self.api_base
+        model = getattr(self, f"{agent}_model") or self.model
+        if model is None:
+            model = "gpt-4o-mini" if (api_key or api_base) else "local"
+        return LLMEndpoint(
+            model=model,
+            api_base=api_base,
+            api_key=api_key,
+            output_mode=self.output_mode,
+            fallback_model=self.fallback_model,
+            timeout_seconds=self.timeout_seconds,
+        )
+
+
+class LabelerSettings(BaseSettings):
+    model_config = _group("LABELER_")
+
+    batch_size: int = 20
+    rate_limit: float = 0.4  # requests per second
+    max_retries: int = 3
+    low_conf_threshold: float = 0.5
+    use_cache: bool = True
+    use_dynamic_fewshot: bool = True
+    concurrency: int = 4
+    # Cascade: the local model's labels at or above this confidence need no LLM call.
+    local_accept_threshold: float = 0.85
+    fewshot_token_budget: int = 600
+
+
+class AugmenterSettings(BaseSettings):
+    model_config = _group("AUGMENTER_")
+
+    variants_per_sample: int = 3
+    include_hard_negatives: bool = False
+    concurrency: int = 8
+    rate_limit: float = 0.1
+    max_samples_per_domain: int = 30
+    min_source_confidence: float = 0.7
+
+
+class ETLSettings(BaseSettings):
+    model_config = _group("ETL_")
+
+    max_rows: int | None = None
+    deduplicate: bool = True
+    near_duplicates: bool = True
+    min_text_length: int = 3
+    max_text_length: int = 1000
+    remove_empty: bool = True
+    normalize_whitespace: bool = True
+    lowercase: bool = False
+    text_column: str | None = None
+
+
+class ReviewSettings(BaseSettings):
+    model_config = _group("REVIEW_")
+
+    low_confidence_threshold: float = 0.5
+    high_priority_threshold: float = 0.3
+    max_queue_size: int = 10000
+    # SQLAlchemy URL; default is SQLite (WAL) under APP_DATA_DIR.
+    database_url: SecretStr | None = None
+    lease_seconds: int = 900
+    reviews_per_item: int = 1
+    # The review sensor requests downstream runs after this many new decisions.
+    sensor_min_new_reviews: int = 20
+
+
+class DataWriterSettings(BaseSettings):
+    model_config = _group("DATA_WRITER_")
+
+    output_dir: Path = Path("data/artifacts")
+    eval_fraction: float = 0.1
+    min_eval_samples: int = 50
+    min_samples_per_domain: int = 5
+    balance_domains: bool = True
+    max_samples_per_domain: int | None = None
+    shard_size: int | None = None
+    include_metadata: bool = True
+    validate_quality: bool = True
+    seed: int = 42
+    group_by_user: bool = False
+
+
+class DataStorageSettings(BaseSettings):
+    model_config = _group("DATA_STORAGE_")
+
+    storage_dir: Path = Path("data/storage")
+    max_versions: int = 100
+    auto_archive_old: bool = True
+
+
+class CacheSettings(BaseSettings):
+    model_config = _group("CACHE_")
+
+    enabled: bool = True
+    ttl_hours: float = 24
+    dir: Path = Path("data/cache")
+
+
+class ClickHouseSettings(BaseSettings):
+    """The log source. No host and no URL means the embedded engine under `embedded_path`."""
+
+    model_config = _group("CLICKHOUSE_")
+
+    url: SecretStr | None = None  # may carry a password, so it is a secret
+    host: str | None = None
+    port: int = 8123
+    user: str = "default"
+    password: SecretStr | None = None
+    database: str = "default"
+    secure: bool = False
+    table: str = "esk_logs"
+    embedded_path: Path = Path("data/clickhouse")
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.url is None and self.host is None
+
+
+class Settings(BaseModel):
+    app: AppSettings = Field(default_factory=AppSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    labeler: LabelerSettings = Field(default_factory=LabelerSettings)
+    augmenter: AugmenterSettings = Field(default_factory=AugmenterSettings)
+    etl: ETLSettings = Field(default_factory=ETLSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    data_writer: DataWriterSettings = Field(default_factory=DataWriterSettings)
+    data_storage: DataStorageSettings = Field(default_factory=DataStorageSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Read every group afresh from the environment and `.env`."""
+        return cls()
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once; config classes take their defaults from here.
+
+    Tests that change the environment call `get_settings.cache_clear()`.
+    """
+    return Settings.load()
