@@ -1,0 +1,43 @@
+"""Helpers that turn frames into the metadata people read in the Dagster UI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
+
+
+def preview(frame: pd.DataFrame, columns: list[str], rows: int = 10) -> MetadataValue:
+    """The first rows as a Markdown table, long texts shortened."""
+    shown = frame[[c for c in columns if c in frame.columns]].head(rows).copy()
+    for name in shown.columns:
+        shown[name] = shown[name].astype(str).str.slice(0, 120).str.replace("|", "/")
+    if shown.empty:
+        return MetadataValue.md("_no rows_")
+    return MetadataValue.md(shown.to_markdown(index=False))
+
+
+def counts_table(counts: Mapping[str, int | float], key: str, value: str = "count") -> MetadataValue:
+    """A two-column table (e.g. domain -> count), largest first."""
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return MetadataValue.table(
+        records=[TableRecord({key: k, value: v}) for k, v in ordered],
+        schema=TableSchema(
+            columns=[TableColumn(key, "string"), TableColumn(value, "float" if any(
+                isinstance(v, float) for v in counts.values()) else "int")]
+        ),
+    )
+
+
+def bar_chart(counts: Mapping[str, int | float], width: int = 40) -> MetadataValue:
+    """A horizontal text bar chart: readable in the UI without any plotting library."""
+    if not counts:
+        return MetadataValue.md("_empty_")
+    top = max(counts.values()) or 1
+    label_width = max(len(k) for k in counts)
+    lines = [
+        f"{k.ljust(label_width)} {'█' * max(1, round(width * v / top)) if v else ''} {v}"
+        for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    return MetadataValue.md("```\n" + "\n".join(lines) + "\n```")

@@ -1,0 +1,231 @@
+"""ESK logs in ClickHouse: the pipeline's source, on a server or on the embedded engine.
+
+One class, one SQL dialect for both: with a server configured (CLICKHOUSE_URL or
+CLICKHOUSE_HOST) it talks HTTP through clickhouse-connect; with neither it opens the embedded
+engine (clickhouse-connect's `chdb` interface) on a folder under data/.
+
+The embedded engine allows one process per database folder, and Dagster runs sensors, runs and
+the API in different processes. So an embedded client is opened per operation, under an
+inter-process file lock next to the folder, and closed at once: reopening costs ~30 ms, and no
+process ever holds the folder while idle.
+
+Every value that comes from outside (a day, a table name) is bound as a query parameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import clickhouse_connect
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from filelock import FileLock, Timeout
+
+from esk_pipeline.settings import ClickHouseSettings
+
+# The columns this project's own table has; a user's table may have more, and they are kept.
+LOG_COLUMNS: dict[str, str] = {
+    "ts": "DateTime64(3, 'UTC')",
+    "text": "String",
+    "user_id": "Nullable(String)",
+    "channel": "LowCardinality(String)",
+    "region": "LowCardinality(String)",
+    "session_id": "String",
+    "source": "LowCardinality(String)",
+    "metadata": "String",
+}
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class LogSourceError(RuntimeError):
+    """ClickHouse could not be reached or used; the message says which and why, without secrets."""
+
+
+class LogSource:
+    """Read and write the `esk_logs` table of the configured ClickHouse."""
+
+    def __init__(self, settings: ClickHouseSettings, *, lock_timeout_seconds: float = 300) -> None:
+        if not _IDENTIFIER.match(settings.table):
+            raise LogSourceError(f"CLICKHOUSE_TABLE {settings.table!r} is not a plain table name")
+        self.settings = settings
+        self.table = settings.table
+        self._lock_timeout = lock_timeout_seconds
+
+    @property
+    def description(self) -> str:
+        """Where the logs live, safe to show (no password)."""
+        s = self.settings
+        if s.is_embedded:
+            return f"embedded ClickHouse at {s.embedded_path}"
+        if s.url is not None:
+            return "ClickHouse server from CLICKHOUSE_URL"
+        return f"ClickHouse server {s.host}:{s.port}/{s.database}"
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Client]:
+        """A connected client for one operation; embedded access is serialised across processes."""
+        if not self.settings.is_embedded:
+            client = self._connect()
+            try:
+                yield client
+            finally:
+                client.close()
+            return
+        path = self.settings.embedded_path.resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{path}.lock", timeout=self._lock_timeout)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise LogSourceError(
+                f"embedded ClickHouse at {path} stayed busy for {self._lock_timeout:.0f} s"
+            ) from exc
+        try:
+            client = self._connect()
+            try:
+                yield client
+            finally:
+                client.close()
+        finally:
+            lock.release()
+
+    def _connect(self) -> Client:
+        s = self.settings
+        try:
+            if s.is_embedded:
+                return clickhouse_connect.get_client(
+                    interface="chdb", path=str(s.embedded_path.resolve())
+                )
+            if s.url is not None:
+                return clickhouse_connect.get_client(dsn=s.url.get_secret_value())
+            return clickhouse_connect.get_client(
+                host=s.host,
+                port=s.port,
+                username=s.user,
+                password=s.password.get_secret_value() if s.password else "",
+                database=s.database,
+                secure=s.secure,
+            )
+        except Exception as exc:  # the driver raises several types; the message is what matters
+            raise LogSourceError(f"cannot connect to {self.description}: {_safe(exc, s)}") from exc
+
+    def ensure_table(self) -> None:
+        """Create the logs table if it does not exist (a user's own table is left as it is)."""
+        columns = ", ".join(f"`{name}` {ctype}" for name, ctype in LOG_COLUMNS.items())
+        # DDL cannot bind identifiers; the name was checked against _IDENTIFIER above.
+        ddl = (
+            f"CREATE TABLE IF NOT EXISTS `{self.table}` ({columns}) ENGINE = MergeTree "
+            "PARTITION BY toYYYYMM(ts) ORDER BY (toDate(ts), ts)"
+        )
+        with self.client() as client:
+            self._run(client.command, ddl)
+
+    def columns(self) -> dict[str, str]:
+        """The table's columns and their ClickHouse types."""
+        with self.client() as client:
+            result = self._run(
+                client.query,
+                "SELECT name, type FROM system.columns "
+                "WHERE database = currentDatabase() AND table = {table:String} ORDER BY position",
+                parameters={"table": self.table},
+            )
+        return dict(result.result_rows)
+
+    def insert_logs(self, frame: pd.DataFrame) -> int:
+        """Append rows; columns the table lacks are folded into its `metadata` JSON column."""
+        if frame.empty:
+            return 0
+        self.ensure_table()
+        table_columns = self.columns()
+        missing = {"ts", "text"} - set(frame.columns)
+        if missing:
+            raise LogSourceError(f"rows to insert lack column(s): {', '.join(sorted(missing))}")
+        rows = frame[[c for c in frame.columns if c in table_columns]].copy()
+        extra = [c for c in frame.columns if c not in table_columns]
+        if extra and "metadata" in table_columns:
+            rows["metadata"] = _merge_metadata(frame, extra)
+        rows["ts"] = pd.to_datetime(rows["ts"], utc=True)
+        for name in rows.columns:
+            if name != "ts" and not table_columns[name].startswith("Nullable"):
+                rows[name] = rows[name].fillna("").astype(str)
+        with self.client() as client:
+            self._run(client.insert_df, self.table, rows)
+        return len(rows)
+
+    def day_counts(self) -> dict[dt.date, int]:
+        """Rows per (UTC) day: what the partition sensor watches."""
+        with self.client() as client:
+            if not self._table_exists(client):
+                return {}
+            frame = self._run(
+                client.query_df,
+                "SELECT toDate(ts) AS day, count() AS rows FROM {table:Identifier} "
+                "GROUP BY day ORDER BY day",
+                parameters={"table": self.table},
+            )
+        return {pd.Timestamp(d).date(): int(n) for d, n in zip(frame["day"], frame["rows"])}
+
+    def read_day(self, day: dt.date) -> pd.DataFrame:
+        """Every row logged on one UTC day, all columns, oldest first."""
+        with self.client() as client:
+            if not self._table_exists(client):
+                raise LogSourceError(f"table {self.table!r} does not exist in {self.description}")
+            frame = self._run(
+                client.query_df,
+                "SELECT * FROM {table:Identifier} WHERE toDate(ts) = {day:Date} ORDER BY ts",
+                parameters={"table": self.table, "day": day},
+            )
+        if "ts" in frame.columns:
+            frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize("UTC")
+        return frame
+
+    def ping(self) -> bool:
+        """True when ClickHouse answers a trivial query."""
+        try:
+            with self.client() as client:
+                return self._run(client.command, "SELECT 1") == 1
+        except LogSourceError:
+            return False
+
+    def _table_exists(self, client: Client) -> bool:
+        return bool(
+            self._run(
+                client.command,
+                "EXISTS TABLE {table:Identifier}",
+                parameters={"table": self.table},
+            )
+        )
+
+    def _run(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except ClickHouseError as exc:
+            raise LogSourceError(f"{self.description}: {_safe(exc, self.settings)}") from exc
+
+
+def _merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:
+    """Fold the extra columns (and an existing `metadata` JSON) into one JSON string per row."""
+    records = frame[extra].astype(object).where(frame[extra].notna(), None).to_dict("records")
+    existing = frame["metadata"] if "metadata" in frame.columns else None
+    merged = []
+    for i, record in enumerate(records):
+        base = json.loads(existing.iat[i]) if existing is not None and existing.iat[i] else {}
+        base.update({k: v if isinstance(v, str | int | float | bool) else None if v is None
+                     else str(v) for k, v in record.items()})
+        merged.append(json.dumps(base, ensure_ascii=False))
+    return pd.Series(merged, index=frame.index)
+
+
+def _safe(exc: BaseException, settings: ClickHouseSettings) -> str:
+    """The error's message with any configured secret blanked out."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for secret in (settings.password, settings.url):
+        if secret is not None and secret.get_secret_value():
+            message = message.replace(secret.get_secret_value(), "**********")
+    return message[:500]

@@ -1,0 +1,55 @@
+"""Sensors: new days in ClickHouse, and enough new human reviews."""
+
+from __future__ import annotations
+
+import json
+
+from dagster import (
+    AssetSelection,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
+
+from esk_pipeline.assets.partitions import daily_partitions
+from esk_pipeline.resources.clickhouse import ClickHouseResource
+
+daily_labels_job = define_asset_job(
+    "daily_labels_job",
+    selection=AssetSelection.assets("raw_logs", "cleaned_texts", "rejected_texts"),
+    partitions_def=daily_partitions,
+    description="ETL and labelling of one day of logs.",
+)
+
+
+@sensor(
+    job=daily_labels_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Requests a run for each day whose row count in ClickHouse is new or has grown.",
+)
+def new_log_days_sensor(
+    context: SensorEvaluationContext, clickhouse: ClickHouseResource
+) -> SensorResult | SkipReason:
+    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    valid_keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
+    current = {day.isoformat(): n for day, n in clickhouse.get_source().day_counts().items()}
+    changed = {
+        day: n for day, n in current.items() if seen.get(day) != n and day in valid_keys
+    }
+    outside = sorted(set(current) - valid_keys)
+    if outside:
+        context.log.warning(f"days outside the partition range are ignored: {outside[:5]}")
+    if not changed:
+        return SkipReason("no new or grown days in ClickHouse")
+    return SensorResult(
+        # The run key names the day and its row count: the same state never runs twice.
+        run_requests=[
+            RunRequest(run_key=f"{day}:{n}", partition_key=day) for day, n in sorted(changed.items())
+        ],
+        cursor=json.dumps({**seen, **changed}, sort_keys=True),
+    )

@@ -1,0 +1,100 @@
+import datetime as dt
+import json
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from esk_pipeline.pipeline.log_source import LogSource, LogSourceError
+from esk_pipeline.settings import ClickHouseSettings
+
+
+@pytest.fixture
+def source(tmp_path):
+    return LogSource(ClickHouseSettings(embedded_path=tmp_path / "ch"))
+
+
+def _logs(day: str, n: int, **extra) -> pd.DataFrame:
+    ts = pd.date_range(f"{day} 08:00", periods=n, freq="min", tz="UTC")
+    return pd.DataFrame(
+        {"ts": ts, "text": [f"текст {day} {i}" for i in range(n)], "user_id": "u1", **extra}
+    )
+
+
+def test_round_trip_by_day_on_embedded_engine(source):
+    source.insert_logs(pd.concat([_logs("2026-11-01", 3), _logs("2026-11-02", 2)]))
+    assert source.day_counts() == {dt.date(2026, 11, 1): 3, dt.date(2026, 11, 2): 2}
+    day = source.read_day(dt.date(2026, 11, 2))
+    assert day["text"].tolist() == ["текст 2026-11-02 0", "текст 2026-11-02 1"]
+    assert str(day["ts"].dt.tz) == "UTC"
+    assert source.read_day(dt.date(2026, 11, 3)).empty
+
+
+def test_day_boundary_is_utc(source):
+    # 23:30 in Moscow on the 2nd is 20:30 UTC on the 2nd; 00:30 Moscow on the 3rd is the 2nd UTC.
+    ts = pd.to_datetime(["2026-11-02 23:30", "2026-11-03 00:30"]).tz_localize("Europe/Moscow")
+    source.insert_logs(pd.DataFrame({"ts": ts, "text": ["a b c", "d e f"], "user_id": "u"}))
+    assert source.day_counts() == {dt.date(2026, 11, 2): 2}
+
+
+def test_extra_columns_are_kept_as_metadata(source):
+    source.insert_logs(_logs("2026-11-01", 1, channel="web", operator="Иванова", priority=2))
+    row = source.read_day(dt.date(2026, 11, 1)).iloc[0]
+    assert row["channel"] == "web"
+    assert json.loads(row["metadata"]) == {"operator": "Иванова", "priority": 2}
+
+
+def test_hostile_values_are_bound_not_pasted(source):
+    hostile = "x'); DROP TABLE esk_logs; --"
+    source.insert_logs(_logs("2026-11-01", 1, region=hostile))
+    assert source.read_day(dt.date(2026, 11, 1))["region"].tolist() == [hostile]
+    assert source.day_counts() == {dt.date(2026, 11, 1): 1}
+
+
+def test_table_name_must_be_an_identifier(tmp_path):
+    with pytest.raises(LogSourceError, match="not a plain table name"):
+        LogSource(ClickHouseSettings(embedded_path=tmp_path, table="logs; DROP"))
+
+
+def test_missing_table_reads_as_no_days_and_a_clear_error(source):
+    assert source.day_counts() == {}
+    with pytest.raises(LogSourceError, match="does not exist"):
+        source.read_day(dt.date(2026, 11, 1))
+
+
+def test_server_errors_never_show_the_password(tmp_path):
+    settings = ClickHouseSettings(host="127.0.0.1", port=1, password="hunter2-secret")
+    source = LogSource(settings)
+    with pytest.raises(LogSourceError) as caught:
+        source.day_counts()
+    assert "hunter2-secret" not in str(caught.value)
+    assert not source.ping()
+
+
+def test_several_processes_share_one_embedded_folder(tmp_path):
+    """The embedded engine allows one process per folder; the lock makes that invisible."""
+    folder = tmp_path / "ch"
+    LogSource(ClickHouseSettings(embedded_path=folder)).ensure_table()
+    worker = textwrap.dedent(
+        f"""
+        import sys, pandas as pd
+        from esk_pipeline.pipeline.log_source import LogSource
+        from esk_pipeline.settings import ClickHouseSettings
+        source = LogSource(ClickHouseSettings(embedded_path={str(folder)!r}))
+        n = int(sys.argv[1])
+        for i in range(5):
+            ts = pd.Timestamp("2026-11-0" + str(n), tz="UTC") + pd.Timedelta(minutes=i)
+            source.insert_logs(pd.DataFrame({{"ts": [ts], "text": ["t%d" % i], "user_id": "u"}}))
+            source.day_counts()
+        """
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-c", worker, str(n)], stderr=subprocess.PIPE)
+        for n in (1, 2, 3)
+    ]
+    errors = [w.communicate(timeout=240)[1].decode() for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], errors
+    counts = LogSource(ClickHouseSettings(embedded_path=folder)).day_counts()
+    assert counts == {dt.date(2026, 11, n): 5 for n in (1, 2, 3)}
