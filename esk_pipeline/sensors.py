@@ -1,7 +1,5 @@
 """Sensors: new days in ClickHouse, and enough new human reviews."""
 
-from __future__ import annotations
-
 import json
 
 from dagster import (
@@ -38,9 +36,7 @@ def new_log_days_sensor(
     seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     valid_keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
     current = {day.isoformat(): n for day, n in clickhouse.get_source().day_counts().items()}
-    changed = {
-        day: n for day, n in current.items() if seen.get(day) != n and day in valid_keys
-    }
+    changed = {day: n for day, n in current.items() if seen.get(day) != n and day in valid_keys}
     outside = sorted(set(current) - valid_keys)
     if outside:
         context.log.warning(f"days outside the partition range are ignored: {outside[:5]}")
@@ -49,7 +45,8 @@ def new_log_days_sensor(
     return SensorResult(
         # The run key names the day and its row count: the same state never runs twice.
         run_requests=[
-            RunRequest(run_key=f"{day}:{n}", partition_key=day) for day, n in sorted(changed.items())
+            RunRequest(run_key=f"{day}:{n}", partition_key=day)
+            for day, n in sorted(changed.items())
         ],
         cursor=json.dumps({**seen, **changed}, sort_keys=True),
     )

@@ -1,7 +1,5 @@
 """Stages 1-2: raw logs from ClickHouse, and their ETL into cleaned texts (+ rejected rows)."""
 
-from __future__ import annotations
-
 import datetime as dt
 import time
 

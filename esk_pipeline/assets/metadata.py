@@ -18,14 +18,20 @@ def preview(frame: pd.DataFrame, columns: list[str], rows: int = 10) -> Metadata
     return MetadataValue.md(shown.to_markdown(index=False))
 
 
-def counts_table(counts: Mapping[str, int | float], key: str, value: str = "count") -> MetadataValue:
+def counts_table(
+    counts: Mapping[str, int | float], key: str, value: str = "count"
+) -> MetadataValue:
     """A two-column table (e.g. domain -> count), largest first."""
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return MetadataValue.table(
         records=[TableRecord({key: k, value: v}) for k, v in ordered],
         schema=TableSchema(
-            columns=[TableColumn(key, "string"), TableColumn(value, "float" if any(
-                isinstance(v, float) for v in counts.values()) else "int")]
+            columns=[
+                TableColumn(key, "string"),
+                TableColumn(
+                    value, "float" if any(isinstance(v, float) for v in counts.values()) else "int"
+                ),
+            ]
         ),
     )
 

@@ -1,0 +1,40 @@
+"""Where human decisions and datasets live: the review store and the dataset store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+from esk_pipeline.pipeline.data_writer import DataWriter, DataWriterConfig
+from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+
+
+class ReviewStoreResource(ConfigurableResource):
+    """The review queue's database (REVIEW_DATABASE_URL, else SQLite under APP_DATA_DIR)."""
+
+    data_dir: str | None = Field(default=None, description="Overrides APP_DATA_DIR.")
+
+    def open(self, taxonomy: Taxonomy) -> ReviewDataset:
+        config = ReviewDatasetConfig(**({"data_dir": Path(self.data_dir)} if self.data_dir else {}))
+        return ReviewDataset(config, taxonomy)
+
+
+class DatasetStoreResource(ConfigurableResource):
+    """Where splits are written (DATA_WRITER_OUTPUT_DIR) and versions kept (DATA_STORAGE_*)."""
+
+    output_dir: str | None = Field(default=None, description="Overrides DATA_WRITER_OUTPUT_DIR.")
+    storage_dir: str | None = Field(default=None, description="Overrides DATA_STORAGE_STORAGE_DIR.")
+
+    def writer(self, taxonomy: Taxonomy) -> DataWriter:
+        overrides = {"output_dir": Path(self.output_dir)} if self.output_dir else {}
+        # Quality rules are reported by the split asset's blocking checks instead of raising,
+        # so a bad split is visible in the UI and is never versioned.
+        return DataWriter(DataWriterConfig(validate_quality=False, **overrides), taxonomy)
+
+    def storage(self) -> DataStorage:
+        overrides = {"storage_dir": Path(self.storage_dir)} if self.storage_dir else {}
+        return DataStorage(DataStorageConfig(**overrides))

@@ -1,0 +1,98 @@
+import datetime as dt
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, build_sensor_context, materialize
+
+from esk_pipeline.assets import ingest
+from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.resources.clickhouse import ClickHouseResource
+from esk_pipeline.resources.io_manager import AssetFilesIOManager
+from esk_pipeline.settings import get_settings
+
+
+@pytest.fixture
+def logs(project_env):
+    source = LogSource(get_settings().clickhouse)
+    rows = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(
+                ["2026-11-01 09:00", "2026-11-01 09:05", "2026-11-01 09:06", "2026-11-01 10:00",
+                 "2026-11-01 11:00", "2026-11-02 12:00"], utc=True
+            ),
+            "text": ["Нет горячей воды с утра", "нет  горячей воды с утра!!", "", "ок",
+                     "Позвоните +7 (916) 123-45-67, течёт крыша", "Яма на дороге у дома 5"],
+            "user_id": ["u1", "u1", "u2", "u3", "u4", "u5"],
+            "channel": ["web"] * 6,
+        }
+    )
+    source.insert_logs(rows)
+    return source
+
+
+def _materialize(tmp_path, partition_tags):
+    return materialize(
+        [ingest.raw_logs, ingest.cleaned_texts],
+        resources={
+            "clickhouse": ClickHouseResource(),
+            "io_manager": AssetFilesIOManager(base_dir=str(tmp_path / "assets")),
+        },
+        **partition_tags,
+    )
+
+
+def test_raw_logs_to_cleaned_texts_accounts_for_every_row(logs, tmp_path):
+    result = _materialize(tmp_path, {"partition_key": "2026-11-01"})
+    assert result.success
+    cleaned = pd.read_parquet(tmp_path / "assets/cleaned_texts/2026-11-01.parquet")
+    rejected = pd.read_parquet(tmp_path / "assets/rejected_texts/2026-11-01.parquet")
+    raw = pd.read_parquet(tmp_path / "assets/raw_logs/2026-11-01.parquet")
+    assert len(raw) == 5
+    assert len(cleaned) + len(rejected) == len(raw)
+    assert set(rejected["reason"]) >= {"empty", "too_short", "near_duplicate"}
+    assert list(cleaned.columns[:6]) == ["row_id", "text", "ts", "user_id", "source", "metadata"]
+    assert "<PHONE>" in " ".join(cleaned["text"]) and "916" not in " ".join(cleaned["text"])
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"rows_accounted": True, "no_empty_texts": True, "unique_row_ids": True}
+
+
+def test_a_partition_range_runs_as_one_run(logs, tmp_path):
+    result = _materialize(
+        tmp_path,
+        {"tags": {"dagster/asset_partition_range_start": "2026-11-01",
+                  "dagster/asset_partition_range_end": "2026-11-02"}},
+    )
+    assert result.success
+    partitions = {
+        e.materialization.partition
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == "cleaned_texts"
+    }
+    assert partitions == {"2026-11-01", "2026-11-02"}
+    day2 = pd.read_parquet(tmp_path / "assets/cleaned_texts/2026-11-02.parquet")
+    assert day2["text"].tolist() == ["Яма на дороге у дома 5"]
+
+
+def test_sensor_requests_new_and_grown_days_once(logs):
+    from esk_pipeline.sensors import new_log_days_sensor
+
+    instance = DagsterInstance.ephemeral()
+    resources = {"clickhouse": ClickHouseResource()}
+    first = new_log_days_sensor(build_sensor_context(instance=instance, resources=resources))
+    assert sorted(r.partition_key for r in first.run_requests) == ["2026-11-01", "2026-11-02"]
+    assert {r.run_key for r in first.run_requests} == {"2026-11-01:5", "2026-11-02:1"}
+
+    again = new_log_days_sensor(
+        build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
+    )
+    assert not getattr(again, "run_requests", None)  # nothing new: a skip, no duplicate runs
+
+    logs.insert_logs(pd.DataFrame({"ts": [pd.Timestamp("2026-11-02 15:00", tz="UTC"),
+                                          pd.Timestamp("2026-11-03 08:00", tz="UTC")],
+                                   "text": ["Мусор не вывозят", "Автобус опять опоздал"],
+                                   "user_id": ["u9", "u9"]}))
+    grown = new_log_days_sensor(
+        build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
+    )
+    assert {r.run_key for r in grown.run_requests} == {"2026-11-02:2", "2026-11-03:1"}
+    assert all(r.partition_key != dt.date(2026, 11, 1).isoformat() for r in grown.run_requests)
