@@ -2,18 +2,31 @@
 
 from dagster import Definitions, load_assets_from_modules
 
-from esk_pipeline.assets import ingest
+from esk_pipeline.assets import augmentation, datasets, ingest, labeling, review
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.io_manager import AssetFilesIOManager
-from esk_pipeline.sensors import daily_labels_job, new_log_days_sensor
+from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
+from esk_pipeline.resources.stores import DatasetStoreResource, ReviewStoreResource
+from esk_pipeline.resources.taxonomy import TaxonomyResource
+from esk_pipeline.sensors import (
+    daily_labels_job,
+    dataset_refresh_job,
+    enough_new_reviews_sensor,
+    new_log_days_sensor,
+)
 from esk_pipeline.settings import get_settings
 
 defs = Definitions(
-    assets=load_assets_from_modules([ingest]),
-    jobs=[daily_labels_job],
-    sensors=[new_log_days_sensor],
+    assets=load_assets_from_modules([ingest, labeling, review, augmentation, datasets]),
+    jobs=[daily_labels_job, dataset_refresh_job],
+    sensors=[new_log_days_sensor, enough_new_reviews_sensor],
     resources={
         "io_manager": AssetFilesIOManager(base_dir=str(get_settings().app.data_dir / "assets")),
         "clickhouse": ClickHouseResource(),
+        "taxonomy_file": TaxonomyResource(),
+        "labeler": LabelerResource(),
+        "augmenter": AugmenterResource(),
+        "review_store": ReviewStoreResource(),
+        "dataset_store": DatasetStoreResource(),
     },
 )

@@ -15,10 +15,13 @@ from dagster import (
 
 from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.resources.clickhouse import ClickHouseResource
+from esk_pipeline.resources.stores import ReviewStoreResource
+from esk_pipeline.resources.taxonomy import TaxonomyResource
+from esk_pipeline.settings import get_settings
 
 daily_labels_job = define_asset_job(
     "daily_labels_job",
-    selection=AssetSelection.assets("raw_logs", "cleaned_texts", "rejected_texts"),
+    selection=AssetSelection.assets("raw_logs", "cleaned_texts", "rejected_texts", "labels"),
     partitions_def=daily_partitions,
     description="ETL and labelling of one day of logs.",
 )
@@ -49,4 +52,36 @@ def new_log_days_sensor(
             for day, n in sorted(changed.items())
         ],
         cursor=json.dumps({**seen, **changed}, sort_keys=True),
+    )
+
+
+dataset_refresh_job = define_asset_job(
+    "dataset_refresh_job",
+    selection=AssetSelection.assets(
+        "verified_labels", "synthetic_samples", "train_eval_splits", "dataset_versions"
+    ),
+    description="Rebuilds the dataset from the latest human decisions.",
+)
+
+
+@sensor(
+    job=dataset_refresh_job,
+    minimum_interval_seconds=120,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Refreshes the dataset once REVIEW_SENSOR_MIN_NEW_REVIEWS decisions came in.",
+)
+def enough_new_reviews_sensor(
+    context: SensorEvaluationContext,
+    taxonomy_file: TaxonomyResource,
+    review_store: ReviewStoreResource,
+) -> SensorResult | SkipReason:
+    last_seen = int(context.cursor) if context.cursor else 0
+    with review_store.open(taxonomy_file.load()) as store:
+        latest = store.last_review_seq()
+    new = latest - last_seen
+    needed = get_settings().review.sensor_min_new_reviews
+    if new < needed:
+        return SkipReason(f"{new} new review(s) since the last refresh; waiting for {needed}")
+    return SensorResult(
+        run_requests=[RunRequest(run_key=f"reviews:{latest}")], cursor=str(latest)
     )

@@ -36,7 +36,27 @@ def counts_table(
     )
 
 
-def bar_chart(counts: Mapping[str, int | float], width: int = 40) -> MetadataValue:
+def comparison_table(
+    before: Mapping[str, int], after: Mapping[str, int], key: str
+) -> MetadataValue:
+    """Per-key counts before and after a stage, with the change."""
+    keys = sorted(set(before) | set(after), key=lambda k: (before.get(k, 0), k))
+    return MetadataValue.table(
+        records=[
+            TableRecord({key: k, "before": before.get(k, 0), "after": after.get(k, 0),
+                         "added": after.get(k, 0) - before.get(k, 0)})
+            for k in keys
+        ],
+        schema=TableSchema(
+            columns=[TableColumn(key, "string")]
+            + [TableColumn(c, "int") for c in ("before", "after", "added")]
+        ),
+    )
+
+
+def bar_chart(
+    counts: Mapping[str, int | float], width: int = 40, *, largest_first: bool = True
+) -> MetadataValue:
     """A horizontal text bar chart: readable in the UI without any plotting library."""
     if not counts:
         return MetadataValue.md("_empty_")
@@ -44,6 +64,10 @@ def bar_chart(counts: Mapping[str, int | float], width: int = 40) -> MetadataVal
     label_width = max(len(k) for k in counts)
     lines = [
         f"{k.ljust(label_width)} {'█' * max(1, round(width * v / top)) if v else ''} {v}"
-        for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        for k, v in (
+            sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            if largest_first
+            else counts.items()
+        )
     ]
     return MetadataValue.md("```\n" + "\n".join(lines) + "\n```")

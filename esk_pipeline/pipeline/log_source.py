@@ -126,6 +126,15 @@ class LogSource:
         with self.client() as client:
             self._run(client.command, ddl)
 
+    def drop_table(self) -> None:
+        """Remove the logs table and its rows (used to re-seed sample data)."""
+        with self.client() as client:
+            self._run(
+                client.command,
+                "DROP TABLE IF EXISTS {table:Identifier}",
+                parameters={"table": self.table},
+            )
+
     def columns(self) -> dict[str, str]:
         """The table's columns and their ClickHouse types."""
         with self.client() as client:
@@ -216,8 +225,12 @@ def _merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:
     merged = []
     for i, record in enumerate(records):
         base = json.loads(existing.iat[i]) if existing is not None and existing.iat[i] else {}
-        base.update({k: v if isinstance(v, str | int | float | bool) else None if v is None
-                     else str(v) for k, v in record.items()})
+        base.update(
+            {
+                k: v if isinstance(v, str | int | float | bool) else None if v is None else str(v)
+                for k, v in record.items()
+            }
+        )
         merged.append(json.dumps(base, ensure_ascii=False))
     return pd.Series(merged, index=frame.index)
 

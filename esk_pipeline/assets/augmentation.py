@@ -1,0 +1,59 @@
+"""Stage 5: synthetic samples that balance rare domains (train only, quality-controlled)."""
+
+import asyncio
+
+import pandas as pd
+from dagster import AssetExecutionContext, Output, asset
+
+from esk_pipeline.assets.metadata import bar_chart, comparison_table, counts_table, preview
+from esk_pipeline.assets.sources import labelled_and_verified
+from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
+from esk_pipeline.resources.taxonomy import TaxonomyResource
+
+
+@asset(group_name="augmentation", kinds={"pydantic", "parquet"})
+def synthetic_samples(
+    context: AssetExecutionContext,
+    labels: dict[str, pd.DataFrame],
+    verified_labels: pd.DataFrame,
+    taxonomy_file: TaxonomyResource,
+    labeler: LabelerResource,
+    augmenter: AugmenterResource,
+) -> Output:
+    """Paraphrases of confident and verified texts for the domains that need them most."""
+    taxonomy = taxonomy_file.load()
+    sources = labelled_and_verified(labels, verified_labels)
+    judge = labeler.build(
+        taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"])
+    )
+    agent = augmenter.build(taxonomy, judge, progress_callback=context.log.info)
+    report = asyncio.run(_balance(agent, judge, sources))
+    samples = report.to_frame()
+    summary = report.summary()
+    after = {d: report.counts_after.get(d, 0) for d in report.counts_before}
+    return Output(
+        samples,
+        metadata={
+            "samples": len(samples),
+            "candidates_checked": report.n_candidates,
+            "qc_acceptance_rate": summary["acceptance_rate"],
+            "rejections_by_reason": counts_table(report.rejections, "reason"),
+            "counts_before_after": comparison_table(report.counts_before, after, "domain"),
+            "added_by_domain": bar_chart(samples["domain"].value_counts().to_dict()
+                                         if len(samples) else {}),
+            "examples": preview(pd.DataFrame(report.examples), ["domain", "method", "source_text",
+                                                                "text"]),
+            "llm_requests": int(report.usage.get("requests", 0)),
+            "input_tokens": int(report.usage.get("input_tokens", 0)),
+            "output_tokens": int(report.usage.get("output_tokens", 0)),
+            "cost": float(report.usage.get("cost", 0.0)),
+        },
+    )
+
+
+async def _balance(agent, judge, sources: pd.DataFrame):
+    try:
+        return await agent.balance(sources)
+    finally:
+        await agent.aclose()
+        await judge.aclose()

@@ -1,0 +1,115 @@
+"""Stage 3: labels, from the local model first and an LLM for the rest (when configured)."""
+
+import asyncio
+import time
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AutomationCondition,
+    BackfillPolicy,
+    DataVersion,
+    MetadataValue,
+    Output,
+    asset,
+    observable_source_asset,
+)
+
+from esk_pipeline.assets.metadata import bar_chart, counts_table, preview
+from esk_pipeline.assets.partitions import daily_partitions
+from esk_pipeline.pipeline.labeler_agent import PROMPT_VERSION, results_to_frame
+from esk_pipeline.pipeline.local_model import MODEL_VERSION
+from esk_pipeline.resources.llm import LabelerResource
+from esk_pipeline.resources.taxonomy import TaxonomyResource
+
+
+@observable_source_asset(
+    group_name="labeling",
+    description="data/taxonomy.yaml: the domains labels can take. Observed every 5 minutes.",
+    automation_condition=AutomationCondition.cron_tick_passed("*/5 * * * *"),
+)
+def taxonomy(taxonomy_file: TaxonomyResource) -> DataVersion:
+    """The taxonomy's content hash: editing the file makes every labels partition stale."""
+    return DataVersion(taxonomy_file.load().fingerprint)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="labeling",
+    deps=[taxonomy],
+    # The prompt and the local model's recipe: a change to either makes labels stale.
+    code_version=f"{PROMPT_VERSION}+{MODEL_VERSION}",
+    kinds={"pydantic", "scikitlearn", "parquet"},
+)
+def labels(
+    context: AssetExecutionContext,
+    cleaned_texts: dict[str, pd.DataFrame],
+    verified_labels: pd.DataFrame,
+    taxonomy_file: TaxonomyResource,
+    labeler: LabelerResource,
+) -> Output:
+    """A domain, a calibrated confidence and the runners-up for every cleaned text."""
+    started = time.perf_counter()
+    agent = labeler.build(
+        taxonomy_file.load(),
+        verified=zip(verified_labels["text"], verified_labels["domain"]),
+        progress_callback=context.log.info,
+    )
+    frames, results = asyncio.run(_label_days(agent, cleaned_texts, context.partition_keys))
+    report = agent.cascade_report(results)
+    everything = pd.concat(frames.values(), ignore_index=True)
+    labelled = everything[everything["status"] == "labeled"]
+    usage = report.usage
+    return Output(
+        frames,
+        metadata={
+            "rows": len(everything),
+            "model": agent.config.model,
+            "labeler_version": agent.version,
+            "label_distribution": counts_table(labelled["domain"].value_counts().to_dict(),
+                                               "domain"),
+            "label_chart": bar_chart(labelled["domain"].value_counts().to_dict()),
+            "confidence_histogram": _histogram(labelled["confidence"]),
+            "mean_confidence": float(labelled["confidence"].mean()) if len(labelled) else 0.0,
+            "cascade_shares": counts_table(
+                {k: round(v, 4) for k, v in report.shares.items()}, "tier", "share"
+            ),
+            "for_review": report.for_review,
+            "failed": report.failed,
+            "deferred": report.deferred,
+            "cache_hit_rate": round(report.cache_hit_rate, 4),
+            "llm_requests": int(usage.get("requests", 0)),
+            "input_tokens": int(usage.get("input_tokens", 0)),
+            "output_tokens": int(usage.get("output_tokens", 0)),
+            "cost": float(usage.get("cost", 0.0)),
+            "preview": preview(labelled.sort_values("confidence"),
+                               ["domain", "confidence", "label_source", "text"]),
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+
+
+async def _label_days(agent, cleaned_texts, partition_keys):
+    frames, results = {}, []
+    try:
+        for key in partition_keys:
+            cleaned = cleaned_texts.get(key, pd.DataFrame(columns=["row_id", "text"]))
+            day_results = await agent.classify_dataframe(cleaned)
+            frame = results_to_frame(day_results)
+            # Carry who and when along: the dataset writer can group by user.
+            frames[key] = frame.merge(
+                cleaned[["row_id", "ts", "user_id"]].drop_duplicates("row_id"),
+                on="row_id", how="left",
+            )
+            results.extend(day_results)
+    finally:
+        await agent.aclose()
+    return frames, results
+
+
+def _histogram(confidence: pd.Series) -> MetadataValue:
+    counts, edges = np.histogram(confidence, bins=10, range=(0.0, 1.0))
+    bins = {f"{lo:.1f}-{hi:.1f}": int(n) for lo, hi, n in zip(edges[:-1], edges[1:], counts)}
+    return bar_chart(bins if len(confidence) else {}, largest_first=False)
