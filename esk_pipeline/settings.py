@@ -121,6 +121,14 @@ class AugmenterSettings(BaseSettings):
     rate_limit: float = 0.1
     max_samples_per_domain: int = 30
     min_source_confidence: float = 0.7
+    # Balancing: samples wanted per domain (None = the median domain count) and the run's
+    # total sample budget (None = unlimited), spent on the rarest domains first.
+    target_per_domain: int | None = None
+    max_total_samples: int | None = None
+    max_retries: int = 3
+    seed: int = 42
+    # Character 3-gram Jaccard at or above which a sample is a near duplicate.
+    near_duplicate_threshold: float = 0.9
 
 
 class ETLSettings(BaseSettings):
@@ -165,6 +173,10 @@ class DataWriterSettings(BaseSettings):
     validate_quality: bool = True
     seed: int = 42
     group_by_user: bool = False
+    # Domains with fewer real samples than min_samples_per_domain: dropped, or kept in train only.
+    small_domain_policy: Literal["drop", "train_only"] = "train_only"
+    # balance_domains caps each domain's train count at this multiple of the median domain.
+    balance_ratio: float = 3.0
 
 
 class DataStorageSettings(BaseSettings):

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from esk_pipeline.cli import main
+from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+from esk_pipeline.pipeline.data_writer import DataWriter, DataWriterConfig
+from esk_pipeline.settings import get_settings
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A store with v1.0.0 and v1.1.0 (one relabel, two added records)."""
+    records = [{"text": f"запрос {i}", "domain": ["a", "b"][i % 2]} for i in range(40)]
+    config = DataWriterConfig(
+        output_dir=tmp_path / "datasets", min_eval_samples=1, balance_domains=False
+    )
+    storage = DataStorage(DataStorageConfig(storage_dir=tmp_path / "store"))
+    storage.commit_dataset(DataWriter(config).write_datasets(records, "one")[0].parent)
+    changed = [*records, {"text": "новый 1", "domain": "a"}, {"text": "новый 2", "domain": "b"}]
+    changed[0] = {"text": changed[0]["text"], "domain": "b"}
+    storage.commit_dataset(DataWriter(config).write_datasets(changed, "two")[0].parent)
+    return tmp_path / "store"
+
+
+def _run(store: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["versions", "--storage-dir", str(store), *args])
+    return result.exit_code, result.output
+
+
+def test_list_and_show_print_tables_and_json(store):
+    code, out = _run(store, "list")
+    assert code == 0
+    assert "version" in out.splitlines()[0]
+    assert "* v1.1.0" in out and "v1.0.0" in out
+    code, out = _run(store, "list", "--json")
+    assert [v["version"] for v in json.loads(out)] == ["v1.0.0", "v1.1.0"]
+    code, out = _run(store, "list", "--status", "stable")
+    assert (code, out.strip()) == (0, "no versions")
+    code, out = _run(store, "show", "v1.0.0", "--json")
+    assert json.loads(out)["domain_distribution"] == {"a": 20, "b": 20}
+    code, out = _run(store, "show", "current")
+    assert code == 0 and out.startswith("v1.1.0 (draft)")
+
+
+def test_diff_tag_checkout_and_verify(store):
+    code, out = _run(store, "diff", "v1.0.0", "v1.1.0")
+    assert code == 0
+    assert "2 added, 0 removed, 1 relabelled" in out
+    code, out = _run(store, "diff", "v1.0.0", "v1.1.0", "--json")
+    assert json.loads(out)["relabel_pairs"] == {"a -> b": 1}
+    assert _run(store, "tag", "v1.0.0", "production") == (0, "production -> v1.0.0\n")
+    code, out = _run(store, "checkout", "production")
+    assert code == 0 and out.startswith("current -> v1.0.0")
+    code, out = _run(store, "verify")
+    assert code == 0 and out.startswith("OK")
+    eval_file = store / "versions" / "v1.1.0" / "eval.jsonl"
+    eval_file.chmod(0o644)
+    eval_file.write_text(eval_file.read_text().replace("запрос", "ЗАПРОС", 1))
+    code, out = _run(store, "verify", "--json")
+    assert code == 1
+    # eval.jsonl is the same in both versions: one shared blob, so both report the change.
+    assert json.loads(out)["problems"] == [
+        f"{v}: eval.jsonl checksum mismatch (file was changed)" for v in ("v1.0.0", "v1.1.0")
+    ]
+
+
+def test_export_and_import(store, tmp_path):
+    archive = tmp_path / "v1.zip"
+    assert _run(store, "export", "v1.0.0", str(archive))[0] == 0
+    other = tmp_path / "other"
+    code, out = _run(other, "import", str(archive))
+    assert code == 0 and out.startswith("imported v1.0.0")
+    archive.write_bytes(b"not an archive")
+    code, out = _run(other, "import", str(archive), "--as", "v2.0.0")
+    assert code == 1
+    assert out.startswith("Error: ") and "Traceback" not in out
+
+
+def test_errors_are_one_line_and_exit_non_zero(store):
+    code, out = _run(store, "show", "v9.9.9")
+    assert code == 1
+    assert out == "Error: no version or tag 'v9.9.9' (known: v1.0.0, v1.1.0)\n"
+    code, out = _run(store, "tag", "v1.0.0", "bad tag")
+    assert code == 1 and len(out.splitlines()) == 1
+
+
+def test_storage_dir_comes_from_settings(store, monkeypatch):
+    monkeypatch.setenv("DATA_STORAGE_STORAGE_DIR", str(store))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["versions", "list", "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0
+    assert len(json.loads(result.output)) == 2
+
+
+def test_commit_a_dataset_folder(store, tmp_path):
+    code, out = _run(store, "commit", str(tmp_path / "datasets" / "one"), "--status", "stable")
+    assert code == 0 and out.startswith("committed v1.2.0 (stable)")
