@@ -21,10 +21,19 @@ from esk_pipeline.pipeline.data_storage import (
     VersionStatus,
 )
 from esk_pipeline.pipeline.data_writer import DatasetQualityError
+from esk_pipeline.pipeline.log_source import LogSourceError
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
+from esk_pipeline.settings import get_settings
 
 # Failures a user can act on: shown as one line, not as a traceback.
-USER_ERRORS = (StorageError, DatasetQualityError, TaxonomyError, OSError, ValueError)
+USER_ERRORS = (
+    StorageError,
+    DatasetQualityError,
+    TaxonomyError,
+    LogSourceError,
+    OSError,
+    ValueError,
+)
 
 
 class _Group(click.Group):
@@ -256,6 +265,85 @@ def commit(
         dataset_dir, version_tag, description=description, status=status, created_by=created_by
     )
     click.echo(f"committed {_version_line(v)} at {v.path}")
+
+
+
+rows_option = click.option("--rows", default=6000, show_default=True, help="Sample log rows.")
+seed_option = click.option("--seed", default=42, show_default=True, help="Generator seed.")
+
+
+@main.command()
+@rows_option
+@seed_option
+@click.option("--replace", is_flag=True, help="Drop the table's rows first.")
+def seed(rows: int, seed: int, replace: bool) -> None:
+    """Fill the esk_logs table with seeded synthetic ESK requests (a week, 12 domains)."""
+    from esk_pipeline.pipeline.log_source import LogSource
+    from esk_pipeline.runner import seed_sample_logs
+
+    settings = get_settings()
+    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed, replace=replace)
+    where = LogSource(settings.clickhouse).description
+    if inserted:
+        click.echo(f"inserted {inserted} sample rows into {settings.clickhouse.table} ({where})")
+    else:
+        click.echo(f"{settings.clickhouse.table} already has rows ({where}); --replace to reseed")
+
+
+@main.command()
+@rows_option
+@seed_option
+def demo(rows: int, seed: int) -> None:
+    """Seed sample logs if the table is empty, then run the whole graph through Dagster."""
+    from dagster import DagsterInstance
+
+    from esk_pipeline.runner import (
+        PipelineRunError,
+        ensure_dagster_home,
+        run_pipeline,
+        seed_sample_logs,
+    )
+
+    home = ensure_dagster_home(Path.cwd())
+    settings = get_settings()
+    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed)
+    if inserted:
+        click.echo(f"seeded {inserted} sample log rows")
+    with DagsterInstance.get() as instance:
+        try:
+            result = run_pipeline(instance, log=click.echo)
+        except PipelineRunError as exc:
+            raise click.ClickException(str(exc)) from exc
+    storage = DataStorage(DataStorageConfig())
+    version = storage.get_version(str(result["version"]))
+    click.echo("")
+    click.echo(f"dataset version {version.version} ({version.status.value})")
+    click.echo(f"  where:   {version.path}")
+    click.echo(f"  train:   {version.train_samples} records, eval: {version.eval_samples}")
+    click.echo("  domains: " + ", ".join(
+        f"{d} {n}" for d, n in sorted(version.domain_distribution.items(), key=lambda kv: -kv[1])
+    ))
+    for key in ("previous_version", "added", "removed", "relabelled"):
+        if key in result:
+            click.echo(f"  {key}: {result[key]}")
+    click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} dagster dev")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+def dev(dagster_args: tuple[str, ...]) -> None:
+    """`dagster dev` with DAGSTER_HOME set up in the project (extra arguments pass through)."""
+    import os
+    import shutil
+    import signal
+
+    from esk_pipeline.runner import ensure_dagster_home
+
+    ensure_dagster_home(Path.cwd())
+    dagster = shutil.which("dagster") or "dagster"
+    # Started from a script, dagster dev ignores Ctrl-C unless SIGINT is back to its default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execvp(dagster, [dagster, "dev", "-w", "workspace.yaml", *dagster_args])
 
 
 if __name__ == "__main__":
