@@ -58,9 +58,11 @@ class AugmenterResource(ConfigurableResource):
         labeler: LabelerAgent,
         progress_callback: Callable[[str], Any] | None = None,
     ) -> AugmenterAgent:
+        """The augmenter, judged by `labeler` and sharing its usage meter (one cost figure)."""
         return AugmenterAgent(
             AugmenterConfig(**_set_fields(self)),
             taxonomy,
             labeler=labeler,
+            usage=labeler.usage,
             progress_callback=progress_callback,
         )
