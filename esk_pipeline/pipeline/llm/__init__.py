@@ -1,0 +1,39 @@
+"""The one OpenAI-compatible LLM client layer both agents use.
+
+- `LLMClient` (client.py): ``await client.run(system_prompt=, user_prompt=, output_type=,
+  cache_namespace=) -> LLMReply[T]``: cache, concurrency cap, rate limit, budget, retries,
+  fallback; raises `LLMCallFailed` or `BudgetExhausted`.
+- endpoint.py: output modes (``tool``, ``forced_tool``, ``json_schema``, ``json_object``,
+  ``prompted``; ``auto`` per endpoint kind) and `build_model` for an `LLMEndpoint`.
+- `ResponseCache` (cache.py): persistent SQLite cache of answers with a TTL.
+- `UsageMeter` (usage.py): requests, tokens, cost, cache hits, failures; the per-run budget.
+- `Progress` (progress.py): done/total, rate and ETA, to a log callback or a tqdm bar.
+"""
+
+from esk_pipeline.pipeline.llm.cache import ResponseCache
+from esk_pipeline.pipeline.llm.client import CallUsage, LLMCallFailed, LLMClient, LLMReply
+from esk_pipeline.pipeline.llm.endpoint import (
+    ResolvedOutputMode,
+    build_model,
+    endpoint_kind,
+    output_recipe,
+    resolve_output_mode,
+)
+from esk_pipeline.pipeline.llm.progress import Progress
+from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
+
+__all__ = [
+    "BudgetExhausted",
+    "CallUsage",
+    "LLMCallFailed",
+    "LLMClient",
+    "LLMReply",
+    "Progress",
+    "ResolvedOutputMode",
+    "ResponseCache",
+    "UsageMeter",
+    "build_model",
+    "endpoint_kind",
+    "output_recipe",
+    "resolve_output_mode",
+]

@@ -1,0 +1,139 @@
+"""A persistent on-disk cache of LLM answers, so a re-run costs no requests for what it has seen.
+
+SQLite in WAL mode: one table ``(key TEXT PRIMARY KEY, value TEXT, created_at REAL)``. WAL lets
+readers in other threads or processes work while one writer commits, and ``busy_timeout`` makes
+writers from several processes wait for each other instead of failing. Each `put`/`put_many`
+is one transaction, so a crash loses at most the batch being written.
+
+Entries older than the TTL (``CACHE_TTL_HOURS`` by default) count as misses; `prune()` deletes
+them. Lookups for many keys go through `get_many`, which asks in chunks of `LOOKUP_CHUNK` keys
+per ``IN (...)`` query rather than one query per key (see ``bench/bench_llm_cache.py``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from esk_pipeline.settings import get_settings
+
+LOOKUP_CHUNK = 500  # below SQLite's default limit of 999 bound parameters in old builds
+CACHE_FILE_NAME = "llm_cache.sqlite"
+_BUSY_TIMEOUT_SECONDS = 30.0
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # durable at checkpoints; a crash may lose the last commits
+    "PRAGMA cache_size=-65536",  # 64 MB of pages: random sha256 keys touch pages everywhere
+    "PRAGMA mmap_size=268435456",
+)
+
+
+class ResponseCache:
+    """Key -> JSON text store with a TTL; safe to share between threads and processes."""
+
+    def __init__(self, path: Path | str | None = None, *, ttl_hours: float | None = None) -> None:
+        """Open (creating if needed) the cache file.
+
+        `path` defaults to ``<CACHE_DIR>/llm_cache.sqlite``; `ttl_hours` to ``CACHE_TTL_HOURS``
+        (``math.inf`` keeps entries forever).
+        """
+        settings = get_settings().cache
+        self.path = Path(path) if path is not None else settings.dir / CACHE_FILE_NAME
+        self.ttl_seconds = (settings.ttl_hours if ttl_hours is None else ttl_hours) * 3600
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared under a lock: sqlite3 serialises a connection anyway, and the
+        # lock keeps a transaction from interleaving with another thread's statements.
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            self.path,
+            timeout=_BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,  # explicit transactions below
+            check_same_thread=False,
+        )
+        for pragma in _PRAGMAS:
+            self._conn.execute(pragma)
+        # WITHOUT ROWID: the table is the key's B-tree, so a key is stored and searched once.
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS responses "
+            "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID"
+        )
+
+    def _oldest_valid(self) -> float:
+        return time.time() - self.ttl_seconds
+
+    def get(self, key: str) -> str | None:
+        """The value stored under `key`, or None when absent or expired."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """The unexpired values for those of `keys` that are stored, in chunked ``IN`` queries."""
+        found: dict[str, str] = {}
+        oldest = self._oldest_valid()
+        unique = sorted(set(keys))  # sorted: neighbouring keys share B-tree pages
+        with self._lock:
+            for start in range(0, len(unique), LOOKUP_CHUNK):
+                chunk = unique[start : start + LOOKUP_CHUNK]
+                placeholders = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT key, value FROM responses "
+                    f"WHERE key IN ({placeholders}) AND created_at >= ?",
+                    [*chunk, oldest],
+                )
+                found.update(rows)
+        return found
+
+    def put(self, key: str, value: str) -> None:
+        """Store (or replace) one value."""
+        self.put_many([(key, value)])
+
+    def put_many(self, items: Iterable[tuple[str, str]]) -> None:
+        """Store (or replace) many values in one transaction."""
+        now = time.time()
+        rows = sorted((key, value, now) for key, value in items)
+        if not rows:
+            return
+        with self._lock, _transaction(self._conn):
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO responses (key, value, created_at) VALUES (?, ?, ?)", rows
+            )
+
+    def prune(self) -> int:
+        """Delete expired entries; returns how many were deleted."""
+        with self._lock, _transaction(self._conn):
+            cursor = self._conn.execute(
+                "DELETE FROM responses WHERE created_at < ?", (self._oldest_valid(),)
+            )
+        return cursor.rowcount
+
+    def __len__(self) -> int:
+        """Number of stored entries, expired ones included."""
+        with self._lock:
+            (count,) = self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): the write lock is taken up
+    front, so two processes never deadlock upgrading read locks to write locks."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

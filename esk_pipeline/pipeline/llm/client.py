@@ -1,0 +1,395 @@
+"""`LLMClient`: the one call path to an OpenAI-compatible LLM that both agents use.
+
+One call = one structured answer: ``await client.run(system_prompt=..., user_prompt=...,
+output_type=MyModel, cache_namespace="labeler")`` returns an `LLMReply` holding a validated
+``MyModel``. Around each call, in this order:
+
+1. the persistent cache (`ResponseCache`): a hit returns at once and sends nothing;
+2. bounded concurrency (an ``asyncio.Semaphore`` of `concurrency` slots) and a rate limit
+   (aiolimiter, `rate_limit` requests per second, spaced evenly);
+3. the budget (`UsageMeter.begin_request` raises `BudgetExhausted` before a request starts; it
+   propagates unwrapped, so the caller can defer the rest of its work to the next run);
+4. the request through pydantic-ai, in the endpoint's output mode (see `endpoint.py`);
+5. retries (tenacity) with exponential backoff and jitter, only for errors that may pass:
+   timeouts and connection errors, HTTP 408/409/429 and 5xx, and invalid output (JSON that does
+   not parse or does not validate). A 429's ``Retry-After`` is honoured, capped at
+   `retry_after_cap` seconds. Other 4xx (400, 401, 403, 404, ...) fail at once;
+6. the endpoint's ``fallback_model``, if configured, once the primary has failed, through the
+   same retry policy.
+
+A call that fails for good raises `LLMCallFailed`, whose message says why and after how many
+attempts, and never contains the API key. The openai SDK's and pydantic-ai's own retries are
+switched off so this policy is the only one.
+
+Asyncio primitives and HTTP connection pools belong to one event loop, so the client rebuilds
+them when it is used from a new loop (e.g. successive ``asyncio.run`` calls); use one client
+from one loop at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from aiolimiter import AsyncLimiter
+from pydantic import BaseModel, ValidationError
+from pydantic_ai import Agent, capture_run_messages
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelHTTPError,
+    ModelRequestRejectedError,
+    UnexpectedModelBehavior,
+)
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from esk_pipeline.pipeline.llm.cache import ResponseCache
+from esk_pipeline.pipeline.llm.endpoint import (
+    ResolvedOutputMode,
+    build_model,
+    endpoint_kind,
+    output_recipe,
+    resolve_output_mode,
+)
+from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
+from esk_pipeline.settings import LLMEndpoint
+
+T = TypeVar("T", bound=BaseModel)
+
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+_MAX_REASON_CHARS = 600
+
+
+class CallUsage(BaseModel):
+    """What one `LLMClient.run` call cost: HTTP requests sent (retries included) and tokens."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, other: CallUsage) -> None:
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+
+
+@dataclass(frozen=True)
+class LLMReply(Generic[T]):
+    """A validated answer: `output`, the `model` that gave it, whether it came from the cache,
+    and this call's `usage` (zero for a cache hit)."""
+
+    output: T
+    model: str
+    cached: bool
+    usage: CallUsage = field(default_factory=CallUsage)
+
+
+class LLMCallFailed(RuntimeError):
+    """A call failed for good: a non-retryable error, or retries (and fallback) exhausted.
+
+    The message says which model, after how many attempts and why; it never holds the API key.
+    """
+
+    def __init__(
+        self, message: str, *, model: str, attempts: int, status_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.attempts = attempts
+        self.status_code = status_code
+
+
+@dataclass
+class _LoopState:
+    """Everything bound to one event loop: concurrency slots, rate limiter, HTTP clients."""
+
+    loop: asyncio.AbstractEventLoop
+    semaphore: asyncio.Semaphore
+    limiter: AsyncLimiter | None
+    models: dict[str, Model] = field(default_factory=dict)
+
+
+class LLMClient:
+    """Structured LLM calls with caching, rate limit, concurrency cap, retries and fallback."""
+
+    def __init__(
+        self,
+        endpoint: LLMEndpoint,
+        *,
+        rate_limit: float | None = None,
+        concurrency: int = 4,
+        max_retries: int = 3,
+        cache: ResponseCache | None = None,
+        usage: UsageMeter | None = None,
+        model_override: Model | None = None,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_cap: float = 60.0,
+    ) -> None:
+        """Args:
+        endpoint: the model, base URL, key, output mode, fallback and timeout to use.
+        rate_limit: requests per second across this client; None or 0 means unlimited.
+        concurrency: requests in flight at most.
+        max_retries: retries after the first attempt, per model (so ``1 + max_retries`` attempts).
+        cache: answers are read from and written to it; None disables caching.
+        usage: the run's meter (shared between clients to share a budget); a fresh one if None.
+        model_override: a pydantic-ai model (``TestModel``, ``FunctionModel``) answering instead
+            of the endpoint, for tests; the fallback model is not used with it.
+        backoff_initial, backoff_max: exponential backoff bounds in seconds (jittered).
+        retry_after_cap: longest ``Retry-After`` honoured, in seconds.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.endpoint = endpoint
+        self.output_mode: ResolvedOutputMode = resolve_output_mode(endpoint)
+        self.rate_limit = rate_limit or None
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.cache = cache
+        self.usage = usage if usage is not None else UsageMeter()
+        self.model_override = model_override
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.retry_after_cap = retry_after_cap
+        self._agent: Agent[None, object] = Agent(retries=0)
+        self._state: _LoopState | None = None
+
+    def cache_key(
+        self, *, system_prompt: str, user_prompt: str, output_type: type[BaseModel], namespace: str
+    ) -> str:
+        """The cache key of a call: sha256 over everything that decides its answer.
+
+        Prompt versions, taxonomy and few-shot examples are inside the prompts, so changing any
+        of them changes the key.
+        """
+        parts = [
+            namespace,
+            self.endpoint.model,
+            endpoint_kind(self.endpoint),
+            self.endpoint.api_base or "",
+            self.output_mode,
+            system_prompt,
+            user_prompt,
+            _schema_json(output_type),
+        ]
+        return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
+
+    async def run(
+        self,
+        *,
+        system_prompt: str,
+        user_prompt: str,
+        output_type: type[T],
+        cache_namespace: str,
+    ) -> LLMReply[T]:
+        """Ask for one `output_type` object; see the module docstring for the call path.
+
+        Raises:
+            LLMCallFailed: the call failed for good.
+            BudgetExhausted: the run's budget is spent; no request was started.
+        """
+        key = self.cache_key(
+            system_prompt=system_prompt,
+            user_prompt=user_prompt,
+            output_type=output_type,
+            namespace=cache_namespace,
+        )
+        cached = self._cached_reply(key, output_type)
+        if cached is not None:
+            self.usage.record_cache_hit()
+            return cached
+
+        usage = CallUsage()
+        failures: list[LLMCallFailed] = []
+        for model_name in self._model_names():
+            try:
+                output = await self._run_with_retries(
+                    model_name, system_prompt, user_prompt, output_type, usage
+                )
+            except LLMCallFailed as failure:
+                failures.append(failure)
+                continue
+            if self.cache is not None:
+                self.cache.put(
+                    key, json.dumps({"model": model_name, "output": output.model_dump(mode="json")})
+                )
+            return LLMReply(output=output, model=model_name, cached=False, usage=usage)
+
+        self.usage.record_failure()
+        raise LLMCallFailed(
+            "; then ".join(str(failure) for failure in failures),
+            model=failures[-1].model,
+            attempts=sum(failure.attempts for failure in failures),
+            status_code=failures[-1].status_code,
+        ) from failures[-1].__cause__
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the current event loop's models."""
+        state, self._state = self._state, None
+        if state is not None:
+            for model in state.models.values():
+                client = getattr(model, "client", None)
+                if client is not None:
+                    await client.close()
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _model_names(self) -> list[str]:
+        names = [self.endpoint.model]
+        fallback = self.endpoint.fallback_model
+        if self.model_override is None and fallback and fallback != self.endpoint.model:
+            names.append(fallback)
+        return names
+
+    def _cached_reply(self, key: str, output_type: type[T]) -> LLMReply[T] | None:
+        if self.cache is None:
+            return None
+        raw = self.cache.get(key)
+        if raw is None:
+            return None
+        try:
+            stored = json.loads(raw)
+            output = output_type.model_validate(stored["output"])
+        except (ValueError, KeyError, TypeError, ValidationError):
+            return None  # unreadable entry: ask again and overwrite it
+        return LLMReply(output=output, model=stored["model"], cached=True)
+
+    def _loop_state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        if self._state is None or self._state.loop is not loop:
+            limiter = AsyncLimiter(1, 1 / self.rate_limit) if self.rate_limit else None
+            self._state = _LoopState(loop, asyncio.Semaphore(self.concurrency), limiter)
+        return self._state
+
+    def _model(self, state: _LoopState, model_name: str) -> Model:
+        if self.model_override is not None:
+            return self.model_override
+        if model_name not in state.models:
+            state.models[model_name] = build_model(self.endpoint, model_name=model_name)
+        return state.models[model_name]
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        """Backoff before the next attempt: the server's Retry-After if it sent one, capped;
+        else exponential with jitter."""
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), self.retry_after_cap)
+        backoff = wait_exponential_jitter(
+            initial=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
+        )
+        return backoff(retry_state)
+
+    async def _run_with_retries(
+        self,
+        model_name: str,
+        system_prompt: str,
+        user_prompt: str,
+        output_type: type[T],
+        usage: CallUsage,
+    ) -> T:
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return await self._attempt(
+                        model_name, system_prompt, user_prompt, output_type, usage
+                    )
+        except BudgetExhausted:
+            raise
+        except Exception as error:
+            raise self._failure(model_name, attempts, error) from error
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def _attempt(
+        self,
+        model_name: str,
+        system_prompt: str,
+        user_prompt: str,
+        output_type: type[T],
+        usage: CallUsage,
+    ) -> T:
+        """One request: take a concurrency slot and a rate-limit token, check the budget, send."""
+        state = self._loop_state()
+        recipe = output_recipe(output_type, self.output_mode)
+        async with state.semaphore:
+            if state.limiter is not None:
+                await state.limiter.acquire()
+            self.usage.begin_request()
+            usage.requests += 1
+            with capture_run_messages() as messages:
+                try:
+                    result = await self._agent.run(
+                        user_prompt,
+                        instructions=system_prompt,
+                        model=self._model(state, model_name),
+                        output_type=recipe.output_spec,
+                        model_settings=recipe.model_settings,
+                    )
+                finally:
+                    self._record_tokens(messages, usage)
+        return output_type.model_validate(result.output)
+
+    def _record_tokens(self, messages: list[ModelMessage], usage: CallUsage) -> None:
+        """Count the tokens the server reported, for failed attempts too (they are billed)."""
+        responses = [message for message in messages if isinstance(message, ModelResponse)]
+        input_tokens = sum(response.usage.input_tokens for response in responses)
+        output_tokens = sum(response.usage.output_tokens for response in responses)
+        usage.input_tokens += input_tokens
+        usage.output_tokens += output_tokens
+        self.usage.record_tokens(input_tokens, output_tokens)
+
+    def _failure(self, model_name: str, attempts: int, error: Exception) -> LLMCallFailed:
+        reason = f"{type(error).__name__}: {error}"
+        if isinstance(error, UnexpectedModelBehavior) and error.__cause__ is not None:
+            # pydantic-ai's message only says output retries ran out; the cause says why.
+            reason += f" ({error.__cause__})"
+        if len(reason) > _MAX_REASON_CHARS:
+            reason = reason[:_MAX_REASON_CHARS] + "..."
+        api_key = self.endpoint.api_key.get_secret_value() if self.endpoint.api_key else ""
+        if api_key:
+            reason = reason.replace(api_key, "**********")
+        kind = "retryable" if _is_retryable(error) else "not retryable"
+        return LLMCallFailed(
+            f"LLM call to {model_name!r} failed after {attempts} attempt(s) ({kind}): {reason}",
+            model=model_name,
+            attempts=attempts,
+            status_code=error.status_code if isinstance(error, ModelHTTPError) else None,
+        )
+
+
+@functools.cache
+def _schema_json(output_type: type[BaseModel]) -> str:
+    return json.dumps(output_type.model_json_schema(), sort_keys=True)
+
+
+def _is_retryable(error: BaseException) -> bool:
+    """Whether sending the same request again may succeed."""
+    if isinstance(error, ModelHTTPError):
+        return error.status_code in _RETRYABLE_STATUS or error.status_code >= 500
+    if isinstance(error, ModelRequestRejectedError):
+        return False
+    # Connection errors, timeouts, undecodable bodies; invalid or unparseable structured output.
+    return isinstance(error, ModelAPIError | UnexpectedModelBehavior | ValidationError)

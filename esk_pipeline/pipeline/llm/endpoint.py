@@ -1,0 +1,150 @@
+"""Turn a configured `LLMEndpoint` into a pydantic-ai model and a structured-output recipe.
+
+Every agent asks the LLM for one pydantic object per call. How that object is requested differs
+between servers, so it is an explicit *output mode*:
+
+- ``"tool"``: pydantic-ai's default: the schema is an output tool and the request says
+  ``tool_choice="required"``. Right for OpenAI's own API.
+- ``"forced_tool"``: the same tool, forced by name
+  (``tool_choice={"type": "function", "function": {"name": "final_result"}}``). llama.cpp
+  ignores ``"required"`` but honours a tool forced by name with grammar-constrained arguments.
+  pydantic-ai has no setting for this with a single tool (``tool_choice=[name]`` collapses to
+  ``"required"``), so `build_model` uses a small `OpenAIChatModel` subclass for this mode.
+- ``"json_schema"``: pydantic-ai's ``NativeOutput``: ``response_format={"type": "json_schema"}``.
+  OpenAI, vLLM and LM Studio accept it; llama.cpp answers HTTP 500.
+- ``"json_object"``: ``PromptedOutput`` (the schema is in the instructions) plus
+  ``response_format={"type": "json_object", "schema": <schema>}`` sent via ``extra_body``.
+  llama.cpp turns the schema into a grammar (always schema-valid); servers that do not know the
+  ``schema`` key (vLLM, Ollama) still force valid JSON and read the schema from the prompt.
+- ``"prompted"``: ``PromptedOutput`` alone: the schema in the instructions, nothing enforced by
+  the server (on OpenAI's own API pydantic-ai adds ``{"type": "json_object"}``). The last
+  resort for servers without any structured-output support.
+
+``"auto"`` resolves per endpoint kind: OpenAI's own API (no ``api_base`` or an ``api.openai.com``
+URL) gets ``"tool"``; any other base URL is taken to be a local OpenAI-compatible server
+(llama.cpp, Ollama, vLLM, LM Studio) and gets ``"json_object"``, the one mode all four accept
+that llama.cpp also grammar-constrains. Whatever the mode, pydantic-ai validates the answer against
+the pydantic output type, and `LLMClient` retries invalid answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from pydantic import BaseModel
+from pydantic_ai import NativeOutput, PromptedOutput, ToolOutput
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.output import OutputSpec
+from pydantic_ai.profiles import ModelProfile
+from pydantic_ai.providers.openai import OpenAIProvider
+from pydantic_ai.settings import ModelSettings
+
+from esk_pipeline.settings import LLMEndpoint
+
+ResolvedOutputMode = Literal["tool", "forced_tool", "json_schema", "json_object", "prompted"]
+EndpointKind = Literal["openai", "compatible"]
+
+OUTPUT_TOOL_NAME = "final_result"
+_OPENAI_HOST = "api.openai.com"
+
+
+def endpoint_kind(endpoint: LLMEndpoint) -> EndpointKind:
+    """``"openai"`` for OpenAI's own API, ``"compatible"`` for any other compatible server."""
+    if endpoint.api_base is None:
+        return "openai"
+    host = urlparse(endpoint.api_base).hostname or ""
+    return "openai" if host == _OPENAI_HOST or host.endswith("." + _OPENAI_HOST) else "compatible"
+
+
+def resolve_output_mode(endpoint: LLMEndpoint) -> ResolvedOutputMode:
+    """The endpoint's output mode, with ``"auto"`` replaced by the default for its kind."""
+    if endpoint.output_mode != "auto":
+        return endpoint.output_mode
+    return "tool" if endpoint_kind(endpoint) == "openai" else "json_object"
+
+
+def build_model(endpoint: LLMEndpoint, *, model_name: str | None = None) -> OpenAIChatModel:
+    """A pydantic-ai chat model for the endpoint (or for `model_name` on the same endpoint).
+
+    The openai SDK's own retries are off (``max_retries=0``): `LLMClient` owns the retry policy,
+    so a request is never retried twice over. The request timeout is the endpoint's. The HTTP
+    client is a plain one, not the SDK's wrapper, whose ``__del__`` schedules a close on whatever
+    loop is running, which fails noisily once the loop that opened the connections is closed.
+    """
+    client = AsyncOpenAI(
+        base_url=endpoint.api_base,
+        api_key=endpoint.api_key.get_secret_value() if endpoint.api_key else "api-key-not-set",
+        max_retries=0,
+        timeout=endpoint.timeout_seconds,
+        http_client=DefaultAsyncHttpxClient(timeout=endpoint.timeout_seconds),
+    )
+    profile: ModelProfile | None = None
+    if endpoint_kind(endpoint) == "compatible":
+        # The provider guesses capabilities from the model name; a local server's model name says
+        # nothing, and the modes decide what is sent, so declare what they need. JSON-object
+        # output is off: json_object mode sends its own response_format (with the schema), and
+        # prompted mode must send none, for servers that support none.
+        profile = ModelProfile(
+            supports_tools=True,
+            supports_json_schema_output=True,
+            supports_json_object_output=False,
+            supports_forced_tool_choice=True,
+        )
+    model_class = (
+        _NamedToolChoiceChatModel
+        if resolve_output_mode(endpoint) == "forced_tool"
+        else OpenAIChatModel
+    )
+    return model_class(
+        model_name or endpoint.model,
+        provider=OpenAIProvider(openai_client=client),
+        profile=profile,
+    )
+
+
+class _NamedToolChoiceChatModel(OpenAIChatModel):
+    """Forces the single output tool by name instead of with ``tool_choice="required"``.
+
+    pydantic-ai sends ``"required"`` whenever the forced tools are all the tools there are, even
+    when asked for a list of names, and llama.cpp ignores ``"required"``; it does honour
+    ``{"type": "function", "function": {"name": ...}}``. This overrides the one (documented as
+    overridable) hook that picks the value.
+    """
+
+    def _get_tool_choice(  # type: ignore[override]
+        self, model_settings: Any, model_request_parameters: Any
+    ) -> tuple[list[Any], Any]:
+        tools, tool_choice = super()._get_tool_choice(model_settings, model_request_parameters)
+        if tool_choice == "required" and len(tools) == 1:
+            tool_choice = {"type": "function", "function": {"name": tools[0]["function"]["name"]}}
+        return tools, tool_choice
+
+
+@dataclass(frozen=True)
+class OutputRecipe:
+    """What to pass to ``Agent.run`` for one output mode: the output spec and model settings."""
+
+    output_spec: OutputSpec[Any]
+    model_settings: ModelSettings
+
+
+def output_recipe(output_type: type[BaseModel], mode: ResolvedOutputMode) -> OutputRecipe:
+    """The pydantic-ai output spec and model settings that request `output_type` in `mode`."""
+    settings = ModelSettings(max_retries=0)
+    if mode == "tool":
+        return OutputRecipe(ToolOutput(output_type, name=OUTPUT_TOOL_NAME), settings)
+    if mode == "forced_tool":  # forced by name by the model class; see build_model
+        return OutputRecipe(ToolOutput(output_type, name=OUTPUT_TOOL_NAME), settings)
+    if mode == "json_schema":
+        return OutputRecipe(NativeOutput(output_type), settings)
+    if mode == "json_object":
+        settings["extra_body"] = {
+            "response_format": {"type": "json_object", "schema": output_type.model_json_schema()}
+        }
+        return OutputRecipe(PromptedOutput(output_type), settings)
+    if mode == "prompted":
+        return OutputRecipe(PromptedOutput(output_type), settings)
+    raise ValueError(f"unknown output mode {mode!r}")

@@ -1,0 +1,113 @@
+"""ResponseCache: persistence, TTL, batched lookups, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from esk_pipeline.pipeline.llm import ResponseCache
+from esk_pipeline.pipeline.llm.cache import LOOKUP_CHUNK
+
+
+def test_put_get_and_miss(tmp_path):
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        cache.put("a", '{"x": 1}')
+        assert cache.get("a") == '{"x": 1}'
+        assert cache.get("b") is None
+
+
+def test_put_replaces(tmp_path):
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        cache.put("a", "1")
+        cache.put("a", "2")
+        assert cache.get("a") == "2"
+        assert len(cache) == 1
+
+
+def test_get_many_spans_several_chunks(tmp_path):
+    count = LOOKUP_CHUNK * 2 + 17
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        cache.put_many((f"k{i}", f"v{i}") for i in range(count))
+        wanted = [f"k{i}" for i in range(0, count, 2)] + ["missing", "k0"]
+
+        found = cache.get_many(wanted)
+
+    assert found == {f"k{i}": f"v{i}" for i in range(0, count, 2)}
+
+
+def test_entries_persist_across_reopen(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with ResponseCache(path) as cache:
+        cache.put_many([("a", "1"), ("b", "2")])
+    with ResponseCache(path) as reopened:
+        assert reopened.get_many(["a", "b"]) == {"a": "1", "b": "2"}
+
+
+def test_expired_entries_are_misses_and_can_be_pruned(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with ResponseCache(path, ttl_hours=24) as cache:
+        cache.put("old", "1")
+    ttl_seconds = 0.3
+    time.sleep(ttl_seconds + 0.05)  # "old" is now older than the short TTL below
+    with ResponseCache(path, ttl_hours=ttl_seconds / 3600) as short_lived:
+        short_lived.put("fresh", "2")
+        assert short_lived.get("old") is None
+        assert short_lived.get_many(["old", "fresh"]) == {"fresh": "2"}
+        time.sleep(ttl_seconds + 0.05)
+        assert short_lived.get("fresh") is None
+        assert short_lived.prune() == 2
+    with ResponseCache(path, ttl_hours=24) as cache:
+        assert len(cache) == 0
+
+
+def test_file_uses_wal(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with ResponseCache(path):
+        (mode,) = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()
+    assert mode == "wal"
+
+
+def test_failed_batch_is_rolled_back_whole(tmp_path):
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        with pytest.raises(sqlite3.IntegrityError):
+            cache.put_many([("a", "1"), ("b", None)])  # type: ignore[list-item]
+        assert len(cache) == 0
+
+
+def test_concurrent_threads_share_one_cache(tmp_path):
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+
+        def write(worker: int) -> None:
+            for batch in range(5):
+                cache.put_many((f"{worker}-{batch}-{i}", "v") for i in range(50))
+                cache.get_many([f"{worker}-{batch}-{i}" for i in range(50)])
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(cache) == 4 * 5 * 50
+
+
+def _write_from_process(path: str, worker: int) -> None:
+    with ResponseCache(path) as cache:
+        for batch in range(10):
+            cache.put_many((f"{worker}-{batch}-{i}", "v") for i in range(100))
+
+
+def test_concurrent_processes_share_one_file(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_write_from_process, args=(path, n)) for n in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    with ResponseCache(path) as cache:
+        assert len(cache) == 3 * 10 * 100
