@@ -107,7 +107,7 @@ def dataset_versions(
     storage.checkout(version.version)
     metadata: dict = {
         "version": version.version,
-        "path": MetadataValue.path(str(version.path)),
+        "version_path": MetadataValue.path(str(version.path)),
         "train_samples": version.train_samples,
         "eval_samples": version.eval_samples,
         "total_versions": len(previous) + 1,

@@ -50,15 +50,19 @@ class AssetFilesIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> Any:
         if context.has_asset_partitions:
             folder = Path(self.base_dir, *context.asset_key.path)
-            frames = {}
-            for key in context.asset_partition_keys:
-                path = folder / f"{key}.parquet"
-                if path.exists():
-                    frames[key] = pd.read_parquet(path)
-                else:
-                    # An unpartitioned consumer reads every day; days never materialised are
-                    # simply not there yet, and the log says which.
-                    context.log.warning(f"{context.asset_key.to_user_string()}[{key}] not found")
+            keys = context.asset_partition_keys
+            frames = {
+                key: pd.read_parquet(folder / f"{key}.parquet")
+                for key in keys
+                if (folder / f"{key}.parquet").exists()
+            }
+            if len(frames) < len(keys):
+                # An unpartitioned consumer reads every day of the range; days without logs
+                # were never materialised, which is normal, so one line says how many.
+                context.log.info(
+                    f"{context.asset_key.to_user_string()}: {len(frames)} of {len(keys)} days "
+                    "materialised; the others are not there yet"
+                )
             return frames
         parquet = self._path(context, ".parquet")
         if parquet.exists():

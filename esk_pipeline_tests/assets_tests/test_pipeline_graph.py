@@ -1,0 +1,139 @@
+"""The whole graph in-process on seeded sample data: logs in, a versioned dataset out."""
+
+import json
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterInstance, build_sensor_context
+
+from esk_pipeline.pipeline.data_storage import DataStorage
+from esk_pipeline.pipeline.review_dataset import ReviewDataset
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.runner import run_pipeline, seed_sample_logs
+from esk_pipeline.settings import get_settings
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    """One full run shared by the tests below (it is the expensive part)."""
+    root = tmp_path_factory.mktemp("graph")
+    env = {
+        "APP_DATA_DIR": root,
+        "CLICKHOUSE_EMBEDDED_PATH": root / "clickhouse",
+        "CACHE_DIR": root / "cache",
+        "DATA_WRITER_OUTPUT_DIR": root / "artifacts",
+        "DATA_STORAGE_STORAGE_DIR": root / "storage",
+        "REVIEW_SENSOR_MIN_NEW_REVIEWS": "5",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, str(value))
+        for name in ("LLM_API_KEY", "LLM_API_BASE", "LLM_MODEL"):
+            mp.delenv(name, raising=False)
+        get_settings.cache_clear()
+        from esk_pipeline.definitions import defs  # resources read the settings above
+
+        seeded = seed_sample_logs(get_settings(), n_rows=2500, seed=7)
+        instance = DagsterInstance.ephemeral()
+        summary = run_pipeline(instance, log=lambda _: None)
+        yield {"root": root, "instance": instance, "summary": summary, "seeded": seeded,
+               "defs": defs}
+        get_settings.cache_clear()
+
+
+def _frames(root, asset):
+    return pd.concat(pd.read_parquet(p) for p in sorted((root / "assets" / asset).glob("*.parquet")))
+
+
+def test_every_raw_row_is_kept_or_rejected_with_a_reason(pipeline_run):
+    root = pipeline_run["root"]
+    raw, cleaned, rejected = (_frames(root, a) for a in ("raw_logs", "cleaned_texts",
+                                                         "rejected_texts"))
+    assert len(raw) == pipeline_run["seeded"] == 2500
+    assert len(cleaned) + len(rejected) == len(raw)
+    assert rejected["reason"].notna().all() and {"duplicate", "empty"} <= set(rejected["reason"])
+
+
+def test_every_cleaned_text_gets_one_label_from_the_taxonomy(pipeline_run):
+    root = pipeline_run["root"]
+    labels, cleaned = _frames(root, "labels"), _frames(root, "cleaned_texts")
+    assert len(labels) == len(cleaned)
+    assert set(labels["domain"].dropna()) <= set(Taxonomy.load("data/taxonomy.yaml").ids)
+    assert (labels["label_source"] == "local").all()  # no LLM configured: the offline model
+
+
+def test_unsure_labels_fill_the_review_queue(pipeline_run):
+    root = pipeline_run["root"]
+    labels = _frames(root, "labels").drop_duplicates("row_id")
+    unsure = labels[labels["confidence"] < get_settings().review.low_confidence_threshold]
+    with ReviewDataset(taxonomy=Taxonomy.load("data/taxonomy.yaml")) as store:
+        stats = store.stats()
+    assert len(unsure) > 0
+    assert stats.queue_length == len(unsure)
+
+
+def test_a_stable_version_with_contract_records_is_committed(pipeline_run):
+    summary = pipeline_run["summary"]
+    storage = DataStorage()
+    [version] = storage.list_versions()
+    assert summary["version"] == version.version
+    train = pd.read_json(version.path / "train.jsonl", lines=True)
+    eval_ = pd.read_json(version.path / "eval.jsonl", lines=True)
+    for column in ("text", "domain", "row_id", "label_source", "confidence", "is_synthetic",
+                   "source_row_id"):
+        assert column in train.columns and column in eval_.columns
+    assert not set(train["row_id"]) & set(eval_["row_id"])
+    assert not eval_["is_synthetic"].any()
+    synthetic = pd.read_parquet(pipeline_run["root"] / "assets" / "synthetic_samples.parquet")
+    assert len(synthetic) > 0 and train["is_synthetic"].sum() > 0
+    assert set(train.loc[train["is_synthetic"], "source_row_id"]).isdisjoint(eval_["row_id"])
+
+
+def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
+    from esk_pipeline.sensors import enough_new_reviews_sensor
+
+    defs, instance = pipeline_run["defs"], pipeline_run["instance"]
+    taxonomy = Taxonomy.load("data/taxonomy.yaml")
+    resources = {k: defs.resources[k] for k in ("taxonomy_file", "review_store")}
+    quiet = enough_new_reviews_sensor(build_sensor_context(instance=instance, resources=resources))
+    assert not getattr(quiet, "run_requests", None)
+
+    decided = {}
+    with ReviewDataset(taxonomy=taxonomy) as store:
+        for item in store.get_next(count=6, reviewer_id="alice"):
+            other = next(d for d in taxonomy.ids if d != item.predicted_domain)
+            store.submit_review(item.id, other, "alice")
+            decided[item.id] = other
+    fired = enough_new_reviews_sensor(build_sensor_context(instance=instance, resources=resources))
+    [request] = fired.run_requests
+
+    job = defs.get_job_def("dataset_refresh_job")
+    assert job.execute_in_process(instance=instance, tags=request.tags).success
+    latest = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
+    record = latest.asset_materialization.metadata
+    assert record["relabelled"].value + record["added"].value >= len(decided)
+
+    version = DataStorage().list_versions()[-1]
+    records = pd.concat(
+        pd.read_json(version.path / f"{split}.jsonl", lines=True) for split in ("train", "eval")
+    )
+    human = records[records["row_id"].isin(decided)]
+    assert len(human) == len(decided)
+    assert all(human["label_source"] == "reviewer:alice")
+    assert dict(zip(human["row_id"], human["domain"])) == decided
+
+
+def test_the_taxonomy_observation_tracks_the_file_content(tmp_path):
+    from esk_pipeline.assets.labeling import taxonomy
+    from esk_pipeline.resources.taxonomy import TaxonomyResource
+
+    path = tmp_path / "taxonomy.yaml"
+    path.write_text(open("data/taxonomy.yaml", encoding="utf-8").read(), encoding="utf-8")
+    observe = taxonomy.observe_fn
+
+    before = observe(taxonomy_file=TaxonomyResource(path=str(path)))
+    data = path.read_text(encoding="utf-8").replace("передать показания", "передать показание")
+    path.write_text(data, encoding="utf-8")
+    after = observe(taxonomy_file=TaxonomyResource(path=str(path)))
+    assert before.value != after.value
+    assert json.dumps(before.value)  # a plain string the UI can show
