@@ -323,6 +323,8 @@ def demo(rows: int, seed: int) -> None:
     click.echo("  domains: " + ", ".join(
         f"{d} {n}" for d, n in sorted(version.domain_distribution.items(), key=lambda kv: -kv[1])
     ))
+    if not result.get("new_version", True):
+        click.echo("  (nothing changed since the last run: no new version)")
     for key in ("previous_version", "added", "removed", "relabelled"):
         if key in result:
             click.echo(f"  {key}: {result[key]}")

@@ -87,7 +87,13 @@ def run_pipeline(
 
 def _run(instance, assets, resources, selection, tags) -> None:
     result = materialize(
-        assets, resources=resources, selection=selection, instance=instance, tags=tags,
+        assets,
+        resources=resources,
+        selection=selection,
+        instance=instance,
+        tags=tags,
+        # Events still reach the instance (and the UI); the terminal gets warnings only.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
     if not result.success:

@@ -97,24 +97,28 @@ def dataset_versions(
 ) -> Output:
     """Commits each new split as an immutable, checksummed version, diffed against the last."""
     storage = dataset_store.storage()
-    previous = storage.list_versions()
+    known = {v.version for v in storage.list_versions()}
     version = storage.commit_dataset(
         train_eval_splits["dataset_dir"],
         description=f"dagster run {context.run_id}",
         status=VersionStatus.STABLE,
         created_by="dagster",
+        only_if_changed=True,
     )
-    storage.checkout(version.version)
+    is_new = version.version not in known
     metadata: dict = {
         "version": version.version,
+        "new_version": is_new,
         "version_path": MetadataValue.path(str(version.path)),
         "train_samples": version.train_samples,
         "eval_samples": version.eval_samples,
-        "total_versions": len(previous) + 1,
+        "total_versions": len(known) + is_new,
     }
     record = {"version": version.version, "path": str(version.path), "diff": None}
-    if previous:
-        diff = storage.compare_versions(previous[-1].version, version.version)
+    if not is_new:
+        context.log.info(f"the split is identical to {version.version}: no new version")
+    elif version.parent:
+        diff = storage.compare_versions(version.parent, version.version)
         metadata |= {
             "previous_version": diff.from_version,
             "added": diff.added,

@@ -236,8 +236,14 @@ class DataStorage:
         status: VersionStatus | str = VersionStatus.DRAFT,
         created_by: str = "unknown",
         bump: Literal["major", "minor", "patch"] = "minor",
+        only_if_changed: bool = False,
     ) -> DatasetVersion:
-        """Commit a whole DataWriter folder (data files, Parquet copies, card, metadata)."""
+        """Commit a whole DataWriter folder (data files, Parquet copies, card, metadata).
+
+        With `only_if_changed`, a folder whose files are byte-identical to the current
+        version's returns that version instead of committing a copy (a re-run that changed
+        nothing makes no new version).
+        """
         dataset_dir = Path(dataset_dir)
         if not dataset_dir.is_dir():
             raise StorageError(f"{dataset_dir}: not a dataset folder")
@@ -250,6 +256,8 @@ class DataStorage:
         sources.pop("metadata.json", None)
         if not any(_DATA_FILE.match(name) for name in sources):
             raise StorageError(f"{dataset_dir}: no train*.jsonl / eval*.jsonl files")
+        if only_if_changed and (same := self._current_if_identical(sources)) is not None:
+            return same
         return self._commit(
             sources,
             _read_json(dataset_dir / "metadata.json"),
@@ -325,6 +333,18 @@ class DataStorage:
             if self.config.auto_archive_old:
                 self._archive_old(registry)
             return self._public(registry, registry.find(version) or entry)
+
+    def _current_if_identical(self, sources: dict[str, Path]) -> DatasetVersion | None:
+        registry = self._load()
+        current = registry.find(registry.current) if registry.current else None
+        if current is None:
+            return None
+        stored = {n: f.sha256 for n, f in current.files.items() if n in sources}
+        if stored.keys() != sources.keys():
+            return None
+        if any(_sha256(path) != stored[name] for name, path in sources.items()):
+            return None
+        return self._public(registry, current)
 
     # --------------------------------------------------------------- reading
 

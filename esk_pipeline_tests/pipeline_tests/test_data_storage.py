@@ -312,3 +312,21 @@ def test_concurrent_commits_are_serialised(tmp_path):
     assert [w.wait(timeout=120) for w in workers] == [0, 0]
     versions = _consistent(store)
     assert versions == [f"v1.{i}.0" for i in range(6)]
+
+
+def test_only_if_changed_returns_the_current_version_for_identical_files(tmp_path):
+    from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text('{"row_id": "a", "text": "t", "domain": "x"}\n')
+    (folder / "eval.jsonl").write_text('{"row_id": "b", "text": "u", "domain": "x"}\n')
+    storage = DataStorage(DataStorageConfig(storage_dir=tmp_path / "store"))
+    first = storage.commit_dataset(folder, only_if_changed=True)
+    again = storage.commit_dataset(folder, only_if_changed=True)
+    assert again.version == first.version and len(storage.list_versions()) == 1
+
+    (folder / "eval.jsonl").write_text('{"row_id": "b", "text": "u", "domain": "y"}\n')
+    changed = storage.commit_dataset(folder, only_if_changed=True)
+    assert changed.version != first.version and changed.parent == first.version
+    assert storage.commit_dataset(folder).version not in {first.version, changed.version}
