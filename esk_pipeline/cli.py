@@ -295,7 +295,12 @@ def seed(rows: int, seed: int, replace: bool) -> None:
 @seed_option
 def demo(rows: int, seed: int) -> None:
     """Seed sample logs if the table is empty, then run the whole graph through Dagster."""
-    from dagster import DagsterInstance
+    import warnings
+
+    from dagster import BetaWarning, DagsterInstance
+
+    # Single-run backfills, observable source assets and data versions are chosen knowingly.
+    warnings.filterwarnings("ignore", category=BetaWarning)
 
     from esk_pipeline.runner import (
         PipelineRunError,
