@@ -267,7 +267,6 @@ def commit(
     click.echo(f"committed {_version_line(v)} at {v.path}")
 
 
-
 rows_option = click.option("--rows", default=6000, show_default=True, help="Sample log rows.")
 seed_option = click.option("--seed", default=42, show_default=True, help="Generator seed.")
 
@@ -325,9 +324,13 @@ def demo(rows: int, seed: int) -> None:
     click.echo(f"dataset version {version.version} ({version.status.value})")
     click.echo(f"  where:   {version.path}")
     click.echo(f"  train:   {version.train_samples} records, eval: {version.eval_samples}")
-    click.echo("  domains: " + ", ".join(
-        f"{d} {n}" for d, n in sorted(version.domain_distribution.items(), key=lambda kv: -kv[1])
-    ))
+    click.echo(
+        "  domains: "
+        + ", ".join(
+            f"{d} {n}"
+            for d, n in sorted(version.domain_distribution.items(), key=lambda kv: -kv[1])
+        )
+    )
     if not result.get("new_version", True):
         click.echo("  (nothing changed since the last run: no new version)")
     for key in ("previous_version", "added", "removed", "relabelled"):

@@ -78,8 +78,9 @@ def run_pipeline(
     log("review queue, synthetic samples, train/eval splits, dataset version ...")
     _run(instance, assets, resources, downstream, {})
 
-    version = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
-    metadata = version.asset_materialization.metadata if version and version.asset_materialization else {}
+    event = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
+    materialization = event.asset_materialization if event else None
+    metadata = materialization.metadata if materialization else {}
     return {key: value.value for key, value in metadata.items()} | {
         "days": [d.isoformat() for d in days],
     }

@@ -82,6 +82,4 @@ def enough_new_reviews_sensor(
     needed = get_settings().review.sensor_min_new_reviews
     if new < needed:
         return SkipReason(f"{new} new review(s) since the last refresh; waiting for {needed}")
-    return SensorResult(
-        run_requests=[RunRequest(run_key=f"reviews:{latest}")], cursor=str(latest)
-    )
+    return SensorResult(run_requests=[RunRequest(run_key=f"reviews:{latest}")], cursor=str(latest))

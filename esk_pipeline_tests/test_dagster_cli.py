@@ -29,11 +29,22 @@ def test_dagster_asset_materialize_a_partition_range(project_env):
     shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "esk_pipeline",
-         "--select", "raw_logs,cleaned_texts,rejected_texts",
-         "--partition-range", "2026-11-01...2026-11-02"],
+        [
+            str(dagster),
+            "asset",
+            "materialize",
+            "-m",
+            "esk_pipeline",
+            "--select",
+            "raw_logs,cleaned_texts,rejected_texts",
+            "--partition-range",
+            "2026-11-01...2026-11-02",
+        ],
         env={**os.environ, "DAGSTER_HOME": str(home)},
-        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assets = project_env / "assets" / "cleaned_texts"

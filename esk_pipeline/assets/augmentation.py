@@ -24,7 +24,7 @@ def synthetic_samples(
     taxonomy = taxonomy_file.load()
     sources = labelled_and_verified(labels, verified_labels)
     judge = labeler.build(
-        taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"])
+        taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"], strict=False)
     )
     agent = augmenter.build(taxonomy, judge, progress_callback=context.log.info)
     report = asyncio.run(_balance(agent, judge, sources))
@@ -39,10 +39,12 @@ def synthetic_samples(
             "qc_acceptance_rate": summary["acceptance_rate"],
             "rejections_by_reason": counts_table(report.rejections, "reason"),
             "counts_before_after": comparison_table(report.counts_before, after, "domain"),
-            "added_by_domain": bar_chart(samples["domain"].value_counts().to_dict()
-                                         if len(samples) else {}),
-            "examples": preview(pd.DataFrame(report.examples), ["domain", "method", "source_text",
-                                                                "text"]),
+            "added_by_domain": bar_chart(
+                samples["domain"].value_counts().to_dict() if len(samples) else {}
+            ),
+            "examples": preview(
+                pd.DataFrame(report.examples), ["domain", "method", "source_text", "text"]
+            ),
             "llm_requests": int(report.usage.get("requests", 0)),
             "input_tokens": int(report.usage.get("input_tokens", 0)),
             "output_tokens": int(report.usage.get("output_tokens", 0)),

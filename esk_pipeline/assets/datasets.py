@@ -139,7 +139,10 @@ def _split_table(train: dict[str, int], eval_: dict[str, int]) -> MetadataValue:
             for d in domains
         ],
         schema=TableSchema(
-            columns=[TableColumn("domain", "string"), TableColumn("train", "int"),
-                     TableColumn("eval", "int")]
+            columns=[
+                TableColumn("domain", "string"),
+                TableColumn("train", "int"),
+                TableColumn("eval", "int"),
+            ]
         ),
     )

@@ -54,7 +54,7 @@ def labels(
     started = time.perf_counter()
     agent = labeler.build(
         taxonomy_file.load(),
-        verified=zip(verified_labels["text"], verified_labels["domain"]),
+        verified=zip(verified_labels["text"], verified_labels["domain"], strict=False),
         progress_callback=context.log.info,
     )
     frames, results = asyncio.run(_label_days(agent, cleaned_texts, context.partition_keys))
@@ -68,8 +68,9 @@ def labels(
             "rows": len(everything),
             "model": agent.config.model,
             "labeler_version": agent.version,
-            "label_distribution": counts_table(labelled["domain"].value_counts().to_dict(),
-                                               "domain"),
+            "label_distribution": counts_table(
+                labelled["domain"].value_counts().to_dict(), "domain"
+            ),
             "label_chart": bar_chart(labelled["domain"].value_counts().to_dict()),
             "confidence_histogram": _histogram(labelled["confidence"]),
             "mean_confidence": float(labelled["confidence"].mean()) if len(labelled) else 0.0,
@@ -84,8 +85,9 @@ def labels(
             "input_tokens": int(usage.get("input_tokens", 0)),
             "output_tokens": int(usage.get("output_tokens", 0)),
             "cost": float(usage.get("cost", 0.0)),
-            "preview": preview(labelled.sort_values("confidence"),
-                               ["domain", "confidence", "label_source", "text"]),
+            "preview": preview(
+                labelled.sort_values("confidence"), ["domain", "confidence", "label_source", "text"]
+            ),
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
@@ -101,7 +103,8 @@ async def _label_days(agent, cleaned_texts, partition_keys):
             # Carry who and when along: the dataset writer can group by user.
             frames[key] = frame.merge(
                 cleaned[["row_id", "ts", "user_id"]].drop_duplicates("row_id"),
-                on="row_id", how="left",
+                on="row_id",
+                how="left",
             )
             results.extend(day_results)
     finally:
@@ -111,5 +114,8 @@ async def _label_days(agent, cleaned_texts, partition_keys):
 
 def _histogram(confidence: pd.Series) -> MetadataValue:
     counts, edges = np.histogram(confidence, bins=10, range=(0.0, 1.0))
-    bins = {f"{lo:.1f}-{hi:.1f}": int(n) for lo, hi, n in zip(edges[:-1], edges[1:], counts)}
+    bins = {
+        f"{lo:.1f}-{hi:.1f}": int(n)
+        for lo, hi, n in zip(edges[:-1], edges[1:], counts, strict=False)
+    }
     return bar_chart(bins if len(confidence) else {}, largest_first=False)

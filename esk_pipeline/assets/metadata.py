@@ -43,8 +43,14 @@ def comparison_table(
     keys = sorted(set(before) | set(after), key=lambda k: (before.get(k, 0), k))
     return MetadataValue.table(
         records=[
-            TableRecord({key: k, "before": before.get(k, 0), "after": after.get(k, 0),
-                         "added": after.get(k, 0) - before.get(k, 0)})
+            TableRecord(
+                {
+                    key: k,
+                    "before": before.get(k, 0),
+                    "after": after.get(k, 0),
+                    "added": after.get(k, 0) - before.get(k, 0),
+                }
+            )
             for k in keys
         ],
         schema=TableSchema(

@@ -69,7 +69,7 @@ def verified_labels(taxonomy_file: TaxonomyResource, review_store: ReviewStoreRe
     with review_store.open(taxonomy_file.load()) as store:
         frame = store.verified_labels()
     digest = hashlib.sha256()
-    for row_id, domain in sorted(zip(frame["row_id"], frame["domain"])):
+    for row_id, domain in sorted(zip(frame["row_id"], frame["domain"], strict=False)):
         digest.update(f"{row_id}\t{domain}\n".encode())
     return Output(
         frame,

@@ -178,7 +178,10 @@ class LogSource:
                 "GROUP BY day ORDER BY day",
                 parameters={"table": self.table},
             )
-        return {pd.Timestamp(d).date(): int(n) for d, n in zip(frame["day"], frame["rows"])}
+        return {
+            pd.Timestamp(d).date(): int(n)
+            for d, n in zip(frame["day"], frame["rows"], strict=False)
+        }
 
     def read_day(self, day: dt.date) -> pd.DataFrame:
         """Every row logged on one UTC day, all columns, oldest first."""

@@ -17,11 +17,24 @@ def logs(project_env):
     rows = pd.DataFrame(
         {
             "ts": pd.to_datetime(
-                ["2026-11-01 09:00", "2026-11-01 09:05", "2026-11-01 09:06", "2026-11-01 10:00",
-                 "2026-11-01 11:00", "2026-11-02 12:00"], utc=True
+                [
+                    "2026-11-01 09:00",
+                    "2026-11-01 09:05",
+                    "2026-11-01 09:06",
+                    "2026-11-01 10:00",
+                    "2026-11-01 11:00",
+                    "2026-11-02 12:00",
+                ],
+                utc=True,
             ),
-            "text": ["Нет горячей воды с утра", "нет  горячей воды с утра!!", "", "ок",
-                     "Позвоните +7 (916) 123-45-67, течёт крыша", "Яма на дороге у дома 5"],
+            "text": [
+                "Нет горячей воды с утра",
+                "нет  горячей воды с утра!!",
+                "",
+                "ок",
+                "Позвоните +7 (916) 123-45-67, течёт крыша",
+                "Яма на дороге у дома 5",
+            ],
             "user_id": ["u1", "u1", "u2", "u3", "u4", "u5"],
             "channel": ["web"] * 6,
         }
@@ -59,8 +72,12 @@ def test_raw_logs_to_cleaned_texts_accounts_for_every_row(logs, tmp_path):
 def test_a_partition_range_runs_as_one_run(logs, tmp_path):
     result = _materialize(
         tmp_path,
-        {"tags": {"dagster/asset_partition_range_start": "2026-11-01",
-                  "dagster/asset_partition_range_end": "2026-11-02"}},
+        {
+            "tags": {
+                "dagster/asset_partition_range_start": "2026-11-01",
+                "dagster/asset_partition_range_end": "2026-11-02",
+            }
+        },
     )
     assert result.success
     partitions = {
@@ -87,10 +104,18 @@ def test_sensor_requests_new_and_grown_days_once(logs):
     )
     assert not getattr(again, "run_requests", None)  # nothing new: a skip, no duplicate runs
 
-    logs.insert_logs(pd.DataFrame({"ts": [pd.Timestamp("2026-11-02 15:00", tz="UTC"),
-                                          pd.Timestamp("2026-11-03 08:00", tz="UTC")],
-                                   "text": ["Мусор не вывозят", "Автобус опять опоздал"],
-                                   "user_id": ["u9", "u9"]}))
+    logs.insert_logs(
+        pd.DataFrame(
+            {
+                "ts": [
+                    pd.Timestamp("2026-11-02 15:00", tz="UTC"),
+                    pd.Timestamp("2026-11-03 08:00", tz="UTC"),
+                ],
+                "text": ["Мусор не вывозят", "Автобус опять опоздал"],
+                "user_id": ["u9", "u9"],
+            }
+        )
+    )
     grown = new_log_days_sensor(
         build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
     )

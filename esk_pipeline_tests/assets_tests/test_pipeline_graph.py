@@ -1,6 +1,7 @@
 """The whole graph in-process on seeded sample data: logs in, a versioned dataset out."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -36,19 +37,27 @@ def pipeline_run(tmp_path_factory):
         seeded = seed_sample_logs(get_settings(), n_rows=2500, seed=7)
         instance = DagsterInstance.ephemeral()
         summary = run_pipeline(instance, log=lambda _: None)
-        yield {"root": root, "instance": instance, "summary": summary, "seeded": seeded,
-               "defs": defs}
+        yield {
+            "root": root,
+            "instance": instance,
+            "summary": summary,
+            "seeded": seeded,
+            "defs": defs,
+        }
         get_settings.cache_clear()
 
 
 def _frames(root, asset):
-    return pd.concat(pd.read_parquet(p) for p in sorted((root / "assets" / asset).glob("*.parquet")))
+    return pd.concat(
+        pd.read_parquet(p) for p in sorted((root / "assets" / asset).glob("*.parquet"))
+    )
 
 
 def test_every_raw_row_is_kept_or_rejected_with_a_reason(pipeline_run):
     root = pipeline_run["root"]
-    raw, cleaned, rejected = (_frames(root, a) for a in ("raw_logs", "cleaned_texts",
-                                                         "rejected_texts"))
+    raw, cleaned, rejected = (
+        _frames(root, a) for a in ("raw_logs", "cleaned_texts", "rejected_texts")
+    )
     assert len(raw) == pipeline_run["seeded"] == 2500
     assert len(cleaned) + len(rejected) == len(raw)
     assert rejected["reason"].notna().all() and {"duplicate", "empty"} <= set(rejected["reason"])
@@ -79,8 +88,15 @@ def test_a_stable_version_with_contract_records_is_committed(pipeline_run):
     assert summary["version"] == version.version
     train = pd.read_json(version.path / "train.jsonl", lines=True)
     eval_ = pd.read_json(version.path / "eval.jsonl", lines=True)
-    for column in ("text", "domain", "row_id", "label_source", "confidence", "is_synthetic",
-                   "source_row_id"):
+    for column in (
+        "text",
+        "domain",
+        "row_id",
+        "label_source",
+        "confidence",
+        "is_synthetic",
+        "source_row_id",
+    ):
         assert column in train.columns and column in eval_.columns
     assert not set(train["row_id"]) & set(eval_["row_id"])
     assert not eval_["is_synthetic"].any()
@@ -120,7 +136,7 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
     human = records[records["row_id"].isin(decided)]
     assert len(human) == len(decided)
     assert all(human["label_source"] == "reviewer:alice")
-    assert dict(zip(human["row_id"], human["domain"])) == decided
+    assert dict(zip(human["row_id"], human["domain"], strict=False)) == decided
 
 
 def test_the_taxonomy_observation_tracks_the_file_content(tmp_path):
@@ -128,7 +144,7 @@ def test_the_taxonomy_observation_tracks_the_file_content(tmp_path):
     from esk_pipeline.resources.taxonomy import TaxonomyResource
 
     path = tmp_path / "taxonomy.yaml"
-    path.write_text(open("data/taxonomy.yaml", encoding="utf-8").read(), encoding="utf-8")
+    path.write_text(Path("data/taxonomy.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     observe = taxonomy.observe_fn
 
     before = observe(taxonomy_file=TaxonomyResource(path=str(path)))
