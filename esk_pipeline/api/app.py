@@ -1,0 +1,60 @@
+"""The FastAPI application: `create_app(settings)` wires routers, auth, errors and metrics.
+
+`esk_pipeline.api:app` is `create_app()` with the process-wide settings. Building the app opens
+nothing: the review store, ClickHouse and the labeler are built on first use (see `deps`).
+Serve it with `uvicorn esk_pipeline.api:app`; the reviewer page is at `/`, the docs at `/docs`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from esk_pipeline.api.deps import Services
+from esk_pipeline.api.errors import install_error_handlers
+from esk_pipeline.api.metrics import MetricsMiddleware
+from esk_pipeline.api.routers import classify, health, ingest, page, review, versions
+from esk_pipeline.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Ingest ESK contact-centre logs, classify texts, review uncertain labels and manage dataset
+versions. Every endpoint that changes state or returns texts needs a reviewer's bearer token
+(`Authorization: Bearer <token>`, configured in APP_API_TOKENS); the token's owner is the
+reviewer. Errors are JSON: `{"error": code, "detail": sentence}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app bound to `settings` (default: the process-wide settings)."""
+    settings = settings or get_settings()
+    services = Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not services.api_tokens:
+            log.warning("APP_API_TOKENS is empty: every protected endpoint will answer 401")
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="esk_pipeline API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for module in (health, review, ingest, classify, versions, page):
+        app.include_router(module.router)
+    app.add_middleware(
+        ingest.UploadSizeLimitMiddleware,
+        paths=frozenset({ingest.UPLOAD_PATH}),
+        max_file_bytes=services.max_upload_bytes,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
+    return app

@@ -1,0 +1,158 @@
+"""The app's collaborators, built once on first use from the settings the app was created with.
+
+Nothing here opens a database, ClickHouse or a model at import time or in `create_app`: each
+collaborator is built the first time a request needs it (under a lock, so concurrent first
+requests build it once), which keeps `esk_pipeline.api:app` cheap and safe to import.
+Library configs get every value from the app's own `Settings` rather than the process-wide
+ones, so an app built for a temporary folder never touches the default data directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from esk_pipeline.api.metrics import ApiMetrics
+from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+from esk_pipeline.pipeline.etl import ETLConfig, ETLProcessor
+from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+T = TypeVar("T")
+
+# Multipart framing around the file itself; the body limit is the file limit plus this.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# How long a request waits for the embedded ClickHouse folder while another process uses it.
+CLICKHOUSE_LOCK_SECONDS = 60.0
+READINESS_LOCK_SECONDS = 5.0
+
+
+def config_from(config_cls: type[ConfigT], *groups: BaseModel, **overrides: Any) -> ConfigT:
+    """Build a library config from settings groups: each field takes the first group's value.
+
+    Fields no group has keep the config's own default; `overrides` win over everything.
+    """
+    values: dict[str, Any] = {}
+    for name in config_cls.model_fields:
+        for group in groups:
+            if name in type(group).model_fields:
+                values[name] = getattr(group, name)
+                break
+    values.update(overrides)
+    return config_cls(**values)
+
+
+class Services:
+    """Long-lived collaborators of one app (review store, taxonomy, labeler, storage)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = ApiMetrics()
+        self.api_tokens = {
+            reviewer: token.get_secret_value()
+            for reviewer, token in settings.app.api_tokens.items()
+        }
+        self.max_upload_bytes = settings.app.max_upload_mb * 1024 * 1024
+        self._built: dict[str, Any] = {}
+        self._lock = threading.RLock()  # a builder may need another (review -> taxonomy)
+
+    def _once(self, name: str, build: Callable[[], T]) -> T:
+        if name not in self._built:
+            with self._lock:
+                if name not in self._built:
+                    self._built[name] = build()
+        return self._built[name]
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self._once("taxonomy", lambda: Taxonomy.load(self.settings.app.taxonomy_path))
+
+    @property
+    def review(self) -> ReviewDataset:
+        return self._once("review", self._build_review)
+
+    @property
+    def labeler(self) -> LabelerAgent:
+        return self._once("labeler", self._build_labeler)
+
+    @property
+    def storage(self) -> DataStorage:
+        return self._once("storage", self._build_storage)
+
+    def etl(self) -> ETLProcessor:
+        """An ETL processor with the app's ETL settings and the upload size limit."""
+        return ETLProcessor(
+            config_from(ETLConfig, self.settings.etl, max_file_bytes=self.max_upload_bytes)
+        )
+
+    def log_source(self, lock_timeout_seconds: float = CLICKHOUSE_LOCK_SECONDS) -> LogSource:
+        return LogSource(self.settings.clickhouse, lock_timeout_seconds=lock_timeout_seconds)
+
+    def _build_review(self) -> ReviewDataset:
+        config = config_from(
+            ReviewDatasetConfig, self.settings.review, data_dir=self.settings.app.data_dir
+        )
+        return ReviewDataset(config, self.taxonomy)
+
+    def _build_labeler(self) -> LabelerAgent:
+        settings = self.settings
+        config = config_from(
+            LabelerConfig,
+            settings.labeler,
+            settings.llm.endpoint_for("labeler"),
+            use_cache=settings.labeler.use_cache and settings.cache.enabled,
+            cache_dir=settings.cache.dir,
+            cache_ttl_hours=settings.cache.ttl_hours,
+        )
+        return LabelerAgent(config, self.taxonomy, progress_callback=log.debug)
+
+    def _build_storage(self) -> DataStorage:
+        return DataStorage(config_from(DataStorageConfig, self.settings.data_storage))
+
+    def close(self) -> None:
+        """Release what was built (database connections); safe to call more than once."""
+        with self._lock:
+            review = self._built.pop("review", None)
+        if review is not None:
+            review.close()
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_review(services: ServicesDep) -> ReviewDataset:
+    return services.review
+
+
+def get_taxonomy(services: ServicesDep) -> Taxonomy:
+    return services.taxonomy
+
+
+async def get_labeler(services: ServicesDep) -> LabelerAgent:
+    # The first call trains the local model: keep that off the event loop.
+    return await run_in_threadpool(lambda: services.labeler)
+
+
+def get_storage(services: ServicesDep) -> DataStorage:
+    return services.storage
+
+
+ReviewDep = Annotated[ReviewDataset, Depends(get_review)]
+LabelerDep = Annotated[LabelerAgent, Depends(get_labeler)]
+StorageDep = Annotated[DataStorage, Depends(get_storage)]
+TaxonomyDep = Annotated[Taxonomy, Depends(get_taxonomy)]

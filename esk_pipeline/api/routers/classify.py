@@ -1,0 +1,37 @@
+"""Classification over HTTP through the app's labeler (the offline local model by default).
+
+The labeler is built once per app, on the first request (training the local model takes a
+moment), and shared by every request after that.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from fastapi import APIRouter
+
+from esk_pipeline.api.auth import ReviewerId
+from esk_pipeline.api.deps import LabelerDep
+from esk_pipeline.api.errors import error_responses
+from esk_pipeline.api.schemas import ClassifyBatchIn, ClassifyBatchOut, ClassifyIn
+from esk_pipeline.pipeline.labeler_agent import ClassificationResult
+
+router = APIRouter(prefix="/api/classify", tags=["classify"], responses=error_responses(503))
+
+
+@router.post("", response_model=ClassificationResult, summary="Classify one text")
+async def classify_one(
+    body: ClassifyIn, reviewer_id: ReviewerId, labeler: LabelerDep
+) -> ClassificationResult:
+    return await labeler.classify_one(body.text)
+
+
+@router.post(
+    "/batch",
+    response_model=ClassifyBatchOut,
+    summary="Classify a list of texts, in order (bounded; bigger jobs belong to the pipeline)",
+)
+async def classify_batch(
+    body: ClassifyBatchIn, reviewer_id: ReviewerId, labeler: LabelerDep
+) -> ClassifyBatchOut:
+    results = await labeler.classify_dataframe(pd.DataFrame({"text": body.texts}))
+    return ClassifyBatchOut(results=results)

@@ -1,0 +1,196 @@
+"""The review queue over HTTP: lease, decide, skip, release, undo, numbers and export.
+
+The reviewer is always the token's owner. Handlers are plain `def`: the store is synchronous
+(SQL transactions), so FastAPI runs them in its thread pool and the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from esk_pipeline.api.auth import ReviewerId
+from esk_pipeline.api.deps import ReviewDep, ServicesDep, TaxonomyDep
+from esk_pipeline.api.errors import error_responses
+from esk_pipeline.api.schemas import (
+    DomainOut,
+    ExportFormat,
+    SubmitIn,
+    TaxonomyOut,
+    WhoAmIOut,
+)
+from esk_pipeline.pipeline.review_dataset import (
+    AgreementReport,
+    QualityReport,
+    QueueStats,
+    ReviewItem,
+)
+
+router = APIRouter(prefix="/api", tags=["review"], responses=error_responses())
+
+MAX_LEASE_BATCH = 50
+ItemId = Annotated[str, Path(min_length=1, max_length=128, description="the review item's id")]
+EXPORT_MEDIA_TYPES: dict[str, str] = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+@router.get("/me", response_model=WhoAmIOut, summary="Who the token belongs to")
+def whoami(reviewer_id: ReviewerId) -> WhoAmIOut:
+    return WhoAmIOut(reviewer_id=reviewer_id)
+
+
+@router.get("/taxonomy", response_model=TaxonomyOut, summary="The domains a reviewer can choose")
+def taxonomy(reviewer_id: ReviewerId, taxonomy: TaxonomyDep) -> TaxonomyOut:
+    return TaxonomyOut(
+        fingerprint=taxonomy.fingerprint,
+        domains=[
+            DomainOut(id=d.id, name=d.name, description=d.description) for d in taxonomy.domains
+        ],
+    )
+
+
+@router.get(
+    "/review/next",
+    response_model=list[ReviewItem],
+    summary="Lease the next items to the calling reviewer (their current leases come first)",
+)
+def next_items(
+    reviewer_id: ReviewerId,
+    review: ReviewDep,
+    count: Annotated[int, Query(ge=1, le=MAX_LEASE_BATCH)] = 1,
+) -> list[ReviewItem]:
+    return review.get_next(count=count, reviewer_id=reviewer_id)
+
+
+@router.post(
+    "/review/items/{item_id}/submit",
+    response_model=ReviewItem,
+    summary="Decide an item: the chosen domain (equal to the model's guess approves it)",
+    responses=error_responses(404, 409),
+)
+def submit(
+    item_id: ItemId,
+    body: SubmitIn,
+    reviewer_id: ReviewerId,
+    review: ReviewDep,
+    services: ServicesDep,
+) -> ReviewItem:
+    item = review.submit_review(
+        item_id=item_id, corrected_domain=body.domain, reviewer_id=reviewer_id
+    )
+    decision = "approved" if body.domain == item.predicted_domain else "corrected"
+    services.metrics.review_decisions.labels(decision=decision).inc()
+    return item
+
+
+@router.post(
+    "/review/items/{item_id}/skip",
+    response_model=ReviewItem,
+    summary="Skip an item: it goes back to the queue for others, never to this reviewer",
+    responses=error_responses(404, 409),
+)
+def skip(
+    item_id: ItemId, reviewer_id: ReviewerId, review: ReviewDep, services: ServicesDep
+) -> ReviewItem:
+    item = review.skip(item_id=item_id, reviewer_id=reviewer_id)
+    services.metrics.review_decisions.labels(decision="skipped").inc()
+    return item
+
+
+@router.post(
+    "/review/items/{item_id}/release",
+    response_model=ReviewItem,
+    summary="Give a lease back undecided: the item returns to the queue for anyone",
+    responses=error_responses(404, 409),
+)
+def release(
+    item_id: ItemId, reviewer_id: ReviewerId, review: ReviewDep, services: ServicesDep
+) -> ReviewItem:
+    item = review.release(item_id=item_id, reviewer_id=reviewer_id)
+    services.metrics.review_decisions.labels(decision="released").inc()
+    return item
+
+
+@router.post(
+    "/review/undo",
+    response_model=ReviewItem,
+    summary="Undo the calling reviewer's last decision or skip; the item is leased back to them",
+    responses=error_responses(409),
+)
+def undo(reviewer_id: ReviewerId, review: ReviewDep, services: ServicesDep) -> ReviewItem:
+    item = review.undo_last(reviewer_id=reviewer_id)
+    services.metrics.review_decisions.labels(decision="undone").inc()
+    return item
+
+
+@router.get(
+    "/review/stats",
+    response_model=QueueStats,
+    summary="Queue counts by status and priority, and what was done today (by the caller too)",
+)
+def stats(reviewer_id: ReviewerId, review: ReviewDep, services: ServicesDep) -> QueueStats:
+    queue = review.stats(reviewer_id=reviewer_id)
+    services.metrics.set_queue(queue.by_status)
+    return queue
+
+
+@router.get(
+    "/review/agreement",
+    response_model=AgreementReport,
+    summary="Inter-reviewer agreement (Fleiss' and Cohen's kappa, per reviewer)",
+)
+def agreement(reviewer_id: ReviewerId, review: ReviewDep) -> AgreementReport:
+    return review.agreement()
+
+
+@router.get(
+    "/review/quality",
+    response_model=QualityReport,
+    summary="Model accuracy against reviewers, confusion matrix, corrections, throughput",
+)
+def quality(reviewer_id: ReviewerId, review: ReviewDep) -> QualityReport:
+    return review.quality_metrics()
+
+
+@router.get(
+    "/review/export",
+    response_class=FileResponse,
+    summary="Download the reviewed (approved + corrected) items",
+    responses={
+        200: {
+            "description": "The verified labels as a file",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in EXPORT_MEDIA_TYPES.values()
+            },
+        }
+    },
+)
+def export(
+    reviewer_id: ReviewerId,
+    review: ReviewDep,
+    format: Annotated[ExportFormat, Query(description="file format")] = "jsonl",
+) -> FileResponse:
+    folder = FilePath(tempfile.mkdtemp(prefix="esk-review-export-"))
+    try:
+        path = review.export_reviewed(folder / f"reviewed.{format}", fmt=format)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return FileResponse(
+        path,
+        media_type=EXPORT_MEDIA_TYPES[format],
+        filename=f"reviewed-{stamp}.{format}",
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )

@@ -1,0 +1,147 @@
+"""Dataset versions over HTTP (DataStorage): list, show, diff, tag, checkout, verify, download.
+
+A version is named by its semantic version (v1.2.0), a tag, "current" or "latest". Responses
+leave out the server's file-system paths.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from esk_pipeline.api.auth import ReviewerId
+from esk_pipeline.api.deps import StorageDep
+from esk_pipeline.api.errors import error_responses
+from esk_pipeline.api.schemas import TagIn, VerifyOut, VersionOut
+from esk_pipeline.pipeline.data_storage import (
+    DatasetVersion,
+    VersionDiff,
+    VersionStatus,
+)
+
+router = APIRouter(prefix="/api/versions", tags=["versions"], responses=error_responses(404, 409))
+
+Ref = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+        description="a version (v1.2.0), a tag, 'current' or 'latest'",
+    ),
+]
+ArchiveFormat = Literal["tar.gz", "zip"]
+_ARCHIVE_MEDIA_TYPES = {"tar.gz": "application/gzip", "zip": "application/zip"}
+
+
+@router.get(
+    "",
+    response_model=list[VersionOut],
+    summary="All versions, oldest first (optionally only one status)",
+)
+def list_versions(
+    reviewer_id: ReviewerId, storage: StorageDep, status: VersionStatus | None = None
+) -> list[DatasetVersion]:
+    return storage.list_versions(status=status)
+
+
+@router.get("/stats", response_model=dict[str, Any], summary="Counts, sizes, current and tags")
+def storage_stats(reviewer_id: ReviewerId, storage: StorageDep) -> dict[str, Any]:
+    stats = storage.get_stats()
+    stats.pop("storage_dir", None)
+    return stats
+
+
+@router.get(
+    "/{ref}",
+    response_model=VersionOut,
+    summary="One version's record: files, checksums, counts, tags",
+)
+def get_version(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> DatasetVersion:
+    return storage.get_version(ref)
+
+
+@router.get(
+    "/{ref}/diff/{other}",
+    response_model=VersionDiff,
+    summary="Record-level diff from one version to another, with a readable summary",
+)
+def diff_versions(
+    ref: Ref,
+    other: Ref,
+    reviewer_id: ReviewerId,
+    storage: StorageDep,
+    examples: Annotated[int, Query(ge=0, le=100)] = 10,
+) -> VersionDiff:
+    return storage.compare_versions(ref, other, examples=examples)
+
+
+@router.post(
+    "/{ref}/tags",
+    response_model=VersionOut,
+    summary="Tag a version (a tag that named another version moves)",
+)
+def tag_version(
+    ref: Ref, body: TagIn, reviewer_id: ReviewerId, storage: StorageDep
+) -> DatasetVersion:
+    return storage.tag_version(ref, body.tag)
+
+
+@router.post(
+    "/{ref}/checkout",
+    response_model=VersionOut,
+    summary="Make a version current (restored from the archive if needed)",
+)
+def checkout(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> DatasetVersion:
+    storage.checkout(ref)
+    return storage.get_version("current")
+
+
+@router.get(
+    "/{ref}/verify",
+    response_model=VerifyOut,
+    summary="Re-hash the version's files against their recorded checksums",
+)
+def verify(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> VerifyOut:
+    version = storage.get_version(ref).version
+    problems = storage.verify(version)
+    return VerifyOut(version=version, ok=not problems, problems=problems)
+
+
+@router.get(
+    "/{ref}/export",
+    response_class=FileResponse,
+    summary="Download a version as one verified archive (manifest + files)",
+    responses={
+        200: {
+            "description": "The version's export archive",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in _ARCHIVE_MEDIA_TYPES.values()
+            },
+        }
+    },
+)
+def export_version(
+    ref: Ref,
+    reviewer_id: ReviewerId,
+    storage: StorageDep,
+    format: Annotated[ArchiveFormat, Query(description="archive format")] = "tar.gz",
+) -> FileResponse:
+    version = storage.get_version(ref).version
+    folder = FilePath(tempfile.mkdtemp(prefix="esk-version-export-"))
+    try:
+        path = storage.export_version(version, folder / f"{version}.{format}")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(
+        path,
+        media_type=_ARCHIVE_MEDIA_TYPES[format],
+        filename=path.name,
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )

@@ -1,0 +1,127 @@
+"""Typed request and response bodies of the REST API (what /docs and /openapi.json show).
+
+The library's own pydantic models (ReviewItem, QueueStats, ETLStats, ...) are reused as they are
+where they already are the right answer; the models here are the API's own envelopes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from esk_pipeline.pipeline.data_storage import DatasetVersion
+from esk_pipeline.pipeline.etl import ETLStats
+from esk_pipeline.pipeline.labeler_agent import ClassificationResult
+
+# A classify request may carry at most this many texts; bigger jobs belong to the Dagster graph.
+MAX_CLASSIFY_BATCH = 100
+MAX_TEXT_CHARS = 10_000
+DOMAIN_ID_PATTERN = r"^[a-z0-9_]+$"
+ExportFormat = Literal["jsonl", "csv", "parquet"]
+
+
+class FieldIssue(BaseModel):
+    """One invalid part of a request."""
+
+    location: str = Field(description="where in the request, e.g. 'body.domain' or 'query.count'")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error the API returns: a short code, a sentence for a person, and field issues."""
+
+    error: str = Field(description="short machine-readable code, e.g. 'not_leased'")
+    detail: str = Field(description="what went wrong and what to do about it")
+    fields: list[FieldIssue] | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadinessCheck(BaseModel):
+    ok: bool
+    detail: str
+
+
+class ReadinessOut(BaseModel):
+    ready: bool
+    checks: dict[str, ReadinessCheck] = Field(
+        description="review_store, taxonomy and clickhouse, each with its own verdict"
+    )
+
+
+class WhoAmIOut(BaseModel):
+    reviewer_id: str
+
+
+class DomainOut(BaseModel):
+    id: str
+    name: str
+    description: str
+
+
+class TaxonomyOut(BaseModel):
+    fingerprint: str
+    domains: list[DomainOut]
+
+
+class SubmitIn(BaseModel):
+    """The reviewer's decision: the domain they chose (the model's guess when approving)."""
+
+    domain: str = Field(min_length=1, max_length=100, pattern=DOMAIN_ID_PATTERN)
+
+
+class IngestOut(BaseModel):
+    """What happened to an uploaded file: the ETL's accounting and the rows stored."""
+
+    file_name: str = Field(description="the sanitised name, also the rows' `source` label")
+    etl: ETLStats
+    rows_inserted: int
+    rows_without_ts: int = Field(description="rows with no timestamp, stored with the upload time")
+    table: str
+
+
+class DayIngestIn(BaseModel):
+    day: dt.date
+
+
+class DayIngestOut(BaseModel):
+    """The ETL's accounting for one day's rows already in ClickHouse."""
+
+    day: dt.date
+    table: str
+    etl: ETLStats
+
+
+class ClassifyIn(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+class ClassifyBatchIn(BaseModel):
+    texts: list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]] = Field(
+        min_length=1, max_length=MAX_CLASSIFY_BATCH
+    )
+
+
+class ClassifyBatchOut(BaseModel):
+    results: list[ClassificationResult]
+
+
+class TagIn(BaseModel):
+    tag: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+
+class VerifyOut(BaseModel):
+    version: str
+    ok: bool
+    problems: list[str]
+
+
+class VersionOut(DatasetVersion):
+    """A dataset version as the API shows it: without the server's file-system path."""
+
+    path: Path | None = Field(default=None, exclude=True)

@@ -1,0 +1,147 @@
+"""Uploads through the ETL into the embedded ClickHouse, size and content checks, day ingest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from esk_pipeline.api import create_app
+from esk_pipeline.api.routers.ingest import sanitize_file_name
+from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline_tests.api_tests.conftest import auth, make_settings
+
+CSV = (
+    "text;ts;user_id;channel\n"
+    "Не пришла квитанция за октябрь;2026-03-02 10:00:00;u1;chat\n"
+    "Автобус 42 не ходит по расписанию;2026-03-02 11:30:00;u2;phone\n"
+    "Автобус 42 не ходит по расписанию;2026-03-02 11:31:00;u3;phone\n"
+    "ок;2026-03-02 12:00:00;u4;chat\n"
+    "Как передать показания счётчика;;u5;chat\n"
+)
+
+
+def _upload(client, name: str, data: bytes, reviewer: str = "alice"):
+    return client.post(
+        "/api/ingest/upload", files={"file": (name, data, "text/csv")}, headers=auth(reviewer)
+    )
+
+
+def test_upload_runs_the_etl_and_lands_in_clickhouse(settings, client):
+    response = _upload(client, "logs.csv", CSV.encode("cp1251"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["file_name"] == "logs.csv"
+    assert body["etl"]["rows_in"] == 5
+    assert body["etl"]["rows_out"] == 3
+    assert body["etl"]["rejected_by_reason"] == {"too_short": 1, "duplicate": 1}
+    assert body["rows_inserted"] == 3
+    assert body["rows_without_ts"] == 1
+    assert body["table"] == "esk_logs"
+
+    source = LogSource(settings.clickhouse)
+    day = source.read_day(dt.date(2026, 3, 2))
+    assert sorted(day["text"]) == [
+        "Автобус 42 не ходит по расписанию",
+        "Не пришла квитанция за октябрь",
+    ]
+    assert set(day["source"]) == {"logs.csv"}
+    assert json.loads(day.loc[day["user_id"] == "u1", "metadata"].iat[0]) == {"channel": "chat"}
+    assert sum(source.day_counts().values()) == 3  # the undated row got the upload time
+
+
+def test_file_names_never_become_paths(settings, client):
+    data = CSV.encode()
+    response = _upload(client, "../../etc/passwd/..\\evil name.csv", data)
+    assert response.status_code == 200
+    assert response.json()["file_name"] == "evil_name.csv"
+    assert not (settings.app.data_dir / "evil_name.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        ("Логи за март.xlsx", "Логи_за_март.xlsx"),
+        ("/abs/path/data.JSONL", "data.jsonl"),
+        ("..", "upload"),
+        ("", "upload"),
+        (".hidden.csv", "hidden.csv"),
+        ("a\x00b\n.csv", "a_b.csv"),
+    ],
+)
+def test_sanitize_file_name(raw, safe):
+    assert sanitize_file_name(raw) == safe
+
+
+def test_an_unlisted_extension_is_415(client):
+    response = _upload(client, "payload.exe", b"MZ\x90\x00")
+    assert response.status_code == 415
+    assert ".xlsx" in response.json()["detail"]
+
+
+def test_content_the_etl_cannot_read_is_422(client):
+    response = _upload(client, "logs.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 legacy xls")
+    assert response.status_code == 422
+    assert response.json()["error"] == "unreadable_input"
+    assert ".xls" in response.json()["detail"]
+
+
+def test_a_parquet_upload_works(client):
+    frame = pd.DataFrame({"message": ["Нет горячей воды третий день"], "user": ["u9"]})
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    response = _upload(client, "batch.parquet", buffer.getvalue())
+    assert response.status_code == 200, response.text
+    assert response.json()["etl"]["format"] == "parquet"
+    assert response.json()["rows_inserted"] == 1
+
+
+def test_oversized_uploads_are_413_declared_or_streamed(project_env):
+    settings = make_settings(project_env / "small", max_upload_mb=1)
+    big = b"text\n" + b"x" * (2 * 1024 * 1024)
+    with TestClient(create_app(settings)) as client:
+        declared = _upload(client, "big.csv", big)
+        assert declared.status_code == 413
+        assert "1 MB" in declared.json()["detail"]
+
+        def chunks():  # no Content-Length: the limit must bite while reading
+            yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
+            for _ in range(40):
+                yield b"y" * 65536
+            yield b"\r\n--b--\r\n"
+
+        streamed = client.post(
+            "/api/ingest/upload",
+            content=chunks(),
+            headers={**auth("alice"), "Content-Type": "multipart/form-data; boundary=b"},
+        )
+        assert streamed.status_code == 413
+        assert streamed.json()["error"] == "content_too_large"
+        assert not list((project_env / "small").glob("clickhouse*"))
+
+
+def test_ingest_a_day_from_clickhouse_reports_the_accounting(client):
+    _upload(client, "logs.csv", CSV.encode())
+    response = client.post(
+        "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=auth("bob")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["day"] == "2026-03-02"
+    assert body["etl"]["rows_in"] == 2
+    assert body["etl"]["rows_out"] == 2
+
+    missing = client.post(
+        "/api/ingest/clickhouse-day", json={"day": "2020-01-01"}, headers=auth("bob")
+    )
+    assert missing.status_code == 404
+    assert "2020-01-01" in missing.json()["detail"]
+
+
+def test_uploads_need_a_token(client):
+    response = client.post("/api/ingest/upload", files={"file": ("a.csv", CSV.encode())})
+    assert response.status_code == 401

@@ -1,0 +1,189 @@
+"""The review endpoints: identity from the token, lease rules, decisions, numbers, export."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from esk_pipeline_tests.api_tests.conftest import TOKENS, auth, seed_review
+
+
+@pytest.fixture
+def seeded(settings, client):
+    seed_review(settings, 6)
+    return client
+
+
+def _lease(client, reviewer: str, count: int = 1) -> list[dict]:
+    response = client.get(f"/api/review/next?count={count}", headers=auth(reviewer))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKENS['alice']}"}],
+    ids=["missing", "wrong", "not-bearer"],
+)
+def test_protected_endpoints_answer_401_json_with_a_challenge(client, headers):
+    for method, path in [
+        ("GET", "/api/review/next"),
+        ("POST", "/api/review/undo"),
+        ("GET", "/api/review/export"),
+        ("GET", "/api/taxonomy"),
+    ]:
+        response = client.request(method, path, headers=headers)
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        body = response.json()
+        assert body["error"] == "unauthorized"
+        assert "token" in body["detail"]
+
+
+def test_no_configured_tokens_means_no_access(project_env):
+    from fastapi.testclient import TestClient
+
+    from esk_pipeline.api import create_app
+    from esk_pipeline_tests.api_tests.conftest import make_settings
+
+    app = create_app(make_settings(project_env / "none", tokens={"eve": ""}))
+    with TestClient(app) as client:
+        response = client.get("/api/me", headers={"Authorization": "Bearer "})
+        assert response.status_code == 401
+        response = client.get("/api/me", headers={"Authorization": "Bearer x"})
+        assert response.status_code == 401
+
+
+def test_identity_comes_from_the_token(client):
+    assert client.get("/api/me", headers=auth("bob")).json() == {"reviewer_id": "bob"}
+
+
+def test_taxonomy_lists_domains_with_russian_names(client):
+    body = client.get("/api/taxonomy", headers=auth("alice")).json()
+    names = {d["id"]: d["name"] for d in body["domains"]}
+    assert names["meter_readings"] == "Передача показаний счётчиков"
+    assert len(body["fingerprint"]) == 16
+
+
+def test_a_leased_item_is_not_handed_to_another_reviewer(seeded):
+    alice = {item["id"] for item in _lease(seeded, "alice", 3)}
+    bob = {item["id"] for item in _lease(seeded, "bob", 6)}
+    assert len(alice) == 3 and len(bob) == 3
+    assert alice.isdisjoint(bob)
+    # Asking again returns the same leases (idempotent), not new items.
+    assert {item["id"] for item in _lease(seeded, "alice", 3)} == alice
+
+
+def test_submit_approve_and_correct_then_stats_count_my_work(seeded):
+    first, second = _lease(seeded, "alice", 2)
+    approved = seeded.post(
+        f"/api/review/items/{first['id']}/submit",
+        json={"domain": first["predicted_domain"]},
+        headers=auth("alice"),
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+    other = next(c[0] for c in second["top_candidates"] if c[0] != second["predicted_domain"])
+    corrected = seeded.post(
+        f"/api/review/items/{second['id']}/submit", json={"domain": other}, headers=auth("alice")
+    ).json()
+    assert corrected["status"] == "corrected"
+    assert corrected["corrected_domain"] == other
+    assert corrected["reviewer_id"] == "alice"
+
+    stats = seeded.get("/api/review/stats", headers=auth("alice")).json()
+    assert stats["reviewer_id"] == "alice"
+    assert stats["reviewer_done_today"] == 2
+    assert stats["queue_length"] == 4
+    assert seeded.get("/api/review/stats", headers=auth("bob")).json()["reviewer_done_today"] == 0
+
+    quality = seeded.get("/api/review/quality", headers=auth("bob")).json()
+    assert (quality["decided"], quality["approved"], quality["corrected"]) == (2, 1, 1)
+    agreement = seeded.get("/api/review/agreement", headers=auth("bob")).json()
+    assert agreement["items_with_overlap"] == 0
+
+
+def test_submitting_an_item_someone_else_holds_is_refused(seeded):
+    (item,) = _lease(seeded, "alice")
+    response = seeded.post(
+        f"/api/review/items/{item['id']}/submit",
+        json={"domain": item["predicted_domain"]},
+        headers=auth("bob"),
+    )
+    assert response.status_code == 409
+    assert response.json()["error"] == "not_leased"
+
+
+def test_unknown_domain_and_unknown_item_are_clear_errors(seeded):
+    (item,) = _lease(seeded, "alice")
+    response = seeded.post(
+        f"/api/review/items/{item['id']}/submit", json={"domain": "no_such"}, headers=auth("alice")
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "unknown_domain"
+    response = seeded.post(
+        "/api/review/items/missing/submit", json={"domain": "payments"}, headers=auth("alice")
+    )
+    assert response.status_code == 404
+    assert response.json()["error"] == "unknown_item"
+
+
+def test_invalid_body_is_a_json_422_naming_the_field(seeded):
+    response = seeded.post(
+        "/api/review/items/x/submit", json={"domain": "Not A Domain!"}, headers=auth("alice")
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid_request"
+    assert body["fields"][0]["location"] == "body.domain"
+
+
+def test_skip_release_and_undo(seeded):
+    first, second = _lease(seeded, "alice", 2)
+    skipped = seeded.post(f"/api/review/items/{first['id']}/skip", headers=auth("alice"))
+    assert skipped.status_code == 200
+    assert skipped.json()["status"] == "skipped"
+    # A skipped item never comes back to the one who skipped it, but others get it.
+    assert first["id"] not in {i["id"] for i in _lease(seeded, "alice", 6)}
+    released = seeded.post(f"/api/review/items/{second['id']}/release", headers=auth("alice"))
+    assert released.status_code == 200
+    assert released.json()["lease_holder"] is None
+
+    undone = seeded.post("/api/review/undo", headers=auth("alice"))
+    assert undone.status_code == 200
+    assert undone.json()["id"] == first["id"]
+    assert undone.json()["lease_holder"] == "alice"
+    nothing = seeded.post("/api/review/undo", headers=auth("bob"))
+    assert nothing.status_code == 409
+    assert nothing.json()["detail"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_export_streams_the_reviewed_items(seeded, fmt):
+    (item,) = _lease(seeded, "alice")
+    seeded.post(
+        f"/api/review/items/{item['id']}/submit",
+        json={"domain": "transport"},
+        headers=auth("alice"),
+    )
+    response = seeded.get(f"/api/review/export?format={fmt}", headers=auth("bob"))
+    assert response.status_code == 200
+    assert f".{fmt}" in response.headers["content-disposition"]
+    if fmt == "jsonl":
+        records = [json.loads(line) for line in response.text.splitlines() if line]
+    elif fmt == "csv":
+        records = pd.read_csv(io.StringIO(response.text)).to_dict("records")
+    else:
+        records = pd.read_parquet(io.BytesIO(response.content)).to_dict("records")
+    assert len(records) == 1
+    assert records[0]["domain"] == "transport"
+    assert records[0]["reviewer_id"] == "alice"
+    assert records[0]["text"] == item["text"]
+
+
+def test_export_rejects_an_unknown_format(seeded):
+    response = seeded.get("/api/review/export?format=xml", headers=auth("alice"))
+    assert response.status_code == 422

@@ -1,0 +1,211 @@
+"""A whole review session on the reviewer page, by keyboard alone, in headless Chromium.
+
+The API runs under a real uvicorn on a free loopback port with a temporary data folder and a
+seeded review store; Playwright drives Debian's `chromium` (its own browser download does not
+work offline). A screenshot goes to $ESK_TEST_ARTIFACTS (or the test's tmp folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from esk_pipeline.api import create_app
+from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig, ReviewStatus
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline_tests.api_tests.conftest import TAXONOMY_PATH, TOKENS, seed_review
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium() -> str:
+    """Debian's chromium, installed with apt-get when missing and we may (root, apt present)."""
+    found = _find_chromium()
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+        ):
+            subprocess.run(command, env=env, capture_output=True, timeout=900, check=False)
+        found = _find_chromium()
+    if found is None:
+        pytest.skip(
+            "headless Chromium not found and could not be installed: "
+            "install Debian's 'chromium' package (apt-get install chromium)"
+        )
+    return found
+
+
+def _find_chromium() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(settings) -> Iterator[str]:
+    """uvicorn serving the app in a thread; yields its base URL."""
+    seed_review(settings, 6)
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _first_match(query: str) -> str:
+    """The first domain the page's search lists for `query` (the same rule as review.js)."""
+
+    def norm(text: str) -> str:
+        return text.lower().replace("ё", "е")
+
+    for domain in Taxonomy.load(TAXONOMY_PATH).domains:
+        if any(
+            norm(query) in norm(field) for field in (domain.id, domain.name, domain.description)
+        ):
+            return domain.id
+    raise AssertionError(f"no domain matches {query!r}")
+
+
+def test_keyboard_review_session(settings, server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+    decisions: dict[str, str] = {}  # item id -> domain the page should have submitted
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(server)
+        page.keyboard.type(TOKENS["alice"])  # the token field has autofocus
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#item-card:not([hidden])")
+        assert page.text_content("#reviewer-name") == "alice"
+
+        def current() -> tuple[str, list[str]]:
+            item_id = page.get_attribute("#item-card", "data-item-id")
+            options = page.eval_on_selector_all(
+                "#domain-list li", "els => els.map(e => e.dataset.domain)"
+            )
+            return item_id, options
+
+        def wait_for_new_item(previous: str) -> None:
+            page.wait_for_function(
+                "prev => document.querySelector('#item-card').dataset.itemId !== prev", arg=previous
+            )
+
+        def selected() -> str:
+            return page.get_attribute('#domain-list li[aria-selected="true"]', "data-domain")
+
+        # 1. Enter approves the model's top candidate, which is preselected.
+        item_id, options = current()
+        text = page.text_content("#item-text")
+        assert text.startswith("Обращение №") and "квитанция" in text  # Cyrillic intact
+        assert selected() == options[0]
+        decisions[item_id] = options[0]
+        page.keyboard.press("Enter")
+        wait_for_new_item(item_id)
+        page.wait_for_function("document.querySelector('#done-today').textContent === '1'")
+
+        # 2. A number key picks the second domain in the list.
+        item_id, options = current()
+        page.keyboard.press("2")
+        assert selected() == options[1]
+        decisions[item_id] = options[1]
+        page.keyboard.press("Enter")
+        wait_for_new_item(item_id)
+
+        # 3. "/" focuses the search; Enter picks the first match; Enter again submits.
+        item_id, _ = current()
+        page.keyboard.press("/")
+        assert page.evaluate("document.activeElement.id") == "domain-search"
+        page.keyboard.type("мусор")
+        page.keyboard.press("Enter")
+        assert selected() == _first_match("мусор")
+        decisions[item_id] = _first_match("мусор")
+        page.keyboard.press("Enter")
+        wait_for_new_item(item_id)
+
+        # 4. S skips; U brings the skipped item back; arrows pick; Enter submits.
+        skipped_id, options = current()
+        page.keyboard.press("s")
+        wait_for_new_item(skipped_id)
+        page.keyboard.press("u")
+        page.wait_for_function(
+            "id => document.querySelector('#item-card').dataset.itemId === id", arg=skipped_id
+        )
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowUp")
+        assert selected() == options[1]
+        decisions[skipped_id] = options[1]
+        page.keyboard.press("Enter")
+        wait_for_new_item(skipped_id)
+
+        # 5. Approve one more, then Ctrl+Z takes that decision back.
+        undone_id, _ = current()
+        page.keyboard.press("Enter")
+        wait_for_new_item(undone_id)
+        page.keyboard.press("Control+z")
+        page.wait_for_function(
+            "id => document.querySelector('#item-card').dataset.itemId === id", arg=undone_id
+        )
+        page.wait_for_function("document.querySelector('#done-today').textContent === '4'")
+        assert page.text_content("#left-in-queue").strip().isdigit()
+
+        artifacts = Path(os.environ.get("ESK_TEST_ARTIFACTS") or tmp_path)
+        artifacts.mkdir(parents=True, exist_ok=True)
+        screenshot = artifacts / "review_page.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        print(f"review page screenshot: {screenshot}")
+        browser.close()
+
+    assert screenshot.stat().st_size > 10_000
+    config = ReviewDatasetConfig(data_dir=settings.app.data_dir, database_url=None)
+    with ReviewDataset(config, Taxonomy.load(TAXONOMY_PATH)) as review:
+        for item_id, domain in decisions.items():
+            item = review.get_item(item_id)
+            assert item.corrected_domain == domain, item_id
+            assert item.reviewer_id == "alice"
+            assert item.status in (ReviewStatus.APPROVED, ReviewStatus.CORRECTED)
+        undone = review.get_item(undone_id)
+        assert undone.status not in (ReviewStatus.APPROVED, ReviewStatus.CORRECTED)
+        assert undone.lease_holder == "alice"
+        assert review.stats(reviewer_id="alice").reviewer_done_today == 4
