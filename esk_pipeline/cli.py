@@ -336,7 +336,17 @@ def demo(rows: int, seed: int) -> None:
     for key in ("previous_version", "added", "removed", "relabelled"):
         if key in result:
             click.echo(f"  {key}: {result[key]}")
-    click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} dagster dev")
+    from esk_pipeline.pipeline.review_dataset import ReviewDataset
+    from esk_pipeline.pipeline.taxonomy import Taxonomy
+
+    with ReviewDataset(taxonomy=Taxonomy.load(settings.app.taxonomy_path)) as review:
+        waiting = review.stats().queue_length
+    click.echo(f"review queue: {waiting} items waiting for people")
+    click.echo(
+        '  reviewer page: APP_API_TOKENS=\'{"alice": "<token>"}\' '
+        ".venv/bin/uvicorn esk_pipeline.api:app, then http://127.0.0.1:8000/"
+    )
+    click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} .venv/bin/dagster dev")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
