@@ -354,13 +354,14 @@ def demo(rows: int, seed: int) -> None:
 def dev(dagster_args: tuple[str, ...]) -> None:
     """`dagster dev` with DAGSTER_HOME set up in the project (extra arguments pass through)."""
     import os
-    import shutil
     import signal
+    import sys
 
     from esk_pipeline.runner import ensure_dagster_home
 
     ensure_dagster_home(Path.cwd())
-    dagster = shutil.which("dagster") or "dagster"
+    # The dagster script installed beside this interpreter, whether or not the venv is on PATH.
+    dagster = str(Path(sys.executable).with_name("dagster"))
     # Started from a script, dagster dev ignores Ctrl-C unless SIGINT is back to its default.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execvp(dagster, [dagster, "dev", "-w", "workspace.yaml", *dagster_args])

@@ -108,7 +108,7 @@ class LabelerSettings(BaseSettings):
     use_dynamic_fewshot: bool = True
     concurrency: int = 4
     # Cascade: the local model's labels at or above this confidence need no LLM call.
-    local_accept_threshold: float = 0.85
+    local_accept_threshold: float = 0.9
     fewshot_token_budget: int = 600
 
 

@@ -1,0 +1,231 @@
+"""Benchmark of the labeler's LLM tier against the fake OpenAI-compatible server (loopback HTTP).
+
+    .venv/bin/python bench/bench_labeler.py [--texts 2000]
+
+1. Throughput: a fault-free server with a fixed 200 ms latency per request. Labels per second
+   against the theoretical limit min(concurrency * batch_size / 0.2 s, rate_limit * batch_size),
+   in a concurrency-bound and a rate-bound setting (target >= 90% of the limit).
+2. Cost: requests and tokens (as the server reports them) per 1,000 labels with batch_size 20
+   against batch_size 1, dynamic few-shot on (target >= 5x fewer tokens per label).
+3. Re-run: the same input again with the cache on sends no request.
+
+Every text goes to the LLM (local_accept_threshold 1.0, cache off unless said), so the figures
+are the LLM tier's own. The server answers each text with its generated ground truth; it runs in
+its own process, as a real server would, so its work does not compete for this one's GIL.
+Throughput is given over the whole call (local model and cache look-up first, then requests)
+and over the request phase alone (first request sent to last answer received).
+No asserts: it prints figures for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for esk_pipeline_tests.fakes
+
+from esk_pipeline.pipeline.labeler_agent import ClassificationResult, LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.local_model import normalize_text
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.sample_data import generate_logs
+from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, request_text
+
+TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
+LATENCY_SECONDS = 0.2
+_LINE = re.compile(r"^(t\d+): (\".*\")$", re.MULTILINE)
+
+
+def _truthful_responder(truth: dict[str, str]) -> Any:
+    def respond(request: dict[str, Any]) -> dict[str, Any]:
+        lines = _LINE.findall(request_text(request))
+        items = [
+            {"id": short_id, "domain": truth.get(json.loads(quoted), "other"), "confidence": 0.9}
+            for short_id, quoted in lines
+        ]
+        return {"items": items}
+
+    return respond
+
+
+class _RemoteServer:
+    """A `FakeOpenAIServer` in a child process, driven over a pipe."""
+
+    def __init__(self, conn: Connection, base_url: str) -> None:
+        self._conn = conn
+        self.base_url = base_url
+
+    def _ask(self, command: str) -> Any:
+        self._conn.send(command)
+        return self._conn.recv()
+
+    def reset(self) -> None:
+        self._ask("reset")
+
+    def stats(self) -> dict[str, Any]:
+        """requests, max_concurrent and request_times (time.monotonic, system-wide)."""
+        return self._ask("stats")
+
+
+def _serve(truth: dict[str, str], latency_ms: float, conn: Connection) -> None:
+    with FakeOpenAIServer(_truthful_responder(truth), latency_ms=latency_ms) as server:
+        conn.send(server.base_url)
+        while (command := conn.recv()) != "stop":
+            if command == "reset":
+                server.reset()
+                conn.send(None)
+            else:
+                conn.send(
+                    {
+                        "requests": server.request_count,
+                        "max_concurrent": server.max_concurrent,
+                        "request_times": list(server.request_times),
+                    }
+                )
+
+
+@contextmanager
+def _server(truth: dict[str, str], latency_ms: float = 0) -> Iterator[_RemoteServer]:
+    ours, theirs = multiprocessing.Pipe()
+    process = multiprocessing.get_context("fork").Process(
+        target=_serve, args=(truth, latency_ms, theirs), daemon=True
+    )
+    process.start()
+    try:
+        yield _RemoteServer(ours, ours.recv())
+    finally:
+        ours.send("stop")
+        process.join(timeout=10)
+
+
+def _run(
+    taxonomy: Taxonomy,
+    texts: list[str],
+    server: _RemoteServer,
+    cache_dir: Path,
+    **config: Any,
+) -> tuple[list[ClassificationResult], float, LabelerAgent]:
+    settings = {
+        "model": "fake-model",
+        "api_base": server.base_url,
+        "api_key": "sk-bench",
+        "local_accept_threshold": 1.0,
+        "use_cache": False,
+        "cache_dir": cache_dir,
+        "max_retries": 1,
+        **config,
+    }
+    agent = LabelerAgent(LabelerConfig(**settings), taxonomy, progress_callback=lambda _: None)
+
+    async def label() -> list[ClassificationResult]:
+        try:
+            return await agent.classify_dataframe(pd.DataFrame({"text": texts}))
+        finally:
+            await agent.aclose()
+
+    started = time.monotonic()
+    results = asyncio.run(label())
+    return results, time.monotonic() - started, agent
+
+
+def _throughput(taxonomy: Taxonomy, texts: list[str], truth: dict[str, str], tmp: Path) -> None:
+    print(f"1. throughput, {len(texts)} texts, server latency {LATENCY_SECONDS * 1000:.0f} ms")
+    settings = [
+        {"batch_size": 20, "concurrency": 4, "rate_limit": 0},
+        {"batch_size": 20, "concurrency": 8, "rate_limit": 5},
+    ]
+    with _server(truth, latency_ms=LATENCY_SECONDS * 1000) as server:
+        for config in settings:
+            server.reset()
+            results, seconds, _ = _run(taxonomy, texts, server, tmp, **config)
+            finished = time.monotonic()
+            stats = server.stats()
+            request_seconds = finished - stats["request_times"][0]
+            llm = sum(r.tier == "llm" and r.status == "labeled" for r in results)
+            by_concurrency = config["concurrency"] * config["batch_size"] / LATENCY_SECONDS
+            by_rate = config["rate_limit"] * config["batch_size"] or float("inf")
+            limit = min(by_concurrency, by_rate)
+            print(
+                f"   batch {config['batch_size']}, concurrency {config['concurrency']}, "
+                f"rate limit {config['rate_limit'] or 'none'} req/s -> limit {limit:.0f} labels/s"
+            )
+            for phase, elapsed in (("whole call", seconds), ("request phase", request_seconds)):
+                rate = llm / elapsed
+                print(
+                    f"     {phase:>13}: {llm} LLM labels in {elapsed:.2f} s = {rate:.1f} "
+                    f"labels/s = {100 * rate / limit:.1f}% of the limit"
+                )
+            print(f"     {stats['requests']} requests, at most {stats['max_concurrent']} in flight")
+
+
+def _cost(taxonomy: Taxonomy, texts: list[str], truth: dict[str, str], tmp: Path) -> None:
+    print(f"\n2. cost per 1,000 labels, {len(texts)} texts, dynamic few-shot on")
+    per_label: dict[int, float] = {}
+    with _server(truth) as server:
+        for batch_size in (20, 1):
+            results, _, agent = _run(
+                taxonomy, texts, server, tmp, batch_size=batch_size, concurrency=8, rate_limit=0
+            )
+            usage = agent.usage.snapshot()
+            labels = sum(r.status == "labeled" for r in results)
+            scale = 1000 / labels
+            per_label[batch_size] = usage["total_tokens"] / labels
+            print(
+                f"   batch_size {batch_size:>2}: {usage['requests'] * scale:7.0f} requests, "
+                f"{usage['input_tokens'] * scale:9.0f} input + "
+                f"{usage['output_tokens'] * scale:7.0f} output tokens per 1,000 labels "
+                f"({per_label[batch_size]:.0f} tokens/label)"
+            )
+    print(f"   batch 20 uses {per_label[1] / per_label[20]:.1f}x fewer tokens per label")
+
+
+def _rerun(taxonomy: Taxonomy, texts: list[str], truth: dict[str, str], tmp: Path) -> None:
+    print(f"\n3. re-run with the cache, {len(texts)} texts")
+    with _server(truth) as server:
+        for attempt, batch_size in (("first run", 20), ("re-run, batch 7", 7)):
+            server.reset()
+            _, seconds, _ = _run(
+                taxonomy,
+                texts,
+                server,
+                tmp / "cache",
+                use_cache=True,
+                batch_size=batch_size,
+                rate_limit=0,
+            )
+            print(f"   {attempt}: {server.stats()['requests']} requests, {seconds:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=4000, help="texts in the throughput run")
+    parser.add_argument("--cost-texts", type=int, default=300)
+    args = parser.parse_args()
+
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
+    logs = generate_logs(taxonomy, n_rows=int(args.texts * 1.4), seed=42)
+    logs = logs.drop_duplicates("text")
+    truth = dict(zip(logs["text"], logs["true_domain"], strict=True))
+    # One text per normalised form: the labeler asks once per form, so rows = requests' texts.
+    texts = list({normalize_text(t): t for t in reversed(truth)}.values())[::-1][: args.texts]
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        _throughput(taxonomy, texts, truth, tmp)
+        _cost(taxonomy, texts[: args.cost_texts], truth, tmp)
+        _rerun(taxonomy, texts[: args.cost_texts], truth, tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,746 @@
+"""The labeler: every cleaned text gets a taxonomy domain and a confidence that can be trusted.
+
+A cascade, cheapest tier first:
+
+1. the offline `LocalModel` (char/word n-grams, calibrated) labels everything; a label with
+   confidence >= `local_accept_threshold` is accepted (tier "local") without an LLM call;
+2. with an LLM configured (`model` other than "local"), the rest go to it through the shared
+   `LLMClient`, `batch_size` texts per request; with none, the local label stands whatever its
+   confidence (low ones go to review);
+3. what ends below `low_conf_threshold`, or failed, is for human review
+   (`get_low_confidence_items`).
+
+Only taxonomy domains can come out: the LLM's output type constrains `domain` to the taxonomy
+ids (a `Literal` built at run time, so grammar-constrained servers cannot even produce another),
+and each answer is checked again after the fact. An out-of-taxonomy answer is invalid output,
+retried, and after `max_retries` rounds the item is "failed", never written as a label.
+
+Batching: one prompt lists the texts under short ids ("t1".."t20"); the answer is a list of
+{id, domain, confidence, alternatives} matched back by id. Ids the model skipped, answered with
+conflicting domains, or answered outside the taxonomy are asked again in a follow-up request
+holding only them; a request that fails for good (invalid output after the client's retries) is
+split in halves, so one poisonous text cannot fail its whole batch. After `max_retries` such
+rounds the item is "failed" with the reason. A spent run budget makes the rest "deferred" (the
+next run picks them up). Nothing is dropped or duplicated: one result per input row.
+
+Caches (both in the shared `ResponseCache` file under `cache_dir`):
+- the LLM client caches each batch prompt's answer (its key covers model, endpoint, output mode,
+  prompts, schema);
+- a per-text result cache, so a re-run over unchanged input sends zero requests even when the
+  batches come out composed differently. Its key is sha256 over (PROMPT_VERSION, model,
+  endpoint kind, taxonomy fingerprint, few-shot set id, normalised text), where the few-shot set
+  id hashes the few-shot pool (taxonomy examples + verified labels), the dynamic flag and token
+  budget. All keys are looked up in one batched `get_many` before batches are built; results are
+  written after each batch, so a crash loses at most the batches in flight.
+
+Dynamic few-shot: per request, the pool examples most similar to the request's texts (cosine
+over the local model's TF-IDF vectors), first the best one for each domain the local model
+thinks plausible for those texts, then the most similar overall, until `fewshot_token_budget`
+tokens (estimated as characters / 3: Russian text runs about 2.5-3.5 characters per token in
+common BPE vocabularies, so this errs on the side of overestimating).
+
+Feedback: `learn(verified)` retrains the local model on human-verified labels and adds them to
+the few-shot pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+)
+from pydantic_ai.models import Model
+from scipy.sparse import csr_matrix
+
+from esk_pipeline.pipeline.ids import row_ids
+from esk_pipeline.pipeline.llm import (
+    BudgetExhausted,
+    LLMCallFailed,
+    LLMClient,
+    Progress,
+    ResponseCache,
+    UsageMeter,
+    endpoint_kind,
+)
+from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
+from esk_pipeline.pipeline.local_model import LocalModel, Prediction, normalize_text
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.settings import LabelerSettings, LLMEndpoint, OutputMode, get_settings
+
+# Bump whenever the prompts or the answer schema change: part of `LabelerAgent.version` and of
+# every cache key, so old answers are not reused for a different question.
+PROMPT_VERSION = "labeler-prompt-v1"
+LOCAL_MODEL_NAME = "local"
+_CACHE_NAMESPACE = "labeler"
+_TEXT_KEY_PREFIX = "labeler:text:"
+_CHARS_PER_TOKEN = 3
+
+Tier = Literal["local", "llm", "review"]
+Status = Literal["labeled", "failed", "deferred"]
+
+
+def _clamp_unit(value: float) -> float:
+    """Small servers do not enforce numeric bounds in the schema: clamp instead of rejecting."""
+    return min(1.0, max(0.0, value))
+
+
+Confidence = Annotated[float, AfterValidator(_clamp_unit)]
+
+
+def _labeler_settings() -> LabelerSettings:
+    return get_settings().labeler
+
+
+def _endpoint() -> LLMEndpoint:
+    return get_settings().llm.endpoint_for("labeler")
+
+
+class LabelerConfig(BaseModel):
+    """How to label. Defaults come from LABELER_*, LLM_LABELER_* / LLM_* and CACHE_* settings;
+    with no LLM endpoint configured, `model` is "local" (the offline model alone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default_factory=lambda: _endpoint().model)
+    api_key: SecretStr | None = Field(default_factory=lambda: _endpoint().api_key)
+    api_base: str | None = Field(default_factory=lambda: _endpoint().api_base)
+    batch_size: int = Field(default_factory=lambda: _labeler_settings().batch_size, ge=1)
+    rate_limit: float = Field(default_factory=lambda: _labeler_settings().rate_limit, ge=0)
+    max_retries: int = Field(default_factory=lambda: _labeler_settings().max_retries, ge=0)
+    low_conf_threshold: float = Field(
+        default_factory=lambda: _labeler_settings().low_conf_threshold, ge=0, le=1
+    )
+    use_cache: bool = Field(
+        default_factory=lambda: _labeler_settings().use_cache and get_settings().cache.enabled
+    )
+    use_dynamic_fewshot: bool = Field(
+        default_factory=lambda: _labeler_settings().use_dynamic_fewshot
+    )
+    concurrency: int = Field(default_factory=lambda: _labeler_settings().concurrency, ge=1)
+    local_accept_threshold: float = Field(
+        default_factory=lambda: _labeler_settings().local_accept_threshold, ge=0, le=1
+    )
+    fewshot_token_budget: int = Field(
+        default_factory=lambda: _labeler_settings().fewshot_token_budget, ge=0
+    )
+    output_mode: OutputMode = Field(default_factory=lambda: _endpoint().output_mode)
+    fallback_model: str | None = Field(default_factory=lambda: _endpoint().fallback_model)
+    timeout_seconds: float = Field(default_factory=lambda: _endpoint().timeout_seconds, gt=0)
+    cache_dir: Path = Field(default_factory=lambda: get_settings().cache.dir)
+    cache_ttl_hours: float = Field(default_factory=lambda: get_settings().cache.ttl_hours)
+    # Retry pacing of the LLM client (seconds); tests shorten them.
+    backoff_seconds: float = Field(default=0.5, ge=0)
+    retry_after_cap: float = Field(default=60.0, ge=0)
+
+    @property
+    def is_local(self) -> bool:
+        """True when the offline model labels alone (no LLM tier)."""
+        return self.model == LOCAL_MODEL_NAME
+
+    def endpoint(self) -> LLMEndpoint:
+        """The LLM endpoint this config describes."""
+        return LLMEndpoint(
+            model=self.model,
+            api_base=self.api_base,
+            api_key=self.api_key,
+            output_mode=self.output_mode,
+            fallback_model=self.fallback_model,
+            timeout_seconds=self.timeout_seconds,
+        )
+
+
+class ClassificationResult(BaseModel):
+    """One text's label: which domain, how sure, the runners-up, and who decided."""
+
+    row_id: str
+    text: str
+    domain: str | None = None  # None unless status is "labeled"
+    confidence: Confidence = 0.0
+    top_candidates: list[tuple[str, float]] = Field(default_factory=list)
+    label_source: str = LOCAL_MODEL_NAME  # "local", the LLM model name, or "reviewer:<id>"
+    model: str = LOCAL_MODEL_NAME
+    tier: Tier = "local"
+    status: Status = "labeled"
+    error: str | None = None
+    cached: bool = False  # the LLM answer came from a cache, not a request
+
+
+class CascadeReport(BaseModel):
+    """Who handled how much of a run: counts, shares of the total, cache hit rate, usage."""
+
+    total: int
+    local_accepted: int  # local label at or above local_accept_threshold
+    local_unaccepted: int  # local label below it, kept because no LLM is configured
+    llm: int  # labelled by the LLM (from a request or a cache)
+    llm_cached: int
+    failed: int
+    deferred: int
+    for_review: int  # below low_conf_threshold, or failed
+    usage: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Each tier's share of the total (0..1)."""
+        counts = {
+            "local_accepted": self.local_accepted,
+            "local_unaccepted": self.local_unaccepted,
+            "llm": self.llm,
+            "failed": self.failed,
+            "deferred": self.deferred,
+        }
+        return {name: count / self.total if self.total else 0.0 for name, count in counts.items()}
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """Share of LLM-tier labels that cost no request."""
+        return self.llm_cached / self.llm if self.llm else 0.0
+
+
+class _Alternative(BaseModel):
+    domain: str
+    confidence: Confidence
+
+
+class _Outcome(BaseModel):
+    """A result without its row: what one unique (normalised) text got."""
+
+    domain: str | None
+    confidence: Confidence
+    top_candidates: list[tuple[str, float]]
+    label_source: str
+    model: str
+    tier: Tier
+    status: Status
+    error: str | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class _LLMRun:
+    """What the requests of one `classify_dataframe` call share."""
+
+    texts: dict[str, str]  # normalised key -> the text as given
+    predictions: dict[str, Prediction]  # the local model's, kept as hints when the LLM fails
+    vectors: csr_matrix  # the local model's unit feature vectors of the texts, for few-shot
+    rows: dict[str, int]  # key -> its row in `vectors`
+
+
+def _answer_type(taxonomy: Taxonomy) -> type[BaseModel]:
+    """The LLM's output type: ``{"items": [{"id", "domain", "confidence", "alternatives"}]}``
+    with `domain` restricted to this taxonomy's ids."""
+    domain_id = Literal[tuple(taxonomy.ids)]  # type: ignore[valid-type]
+    item = create_model(
+        "LabeledText",
+        id=(str, Field(description="the text's id, e.g. t1")),
+        domain=(domain_id, Field(description="the one domain id that fits best")),
+        confidence=(Confidence, Field(description="probability the domain is right, 0..1")),
+        alternatives=(
+            list[_Alternative],
+            Field(default_factory=list, description="up to 2 other plausible domains"),
+        ),
+    )
+    return create_model("LabeledBatch", items=(list[item], ...))  # type: ignore[valid-type]
+
+
+def _estimate_tokens(text: str) -> int:
+    return len(text) // _CHARS_PER_TOKEN + 1
+
+
+def _hash(parts: Sequence[Any]) -> str:
+    raw = json.dumps(list(parts), ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _system_prompt(taxonomy: Taxonomy) -> str:
+    lines = [
+        "You classify requests sent to a public-service contact centre into domains.",
+        "Domains (id: name - description):",
+        *(f"- {d.id}: {d.name} - {d.description}" for d in taxonomy.domains),
+        "",
+        "For every text you are given, answer with its id, exactly one domain id from the list,",
+        "your confidence that it is right (0..1; be honest, use low values when unsure) and up",
+        "to 2 alternative domains with their confidence. Answer each id exactly once.",
+    ]
+    if taxonomy.other_id:
+        lines.append(f"Use {taxonomy.other_id} for anything that fits no other domain.")
+    return "\n".join(lines)
+
+
+def _user_prompt(texts: dict[str, str], examples: Sequence[tuple[str, str]]) -> str:
+    parts: list[str] = []
+    if examples:
+        parts.append("Labelled examples:")
+        parts.extend(_example_line(text, domain) for text, domain in examples)
+        parts.append("")
+    parts.append("Texts to classify:")
+    parts.extend(
+        f"{short_id}: {json.dumps(text, ensure_ascii=False)}" for short_id, text in texts.items()
+    )
+    return "\n".join(parts)
+
+
+def _example_line(text: str, domain: str) -> str:
+    return f"- {json.dumps(text, ensure_ascii=False)} -> {domain}"
+
+
+def _local_outcome(prediction: Prediction) -> _Outcome:
+    domain, confidence, top = prediction
+    return _Outcome(
+        domain=domain,
+        confidence=confidence,
+        top_candidates=top,
+        label_source=LOCAL_MODEL_NAME,
+        model=LOCAL_MODEL_NAME,
+        tier="local",
+        status="labeled",
+    )
+
+
+class LabelerAgent:
+    """Labels texts with the cascade described in the module docstring.
+
+    Args:
+        config: how to label (see `LabelerConfig`).
+        taxonomy: the domains that can come out.
+        verified: human-verified (text, domain) pairs: local-model training data and few-shot
+            candidates.
+        model_override: a pydantic-ai model (TestModel, FunctionModel) answering instead of the
+            endpoint; used only when `config.model` is not "local".
+        usage: the run's `UsageMeter` (shared to share a budget); a fresh one from settings if None.
+        progress_callback: receives progress lines (e.g. Dagster's ``context.log.info``); without
+            it a terminal gets a progress bar.
+        llm_client: an already built `LLMClient` to use instead of building one from `config`.
+    """
+
+    def __init__(
+        self,
+        config: LabelerConfig,
+        taxonomy: Taxonomy,
+        *,
+        verified: Iterable[tuple[str, str]] = (),
+        model_override: Model | None = None,
+        usage: UsageMeter | None = None,
+        progress_callback: Callable[[str], Any] | None = None,
+        llm_client: LLMClient | None = None,
+    ) -> None:
+        self.config = config
+        self.taxonomy = taxonomy
+        self.progress_callback = progress_callback
+        self.usage = llm_client.usage if llm_client is not None else (usage or UsageMeter())
+        self.extra_instructions = ""
+        self._answer_type = _answer_type(taxonomy)
+        self._cache = (
+            ResponseCache(config.cache_dir / CACHE_FILE_NAME, ttl_hours=config.cache_ttl_hours)
+            if config.use_cache
+            else None
+        )
+        self._client: LLMClient | None = None
+        self._owns_client = llm_client is None
+        if not config.is_local:
+            self._client = llm_client or LLMClient(
+                config.endpoint(),
+                rate_limit=config.rate_limit,
+                concurrency=config.concurrency,
+                max_retries=config.max_retries,
+                cache=self._cache,
+                usage=self.usage,
+                model_override=model_override,
+                backoff_initial=config.backoff_seconds,
+                retry_after_cap=config.retry_after_cap,
+            )
+        self._verified: list[tuple[str, str]] = []
+        self.local_model = LocalModel()
+        self.learn(verified)
+
+    # -- versions and feedback -------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        """The labeler's code/data version: prompt version + taxonomy fingerprint. Changing
+        either changes what a label means, so downstream labels become stale."""
+        return f"{PROMPT_VERSION}+{self.taxonomy.fingerprint}"
+
+    @property
+    def system_prompt(self) -> str:
+        base = _system_prompt(self.taxonomy)
+        return f"{self.extra_instructions}\n\n{base}" if self.extra_instructions else base
+
+    def learn(self, verified: Iterable[tuple[str, str]]) -> None:
+        """Add human-verified (text, domain) pairs: retrain the local model on everything
+        verified so far and extend the few-shot pool. Unknown domains are ignored."""
+        known = set(self.taxonomy.ids)
+        self._verified.extend((t, d) for t, d in verified if d in known and t and t.strip())
+        self.local_model.fit(self.taxonomy, self._verified)
+        pool: dict[str, tuple[str, str]] = {}
+        for text, domain in [*self.taxonomy.examples(), *self._verified]:
+            pool[normalize_text(text)] = (text, domain)  # a later (verified) label wins
+        self._pool = list(pool.values())
+        domains = np.array([domain for _, domain in self._pool])
+        self._pool_by_domain = {d: np.flatnonzero(domains == d) for d in dict.fromkeys(domains)}
+        self._pool_matrix = self.local_model.transform([text for text, _ in self._pool])
+        self._pool_tokens = np.array([_estimate_tokens(_example_line(*ex)) for ex in self._pool])
+        self._fewshot_set_id = _hash(
+            [
+                self.config.use_dynamic_fewshot,
+                self.config.fewshot_token_budget,
+                sorted(pool.items()),
+            ]
+        )[:16]
+
+    # -- classification --------------------------------------------------------------
+
+    async def classify_one(self, text: str) -> ClassificationResult:
+        """Label one text (through the same cascade, cache and checks as a frame)."""
+        [result] = await self.classify_dataframe(pd.DataFrame({"text": [text]}))
+        return result
+
+    async def classify_dataframe(self, df: pd.DataFrame) -> list[ClassificationResult]:
+        """One result per row of `df` (column `text`, optional `row_id`; made with
+        `ids.row_id` when missing), in row order. Identical normalised texts are labelled once."""
+        texts = [str(t) for t in df["text"].tolist()]
+        ids = [str(r) for r in df["row_id"]] if "row_id" in df.columns else row_ids(texts)
+        keys = [normalize_text(t) for t in texts]
+        representative = dict(zip(reversed(keys), reversed(texts), strict=True))
+        unique = list(dict.fromkeys(keys))
+        local, vectors = self.local_model.predict_with_vectors([representative[k] for k in unique])
+        predictions = dict(zip(unique, local, strict=True))
+        outcomes: dict[str, _Outcome] = {}
+        with Progress(len(unique), description="labeling", callback=self.progress_callback) as pr:
+            for key in unique:
+                accepted = predictions[key][1] >= self.config.local_accept_threshold
+                if self._client is None or accepted:
+                    outcomes[key] = _local_outcome(predictions[key])
+            pr.advance(len(outcomes))
+            to_llm = [key for key in unique if key not in outcomes]
+            if to_llm:
+                run = _LLMRun(
+                    texts=representative,
+                    predictions=predictions,
+                    vectors=vectors,
+                    rows={key: row for row, key in enumerate(unique)},
+                )
+                outcomes.update(await self._label_with_llm(run, to_llm, pr))
+        return [
+            ClassificationResult(row_id=rid, text=text, **outcomes[key].model_dump())
+            for rid, text, key in zip(ids, texts, keys, strict=True)
+        ]
+
+    def get_low_confidence_items(
+        self, results: Iterable[ClassificationResult]
+    ) -> list[ClassificationResult]:
+        """What a person should look at: failed, or labelled below `low_conf_threshold`.
+        Deferred items are not here: the next run labels them."""
+        return [
+            r
+            for r in results
+            if r.status == "failed"
+            or (r.status == "labeled" and r.confidence < self.config.low_conf_threshold)
+        ]
+
+    def cascade_report(self, results: Sequence[ClassificationResult]) -> CascadeReport:
+        """Counts and shares per tier for `results`, plus the usage meter's snapshot."""
+        threshold = self.config.local_accept_threshold
+        labeled = [r for r in results if r.status == "labeled"]
+        local = [r for r in labeled if r.tier == "local"]
+        llm = [r for r in labeled if r.tier == "llm"]
+        return CascadeReport(
+            total=len(results),
+            local_accepted=sum(r.confidence >= threshold for r in local),
+            local_unaccepted=sum(r.confidence < threshold for r in local),
+            llm=len(llm),
+            llm_cached=sum(r.cached for r in llm),
+            failed=sum(r.status == "failed" for r in results),
+            deferred=sum(r.status == "deferred" for r in results),
+            for_review=len(self.get_low_confidence_items(results)),
+            usage=self.usage.snapshot(),
+        )
+
+    async def aclose(self) -> None:
+        """Close the LLM client's HTTP connections (unless the client was passed in), from the
+        event loop that used them. The agent stays usable: a later call reconnects."""
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+
+    # -- the LLM tier ------------------------------------------------------------------
+
+    def _text_cache_key(self, key: str) -> str:
+        assert self._client is not None
+        parts = [
+            PROMPT_VERSION,
+            self.config.model,
+            endpoint_kind(self._client.endpoint),
+            self.taxonomy.fingerprint,
+            self._fewshot_set_id,
+            self.extra_instructions,
+            key,
+        ]
+        return _TEXT_KEY_PREFIX + _hash(parts)
+
+    async def _label_with_llm(
+        self, run: _LLMRun, keys: list[str], progress: Progress
+    ) -> dict[str, _Outcome]:
+        """LLM outcomes for `keys`: per-text cache hits, then batched requests for the rest."""
+        cache_keys = {key: self._text_cache_key(key) for key in keys}
+        stored = self._cache.get_many(list(cache_keys.values())) if self._cache else {}
+        outcomes: dict[str, _Outcome] = {}
+        for key in keys:
+            try:
+                outcome = _Outcome.model_validate_json(stored[cache_keys[key]])
+            except (KeyError, ValidationError):  # absent, or unreadable: ask again
+                continue
+            outcome.cached = True
+            outcomes[key] = outcome
+        progress.advance(len(outcomes))
+        misses = [key for key in keys if key not in outcomes]
+        if not misses:
+            return outcomes
+        size = self.config.batch_size
+        batches = [misses[i : i + size] for i in range(0, len(misses), size)]
+        # Batches enter only a little ahead of the client's free slots, so preparing a prompt
+        # (few-shot search) overlaps the requests in flight instead of delaying the first one.
+        gate = asyncio.Semaphore(2 * self.config.concurrency)
+
+        async def run_batch(batch: list[str]) -> dict[str, _Outcome]:
+            async with gate:
+                answered = await self._ask(run, batch, self.config.max_retries)
+            progress.advance(len(batch))
+            return answered
+
+        for answered in await asyncio.gather(*(run_batch(batch) for batch in batches)):
+            outcomes.update(answered)
+        return outcomes
+
+    async def _ask(self, run: _LLMRun, keys: list[str], rounds_left: int) -> dict[str, _Outcome]:
+        """One request for `keys`, then follow-ups for what it did not settle (see module doc)."""
+        assert self._client is not None
+        short_ids = {f"t{i}": key for i, key in enumerate(keys, start=1)}
+        examples = self._fewshot(
+            run.vectors[[run.rows[k] for k in keys]], [run.predictions[k] for k in keys]
+        )
+        try:
+            reply = await self._client.run(
+                system_prompt=self.system_prompt,
+                user_prompt=_user_prompt({s: run.texts[k] for s, k in short_ids.items()}, examples),
+                output_type=self._answer_type,
+                cache_namespace=_CACHE_NAMESPACE,
+            )
+        except BudgetExhausted as exc:
+            return self._unlabeled(run, keys, "deferred", str(exc))
+        except LLMCallFailed as exc:
+            # Invalid output after the client's retries: split, so one text that keeps getting
+            # a bad answer fails alone. HTTP errors (auth, overload) would only fail again.
+            if rounds_left == 0 or len(keys) == 1 or exc.status_code is not None:
+                return self._unlabeled(run, keys, "failed", str(exc))
+            half = (len(keys) + 1) // 2
+            parts = await asyncio.gather(
+                self._ask(run, keys[:half], rounds_left - 1),
+                self._ask(run, keys[half:], rounds_left - 1),
+            )
+            return {**parts[0], **parts[1]}
+
+        settled, reasons = self._match(short_ids, reply.output.items, reply.model, reply.cached)
+        if self._cache is not None and settled:
+            self._cache.put_many(
+                (self._text_cache_key(key), outcome.model_dump_json())
+                for key, outcome in settled.items()
+            )
+        unsettled = [key for key in keys if key not in settled]
+        if not unsettled:
+            return settled
+        if rounds_left == 0:
+            failed = {
+                key: self._unlabeled(run, [key], "failed", reasons[key])[key] for key in unsettled
+            }
+            return {**settled, **failed}
+        return {**settled, **await self._ask(run, unsettled, rounds_left - 1)}
+
+    def _match(
+        self, short_ids: dict[str, str], items: Sequence[Any], model: str, cached: bool
+    ) -> tuple[dict[str, _Outcome], dict[str, str]]:
+        """Answers matched back to keys by short id; reasons for the ids left unsettled."""
+        answers: dict[str, list[Any]] = {}
+        for item in items:
+            answers.setdefault(item.id, []).append(item)
+        settled: dict[str, _Outcome] = {}
+        reasons: dict[str, str] = {}
+        for short_id, key in short_ids.items():
+            given = answers.get(short_id, [])
+            valid = [a for a in given if a.domain in self.taxonomy]  # checked again after the fact
+            domains = {a.domain for a in valid}
+            if not given:
+                reasons[key] = "the model's answer skipped this text"
+            elif not valid:
+                reasons[key] = f"domain outside the taxonomy: {given[0].domain!r}"
+            elif len(domains) > 1:
+                reasons[key] = f"conflicting answers for one text: {sorted(domains)}"
+            else:
+                settled[key] = self._llm_outcome(max(valid, key=lambda a: a.confidence), model)
+                settled[key].cached = cached
+        return settled, reasons
+
+    def _llm_outcome(self, answer: Any, model: str) -> _Outcome:
+        alternatives = sorted(
+            (
+                (alt.domain, round(alt.confidence, 4))
+                for alt in answer.alternatives
+                if alt.domain in self.taxonomy and alt.domain != answer.domain
+            ),
+            key=lambda pair: -pair[1],
+        )
+        top = [(answer.domain, round(answer.confidence, 4)), *dict(alternatives).items()]
+        return _Outcome(
+            domain=answer.domain,
+            confidence=answer.confidence,
+            top_candidates=top[:3],
+            label_source=model,
+            model=model,
+            tier="llm",
+            status="labeled",
+        )
+
+    def _unlabeled(
+        self, run: _LLMRun, keys: Iterable[str], status: Status, reason: str
+    ) -> dict[str, _Outcome]:
+        """Failed/deferred outcomes; the local model's candidates stay as hints for review."""
+        return {
+            key: _Outcome(
+                domain=None,
+                confidence=0.0,
+                top_candidates=run.predictions[key][2],
+                label_source=self.config.model,
+                model=self.config.model,
+                tier="llm",
+                status=status,
+                error=reason,
+            )
+            for key in keys
+        }
+
+    def _fewshot(
+        self, vectors: csr_matrix, predictions: Sequence[Prediction]
+    ) -> list[tuple[str, str]]:
+        """Examples for one request's texts (their unit `vectors`), within the token budget:
+        the most similar example of each domain the local model finds plausible, then the most
+        similar overall (see module docstring). Without dynamic few-shot: the first example of
+        each domain, in taxonomy order."""
+        budget = self.config.fewshot_token_budget
+        if budget <= 0 or not self._pool:
+            return []
+        if self.config.use_dynamic_fewshot:
+            scores = (vectors @ self._pool_matrix.T).max(axis=0).toarray().ravel()
+            candidates = dict.fromkeys(d for p in predictions for d, _ in p[2])
+            fill = np.argsort(-scores, kind="stable")
+            fill = fill[scores[fill] > 0].tolist()
+        else:
+            scores = np.zeros(len(self._pool))
+            candidates = dict.fromkeys(self.taxonomy.ids)
+            fill = []
+        best_per_domain = [
+            int(members[np.argmax(scores[members])])
+            for members in (self._pool_by_domain.get(d) for d in candidates)
+            if members is not None
+        ]
+        chosen: list[int] = []
+        spent = 0
+        for index in dict.fromkeys([*best_per_domain, *fill]):
+            cost = int(self._pool_tokens[index])
+            if spent + cost <= budget:
+                chosen.append(index)
+                spent += cost
+        return [self._pool[i] for i in chosen]
+
+
+def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
+    """The label-row frame (records.md): row_id, text, domain, confidence, top_candidates (JSON
+    string of [[domain, score], ...]), label_source, status, error, tier."""
+    rows = [
+        {
+            "row_id": r.row_id,
+            "text": r.text,
+            "domain": r.domain,
+            "confidence": r.confidence,
+            "top_candidates": json.dumps([list(c) for c in r.top_candidates], ensure_ascii=False),
+            "label_source": r.label_source,
+            "status": r.status,
+            "error": r.error,
+            "tier": r.tier,
+        }
+        for r in results
+    ]
+    columns = [
+        "row_id",
+        "text",
+        "domain",
+        "confidence",
+        "top_candidates",
+        "label_source",
+        "status",
+        "error",
+        "tier",
+    ]
+    return pd.DataFrame(rows, columns=columns).astype({"confidence": "float64"})
+
+
+async def label_dataframe_batched(
+    df: pd.DataFrame,
+    llm_client: LLMClient | None = None,
+    system_prompt: str | None = None,
+    fewshot: Iterable[tuple[str, str] | dict[str, str]] | None = None,
+    **kw: Any,
+) -> pd.DataFrame:
+    """The old API on top of `LabelerAgent`: `df` (column `text`) with the label columns added.
+
+    Legacy arguments:
+        llm_client: an `LLMClient` to send requests through (its endpoint, limits, cache and
+            usage meter); None builds one from the config (or none at all for model "local").
+        system_prompt: extra instructions placed before the taxonomy-built prompt; the domain
+            list and answer rules are always included, since only taxonomy ids can come out.
+        fewshot: labelled examples, (text, domain) pairs or {"text", "domain"} dicts; they are
+            used like verified labels (local-model training data and few-shot candidates).
+    Keyword arguments: `taxonomy` (a `Taxonomy` or a path; default APP_TAXONOMY_PATH),
+    `model_override`, `usage`, `progress_callback`, and any `LabelerConfig` field.
+
+    Returns a copy of `df` with `row_id` (added when missing) and the label columns `domain`,
+    `confidence`, `top_candidates`, `label_source`, `status`, `error`, `tier` (they replace
+    input columns of the same names).
+    """
+    taxonomy = kw.pop("taxonomy", None) or get_settings().app.taxonomy_path
+    if not isinstance(taxonomy, Taxonomy):
+        taxonomy = Taxonomy.load(taxonomy)
+    agent_args = {
+        name: kw.pop(name)
+        for name in ("model_override", "usage", "progress_callback")
+        if name in kw
+    }
+    if llm_client is not None:
+        kw.setdefault("model", llm_client.endpoint.model)
+    examples = [
+        (item["text"], item["domain"]) if isinstance(item, dict) else tuple(item)
+        for item in fewshot or ()
+    ]
+    agent = LabelerAgent(
+        LabelerConfig(**kw), taxonomy, verified=examples, llm_client=llm_client, **agent_args
+    )
+    agent.extra_instructions = system_prompt or ""
+    try:
+        results = await agent.classify_dataframe(df)
+    finally:
+        await agent.aclose()
+    labels = results_to_frame(results).drop(columns=["text"])
+    out = df.drop(columns=[c for c in labels.columns if c in df.columns]).reset_index(drop=True)
+    return pd.concat([out, labels], axis=1)

@@ -1,0 +1,549 @@
+"""The labeler: cascade, batching and id matching, failures, budget, cache, few-shot, feedback.
+
+Unit tests drive the LLM tier with pydantic-ai's FunctionModel/TestModel through
+`model_override`; the integration tests at the end go over real HTTP to the fault-injecting
+OpenAI-compatible server in `esk_pipeline_tests/fakes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from pydantic_ai.exceptions import ModelHTTPError
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, UserPromptPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
+
+from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.labeler_agent import (
+    PROMPT_VERSION,
+    ClassificationResult,
+    LabelerAgent,
+    LabelerConfig,
+    label_dataframe_batched,
+    results_to_frame,
+)
+from esk_pipeline.pipeline.llm import LLMClient, UsageMeter
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.settings import LLMEndpoint, get_settings
+from esk_pipeline_tests.fakes.openai_server import (
+    FakeOpenAIServer,
+    request_text,
+    with_batch_faults,
+)
+
+TAXONOMY_PATH = Path(__file__).resolve().parents[2] / "data" / "taxonomy.yaml"
+
+# Texts the local model is unsure of, with the domain the scripted LLM gives them.
+TRUTH = {
+    "хочу уточнить по поводу вчерашнего": "other",
+    "а можно как-то побыстрее решить вопрос": "other",
+    "соседка говорит надо куда-то звонить": "public_order",
+    "опять та же история что и в прошлом году": "housing_utilities",
+    "у нас во дворе непонятно что творится": "roads",
+    "подскажите кому писать по такому вопросу": "documents",
+    "мне сказали обратиться к вам": "other",
+    "это уже пятое обращение": "payments",
+}
+TEXTS = list(TRUTH)
+_LINE = re.compile(r"^(t\d+): (\".*\")$", re.MULTILINE)
+
+Answer = Callable[[dict[str, str], int], list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+def taxonomy() -> Taxonomy:
+    return Taxonomy.load(TAXONOMY_PATH)
+
+
+def _texts_in(prompt: str) -> dict[str, str]:
+    """The short id -> text lines of a labeler prompt."""
+    return {short_id: json.loads(quoted) for short_id, quoted in _LINE.findall(prompt)}
+
+
+def truthful(texts: dict[str, str], call: int) -> list[dict[str, Any]]:
+    return [{"id": i, "domain": TRUTH.get(t, "other"), "confidence": 0.9} for i, t in texts.items()]
+
+
+class Scripted:
+    """A FunctionModel answering through `answer(texts_by_id, call_number)`; records calls."""
+
+    def __init__(self, answer: Answer = truthful) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, str]] = []
+        self.prompts: list[str] = []
+        self.instructions: list[str] = []
+        self.schemas: list[dict[str, Any]] = []
+        self.model = FunctionModel(self._respond)
+
+    def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        request = messages[-1]
+        prompt = next(p.content for p in request.parts if isinstance(p, UserPromptPart))
+        assert isinstance(prompt, str)
+        texts = _texts_in(prompt)
+        self.calls.append(texts)
+        self.prompts.append(prompt)
+        self.instructions.append(getattr(request, "instructions", None) or "")
+        tool = info.output_tools[0]
+        self.schemas.append(tool.parameters_json_schema)
+        items = self.answer(texts, len(self.calls))
+        return ModelResponse(parts=[ToolCallPart(tool.name, {"items": items})])
+
+
+def _config(tmp_path: Path, **overrides: Any) -> LabelerConfig:
+    values: dict[str, Any] = {
+        "model": "scripted",
+        "cache_dir": tmp_path / "cache",
+        "use_cache": False,
+        "batch_size": 4,
+        "rate_limit": 0,
+        "max_retries": 2,
+        "concurrency": 2,
+        "local_accept_threshold": 1.0,
+        "backoff_seconds": 0.0,
+        "retry_after_cap": 0.0,
+    }
+    return LabelerConfig(**{**values, **overrides})
+
+
+def _label(agent: LabelerAgent, texts: list[str] | pd.DataFrame) -> list[ClassificationResult]:
+    """Label in one event loop and close the agent's connections in the same loop."""
+    frame = texts if isinstance(texts, pd.DataFrame) else pd.DataFrame({"text": texts})
+
+    async def run() -> list[ClassificationResult]:
+        try:
+            return await agent.classify_dataframe(frame)
+        finally:
+            await agent.aclose()
+
+    return asyncio.run(run())
+
+
+# -- configuration and the local tier ---------------------------------------------------
+
+
+def test_config_is_local_without_an_endpoint(project_env: Path, monkeypatch) -> None:
+    assert LabelerConfig().model == "local"
+    assert LabelerConfig().is_local
+    monkeypatch.setenv("LLM_API_BASE", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("LLM_LABELER_MODEL", "qwen2.5")
+    get_settings.cache_clear()
+    config = LabelerConfig()
+    assert (config.model, config.api_base) == ("qwen2.5", "http://127.0.0.1:9/v1")
+    assert not config.is_local
+
+
+def test_local_model_alone_labels_everything(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    agent = LabelerAgent(_config(tmp_path, model="local"), taxonomy)
+    results = _label(agent, [*TEXTS, "нет горячей воды"])
+    assert [r.status for r in results] == ["labeled"] * (len(TEXTS) + 1)
+    assert {(r.tier, r.label_source, r.model) for r in results} == {("local", "local", "local")}
+    assert results[-1].domain == "housing_utilities"
+    report = agent.cascade_report(results)
+    assert report.local_accepted + report.local_unaccepted == len(results)
+    assert report.llm == report.failed == report.deferred == 0
+    assert sum(report.shares.values()) == pytest.approx(1.0)
+    # Without an LLM, only what the local model is unsure of goes to review.
+    low = agent.get_low_confidence_items(results)
+    assert all(r.confidence < agent.config.low_conf_threshold for r in low)
+
+
+def test_cascade_sends_only_unsure_texts_to_the_llm(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    confident = ["нет горячей воды уже третий день", "как передать показания электросчётчика"]
+    scripted = Scripted()
+    agent = LabelerAgent(
+        _config(tmp_path, local_accept_threshold=0.8), taxonomy, model_override=scripted.model
+    )
+    results = _label(agent, [*confident, *TEXTS])
+    sent = {text for call in scripted.calls for text in call.values()}
+    by_text = {r.text: r for r in results}
+    for text in confident:
+        assert by_text[text].tier == "local" and by_text[text].confidence >= 0.8
+        assert text not in sent
+    for text in sent:
+        assert by_text[text].tier == "llm"
+        assert by_text[text].domain == TRUTH[text]
+        assert by_text[text].label_source == "scripted"
+    report = agent.cascade_report(results)
+    assert report.local_accepted + report.llm == len(results)
+    assert report.local_accepted >= len(confident)
+    assert report.usage["requests"] == len(scripted.calls)
+
+
+# -- the LLM tier: typed output, validation, id matching ---------------------------------
+
+
+def test_answer_schema_restricts_domains_to_the_taxonomy(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    scripted = Scripted()
+    agent = LabelerAgent(_config(tmp_path), taxonomy, model_override=scripted.model)
+    _label(agent, TEXTS[:2])
+    schema = json.dumps(scripted.schemas[0])
+    assert json.dumps(taxonomy.ids) in schema  # the enum of allowed domain ids
+
+
+def test_llm_confidence_is_clamped(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    def wild(texts: dict[str, str], call: int) -> list[dict[str, Any]]:
+        return [
+            {"id": "t1", "domain": "roads", "confidence": 7.5},
+            {"id": "t2", "domain": "roads", "confidence": -2},
+        ]
+
+    agent = LabelerAgent(_config(tmp_path), taxonomy, model_override=Scripted(wild).model)
+    first, second = _label(agent, TEXTS[:2])
+    assert (first.confidence, second.confidence) == (1.0, 0.0)
+
+
+def test_testmodel_answer_is_typed_and_checked(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    answer = {"items": [{"id": "t1", "domain": "waste", "confidence": 0.7, "alternatives": []}]}
+    agent = LabelerAgent(
+        _config(tmp_path), taxonomy, model_override=TestModel(custom_output_args=answer)
+    )
+    [result] = _label(agent, TEXTS[:1])
+    assert (result.domain, result.confidence, result.status) == ("waste", 0.7, "labeled")
+    assert result.top_candidates == [("waste", 0.7)]
+
+
+def test_out_of_taxonomy_answer_is_never_a_label(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    poison = TEXTS[0]
+
+    def stubborn(texts: dict[str, str], call: int) -> list[dict[str, Any]]:
+        return [
+            {"id": i, "domain": "not_a_domain" if t == poison else TRUTH[t], "confidence": 0.9}
+            for i, t in texts.items()
+        ]
+
+    agent = LabelerAgent(
+        _config(tmp_path, batch_size=8, max_retries=3),
+        taxonomy,
+        model_override=Scripted(stubborn).model,
+    )
+    results = _label(agent, TEXTS)
+    by_text = {r.text: r for r in results}
+    assert by_text[poison].status == "failed"
+    assert by_text[poison].domain is None
+    # Invalid output after the client's retries (the shared layer's message gives no detail).
+    assert "failed after" in (by_text[poison].error or "")
+    # The batch is split until the poisonous text fails alone; the rest are labelled.
+    assert all(by_text[t].domain == TRUTH[t] for t in TEXTS[1:])
+
+
+def test_skipped_and_conflicting_ids_are_asked_again(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    def sloppy(texts: dict[str, str], call: int) -> list[dict[str, Any]]:
+        answers = truthful(texts, call)
+        if call > 1:
+            return answers
+        _skipped, conflicting, doubled, fine = answers
+        return [
+            conflicting,
+            {**conflicting, "domain": "waste"},
+            doubled,
+            {**doubled, "confidence": 0.5},  # the same domain twice: fine, highest confidence
+            fine,
+        ]
+
+    scripted = Scripted(sloppy)
+    agent = LabelerAgent(_config(tmp_path), taxonomy, model_override=scripted.model)
+    results = _label(agent, TEXTS[:4])
+    assert [r.domain for r in results] == [TRUTH[t] for t in TEXTS[:4]]
+    assert [r.status for r in results] == ["labeled"] * 4
+    assert results[2].confidence == 0.9
+    assert len(scripted.calls) == 2
+    assert sorted(scripted.calls[1].values()) == sorted(TEXTS[:2])
+
+
+def test_an_id_never_answered_fails_after_max_retries(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    ignored = TEXTS[1]
+
+    def forgetful(texts: dict[str, str], call: int) -> list[dict[str, Any]]:
+        return [a for a in truthful(texts, call) if texts[a["id"]] != ignored]
+
+    scripted = Scripted(forgetful)
+    agent = LabelerAgent(_config(tmp_path, max_retries=2), taxonomy, model_override=scripted.model)
+    results = _label(agent, TEXTS[:4])
+    assert len(results) == 4
+    failed = [r for r in results if r.status == "failed"]
+    assert [r.text for r in failed] == [ignored]
+    assert "skipped" in (failed[0].error or "")
+    assert len(scripted.calls) == 3  # the first request and two follow-ups
+    assert [list(call.values()) for call in scripted.calls[1:]] == [[ignored], [ignored]]
+    assert failed[0].top_candidates, "failed items keep the local model's candidates for review"
+    assert failed[0] in agent.get_low_confidence_items(results)
+
+
+def test_http_error_fails_the_batch_with_the_reason(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    calls = []
+
+    def unauthorised(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        calls.append(1)
+        raise ModelHTTPError(status_code=401, model_name="scripted", body={"error": "bad key"})
+
+    agent = LabelerAgent(_config(tmp_path), taxonomy, model_override=FunctionModel(unauthorised))
+    results = _label(agent, TEXTS[:4])
+    assert [r.status for r in results] == ["failed"] * 4
+    assert all("401" in (r.error or "") for r in results)
+    assert len(calls) == 1  # not retryable, and not split: it would only fail again
+
+
+def test_spent_budget_defers_the_rest(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    scripted = Scripted()
+    agent = LabelerAgent(
+        _config(tmp_path, batch_size=2, concurrency=1),
+        taxonomy,
+        model_override=scripted.model,
+        usage=UsageMeter(max_requests=1),
+    )
+    results = _label(agent, TEXTS[:6])
+    assert [r.status for r in results] == ["labeled"] * 2 + ["deferred"] * 4
+    assert all(r.domain is None and "budget" in (r.error or "") for r in results[2:])
+    assert len(scripted.calls) == 1
+    report = agent.cascade_report(results)
+    assert (report.llm, report.deferred, report.failed) == (2, 4, 0)
+    assert not any(r.status == "deferred" for r in agent.get_low_confidence_items(results))
+
+
+# -- cache ---------------------------------------------------------------------------------
+
+
+def test_rerun_over_unchanged_input_makes_no_requests(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    first = Scripted()
+    agent = LabelerAgent(
+        _config(tmp_path, use_cache=True, batch_size=3), taxonomy, model_override=first.model
+    )
+    before = _label(agent, TEXTS)
+    assert first.calls
+
+    again = Scripted()  # batches composed differently: the per-text cache still answers
+    agent = LabelerAgent(
+        _config(tmp_path, use_cache=True, batch_size=5), taxonomy, model_override=again.model
+    )
+    after = _label(agent, list(reversed(TEXTS)))
+    assert again.calls == []
+    assert [r.domain for r in reversed(after)] == [r.domain for r in before]
+    assert all(r.cached for r in after)
+    assert agent.cascade_report(after).cache_hit_rate == 1.0
+
+
+def test_deferred_items_are_picked_up_by_the_next_run(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    config = _config(tmp_path, use_cache=True, batch_size=2, concurrency=1)
+    first = Scripted()
+    agent = LabelerAgent(
+        config, taxonomy, model_override=first.model, usage=UsageMeter(max_requests=2)
+    )
+    results = _label(agent, TEXTS)
+    assert [r.status for r in results].count("deferred") == len(TEXTS) - 4
+
+    second = Scripted()
+    agent = LabelerAgent(config, taxonomy, model_override=second.model)
+    results = _label(agent, TEXTS)
+    assert [r.status for r in results] == ["labeled"] * len(TEXTS)
+    asked_again = sorted(t for call in second.calls for t in call.values())
+    assert asked_again == sorted(TEXTS[4:])  # what the first run labelled came from the cache
+
+
+def test_cache_key_changes_with_the_taxonomy(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    config = _config(tmp_path, use_cache=True)
+    agent = LabelerAgent(config, taxonomy, model_override=Scripted().model)
+    _label(agent, TEXTS[:2])
+    changed = taxonomy.model_copy(deep=True)
+    changed.domains[0].description += " Капремонт."
+    scripted = Scripted()
+    agent = LabelerAgent(config, changed, model_override=scripted.model)
+    _label(agent, TEXTS[:2])
+    assert len(scripted.calls) == 1
+    assert agent.version != LabelerAgent(_config(tmp_path), taxonomy).version
+    assert agent.version.startswith(PROMPT_VERSION)
+
+
+# -- few-shot, feedback, frames, the legacy shim --------------------------------------------
+
+
+def test_dynamic_fewshot_picks_similar_examples_within_budget(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    scripted = Scripted()
+    budget = 120
+    agent = LabelerAgent(
+        _config(tmp_path, fewshot_token_budget=budget), taxonomy, model_override=scripted.model
+    )
+    _label(agent, ["течёт крыша в квартире, заливает уже неделю"])
+    examples = [line for line in scripted.prompts[0].splitlines() if line.startswith("- ")]
+    assert any("течёт крыша" in line for line in examples)
+    assert sum(len(line) // 3 + 1 for line in examples) <= budget
+
+    none = Scripted()
+    agent = LabelerAgent(
+        _config(tmp_path, fewshot_token_budget=0), taxonomy, model_override=none.model
+    )
+    _label(agent, TEXTS[:1])
+    assert "Labelled examples" not in none.prompts[0]
+
+
+def test_learn_retrains_and_feeds_fewshot(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    scripted = Scripted()
+    agent = LabelerAgent(_config(tmp_path), taxonomy, model_override=scripted.model)
+    taught = "по поводу вчерашнего звонка про снос гаражей"
+    agent.learn([(taught, "roads")] * 3)
+    assert agent.local_model.predict([taught])[0][0] == "roads"
+    _label(agent, ["снос гаражей во дворе когда"])
+    assert json.dumps(taught, ensure_ascii=False) in scripted.prompts[0]
+
+
+def test_one_result_per_row_and_row_ids_kept(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    scripted = Scripted()
+    agent = LabelerAgent(_config(tmp_path), taxonomy, model_override=scripted.model)
+    frame = pd.DataFrame({"row_id": ["a", "b", "c"], "text": [TEXTS[0], TEXTS[0], TEXTS[1]]})
+    results = asyncio.run(agent.classify_dataframe(frame))
+    assert [r.row_id for r in results] == ["a", "b", "c"]
+    assert sum(len(call) for call in scripted.calls) == 2  # the repeated text asked once
+    [one] = _label(agent, [TEXTS[2]])
+    assert one.row_id == row_id(TEXTS[2])
+    single = asyncio.run(agent.classify_one(TEXTS[3]))
+    assert (single.domain, single.row_id) == (TRUTH[TEXTS[3]], row_id(TEXTS[3]))
+
+
+def test_progress_is_reported_to_the_callback(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    lines: list[str] = []
+    agent = LabelerAgent(
+        _config(tmp_path), taxonomy, model_override=Scripted().model, progress_callback=lines.append
+    )
+    _label(agent, TEXTS)
+    assert lines and lines[-1].startswith(f"labeling: {len(TEXTS)}/{len(TEXTS)} (100.0%)")
+
+
+def test_an_empty_frame_gives_no_results(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    scripted = Scripted()
+    agent = LabelerAgent(_config(tmp_path), taxonomy, model_override=scripted.model)
+    assert _label(agent, pd.DataFrame(columns=["row_id", "text"])) == []
+    assert scripted.calls == []
+    assert results_to_frame([]).empty
+
+
+def test_results_to_frame_has_the_label_row_shape(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    agent = LabelerAgent(_config(tmp_path, model="local"), taxonomy)
+    frame = results_to_frame(_label(agent, TEXTS[:3]))
+    assert list(frame.columns) == [
+        "row_id",
+        "text",
+        "domain",
+        "confidence",
+        "top_candidates",
+        "label_source",
+        "status",
+        "error",
+        "tier",
+    ]
+    candidates = json.loads(frame["top_candidates"][0])
+    assert candidates[0][0] == frame["domain"][0]
+    assert frame["confidence"].dtype == "float64"
+
+
+def test_legacy_label_dataframe_batched(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    frame = pd.DataFrame({"text": TEXTS[:3], "user_id": ["u1", "u2", "u3"]})
+    scripted = Scripted()
+    out = asyncio.run(
+        label_dataframe_batched(
+            frame,
+            system_prompt="Legacy instructions.",
+            fewshot=[{"text": "где мой автобус", "domain": "transport"}],
+            taxonomy=taxonomy,
+            model_override=scripted.model,
+            **_config(tmp_path).model_dump(exclude={"api_key"}),
+        )
+    )
+    assert list(out["user_id"]) == ["u1", "u2", "u3"]
+    assert list(out["domain"]) == [TRUTH[t] for t in TEXTS[:3]]
+    assert {"row_id", "confidence", "top_candidates", "label_source", "status"} <= set(out)
+    assert scripted.instructions[0].startswith("Legacy instructions.")
+
+    local = asyncio.run(label_dataframe_batched(frame, taxonomy=taxonomy, model="local"))
+    assert set(local["tier"]) == {"local"}
+
+
+def test_legacy_shim_sends_through_a_given_llm_client(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    scripted = Scripted()
+    client = LLMClient(
+        LLMEndpoint(model="legacy-model"), rate_limit=0, model_override=scripted.model
+    )
+    frame = pd.DataFrame({"text": TEXTS[:2]})
+    out = asyncio.run(
+        label_dataframe_batched(
+            frame,
+            client,
+            None,
+            [("где мой автобус", "transport")],
+            taxonomy=taxonomy,
+            use_cache=False,
+            local_accept_threshold=1.0,
+        )
+    )
+    assert list(out["label_source"]) == ["legacy-model", "legacy-model"]
+    assert client.usage.requests == len(scripted.calls) == 1
+
+
+# -- integration: real HTTP against the fault-injecting server -------------------------------
+
+
+def _server_answers(request: dict[str, Any]) -> dict[str, Any]:
+    texts = _texts_in(request_text(request))
+    return {"items": truthful(texts, 0)}
+
+
+def _http_config(tmp_path: Path, server: FakeOpenAIServer, **overrides: Any) -> LabelerConfig:
+    return _config(
+        tmp_path,
+        model="fake-model",
+        api_base=server.base_url,
+        api_key="sk-test",
+        timeout_seconds=0.5,
+        **overrides,
+    )
+
+
+def test_thirty_percent_faults_lose_and_duplicate_nothing(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    texts = [f"{text} (обращение {n})" for n in range(12) for text in TEXTS]
+    for text in texts:
+        TRUTH.setdefault(text, TRUTH[text.split(" (")[0]])
+    responder = with_batch_faults(_server_answers, rate=0.1, seed=3)
+    with FakeOpenAIServer(
+        responder, latency_ms=5, fault_rate=0.3, seed=1, hang_seconds=1.0
+    ) as server:
+        agent = LabelerAgent(
+            _http_config(tmp_path, server, batch_size=8, concurrency=4, max_retries=4), taxonomy
+        )
+        frame = pd.DataFrame({"text": texts})
+        frame["row_id"] = [f"r{i}" for i in range(len(frame))]
+        results = _label(agent, frame)
+        requests = server.request_count
+
+    assert len(results) == len(frame)
+    assert {r.row_id for r in results} == set(frame["row_id"])
+    assert {r.status for r in results} <= {"labeled", "failed"}
+    for result in results:
+        if result.status == "labeled" and result.tier == "llm":
+            assert result.domain == TRUTH[result.text]  # matched back to the right text
+        if result.status == "failed":
+            assert result.domain is None and result.error
+    # A batch fails as a whole only when all its attempts fail (about 1 in 100 batches here).
+    labeled = sum(r.status == "labeled" for r in results)
+    assert labeled >= 0.75 * len(results)
+    assert requests > len(texts) / 8  # faults were retried
+
+
+@pytest.mark.parametrize("mode", ["tool", "forced_tool", "json_schema", "json_object", "prompted"])
+def test_every_output_mode_over_http(taxonomy: Taxonomy, tmp_path: Path, mode: str) -> None:
+    with FakeOpenAIServer(_server_answers) as server:
+        agent = LabelerAgent(_http_config(tmp_path, server, output_mode=mode), taxonomy)
+        results = _label(agent, TEXTS[:3])
+    assert [r.domain for r in results] == [TRUTH[t] for t in TEXTS[:3]]
+    assert {r.tier for r in results} == {"llm"}
