@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
-import re
 import sys
 import tempfile
 import time
@@ -41,23 +39,14 @@ from esk_pipeline.pipeline.labeler_agent import ClassificationResult, LabelerAge
 from esk_pipeline.pipeline.local_model import normalize_text
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.sample_data import generate_logs
-from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, request_text
+from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, labeler_responder
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 LATENCY_SECONDS = 0.2
-_LINE = re.compile(r"^(t\d+): (\".*\")$", re.MULTILINE)
 
 
 def _truthful_responder(truth: dict[str, str]) -> Any:
-    def respond(request: dict[str, Any]) -> dict[str, Any]:
-        lines = _LINE.findall(request_text(request))
-        items = [
-            {"id": short_id, "domain": truth.get(json.loads(quoted), "other"), "confidence": 0.9}
-            for short_id, quoted in lines
-        ]
-        return {"items": items}
-
-    return respond
+    return labeler_responder(lambda text: truth.get(text, "other"))
 
 
 class _RemoteServer:

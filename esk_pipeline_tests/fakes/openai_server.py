@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -99,6 +100,27 @@ def example_responder(request: dict[str, Any]) -> dict[str, Any]:
     """The default responder: a schema-valid example of whatever the request asks for."""
     schema = request_schema(request)
     return schema_example(schema) if schema else {"answer": "example"}
+
+
+_BATCH_LINE = re.compile(r"^(t\d+): (\".*\")$", re.MULTILINE)
+
+
+def batch_texts(prompt: str) -> dict[str, str]:
+    """The short id -> text lines of a labeler batch prompt ("t1: \"...\"")."""
+    return {i: json.loads(quoted) for i, quoted in _BATCH_LINE.findall(prompt)}
+
+
+def labeler_responder(domain_for: Callable[[str], str], confidence: float = 0.9) -> Responder:
+    """Answers a labeler batch like a model would: every id, with `domain_for(text)`."""
+
+    def respond(request: dict[str, Any]) -> dict[str, Any]:
+        items = [
+            {"id": i, "domain": domain_for(text), "confidence": confidence}
+            for i, text in batch_texts(request_text(request)).items()
+        ]
+        return {"items": items}
+
+    return respond
 
 
 def with_batch_faults(

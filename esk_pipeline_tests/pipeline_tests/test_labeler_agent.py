@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import LLMEndpoint, get_settings
 from esk_pipeline_tests.fakes.openai_server import (
     FakeOpenAIServer,
+    batch_texts,
     request_text,
     with_batch_faults,
 )
@@ -53,7 +53,6 @@ TRUTH = {
     "это уже пятое обращение": "payments",
 }
 TEXTS = list(TRUTH)
-_LINE = re.compile(r"^(t\d+): (\".*\")$", re.MULTILINE)
 
 Answer = Callable[[dict[str, str], int], list[dict[str, Any]]]
 
@@ -61,11 +60,6 @@ Answer = Callable[[dict[str, str], int], list[dict[str, Any]]]
 @pytest.fixture(scope="module")
 def taxonomy() -> Taxonomy:
     return Taxonomy.load(TAXONOMY_PATH)
-
-
-def _texts_in(prompt: str) -> dict[str, str]:
-    """The short id -> text lines of a labeler prompt."""
-    return {short_id: json.loads(quoted) for short_id, quoted in _LINE.findall(prompt)}
 
 
 def truthful(texts: dict[str, str], call: int) -> list[dict[str, Any]]:
@@ -87,7 +81,7 @@ class Scripted:
         request = messages[-1]
         prompt = next(p.content for p in request.parts if isinstance(p, UserPromptPart))
         assert isinstance(prompt, str)
-        texts = _texts_in(prompt)
+        texts = batch_texts(prompt)
         self.calls.append(texts)
         self.prompts.append(prompt)
         self.instructions.append(getattr(request, "instructions", None) or "")
@@ -493,7 +487,7 @@ def test_legacy_shim_sends_through_a_given_llm_client(taxonomy: Taxonomy, tmp_pa
 
 
 def _server_answers(request: dict[str, Any]) -> dict[str, Any]:
-    texts = _texts_in(request_text(request))
+    texts = batch_texts(request_text(request))
     return {"items": truthful(texts, 0)}
 
 

@@ -1,0 +1,95 @@
+"""`labels` through the cascade against a real OpenAI-compatible HTTP endpoint (the fake one)."""
+
+import pandas as pd
+import pytest
+from dagster import SourceAsset, materialize
+
+from esk_pipeline.assets import labeling
+from esk_pipeline.assets.partitions import daily_partitions
+from esk_pipeline.resources.io_manager import AssetFilesIOManager
+from esk_pipeline.resources.llm import LabelerResource
+from esk_pipeline.resources.taxonomy import TaxonomyResource
+from esk_pipeline.settings import get_settings
+from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, labeler_responder
+
+DAY = "2026-11-03"
+TEXTS = [
+    "хочу уточнить по поводу вчерашнего",
+    "подскажите кому писать по такому вопросу",
+    "нет горячей воды уже третий день",
+    "передать показания счётчика воды",
+]
+
+
+@pytest.fixture
+def partition(project_env):
+    folder = project_env / "assets"
+    for asset, frame in {
+        "cleaned_texts": pd.DataFrame(
+            {
+                "row_id": [f"r{i}" for i in range(len(TEXTS))],
+                "text": TEXTS,
+                "ts": pd.Timestamp(DAY, tz="UTC"),
+                "user_id": "u1",
+            }
+        ),
+    }.items():
+        (folder / asset).mkdir(parents=True)
+        frame.to_parquet(folder / asset / f"{DAY}.parquet")
+    empty = pd.DataFrame(columns=["row_id", "text", "domain", "review_status"])
+    empty.to_parquet(folder / "verified_labels.parquet")
+    return folder
+
+
+def _materialize(folder):
+    # Upstream values are read from the files above, as in a real run.
+    upstream = [
+        SourceAsset("cleaned_texts", partitions_def=daily_partitions),
+        SourceAsset("verified_labels"),
+    ]
+    return materialize(
+        [labeling.labels, labeling.taxonomy, *upstream],
+        selection=["labels"],
+        partition_key=DAY,
+        resources={
+            "io_manager": AssetFilesIOManager(base_dir=str(folder)),
+            "taxonomy_file": TaxonomyResource(),
+            "labeler": LabelerResource(),
+        },
+    )
+
+
+def test_unsure_texts_go_to_the_llm_and_a_rerun_costs_no_request(partition, monkeypatch):
+    with FakeOpenAIServer(labeler_responder(lambda text: "documents")) as server:
+        monkeypatch.setenv("LLM_API_BASE", server.base_url)
+        monkeypatch.setenv("LLM_MODEL", "fake-model")
+        monkeypatch.setenv("LLM_API_KEY", "sk-test-not-a-real-key")
+        get_settings.cache_clear()
+
+        first = _materialize(partition)
+        assert first.success
+        labels = pd.read_parquet(partition / "labels" / f"{DAY}.parquet")
+        assert len(labels) == len(TEXTS) and set(labels["row_id"]) == {"r0", "r1", "r2", "r3"}
+        by_llm = labels[labels["tier"] == "llm"]
+        assert len(by_llm) >= 1 and set(by_llm["label_source"]) == {"fake-model"}
+        requests = server.request_count
+        assert requests >= 1
+        metadata = first.asset_materializations_for_node("labels")[0].metadata
+        assert metadata["llm_requests"].value == requests
+        assert "sk-test-not-a-real-key" not in str(metadata)
+
+        again = _materialize(partition)
+        assert again.success
+        assert server.request_count == requests  # the cache answered everything
+        rerun = again.asset_materializations_for_node("labels")[0].metadata
+        assert rerun["llm_requests"].value == 0 and rerun["cache_hit_rate"].value == 1.0
+    get_settings.cache_clear()
+
+
+def test_the_labels_code_version_names_the_prompt_and_the_model_recipe():
+    from esk_pipeline.pipeline.labeler_agent import PROMPT_VERSION
+    from esk_pipeline.pipeline.local_model import MODEL_VERSION
+
+    spec = labeling.labels.specs_by_key[labeling.labels.key]
+    assert spec.code_version == f"{PROMPT_VERSION}+{MODEL_VERSION}"
+    assert labeling.taxonomy.key in {dep.asset_key for dep in spec.deps}
