@@ -67,12 +67,13 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 from pydantic_ai.models import Model
 
 from esk_pipeline.pipeline.ids import row_id, row_ids
 from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.llm import (
+    AgentEndpointConfig,
     BudgetExhausted,
     LLMCallFailed,
     LLMClient,
@@ -82,7 +83,7 @@ from esk_pipeline.pipeline.llm import (
 )
 from esk_pipeline.pipeline.offline_augment import OFFLINE_MODEL, OfflineAugmenter, comparable_form
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.settings import LLMEndpoint, OutputMode, get_settings
+from esk_pipeline.settings import get_settings
 
 RejectReason = Literal[
     "invalid_domain",
@@ -109,18 +110,12 @@ _GRAMS_PER_CHUNK = 50_000
 _ESTIMATE_MARGIN = 0.25
 
 
-def _endpoint() -> LLMEndpoint:
-    return get_settings().llm.endpoint_for("augmenter")
-
-
-class AugmenterConfig(BaseModel):
+class AugmenterConfig(AgentEndpointConfig):
     """The seed's fields plus balancing and QC knobs; defaults from AUGMENTER_* and the
     LLM_AUGMENTER_* / LLM_* endpoint (``model="local"`` when none is configured)."""
 
-    model: str = Field(default_factory=lambda: _endpoint().model)
-    api_key: SecretStr | None = Field(default_factory=lambda: _endpoint().api_key)
-    api_base: str | None = Field(default_factory=lambda: _endpoint().api_base)
-    output_mode: OutputMode = Field(default_factory=lambda: _endpoint().output_mode)
+    settings_agent = "augmenter"
+
     variants_per_sample: int = Field(
         default_factory=lambda: get_settings().augmenter.variants_per_sample, ge=1
     )
@@ -152,22 +147,6 @@ class AugmenterConfig(BaseModel):
     oversample: float = Field(default=1.5, ge=1.0)
     # First retry delay of the LLM client (seconds, exponential after); tests shorten it.
     backoff_seconds: float = Field(default=0.5, ge=0)
-
-    @property
-    def is_local(self) -> bool:
-        return self.model == "local"
-
-    def endpoint(self) -> LLMEndpoint:
-        """This config's endpoint; fallback model and timeout come from the LLM settings."""
-        configured = _endpoint()
-        return LLMEndpoint(
-            model=self.model,
-            api_base=self.api_base,
-            api_key=self.api_key,
-            output_mode=self.output_mode,
-            fallback_model=configured.fallback_model,
-            timeout_seconds=configured.timeout_seconds,
-        )
 
 
 class AugmentedSample(BaseModel):

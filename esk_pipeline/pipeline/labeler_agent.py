@@ -60,7 +60,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     create_model,
 )
@@ -69,6 +68,7 @@ from scipy.sparse import csr_matrix
 
 from esk_pipeline.pipeline.ids import row_ids
 from esk_pipeline.pipeline.llm import (
+    AgentEndpointConfig,
     BudgetExhausted,
     LLMCallFailed,
     LLMClient,
@@ -80,7 +80,7 @@ from esk_pipeline.pipeline.llm import (
 from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
 from esk_pipeline.pipeline.local_model import LocalModel, Prediction, normalize_text
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.settings import LabelerSettings, LLMEndpoint, OutputMode, get_settings
+from esk_pipeline.settings import LabelerSettings, get_settings
 
 # Bump whenever the prompts or the answer schema change: part of `LabelerAgent.version` and of
 # every cache key, so old answers are not reused for a different question.
@@ -106,19 +106,13 @@ def _labeler_settings() -> LabelerSettings:
     return get_settings().labeler
 
 
-def _endpoint() -> LLMEndpoint:
-    return get_settings().llm.endpoint_for("labeler")
-
-
-class LabelerConfig(BaseModel):
+class LabelerConfig(AgentEndpointConfig):
     """How to label. Defaults come from LABELER_*, LLM_LABELER_* / LLM_* and CACHE_* settings;
     with no LLM endpoint configured, `model` is "local" (the offline model alone)."""
 
+    settings_agent = "labeler"
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(default_factory=lambda: _endpoint().model)
-    api_key: SecretStr | None = Field(default_factory=lambda: _endpoint().api_key)
-    api_base: str | None = Field(default_factory=lambda: _endpoint().api_base)
     batch_size: int = Field(default_factory=lambda: _labeler_settings().batch_size, ge=1)
     rate_limit: float = Field(default_factory=lambda: _labeler_settings().rate_limit, ge=0)
     max_retries: int = Field(default_factory=lambda: _labeler_settings().max_retries, ge=0)
@@ -138,30 +132,11 @@ class LabelerConfig(BaseModel):
     fewshot_token_budget: int = Field(
         default_factory=lambda: _labeler_settings().fewshot_token_budget, ge=0
     )
-    output_mode: OutputMode = Field(default_factory=lambda: _endpoint().output_mode)
-    fallback_model: str | None = Field(default_factory=lambda: _endpoint().fallback_model)
-    timeout_seconds: float = Field(default_factory=lambda: _endpoint().timeout_seconds, gt=0)
     cache_dir: Path = Field(default_factory=lambda: get_settings().cache.dir)
     cache_ttl_hours: float = Field(default_factory=lambda: get_settings().cache.ttl_hours)
     # Retry pacing of the LLM client (seconds); tests shorten them.
     backoff_seconds: float = Field(default=0.5, ge=0)
     retry_after_cap: float = Field(default=60.0, ge=0)
-
-    @property
-    def is_local(self) -> bool:
-        """True when the offline model labels alone (no LLM tier)."""
-        return self.model == LOCAL_MODEL_NAME
-
-    def endpoint(self) -> LLMEndpoint:
-        """The LLM endpoint this config describes."""
-        return LLMEndpoint(
-            model=self.model,
-            api_base=self.api_base,
-            api_key=self.api_key,
-            output_mode=self.output_mode,
-            fallback_model=self.fallback_model,
-            timeout_seconds=self.timeout_seconds,
-        )
 
 
 class ClassificationResult(BaseModel):

@@ -13,6 +13,7 @@
 from esk_pipeline.pipeline.llm.cache import ResponseCache
 from esk_pipeline.pipeline.llm.client import CallUsage, LLMCallFailed, LLMClient, LLMReply
 from esk_pipeline.pipeline.llm.endpoint import (
+    AgentEndpointConfig,
     ResolvedOutputMode,
     build_model,
     endpoint_kind,
@@ -23,6 +24,7 @@ from esk_pipeline.pipeline.llm.progress import Progress
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
 
 __all__ = [
+    "AgentEndpointConfig",
     "BudgetExhausted",
     "CallUsage",
     "LLMCallFailed",

@@ -30,11 +30,11 @@ the pydantic output type, and `LLMClient` retries invalid answers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_ai import NativeOutput, PromptedOutput, ToolOutput
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.output import OutputSpec
@@ -42,7 +42,7 @@ from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
-from esk_pipeline.settings import LLMEndpoint
+from esk_pipeline.settings import LLMEndpoint, OutputMode, get_settings
 
 ResolvedOutputMode = Literal["tool", "forced_tool", "json_schema", "json_object", "prompted"]
 EndpointKind = Literal["openai", "compatible"]
@@ -148,3 +148,41 @@ def output_recipe(output_type: type[BaseModel], mode: ResolvedOutputMode) -> Out
     if mode == "prompted":
         return OutputRecipe(PromptedOutput(output_type), settings)
     raise ValueError(f"unknown output mode {mode!r}")
+
+
+_ENDPOINT_FIELDS = tuple(LLMEndpoint.model_fields)
+
+
+class AgentEndpointConfig(BaseModel):
+    """The endpoint part of an agent's config (LabelerConfig, AugmenterConfig).
+
+    Fields left unset come from the agent's own LLM_<AGENT>_* settings, falling back to the
+    main LLM_* ones (`LLMSettings.endpoint_for`); with no endpoint configured, `model` is
+    "local": the offline path.
+    """
+
+    settings_agent: ClassVar[Literal["labeler", "augmenter"]]
+
+    model: str
+    api_key: SecretStr | None
+    api_base: str | None
+    output_mode: OutputMode
+    fallback_model: str | None
+    timeout_seconds: float = Field(gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoint_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        configured = get_settings().llm.endpoint_for(cls.settings_agent)
+        return {name: getattr(configured, name) for name in _ENDPOINT_FIELDS} | data
+
+    @property
+    def is_local(self) -> bool:
+        """True when no endpoint is used: the offline path."""
+        return self.endpoint().is_local
+
+    def endpoint(self) -> LLMEndpoint:
+        """The LLM endpoint this config describes."""
+        return LLMEndpoint(**{name: getattr(self, name) for name in _ENDPOINT_FIELDS})
