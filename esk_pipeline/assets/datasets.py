@@ -13,7 +13,7 @@ from dagster import (
     asset,
 )
 
-from esk_pipeline.assets.metadata import counts_table
+from esk_pipeline.assets.metadata import bar_chart, counts_table
 from esk_pipeline.assets.sources import labelled_and_verified
 from esk_pipeline.pipeline.data_storage import VersionStatus
 from esk_pipeline.resources.stores import DatasetStoreResource
@@ -70,6 +70,8 @@ def train_eval_splits(
             "eval_samples": stats.eval_samples,
             "synthetic_samples": stats.synthetic_samples,
             "per_domain": _split_table(stats.train_distribution, stats.eval_distribution),
+            "train_chart": bar_chart(stats.train_distribution),
+            "eval_chart": bar_chart(stats.eval_distribution),
             "label_sources": counts_table(stats.label_sources, "origin"),
             "not_written": counts_table(stats.rejected, "reason"),
             "superseded_labels": stats.superseded_labels,
