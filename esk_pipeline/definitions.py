@@ -14,14 +14,13 @@ from esk_pipeline.sensors import (
     enough_new_reviews_sensor,
     new_log_days_sensor,
 )
-from esk_pipeline.settings import get_settings
 
 defs = Definitions(
     assets=load_assets_from_modules([ingest, labeling, review, augmentation, datasets]),
     jobs=[daily_labels_job, dataset_refresh_job],
     sensors=[new_log_days_sensor, enough_new_reviews_sensor],
     resources={
-        "io_manager": AssetFilesIOManager(base_dir=str(get_settings().app.data_dir / "assets")),
+        "io_manager": AssetFilesIOManager(),
         "clickhouse": ClickHouseResource(),
         "taxonomy_file": TaxonomyResource(),
         "labeler": LabelerResource(),

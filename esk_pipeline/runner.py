@@ -17,6 +17,9 @@ from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import Settings, get_settings
 
 DAILY_ASSETS = ("raw_logs", "cleaned_texts", "rejected_texts", "labels")
+DAILY_JOB = "daily_labels_job"
+# Events still reach the instance (and the UI); the terminal gets warnings only.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 class PipelineRunError(RuntimeError):
@@ -86,6 +89,32 @@ def run_pipeline(
     }
 
 
+def run_day(day: str, *, run_id: str, requested_by: str) -> bool:
+    """Ingest and label one day: the daily job for that partition, on the project's instance,
+    so the run shows up in the UI like one the sensor launched."""
+    from esk_pipeline.definitions import defs
+
+    ensure_dagster_home(Path.cwd())
+    with DagsterInstance.get() as instance:
+        result = defs.get_job_def(DAILY_JOB).execute_in_process(
+            partition_key=day,
+            instance=instance,
+            run_id=run_id,
+            tags={"esk/requested_by": requested_by},
+            run_config=_QUIET,
+            raise_on_error=False,
+        )
+    return result.success
+
+
+def run_status(run_id: str) -> str | None:
+    """A run's Dagster status (QUEUED, STARTED, SUCCESS, FAILURE, ...), None if unknown."""
+    ensure_dagster_home(Path.cwd())
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+    return run.status.value if run else None
+
+
 def _run(instance, assets, resources, selection, tags) -> None:
     result = materialize(
         assets,
@@ -93,8 +122,7 @@ def _run(instance, assets, resources, selection, tags) -> None:
         selection=selection,
         instance=instance,
         tags=tags,
-        # Events still reach the instance (and the UI); the terminal gets warnings only.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config=_QUIET,
         raise_on_error=False,
     )
     if not result.success:

@@ -21,7 +21,10 @@ from esk_pipeline.settings import get_settings
 
 daily_labels_job = define_asset_job(
     "daily_labels_job",
-    selection=AssetSelection.assets("raw_logs", "cleaned_texts", "rejected_texts", "labels"),
+    # verified_labels is unpartitioned: each day is labelled with the latest human decisions.
+    selection=AssetSelection.assets(
+        "verified_labels", "raw_logs", "cleaned_texts", "rejected_texts", "labels"
+    ),
     partitions_def=daily_partitions,
     description="ETL and labelling of one day of logs.",
 )

@@ -14,6 +14,7 @@ def project_env(tmp_path, monkeypatch):
         "CACHE_DIR": tmp_path / "cache",
         "DATA_WRITER_OUTPUT_DIR": tmp_path / "artifacts",
         "DATA_STORAGE_STORAGE_DIR": tmp_path / "storage",
+        "DAGSTER_HOME": tmp_path / "dagster_home",
     }.items():
         monkeypatch.setenv(name, str(value))
     for name in ("LLM_API_KEY", "LLM_API_BASE", "LLM_MODEL", "CLICKHOUSE_HOST", "CLICKHOUSE_URL"):

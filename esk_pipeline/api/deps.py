@@ -65,6 +65,8 @@ class Services:
         }
         self.max_upload_bytes = settings.app.max_upload_mb * 1024 * 1024
         self._built: dict[str, Any] = {}
+        # Runs accepted but not started yet (a background task starts them).
+        self.pending_runs: set[str] = set()
         self._lock = threading.RLock()  # a builder may need another (review -> taxonomy)
 
     def _once(self, name: str, build: Callable[[], T]) -> T:

@@ -89,12 +89,20 @@ class DayIngestIn(BaseModel):
     day: dt.date
 
 
-class DayIngestOut(BaseModel):
-    """The ETL's accounting for one day's rows already in ClickHouse."""
+class DayRunOut(BaseModel):
+    """A Dagster run ingesting and labelling one day (raw_logs -> cleaned_texts -> labels)."""
 
     day: dt.date
     table: str
-    etl: ETLStats
+    rows: int
+    run_id: str
+    job: str
+    status: str
+
+
+class RunStatusOut(BaseModel):
+    run_id: str
+    status: str
 
 
 class ClassifyIn(BaseModel):

@@ -15,19 +15,28 @@ from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+from pydantic import Field
+
+from esk_pipeline.settings import get_settings
 
 
 class AssetFilesIOManager(ConfigurableIOManager):
-    base_dir: str
+    base_dir: str | None = Field(
+        default=None, description="Where values live; default: APP_DATA_DIR/assets at run time."
+    )
+
+    @property
+    def root(self) -> Path:
+        return Path(self.base_dir) if self.base_dir else get_settings().app.data_dir / "assets"
 
     def _path(self, context: InputContext | OutputContext, suffix: str) -> Path:
-        return Path(self.base_dir, *context.asset_key.path).with_suffix(suffix)
+        return self.root.joinpath(*context.asset_key.path).with_suffix(suffix)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
             return
         if context.has_asset_partitions:
-            folder = Path(self.base_dir, *context.asset_key.path)
+            folder = self.root.joinpath(*context.asset_key.path)
             folder.mkdir(parents=True, exist_ok=True)
             rows = 0
             for key in context.asset_partition_keys:
@@ -49,7 +58,7 @@ class AssetFilesIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> Any:
         if context.has_asset_partitions:
-            folder = Path(self.base_dir, *context.asset_key.path)
+            folder = self.root.joinpath(*context.asset_key.path)
             keys = context.asset_partition_keys
             frames = {
                 key: pd.read_parquet(folder / f"{key}.parquet")

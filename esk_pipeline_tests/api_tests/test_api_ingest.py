@@ -9,10 +9,12 @@ import json
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from esk_pipeline.api import create_app
 from esk_pipeline.api.routers.ingest import sanitize_file_name
 from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.settings import Settings
 from esk_pipeline_tests.api_tests.conftest import auth, make_settings
 
 CSV = (
@@ -26,8 +28,12 @@ CSV = (
 
 
 def _upload(client, name: str, data: bytes, reviewer: str = "alice"):
+    return _upload_as(client, auth(reviewer), name, data)
+
+
+def _upload_as(client, headers: dict[str, str], name: str, data: bytes):
     return client.post(
-        "/api/ingest/upload", files={"file": (name, data, "text/csv")}, headers=auth(reviewer)
+        "/api/ingest/upload", files={"file": (name, data, "text/csv")}, headers=headers
     )
 
 
@@ -124,22 +130,35 @@ def test_oversized_uploads_are_413_declared_or_streamed(project_env):
         assert not list((project_env / "small").glob("clickhouse*"))
 
 
-def test_ingest_a_day_from_clickhouse_reports_the_accounting(client):
-    _upload(client, "logs.csv", CSV.encode())
-    response = client.post(
-        "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=auth("bob")
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["day"] == "2026-03-02"
-    assert body["etl"]["rows_in"] == 2
-    assert body["etl"]["rows_out"] == 2
+def test_ingesting_a_day_runs_the_daily_job_on_the_dagster_instance(project_env):
+    # The Dagster run reads the process settings (env), so the app uses the same ones here.
+    settings = Settings.load()
+    settings.app.api_tokens = {"bob": SecretStr("bob-token-0123456789")}
+    with TestClient(create_app(settings)) as client:
+        headers = {"Authorization": "Bearer bob-token-0123456789"}
+        assert _upload_as(client, headers, "logs.csv", CSV.encode()).status_code == 200
+        response = client.post(
+            "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=headers
+        )
+        assert response.status_code == 202, response.text
+        body = response.json()
+        assert (body["day"], body["rows"], body["job"]) == ("2026-03-02", 2, "daily_labels_job")
+        # TestClient runs background tasks before returning: the run is over by now.
+        status = client.get(f"/api/ingest/runs/{body['run_id']}", headers=headers)
+        assert status.json() == {"run_id": body["run_id"], "status": "SUCCESS"}
 
-    missing = client.post(
-        "/api/ingest/clickhouse-day", json={"day": "2020-01-01"}, headers=auth("bob")
-    )
-    assert missing.status_code == 404
-    assert "2020-01-01" in missing.json()["detail"]
+        labels = pd.read_parquet(project_env / "assets" / "labels" / "2026-03-02.parquet")
+        assert sorted(labels["text"]) == [
+            "Автобус 42 не ходит по расписанию",
+            "Не пришла квитанция за октябрь",
+        ]
+        missing = client.post(
+            "/api/ingest/clickhouse-day", json={"day": "2020-01-01"}, headers=headers
+        )
+        assert missing.status_code == 404
+        assert "2020-01-01" in missing.json()["detail"]
+        unknown = client.get("/api/ingest/runs/not-a-run", headers=headers)
+        assert unknown.status_code == 404
 
 
 def test_uploads_need_a_token(client):

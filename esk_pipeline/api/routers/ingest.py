@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from typing import BinaryIO
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, UploadFile
+from fastapi import APIRouter, BackgroundTasks, HTTPException, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from esk_pipeline.api.auth import ReviewerId
-from esk_pipeline.api.deps import MULTIPART_OVERHEAD_BYTES, ServicesDep
+from esk_pipeline.api.deps import MULTIPART_OVERHEAD_BYTES, Services, ServicesDep
 from esk_pipeline.api.errors import error_body, error_code, error_responses
-from esk_pipeline.api.schemas import DayIngestIn, DayIngestOut, IngestOut
+from esk_pipeline.api.schemas import DayIngestIn, DayRunOut, IngestOut, RunStatusOut
+from esk_pipeline.runner import DAILY_JOB, run_day, run_status
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"], responses=error_responses())
 
@@ -135,16 +137,48 @@ def upload(file: UploadFile, reviewer_id: ReviewerId, services: ServicesDep) -> 
 
 @router.post(
     "/clickhouse-day",
-    response_model=DayIngestOut,
-    summary="Run the ETL over one day of logs already in ClickHouse and report the accounting",
+    response_model=DayRunOut,
+    status_code=202,
+    summary="Ingest and label one day of ClickHouse logs: starts a Dagster run for that partition",
     responses=error_responses(404, 503),
 )
-def ingest_day(body: DayIngestIn, reviewer_id: ReviewerId, services: ServicesDep) -> DayIngestOut:
+def ingest_day(
+    body: DayIngestIn,
+    reviewer_id: ReviewerId,
+    services: ServicesDep,
+    background: BackgroundTasks,
+) -> DayRunOut:
     source = services.log_source()
-    if body.day not in source.day_counts():
+    rows = source.day_counts().get(body.day)
+    if not rows:
         raise HTTPException(
             status_code=404, detail=f"no rows for {body.day.isoformat()} in table {source.table!r}"
         )
-    raw = source.read_day(body.day)
-    result = services.etl().clean(raw, source=f"clickhouse:{source.table}")
-    return DayIngestOut(day=body.day, table=source.table, etl=result.stats)
+    run_id = str(uuid.uuid4())
+    services.pending_runs.add(run_id)
+    background.add_task(_run_day, services, body.day.isoformat(), run_id, reviewer_id)
+    return DayRunOut(
+        day=body.day, table=source.table, rows=rows, run_id=run_id, job=DAILY_JOB, status="QUEUED"
+    )
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=RunStatusOut,
+    summary="The status of a run this API started (also in the Dagster UI)",
+    responses=error_responses(404),
+)
+def run_state(run_id: str, reviewer_id: ReviewerId, services: ServicesDep) -> RunStatusOut:
+    status = run_status(run_id)
+    if status is None and run_id in services.pending_runs:
+        status = "QUEUED"
+    if status is None:
+        raise HTTPException(status_code=404, detail=f"no run {run_id!r}")
+    return RunStatusOut(run_id=run_id, status=status)
+
+
+def _run_day(services: Services, day: str, run_id: str, requested_by: str) -> None:
+    try:
+        run_day(day, run_id=run_id, requested_by=f"api:{requested_by}")
+    finally:
+        services.pending_runs.discard(run_id)
