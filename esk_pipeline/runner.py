@@ -96,7 +96,7 @@ def run_day(day: str, *, run_id: str, requested_by: str) -> bool:
 
     ensure_dagster_home(Path.cwd())
     with DagsterInstance.get() as instance:
-        result = defs.get_job_def(DAILY_JOB).execute_in_process(
+        result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
             partition_key=day,
             instance=instance,
             run_id=run_id,

@@ -123,7 +123,7 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
     fired = enough_new_reviews_sensor(build_sensor_context(instance=instance, resources=resources))
     [request] = fired.run_requests
 
-    job = defs.get_job_def("dataset_refresh_job")
+    job = defs.resolve_job_def("dataset_refresh_job")
     assert job.execute_in_process(instance=instance, tags=request.tags).success
     latest = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
     record = latest.asset_materialization.metadata
