@@ -81,7 +81,7 @@ def enough_new_reviews_sensor(
     last_seen = int(context.cursor) if context.cursor else 0
     with review_store.open(taxonomy_file.load()) as store:
         latest = store.last_review_seq()
-    new = latest - last_seen
+        new = store.reviews_since(last_seen)  # decisions only: skips and releases do not count
     needed = get_settings().review.sensor_min_new_reviews
     if new < needed:
         return SkipReason(f"{new} new review(s) since the last refresh; waiting for {needed}")

@@ -51,7 +51,7 @@ def train_eval_splits(
 ):
     """Stratified, group-aware, reproducible splits as JSONL + Parquet with a dataset card."""
     items = pd.concat(
-        [labelled_and_verified(labels, verified_labels, human_wins=False), synthetic_samples],
+        [labelled_and_verified(labels, verified_labels), synthetic_samples],
         ignore_index=True,
     )
     writer = dataset_store.writer(taxonomy_file.load())
@@ -74,7 +74,6 @@ def train_eval_splits(
             "eval_chart": bar_chart(stats.eval_distribution),
             "label_sources": counts_table(stats.label_sources, "origin"),
             "not_written": counts_table(stats.rejected, "reason"),
-            "superseded_labels": stats.superseded_labels,
             "small_domains": counts_table(stats.small_domains, "domain", "real_samples"),
             "shards": MetadataValue.json(stats.shards),
         },

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ class AssetFilesIOManager(ConfigurableIOManager):
 def _atomic_write(path: Path, write: Any) -> None:
     """Write beside the target and rename, so a crash never leaves a half-written value."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per writer: two runs in one process (the API's threads) never share a temp file.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     write(tmp)
     os.replace(tmp, path)

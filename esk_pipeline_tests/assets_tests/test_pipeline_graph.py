@@ -116,6 +116,13 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
 
     decided = {}
     with ReviewDataset(taxonomy=taxonomy) as store:
+        # Skips are not decisions: eight of them must not wake the sensor.
+        for item in store.get_next(count=8, reviewer_id="bob"):
+            store.skip(item.id, "bob")
+        skipped = enough_new_reviews_sensor(
+            build_sensor_context(instance=instance, resources=resources)
+        )
+        assert not getattr(skipped, "run_requests", None)
         for item in store.get_next(count=6, reviewer_id="alice"):
             other = next(d for d in taxonomy.ids if d != item.predicted_domain)
             store.submit_review(item.id, other, "alice")
