@@ -80,10 +80,15 @@ class LLMSettings(BaseSettings):
     def endpoint_for(self, agent: Literal["labeler", "augmenter"]) -> LLMEndpoint:
         """Resolve an agent's endpoint: its own LLM_<AGENT>_* settings, else the main LLM_*.
 
+        The main key goes only to the main server: an agent with a base URL of its own uses
+        its own key (or none), so a cloud key never reaches a different, local server.
         With no endpoint configured at all the model is "local": the offline path.
         """
-        api_key = getattr(self, f"{agent}_api_key") or self.api_key
-        api_base = getattr(self, f"{agent}_api_base") or self.api_base
+        own_base = getattr(self, f"{agent}_api_base")
+        api_base = own_base or self.api_base
+        api_key = getattr(self, f"{agent}_api_key")
+        if api_key is None and (own_base is None or own_base == self.api_base):
+            api_key = self.api_key
         model = getattr(self, f"{agent}_model") or self.model
         if model is None:
             model = "gpt-4o-mini" if (api_key or api_base) else "local"

@@ -1,0 +1,74 @@
+import pytest
+from pydantic import SecretStr
+
+from esk_pipeline.settings import LLMSettings, Settings
+
+
+@pytest.fixture(autouse=True)
+def _no_llm_environment(monkeypatch):
+    """Hermetic: neither the caller's LLM_* variables nor a local .env take part."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("LLM_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setitem(LLMSettings.model_config, "env_file", None)
+
+
+def test_no_endpoint_means_the_offline_model():
+    endpoint = LLMSettings().endpoint_for("labeler")
+    assert endpoint.model == "local" and endpoint.is_local
+
+
+def test_agent_settings_fall_back_to_the_main_llm():
+    llm = LLMSettings(api_key="sk-main-0123456789abcdef", api_base="https://api.example/v1")
+    endpoint = llm.endpoint_for("augmenter")
+    assert endpoint.api_base == "https://api.example/v1"
+    assert endpoint.api_key.get_secret_value() == "sk-main-0123456789abcdef"
+    assert endpoint.model == "gpt-4o-mini"
+
+
+def test_the_main_key_never_goes_to_an_agents_own_server():
+    llm = LLMSettings(
+        api_key="sk-main-0123456789abcdef",
+        labeler_api_base="http://127.0.0.1:8000/v1",
+        labeler_model="llama3.1:8b",
+    )
+    endpoint = llm.endpoint_for("labeler")
+    assert endpoint.api_base == "http://127.0.0.1:8000/v1" and endpoint.api_key is None
+    own = LLMSettings(
+        api_key="sk-main-0123456789abcdef",
+        labeler_api_base="http://127.0.0.1:8000/v1",
+        labeler_api_key="local-key",
+    ).endpoint_for("labeler")
+    assert own.api_key == SecretStr("local-key")
+
+
+def test_environment_names_of_the_original_design(monkeypatch):
+    monkeypatch.setenv("LLM_LABELER_MODEL", "qwen2.5")
+    monkeypatch.setenv("LABELER_BATCH_SIZE", "7")
+    monkeypatch.setenv("CLICKHOUSE_PASSWORD", "pw-secret")
+    monkeypatch.setenv("APP_API_TOKENS", '{"alice": "tok-1"}')
+    settings = Settings.load()
+    assert settings.llm.labeler_model == "qwen2.5" and settings.labeler.batch_size == 7
+    assert "pw-secret" not in repr(settings) and "tok-1" not in repr(settings)
+    assert settings.clickhouse.password.get_secret_value() == "pw-secret"
+    assert settings.app.api_tokens["alice"].get_secret_value() == "tok-1"
+
+
+@pytest.mark.parametrize(
+    "group",
+    [
+        "app",
+        "llm",
+        "labeler",
+        "augmenter",
+        "etl",
+        "review",
+        "data_writer",
+        "data_storage",
+        "cache",
+        "clickhouse",
+    ],
+)
+def test_every_group_of_the_contract_exists(group):
+    assert getattr(Settings.load(), group) is not None
