@@ -24,6 +24,7 @@ about a second).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -57,6 +58,12 @@ _TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _RESERVED_REFS = ("current", "latest")
 _DATA_FILE = re.compile(r"^(?P<split>train|eval)(?P<shard>-\d{5}-of-\d{5})?\.jsonl$")
 _SHARD = re.compile(r"^(?P<stem>.+)-00000-of-(?P<n>\d{5})(?P<ext>\..+)$")
+# The only file names a version holds (data files, Parquet copies, README.md, metadata.json):
+# relative, no folders but __parquet__, no leading dot, nothing a path could be built from
+# (checked with fullmatch).
+_STORED_NAME = re.compile(rf"(?:{PARQUET_DIR}/)?[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+# link() errors that mean "no hard links here", where a checksummed copy is the fallback.
+_NO_HARD_LINKS = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK})
 _CHUNK = 1 << 20
 
 
@@ -292,12 +299,12 @@ class DataStorage:
             staging.mkdir()
             try:
                 files = {
-                    name: self._link_object(src, staging / name) for name, src in sources.items()
+                    name: self._link_object(src, staging, name) for name, src in sources.items()
                 }
                 for name in _data_files(files):
                     parquet = f"{PARQUET_DIR}/{Path(name).stem}.parquet"
                     if parquet not in files:
-                        files[parquet] = self._build_parquet(staging / name, staging / parquet)
+                        files[parquet] = self._build_parquet(staging / name, staging, parquet)
                 counts = _split_counts(staging, files)
                 entry = DatasetVersion(
                     version=version,
@@ -316,7 +323,7 @@ class DataStorage:
                     json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                     encoding="utf-8",
                 )
-                files["metadata.json"] = self._link_object(meta_tmp, staging / "metadata.json")
+                files["metadata.json"] = self._link_object(meta_tmp, staging, "metadata.json")
                 meta_tmp.unlink()
                 entry.files = dict(sorted(files.items()))
                 _fsync_tree(staging)
@@ -505,6 +512,11 @@ class DataStorage:
             except (KeyError, ValidationError) as exc:
                 raise StorageError(f"{archive}: manifest is not a dataset version ({exc})") from exc
             data = folder / "data"
+            try:
+                for name in source.files:
+                    _stored_path(data, name)
+            except StorageError as exc:
+                raise StorageError(f"{archive}: refused, {exc}") from exc
             problems = self._verify_files(source, data)
             if problems:
                 raise StorageError(f"{archive}: corrupt archive, {problems[0]}")
@@ -599,8 +611,13 @@ class DataStorage:
         }[bump]
         return "v{}.{}.{}".format(*bumped)
 
-    def _link_object(self, source: Path, target: Path) -> FileEntry:
-        """Store `source` as a blob (once per content) and hard-link it to `target`."""
+    def _link_object(self, source: Path, folder: Path, name: str) -> FileEntry:
+        """Store `source` as a blob (once per content) and hard-link it as `name` in `folder`.
+
+        The name must be one the store writes (see `_stored_path`), and an existing file is
+        never replaced: only a file system without hard links falls back to a copy.
+        """
+        target = _stored_path(folder, name)
         digest = hashlib.sha256()
         tmp = self.objects_dir / f"tmp-{uuid.uuid4().hex}"
         size = 0
@@ -625,17 +642,20 @@ class DataStorage:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(blob, target)
-        except OSError:  # no hard links on this file system: a plain copy, still checksummed
-            shutil.copyfile(blob, target)
+        except OSError as exc:
+            if isinstance(exc, FileExistsError) or exc.errno not in _NO_HARD_LINKS:
+                raise
+            shutil.copyfile(blob, target)  # no hard links here: a plain copy, still checksummed
         return FileEntry(sha256=sha, size=size)
 
-    def _build_parquet(self, jsonl: Path, target: Path) -> FileEntry:
+    def _build_parquet(self, jsonl: Path, folder: Path, name: str) -> FileEntry:
         """The Parquet copy of a JSONL file that diffs read (row_id filled in from the text)."""
         table = _read_jsonl(jsonl)
+        target = _stored_path(folder, name)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, tmp, compression="zstd")
-        entry = self._link_object(tmp, target)
+        entry = self._link_object(tmp, folder, name)
         tmp.unlink()
         return entry
 
@@ -735,7 +755,7 @@ class DataStorage:
                 raise StorageError(f"{entry.version}: archive is damaged: {problems[0]}")
             staging.mkdir()
             for name in entry.files:
-                self._link_object(unpacked / name, staging / name)
+                self._link_object(unpacked / name, staging, name)
             _fsync_tree(staging)
             os.rename(staging, self.versions_dir / entry.version)
             _fsync_dir(self.versions_dir)
@@ -828,6 +848,21 @@ def _expand_shards(path: Path) -> list[Path]:
     if missing:
         raise StorageError(f"{path.parent}: shards missing: {', '.join(missing)}")
     return shards
+
+
+def _stored_path(folder: Path, name: str) -> Path:
+    """`folder / name` for a name a version may hold; refuses any other name.
+
+    Names come from manifests and registries, so `../x`, `/etc/x`, `a\\b` or other folders
+    must never become paths: the store only ever writes the shapes `_STORED_NAME` allows.
+    """
+    path = folder / name
+    if not _STORED_NAME.fullmatch(name) or not path.resolve().is_relative_to(folder.resolve()):
+        raise StorageError(
+            f"unsafe file name {name!r}: a version holds only names like train.jsonl, "
+            f"{PARQUET_DIR}/train.parquet, README.md and metadata.json"
+        )
+    return path
 
 
 def _data_files(files: dict[str, Any]) -> list[str]:

@@ -2,9 +2,10 @@
 
 What it guarantees, in the order `write_datasets` does the work:
 
-1. One label per `row_id`: a human decision ("reviewer:*") beats any model, the LLM beats the
-   local model; failed/deferred items (status != "labeled" or no domain) are never written and are
-   counted in `DatasetStats.rejected`.
+1. One label per `row_id`: a usable label beats a failed/deferred item (status != "labeled" or
+   no domain), a human decision ("reviewer:*") beats any model, the LLM beats the local model;
+   the losers are counted in `DatasetStats.superseded_labels`. A row_id left with no usable label
+   is never written and is counted in `DatasetStats.rejected`.
 2. No leakage: records are grouped by a normalised-text fingerprint (exact and near duplicates:
    case, punctuation, spacing and ё/е differences), optionally by `user_id`, and synthetic samples
    are grouped with their source. A group never straddles train and eval; a group holding a
@@ -32,7 +33,7 @@ import json
 import math
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,8 +204,8 @@ class DataWriter:
         cfg = self.config
         frame = _normalise(items)
         input_items = len(frame)
-        frame, rejected = _reject_unlabelled(frame)
         frame, superseded = _resolve_labels(frame)
+        frame, rejected = _reject_unlabelled(frame)
         frame = frame.sort_values("row_id", kind="stable").reset_index(drop=True)
 
         real_counts = frame.loc[~frame["is_synthetic"], "domain"].value_counts()
@@ -350,10 +351,18 @@ class DataWriter:
         stats: DatasetStats,
         dataset_name: str,
     ) -> None:
-        """Build the dataset in a sibling temp folder and swap it in, so readers never see half."""
+        """Build the dataset in a sibling temp folder and swap it in, so readers never see half.
+
+        Staging and swapped-out folders of this dataset that a crashed write left behind are
+        removed first (writes of one dataset are not meant to run concurrently).
+        """
         dataset_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dataset_name}.", dir=dataset_dir.parent))
-        staging.chmod(0o755)
+        leftovers = (f".{dataset_name}.staging-", f".{dataset_name}.old-")
+        for path in dataset_dir.parent.iterdir():
+            if path.name.startswith(leftovers) and path.is_dir():
+                shutil.rmtree(path)
+        staging = dataset_dir.with_name(f"{leftovers[0]}{uuid.uuid4().hex}")
+        staging.mkdir(mode=0o755)
         try:
             (staging / PARQUET_DIR).mkdir()
             for split, frame in (("train", train), ("eval", eval_)):
@@ -371,7 +380,7 @@ class DataWriter:
                 )
             old = None
             if dataset_dir.exists():
-                old = dataset_dir.with_name(f".{dataset_name}.old-{os.getpid()}")
+                old = dataset_dir.with_name(f"{leftovers[1]}{uuid.uuid4().hex}")
                 os.rename(dataset_dir, old)
             os.rename(staging, dataset_dir)
             if old is not None:
@@ -438,7 +447,7 @@ def _normalise(items: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFram
 
 
 def _reject_unlabelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop failed/deferred items and items without a domain, counting why."""
+    """Drop failed/deferred items and items without a domain (after resolution), counting why."""
     bad_status = frame["status"] != "labeled"
     no_domain = ~bad_status & frame["domain"].isna()
     rejected = {
@@ -450,20 +459,26 @@ def _reject_unlabelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int
 
 
 def _resolve_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """One record per row_id: strongest origin, then latest review, confidence, then by name."""
+    """One record per row_id: a usable label, strongest origin, latest review, confidence, name.
+
+    Usability comes first so that a reviewer's decision (or any model's label) supersedes a
+    failed/deferred row of the same row_id instead of that row being rejected; a row_id with
+    no usable row keeps one unusable record for `_reject_unlabelled` to count.
+    """
     ranked = frame.assign(
+        _usable=(frame["status"] == "labeled") & frame["domain"].notna(),
         _origin_rank=frame["label_origin"].map(_ORIGIN_RANK),
         _reviewed=frame["reviewed_at"].fillna(pd.Timestamp.min.tz_localize("UTC")),
         _confidence=frame["confidence"].fillna(-1.0),
     )
     ranked = ranked.sort_values(
-        ["row_id", "_origin_rank", "_reviewed", "_confidence", "label_source", "domain"],
-        ascending=[True, False, False, False, True, True],
+        ["row_id", "_usable", "_origin_rank", "_reviewed", "_confidence", "label_source", "domain"],
+        ascending=[True, False, False, False, False, True, True],
         kind="stable",
     )
     winners = ranked.drop_duplicates("row_id", keep="first")
     superseded = len(ranked) - len(winners)
-    return winners.drop(columns=["_reviewed", "_confidence"]), superseded
+    return winners.drop(columns=["_usable", "_reviewed", "_confidence"]), superseded
 
 
 def _stable_rank(keys: pd.Series, seed: int) -> np.ndarray:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import json
 import os
 import subprocess
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from esk_pipeline.pipeline.data_storage import (
+    EXPORT_FORMAT,
     DataStorage,
     DataStorageConfig,
     StorageError,
@@ -209,6 +213,78 @@ def test_export_import_round_trip_and_corrupt_archives_are_refused(tmp_path):
     with pytest.raises(StorageError, match="corrupt or unreadable"):
         third.import_version(truncated)
     assert third.list_versions() == []
+
+
+def _export_naming(archive: Path, name: str, payload: bytes) -> Path:
+    """A well-formed export whose manifest lists one file under `name`; the tar holds the payload
+    both where `data/<name>` would resolve and under data/, so only the name can be refused."""
+    version = {
+        "version": "v9.0.0",
+        "status": "stable",
+        "created_at": "2026-01-01T00:00:00Z",
+        "files": {name: {"sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)}},
+        "train_samples": 0,
+        "eval_samples": 0,
+        "domain_distribution": {},
+        "train_distribution": {},
+        "eval_distribution": {},
+    }
+    manifest = json.dumps({"format": EXPORT_FORMAT, "version": version}).encode()
+    with tarfile.open(archive, "w:gz") as tar:
+        folder = tarfile.TarInfo("data")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        for member, data in [("manifest.json", manifest), ("x", payload), ("data/a\\b", payload)]:
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("kind", ["parent", "absolute", "backslash"])
+def test_import_refuses_unsafe_file_names_and_writes_nothing_outside(tmp_path, kind):
+    storage = _storage(tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"precious\n")
+    name = {"parent": "../x", "absolute": str(outside), "backslash": "a\\b"}[kind]
+    archive = _export_naming(tmp_path / "evil.tar.gz", name, b"evil\n")
+    before = _snapshot(tmp_path)
+    with pytest.raises(StorageError, match="unsafe file name") as error:
+        storage.import_version(archive)
+    assert repr(name) in str(error.value)
+    after = _snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k != "store/.lock"} == {
+        k: v for k, v in before.items() if k != "store/.lock"
+    }
+    assert storage.list_versions() == [] and not (storage.root / "x").exists()
+
+
+def test_link_copies_only_without_hard_links_and_never_replaces_a_file(tmp_path, monkeypatch):
+    storage = _storage(tmp_path)
+    source = tmp_path / "train.jsonl"
+    source.write_text('{"text": "a", "domain": "roads"}\n', encoding="utf-8")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "eval.jsonl").write_text("keep me\n", encoding="utf-8")
+    with pytest.raises(FileExistsError):
+        storage._link_object(source, folder, "eval.jsonl")
+    assert (folder / "eval.jsonl").read_text(encoding="utf-8") == "keep me\n"
+    with pytest.raises(StorageError, match=r"unsafe file name '\.\./train\.jsonl'"):
+        storage._link_object(source, folder, "../train.jsonl")
+
+    def no_hard_links(src, dst):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    entry = storage._link_object(source, folder, "train.jsonl")
+    assert (folder / "train.jsonl").read_bytes() == source.read_bytes()
+    assert entry.size == source.stat().st_size
 
 
 def test_tags_and_unknown_references(tmp_path):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -94,6 +95,46 @@ def test_human_label_beats_llm_beats_local_and_failed_items_are_not_written(tmp_
     assert stats.rejected == {"no_domain": 1, "status:deferred": 1, "status:failed": 1}
     assert stats.superseded_labels == 3
     assert stats.label_sources == {"llm": 1, "local": 158, "reviewer": 1}
+
+
+def test_a_usable_label_supersedes_a_failed_row_of_the_same_row_id(tmp_path):
+    reviewed, relabelled, lost = "сбойный текст", "отложенный текст", "так и не размечен"
+    items = [
+        *_items(),
+        _item(reviewed, None, status="failed"),
+        _item(reviewed, "roads", label_source="reviewer:alice", confidence=1.0),
+        _item(relabelled, "waste", label_source="gpt-4o-mini", status="deferred"),
+        _item(relabelled, "housing"),
+        _item(lost, None, status="failed"),
+        _item(lost, "roads", label_source="gpt-4o-mini", status="failed"),
+    ]
+    train_path, eval_path, stats = DataWriter(_config(tmp_path), TAXONOMY).write_datasets(items)
+    records = pd.concat([_written(train_path.parent, "train"), _written(eval_path.parent, "eval")])
+    by_id = records.set_index("row_id")
+    assert by_id.loc[row_id(reviewed), "domain"] == "roads"
+    assert by_id.loc[row_id(reviewed), "label_origin"] == "reviewer"
+    assert by_id.loc[row_id(relabelled), "domain"] == "housing"  # a labelled local row wins
+    assert row_id(lost) not in by_id.index
+    assert stats.rejected == {"status:failed": 1}
+    assert stats.superseded_labels == 3
+    assert stats.input_items == len(records) + 1 + 3
+    card = (train_path.parent / "README.md").read_text(encoding="utf-8")
+    assert "Not written: status:failed: 1" in card
+
+
+def test_leftovers_of_a_crashed_write_do_not_break_the_next_write(tmp_path):
+    cfg = _config(tmp_path)
+    writer = DataWriter(cfg, TAXONOMY)
+    writer.write_datasets(_items(), "ds")
+    for leftover in (f".ds.old-{os.getpid()}", ".ds.staging-0123abcd"):
+        (cfg.output_dir / leftover).mkdir()
+        (cfg.output_dir / leftover / "train.jsonl").write_text("stale\n", encoding="utf-8")
+    other = cfg.output_dir / ".ds2.old-1"  # another dataset's folder is left alone
+    other.mkdir()
+    train_path, _, stats = writer.write_datasets(_items()[:-1], "ds")
+    assert len(_written(train_path.parent, "train")) == stats.train_samples
+    assert stats.input_items == len(_items()) - 1
+    assert sorted(p.name for p in cfg.output_dir.iterdir()) == [".ds2.old-1", "ds"]
 
 
 def test_same_input_in_any_order_gives_byte_identical_files(tmp_path):
