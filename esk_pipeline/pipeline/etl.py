@@ -16,7 +16,8 @@ Choices worth knowing:
   the zero-width joiner that glues emoji sequences is deliberately not stripped.
 - PII (phones, e-mails, card numbers, СНИЛС, passport numbers) is masked with placeholders before
   length filtering and deduplication, so two requests that differ only by a phone number collapse.
-- Naive timestamps are taken as UTC; unparseable ones become NaT (the row is kept).
+- Naive timestamps are taken as UTC; unparseable ones become NaT (the row is kept) and are
+  counted in `ETLStats.ts_unparsed`. Epoch numbers (also as text) may be s, ms, us or ns.
 - Encoding: BOM, then UTF-8 (also when a few bytes are damaged), then a Russian prior (cp1251 /
   KOI8-R / cp866 by how Russian the decoded sample looks; charset-normalizer alone misreads short
   Cyrillic files), then charset-normalizer. Bytes that do not decode become U+FFFD and their row
@@ -129,8 +130,14 @@ _DAY_FIRST_FORMATS = (
     "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d.%m.%y %H:%M", "%d.%m.%y",
     "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y",
 )  # fmt: skip
+# Epoch units by magnitude: a number below the n-th start is in the n-th unit, else in ns.
+_EPOCH_UNITS = ("s", "ms", "us", "ns")
+_EPOCH_UNIT_STARTS = (1e11, 1e14, 1e17)
+_EPOCH_NANOS_PER_UNIT = np.array([1e9, 1e6, 1e3, 1.0])
+_MAX_EPOCH_NANOS = 9.2e18  # just inside datetime64[ns] (2**63 ns, year 2262)
 _QUOTE_HINT = "a field with the delimiter inside must be quoted"
 _NON_ASCII = re.compile("[^\x00-\x7f]")
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\r\n]*(?:\r\n|\r|\n))+")
 
 
 class ETLError(ValueError):
@@ -165,6 +172,8 @@ class ETLStats(BaseModel):
     rows_rejected: int
     rejected_by_reason: dict[str, int]
     seconds: float
+    # Non-empty timestamp cells that could not be parsed: those rows are kept with ts NaT.
+    ts_unparsed: int = Field(ge=0)
     text_column: str | None = None
     format: str | None = None
     encoding: str | None = None
@@ -289,7 +298,7 @@ class ETLProcessor:
         detail = self._filter_details(reasons, lengths, clipped)
         kept, kept_texts, kept_ids = self._deduplicate(text, reasons, detail)
 
-        ts = _parse_ts(None if columns.ts is None else raw.iloc[:, columns.ts], n_rows)
+        ts, ts_unparsed = _parse_ts(None if columns.ts is None else raw.iloc[:, columns.ts], n_rows)
         user_id = _user_ids(
             None if columns.user_id is None else raw.iloc[:, columns.user_id], n_rows
         )
@@ -328,6 +337,7 @@ class ETLProcessor:
                 r: int(counts[_CODE[r]]) for r in REJECT_REASONS if counts[_CODE[r]]
             },
             seconds=time.perf_counter() - start,
+            ts_unparsed=ts_unparsed,
             text_column=None if columns.text is None else str(raw.columns[columns.text]),
         )
         return ETLResult(cleaned=cleaned, rejected=rejected, stats=stats)
@@ -615,37 +625,77 @@ def _near_duplicate_key(text: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(pc.binary_length(key), 0), text, key)
 
 
-def _parse_ts(values: pd.Series | None, n_rows: int) -> pd.Series:
-    """UTC timestamps; naive ones are taken as UTC. ISO first, then the Russian day-first
-    formats, each a vectorised parse, and only what is left goes through per-value parsing."""
+def _parse_ts(values: pd.Series | None, n_rows: int) -> tuple[pd.Series, int]:
+    """UTC timestamps, and how many non-empty cells could not be parsed (they become NaT).
+
+    Naive timestamps are taken as UTC. Numbers, and text columns whose every non-empty cell is
+    a number (epochs in CSV/JSON), are epoch times (`_epoch_ts`). Other text is tried as ISO
+    first, then the Russian day-first formats, each a vectorised parse, and only what is left
+    goes through per-value parsing.
+    """
     if values is None:
-        return pd.Series(pd.NaT, index=range(n_rows), dtype="datetime64[ns, UTC]")
+        return pd.Series(pd.NaT, index=range(n_rows), dtype="datetime64[ns, UTC]"), 0
+    values = values.reset_index(drop=True)  # positions, not the caller's labels
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = pd.to_datetime(values, utc=True)
-    elif pd.api.types.is_numeric_dtype(values):
-        unit = "ms" if values.abs().max() > 1e11 else "s"
-        parsed = pd.to_datetime(values, unit=unit, utc=True, errors="coerce")
+        parsed, present = pd.to_datetime(values, utc=True), values.notna()
+    elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        parsed, present = _epoch_ts(values), values.notna()
     else:
         as_text = values.astype("string").str.strip()
-        parsed = pd.to_datetime(as_text, utc=True, errors="coerce", format="ISO8601")
         present = as_text.fillna("").ne("")
-        for day_first_format in (*_DAY_FIRST_FORMATS, "mixed"):  # "mixed": dateutil, slow
-            retry = parsed.isna() & present
-            if not retry.any():
-                break
-            parsed[retry] = pd.to_datetime(
-                as_text[retry], utc=True, errors="coerce", format=day_first_format, dayfirst=True
-            )
-    return parsed.astype("datetime64[ns, UTC]").reset_index(drop=True)
+        try:  # raising, not coercing: a date column fails at its first cell, cheaply
+            numbers = pd.to_numeric(as_text.where(present))
+        except ValueError:
+            parsed = _parse_ts_text(as_text, present)
+        else:
+            parsed = _epoch_ts(numbers)
+    parsed = parsed.astype("datetime64[ns, UTC]")
+    return parsed, int((present & parsed.isna()).sum())
+
+
+def _epoch_ts(numbers: pd.Series) -> pd.Series:
+    """Epoch numbers as UTC timestamps, each one's unit picked by its magnitude.
+
+    Seconds below 1e11 (year 5138), then ms, us and ns by the same bound, so 1.7e9, 1.7e12,
+    1.7e15 and 1.7e18 all land in 2023 and a column mixing units still parses. Missing values,
+    ±inf and values outside the datetime64[ns] range become NaT (pandas would raise on them).
+    """
+    magnitude = numbers.abs().to_numpy(dtype="float64", na_value=np.nan)
+    unit_index = np.digitize(magnitude, _EPOCH_UNIT_STARTS)  # NaN lands past the last bound
+    in_range = magnitude * _EPOCH_NANOS_PER_UNIT[unit_index] < _MAX_EPOCH_NANOS  # NaN, inf: no
+    parsed = pd.Series(pd.NaT, index=numbers.index, dtype="datetime64[ns, UTC]")
+    for index, unit in enumerate(_EPOCH_UNITS):
+        chosen = in_range & (unit_index == index)
+        if chosen.any():
+            parsed[chosen] = pd.to_datetime(numbers[chosen], unit=unit, utc=True)
+    return parsed
+
+
+def _parse_ts_text(as_text: pd.Series, present: pd.Series) -> pd.Series:
+    """Stripped timestamp texts: ISO, then the day-first formats, then dateutil's guess."""
+    parsed = pd.to_datetime(as_text, utc=True, errors="coerce", format="ISO8601")
+    for day_first_format in (*_DAY_FIRST_FORMATS, "mixed"):  # "mixed": dateutil, slow
+        retry = parsed.isna() & present
+        if not retry.any():
+            break
+        parsed[retry] = pd.to_datetime(
+            as_text[retry], utc=True, errors="coerce", format=day_first_format, dayfirst=True
+        )
+    return parsed
 
 
 def _user_ids(values: pd.Series | None, n_rows: int) -> pd.Series:
-    """User ids as strings (None when missing); integral floats lose their '.0'."""
+    """User ids as strings (None when missing); integral floats lose their '.0'.
+
+    Only floats below 2**53 are written as integers: above it a float is no longer an exact
+    integer (and from 2**63 it does not fit int64), so those keep their float text ("1e+20").
+    """
     if values is None:
         return pd.Series([None] * n_rows, dtype=object)
-    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
-        values = values.astype("Int64")
     as_text = values.astype("string").str.strip()
+    if pd.api.types.is_float_dtype(values):
+        exact = (values % 1 == 0) & (values.abs() < 2**53)  # False for NaN and inf
+        as_text[exact] = values[exact].astype("int64").astype(str).to_numpy()
     return as_text.astype(object).where(as_text.fillna("").ne(""), None).reset_index(drop=True)
 
 
@@ -770,14 +820,29 @@ def _read_csv(text: str, delimiter: str | None, name: str) -> pd.DataFrame:
 
     NULs are dropped first: pandas' C parser would cut the cell at the first NUL and silently
     lose the rest. Rows with more fields than the header are an error, never a silent shift.
+
+    A one-column file is a plain list of messages, one per line: quotes are text there (a
+    message opening with `"` must not swallow the lines after it), and blank lines after the
+    header are rows, so they are counted and rejected as empty instead of vanishing. Only a
+    quoted header (an exporter that quotes every cell) keeps CSV quoting.
     """
     text = text.replace("\x00", "")
-    if delimiter is None:  # one column: a separator that cannot occur, so commas stay in text
+    one_column = delimiter is None
+    quoting = csv.QUOTE_MINIMAL
+    if delimiter is None:  # a separator that cannot occur, so commas stay in the text
         delimiter = "\x1f"
-        text = text.replace(delimiter, " ")
+        text = _LEADING_BLANK_LINES.sub("", text.replace(delimiter, " "))
+        if not text.startswith('"'):
+            quoting = csv.QUOTE_NONE
     try:
         frame = pd.read_csv(
-            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, na_values=[""]
+            io.StringIO(text),
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            quoting=quoting,
+            skip_blank_lines=not one_column,
         )
     except pd.errors.EmptyDataError as exc:
         raise ETLError(f"{name}: no header row") from exc

@@ -203,6 +203,34 @@ def test_single_column_csv_without_delimiter() -> None:
     assert _etl().process_bytes(data.encode(), "a.csv")["text"].tolist() == TEXTS
 
 
+def test_single_column_file_is_one_message_per_line_quotes_and_all() -> None:
+    data = 'text\n"нет воды\nвторой текст\nтретий "текст"\n"Срочно", свет\n'
+    result = _etl().load_bytes(data.encode(), "messages.txt")
+    assert result.cleaned["text"].tolist() == [
+        '"нет воды',
+        "второй текст",
+        'третий "текст"',
+        '"Срочно", свет',
+    ]
+    assert result.stats.rows_in == 4
+
+
+def test_single_column_file_with_quoted_header_keeps_csv_quoting() -> None:
+    data = '"text"\n"нет воды"\n"многострочный\nтекст"\n'
+    result = _etl().load_bytes(data.encode(), "messages.csv")
+    assert result.cleaned["text"].tolist() == ["нет воды", "многострочный текст"]
+    assert result.stats.rows_in == 2
+
+
+def test_single_column_blank_lines_are_counted_and_rejected_as_empty() -> None:
+    data = "\n\nТекст\nпервый текст\n\n   \nвторой текст\n\n"
+    result = _etl().load_bytes(data.encode(), "messages.txt")
+    assert result.cleaned["text"].tolist() == ["первый текст", "второй текст"]
+    assert result.stats.rows_in == 5
+    assert result.rejected["input_index"].tolist() == [1, 2, 4]
+    assert result.rejected["reason"].tolist() == ["empty"] * 3
+
+
 # ----- column discovery -----
 
 
@@ -483,10 +511,11 @@ def test_max_rows_rejects_the_rest_and_their_duplicates() -> None:
 
 
 def test_stats_validator_refuses_rows_that_do_not_add_up() -> None:
+    base = {"rows_out": 1, "rows_rejected": 1, "seconds": 0, "ts_unparsed": 0}
     with pytest.raises(ValidationError, match="rows_in"):
-        ETLStats(rows_in=3, rows_out=1, rows_rejected=1, rejected_by_reason={"empty": 1}, seconds=0)
+        ETLStats(rows_in=3, rejected_by_reason={"empty": 1}, **base)
     with pytest.raises(ValidationError, match="rejected_by_reason"):
-        ETLStats(rows_in=2, rows_out=1, rows_rejected=1, rejected_by_reason={}, seconds=0)
+        ETLStats(rows_in=2, rejected_by_reason={}, **base)
 
 
 @pytest.mark.parametrize("seed", range(25))
@@ -676,3 +705,62 @@ def test_read_file_returns_the_raw_table(tmp_path) -> None:
     path.write_text('{"text": "  a  b ", "n": 1}\n', encoding="utf-8")
     raw = _etl().read_file(path)
     assert raw.to_dict("records") == [{"text": "  a  b ", "n": 1}]
+
+
+NOV_14_2023 = pd.Timestamp("2023-11-14 22:13:20", tz="UTC")
+
+
+@pytest.mark.parametrize("epoch", [1_700_000_000, 1_700_000_000_000, 1_700_000_000 * 10**6])
+def test_epoch_timestamps_as_text_in_csv_and_json(epoch: int) -> None:
+    csv_data = f"text,ts\nпривет мир,{epoch}\nпока мир,\n".encode()
+    json_data = json.dumps([{"text": "привет мир", "ts": str(epoch)}]).encode()
+    for data, name in ((csv_data, "a.csv"), (json_data, "a.json")):
+        result = _etl().load_bytes(data, name)
+        assert result.cleaned["ts"][0] == NOV_14_2023
+        assert result.stats.ts_unparsed == 0
+
+
+def test_epoch_unit_is_picked_per_value_by_magnitude() -> None:
+    seconds = 1_700_000_000
+    frame = pd.DataFrame(
+        {
+            "text": ["в секундах", "в миллисекундах", "в микросекундах", "в наносекундах"],
+            "ts": [seconds, seconds * 10**3, seconds * 10**6, seconds * 10**9 + 123],
+        }
+    )
+    ts = _etl().clean(frame, source="t").cleaned["ts"]
+    assert ts[:3].tolist() == [NOV_14_2023] * 3
+    assert ts[3] == NOV_14_2023 + pd.Timedelta(123, "ns")
+
+
+def test_infinite_and_out_of_range_epochs_are_nat_and_counted() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": ["нет воды", "нет света", "нет газа", "нет тепла", "нет связи"],
+            "ts": [float("inf"), float("-inf"), 1e30, float("nan"), 1.7e9],
+        }
+    )
+    result = _etl().load_bytes(_parquet_bytes(frame), "logs.parquet")
+    assert result.cleaned["ts"][:4].isna().all()
+    assert result.cleaned["ts"][4] == NOV_14_2023
+    assert result.stats.ts_unparsed == 3
+
+
+def test_unparseable_timestamp_text_is_counted_not_empty_cells() -> None:
+    frame = pd.DataFrame(
+        {"text": ["нет воды", "нет света", "нет газа"], "Дата": ["5 января 2026", "", "31.01.2026"]}
+    )
+    result = _etl().clean(frame, source="t")
+    assert result.cleaned["ts"].isna().tolist() == [True, True, False]
+    assert result.stats.ts_unparsed == 1
+
+
+def test_float_user_ids_too_big_for_int64_keep_their_float_text() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": ["нет воды", "нет света", "нет газа", "нет тепла"],
+            "user_id": [1e20, 2.0, None, 2.5],
+        }
+    )
+    user_id = _etl().clean(frame, source="t").cleaned["user_id"].tolist()
+    assert user_id == ["1e+20", "2", None, "2.5"]
