@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from esk_pipeline.api.deps import Services
 from esk_pipeline.api.errors import install_error_handlers
+from esk_pipeline.api.limits import RequestLimitsMiddleware, default_body_limit
 from esk_pipeline.api.metrics import MetricsMiddleware
 from esk_pipeline.api.routers import classify, health, ingest, page, review, versions
 from esk_pipeline.settings import Settings, get_settings
@@ -52,9 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, review, ingest, classify, versions, page):
         app.include_router(module.router)
     app.add_middleware(
-        ingest.UploadSizeLimitMiddleware,
-        paths=frozenset({ingest.UPLOAD_PATH}),
-        max_file_bytes=services.max_upload_bytes,
+        RequestLimitsMiddleware,
+        default=default_body_limit(),
+        limits={ingest.UPLOAD_PATH: ingest.upload_body_limit(services.max_upload_bytes)},
     )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app

@@ -11,17 +11,28 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ReviewerToken",
     description="A reviewer's token from APP_API_TOKENS; the token's owner is the reviewer.",
 )
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="esk_pipeline"'}
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="esk_pipeline"'}
+MISSING_TOKEN_DETAIL = "missing bearer token: send 'Authorization: Bearer <your token>'"
 
 
 def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(status_code=401, detail=detail, headers=_CHALLENGE)
+    return HTTPException(status_code=401, detail=detail, headers=CHALLENGE)
+
+
+def has_bearer_token(authorization: str | None) -> bool:
+    """Whether an Authorization header value presents a bearer token (not whether it is valid).
+
+    The same rule as `HTTPBearer`, so a request passing this check reaches `current_reviewer`.
+    """
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    return scheme.lower() == "bearer" and bool(credentials)
 
 
 def reviewer_for_token(tokens: dict[str, str], presented: str) -> str | None:
@@ -43,7 +54,7 @@ def current_reviewer(
 ) -> str:
     """The calling reviewer's id, or 401 with a message saying what is wrong."""
     if credentials is None:
-        raise _unauthorized("missing bearer token: send 'Authorization: Bearer <your token>'")
+        raise _unauthorized(MISSING_TOKEN_DETAIL)
     tokens = request.app.state.services.api_tokens
     if not tokens:
         raise _unauthorized("no API tokens are configured on the server (APP_API_TOKENS)")

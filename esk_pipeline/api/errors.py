@@ -1,14 +1,17 @@
 """One error shape for the whole API: `{"error": code, "detail": sentence}`, never a traceback.
 
-Library exceptions carry messages written for people, so they are passed through; anything
-unexpected becomes a generic 500 and its traceback goes to the server log only.
+Library exceptions carry messages written for people, so they are passed through, less the
+server's absolute paths; anything unexpected becomes a generic 500 and its traceback goes to the
+server log only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +47,9 @@ _LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
     (LogSourceError, 503, "clickhouse_unavailable"),
     (TaxonomyError, 503, "taxonomy_unavailable"),
 ]
+
+# An absolute path (not part of a URL or a relative path); group 1 is its last part.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/:'\"]+/)*([^\s/:'\"]+)")
 
 # Every protected route can answer these: a missing or bad token, an invalid request.
 _COMMON_ERRORS = (401, 422)
@@ -87,9 +93,20 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return _json(422, "invalid_request", f"the request is not valid: {summary}", fields=fields)
 
 
+def without_server_paths(message: str, roots: Iterable[Path]) -> str:
+    """`message` with no absolute server path: paths under one of `roots` (the storage and data
+    folders) become relative to it, and any other absolute path is cut to its last part."""
+    prefixes = {f"{path}/" for root in roots for path in (root.absolute(), root.resolve())}
+    for prefix in sorted(prefixes, key=len, reverse=True):  # the deepest root first
+        message = message.replace(prefix, "")
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(1), message)
+
+
 def _library_handler(status: int, code: str) -> Callable[[Request, Exception], Any]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return _json(status, code, str(exc) or type(exc).__name__)
+        settings = request.app.state.services.settings
+        roots = (settings.data_storage.storage_dir, settings.app.data_dir)
+        return _json(status, code, without_server_paths(str(exc), roots) or type(exc).__name__)
 
     return handle
 

@@ -129,6 +129,19 @@ class VerifyOut(BaseModel):
     problems: list[str]
 
 
+class StorageStatsOut(BaseModel):
+    """`DataStorage.get_stats()` as the API shows it: without the server's storage folder."""
+
+    total_versions: int
+    by_status: dict[str, int] = Field(description="versions by status")
+    archived_versions: int
+    total_size_mb: float = Field(description="bytes on disk (shared files once, archives), in MB")
+    logical_size_mb: float = Field(description="the versions' own sizes added up, in MB")
+    current: str | None = Field(description="the version checked out as current")
+    latest: str | None = Field(description="the highest version number")
+    tags: dict[str, str] = Field(description="tag -> version")
+
+
 class VersionOut(DatasetVersion):
     """A dataset version as the API shows it: without the server's file-system path."""
 

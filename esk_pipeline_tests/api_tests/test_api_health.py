@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from esk_pipeline.api import create_app
+from esk_pipeline.settings import ReviewSettings
 from esk_pipeline_tests.api_tests.conftest import auth, make_settings, seed_review
 
 
@@ -39,15 +40,16 @@ def test_readyz_reports_each_dependency(settings, client):
     assert all(check["ok"] for check in body["checks"].values())
 
 
-def test_readyz_is_503_and_says_why_when_the_taxonomy_is_missing(project_env):
+def test_readyz_is_503_and_logs_why_without_showing_server_paths(project_env, caplog):
     settings = make_settings(project_env / "bad", taxonomy_path=project_env / "missing.yaml")
     with TestClient(create_app(settings)) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]
-    assert checks["taxonomy"]["ok"] is False
-    assert "missing.yaml" in checks["taxonomy"]["detail"]
-    assert checks["clickhouse"]["ok"] is True
+    assert checks["taxonomy"] == {"ok": False, "detail": "failed; the reason is in the server log"}
+    assert checks["clickhouse"] == {"ok": True, "detail": "ok"}
+    assert str(project_env) not in response.text  # the route is public
+    assert "missing.yaml" in caplog.text
 
 
 def test_metrics_count_routes_by_template_and_review_decisions(settings, client):
@@ -70,6 +72,45 @@ def test_metrics_count_routes_by_template_and_review_decisions(settings, client)
     assert "esk_api_request_duration_seconds_bucket" in text
 
 
+def _decisions(client, decision: str) -> float:
+    prefix = f'esk_review_decisions_total{{decision="{decision}"}} '
+    lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
+def _submit(client, reviewer: str, item_id: str, domain: str) -> None:
+    response = client.post(
+        f"/api/review/items/{item_id}/submit", json={"domain": domain}, headers=auth(reviewer)
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_resubmitted_decision_is_counted_once(settings, client):
+    seed_review(settings, 1)
+    (item,) = client.get("/api/review/next", headers=auth("alice")).json()
+    _submit(client, "alice", item["id"], item["predicted_domain"])
+    _submit(client, "alice", item["id"], item["predicted_domain"])  # a retried request
+    assert _decisions(client, "approved") == 1
+
+
+def test_with_overlap_only_the_deciding_vote_is_counted(project_env):
+    settings = make_settings(project_env / "overlap")
+    settings.review = ReviewSettings(database_url=None, reviews_per_item=2)
+    seed_review(settings, 1)
+    with TestClient(create_app(settings)) as client:
+        (item,) = client.get("/api/review/next", headers=auth("alice")).json()
+        other = next(c[0] for c in item["top_candidates"] if c[0] != item["predicted_domain"])
+        _submit(client, "alice", item["id"], other)  # one vote of two: the item stays open
+        assert _decisions(client, "corrected") == 0
+        (same,) = client.get("/api/review/next", headers=auth("bob")).json()
+        assert same["id"] == item["id"]
+        _submit(client, "bob", item["id"], other)
+        assert _decisions(client, "corrected") == 1
+        _submit(client, "bob", item["id"], other)
+        assert _decisions(client, "corrected") == 1
+        assert _decisions(client, "approved") == 0
+
+
 def test_unexpected_errors_are_generic_json_without_a_traceback(app, caplog):
     def broken() -> None:
         raise RuntimeError("secret internals")
@@ -87,6 +128,9 @@ def test_unexpected_errors_are_generic_json_without_a_traceback(app, caplog):
 
 
 def test_unknown_path_is_json_404(client):
-    response = client.get("/api/nothing-here")
+    response = client.get("/api/nothing-here", headers=auth("alice"))
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+    # Without a token nothing under /api/ answers more than 401, not even whether it exists.
+    assert client.get("/api/nothing-here").status_code == 401
+    assert client.get("/nothing-here").status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from esk_pipeline.api import create_app
+from esk_pipeline.api.deps import Services
 from esk_pipeline.api.routers.ingest import sanitize_file_name
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.settings import Settings
@@ -146,6 +148,7 @@ def test_ingesting_a_day_runs_the_daily_job_on_the_dagster_instance(project_env)
         # TestClient runs background tasks before returning: the run is over by now.
         status = client.get(f"/api/ingest/runs/{body['run_id']}", headers=headers)
         assert status.json() == {"run_id": body["run_id"], "status": "SUCCESS"}
+        assert client.app.state.services.pending_runs == {}  # the day is free for a new run
 
         labels = pd.read_parquet(project_env / "assets" / "labels" / "2026-03-02.parquet")
         assert sorted(labels["text"]) == [
@@ -159,6 +162,31 @@ def test_ingesting_a_day_runs_the_daily_job_on_the_dagster_instance(project_env)
         assert "2020-01-01" in missing.json()["detail"]
         unknown = client.get("/api/ingest/runs/not-a-run", headers=headers)
         assert unknown.status_code == 404
+
+
+def test_a_day_with_a_run_in_flight_gets_that_run_not_a_second_one(client):
+    assert _upload(client, "logs.csv", CSV.encode()).status_code == 200
+    services = client.app.state.services
+    services.pending_runs["2026-03-02"] = "run-in-flight"  # queued, not finished yet
+    again = client.post(
+        "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=auth("bob")
+    )
+    assert again.status_code == 202, again.text
+    assert (again.json()["run_id"], again.json()["status"]) == ("run-in-flight", "QUEUED")
+    assert services.pending_runs == {"2026-03-02": "run-in-flight"}  # nothing else started
+    status = client.get("/api/ingest/runs/run-in-flight", headers=auth("bob"))
+    assert status.json() == {"run_id": "run-in-flight", "status": "QUEUED"}
+
+
+def test_concurrent_claims_of_a_day_agree_on_one_run(settings):
+    services = Services(settings)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        winners = set(
+            pool.map(lambda n: services.claim_day_run("2026-03-02", f"run-{n}"), range(8))
+        )
+    assert len(winners) == 1
+    services.finish_day_run("2026-03-02")
+    assert services.claim_day_run("2026-03-02", "next") == "next"
 
 
 def test_uploads_need_a_token(client):

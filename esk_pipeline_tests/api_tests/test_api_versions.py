@@ -5,9 +5,13 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import tempfile
+from pathlib import Path
 
 import pytest
 
+from esk_pipeline.api.downloads import temporary_file_response
+from esk_pipeline.api.errors import without_server_paths
 from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
 from esk_pipeline_tests.api_tests.conftest import auth
 
@@ -91,3 +95,82 @@ def test_unknown_version_and_bad_tag_are_clear_errors(client, two_versions):
     assert reserved.status_code == 409
     assert "invalid tag" in reserved.json()["detail"]
     assert client.get("/api/versions").status_code == 401
+
+
+def test_stats_are_typed_and_show_no_server_path(app, client, two_versions, settings):
+    response = client.get("/api/versions/stats", headers=auth("alice"))
+    assert response.status_code == 200
+    stats = response.json()
+    assert set(stats) == {
+        "total_versions",
+        "by_status",
+        "archived_versions",
+        "total_size_mb",
+        "logical_size_mb",
+        "current",
+        "latest",
+        "tags",
+    }
+    assert (stats["total_versions"], stats["latest"], stats["archived_versions"]) == (
+        2,
+        "v1.1.0",
+        0,
+    )
+    assert str(settings.data_storage.storage_dir) not in response.text
+    operation = app.openapi()["paths"]["/api/versions/stats"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/StorageStatsOut"}
+
+
+def test_storage_errors_show_no_server_path(client, settings):
+    storage_dir = settings.data_storage.storage_dir
+    storage_dir.mkdir(parents=True)
+    (storage_dir / "versions.json").write_text('{"versions": "not a list"}', encoding="utf-8")
+    response = client.get("/api/versions", headers=auth("alice"))
+    assert response.status_code == 409
+    assert response.json()["error"] == "storage_refused"
+    assert response.json()["detail"].startswith("versions.json: unreadable registry")
+    assert str(settings.app.data_dir) not in response.text
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("/srv/esk/storage/versions.json: unreadable", "versions.json: unreadable"),
+        ("/srv/esk/storage: locked", "storage: locked"),
+        (
+            "v1: archive /srv/esk/storage/archive/v1.tar.gz is damaged",
+            "v1: archive archive/v1.tar.gz is damaged",
+        ),
+        ("/tmp/esk-export-x/v1.zip: no such file", "v1.zip: no such file"),
+        ("invalid tag 'x': not current/latest", "invalid tag 'x': not current/latest"),
+        ("cannot reach http://host:8123/db", "cannot reach http://host:8123/db"),
+    ],
+)
+def test_without_server_paths(message, shown):
+    assert without_server_paths(message, [Path("/srv/esk/storage"), Path("/srv/esk")]) == shown
+
+
+def test_downloads_leave_no_temporary_files(client, two_versions, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert client.get("/api/versions/v1.0.0/export?format=zip", headers=auth("bob")).is_success
+    assert client.get("/api/review/export", headers=auth("bob")).is_success
+    missing = client.get("/api/versions/v9.9.9/export", headers=auth("bob"))
+    assert missing.status_code == 404
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_failed_download_removes_its_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    written: list[Path] = []
+
+    def fail(folder: Path) -> Path:
+        written.append(folder)
+        (folder / "partial.bin").write_bytes(b"x")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        temporary_file_response(fail, prefix="esk-test-", media_type="application/octet-stream")
+    assert written and not written[0].exists()

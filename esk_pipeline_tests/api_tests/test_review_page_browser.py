@@ -16,13 +16,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 
 from esk_pipeline.api import create_app
 from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig, ReviewStatus
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline_tests.api_tests.conftest import TAXONOMY_PATH, TOKENS, seed_review
+from esk_pipeline_tests.api_tests.conftest import TAXONOMY_PATH, TOKENS, auth, seed_review
 
 pytestmark = pytest.mark.browser
 
@@ -209,3 +210,45 @@ def test_keyboard_review_session(settings, server, tmp_path):
         assert undone.status not in (ReviewStatus.APPROVED, ReviewStatus.CORRECTED)
         assert undone.lease_holder == "alice"
         assert review.stats(reviewer_id="alice").reviewer_done_today == 4
+
+
+def test_an_item_whose_lease_was_lost_is_dropped_not_stuck(server):
+    """Another reviewer took the item on screen (as after an expired lease): submit and skip
+    answer 409, and the page drops that item with a note and shows its next one."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+
+    def take_from_alice(item_id: str) -> None:
+        released = httpx.post(
+            f"{server}/api/review/items/{item_id}/release", headers=auth("alice"), timeout=10
+        )
+        assert released.status_code == 200, released.text
+        leased = httpx.get(f"{server}/api/review/next?count=6", headers=auth("bob"), timeout=10)
+        assert item_id in {item["id"] for item in leased.json()}
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(server)
+        page.keyboard.type(TOKENS["alice"])
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#item-card:not([hidden])")
+
+        seen = set()
+        for key in ("Enter", "s"):  # a lost submit, then a lost skip
+            lost = page.get_attribute("#item-card", "data-item-id")
+            seen.add(lost)
+            take_from_alice(lost)
+            page.keyboard.press(key)
+            page.wait_for_function(
+                "prev => document.querySelector('#item-card').dataset.itemId !== prev", arg=lost
+            )
+            assert "больше не закреплён" in page.text_content("#status")
+            assert page.text_content("#error") == ""
+
+        # The page goes on with its own items: the next decision is accepted.
+        last = page.get_attribute("#item-card", "data-item-id")
+        assert last not in seen
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelector('#done-today').textContent === '1'")
+        browser.close()

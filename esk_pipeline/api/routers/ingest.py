@@ -2,7 +2,7 @@
 
 An upload is cleaned by the ETL and its cleaned rows are appended to the `esk_logs` table of the
 configured ClickHouse (embedded by default); the response is the ETL's accounting. The upload's
-size is enforced while the body is read (`UploadSizeLimitMiddleware`), its name is reduced to a
+size is enforced while the body is read (`limits.RequestLimitsMiddleware`), its name is reduced to a
 safe label (used for the extension check and the rows' `source`, never as a path), and its
 content is checked twice: the extension allow-list here and the ETL's own format sniffing.
 """
@@ -16,12 +16,11 @@ from typing import BinaryIO
 
 import pandas as pd
 from fastapi import APIRouter, BackgroundTasks, HTTPException, UploadFile
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from esk_pipeline.api.auth import ReviewerId
-from esk_pipeline.api.deps import MULTIPART_OVERHEAD_BYTES, Services, ServicesDep
-from esk_pipeline.api.errors import error_body, error_code, error_responses
+from esk_pipeline.api.deps import Services, ServicesDep
+from esk_pipeline.api.errors import error_responses
+from esk_pipeline.api.limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
 from esk_pipeline.api.schemas import DayIngestIn, DayRunOut, IngestOut, RunStatusOut
 from esk_pipeline.runner import DAILY_JOB, run_day, run_status
 
@@ -33,49 +32,16 @@ _READ_CHUNK = 1024 * 1024
 _MAX_NAME_CHARS = 100
 
 
-def _too_large(limit_bytes: int) -> HTTPException:
-    return HTTPException(
-        status_code=413,
-        detail=f"the upload is larger than the limit of {limit_bytes // (1024 * 1024)} MB "
-        "(APP_MAX_UPLOAD_MB); split the file or raise the limit",
+def _too_large_detail(limit_bytes: int) -> str:
+    return (
+        f"the upload is larger than the limit of {limit_bytes // (1024 * 1024)} MB "
+        "(APP_MAX_UPLOAD_MB); split the file or raise the limit"
     )
 
 
-class UploadSizeLimitMiddleware:
-    """Refuses an upload body over the limit while it arrives, before it is buffered whole.
-
-    A declared Content-Length over the limit is refused at once; otherwise the bytes are counted
-    as they are received and the request fails with 413 as soon as the count passes the limit.
-    """
-
-    def __init__(self, app: ASGIApp, *, paths: frozenset[str], max_file_bytes: int) -> None:
-        self.app = app
-        self.paths = paths
-        self.max_file_bytes = max_file_bytes
-        self.max_body_bytes = max_file_bytes + MULTIPART_OVERHEAD_BYTES
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            error = _too_large(self.max_file_bytes)
-            await JSONResponse(error_body(error_code(413), error.detail), 413)(scope, receive, send)
-            return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    # An HTTPException passes through FastAPI's body parsing as it is.
-                    raise _too_large(self.max_file_bytes)
-            return message
-
-        await self.app(scope, counting_receive, send)
+def upload_body_limit(max_file_bytes: int) -> BodyLimit:
+    """The upload route's body limit: the file limit plus multipart framing."""
+    return BodyLimit(max_file_bytes + MULTIPART_OVERHEAD_BYTES, _too_large_detail(max_file_bytes))
 
 
 def sanitize_file_name(raw: str | None) -> str:
@@ -100,7 +66,7 @@ def _read_capped(stream: BinaryIO, limit_bytes: int) -> bytes:
     while chunk := stream.read(_READ_CHUNK):
         size += len(chunk)
         if size > limit_bytes:
-            raise _too_large(limit_bytes)
+            raise HTTPException(status_code=413, detail=_too_large_detail(limit_bytes))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -140,6 +106,8 @@ def upload(file: UploadFile, reviewer_id: ReviewerId, services: ServicesDep) -> 
     response_model=DayRunOut,
     status_code=202,
     summary="Ingest and label one day of ClickHouse logs: starts a Dagster run for that partition",
+    description="While a run for the day is queued or running, asking again starts nothing and "
+    "answers 202 with that run's id and status, so a retried request never overlaps runs.",
     responses=error_responses(404, 503),
 )
 def ingest_day(
@@ -149,16 +117,19 @@ def ingest_day(
     background: BackgroundTasks,
 ) -> DayRunOut:
     source = services.log_source()
+    day = body.day.isoformat()
     rows = source.day_counts().get(body.day)
     if not rows:
-        raise HTTPException(
-            status_code=404, detail=f"no rows for {body.day.isoformat()} in table {source.table!r}"
-        )
-    run_id = str(uuid.uuid4())
-    services.pending_runs.add(run_id)
-    background.add_task(_run_day, services, body.day.isoformat(), run_id, reviewer_id)
+        raise HTTPException(status_code=404, detail=f"no rows for {day} in table {source.table!r}")
+    new_run_id = str(uuid.uuid4())
+    run_id = services.claim_day_run(day, new_run_id)
+    if run_id == new_run_id:
+        background.add_task(_run_day, services, day, run_id, reviewer_id)
+        status = "QUEUED"
+    else:
+        status = run_status(run_id) or "QUEUED"
     return DayRunOut(
-        day=body.day, table=source.table, rows=rows, run_id=run_id, job=DAILY_JOB, status="QUEUED"
+        day=body.day, table=source.table, rows=rows, run_id=run_id, job=DAILY_JOB, status=status
     )
 
 
@@ -170,7 +141,7 @@ def ingest_day(
 )
 def run_state(run_id: str, reviewer_id: ReviewerId, services: ServicesDep) -> RunStatusOut:
     status = run_status(run_id)
-    if status is None and run_id in services.pending_runs:
+    if status is None and services.is_pending_run(run_id):
         status = "QUEUED"
     if status is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id!r}")
@@ -181,4 +152,4 @@ def _run_day(services: Services, day: str, run_id: str, requested_by: str) -> No
     try:
         run_day(day, run_id=run_id, requested_by=f"api:{requested_by}")
     finally:
-        services.pending_runs.discard(run_id)
+        services.finish_day_run(day)

@@ -6,18 +6,15 @@ The reviewer is always the token's owner. Handlers are plain `def`: the store is
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
 
 from esk_pipeline.api.auth import ReviewerId
 from esk_pipeline.api.deps import ReviewDep, ServicesDep, TaxonomyDep
+from esk_pipeline.api.downloads import temporary_file_response
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.schemas import (
     DomainOut,
@@ -31,11 +28,13 @@ from esk_pipeline.pipeline.review_dataset import (
     QualityReport,
     QueueStats,
     ReviewItem,
+    ReviewStatus,
 )
 
 router = APIRouter(prefix="/api", tags=["review"], responses=error_responses())
 
 MAX_LEASE_BATCH = 50
+_DECIDED = (ReviewStatus.APPROVED, ReviewStatus.CORRECTED)
 ItemId = Annotated[str, Path(min_length=1, max_length=128, description="the review item's id")]
 EXPORT_MEDIA_TYPES: dict[str, str] = {
     "jsonl": "application/x-ndjson",
@@ -85,11 +84,14 @@ def submit(
     review: ReviewDep,
     services: ServicesDep,
 ) -> ReviewItem:
+    before = review.get_item(item_id).status
     item = review.submit_review(
         item_id=item_id, corrected_domain=body.domain, reviewer_id=reviewer_id
     )
-    decision = "approved" if body.domain == item.predicted_domain else "corrected"
-    services.metrics.review_decisions.labels(decision=decision).inc()
+    # Counted once, when this call decided the item: not for a resubmit (unchanged) nor for
+    # one vote of several (the item stays open until enough reviewers agree).
+    if item.status in _DECIDED and before not in _DECIDED:
+        services.metrics.review_decisions.labels(decision=item.status.value).inc()
     return item
 
 
@@ -181,16 +183,10 @@ def export(
     review: ReviewDep,
     format: Annotated[ExportFormat, Query(description="file format")] = "jsonl",
 ) -> FileResponse:
-    folder = FilePath(tempfile.mkdtemp(prefix="esk-review-export-"))
-    try:
-        path = review.export_reviewed(folder / f"reviewed.{format}", fmt=format)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return FileResponse(
-        path,
+    return temporary_file_response(
+        lambda folder: review.export_reviewed(folder / f"reviewed.{format}", fmt=format),
+        prefix="esk-review-export-",
         media_type=EXPORT_MEDIA_TYPES[format],
         filename=f"reviewed-{stamp}.{format}",
-        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
     )

@@ -6,19 +6,16 @@ leave out the server's file-system paths.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path as FilePath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
 
 from esk_pipeline.api.auth import ReviewerId
 from esk_pipeline.api.deps import StorageDep
+from esk_pipeline.api.downloads import temporary_file_response
 from esk_pipeline.api.errors import error_responses
-from esk_pipeline.api.schemas import TagIn, VerifyOut, VersionOut
+from esk_pipeline.api.schemas import StorageStatsOut, TagIn, VerifyOut, VersionOut
 from esk_pipeline.pipeline.data_storage import (
     DatasetVersion,
     VersionDiff,
@@ -49,11 +46,9 @@ def list_versions(
     return storage.list_versions(status=status)
 
 
-@router.get("/stats", response_model=dict[str, Any], summary="Counts, sizes, current and tags")
-def storage_stats(reviewer_id: ReviewerId, storage: StorageDep) -> dict[str, Any]:
-    stats = storage.get_stats()
-    stats.pop("storage_dir", None)
-    return stats
+@router.get("/stats", response_model=StorageStatsOut, summary="Counts, sizes, current and tags")
+def storage_stats(reviewer_id: ReviewerId, storage: StorageDep) -> StorageStatsOut:
+    return StorageStatsOut.model_validate(storage.get_stats())
 
 
 @router.get(
@@ -133,15 +128,8 @@ def export_version(
     format: Annotated[ArchiveFormat, Query(description="archive format")] = "tar.gz",
 ) -> FileResponse:
     version = storage.get_version(ref).version
-    folder = FilePath(tempfile.mkdtemp(prefix="esk-version-export-"))
-    try:
-        path = storage.export_version(version, folder / f"{version}.{format}")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return FileResponse(
-        path,
+    return temporary_file_response(
+        lambda folder: storage.export_version(version, folder / f"{version}.{format}"),
+        prefix="esk-version-export-",
         media_type=_ARCHIVE_MEDIA_TYPES[format],
-        filename=path.name,
-        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
     )

@@ -229,13 +229,13 @@ function decide() {
       return;
     }
     const domain = state.selectedId;
-    await api("POST", `/api/review/items/${encodeURIComponent(item.id)}/submit`, { domain });
-    const name = state.byId.get(domain).name;
-    $("status").textContent = domain === item.predicted_domain
-      ? `Подтверждено: ${name}`
-      : `Исправлено: ${name}`;
-    state.queue.shift();
-    await Promise.all([refreshStats(), showNext()]);
+    if (await postOnItem(item, "submit", { domain })) {
+      const name = state.byId.get(domain).name;
+      $("status").textContent = domain === item.predicted_domain
+        ? `Подтверждено: ${name}`
+        : `Исправлено: ${name}`;
+    }
+    await Promise.all([refreshStats(), refreshQueue(item.id)]);
   });
 }
 
@@ -243,11 +243,31 @@ function skip() {
   return act(async () => {
     const item = current();
     if (!item) return;
-    await api("POST", `/api/review/items/${encodeURIComponent(item.id)}/skip`);
-    $("status").textContent = "Пропущено.";
-    state.queue.shift();
-    await Promise.all([refreshStats(), showNext()]);
+    if (await postOnItem(item, "skip")) $("status").textContent = "Пропущено.";
+    await Promise.all([refreshStats(), refreshQueue(item.id)]);
   });
+}
+
+// Submit or skip the item; false when the server says it is no longer ours (404/409: the lease
+// expired and someone else took it, it was decided already, or it is gone). Such an item is
+// dropped with a note instead of leaving the page stuck on it.
+async function postOnItem(item, action, body) {
+  try {
+    await api("POST", `/api/review/items/${encodeURIComponent(item.id)}/${action}`, body);
+    return true;
+  } catch (error) {
+    if (error.status !== 404 && error.status !== 409) throw error;
+    $("status").textContent = "Этот текст больше не закреплён за вами, показан следующий.";
+    return false;
+  }
+}
+
+// After each decision the queue is leased again: the server hands back (and renews) our own
+// leases first, so the prefetched items never expire while they wait on this page.
+async function refreshQueue(doneId) {
+  const leased = await api("GET", `/api/review/next?count=${PREFETCH}`);
+  state.queue = leased.filter((queued) => queued.id !== doneId);
+  render();
 }
 
 function undo() {
