@@ -18,10 +18,13 @@ retried, and after `max_retries` rounds the item is "failed", never written as a
 Batching: one prompt lists the texts under short ids ("t1".."t20"); the answer is a list of
 {id, domain, confidence, alternatives} matched back by id. Ids the model skipped, answered with
 conflicting domains, or answered outside the taxonomy are asked again in a follow-up request
-holding only them; a request that fails for good (invalid output after the client's retries) is
-split in halves, so one poisonous text cannot fail its whole batch. After `max_retries` such
-rounds the item is "failed" with the reason. A spent run budget makes the rest "deferred" (the
-next run picks them up). Nothing is dropped or duplicated: one result per input row.
+holding only them; a request that fails for good on invalid output (after the client's retries)
+is split in halves, so one poisonous text cannot fail its whole batch. After `max_retries` such
+rounds the item is "failed" with the reason. A request that fails for any other reason (HTTP
+errors, timeouts, an unreachable server) fails its items at once: smaller requests would only
+fail again, and a dead endpoint costs one request's retries per batch, not a cascade of halves.
+A spent run budget makes the rest "deferred" (the next run picks them up). Nothing is dropped or
+duplicated: one result per input row.
 
 Caches (both in the shared `ResponseCache` file under `cache_dir`):
 - the LLM client caches each batch prompt's answer (its key covers model, endpoint, output mode,
@@ -184,6 +187,20 @@ class CascadeReport(BaseModel):
     def cache_hit_rate(self) -> float:
         """Share of LLM-tier labels that cost no request."""
         return self.llm_cached / self.llm if self.llm else 0.0
+
+    @property
+    def tokens_per_llm_label(self) -> float:
+        """Input plus output tokens of the run per LLM-tier label (cache hits included, so a
+        warm cache shows up as a cheaper label); 0 when the LLM labelled nothing."""
+        tokens = self.usage.get("input_tokens", 0) + self.usage.get("output_tokens", 0)
+        return tokens / self.llm if self.llm else 0.0
+
+    @property
+    def cost_per_label(self) -> float:
+        """The run's LLM cost per labelled item, whatever the tier (local labels are free, so
+        the cascade's savings show here); 0 when nothing was labelled."""
+        labelled = self.local_accepted + self.local_unaccepted + self.llm
+        return self.usage.get("cost", 0.0) / labelled if labelled else 0.0
 
 
 class _Alternative(BaseModel):
@@ -447,9 +464,12 @@ class LabelerAgent:
 
     async def aclose(self) -> None:
         """Close the LLM client's HTTP connections (unless the client was passed in), from the
-        event loop that used them. The agent stays usable: a later call reconnects."""
+        event loop that used them, and the cache file the agent opened. The agent stays usable:
+        a later call reconnects and reopens."""
         if self._client is not None and self._owns_client:
             await self._client.aclose()
+        if self._cache is not None:
+            self._cache.close()
 
     # -- the LLM tier ------------------------------------------------------------------
 
@@ -518,8 +538,8 @@ class LabelerAgent:
             return self._unlabeled(run, keys, "deferred", str(exc))
         except LLMCallFailed as exc:
             # Invalid output after the client's retries: split, so one text that keeps getting
-            # a bad answer fails alone. HTTP errors (auth, overload) would only fail again.
-            if rounds_left == 0 or len(keys) == 1 or exc.status_code is not None:
+            # a bad answer fails alone. HTTP, connection and timeout errors would only fail again.
+            if rounds_left == 0 or len(keys) == 1 or not exc.invalid_output:
                 return self._unlabeled(run, keys, "failed", str(exc))
             half = (len(keys) + 1) // 2
             parts = await asyncio.gather(

@@ -55,6 +55,8 @@ def taxonomy() -> Taxonomy:
 @dataclass
 class _Label:
     domain: str | None
+    status: str = "labeled"
+    error: str | None = None
 
 
 class KeywordLabeler:
@@ -202,6 +204,35 @@ def test_a_sample_duplicating_any_real_text_is_rejected(taxonomy: Taxonomy) -> N
     assert report.rejections == {"duplicate": 1}
 
 
+class UnavailableLabeler:
+    """A labeler double whose every item came back unlabelled with `status`."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+    async def classify_dataframe(self, df: pd.DataFrame) -> list[_Label]:
+        return [_Label(None, self.status, "endpoint down") for _ in range(len(df))]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [("failed", "judge_failed"), ("deferred", "deferred")]
+)
+def test_a_candidate_the_labeler_could_not_judge_is_not_a_label_mismatch(
+    taxonomy: Taxonomy, status: str, reason: str
+) -> None:
+    answers = {LIFT: {"paraphrases": [GOOD, "лифт в нашем подъезде стоит, ходим пешком"]}}
+    agent = AugmenterAgent(
+        _llm_config(),
+        taxonomy,
+        labeler=UnavailableLabeler(status),
+        model_override=_function_model(answers),
+    )
+    report = _run(agent.augment([{"text": LIFT, "domain_id": "housing_utilities"}]))
+    assert report.samples == []
+    assert report.rejections == {reason: 2}
+    assert {(r.detail, r.text is not None) for r in report.rejected} == {("endpoint down", True)}
+
+
 # -- the LLM path ----------------------------------------------------------------------------
 
 
@@ -331,6 +362,47 @@ def test_against_the_fault_injecting_server_nothing_is_lost_or_duplicated(
     assert len({s.row_id for s in report.samples}) == len(report.samples)
     assert len(report.samples) >= 3 * (len(items) - 2)
     assert report.counts_after == dict(Counter(s.domain for s in report.samples))
+
+
+def test_aclose_closes_only_the_labeler_and_cache_the_agent_built(
+    project_env: Path, taxonomy: Taxonomy
+) -> None:
+    answers = {LIFT: {"paraphrases": [GOOD]}}
+    items = [{"text": LIFT, "domain_id": "housing_utilities"}]
+    given_cache = ResponseCache(project_env / "given.sqlite")
+    given_labeler = LabelerAgent(
+        LabelerConfig(model="local", use_cache=True, cache_dir=project_env / "given"), taxonomy
+    )
+    given = AugmenterAgent(
+        _llm_config(use_cache=True),
+        taxonomy,
+        labeler=given_labeler,
+        cache=given_cache,
+        model_override=_function_model(answers),
+    )
+    built = AugmenterAgent(
+        _llm_config(use_cache=True), taxonomy, model_override=_function_model(answers)
+    )
+
+    async def run_and_close(agent: AugmenterAgent) -> AugmentationReport:
+        try:
+            return await agent.augment(items)
+        finally:
+            await agent.aclose()
+
+    _run(run_and_close(given))
+    report = _run(run_and_close(built))
+
+    assert given_cache.is_open and given_labeler._cache is not None
+    assert given_labeler._cache.is_open
+    default_labeler = built.labeler
+    assert isinstance(default_labeler, LabelerAgent) and default_labeler._cache is not None
+    assert not default_labeler._cache.is_open
+    assert built._client is not None and built._client.cache is not None
+    assert not built._client.cache.is_open
+    assert [s.text for s in report.samples] == [GOOD]  # the default labeler judged it
+    given_cache.close()
+    given_labeler._cache.close()
 
 
 def test_a_rerun_is_served_from_the_cache_without_requests(
@@ -491,6 +563,75 @@ def test_balance_keeps_each_source_to_its_fair_share() -> None:
     accepted = report.n_candidates - len(report.rejected)
     assert report.n_surplus == accepted - 6
     assert all(s.model == "offline" and s.method.startswith("offline:") for s in report.samples)
+
+
+def _hard_negative_answers(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """A transport paraphrase and two public-order hard negatives per source."""
+    n = _source_of(messages).split()[-1]
+    answer = {
+        "paraphrases": [f"опять автобус {n} не пришёл вовремя сегодня утром"],
+        "hard_negatives": [
+            {
+                "text": f"соседи шумят ночью в квартире номер {n} уже неделю",
+                "domain": "public_order",
+            },
+            {"text": f"сосед с {n} этажа всю ночь шумит и не даёт спать", "domain": "public_order"},
+        ],
+    }
+    return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, answer)])
+
+
+@pytest.mark.parametrize(
+    ("max_total", "per_domain", "hard_negatives", "after"),
+    [
+        (10, 10, 1, {"transport": 20, "public_order": 30}),  # the run budget is spent first
+        (14, 10, 1, {"transport": 20, "public_order": 34}),  # what the budget leaves
+        (None, 6, 2, {"transport": 16, "public_order": 36}),  # the hard negatives' domain cap
+    ],
+)
+def test_hard_negatives_stay_within_the_run_budget_and_domain_caps(
+    max_total: int | None, per_domain: int, hard_negatives: int, after: dict[str, int]
+) -> None:
+    taxonomy = Taxonomy(
+        domains=[Domain(id=d, name=d) for d in ("transport", "public_order", "other")]
+    )
+    labelled = pd.DataFrame(
+        {
+            "text": [f"шум соседей ночью дом {i}" for i in range(30)]
+            + [f"автобус не пришёл маршрут {i}" for i in range(10)],
+            "domain": ["public_order"] * 30 + ["transport"] * 10,
+            "confidence": [0.95] * 40,
+        }
+    )
+    config = _llm_config(
+        target_per_domain=30,
+        max_samples_per_domain=per_domain,
+        max_total_samples=max_total,
+        include_hard_negatives=True,
+        hard_negatives_per_sample=hard_negatives,
+        variants_per_sample=1,
+        oversample=1.0,
+    )
+    agent = AugmenterAgent(
+        config,
+        taxonomy,
+        labeler=KeywordLabeler(),
+        model_override=FunctionModel(_hard_negative_answers),
+    )
+
+    report = _run(agent.balance(labelled))
+
+    assert report.needed == {
+        "transport": 10 if per_domain == 10 else 6,
+        "public_order": 0,
+        "other": 0,
+    }
+    assert {d: report.counts_after[d] for d in after} == after
+    accepted = report.n_candidates - len(report.rejected)
+    assert report.n_surplus == accepted - len(report.samples)
+    assert report.n_surplus > 0  # generated hard negatives beyond the caps
+    if max_total is not None:
+        assert len(report.samples) <= max_total
 
 
 def test_report_frame_has_the_synthetic_sample_row_shape() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pydantic_ai.models.test import TestModel
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.labeler_agent import (
     PROMPT_VERSION,
+    CascadeReport,
     ClassificationResult,
     LabelerAgent,
     LabelerConfig,
@@ -287,6 +289,33 @@ def test_http_error_fails_the_batch_with_the_reason(taxonomy: Taxonomy, tmp_path
     assert len(calls) == 1  # not retryable, and not split: it would only fail again
 
 
+def test_cost_and_tokens_per_label_come_from_the_usage_snapshot() -> None:
+    usage = {"input_tokens": 900, "output_tokens": 300, "cost": 0.06}
+    report = CascadeReport(
+        total=12,
+        local_accepted=6,
+        local_unaccepted=0,
+        llm=4,
+        llm_cached=1,
+        failed=1,
+        deferred=1,
+        for_review=2,
+        usage=usage,
+    )
+    assert report.tokens_per_llm_label == 300.0  # 1200 tokens over 4 LLM labels
+    assert report.cost_per_label == pytest.approx(0.006)  # over all 10 labelled items
+    nothing = report.model_copy(update={"local_accepted": 0, "llm": 0, "llm_cached": 0})
+    assert nothing.tokens_per_llm_label == nothing.cost_per_label == 0.0
+
+
+def test_cascade_report_figures_per_label_for_a_run(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    agent = LabelerAgent(_config(tmp_path), taxonomy, model_override=Scripted().model)
+    report = agent.cascade_report(_label(agent, TEXTS))
+    tokens = report.usage["input_tokens"] + report.usage["output_tokens"]
+    assert report.llm == len(TEXTS) and tokens > 0
+    assert report.tokens_per_llm_label == tokens / len(TEXTS)
+
+
 def test_spent_budget_defers_the_rest(taxonomy: Taxonomy, tmp_path: Path) -> None:
     scripted = Scripted()
     agent = LabelerAgent(
@@ -305,6 +334,21 @@ def test_spent_budget_defers_the_rest(taxonomy: Taxonomy, tmp_path: Path) -> Non
 
 
 # -- cache ---------------------------------------------------------------------------------
+
+
+def test_aclose_closes_the_cache_and_the_agent_stays_usable(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    scripted = Scripted()
+    agent = LabelerAgent(_config(tmp_path, use_cache=True), taxonomy, model_override=scripted.model)
+    first = _label(agent, TEXTS[:4])  # closes the agent after labelling
+    assert agent._cache is not None and not agent._cache.is_open
+    calls = len(scripted.calls)
+
+    again = _label(agent, TEXTS[:4])  # reopens the cache file: every text is a hit
+    assert len(scripted.calls) == calls
+    assert [r.domain for r in again] == [r.domain for r in first] and all(r.cached for r in again)
+    assert not agent._cache.is_open
 
 
 def test_rerun_over_unchanged_input_makes_no_requests(taxonomy: Taxonomy, tmp_path: Path) -> None:
@@ -532,6 +576,45 @@ def test_thirty_percent_faults_lose_and_duplicate_nothing(
     labeled = sum(r.status == "labeled" for r in results)
     assert labeled >= 0.75 * len(results)
     assert requests > len(texts) / 8  # faults were retried
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+UNSURE_TEXTS = [f"{text} (обращение {n})" for n in range(3) for text in TEXTS[:7]]  # 21 texts
+
+
+def test_an_unreachable_endpoint_fails_each_batch_without_splitting(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    config = _config(
+        tmp_path,
+        model="fake-model",
+        api_base=f"http://127.0.0.1:{_closed_port()}/v1",
+        batch_size=7,
+        max_retries=3,
+        timeout_seconds=0.5,
+    )
+    agent = LabelerAgent(config, taxonomy)
+    results = _label(agent, UNSURE_TEXTS)
+    assert [r.status for r in results] == ["failed"] * len(UNSURE_TEXTS)
+    assert all("Connection" in (r.error or "") for r in results)
+    # 3 batches, each its client's 1 + max_retries attempts: no halves, no follow-ups.
+    assert agent.usage.requests == 3 * 4
+
+
+def test_a_broken_http_body_fails_the_batch_without_splitting(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    with FakeOpenAIServer(_server_answers, fault_rate=1.0, fault_kinds=["malformed_body"]) as srv:
+        agent = LabelerAgent(_http_config(tmp_path, srv, batch_size=7, max_retries=3), taxonomy)
+        results = _label(agent, UNSURE_TEXTS)
+        requests = srv.request_count
+    assert {r.status for r in results} == {"failed"}
+    assert requests == 3 * 4
 
 
 @pytest.mark.parametrize("mode", ["tool", "forced_tool", "json_schema", "json_object", "prompted"])

@@ -5,6 +5,9 @@ readers in other threads or processes work while one writer commits, and ``busy_
 writers from several processes wait for each other instead of failing. Each `put`/`put_many`
 is one transaction, so a crash loses at most the batch being written.
 
+`close()` closes the connection; a later call opens it again, so whoever owns a cache can
+release the file after each run and still reuse the object.
+
 Entries older than the TTL (``CACHE_TTL_HOURS`` by default) count as misses; `prune()` deletes
 them. Lookups for many keys go through `get_many`, which asks in chunks of `LOOKUP_CHUNK` keys
 per ``IN (...)`` query rather than one query per key (see ``bench/bench_llm_cache.py``).
@@ -48,19 +51,29 @@ class ResponseCache:
         # One connection shared under a lock: sqlite3 serialises a connection anyway, and the
         # lock keeps a transaction from interleaving with another thread's statements.
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
+        self._conn: sqlite3.Connection | None = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
             self.path,
             timeout=_BUSY_TIMEOUT_SECONDS,
             isolation_level=None,  # explicit transactions below
             check_same_thread=False,
         )
         for pragma in _PRAGMAS:
-            self._conn.execute(pragma)
+            conn.execute(pragma)
         # WITHOUT ROWID: the table is the key's B-tree, so a key is stored and searched once.
-        self._conn.execute(
+        conn.execute(
             "CREATE TABLE IF NOT EXISTS responses "
             "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID"
         )
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection, reopened after `close` (call it holding the lock)."""
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
 
     def _oldest_valid(self) -> float:
         return time.time() - self.ttl_seconds
@@ -78,7 +91,7 @@ class ResponseCache:
             for start in range(0, len(unique), LOOKUP_CHUNK):
                 chunk = unique[start : start + LOOKUP_CHUNK]
                 placeholders = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
+                rows = self._connection().execute(
                     f"SELECT key, value FROM responses "
                     f"WHERE key IN ({placeholders}) AND created_at >= ?",
                     [*chunk, oldest],
@@ -96,15 +109,15 @@ class ResponseCache:
         rows = sorted((key, value, now) for key, value in items)
         if not rows:
             return
-        with self._lock, _transaction(self._conn):
-            self._conn.executemany(
+        with self._lock, _transaction(self._connection()) as conn:
+            conn.executemany(
                 "INSERT OR REPLACE INTO responses (key, value, created_at) VALUES (?, ?, ?)", rows
             )
 
     def prune(self) -> int:
         """Delete expired entries; returns how many were deleted."""
-        with self._lock, _transaction(self._conn):
-            cursor = self._conn.execute(
+        with self._lock, _transaction(self._connection()) as conn:
+            cursor = conn.execute(
                 "DELETE FROM responses WHERE created_at < ?", (self._oldest_valid(),)
             )
         return cursor.rowcount
@@ -112,12 +125,20 @@ class ResponseCache:
     def __len__(self) -> int:
         """Number of stored entries, expired ones included."""
         with self._lock:
-            (count,) = self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()
+            (count,) = self._connection().execute("SELECT COUNT(*) FROM responses").fetchone()
         return int(count)
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection is open (it is reopened on the next use after `close`)."""
+        return self._conn is not None
+
     def close(self) -> None:
+        """Close the connection; safe to repeat."""
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> ResponseCache:
         return self
@@ -127,12 +148,12 @@ class ResponseCache:
 
 
 @contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): the write lock is taken up
     front, so two processes never deadlock upgrading read locks to write locks."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        yield
+        yield conn
     except BaseException:
         conn.execute("ROLLBACK")
         raise

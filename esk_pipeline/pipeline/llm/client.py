@@ -23,7 +23,10 @@ switched off so this policy is the only one.
 
 Asyncio primitives and HTTP connection pools belong to one event loop, so the client rebuilds
 them when it is used from a new loop (e.g. successive ``asyncio.run`` calls); use one client
-from one loop at a time.
+from one loop at a time. A loop's HTTP connections are closed by `aclose` or, at the latest, when
+``asyncio.run`` (or any runner that cancels leftover tasks) shuts that loop down: a small task
+waits for that cancellation, since once the loop is closed its sockets can no longer be closed
+cleanly.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -69,6 +73,12 @@ T = TypeVar("T", bound=BaseModel)
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _MAX_REASON_CHARS = 600
+# OpenAI-style secret keys, redacted from error reasons even when not the configured key (a
+# server may echo another one back).
+_SECRET_KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_-]{16,}")
+_REDACTED = "**********"
+# Strong references to the loop-shutdown tasks: the event loop holds its tasks only weakly.
+_LOOP_CLOSERS: set[asyncio.Task[None]] = set()
 
 
 class CallUsage(BaseModel):
@@ -99,15 +109,24 @@ class LLMCallFailed(RuntimeError):
     """A call failed for good: a non-retryable error, or retries (and fallback) exhausted.
 
     The message says which model, after how many attempts and why; it never holds the API key.
+    `invalid_output` is True when the answers came back but did not parse or validate (asking
+    for less may help), False for HTTP, connection and timeout errors (asking again would not).
     """
 
     def __init__(
-        self, message: str, *, model: str, attempts: int, status_code: int | None = None
+        self,
+        message: str,
+        *,
+        model: str,
+        attempts: int,
+        status_code: int | None = None,
+        invalid_output: bool = False,
     ) -> None:
         super().__init__(message)
         self.model = model
         self.attempts = attempts
         self.status_code = status_code
+        self.invalid_output = invalid_output
 
 
 @dataclass
@@ -118,6 +137,23 @@ class _LoopState:
     semaphore: asyncio.Semaphore
     limiter: AsyncLimiter | None
     models: dict[str, Model] = field(default_factory=dict)
+    closer: asyncio.Task[None] | None = None  # runs `close_at_loop_shutdown`
+
+    async def close_models(self) -> None:
+        """Close the models' HTTP clients (once: the models are forgotten)."""
+        models, self.models = list(self.models.values()), {}
+        for model in models:
+            client = getattr(model, "client", None)
+            if client is not None:
+                await client.close()
+
+    async def close_at_loop_shutdown(self) -> None:
+        """Wait until cancelled (``asyncio.run`` cancels leftover tasks before it closes the
+        loop), then close the HTTP clients while the loop can still run their callbacks."""
+        try:
+            await self.loop.create_future()
+        finally:
+            await self.close_models()
 
 
 class LLMClient:
@@ -232,16 +268,17 @@ class LLMClient:
             model=failures[-1].model,
             attempts=sum(failure.attempts for failure in failures),
             status_code=failures[-1].status_code,
+            invalid_output=all(failure.invalid_output for failure in failures),
         ) from failures[-1].__cause__
 
     async def aclose(self) -> None:
-        """Close the HTTP connections of the current event loop's models."""
+        """Close the HTTP connections of the current event loop's models. Another loop's are
+        left to that loop's shutdown (they cannot be closed from here)."""
         state, self._state = self._state, None
-        if state is not None:
-            for model in state.models.values():
-                client = getattr(model, "client", None)
-                if client is not None:
-                    await client.close()
+        if state is not None and state.loop is asyncio.get_running_loop():
+            await state.close_models()
+            if state.closer is not None:
+                state.closer.cancel()  # nothing left for it; a long-lived loop need not keep it
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -274,6 +311,9 @@ class LLMClient:
         if self._state is None or self._state.loop is not loop:
             limiter = AsyncLimiter(1, 1 / self.rate_limit) if self.rate_limit else None
             self._state = _LoopState(loop, asyncio.Semaphore(self.concurrency), limiter)
+            self._state.closer = loop.create_task(self._state.close_at_loop_shutdown())
+            _LOOP_CLOSERS.add(self._state.closer)
+            self._state.closer.add_done_callback(_LOOP_CLOSERS.discard)
         return self._state
 
     def _model(self, state: _LoopState, model_name: str) -> Model:
@@ -366,17 +406,20 @@ class LLMClient:
         if isinstance(error, UnexpectedModelBehavior) and error.__cause__ is not None:
             # pydantic-ai's message only says output retries ran out; the cause says why.
             reason += f" ({error.__cause__})"
-        if len(reason) > _MAX_REASON_CHARS:
-            reason = reason[:_MAX_REASON_CHARS] + "..."
         api_key = self.endpoint.api_key.get_secret_value() if self.endpoint.api_key else ""
         if api_key:
-            reason = reason.replace(api_key, "**********")
+            reason = reason.replace(api_key, _REDACTED)
+        # Redact before truncating: a cut through a key would leave its start unrecognised.
+        reason = _SECRET_KEY_PATTERN.sub(_REDACTED, reason)
+        if len(reason) > _MAX_REASON_CHARS:
+            reason = reason[:_MAX_REASON_CHARS] + "..."
         kind = "retryable" if _is_retryable(error) else "not retryable"
         return LLMCallFailed(
             f"LLM call to {model_name!r} failed after {attempts} attempt(s) ({kind}): {reason}",
             model=model_name,
             attempts=attempts,
             status_code=error.status_code if isinstance(error, ModelHTTPError) else None,
+            invalid_output=isinstance(error, UnexpectedModelBehavior | ValidationError),
         )
 
 

@@ -111,3 +111,15 @@ def test_concurrent_processes_share_one_file(tmp_path):
     assert [worker.exitcode for worker in workers] == [0, 0, 0]
     with ResponseCache(path) as cache:
         assert len(cache) == 3 * 10 * 100
+
+
+def test_close_releases_the_file_and_a_later_call_reopens_it(tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    cache.put("a", "1")
+    cache.close()
+    cache.close()  # safe to repeat
+    assert not cache.is_open
+
+    assert cache.get("a") == "1"
+    assert cache.is_open
+    cache.close()

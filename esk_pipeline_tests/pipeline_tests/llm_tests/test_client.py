@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import socket
 import time
+import warnings
 
 import pytest
+from pydantic import SecretStr
+from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
@@ -359,12 +364,40 @@ def test_function_model_override_decides_the_answer():
     assert reply.output == Verdict(domain="payments", confidence=0.4)
 
 
+@pytest.mark.filterwarnings("error::ResourceWarning")
 def test_client_is_reusable_across_event_loops_and_concurrent_tasks(server_factory):
     server = server_factory()
     client = make_client(make_endpoint(server), concurrency=3)
-    for _ in range(3):
-        asyncio.run(_ask_many(client, 4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(3):
+            asyncio.run(_ask_many(client, 4))
+        del client
+        gc.collect()  # unclosed sockets and transports warn when they are collected
     assert server.request_count == 12
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
+def test_aclose_from_the_loop_that_used_the_client_closes_its_connections(server_factory):
+    server = server_factory()
+    client = make_client(make_endpoint(server))
+
+    async def ask_then_close(client: LLMClient) -> None:
+        await ask(client)
+        await client.aclose()
+        await ask(client)  # still usable: reconnects
+        await client.aclose()
+        await asyncio.sleep(0.01)
+        # Nothing is left waiting for the loop's end: a long-lived loop does not pile tasks up.
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        asyncio.run(ask_then_close(client))
+        del client
+        gc.collect()
+    assert server.request_count == 2
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
 
 
 def test_invalid_output_failure_says_what_was_invalid(server_factory):
@@ -376,3 +409,50 @@ def test_invalid_output_failure_says_what_was_invalid(server_factory):
 
     assert failure.value.attempts == 2
     assert server.request_count == 2
+    assert failure.value.invalid_output
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_transport_and_http_failures_are_not_invalid_output(server_factory):
+    dead = LLMEndpoint(model="m", api_base=f"http://127.0.0.1:{_closed_port()}/v1")
+    with pytest.raises(LLMCallFailed) as unreachable:
+        asyncio.run(ask(make_client(dead, max_retries=1)))
+    server = server_factory(fault_rate=1.0, fault_kinds=["500"])
+    with pytest.raises(LLMCallFailed) as overloaded:
+        asyncio.run(ask(make_client(make_endpoint(server), max_retries=0)))
+
+    assert unreachable.value.attempts == 2 and unreachable.value.status_code is None
+    assert not unreachable.value.invalid_output
+    assert overloaded.value.status_code == 500 and not overloaded.value.invalid_output
+
+
+def _echoing_failure(key: str, body_error: str) -> str:
+    """The message of a 401 whose body echoes `body_error`, from a client configured with `key`."""
+
+    def echo(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        raise ModelHTTPError(status_code=401, model_name="m", body={"error": body_error})
+
+    endpoint = LLMEndpoint(model="m", api_key=SecretStr(key))
+    with pytest.raises(LLMCallFailed) as failure:
+        asyncio.run(ask(LLMClient(endpoint, model_override=FunctionModel(echo))))
+    return str(failure.value)
+
+
+def test_a_key_echoed_across_the_length_cut_is_redacted_before_truncating():
+    key = "sk-proj-Zq8Lw3Xv9Np2Rt7Ks4Hd6Fj1Mb5Cg0Ye"
+    # The reason is "ModelHTTPError: status_code: 401, model_name: m, body: {'error': '" (66
+    # characters) + the body, cut at 600: the key starts at 589, across the cut.
+    message = _echoing_failure(key, "x" * 510 + f" invalid key {key}")
+    assert "invalid key" in message and message.endswith("...")
+    assert key[:6] not in message
+
+
+def test_any_openai_style_key_in_a_reason_is_redacted():
+    echoed = "sk-other-Pw4Jx8Qn2Vz6Lt0Ub3Ro"  # not the configured key: the pattern catches it
+    message = _echoing_failure(API_KEY, f"invalid key {echoed}")
+    assert "invalid key" in message and echoed[:6] not in message
