@@ -85,6 +85,8 @@ def labels(
             "input_tokens": int(usage.get("input_tokens", 0)),
             "output_tokens": int(usage.get("output_tokens", 0)),
             "cost": float(usage.get("cost", 0.0)),
+            "tokens_per_llm_label": round(report.tokens_per_llm_label, 1),
+            "cost_per_label": report.cost_per_label,
             "preview": preview(
                 labelled.sort_values("confidence"), ["domain", "confidence", "label_source", "text"]
             ),

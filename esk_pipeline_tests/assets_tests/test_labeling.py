@@ -76,6 +76,7 @@ def test_unsure_texts_go_to_the_llm_and_a_rerun_costs_no_request(partition, monk
         assert requests >= 1
         metadata = first.asset_materializations_for_node("labels")[0].metadata
         assert metadata["llm_requests"].value == requests
+        assert metadata["tokens_per_llm_label"].value > 0  # the server's real usage counts
         assert "sk-test-not-a-real-key" not in str(metadata)
 
         again = _materialize(partition)
