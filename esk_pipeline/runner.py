@@ -10,13 +10,18 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    materialize,
+)
 
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import Settings, get_settings
 
-DAILY_ASSETS = ("raw_logs", "cleaned_texts", "rejected_texts", "labels")
 DAILY_JOB = "daily_labels_job"
 # Events still reach the instance (and the UI); the terminal gets warnings only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -64,22 +69,29 @@ def run_pipeline(
     if not days:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
     first, last = days[0].isoformat(), days[-1].isoformat()
-    assets = list(defs.assets or [])
-    resources = dict(defs.resources or {})
 
-    log("verified labels from the review store ...")
-    _run(instance, assets, resources, AssetSelection.assets("verified_labels"), {})
-    log(f"days {first} .. {last}: {', '.join(DAILY_ASSETS)} ...")
-    _run(
-        instance,
-        assets,
-        resources,
-        AssetSelection.assets(*DAILY_ASSETS),
-        {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+    log(f"days {first} .. {last}: verified labels, raw logs, cleaned texts, labels ...")
+    daily = defs.resolve_job_def(DAILY_JOB).execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+        run_config=_QUIET,
+        raise_on_error=False,
     )
-    downstream = AssetSelection.assets("labels").downstream() - AssetSelection.assets("labels")
+    _raise_if_failed(daily)
     log("review queue, synthetic samples, train/eval splits, dataset version ...")
-    _run(instance, assets, resources, downstream, {})
+    downstream = AssetSelection.assets("labels").downstream() - AssetSelection.assets("labels")
+    dataset = materialize(
+        list(defs.assets or []),
+        resources=dict(defs.resources or {}),
+        selection=downstream,
+        instance=instance,
+        run_config=_QUIET,
+        raise_on_error=False,
+    )
+    _raise_if_failed(dataset)
 
     event = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
     materialization = event.asset_materialization if event else None
@@ -115,27 +127,17 @@ def run_status(run_id: str) -> str | None:
     return run.status.value if run else None
 
 
-def _run(instance, assets, resources, selection, tags) -> None:
-    result = materialize(
-        assets,
-        resources=resources,
-        selection=selection,
-        instance=instance,
-        tags=tags,
-        run_config=_QUIET,
-        raise_on_error=False,
+def _raise_if_failed(result: ExecuteInProcessResult) -> None:
+    if result.success:
+        return
+    failures = result.get_step_failure_events()
+    messages = [
+        _root_cause(e.step_failure_data.error) for e in failures if e.step_failure_data.error
+    ]
+    raise PipelineRunError(
+        f"run {result.run_id} failed at {', '.join(e.step_key for e in failures) or 'a step'}: "
+        f"{'; '.join(messages)} (details: `dagster dev`, Runs)"
     )
-    if not result.success:
-        failed = [e.step_key for e in result.get_step_failure_events()]
-        messages = [
-            _root_cause(e.step_failure_data.error)
-            for e in result.get_step_failure_events()
-            if e.step_failure_data.error
-        ]
-        raise PipelineRunError(
-            f"run {result.run_id} failed at {', '.join(failed) or 'a step'}: "
-            f"{'; '.join(messages)} (details: `dagster dev`, Runs)"
-        )
 
 
 def _root_cause(error) -> str:
