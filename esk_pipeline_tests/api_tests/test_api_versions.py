@@ -142,7 +142,7 @@ def test_storage_errors_show_no_server_path(client, settings):
             "v1: archive /srv/esk/storage/archive/v1.tar.gz is damaged",
             "v1: archive archive/v1.tar.gz is damaged",
         ),
-        ("/tmp/esk-export-x/v1.zip: no such file", "v1.zip: no such file"),
+        ("/srv/esk-export-x/v1.zip: no such file", "v1.zip: no such file"),
         ("invalid tag 'x': not current/latest", "invalid tag 'x': not current/latest"),
         ("cannot reach http://host:8123/db", "cannot reach http://host:8123/db"),
     ],

@@ -2,7 +2,7 @@
 
 Skipped unless ESK_REAL_LLM_BASE is set, e.g.::
 
-    /work/shared/tools/llm-server.sh start
+    ../shared/tools/llm-server.sh start   (from the project folder)
     ESK_REAL_LLM_BASE=http://127.0.0.1:8091/v1 ESK_REAL_LLM_MODEL=qwen2.5-coder-0.5b \\
         .venv/bin/pytest esk_pipeline_tests/pipeline_tests/llm_tests/test_real_llm.py -v
 
