@@ -43,6 +43,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pandas as pd
 
+from esk_pipeline.pipeline.keyboard import KEY_NEIGHBOURS, to_latin_layout
 from esk_pipeline.pipeline.taxonomy import OTHER_DOMAIN_IDS, Domain, Taxonomy
 
 CHANNELS: tuple[str, ...] = ("web", "mobile_app", "telegram", "phone_transcript", "email")
@@ -1093,15 +1094,6 @@ _EMOJI = ("😡", "🤬", "😤", "😢", "😭", "🙏", "👍", "🙂", "😊"
 # Text damage
 # --------------------------------------------------------------------------------------------
 
-_RU_KEYS = "йцукенгшщзхъфывапролджэячсмитьбюё"
-_EN_KEYS = "qwertyuiop[]asdfghjkl;'zxcvbnm,.`"
-_RU_TO_EN = str.maketrans(_RU_KEYS + _RU_KEYS.upper(), _EN_KEYS + _EN_KEYS.upper())
-_KEYBOARD_ROWS = ("йцукенгшщзхъ", "фывапролджэ", "ячсмитьбю", "qwertyuiop", "asdfghjkl", "zxcvbnm")
-_NEIGHBOURS: dict[str, str] = {
-    row[i]: row[max(i - 1, 0) : i] + row[i + 1 : i + 2]
-    for row in _KEYBOARD_ROWS
-    for i in range(len(row))
-}
 _WORD = re.compile(r"[^\W\d_]{3,}")
 _TOKEN = re.compile(r"\S+")
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
@@ -1118,7 +1110,7 @@ def _misspell(word: str, rng: random.Random) -> str:
         return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     if op == 1:
         return word[:i] + word[i] + word[i:]
-    neighbours = _NEIGHBOURS.get(word[i].lower(), "")
+    neighbours = KEY_NEIGHBOURS.get(word[i].lower(), "")
     if op == 2 and neighbours:
         key = rng.choice(neighbours)
         return word[:i] + (key.upper() if word[i].isupper() else key) + word[i + 1 :]
@@ -1142,9 +1134,9 @@ def _wrong_layout(text: str, rng: random.Random) -> str:
     if not tokens or not _CYRILLIC.search(text):
         return text
     if rng.random() < 0.25:
-        return text.translate(_RU_TO_EN)
+        return to_latin_layout(text)
     end = tokens[min(len(tokens), rng.randint(1, 3)) - 1].end()
-    return text[:end].translate(_RU_TO_EN) + text[end:]
+    return to_latin_layout(text[:end]) + text[end:]
 
 
 def _mixed_case(text: str, rng: random.Random) -> str:

@@ -54,6 +54,8 @@ from typing import Literal, get_args
 
 import yaml
 
+from esk_pipeline.pipeline.keyboard import KEY_NEIGHBOURS, to_latin_layout
+
 OFFLINE_MODEL = "offline"
 METHOD_PREFIX = "offline:"
 DEFAULT_DICTIONARY_PATH = Path(__file__).parent / "resources" / "ru_synonyms.yaml"
@@ -82,9 +84,6 @@ _P_CASE = 0.3
 _NOISE_WEIGHTS = {"typo": 4, "char_drop": 2, "char_dup": 2, "wrong_layout": 1}
 _ATTEMPTS_PER_VARIANT = 8
 
-_CYRILLIC_ROWS = ("йцукенгшщзхъ", "фывапролджэ", "ячсмитьбю")
-_LATIN_ROWS = ("qwertyuiop[]", "asdfghjkl;'", "zxcvbnm,.")
-_ROW_OFFSETS = (0.0, 0.25, 0.75)  # horizontal stagger of the physical key rows
 
 _PREFIX_FILLERS = (
     "здравствуйте",
@@ -293,30 +292,6 @@ def default_dictionary() -> WordFormDictionary:
     return WordFormDictionary.load()
 
 
-def _keyboard_neighbours() -> dict[str, str]:
-    """Each ЙЦУКЕН letter -> the letters on the keys around it."""
-    positions = {
-        key: (row, column + _ROW_OFFSETS[row])
-        for row, keys in enumerate(_CYRILLIC_ROWS)
-        for column, key in enumerate(keys)
-    }
-    neighbours: dict[str, str] = {}
-    for key, (row, x) in positions.items():
-        near = [
-            other
-            for other, (other_row, other_x) in positions.items()
-            if other != key
-            and abs(other_row - row) <= 1
-            and (abs(other_x - x) == 1 if other_row == row else abs(other_x - x) <= 0.75)
-        ]
-        neighbours[key] = "".join(near)
-    return neighbours
-
-
-_NEIGHBOURS = _keyboard_neighbours()
-_TO_LATIN_LAYOUT = str.maketrans("".join(_CYRILLIC_ROWS) + "ё", "".join(_LATIN_ROWS) + "`")
-
-
 def _replace_span(text: str, start: int, end: int, replacement: str) -> str:
     return text[:start] + replacement + text[end:]
 
@@ -337,12 +312,14 @@ def _typo(text: str, rng: random.Random) -> str | None:
     word = _noisy_word(text, rng, 4)
     if word is None:
         return None
-    positions = [i for i in range(1, len(word.group())) if word.group()[i].lower() in _NEIGHBOURS]
+    positions = [
+        i for i in range(1, len(word.group())) if word.group()[i].lower() in KEY_NEIGHBOURS
+    ]
     if not positions:
         return None
     i = rng.choice(positions)
     letter = word.group()[i]
-    typed = rng.choice(_NEIGHBOURS[letter.lower()])
+    typed = rng.choice(KEY_NEIGHBOURS[letter.lower()])
     typed = typed.upper() if letter.isupper() else typed
     return _replace_span(text, word.start() + i, word.start() + i + 1, typed)
 
@@ -370,9 +347,7 @@ def _wrong_layout(text: str, rng: random.Random) -> str | None:
     if len(text.split()) < 3 or not fit:
         return None
     word = rng.choice(fit)
-    return _replace_span(
-        text, word.start(), word.end(), word.group().lower().translate(_TO_LATIN_LAYOUT)
-    )
+    return _replace_span(text, word.start(), word.end(), to_latin_layout(word.group().lower()))
 
 
 def _reorder(text: str, rng: random.Random) -> str | None:
