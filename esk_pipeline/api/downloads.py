@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
@@ -29,3 +30,9 @@ def temporary_file_response(
         filename=filename or path.name,
         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
     )
+
+
+def file_download_responses(description: str, media_types: Iterable[str]) -> dict[int, Any]:
+    """The OpenAPI `responses` entry of a route that answers with a file download."""
+    content = {media: {"schema": {"type": "string", "format": "binary"}} for media in media_types}
+    return {200: {"description": description, "content": content}}

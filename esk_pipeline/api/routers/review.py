@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 
 from esk_pipeline.api.auth import ReviewerId
 from esk_pipeline.api.deps import ReviewDep, ServicesDep, TaxonomyDep
-from esk_pipeline.api.downloads import temporary_file_response
+from esk_pipeline.api.downloads import file_download_responses, temporary_file_response
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.schemas import (
     DomainOut,
@@ -168,15 +168,7 @@ def quality(reviewer_id: ReviewerId, review: ReviewDep) -> QualityReport:
     "/review/export",
     response_class=FileResponse,
     summary="Download the reviewed (approved + corrected) items",
-    responses={
-        200: {
-            "description": "The verified labels as a file",
-            "content": {
-                media: {"schema": {"type": "string", "format": "binary"}}
-                for media in EXPORT_MEDIA_TYPES.values()
-            },
-        }
-    },
+    responses=file_download_responses("The verified labels as a file", EXPORT_MEDIA_TYPES.values()),
 )
 def export(
     reviewer_id: ReviewerId,

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 
 from esk_pipeline.api.auth import ReviewerId
 from esk_pipeline.api.deps import StorageDep
-from esk_pipeline.api.downloads import temporary_file_response
+from esk_pipeline.api.downloads import file_download_responses, temporary_file_response
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.schemas import StorageStatsOut, TagIn, VerifyOut, VersionOut
 from esk_pipeline.pipeline.data_storage import (
@@ -111,15 +111,9 @@ def verify(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> VerifyOut:
     "/{ref}/export",
     response_class=FileResponse,
     summary="Download a version as one verified archive (manifest + files)",
-    responses={
-        200: {
-            "description": "The version's export archive",
-            "content": {
-                media: {"schema": {"type": "string", "format": "binary"}}
-                for media in _ARCHIVE_MEDIA_TYPES.values()
-            },
-        }
-    },
+    responses=file_download_responses(
+        "The version's export archive", _ARCHIVE_MEDIA_TYPES.values()
+    ),
 )
 def export_version(
     ref: Ref,
