@@ -92,6 +92,24 @@ def server(settings) -> Iterator[str]:
     thread.join(timeout=10)
 
 
+def _log_in_by_keyboard(page, server: str, reviewer: str) -> None:
+    """Open the page and log in by typing the token into the autofocused field.
+
+    Chromium applies `autofocus` on a rendering update that may come after the load event, so
+    the test waits for the focus instead of typing into whatever has it at that moment."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.goto(server)
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'token-input'")
+    page.keyboard.type(TOKENS[reviewer])
+    page.keyboard.press("Enter")
+    try:
+        page.wait_for_selector("#item-card:not([hidden])", timeout=15_000)
+    except PlaywrightTimeout as error:  # say what the page shows instead of the card
+        shown = {key: page.text_content(key) for key in ("#login-error", "#error", "#status")}
+        raise AssertionError(f"no item card after logging in as {reviewer}: {shown}") from error
+
+
 def _first_match(query: str) -> str:
     """The first domain the page's search lists for `query` (the same rule as review.js)."""
 
@@ -114,10 +132,7 @@ def test_keyboard_review_session(settings, server, tmp_path):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.goto(server)
-        page.keyboard.type(TOKENS["alice"])  # the token field has autofocus
-        page.keyboard.press("Enter")
-        page.wait_for_selector("#item-card:not([hidden])")
+        _log_in_by_keyboard(page, server, "alice")
         assert page.text_content("#reviewer-name") == "alice"
 
         def current() -> tuple[str, list[str]]:
@@ -229,10 +244,7 @@ def test_an_item_whose_lease_was_lost_is_dropped_not_stuck(server):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = browser.new_page()
-        page.goto(server)
-        page.keyboard.type(TOKENS["alice"])
-        page.keyboard.press("Enter")
-        page.wait_for_selector("#item-card:not([hidden])")
+        _log_in_by_keyboard(page, server, "alice")
 
         seen = set()
         for key in ("Enter", "s"):  # a lost submit, then a lost skip
