@@ -332,6 +332,7 @@ class LabelerAgent:
     ) -> None:
         self.config = config
         self.taxonomy = taxonomy
+        self._taxonomy_fingerprint = taxonomy.fingerprint  # hashed once, not per text
         self.progress_callback = progress_callback
         self.usage = llm_client.usage if llm_client is not None else (usage or UsageMeter())
         self.extra_instructions = ""
@@ -365,7 +366,7 @@ class LabelerAgent:
     def version(self) -> str:
         """The labeler's code/data version: prompt version + taxonomy fingerprint. Changing
         either changes what a label means, so downstream labels become stale."""
-        return f"{PROMPT_VERSION}+{self.taxonomy.fingerprint}"
+        return f"{PROMPT_VERSION}+{self._taxonomy_fingerprint}"
 
     @property
     def system_prompt(self) -> str:
@@ -479,7 +480,7 @@ class LabelerAgent:
             PROMPT_VERSION,
             self.config.model,
             endpoint_kind(self._client.endpoint),
-            self.taxonomy.fingerprint,
+            self._taxonomy_fingerprint,
             self._fewshot_set_id,
             self.extra_instructions,
             key,

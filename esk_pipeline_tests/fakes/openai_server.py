@@ -333,13 +333,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, _error_body("404", "not found"))
             return
+        arrived = time.monotonic()
         request = json.loads(body)
         fault = self.fake._admit(request)
         try:
-            time.sleep(self.fake.latency_ms / 1000)
+            status, payload = self.fake.completion(request, fault)
+            # The latency is the whole response time: the server's own work counts towards it.
+            time.sleep(max(0.0, arrived + self.fake.latency_ms / 1000 - time.monotonic()))
             if fault == "timeout":
                 time.sleep(self.fake.hang_seconds)
-            status, payload = self.fake.completion(request, fault)
             headers = {"Retry-After": str(self.fake.retry_after_seconds)} if status == 429 else {}
             self._send(status, payload, headers)
         except (BrokenPipeError, ConnectionResetError):

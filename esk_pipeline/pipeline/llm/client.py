@@ -37,7 +37,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ValidationError
@@ -198,7 +198,7 @@ class LLMClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.retry_after_cap = retry_after_cap
-        self._agent: Agent[None, object] = Agent(retries=0)
+        self._agents: dict[type[BaseModel], Agent[None, Any]] = {}
         self._state: _LoopState | None = None
 
     def cache_key(
@@ -316,6 +316,16 @@ class LLMClient:
             self._state.closer.add_done_callback(_LOOP_CLOSERS.discard)
         return self._state
 
+    def _agent(self, output_type: type[BaseModel]) -> Agent[None, Any]:
+        """One agent per output type: pydantic-ai builds its output schema once, at creation,
+        instead of on every request (measurable client time inside a concurrency slot)."""
+        if output_type not in self._agents:
+            recipe = output_recipe(output_type, self.output_mode)
+            self._agents[output_type] = Agent(
+                output_type=recipe.output_spec, model_settings=recipe.model_settings, retries=0
+            )
+        return self._agents[output_type]
+
     def _model(self, state: _LoopState, model_name: str) -> Model:
         if self.model_override is not None:
             return self.model_override
@@ -373,7 +383,7 @@ class LLMClient:
     ) -> T:
         """One request: take a concurrency slot and a rate-limit token, check the budget, send."""
         state = self._loop_state()
-        recipe = output_recipe(output_type, self.output_mode)
+        agent = self._agent(output_type)
         async with state.semaphore:
             if state.limiter is not None:
                 await state.limiter.acquire()
@@ -381,12 +391,10 @@ class LLMClient:
             usage.requests += 1
             with capture_run_messages() as messages:
                 try:
-                    result = await self._agent.run(
+                    result = await agent.run(
                         user_prompt,
                         instructions=system_prompt,
                         model=self._model(state, model_name),
-                        output_type=recipe.output_spec,
-                        model_settings=recipe.model_settings,
                     )
                 finally:
                     self._record_tokens(messages, usage)
