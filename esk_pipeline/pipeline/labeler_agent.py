@@ -33,8 +33,13 @@ Caches (both in the shared `ResponseCache` file under `cache_dir`):
   batches come out composed differently. Its key is sha256 over (PROMPT_VERSION, model,
   endpoint kind, taxonomy fingerprint, few-shot set id, normalised text), where the few-shot set
   id hashes the few-shot pool (taxonomy examples + verified labels), the dynamic flag and token
-  budget. All keys are looked up in one batched `get_many` before batches are built; results are
-  written after each batch, so a crash loses at most the batches in flight.
+  budget. Keys are looked up with one batched `get_many` per chunk of texts (see below) before
+  its batches are built; results are written after each batch, so a crash loses at most the
+  batches in flight.
+
+Pipelining: with an LLM, the local model scores the texts `_LOCAL_CHUNK` at a time, in a worker
+thread, and full batches of what it leaves are sent at once, so requests start after the first
+chunk, not after the whole frame, and the rest is scored while they are in flight.
 
 Dynamic few-shot: per request, the pool examples most similar to the request's texts (cosine
 over the local model's TF-IDF vectors), first the best one for each domain the local model
@@ -52,7 +57,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -67,7 +72,7 @@ from pydantic import (
     create_model,
 )
 from pydantic_ai.models import Model
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, vstack
 
 from esk_pipeline.pipeline.ids import row_ids
 from esk_pipeline.pipeline.llm import (
@@ -92,6 +97,7 @@ LOCAL_MODEL_NAME = "local"
 _CACHE_NAMESPACE = "labeler"
 _TEXT_KEY_PREFIX = "labeler:text:"
 _CHARS_PER_TOKEN = 3
+_LOCAL_CHUNK = 512  # texts the local model scores at a time when an LLM takes the rest
 
 Tier = Literal["local", "llm", "review"]
 Status = Literal["labeled", "failed", "deferred"]
@@ -222,14 +228,32 @@ class _Outcome(BaseModel):
     cached: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class _LLMRun:
-    """What the requests of one `classify_dataframe` call share."""
+    """What the LLM requests of one `classify_dataframe` call share, filled chunk by chunk."""
 
     texts: dict[str, str]  # normalised key -> the text as given
-    predictions: dict[str, Prediction]  # the local model's, kept as hints when the LLM fails
-    vectors: csr_matrix  # the local model's unit feature vectors of the texts, for few-shot
-    rows: dict[str, int]  # key -> its row in `vectors`
+    predictions: dict[str, Prediction] = field(default_factory=dict)  # hints if the LLM fails
+    _chunks: list[csr_matrix] = field(default_factory=list)  # the local model's unit vectors
+    _places: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (chunk, row)
+
+    def add(
+        self, keys: Sequence[str], predictions: Sequence[Prediction], vectors: csr_matrix
+    ) -> None:
+        """Record one chunk's local predictions and feature vectors (row i is keys[i])."""
+        self.predictions.update(zip(keys, predictions, strict=True))
+        chunk = len(self._chunks)
+        self._chunks.append(vectors)
+        self._places.update((key, (chunk, row)) for row, key in enumerate(keys))
+
+    def vectors_of(self, keys: Sequence[str]) -> csr_matrix:
+        """The feature vectors of `keys` (for the few-shot search), grouped by chunk."""
+        rows: dict[int, list[int]] = {}
+        for key in keys:
+            chunk, row = self._places[key]
+            rows.setdefault(chunk, []).append(row)
+        parts = [self._chunks[chunk][chunk_rows] for chunk, chunk_rows in rows.items()]
+        return parts[0] if len(parts) == 1 else vstack(parts, format="csr")
 
 
 def _answer_type(taxonomy: Taxonomy) -> type[BaseModel]:
@@ -410,24 +434,8 @@ class LabelerAgent:
         keys = [normalize_text(t) for t in texts]
         representative = dict(zip(reversed(keys), reversed(texts), strict=True))
         unique = list(dict.fromkeys(keys))
-        local, vectors = self.local_model.predict_with_vectors([representative[k] for k in unique])
-        predictions = dict(zip(unique, local, strict=True))
-        outcomes: dict[str, _Outcome] = {}
         with Progress(len(unique), description="labeling", callback=self.progress_callback) as pr:
-            for key in unique:
-                accepted = predictions[key][1] >= self.config.local_accept_threshold
-                if self._client is None or accepted:
-                    outcomes[key] = _local_outcome(predictions[key])
-            pr.advance(len(outcomes))
-            to_llm = [key for key in unique if key not in outcomes]
-            if to_llm:
-                run = _LLMRun(
-                    texts=representative,
-                    predictions=predictions,
-                    vectors=vectors,
-                    rows={key: row for row, key in enumerate(unique)},
-                )
-                outcomes.update(await self._label_with_llm(run, to_llm, pr))
+            outcomes = await self._cascade(unique, _LLMRun(texts=representative), pr)
         return [
             ClassificationResult(row_id=rid, text=text, **outcomes[key].model_dump())
             for rid, text, key in zip(ids, texts, keys, strict=True)
@@ -487,47 +495,88 @@ class LabelerAgent:
         ]
         return _TEXT_KEY_PREFIX + _hash(parts)
 
-    async def _label_with_llm(
-        self, run: _LLMRun, keys: list[str], progress: Progress
+    async def _cascade(
+        self, keys: list[str], run: _LLMRun, progress: Progress
     ) -> dict[str, _Outcome]:
-        """LLM outcomes for `keys`: per-text cache hits, then batched requests for the rest."""
-        cache_keys = {key: self._text_cache_key(key) for key in keys}
-        stored = self._cache.get_many(list(cache_keys.values())) if self._cache else {}
+        """Outcomes for `keys`. With an LLM, the local model scores them chunk by chunk and full
+        batches of what it leaves go out at once: the first request does not wait for the whole
+        frame, and later chunks are scored while earlier requests are in flight."""
+        chunk_size = _LOCAL_CHUNK if self._client is not None else max(len(keys), 1)
+        size = self.config.batch_size
+        # Batches enter only a little ahead of the client's free slots, so preparing a prompt
+        # (few-shot search) overlaps the requests in flight instead of delaying them.
+        gate = asyncio.Semaphore(2 * self.config.concurrency)
         outcomes: dict[str, _Outcome] = {}
-        for key in keys:
+        waiting: list[str] = []  # for the LLM, not in a batch yet
+        requests: list[asyncio.Task[dict[str, _Outcome]]] = []
+        try:
+            for start in range(0, len(keys), chunk_size):
+                settled = len(outcomes)
+                waiting += await self._local_pass(keys[start : start + chunk_size], run, outcomes)
+                progress.advance(len(outcomes) - settled)
+                last_chunk = start + chunk_size >= len(keys)
+                while len(waiting) >= size or (last_chunk and waiting):
+                    batch, waiting = waiting[:size], waiting[size:]
+                    requests.append(
+                        asyncio.create_task(self._run_batch(run, batch, gate, progress))
+                    )
+            for answered in await asyncio.gather(*requests):
+                outcomes.update(answered)
+        except BaseException:  # an error or a cancellation: no request is left running
+            for request in requests:
+                request.cancel()
+            await asyncio.gather(*requests, return_exceptions=True)
+            raise
+        return outcomes
+
+    async def _local_pass(
+        self, keys: list[str], run: _LLMRun, outcomes: dict[str, _Outcome]
+    ) -> list[str]:
+        """Score `keys` with the local model; put in `outcomes` what needs no request (accepted
+        local labels, per-text cache hits). Returns the keys left for the LLM."""
+        # In a worker thread, so the event loop goes on serving the requests in flight (and an
+        # API caller's other requests) while the model scores.
+        texts = [run.texts[k] for k in keys]
+        local, vectors = await asyncio.to_thread(self.local_model.predict_with_vectors, texts)
+        run.add(keys, local, vectors)
+        asked = []
+        for key, prediction in zip(keys, local, strict=True):
+            if self._client is None or prediction[1] >= self.config.local_accept_threshold:
+                outcomes[key] = _local_outcome(prediction)
+            else:
+                asked.append(key)
+        outcomes.update(self._cached_outcomes(asked))
+        return [key for key in asked if key not in outcomes]
+
+    def _cached_outcomes(self, keys: list[str]) -> dict[str, _Outcome]:
+        """Per-text cache hits among `keys`, in one batched look-up."""
+        if self._cache is None or not keys:
+            return {}
+        cache_keys = {key: self._text_cache_key(key) for key in keys}
+        stored = self._cache.get_many(list(cache_keys.values()))
+        found: dict[str, _Outcome] = {}
+        for key, cache_key in cache_keys.items():
             try:
-                outcome = _Outcome.model_validate_json(stored[cache_keys[key]])
+                outcome = _Outcome.model_validate_json(stored[cache_key])
             except (KeyError, ValidationError):  # absent, or unreadable: ask again
                 continue
             outcome.cached = True
-            outcomes[key] = outcome
-        progress.advance(len(outcomes))
-        misses = [key for key in keys if key not in outcomes]
-        if not misses:
-            return outcomes
-        size = self.config.batch_size
-        batches = [misses[i : i + size] for i in range(0, len(misses), size)]
-        # Batches enter only a little ahead of the client's free slots, so preparing a prompt
-        # (few-shot search) overlaps the requests in flight instead of delaying the first one.
-        gate = asyncio.Semaphore(2 * self.config.concurrency)
+            found[key] = outcome
+        return found
 
-        async def run_batch(batch: list[str]) -> dict[str, _Outcome]:
-            async with gate:
-                answered = await self._ask(run, batch, self.config.max_retries)
-            progress.advance(len(batch))
-            return answered
-
-        for answered in await asyncio.gather(*(run_batch(batch) for batch in batches)):
-            outcomes.update(answered)
-        return outcomes
+    async def _run_batch(
+        self, run: _LLMRun, batch: list[str], gate: asyncio.Semaphore, progress: Progress
+    ) -> dict[str, _Outcome]:
+        async with gate:
+            answered = await self._ask(run, batch, self.config.max_retries)
+        progress.advance(len(batch))
+        return answered
 
     async def _ask(self, run: _LLMRun, keys: list[str], rounds_left: int) -> dict[str, _Outcome]:
         """One request for `keys`, then follow-ups for what it did not settle (see module doc)."""
         assert self._client is not None
         short_ids = {f"t{i}": key for i, key in enumerate(keys, start=1)}
-        examples = self._fewshot(
-            run.vectors[[run.rows[k] for k in keys]], [run.predictions[k] for k in keys]
-        )
+        examples = self._fewshot(run.vectors_of(keys), [run.predictions[k] for k in keys])
         try:
             reply = await self._client.run(
                 system_prompt=self.system_prompt,

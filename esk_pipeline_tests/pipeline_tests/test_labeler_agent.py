@@ -23,6 +23,7 @@ from pydantic_ai.models.test import TestModel
 
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.labeler_agent import (
+    _LOCAL_CHUNK,
     PROMPT_VERSION,
     CascadeReport,
     ClassificationResult,
@@ -171,6 +172,40 @@ def test_cascade_sends_only_unsure_texts_to_the_llm(taxonomy: Taxonomy, tmp_path
     assert report.local_accepted + report.llm == len(results)
     assert report.local_accepted >= len(confident)
     assert report.usage["requests"] == len(scripted.calls)
+
+
+def test_requests_start_after_the_first_chunk_and_batches_stay_full(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """A big frame: the first request goes out before the local model has scored all of it,
+    and chunk boundaries do not cut batches short (requests = ceil(texts / batch_size))."""
+    texts = [f"{a} {b}, дом {n}" for a in TEXTS for b in TEXTS for n in range(40)]
+    assert len(texts) > 4 * _LOCAL_CHUNK  # several chunks
+    agent: LabelerAgent
+    scored_at_first_request: list[int] = []
+
+    def answer(batch: dict[str, str], call: int) -> list[dict[str, Any]]:
+        if call == 1:
+            scored_at_first_request.append(scored)
+        return truthful(batch, call)
+
+    scripted = Scripted(answer)
+    agent = LabelerAgent(_config(tmp_path, batch_size=20), taxonomy, model_override=scripted.model)
+    scored = 0
+    predict = agent.local_model.predict_with_vectors
+
+    def counting_predict(chunk: list[str], **kwargs: Any) -> Any:
+        nonlocal scored
+        scored += len(chunk)
+        return predict(chunk, **kwargs)
+
+    agent.local_model.predict_with_vectors = counting_predict  # type: ignore[method-assign]
+    results = _label(agent, texts)
+    assert scored == len(texts)
+    assert scored_at_first_request and scored_at_first_request[0] < len(texts)
+    assert len(scripted.calls) == -(-len(texts) // 20)
+    assert sorted(t for call in scripted.calls for t in call.values()) == sorted(texts)
+    assert [r.text for r in results] == texts and {r.status for r in results} == {"labeled"}
 
 
 # -- the LLM tier: typed output, validation, id matching ---------------------------------
