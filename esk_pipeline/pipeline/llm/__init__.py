@@ -4,7 +4,8 @@
   cache_namespace=) -> LLMReply[T]``: cache, concurrency cap, rate limit, budget, retries,
   fallback; raises `LLMCallFailed` or `BudgetExhausted`.
 - endpoint.py: output modes (``tool``, ``forced_tool``, ``json_schema``, ``json_object``,
-  ``prompted``; ``auto`` per endpoint kind) and `build_model` for an `LLMEndpoint`.
+  ``prompted``; ``auto`` per endpoint kind), `build_http_client` and `build_model` for an
+  `LLMEndpoint`.
 - `ResponseCache` (cache.py): persistent SQLite cache of answers with a TTL.
 - `UsageMeter` (usage.py): requests, tokens, cost, cache hits, failures; the per-run budget.
 - `Progress` (progress.py): done/total, rate and ETA, to a log callback or a tqdm bar.
@@ -15,6 +16,7 @@ from esk_pipeline.pipeline.llm.client import CallUsage, LLMCallFailed, LLMClient
 from esk_pipeline.pipeline.llm.endpoint import (
     AgentEndpointConfig,
     ResolvedOutputMode,
+    build_http_client,
     build_model,
     endpoint_kind,
     output_recipe,
@@ -34,6 +36,7 @@ __all__ = [
     "ResolvedOutputMode",
     "ResponseCache",
     "UsageMeter",
+    "build_http_client",
     "build_model",
     "endpoint_kind",
     "output_recipe",

@@ -5,8 +5,12 @@ output_type=MyModel, cache_namespace="labeler")`` returns an `LLMReply` holding 
 ``MyModel``. Around each call, in this order:
 
 1. the persistent cache (`ResponseCache`): a hit returns at once and sends nothing;
-2. bounded concurrency (an ``asyncio.Semaphore`` of `concurrency` slots) and a rate limit
-   (aiolimiter, `rate_limit` requests per second, spaced evenly);
+2. bounded concurrency and a rate limit (aiolimiter, `rate_limit` requests per second, spaced
+   evenly). At most `concurrency` requests are in flight: that is the size of the HTTP
+   connection pool all the client's models share, so building a request and parsing an answer
+   happen outside the bound, and an ``asyncio.Semaphore`` lets as many calls again be in those
+   stages (with a test model, which has no pool, the semaphore alone bounds calls to
+   `concurrency`). A call takes its rate-limit token inside the semaphore;
 3. the budget (`UsageMeter.begin_request` raises `BudgetExhausted` before a request starts; it
    propagates unwrapped, so the caller can defer the rest of its work to the next run);
 4. the request through pydantic-ai, in the endpoint's output mode (see `endpoint.py`);
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from aiolimiter import AsyncLimiter
+from openai import DefaultAsyncHttpxClient
 from pydantic import BaseModel, ValidationError
 from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.exceptions import (
@@ -61,6 +66,7 @@ from tenacity import (
 from esk_pipeline.pipeline.llm.cache import ResponseCache
 from esk_pipeline.pipeline.llm.endpoint import (
     ResolvedOutputMode,
+    build_http_client,
     build_model,
     endpoint_kind,
     output_recipe,
@@ -131,21 +137,20 @@ class LLMCallFailed(RuntimeError):
 
 @dataclass
 class _LoopState:
-    """Everything bound to one event loop: concurrency slots, rate limiter, HTTP clients."""
+    """Everything bound to one event loop: call slots, rate limiter, the HTTP client, models."""
 
     loop: asyncio.AbstractEventLoop
     semaphore: asyncio.Semaphore
     limiter: AsyncLimiter | None
+    http_client: DefaultAsyncHttpxClient | None = None  # shared by `models`
     models: dict[str, Model] = field(default_factory=dict)
     closer: asyncio.Task[None] | None = None  # runs `close_at_loop_shutdown`
 
     async def close_models(self) -> None:
-        """Close the models' HTTP clients (once: the models are forgotten)."""
-        models, self.models = list(self.models.values()), {}
-        for model in models:
-            client = getattr(model, "client", None)
-            if client is not None:
-                await client.close()
+        """Close the models' HTTP connections (once: the client and models are forgotten)."""
+        http_client, self.http_client, self.models = self.http_client, None, {}
+        if http_client is not None:
+            await http_client.aclose()
 
     async def close_at_loop_shutdown(self) -> None:
         """Wait until cancelled (``asyncio.run`` cancels leftover tasks before it closes the
@@ -310,7 +315,9 @@ class LLMClient:
         loop = asyncio.get_running_loop()
         if self._state is None or self._state.loop is not loop:
             limiter = AsyncLimiter(1, 1 / self.rate_limit) if self.rate_limit else None
-            self._state = _LoopState(loop, asyncio.Semaphore(self.concurrency), limiter)
+            # Over HTTP the connection pool bounds requests in flight (see the module doc).
+            slots = self.concurrency if self.model_override else 2 * self.concurrency
+            self._state = _LoopState(loop, asyncio.Semaphore(slots), limiter)
             self._state.closer = loop.create_task(self._state.close_at_loop_shutdown())
             _LOOP_CLOSERS.add(self._state.closer)
             self._state.closer.add_done_callback(_LOOP_CLOSERS.discard)
@@ -329,8 +336,12 @@ class LLMClient:
     def _model(self, state: _LoopState, model_name: str) -> Model:
         if self.model_override is not None:
             return self.model_override
+        if state.http_client is None:
+            state.http_client = build_http_client(self.endpoint, max_connections=self.concurrency)
         if model_name not in state.models:
-            state.models[model_name] = build_model(self.endpoint, model_name=model_name)
+            state.models[model_name] = build_model(
+                self.endpoint, http_client=state.http_client, model_name=model_name
+            )
         return state.models[model_name]
 
     def _wait(self, retry_state: RetryCallState) -> float:
@@ -381,7 +392,7 @@ class LLMClient:
         output_type: type[T],
         usage: CallUsage,
     ) -> T:
-        """One request: take a concurrency slot and a rate-limit token, check the budget, send."""
+        """One request: take a call slot and a rate-limit token, check the budget, send."""
         state = self._loop_state()
         agent = self._agent(output_type)
         async with state.semaphore:

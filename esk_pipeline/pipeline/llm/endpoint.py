@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlparse
 
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from openai import DEFAULT_CONNECTION_LIMITS, AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_ai import NativeOutput, PromptedOutput, ToolOutput
 from pydantic_ai.models.openai import OpenAIChatModel
@@ -66,20 +66,45 @@ def resolve_output_mode(endpoint: LLMEndpoint) -> ResolvedOutputMode:
     return "tool" if endpoint_kind(endpoint) == "openai" else "json_object"
 
 
-def build_model(endpoint: LLMEndpoint, *, model_name: str | None = None) -> OpenAIChatModel:
-    """A pydantic-ai chat model for the endpoint (or for `model_name` on the same endpoint).
+def build_http_client(endpoint: LLMEndpoint, *, max_connections: int) -> DefaultAsyncHttpxClient:
+    """The HTTP client for the endpoint's models, with at most `max_connections` requests in
+    flight: the bound is its connection pool, so the client-side work around a request
+    (building it, parsing the answer) is done outside it. Waiting for a free connection is
+    queueing, not a failure, so it has no time limit; connecting, sending and reading have the
+    endpoint's timeout.
+
+    It is a plain client, not the SDK's wrapper, whose ``__del__`` schedules a close on whatever
+    loop is running, which fails noisily once the loop that opened the connections is closed.
+    """
+    limits = type(DEFAULT_CONNECTION_LIMITS)(  # the SDK's own HTTP library's Limits
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    return DefaultAsyncHttpxClient(timeout=_timeout(endpoint), limits=limits)
+
+
+def _timeout(endpoint: LLMEndpoint) -> Timeout:
+    return Timeout(endpoint.timeout_seconds, pool=None)
+
+
+def build_model(
+    endpoint: LLMEndpoint,
+    *,
+    http_client: DefaultAsyncHttpxClient,
+    model_name: str | None = None,
+) -> OpenAIChatModel:
+    """A pydantic-ai chat model for the endpoint (or for `model_name` on the same endpoint),
+    sending through `http_client` (see `build_http_client`). Models sharing one HTTP client
+    share its bound on requests in flight.
 
     The openai SDK's own retries are off (``max_retries=0``): `LLMClient` owns the retry policy,
-    so a request is never retried twice over. The request timeout is the endpoint's. The HTTP
-    client is a plain one, not the SDK's wrapper, whose ``__del__`` schedules a close on whatever
-    loop is running, which fails noisily once the loop that opened the connections is closed.
+    so a request is never retried twice over.
     """
     client = AsyncOpenAI(
         base_url=endpoint.api_base,
         api_key=endpoint.api_key.get_secret_value() if endpoint.api_key else "api-key-not-set",
         max_retries=0,
-        timeout=endpoint.timeout_seconds,
-        http_client=DefaultAsyncHttpxClient(timeout=endpoint.timeout_seconds),
+        timeout=_timeout(endpoint),  # the SDK passes it on with every request
+        http_client=http_client,
     )
     profile: ModelProfile | None = None
     if endpoint_kind(endpoint) == "compatible":

@@ -249,6 +249,19 @@ def test_concurrency_cap_is_observed_by_the_server(server_factory):
     assert server.max_concurrent == 2
 
 
+def test_fallback_requests_count_towards_the_same_cap(server_factory):
+    """The primary and the fallback model send through one connection pool."""
+    server = server_factory(latency_ms=150, model_faults={"primary": "503"})
+    endpoint = make_endpoint(server, model="primary", fallback_model="backup")
+    client = make_client(endpoint, concurrency=2, max_retries=0)
+
+    replies = asyncio.run(_ask_many(client, 6))
+
+    assert [reply.model for reply in replies] == ["backup"] * 6
+    assert server.request_count == 12
+    assert server.max_concurrent == 2
+
+
 def test_second_call_is_a_cache_hit_with_zero_requests(server_factory, cache):
     server = server_factory()
     usage = UsageMeter()

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from pydantic_ai import NativeOutput, PromptedOutput, ToolOutput
 
 from esk_pipeline.pipeline.llm import (
+    build_http_client,
     build_model,
     endpoint_kind,
     output_recipe,
@@ -63,8 +64,13 @@ def test_recipe_per_mode(mode, spec_type):
 
 def test_built_model_has_sdk_retries_off_and_endpoint_timeout():
     endpoint = LLMEndpoint(model="m", api_base="http://127.0.0.1:1/v1", timeout_seconds=7)
-    model = build_model(endpoint)
+    http_client = build_http_client(endpoint, max_connections=3)
+    model = build_model(endpoint, http_client=http_client)
     assert model.model_name == "m"
     assert model.client.max_retries == 0
-    assert model.client.timeout == 7
-    assert build_model(endpoint, model_name="other").model_name == "other"
+    # Connecting, sending and reading time out; waiting for a pooled connection is queueing.
+    timeouts = (model.client.timeout, http_client.timeout)
+    assert {(t.connect, t.read, t.write, t.pool) for t in timeouts} == {(7, 7, 7, None)}
+    other = build_model(endpoint, http_client=http_client, model_name="other")
+    assert other.model_name == "other"
+    assert other.client._client is http_client  # one pool, one bound on requests in flight
