@@ -13,12 +13,14 @@ from esk_pipeline.sensors import (
     dataset_refresh_job,
     enough_new_reviews_sensor,
     new_log_days_sensor,
+    taxonomy_changed_sensor,
+    taxonomy_observation_job,
 )
 
 defs = Definitions(
     assets=load_assets_from_modules([ingest, labeling, review, augmentation, datasets]),
-    jobs=[daily_labels_job, dataset_refresh_job],
-    sensors=[new_log_days_sensor, enough_new_reviews_sensor],
+    jobs=[daily_labels_job, taxonomy_observation_job, dataset_refresh_job],
+    sensors=[new_log_days_sensor, taxonomy_changed_sensor, enough_new_reviews_sensor],
     resources={
         "io_manager": AssetFilesIOManager(),
         "clickhouse": ClickHouseResource(),

@@ -1,8 +1,9 @@
-"""Sensors: new days in ClickHouse, and enough new human reviews."""
+"""Sensors: new days in ClickHouse, an edited taxonomy, and enough new human reviews."""
 
 import json
 
 from dagster import (
+    AssetKey,
     AssetSelection,
     DefaultSensorStatus,
     RunRequest,
@@ -14,6 +15,7 @@ from dagster import (
 )
 
 from esk_pipeline.assets.partitions import daily_partitions
+from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
@@ -22,8 +24,9 @@ from esk_pipeline.settings import get_settings
 daily_labels_job = define_asset_job(
     "daily_labels_job",
     # verified_labels is unpartitioned: each day is labelled with the latest human decisions.
+    # The taxonomy is observed first, so labels record the version they were made with.
     selection=AssetSelection.assets(
-        "verified_labels", "raw_logs", "cleaned_texts", "rejected_texts", "labels"
+        "taxonomy", "verified_labels", "raw_logs", "cleaned_texts", "rejected_texts", "labels"
     ),
     partitions_def=daily_partitions,
     description="ETL and labelling of one day of logs.",
@@ -56,6 +59,36 @@ def new_log_days_sensor(
         ],
         cursor=json.dumps({**seen, **changed}, sort_keys=True),
     )
+
+
+taxonomy_observation_job = define_asset_job(
+    "taxonomy_observation_job",
+    selection=AssetSelection.assets("taxonomy"),
+    description="Records the taxonomy file's content hash as the taxonomy's data version.",
+)
+
+
+@sensor(
+    job=taxonomy_observation_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Observes the taxonomy when its content changes: the labels made with the old "
+    "one then show as stale.",
+)
+def taxonomy_changed_sensor(
+    context: SensorEvaluationContext, taxonomy_file: TaxonomyResource
+) -> RunRequest | SkipReason:
+    try:
+        fingerprint = taxonomy_file.load().fingerprint
+    except TaxonomyError as exc:
+        return SkipReason(f"the taxonomy cannot be used, so it is not observed: {exc}")
+    records = context.instance.fetch_observations(AssetKey("taxonomy"), limit=1).records
+    last = records[0] if records else None
+    if last is not None and last.asset_observation.data_version == fingerprint:
+        return SkipReason("the taxonomy has not changed since it was last observed")
+    # Keyed on the last observation too: going back to an earlier content is a change again.
+    since = last.storage_id if last is not None else 0
+    return RunRequest(run_key=f"taxonomy:{since}:{fingerprint}")
 
 
 dataset_refresh_job = define_asset_job(

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    AutomationCondition,
     BackfillPolicy,
     DataVersion,
     MetadataValue,
@@ -26,8 +25,8 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 
 @observable_source_asset(
     group_name="labeling",
-    description="data/taxonomy.yaml: the domains labels can take. Observed every 5 minutes.",
-    automation_condition=AutomationCondition.cron_tick_passed("*/5 * * * *"),
+    description="data/taxonomy.yaml: the domains labels can take. Observed by every daily "
+    "labelling run and, when the file changes, by taxonomy_changed_sensor.",
 )
 def taxonomy(taxonomy_file: TaxonomyResource) -> DataVersion:
     """The taxonomy's content hash: editing the file makes every labels partition stale."""

@@ -1,11 +1,10 @@
 """The whole graph in-process on seeded sample data: logs in, a versioned dataset out."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance, build_sensor_context
+from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
 from esk_pipeline.pipeline.data_storage import DataStorage
 from esk_pipeline.pipeline.review_dataset import ReviewDataset
@@ -146,17 +145,51 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
     assert dict(zip(human["row_id"], human["domain"], strict=False)) == decided
 
 
-def test_the_taxonomy_observation_tracks_the_file_content(tmp_path):
-    from esk_pipeline.assets.labeling import taxonomy
-    from esk_pipeline.resources.taxonomy import TaxonomyResource
+def test_an_edited_taxonomy_is_observed_and_the_labels_show_as_stale(
+    pipeline_run, tmp_path, monkeypatch
+):
+    """The daily run observed the taxonomy it labelled with; the sensor observes an edit (and
+    only an edit); after that the labels' recorded taxonomy version is not the current one,
+    which is what the UI shows as stale."""
+    from esk_pipeline.sensors import taxonomy_changed_sensor
+
+    defs, instance = pipeline_run["defs"], pipeline_run["instance"]
+
+    def observed() -> str:
+        [record] = instance.fetch_observations(AssetKey("taxonomy"), limit=1).records
+        return record.asset_observation.data_version
+
+    labels = instance.get_latest_materialization_event(AssetKey("labels")).asset_materialization
+    labelled_with = labels.tags["dagster/input_data_version/taxonomy"]
+    shipped = Path("data/taxonomy.yaml").read_text(encoding="utf-8")
+    assert observed() == labelled_with == Taxonomy.load("data/taxonomy.yaml").fingerprint
 
     path = tmp_path / "taxonomy.yaml"
-    path.write_text(Path("data/taxonomy.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-    observe = taxonomy.observe_fn
+    path.write_text(shipped, encoding="utf-8")
+    monkeypatch.setenv("APP_TAXONOMY_PATH", str(path))
+    get_settings.cache_clear()
+    resources = {"taxonomy_file": defs.resources["taxonomy_file"]}
 
-    before = observe(taxonomy_file=TaxonomyResource(path=str(path)))
-    data = path.read_text(encoding="utf-8").replace("передать показания", "передать показание")
-    path.write_text(data, encoding="utf-8")
-    after = observe(taxonomy_file=TaxonomyResource(path=str(path)))
-    assert before.value != after.value
-    assert json.dumps(before.value)  # a plain string the UI can show
+    def evaluate():
+        return taxonomy_changed_sensor(build_sensor_context(instance=instance, resources=resources))
+
+    try:
+        assert isinstance(evaluate(), SkipReason)  # the same content: nothing to observe
+        path.write_text(shipped.replace("передать показания", "передать показание"), "utf-8")
+        request = evaluate()
+        assert isinstance(request, RunRequest)
+        job = defs.resolve_job_def("taxonomy_observation_job")
+        assert job.execute_in_process(instance=instance, tags=request.tags).success
+        assert observed() == Taxonomy.load(path).fingerprint != labelled_with
+        assert isinstance(evaluate(), SkipReason)
+
+        path.write_text(shipped, encoding="utf-8")  # back to the old content: a change again
+        back = evaluate()
+        assert isinstance(back, RunRequest) and back.run_key != request.run_key
+
+        path.write_text("domains: [", encoding="utf-8")
+        broken = evaluate()
+        assert isinstance(broken, SkipReason) and str(path) in broken.skip_message
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
