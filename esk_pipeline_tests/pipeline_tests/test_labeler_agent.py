@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,44 @@ def test_requests_start_after_the_first_chunk_and_batches_stay_full(
     assert len(scripted.calls) == -(-len(texts) // 20)
     assert sorted(t for call in scripted.calls for t in call.values()) == sorted(texts)
     assert [r.text for r in results] == texts and {r.status for r in results} == {"labeled"}
+
+
+def test_an_error_midway_leaves_no_request_running(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    """The local model fails on a later chunk while earlier requests are in flight: the error
+    comes out as it is, and those requests are cancelled and awaited, not left behind."""
+    texts = [f"{a} {b}, дом {n}" for a in TEXTS for b in TEXTS for n in range(20)]
+    started: list[int] = []
+
+    async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        started.append(1)
+        await asyncio.sleep(30)  # still in flight when the error comes
+        raise AssertionError("never answered")
+
+    agent = LabelerAgent(
+        _config(tmp_path, batch_size=20), taxonomy, model_override=FunctionModel(slow)
+    )
+    predict = agent.local_model.predict_with_vectors
+    chunks = 0
+
+    def failing_second_chunk(chunk: list[str], **kwargs: Any) -> Any:
+        nonlocal chunks
+        chunks += 1
+        if chunks == 2:
+            time.sleep(0.2)  # the first chunk's requests get under way meanwhile
+            raise RuntimeError("model file gone")
+        return predict(chunk, **kwargs)
+
+    agent.local_model.predict_with_vectors = failing_second_chunk  # type: ignore[method-assign]
+
+    async def run() -> list[str]:
+        with pytest.raises(RuntimeError, match="model file gone"):
+            await agent.classify_dataframe(pd.DataFrame({"text": texts}))
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        return [task.get_coro().__qualname__ for task in pending if not task.done()]
+
+    left = asyncio.run(asyncio.wait_for(run(), timeout=10))
+    assert started  # requests were in flight
+    assert "LabelerAgent._run_batch" not in left, left
 
 
 # -- the LLM tier: typed output, validation, id matching ---------------------------------
