@@ -10,7 +10,9 @@ output_type=MyModel, cache_namespace="labeler")`` returns an `LLMReply` holding 
    connection pool all the client's models share, so building a request and parsing an answer
    happen outside the bound, and an ``asyncio.Semaphore`` lets as many calls again be in those
    stages (with a test model, which has no pool, the semaphore alone bounds calls to
-   `concurrency`). A call takes its rate-limit token inside the semaphore;
+   `concurrency`). A call takes its rate-limit token inside the semaphore, so while the pool
+   is full a token can be taken up to one request's time before its request leaves; when the
+   rate is what binds, the pool has free connections and requests leave as the tokens come;
 3. the budget (`UsageMeter.begin_request` raises `BudgetExhausted` before a request starts; it
    propagates unwrapped, so the caller can defer the rest of its work to the next run);
 4. the request through pydantic-ai, in the endpoint's output mode (see `endpoint.py`);
