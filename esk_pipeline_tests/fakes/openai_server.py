@@ -12,9 +12,10 @@ answers is a `Responder`: ``responder(request_json) -> dict``, the structured ou
 (default: a schema-valid example built from the request's JSON schema). Responses carry
 ``usage`` token counts (about four characters a token).
 
-Faults, per server: fixed `latency_ms`; `fault_plan`, a list of fault kinds (None = answer
-normally) used for the first requests in order; then `fault_rate` (0..1, seeded RNG) over
-`fault_kinds`; `model_faults` fails every request for the named models. Kinds: ``"timeout"``
+Faults, per server: fixed `latency_ms` (the whole response time, the server's own work
+included); `fault_plan`, a list of fault kinds (None = answer normally) used for the first
+requests in order; then `fault_rate` (0..1, seeded RNG) over `fault_kinds`; `model_faults`
+fails every request for the named models. Kinds: ``"timeout"``
 (sleep `hang_seconds`, past the client's timeout), ``"429"`` (with ``Retry-After``),
 ``"401"``, ``"500"``, ``"502"``, ``"503"``, ``"malformed_body"`` (a truncated JSON body),
 ``"malformed_output"`` (truncated JSON in the tool arguments/content). Faults in the *content*
