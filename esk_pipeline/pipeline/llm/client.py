@@ -318,7 +318,7 @@ class LLMClient:
         if self._state is None or self._state.loop is not loop:
             limiter = AsyncLimiter(1, 1 / self.rate_limit) if self.rate_limit else None
             # Over HTTP the connection pool bounds requests in flight (see the module doc).
-            slots = self.concurrency if self.model_override else 2 * self.concurrency
+            slots = self.concurrency if self.model_override is not None else 2 * self.concurrency
             self._state = _LoopState(loop, asyncio.Semaphore(slots), limiter)
             self._state.closer = loop.create_task(self._state.close_at_loop_shutdown())
             _LOOP_CLOSERS.add(self._state.closer)
