@@ -37,8 +37,8 @@ from esk_pipeline.pipeline.augmenter_agent import (
 from esk_pipeline.pipeline.ids import row_ids
 from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.local_model import LocalModel
-from esk_pipeline.pipeline.offline_augment import comparable_form
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.text import identity_key
 from esk_pipeline.sample_data import generate_logs
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
@@ -57,7 +57,7 @@ def _scores(
 
 
 def _three_grams(text: str) -> set[str]:
-    padded = f" {comparable_form(text)} "
+    padded = f" {identity_key(text)} "
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 

@@ -42,8 +42,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for esk_pipeline_tests.fakes
 
 from esk_pipeline.pipeline.labeler_agent import ClassificationResult, LabelerAgent, LabelerConfig
-from esk_pipeline.pipeline.local_model import normalize_text
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.text import model_form
 from esk_pipeline.sample_data import generate_logs
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, labeler_responder
 
@@ -223,7 +223,7 @@ def main() -> None:
     logs = logs.drop_duplicates("text")
     truth = dict(zip(logs["text"], logs["true_domain"], strict=True))
     # One text per normalised form: the labeler asks once per form, so rows = requests' texts.
-    texts = list({normalize_text(t): t for t in reversed(truth)}.values())[::-1][: args.texts]
+    texts = list({model_form(t): t for t in reversed(truth)}.values())[::-1][: args.texts]
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         _throughput(taxonomy, texts, truth, tmp)

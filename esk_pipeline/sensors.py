@@ -94,7 +94,13 @@ def taxonomy_changed_sensor(
 dataset_refresh_job = define_asset_job(
     "dataset_refresh_job",
     selection=AssetSelection.assets(
-        "verified_labels", "synthetic_samples", "train_eval_splits", "dataset_versions"
+        "verified_labels",
+        "trusted_labels",
+        "label_trust",
+        "review_queue",
+        "synthetic_samples",
+        "train_eval_splits",
+        "dataset_versions",
     ),
     description="Rebuilds the dataset from the latest human decisions.",
 )

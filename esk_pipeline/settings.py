@@ -153,13 +153,14 @@ class ETLSettings(BaseSettings):
 class ReviewSettings(BaseSettings):
     model_config = _group("REVIEW_")
 
-    low_confidence_threshold: float = 0.5
-    high_priority_threshold: float = 0.3
     max_queue_size: int = 10000
     # SQLAlchemy URL; default is SQLite (WAL) under APP_DATA_DIR.
     database_url: SecretStr | None = None
     lease_seconds: int = 900
     reviews_per_item: int = 1
+    # A lone decision against a model at least this confident waits for a second reviewer
+    # before it becomes training data (0: every correction of the model gets one).
+    second_opinion_confidence: float = 0.0
     # The review sensor requests downstream runs after this many new decisions.
     sensor_min_new_reviews: int = 20
 
@@ -190,6 +191,23 @@ class DataStorageSettings(BaseSettings):
     storage_dir: Path = Path("data/storage")
     max_versions: int = 100
     auto_archive_old: bool = True
+
+
+class TrustSettings(BaseSettings):
+    """What a label must show before it enters a dataset, and how that is measured."""
+
+    model_config = _group("TRUST_")
+
+    # Machine labels enter train only where the audit shows at least this precision.
+    precision_target: float = Field(default=0.95, gt=0, le=1)
+    # Share of labelled texts drawn uniformly into the audit stream.
+    audit_share: float = Field(default=0.05, ge=0, le=1)
+    # Share of the queue's hand-outs that go to audit items while any are waiting.
+    audit_review_share: float = Field(default=0.2, ge=0, le=1)
+    # Audited items a version needs before its accuracy estimate is called reliable.
+    min_audit_for_estimate: int = Field(default=200, ge=0)
+    # Detect likely errors among human labels (confident learning) and ask again.
+    detect_label_errors: bool = True
 
 
 class CacheSettings(BaseSettings):
@@ -227,6 +245,7 @@ class Settings(BaseModel):
     augmenter: AugmenterSettings = Field(default_factory=AugmenterSettings)
     etl: ETLSettings = Field(default_factory=ETLSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    trust: TrustSettings = Field(default_factory=TrustSettings)
     data_writer: DataWriterSettings = Field(default_factory=DataWriterSettings)
     data_storage: DataStorageSettings = Field(default_factory=DataStorageSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)

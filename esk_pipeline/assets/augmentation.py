@@ -6,7 +6,6 @@ import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
 
 from esk_pipeline.assets.metadata import bar_chart, comparison_table, counts_table, preview
-from esk_pipeline.assets.sources import labelled_and_verified
 from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 
@@ -14,15 +13,15 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 @asset(group_name="augmentation", kinds={"pydantic", "parquet"})
 def synthetic_samples(
     context: AssetExecutionContext,
-    labels: dict[str, pd.DataFrame],
+    trusted_labels: pd.DataFrame,
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
     augmenter: AugmenterResource,
 ) -> Output:
-    """Paraphrases of confident and verified texts for the domains that need them most."""
+    """Paraphrases of trusted texts for the domains that need them most."""
     taxonomy = taxonomy_file.load()
-    sources = labelled_and_verified(labels, verified_labels)
+    sources = trusted_labels[trusted_labels["trusted"]]
     judge = labeler.build(
         taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"], strict=False)
     )

@@ -3,6 +3,7 @@
 import pandas as pd
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     MetadataValue,
@@ -14,10 +15,15 @@ from dagster import (
 )
 
 from esk_pipeline.assets.metadata import bar_chart, counts_table
-from esk_pipeline.assets.sources import labelled_and_verified
 from esk_pipeline.pipeline.data_storage import VersionStatus
+from esk_pipeline.pipeline.data_writer import DatasetStats, trust_summary
+from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
+from esk_pipeline.pipeline.trust import Calibration
+from esk_pipeline.pipeline.trust.assess import estimate_accuracy
+from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability
 from esk_pipeline.resources.stores import DatasetStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
+from esk_pipeline.settings import get_settings
 
 DATASET_NAME = "dataset"
 
@@ -39,24 +45,45 @@ DATASET_NAME = "dataset"
             blocking=True,
             description="no duplicate group or synthetic sample (or its source) on both sides",
         ),
+        AssetCheckSpec(
+            "eval_human_only",
+            asset="train_eval_splits",
+            blocking=True,
+            description="every eval record carries a human label (human-verified or adjudicated)",
+        ),
+        AssetCheckSpec(
+            "accuracy_meets_target",
+            asset="train_eval_splits",
+            description="the estimated label accuracy reaches TRUST_PRECISION_TARGET (a warning "
+            "while the audit is smaller than TRUST_MIN_AUDIT_FOR_ESTIMATE)",
+        ),
     ],
 )
 def train_eval_splits(
     context: AssetExecutionContext,
-    labels: dict[str, pd.DataFrame],
-    verified_labels: pd.DataFrame,
+    trusted_labels: pd.DataFrame,
+    label_trust: dict,
     synthetic_samples: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     dataset_store: DatasetStoreResource,
 ):
-    """Stratified, group-aware, reproducible splits as JSONL + Parquet with a dataset card."""
-    items = pd.concat(
-        [labelled_and_verified(labels, verified_labels), synthetic_samples],
-        ignore_index=True,
-    )
+    """Stratified, group-aware, reproducible splits as JSONL + Parquet with a dataset card.
+
+    Only trusted labels enter: eval holds human labels alone, train adds labels whose audited
+    precision reaches the target; the rest is the separate `unverified` split."""
+    items = pd.concat([trusted_labels, synthetic_samples], ignore_index=True)
+    calibration = Calibration.model_validate(label_trust["calibration"])
+    reliability = ReviewerReliability.model_validate(label_trust["reliability"])
     writer = dataset_store.writer(taxonomy_file.load())
-    train_path, eval_path, stats = writer.write_datasets(items, dataset_name=DATASET_NAME)
+    train_path, eval_path, stats = writer.write_datasets(
+        items,
+        dataset_name=DATASET_NAME,
+        accuracy=lambda records: estimate_accuracy(records, calibration, reliability),
+    )
     dataset_dir = train_path.parent
+    summary = trust_summary(stats)
+    for line in summary:
+        context.log.info(line)
     yield Output(
         {
             "dataset_dir": str(dataset_dir),
@@ -73,6 +100,14 @@ def train_eval_splits(
             "train_chart": bar_chart(stats.train_distribution),
             "eval_chart": bar_chart(stats.eval_distribution),
             "label_sources": counts_table(stats.label_sources, "origin"),
+            **_accuracy_metadata(stats),
+            "audited": label_trust["audited"],
+            "overlap_items": reliability.overlap_items,
+            "human_share": round(_human_share(stats), 4),
+            "needs_review": stats.not_trusted.get("needs_review", 0),
+            "unverified_samples": stats.unverified_samples,
+            "eval_shortfall": MetadataValue.json(stats.eval_shortfall),
+            "trust_summary": MetadataValue.md("\n".join(f"- {line}" for line in summary)),
             "not_written": counts_table(stats.rejected, "reason"),
             "small_domains": counts_table(stats.small_domains, "domain", "real_samples"),
             "shards": MetadataValue.json(stats.shards),
@@ -88,6 +123,12 @@ def train_eval_splits(
         passed=stats.leakage.passed,
         metadata={k: v for k, v in stats.leakage.model_dump().items() if k != "passed"},
     )
+    yield AssetCheckResult(
+        check_name="eval_human_only",
+        passed=stats.leakage.unverified_in_eval == 0,
+        metadata={"eval_origins": MetadataValue.json(stats.eval_origins)},
+    )
+    yield _accuracy_check(stats, label_trust["audited"])
 
 
 @asset(group_name="datasets", kinds={"json"})
@@ -114,6 +155,7 @@ def dataset_versions(
         "train_samples": version.train_samples,
         "eval_samples": version.eval_samples,
         "total_versions": len(known) + is_new,
+        **_version_trust(train_eval_splits["stats"]),
     }
     record = {"version": version.version, "path": str(version.path), "diff": None}
     if not is_new:
@@ -130,6 +172,56 @@ def dataset_versions(
         }
         record["diff"] = diff.model_dump(mode="json")
     return Output(record, metadata=metadata)
+
+
+def _version_trust(stats: dict) -> dict:
+    """What the version's card says about trust, for the UI: accuracy, coverage, audit."""
+    written = stats["train_samples"] + stats["eval_samples"]
+    kept_out = stats["unverified_samples"]
+    return {
+        **_accuracy_metadata(DatasetStats.model_validate(stats)),
+        "coverage": round(written / (written + kept_out), 4) if written + kept_out else 0.0,
+        "needs_review": stats["not_trusted"].get("needs_review", 0),
+    }
+
+
+def _accuracy_metadata(stats: DatasetStats) -> dict:
+    out: dict = {}
+    for split, estimate in stats.accuracy.items():
+        if estimate.estimate is not None:
+            out[f"{split}_estimated_accuracy"] = round(estimate.estimate, 4)
+            out[f"{split}_accuracy_interval"] = f"{estimate.low:.3f}-{estimate.high:.3f}"
+    return out
+
+
+def _human_share(stats: DatasetStats) -> float:
+    total = stats.train_samples + stats.eval_samples
+    human = sum(
+        n for origin, n in stats.label_sources.items() if origin in {o.value for o in HUMAN_ORIGINS}
+    )
+    return human / total if total else 0.0
+
+
+def _accuracy_check(stats: DatasetStats, audited: int) -> AssetCheckResult:
+    """Passes when every non-empty split's estimate reaches the target; a warning (not an
+    error) while the audit is too small to say."""
+    target = stats.precision_target
+    enough = audited >= get_settings().trust.min_audit_for_estimate
+    estimates = {s: e for s, e in stats.accuracy.items() if e.records}
+    below = {
+        s: e.estimate for s, e in estimates.items() if e.estimate is None or e.estimate < target
+    }
+    return AssetCheckResult(
+        check_name="accuracy_meets_target",
+        passed=not below and enough,
+        severity=AssetCheckSeverity.ERROR if enough else AssetCheckSeverity.WARN,
+        metadata={
+            "target": target,
+            "audited": audited,
+            "audit_needed": get_settings().trust.min_audit_for_estimate,
+            "estimates": MetadataValue.json({s: e.estimate for s, e in estimates.items()}),
+        },
+    )
 
 
 def _split_table(train: dict[str, int], eval_: dict[str, int]) -> MetadataValue:

@@ -6,6 +6,8 @@ import pandas as pd
 from dagster import AssetExecutionContext, DataVersion, Output, asset
 
 from esk_pipeline.assets.metadata import counts_table, preview
+from esk_pipeline.pipeline.review_dataset import ReviewReason
+from esk_pipeline.pipeline.trust.queue import plan_review
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.settings import get_settings
@@ -14,46 +16,47 @@ from esk_pipeline.settings import get_settings
 @asset(group_name="review", kinds={"sqlite", "parquet"})
 def review_queue(
     context: AssetExecutionContext,
-    labels: dict[str, pd.DataFrame],
+    trusted_labels: pd.DataFrame,
+    label_trust: dict,
     taxonomy_file: TaxonomyResource,
     review_store: ReviewStoreResource,
 ) -> Output:
-    """Low-confidence and failed labels of every day, queued for people (keyed on row_id)."""
-    everything = pd.concat(labels.values(), ignore_index=True) if labels else pd.DataFrame()
-    threshold = get_settings().review.low_confidence_threshold
-    needs_review = (
-        # Deferred rows (a run budget stopped before them) are not labelled yet: not for review.
-        everything[
-            (everything["status"] == "failed")
-            | ((everything["status"] == "labeled") & (everything["confidence"] < threshold))
-        ].drop_duplicates("row_id")
-        if len(everything)
-        else everything
+    """What people should review, best first: every text without a trusted label, the random
+    audit, and decisions confident learning doubts (see `pipeline.trust.queue`)."""
+    settings = get_settings().trust
+    plan = plan_review(
+        trusted_labels,
+        precision_target=settings.precision_target,
+        audit_share=settings.audit_share,
+        audit_review_share=settings.audit_review_share,
     )
     with review_store.open(taxonomy_file.load()) as store:
-        report = store.add_items(needs_review.to_dict("records"))
+        report = store.add_items(plan.to_dict("records"), withdraw_others=True)
+        doubted = store.request_second_opinion(
+            label_trust["suspected_errors"], ReviewReason.POSSIBLE_LABEL_ERROR
+        )
         stats = store.stats()
     for message in report.messages:
         context.log.warning(message)
-    queued = needs_review[
-        [
-            c
-            for c in ("row_id", "text", "domain", "confidence", "status")
-            if c in needs_review.columns
-        ]
-    ]
+    queued = plan[["row_id", "text", "domain", "confidence", "p_correct", "review_reason"]]
     return Output(
         queued.reset_index(drop=True),
         metadata={
-            "sent_to_review": len(needs_review),
+            "dagster/row_count": len(queued),
+            "sent_to_review": len(plan),
+            "by_reason": counts_table(plan["review_reason"].value_counts().to_dict(), "reason"),
             "added": report.added,
             "refreshed": report.refreshed,
+            "withdrawn": report.withdrawn,
             "kept_human_decision": report.kept_decided,
             "rejected_queue_full": report.rejected_queue_full,
+            "reopened_possible_label_errors": doubted,
             "queue_length": stats.queue_length,
             "by_status": counts_table(stats.by_status, "status"),
             "by_priority": counts_table(stats.by_priority, "priority"),
-            "preview": preview(queued.sort_values("confidence"), ["confidence", "domain", "text"]),
+            "preview": preview(
+                queued.sort_values("p_correct"), ["review_reason", "p_correct", "domain", "text"]
+            ),
         },
     )
 
@@ -69,13 +72,16 @@ def verified_labels(taxonomy_file: TaxonomyResource, review_store: ReviewStoreRe
     with review_store.open(taxonomy_file.load()) as store:
         frame = store.verified_labels()
     digest = hashlib.sha256()
-    for row_id, domain in sorted(zip(frame["row_id"], frame["domain"], strict=False)):
-        digest.update(f"{row_id}\t{domain}\n".encode())
+    for row_id, domain, votes in sorted(
+        zip(frame["row_id"], frame["domain"], frame["votes"], strict=True)
+    ):
+        digest.update(f"{row_id}\t{domain}\t{votes}\n".encode())
     return Output(
         frame,
         data_version=DataVersion(digest.hexdigest()[:16]),
         metadata={
             "verified": len(frame),
+            "by_origin": counts_table(frame["label_origin"].value_counts().to_dict(), "origin"),
             "by_review_status": counts_table(
                 frame["review_status"].value_counts().to_dict(), "review_status"
             ),

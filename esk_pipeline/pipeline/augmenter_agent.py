@@ -22,7 +22,7 @@ Quality control, on every candidate whatever produced it, cheapest check first (
 kept, with its reason, in `AugmentationReport.rejected`):
 1. ``invalid_domain``: a hard negative naming a domain that is not in the taxonomy or is the
    source's own;
-2. ``duplicate``: its normalised form (`comparable_form`) equals a real text's, a source's or an
+2. ``duplicate``: its normalised form (`identity_key`) equals a real text's, a source's or an
    earlier candidate's;
 3. ``too_short`` / ``too_long``: outside the ETL's length bounds, or shorter than 40% of the source,
    or longer than three times the source plus 60 characters (room for a greeting and a filler);
@@ -75,6 +75,7 @@ from pydantic_ai.models import Model
 
 from esk_pipeline.pipeline.ids import row_id, row_ids
 from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labels import LabelOrigin, is_human
 from esk_pipeline.pipeline.llm import (
     AgentEndpointConfig,
     BudgetExhausted,
@@ -84,8 +85,9 @@ from esk_pipeline.pipeline.llm import (
     ResponseCache,
     UsageMeter,
 )
-from esk_pipeline.pipeline.offline_augment import OFFLINE_MODEL, OfflineAugmenter, comparable_form
+from esk_pipeline.pipeline.offline_augment import OFFLINE_MODEL, OfflineAugmenter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.text import identity_key
 from esk_pipeline.settings import get_settings
 
 RejectReason = Literal[
@@ -165,6 +167,7 @@ class AugmentedSample(BaseModel):
     model: str
     is_synthetic: bool = True
     is_hard_negative: bool = False
+    label_origin: str = LabelOrigin.SYNTHETIC.value
 
 
 class RejectedSample(BaseModel):
@@ -341,7 +344,7 @@ class Sketches:
 class NearDuplicateIndex:
     """Character 3-gram Jaccard near-duplicate search with MinHash + LSH, fast at 10^5 texts.
 
-    Texts are compared in their `comparable_form`, padded with a space on each side. Each 3-gram
+    Texts are compared in their `identity_key`, padded with a space on each side. Each 3-gram
     is packed into one 64-bit integer (three 21-bit code points); a signature is the minimum of
     `num_perm` multiply-shift hashes over a text's 3-grams, computed for whole batches with numpy.
     Signatures are cut into `bands` bands of `num_perm / bands` rows; indexed texts sharing a band
@@ -378,7 +381,7 @@ class NearDuplicateIndex:
         if not texts:
             empty = np.zeros((0, num_perm), dtype=np.uint64)
             return Sketches([], empty, np.zeros((0, self.bands), dtype=np.uint64))
-        padded = [f" {comparable_form(t)} " for t in texts]
+        padded = [f" {identity_key(t)} " for t in texts]
         lengths = np.fromiter((len(t) for t in padded), dtype=np.int64, count=len(padded))
         codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
         codes = np.concatenate([codes.astype(np.uint64), np.zeros(2, dtype=np.uint64)])
@@ -450,13 +453,10 @@ class NearDuplicateIndex:
 
 
 def _is_verified(frame: pd.DataFrame) -> pd.Series:
-    """Human-verified rows: a reviewer's label source or an approved/corrected review status."""
-    verified = pd.Series(False, index=frame.index)
-    if "label_source" in frame:
-        verified |= frame["label_source"].fillna("").astype(str).str.startswith("reviewer:")
-    if "review_status" in frame:
-        verified |= frame["review_status"].isin(["approved", "corrected"])
-    return verified
+    """Human-verified rows, by their label origin."""
+    if "label_origin" not in frame:
+        return pd.Series(False, index=frame.index)
+    return is_human(frame["label_origin"])
 
 
 def plan_balance(
@@ -467,7 +467,7 @@ def plan_balance(
     """How many samples each domain gets and from which sources (see the module docstring).
 
     `labelled` has label rows (`text`, `domain`, `confidence`; optional `row_id`, `status`,
-    `label_source`, `review_status`). Rows without a taxonomy domain or not ``labeled`` are
+    `label_source`, `label_origin`). Rows without a taxonomy domain or not ``labeled`` are
     ignored.
     """
     frame = labelled[labelled["domain"].isin(taxonomy.ids)]
@@ -479,7 +479,7 @@ def plan_balance(
         _verified=_is_verified(frame),
         _confidence=pd.to_numeric(confidence, errors="coerce").fillna(0.0),
         _row_id=frame["row_id"].astype(str) if "row_id" in frame else row_ids(texts),
-        _form=texts.map(comparable_form),
+        _form=texts.map(identity_key),
     ).sort_values(
         ["_verified", "_confidence", "_row_id"], ascending=[False, False, True], kind="stable"
     )
@@ -850,10 +850,10 @@ class AugmenterAgent:
     ) -> tuple[list[AugmentedSample], list[RejectedSample]]:
         """Checks 1-7 of the module docstring; accepted samples keep the candidates' order."""
         rejected: list[RejectedSample] = []
-        seen = {comparable_form(t) for t in real_texts}
+        seen = {identity_key(t) for t in real_texts}
         survivors: list[_Candidate] = []
         for candidate in candidates:
-            form = comparable_form(candidate.text)
+            form = identity_key(candidate.text)
             if candidate.is_hard_negative and (
                 candidate.domain not in self.taxonomy or candidate.domain == candidate.source.domain
             ):
@@ -872,7 +872,7 @@ class AugmenterAgent:
 
         threshold = self.config.near_duplicate_threshold
         real_index = NearDuplicateIndex(threshold, seed=self.config.seed)
-        real_index.add_texts([t for t in dict.fromkeys(real_texts) if comparable_form(t)])
+        real_index.add_texts([t for t in dict.fromkeys(real_texts) if identity_key(t)])
         sketches = real_index.sketch([c.text for c in survivors])
         checked: list[tuple[int, _Candidate]] = []
         for i, candidate in enumerate(survivors):

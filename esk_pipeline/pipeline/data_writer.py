@@ -2,25 +2,37 @@
 
 What it guarantees, in the order `write_datasets` does the work:
 
-1. One label per `row_id`: a usable label beats a failed/deferred item (status != "labeled" or
-   no domain), a human decision ("reviewer:*") beats any model, the LLM beats the local model;
-   the losers are counted in `DatasetStats.superseded_labels`. A row_id left with no usable label
-   is never written and is counted in `DatasetStats.rejected`.
-2. No leakage: records are grouped by a normalised-text fingerprint (exact and near duplicates:
-   case, punctuation, spacing and ё/е differences), optionally by `user_id`, and synthetic samples
-   are grouped with their source. A group never straddles train and eval; a group holding a
-   synthetic sample is train-only. A leakage check re-verifies this after the split.
-3. Small domains (fewer real samples than `min_samples_per_domain`) are reported and, per
-   `small_domain_policy`, dropped or kept in train only. `max_samples_per_domain` caps a domain
-   before the split; `balance_domains` then caps each domain's *train* part at `balance_ratio` x
-   the median train domain (eval keeps the natural distribution). Downsampling drops synthetic
-   samples first, then model labels before human ones, then by a seeded hash.
-4. Stratified, group-aware split by domain with a seeded hash of the group id: the same input in
+1. One label per `row_id`, by the precedence in `labels.strongest_per_row` (a usable label, then
+   the stronger origin); the losers are counted in `DatasetStats.superseded_labels`. A row_id left
+   with no usable label is never written and is counted in `DatasetStats.rejected`.
+2. The trust policy. Eval holds only human labels (`labels.HUMAN_ORIGINS`: human-verified or
+   adjudicated). Train holds those plus every label marked `trusted` (propagated from a human, or
+   a machine label whose calibrated precision reaches the target; see `trust.assess`). A row
+   without a `trusted` column is trusted when it is human or its `p_correct` reaches
+   `precision_target`. Everything else goes to the separate `unverified` split, with its
+   `p_correct`, and is counted by reason: it is never in train or eval. A synthetic sample is
+   trusted exactly when its source is.
+3. No leakage: records are grouped by `text.identity_key` (the ETL's own dedup key), optionally
+   by `user_id`, and synthetic samples are grouped with their source. A group never straddles
+   train and eval; a group holding a synthetic sample or a non-human label is train-only. A
+   leakage check re-verifies this after the split.
+4. Eval comes from the audit where there is one: groups holding a text people reviewed because
+   it was drawn at random (`review_reason` "audit"), so eval follows the logs' distribution
+   instead of the hard cases the queue favours. Without a `review_reason` column every human
+   group may go to eval. A short eval is reported with the reviews still needed
+   (`DatasetStats.eval_shortfall`), never filled with model labels.
+5. Small domains (fewer real samples than `min_samples_per_domain`) are reported and, per
+   `small_domain_policy`, dropped or kept in train only. `max_samples_per_domain` and
+   `balance_domains` (each domain's train part at most `balance_ratio` x the median) remove
+   synthetic samples first, then machine labels, by a seeded hash, and never a human label;
+   what they remove is reported, and the card gives class weights for what remains.
+6. Stratified, group-aware split by domain with a seeded hash of the group id: the same input in
    any order gives the same split, byte for byte (records are sorted canonically and serialised
    deterministically; `created_at` lives only in metadata.json).
-5. Output under `output_dir/dataset_name/`: `train.jsonl`/`eval.jsonl` (or
-   `train-00000-of-00003.jsonl` shards), the same records as Parquet under `__parquet__/`, a
-   `README.md` dataset card and `metadata.json`. Hugging Face `datasets` loads it without glue:
+7. Output under `output_dir/dataset_name/`: `train.jsonl`/`eval.jsonl` (or
+   `train-00000-of-00003.jsonl` shards), `unverified.jsonl`, the same records as Parquet under
+   `__parquet__/`, a `README.md` dataset card and `metadata.json` (both state the estimated
+   label accuracy when the caller gives one). Hugging Face `datasets` loads it without glue:
    `load_dataset("json", data_dir=d)` (it skips `__`-prefixed folders and maps "eval" to its
    "test" split), `load_dataset("parquet", data_dir=d + "/__parquet__")`, or `load_dataset(d)`
    which reads the card's `configs:` and keeps the split names train/eval.
@@ -34,7 +46,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -48,10 +60,14 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from esk_pipeline.pipeline.ids import row_ids
+from esk_pipeline.pipeline.labels import LabelOrigin, is_human, strongest_per_row
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.text import identity_key_series
+from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
 from esk_pipeline.settings import get_settings
 
 SPLITS = ("train", "eval")
+UNVERIFIED = "unverified"  # labels below the trust bar, kept apart for people who want them
 PARQUET_DIR = "__parquet__"
 # The columns of every written record, in this order.
 RECORD_COLUMNS = (
@@ -61,6 +77,7 @@ RECORD_COLUMNS = (
     "label_source",
     "label_origin",
     "confidence",
+    "p_correct",
     "is_synthetic",
     "source_row_id",
     "group_id",
@@ -73,13 +90,12 @@ RECORD_SCHEMA = pa.schema(
         ("label_source", pa.string()),
         ("label_origin", pa.string()),
         ("confidence", pa.float64()),
+        ("p_correct", pa.float64()),
         ("is_synthetic", pa.bool_()),
         ("source_row_id", pa.string()),
         ("group_id", pa.string()),
     ]
 )
-# Who labelled a record, strongest first: the origin with the higher rank wins a row_id.
-_ORIGIN_RANK = {"reviewer": 3, "llm": 2, "local": 1}
 
 
 class DatasetQualityError(ValueError):
@@ -122,6 +138,9 @@ class DataWriterConfig(BaseModel):
     balance_ratio: float = Field(
         default_factory=lambda: get_settings().data_writer.balance_ratio, gt=0
     )
+    precision_target: float = Field(
+        default_factory=lambda: get_settings().trust.precision_target, gt=0, le=1
+    )
 
 
 class LeakageReport(BaseModel):
@@ -129,10 +148,11 @@ class LeakageReport(BaseModel):
 
     passed: bool
     row_id_overlap: int = 0
-    text_overlap: int = 0  # normalised-text fingerprints present on both sides
+    text_overlap: int = 0  # identity keys present on both sides
     user_overlap: int = 0  # only checked when grouping by user
     synthetic_in_eval: int = 0
     synthetic_source_in_eval: int = 0
+    unverified_in_eval: int = 0  # records in eval whose label is not human
     groups: int = 0
     multi_record_groups: int = 0
 
@@ -146,33 +166,35 @@ class DatasetStats(BaseModel):
     input_items: int
     superseded_labels: int = Field(description="labels that lost to a stronger label for a row_id")
     rejected: dict[str, int] = Field(description="items not written, by reason")
-    label_sources: dict[str, int] = Field(description="written records by label origin")
+    label_sources: dict[str, int] = Field(description="train + eval records by label origin")
+    eval_origins: dict[str, int] = Field(default_factory=dict)
+    unverified_samples: int = 0
+    not_trusted: dict[str, int] = Field(
+        default_factory=dict, description="records in the unverified split, by reason"
+    )
+    eval_shortfall: dict[str, int] = Field(
+        default_factory=dict,
+        description="human-reviewed eval records still missing: 'total' below min_eval_samples, "
+        "and per domain present in train but absent from eval",
+    )
+    class_weights: dict[str, float] = Field(
+        default_factory=dict, description="train class weights n / (k * n_domain)"
+    )
+    precision_target: float = Field(description="what a machine label needs to enter train")
+    accuracy: dict[str, AccuracyEstimate] = Field(
+        default_factory=dict, description="split -> estimated label accuracy"
+    )
     synthetic_samples: int
     small_domains: dict[str, int] = Field(description="domain -> real samples, below the minimum")
     small_domain_policy: Literal["drop", "train_only"]
     dropped_domains: list[str]
     train_only_domains: list[str]
-    capped: dict[str, int] = Field(description="records removed by max_samples_per_domain")
-    balanced: dict[str, int] = Field(description="train records removed by balance_domains")
+    capped: dict[str, int] = Field(description="machine labels removed by max_samples_per_domain")
+    balanced: dict[str, int] = Field(description="train machine labels removed by balance_domains")
     leakage: LeakageReport
     shards: dict[str, list[str]] = Field(description="split -> JSONL files, relative paths")
     parquet_files: dict[str, list[str]]
     quality_problems: list[str]
-
-
-def fingerprints(texts: pd.Series) -> pd.Series:
-    """Normalised text for near-duplicate grouping: lowercase, ё->е, letters and digits only."""
-    words = texts.fillna("").str.lower().str.replace("ё", "е").str.findall(r"[^\W_]+")
-    return words.str.join(" ")
-
-
-def label_origin(label_source: str | None) -> str:
-    """Where a label came from: "reviewer", "local" (the offline model) or "llm"."""
-    if label_source and label_source.startswith("reviewer"):
-        return "reviewer"
-    if label_source in (None, "", "local"):
-        return "local"
-    return "llm"
 
 
 class DataWriter:
@@ -183,30 +205,46 @@ class DataWriter:
         self.taxonomy = taxonomy
 
     def write_datasets(
-        self, items: Iterable[Mapping[str, Any]] | pd.DataFrame, dataset_name: str = "dataset"
+        self,
+        items: Iterable[Mapping[str, Any]] | pd.DataFrame,
+        dataset_name: str = "dataset",
+        *,
+        accuracy: Callable[[pd.DataFrame], AccuracyEstimate] | None = None,
     ) -> tuple[Path, Path, DatasetStats]:
         """Split, check and write the dataset; returns (train path, eval path, stats).
 
         With sharding the paths are the first shards; `stats.shards` lists them all.
-        Raises DatasetQualityError (writing nothing) when validate_quality and a rule is broken.
+        `accuracy` estimates a split's label accuracy (`trust.assess`); its results go into
+        the stats, the card and metadata.json. Raises DatasetQualityError (writing nothing)
+        when validate_quality and a rule is broken.
         """
-        train, eval_, stats = self.build_splits(items)
+        train, eval_, unverified, stats = self.build_splits(items)
+        if accuracy is not None:
+            stats.accuracy = {"train": accuracy(train), "eval": accuracy(eval_)}
         if self.config.validate_quality and stats.quality_problems:
             raise DatasetQualityError(stats.quality_problems)
         dataset_dir = self.config.output_dir / dataset_name
-        self._write_atomically(dataset_dir, train, eval_, stats, dataset_name)
+        splits = {"train": train, "eval": eval_, UNVERIFIED: unverified}
+        self._write_atomically(dataset_dir, splits, stats, dataset_name)
         return dataset_dir / stats.shards["train"][0], dataset_dir / stats.shards["eval"][0], stats
 
     def build_splits(
         self, items: Iterable[Mapping[str, Any]] | pd.DataFrame
-    ) -> tuple[pd.DataFrame, pd.DataFrame, DatasetStats]:
-        """Everything but writing: the train and eval frames (RECORD_COLUMNS) and their stats."""
+    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, DatasetStats]:
+        """Everything but writing: train, eval and unverified frames (RECORD_COLUMNS), stats."""
         cfg = self.config
-        frame = _normalise(items)
+        frame = _normalise(items, cfg.precision_target)
         input_items = len(frame)
-        frame, superseded = _resolve_labels(frame)
+        frame, superseded = strongest_per_row(frame)
         frame, rejected = _reject_unlabelled(frame)
         frame = frame.sort_values("row_id", kind="stable").reset_index(drop=True)
+        frame["_human"] = is_human(frame["label_origin"])
+        trusted = _trusted_with_sources(frame)
+        unverified = frame[~trusted].reset_index(drop=True)
+        not_trusted = {"needs_review": int((~unverified["is_synthetic"]).sum())}
+        if unverified["is_synthetic"].any():
+            not_trusted["synthetic_of_untrusted_source"] = int(unverified["is_synthetic"].sum())
+        frame = frame[trusted].reset_index(drop=True)
 
         real_counts = frame.loc[~frame["is_synthetic"], "domain"].value_counts()
         all_domains = sorted(frame["domain"].unique())
@@ -240,12 +278,15 @@ class DataWriter:
 
         train = _records(frame[frame["split"] == "train"])
         eval_ = _records(frame[frame["split"] == "eval"])
+        unverified_records = _records(unverified.assign(group_id=None))
         leakage = self.check_leakage(train, eval_)
-        problems = self.validate(train, eval_, train_only_domains=train_only)
-        shards = {s: _shard_names(s, n, cfg.shard_size, "jsonl") for s, n in _sizes(train, eval_)}
+        problems = self.validate(train, eval_)
+        shortfall = _eval_shortfall(train, eval_, cfg.min_eval_samples, train_only)
+        sizes = _sizes(train, eval_, unverified_records)
+        shards = {s: _shard_names(s, n, cfg.shard_size, "jsonl") for s, n in sizes}
         parquet = {
             s: [f"{PARQUET_DIR}/{name}" for name in _shard_names(s, n, cfg.shard_size, "parquet")]
-            for s, n in _sizes(train, eval_)
+            for s, n in sizes
         }
         written = pd.concat([train, eval_])
         stats = DatasetStats(
@@ -258,6 +299,11 @@ class DataWriter:
             superseded_labels=superseded,
             rejected=dict(sorted(rejected.items())),
             label_sources=_counts(written["label_origin"]),
+            eval_origins=_counts(eval_["label_origin"]),
+            unverified_samples=len(unverified_records),
+            not_trusted={k: v for k, v in not_trusted.items() if v},
+            eval_shortfall=shortfall,
+            class_weights=_class_weights(train),
             synthetic_samples=int(written["is_synthetic"].sum()),
             small_domains=small,
             small_domain_policy=cfg.small_domain_policy,
@@ -269,13 +315,14 @@ class DataWriter:
             shards=shards,
             parquet_files=parquet,
             quality_problems=problems,
+            precision_target=cfg.precision_target,
         )
-        return train, eval_, stats
+        return train, eval_, unverified_records, stats
 
     def check_leakage(self, train: pd.DataFrame, eval_: pd.DataFrame) -> LeakageReport:
         """Re-check after the split that nothing of eval is known to train."""
-        train_fp = set(fingerprints(train["text"]))
-        eval_fp = set(fingerprints(eval_["text"]))
+        train_fp = set(identity_key_series(train["text"]))
+        eval_fp = set(identity_key_series(eval_["text"]))
         synthetic_sources = set(train.loc[train["is_synthetic"], "source_row_id"].dropna())
         groups = pd.concat([train["group_id"], eval_["group_id"]]).value_counts()
         report = LeakageReport(
@@ -284,6 +331,7 @@ class DataWriter:
             text_overlap=len(train_fp & eval_fp),
             synthetic_in_eval=int(eval_["is_synthetic"].sum()),
             synthetic_source_in_eval=int(eval_["row_id"].isin(synthetic_sources).sum()),
+            unverified_in_eval=int((~is_human(eval_["label_origin"])).sum()),
             groups=len(groups),
             multi_record_groups=int((groups > 1).sum()),
         )
@@ -296,17 +344,14 @@ class DataWriter:
             or report.user_overlap
             or report.synthetic_in_eval
             or report.synthetic_source_in_eval
+            or report.unverified_in_eval
         )
         return report
 
-    def validate(
-        self,
-        train: pd.DataFrame,
-        eval_: pd.DataFrame,
-        train_only_domains: Iterable[str] = (),
-    ) -> list[str]:
+    def validate(self, train: pd.DataFrame, eval_: pd.DataFrame) -> list[str]:
         """Every quality rule the split breaks, as readable sentences (empty when it is fine).
 
+        A short eval is not a broken rule: it is reported in `DatasetStats.eval_shortfall`.
         Asset checks call this to report without raising; write_datasets raises on a non-empty list.
         """
         problems: list[str] = []
@@ -321,11 +366,18 @@ class DataWriter:
         overlap = sorted(set(train["row_id"]) & set(eval_["row_id"]))
         if overlap:
             problems.append(f"{len(overlap)} row_id(s) in both train and eval: {_sample(overlap)}")
-        text_overlap = set(fingerprints(train["text"])) & set(fingerprints(eval_["text"]))
+        text_overlap = set(identity_key_series(train["text"])) & set(
+            identity_key_series(eval_["text"])
+        )
         if text_overlap:
-            problems.append(f"{len(text_overlap)} text(s) (normalised) in both train and eval")
+            problems.append(f"{len(text_overlap)} text(s) (identity key) in both train and eval")
         if int(eval_["is_synthetic"].sum()):
             problems.append(f"{int(eval_['is_synthetic'].sum())} synthetic sample(s) in eval")
+        not_human = eval_.loc[~is_human(eval_["label_origin"]), "row_id"]
+        if len(not_human):
+            problems.append(
+                f"{len(not_human)} eval record(s) without a human label: {_sample(not_human)}"
+            )
         sources = set(train.loc[train["is_synthetic"], "source_row_id"].dropna())
         leaked_sources = sorted(sources & set(eval_["row_id"]))
         if leaked_sources:
@@ -333,21 +385,12 @@ class DataWriter:
                 f"{len(leaked_sources)} source(s) of synthetic train samples in eval: "
                 f"{_sample(leaked_sources)}"
             )
-        if len(eval_) < self.config.min_eval_samples:
-            problems.append(
-                f"eval has {len(eval_)} samples, fewer than min_eval_samples="
-                f"{self.config.min_eval_samples}"
-            )
-        missing = sorted(set(train["domain"]) - set(eval_["domain"]) - set(train_only_domains))
-        if missing:
-            problems.append(f"domain(s) in train but missing from eval: {', '.join(missing)}")
         return problems
 
     def _write_atomically(
         self,
         dataset_dir: Path,
-        train: pd.DataFrame,
-        eval_: pd.DataFrame,
+        splits: dict[str, pd.DataFrame],
         stats: DatasetStats,
         dataset_name: str,
     ) -> None:
@@ -365,7 +408,7 @@ class DataWriter:
         staging.mkdir(mode=0o755)
         try:
             (staging / PARQUET_DIR).mkdir()
-            for split, frame in (("train", train), ("eval", eval_)):
+            for split, frame in splits.items():
                 parts = _shard_frames(frame, self.config.shard_size)
                 for name, part in zip(stats.shards[split], parts, strict=True):
                     (staging / name).write_bytes(_jsonl_bytes(part))
@@ -405,7 +448,9 @@ class DataWriter:
         return json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
-def _normalise(items: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+def _normalise(
+    items: Iterable[Mapping[str, Any]] | pd.DataFrame, precision_target: float
+) -> pd.DataFrame:
     """The input as a frame with every column the writer uses, with defaults filled in."""
     if isinstance(items, pd.DataFrame):
         frame = items.copy()
@@ -420,6 +465,10 @@ def _normalise(items: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFram
         "domain": None,
         "label_source": "local",
         "confidence": None,
+        "p_correct": None,
+        "label_origin": None,
+        "trusted": None,
+        "review_reason": None,
         "is_synthetic": False,
         "source_row_id": None,
         "user_id": None,
@@ -439,7 +488,19 @@ def _normalise(items: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFram
     frame["status"] = frame["status"].fillna("labeled")
     frame["label_source"] = frame["label_source"].where(frame["label_source"].notna(), "local")
     frame["confidence"] = pd.to_numeric(frame["confidence"], errors="coerce")
-    frame["label_origin"] = [label_origin(s) for s in frame["label_source"]]
+    frame["p_correct"] = pd.to_numeric(frame["p_correct"], errors="coerce")
+    unnamed = frame["label_origin"].isna()
+    frame.loc[unnamed, "label_origin"] = np.where(
+        frame.loc[unnamed, "is_synthetic"],
+        LabelOrigin.SYNTHETIC.value,
+        LabelOrigin.LOCAL_MODEL.value,
+    )
+    # Without a verdict from the caller: human labels, and labels estimated right often enough.
+    undecided = frame["trusted"].isna()
+    frame.loc[undecided, "trusted"] = is_human(frame.loc[undecided, "label_origin"]) | (
+        frame.loc[undecided, "p_correct"] >= precision_target
+    )
+    frame["trusted"] = frame["trusted"].astype(bool)
     frame["reviewed_at"] = pd.to_datetime(frame["reviewed_at"], utc=True, errors="coerce")
     for column in ("domain", "source_row_id", "user_id"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
@@ -458,27 +519,12 @@ def _reject_unlabelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int
     return frame[~bad_status & ~no_domain].reset_index(drop=True), rejected
 
 
-def _resolve_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """One record per row_id: a usable label, strongest origin, latest review, confidence, name.
-
-    Usability comes first so that a reviewer's decision (or any model's label) supersedes a
-    failed/deferred row of the same row_id instead of that row being rejected; a row_id with
-    no usable row keeps one unusable record for `_reject_unlabelled` to count.
-    """
-    ranked = frame.assign(
-        _usable=(frame["status"] == "labeled") & frame["domain"].notna(),
-        _origin_rank=frame["label_origin"].map(_ORIGIN_RANK),
-        _reviewed=frame["reviewed_at"].fillna(pd.Timestamp.min.tz_localize("UTC")),
-        _confidence=frame["confidence"].fillna(-1.0),
-    )
-    ranked = ranked.sort_values(
-        ["row_id", "_usable", "_origin_rank", "_reviewed", "_confidence", "label_source", "domain"],
-        ascending=[True, False, False, False, False, True, True],
-        kind="stable",
-    )
-    winners = ranked.drop_duplicates("row_id", keep="first")
-    superseded = len(ranked) - len(winners)
-    return winners.drop(columns=["_usable", "_reviewed", "_confidence"]), superseded
+def _trusted_with_sources(frame: pd.DataFrame) -> pd.Series:
+    """`trusted`, where a synthetic sample follows its source (untrusted when it has none)."""
+    real = frame[~frame["is_synthetic"]]
+    trusted_sources = set(real.loc[real["trusted"], "row_id"])
+    synthetic = frame["is_synthetic"]
+    return frame["trusted"].where(~synthetic, frame["source_row_id"].isin(trusted_sources))
 
 
 def _stable_rank(keys: pd.Series, seed: int) -> np.ndarray:
@@ -494,15 +540,17 @@ def _stable_rank(keys: pd.Series, seed: int) -> np.ndarray:
 
 
 def _downsample(frame: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Keep at most `cap` records per domain: real before synthetic, humans before models."""
+    """Keep at most `cap` records per domain, or every human label if there are more:
+    humans first, then real machine labels, then synthetic, each by a seeded hash."""
     ordered = frame.sort_values(
-        ["domain", "is_synthetic", "_origin_rank", "_keep_rank"],
-        ascending=[True, True, False, True],
+        ["domain", "_human", "is_synthetic", "_keep_rank"],
+        ascending=[True, False, True, True],
         kind="stable",
     )
     position = ordered.groupby("domain").cumcount()
-    kept = ordered[position < cap]
-    removed = _counts(ordered.loc[position >= cap, "domain"])
+    keep = (position < cap) | ordered["_human"]
+    kept = ordered[keep]
+    removed = _counts(ordered.loc[~keep, "domain"])
     return kept.sort_values("row_id", kind="stable").reset_index(drop=True), removed
 
 
@@ -514,7 +562,7 @@ def _group_ids(frame: pd.DataFrame, group_by_user: bool) -> pd.Series:
     n = len(frame)
     if n == 0:
         return pd.Series([], dtype=object)
-    fp = fingerprints(frame["text"])
+    fp = identity_key_series(frame["text"])
     fp = fp.where(fp != "", "\0" + frame["row_id"])  # an empty fingerprint groups nothing
     ids = pd.concat([frame["row_id"], frame["source_row_id"]], ignore_index=True)
     id_codes, _ = pd.factorize(ids)
@@ -540,16 +588,25 @@ def _assign_splits(
 ) -> pd.Series:
     """Group-aware stratified split: per domain, seeded-hash-ordered groups fill eval to target.
 
-    A group holding a synthetic sample or a train-only domain stays in train. Each group counts
-    for its most common domain. A domain with at least two eligible groups gets at least one
-    eval group and keeps at least one train record.
+    Only groups of human labels alone may go to eval, and of those, where the input says why
+    texts were reviewed, only groups holding an audit text (a uniform sample of the logs). A
+    group holding a synthetic sample, a machine label or a train-only domain stays in train.
+    Each group counts for its most common domain; a domain's eval target is `eval_fraction` of
+    all its records, filled as far as eligible groups allow. A domain keeps at least one train
+    record when it has two eligible groups or more.
     """
     split = pd.Series("train", index=frame.index, dtype=object)
     if frame.empty:
         return split
-    forced = frame.groupby("group_id")["is_synthetic"].transform("any") | frame["domain"].isin(
-        train_only
+    by_group = frame.groupby("group_id")
+    forced = (
+        by_group["is_synthetic"].transform("any")
+        | ~by_group["_human"].transform("all")
+        | frame["domain"].isin(train_only)
     )
+    if frame["review_reason"].notna().any():
+        audited = frame["review_reason"] == "audit"
+        forced |= ~audited.groupby(frame["group_id"]).transform("any")
     groups = frame.loc[~forced].groupby(["group_id", "domain"]).size().rename("n").reset_index()
     if groups.empty:
         return split
@@ -559,11 +616,13 @@ def _assign_splits(
     table = pd.DataFrame({"domain": group_domain, "size": sizes.reindex(group_domain.index)})
     table["rank"] = _stable_rank(pd.Series(table.index), seed)
     eval_groups: list[str] = []
-    for _, domain_groups in table.sort_values("rank").groupby("domain", sort=True):
-        total = int(domain_groups["size"].sum())
-        if len(domain_groups) < 2:
+    domain_totals = frame["domain"].value_counts()
+    for domain, domain_groups in table.sort_values("rank").groupby("domain", sort=True):
+        total = int(domain_totals[domain])
+        eligible = int(domain_groups["size"].sum())
+        if total < 2:
             continue
-        target = min(max(1, round(eval_fraction * total)), total - 1)
+        target = min(max(1, round(eval_fraction * total)), total - 1, eligible)
         taken = 0
         chosen: list[str] = []
         for group_id, size in domain_groups["size"].items():
@@ -598,7 +657,7 @@ def _balance_train(frame: pd.DataFrame, ratio: float) -> tuple[pd.DataFrame, dic
 def _records(frame: pd.DataFrame) -> pd.DataFrame:
     """The written columns, canonically ordered by row_id."""
     out = frame.sort_values("row_id", kind="stable").reset_index(drop=True)
-    out = out.assign(confidence=out["confidence"].round(6))
+    out = out.assign(confidence=out["confidence"].round(6), p_correct=out["p_correct"].round(6))
     extra = ["user_id"] if "user_id" in out else []
     return out[[*RECORD_COLUMNS, *extra]]
 
@@ -613,8 +672,32 @@ def _sample(values: Iterable[str], limit: int = 5) -> str:
     return ", ".join(values[:limit]) + more
 
 
-def _sizes(train: pd.DataFrame, eval_: pd.DataFrame) -> list[tuple[str, int]]:
-    return [("train", len(train)), ("eval", len(eval_))]
+def _sizes(
+    train: pd.DataFrame, eval_: pd.DataFrame, unverified: pd.DataFrame
+) -> list[tuple[str, int]]:
+    return [("train", len(train)), ("eval", len(eval_)), (UNVERIFIED, len(unverified))]
+
+
+def _eval_shortfall(
+    train: pd.DataFrame, eval_: pd.DataFrame, min_eval: int, train_only: Iterable[str]
+) -> dict[str, int]:
+    """Human-reviewed eval records still missing: in total, and per domain with none."""
+    shortfall: dict[str, int] = {}
+    if len(eval_) < min_eval:
+        shortfall["total"] = min_eval - len(eval_)
+    missing = sorted(set(train["domain"]) - set(eval_["domain"]) - set(train_only))
+    shortfall.update(dict.fromkeys(missing, 1))
+    return shortfall
+
+
+def _class_weights(train: pd.DataFrame) -> dict[str, float]:
+    """Balanced class weights (n / (k * n_d)) for the train split as written."""
+    counts = train["domain"].value_counts()
+    if counts.empty:
+        return {}
+    return {
+        str(d): round(len(train) / (len(counts) * int(n)), 4) for d, n in sorted(counts.items())
+    }
 
 
 def _shard_names(split: str, n: int, shard_size: int | None, ext: str) -> list[str]:
@@ -661,6 +744,46 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(table.replace_schema_metadata(None), path, compression="zstd")
 
 
+def trust_summary(stats: DatasetStats) -> list[str]:
+    """A few lines on how far the version can be trusted (the card, the demo, the UI)."""
+    lines = []
+    for split in SPLITS:
+        estimate = stats.accuracy.get(split) if stats.accuracy else None
+        lines.append(f"{split}: {_estimate_text(estimate)}")
+    human = sum(n for o, n in stats.label_sources.items() if o in _HUMAN_VALUES)
+    total = stats.train_samples + stats.eval_samples
+    lines.append(
+        f"human-verified: {human} of {total} records"
+        + (f" ({human / total:.0%})" if total else "")
+        + f"; eval holds human labels only ({stats.eval_samples} records)"
+    )
+    needs = stats.not_trusted.get("needs_review", 0)
+    lines.append(f"needs review: {needs} text(s) kept out (the `unverified` split)")
+    if stats.eval_shortfall:
+        missing = [d for d in stats.eval_shortfall if d != "total"]
+        parts = []
+        if "total" in stats.eval_shortfall:
+            parts.append(f"{stats.eval_shortfall['total']} more audited review(s) for eval")
+        if missing:
+            parts.append("no eval record yet for " + ", ".join(missing))
+        lines.append("eval is short: " + "; ".join(parts))
+    return lines
+
+
+def _estimate_text(estimate: AccuracyEstimate | None) -> str:
+    if estimate is None or estimate.records == 0:
+        return "empty"
+    if estimate.estimate is None:
+        return f"{estimate.records} records, accuracy not estimable yet (no audit evidence)"
+    return (
+        f"estimated label accuracy {estimate.estimate:.1%} "
+        f"(95% interval {estimate.low:.1%}-{estimate.high:.1%}) over {estimate.records} records"
+    )
+
+
+_HUMAN_VALUES = frozenset(o.value for o in (LabelOrigin.HUMAN_VERIFIED, LabelOrigin.ADJUDICATED))
+
+
 def _dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> str:
     """README.md with a Hugging Face YAML header whose `configs:` map files to splits."""
     header = ["---", "configs:", "- config_name: default", "  default: true", "  data_files:"]
@@ -669,10 +792,13 @@ def _dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> 
     header += ["- config_name: parquet", "  data_files:"]
     for split in SPLITS:
         header += [f"  - split: {split}", f'    path: "{PARQUET_DIR}/{split}*.parquet"']
+    header += ["- config_name: unverified", "  data_files:"]
+    header += [f"  - split: {UNVERIFIED}", f'    path: "{UNVERIFIED}*.jsonl"']
     header.append("---")
     domain_rows = [
         f"| {d} | {taxonomy.get(d).name if taxonomy and d in taxonomy else ''} "
-        f"| {stats.train_distribution.get(d, 0)} | {stats.eval_distribution.get(d, 0)} |"
+        f"| {stats.train_distribution.get(d, 0)} | {stats.eval_distribution.get(d, 0)} "
+        f"| {stats.class_weights.get(d, '')} |"
         for d in stats.domain_distribution
     ]
     sources = ", ".join(f"{k}: {v}" for k, v in stats.label_sources.items()) or "none"
@@ -684,33 +810,49 @@ def _dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> 
         )
     if stats.rejected:
         notes.append("Not written: " + ", ".join(f"{k}: {v}" for k, v in stats.rejected.items()))
+    for label, removed in (("capped", stats.capped), ("balanced", stats.balanced)):
+        if removed:
+            notes.append(
+                f"Machine labels removed ({label}): "
+                + ", ".join(f"{d}: {n}" for d, n in removed.items())
+            )
+    method = next((e.method for e in stats.accuracy.values() if e is not None), None)
     body = [
         f"# {name}",
         "",
         "Train/eval dataset for the ESK contact-centre domain (intent) classifier, written by",
         "`esk_pipeline.pipeline.data_writer.DataWriter`.",
         "",
+        "## How far to trust it",
+        *[f"- {line}" for line in trust_summary(stats)],
+        *([f"- how the accuracy is estimated: {method}"] if method else []),
+        "",
         f"- train: {stats.train_samples} records ({', '.join(stats.shards['train'])})",
         f"- eval: {stats.eval_samples} records ({', '.join(stats.shards['eval'])})",
-        f"- label sources: {sources}; synthetic samples (train only): {stats.synthetic_samples}",
+        f"- {UNVERIFIED}: {stats.unverified_samples} records, never in train or eval "
+        f"({', '.join(stats.shards[UNVERIFIED])})",
+        f"- label origins: {sources}; synthetic samples (train only): {stats.synthetic_samples}",
         f"- leakage check: {'passed' if stats.leakage.passed else 'FAILED'}",
         *[f"- {n}" for n in notes],
         "",
-        "| domain | name | train | eval |",
-        "|---|---|---|---|",
+        "| domain | name | train | eval | class weight |",
+        "|---|---|---|---|---|",
         *domain_rows,
         "",
         "## How it was produced",
-        "One label per `row_id` (a reviewer's decision beats the LLM, the LLM beats the local",
-        "model); failed items are left out. Exact and near duplicates (normalised text) and",
-        "synthetic samples with their sources are grouped; a group never straddles train and eval,",
-        "and synthetic samples are train-only. The split is stratified by domain with a fixed",
-        "seed and is reproducible byte for byte. Statistics and the configuration are in",
-        "`metadata.json`.",
+        "One label per `row_id`; a human decision beats every model. Eval holds human-reviewed",
+        "records only, drawn from the random audit of the logs; train adds labels propagated from",
+        "a decision on the same text and machine labels whose audited precision reaches",
+        f"{stats.precision_target:.0%}. Everything else is in `{UNVERIFIED}` with its",
+        "`p_correct`. Exact and near duplicates and synthetic samples with their sources are",
+        "grouped; a group never straddles train and eval, and synthetic samples are train-only.",
+        "The split is stratified by domain with a fixed seed and is reproducible byte for byte.",
+        "Statistics and the configuration are in `metadata.json`.",
         "",
         "## Record fields",
-        "`" + "`, `".join(RECORD_COLUMNS) + "`. `label_origin` is reviewer, llm or local;",
-        "`group_id` names the duplicate group (use it for grouped cross-validation).",
+        "`" + "`, `".join(RECORD_COLUMNS) + "`. `label_origin` is human_verified, adjudicated,",
+        "propagated, llm, local_model or synthetic; `p_correct` is the estimated probability that",
+        "the label is right; `group_id` names the duplicate group (use it for grouped CV).",
         "",
         "## How to load",
         "```python",

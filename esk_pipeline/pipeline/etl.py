@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, model_validator
 
 from esk_pipeline.pipeline.ids import row_ids
+from esk_pipeline.pipeline.text import identity_keys
 from esk_pipeline.settings import get_settings
 
 RejectReason = Literal[
@@ -424,7 +425,7 @@ class ETLProcessor:
         Keys are built chunk by chunk; afterwards the pool's freed scratch (a few times the
         text size) is returned to the OS, since the Python objects built next cannot reuse it.
         """
-        make_key = _near_duplicate_key if self.config.near_duplicates else _unchanged
+        make_key = identity_keys if self.config.near_duplicates else _unchanged
         key = pa.chunked_array(
             [make_key(chunk) for chunk in _filtered_chunks(text, candidate)], type=pa.large_string()
         )
@@ -616,13 +617,6 @@ def _mask_pii(text: pa.Array) -> pa.Array:
     for pattern, replacement in _PII_PATTERNS:
         subset = pc.replace_substring_regex(subset, pattern=pattern, replacement=replacement)
     return pc.replace_with_mask(text, has_pii, subset)
-
-
-def _near_duplicate_key(text: pa.Array) -> pa.Array:
-    """Lowercase letters and digits only, ё->е, single spaces; texts without any keep themselves."""
-    key = pc.replace_substring(pc.utf8_lower(text), "ё", "е")
-    key = pc.utf8_trim(pc.replace_substring_regex(key, r"[^\p{L}\p{N}]+", " "), " ")
-    return pc.if_else(pc.equal(pc.binary_length(key), 0), text, key)
 
 
 def _parse_ts(values: pd.Series | None, n_rows: int) -> tuple[pd.Series, int]:

@@ -75,6 +75,7 @@ from pydantic_ai.models import Model
 from scipy.sparse import csr_matrix, vstack
 
 from esk_pipeline.pipeline.ids import row_ids
+from esk_pipeline.pipeline.labels import origin_of_tier
 from esk_pipeline.pipeline.llm import (
     AgentEndpointConfig,
     BudgetExhausted,
@@ -86,8 +87,9 @@ from esk_pipeline.pipeline.llm import (
     endpoint_kind,
 )
 from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
-from esk_pipeline.pipeline.local_model import LocalModel, Prediction, normalize_text
+from esk_pipeline.pipeline.local_model import LocalModel, Prediction
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.text import model_form
 from esk_pipeline.settings import LabelerSettings, get_settings
 
 # Bump whenever the prompts or the answer schema change: part of `LabelerAgent.version` and of
@@ -405,7 +407,7 @@ class LabelerAgent:
         self.local_model.fit(self.taxonomy, self._verified)
         pool: dict[str, tuple[str, str]] = {}
         for text, domain in [*self.taxonomy.examples(), *self._verified]:
-            pool[normalize_text(text)] = (text, domain)  # a later (verified) label wins
+            pool[model_form(text)] = (text, domain)  # a later (verified) label wins
         self._pool = list(pool.values())
         domains = np.array([domain for _, domain in self._pool])
         self._pool_by_domain = {d: np.flatnonzero(domains == d) for d in dict.fromkeys(domains)}
@@ -431,7 +433,7 @@ class LabelerAgent:
         `ids.row_id` when missing), in row order. Identical normalised texts are labelled once."""
         texts = [str(t) for t in df["text"].tolist()]
         ids = [str(r) for r in df["row_id"]] if "row_id" in df.columns else row_ids(texts)
-        keys = [normalize_text(t) for t in texts]
+        keys = [model_form(t) for t in texts]
         representative = dict(zip(reversed(keys), reversed(texts), strict=True))
         unique = list(dict.fromkeys(keys))
         with Progress(len(unique), description="labeling", callback=self.progress_callback) as pr:
@@ -712,7 +714,7 @@ class LabelerAgent:
 
 def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
     """The label-row frame (records.md): row_id, text, domain, confidence, top_candidates (JSON
-    string of [[domain, score], ...]), label_source, status, error, tier."""
+    string of [[domain, score], ...]), label_source, label_origin, status, error, tier."""
     rows = [
         {
             "row_id": r.row_id,
@@ -721,6 +723,7 @@ def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
             "confidence": r.confidence,
             "top_candidates": json.dumps([list(c) for c in r.top_candidates], ensure_ascii=False),
             "label_source": r.label_source,
+            "label_origin": origin_of_tier(r.tier),
             "status": r.status,
             "error": r.error,
             "tier": r.tier,
@@ -734,6 +737,7 @@ def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
         "confidence",
         "top_candidates",
         "label_source",
+        "label_origin",
         "status",
         "error",
         "tier",

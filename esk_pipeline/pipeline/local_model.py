@@ -38,6 +38,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pyarrow as pa
 import sklearn
 from scipy.optimize import minimize_scalar
 from scipy.sparse import csr_matrix
@@ -49,6 +50,7 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import normalize
 
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.text import model_form, model_forms
 
 # A prediction: (domain id, calibrated confidence, [(domain id, probability), ...] best first).
 Prediction = tuple[str, float, list[tuple[str, float]]]
@@ -58,11 +60,6 @@ _PHRASE_SPLIT = re.compile(r"[,:()]+|\s+и\s+")
 _MAX_CV_FOLDS = 5
 # Bump when features, classifier or calibration change: it is part of `fingerprint`.
 MODEL_VERSION = "char2-5+word1-2/logreg-newton-cg/temperature-v1"
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase, fold "ё" into "е" and collapse whitespace: the model's view of a text."""
-    return " ".join(text.lower().replace("ё", "е").split())
 
 
 def _taxonomy_training_items(taxonomy: Taxonomy) -> list[tuple[str, str, str]]:
@@ -142,12 +139,12 @@ class LocalModel:
         domain); a verified pair wins over a taxonomy example with the same normalised text."""
         by_text: dict[str, tuple[str, str]] = {}
         for text, domain, group in _taxonomy_training_items(taxonomy):
-            by_text.setdefault(normalize_text(text), (domain, group))
+            by_text.setdefault(model_form(text), (domain, group))
         known = set(taxonomy.ids)
         self.n_verified = 0
         for text, domain in verified:
             if domain in known and text and text.strip():
-                key = normalize_text(text)
+                key = model_form(text)
                 by_text[key] = (domain, f"verified:{key}")
                 self.n_verified += 1
         texts = list(by_text)
@@ -282,7 +279,9 @@ class LocalModel:
         if len(texts) == 0:  # sklearn refuses an empty batch
             width = sum(len(v.vocabulary_) for _, v in self._features.transformer_list)
             return csr_matrix((0, width), dtype=np.float32)
-        return self._features.transform([normalize_text(t) for t in texts])
+        return self._features.transform(
+            model_forms(pa.array(texts, type=pa.large_string())).to_pylist()
+        )
 
     def _scores(self, features: csr_matrix) -> np.ndarray:
         assert self._classifier is not None

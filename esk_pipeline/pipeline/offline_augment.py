@@ -35,7 +35,7 @@ while the request itself stays the same:
   - ``case``: all lower case, all capitals, or sentence case with a final full stop.
 
 Every variant has at least one operation besides ``case`` and differs from the source and from
-the other variants after normalisation (`comparable_form`); its `method` is ``offline:`` plus the
+the other variants after normalisation (`identity_key`); its `method` is ``offline:`` plus the
 operations applied, in order (``offline:synonym+typo+filler``). The random generator is seeded from
 the augmenter's seed and the source text, so the same text always yields the same variants, in
 any batch and any order, and asking for more variants extends the list without changing its start.
@@ -55,6 +55,7 @@ from typing import Literal, get_args
 import yaml
 
 from esk_pipeline.pipeline.keyboard import KEY_NEIGHBOURS, to_latin_layout
+from esk_pipeline.pipeline.text import identity_key
 
 OFFLINE_MODEL = "offline"
 METHOD_PREFIX = "offline:"
@@ -125,7 +126,6 @@ _SUFFIX_SEPARATORS = (", ", " ", ". ", "! ")
 _WORD = re.compile(r"[А-Яа-яЁё]+")
 _CLAUSE_BREAK = re.compile(r"[,;:.!?]")
 _END_PUNCT = re.compile(r"[.!?…]+$")
-_NON_WORD = re.compile(r"[^\w\s]+")
 
 _QUANTIFIER = (
     r"(?:второй|вторую|третий|третью|четв[её]ртый|пятый|который|которую|целый|целую|"
@@ -192,12 +192,6 @@ _ATTACHING_WORDS = frozenset(
         "тому",
     ]
 )
-
-
-def comparable_form(text: str) -> str:
-    """Lower case, "ё" folded into "е", punctuation removed, whitespace collapsed: two texts
-    with the same comparable form say the same thing to a classifier."""
-    return " ".join(_NON_WORD.sub(" ", text.lower().replace("ё", "е")).split())
 
 
 @dataclass(frozen=True)
@@ -384,7 +378,7 @@ def _lower_first(part: str) -> str:
 def _filler(text: str, rng: random.Random) -> str | None:
     body = text.strip()
     choice = rng.random()
-    greeted = comparable_form(body).startswith(_GREETING_STARTS)
+    greeted = identity_key(body).startswith(_GREETING_STARTS)
     if choice < 0.75 and not greeted:
         prefix = rng.choice(_PREFIX_FILLERS) + rng.choice(_PREFIX_SEPARATORS)
         body = prefix + (body if body[:2].isupper() else _lower_first(body))
@@ -440,15 +434,15 @@ class OfflineAugmenter:
     def augment(self, text: str, n_variants: int) -> list[OfflineVariant]:
         """Up to `n_variants` distinct variants of `text` (fewer when the text offers no more)."""
         rng = random.Random(self._seed_for(text))
-        seen = {comparable_form(text)}
+        seen = {identity_key(text)}
         variants: list[OfflineVariant] = []
         for _ in range(n_variants * _ATTEMPTS_PER_VARIANT):
             if len(variants) == n_variants:
                 break
             variant = self._attempt(text, rng)
-            if variant is None or comparable_form(variant.text) in seen:
+            if variant is None or identity_key(variant.text) in seen:
                 continue
-            seen.add(comparable_form(variant.text))
+            seen.add(identity_key(variant.text))
             variants.append(variant)
         return variants
 

@@ -45,6 +45,7 @@ from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.labels import LabelOrigin
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import get_settings
 
@@ -61,7 +62,12 @@ VERIFIED_LABEL_COLUMNS = [
     "reviewed_at",
     "review_status",
     "label_source",
+    "label_origin",
+    "votes",
+    "review_reason",
+    "predicted_source",
 ]
+VOTE_COLUMNS = ["item_id", "reviewer_id", "domain"]
 
 
 class ReviewStatus(StrEnum):
@@ -71,6 +77,15 @@ class ReviewStatus(StrEnum):
     CORRECTED = "corrected"
     SKIPPED = "skipped"
     FAILED = "failed"
+
+
+class ReviewReason(StrEnum):
+    """Why an item is in the queue."""
+
+    NEEDS_REVIEW = "needs_review"  # no trusted label yet (low calibrated precision, or failed)
+    AUDIT = "audit"  # drawn uniformly at random: measures the labels nobody else checks
+    POSSIBLE_LABEL_ERROR = "possible_label_error"  # confident learning doubts the decision
+    SECOND_OPINION = "second_opinion"  # the decision contradicted a confident model
 
 
 class ReviewPriority(StrEnum):
@@ -115,12 +130,6 @@ class UndoError(ReviewError):
 
 class ReviewDatasetConfig(BaseModel):
     data_dir: Path = Field(default_factory=lambda: get_settings().app.data_dir)
-    low_confidence_threshold: float = Field(
-        default_factory=lambda: get_settings().review.low_confidence_threshold
-    )
-    high_priority_threshold: float = Field(
-        default_factory=lambda: get_settings().review.high_priority_threshold
-    )
     max_queue_size: int = Field(default_factory=lambda: get_settings().review.max_queue_size)
     # None: SQLite file `review.sqlite3` under data_dir (WAL). Any SQLAlchemy URL otherwise.
     database_url: SecretStr | None = Field(
@@ -129,6 +138,11 @@ class ReviewDatasetConfig(BaseModel):
     lease_seconds: int = Field(default_factory=lambda: get_settings().review.lease_seconds, gt=0)
     reviews_per_item: int = Field(
         default_factory=lambda: get_settings().review.reviews_per_item, ge=1
+    )
+    # A single decision against a model at least this confident waits for a second reviewer
+    # before it counts (0: every correction of the model gets a second opinion).
+    second_opinion_confidence: float = Field(
+        default_factory=lambda: get_settings().review.second_opinion_confidence, ge=0, le=1.01
     )
 
 
@@ -151,6 +165,7 @@ class ReviewItem(BaseModel):
     reviews: int = 0  # decisions recorded so far
     required_reviews: int = 1
     needs_adjudication: bool = False  # overlapping reviewers disagreed; next review decides
+    reason: ReviewReason = ReviewReason.NEEDS_REVIEW
     lease_holder: str | None = None
     lease_expires_at: datetime | None = None
 
@@ -163,6 +178,7 @@ class AddReport(BaseModel):
     refreshed: int = 0  # still-open items whose model fields were updated
     unchanged: int = 0  # already queued with the same model fields, or repeated in the batch
     kept_decided: int = 0  # already reviewed: the human decision was kept
+    withdrawn: int = 0  # untouched open items no longer in need of review (`withdraw_others`)
     rejected_queue_full: int = 0
     invalid: int = 0  # no text, or a row the labeler deferred
     queue_size: int = 0  # open items after the call
@@ -292,6 +308,9 @@ _items = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),  # _PRIORITY_RANK, so it sorts
     sa.Column("needs_adjudication", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False, server_default=ReviewReason.NEEDS_REVIEW),
+    # Expected gain of reviewing it (higher first within a priority), set by whoever queues it.
+    sa.Column("gain", sa.Float, nullable=False, server_default="0"),
     sa.Column("required_reviews", sa.Integer, nullable=False),
     sa.Column("reviews", sa.Integer, nullable=False),
     sa.Column("corrected_domain", sa.String(128)),
@@ -308,6 +327,7 @@ _items = sa.Table(
     sa.Index(
         "ix_review_items_open_queue",
         sa.desc("priority"),
+        sa.desc("gain"),
         "created_at",
         "id",
         sqlite_where=_IS_OPEN_SQL,
@@ -335,7 +355,12 @@ _reviews = sa.Table(
     sqlite_autoincrement=True,
 )
 
-_QUEUE_ORDER = (_items.c.priority.desc(), _items.c.created_at, _items.c.id)
+_QUEUE_ORDER = (_items.c.priority.desc(), _items.c.gain.desc(), _items.c.created_at, _items.c.id)
+# Columns added after the first release: created on open in stores that predate them.
+_ADDED_COLUMNS = {
+    "reason": f"VARCHAR(32) NOT NULL DEFAULT '{ReviewReason.NEEDS_REVIEW}'",
+    "gain": "FLOAT NOT NULL DEFAULT 0",
+}
 _CLEARED_LEASE = {
     "lease_holder": None,
     "lease_token": None,
@@ -426,6 +451,8 @@ class _Incoming:
     label_source: str | None
     error: str | None
     labeler_failed: bool
+    reason: str
+    gain: float
 
     def model_fields(self) -> dict[str, Any]:
         return {
@@ -436,6 +463,8 @@ class _Incoming:
             "label_source": self.label_source,
             "error": self.error,
             "labeler_failed": self.labeler_failed,
+            "reason": self.reason,
+            "gain": self.gain,
         }
 
 
@@ -466,6 +495,7 @@ class ReviewDataset:
         )
         with self._engine.begin() as conn:  # BEGIN IMMEDIATE on SQLite: one creator at a time
             _metadata.create_all(conn)
+            _add_missing_columns(conn)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -484,15 +514,19 @@ class ReviewDataset:
         items: Iterable[Mapping[str, Any] | BaseModel] | pd.DataFrame,
         *,
         raise_when_full: bool = False,
+        withdraw_others: bool = False,
     ) -> AddReport:
         """Queue label rows / ClassificationResult-like records, keyed on the row id.
 
         Accepted keys: `row_id` or `id` (else `ids.row_id(text)`), `text`, `domain` or
         `predicted_domain`, `confidence`, `top_candidates` (list or JSON string), `status`
         ("failed" = labeler failure, "deferred" = not labelled yet: ignored), `error`,
-        `label_source`. Re-adding refreshes the model fields of still-open items and never
-        touches a decided one. New items beyond `max_queue_size` (counting open items) are
-        not added; the most urgent go in first and the report says how many were left out
+        `label_source`, `review_reason` (a `ReviewReason`), `review_gain` (higher is reviewed
+        first). Re-adding refreshes the model fields of still-open items and never touches a
+        decided one. With `withdraw_others`, open items nobody has touched (no decision, skip
+        or valid lease) that are not in this batch leave the queue: the batch is the whole
+        set of texts that need people now. New items beyond `max_queue_size` (counting open
+        items) are not added; the most urgent go in first and the report says how many were left out
         (or `QueueFullError` with `raise_when_full`). One transaction for the whole batch.
         """
         records = items.to_dict("records") if isinstance(items, pd.DataFrame) else items
@@ -531,6 +565,8 @@ class ReviewDataset:
                     _items.update().where(_items.c.id == sa.bindparam("item_id")), refreshes
                 )
             report.refreshed = len(refreshes)
+            if withdraw_others:
+                report.withdrawn = _withdraw_untouched(conn, set(batch), now)
 
             open_count = conn.execute(
                 sa.select(sa.func.count()).where(_items.c.status.in_(_OPEN_STATUSES))
@@ -758,7 +794,11 @@ class ReviewDataset:
                     _reviews.c.item_id == item_id, _reviews.c.action == _SKIP
                 )
             ).scalar_one()
-            adjudicate = len(votes) >= row["required_reviews"] and _majority(votes) is None
+            required = row["required_reviews"] if votes else self.config.reviews_per_item
+            reason = row["reason"]
+            if not votes and reason == ReviewReason.SECOND_OPINION:
+                reason = ReviewReason.NEEDS_REVIEW.value
+            adjudicate = len(votes) >= required and _majority(votes) is None
             if row["labeler_failed"]:
                 status = ReviewStatus.FAILED
             else:
@@ -769,9 +809,13 @@ class ReviewDataset:
                 .values(
                     status=status.value,
                     reviews=len(votes),
+                    required_reviews=required,
+                    reason=reason,
                     needs_adjudication=adjudicate,
                     priority=_PRIORITY_RANK[
-                        ReviewPriority.CRITICAL if adjudicate else self._priority_for(row)
+                        ReviewPriority.CRITICAL
+                        if adjudicate
+                        else self._priority_for({**row, "reason": reason})
                     ],
                     corrected_domain=None,
                     reviewer_id=None,
@@ -1037,7 +1081,22 @@ class ReviewDataset:
     # -- output --------------------------------------------------------------------------
 
     def verified_labels(self) -> pd.DataFrame:
-        """Approved + corrected items in the verified-label-row shape (VERIFIED_LABEL_COLUMNS)."""
+        """Approved + corrected items in the verified-label-row shape (VERIFIED_LABEL_COLUMNS).
+
+        `label_origin` is "adjudicated" where the item's reviewers disagreed, else
+        "human_verified"; `votes` counts its decisions; `predicted_source` is the model tier
+        whose label (`predicted_domain`, `confidence`) the reviewers saw.
+        """
+        votes = (
+            sa.select(
+                _reviews.c.item_id,
+                sa.func.count().label("votes"),
+                sa.func.count(sa.distinct(_reviews.c.domain)).label("domains"),
+            )
+            .where(_reviews.c.action == _DECIDE)
+            .group_by(_reviews.c.item_id)
+            .subquery()
+        )
         with self._read_engine.begin() as conn:
             rows = conn.execute(
                 sa.select(
@@ -1049,15 +1108,72 @@ class ReviewDataset:
                     _items.c.reviewer_id,
                     _items.c.review_timestamp.label("reviewed_at"),
                     _items.c.status.label("review_status"),
+                    votes.c.votes,
+                    votes.c.domains,
+                    _items.c.reason.label("review_reason"),
+                    _items.c.label_source.label("predicted_source"),
                 )
+                .join(votes, votes.c.item_id == _items.c.id)
                 .where(_items.c.status.in_(_DECIDED_STATUSES))
                 .order_by(_items.c.review_timestamp, _items.c.id)
             ).all()
-        frame = pd.DataFrame(rows, columns=VERIFIED_LABEL_COLUMNS[:-1])
+        columns = [*VERIFIED_LABEL_COLUMNS[:8], "votes", "domains", "review_reason"]
+        frame = pd.DataFrame(rows, columns=[*columns, "predicted_source"])
         frame["confidence"] = frame["confidence"].astype(float)
         frame["reviewed_at"] = pd.to_datetime(frame["reviewed_at"], utc=True)
         frame["label_source"] = "reviewer:" + frame["reviewer_id"].astype(str)
+        frame["label_origin"] = [
+            (LabelOrigin.ADJUDICATED if n > 1 else LabelOrigin.HUMAN_VERIFIED).value
+            for n in frame["domains"]
+        ]
+        frame["votes"] = frame["votes"].astype(int)
         return frame[VERIFIED_LABEL_COLUMNS]
+
+    def decision_votes(self) -> pd.DataFrame:
+        """Every decision (not skips) on every item: VOTE_COLUMNS, oldest first. Open items'
+        votes are included: a reviewer's reliability shows in them too."""
+        with self._read_engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(_reviews.c.item_id, _reviews.c.reviewer_id, _reviews.c.domain)
+                .where(_reviews.c.action == _DECIDE)
+                .order_by(_reviews.c.seq)
+            ).all()
+        return pd.DataFrame(rows, columns=VOTE_COLUMNS)
+
+    def request_second_opinion(self, item_ids: Iterable[str], reason: ReviewReason) -> int:
+        """Reopen decided items that only one reviewer decided, for another reviewer.
+
+        The item leaves the verified labels until the next decision: with two votes that
+        agree it is decided again, with two that differ it goes to adjudication. Items with
+        two or more decisions already are settled and left alone. Returns how many reopened.
+        """
+        ids = list(dict.fromkeys(item_ids))
+        reopened = 0
+        with self._write() as conn:
+            for start in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[start : start + _ID_CHUNK]
+                reopened += conn.execute(
+                    _items.update()
+                    .where(
+                        _items.c.id.in_(chunk),
+                        _items.c.status.in_(_DECIDED_STATUSES),
+                        _items.c.reviews == 1,
+                    )
+                    .values(
+                        status=sa.case(
+                            (_items.c.labeler_failed, ReviewStatus.FAILED.value),
+                            else_=ReviewStatus.PENDING.value,
+                        ),
+                        required_reviews=2,
+                        reason=reason.value,
+                        priority=_PRIORITY_RANK[ReviewPriority.CRITICAL],
+                        corrected_domain=None,
+                        reviewer_id=None,
+                        review_timestamp=None,
+                        **_CLEARED_LEASE,
+                    )
+                ).rowcount
+        return reopened
 
     def export_reviewed(
         self, path: str | Path | None = None, fmt: ExportFormat | None = None
@@ -1103,18 +1219,14 @@ class ReviewDataset:
         with self._writer_lock, self._engine.begin() as conn:
             yield conn
 
-    def _priority_for(self, item: _Incoming | RowMapping) -> ReviewPriority:
-        """Labeler failure -> CRITICAL; below high_priority_threshold -> HIGH; below
-        low_confidence_threshold -> MEDIUM; else LOW."""
+    def _priority_for(self, item: _Incoming | Mapping[str, Any]) -> ReviewPriority:
+        """A decision that waits on another (a second opinion, a doubted label) -> CRITICAL;
+        a labeler failure -> HIGH; the rest MEDIUM, ordered among themselves by gain."""
         failed = item.labeler_failed if isinstance(item, _Incoming) else item["labeler_failed"]
-        confidence = item.confidence if isinstance(item, _Incoming) else item["confidence"]
-        if failed:
+        reason = item.reason if isinstance(item, _Incoming) else item["reason"]
+        if reason in (ReviewReason.SECOND_OPINION, ReviewReason.POSSIBLE_LABEL_ERROR):
             return ReviewPriority.CRITICAL
-        if confidence < self.config.high_priority_threshold:
-            return ReviewPriority.HIGH
-        if confidence < self.config.low_confidence_threshold:
-            return ReviewPriority.MEDIUM
-        return ReviewPriority.LOW
+        return ReviewPriority.HIGH if failed else ReviewPriority.MEDIUM
 
     def _new_row(self, incoming: _Incoming, now: datetime) -> dict[str, Any]:
         return {
@@ -1190,6 +1302,13 @@ class ReviewDataset:
             final: str | None = domain  # the adjudicating review decides
         elif len(votes) < row["required_reviews"]:
             return values  # still open, waiting for more independent reviews
+        elif self._wants_second_opinion(row, votes):
+            return {
+                **values,
+                "required_reviews": len(votes) + 1,
+                "reason": ReviewReason.SECOND_OPINION.value,
+                "priority": _PRIORITY_RANK[ReviewPriority.CRITICAL],
+            }
         else:
             final = _majority(votes)
         if final is None:
@@ -1210,6 +1329,15 @@ class ReviewDataset:
             "review_timestamp": now,
             "needs_adjudication": False,
         }
+
+    def _wants_second_opinion(self, row: RowMapping, votes: list[str]) -> bool:
+        """One decision so far, against a model at least `second_opinion_confidence` sure."""
+        return (
+            len(votes) == 1
+            and row["predicted_domain"] is not None
+            and votes[0] != row["predicted_domain"]
+            and row["confidence"] >= self.config.second_opinion_confidence
+        )
 
     def _available_to(self, reviewer_id: str, now: datetime) -> sa.ColumnElement[bool]:
         """Open, not under a valid lease, and never decided or skipped by this reviewer."""
@@ -1283,6 +1411,7 @@ def _to_item(row: RowMapping, now: datetime) -> ReviewItem:
         reviews=row["reviews"],
         required_reviews=row["required_reviews"],
         needs_adjudication=row["needs_adjudication"],
+        reason=ReviewReason(row["reason"]),
         lease_holder=row["lease_holder"] if leased else None,
         lease_expires_at=row["lease_expires_at"] if leased else None,
     )
@@ -1350,6 +1479,13 @@ def _normalise(record: Mapping[str, Any] | BaseModel) -> _Incoming | str:
     except (TypeError, ValueError):
         confidence = 0.0
     confidence = 0.0 if math.isnan(confidence) else min(1.0, max(0.0, confidence))
+    reason = _text_or_none(data.get("review_reason")) or ReviewReason.NEEDS_REVIEW.value
+    if reason not in set(ReviewReason):
+        return f"unknown review reason {reason!r}"
+    try:
+        gain = float(data.get("review_gain") or 0.0)
+    except (TypeError, ValueError):
+        gain = 0.0
     return _Incoming(
         id=_text_or_none(data.get("row_id")) or _text_or_none(data.get("id")) or row_id(text),
         text=text,
@@ -1359,7 +1495,30 @@ def _normalise(record: Mapping[str, Any] | BaseModel) -> _Incoming | str:
         label_source=_text_or_none(data.get("label_source")),
         error=_text_or_none(data.get("error")),
         labeler_failed=failed,
+        reason=reason,
+        gain=0.0 if math.isnan(gain) else gain,
     )
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Bring a store made by an earlier release up to the current item table."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns(_items.name)}
+    for name, ddl in _ADDED_COLUMNS.items():
+        if name not in present:
+            conn.execute(sa.text(f"ALTER TABLE {_items.name} ADD COLUMN {name} {ddl}"))
+
+
+def _withdraw_untouched(conn: Connection, keep: set[str], now: datetime) -> int:
+    """Delete open items outside `keep` that no one has decided, skipped or leased."""
+    touched = sa.exists().where(_reviews.c.item_id == _items.c.id)
+    leased = sa.and_(_items.c.lease_expires_at.is_not(None), _items.c.lease_expires_at > now)
+    candidates = conn.execute(
+        sa.select(_items.c.id).where(_IS_OPEN_SQL, ~touched, ~leased)
+    ).scalars()
+    gone = [item_id for item_id in candidates if item_id not in keep]
+    for start in range(0, len(gone), _ID_CHUNK):
+        conn.execute(_items.delete().where(_items.c.id.in_(gone[start : start + _ID_CHUNK])))
+    return len(gone)
 
 
 def _fetch_by_ids(conn: Connection, ids: list[str]) -> dict[str, RowMapping]:

@@ -70,14 +70,20 @@ def test_every_cleaned_text_gets_one_label_from_the_taxonomy(pipeline_run):
     assert (labels["label_source"] == "local").all()  # no LLM configured: the offline model
 
 
-def test_unsure_labels_fill_the_review_queue(pipeline_run):
+def test_before_any_audit_no_machine_label_is_trusted_and_all_wait_for_review(pipeline_run):
     root = pipeline_run["root"]
-    labels = _frames(root, "labels").drop_duplicates("row_id")
-    unsure = labels[labels["confidence"] < get_settings().review.low_confidence_threshold]
+    trusted = pd.read_parquet(root / "assets" / "trusted_labels.parquet")
+    queued = pd.read_parquet(root / "assets" / "review_queue.parquet")
+    assert not trusted["trusted"].any()  # confidence alone is a claim, not evidence
+    assert set(trusted["label_origin"]) == {"local_model"}
     with ReviewDataset(taxonomy=Taxonomy.load("data/taxonomy.yaml")) as store:
         stats = store.stats()
-    assert len(unsure) > 0
-    assert stats.queue_length == len(unsure)
+    assert stats.queue_length == len(queued) == queued["row_id"].nunique()
+    # One text per identity key, plus the uniform audit sample (about TRUST_AUDIT_SHARE).
+    needs = queued[queued["review_reason"] == "needs_review"]
+    audit = queued[queued["review_reason"] == "audit"]
+    assert len(needs) + len(audit) == len(queued)
+    assert 0.02 < len(audit) / len(trusted) < 0.08
 
 
 def test_a_stable_version_with_contract_records_is_committed(pipeline_run):
@@ -85,23 +91,26 @@ def test_a_stable_version_with_contract_records_is_committed(pipeline_run):
     storage = DataStorage()
     [version] = storage.list_versions()
     assert summary["version"] == version.version
-    train = pd.read_json(version.path / "train.jsonl", lines=True)
-    eval_ = pd.read_json(version.path / "eval.jsonl", lines=True)
+    # Nothing is reviewed yet: train and eval are empty rather than filled with guesses, and
+    # every label waits in the unverified split with its estimate.
+    assert (version.path / "train.jsonl").read_bytes() == b""
+    assert (version.path / "eval.jsonl").read_bytes() == b""
+    unverified = pd.read_json(version.path / "unverified.jsonl", lines=True)
     for column in (
         "text",
         "domain",
         "row_id",
         "label_source",
+        "label_origin",
         "confidence",
+        "p_correct",
         "is_synthetic",
         "source_row_id",
     ):
-        assert column in train.columns and column in eval_.columns
-    assert not set(train["row_id"]) & set(eval_["row_id"])
-    assert not eval_["is_synthetic"].any()
-    synthetic = pd.read_parquet(pipeline_run["root"] / "assets" / "synthetic_samples.parquet")
-    assert len(synthetic) > 0 and train["is_synthetic"].sum() > 0
-    assert set(train.loc[train["is_synthetic"], "source_row_id"]).isdisjoint(eval_["row_id"])
+        assert column in unverified.columns
+    assert len(unverified) == pipeline_run["summary"]["needs_review"]
+    card = (version.path / "README.md").read_text(encoding="utf-8")
+    assert f"needs review: {len(unverified)}" in card
 
 
 def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
@@ -126,6 +135,11 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
             other = next(d for d in taxonomy.ids if d != item.predicted_domain)
             store.submit_review(item.id, other, "alice")
             decided[item.id] = other
+        # Each contradicts the model, so each waits for a second reviewer before it counts
+        # (not bob: he skipped these very items).
+        assert store.verified_labels().empty
+        for item in store.get_next(count=6, reviewer_id="carol"):
+            store.submit_review(item.id, decided[item.id], "carol")
     fired = enough_new_reviews_sensor(build_sensor_context(instance=instance, resources=resources))
     [request] = fired.run_requests
 
@@ -141,7 +155,8 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
     )
     human = records[records["row_id"].isin(decided)]
     assert len(human) == len(decided)
-    assert all(human["label_source"] == "reviewer:alice")
+    assert all(human["label_source"] == "reviewer:carol")  # who closed it
+    assert set(human["label_origin"]) == {"human_verified"}
     assert dict(zip(human["row_id"], human["domain"], strict=False)) == decided
 
 

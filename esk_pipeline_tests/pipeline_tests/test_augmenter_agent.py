@@ -29,8 +29,8 @@ from esk_pipeline.pipeline.augmenter_agent import (
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.llm import ResponseCache, UsageMeter
-from esk_pipeline.pipeline.offline_augment import comparable_form
 from esk_pipeline.pipeline.taxonomy import Domain, Taxonomy
+from esk_pipeline.pipeline.text import identity_key
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, request_text
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[2] / "data" / "taxonomy.yaml"
@@ -463,7 +463,13 @@ def _labelled() -> pd.DataFrame:
     add("b", "обращение б один", 0.9)
     add("b", "обращение б два", 0.8)
     add("b", "обращение б три", 0.5)  # below min_source_confidence: counted, never a source
-    add("b", "обращение б проверено", 0.2, label_source="reviewer:alice")
+    add(
+        "b",
+        "обращение б проверено",
+        0.2,
+        label_source="reviewer:alice",
+        label_origin="human_verified",
+    )
     add("c", "обращение в раз", 0.75)
     add("c", "обращение в два", 0.95)
     for n in range(6):
@@ -525,6 +531,7 @@ def test_a_reviewed_row_counts_once_with_the_reviewers_domain() -> None:
             "text": ["обращение один", "обращение один", "обращение два"],
             "domain": ["a", "b", "a"],
             "label_source": ["local", "reviewer:bob", "local"],
+            "label_origin": ["local_model", "human_verified", "local_model"],
         }
     )  # no confidence column: only the verified row can be a source
     config = _llm_config(model="local", target_per_domain=2, oversample=1.0)
@@ -689,7 +696,7 @@ def test_items_with_a_domain_outside_the_taxonomy_are_refused(taxonomy: Taxonomy
 
 def _jaccard(a: str, b: str) -> float:
     def grams(text: str) -> set[str]:
-        padded = f" {comparable_form(text)} "
+        padded = f" {identity_key(text)} "
         return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
     ga, gb = grams(a), grams(b)

@@ -10,7 +10,6 @@ import pytest
 from esk_pipeline.pipeline.local_model import (
     LocalModel,
     expected_calibration_error,
-    normalize_text,
 )
 from esk_pipeline.pipeline.taxonomy import Domain, Taxonomy
 from esk_pipeline.sample_data import generate_logs
@@ -41,10 +40,6 @@ def split(taxonomy: Taxonomy) -> tuple[list[tuple[str, str]], list[tuple[str, st
 def _accuracy(model: LocalModel, pairs: list[tuple[str, str]]) -> float:
     predicted = [p[0] for p in model.predict([t for t, _ in pairs])]
     return float(np.mean([p == d for p, (_, d) in zip(predicted, pairs, strict=True)]))
-
-
-def test_normalize_text_folds_case_yo_and_whitespace() -> None:
-    assert normalize_text("  Счётчик   ЁЛКА\n") == "счетчик елка"
 
 
 def test_predicts_taxonomy_ids_with_probabilities(model: LocalModel, taxonomy: Taxonomy) -> None:

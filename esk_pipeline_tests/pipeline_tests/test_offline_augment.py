@@ -11,10 +11,10 @@ from esk_pipeline.pipeline.offline_augment import (
     ALL_OPERATIONS,
     METHOD_PREFIX,
     OfflineAugmenter,
-    comparable_form,
     default_dictionary,
 )
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.text import identity_key
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[2] / "data" / "taxonomy.yaml"
 CYRILLIC_KEYS = "йцукенгшщзхъфывапролджэячсмитьбю"
@@ -53,8 +53,8 @@ def test_variants_are_distinct_from_the_source_and_each_other_and_name_their_ope
     for text in source_texts:
         variants = augmenter.augment(text, 4)
         assert len(variants) == 4, text
-        forms = [comparable_form(v.text) for v in variants]
-        assert len(set(forms)) == 4 and comparable_form(text) not in forms
+        forms = [identity_key(v.text) for v in variants]
+        assert len(set(forms)) == 4 and identity_key(text) not in forms
         for variant in variants:
             assert variant.method == METHOD_PREFIX + "+".join(variant.operations)
             assert set(variant.operations) <= set(ALL_OPERATIONS)
@@ -68,9 +68,9 @@ def test_without_lexical_operations_every_source_word_but_at_most_one_survives(
     noise_and_style = [op for op in ALL_OPERATIONS if op not in ("synonym", "abbreviation")]
     augmenter = OfflineAugmenter(seed=1, operations=noise_and_style)
     for text in source_texts:
-        source_words = comparable_form(text).split()
+        source_words = identity_key(text).split()
         for variant in augmenter.augment(text, 4):
-            words = set(comparable_form(variant.text).split())
+            words = set(identity_key(variant.text).split())
             lost = [w for w in source_words if w not in words]
             assert len(lost) <= 1, (text, variant)
 
@@ -78,7 +78,7 @@ def test_without_lexical_operations_every_source_word_but_at_most_one_survives(
 def test_domain_keywords_survive_synonyms_when_not_in_the_dictionary() -> None:
     augmenter = OfflineAugmenter(seed=3, operations=["synonym", "filler", "case", "reorder"])
     for variant in augmenter.augment("прорвало трубу в подвале дома", 3):
-        assert "дом" in comparable_form(variant.text)
+        assert "дом" in identity_key(variant.text)
 
 
 def test_typo_replaces_one_letter_with_a_neighbouring_key(augmenter: OfflineAugmenter) -> None:

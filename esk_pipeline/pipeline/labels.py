@@ -1,0 +1,144 @@
+"""Label origin and precedence: where a label came from, and which label a text ends up with.
+
+A label is a claim. Every label row says who made it (`label_origin`, written where the label
+is made: the labeler, the review store, the augmenter) and, once calibrated, how likely it is
+to be right (`p_correct`). `resolve_labels` is the one place that decides which claim a text
+keeps; the dataset writer, the review queue and the calibration all read its result.
+
+Precedence for one `row_id`: a usable label (status "labeled" with a domain) beats an unusable
+one; then the stronger origin (`ORIGIN_RANK`); then the later review; then the higher
+confidence. A human decision also settles every other text with the same identity key
+(`text.identity_key`): those get origin "propagated", unless the decisions on that key
+disagree, and lose it again as soon as the decision is undone (nothing is stored: it is
+recomputed from the decisions every time).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+from esk_pipeline.pipeline.text import identity_key_series
+
+
+class LabelOrigin(StrEnum):
+    HUMAN_VERIFIED = "human_verified"  # a review decision no reviewer contradicted
+    ADJUDICATED = "adjudicated"  # reviewers disagreed; an adjudicating review decided
+    PROPAGATED = "propagated"  # a decision on another text with the same identity key
+    LLM = "llm"
+    LOCAL_MODEL = "local_model"
+    SYNTHETIC = "synthetic"  # a generated paraphrase; trusted as far as its source is
+
+
+HUMAN_ORIGINS = frozenset({LabelOrigin.HUMAN_VERIFIED, LabelOrigin.ADJUDICATED})
+MODEL_ORIGINS = frozenset({LabelOrigin.LLM, LabelOrigin.LOCAL_MODEL})
+ORIGIN_RANK = {
+    LabelOrigin.ADJUDICATED: 6,
+    LabelOrigin.HUMAN_VERIFIED: 5,
+    LabelOrigin.PROPAGATED: 4,
+    LabelOrigin.LLM: 3,
+    LabelOrigin.LOCAL_MODEL: 2,
+    LabelOrigin.SYNTHETIC: 1,
+}
+PROPAGATED_SOURCE_PREFIX = "propagated:"
+
+
+def origin_of_tier(tier: str) -> str:
+    """The origin of a labeler result by the tier that produced it ("llm" or "local")."""
+    return (LabelOrigin.LLM if tier == "llm" else LabelOrigin.LOCAL_MODEL).value
+
+
+def is_human(origins: pd.Series) -> pd.Series:
+    """True where the label is a human decision (eval may hold only these)."""
+    return origins.isin([o.value for o in HUMAN_ORIGINS])
+
+
+def usable(frame: pd.DataFrame) -> pd.Series:
+    """Rows that carry a label at all: status "labeled" and a domain."""
+    status = frame["status"] if "status" in frame else pd.Series("labeled", index=frame.index)
+    return (status.fillna("labeled") == "labeled") & frame["domain"].notna()
+
+
+def strongest_per_row(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One row per `row_id` by the precedence above; returns it and how many rows lost."""
+    if frame.empty:
+        return frame, 0
+    reviewed = (
+        pd.to_datetime(frame["reviewed_at"], utc=True, errors="coerce")
+        if "reviewed_at" in frame
+        else pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+    )
+    ranked = frame.assign(
+        _usable=usable(frame),
+        _rank=frame["label_origin"].map(lambda o: ORIGIN_RANK.get(o, 0)),
+        _reviewed=reviewed.fillna(pd.Timestamp.min.tz_localize("UTC")),
+        _confidence=pd.to_numeric(frame.get("confidence"), errors="coerce").fillna(-1.0),
+    )
+    ranked = ranked.sort_values(
+        ["row_id", "_usable", "_rank", "_reviewed", "_confidence"],
+        ascending=[True, False, False, False, False],
+        kind="stable",
+    )
+    winners = ranked.drop_duplicates("row_id", keep="first")
+    helpers = ["_usable", "_rank", "_reviewed", "_confidence"]
+    return winners.drop(columns=helpers).reset_index(drop=True), len(ranked) - len(winners)
+
+
+def resolve_labels(model_labels: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """One label row per text: the human decision where there is one, a propagated decision
+    for texts sharing its identity key, else the model's label.
+
+    `model_labels` are label rows (labeler output, any number of days; the latest row of a
+    row_id wins among equals); `decisions` are the review store's verified labels. Both carry
+    `label_origin`. The result keeps every column of both, plus `identity_key`.
+    """
+    model = model_labels.copy()
+    human = decisions.assign(status="labeled", is_synthetic=False)
+    if len(model):
+        # The same text on two days is one row id: the later day's label is the current one.
+        model = model.iloc[::-1].drop_duplicates("row_id").iloc[::-1]
+    frame = pd.concat([model, human], ignore_index=True)
+    if frame.empty:
+        return frame.assign(identity_key=pd.Series(dtype=object))
+    frame, _ = strongest_per_row(frame)
+    frame["identity_key"] = identity_key_series(frame["text"])
+    return _propagate(frame)
+
+
+def _propagate(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give texts without a decision the decision made on their identity key, if unanimous."""
+    human = is_human(frame["label_origin"])
+    if not human.any():
+        return frame
+    decided = frame.loc[human, ["identity_key", "domain", "row_id", "p_correct"]]
+    by_key = decided.groupby("identity_key").agg(
+        domains=("domain", "nunique"),
+        domain=("domain", "first"),
+        source=("row_id", "min"),
+        p_correct=("p_correct", "min"),
+    )
+    unanimous = by_key[by_key["domains"] == 1]
+    target = ~human & frame["identity_key"].isin(unanimous.index)
+    if not target.any():
+        return frame
+    keys = frame.loc[target, "identity_key"]
+    frame = frame.copy()
+    frame.loc[target, "domain"] = keys.map(unanimous["domain"]).to_numpy()
+    frame.loc[target, "label_origin"] = LabelOrigin.PROPAGATED.value
+    frame.loc[target, "label_source"] = (
+        PROPAGATED_SOURCE_PREFIX + keys.map(unanimous["source"]).astype(str)
+    ).to_numpy()
+    frame.loc[target, "p_correct"] = keys.map(unanimous["p_correct"]).to_numpy(dtype=float)
+    frame.loc[target, "status"] = "labeled"
+    return frame
+
+
+def needs_review(frame: pd.DataFrame, precision_target: float) -> pd.Series:
+    """The one "needs review" rule: a failed item, or a machine label whose estimated
+    probability of being right is below the target (unknown counts as below)."""
+    status = frame["status"].fillna("labeled")
+    machine = ~is_human(frame["label_origin"]) & (status == "labeled")
+    p = pd.to_numeric(frame["p_correct"], errors="coerce").fillna(-np.inf)
+    return (status == "failed") | (machine & (p < precision_target))

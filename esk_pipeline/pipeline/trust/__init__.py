@@ -1,0 +1,19 @@
+"""Trust: how likely each label is to be right, measured on the logs, and what to review next.
+
+`assess.assess_labels` is the entry point the labels pipeline calls once per run; the other
+modules are its parts (audit sampling, out-of-fold scores, calibration, reviewer reliability,
+label-error detection, accuracy estimates) and the review queue's planner (`queue`).
+"""
+
+from esk_pipeline.pipeline.trust.assess import TrustAssessment, TrustConfig, assess_labels
+from esk_pipeline.pipeline.trust.calibration import Calibration, TierCalibration
+from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
+
+__all__ = [
+    "AccuracyEstimate",
+    "Calibration",
+    "TierCalibration",
+    "TrustAssessment",
+    "TrustConfig",
+    "assess_labels",
+]

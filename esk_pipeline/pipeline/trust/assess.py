@@ -1,0 +1,244 @@
+"""From model labels and review decisions to trusted labels: one assessment per graph run.
+
+`assess_labels` resolves every text's label (`labels.resolve_labels`), then measures:
+
+1. out-of-fold scores of the local model for every human-labelled text (`out_of_fold`);
+2. the calibration of each tier on the audited texts (`calibration`): the local tier from the
+   out-of-fold scores, an LLM tier from the label its reviewers were shown;
+3. each reviewer's reliability and each decision's probability of being right (`reviewers`),
+   with the model's prediction as one more voter;
+4. possible errors among single-reviewer decisions (`label_errors`).
+
+and writes two columns on every label: `p_correct` (estimated probability of being right) and
+`trusted` (human, propagated from a human, or a machine label its tier's thresholds accept).
+Everything else needs review, by the one rule in `labels.needs_review`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from esk_pipeline.pipeline.labels import (
+    HUMAN_ORIGINS,
+    MODEL_ORIGINS,
+    LabelOrigin,
+    is_human,
+    resolve_labels,
+)
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.text import identity_key_series
+from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
+from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
+from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
+from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
+from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
+
+LOCAL_TIER = "local"
+LLM_TIER_PREFIX = "llm:"
+
+
+class TrustConfig(BaseModel):
+    precision_target: float = 0.95
+    audit_share: float = 0.05
+    detect_label_errors: bool = True
+    folds: int = 5
+
+
+class TrustAssessment(BaseModel):
+    """The resolved labels with `p_correct` and `trusted`, and the evidence behind them."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    labels: pd.DataFrame
+    calibration: Calibration
+    reliability: ReviewerReliability
+    audited: int  # decided audit items: the calibration's evidence
+    audit_pending: int  # audit items not decided yet
+    suspected_errors: list[str]  # decided item ids confident learning doubts
+
+    def estimate_accuracy(self, records: pd.DataFrame) -> AccuracyEstimate:
+        """The label accuracy of `records` (dataset records): `estimate_accuracy`."""
+        return estimate_accuracy(records, self.calibration, self.reliability)
+
+    def needs_review_counts(self) -> dict[str, int]:
+        """Texts without a trusted label, by why."""
+        frame = self.labels
+        status = frame["status"].fillna("labeled")
+        untrusted = ~frame["trusted"]
+        counts = {
+            "failed": int((status == "failed").sum()),
+            "deferred": int((status == "deferred").sum()),
+            "below_precision_target": int((untrusted & (status == "labeled")).sum()),
+        }
+        return {k: v for k, v in counts.items() if v}
+
+
+def estimate_accuracy(
+    records: pd.DataFrame, calibration: Calibration, reliability: ReviewerReliability
+) -> AccuracyEstimate:
+    """The label accuracy of dataset records, by stratum (see `estimate`). Synthetic samples
+    are not counted: they have no text in the logs to audit."""
+    real = records[~records["is_synthetic"].astype(bool)]
+    origin = real["label_origin"]
+    human = is_human(origin) | (origin == LabelOrigin.PROPAGATED.value)
+    strata = []
+    if human.any():
+        strata.append(
+            stratum(
+                "human",
+                int(human.sum()),
+                float(pd.to_numeric(real.loc[human, "p_correct"]).fillna(0).mean()),
+                reliability.overlap_items,
+            )
+        )
+    machine = real[~human]
+    for tier, rows in machine.groupby(tier_of(machine), sort=True):
+        fitted = calibration.tiers.get(str(tier))
+        precision = fitted.accepted_precision if fitted else None
+        evidence = fitted.accepted_audited if fitted else 0
+        strata.append(stratum(str(tier), len(rows), precision, evidence))
+    return combine(strata)
+
+
+def tier_of(frame: pd.DataFrame) -> pd.Series:
+    """The calibration tier of each label row: "local" or "llm:<model>"."""
+    origin = frame["label_origin"].fillna(LabelOrigin.LOCAL_MODEL.value)
+    source = frame["label_source"].fillna("").astype(str)
+    return pd.Series(
+        np.where(origin == LabelOrigin.LLM.value, LLM_TIER_PREFIX + source, LOCAL_TIER),
+        index=frame.index,
+    )
+
+
+def assess_labels(
+    model_labels: pd.DataFrame,
+    decisions: pd.DataFrame,
+    votes: pd.DataFrame,
+    taxonomy: Taxonomy,
+    config: TrustConfig,
+    *,
+    temperature: float,
+) -> TrustAssessment:
+    """Resolve and measure (see the module docstring).
+
+    `model_labels`: label rows of every day; `decisions`: the review store's verified labels;
+    `votes`: its decision votes; `temperature`: the labels' local model's temperature.
+    """
+    decisions = decisions.reset_index(drop=True)
+    audited = audit_mask(decisions["row_id"], config.audit_share)
+    proba = out_of_fold_proba(
+        taxonomy,
+        decisions["text"].tolist(),
+        decisions["domain"].tolist(),
+        identity_key_series(decisions["text"]).tolist(),
+        temperature=temperature,
+        folds=config.folds,
+    )
+    calibration = fit_calibration(
+        _audit_records(decisions[audited], proba[audited], taxonomy.ids),
+        config.precision_target,
+    )
+    reliability, posteriors = estimate_reliability(
+        votes, len(taxonomy.ids), model_votes=_model_votes(decisions, calibration)
+    )
+    decided_p = decisions.merge(
+        posteriors, left_on=["row_id", "domain"], right_on=["item_id", "domain"], how="left"
+    )["posterior"]
+    decisions = decisions.assign(p_correct=decided_p.to_numpy())
+
+    suspected: list[str] = []
+    if config.detect_label_errors and len(decisions):
+        single = (decisions["votes"] == 1).to_numpy()
+        flags = suspected_label_errors(decisions["domain"].tolist(), proba, taxonomy.ids)
+        suspected = decisions.loc[flags & single, "row_id"].tolist()
+
+    model = model_labels.copy()
+    if len(model):
+        model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
+    labels = resolve_labels(model, decisions)
+    labels = _mark_trusted(labels, calibration)
+    population = labels[labels["status"].fillna("labeled") == "labeled"]
+    in_audit = audit_mask(population["row_id"], config.audit_share)
+    pending = int((in_audit & ~is_human(population["label_origin"]).to_numpy()).sum())
+    return TrustAssessment(
+        labels=labels,
+        calibration=calibration,
+        reliability=reliability,
+        audited=int(audited.sum()),
+        audit_pending=pending,
+        suspected_errors=suspected,
+    )
+
+
+def _audit_records(decisions: pd.DataFrame, proba: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """(row_id, tier, confidence, predicted, truth) for each audited decision and tier."""
+    records = []
+    usable = ~np.isnan(proba).any(axis=1) if len(proba) else np.zeros(0, dtype=bool)
+    if usable.any():
+        best = proba[usable].argmax(axis=1)
+        local = decisions[usable]
+        records.append(
+            pd.DataFrame(
+                {
+                    "row_id": local["row_id"].to_numpy(),
+                    "tier": LOCAL_TIER,
+                    "confidence": proba[usable].max(axis=1),
+                    "predicted": np.asarray(classes, dtype=object)[best],
+                    "truth": local["domain"].to_numpy(),
+                }
+            )
+        )
+    shown = decisions[
+        decisions["predicted_domain"].notna()
+        & ~decisions["predicted_source"].fillna("local").isin(["", "local"])
+    ]
+    if len(shown):
+        records.append(
+            pd.DataFrame(
+                {
+                    "row_id": shown["row_id"].to_numpy(),
+                    "tier": (LLM_TIER_PREFIX + shown["predicted_source"].astype(str)).to_numpy(),
+                    "confidence": shown["confidence"].to_numpy(dtype=float),
+                    "predicted": shown["predicted_domain"].to_numpy(),
+                    "truth": shown["domain"].to_numpy(),
+                }
+            )
+        )
+    if not records:
+        return pd.DataFrame(columns=["row_id", "tier", "confidence", "predicted", "truth"])
+    return pd.concat(records, ignore_index=True)
+
+
+def _model_votes(decisions: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
+    """The prediction each reviewer saw, as a voter whose accuracy is its calibrated p."""
+    shown = decisions[decisions["predicted_domain"].notna()]
+    source = shown["predicted_source"].fillna("local").astype(str)
+    tiers = pd.Series(
+        np.where(source.isin(["", "local"]), LOCAL_TIER, LLM_TIER_PREFIX + source),
+        index=shown.index,
+    )
+    return pd.DataFrame(
+        {
+            "item_id": shown["row_id"],
+            "domain": shown["predicted_domain"],
+            "accuracy": calibration.p_correct(tiers, shown["confidence"]),
+        }
+    )
+
+
+def _mark_trusted(labels: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
+    """`trusted`: human or propagated, or a machine label its tier's thresholds accept."""
+    origin = labels["label_origin"]
+    labelled = (labels["status"].fillna("labeled") == "labeled") & labels["domain"].notna()
+    human = origin.isin([o.value for o in HUMAN_ORIGINS]) | (origin == LabelOrigin.PROPAGATED.value)
+    machine = origin.isin([o.value for o in MODEL_ORIGINS]) & labelled
+    accepted = np.zeros(len(labels), dtype=bool)
+    if machine.any():
+        rows = labels[machine]
+        accepted[machine.to_numpy()] = calibration.accepted(
+            tier_of(rows), rows["confidence"], rows["domain"]
+        )
+    return labels.assign(trusted=(human & labelled).to_numpy() | accepted)

@@ -1,0 +1,185 @@
+"""Calibration on the logs: how often each tier's labels are right, measured on the audit.
+
+Input: audit records, one per audited text, with the tier that labelled it, the confidence and
+domain that tier gave, and the human decision (`truth`). Per tier this fits
+
+- an acceptance threshold: the lowest confidence t such that the tier's audited labels with
+  confidence >= t are right at least `precision_target` of the time (a Laplace-smoothed
+  proportion, so a handful of lucky items does not open the gate), over at least
+  `min_accept_audit` items; per domain, a stricter threshold where that domain's own audited
+  labels fall short and it has `min_domain_audit` of them;
+- a map from confidence to the probability of being right (isotonic regression), which becomes
+  each label's `p_correct`.
+
+A tier with no audit accepts nothing: its labels need review, whatever the model says about
+itself. That is the point: confidence is the model's claim, the audit is the evidence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+from sklearn.isotonic import IsotonicRegression
+
+AUDIT_COLUMNS = ("row_id", "tier", "confidence", "predicted", "truth")
+_Z = 1.959963984540054  # 95% two-sided
+
+
+def wilson_interval(correct: float, total: float) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (0, 1 when there is no data)."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = correct / total
+    denominator = 1 + _Z**2 / total
+    centre = (p + _Z**2 / (2 * total)) / denominator
+    half = _Z * math.sqrt(p * (1 - p) / total + _Z**2 / (4 * total**2)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def laplace(correct: float, total: float) -> float:
+    return (correct + 1) / (total + 2)
+
+
+class TierCalibration(BaseModel):
+    """What the audit says about one tier ("local", "llm:<model>")."""
+
+    tier: str
+    audited: int
+    audited_correct: int
+    threshold: float | None = Field(description="accept at or above; None accepts nothing")
+    domain_thresholds: dict[str, float] = Field(default_factory=dict)
+    accepted_audited: int = 0  # audited labels that the thresholds accept
+    accepted_correct: int = 0
+    curve_x: list[float] = Field(default_factory=list)  # isotonic knots: confidence ...
+    curve_y: list[float] = Field(default_factory=list)  # ... -> probability of being right
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.audited_correct / self.audited if self.audited else None
+
+    @property
+    def accepted_precision(self) -> float | None:
+        """Share right among the audited labels the thresholds accept (None if none)."""
+        if not self.accepted_audited:
+            return None
+        return self.accepted_correct / self.accepted_audited
+
+    def threshold_for(self, domain: str) -> float | None:
+        if self.threshold is None:
+            return None
+        return max(self.threshold, self.domain_thresholds.get(domain, self.threshold))
+
+    def p_correct(self, confidence: np.ndarray) -> np.ndarray:
+        if not self.curve_x:
+            return np.full(len(confidence), np.nan)
+        return np.interp(confidence, self.curve_x, self.curve_y)
+
+
+class Calibration(BaseModel):
+    """Every tier's calibration, and the rule that turns it into accepted labels."""
+
+    precision_target: float
+    tiers: dict[str, TierCalibration] = Field(default_factory=dict)
+
+    @property
+    def audited(self) -> int:
+        return sum(t.audited for t in self.tiers.values())
+
+    def p_correct(self, tiers: pd.Series, confidence: pd.Series) -> np.ndarray:
+        """Each label's estimated probability of being right (NaN for an unaudited tier)."""
+        out = np.full(len(tiers), np.nan)
+        conf = pd.to_numeric(confidence, errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        tier_values = tiers.to_numpy()
+        for name, calibration in self.tiers.items():
+            mask = tier_values == name
+            if mask.any():
+                out[mask] = calibration.p_correct(conf[mask])
+        return out
+
+    def accepted(self, tiers: pd.Series, confidence: pd.Series, domains: pd.Series) -> np.ndarray:
+        """True where a machine label clears its tier's (and domain's) threshold."""
+        out = np.zeros(len(tiers), dtype=bool)
+        conf = pd.to_numeric(confidence, errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        for i, (tier, domain) in enumerate(zip(tiers, domains, strict=True)):
+            calibration = self.tiers.get(tier)
+            threshold = calibration.threshold_for(domain) if calibration else None
+            out[i] = threshold is not None and conf[i] >= threshold
+        return out
+
+
+def fit_calibration(
+    audit: pd.DataFrame,
+    precision_target: float,
+    *,
+    min_accept_audit: int = 20,
+    min_domain_audit: int = 20,
+) -> Calibration:
+    """Fit every tier present in `audit` (columns AUDIT_COLUMNS)."""
+    tiers = {
+        str(tier): _fit_tier(str(tier), group, precision_target, min_accept_audit, min_domain_audit)
+        for tier, group in audit.groupby("tier", sort=True)
+    }
+    return Calibration(precision_target=precision_target, tiers=tiers)
+
+
+def _fit_tier(
+    tier: str,
+    audit: pd.DataFrame,
+    target: float,
+    min_accept_audit: int,
+    min_domain_audit: int,
+) -> TierCalibration:
+    conf = audit["confidence"].to_numpy(dtype=float)
+    correct = (audit["predicted"] == audit["truth"]).to_numpy()
+    threshold = _threshold(conf, correct, target, min_accept_audit)
+    domain_thresholds: dict[str, float] = {}
+    if threshold is not None:
+        for domain, rows in audit.groupby("predicted", sort=True):
+            d_conf = rows["confidence"].to_numpy(dtype=float)
+            d_correct = (rows["predicted"] == rows["truth"]).to_numpy()
+            above = d_conf >= threshold
+            if above.sum() < min_domain_audit:
+                continue
+            if laplace(d_correct[above].sum(), above.sum()) >= target:
+                continue
+            strict = _threshold(d_conf, d_correct, target, min_domain_audit)
+            # No threshold of its own reaches the target: accept none of this domain.
+            domain_thresholds[str(domain)] = strict if strict is not None else math.inf
+    calibration = TierCalibration(
+        tier=tier,
+        audited=len(audit),
+        audited_correct=int(correct.sum()),
+        threshold=threshold,
+        domain_thresholds=domain_thresholds,
+    )
+    if threshold is not None:
+        limits = [calibration.threshold_for(str(d)) for d in audit["predicted"]]
+        accepted = conf >= np.array(limits, dtype=float)
+        calibration.accepted_audited = int(accepted.sum())
+        calibration.accepted_correct = int(correct[accepted].sum())
+    if len(audit) >= 2:
+        isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        isotonic.fit(conf, correct.astype(float))
+        calibration.curve_x = [float(x) for x in isotonic.X_thresholds_]
+        calibration.curve_y = [float(y) for y in isotonic.y_thresholds_]
+    return calibration
+
+
+def _threshold(
+    confidence: np.ndarray, correct: np.ndarray, target: float, min_accept: int
+) -> float | None:
+    """The lowest confidence whose at-or-above set is right >= target (Laplace), or None."""
+    order = np.argsort(-confidence, kind="stable")
+    conf, ok = confidence[order], correct[order].astype(float)
+    cumulative = np.cumsum(ok)
+    best: float | None = None
+    for m in range(min_accept, len(conf) + 1):
+        # Only cut between distinct confidences: a threshold accepts all ties together.
+        if m < len(conf) and conf[m] == conf[m - 1]:
+            continue
+        if laplace(cumulative[m - 1], m) >= target:
+            best = float(conf[m - 1])
+    return best

@@ -1,0 +1,40 @@
+"""Label-error detection: confident learning over human labels.
+
+cleanlab's `find_label_issues` compares each given label with out-of-fold class
+probabilities and flags the labels that the rest of the data contradicts with confidence
+(per-class thresholds from the confident joint, pruned to the estimated number of errors).
+Flagged decisions go back to the review queue for another reviewer ("possible label error");
+they are not changed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from cleanlab.filter import find_label_issues
+
+
+def suspected_label_errors(
+    given: Sequence[str], proba: np.ndarray, classes: Sequence[str]
+) -> np.ndarray:
+    """True for each label that confident learning flags (rows with NaN probabilities never)."""
+    flags = np.zeros(len(given), dtype=bool)
+    usable = ~np.isnan(proba).any(axis=1) if len(given) else flags
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index.get(g, -1) for g in given])
+    usable &= labels >= 0
+    present = np.unique(labels[usable])
+    # cleanlab needs at least two classes, each present among the given labels.
+    if len(present) < 2 or usable.sum() < 10:
+        return flags
+    columns = present
+    remap = {c: i for i, c in enumerate(columns)}
+    sub_proba = proba[usable][:, columns]
+    sub_proba = sub_proba / sub_proba.sum(axis=1, keepdims=True)
+    sub_labels = np.array([remap[c] for c in labels[usable]])
+    issues = find_label_issues(
+        labels=sub_labels, pred_probs=sub_proba, filter_by="prune_by_noise_rate"
+    )
+    flags[np.flatnonzero(usable)[issues]] = True
+    return flags
