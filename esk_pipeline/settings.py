@@ -159,8 +159,8 @@ class ReviewSettings(BaseSettings):
     lease_seconds: int = 900
     reviews_per_item: int = 1
     # A lone decision against a model at least this confident waits for a second reviewer
-    # before it becomes training data (0: every correction of the model gets one).
-    second_opinion_confidence: float = 0.0
+    # before it becomes training data (0: every correction of the model gets one; empty: never).
+    second_opinion_confidence: float | None = 0.0
     # The review sensor requests downstream runs after this many new decisions.
     sensor_min_new_reviews: int = 20
 

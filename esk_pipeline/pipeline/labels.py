@@ -8,9 +8,12 @@ keeps; the dataset writer, the review queue and the calibration all read its res
 Precedence for one `row_id`: a usable label (status "labeled" with a domain) beats an unusable
 one; then the stronger origin (`ORIGIN_RANK`); then the later review; then the higher
 confidence. A human decision also settles every other text with the same identity key
-(`text.identity_key`): those get origin "propagated", unless the decisions on that key
-disagree, and lose it again as soon as the decision is undone (nothing is stored: it is
-recomputed from the decisions every time).
+(`text.identity_key`) whose own label agrees with it: those get origin "propagated" and the
+decision's `p_correct`, unless the decisions on that key disagree, and lose it again as soon as
+the decision is undone (nothing is stored: it is recomputed from the decisions every time).
+A sibling whose label disagrees keeps it and waits for its own review: short replies such as
+"Сколько ждать ответа?" share a key across requests about different things, so a decision on
+one says nothing about the others. Propagation therefore never changes a label.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def resolve_labels(model_labels: pd.DataFrame, decisions: pd.DataFrame) -> pd.Da
 
 
 def _propagate(frame: pd.DataFrame) -> pd.DataFrame:
-    """Give texts without a decision the decision made on their identity key, if unanimous."""
+    """Mark texts whose label agrees with the (unanimous) decision on their identity key."""
     human = is_human(frame["label_origin"])
     if not human.any():
         return frame
@@ -120,18 +123,17 @@ def _propagate(frame: pd.DataFrame) -> pd.DataFrame:
         p_correct=("p_correct", "min"),
     )
     unanimous = by_key[by_key["domains"] == 1]
-    target = ~human & frame["identity_key"].isin(unanimous.index)
+    decided_domain = frame["identity_key"].map(unanimous["domain"])
+    target = ~human & usable(frame) & (frame["domain"] == decided_domain)
     if not target.any():
         return frame
     keys = frame.loc[target, "identity_key"]
     frame = frame.copy()
-    frame.loc[target, "domain"] = keys.map(unanimous["domain"]).to_numpy()
     frame.loc[target, "label_origin"] = LabelOrigin.PROPAGATED.value
     frame.loc[target, "label_source"] = (
         PROPAGATED_SOURCE_PREFIX + keys.map(unanimous["source"]).astype(str)
     ).to_numpy()
     frame.loc[target, "p_correct"] = keys.map(unanimous["p_correct"]).to_numpy(dtype=float)
-    frame.loc[target, "status"] = "labeled"
     return frame
 
 

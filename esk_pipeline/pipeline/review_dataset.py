@@ -140,9 +140,9 @@ class ReviewDatasetConfig(BaseModel):
         default_factory=lambda: get_settings().review.reviews_per_item, ge=1
     )
     # A single decision against a model at least this confident waits for a second reviewer
-    # before it counts (0: every correction of the model gets a second opinion).
-    second_opinion_confidence: float = Field(
-        default_factory=lambda: get_settings().review.second_opinion_confidence, ge=0, le=1.01
+    # before it counts (0: every correction of the model; None: never).
+    second_opinion_confidence: float | None = Field(
+        default_factory=lambda: get_settings().review.second_opinion_confidence, ge=0, le=1
     )
 
 
@@ -572,7 +572,7 @@ class ReviewDataset:
                 sa.select(sa.func.count()).where(_items.c.status.in_(_OPEN_STATUSES))
             ).scalar_one()
             capacity = max(0, self.config.max_queue_size - open_count)
-            new.sort(key=lambda i: (-_PRIORITY_RANK[self._priority_for(i)], i.confidence, i.id))
+            new.sort(key=lambda i: (-_PRIORITY_RANK[self._priority_for(i)], -i.gain, i.id))
             accepted, rejected = new[:capacity], new[capacity:]
             if rejected:
                 message = (
@@ -1332,11 +1332,13 @@ class ReviewDataset:
 
     def _wants_second_opinion(self, row: RowMapping, votes: list[str]) -> bool:
         """One decision so far, against a model at least `second_opinion_confidence` sure."""
+        threshold = self.config.second_opinion_confidence
         return (
-            len(votes) == 1
+            threshold is not None
+            and len(votes) == 1
             and row["predicted_domain"] is not None
             and votes[0] != row["predicted_domain"]
-            and row["confidence"] >= self.config.second_opinion_confidence
+            and row["confidence"] >= threshold
         )
 
     def _available_to(self, reviewer_id: str, now: datetime) -> sa.ColumnElement[bool]:

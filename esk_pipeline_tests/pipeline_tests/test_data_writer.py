@@ -14,10 +14,10 @@ from esk_pipeline.pipeline.data_writer import (
     DatasetQualityError,
     DataWriter,
     DataWriterConfig,
-    fingerprints,
 )
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.taxonomy import Domain, Taxonomy
+from esk_pipeline.pipeline.text import identity_key_series
 
 DOMAINS = ["housing", "payments", "roads", "waste"]
 TAXONOMY = Taxonomy(domains=[Domain(id=d, name=d.title()) for d in DOMAINS])
@@ -43,14 +43,22 @@ def _config(tmp_path: Path, **overrides) -> DataWriterConfig:
 
 
 def _item(text: str, domain: str | None, **extra) -> dict:
+    """A human-verified label unless `extra` says otherwise."""
     return {
         "row_id": row_id(text),
         "text": text,
         "domain": domain,
-        "label_source": "local",
+        "label_source": "reviewer:alice",
+        "label_origin": "human_verified",
         "confidence": 0.9,
         **extra,
     }
+
+
+def _machine(text: str, domain: str | None, p_correct: float = 0.99, **extra) -> dict:
+    """A local-model label the caller estimates right with `p_correct`."""
+    values = {"label_source": "local", "label_origin": "local_model", "p_correct": p_correct}
+    return _item(text, domain, **(values | extra))
 
 
 def _items(per_domain: int = 40) -> list[dict]:
@@ -71,12 +79,13 @@ def _written(dataset_dir: Path, split: str) -> pd.DataFrame:
 
 
 def test_human_label_beats_llm_beats_local_and_failed_items_are_not_written(tmp_path):
-    items = _items()
+    items = [_machine(i["text"], i["domain"]) for i in _items()]
     text_a, text_b = items[0]["text"], items[1]["text"]
+    llm = {"label_source": "gpt-4o-mini", "label_origin": "llm", "p_correct": 0.99}
     items += [
-        _item(text_a, "roads", label_source="gpt-4o-mini", confidence=0.6),
-        _item(text_a, "waste", label_source="reviewer:alice", confidence=0.2),
-        _item(text_b, "roads", label_source="gpt-4o-mini", confidence=0.5),
+        _item(text_a, "roads", confidence=0.6, **llm),
+        _item(text_a, "waste", confidence=0.2),
+        _item(text_b, "roads", confidence=0.5, **llm),
         _item("сломалось всё", None, status="failed"),
         _item("не успели", "roads", status="deferred"),
         _item("без метки", None),
@@ -86,7 +95,7 @@ def test_human_label_beats_llm_beats_local_and_failed_items_are_not_written(tmp_
     records = pd.concat([_written(train_path.parent, "train"), _written(eval_path.parent, "eval")])
     by_id = records.set_index("row_id")
     assert by_id.loc[row_id(text_a), "domain"] == "waste"
-    assert by_id.loc[row_id(text_a), "label_origin"] == "reviewer"
+    assert by_id.loc[row_id(text_a), "label_origin"] == "human_verified"
     assert by_id.loc[row_id(text_b), "domain"] == "roads"
     assert by_id.loc[row_id(text_b), "label_source"] == "gpt-4o-mini"
     assert records["row_id"].is_unique
@@ -94,25 +103,25 @@ def test_human_label_beats_llm_beats_local_and_failed_items_are_not_written(tmp_
     assert "не успели" not in set(records["text"])
     assert stats.rejected == {"no_domain": 1, "status:deferred": 1, "status:failed": 1}
     assert stats.superseded_labels == 3
-    assert stats.label_sources == {"llm": 1, "local": 158, "reviewer": 1}
+    assert stats.label_sources == {"human_verified": 1, "llm": 1, "local_model": 158}
 
 
 def test_a_usable_label_supersedes_a_failed_row_of_the_same_row_id(tmp_path):
     reviewed, relabelled, lost = "сбойный текст", "отложенный текст", "так и не размечен"
     items = [
         *_items(),
-        _item(reviewed, None, status="failed"),
-        _item(reviewed, "roads", label_source="reviewer:alice", confidence=1.0),
-        _item(relabelled, "waste", label_source="gpt-4o-mini", status="deferred"),
-        _item(relabelled, "housing"),
-        _item(lost, None, status="failed"),
-        _item(lost, "roads", label_source="gpt-4o-mini", status="failed"),
+        _machine(reviewed, None, status="failed"),
+        _item(reviewed, "roads", confidence=1.0),
+        _machine(relabelled, "waste", label_source="gpt-4o-mini", status="deferred"),
+        _machine(relabelled, "housing"),
+        _machine(lost, None, status="failed"),
+        _machine(lost, "roads", label_source="gpt-4o-mini", status="failed"),
     ]
     train_path, eval_path, stats = DataWriter(_config(tmp_path), TAXONOMY).write_datasets(items)
     records = pd.concat([_written(train_path.parent, "train"), _written(eval_path.parent, "eval")])
     by_id = records.set_index("row_id")
     assert by_id.loc[row_id(reviewed), "domain"] == "roads"
-    assert by_id.loc[row_id(reviewed), "label_origin"] == "reviewer"
+    assert by_id.loc[row_id(reviewed), "label_origin"] == "human_verified"
     assert by_id.loc[row_id(relabelled), "domain"] == "housing"  # a labelled local row wins
     assert row_id(lost) not in by_id.index
     assert stats.rejected == {"status:failed": 1}
@@ -183,7 +192,7 @@ def test_near_duplicates_synthetics_and_users_never_straddle_the_split(tmp_path)
     train_path, _, stats = DataWriter(cfg, TAXONOMY).write_datasets(items + variants + synthetic)
     train, eval_ = _written(train_path.parent, "train"), _written(train_path.parent, "eval")
     assert len(eval_) > 0
-    assert not set(fingerprints(train["text"])) & set(fingerprints(eval_["text"]))
+    assert not set(identity_key_series(train["text"])) & set(identity_key_series(eval_["text"]))
     assert not set(train["group_id"]) & set(eval_["group_id"])
     assert not eval_["is_synthetic"].any()
     sources = set(train.loc[train["is_synthetic"], "source_row_id"])
@@ -213,12 +222,12 @@ def test_small_domains_are_reported_and_dropped_or_kept_train_only(tmp_path):
     assert dropped.rejected["small_domain"] == 3
 
 
-def test_caps_and_balancing_limit_dominant_domains(tmp_path):
+def test_caps_and_balancing_limit_dominant_domains_but_never_drop_a_human_label(tmp_path):
     items = [
         _item(f"текст {i} {d}", d)
-        for d, n in zip(DOMAINS, (200, 40, 40, 40), strict=True)
+        for d, n in zip(DOMAINS, (40, 40, 40, 40), strict=True)
         for i in range(n)
-    ]
+    ] + [_machine(f"машинный текст {i}", "housing") for i in range(160)]
     cfg = _config(tmp_path / "c", max_samples_per_domain=100)
     _, _, capped = DataWriter(cfg, TAXONOMY).write_datasets(items)
     assert capped.domain_distribution["housing"] == 100
@@ -230,6 +239,12 @@ def test_caps_and_balancing_limit_dominant_domains(tmp_path):
     assert balanced.train_distribution["payments"] == 32
     assert balanced.eval_distribution["housing"] == 40  # eval keeps the natural distribution
     assert balanced.balanced == {"housing": 112}
+    # A cap below the human labels of a domain keeps every one of them.
+    cfg = _config(tmp_path / "h", max_samples_per_domain=10)
+    train, eval_, _, stats = DataWriter(cfg, TAXONOMY).build_splits(items)
+    human = pd.concat([train, eval_]).query("label_origin == 'human_verified'")
+    assert len(human) == 160
+    assert stats.capped == {"housing": 160}
 
 
 def test_shards_parquet_card_and_hugging_face_layout(tmp_path):
@@ -244,7 +259,7 @@ def test_shards_parquet_card_and_hugging_face_layout(tmp_path):
     assert sorted(parquet["row_id"]) == sorted(_written(folder, "train")["row_id"])
     # HF's json loader sees only root files named train*/eval* (it skips "__" folders).
     root_data = sorted(p.name for p in folder.iterdir() if p.suffix == ".jsonl")
-    assert root_data == sorted(stats.shards["train"] + stats.shards["eval"])
+    assert root_data == sorted(stats.shards["train"] + stats.shards["eval"] + ["unverified.jsonl"])
     assert all(p.parent.name == PARQUET_DIR for p in folder.rglob("*.parquet"))
     card = (folder / "README.md").read_text(encoding="utf-8")
     header = yaml.safe_load(card.split("---")[1])
@@ -253,6 +268,8 @@ def test_shards_parquet_card_and_hugging_face_layout(tmp_path):
         "train": "train*.jsonl",
         "eval": "eval*.jsonl",
     }
+    unverified = next(c for c in header["configs"] if c["config_name"] == "unverified")
+    assert unverified["data_files"] == [{"split": "unverified", "path": "unverified*.jsonl"}]
     assert "| housing |" in card
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["taxonomy_fingerprint"] == TAXONOMY.fingerprint
@@ -268,18 +285,61 @@ def test_quality_problems_are_all_listed_and_nothing_is_written(tmp_path):
     text = "\n".join(error.value.problems)
     assert "empty text" in text
     assert "outside the taxonomy" in text and "space" in text
-    assert "fewer than min_eval_samples=100" in text
     assert not (cfg.output_dir / "bad").exists()
+
+
+def test_a_short_eval_is_reported_with_the_reviews_needed_not_a_broken_rule(tmp_path):
+    cfg = _config(tmp_path, min_eval_samples=100)
+    *_, stats = DataWriter(cfg, TAXONOMY).build_splits(_items(10))
+    assert stats.quality_problems == []
+    assert stats.eval_shortfall == {"total": 100 - stats.eval_samples}
 
 
 def test_validate_reports_overlap_and_missing_domains_without_raising(tmp_path):
     writer = DataWriter(_config(tmp_path), TAXONOMY)
-    train, eval_, stats = writer.build_splits(_items())
+    train, eval_, _, stats = writer.build_splits(_items())
     assert stats.quality_problems == []
     leaked = pd.concat([eval_, train.iloc[:3]])
-    leaked = leaked[leaked["domain"] != "waste"]
     problems = writer.validate(train, leaked)
     assert any("row_id(s) in both train and eval" in p for p in problems)
-    assert any("missing from eval: waste" in p for p in problems)
     assert not writer.check_leakage(train, leaked).passed
-    assert writer.validate(train, leaked[leaked["domain"] != "x"], train_only_domains=["waste"])
+    machine = leaked.assign(label_origin="local_model")
+    assert any("without a human label" in p for p in writer.validate(train, machine))
+    assert writer.check_leakage(train, machine).unverified_in_eval == len(machine)
+
+
+def test_eval_holds_human_labels_only_and_untrusted_labels_go_to_unverified(tmp_path):
+    humans = _items(20)
+    accepted = [
+        _machine(f"уверенно {i} {d}", d, p_correct=0.99) for d in DOMAINS for i in range(20)
+    ]
+    unsure = [_machine(f"неуверенно {i} {d}", d, p_correct=0.6) for d in DOMAINS for i in range(15)]
+    vouched = [
+        _machine(f"проверено политикой {i}", "roads", p_correct=0.1, trusted=True) for i in range(3)
+    ]
+    synthetic = [
+        _item(f"синтетика {i}", "roads", is_synthetic=True, source_row_id=unsure[i]["row_id"])
+        for i in range(2)
+    ]
+    cfg = _config(tmp_path, precision_target=0.95)
+    train, eval_, unverified, stats = DataWriter(cfg, TAXONOMY).build_splits(
+        humans + accepted + unsure + vouched + synthetic
+    )
+    assert len(eval_) > 0 and set(eval_["label_origin"]) == {"human_verified"}
+    assert set(train["label_origin"]) == {"human_verified", "local_model"}
+    assert set(unverified["row_id"]) == {i["row_id"] for i in unsure + synthetic}
+    assert not set(unverified["row_id"]) & (set(train["row_id"]) | set(eval_["row_id"]))
+    assert {i["row_id"] for i in vouched} <= set(train["row_id"])  # `trusted` given wins
+    assert stats.not_trusted == {"needs_review": 60, "synthetic_of_untrusted_source": 2}
+    assert stats.unverified_samples == 62
+    assert unverified.loc[~unverified["is_synthetic"], "p_correct"].notna().all()
+
+
+def test_eval_is_drawn_from_audited_groups_when_the_input_says_why_texts_were_reviewed(tmp_path):
+    items = [
+        {**item, "review_reason": "audit" if n % 4 == 0 else "needs_review"}
+        for n, item in enumerate(_items(40))
+    ]
+    audited = {i["row_id"] for i in items if i["review_reason"] == "audit"}
+    _, eval_, _, stats = DataWriter(_config(tmp_path), TAXONOMY).build_splits(items)
+    assert len(eval_) > 0 and set(eval_["row_id"]) <= audited

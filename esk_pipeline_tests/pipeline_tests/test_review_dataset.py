@@ -82,8 +82,8 @@ StoreFactory = Callable[..., ReviewDataset]
 
 def _config(data_dir: Path, database_url: str | None, **overrides: object) -> ReviewDatasetConfig:
     fields: dict[str, object] = {
-        "low_confidence_threshold": 0.5,
-        "high_priority_threshold": 0.3,
+        # Second opinions have tests of their own; elsewhere a decision stands alone.
+        "second_opinion_confidence": None,
         "max_queue_size": 10_000,
         "lease_seconds": 600,
         "reviews_per_item": 1,
@@ -210,10 +210,11 @@ def test_same_row_id_makes_one_item_and_refreshes_model_fields(make: StoreFactor
     assert (first.added, first.unchanged) == (1, 1)
     again = ds.add_items([label("a", confidence=0.4)])
     assert (again.added, again.unchanged) == (0, 1)
-    refreshed = ds.add_items([label("a", domain="payments", confidence=0.1)])
+    refreshed = ds.add_items([label("a", domain=None, confidence=0.1, status="failed")])
     assert refreshed.refreshed == 1
     item = ds.get_item("a")
-    assert (item.predicted_domain, item.priority) == ("payments", ReviewPriority.HIGH)
+    assert (item.predicted_domain, item.priority) == (None, ReviewPriority.HIGH)
+    assert item.status is ReviewStatus.FAILED
     assert ds.stats().queue_length == 1
 
 
@@ -261,14 +262,14 @@ def test_accepts_label_frames_and_models(make: StoreFactory) -> None:
 @pytest.mark.parametrize(
     ("row", "priority"),
     [
-        (label("x", domain=None, status="failed"), ReviewPriority.CRITICAL),
-        (label("x", confidence=0.29), ReviewPriority.HIGH),
-        (label("x", confidence=0.3), ReviewPriority.MEDIUM),
-        (label("x", confidence=0.49), ReviewPriority.MEDIUM),
-        (label("x", confidence=0.5), ReviewPriority.LOW),
+        (label("x", domain=None, status="failed"), ReviewPriority.HIGH),
+        (label("x", confidence=0.1), ReviewPriority.MEDIUM),
+        (label("x", confidence=0.9, review_reason="audit"), ReviewPriority.MEDIUM),
+        (label("x", review_reason="possible_label_error"), ReviewPriority.CRITICAL),
+        (label("x", review_reason="second_opinion"), ReviewPriority.CRITICAL),
     ],
 )
-def test_priority_from_confidence_and_failure(
+def test_priority_from_reason_and_failure(
     make: StoreFactory, row: dict, priority: ReviewPriority
 ) -> None:
     ds = make()
@@ -280,20 +281,21 @@ def test_max_queue_size_keeps_the_most_urgent_and_says_how_many_were_left(
     make: StoreFactory,
 ) -> None:
     ds = make(max_queue_size=3)
-    ds.add_items([label("old", confidence=0.45)])
+    ds.add_items([label("old", review_gain=0.5)])
     report = ds.add_items(
         [
-            label("low", confidence=0.9),
-            label("high", confidence=0.1),
-            label("mid", confidence=0.4),
-            label("crit", domain=None, status="failed"),
+            label("low", review_gain=0.1),
+            label("high", review_gain=0.9),
+            label("mid", review_gain=0.4),
+            label("failed", domain=None, status="failed"),
         ]
     )
     assert (report.added, report.rejected_queue_full, report.queue_size) == (2, 2, 3)
     assert any("2 of 4 new item(s) were not added" in m for m in report.messages)
     assert "max_queue_size=3" in report.messages[-1]
     stats = ds.stats()
-    assert stats.by_priority == {"low": 0, "medium": 1, "high": 1, "critical": 1}
+    assert stats.by_priority == {"low": 0, "medium": 2, "high": 1, "critical": 0}
+    assert {i.id for i in ds.get_next(3, "alice")} == {"old", "high", "failed"}
     with pytest.raises(QueueFullError, match="queue is full"):
         ds.add_items([label("more")], raise_when_full=True)
     with pytest.raises(UnknownItemError):
@@ -303,13 +305,16 @@ def test_max_queue_size_keeps_the_most_urgent_and_says_how_many_were_left(
 # -- leases ----------------------------------------------------------------------------------
 
 
-def test_get_next_orders_by_priority_then_age(make: StoreFactory, clock: FakeClock) -> None:
+def test_get_next_orders_by_priority_then_gain_then_age(
+    make: StoreFactory, clock: FakeClock
+) -> None:
     ds = make()
-    ds.add_items([label("low-old", confidence=0.9), label("mid-old", confidence=0.4)])
+    ds.add_items([label("low-old", review_gain=0.1), label("mid-old", review_gain=0.5)])
     clock.advance(60)
-    ds.add_items([label("high-new", confidence=0.1), label("mid-new", confidence=0.4)])
-    got = [i.id for i in ds.get_next(4, "alice")]
-    assert got == ["high-new", "mid-old", "mid-new", "low-old"]
+    ds.add_items([label("high-new", review_gain=0.9), label("mid-new", review_gain=0.5)])
+    ds.add_items([label("failed", domain=None, status="failed")])
+    got = [i.id for i in ds.get_next(5, "alice")]
+    assert got == ["failed", "high-new", "mid-old", "mid-new", "low-old"]
 
 
 def test_leases_are_exclusive_and_expire(store: StoreFactory, clock: FakeClock) -> None:
@@ -710,6 +715,10 @@ def test_export_in_three_formats(make: StoreFactory, tmp_path: Path) -> None:
         "reviewed_at": None,
         "review_status": "corrected",
         "label_source": "reviewer:alice",
+        "label_origin": "human_verified",
+        "votes": 1,
+        "review_reason": "needs_review",
+        "predicted_source": None,
     }
     default = ds.export_reviewed()
     assert default == tmp_path / "reviewed" / "reviewed.jsonl"

@@ -8,8 +8,9 @@ domain that tier gave, and the human decision (`truth`). Per tier this fits
   proportion, so a handful of lucky items does not open the gate), over at least
   `min_accept_audit` items; per domain, a stricter threshold where that domain's own audited
   labels fall short and it has `min_domain_audit` of them;
-- a map from confidence to the probability of being right (isotonic regression), which becomes
-  each label's `p_correct`.
+- a map from confidence to the probability of being right (Platt scaling: a logistic fit on the
+  confidence's log-odds, smooth and monotone even on a few dozen audited texts, where an
+  isotonic fit would jump to 0 and 1), which becomes each label's `p_correct`.
 
 A tier with no audit accepts nothing: its labels need review, whatever the model says about
 itself. That is the point: confidence is the model's claim, the audit is the evidence.
@@ -22,7 +23,8 @@ import math
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
-from sklearn.isotonic import IsotonicRegression
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
 
 AUDIT_COLUMNS = ("row_id", "tier", "confidence", "predicted", "truth")
 _Z = 1.959963984540054  # 95% two-sided
@@ -53,8 +55,8 @@ class TierCalibration(BaseModel):
     domain_thresholds: dict[str, float] = Field(default_factory=dict)
     accepted_audited: int = 0  # audited labels that the thresholds accept
     accepted_correct: int = 0
-    curve_x: list[float] = Field(default_factory=list)  # isotonic knots: confidence ...
-    curve_y: list[float] = Field(default_factory=list)  # ... -> probability of being right
+    # p_correct = sigmoid(slope * logit(confidence) + intercept); None before two outcomes.
+    platt: tuple[float, float] | None = None
 
     @property
     def accuracy(self) -> float | None:
@@ -73,9 +75,10 @@ class TierCalibration(BaseModel):
         return max(self.threshold, self.domain_thresholds.get(domain, self.threshold))
 
     def p_correct(self, confidence: np.ndarray) -> np.ndarray:
-        if not self.curve_x:
+        if self.platt is None:
             return np.full(len(confidence), np.nan)
-        return np.interp(confidence, self.curve_x, self.curve_y)
+        slope, intercept = self.platt
+        return expit(slope * _logit(confidence) + intercept)
 
 
 class Calibration(BaseModel):
@@ -160,12 +163,20 @@ def _fit_tier(
         accepted = conf >= np.array(limits, dtype=float)
         calibration.accepted_audited = int(accepted.sum())
         calibration.accepted_correct = int(correct[accepted].sum())
-    if len(audit) >= 2:
-        isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        isotonic.fit(conf, correct.astype(float))
-        calibration.curve_x = [float(x) for x in isotonic.X_thresholds_]
-        calibration.curve_y = [float(y) for y in isotonic.y_thresholds_]
+    if 0 < correct.sum() < len(correct):
+        platt = LogisticRegression(C=1.0).fit(_logit(conf).reshape(-1, 1), correct)
+        calibration.platt = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+    elif len(correct):  # all right or all wrong: a constant, smoothed like the thresholds
+        calibration.platt = (
+            0.0,
+            float(_logit(np.array([laplace(correct.sum(), len(correct))]))[0]),
+        )
     return calibration
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 def _threshold(

@@ -3,8 +3,11 @@
 cleanlab's `find_label_issues` compares each given label with out-of-fold class
 probabilities and flags the labels that the rest of the data contradicts with confidence
 (per-class thresholds from the confident joint, pruned to the estimated number of errors).
-Flagged decisions go back to the review queue for another reviewer ("possible label error");
-they are not changed here.
+The local model makes many honest mistakes of its own, which confident learning also flags,
+so a flag stands only where the out-of-fold model also gives the given label less than
+`max_given_probability`: on the sample data with 5% of labels flipped that keeps recall near
+0.9 and doubles precision (bench/bench_label_errors.py). Flagged decisions go back to the review
+queue for another reviewer ("possible label error"); they are not changed here.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from cleanlab.filter import find_label_issues
 
 
 def suspected_label_errors(
-    given: Sequence[str], proba: np.ndarray, classes: Sequence[str]
+    given: Sequence[str],
+    proba: np.ndarray,
+    classes: Sequence[str],
+    *,
+    max_given_probability: float = 0.03,
 ) -> np.ndarray:
     """True for each label that confident learning flags (rows with NaN probabilities never)."""
     flags = np.zeros(len(given), dtype=bool)
@@ -34,7 +41,11 @@ def suspected_label_errors(
     sub_proba = sub_proba / sub_proba.sum(axis=1, keepdims=True)
     sub_labels = np.array([remap[c] for c in labels[usable]])
     issues = find_label_issues(
-        labels=sub_labels, pred_probs=sub_proba, filter_by="prune_by_noise_rate"
+        labels=sub_labels,
+        pred_probs=sub_proba,
+        filter_by="prune_by_noise_rate",
+        n_jobs=1,  # no worker processes: they inherit the host's signal handlers (Dagster)
     )
-    flags[np.flatnonzero(usable)[issues]] = True
+    given_probability = sub_proba[np.arange(len(sub_labels)), sub_labels]
+    flags[np.flatnonzero(usable)[issues & (given_probability < max_given_probability)]] = True
     return flags

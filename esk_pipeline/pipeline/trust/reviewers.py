@@ -92,10 +92,12 @@ def _posterior(
 ) -> dict[str, float]:
     """P(true domain = d | votes) for every voted domain d (unvoted ones share the rest)."""
     wrong_share = max(n_domains - 1, 1)
+    chance = 1 / max(n_domains, 1)
     base = 0.0  # log-likelihood if every vote is wrong
     gains: dict[str, float] = {}
     for voter, domain, fixed in voters:
-        a = min(max(fixed if fixed is not None else accuracy[voter], 1e-6), 1 - 1e-6)
+        # No voter is worse than chance: a weak model's vote says little, never the opposite.
+        a = min(max(fixed if fixed is not None else accuracy[voter], chance), 1 - 1e-6)
         right, wrong = np.log(a), np.log((1 - a) / wrong_share)
         base += wrong
         gains[domain] = gains.get(domain, 0.0) + right - wrong

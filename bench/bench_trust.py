@@ -1,0 +1,282 @@
+"""The product's yardstick: how right are the labels in a dataset version, and does it know?
+
+    .venv/bin/python bench/bench_trust.py [--rounds 0 300 600 1200] [--error-rate 0.05]
+        [--orders project random] [--rows 6000] [--influence]
+
+Steps, once per review order:
+1. Seed a fresh embedded ClickHouse with the sample generator's logs (its `true_domain` is
+   kept aside, joined back through a `sample_id` column that travels in the rows' metadata) and
+   run the whole graph in-process on a fresh Dagster instance (`runner.run_pipeline`).
+2. Simulated reviewers (three of them, taking turns) work the queue through `ReviewDataset`
+   until the round's cumulative number of decisions is reached, answering from `true_domain`
+   and choosing a wrong domain at random with probability `--error-rate`. "project" is the
+   queue's own order; "random" replaces the queue's gains with random numbers after each run
+   (second opinions and adjudications still come first in both).
+3. After each round the whole graph runs again. The round's version is compared with
+   `true_domain`, per split: label accuracy, records, share of human labels, and the version's
+   own estimate with its interval, beside the reviews spent and the audit's size.
+4. Finally: how many reviews the project's order needed to reach the random order's final
+   train accuracy (interpolated between rounds), and with `--influence` how many other
+   records' labels one deliberately wrong decision changes.
+
+No asserts: it prints figures for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
+REVIEWERS = ("rev-a", "rev-b", "rev-c")
+
+
+def _environment(root: Path) -> None:
+    for name, value in {
+        "APP_DATA_DIR": root,
+        "APP_TAXONOMY_PATH": TAXONOMY_PATH,
+        "CLICKHOUSE_EMBEDDED_PATH": root / "clickhouse",
+        "CACHE_DIR": root / "cache",
+        "DATA_WRITER_OUTPUT_DIR": root / "artifacts",
+        "DATA_STORAGE_STORAGE_DIR": root / "storage",
+    }.items():
+        os.environ[name] = str(value)
+    for name in ("LLM_API_KEY", "LLM_API_BASE", "LLM_MODEL"):
+        os.environ.pop(name, None)
+
+
+class Reviewers:
+    """Answers from the ground truth, wrong with probability `error_rate` (a random other domain)."""
+
+    def __init__(self, truth: dict[str, str], domains: list[str], error_rate: float, seed: int):
+        self.truth, self.domains, self.error_rate = truth, domains, error_rate
+        self.rng = random.Random(seed)
+        self.turn = 0
+
+    def answer(self, item_id: str) -> str:
+        right = self.truth[item_id]
+        if self.rng.random() < self.error_rate:
+            return self.rng.choice([d for d in self.domains if d != right])
+        return right
+
+    def work(self, store, decisions: int) -> int:
+        """Decide until `decisions` more decisions are recorded; returns how many were made."""
+        made = stalled = 0
+        while made < decisions and stalled < len(REVIEWERS):
+            reviewer = REVIEWERS[self.turn % len(REVIEWERS)]
+            self.turn += 1
+            batch = store.get_next(count=min(10, decisions - made), reviewer_id=reviewer)
+            if not batch:
+                stalled += 1
+                continue
+            stalled = 0
+            for item in batch:
+                store.submit_review(item.id, self.answer(item.id), reviewer)
+                made += 1
+        return made
+
+
+def _truth_by_row_id(root: Path, truth_by_sample: dict[int, str]) -> dict[str, str]:
+    truth = {}
+    for path in (root / "assets" / "cleaned_texts").glob("*.parquet"):
+        cleaned = pd.read_parquet(path, columns=["row_id", "metadata"])
+        for row_id, metadata in zip(cleaned["row_id"], cleaned["metadata"], strict=True):
+            inner = json.loads(json.loads(metadata)["metadata"])
+            truth[row_id] = truth_by_sample[int(inner["sample_id"])]
+    return truth
+
+
+def _shuffle_queue(root: Path, seed: int) -> None:
+    """The random baseline: every open item's gain becomes a random number."""
+    with sqlite3.connect(root / "review.sqlite3") as conn:
+        rng = random.Random(seed)
+        ids = [r[0] for r in conn.execute("SELECT id FROM review_items")]
+        conn.executemany(
+            "UPDATE review_items SET gain = ? WHERE id = ?", [(rng.random(), i) for i in ids]
+        )
+
+
+def _version_figures(version_path: Path, truth: dict[str, str]) -> dict[str, dict]:
+    metadata = json.loads((version_path / "metadata.json").read_text(encoding="utf-8"))
+    stats = metadata["dataset"]["stats"]
+    out = {}
+    for split in ("train", "eval"):
+        path = version_path / f"{split}.jsonl"
+        records = pd.read_json(path, lines=True) if path.stat().st_size else pd.DataFrame()
+        real = records[~records["is_synthetic"]] if len(records) else records
+        right = [
+            truth.get(r) == d
+            for r, d in zip(real.get("row_id", []), real.get("domain", []), strict=True)
+        ]
+        human = real["label_origin"].isin(["human_verified", "adjudicated"]) if len(real) else []
+        estimate = stats["accuracy"].get(split) or {}
+        out[split] = {
+            "records": len(records),
+            "accuracy": float(np.mean(right)) if right else None,
+            "human_share": float(np.mean(human)) if len(real) else None,
+            "estimate": estimate.get("estimate"),
+            "low": estimate.get("low"),
+            "high": estimate.get("high"),
+        }
+    out["unverified"] = {"records": stats["unverified_samples"]}
+    return out
+
+
+def _run_graph(instance) -> dict:
+    from esk_pipeline.runner import run_pipeline
+
+    return run_pipeline(instance, log=lambda _: None)
+
+
+def run_order(order: str, args: argparse.Namespace) -> list[dict]:
+    from dagster import DagsterInstance
+
+    from esk_pipeline.pipeline.log_source import LogSource
+    from esk_pipeline.pipeline.data_storage import DataStorage
+    from esk_pipeline.pipeline.review_dataset import ReviewDataset
+    from esk_pipeline.pipeline.taxonomy import Taxonomy
+    from esk_pipeline.sample_data import generate_logs
+    from esk_pipeline.settings import get_settings
+
+    root = Path(tempfile.mkdtemp(prefix=f"bench-trust-{order}-"))
+    _environment(root)
+    get_settings.cache_clear()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
+    logs = generate_logs(taxonomy, n_rows=args.rows, seed=args.seed)
+    logs["sample_id"] = np.arange(len(logs))
+    truth_by_sample = dict(zip(logs["sample_id"], logs["true_domain"], strict=True))
+    LogSource(get_settings().clickhouse).insert_logs(logs.drop(columns=["true_domain"]))
+
+    instance = DagsterInstance.ephemeral()
+    rows = []
+    reviewers = None
+    spent = 0
+    for target in args.rounds:
+        started = time.perf_counter()
+        if target > spent:
+            with ReviewDataset(taxonomy=taxonomy) as store:
+                spent += reviewers.work(store, target - spent)
+        summary = _run_graph(instance)
+        if reviewers is None:
+            truth = _truth_by_row_id(root, truth_by_sample)
+            reviewers = Reviewers(truth, taxonomy.ids, args.error_rate, args.seed)
+        if order == "random":
+            _shuffle_queue(root, args.seed + target)
+        version = DataStorage().get_version(summary["version"]) if "version" in summary else None
+        trust = json.loads((root / "assets" / "label_trust.json").read_text(encoding="utf-8"))
+        figures = _version_figures(Path(version.path), reviewers.truth)
+        rows.append(
+            {
+                "order": order,
+                "reviews": spent,
+                "audited": trust["audited"],
+                "seconds": round(time.perf_counter() - started, 1),
+                **figures,
+            }
+        )
+        _print_row(rows[-1])
+    if args.influence and order == "project":
+        rows[-1]["influence"] = _influence(instance, reviewers, taxonomy, Path(version.path))
+    return rows
+
+
+def _influence(instance, reviewers: Reviewers, taxonomy, before_path: Path) -> dict:
+    """Submit one deliberately wrong decision, rerun, and count the other records it moved."""
+    from esk_pipeline.pipeline.data_storage import DataStorage
+    from esk_pipeline.pipeline.review_dataset import ReviewDataset
+
+    def labels(path: Path) -> dict[str, str]:
+        frames = [
+            pd.read_json(path / f"{s}.jsonl", lines=True)
+            for s in ("train", "eval")
+            if (path / f"{s}.jsonl").stat().st_size
+        ]
+        records = pd.concat(frames)
+        return dict(zip(records["row_id"], records["domain"], strict=True))
+
+    with ReviewDataset(taxonomy=taxonomy) as store:
+        [item] = store.get_next(count=1, reviewer_id=REVIEWERS[0])
+        wrong = next(
+            d for d in taxonomy.ids if d not in (reviewers.truth[item.id], item.predicted_domain)
+        )
+        store.submit_review(item.id, wrong, REVIEWERS[0])
+    summary = _run_graph(instance)
+    after = labels(Path(DataStorage().get_version(summary["version"]).path))
+    before = labels(before_path)
+    moved = [r for r in before.keys() & after.keys() if r != item.id and before[r] != after[r]]
+    return {"item": item.id, "wrong_domain": wrong, "other_records_relabelled": len(moved)}
+
+
+def _fmt(value: float | None) -> str:
+    return "  -  " if value is None else f"{value:.3f}"
+
+
+def _print_row(row: dict) -> None:
+    parts = [f"{row['order']:>7} reviews {row['reviews']:>5} audit {row['audited']:>4}"]
+    for split in ("train", "eval"):
+        f = row[split]
+        interval = f"[{_fmt(f['low'])},{_fmt(f['high'])}]" if f["low"] is not None else ""
+        parts.append(
+            f"{split} n={f['records']:>5} acc={_fmt(f['accuracy'])} human={_fmt(f['human_share'])}"
+            f" est={_fmt(f['estimate'])}{interval}"
+        )
+    parts.append(f"unverified {row['unverified']['records']:>5} ({row['seconds']} s)")
+    print(" | ".join(parts), flush=True)
+
+
+def _reviews_to_reach(rows: list[dict], accuracy: float) -> float | None:
+    """Reviews at which train accuracy first reaches `accuracy` (linear between rounds)."""
+    previous = None
+    for row in rows:
+        value = row["train"]["accuracy"]
+        if value is not None and value >= accuracy:
+            if previous is None or previous["train"]["accuracy"] is None:
+                return float(row["reviews"])
+            lo, hi = previous["train"]["accuracy"], value
+            share = (accuracy - lo) / (hi - lo) if hi > lo else 1.0
+            return previous["reviews"] + share * (row["reviews"] - previous["reviews"])
+        previous = row
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, nargs="+", default=[0, 300, 600, 1200])
+    parser.add_argument("--error-rate", type=float, default=0.05)
+    parser.add_argument("--orders", nargs="+", default=["project", "random"])
+    parser.add_argument("--rows", type=int, default=6000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--influence", action="store_true")
+    args = parser.parse_args()
+    print(
+        f"reviewer error rate {args.error_rate:.0%}, {args.rows} sample rows, rounds {args.rounds}"
+    )
+    results = {order: run_order(order, args) for order in args.orders}
+    if "project" in results and "random" in results:
+        final = results["random"][-1]["train"]["accuracy"]
+        if final is not None:
+            needed = _reviews_to_reach(results["project"], final)
+            print(
+                f"random order's final train accuracy {final:.3f} after {results['random'][-1]['reviews']} "
+                f"reviews; the project's order reaches it after "
+                + (f"{needed:.0f} reviews" if needed is not None else "more reviews than ran")
+            )
+    influence = results.get("project", [{}])[-1].get("influence")
+    if influence:
+        print(
+            f"one wrong decision ({influence['wrong_domain']}) relabelled "
+            f"{influence['other_records_relabelled']} other record(s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
