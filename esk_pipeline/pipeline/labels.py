@@ -7,13 +7,14 @@ keeps; the dataset writer, the review queue and the calibration all read its res
 
 Precedence for one `row_id`: a usable label (status "labeled" with a domain) beats an unusable
 one; then the stronger origin (`ORIGIN_RANK`); then the later review; then the higher
-confidence. A human decision also settles every other text with the same identity key
+confidence. A corroborated human decision (the reviewer approved the model's label, or two
+reviewers agreed) also settles every other text with the same identity key
 (`text.identity_key`) whose own label agrees with it: those get origin "propagated" and the
 decision's `p_correct`, unless the decisions on that key disagree, and lose it again as soon as
 the decision is undone (nothing is stored: it is recomputed from the decisions every time).
-A sibling whose label disagrees keeps it and waits for its own review: short replies such as
-"Сколько ждать ответа?" share a key across requests about different things, so a decision on
-one says nothing about the others. Propagation therefore never changes a label.
+Propagation never changes a label, and it skips texts of fewer than `MIN_PROPAGATION_WORDS`
+words: replies such as "Сколько ждать ответа?" share a key across conversations about
+different things, so a decision on one says nothing about the others.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ ORIGIN_RANK = {
     LabelOrigin.SYNTHETIC: 1,
 }
 PROPAGATED_SOURCE_PREFIX = "propagated:"
+MIN_PROPAGATION_WORDS = 4
 
 
 def origin_of_tier(tier: str) -> str:
@@ -111,29 +113,34 @@ def resolve_labels(model_labels: pd.DataFrame, decisions: pd.DataFrame) -> pd.Da
 
 
 def _propagate(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mark texts whose label agrees with the (unanimous) decision on their identity key."""
+    """Mark texts whose label agrees with the unanimous, corroborated decision on their key."""
     human = is_human(frame["label_origin"])
     if not human.any():
         return frame
-    decided = frame.loc[human, ["identity_key", "domain", "row_id", "p_correct"]]
+    corroborated = (frame["domain"] == frame.get("predicted_domain")) | (
+        frame.get("votes", pd.Series(0, index=frame.index)).fillna(0) >= 2
+    )
+    decided = frame.loc[human].assign(_corroborated=corroborated[human])
     by_key = decided.groupby("identity_key").agg(
         domains=("domain", "nunique"),
         domain=("domain", "first"),
+        corroborated=("_corroborated", "any"),
         source=("row_id", "min"),
         p_correct=("p_correct", "min"),
     )
-    unanimous = by_key[by_key["domains"] == 1]
-    decided_domain = frame["identity_key"].map(unanimous["domain"])
-    target = ~human & usable(frame) & (frame["domain"] == decided_domain)
+    settled = by_key[(by_key["domains"] == 1) & by_key["corroborated"]]
+    long_enough = frame["identity_key"].str.count(" ") + 1 >= MIN_PROPAGATION_WORDS
+    agrees = frame["domain"] == frame["identity_key"].map(settled["domain"])
+    target = ~human & usable(frame) & long_enough & agrees
     if not target.any():
         return frame
     keys = frame.loc[target, "identity_key"]
     frame = frame.copy()
     frame.loc[target, "label_origin"] = LabelOrigin.PROPAGATED.value
     frame.loc[target, "label_source"] = (
-        PROPAGATED_SOURCE_PREFIX + keys.map(unanimous["source"]).astype(str)
+        PROPAGATED_SOURCE_PREFIX + keys.map(settled["source"]).astype(str)
     ).to_numpy()
-    frame.loc[target, "p_correct"] = keys.map(unanimous["p_correct"]).to_numpy(dtype=float)
+    frame.loc[target, "p_correct"] = keys.map(settled["p_correct"]).to_numpy(dtype=float)
     return frame
 
 

@@ -341,5 +341,5 @@ def test_eval_is_drawn_from_audited_groups_when_the_input_says_why_texts_were_re
         for n, item in enumerate(_items(40))
     ]
     audited = {i["row_id"] for i in items if i["review_reason"] == "audit"}
-    _, eval_, _, stats = DataWriter(_config(tmp_path), TAXONOMY).build_splits(items)
+    _, eval_, _, _ = DataWriter(_config(tmp_path), TAXONOMY).build_splits(items)
     assert len(eval_) > 0 and set(eval_["row_id"]) <= audited

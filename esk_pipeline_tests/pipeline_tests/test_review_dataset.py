@@ -36,6 +36,7 @@ from esk_pipeline.pipeline.review_dataset import (
     ReviewDataset,
     ReviewDatasetConfig,
     ReviewPriority,
+    ReviewReason,
     ReviewStatus,
     UndoError,
     UnknownDomainError,
@@ -796,3 +797,106 @@ def test_killed_mid_way_leaves_a_consistent_store(tmp_path: Path) -> None:
         ds.get_next(1, "after-crash")  # the store still takes writes
     finally:
         ds.close()
+
+
+# -- trust: second opinions, doubted decisions, withdrawal, origins ------------------------------
+
+
+def test_a_correction_of_a_confident_model_waits_for_a_second_reviewer(
+    store: StoreFactory,
+) -> None:
+    ds = store(second_opinion_confidence=0.7)
+    ds.add_items([label("sure", confidence=0.9), label("unsure", confidence=0.4)])
+    for item in ds.get_next(2, "alice"):
+        ds.submit_review(item.id, "payments", "alice")  # both contradict "housing"
+    held = ds.get_item("sure")
+    assert held.status is ReviewStatus.PENDING and held.reason is ReviewReason.SECOND_OPINION
+    assert (held.priority, held.required_reviews, held.reviews) == (ReviewPriority.CRITICAL, 2, 1)
+    assert ds.get_item("unsure").status is ReviewStatus.CORRECTED  # an unsure model: no wait
+    assert set(ds.verified_labels()["row_id"]) == {"unsure"}  # not training data yet
+    assert ds.get_next(1, "alice") == []  # never the same reviewer twice
+    [second] = ds.get_next(1, "bob")
+    assert second.id == "sure"
+    ds.submit_review("sure", "payments", "bob")
+    decided = ds.verified_labels().set_index("row_id")
+    assert decided.loc["sure", "label_origin"] == "human_verified"
+    assert (decided.loc["sure", "domain"], decided.loc["sure", "votes"]) == ("payments", 2)
+
+
+def test_a_disagreeing_second_opinion_is_adjudicated_and_marked_so(make: StoreFactory) -> None:
+    ds = make(second_opinion_confidence=0.0)
+    ds.add_items([label("a", confidence=0.9)])
+    ds.get_next(1, "alice")
+    ds.submit_review("a", "payments", "alice")
+    ds.get_next(1, "bob")
+    ds.submit_review("a", "housing", "bob")
+    assert ds.get_item("a").needs_adjudication
+    ds.get_next(1, "carol")
+    ds.submit_review("a", "housing", "carol")
+    decided = ds.verified_labels().set_index("row_id")
+    assert (decided.loc["a", "domain"], decided.loc["a", "label_origin"]) == (
+        "housing",
+        "adjudicated",
+    )
+
+
+def test_an_approval_needs_no_second_opinion_and_undo_restores_one_review(
+    make: StoreFactory,
+) -> None:
+    ds = make(second_opinion_confidence=0.0)
+    ds.add_items([label("a"), label("b")])
+    ds.get_next(2, "alice")
+    ds.submit_review("a", None, "alice", approve=True)
+    assert ds.get_item("a").status is ReviewStatus.APPROVED
+    ds.submit_review("b", "payments", "alice")
+    assert ds.get_item("b").required_reviews == 2
+    ds.undo_last("alice")
+    undone = ds.get_item("b")
+    assert (undone.required_reviews, undone.reason) == (1, ReviewReason.NEEDS_REVIEW)
+
+
+def test_a_doubted_decision_goes_back_for_another_reviewer_once(store: StoreFactory) -> None:
+    ds = store()
+    ds.add_items([label("a"), label("b")])
+    for item in ds.get_next(2, "alice"):
+        ds.submit_review(item.id, "payments", "alice")
+    assert ds.request_second_opinion(["a", "missing"], ReviewReason.POSSIBLE_LABEL_ERROR) == 1
+    doubted = ds.get_item("a")
+    assert doubted.status is ReviewStatus.PENDING and doubted.priority is ReviewPriority.CRITICAL
+    assert set(ds.verified_labels()["row_id"]) == {"b"}
+    ds.get_next(1, "bob")
+    ds.submit_review("a", "payments", "bob")  # the second reviewer confirms it
+    assert ds.get_item("a").status is ReviewStatus.CORRECTED
+    # Two decisions now: settled, never reopened again.
+    assert ds.request_second_opinion(["a"], ReviewReason.POSSIBLE_LABEL_ERROR) == 0
+
+
+def test_withdraw_others_removes_only_untouched_items(make: StoreFactory) -> None:
+    ds = make()
+    gains = {"leased": 0.9, "skipped": 0.8, "decided": 0.7, "keep": 0.2, "gone": 0.1}
+    ds.add_items([label(name, review_gain=gain) for name, gain in gains.items()])
+    assert [i.id for i in ds.get_next(1, "alice")] == ["leased"]
+    skipped, decided = ds.get_next(2, "bob")
+    ds.skip(skipped.id, "bob")
+    ds.submit_review(decided.id, "payments", "bob")
+    report = ds.add_items([label("keep", review_gain=0.2)], withdraw_others=True)
+    assert report.withdrawn == 1
+    with pytest.raises(UnknownItemError):
+        ds.get_item("gone")
+    for name in ("keep", "leased", "skipped", "decided"):
+        assert ds.get_item(name).id == name
+
+
+def test_a_store_from_before_the_trust_columns_is_upgraded_on_open(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    path = tmp_path / "review.sqlite3"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE review_items (id VARCHAR(64) PRIMARY KEY)"))
+    engine.dispose()
+    ds = ReviewDataset(_config(tmp_path, None), TAXONOMY)
+    with ds._engine.begin() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("review_items")}
+    ds.close()
+    assert {"reason", "gain"} <= columns

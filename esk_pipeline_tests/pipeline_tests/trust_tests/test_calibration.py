@@ -1,0 +1,67 @@
+"""Calibration on audited labels: thresholds for a precision target, p_correct."""
+
+import numpy as np
+import pandas as pd
+
+from esk_pipeline.pipeline.trust.calibration import fit_calibration, wilson_interval
+
+
+def _audit(n: int, seed: int = 0, domain_of=lambda i: "roads") -> pd.DataFrame:
+    """A tier whose labels at confidence c are right with probability c**2 (overconfident)."""
+    rng = np.random.default_rng(seed)
+    confidence = rng.random(n)
+    right = rng.random(n) < confidence**2
+    domains = [domain_of(i) for i in range(n)]
+    return pd.DataFrame(
+        {
+            "row_id": [f"r{i}" for i in range(n)],
+            "tier": "local",
+            "confidence": confidence,
+            "predicted": domains,
+            "truth": [d if ok else "other" for d, ok in zip(domains, right, strict=True)],
+        }
+    )
+
+
+def test_the_threshold_reaches_the_target_on_fresh_labels_of_the_same_tier() -> None:
+    calibration = fit_calibration(_audit(2000), 0.9)
+    tier = calibration.tiers["local"]
+    # Right c**2 of the time: the labels at or above t are right about (1 - t**3) / (3 - 3t).
+    assert tier.threshold is not None and 0.8 < tier.threshold < 0.95
+    fresh = _audit(20_000, seed=1)
+    accepted = calibration.accepted(fresh["tier"], fresh["confidence"], fresh["predicted"])
+    precision = (fresh.loc[accepted, "predicted"] == fresh.loc[accepted, "truth"]).mean()
+    assert precision >= 0.89
+    assert tier.accepted_precision >= 0.9
+    assert fit_calibration(_audit(2000), 0.99).tiers["local"].threshold > tier.threshold
+
+
+def test_p_correct_follows_the_audit_not_the_models_claim() -> None:
+    calibration = fit_calibration(_audit(3000), 0.9)
+    p = calibration.p_correct(pd.Series(["local"] * 3), pd.Series([0.3, 0.7, 0.95]))
+    assert np.all(np.diff(p) > 0)  # monotone
+    assert abs(p[1] - 0.49) < 0.08  # right 0.7**2 of the time, not 0.7
+
+
+def test_no_audit_accepts_nothing_and_knows_nothing() -> None:
+    calibration = fit_calibration(_audit(0), 0.95)
+    tiers, conf = pd.Series(["local", "llm:x"]), pd.Series([0.999, 0.999])
+    assert not calibration.accepted(tiers, conf, pd.Series(["roads", "roads"])).any()
+    assert np.isnan(calibration.p_correct(tiers, conf)).all()
+
+
+def test_a_domain_below_the_target_gets_a_stricter_threshold_of_its_own() -> None:
+    audit = _audit(4000, domain_of=lambda i: "roads" if i % 2 else "waste")
+    weak = audit["predicted"] == "waste"
+    # Half of the waste labels above any confidence are wrong.
+    audit.loc[weak & (audit.index % 4 == 0), "truth"] = "other"
+    tier = fit_calibration(audit, 0.7, min_domain_audit=50).tiers["local"]
+    assert tier.domain_thresholds.get("waste", 0) > tier.threshold
+    assert "roads" not in tier.domain_thresholds
+
+
+def test_wilson_interval_contains_the_proportion_and_narrows_with_data() -> None:
+    low, high = wilson_interval(90, 100)
+    assert low < 0.9 < high
+    assert (high - low) > (np.subtract(*wilson_interval(900, 1000)[::-1]))
+    assert wilson_interval(0, 0) == (0.0, 1.0)

@@ -1,0 +1,65 @@
+"""The review plan: expected gain, one text per identity key, the interleaved audit."""
+
+import numpy as np
+import pandas as pd
+
+from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.text import identity_key_series
+from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust.queue import plan_review
+
+
+def _labels(n: int = 4000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    texts = [f"обращение про тему номер {i}" for i in range(n)]
+    domains = np.where(rng.random(n) < 0.05, "rare", "common")
+    frame = pd.DataFrame(
+        {
+            "row_id": [row_id(t) for t in texts],
+            "text": texts,
+            "domain": domains,
+            "confidence": rng.random(n),
+            "p_correct": np.nan,
+            "status": "labeled",
+            "label_origin": "local_model",
+            "top_candidates": "[]",
+        }
+    )
+    return frame.assign(identity_key=identity_key_series(frame["text"]))
+
+
+def _order(plan: pd.DataFrame) -> pd.DataFrame:
+    return plan.sort_values("review_gain", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def test_every_untrusted_text_is_planned_once_with_the_audit_interleaved() -> None:
+    labels = _labels()
+    plan = plan_review(labels, precision_target=0.95, audit_share=0.05, audit_review_share=0.2)
+    assert plan["row_id"].is_unique and len(plan) == len(labels)
+    audit = plan["review_reason"] == "audit"
+    assert set(plan.loc[audit, "row_id"]) == set(
+        labels.loc[audit_mask(labels["row_id"], 0.05), "row_id"]
+    )
+    first = _order(plan).head(100)
+    assert 15 <= (first["review_reason"] == "audit").sum() <= 25
+
+
+def test_unsure_and_rare_texts_come_first() -> None:
+    plan = _order(
+        plan_review(_labels(), precision_target=0.95, audit_share=0.0, audit_review_share=0.2)
+    )
+    head, tail = plan.head(300), plan.tail(300)
+    assert head["confidence"].mean() < tail["confidence"].mean()
+    assert (head["domain"] == "rare").mean() > (tail["domain"] == "rare").mean()
+
+
+def test_a_key_is_planned_once_and_trusted_or_human_texts_not_at_all() -> None:
+    labels = _labels(50)
+    twin = labels.iloc[[0]].assign(row_id="twin", text=labels.loc[0, "text"].upper() + "!")
+    labels = pd.concat([labels, twin], ignore_index=True)
+    labels.loc[1, ["label_origin", "p_correct"]] = ["human_verified", 0.99]
+    labels.loc[2, "p_correct"] = 0.99  # trusted by the policy
+    plan = plan_review(labels, precision_target=0.95, audit_share=0.0, audit_review_share=0.2)
+    assert len(plan) == len(labels) - 3
+    assert plan["identity_key"].is_unique
+    assert not {labels.loc[1, "row_id"], labels.loc[2, "row_id"]} & set(plan["row_id"])
