@@ -35,6 +35,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from dagster import DagsterInstance
+
+from esk_pipeline.pipeline.data_storage import DataStorage
+from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.pipeline.review_dataset import ReviewDataset
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.runner import run_pipeline
+from esk_pipeline.sample_data import generate_logs
+from esk_pipeline.settings import get_settings
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 REVIEWERS = ("rev-a", "rev-b", "rev-c")
@@ -55,7 +64,7 @@ def _environment(root: Path) -> None:
 
 
 class Reviewers:
-    """Answers from the ground truth, wrong with probability `error_rate` (a random other domain)."""
+    """Answer from the ground truth; wrong (a random other domain) with `error_rate`."""
 
     def __init__(self, truth: dict[str, str], domains: list[str], error_rate: float, seed: int):
         self.truth, self.domains, self.error_rate = truth, domains, error_rate
@@ -121,6 +130,7 @@ def _version_figures(version_path: Path, truth: dict[str, str]) -> dict[str, dic
         estimate = stats["accuracy"].get(split) or {}
         out[split] = {
             "records": len(records),
+            "right": int(np.sum(right)),
             "accuracy": float(np.mean(right)) if right else None,
             "human_share": float(np.mean(human)) if len(real) else None,
             "estimate": estimate.get("estimate"),
@@ -132,21 +142,10 @@ def _version_figures(version_path: Path, truth: dict[str, str]) -> dict[str, dic
 
 
 def _run_graph(instance) -> dict:
-    from esk_pipeline.runner import run_pipeline
-
     return run_pipeline(instance, log=lambda _: None)
 
 
 def run_order(order: str, args: argparse.Namespace) -> list[dict]:
-    from dagster import DagsterInstance
-
-    from esk_pipeline.pipeline.log_source import LogSource
-    from esk_pipeline.pipeline.data_storage import DataStorage
-    from esk_pipeline.pipeline.review_dataset import ReviewDataset
-    from esk_pipeline.pipeline.taxonomy import Taxonomy
-    from esk_pipeline.sample_data import generate_logs
-    from esk_pipeline.settings import get_settings
-
     root = Path(tempfile.mkdtemp(prefix=f"bench-trust-{order}-"))
     _environment(root)
     get_settings.cache_clear()
@@ -185,14 +184,15 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
         )
         _print_row(rows[-1])
     if args.influence and order == "project":
-        rows[-1]["influence"] = _influence(instance, reviewers, taxonomy, Path(version.path))
+        rows[-1]["influence"] = _influence(instance, reviewers, taxonomy)
     return rows
 
 
-def _influence(instance, reviewers: Reviewers, taxonomy, before_path: Path) -> dict:
-    """Submit one deliberately wrong decision, rerun, and count the other records it moved."""
-    from esk_pipeline.pipeline.data_storage import DataStorage
-    from esk_pipeline.pipeline.review_dataset import ReviewDataset
+def _influence(instance, reviewers: Reviewers, taxonomy) -> dict:
+    """Submit one deliberately wrong decision, rerun, and count the other records it moved.
+
+    The graph runs once before, so what the last round set in motion (doubted decisions
+    reopened, say) is not counted as the wrong decision's doing."""
 
     def labels(path: Path) -> dict[str, str]:
         frames = [
@@ -203,6 +203,7 @@ def _influence(instance, reviewers: Reviewers, taxonomy, before_path: Path) -> d
         records = pd.concat(frames)
         return dict(zip(records["row_id"], records["domain"], strict=True))
 
+    before_path = Path(DataStorage().get_version(_run_graph(instance)["version"]).path)
     with ReviewDataset(taxonomy=taxonomy) as store:
         [item] = store.get_next(count=1, reviewer_id=REVIEWERS[0])
         wrong = next(
@@ -233,19 +234,38 @@ def _print_row(row: dict) -> None:
     print(" | ".join(parts), flush=True)
 
 
-def _reviews_to_reach(rows: list[dict], accuracy: float) -> float | None:
-    """Reviews at which train accuracy first reaches `accuracy` (linear between rounds)."""
+def _reviews_to_reach(rows: list[dict], key, goal: float) -> float | None:
+    """Reviews at which `key(row)` first reaches `goal` (linear between rounds)."""
     previous = None
     for row in rows:
-        value = row["train"]["accuracy"]
-        if value is not None and value >= accuracy:
-            if previous is None or previous["train"]["accuracy"] is None:
+        value = key(row)
+        if value is not None and value >= goal:
+            if previous is None or key(previous) is None:
                 return float(row["reviews"])
-            lo, hi = previous["train"]["accuracy"], value
-            share = (accuracy - lo) / (hi - lo) if hi > lo else 1.0
+            lo = key(previous)
+            share = (goal - lo) / (value - lo) if value > lo else 1.0
             return previous["reviews"] + share * (row["reviews"] - previous["reviews"])
         previous = row
     return None
+
+
+def _compare(results: dict[str, list[dict]]) -> None:
+    """How many reviews the project's order needs for what the random order ends with."""
+    final = results["random"][-1]
+    measures = {
+        "correctly labelled records (train + eval)": lambda r: (
+            r["train"]["right"] + r["eval"]["right"]
+        ),
+        "eval records (human, audited)": lambda r: r["eval"]["records"],
+    }
+    for name, key in measures.items():
+        goal = key(final)
+        needed = _reviews_to_reach(results["project"], key, goal)
+        reached = f"{needed:.0f} reviews" if needed is not None else "more reviews than ran"
+        print(
+            f"{name}: the random order ends with {goal} after {final['reviews']} reviews; "
+            f"the project's order reaches that after {reached}"
+        )
 
 
 def main() -> None:
@@ -262,14 +282,7 @@ def main() -> None:
     )
     results = {order: run_order(order, args) for order in args.orders}
     if "project" in results and "random" in results:
-        final = results["random"][-1]["train"]["accuracy"]
-        if final is not None:
-            needed = _reviews_to_reach(results["project"], final)
-            print(
-                f"random order's final train accuracy {final:.3f} after {results['random'][-1]['reviews']} "
-                f"reviews; the project's order reaches it after "
-                + (f"{needed:.0f} reviews" if needed is not None else "more reviews than ran")
-            )
+        _compare(results)
     influence = results.get("project", [{}])[-1].get("influence")
     if influence:
         print(

@@ -20,7 +20,7 @@ from esk_pipeline.pipeline.data_storage import (
     StorageError,
     VersionStatus,
 )
-from esk_pipeline.pipeline.data_writer import DatasetQualityError
+from esk_pipeline.pipeline.data_writer import DatasetQualityError, DatasetStats, trust_summary
 from esk_pipeline.pipeline.log_source import LogSourceError
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.settings import get_settings
@@ -336,6 +336,9 @@ def demo(rows: int, seed: int) -> None:
     for key in ("previous_version", "added", "removed", "relabelled"):
         if key in result:
             click.echo(f"  {key}: {result[key]}")
+    click.echo("how far to trust it:")
+    for line in trust_summary(_dataset_stats(version.path)):
+        click.echo(f"  {line}")
     from esk_pipeline.pipeline.review_dataset import ReviewDataset
     from esk_pipeline.pipeline.taxonomy import Taxonomy
 
@@ -347,6 +350,12 @@ def demo(rows: int, seed: int) -> None:
         ".venv/bin/uvicorn esk_pipeline.api:app, then http://127.0.0.1:8000/"
     )
     click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} .venv/bin/dagster dev")
+
+
+def _dataset_stats(version_path: Path) -> DatasetStats:
+    """The writer's statistics a version keeps in its metadata.json."""
+    metadata = json.loads((version_path / "metadata.json").read_text(encoding="utf-8"))
+    return DatasetStats.model_validate(metadata["dataset"]["stats"])
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

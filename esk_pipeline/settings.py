@@ -203,7 +203,7 @@ class TrustSettings(BaseSettings):
     # Share of labelled texts drawn uniformly into the audit stream.
     audit_share: float = Field(default=0.05, ge=0, le=1)
     # Share of the queue's hand-outs that go to audit items while any are waiting.
-    audit_review_share: float = Field(default=0.3, ge=0, le=1)
+    audit_review_share: float = Field(default=0.5, ge=0, le=1)
     # Audited items a version needs before its accuracy estimate is called reliable.
     min_audit_for_estimate: int = Field(default=200, ge=0)
     # Detect likely errors among human labels (confident learning) and ask again.

@@ -6,7 +6,8 @@ from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, mult
 
 from esk_pipeline.assets.metadata import counts_table, preview
 from esk_pipeline.pipeline.local_model import LocalModel
-from esk_pipeline.pipeline.trust import TrustConfig, assess_labels
+from esk_pipeline.pipeline.trust import Calibration, TrustConfig, assess_labels
+from esk_pipeline.pipeline.trust.assess import tier_of
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.settings import get_settings
@@ -101,6 +102,8 @@ def trusted_labels(
             "audited": assessment.audited,
             "audit_pending": assessment.audit_pending,
             "tiers": MetadataValue.json(tiers),
+            # A tier the audit does not vouch for sends all its labels to review.
+            "gated_tiers": MetadataValue.json(sorted(_gated_tiers(model_labels, calibration))),
             "reviewer_accuracy": MetadataValue.json(
                 {r: round(a, 4) for r, a in assessment.reliability.accuracy.items()}
             ),
@@ -108,3 +111,9 @@ def trusted_labels(
             "possible_label_errors": len(assessment.suspected_errors),
         },
     )
+
+
+def _gated_tiers(model_labels: pd.DataFrame, calibration: Calibration) -> set[str]:
+    """Tiers that labelled something but whose audit accepts none of it (yet)."""
+    used = set(tier_of(model_labels)) if len(model_labels) else set()
+    return {t for t in used if (c := calibration.tiers.get(t)) is None or c.threshold is None}

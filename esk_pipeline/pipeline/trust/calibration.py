@@ -4,9 +4,11 @@ Input: audit records, one per audited text, with the tier that labelled it, the 
 domain that tier gave, and the human decision (`truth`). Per tier this fits
 
 - an acceptance threshold: the lowest confidence t such that the tier's audited labels with
-  confidence >= t are right at least `precision_target` of the time (a Laplace-smoothed
-  proportion, so a handful of lucky items does not open the gate), over at least
-  `min_accept_audit` items; per domain, a stricter threshold where that domain's own audited
+  confidence >= t are right at least `precision_target` of the time with `assurance`
+  probability (the lower `1 - assurance` quantile of a Beta posterior over their precision),
+  over at least `min_accept_audit` items. Choosing the lowest passing threshold on a point
+  estimate would pick whichever cut the audit's noise flatters; the quantile keeps that winner's
+  curse below the target. Per domain, a stricter threshold where that domain's own audited
   labels fall short and it has `min_domain_audit` of them;
 - a map from confidence to the probability of being right (Platt scaling: a logistic fit on the
   confidence's log-odds, smooth and monotone even on a few dozen audited texts, where an
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 from scipy.special import expit
+from scipy.stats import beta
 from sklearn.linear_model import LogisticRegression
 
 AUDIT_COLUMNS = ("row_id", "tier", "confidence", "predicted", "truth")
@@ -43,6 +46,11 @@ def wilson_interval(correct: float, total: float) -> tuple[float, float]:
 
 def laplace(correct: float, total: float) -> float:
     return (correct + 1) / (total + 2)
+
+
+def precision_lower_bound(correct: float, total: float, assurance: float) -> float:
+    """The precision exceeded with probability `assurance` (Beta(1, 1) prior)."""
+    return float(beta.ppf(1 - assurance, correct + 1, total - correct + 1))
 
 
 class TierCalibration(BaseModel):
@@ -117,27 +125,39 @@ def fit_calibration(
     audit: pd.DataFrame,
     precision_target: float,
     *,
+    assurance: float = 0.8,
     min_accept_audit: int = 20,
     min_domain_audit: int = 20,
 ) -> Calibration:
     """Fit every tier present in `audit` (columns AUDIT_COLUMNS)."""
+    rule = _Rule(precision_target, assurance)
     tiers = {
-        str(tier): _fit_tier(str(tier), group, precision_target, min_accept_audit, min_domain_audit)
+        str(tier): _fit_tier(str(tier), group, rule, min_accept_audit, min_domain_audit)
         for tier, group in audit.groupby("tier", sort=True)
     }
     return Calibration(precision_target=precision_target, tiers=tiers)
 
 
+class _Rule:
+    """When a set of audited labels is precise enough: its precision's lower quantile."""
+
+    def __init__(self, target: float, assurance: float):
+        self.target, self.assurance = target, assurance
+
+    def passes(self, correct: float, total: float) -> bool:
+        return precision_lower_bound(correct, total, self.assurance) >= self.target
+
+
 def _fit_tier(
     tier: str,
     audit: pd.DataFrame,
-    target: float,
+    rule: _Rule,
     min_accept_audit: int,
     min_domain_audit: int,
 ) -> TierCalibration:
     conf = audit["confidence"].to_numpy(dtype=float)
     correct = (audit["predicted"] == audit["truth"]).to_numpy()
-    threshold = _threshold(conf, correct, target, min_accept_audit)
+    threshold = _threshold(conf, correct, rule, min_accept_audit)
     domain_thresholds: dict[str, float] = {}
     if threshold is not None:
         for domain, rows in audit.groupby("predicted", sort=True):
@@ -146,9 +166,9 @@ def _fit_tier(
             above = d_conf >= threshold
             if above.sum() < min_domain_audit:
                 continue
-            if laplace(d_correct[above].sum(), above.sum()) >= target:
+            if rule.passes(d_correct[above].sum(), above.sum()):
                 continue
-            strict = _threshold(d_conf, d_correct, target, min_domain_audit)
+            strict = _threshold(d_conf, d_correct, rule, min_domain_audit)
             # No threshold of its own reaches the target: accept none of this domain.
             domain_thresholds[str(domain)] = strict if strict is not None else math.inf
     calibration = TierCalibration(
@@ -180,9 +200,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _threshold(
-    confidence: np.ndarray, correct: np.ndarray, target: float, min_accept: int
+    confidence: np.ndarray, correct: np.ndarray, rule: _Rule, min_accept: int
 ) -> float | None:
-    """The lowest confidence whose at-or-above set is right >= target (Laplace), or None."""
+    """The lowest confidence whose at-or-above set passes `rule`, or None."""
     order = np.argsort(-confidence, kind="stable")
     conf, ok = confidence[order], correct[order].astype(float)
     cumulative = np.cumsum(ok)
@@ -191,6 +211,6 @@ def _threshold(
         # Only cut between distinct confidences: a threshold accepts all ties together.
         if m < len(conf) and conf[m] == conf[m - 1]:
             continue
-        if laplace(cumulative[m - 1], m) >= target:
+        if rule.passes(cumulative[m - 1], m):
             best = float(conf[m - 1])
     return best

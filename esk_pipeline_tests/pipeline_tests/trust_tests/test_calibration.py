@@ -33,7 +33,7 @@ def test_the_threshold_reaches_the_target_on_fresh_labels_of_the_same_tier() -> 
     precision = (fresh.loc[accepted, "predicted"] == fresh.loc[accepted, "truth"]).mean()
     assert precision >= 0.89
     assert tier.accepted_precision >= 0.9
-    assert fit_calibration(_audit(2000), 0.99).tiers["local"].threshold > tier.threshold
+    assert fit_calibration(_audit(2000), 0.95).tiers["local"].threshold > tier.threshold
 
 
 def test_p_correct_follows_the_audit_not_the_models_claim() -> None:
