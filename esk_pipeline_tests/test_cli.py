@@ -15,14 +15,19 @@ from esk_pipeline.settings import get_settings
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     """A store with v1.0.0 and v1.1.0 (one relabel, two added records)."""
-    records = [{"text": f"запрос {i}", "domain": ["a", "b"][i % 2]} for i in range(40)]
+    human = {"label_origin": "human_verified"}
+    records = [{"text": f"запрос {i}", "domain": ["a", "b"][i % 2], **human} for i in range(40)]
     config = DataWriterConfig(
         output_dir=tmp_path / "datasets", min_eval_samples=1, balance_domains=False
     )
     storage = DataStorage(DataStorageConfig(storage_dir=tmp_path / "store"))
     storage.commit_dataset(DataWriter(config).write_datasets(records, "one")[0].parent)
-    changed = [*records, {"text": "новый 1", "domain": "a"}, {"text": "новый 2", "domain": "b"}]
-    changed[0] = {"text": changed[0]["text"], "domain": "b"}
+    changed = [
+        *records,
+        {"text": "новый 1", "domain": "a", **human},
+        {"text": "новый 2", "domain": "b", **human},
+    ]
+    changed[0] = {"text": changed[0]["text"], "domain": "b", **human}
     storage.commit_dataset(DataWriter(config).write_datasets(changed, "two")[0].parent)
     return tmp_path / "store"
 

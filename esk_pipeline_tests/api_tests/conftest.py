@@ -41,7 +41,8 @@ def make_settings(root: Path, *, tokens: dict[str, str] | None = None, **app: ob
             **app,
         ),
         clickhouse=ClickHouseSettings(embedded_path=root / "clickhouse"),
-        review=ReviewSettings(database_url=None),
+        # The store's second-opinion rule has its own tests; here one decision closes an item.
+        review=ReviewSettings(database_url=None, second_opinion_confidence=None),
         data_storage=DataStorageSettings(storage_dir=root / "storage"),
         data_writer=DataWriterSettings(output_dir=root / "artifacts"),
         cache=CacheSettings(dir=root / "cache"),

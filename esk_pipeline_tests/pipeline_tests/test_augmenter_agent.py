@@ -44,6 +44,7 @@ SYNTHETIC_ROW_COLUMNS = [
     "model",
     "is_synthetic",
     "is_hard_negative",
+    "label_origin",
 ]
 
 

@@ -32,7 +32,8 @@ def _records(n: int = 60) -> list[dict]:
         {
             "text": f"запрос {i}",
             "domain": DOMAINS[i % 3],
-            "label_source": "local",
+            "label_source": "reviewer:alice",
+            "label_origin": "human_verified",  # the trust policy's own tests are the writer's
             "confidence": 0.9,
         }
         for i in range(n)
@@ -126,7 +127,7 @@ def test_diff_counts_added_removed_relabelled_and_moved_records(tmp_path):
     storage.commit_dataset(_write(tmp_path, base, "a"))
     old = storage.get_version("v1.0.0")
     changed = [dict(r) for r in base[5:]]  # 5 removed
-    changed += [{"text": f"новый {i}", "domain": "roads"} for i in range(7)]  # 7 added
+    changed += [{**base[0], "text": f"новый {i}", "domain": "roads"} for i in range(7)]  # 7 added
     relabel_ids = set()
     for record in changed[:4]:  # 4 relabelled
         record["domain"] = "payments" if record["domain"] != "payments" else "housing"

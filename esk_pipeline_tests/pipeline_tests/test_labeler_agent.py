@@ -549,10 +549,12 @@ def test_results_to_frame_has_the_label_row_shape(taxonomy: Taxonomy, tmp_path: 
         "confidence",
         "top_candidates",
         "label_source",
+        "label_origin",
         "status",
         "error",
         "tier",
     ]
+    assert set(frame["label_origin"]) == {"local_model"}
     candidates = json.loads(frame["top_candidates"][0])
     assert candidates[0][0] == frame["domain"][0]
     assert frame["confidence"].dtype == "float64"
