@@ -25,7 +25,6 @@ import numpy as np
 
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.text import identity_key
 from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
 from esk_pipeline.sample_data import generate_logs
@@ -53,9 +52,7 @@ def main() -> None:
 
     started = time.perf_counter()
     temperature = LocalModel().fit(taxonomy, zip(texts, given, strict=True)).temperature
-    proba = out_of_fold_proba(
-        taxonomy, texts, given, [identity_key(t) for t in texts], temperature=temperature
-    )
+    proba = out_of_fold_proba(taxonomy, texts, given, temperature=temperature)
     flags = suspected_label_errors(given, proba, taxonomy.ids)
     seconds = time.perf_counter() - started
 

@@ -9,9 +9,10 @@ Precedence for one `row_id`: a usable label (status "labeled" with a domain) bea
 one; then the stronger origin (`ORIGIN_RANK`); then the later review; then the higher
 confidence. A corroborated human decision (the reviewer approved the model's label, or two
 reviewers agreed) also settles every other text with the same identity key
-(`text.identity_key`) whose own label agrees with it: those get origin "propagated" and the
-decision's `p_correct`, unless the decisions on that key disagree, and lose it again as soon as
-the decision is undone (nothing is stored: it is recomputed from the decisions every time).
+(`text.identity_key`) whose own label agrees with it: those get origin "propagated", the
+decision's `p_correct` and its row id in `propagated_from` (`label_source` still names the
+model), unless the decisions on that key disagree, and lose it again as soon as the decision is
+undone (nothing is stored: it is recomputed from the decisions every time).
 Propagation never changes a label, and it skips texts of fewer than `MIN_PROPAGATION_WORDS`
 words: replies such as "Сколько ждать ответа?" share a key across conversations about
 different things, so a decision on one says nothing about the others.
@@ -46,7 +47,6 @@ ORIGIN_RANK = {
     LabelOrigin.LOCAL_MODEL: 2,
     LabelOrigin.SYNTHETIC: 1,
 }
-PROPAGATED_SOURCE_PREFIX = "propagated:"
 MIN_PROPAGATION_WORDS = 4
 
 
@@ -137,9 +137,7 @@ def _propagate(frame: pd.DataFrame) -> pd.DataFrame:
     keys = frame.loc[target, "identity_key"]
     frame = frame.copy()
     frame.loc[target, "label_origin"] = LabelOrigin.PROPAGATED.value
-    frame.loc[target, "label_source"] = (
-        PROPAGATED_SOURCE_PREFIX + keys.map(settled["source"]).astype(str)
-    ).to_numpy()
+    frame.loc[target, "propagated_from"] = keys.map(settled["source"]).to_numpy()
     frame.loc[target, "p_correct"] = keys.map(settled["p_correct"]).to_numpy(dtype=float)
     return frame
 

@@ -72,7 +72,8 @@ def test_a_decision_settles_agreeing_near_duplicates_and_no_others() -> None:
     decisions = pd.DataFrame([_decision("a", "Сломался лифт в подъезде!", "housing")])
     resolved = resolve_labels(model, decisions).set_index("row_id")
     assert resolved.loc["b", "label_origin"] == "propagated"
-    assert resolved.loc["b", "label_source"] == "propagated:a"
+    assert resolved.loc["b", "propagated_from"] == "a"
+    assert resolved.loc["b", "label_source"] == "local"  # still the model that made it
     assert resolved.loc["b", "p_correct"] == 0.99
     assert (resolved.loc["c", "label_origin"], resolved.loc["c", "domain"]) == (
         "local_model",

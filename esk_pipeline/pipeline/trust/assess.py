@@ -28,7 +28,6 @@ from esk_pipeline.pipeline.labels import (
     resolve_labels,
 )
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust.audit import audit_mask
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
@@ -133,7 +132,6 @@ def assess_labels(
         taxonomy,
         decisions["text"].tolist(),
         decisions["domain"].tolist(),
-        identity_key_series(decisions["text"]).tolist(),
         temperature=temperature,
         folds=config.folds,
     )

@@ -2,12 +2,14 @@
 had it not been trained on it.
 
 The labels asset trains the local model on every verified label, so its own scores for those
-texts are in-sample (too good). Here the verified texts are split into folds grouped by
-identity key (a near-duplicate never helps score itself); each fold is scored by a model of
-the same recipe trained on the taxonomy and the other folds. The fold models skip their own
-temperature fit and use the full model's temperature instead: the same scale as the
-labels, at a fifth of the cost. Calibration uses these scores for audited texts; label-error
-detection uses them for every human label.
+texts are in-sample (too good). Here the verified texts are split into folds; each fold is
+scored by a model of the same recipe trained on the taxonomy and the other folds. The folds are
+not grouped by identity key on purpose: the labels asset's model has seen the decisions on a
+text's near duplicates too, and the audit must measure that model, memorised short replies and
+all ("Когда будет ответ?" decided once is predicted confidently everywhere, right or not).
+The fold models skip their own temperature fit and use the full model's temperature instead:
+the same scale as the labels, at a fifth of the cost. Calibration uses these scores for
+audited texts; label-error detection uses them for every human label.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import KFold
 
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
@@ -26,21 +28,20 @@ def out_of_fold_proba(
     taxonomy: Taxonomy,
     texts: Sequence[str],
     domains: Sequence[str],
-    groups: Sequence[str],
     *,
     temperature: float,
     folds: int = 5,
+    seed: int = 0,
 ) -> np.ndarray:
     """Class probabilities (columns in `taxonomy.ids` order) for each text, out of fold."""
     n = len(texts)
     proba = np.full((n, len(taxonomy.ids)), np.nan)
-    n_groups = len(set(groups))
-    if n == 0 or n_groups < 2:
+    if n < 2:
         return proba
-    splitter = GroupKFold(n_splits=min(folds, n_groups))
+    splitter = KFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
     texts_array = np.asarray(texts, dtype=object)
     domains_array = np.asarray(domains, dtype=object)
-    for train_idx, test_idx in splitter.split(texts_array, groups=np.asarray(groups)):
+    for train_idx, test_idx in splitter.split(texts_array):
         model = LocalModel(calibrate=False).fit(
             taxonomy, zip(texts_array[train_idx], domains_array[train_idx], strict=True)
         )

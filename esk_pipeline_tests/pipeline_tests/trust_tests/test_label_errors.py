@@ -8,7 +8,6 @@ import pytest
 
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.text import identity_key
 from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
 from esk_pipeline.sample_data import generate_logs
@@ -27,9 +26,7 @@ def test_planted_flips_are_found_with_few_false_alarms() -> None:
         for i, t in enumerate(truth)
     ]
     temperature = LocalModel().fit(TAXONOMY, zip(texts, given, strict=True)).temperature
-    proba = out_of_fold_proba(
-        TAXONOMY, texts, given, [identity_key(t) for t in texts], temperature=temperature
-    )
+    proba = out_of_fold_proba(TAXONOMY, texts, given, temperature=temperature)
     flags = suspected_label_errors(given, proba, TAXONOMY.ids)
     found = set(np.flatnonzero(flags).tolist())
     assert len(found & flipped) >= 0.7 * len(flipped)
@@ -40,9 +37,7 @@ def test_out_of_fold_scores_never_see_their_own_text() -> None:
     """A text labelled against everything else in the data is not scored as its own label."""
     texts = [f"нет горячей воды дом {i}" for i in range(20)] + ["нет горячей воды дом 99"]
     given = ["housing_utilities"] * 20 + ["education"]
-    proba = out_of_fold_proba(
-        TAXONOMY, texts, given, [identity_key(t) for t in texts], temperature=1.0, folds=3
-    )
+    proba = out_of_fold_proba(TAXONOMY, texts, given, temperature=1.0, folds=3)
     education = TAXONOMY.ids.index("education")
     assert proba[-1].argmax() == TAXONOMY.ids.index("housing_utilities")
     assert proba[-1, education] < 0.05
