@@ -16,6 +16,8 @@ Two streams share the queue:
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -85,8 +87,14 @@ def _diversify(candidates: pd.DataFrame) -> np.ndarray:
 
 
 def _runner_up(top: object) -> str | None:
+    """The second candidate's domain from `top_candidates` (a list or its JSON string)."""
+    if isinstance(top, str):
+        try:
+            top = json.loads(top)
+        except json.JSONDecodeError:
+            return None
     try:
-        return str(top[1][0]) if top is not None and len(top) > 1 else None  # type: ignore[index]
+        return str(top[1][0]) if top is not None and len(top) > 1 else None  # type: ignore[arg-type,index]
     except (TypeError, IndexError, KeyError):
         return None
 
