@@ -53,10 +53,11 @@ wait_for() {  # wait_for WHAT SECONDS COMMAND...
 
 # --- Debian packages: PostgreSQL and Redis ------------------------------------------------
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
-if [[ -z "$PG_BIN" || ! -x "$(command -v redis-server)" ]]; then
-  if [[ $(id -u) -ne 0 ]]; then say "FAIL: needs postgresql and redis-server (apt-get install postgresql redis-server)"; exit 1; fi
-  say "installing postgresql and redis-server from Debian"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null
+if [[ -z "$PG_BIN" || ! -x "$(command -v redis-server)" ]] || ! python3 -c 'import ensurepip' 2>/dev/null; then
+  NEEDED="postgresql redis-server python3-venv"
+  if [[ $(id -u) -ne 0 ]]; then say "FAIL: needs Debian's $NEEDED (apt-get install them as root)"; exit 1; fi
+  say "installing $NEEDED from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $NEEDED >/dev/null
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 fi
 
@@ -135,4 +136,6 @@ say "the embedded default on the same logs"
 ) || { say "FAIL: the embedded default failed:"; tail -20 "$WORK/reference.log" >&2; exit 1; }
 
 SUMMARY=$(python3 deploy/smoke_check.py compare "$WORK/reference/storage")
-echo "$SUMMARY; $(($(date +%s) - STARTED)) s"
+trap - EXIT
+stop_all
+echo "$SUMMARY; everything stopped; $(($(date +%s) - STARTED)) s"
