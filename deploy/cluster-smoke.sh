@@ -64,7 +64,8 @@ fi
 # --- PyPI packages: the project with the deploy extra (and moto from dev) -------------------
 if [[ ! -x .venv/bin/python ]]; then python3 -m venv .venv; fi
 say "pip install -e '.[deploy,dev]'"
-.venv/bin/pip install -q -e '.[deploy,dev]'
+.venv/bin/pip install -q -e '.[deploy,dev]' >"$WORK/pip.log" 2>&1 \
+  || { say "FAIL: pip install; its log:"; tail -20 "$WORK/pip.log" >&2; exit 1; }
 export PATH="$REPO/.venv/bin:$PATH"
 
 # --- PostgreSQL: a throwaway cluster on a free loopback port --------------------------------

@@ -1,5 +1,7 @@
 """The deploy profile's code location: the same jobs as the default one, on the Celery executor."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 from dagster import DagsterInstance
@@ -18,8 +20,8 @@ def test_every_job_runs_its_steps_on_celery_workers(project_env):
     assert {default.resolve_job_def(name).executor_def.name for name in names} != {"celery"}
 
 
-def test_the_instance_config_queues_runs_with_a_limit_per_llm_endpoint(tmp_path, monkeypatch):
-    config = yaml.safe_load(open("deploy/dagster.yaml", encoding="utf-8"))
+def test_the_instance_config_queues_runs_with_a_limit_per_llm_endpoint(tmp_path):
+    config = yaml.safe_load(Path("deploy/dagster.yaml").read_text(encoding="utf-8"))
     config["storage"] = {"sqlite": {"base_dir": str(tmp_path)}}  # the rest as shipped
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
