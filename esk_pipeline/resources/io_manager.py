@@ -13,6 +13,7 @@ so a range never needs special cases downstream.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -53,17 +54,15 @@ class ParquetJsonIOManager(UPathIOManager):
             )
             return
         path = self._get_path(context)
-        if not isinstance(obj, pd.DataFrame):
-            path = path.with_suffix(".json")
         self.dump_to_path(context, obj, path)
-        context.add_output_metadata({"path": MetadataValue.path(str(path))})
+        context.add_output_metadata({"path": MetadataValue.path(str(_where(path, obj)))})
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
         if isinstance(obj, pd.DataFrame):
             _write(path, obj.to_parquet)
         else:
             text = json.dumps(obj, ensure_ascii=False, indent=2, default=str)
-            _write(path, lambda f: f.write(text.encode("utf-8")))
+            _write(_where(path, obj), lambda f: f.write(text.encode("utf-8")))
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
         if path.exists():
@@ -74,14 +73,13 @@ class ParquetJsonIOManager(UPathIOManager):
             raise FileNotFoundError(f"{context.asset_key.to_user_string()}: no value at {path}")
         return json.loads(json_path.read_text(encoding="utf-8"))
 
-    def load_partitions(self, context: InputContext) -> dict[str, pd.DataFrame]:
-        """Every requested day that exists, as {day: DataFrame}, even for a single day."""
+    def load_partitions(self, context: InputContext) -> dict[str, Any]:
+        """Every requested day that exists, as {day: value}, even for a single day."""
         paths = self._get_paths_for_partitions(context)
         frames = {}
         for key, path in paths.items():
-            if path.exists():
-                with path.open("rb") as f:
-                    frames[key] = pd.read_parquet(f)
+            with contextlib.suppress(FileNotFoundError):
+                frames[key] = self.load_from_path(context, path)
         if len(frames) < len(paths):
             # An unpartitioned consumer reads every day of the range; days without logs
             # were never materialised, which is normal, so one line says how many.
@@ -105,6 +103,11 @@ class AssetFilesIOManager(ConfigurableIOManagerFactory):
         app = get_settings().app
         base = self.base_dir or app.assets_url or str(app.data_dir / "assets")
         return ParquetJsonIOManager(base_path=UPath(base))
+
+
+def _where(path: UPath, obj: Any) -> UPath:
+    """The file for a value: the Parquet path for a DataFrame, the same name in .json otherwise."""
+    return path if isinstance(obj, pd.DataFrame) else path.with_suffix(".json")
 
 
 def _write(path: UPath, write: Callable[[IO[bytes]], Any]) -> None:
