@@ -52,6 +52,7 @@ def wait(expected: int, seconds: float) -> None:
 
 def compare(reference_storage: str) -> None:
     """Checks, then one summary line: runs, workers, where values went, versions equal."""
+    import sqlalchemy as sa
     from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
     from upath import UPath
 
@@ -81,6 +82,14 @@ def compare(reference_storage: str) -> None:
     if (settings.app.data_dir / "assets").exists():
         problems.append(f"asset values were written to {settings.app.data_dir / 'assets'}")
 
+    review_tables = sa.inspect(
+        sa.create_engine(settings.review.database_url.get_secret_value())
+    ).get_table_names()
+    if not review_tables:
+        problems.append("the review store made no tables in PostgreSQL")
+    if (settings.app.data_dir / "review.sqlite3").exists():
+        problems.append("the review store fell back to SQLite on local disk")
+
     cluster = DataStorage(DataStorageConfig(storage_dir=settings.data_storage.storage_dir))
     reference = DataStorage(DataStorageConfig(storage_dir=Path(reference_storage)))
     ours, theirs = _data_digest(cluster), _data_digest(reference)
@@ -94,7 +103,8 @@ def compare(reference_storage: str) -> None:
     logs = "embedded chdb" if settings.clickhouse.is_embedded else "ClickHouse server"
     line = (
         f"{len(daily)} daily runs + {len(runs) - len(daily)} dataset run(s), steps by worker: "
-        f"{workers}; values on {values.protocol or 'disk'}; version {version} "
+        f"{workers}; values on {values.protocol or 'disk'}; instance and review store on "
+        f"PostgreSQL; version {version} "
         f"{'=' if ours == theirs else '!='} embedded default ({ours[:12]}); logs: {logs}"
     )
     if problems:
@@ -104,9 +114,13 @@ def compare(reference_storage: str) -> None:
 
 def _data_digest(storage) -> str:
     """One digest of the current version's data files (train/eval JSONL), names included."""
-    version = storage.list_versions()[-1]
+    versions = storage.list_versions()
+    files = sorted(versions[-1].path.rglob("*.jsonl")) if versions else []
+    if not files:
+        sys.exit(f"cluster-smoke: FAIL no dataset version with data in {storage.root}")
+    version = versions[-1]
     digest = hashlib.sha256()
-    for path in sorted(version.path.rglob("*.jsonl")):
+    for path in files:
         digest.update(path.relative_to(version.path).as_posix().encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
