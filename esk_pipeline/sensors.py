@@ -17,6 +17,7 @@ from dagster import (
 from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.resources.clickhouse import ClickHouseResource
+from esk_pipeline.resources.llm import llm_endpoint_tags
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.settings import get_settings
@@ -30,6 +31,7 @@ daily_labels_job = define_asset_job(
     ),
     partitions_def=daily_partitions,
     description="ETL and labelling of one day of logs.",
+    tags=llm_endpoint_tags("labeler"),
 )
 
 
@@ -103,6 +105,7 @@ dataset_refresh_job = define_asset_job(
         "dataset_versions",
     ),
     description="Rebuilds the dataset from the latest human decisions.",
+    tags=llm_endpoint_tags("augmenter"),
 )
 
 

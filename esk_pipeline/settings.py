@@ -28,6 +28,9 @@ class AppSettings(BaseSettings):
 
     mode: Literal["development", "production", "test"] = "development"
     data_dir: Path = Path("data")
+    # Where asset values live: a folder or an fsspec URL (s3://bucket/prefix); default
+    # data_dir/assets. A deployment with several machines points it at object storage.
+    assets_url: str | None = None
     log_level: str = "INFO"
     taxonomy_path: Path = Path("data/taxonomy.yaml")
     # First day the daily partitions cover; logs older than this are outside the asset graph.

@@ -1,4 +1,9 @@
-"""Asset values as files under data/assets/, readable by any tool.
+"""Asset values as files, readable by any tool: in a local folder or on object storage.
+
+Built on Dagster's `UPathIOManager`, so the base is any universal-pathlib path: a folder
+(APP_DATA_DIR/assets by default) or an fsspec URL such as `s3://bucket/prefix` (APP_ASSETS_URL;
+s3fs reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL for S3-compatible
+servers). Every worker of a deployment then reads and writes the same values.
 
 DataFrames are Parquet; other values (reports, version records) are JSON. A daily-partitioned
 asset's value is a dict {partition key: DataFrame}, one Parquet file per day, whether a run
@@ -8,82 +13,116 @@ so a range never needs special cases downstream.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+from dagster import (
+    ConfigurableIOManagerFactory,
+    InitResourceContext,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    UPathIOManager,
+)
 from pydantic import Field
+from upath import UPath
 
 from esk_pipeline.settings import get_settings
 
 
-class AssetFilesIOManager(ConfigurableIOManager):
-    base_dir: str | None = Field(
-        default=None, description="Where values live; default: APP_DATA_DIR/assets at run time."
-    )
+class ParquetJsonIOManager(UPathIOManager):
+    """DataFrames as `<base>/<asset>.parquet` (or `<asset>/<day>.parquet`), the rest as JSON."""
 
-    @property
-    def root(self) -> Path:
-        return Path(self.base_dir) if self.base_dir else get_settings().app.data_dir / "assets"
-
-    def _path(self, context: InputContext | OutputContext, suffix: str) -> Path:
-        return self.root.joinpath(*context.asset_key.path).with_suffix(suffix)
+    extension = ".parquet"
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
             return
         if context.has_asset_partitions:
-            folder = self.root.joinpath(*context.asset_key.path)
-            folder.mkdir(parents=True, exist_ok=True)
-            rows = 0
-            for key in context.asset_partition_keys:
-                frame = obj[key]
-                _atomic_write(folder / f"{key}.parquet", lambda p, f=frame: f.to_parquet(p))
-                rows += len(frame)
+            paths = self._get_paths_for_partitions(context)
+            for key, path in paths.items():
+                self.dump_to_path(context, obj[key], path)
+            folder = next(iter(paths.values())).parent
+            rows = sum(len(obj[key]) for key in paths)
             context.add_output_metadata(
                 {"path": MetadataValue.path(str(folder)), "rows_written": rows}
             )
             return
+        path = self._get_path(context)
+        self.dump_to_path(context, obj, path)
+        context.add_output_metadata({"path": MetadataValue.path(str(_where(path, obj)))})
+
+    def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
         if isinstance(obj, pd.DataFrame):
-            path = self._path(context, ".parquet")
-            _atomic_write(path, obj.to_parquet)
+            _write(path, obj.to_parquet)
         else:
-            path = self._path(context, ".json")
             text = json.dumps(obj, ensure_ascii=False, indent=2, default=str)
-            _atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
-        context.add_output_metadata({"path": MetadataValue.path(str(path))})
+            _write(_where(path, obj), lambda f: f.write(text.encode("utf-8")))
 
-    def load_input(self, context: InputContext) -> Any:
-        if context.has_asset_partitions:
-            folder = self.root.joinpath(*context.asset_key.path)
-            keys = context.asset_partition_keys
-            frames = {
-                key: pd.read_parquet(folder / f"{key}.parquet")
-                for key in keys
-                if (folder / f"{key}.parquet").exists()
-            }
-            if len(frames) < len(keys):
-                # An unpartitioned consumer reads every day of the range; days without logs
-                # were never materialised, which is normal, so one line says how many.
-                context.log.info(
-                    f"{context.asset_key.to_user_string()}: {len(frames)} of {len(keys)} days "
-                    "materialised; the others are not there yet"
-                )
-            return frames
-        parquet = self._path(context, ".parquet")
-        if parquet.exists():
-            return pd.read_parquet(parquet)
-        return json.loads(self._path(context, ".json").read_text(encoding="utf-8"))
+    def load_from_path(self, context: InputContext, path: UPath) -> Any:
+        if path.exists():
+            with path.open("rb") as f:
+                return pd.read_parquet(f)
+        json_path = path.with_suffix(".json")
+        if not json_path.exists():
+            raise FileNotFoundError(f"{context.asset_key.to_user_string()}: no value at {path}")
+        return json.loads(json_path.read_text(encoding="utf-8"))
+
+    def load_partitions(self, context: InputContext) -> dict[str, Any]:
+        """Every requested day that exists, as {day: value}, even for a single day."""
+        paths = self._get_paths_for_partitions(context)
+        frames = {}
+        for key, path in paths.items():
+            with contextlib.suppress(FileNotFoundError):
+                frames[key] = self.load_from_path(context, path)
+        if len(frames) < len(paths):
+            # An unpartitioned consumer reads every day of the range; days without logs
+            # were never materialised, which is normal, so one line says how many.
+            context.log.info(
+                f"{context.asset_key.to_user_string()}: {len(frames)} of {len(paths)} days "
+                "materialised; the others are not there yet"
+            )
+        return frames
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write beside the target and rename, so a crash never leaves a half-written value."""
+class AssetFilesIOManager(ConfigurableIOManagerFactory):
+    """The project's IO manager: Parquet/JSON values under a folder or an fsspec URL."""
+
+    base_dir: str | None = Field(
+        default=None,
+        description="A folder or fsspec URL (s3://bucket/prefix); default: APP_ASSETS_URL, "
+        "else APP_DATA_DIR/assets, read at run time.",
+    )
+
+    def create_io_manager(self, context: InitResourceContext) -> ParquetJsonIOManager:
+        app = get_settings().app
+        base = self.base_dir or app.assets_url or str(app.data_dir / "assets")
+        return ParquetJsonIOManager(base_path=UPath(base))
+
+
+def _where(path: UPath, obj: Any) -> UPath:
+    """The file for a value: the Parquet path for a DataFrame, the same name in .json otherwise."""
+    return path if isinstance(obj, pd.DataFrame) else path.with_suffix(".json")
+
+
+def _write(path: UPath, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write a whole value so no reader ever sees half of it.
+
+    On a local disk: beside the target, then rename. An object store makes an object visible
+    only once its upload is complete, so there the value is written in place.
+    """
+    if path.protocol not in ("", "file", "local"):
+        with path.open("wb") as f:
+            write(f)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     # Unique per writer: two runs in one process (the API's threads) never share a temp file.
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    with tmp.open("wb") as f:
+        write(f)
+    os.replace(tmp.path, path.path)

@@ -5,7 +5,8 @@ the fields here are the knobs a person tunes per run from the launchpad.
 """
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -13,6 +14,21 @@ from pydantic import Field
 from esk_pipeline.pipeline.augmenter_agent import AugmenterAgent, AugmenterConfig
 from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.settings import get_settings
+
+# The run tag the deployment's run queue limits on (deploy/dagster.yaml): one run per endpoint.
+LLM_ENDPOINT_TAG = "esk/llm_endpoint"
+
+
+def llm_endpoint_tags(agent: Literal["labeler", "augmenter"]) -> dict[str, str]:
+    """Run tags naming the endpoint an agent's runs send requests to (host and port, never a
+    key or password); none with the offline model, whose runs the queue need not limit."""
+    endpoint = get_settings().llm.endpoint_for(agent)
+    if endpoint.is_local:
+        return {}
+    parts = urlsplit(endpoint.api_base or "https://api.openai.com/v1")
+    host = parts.hostname or "default"
+    return {LLM_ENDPOINT_TAG: f"{host}-{parts.port}" if parts.port else host}
 
 
 def _set_fields(resource: ConfigurableResource) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""The Python half of deploy/cluster-smoke.sh: what is easier to ask Dagster, S3 and the
+version store in Python than in shell. Every subcommand reads the same environment as the
+cluster (DAGSTER_HOME, APP_*, AWS_*, CLICKHOUSE_*).
+
+    smoke_check.py days                 the days in ClickHouse, comma-separated
+    smoke_check.py bucket s3://name     create the bucket
+    smoke_check.py wait N SECONDS       wait for N runs to finish; fail if any did not succeed
+    smoke_check.py compare REF_STORAGE  check the cluster's work and print the summary line
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def days() -> None:
+    from esk_pipeline.pipeline.log_source import LogSource
+    from esk_pipeline.settings import get_settings
+
+    counts = LogSource(get_settings().clickhouse).day_counts()
+    print(",".join(day.isoformat() for day in sorted(counts)))
+
+
+def bucket(url: str) -> None:
+    import s3fs
+
+    s3fs.S3FileSystem().mkdir(url.removeprefix("s3://").split("/")[0])
+
+
+def wait(expected: int, seconds: float) -> None:
+    from dagster import DagsterInstance
+
+    deadline = time.monotonic() + seconds
+    with DagsterInstance.get() as instance:
+        while True:
+            runs = [r for r in instance.get_runs() if r.job_name != "taxonomy_observation_job"]
+            statuses = [r.status.value for r in runs]
+            if len(runs) >= expected and all(s in FINISHED for s in statuses):
+                break
+            if time.monotonic() > deadline:
+                sys.exit(f"runs not finished after {seconds:.0f} s: {sorted(statuses)}")
+            time.sleep(2)
+    failed = [r.run_id for r in runs if r.status.value != "SUCCESS"]
+    if failed:
+        sys.exit(f"{len(failed)} of {len(runs)} runs did not succeed: {failed}")
+
+
+def compare(reference_storage: str) -> None:
+    """Checks, then one summary line: runs, workers, where values went, versions equal."""
+    import sqlalchemy as sa
+    from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+    from upath import UPath
+
+    from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+    from esk_pipeline.settings import get_settings
+
+    settings = get_settings()
+    problems: list[str] = []
+    with DagsterInstance.get() as instance:
+        runs = [r for r in instance.get_runs() if r.job_name != "taxonomy_observation_job"]
+        daily = [r for r in runs if r.job_name == "daily_labels_job"]
+        steps_by_worker: dict[str, int] = {}
+        for record in instance.get_event_records(
+            EventRecordsFilter(event_type=DagsterEventType.ENGINE_EVENT), limit=10_000
+        ):
+            entry = record.event_log_entry
+            worker = entry.dagster_event.engine_event_data.metadata.get("Celery worker")
+            if worker is not None:
+                steps_by_worker[worker.value] = steps_by_worker.get(worker.value, 0) + 1
+    if len(steps_by_worker) < 2:
+        problems.append(f"steps ran on {len(steps_by_worker)} worker(s), not 2")
+
+    values = UPath(settings.app.assets_url)
+    label_files = sorted(values.joinpath("labels").glob("*.parquet"))
+    if len(label_files) != len(daily):
+        problems.append(f"{len(label_files)} labels files in {values}, not {len(daily)}")
+    if (settings.app.data_dir / "assets").exists():
+        problems.append(f"asset values were written to {settings.app.data_dir / 'assets'}")
+
+    review_tables = sa.inspect(
+        sa.create_engine(settings.review.database_url.get_secret_value())
+    ).get_table_names()
+    if not review_tables:
+        problems.append("the review store made no tables in PostgreSQL")
+    if (settings.app.data_dir / "review.sqlite3").exists():
+        problems.append("the review store fell back to SQLite on local disk")
+
+    cluster = DataStorage(DataStorageConfig(storage_dir=settings.data_storage.storage_dir))
+    reference = DataStorage(DataStorageConfig(storage_dir=Path(reference_storage)))
+    ours, theirs = _data_digest(cluster), _data_digest(reference)
+    if ours != theirs:
+        problems.append(f"dataset differs from the embedded default's: {ours} vs {theirs}")
+    if cluster.verify():
+        problems.append(f"the cluster's version does not verify: {cluster.verify()}")
+
+    workers = ", ".join(f"{name.split('@')[0]} {n}" for name, n in sorted(steps_by_worker.items()))
+    version = cluster.list_versions()[-1].version if cluster.list_versions() else "none"
+    logs = "embedded chdb" if settings.clickhouse.is_embedded else "ClickHouse server"
+    line = (
+        f"{len(daily)} daily runs + {len(runs) - len(daily)} dataset run(s), steps by worker: "
+        f"{workers}; values on {values.protocol or 'disk'}; instance and review store on "
+        f"PostgreSQL; version {version} "
+        f"{'=' if ours == theirs else '!='} embedded default ({ours[:12]}); logs: {logs}"
+    )
+    if problems:
+        sys.exit("cluster-smoke: FAIL " + line + " | " + "; ".join(problems))
+    print("cluster-smoke: PASS " + line)
+
+
+def _data_digest(storage) -> str:
+    """One digest of the current version's data files (train/eval JSONL), names included."""
+    versions = storage.list_versions()
+    files = sorted(versions[-1].path.rglob("*.jsonl")) if versions else []
+    if not files:
+        sys.exit(f"cluster-smoke: FAIL no dataset version with data in {storage.root}")
+    version = versions[-1]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(version.path).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    {"days": days, "bucket": bucket, "wait": lambda n, s: wait(int(n), float(s))}.get(
+        command, compare
+    )(*args)

@@ -1,0 +1,195 @@
+"""The IO manager on a local folder and on an S3-compatible server (moto's, over real HTTP),
+and Dagster's PostgreSQL instance storage: the small form of deploy/cluster-smoke.sh."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pandas as pd
+import pytest
+from dagster import (
+    AssetKey,
+    BackfillPolicy,
+    DagsterInstance,
+    DailyPartitionsDefinition,
+    Output,
+    asset,
+    materialize,
+)
+
+from esk_pipeline.resources.io_manager import AssetFilesIOManager
+from esk_pipeline.settings import get_settings
+
+# The review store's throwaway PostgreSQL cluster (skips itself when the binaries are missing).
+from esk_pipeline_tests.pipeline_tests.test_review_dataset import (  # noqa: F401
+    _fresh_postgres_database,
+    postgres_server,
+)
+
+DAYS = DailyPartitionsDefinition(start_date="2026-11-01", end_date="2026-11-04", timezone="UTC")
+
+
+@asset(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run())
+def day_rows(context) -> Output:
+    return Output(
+        {
+            key: pd.DataFrame({"day": [key], "n": [i]})
+            for i, key in enumerate(context.partition_keys)
+        }
+    )
+
+
+@asset
+def all_rows(day_rows: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(day_rows.values(), ignore_index=True)
+
+
+@asset
+def report(all_rows: pd.DataFrame) -> dict:
+    return {"rows": len(all_rows), "days": sorted(all_rows["day"]), "text": "ёлка"}
+
+
+@asset
+def report_reader(report: dict) -> int:
+    return report["rows"]
+
+
+GRAPH = [day_rows, all_rows, report, report_reader]
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's S3 server on a free loopback port, with a bucket; yields its endpoint URL."""
+    server_module = pytest.importorskip("moto.server", reason="moto is not installed (dev extra)")
+    pytest.importorskip("s3fs", reason="s3fs is not installed (dev extra)")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["folder", "s3"])
+def base(request, project_env, monkeypatch):
+    """Where values go: a local folder, or a prefix in a bucket on the S3 server."""
+    if request.param == "folder":
+        return str(project_env / "values")
+    endpoint = request.getfixturevalue("s3_server")
+    import s3fs
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "test-key-id",
+        "AWS_SECRET_ACCESS_KEY": "test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()  # instances are cached with the endpoint they saw
+    bucket = f"esk-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem().mkdir(bucket)
+    return f"s3://{bucket}/values"
+
+
+def _files(base: str) -> dict[str, bytes]:
+    from upath import UPath
+
+    root = UPath(base)
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_range_run_writes_one_file_per_day_and_values_round_trip(base):
+    io_manager = AssetFilesIOManager(base_dir=base)
+    first = materialize(
+        GRAPH,
+        selection=["day_rows"],
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-01",
+            "dagster/asset_partition_range_end": "2026-11-02",
+        },
+        resources={"io_manager": io_manager},
+    )
+    assert first.success
+    # Day 3 was never made: the downstream read takes the days that exist.
+    rest = materialize(
+        GRAPH,
+        selection=["all_rows", "report", "report_reader"],
+        resources={"io_manager": io_manager},
+    )
+    assert rest.success
+    assert rest.output_for_node("report_reader") == 2
+
+    files = _files(base)
+    assert sorted(files) == [
+        "all_rows.parquet",
+        "day_rows/2026-11-01.parquet",
+        "day_rows/2026-11-02.parquet",
+        "report.json",
+        "report_reader.json",
+    ]
+    assert json.loads(files["report.json"]) == {
+        "rows": 2,
+        "days": ["2026-11-01", "2026-11-02"],
+        "text": "ёлка",
+    }
+    day_metadata = first.asset_materializations_for_node("day_rows")[0].metadata
+    assert day_metadata["rows_written"].value == 2
+    assert day_metadata["path"].value.endswith("day_rows")
+    report_metadata = rest.asset_materializations_for_node("report")[0].metadata
+    assert report_metadata["path"].value == f"{base}/report.json"
+
+
+def test_the_default_base_is_the_setting_else_the_data_folder(project_env, monkeypatch):
+    assert _run_day(AssetFilesIOManager()).success
+    assert (project_env / "assets" / "day_rows" / "2026-11-03.parquet").is_file()
+
+    monkeypatch.setenv("APP_ASSETS_URL", str(project_env / "elsewhere"))
+    get_settings.cache_clear()
+    assert _run_day(AssetFilesIOManager()).success
+    assert (project_env / "elsewhere" / "day_rows" / "2026-11-03.parquet").is_file()
+
+
+def test_a_local_write_leaves_no_temp_file_and_replaces_the_old_value(project_env):
+    io_manager = AssetFilesIOManager(base_dir=str(project_env / "values"))
+    assert _run_day(io_manager).success
+    assert _run_day(io_manager).success
+    folder = project_env / "values" / "day_rows"
+    assert [p.name for p in folder.iterdir()] == ["2026-11-03.parquet"]
+
+
+def _run_day(io_manager, instance=None):
+    return materialize(
+        GRAPH,
+        selection=["day_rows"],
+        partition_key="2026-11-03",
+        resources={"io_manager": io_manager},
+        instance=instance,
+    )
+
+
+# -- Dagster's instance on PostgreSQL (dagster-postgres), values on S3 ---------------------
+
+
+@pytest.fixture
+def postgres_url(request):
+    pytest.importorskip("dagster_postgres", reason="dagster-postgres is not installed (dev extra)")
+    server = request.getfixturevalue("postgres_server")
+    # dagster-postgres is written for psycopg2 (its NOTIFY takes a client-side parameter).
+    return _fresh_postgres_database(server).replace("+psycopg://", "+psycopg2://")
+
+
+def test_runs_and_materialisations_live_in_postgres(postgres_url, base, tmp_path):
+    config = {"storage": {"postgres": {"postgres_url": postgres_url}}}
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(json.dumps(config), encoding="utf-8")
+    with DagsterInstance.from_config(str(home)) as instance:
+        result = _run_day(AssetFilesIOManager(base_dir=base), instance=instance)
+        assert result.success
+    # Another process (here: a second instance object) sees the run and its materialisation.
+    with DagsterInstance.from_config(str(home)) as other:
+        assert other.get_run_by_id(result.run_id).is_success
+        event = other.get_latest_materialization_event(AssetKey("day_rows"))
+        assert event.asset_materialization.partition == "2026-11-03"
+        assert "PostgresEventLogStorage" in type(other.event_log_storage).__name__
+    assert sorted(_files(base)) == ["day_rows/2026-11-03.parquet"]
