@@ -72,10 +72,11 @@ class TierCalibration(BaseModel):
 
     @property
     def accepted_precision(self) -> float | None:
-        """Share right among the audited labels the thresholds accept (None if none)."""
+        """Precision of the labels the thresholds accept, from the audited ones (Laplace: the
+        thresholds were chosen on these very items, so the raw share flatters them)."""
         if not self.accepted_audited:
             return None
-        return self.accepted_correct / self.accepted_audited
+        return laplace(self.accepted_correct, self.accepted_audited)
 
     def threshold_for(self, domain: str) -> float | None:
         if self.threshold is None:
@@ -125,7 +126,7 @@ def fit_calibration(
     audit: pd.DataFrame,
     precision_target: float,
     *,
-    assurance: float = 0.8,
+    assurance: float = 0.6,
     min_accept_audit: int = 20,
     min_domain_audit: int = 20,
 ) -> Calibration:
