@@ -112,33 +112,46 @@ def resolve_labels(model_labels: pd.DataFrame, decisions: pd.DataFrame) -> pd.Da
     return _propagate(frame)
 
 
+def corroborated(decisions: pd.DataFrame) -> pd.Series:
+    """Decisions that approved the model's label or that two reviewers agreed on."""
+    votes = decisions.get("votes", pd.Series(0, index=decisions.index)).fillna(0)
+    return (decisions["domain"] == decisions.get("predicted_domain")) | (votes >= 2)
+
+
+def settled_domain(siblings: pd.DataFrame) -> str | None:
+    """The domain one key's decisions settle: unanimous, with at least one corroborated."""
+    if siblings.empty or siblings["domain"].nunique() != 1 or not corroborated(siblings).any():
+        return None
+    return str(siblings["domain"].iloc[0])
+
+
+def propagates_to(frame: pd.DataFrame, domain: pd.Series) -> pd.Series:
+    """Rows that a settled `domain` (aligned with `frame`) is propagated to: labelled, long
+    enough to carry their meaning, and already labelled with that domain."""
+    long_enough = frame["identity_key"].str.count(" ") + 1 >= MIN_PROPAGATION_WORDS
+    return usable(frame) & long_enough & (frame["domain"] == domain)
+
+
 def _propagate(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mark texts whose label agrees with the unanimous, corroborated decision on their key."""
+    """Mark texts whose label agrees with the decision settled on their identity key."""
     human = is_human(frame["label_origin"])
     if not human.any():
         return frame
-    corroborated = (frame["domain"] == frame.get("predicted_domain")) | (
-        frame.get("votes", pd.Series(0, index=frame.index)).fillna(0) >= 2
-    )
-    decided = frame.loc[human].assign(_corroborated=corroborated[human])
-    by_key = decided.groupby("identity_key").agg(
-        domains=("domain", "nunique"),
-        domain=("domain", "first"),
-        corroborated=("_corroborated", "any"),
-        source=("row_id", "min"),
-        p_correct=("p_correct", "min"),
-    )
-    settled = by_key[(by_key["domains"] == 1) & by_key["corroborated"]]
-    long_enough = frame["identity_key"].str.count(" ") + 1 >= MIN_PROPAGATION_WORDS
-    agrees = frame["domain"] == frame["identity_key"].map(settled["domain"])
-    target = ~human & usable(frame) & long_enough & agrees
+    decided = frame[human]
+    settled = {
+        key: (domain, group["row_id"].min(), group["p_correct"].min())
+        for key, group in decided.groupby("identity_key")
+        if (domain := settled_domain(group)) is not None
+    }
+    keys = frame["identity_key"]
+    domain = keys.map(lambda k: settled[k][0] if k in settled else None)
+    target = ~human & propagates_to(frame, domain)
     if not target.any():
         return frame
-    keys = frame.loc[target, "identity_key"]
     frame = frame.copy()
     frame.loc[target, "label_origin"] = LabelOrigin.PROPAGATED.value
-    frame.loc[target, "propagated_from"] = keys.map(settled["source"]).to_numpy()
-    frame.loc[target, "p_correct"] = keys.map(settled["p_correct"]).to_numpy(dtype=float)
+    frame.loc[target, "propagated_from"] = [settled[k][1] for k in keys[target]]
+    frame.loc[target, "p_correct"] = [settled[k][2] for k in keys[target]]
     return frame
 
 

@@ -25,9 +25,12 @@ from esk_pipeline.pipeline.labels import (
     MODEL_ORIGINS,
     LabelOrigin,
     is_human,
+    propagates_to,
     resolve_labels,
+    settled_domain,
 )
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust.audit import audit_mask
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
@@ -37,6 +40,9 @@ from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_
 
 LOCAL_TIER = "local"
 LLM_TIER_PREFIX = "llm:"
+# Propagated labels are a tier of their own: the audit measures how often a decision on one
+# text is right for its near duplicates. Their "confidence" is 1: the tier is all or nothing.
+PROPAGATED_TIER = "propagated"
 
 
 class TrustConfig(BaseModel):
@@ -81,8 +87,7 @@ def estimate_accuracy(
     """The label accuracy of dataset records, by stratum (see `estimate`). Synthetic samples
     are not counted: they have no text in the logs to audit."""
     real = records[~records["is_synthetic"].astype(bool)]
-    origin = real["label_origin"]
-    human = is_human(origin) | (origin == LabelOrigin.PROPAGATED.value)
+    human = is_human(real["label_origin"])
     strata = []
     if human.any():
         strata.append(
@@ -103,13 +108,12 @@ def estimate_accuracy(
 
 
 def tier_of(frame: pd.DataFrame) -> pd.Series:
-    """The calibration tier of each label row: "local" or "llm:<model>"."""
+    """The calibration tier of each label row: "local", "llm:<model>" or "propagated"."""
     origin = frame["label_origin"].fillna(LabelOrigin.LOCAL_MODEL.value)
     source = frame["label_source"].fillna("").astype(str)
-    return pd.Series(
-        np.where(origin == LabelOrigin.LLM.value, LLM_TIER_PREFIX + source, LOCAL_TIER),
-        index=frame.index,
-    )
+    tier = np.where(origin == LabelOrigin.LLM.value, LLM_TIER_PREFIX + source, LOCAL_TIER)
+    tier = np.where(origin == LabelOrigin.PROPAGATED.value, PROPAGATED_TIER, tier)
+    return pd.Series(tier, index=frame.index)
 
 
 def assess_labels(
@@ -135,10 +139,14 @@ def assess_labels(
         temperature=temperature,
         folds=config.folds,
     )
-    calibration = fit_calibration(
-        _audit_records(decisions[audited], proba[audited], taxonomy.ids),
-        config.precision_target,
+    audit = pd.concat(
+        [
+            _audit_records(decisions[audited], proba[audited], taxonomy.ids),
+            _propagation_audit(model_labels, decisions, audited),
+        ],
+        ignore_index=True,
     )
+    calibration = fit_calibration(audit, config.precision_target)
     reliability, posteriors = estimate_reliability(
         votes, len(taxonomy.ids), model_votes=_model_votes(decisions, calibration)
     )
@@ -157,6 +165,11 @@ def assess_labels(
     if len(model):
         model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
     labels = resolve_labels(model, decisions)
+    propagated = labels["label_origin"] == LabelOrigin.PROPAGATED.value
+    labels.loc[propagated, "p_correct"] = calibration.p_correct(
+        pd.Series(PROPAGATED_TIER, index=labels.index[propagated]),
+        pd.Series(1.0, index=labels.index[propagated]),
+    )
     labels = _mark_trusted(labels, calibration)
     population = labels[labels["status"].fillna("labeled") == "labeled"]
     in_audit = audit_mask(population["row_id"], config.audit_share)
@@ -227,16 +240,44 @@ def _model_votes(decisions: pd.DataFrame, calibration: Calibration) -> pd.DataFr
     )
 
 
+def _propagation_audit(
+    model_labels: pd.DataFrame, decisions: pd.DataFrame, audited: np.ndarray
+) -> pd.DataFrame:
+    """Audit records for the propagated tier: for each audited text, what the decisions on its
+    near duplicates (itself left out) would have propagated to it, against its own decision."""
+    columns = ["row_id", "tier", "confidence", "predicted", "truth"]
+    if not audited.any() or model_labels.empty:
+        return pd.DataFrame(columns=columns)
+    keyed = decisions.assign(identity_key=identity_key_series(decisions["text"]))
+    by_key = dict(tuple(keyed.groupby("identity_key")))
+    own = model_labels.drop_duplicates("row_id", keep="last").set_index("row_id")
+    records = []
+    for _, row in keyed[audited].iterrows():
+        if row["row_id"] not in own.index:
+            continue
+        siblings = by_key[row["identity_key"]]
+        domain = settled_domain(siblings[siblings["row_id"] != row["row_id"]])
+        label = own.loc[[row["row_id"]]].assign(identity_key=row["identity_key"])
+        if domain is not None and propagates_to(label, pd.Series(domain, index=label.index)).all():
+            records.append((row["row_id"], PROPAGATED_TIER, 1.0, domain, row["domain"]))
+    return pd.DataFrame(records, columns=columns)
+
+
 def _mark_trusted(labels: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
-    """`trusted`: human or propagated, or a machine label its tier's thresholds accept."""
+    """`trusted`: a human label, or a machine or propagated label its tier's thresholds accept."""
     origin = labels["label_origin"]
     labelled = (labels["status"].fillna("labeled") == "labeled") & labels["domain"].notna()
-    human = origin.isin([o.value for o in HUMAN_ORIGINS]) | (origin == LabelOrigin.PROPAGATED.value)
-    machine = origin.isin([o.value for o in MODEL_ORIGINS]) & labelled
+    human = origin.isin([o.value for o in HUMAN_ORIGINS])
+    machine = (
+        origin.isin([o.value for o in MODEL_ORIGINS]) | (origin == LabelOrigin.PROPAGATED.value)
+    ) & labelled
     accepted = np.zeros(len(labels), dtype=bool)
     if machine.any():
         rows = labels[machine]
+        confidence = rows["confidence"].where(
+            rows["label_origin"] != LabelOrigin.PROPAGATED.value, 1.0
+        )
         accepted[machine.to_numpy()] = calibration.accepted(
-            tier_of(rows), rows["confidence"], rows["domain"]
+            tier_of(rows), confidence, rows["domain"]
         )
     return labels.assign(trusted=(human & labelled).to_numpy() | accepted)

@@ -126,7 +126,7 @@ def fit_calibration(
     audit: pd.DataFrame,
     precision_target: float,
     *,
-    assurance: float = 0.6,
+    assurance: float = 0.75,
     min_accept_audit: int = 20,
     min_domain_audit: int = 20,
 ) -> Calibration:

@@ -1,0 +1,98 @@
+"""The assessment end to end on hand-made labels and decisions."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.trust import TrustConfig, assess_labels
+
+TAXONOMY = Taxonomy.load(Path(__file__).resolve().parents[3] / "data" / "taxonomy.yaml")
+
+
+def _model(i: int, text: str, domain: str) -> dict:
+    return {
+        "row_id": f"m{i}",
+        "text": text,
+        "domain": domain,
+        "confidence": 0.99,
+        "label_source": "local",
+        "label_origin": "local_model",
+        "status": "labeled",
+    }
+
+
+def _decision(row_id: str, text: str, domain: str) -> dict:
+    return {
+        "row_id": row_id,
+        "text": text,
+        "domain": domain,
+        "predicted_domain": domain,  # an approval: corroborated
+        "confidence": 0.99,
+        "reviewer_id": "alice",
+        "reviewed_at": pd.Timestamp("2026-11-02", tz="UTC"),
+        "review_status": "approved",
+        "label_source": "reviewer:alice",
+        "label_origin": "human_verified",
+        "votes": 1,
+        "review_reason": "audit",
+        "predicted_source": "local",
+    }
+
+
+def _votes(decisions: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(d["row_id"], "alice", d["domain"]) for d in decisions],
+        columns=["item_id", "reviewer_id", "domain"],
+    )
+
+
+def test_without_an_audit_only_human_labels_are_trusted() -> None:
+    model = pd.DataFrame(
+        [_model(i, f"нет горячей воды в доме номер {i}", "housing_utilities") for i in range(5)]
+    )
+    decision = _decision("d0", "лифт не работает уже неделю в подъезде", "housing_utilities")
+    result = assess_labels(
+        model,
+        pd.DataFrame([decision]),
+        _votes([decision]),
+        TAXONOMY,
+        TrustConfig(audit_share=0.0),
+        temperature=1.0,
+    )
+    trusted = result.labels.set_index("row_id")["trusted"]
+    assert trusted["d0"] and not trusted.drop("d0").any()
+    assert result.audited == 0 and result.calibration.tiers == {}
+
+
+def test_propagation_is_trusted_only_as_far_as_the_audit_says_it_is_right() -> None:
+    """Every text is audited here. Half of the pairs of near duplicates were decided
+    differently (each right for its own conversation) while the model gave each the other's
+    label, so propagation from one to the other would be wrong half of the time: the audit
+    shows it, and no propagated label is trusted."""
+    decisions, model = [], []
+    for i in range(40):
+        text = f"когда наконец придёт ответ по заявке {i}"
+        a, b = ("transport", "roads") if i % 2 else ("transport", "transport")
+        decisions += [_decision(f"a{i}", text + "?", a), _decision(f"b{i}", text + "!", b)]
+        model += [
+            {**_model(i, text + "?", b), "row_id": f"a{i}"},
+            {**_model(i, text + "!", a), "row_id": f"b{i}"},
+            _model(i, text, "transport"),  # a third, unreviewed near duplicate
+        ]
+    result = assess_labels(
+        pd.DataFrame(model),
+        pd.DataFrame(decisions),
+        _votes(decisions),
+        TAXONOMY,
+        TrustConfig(audit_share=1.0, detect_label_errors=False),
+        temperature=1.0,
+    )
+    tier = result.calibration.tiers["propagated"]
+    assert (tier.audited, tier.audited_correct) == (80, 40)
+    assert tier.threshold is None
+    labels = result.labels.set_index("row_id")
+    propagated = labels[labels["label_origin"] == "propagated"]
+    assert len(propagated) == 20  # the third text of each unanimous pair
+    assert not propagated["trusted"].any()
+    assert (propagated["p_correct"] < 0.6).all()
