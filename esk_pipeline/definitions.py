@@ -6,7 +6,11 @@ from esk_pipeline.assets import augmentation, datasets, ingest, labeling, review
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.io_manager import AssetFilesIOManager
 from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
-from esk_pipeline.resources.stores import DatasetStoreResource, ReviewStoreResource
+from esk_pipeline.resources.stores import (
+    DatasetStoreResource,
+    ReviewDecisionsIOManager,
+    ReviewStoreResource,
+)
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.sensors import (
     daily_labels_job,
@@ -28,6 +32,9 @@ defs = Definitions(
         "labeler": LabelerResource(),
         "augmenter": AugmenterResource(),
         "review_store": ReviewStoreResource(),
+        "review_decisions_io_manager": ReviewDecisionsIOManager(
+            review_store=ReviewStoreResource(), taxonomy_file=TaxonomyResource()
+        ),
         "dataset_store": DatasetStoreResource(),
     },
 )

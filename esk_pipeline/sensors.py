@@ -23,8 +23,8 @@ from esk_pipeline.settings import get_settings
 
 daily_labels_job = define_asset_job(
     "daily_labels_job",
-    # verified_labels is unpartitioned: each day is labelled with the latest human decisions.
-    # The taxonomy is observed first, so labels record the version they were made with.
+    # The taxonomy and the human decisions are observed first (observations are events, so
+    # days in parallel never race): labels record the versions they were made with.
     selection=AssetSelection.assets(
         "taxonomy", "verified_labels", "raw_logs", "cleaned_texts", "rejected_texts", "labels"
     ),

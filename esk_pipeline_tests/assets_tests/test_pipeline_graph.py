@@ -193,3 +193,15 @@ def test_an_edited_taxonomy_is_observed_and_the_labels_show_as_stale(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_verified_labels_are_observed_not_rematerialised_by_daily_runs(pipeline_run):
+    instance = pipeline_run["instance"]
+    assert instance.get_latest_materialization_event(AssetKey("verified_labels")) is None
+    [observation] = instance.fetch_observations(AssetKey("verified_labels"), limit=1).records
+    labels = instance.get_latest_materialization_event(AssetKey("labels")).asset_materialization
+    # Lineage: the labels record which state of the human decisions they were made with.
+    assert (
+        labels.tags["dagster/input_data_version/verified_labels"]
+        == observation.asset_observation.data_version
+    )
