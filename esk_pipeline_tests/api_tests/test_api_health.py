@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from esk_pipeline.api import create_app
@@ -19,7 +21,11 @@ def test_building_the_app_opens_nothing(project_env):
 def test_healthz_and_public_routes_need_no_token(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/openapi.json").status_code == 200
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn." not in docs.text  # everything the page loads comes from the app itself
+    script = re.search(r'src="([^"]+swagger-ui-bundle\.js)"', docs.text).group(1)
+    assert "SwaggerUIBundle" in client.get(script).text
     page = client.get("/")
     assert page.status_code == 200
     assert "проверка разметки" in page.text
