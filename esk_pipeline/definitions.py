@@ -1,8 +1,8 @@
 """The Dagster code location: wires assets, checks, resources, sensors and jobs; nothing else."""
 
-from dagster import Definitions, load_assets_from_modules
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from esk_pipeline.assets import augmentation, datasets, ingest, labeling, review
+from esk_pipeline.assets import augmentation, checks, datasets, ingest, labeling, review
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.io_manager import AssetFilesIOManager
 from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
@@ -23,6 +23,7 @@ from esk_pipeline.sensors import (
 
 defs = Definitions(
     assets=load_assets_from_modules([ingest, labeling, review, augmentation, datasets]),
+    asset_checks=load_asset_checks_from_modules([checks]),
     jobs=[daily_labels_job, taxonomy_observation_job, dataset_refresh_job],
     sensors=[new_log_days_sensor, taxonomy_changed_sensor, enough_new_reviews_sensor],
     resources={

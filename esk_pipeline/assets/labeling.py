@@ -2,10 +2,14 @@
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     BackfillPolicy,
     DataVersion,
@@ -21,6 +25,9 @@ from esk_pipeline.pipeline.labeler_agent import PROMPT_VERSION, CascadeReport, r
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
 from esk_pipeline.resources.llm import LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
+
+# Above this share of failed rows (endpoint down, budget hit) the labels check warns.
+MAX_FAILED_SHARE = 0.2
 
 
 @observable_source_asset(
@@ -41,6 +48,17 @@ def taxonomy(taxonomy_file: TaxonomyResource) -> DataVersion:
     # The prompt and the local model's recipe: a change to either makes labels stale.
     code_version=f"{PROMPT_VERSION}+{MODEL_VERSION}",
     kinds={"pydantic", "scikitlearn", "parquet"},
+    check_specs=[
+        AssetCheckSpec(
+            "domains_in_taxonomy", asset="labels", description="every domain is a taxonomy id"
+        ),
+        AssetCheckSpec("confidence_in_unit_range", asset="labels", description="0 <= p <= 1"),
+        AssetCheckSpec(
+            "failed_share_under_bound",
+            asset="labels",
+            description=f"at most {MAX_FAILED_SHARE:.0%} of the rows failed to get a label",
+        ),
+    ],
 )
 def labels(
     context: AssetExecutionContext,
@@ -48,15 +66,43 @@ def labels(
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
-) -> Output:
+) -> Iterator[Output | AssetCheckResult]:
     """A domain, a calibrated confidence and the runners-up for every cleaned text."""
+    taxonomy = taxonomy_file.load()
     agent = labeler.build(
-        taxonomy_file.load(),
+        taxonomy,
         verified=zip(verified_labels["text"], verified_labels["domain"], strict=False),
         progress_callback=context.log.info,
     )
     frames = asyncio.run(_label_days(context, agent, cleaned_texts))
-    return Output(frames)
+    yield Output(frames)
+    yield from _label_checks(pd.concat(frames.values(), ignore_index=True), set(taxonomy.ids))
+
+
+def _label_checks(everything: pd.DataFrame, domain_ids: set[str]) -> Iterator[AssetCheckResult]:
+    labelled = everything[everything["status"] == "labeled"]
+    unknown = sorted(set(labelled["domain"]) - domain_ids)
+    yield AssetCheckResult(
+        check_name="domains_in_taxonomy",
+        passed=not unknown,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"unknown_domains": ", ".join(unknown[:20]) or "none"},
+    )
+    confidence = pd.to_numeric(labelled["confidence"], errors="coerce")
+    outside = int((~confidence.between(0.0, 1.0)).sum())  # NaN counts as outside
+    yield AssetCheckResult(
+        check_name="confidence_in_unit_range",
+        passed=outside == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"outside_0_1": outside},
+    )
+    failed = int((everything["status"] == "failed").sum())
+    share = failed / len(everything) if len(everything) else 0.0
+    yield AssetCheckResult(
+        check_name="failed_share_under_bound",
+        passed=share <= MAX_FAILED_SHARE,
+        metadata={"failed": failed, "failed_share": round(share, 4), "bound": MAX_FAILED_SHARE},
+    )
 
 
 async def _label_days(context, agent, cleaned_texts) -> dict[str, pd.DataFrame]:

@@ -233,3 +233,33 @@ def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(pipeline_run)
         build_sensor_context(instance=instance, cursor=after_demo.cursor, resources=resources)
     )
     assert [r.partition_key for r in grown.run_requests] == [days[2].isoformat()]
+
+
+def test_the_stored_version_check_passes_and_catches_a_damaged_file(pipeline_run):
+    from esk_pipeline.assets.checks import stored_version_verifies
+    from esk_pipeline.resources.stores import DatasetStoreResource
+
+    instance = pipeline_run["instance"]
+    run_id = instance.get_latest_materialization_event(AssetKey("dataset_versions")).run_id
+    events = [r.event_log_entry.dagster_event for r in instance.get_records_for_run(run_id).records]
+    [evaluation] = [
+        event.event_specific_data
+        for event in events
+        if event is not None
+        and event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and event.event_specific_data.check_name == "stored_version_verifies"
+    ]
+    assert evaluation.passed
+
+    version = DataStorage().list_versions()[-1]
+    record = {"version": version.version}
+    store = DatasetStoreResource()
+    assert stored_version_verifies(dataset_versions=record, dataset_store=store).passed
+    damaged = version.path / "train.jsonl"
+    original = damaged.read_bytes()
+    try:
+        damaged.write_bytes(original.replace(b"{", b"[", 1))
+        verdict = stored_version_verifies(dataset_versions=record, dataset_store=store)
+        assert not verdict.passed and verdict.metadata["problems"].value >= 1
+    finally:
+        damaged.write_bytes(original)
