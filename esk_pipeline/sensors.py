@@ -31,7 +31,6 @@ daily_labels_job = define_asset_job(
     selection=AssetSelection.assets(
         "taxonomy", "verified_labels", "raw_logs", "cleaned_texts", "rejected_texts", "labels"
     ),
-    partitions_def=daily_partitions,
     description="ETL and labelling of one day of logs.",
 )
 

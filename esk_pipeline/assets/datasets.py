@@ -13,6 +13,7 @@ from dagster import (
     asset,
 )
 
+from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.metadata import bar_chart, counts_table
 from esk_pipeline.assets.sources import labelled_and_verified
 from esk_pipeline.pipeline.data_storage import VersionStatus
@@ -25,6 +26,7 @@ DATASET_NAME = "dataset"
 @asset(
     group_name="datasets",
     kinds={"json", "parquet"},
+    automation_condition=eager_when_enabled(),
     check_specs=[
         AssetCheckSpec(
             "quality_rules",
@@ -90,7 +92,7 @@ def train_eval_splits(
     )
 
 
-@asset(group_name="datasets", kinds={"json"})
+@asset(group_name="datasets", kinds={"json"}, automation_condition=eager_when_enabled())
 def dataset_versions(
     context: AssetExecutionContext,
     train_eval_splits: dict,

@@ -16,6 +16,7 @@ from dagster import (
     multi_asset,
 )
 
+from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
 from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.etl import ETLConfig, ETLProcessor
@@ -57,11 +58,13 @@ def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> 
         "cleaned_texts": AssetOut(
             kinds={"parquet"},
             code_version=ETL_CODE_VERSION,
+            automation_condition=eager_when_enabled(),
             description="Normalised, PII-masked, deduplicated texts with a stable row_id.",
         ),
         "rejected_texts": AssetOut(
             kinds={"parquet"},
             code_version=ETL_CODE_VERSION,
+            automation_condition=eager_when_enabled(),
             description="Every row the ETL did not keep, with the reason (empty, duplicate, ...).",
         ),
     },

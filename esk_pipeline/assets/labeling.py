@@ -19,6 +19,7 @@ from dagster import (
     observable_source_asset,
 )
 
+from esk_pipeline.assets.automation import LABELS_CONDITION, when_enabled
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
 from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.labeler_agent import PROMPT_VERSION, CascadeReport, results_to_frame
@@ -47,6 +48,7 @@ def taxonomy(taxonomy_file: TaxonomyResource) -> DataVersion:
     deps=[taxonomy],
     # The prompt and the local model's recipe: a change to either makes labels stale.
     code_version=f"{PROMPT_VERSION}+{MODEL_VERSION}",
+    automation_condition=when_enabled(LABELS_CONDITION),
     kinds={"pydantic", "scikitlearn", "parquet"},
     check_specs=[
         AssetCheckSpec(

@@ -12,13 +12,18 @@ from dagster import (
     observable_source_asset,
 )
 
+from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.settings import get_settings
 
 
-@asset(group_name="review", kinds={"sqlite", "parquet"})
+@asset(
+    group_name="review",
+    kinds={"sqlite", "parquet"},
+    automation_condition=eager_when_enabled(),
+)
 def review_queue(
     context: AssetExecutionContext,
     labels: dict[str, pd.DataFrame],
