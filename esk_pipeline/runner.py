@@ -3,6 +3,9 @@
 Runs through a real Dagster instance (DAGSTER_HOME), so every run, materialisation and check
 shows up in `dagster dev` afterwards, exactly as if it had been launched from the UI: one run
 for all days present in ClickHouse (a single-run partition range), one for the dataset.
+
+`submit_day_run` is how other processes (the API) start one day's run: through the instance's
+run queue and launcher, like the sensor's runs, with one run per day in flight.
 """
 
 import contextlib
