@@ -3,26 +3,44 @@
 Runs through a real Dagster instance (DAGSTER_HOME), so every run, materialisation and check
 shows up in `dagster dev` afterwards, exactly as if it had been launched from the UI: one run
 for all days present in ClickHouse (a single-run partition range), one for the dataset.
+
+`submit_day_run` is how other processes (the API) start one day's run: through the instance's
+run queue and launcher, like the sensor's runs, with one run per day in flight.
 """
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+import sys
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dagster import (
     AssetKey,
     AssetSelection,
     DagsterInstance,
+    DagsterRun,
     ExecuteInProcessResult,
+    RunsFilter,
     materialize,
 )
+from dagster._core.errors import DagsterRunAlreadyExists
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
+from dagster._core.storage.tags import PARTITION_NAME_TAG
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import BaseWorkspaceRequestContext, WorkspaceProcessContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import Settings, get_settings
 
 DAILY_JOB = "daily_labels_job"
+# The code location's name in workspace.yaml (and of `-m esk_pipeline`).
+LOCATION_NAME = "esk_pipeline"
+_RUN_ID_NAMESPACE = uuid.UUID("6f1c3e0a-5d7b-4f1e-9c52-0b8e7a4d2c31")
 # Events still reach the instance (and the UI); the terminal gets warnings only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -101,22 +119,91 @@ def run_pipeline(
     }
 
 
-def run_day(day: str, *, run_id: str, requested_by: str) -> bool:
-    """Ingest and label one day: the daily job for that partition, on the project's instance,
-    so the run shows up in the UI like one the sensor launched."""
-    from esk_pipeline.definitions import defs
+def submit_day_run(day: str, *, requested_by: str) -> tuple[str, str]:
+    """Queue the daily job for one day on the project's instance: (run id, status).
 
+    The run goes through the instance's run coordinator and launcher exactly like one the
+    sensor or the UI starts (the daemon dequeues it). While a run of the day is queued or
+    running, that run is the answer and nothing new is made. Two processes racing past that
+    check derive the same run id (the day and how many runs it has had), and run storage
+    refuses the second copy, so the rule holds across processes.
+    """
     ensure_dagster_home(Path.cwd())
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
-            partition_key=day,
-            instance=instance,
-            run_id=run_id,
-            tags={"esk/requested_by": requested_by},
-            run_config=_QUIET,
-            raise_on_error=False,
+        active = active_day_runs(instance).get(day)
+        if active is not None:
+            return active.run_id, active.status.value
+        runs_so_far = instance.get_runs_count(
+            RunsFilter(job_name=DAILY_JOB, tags={PARTITION_NAME_TAG: day})
         )
-    return result.success
+        run_id = str(uuid.uuid5(_RUN_ID_NAMESPACE, f"{DAILY_JOB}:{day}:{runs_so_far}"))
+        tags = {PARTITION_NAME_TAG: day, "esk/requested_by": requested_by}
+        try:
+            with _code_location_workspace(instance) as workspace:
+                _create_run(instance, workspace, run_id, tags)
+                run = instance.submit_run(run_id, workspace)
+        except DagsterRunAlreadyExists:
+            run = instance.get_run_by_id(run_id)
+            assert run is not None
+    return run.run_id, run.status.value
+
+
+def active_day_runs(instance: DagsterInstance) -> dict[str, DagsterRun]:
+    """Daily-job runs of one day not finished yet (queued too), by day; the sensor uses this
+    too. Range runs (single-run backfills) carry no single day and are not counted."""
+    runs = instance.get_runs(RunsFilter(job_name=DAILY_JOB, statuses=NOT_FINISHED_STATUSES))
+    return {run.tags[PARTITION_NAME_TAG]: run for run in runs if PARTITION_NAME_TAG in run.tags}
+
+
+@contextlib.contextmanager
+def _code_location_workspace(instance: DagsterInstance) -> Iterator[BaseWorkspaceRequestContext]:
+    """This code location, loaded in-process under its workspace name (as `dagster job launch`
+    does), so the daemon finds the submitted run's job in its own copy of the location."""
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            executable_path=sys.executable,
+            module_name="esk_pipeline.definitions",
+            attribute="defs",
+            working_directory=str(Path.cwd()),
+        ),
+        location_name=LOCATION_NAME,
+    )
+    with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as context:
+        yield context.create_request_context()
+
+
+def _create_run(
+    instance: DagsterInstance,
+    workspace: BaseWorkspaceRequestContext,
+    run_id: str,
+    tags: dict[str, str],
+) -> DagsterRun:
+    location = workspace.get_code_location(LOCATION_NAME)
+    (repository,) = location.get_repositories().values()
+    job = repository.get_full_job(DAILY_JOB)
+    plan = location.get_execution_plan(
+        job, {}, step_keys_to_execute=None, known_state=None, instance=instance
+    ).execution_plan_snapshot
+    return instance.create_run(
+        job_name=DAILY_JOB,
+        run_id=run_id,
+        run_config={},
+        resolved_op_selection=None,
+        step_keys_to_execute=plan.step_keys_to_execute,
+        op_selection=None,
+        status=None,
+        root_run_id=None,
+        parent_run_id=None,
+        tags={**job.tags, **tags},
+        job_snapshot=job.job_snapshot,
+        execution_plan_snapshot=plan,
+        parent_job_snapshot=job.parent_job_snapshot,
+        remote_job_origin=job.get_remote_origin(),
+        job_code_origin=job.get_python_origin(),
+        asset_selection=None,
+        asset_check_selection=None,
+        asset_graph=repository.asset_graph,
+    )
 
 
 def run_status(run_id: str) -> str | None:

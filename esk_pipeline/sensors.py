@@ -4,7 +4,9 @@ import json
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     AssetSelection,
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -20,16 +22,16 @@ from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.llm import llm_endpoint_tags
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
+from esk_pipeline.runner import active_day_runs
 from esk_pipeline.settings import get_settings
 
 daily_labels_job = define_asset_job(
     "daily_labels_job",
-    # verified_labels is unpartitioned: each day is labelled with the latest human decisions.
-    # The taxonomy is observed first, so labels record the version they were made with.
+    # The taxonomy and the human decisions are observed first (observations are events, so
+    # days in parallel never race): labels record the versions they were made with.
     selection=AssetSelection.assets(
         "taxonomy", "verified_labels", "raw_logs", "cleaned_texts", "rejected_texts", "labels"
     ),
-    partitions_def=daily_partitions,
     description="ETL and labelling of one day of logs.",
     tags=llm_endpoint_tags("labeler"),
 )
@@ -39,28 +41,59 @@ daily_labels_job = define_asset_job(
     job=daily_labels_job,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Requests a run for each day whose row count in ClickHouse is new or has grown.",
+    description="Requests a run for each day whose row count in ClickHouse differs from the "
+    "count its last raw_logs materialization recorded, unless a run of that day is in flight.",
 )
 def new_log_days_sensor(
     context: SensorEvaluationContext, clickhouse: ClickHouseResource
 ) -> SensorResult | SkipReason:
+    # The cursor only saves instance look-ups: a day whose count it has seen is not re-checked.
     seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     valid_keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
     current = {day.isoformat(): n for day, n in clickhouse.get_source().day_counts().items()}
-    changed = {day: n for day, n in current.items() if seen.get(day) != n and day in valid_keys}
     outside = sorted(set(current) - valid_keys)
     if outside:
-        context.log.warning(f"days outside the partition range are ignored: {outside[:5]}")
-    if not changed:
-        return SkipReason("no new or grown days in ClickHouse")
+        context.log.warning(
+            f"days before APP_PARTITIONS_START_DATE are ignored: {outside[:5]}"
+            + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        )
+    candidates = {day: n for day, n in current.items() if day in valid_keys and seen.get(day) != n}
+    in_flight = active_day_runs(context.instance)
+    materialized = _materialized_row_counts(context.instance, sorted(candidates))
+    to_run = {
+        day: n
+        for day, n in candidates.items()
+        if materialized.get(day) != n and day not in in_flight
+    }
+    cursor = json.dumps(
+        {**seen, **{d: n for d, n in candidates.items() if d not in in_flight}}, sort_keys=True
+    )
+    if not to_run:
+        return SensorResult(
+            skip_reason="every day in ClickHouse is materialized with its current row count "
+            "or has a run in flight",
+            cursor=cursor,
+        )
     return SensorResult(
         # The run key names the day and its row count: the same state never runs twice.
         run_requests=[
-            RunRequest(run_key=f"{day}:{n}", partition_key=day)
-            for day, n in sorted(changed.items())
+            RunRequest(run_key=f"{day}:{n}", partition_key=day) for day, n in sorted(to_run.items())
         ],
-        cursor=json.dumps({**seen, **changed}, sort_keys=True),
+        cursor=cursor,
     )
+
+
+def _materialized_row_counts(instance: DagsterInstance, days: list[str]) -> dict[str, int]:
+    """The row count each day's latest raw_logs materialization recorded (if it recorded one)."""
+    counts = {}
+    for day in days:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("raw_logs"), asset_partitions=[day]), limit=1
+        ).records
+        metadata = records[0].asset_materialization.metadata if records else {}
+        if "dagster/row_count" in metadata:
+            counts[day] = int(metadata["dagster/row_count"].value)
+    return counts
 
 
 taxonomy_observation_job = define_asset_job(

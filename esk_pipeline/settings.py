@@ -34,7 +34,10 @@ class AppSettings(BaseSettings):
     log_level: str = "INFO"
     taxonomy_path: Path = Path("data/taxonomy.yaml")
     # First day the daily partitions cover; logs older than this are outside the asset graph.
-    partitions_start_date: str = "2026-01-01"
+    # The default is the first day of the sample week `esk-data seed` and the demo insert.
+    partitions_start_date: str = "2026-11-01"
+    # Declarative automation (assets/automation.py): off, so nothing spends LLM calls unasked.
+    automation: bool = False
     # reviewer id -> bearer token for the API (APP_API_TOKENS='{"alice": "..."}').
     api_tokens: dict[str, SecretStr] = Field(default_factory=dict)
     max_upload_mb: int = 50

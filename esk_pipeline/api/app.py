@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from esk_pipeline.api.deps import Services
 from esk_pipeline.api.errors import install_error_handlers
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         services.close()
 
-    app = FastAPI(
+    # FastAPI's own /docs loads Swagger UI from a CDN; this one serves the files itself.
+    app = FastAPIOffline(
         title="esk_pipeline API",
         version="0.1.0",
         description=DESCRIPTION,

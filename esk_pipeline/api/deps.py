@@ -63,8 +63,6 @@ class Services:
         }
         self.max_upload_bytes = settings.app.max_upload_mb * 1024 * 1024
         self._built: dict[str, Any] = {}
-        # Day runs queued or running, day (ISO date) -> run id; guarded by the lock.
-        self.pending_runs: dict[str, str] = {}
         self._lock = threading.RLock()  # a builder may need another (review -> taxonomy)
 
     def _once(self, name: str, build: Callable[[], T]) -> T:
@@ -73,19 +71,6 @@ class Services:
                 if name not in self._built:
                     self._built[name] = build()
         return self._built[name]
-
-    def claim_day_run(self, day: str, run_id: str) -> str:
-        """The run in flight for `day`: `run_id`, now claimed, unless another run already is."""
-        with self._lock:
-            return self.pending_runs.setdefault(day, run_id)
-
-    def finish_day_run(self, day: str) -> None:
-        with self._lock:
-            self.pending_runs.pop(day, None)
-
-    def is_pending_run(self, run_id: str) -> bool:
-        with self._lock:
-            return run_id in self.pending_runs.values()
 
     @property
     def taxonomy(self) -> Taxonomy:

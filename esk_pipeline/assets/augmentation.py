@@ -5,12 +5,17 @@ import asyncio
 import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
 
+from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.metadata import bar_chart, comparison_table, counts_table, preview
 from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 
 
-@asset(group_name="augmentation", kinds={"pydantic", "parquet"})
+@asset(
+    group_name="augmentation",
+    kinds={"pydantic", "parquet"},
+    automation_condition=eager_when_enabled(),
+)
 def synthetic_samples(
     context: AssetExecutionContext,
     trusted_labels: pd.DataFrame,

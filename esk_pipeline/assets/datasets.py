@@ -14,6 +14,7 @@ from dagster import (
     asset,
 )
 
+from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.metadata import bar_chart, counts_table
 from esk_pipeline.pipeline.data_storage import VersionStatus
 from esk_pipeline.pipeline.data_writer import DatasetStats, trust_summary
@@ -31,6 +32,7 @@ DATASET_NAME = "dataset"
 @asset(
     group_name="datasets",
     kinds={"json", "parquet"},
+    automation_condition=eager_when_enabled(),
     check_specs=[
         AssetCheckSpec(
             "quality_rules",
@@ -131,7 +133,7 @@ def train_eval_splits(
     yield _accuracy_check(stats, label_trust["audited"])
 
 
-@asset(group_name="datasets", kinds={"json"})
+@asset(group_name="datasets", kinds={"json"}, automation_condition=eager_when_enabled())
 def dataset_versions(
     context: AssetExecutionContext,
     train_eval_splits: dict,

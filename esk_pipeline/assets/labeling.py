@@ -2,10 +2,14 @@
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     BackfillPolicy,
     DataVersion,
@@ -15,12 +19,16 @@ from dagster import (
     observable_source_asset,
 )
 
-from esk_pipeline.assets.metadata import bar_chart, counts_table, preview
+from esk_pipeline.assets.automation import LABELS_CONDITION, when_enabled
+from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
 from esk_pipeline.assets.partitions import daily_partitions
-from esk_pipeline.pipeline.labeler_agent import PROMPT_VERSION, results_to_frame
+from esk_pipeline.pipeline.labeler_agent import PROMPT_VERSION, CascadeReport, results_to_frame
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
 from esk_pipeline.resources.llm import LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
+
+# Above this share of failed rows (endpoint down, budget hit) the labels check warns.
+MAX_FAILED_SHARE = 0.2
 
 
 @observable_source_asset(
@@ -40,7 +48,19 @@ def taxonomy(taxonomy_file: TaxonomyResource) -> DataVersion:
     deps=[taxonomy],
     # The prompt and the local model's recipe: a change to either makes labels stale.
     code_version=f"{PROMPT_VERSION}+{MODEL_VERSION}",
+    automation_condition=when_enabled(LABELS_CONDITION),
     kinds={"pydantic", "scikitlearn", "parquet"},
+    check_specs=[
+        AssetCheckSpec(
+            "domains_in_taxonomy", asset="labels", description="every domain is a taxonomy id"
+        ),
+        AssetCheckSpec("confidence_in_unit_range", asset="labels", description="0 <= p <= 1"),
+        AssetCheckSpec(
+            "failed_share_under_bound",
+            asset="labels",
+            description=f"at most {MAX_FAILED_SHARE:.0%} of the rows failed to get a label",
+        ),
+    ],
 )
 def labels(
     context: AssetExecutionContext,
@@ -48,69 +68,108 @@ def labels(
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
-) -> Output:
+) -> Iterator[Output | AssetCheckResult]:
     """A domain, a calibrated confidence and the runners-up for every cleaned text."""
-    started = time.perf_counter()
+    taxonomy = taxonomy_file.load()
     agent = labeler.build(
-        taxonomy_file.load(),
+        taxonomy,
         verified=zip(verified_labels["text"], verified_labels["domain"], strict=False),
         progress_callback=context.log.info,
     )
-    frames, results = asyncio.run(_label_days(agent, cleaned_texts, context.partition_keys))
-    report = agent.cascade_report(results)
-    everything = pd.concat(frames.values(), ignore_index=True)
+    frames = asyncio.run(_label_days(context, agent, cleaned_texts))
+    yield Output(frames)
+    yield from _label_checks(pd.concat(frames.values(), ignore_index=True), set(taxonomy.ids))
+
+
+def _label_checks(everything: pd.DataFrame, domain_ids: set[str]) -> Iterator[AssetCheckResult]:
     labelled = everything[everything["status"] == "labeled"]
-    usage = report.usage
-    return Output(
-        frames,
-        metadata={
-            "rows": len(everything),
-            "model": agent.config.model,
-            "labeler_version": agent.version,
-            "label_distribution": counts_table(
-                labelled["domain"].value_counts().to_dict(), "domain"
-            ),
-            "label_chart": bar_chart(labelled["domain"].value_counts().to_dict()),
-            "confidence_histogram": _histogram(labelled["confidence"]),
-            "mean_confidence": float(labelled["confidence"].mean()) if len(labelled) else 0.0,
-            "cascade_shares": counts_table(
-                {k: round(v, 4) for k, v in report.shares.items()}, "tier", "share"
-            ),
-            "for_review": report.for_review,
-            "failed": report.failed,
-            "deferred": report.deferred,
-            "cache_hit_rate": round(report.cache_hit_rate, 4),
-            "llm_requests": int(usage.get("requests", 0)),
-            "input_tokens": int(usage.get("input_tokens", 0)),
-            "output_tokens": int(usage.get("output_tokens", 0)),
-            "cost": float(usage.get("cost", 0.0)),
-            "tokens_per_llm_label": round(report.tokens_per_llm_label, 1),
-            "cost_per_label": report.cost_per_label,
-            "preview": preview(
-                labelled.sort_values("confidence"), ["domain", "confidence", "label_source", "text"]
-            ),
-            "seconds": round(time.perf_counter() - started, 3),
-        },
+    unknown = sorted(set(labelled["domain"]) - domain_ids)
+    yield AssetCheckResult(
+        check_name="domains_in_taxonomy",
+        passed=not unknown,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"unknown_domains": ", ".join(unknown[:20]) or "none"},
+    )
+    confidence = pd.to_numeric(labelled["confidence"], errors="coerce")
+    outside = int((~confidence.between(0.0, 1.0)).sum())  # NaN counts as outside
+    yield AssetCheckResult(
+        check_name="confidence_in_unit_range",
+        passed=outside == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"outside_0_1": outside},
+    )
+    failed = int((everything["status"] == "failed").sum())
+    share = failed / len(everything) if len(everything) else 0.0
+    yield AssetCheckResult(
+        check_name="failed_share_under_bound",
+        passed=share <= MAX_FAILED_SHARE,
+        metadata={"failed": failed, "failed_share": round(share, 4), "bound": MAX_FAILED_SHARE},
     )
 
 
-async def _label_days(agent, cleaned_texts, partition_keys):
-    frames, results = {}, []
+async def _label_days(context, agent, cleaned_texts) -> dict[str, pd.DataFrame]:
+    """Label day by day; each partition records its own numbers, a range run included."""
+    frames = {}
+    usage_before: dict = {}
     try:
-        for key in partition_keys:
+        for key in context.partition_keys:
+            started = time.perf_counter()
             cleaned = cleaned_texts.get(key, pd.DataFrame(columns=["row_id", "text"]))
             day_results = await agent.classify_dataframe(cleaned)
-            frame = results_to_frame(day_results)
             # Carry who and when along: the dataset writer can group by user.
-            frames[key] = frame.merge(
+            frames[key] = frame = results_to_frame(day_results).merge(
                 cleaned[["row_id", "ts", "user_id"]].drop_duplicates("row_id"),
                 on="row_id",
                 how="left",
             )
-            results.extend(day_results)
+            # The usage meter counts since the agent was built: this day's share is the change.
+            report = agent.cascade_report(day_results)
+            usage = _numbers(report.usage)
+            report.usage = {k: v - usage_before.get(k, 0) for k, v in usage.items()}
+            usage_before = usage
+            context.add_asset_metadata(
+                _day_metadata(agent, frame, report)
+                | {"seconds": round(time.perf_counter() - started, 3)},
+                partition_key=key,
+            )
     finally:
         await agent.aclose()
-    return frames, results
+    return frames
+
+
+def _numbers(usage: dict) -> dict[str, float]:
+    return {k: v for k, v in usage.items() if isinstance(v, int | float)}
+
+
+def _day_metadata(agent, frame: pd.DataFrame, report: CascadeReport) -> dict:
+    labelled = frame[frame["status"] == "labeled"]
+    usage = report.usage
+    return {
+        "rows": len(frame),
+        **table_metadata(frame),
+        "model": agent.config.model,
+        "labeler_version": agent.version,
+        "label_distribution": counts_table(labelled["domain"].value_counts().to_dict(), "domain"),
+        "label_chart": bar_chart(labelled["domain"].value_counts().to_dict()),
+        "confidence_histogram": _histogram(labelled["confidence"]),
+        "mean_confidence": float(labelled["confidence"].mean()) if len(labelled) else 0.0,
+        "cascade_shares": counts_table(
+            {k: round(v, 4) for k, v in report.shares.items()}, "tier", "share"
+        ),
+        "for_review": report.for_review,
+        "failed": report.failed,
+        "deferred": report.deferred,
+        "cache_hit_rate": round(report.cache_hit_rate, 4),
+        "llm_requests": int(usage.get("requests", 0)),
+        "input_tokens": int(usage.get("input_tokens", 0)),
+        "output_tokens": int(usage.get("output_tokens", 0)),
+        "cost": float(usage.get("cost", 0.0)),
+        "tokens_per_llm_label": round(report.tokens_per_llm_label, 1),
+        "cost_per_label": report.cost_per_label,
+        "preview": preview(
+            labelled.sort_values("confidence"), ["domain", "confidence", "label_source", "text"]
+        ),
+    }
 
 
 def _histogram(confidence: pd.Series) -> MetadataValue:

@@ -77,3 +77,29 @@ def bar_chart(
         )
     ]
     return MetadataValue.md("```\n" + "\n".join(lines) + "\n```")
+
+
+# pandas dtype kinds -> the type names the Dagster UI shows for a column
+_COLUMN_TYPES = {
+    "b": "bool",
+    "i": "int",
+    "u": "int",
+    "f": "float",
+    "M": "datetime",
+    "m": "timedelta",
+}
+
+
+def table_metadata(frame: pd.DataFrame) -> dict[str, MetadataValue]:
+    """Dagster's standard table metadata: row count and column schema (the UI shows both)."""
+    return {
+        "dagster/row_count": MetadataValue.int(len(frame)),
+        "dagster/column_schema": MetadataValue.table_schema(
+            TableSchema(
+                columns=[
+                    TableColumn(str(name), _COLUMN_TYPES.get(dtype.kind, "string"))
+                    for name, dtype in frame.dtypes.items()
+                ]
+            )
+        ),
+    }

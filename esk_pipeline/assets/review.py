@@ -3,9 +3,17 @@
 import hashlib
 
 import pandas as pd
-from dagster import AssetExecutionContext, DataVersion, Output, asset
+from dagster import (
+    AssetExecutionContext,
+    DataVersion,
+    ObserveResult,
+    Output,
+    asset,
+    observable_source_asset,
+)
 
-from esk_pipeline.assets.metadata import counts_table, preview
+from esk_pipeline.assets.automation import eager_when_enabled
+from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.pipeline.review_dataset import ReviewReason
 from esk_pipeline.pipeline.trust.queue import plan_review
 from esk_pipeline.resources.stores import ReviewStoreResource
@@ -13,7 +21,11 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.settings import get_settings
 
 
-@asset(group_name="review", kinds={"sqlite", "parquet"})
+@asset(
+    group_name="review",
+    kinds={"sqlite", "parquet"},
+    automation_condition=eager_when_enabled(),
+)
 def review_queue(
     context: AssetExecutionContext,
     trusted_labels: pd.DataFrame,
@@ -61,13 +73,20 @@ def review_queue(
     )
 
 
-@asset(group_name="review", kinds={"sqlite", "parquet"})
-def verified_labels(taxonomy_file: TaxonomyResource, review_store: ReviewStoreResource) -> Output:
+@observable_source_asset(
+    group_name="review",
+    kinds={"sqlite"},
+    io_manager_key="review_decisions_io_manager",
+)
+def verified_labels(
+    taxonomy_file: TaxonomyResource, review_store: ReviewStoreResource
+) -> ObserveResult:
     """Approved and corrected review items, with reviewer and time: the human ground truth.
 
-    Read from the review store (people write it through the API), so this asset has no
-    upstream in the graph; its data version is a hash of the decisions, so downstream assets
-    go stale exactly when a decision was added or changed.
+    People write it through the API into the review store, so it is observed, not made: the
+    data version is a hash of the decisions (downstream assets go stale exactly when one was
+    added or changed), and every asset taking it as an input reads the store's current
+    decisions. Observations are only events, so days labelled in parallel cannot race on it.
     """
     with review_store.open(taxonomy_file.load()) as store:
         frame = store.verified_labels()
@@ -76,11 +95,11 @@ def verified_labels(taxonomy_file: TaxonomyResource, review_store: ReviewStoreRe
         zip(frame["row_id"], frame["domain"], frame["votes"], strict=True)
     ):
         digest.update(f"{row_id}\t{domain}\t{votes}\n".encode())
-    return Output(
-        frame,
+    return ObserveResult(
         data_version=DataVersion(digest.hexdigest()[:16]),
         metadata={
             "verified": len(frame),
+            **table_metadata(frame),
             "by_origin": counts_table(frame["label_origin"].value_counts().to_dict(), "origin"),
             "by_review_status": counts_table(
                 frame["review_status"].value_counts().to_dict(), "review_status"

@@ -5,28 +5,29 @@ CLICKHOUSE_HOST) it talks HTTP through clickhouse-connect; with neither it opens
 engine (clickhouse-connect's `chdb` interface) on a folder under data/.
 
 The embedded engine allows one process per database folder, and Dagster runs sensors, runs and
-the API in different processes. So an embedded client is opened per operation, under an
-inter-process file lock next to the folder, and closed at once: reopening costs ~30 ms, and no
-process ever holds the folder while idle.
+the API in different processes: `embedded_clickhouse` hosts it in a helper process that holds
+the folder only while this process uses it (and gives its memory back when it ends).
 
 Every value that comes from outside (a day, a table name) is bound as a query parameter.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import clickhouse_connect
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from filelock import FileLock, Timeout
 
+from esk_pipeline.pipeline.embedded_clickhouse import (
+    EmbeddedEngine,
+    EmbeddedEngineError,
+    EmbeddedQueryError,
+)
 from esk_pipeline.settings import ClickHouseSettings
 
 # The columns this project's own table has; a user's table may have more, and they are kept.
@@ -67,41 +68,31 @@ class LogSource:
             return "ClickHouse server from CLICKHOUSE_URL"
         return f"ClickHouse server {s.host}:{s.port}/{s.database}"
 
-    @contextlib.contextmanager
-    def client(self) -> Iterator[Client]:
-        """A connected client for one operation; embedded access is serialised across processes."""
-        if not self.settings.is_embedded:
-            client = self._connect()
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One client call: in the embedded engine's helper process, or over HTTP to a server."""
+        if self.settings.is_embedded:
+            engine = EmbeddedEngine.for_path(self.settings.embedded_path)
             try:
-                yield client
-            finally:
-                client.close()
-            return
-        path = self.settings.embedded_path.resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(f"{path}.lock", timeout=self._lock_timeout)
+                return engine.call(method, *args, lock_timeout=self._lock_timeout, **kwargs)
+            except EmbeddedQueryError as exc:
+                raise LogSourceError(f"{self.description}: {exc}") from exc
+            except EmbeddedEngineError as exc:
+                raise LogSourceError(str(exc)) from exc
+        client = self._connect()
         try:
-            lock.acquire()
-        except Timeout as exc:
-            raise LogSourceError(
-                f"embedded ClickHouse at {path} stayed busy for {self._lock_timeout:.0f} s"
-            ) from exc
-        try:
-            client = self._connect()
-            try:
-                yield client
-            finally:
-                client.close()
+            if method == "query_rows":
+                return client.query(*args, **kwargs).result_rows
+            if method == "insert_df":
+                return client.insert_df(*args, **kwargs).written_rows
+            return getattr(client, method)(*args, **kwargs)
+        except ClickHouseError as exc:
+            raise LogSourceError(f"{self.description}: {_safe(exc, self.settings)}") from exc
         finally:
-            lock.release()
+            client.close()
 
     def _connect(self) -> Client:
         s = self.settings
         try:
-            if s.is_embedded:
-                return clickhouse_connect.get_client(
-                    interface="chdb", path=str(s.embedded_path.resolve())
-                )
             if s.url is not None:
                 return clickhouse_connect.get_client(dsn=s.url.get_secret_value())
             return clickhouse_connect.get_client(
@@ -123,28 +114,23 @@ class LogSource:
             f"CREATE TABLE IF NOT EXISTS `{self.table}` ({columns}) ENGINE = MergeTree "
             "PARTITION BY toYYYYMM(ts) ORDER BY (toDate(ts), ts)"
         )
-        with self.client() as client:
-            self._run(client.command, ddl)
+        self._call("command", ddl)
 
     def drop_table(self) -> None:
         """Remove the logs table and its rows (used to re-seed sample data)."""
-        with self.client() as client:
-            self._run(
-                client.command,
-                "DROP TABLE IF EXISTS {table:Identifier}",
-                parameters={"table": self.table},
-            )
+        self._call(
+            "command", "DROP TABLE IF EXISTS {table:Identifier}", parameters={"table": self.table}
+        )
 
     def columns(self) -> dict[str, str]:
         """The table's columns and their ClickHouse types."""
-        with self.client() as client:
-            result = self._run(
-                client.query,
-                "SELECT name, type FROM system.columns "
-                "WHERE database = currentDatabase() AND table = {table:String} ORDER BY position",
-                parameters={"table": self.table},
-            )
-        return dict(result.result_rows)
+        rows = self._call(
+            "query_rows",
+            "SELECT name, type FROM system.columns "
+            "WHERE database = currentDatabase() AND table = {table:String} ORDER BY position",
+            parameters={"table": self.table},
+        )
+        return dict(rows)
 
     def insert_logs(self, frame: pd.DataFrame) -> int:
         """Append rows; columns the table lacks are folded into its `metadata` JSON column."""
@@ -163,21 +149,19 @@ class LogSource:
         for name in rows.columns:
             if name != "ts" and not table_columns[name].startswith("Nullable"):
                 rows[name] = rows[name].fillna("").astype(str)
-        with self.client() as client:
-            self._run(client.insert_df, self.table, rows)
+        self._call("insert_df", self.table, rows)
         return len(rows)
 
     def day_counts(self) -> dict[dt.date, int]:
         """Rows per (UTC) day: what the partition sensor watches."""
-        with self.client() as client:
-            if not self._table_exists(client):
-                return {}
-            frame = self._run(
-                client.query_df,
-                "SELECT toDate(ts) AS day, count() AS rows FROM {table:Identifier} "
-                "GROUP BY day ORDER BY day",
-                parameters={"table": self.table},
-            )
+        if not self._table_exists():
+            return {}
+        frame = self._call(
+            "query_df",
+            "SELECT toDate(ts) AS day, count() AS rows FROM {table:Identifier} "
+            "GROUP BY day ORDER BY day",
+            parameters={"table": self.table},
+        )
         return {
             pd.Timestamp(d).date(): int(n)
             for d, n in zip(frame["day"], frame["rows"], strict=False)
@@ -185,14 +169,13 @@ class LogSource:
 
     def read_day(self, day: dt.date) -> pd.DataFrame:
         """Every row logged on one UTC day, all columns, oldest first."""
-        with self.client() as client:
-            if not self._table_exists(client):
-                raise LogSourceError(f"table {self.table!r} does not exist in {self.description}")
-            frame = self._run(
-                client.query_df,
-                "SELECT * FROM {table:Identifier} WHERE toDate(ts) = {day:Date} ORDER BY ts",
-                parameters={"table": self.table, "day": day},
-            )
+        if not self._table_exists():
+            raise LogSourceError(f"table {self.table!r} does not exist in {self.description}")
+        frame = self._call(
+            "query_df",
+            "SELECT * FROM {table:Identifier} WHERE toDate(ts) = {day:Date} ORDER BY ts",
+            parameters={"table": self.table, "day": day},
+        )
         if "ts" in frame.columns:
             frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize("UTC")
         return frame
@@ -200,25 +183,16 @@ class LogSource:
     def ping(self) -> bool:
         """True when ClickHouse answers a trivial query."""
         try:
-            with self.client() as client:
-                return self._run(client.command, "SELECT 1") == 1
+            return self._call("command", "SELECT 1") == 1
         except LogSourceError:
             return False
 
-    def _table_exists(self, client: Client) -> bool:
+    def _table_exists(self) -> bool:
         return bool(
-            self._run(
-                client.command,
-                "EXISTS TABLE {table:Identifier}",
-                parameters={"table": self.table},
+            self._call(
+                "command", "EXISTS TABLE {table:Identifier}", parameters={"table": self.table}
             )
         )
-
-    def _run(self, method: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except ClickHouseError as exc:
-            raise LogSourceError(f"{self.description}: {_safe(exc, self.settings)}") from exc
 
 
 def _merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import ConfigurableResource
+import pandas as pd
+from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 from pydantic import Field
 
 from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
 from esk_pipeline.pipeline.data_writer import DataWriter, DataWriterConfig
 from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.resources.taxonomy import TaxonomyResource
 
 
 class ReviewStoreResource(ConfigurableResource):
@@ -21,6 +23,24 @@ class ReviewStoreResource(ConfigurableResource):
     def open(self, taxonomy: Taxonomy) -> ReviewDataset:
         config = ReviewDatasetConfig(**({"data_dir": Path(self.data_dir)} if self.data_dir else {}))
         return ReviewDataset(config, taxonomy)
+
+
+class ReviewDecisionsIOManager(ConfigurableIOManager):
+    """Loads the `verified_labels` source asset: the review store's current decisions.
+
+    People write decisions through the API, so nothing here is ever stored by a run: every
+    asset that takes `verified_labels` as an input reads the store as it is at load time.
+    """
+
+    review_store: ReviewStoreResource
+    taxonomy_file: TaxonomyResource
+
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        raise NotImplementedError("verified_labels is observed, never materialised")
+
+    def load_input(self, context: InputContext) -> pd.DataFrame:
+        with self.review_store.open(self.taxonomy_file.load()) as store:
+            return store.verified_labels()
 
 
 class DatasetStoreResource(ConfigurableResource):

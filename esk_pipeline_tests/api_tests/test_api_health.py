@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from esk_pipeline.api import create_app
+from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.settings import ReviewSettings
 from esk_pipeline_tests.api_tests.conftest import auth, make_settings, seed_review
 
@@ -18,7 +21,11 @@ def test_building_the_app_opens_nothing(project_env):
 def test_healthz_and_public_routes_need_no_token(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/openapi.json").status_code == 200
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn." not in docs.text  # everything the page loads comes from the app itself
+    script = re.search(r'src="([^"]+swagger-ui-bundle\.js)"', docs.text).group(1)
+    assert "SwaggerUIBundle" in client.get(script).text
     page = client.get("/")
     assert page.status_code == 200
     assert "проверка разметки" in page.text
@@ -134,3 +141,22 @@ def test_unknown_path_is_json_404(client):
     # Without a token nothing under /api/ answers more than 401, not even whether it exists.
     assert client.get("/api/nothing-here").status_code == 401
     assert client.get("/nothing-here").status_code == 404
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS"))
+    return int(line.split()[1]) / 1024
+
+
+def test_readyz_asks_clickhouse_once_and_memory_stays_flat(client, monkeypatch):
+    pings = []
+    real_ping = LogSource.ping
+    monkeypatch.setattr(LogSource, "ping", lambda self: pings.append(1) or real_ping(self))
+    for _ in range(20):  # warm up the app's collaborators and the first ping
+        assert client.get("/readyz").status_code == 200
+    before = _rss_mb()
+    for _ in range(1000):
+        assert client.get("/readyz").json()["checks"]["clickhouse"]["ok"] is True
+    assert len(pings) == 1
+    assert _rss_mb() - before < 20

@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from esk_pipeline.api import create_app
-from esk_pipeline.api.deps import Services
 from esk_pipeline.api.routers.ingest import sanitize_file_name
 from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.runner import ensure_dagster_home
 from esk_pipeline.settings import Settings
 from esk_pipeline_tests.api_tests.conftest import auth, make_settings
 
@@ -132,61 +136,107 @@ def test_oversized_uploads_are_413_declared_or_streamed(project_env):
         assert not list((project_env / "small").glob("clickhouse*"))
 
 
-def test_ingesting_a_day_runs_the_daily_job_on_the_dagster_instance(project_env):
-    # The Dagster run reads the process settings (env), so the app uses the same ones here.
+def _day_app_settings() -> Settings:
+    # The queued run reads the process settings (env), so the app uses the same ones here.
     settings = Settings.load()
     settings.app.api_tokens = {"bob": SecretStr("bob-token-0123456789")}
-    with TestClient(create_app(settings)) as client:
-        headers = {"Authorization": "Bearer bob-token-0123456789"}
-        assert _upload_as(client, headers, "logs.csv", CSV.encode()).status_code == 200
+    return settings
+
+
+DAY_HEADERS = {"Authorization": "Bearer bob-token-0123456789"}
+
+
+def test_ingesting_a_day_queues_the_daily_job_on_the_dagster_instance(project_env):
+    with TestClient(create_app(_day_app_settings())) as client:
+        assert _upload_as(client, DAY_HEADERS, "logs.csv", CSV.encode()).status_code == 200
         response = client.post(
-            "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=headers
+            "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=DAY_HEADERS
         )
         assert response.status_code == 202, response.text
         body = response.json()
         assert (body["day"], body["rows"], body["job"]) == ("2026-03-02", 2, "daily_labels_job")
-        # TestClient runs background tasks before returning: the run is over by now.
-        status = client.get(f"/api/ingest/runs/{body['run_id']}", headers=headers)
-        assert status.json() == {"run_id": body["run_id"], "status": "SUCCESS"}
-        assert client.app.state.services.pending_runs == {}  # the day is free for a new run
+        assert body["status"] == "QUEUED"  # the daemon launches it, as it does sensor runs
+        status = client.get(f"/api/ingest/runs/{body['run_id']}", headers=DAY_HEADERS)
+        assert status.json() == {"run_id": body["run_id"], "status": "QUEUED"}
 
-        labels = pd.read_parquet(project_env / "assets" / "labels" / "2026-03-02.parquet")
-        assert sorted(labels["text"]) == [
-            "Автобус 42 не ходит по расписанию",
-            "Не пришла квитанция за октябрь",
-        ]
+        with DagsterInstance.get() as instance:
+            run = instance.get_run_by_id(body["run_id"])
+            assert run.job_name == "daily_labels_job"
+            assert run.tags["dagster/partition"] == "2026-03-02"
+            assert run.tags["esk/requested_by"] == "api:bob"
+            assert run.remote_job_origin.location_name == "esk_pipeline"
+
+            again = client.post(
+                "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=DAY_HEADERS
+            )
+            assert (again.json()["run_id"], again.json()["status"]) == (run.run_id, "QUEUED")
+            instance.report_run_canceled(run)  # finished: the day is free for a new run
+            after = client.post(
+                "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=DAY_HEADERS
+            )
+            assert after.json()["run_id"] != run.run_id
+            assert len(instance.get_runs()) == 2
+
         missing = client.post(
-            "/api/ingest/clickhouse-day", json={"day": "2020-01-01"}, headers=headers
+            "/api/ingest/clickhouse-day", json={"day": "2020-01-01"}, headers=DAY_HEADERS
         )
         assert missing.status_code == 404
         assert "2020-01-01" in missing.json()["detail"]
-        unknown = client.get("/api/ingest/runs/not-a-run", headers=headers)
+        unknown = client.get("/api/ingest/runs/not-a-run", headers=DAY_HEADERS)
         assert unknown.status_code == 404
 
 
-def test_a_day_with_a_run_in_flight_gets_that_run_not_a_second_one(client):
-    assert _upload(client, "logs.csv", CSV.encode()).status_code == 200
-    services = client.app.state.services
-    services.pending_runs["2026-03-02"] = "run-in-flight"  # queued, not finished yet
-    again = client.post(
-        "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=auth("bob")
+@pytest.mark.slow
+def test_two_api_processes_asking_for_one_day_get_one_run(project_env):
+    ensure_dagster_home(Path.cwd())
+    with DagsterInstance.get() as instance:  # an existing instance, as in a deployment
+        assert instance.get_runs() == []
+    LogSource(Settings.load().clickhouse).insert_logs(
+        pd.DataFrame({"ts": [pd.Timestamp("2026-03-02 10:00", tz="UTC")], "text": ["квитанция"]})
     )
-    assert again.status_code == 202, again.text
-    assert (again.json()["run_id"], again.json()["status"]) == ("run-in-flight", "QUEUED")
-    assert services.pending_runs == {"2026-03-02": "run-in-flight"}  # nothing else started
-    status = client.get("/api/ingest/runs/run-in-flight", headers=auth("bob"))
-    assert status.json() == {"run_id": "run-in-flight", "status": "QUEUED"}
+    api_process = textwrap.dedent(
+        """
+        import sys
+        from fastapi.testclient import TestClient
+        from pydantic import SecretStr
+        from esk_pipeline.api import create_app
+        from esk_pipeline.settings import Settings
 
-
-def test_concurrent_claims_of_a_day_agree_on_one_run(settings):
-    services = Services(settings)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        winners = set(
-            pool.map(lambda n: services.claim_day_run("2026-03-02", f"run-{n}"), range(8))
+        settings = Settings.load()
+        settings.app.api_tokens = {"bob": SecretStr("bob-token-0123456789")}
+        with TestClient(create_app(settings)) as client:
+            import esk_pipeline.definitions  # loaded before the race, not during it
+            print("ready", flush=True)
+            sys.stdin.readline()
+            response = client.post(
+                "/api/ingest/clickhouse-day",
+                json={"day": "2026-03-02"},
+                headers={"Authorization": "Bearer bob-token-0123456789"},
+            )
+            print(response.status_code, response.json()["run_id"], flush=True)
+        """
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", api_process],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-    assert len(winners) == 1
-    services.finish_day_run("2026-03-02")
-    assert services.claim_day_run("2026-03-02", "next") == "next"
+        for _ in range(2)
+    ]
+    for process in processes:
+        assert process.stdout.readline().strip() == "ready", process.stderr.read()
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    answers = [p.communicate(timeout=120)[0].split() for p in processes]
+    assert [p.returncode for p in processes] == [0, 0]
+    assert [status for status, _ in answers] == ["202", "202"]
+    assert answers[0][1] == answers[1][1]
+    with DagsterInstance.get() as instance:
+        assert [run.run_id for run in instance.get_runs()] == [answers[0][1]]
 
 
 def test_uploads_need_a_token(client):

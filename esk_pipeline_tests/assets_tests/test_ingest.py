@@ -121,3 +121,48 @@ def test_sensor_requests_new_and_grown_days_once(logs):
     )
     assert {r.run_key for r in grown.run_requests} == {"2026-11-02:2", "2026-11-03:1"}
     assert all(r.partition_key != dt.date(2026, 11, 1).isoformat() for r in grown.run_requests)
+
+
+def test_each_day_of_a_range_run_gets_its_own_metadata(logs, tmp_path):
+    logs.insert_logs(
+        pd.DataFrame(
+            {
+                "ts": pd.to_datetime(["2026-11-03 08:00", "2026-11-03 09:00"], utc=True),
+                "text": ["Автобус опять опоздал на час", "Мусор не вывозят неделю"],
+                "user_id": ["u8", "u9"],
+            }
+        )
+    )
+    result = _materialize(
+        tmp_path,
+        {
+            "tags": {
+                "dagster/asset_partition_range_start": "2026-11-01",
+                "dagster/asset_partition_range_end": "2026-11-03",
+            }
+        },
+    )
+    assert result.success
+    metadata = {
+        (e.materialization.asset_key.to_user_string(), e.materialization.partition): {
+            k: v.value for k, v in e.materialization.metadata.items()
+        }
+        for e in result.get_asset_materialization_events()
+    }
+    raw = {
+        day: metadata["raw_logs", day]["dagster/row_count"]
+        for day in ("2026-11-01", "2026-11-02", "2026-11-03")
+    }
+    assert raw == {"2026-11-01": 5, "2026-11-02": 1, "2026-11-03": 2}
+    for day, rows in raw.items():
+        cleaned = metadata["cleaned_texts", day]
+        rejected = metadata["rejected_texts", day]
+        assert cleaned["rows_in"] == rows
+        assert cleaned["rows_out"] + rejected["rows"] == rows
+        kept = pd.read_parquet(tmp_path / f"assets/cleaned_texts/{day}.parquet")
+        assert cleaned["dagster/row_count"] == len(kept) == cleaned["rows_out"]
+        schema = [c.name for c in cleaned["dagster/column_schema"].columns]
+        assert schema == list(kept.columns)
+    assert metadata["rejected_texts", "2026-11-02"]["rows"] == 0
+    assert "Мусор" in metadata["cleaned_texts", "2026-11-03"]["preview"]
+    assert "Мусор" not in metadata["cleaned_texts", "2026-11-01"]["preview"]

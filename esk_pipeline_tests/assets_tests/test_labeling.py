@@ -78,6 +78,11 @@ def test_unsure_texts_go_to_the_llm_and_a_rerun_costs_no_request(partition, monk
         assert metadata["llm_requests"].value == requests
         assert metadata["tokens_per_llm_label"].value > 0  # the server's real usage counts
         assert "sk-test-not-a-real-key" not in str(metadata)
+        assert metadata["dagster/row_count"].value == len(TEXTS)
+        checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
+        assert checks == dict.fromkeys(
+            ["domains_in_taxonomy", "confidence_in_unit_range", "failed_share_under_bound"], True
+        )
 
         again = _materialize(partition)
         assert again.success
@@ -94,3 +99,27 @@ def test_the_labels_code_version_names_the_prompt_and_the_model_recipe():
     spec = labeling.labels.specs_by_key[labeling.labels.key]
     assert spec.code_version == f"{PROMPT_VERSION}+{MODEL_VERSION}"
     assert labeling.taxonomy.key in {dep.asset_key for dep in spec.deps}
+
+
+def test_the_label_checks_catch_unknown_domains_bad_confidence_and_many_failures():
+    taxonomy = {"documents", "other"}
+    good = pd.DataFrame(
+        {"domain": ["documents", "other", None], "confidence": [0.9, 0.0, None]}
+    ).assign(status=["labeled", "labeled", "deferred"])
+    assert all(check.passed for check in labeling._label_checks(good, taxonomy))
+
+    bad = pd.DataFrame(
+        {
+            "domain": ["documents", "invented", None, None],
+            "confidence": [1.2, 0.5, None, None],
+            "status": ["labeled", "labeled", "failed", "failed"],
+        }
+    )
+    verdicts = {c.check_name: c for c in labeling._label_checks(bad, taxonomy)}
+    assert {name: c.passed for name, c in verdicts.items()} == {
+        "domains_in_taxonomy": False,
+        "confidence_in_unit_range": False,
+        "failed_share_under_bound": False,
+    }
+    assert verdicts["domains_in_taxonomy"].metadata["unknown_domains"].value == "invented"
+    assert verdicts["failed_share_under_bound"].metadata["failed_share"].value == 0.5

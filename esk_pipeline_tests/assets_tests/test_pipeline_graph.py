@@ -208,3 +208,73 @@ def test_an_edited_taxonomy_is_observed_and_the_labels_show_as_stale(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_verified_labels_are_observed_not_rematerialised_by_daily_runs(pipeline_run):
+    instance = pipeline_run["instance"]
+    assert instance.get_latest_materialization_event(AssetKey("verified_labels")) is None
+    observed = [
+        record.asset_observation.data_version
+        for record in instance.fetch_observations(AssetKey("verified_labels"), limit=100).records
+    ]
+    labels = instance.get_latest_materialization_event(AssetKey("labels")).asset_materialization
+    # Lineage: the labels record which observed state of the decisions they were made with.
+    assert labels.tags["dagster/input_data_version/verified_labels"] in observed
+
+
+def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(pipeline_run):
+    from esk_pipeline.pipeline.log_source import LogSource
+    from esk_pipeline.sensors import new_log_days_sensor
+
+    defs, instance = pipeline_run["defs"], pipeline_run["instance"]
+    resources = {"clickhouse": defs.resources["clickhouse"]}
+    source = LogSource(get_settings().clickhouse)
+    days = sorted(source.day_counts())
+    assert len(days) == 7
+
+    # Turned on after the demo, with no cursor: every day is materialized with its count.
+    after_demo = new_log_days_sensor(build_sensor_context(instance=instance, resources=resources))
+    assert not after_demo.run_requests
+    source.insert_logs(
+        pd.DataFrame(
+            {
+                "ts": [pd.Timestamp(days[2], tz="UTC") + pd.Timedelta(hours=12)],
+                "text": ["Второй день нет отопления в квартире"],
+                "user_id": ["u-late"],
+            }
+        )
+    )
+    grown = new_log_days_sensor(
+        build_sensor_context(instance=instance, cursor=after_demo.cursor, resources=resources)
+    )
+    assert [r.partition_key for r in grown.run_requests] == [days[2].isoformat()]
+
+
+def test_the_stored_version_check_passes_and_catches_a_damaged_file(pipeline_run):
+    from esk_pipeline.assets.checks import stored_version_verifies
+    from esk_pipeline.resources.stores import DatasetStoreResource
+
+    instance = pipeline_run["instance"]
+    run_id = instance.get_latest_materialization_event(AssetKey("dataset_versions")).run_id
+    events = [r.event_log_entry.dagster_event for r in instance.get_records_for_run(run_id).records]
+    [evaluation] = [
+        event.event_specific_data
+        for event in events
+        if event is not None
+        and event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and event.event_specific_data.check_name == "stored_version_verifies"
+    ]
+    assert evaluation.passed
+
+    version = DataStorage().list_versions()[-1]
+    record = {"version": version.version}
+    store = DatasetStoreResource()
+    assert stored_version_verifies(dataset_versions=record, dataset_store=store).passed
+    damaged = version.path / "train.jsonl"
+    original = damaged.read_bytes()
+    try:
+        damaged.write_bytes(original.replace(b"{", b"[", 1))
+        verdict = stored_version_verifies(dataset_versions=record, dataset_store=store)
+        assert not verdict.passed and verdict.metadata["problems"].value >= 1
+    finally:
+        damaged.write_bytes(original)

@@ -98,3 +98,35 @@ def test_several_processes_share_one_embedded_folder(tmp_path):
     assert [w.returncode for w in workers] == [0, 0, 0], errors
     counts = LogSource(ClickHouseSettings(embedded_path=folder)).day_counts()
     assert counts == {dt.date(2026, 11, n): 5 for n in (1, 2, 3)}
+
+
+def test_memory_stays_flat_over_300_embedded_queries(tmp_path):
+    """Each open/close of chdb keeps ~1 MB for good; the helper process keeps it out of ours."""
+    script = textwrap.dedent(
+        f"""
+        import pandas as pd
+        from esk_pipeline.pipeline.log_source import LogSource
+        from esk_pipeline.settings import ClickHouseSettings
+
+        def rss_mb():
+            for line in open("/proc/self/status"):
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+
+        source = LogSource(ClickHouseSettings(embedded_path={str(tmp_path / "ch")!r}))
+        ts = pd.date_range("2026-11-01", periods=500, freq="37min", tz="UTC")
+        source.insert_logs(pd.DataFrame({{"ts": ts, "text": "t", "user_id": "u"}}))
+        for _ in range(5):
+            source.day_counts()
+        before = rss_mb()
+        for _ in range(300):
+            counts = source.day_counts()
+        assert sum(counts.values()) == 500, counts
+        print(rss_mb() - before)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.strip().splitlines()[-1]) < 40

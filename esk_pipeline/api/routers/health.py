@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 from fastapi import APIRouter
@@ -16,6 +18,8 @@ from esk_pipeline.api.schemas import HealthOut, ReadinessCheck, ReadinessOut
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 FAILED_DETAIL = "failed; the reason is in the server log"
+# A probe is public and may come every second: ClickHouse is asked at most this often.
+CLICKHOUSE_PROBE_SECONDS = 30.0
 
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness: the process answers")
@@ -43,10 +47,29 @@ def _readiness(services: Services) -> ReadinessOut:
     return ReadinessOut(ready=all(c.ok for c in checks.values()), checks=checks)
 
 
+class _CachedVerdict:
+    """The last ClickHouse ping per source, reused for CLICKHOUSE_PROBE_SECONDS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._verdicts: dict[str, tuple[float, bool]] = {}
+
+    def answers(self, services: Services) -> bool:
+        source = services.log_source(lock_timeout_seconds=READINESS_LOCK_SECONDS)
+        with self._lock:  # concurrent probes wait for one ping instead of each sending one
+            checked, ok = self._verdicts.get(source.description, (float("-inf"), False))
+            if time.monotonic() - checked >= CLICKHOUSE_PROBE_SECONDS:
+                ok = source.ping()
+                self._verdicts[source.description] = (time.monotonic(), ok)
+        return ok
+
+
+_clickhouse_verdict = _CachedVerdict()
+
+
 def _ping_clickhouse(services: Services) -> None:
-    source = services.log_source(lock_timeout_seconds=READINESS_LOCK_SECONDS)
-    if not source.ping():
-        raise RuntimeError(f"{source.description} does not answer")
+    if not _clickhouse_verdict.answers(services):
+        raise RuntimeError("ClickHouse does not answer")
 
 
 def _check(name: str, probe: Callable[[], object]) -> ReadinessCheck:

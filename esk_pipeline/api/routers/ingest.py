@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from typing import BinaryIO
 
 import pandas as pd
-from fastapi import APIRouter, BackgroundTasks, HTTPException, UploadFile
+from fastapi import APIRouter, HTTPException, UploadFile
 
 from esk_pipeline.api.auth import ReviewerId
-from esk_pipeline.api.deps import Services, ServicesDep
+from esk_pipeline.api.deps import ServicesDep
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
 from esk_pipeline.api.schemas import DayIngestIn, DayRunOut, IngestOut, RunStatusOut
-from esk_pipeline.runner import DAILY_JOB, run_day, run_status
+from esk_pipeline.runner import DAILY_JOB, run_status, submit_day_run
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"], responses=error_responses())
 
@@ -106,28 +105,18 @@ def upload(file: UploadFile, reviewer_id: ReviewerId, services: ServicesDep) -> 
     response_model=DayRunOut,
     status_code=202,
     summary="Ingest and label one day of ClickHouse logs: starts a Dagster run for that partition",
-    description="While a run for the day is queued or running, asking again starts nothing and "
-    "answers 202 with that run's id and status, so a retried request never overlaps runs.",
+    description="The run is queued on the Dagster instance and launched by its daemon, like a "
+    "sensor's run. While a run for the day is queued or running (whoever started it), asking "
+    "again starts nothing and answers 202 with that run's id and status.",
     responses=error_responses(404, 503),
 )
-def ingest_day(
-    body: DayIngestIn,
-    reviewer_id: ReviewerId,
-    services: ServicesDep,
-    background: BackgroundTasks,
-) -> DayRunOut:
+def ingest_day(body: DayIngestIn, reviewer_id: ReviewerId, services: ServicesDep) -> DayRunOut:
     source = services.log_source()
     day = body.day.isoformat()
     rows = source.day_counts().get(body.day)
     if not rows:
         raise HTTPException(status_code=404, detail=f"no rows for {day} in table {source.table!r}")
-    new_run_id = str(uuid.uuid4())
-    run_id = services.claim_day_run(day, new_run_id)
-    if run_id == new_run_id:
-        background.add_task(_run_day, services, day, run_id, reviewer_id)
-        status = "QUEUED"
-    else:
-        status = run_status(run_id) or "QUEUED"
+    run_id, status = submit_day_run(day, requested_by=f"api:{reviewer_id}")
     return DayRunOut(
         day=body.day, table=source.table, rows=rows, run_id=run_id, job=DAILY_JOB, status=status
     )
@@ -139,17 +128,8 @@ def ingest_day(
     summary="The status of a run this API started (also in the Dagster UI)",
     responses=error_responses(404),
 )
-def run_state(run_id: str, reviewer_id: ReviewerId, services: ServicesDep) -> RunStatusOut:
+def run_state(run_id: str, reviewer_id: ReviewerId) -> RunStatusOut:
     status = run_status(run_id)
-    if status is None and services.is_pending_run(run_id):
-        status = "QUEUED"
     if status is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id!r}")
     return RunStatusOut(run_id=run_id, status=status)
-
-
-def _run_day(services: Services, day: str, run_id: str, requested_by: str) -> None:
-    try:
-        run_day(day, run_id=run_id, requested_by=f"api:{requested_by}")
-    finally:
-        services.finish_day_run(day)
