@@ -139,13 +139,11 @@ def assess_labels(
         temperature=temperature,
         folds=config.folds,
     )
-    audit = pd.concat(
-        [
-            _audit_records(decisions[audited], proba[audited], taxonomy.ids),
-            _propagation_audit(model_labels, decisions, audited),
-        ],
-        ignore_index=True,
-    )
+    parts = [
+        _audit_records(decisions[audited], proba[audited], taxonomy.ids),
+        _propagation_audit(model_labels, decisions, audited),
+    ]
+    audit = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     calibration = fit_calibration(audit, config.precision_target)
     reliability, posteriors = estimate_reliability(
         votes, len(taxonomy.ids), model_votes=_model_votes(decisions, calibration)
