@@ -92,6 +92,11 @@ def train_eval_splits(
             "train_path": str(train_path),
             "eval_path": str(eval_path),
             "stats": stats.model_dump(mode="json"),
+            "evidence": {
+                "audited": label_trust["audited"],
+                "overlap_items": reliability.overlap_items,
+                "reviewer_accuracy": reliability.accuracy,
+            },
         },
         metadata={
             "dataset_dir": MetadataValue.path(str(dataset_dir)),
@@ -157,7 +162,7 @@ def dataset_versions(
         "train_samples": version.train_samples,
         "eval_samples": version.eval_samples,
         "total_versions": len(known) + is_new,
-        **_version_trust(train_eval_splits["stats"]),
+        **_version_trust(train_eval_splits["stats"], train_eval_splits["evidence"]),
     }
     record = {"version": version.version, "path": str(version.path), "diff": None}
     if not is_new:
@@ -176,14 +181,20 @@ def dataset_versions(
     return Output(record, metadata=metadata)
 
 
-def _version_trust(stats: dict) -> dict:
-    """What the version's card says about trust, for the UI: accuracy, coverage, audit."""
+def _version_trust(stats: dict, evidence: dict) -> dict:
+    """What the version's card says about trust, for the UI: accuracy with its interval,
+    coverage, what needs review, the audit's size and how reliable the reviewers are."""
     written = stats["train_samples"] + stats["eval_samples"]
     kept_out = stats["unverified_samples"]
     return {
         **_accuracy_metadata(DatasetStats.model_validate(stats)),
         "coverage": round(written / (written + kept_out), 4) if written + kept_out else 0.0,
         "needs_review": stats["not_trusted"].get("needs_review", 0),
+        "audited": evidence["audited"],
+        "overlap_items": evidence["overlap_items"],
+        "reviewer_accuracy": MetadataValue.json(
+            {r: round(a, 4) for r, a in evidence["reviewer_accuracy"].items()}
+        ),
     }
 
 

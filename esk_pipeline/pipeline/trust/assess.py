@@ -60,7 +60,7 @@ class TrustAssessment(BaseModel):
     labels: pd.DataFrame
     calibration: Calibration
     reliability: ReviewerReliability
-    audited: int  # decided audit items: the calibration's evidence
+    audited: int  # audit texts with a decision or a first vote: the calibration's evidence
     audit_pending: int  # audit items not decided yet
     suspected_errors: list[str]  # decided item ids confident learning doubts
 
@@ -131,16 +131,22 @@ def assess_labels(
     `votes`: its decision votes; `temperature`: the labels' local model's temperature.
     """
     decisions = decisions.reset_index(drop=True)
-    audited = audit_mask(decisions["row_id"], config.audit_share)
-    proba = out_of_fold_proba(
+    # Audit texts whose decision waits for a second reviewer count with their first vote: left
+    # out, the audit would keep the model's easy successes and lose its failures for a while.
+    waiting = _waiting_audit_items(model_labels, decisions, votes, config.audit_share)
+    pool = pd.concat([decisions, waiting], ignore_index=True) if len(waiting) else decisions
+    proba_all = out_of_fold_proba(
         taxonomy,
-        decisions["text"].tolist(),
-        decisions["domain"].tolist(),
+        pool["text"].tolist(),
+        pool["domain"].tolist(),
         temperature=temperature,
         folds=config.folds,
     )
+    proba = proba_all[: len(decisions)]
+    audited = audit_mask(decisions["row_id"], config.audit_share)
+    pool_audited = audit_mask(pool["row_id"], config.audit_share)
     parts = [
-        _audit_records(decisions[audited], proba[audited], taxonomy.ids),
+        _audit_records(pool[pool_audited], proba_all[pool_audited], taxonomy.ids),
         _propagation_audit(model_labels, decisions, audited),
     ]
     audit = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
@@ -176,9 +182,34 @@ def assess_labels(
         labels=labels,
         calibration=calibration,
         reliability=reliability,
-        audited=int(audited.sum()),
+        audited=int(pool_audited.sum()),
         audit_pending=pending,
         suspected_errors=suspected,
+    )
+
+
+def _waiting_audit_items(
+    model_labels: pd.DataFrame, decisions: pd.DataFrame, votes: pd.DataFrame, share: float
+) -> pd.DataFrame:
+    """Audit texts with a vote but no decision yet, as (row_id, text, domain = first vote)."""
+    columns = ["row_id", "text", "domain", "predicted_domain", "predicted_source", "confidence"]
+    open_votes = votes[~votes["item_id"].isin(decisions["row_id"])]
+    open_votes = open_votes[audit_mask(open_votes["item_id"], share)]
+    if open_votes.empty or model_labels.empty:
+        return pd.DataFrame(columns=columns)
+    first = open_votes.drop_duplicates("item_id").set_index("item_id")["domain"]
+    labels = model_labels.drop_duplicates("row_id", keep="last").set_index("row_id")
+    known = first.index.intersection(labels.index)
+    shown = labels.loc[known]
+    return pd.DataFrame(
+        {
+            "row_id": known,
+            "text": shown["text"].to_numpy(),
+            "domain": first.loc[known].to_numpy(),
+            "predicted_domain": shown["domain"].to_numpy(),
+            "predicted_source": shown["label_source"].to_numpy(),
+            "confidence": shown["confidence"].to_numpy(),
+        }
     )
 
 

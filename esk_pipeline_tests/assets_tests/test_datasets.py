@@ -1,0 +1,51 @@
+"""The dataset checks' verdicts on hand-made statistics."""
+
+from dagster import AssetCheckSeverity
+
+from esk_pipeline.assets.datasets import _accuracy_check
+from esk_pipeline.pipeline.data_writer import DatasetStats, LeakageReport
+from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
+
+
+def _stats(train: float | None, eval_: float | None = 0.99) -> DatasetStats:
+    def estimate(value: float | None) -> AccuracyEstimate:
+        return AccuracyEstimate(estimate=value, low=value, high=value, records=10)
+
+    return DatasetStats(
+        train_samples=10,
+        eval_samples=10,
+        domain_distribution={},
+        train_distribution={},
+        eval_distribution={},
+        input_items=20,
+        superseded_labels=0,
+        rejected={},
+        label_sources={},
+        synthetic_samples=0,
+        small_domains={},
+        small_domain_policy="train_only",
+        dropped_domains=[],
+        train_only_domains=[],
+        capped={},
+        balanced={},
+        leakage=LeakageReport(passed=True),
+        shards={},
+        parquet_files={},
+        quality_problems=[],
+        precision_target=0.95,
+        accuracy={"train": estimate(train), "eval": estimate(eval_)},
+    )
+
+
+def test_the_accuracy_check_fails_below_the_target_once_the_audit_is_big_enough() -> None:
+    passed = _accuracy_check(_stats(0.97), audited=500)
+    assert passed.passed and passed.severity == AssetCheckSeverity.ERROR
+    failed = _accuracy_check(_stats(0.93), audited=500)
+    assert not failed.passed and failed.severity == AssetCheckSeverity.ERROR
+
+
+def test_a_small_audit_is_a_warning_whatever_the_estimate_says() -> None:
+    early = _accuracy_check(_stats(0.99), audited=20)
+    assert not early.passed and early.severity == AssetCheckSeverity.WARN
+    unknown = _accuracy_check(_stats(None), audited=500)
+    assert not unknown.passed
