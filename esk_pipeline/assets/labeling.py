@@ -156,7 +156,6 @@ def _day_metadata(agent, frame: pd.DataFrame, report: CascadeReport) -> dict:
         "cascade_shares": counts_table(
             {k: round(v, 4) for k, v in report.shares.items()}, "tier", "share"
         ),
-        "for_review": report.for_review,
         "failed": report.failed,
         "deferred": report.deferred,
         "cache_hit_rate": round(report.cache_hit_rate, 4),
