@@ -6,7 +6,13 @@ import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
 
 from esk_pipeline.assets.automation import eager_when_enabled
-from esk_pipeline.assets.metadata import bar_chart, comparison_table, counts_table, preview
+from esk_pipeline.assets.metadata import (
+    bar_chart,
+    comparison_table,
+    counts_table,
+    preview,
+    table_metadata,
+)
 from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 
@@ -38,6 +44,7 @@ def synthetic_samples(
     return Output(
         samples,
         metadata={
+            **table_metadata(samples),
             "samples": len(samples),
             "candidates_checked": report.n_candidates,
             "qc_acceptance_rate": summary["acceptance_rate"],

@@ -54,7 +54,7 @@ def review_queue(
     return Output(
         queued.reset_index(drop=True),
         metadata={
-            "dagster/row_count": len(queued),
+            **table_metadata(queued),
             "sent_to_review": len(plan),
             "by_reason": counts_table(plan["review_reason"].value_counts().to_dict(), "reason"),
             "added": report.added,

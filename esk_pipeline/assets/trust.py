@@ -4,7 +4,7 @@ whether it is trusted; plus the evidence (calibration per tier, reviewer reliabi
 import pandas as pd
 from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, multi_asset
 
-from esk_pipeline.assets.metadata import counts_table, preview
+from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.trust import Calibration, TrustConfig, assess_labels
 from esk_pipeline.pipeline.trust.assess import tier_of
@@ -85,7 +85,7 @@ def trusted_labels(
         frame,
         output_name="trusted_labels",
         metadata={
-            "dagster/row_count": len(frame),
+            **table_metadata(frame),
             "trusted": int(frame["trusted"].sum()),
             "by_origin": counts_table(frame["label_origin"].value_counts().to_dict(), "origin"),
             "needs_review": counts_table(assessment.needs_review_counts(), "reason"),
