@@ -207,9 +207,9 @@ class TrustSettings(BaseSettings):
     # Machine labels enter train only where the audit shows at least this precision.
     precision_target: float = Field(default=0.95, gt=0, le=1)
     # Share of labelled texts drawn uniformly into the audit stream.
-    audit_share: float = Field(default=0.05, ge=0, le=1)
+    audit_share: float = Field(default=0.15, ge=0, le=1)
     # Share of the queue's hand-outs that go to audit items while any are waiting.
-    audit_review_share: float = Field(default=0.5, ge=0, le=1)
+    audit_review_share: float = Field(default=0.7, ge=0, le=1)
     # Audited items a version needs before its accuracy estimate is called reliable.
     min_audit_for_estimate: int = Field(default=200, ge=0)
     # Detect likely errors among human labels (confident learning) and ask again.
