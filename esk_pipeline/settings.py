@@ -148,6 +148,10 @@ class ETLSettings(BaseSettings):
     normalize_whitespace: bool = True
     lowercase: bool = False
     text_column: str | None = None
+    # Files with more columns are refused (a header of a million columns is an attack).
+    max_columns: int = Field(default=2000, ge=1)
+    # An XLSX or Parquet file may unpack to at most this many times the upload limit.
+    max_unpacked_ratio: int = Field(default=10, ge=1)
 
 
 class ReviewSettings(BaseSettings):
