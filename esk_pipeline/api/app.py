@@ -11,12 +11,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from esk_pipeline.api.deps import Services
+from esk_pipeline.api.deps import Services, reject_unknown_query_parameters
 from esk_pipeline.api.errors import install_error_handlers
 from esk_pipeline.api.limits import RequestLimitsMiddleware, default_body_limit
 from esk_pipeline.api.metrics import MetricsMiddleware
+from esk_pipeline.api.openapi_doc import install_openapi
 from esk_pipeline.api.routers import classify, health, ingest, page, review, versions
 from esk_pipeline.settings import Settings, get_settings
 
@@ -24,9 +25,12 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Ingest ESK contact-centre logs, classify texts, review uncertain labels and manage dataset
-versions. Every endpoint that changes state or returns texts needs a reviewer's bearer token
+versions. Every endpoint that changes state or returns texts needs a bearer token
 (`Authorization: Bearer <token>`, configured in APP_API_TOKENS); the token's owner is the
-reviewer. Errors are JSON: `{"error": code, "detail": sentence}`.
+caller (the reviewer id). Tokens have roles: `reviewer` (review routes), `maintainer` (also
+ingest, runs, classification and versions) and `admin` (everything); each operation lists the
+role it needs as its security scope, and a lesser token gets 403. Errors are JSON:
+`{"error": code, "detail": sentence}`.
 """
 
 
@@ -47,9 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
     for module in (health, review, ingest, classify, versions, page):
         app.include_router(module.router)
     app.add_middleware(

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -25,7 +28,7 @@ from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.settings import Settings
+from esk_pipeline.settings import Role, Settings
 
 log = logging.getLogger(__name__)
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -57,9 +60,10 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = ApiMetrics()
-        self.api_tokens = {
-            reviewer: token.get_secret_value()
-            for reviewer, token in settings.app.api_tokens.items()
+        # owner -> (token, role)
+        self.api_tokens: dict[str, tuple[str, Role]] = {
+            owner: (entry.token.get_secret_value(), entry.role)
+            for owner, entry in settings.app.api_tokens.items()
         }
         self.max_upload_bytes = settings.app.max_upload_mb * 1024 * 1024
         self._built: dict[str, Any] = {}
@@ -169,3 +173,26 @@ ReviewDep = Annotated[ReviewDataset, Depends(get_review)]
 LabelerDep = Annotated[LabelerAgent, Depends(get_labeler)]
 StorageDep = Annotated[DataStorage, Depends(get_storage)]
 TaxonomyDep = Annotated[Taxonomy, Depends(get_taxonomy)]
+
+
+def reject_unknown_query_parameters(request: Request) -> None:
+    """422 for a query parameter the route does not take (a typo like ?formt=csv would
+    otherwise be ignored silently and the default used)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(route.dependant))
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "msg": "unknown query parameter", "type": "extra"}
+                for name in unknown
+            ]
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names

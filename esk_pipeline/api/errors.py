@@ -51,8 +51,9 @@ _LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
 # An absolute path (not part of a URL or a relative path); group 1 is its last part.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/:'\"]+/)*([^\s/:'\"]+)")
 
-# Every protected route can answer these: a missing or bad token, an invalid request.
-_COMMON_ERRORS = (401, 422)
+# Every protected route can answer these: a missing or bad token, a token whose role is not
+# enough, an invalid request.
+_COMMON_ERRORS = (401, 403, 422)
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -16,7 +16,7 @@ from esk_pipeline.api import create_app
 from esk_pipeline.api.deps import Services
 from esk_pipeline.api.routers.ingest import sanitize_file_name
 from esk_pipeline.pipeline.log_source import LogSource
-from esk_pipeline.settings import Settings
+from esk_pipeline.settings import ApiToken, Settings
 from esk_pipeline_tests.api_tests.conftest import auth, make_settings
 
 CSV = (
@@ -135,7 +135,9 @@ def test_oversized_uploads_are_413_declared_or_streamed(project_env):
 def test_ingesting_a_day_runs_the_daily_job_on_the_dagster_instance(project_env):
     # The Dagster run reads the process settings (env), so the app uses the same ones here.
     settings = Settings.load()
-    settings.app.api_tokens = {"bob": SecretStr("bob-token-0123456789")}
+    settings.app.api_tokens = {
+        "bob": ApiToken(token=SecretStr("bob-token-0123456789"), role="maintainer")
+    }
     with TestClient(create_app(settings)) as client:
         headers = {"Authorization": "Bearer bob-token-0123456789"}
         assert _upload_as(client, headers, "logs.csv", CSV.encode()).status_code == 200
@@ -169,12 +171,12 @@ def test_a_day_with_a_run_in_flight_gets_that_run_not_a_second_one(client):
     services = client.app.state.services
     services.pending_runs["2026-03-02"] = "run-in-flight"  # queued, not finished yet
     again = client.post(
-        "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=auth("bob")
+        "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=auth("carol")
     )
     assert again.status_code == 202, again.text
     assert (again.json()["run_id"], again.json()["status"]) == ("run-in-flight", "QUEUED")
     assert services.pending_runs == {"2026-03-02": "run-in-flight"}  # nothing else started
-    status = client.get("/api/ingest/runs/run-in-flight", headers=auth("bob"))
+    status = client.get("/api/ingest/runs/run-in-flight", headers=auth("carol"))
     assert status.json() == {"run_id": "run-in-flight", "status": "QUEUED"}
 
 

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import pandas as pd
 from fastapi import APIRouter, BackgroundTasks, HTTPException, UploadFile
 
-from esk_pipeline.api.auth import ReviewerId
+from esk_pipeline.api.auth import MaintainerId
 from esk_pipeline.api.deps import Services, ServicesDep
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
@@ -77,7 +77,7 @@ def _read_capped(stream: BinaryIO, limit_bytes: int) -> bytes:
     summary="Upload a log file (XLSX, CSV, JSON, JSONL, Parquet): ETL, then into ClickHouse",
     responses=error_responses(413, 415, 503),
 )
-def upload(file: UploadFile, reviewer_id: ReviewerId, services: ServicesDep) -> IngestOut:
+def upload(file: UploadFile, reviewer_id: MaintainerId, services: ServicesDep) -> IngestOut:
     name = sanitize_file_name(file.filename)
     if not name.endswith(ALLOWED_EXTENSIONS):
         raise HTTPException(
@@ -112,7 +112,7 @@ def upload(file: UploadFile, reviewer_id: ReviewerId, services: ServicesDep) -> 
 )
 def ingest_day(
     body: DayIngestIn,
-    reviewer_id: ReviewerId,
+    reviewer_id: MaintainerId,
     services: ServicesDep,
     background: BackgroundTasks,
 ) -> DayRunOut:
@@ -139,7 +139,7 @@ def ingest_day(
     summary="The status of a run this API started (also in the Dagster UI)",
     responses=error_responses(404),
 )
-def run_state(run_id: str, reviewer_id: ReviewerId, services: ServicesDep) -> RunStatusOut:
+def run_state(run_id: str, reviewer_id: MaintainerId, services: ServicesDep) -> RunStatusOut:
     status = run_status(run_id)
     if status is None and services.is_pending_run(run_id):
         status = "QUEUED"
