@@ -108,9 +108,15 @@ class Services:
         return self._once("storage", self._build_storage)
 
     def etl(self) -> ETLProcessor:
-        """An ETL processor with the app's ETL settings and the upload size limit."""
+        """An ETL processor with the app's ETL settings and the upload size limits."""
+        unpacked = self.settings.etl.max_unpacked_ratio * self.max_upload_bytes
         return ETLProcessor(
-            config_from(ETLConfig, self.settings.etl, max_file_bytes=self.max_upload_bytes)
+            config_from(
+                ETLConfig,
+                self.settings.etl,
+                max_file_bytes=self.max_upload_bytes,
+                max_unpacked_bytes=unpacked,
+            )
         )
 
     def log_source(self, lock_timeout_seconds: float = CLICKHOUSE_LOCK_SECONDS) -> LogSource:

@@ -14,8 +14,9 @@ Choices worth knowing:
   A completely empty file is an `ETLError`: there is not even a header to check.
 - Emoji are kept: they carry intent and mood ("😡 опять нет света"), NFKC leaves them intact, and
   the zero-width joiner that glues emoji sequences is deliberately not stripped.
-- PII (phones, e-mails, card numbers, СНИЛС, passport numbers) is masked with placeholders before
-  length filtering and deduplication, so two requests that differ only by a phone number collapse.
+- PII (e-mails, phones, card numbers, СНИЛС, passports, personal account and flat numbers,
+  names: see `pii`) is masked with placeholders before length filtering and deduplication, so
+  two requests that differ only by a phone number collapse.
 - Naive timestamps are taken as UTC; unparseable ones become NaT (the row is kept) and are
   counted in `ETLStats.ts_unparsed`. Epoch numbers (also as text) may be s, ms, us or ns.
 - Encoding: BOM, then UTF-8 (also when a few bytes are damaged), then a Russian prior (cp1251 /
@@ -56,6 +57,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, model_validator
 
 from esk_pipeline.pipeline.ids import row_ids
+from esk_pipeline.pipeline.pii import mask_pii
 from esk_pipeline.settings import get_settings
 
 RejectReason = Literal[
@@ -109,20 +111,6 @@ _ODD_SPACE = (
 # Only runs that need changing match (any odd space, or 2+ spaces), so the many rows whose
 # spacing is already clean take the kernel's cheap no-match path.
 _WHITESPACE_RUN = f"[ {_ODD_SPACE}]*[{_ODD_SPACE}][ {_ODD_SPACE}]*|  +"
-# Applied in this order, after lowercasing, so a placeholder is never re-matched or re-cased:
-# e-mails first (they contain digits), then 16-digit cards, СНИЛС and passports, phones last.
-_PII_PATTERNS = (
-    (r"[\p{L}\p{N}_.+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+", "<EMAIL>"),
-    (r"\b\d{4}(?:[ -]?\d{4}){3}\b", "<CARD>"),
-    (r"(?i)(снилс\W{0,3})\d{3}[ -]?\d{3}[ -]?\d{3}[ -]?\d{2}\b", r"\1<SNILS>"),
-    (r"\b\d{3}-\d{3}-\d{3}[ -]\d{2}\b", "<SNILS>"),
-    (r"(?i)серия\s?(?:и\s?номер\s?)?\d{2}\s?\d{2}\s?(?:номер|№|n)?\s?\d{6}\b", "<PASSPORT>"),
-    (r"(?i)(паспорт\p{L}*\W{0,3})\d{2}\s?\d{2}\s?(?:№\s?)?\d{6}\b", r"\1<PASSPORT>"),
-    (r"(?:\+7|\b[78])[ -]?\(?\d{3}\)?[ -]?\d{3}[ -]?\d{2}[ -]?\d{2}\b", "<PHONE>"),
-    (r"\b\d{3}-\d{2}-\d{2}\b", "<PHONE>"),
-)
-# One pass finds the rows holding any PII; the ordered replacements then run on those alone.
-_ANY_PII = "|".join(f"(?:{pattern})" for pattern, _ in _PII_PATTERNS)
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _PARQUET_MAGIC = b"PAR1"
@@ -441,7 +429,7 @@ class ETLProcessor:
         if self.config.lowercase:
             text = pc.utf8_lower(text)
         if self.config.mask_pii:
-            text = _mask_pii(text)
+            text = mask_pii(text)
         return text
 
     def _filter_details(
@@ -651,17 +639,6 @@ def _filtered_chunks(array: pa.ChunkedArray, mask: np.ndarray) -> Iterator[pa.Ar
 
 def _unchanged(text: pa.Array) -> pa.Array:
     return text
-
-
-def _mask_pii(text: pa.Array) -> pa.Array:
-    """Replace PII with placeholders, running the patterns only on rows that hold some."""
-    has_pii = pc.match_substring_regex(text, _ANY_PII)
-    subset = pc.filter(text, has_pii)
-    if len(subset) == 0:
-        return text
-    for pattern, replacement in _PII_PATTERNS:
-        subset = pc.replace_substring_regex(subset, pattern=pattern, replacement=replacement)
-    return pc.replace_with_mask(text, has_pii, subset)
 
 
 def _near_duplicate_key(text: pa.Array) -> pa.Array:
