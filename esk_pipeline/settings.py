@@ -52,6 +52,10 @@ class AppSettings(BaseSettings):
     # (a plain token string is a reviewer's).
     api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
     max_upload_mb: int = 50
+    # An upload's ETL runs in a child process with these limits (413 past them).
+    upload_cpu_seconds: int = Field(default=60, ge=1)
+    upload_memory_mb: int = Field(default=4096, ge=256)
+    upload_wall_seconds: float = Field(default=120.0, gt=0)
 
     @field_validator("api_tokens", mode="before")
     @classmethod

@@ -8,8 +8,11 @@ Serve it with `uvicorn esk_pipeline.api:app`; the reviewer page is at `/`, the d
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 
 from fastapi import Depends, FastAPI
 
@@ -43,8 +46,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not services.api_tokens:
             log.warning("APP_API_TOKENS is empty: every protected endpoint will answer 401")
-        yield
-        services.close()
+        restore = _kill_uploads_on_shutdown_signals(services)
+        try:
+            yield
+        finally:
+            restore()
+            services.close()
 
     app = FastAPI(
         title="esk_pipeline API",
@@ -65,3 +72,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app
+
+
+def _kill_uploads_on_shutdown_signals(services: Services) -> Callable[[], None]:
+    """On SIGTERM/SIGINT, kill running upload workers at once, then let the server's own
+    handler run: the server waits for open requests before shutting down, and a parse in
+    flight must not keep it waiting. Returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        services.etl_workers.kill_all()
+        chained = previous[signal.Signals(signum)]
+        if callable(chained):
+            chained(signum, frame)
+        elif chained == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is handle:
+                signal.signal(sig, handler)
+
+    return restore

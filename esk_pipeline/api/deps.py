@@ -23,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from esk_pipeline.api.metrics import ApiMetrics
 from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
-from esk_pipeline.pipeline.etl import ETLConfig, ETLProcessor
+from esk_pipeline.pipeline.etl import ETLConfig
+from esk_pipeline.pipeline.etl_worker import ETLWorkers, WorkerLimits
 from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
@@ -66,6 +67,14 @@ class Services:
             for owner, entry in settings.app.api_tokens.items()
         }
         self.max_upload_bytes = settings.app.max_upload_mb * 1024 * 1024
+        # Uploads are parsed in limited child processes, never in the server's own.
+        self.etl_workers = ETLWorkers(
+            WorkerLimits(
+                cpu_seconds=settings.app.upload_cpu_seconds,
+                memory_bytes=settings.app.upload_memory_mb * 1024 * 1024,
+                wall_seconds=settings.app.upload_wall_seconds,
+            )
+        )
         self._built: dict[str, Any] = {}
         # Day runs queued or running, day (ISO date) -> run id; guarded by the lock.
         self.pending_runs: dict[str, str] = {}
@@ -107,16 +116,14 @@ class Services:
     def storage(self) -> DataStorage:
         return self._once("storage", self._build_storage)
 
-    def etl(self) -> ETLProcessor:
-        """An ETL processor with the app's ETL settings and the upload size limits."""
+    def etl_config(self) -> ETLConfig:
+        """The ETL config of uploads: the app's ETL settings and the upload size limits."""
         unpacked = self.settings.etl.max_unpacked_ratio * self.max_upload_bytes
-        return ETLProcessor(
-            config_from(
-                ETLConfig,
-                self.settings.etl,
-                max_file_bytes=self.max_upload_bytes,
-                max_unpacked_bytes=unpacked,
-            )
+        return config_from(
+            ETLConfig,
+            self.settings.etl,
+            max_file_bytes=self.max_upload_bytes,
+            max_unpacked_bytes=unpacked,
         )
 
     def log_source(self, lock_timeout_seconds: float = CLICKHOUSE_LOCK_SECONDS) -> LogSource:
@@ -144,7 +151,8 @@ class Services:
         return DataStorage(config_from(DataStorageConfig, self.settings.data_storage))
 
     def close(self) -> None:
-        """Release what was built (database connections); safe to call more than once."""
+        """Stop running uploads and release what was built; safe to call more than once."""
+        self.etl_workers.kill_all()
         with self._lock:
             review = self._built.pop("review", None)
         if review is not None:

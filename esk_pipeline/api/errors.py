@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from esk_pipeline.api.schemas import ErrorOut, FieldIssue
 from esk_pipeline.pipeline.data_storage import StorageError, VersionNotFoundError
 from esk_pipeline.pipeline.etl import ETLError
+from esk_pipeline.pipeline.etl_worker import ETLCancelled, ETLLimitError
 from esk_pipeline.pipeline.log_source import LogSourceError
 from esk_pipeline.pipeline.review_dataset import (
     NotLeasedError,
@@ -43,7 +44,9 @@ _LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
     (ReviewError, 409, "review_refused"),
     (VersionNotFoundError, 404, "unknown_version"),
     (StorageError, 409, "storage_refused"),
+    (ETLLimitError, 413, "content_too_large"),
     (ETLError, 422, "unreadable_input"),
+    (ETLCancelled, 503, "cancelled"),
     (LogSourceError, 503, "clickhouse_unavailable"),
     (TaxonomyError, 503, "taxonomy_unavailable"),
 ]

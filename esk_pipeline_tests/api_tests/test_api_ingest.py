@@ -194,3 +194,15 @@ def test_concurrent_claims_of_a_day_agree_on_one_run(settings):
 def test_uploads_need_a_token(client):
     response = client.post("/api/ingest/upload", files={"file": ("a.csv", CSV.encode())})
     assert response.status_code == 401
+
+
+def test_an_upload_over_the_cpu_limit_is_answered_413_and_the_server_stays_usable(project_env):
+    settings = make_settings(project_env / "limited", upload_cpu_seconds=1)
+    settings.etl.max_columns = 50_000
+    wide = ("text" + ";a" * 39_999 + "\nпривет мир" + ";x" * 39_999).encode()
+    with TestClient(create_app(settings)) as client:
+        response = _upload_as(client, auth("carol"), "wide.csv", wide)
+        assert response.status_code == 413, response.text
+        assert response.json()["error"] == "content_too_large"
+        assert "more than 1 s of CPU time" in response.json()["detail"]
+        assert _upload_as(client, auth("carol"), "logs.csv", CSV.encode()).status_code == 200
