@@ -193,8 +193,8 @@ def reject_unknown_query_parameters(request: Request) -> None:
     """422 for a query parameter the route does not take (a typo like ?formt=csv would
     otherwise be ignored silently and the default used)."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not request.query_params:
-        return
+    if not isinstance(route, APIRoute) or not route.include_in_schema or not request.query_params:
+        return  # the page's own routes may be linked with any tracking parameters
     unknown = sorted(set(request.query_params) - _query_names(route.dependant))
     if unknown:
         raise RequestValidationError(
