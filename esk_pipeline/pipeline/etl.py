@@ -1074,7 +1074,7 @@ def _sheet_frame(sheet: object, bounds: _Bounds) -> pd.DataFrame:
         if longest > width:
             bounds.check_columns(longest)
             width = longest
-        chunks.append(pd.DataFrame(chunk, dtype=object))
+        chunks.append(_arrow_backed(pd.DataFrame(chunk, dtype=object)))
     header += [None] * (width - len(header))
     labels = _unique_names([f"Unnamed: {i}" if h is None else str(h) for i, h in enumerate(header)])
     if not chunks:
@@ -1083,6 +1083,22 @@ def _sheet_frame(sheet: object, bounds: _Bounds) -> pd.DataFrame:
     frame.columns = labels
     filled = np.flatnonzero(frame.notna().any(axis=1).to_numpy())  # trailing blank rows go
     return frame.iloc[: filled[-1] + 1 if len(filled) else 0].reset_index(drop=True)
+
+
+def _arrow_backed(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Columns of one type as Arrow arrays (a few bytes a cell instead of a Python object
+    each); mixed columns stay as they were read."""
+    for column in chunk.columns:
+        try:
+            values = pa.array(chunk[column], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            continue
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            chunk[column] = pd.Series(values.cast(pa.large_string()), dtype=_ARROW_TEXT)
+    return chunk
+
+
+_ARROW_TEXT = pd.ArrowDtype(pa.large_string())
 
 
 def _read_parquet(data: bytes, bounds: _Bounds) -> pd.DataFrame:
