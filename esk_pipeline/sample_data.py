@@ -36,7 +36,9 @@ from __future__ import annotations
 import random
 import re
 import string
+import zlib
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -188,6 +190,24 @@ def _pick(values: Sequence[str]) -> Callable[[random.Random], str]:
     return lambda rng: rng.choice(values)
 
 
+# The personal data planted in the row being written, (kind, value) in order, when the caller
+# asked for it (`generate_logs(planted_pii=True)`): ground truth for the PII benchmark.
+_PLANTED: ContextVar[list[tuple[str, str]] | None] = ContextVar("planted_pii", default=None)
+PII_KINDS = ("email", "phone", "card", "snils", "passport", "oms", "account", "flat", "name")
+
+
+def _note(kind: str, value: str) -> str:
+    planted = _PLANTED.get()
+    if planted is not None:
+        planted.append((kind, value))
+    return value
+
+
+def _planted(kind: str, fill: Callable[[random.Random], str]) -> Callable[[random.Random], str]:
+    """A slot filler that notes what it planted (it draws exactly what `fill` draws)."""
+    return lambda rng: _note(kind, fill(rng))
+
+
 def _house(rng: random.Random) -> str:
     number = rng.randint(1, 120)
     suffix = rng.choice(("", "", "", "", "А", "Б", "к1", "к2", " корп. 3", "/2"))
@@ -203,6 +223,8 @@ def _address(rng: random.Random) -> str:
     kind, name = rng.choice(_STREETS)
     house, flat = _house(rng), rng.randint(1, 320)
     layout = rng.randrange(6)
+    if layout != 4:  # the one layout without a flat
+        _note("flat", str(flat))
     if layout == 0:
         return f"{kind} {name}, д. {house}, кв. {flat}"
     if layout == 1:
@@ -259,8 +281,22 @@ def _phone(rng: random.Random) -> str:
 
 
 def _email(rng: random.Random) -> str:
+    """An address, sometimes written the way people dodge spam bots or dictate it: "собака"
+    or "(at)" for the @, spaces around it, a space for the dot. The style follows from the
+    address itself (no extra draw, so the rest of the generated data stays as it was)."""
     number = rng.choice(("", "", str(rng.randint(1, 99)), str(rng.randint(1950, 2010))))
-    return f"{rng.choice(_EMAIL_HANDLES)}{number}@{rng.choice(_EMAIL_HOSTS)}"
+    handle = f"{rng.choice(_EMAIL_HANDLES)}{number}"
+    host = rng.choice(_EMAIL_HOSTS)
+    style = zlib.crc32(f"{handle}@{host}".encode()) % 10
+    if style == 0:
+        return f"{handle} собака {host}"
+    if style == 1:
+        return f"{handle}(at){host}"
+    if style == 2:
+        return f"{handle}@{host.replace('.', ' ')}"
+    if style == 3:
+        return f"{handle} @ {host}"
+    return f"{handle}@{host}"
 
 
 def _digits(rng: random.Random, count: int) -> str:
@@ -293,7 +329,7 @@ _SLOTS: dict[str, Callable[[random.Random], str]] = {
     "addr": _address,
     "street": _street,
     "house": _house,
-    "flat": lambda rng: str(rng.randint(1, 320)),
+    "flat": _planted("flat", lambda rng: str(rng.randint(1, 320))),
     "floor": lambda rng: str(rng.randint(2, 17)),
     "entrance": lambda rng: str(rng.randint(1, 8)),
     "n": lambda rng: str(rng.randint(2, 4)),
@@ -321,7 +357,7 @@ _SLOTS: dict[str, Callable[[random.Random], str]] = {
     "sum": _money,
     "reading": lambda rng: rng.choice((f"{rng.randint(0, 99999):05d}", str(rng.randint(10, 9999)),
                                        f"{rng.randint(10, 999)},{rng.randint(0, 999):03d}")),
-    "ls": lambda rng: _digits(rng, 10),
+    "ls": _planted("account", lambda rng: _digits(rng, 10)),
     "ticket": lambda rng: rng.choice((f"№{_digits(rng, 7)}", f"№ {_digits(rng, 8)}",
                                       f"2026-{_digits(rng, 6)}")),
     "meter": _pick(("счётчик горячей воды", "счетчик ХВС", "электросчётчик", "счётчик газа",
@@ -365,15 +401,15 @@ _SLOTS: dict[str, Callable[[random.Random], str]] = {
     "noise": _pick(("громкая музыка", "крики", "топот", "собака лает", "караоке", "перфоратор",
                     "ругань")),
     "plate": _plate,
-    "full_name": _full_name,
-    "first_name": _first_name,
-    "en_name": _pick(_EN_NAMES),
-    "phone": _phone,
-    "email": _email,
-    "card": _card,
-    "snils": _snils,
-    "passport": _passport,
-    "oms": lambda rng: _digits(rng, 16),
+    "full_name": _planted("name", _full_name),
+    "first_name": _planted("name", _first_name),
+    "en_name": _planted("name", _pick(_EN_NAMES)),
+    "phone": _planted("phone", _phone),
+    "email": _planted("email", _email),
+    "card": _planted("card", _card),
+    "snils": _planted("snils", _snils),
+    "passport": _planted("passport", _passport),
+    "oms": _planted("oms", lambda rng: _digits(rng, 16)),
 }
 # fmt: on
 
@@ -1515,13 +1551,17 @@ def generate_logs(
     start_date: date = date(2026, 11, 1),
     days: int = 7,
     seed: int = 42,
+    planted_pii: bool = False,
 ) -> pd.DataFrame:
     """`n_rows` realistic contact-centre messages over `days` days from `start_date` (UTC).
 
     Columns: `text`, `ts` (datetime64[ns, UTC], sorted), `user_id`, `channel`, `region`,
     `session_id`, `true_domain`. `true_domain` is ground truth for benchmarks and tests only -
     drop it before inserting into `esk_logs`; real logs have no such column.
-    Same arguments, same frame.
+    With `planted_pii`, a `planted_pii` column lists the personal data written into each text
+    as (kind, value) pairs (kinds in `PII_KINDS`; the value as generated, before any typo or
+    transcription damage): ground truth as well. Same arguments, same frame (and the same
+    texts with or without the column).
     """
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
@@ -1547,6 +1587,7 @@ def generate_logs(
 
     texts: list[str] = []
     true_domains: list[str] = []
+    planted: list[list[tuple[str, str]]] = []
     for i, bank_i in enumerate(domain_index.tolist()):
         bank, kind = banks[bank_i], _ROW_KINDS[kinds[i]]
         flags = dict(zip(_FLAGS, flag_matrix[i], strict=True))
@@ -1556,7 +1597,11 @@ def generate_logs(
             if flags["multi_topic"] and bank.neighbours
             else None
         )
-        texts.append(_row_text(kind, bank, secondary, flags, transcript, text_rng))
+        texts.append(
+            _recording(planted if planted_pii else None, _row_text)(
+                kind, bank, secondary, flags, transcript, text_rng
+            )
+        )
         off_topic = kind in ("empty", "very_short", "spam") and fallback_id is not None
         true_domains.append(fallback_id if off_topic else bank.domain_id)
 
@@ -1571,11 +1616,32 @@ def generate_logs(
             "true_domain": pd.Series(true_domains, dtype=object),
         }
     )
+    if planted_pii:
+        base["planted_pii"] = pd.Series(planted, dtype=object)
     languages = [banks[i].language for i in domain_index.tolist()]
     later = _later_messages(base, languages, later_counts, np_rng, text_rng, start_date, days)
     frame = pd.concat([base, *later], ignore_index=True)
     frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ns", utc=True)
-    return frame.sort_values("ts", kind="stable").reset_index(drop=True)[list(_COLUMNS)]
+    columns = [*_COLUMNS, "planted_pii"] if planted_pii else list(_COLUMNS)
+    return frame.sort_values("ts", kind="stable").reset_index(drop=True)[columns]
+
+
+def _recording(
+    into: list[list[tuple[str, str]]] | None, render: Callable[..., str]
+) -> Callable[..., str]:
+    """`render`, noting the PII it plants into a new entry of `into` (when a list is given)."""
+    if into is None:
+        return render
+
+    def rendered(*args: object) -> str:
+        token = _PLANTED.set([])
+        try:
+            return render(*args)
+        finally:
+            into.append(_PLANTED.get() or [])
+            _PLANTED.reset(token)
+
+    return rendered
 
 
 def _later_messages(
@@ -1607,10 +1673,17 @@ def _later_messages(
             rows["text"] = [_near_variant(t, text_rng) for t in rows["text"].tolist()]
             rows["session_id"] = _session_ids(np_rng, len(rows))
         elif kind == "follow_up":
+            planted: list[list[tuple[str, str]]] | None = (
+                [] if "planted_pii" in rows.columns else None
+            )
             rows["text"] = [
-                _follow_up(languages[i], channel == "phone_transcript", text_rng)
+                _recording(planted, _follow_up)(
+                    languages[i], channel == "phone_transcript", text_rng
+                )
                 for i, channel in zip(picked.tolist(), rows["channel"].tolist(), strict=True)
             ]
+            if planted is not None:
+                rows["planted_pii"] = pd.Series(planted, index=rows.index, dtype=object)
         messages.append(rows)
     return messages
 

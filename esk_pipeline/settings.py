@@ -8,19 +8,34 @@ Each group reads its own prefix with the variable names of the original design
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OutputMode = Literal["auto", "tool", "forced_tool", "json_schema", "json_object", "prompted"]
+# API roles, each allowed everything the ones before it are: review routes; + ingest, runs,
+# classification and versions; + everything.
+Role = Literal["reviewer", "maintainer", "admin"]
+ROLES: tuple[Role, ...] = ("reviewer", "maintainer", "admin")
+# Names that become SQL identifiers, ids or file names; always checked with re.fullmatch.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TOKEN_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
 def _group(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(
         env_prefix=prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
+
+
+class ApiToken(BaseModel):
+    """One API token and the role it acts with."""
+
+    token: SecretStr
+    role: Role = "reviewer"
 
 
 class AppSettings(BaseSettings):
@@ -38,9 +53,30 @@ class AppSettings(BaseSettings):
     partitions_start_date: str = "2026-11-01"
     # Declarative automation (assets/automation.py): off, so nothing spends LLM calls unasked.
     automation: bool = False
-    # reviewer id -> bearer token for the API (APP_API_TOKENS='{"alice": "..."}').
-    api_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    # Token owner (the reviewer id) -> bearer token for the API, with its role:
+    # APP_API_TOKENS='{"alice": {"token": "...", "role": "maintainer"}, "bob": "..."}'
+    # (a plain token string is a reviewer's).
+    api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
     max_upload_mb: int = 50
+    # An upload's ETL runs in a child process with these limits (413 past them).
+    upload_cpu_seconds: int = Field(default=60, ge=1)
+    upload_memory_mb: int = Field(default=4096, ge=256)
+    upload_wall_seconds: float = Field(default=120.0, gt=0)
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _plain_tokens_are_reviewers(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        tokens = {}
+        for owner, token in value.items():
+            if not isinstance(owner, str) or not TOKEN_OWNER.fullmatch(owner):
+                raise ValueError(
+                    f"APP_API_TOKENS: owner {owner!r} must be 1-64 letters, digits or _.@- "
+                    "(it becomes the reviewer id)"
+                )
+            tokens[owner] = {"token": token} if isinstance(token, str | SecretStr) else token
+        return tokens
 
 
 class LLMEndpoint(BaseModel):
@@ -154,6 +190,10 @@ class ETLSettings(BaseSettings):
     normalize_whitespace: bool = True
     lowercase: bool = False
     text_column: str | None = None
+    # Files with more columns are refused (a header of a million columns is an attack).
+    max_columns: int = Field(default=2000, ge=1)
+    # An XLSX or Parquet file may unpack to at most this many times the upload limit.
+    max_unpacked_ratio: int = Field(default=10, ge=1)
 
 
 class ReviewSettings(BaseSettings):
@@ -197,6 +237,8 @@ class DataStorageSettings(BaseSettings):
     storage_dir: Path = Path("data/storage")
     max_versions: int = 100
     auto_archive_old: bool = True
+    # `versions import` refuses archives that unpack to more than this.
+    max_import_mb: int = Field(default=4096, ge=1)
 
 
 class TrustSettings(BaseSettings):
@@ -238,6 +280,13 @@ class ClickHouseSettings(BaseSettings):
     secure: bool = False
     table: str = "esk_logs"
     embedded_path: Path = Path("data/clickhouse")
+
+    @field_validator("table", "database")
+    @classmethod
+    def _plain_identifier(cls, value: str) -> str:
+        if not IDENTIFIER.fullmatch(value):
+            raise ValueError(f"{value!r} is not a plain name (letters, digits, _)")
+        return value
 
     @property
     def is_embedded(self) -> bool:

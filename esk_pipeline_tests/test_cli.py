@@ -108,3 +108,21 @@ def test_storage_dir_comes_from_settings(store, monkeypatch):
 def test_commit_a_dataset_folder(store, tmp_path):
     code, out = _run(store, "commit", str(tmp_path / "datasets" / "one"), "--status", "stable")
     assert code == 0 and out.startswith("committed v1.2.0 (stable)")
+
+
+@pytest.mark.parametrize("name", ["prod\n", "prod\r\n", "prod\nstaging"])
+def test_a_tag_with_a_newline_is_refused(store, name):
+    code, out = _run(store, "tag", "v1.0.0", name)
+    assert code == 1 and "Error" in out
+    code, out = _run(store, "show", "v1.0.0", "--json")
+    assert json.loads(out)["tags"] == []
+
+
+def test_a_version_name_with_a_newline_is_refused(store, tmp_path):
+    exported = tmp_path / "v1.tar.gz"
+    assert _run(store, "export", "v1.0.0", str(exported))[0] == 0
+    code, out = _run(tmp_path / "other", "import", str(exported), "--as", "v2.0.0\n")
+    assert code == 1 and "Error" in out
+    assert not (tmp_path / "other" / "versions").exists() or not any(
+        (tmp_path / "other" / "versions").iterdir()
+    )

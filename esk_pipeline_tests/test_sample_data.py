@@ -32,7 +32,8 @@ TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 N_ROWS = 6000
 
 PHONE = re.compile(r"(?<!\d)(?:\+7|8)[\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}(?!\d)")
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[a-z]{2,}")
+# Also the dodging styles: "собака" or "(at)" for the @, spaces around it, a space for the dot.
+EMAIL = re.compile(r"[\w.+-]+(?: ?@ ?| собака |\(at\))[\w-]+[. ][a-z]{2,}")
 CARD = re.compile(r"(?<!\d)\d{4} \d{4} \d{4} \d{4}(?!\d)")
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 STRAY_WHITESPACE = re.compile(r"^\s|\s$| {2,}|\t|\r")
@@ -401,3 +402,17 @@ def test_a_few_spam_and_non_cyrillic_lines(taxonomy: Taxonomy, logs: pd.DataFram
     # off-topic rows are labelled out of scope, not as the domain they were drawn for
     off_topic = logs.loc[non_cyrillic, "true_domain"] == taxonomy.other_id
     assert off_topic.mean() > 0.6
+
+
+def test_planted_pii_lists_what_each_text_holds(taxonomy) -> None:
+    logs = generate_logs(taxonomy, n_rows=2000, seed=5, planted_pii=True)
+    assert logs["text"].tolist() == generate_logs(taxonomy, n_rows=2000, seed=5)["text"].tolist()
+    kinds = {kind for planted in logs["planted_pii"] for kind, _ in planted}
+    assert {"name", "phone", "email", "account", "flat"} <= kinds
+    for text, planted in zip(logs["text"], logs["planted_pii"], strict=True):
+        for kind, value in planted:
+            if kind in ("phone", "card", "snils", "passport", "oms", "account"):
+                digits = re.sub(r"\D", "", value)
+                assert digits[-4:] in re.sub(r"\D", "", text), (kind, value, text)
+    styles = [v for p in logs["planted_pii"] for k, v in p if k == "email"]
+    assert any(" собака " in v for v in styles) and any("(at)" in v for v in styles)

@@ -52,7 +52,7 @@ def test_environment_names_of_the_original_design(monkeypatch):
     assert settings.llm.labeler_model == "qwen2.5" and settings.labeler.batch_size == 7
     assert "pw-secret" not in repr(settings) and "tok-1" not in repr(settings)
     assert settings.clickhouse.password.get_secret_value() == "pw-secret"
-    assert settings.app.api_tokens["alice"].get_secret_value() == "tok-1"
+    assert settings.app.api_tokens["alice"].token.get_secret_value() == "tok-1"
 
 
 @pytest.mark.parametrize(
@@ -72,3 +72,15 @@ def test_environment_names_of_the_original_design(monkeypatch):
 )
 def test_every_group_of_the_contract_exists(group):
     assert getattr(Settings.load(), group) is not None
+
+
+@pytest.mark.parametrize("variable", ["CLICKHOUSE_TABLE", "CLICKHOUSE_DATABASE"])
+@pytest.mark.parametrize("value", ["esk_logs\n", "esk_logs;", "esk-logs", "1logs", ""])
+def test_clickhouse_names_must_match_whole(monkeypatch, variable, value):
+    from pydantic import ValidationError
+
+    from esk_pipeline.settings import ClickHouseSettings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match="not a plain name"):
+        ClickHouseSettings()

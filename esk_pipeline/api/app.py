@@ -8,16 +8,20 @@ Serve it with `uvicorn esk_pipeline.api:app`; the reviewer page is at `/`, the d
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from esk_pipeline.api.deps import Services
+from esk_pipeline.api.deps import Services, reject_unknown_query_parameters
 from esk_pipeline.api.errors import install_error_handlers
 from esk_pipeline.api.limits import RequestLimitsMiddleware, default_body_limit
 from esk_pipeline.api.metrics import MetricsMiddleware
+from esk_pipeline.api.openapi_doc import install_openapi
 from esk_pipeline.api.routers import classify, health, ingest, page, review, versions
 from esk_pipeline.settings import Settings, get_settings
 
@@ -25,9 +29,12 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Ingest ESK contact-centre logs, classify texts, review uncertain labels and manage dataset
-versions. Every endpoint that changes state or returns texts needs a reviewer's bearer token
+versions. Every endpoint that changes state or returns texts needs a bearer token
 (`Authorization: Bearer <token>`, configured in APP_API_TOKENS); the token's owner is the
-reviewer. Errors are JSON: `{"error": code, "detail": sentence}`.
+caller (the reviewer id). Tokens have roles: `reviewer` (review routes), `maintainer` (also
+ingest, runs, classification and versions) and `admin` (everything); each operation lists the
+role it needs as its security scope, and a lesser token gets 403. Errors are JSON:
+`{"error": code, "detail": sentence}`.
 """
 
 
@@ -40,8 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not services.api_tokens:
             log.warning("APP_API_TOKENS is empty: every protected endpoint will answer 401")
-        yield
-        services.close()
+        restore = _kill_uploads_on_shutdown_signals(services)
+        try:
+            yield
+        finally:
+            restore()
+            services.close()
 
     # FastAPI's own /docs loads Swagger UI from a CDN; this one serves the files itself.
     app = FastAPIOffline(
@@ -49,9 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
     for module in (health, review, ingest, classify, versions, page):
         app.include_router(module.router)
     app.add_middleware(
@@ -61,3 +74,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app
+
+
+def _kill_uploads_on_shutdown_signals(services: Services) -> Callable[[], None]:
+    """On SIGTERM/SIGINT, kill running upload workers at once, then let the server's own
+    handler run: the server waits for open requests before shutting down, and a parse in
+    flight must not keep it waiting. Returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        services.etl_workers.kill_all()
+        chained = previous[signal.Signals(signum)]
+        if callable(chained):
+            chained(signum, frame)
+        elif chained == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is handle:
+                signal.signal(sig, handler)
+
+    return restore

@@ -15,17 +15,21 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from esk_pipeline.api.metrics import ApiMetrics
 from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
-from esk_pipeline.pipeline.etl import ETLConfig, ETLProcessor
+from esk_pipeline.pipeline.etl import ETLConfig
+from esk_pipeline.pipeline.etl_worker import ETLWorkers, WorkerLimits
 from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.settings import Settings
+from esk_pipeline.settings import Role, Settings
 
 log = logging.getLogger(__name__)
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -57,11 +61,20 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = ApiMetrics()
-        self.api_tokens = {
-            reviewer: token.get_secret_value()
-            for reviewer, token in settings.app.api_tokens.items()
+        # owner -> (token, role)
+        self.api_tokens: dict[str, tuple[str, Role]] = {
+            owner: (entry.token.get_secret_value(), entry.role)
+            for owner, entry in settings.app.api_tokens.items()
         }
         self.max_upload_bytes = settings.app.max_upload_mb * 1024 * 1024
+        # Uploads are parsed in limited child processes, never in the server's own.
+        self.etl_workers = ETLWorkers(
+            WorkerLimits(
+                cpu_seconds=settings.app.upload_cpu_seconds,
+                memory_bytes=settings.app.upload_memory_mb * 1024 * 1024,
+                wall_seconds=settings.app.upload_wall_seconds,
+            )
+        )
         self._built: dict[str, Any] = {}
         self._lock = threading.RLock()  # a builder may need another (review -> taxonomy)
 
@@ -88,10 +101,14 @@ class Services:
     def storage(self) -> DataStorage:
         return self._once("storage", self._build_storage)
 
-    def etl(self) -> ETLProcessor:
-        """An ETL processor with the app's ETL settings and the upload size limit."""
-        return ETLProcessor(
-            config_from(ETLConfig, self.settings.etl, max_file_bytes=self.max_upload_bytes)
+    def etl_config(self) -> ETLConfig:
+        """The ETL config of uploads: the app's ETL settings and the upload size limits."""
+        unpacked = self.settings.etl.max_unpacked_ratio * self.max_upload_bytes
+        return config_from(
+            ETLConfig,
+            self.settings.etl,
+            max_file_bytes=self.max_upload_bytes,
+            max_unpacked_bytes=unpacked,
         )
 
     def log_source(self, lock_timeout_seconds: float = CLICKHOUSE_LOCK_SECONDS) -> LogSource:
@@ -119,7 +136,8 @@ class Services:
         return DataStorage(config_from(DataStorageConfig, self.settings.data_storage))
 
     def close(self) -> None:
-        """Release what was built (database connections); safe to call more than once."""
+        """Stop running uploads and release what was built; safe to call more than once."""
+        self.etl_workers.kill_all()
         with self._lock:
             review = self._built.pop("review", None)
         if review is not None:
@@ -154,3 +172,26 @@ ReviewDep = Annotated[ReviewDataset, Depends(get_review)]
 LabelerDep = Annotated[LabelerAgent, Depends(get_labeler)]
 StorageDep = Annotated[DataStorage, Depends(get_storage)]
 TaxonomyDep = Annotated[Taxonomy, Depends(get_taxonomy)]
+
+
+def reject_unknown_query_parameters(request: Request) -> None:
+    """422 for a query parameter the route does not take (a typo like ?formt=csv would
+    otherwise be ignored silently and the default used)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema or not request.query_params:
+        return  # the page's own routes may be linked with any tracking parameters
+    unknown = sorted(set(request.query_params) - _query_names(route.dependant))
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "msg": "unknown query parameter", "type": "extra"}
+                for name in unknown
+            ]
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from esk_pipeline.api.schemas import ErrorOut, FieldIssue
 from esk_pipeline.pipeline.data_storage import StorageError, VersionNotFoundError
 from esk_pipeline.pipeline.etl import ETLError
+from esk_pipeline.pipeline.etl_worker import ETLCancelled, ETLLimitError
 from esk_pipeline.pipeline.log_source import LogSourceError
 from esk_pipeline.pipeline.review_dataset import (
     NotLeasedError,
@@ -43,7 +44,9 @@ _LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
     (ReviewError, 409, "review_refused"),
     (VersionNotFoundError, 404, "unknown_version"),
     (StorageError, 409, "storage_refused"),
+    (ETLLimitError, 413, "content_too_large"),
     (ETLError, 422, "unreadable_input"),
+    (ETLCancelled, 503, "cancelled"),
     (LogSourceError, 503, "clickhouse_unavailable"),
     (TaxonomyError, 503, "taxonomy_unavailable"),
 ]
@@ -51,8 +54,9 @@ _LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
 # An absolute path (not part of a URL or a relative path); group 1 is its last part.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/:'\"]+/)*([^\s/:'\"]+)")
 
-# Every protected route can answer these: a missing or bad token, an invalid request.
-_COMMON_ERRORS = (401, 422)
+# Every protected route can answer these: a missing or bad token, a token whose role is not
+# enough, an invalid request.
+_COMMON_ERRORS = (401, 403, 422)
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -5,7 +5,7 @@ so without this middleware anyone could make the server buffer a body of any siz
 request body has a limit (small by default, the upload limit on the upload route), enforced on
 the declared Content-Length and again on the bytes as they arrive; and an /api/ request that
 presents no bearer token at all is refused with 401 at once (the token itself is checked later,
-by `auth.current_reviewer`).
+by the route's role check in `auth`).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ import tarfile
 import tempfile
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -53,11 +54,13 @@ from esk_pipeline.settings import get_settings
 
 REGISTRY_FILE = "versions.json"
 EXPORT_FORMAT = "esk-dataset-export/1"
-_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
-_TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+# Names from users become folder names and tags: always checked with fullmatch (a `$` would
+# let "v1.0.0\n" through).
+_SEMVER = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 _RESERVED_REFS = ("current", "latest")
-_DATA_FILE = re.compile(r"^(?P<split>train|eval)(?P<shard>-\d{5}-of-\d{5})?\.jsonl$")
-_SHARD = re.compile(r"^(?P<stem>.+)-00000-of-(?P<n>\d{5})(?P<ext>\..+)$")
+_DATA_FILE = re.compile(r"(?P<split>train|eval)(?P<shard>-\d{5}-of-\d{5})?\.jsonl")
+_SHARD = re.compile(r"(?P<stem>.+)-00000-of-(?P<n>\d{5})(?P<ext>\..+)")
 # The only file names a version holds (data files, Parquet copies, README.md, metadata.json):
 # relative, no folders but __parquet__, no leading dot, nothing a path could be built from
 # (checked with fullmatch).
@@ -92,6 +95,10 @@ class DataStorageConfig(BaseModel):
         default_factory=lambda: get_settings().data_storage.auto_archive_old
     )
     lock_timeout_seconds: float = 600.0
+    # An import may unpack to at most this much (checked on each member before it is written).
+    max_import_bytes: int = Field(
+        default_factory=lambda: get_settings().data_storage.max_import_mb * 1024 * 1024, ge=1
+    )
 
 
 class FileEntry(BaseModel):
@@ -261,7 +268,7 @@ class DataStorage:
             and not any(part.startswith(".") for part in p.relative_to(dataset_dir).parts)
         }
         sources.pop("metadata.json", None)
-        if not any(_DATA_FILE.match(name) for name in sources):
+        if not any(_DATA_FILE.fullmatch(name) for name in sources):
             raise StorageError(f"{dataset_dir}: no train*.jsonl / eval*.jsonl files")
         if only_if_changed and (same := self._current_if_identical(sources)) is not None:
             return same
@@ -409,7 +416,7 @@ class DataStorage:
 
     def tag_version(self, version: str, tag: str) -> DatasetVersion:
         """Name a version (e.g. "production"); a tag moves if it already named another version."""
-        if not _TAG_NAME.match(tag) or _SEMVER.match(tag) or tag in _RESERVED_REFS:
+        if not _TAG_NAME.fullmatch(tag) or _SEMVER.fullmatch(tag) or tag in _RESERVED_REFS:
             raise StorageError(
                 f"invalid tag {tag!r}: use letters, digits, _.- and not a version or "
                 f"{'/'.join(_RESERVED_REFS)}"
@@ -506,7 +513,7 @@ class DataStorage:
             tempfile.TemporaryDirectory(dir=self.root, prefix=".import-") as tmp,
         ):
             folder = Path(tmp)
-            manifest = _extract_export(archive, folder)
+            manifest = _extract_export(archive, folder, self.config.max_import_bytes)
             try:
                 source = DatasetVersion.model_validate(manifest["version"])
             except (KeyError, ValidationError) as exc:
@@ -584,7 +591,7 @@ class DataStorage:
         elif ref in registry.tags:
             name = registry.tags[ref]
         else:
-            name = _normalise_version(ref) if _SEMVER.match(ref) else ref
+            name = _normalise_version(ref) if _SEMVER.fullmatch(ref) else ref
         entry = registry.find(name) if name else None
         if entry is None:
             known = ", ".join([v.version for v in ordered][-5:] + sorted(registry.tags)) or "none"
@@ -595,7 +602,7 @@ class DataStorage:
         self, registry: _Registry, version_tag: str | None, bump: Literal["major", "minor", "patch"]
     ) -> str:
         if version_tag is not None:
-            if not _SEMVER.match(version_tag):
+            if not _SEMVER.fullmatch(version_tag):
                 raise StorageError(f"version {version_tag!r} is not semantic (vMAJOR.MINOR.PATCH)")
             name = _normalise_version(version_tag)
             if registry.find(name):
@@ -824,21 +831,21 @@ class _BytesReader:
 
 
 def _semver(name: str) -> tuple[int, int, int]:
-    match = _SEMVER.match(name)
+    match = _SEMVER.fullmatch(name)
     if not match:
         return (0, 0, 0)
     return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
 
 
 def _normalise_version(name: str) -> str:
-    return "v{}.{}.{}".format(*_semver(name)) if _SEMVER.match(name) else name
+    return "v{}.{}.{}".format(*_semver(name)) if _SEMVER.fullmatch(name) else name
 
 
 def _expand_shards(path: Path) -> list[Path]:
     """A first shard (`x-00000-of-00003.jsonl`) stands for all of its shards."""
     if not path.is_file():
         raise StorageError(f"{path}: no such file")
-    match = _SHARD.match(path.name)
+    match = _SHARD.fullmatch(path.name)
     if not match:
         return [path]
     n = int(match.group("n"))
@@ -866,7 +873,7 @@ def _stored_path(folder: Path, name: str) -> Path:
 
 
 def _data_files(files: dict[str, Any]) -> list[str]:
-    return sorted(name for name in files if _DATA_FILE.match(name))
+    return sorted(name for name in files if _DATA_FILE.fullmatch(name))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -898,7 +905,7 @@ def _split_counts(folder: Path, files: dict[str, FileEntry]) -> dict[str, Any]:
     """Sample counts and domain distributions per split, from the Parquet copies."""
     totals: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
     for name in _data_files(files):
-        split = _DATA_FILE.match(name).group("split")  # type: ignore[union-attr]
+        split = _DATA_FILE.fullmatch(name).group("split")  # type: ignore[union-attr]
         parquet = folder / PARQUET_DIR / f"{Path(name).stem}.parquet"
         domains = pq.read_table(parquet, columns=["domain"])["domain"].value_counts()
         for item in domains.to_pylist():
@@ -921,7 +928,7 @@ def _records_table(folder: Path, entry: DatasetVersion) -> pa.Table:
     """(row_id, domain, split) of every record, one row per row_id (first occurrence wins)."""
     parts = []
     for name in _data_files(entry.files):
-        split = _DATA_FILE.match(name).group("split")  # type: ignore[union-attr]
+        split = _DATA_FILE.fullmatch(name).group("split")  # type: ignore[union-attr]
         path = folder / PARQUET_DIR / f"{Path(name).stem}.parquet"
         table = pq.read_table(path, columns=["row_id", "domain"])
         table = table.cast(pa.schema([("row_id", pa.string()), ("domain", pa.string())]))
@@ -1068,24 +1075,44 @@ def _content(entry: DatasetVersion) -> dict[str, str]:
     return {n: f.sha256 for n, f in entry.files.items() if n != "metadata.json"}
 
 
-def _extract_export(archive: Path, folder: Path) -> dict[str, Any]:
-    """Unpack an export safely and return its manifest; refuses anything malformed."""
+def _extract_export(archive: Path, folder: Path, max_bytes: int) -> dict[str, Any]:
+    """Unpack an export safely and return its manifest; refuses anything malformed.
+
+    The unpacked size is bounded before anything is written: a zip's declared sizes (zipfile
+    never unpacks more than a member declares) are added up first; a tar is streamed, and each
+    member's size is checked against what is left of the limit before it is written.
+    """
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                for name in zf.namelist():
+                members = zf.infolist()
+                for member in members:
+                    name = member.filename
                     if name.startswith("/") or ".." in Path(name).parts:
                         raise StorageError(f"{archive}: unsafe path {name} in archive")
+                _check_unpacked_size(archive, sum(m.file_size for m in members), max_bytes)
                 zf.extractall(folder)
         else:
-            with tarfile.open(archive, "r:*") as tar:
-                tar.extractall(folder, filter="data")
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+            with tarfile.open(archive, "r|*") as tar:  # a stream: headers read as it goes
+                unpacked = 0
+                for member in tar:
+                    unpacked += member.size
+                    _check_unpacked_size(archive, unpacked, max_bytes)
+                    tar.extract(member, folder, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise StorageError(f"{archive}: corrupt or unreadable archive ({exc})") from exc
     manifest = _read_json(folder / "manifest.json")
     if not manifest or manifest.get("format") != EXPORT_FORMAT:
         raise StorageError(f"{archive}: not a dataset export (no {EXPORT_FORMAT} manifest)")
     return manifest
+
+
+def _check_unpacked_size(archive: Path, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise StorageError(
+            f"{archive}: refused, it unpacks to more than the limit of "
+            f"{max_bytes / 1024 / 1024:g} MB (DATA_STORAGE_MAX_IMPORT_MB)"
+        )
 
 
 def _sha256(path: Path) -> str:

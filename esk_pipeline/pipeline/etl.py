@@ -14,8 +14,9 @@ Choices worth knowing:
   A completely empty file is an `ETLError`: there is not even a header to check.
 - Emoji are kept: they carry intent and mood ("😡 опять нет света"), NFKC leaves them intact, and
   the zero-width joiner that glues emoji sequences is deliberately not stripped.
-- PII (phones, e-mails, card numbers, СНИЛС, passport numbers) is masked with placeholders before
-  length filtering and deduplication, so two requests that differ only by a phone number collapse.
+- PII (e-mails, phones, card numbers, СНИЛС, passports, personal account and flat numbers,
+  names: see `pii`) is masked with placeholders before length filtering and deduplication, so
+  two requests that differ only by a phone number collapse.
 - Naive timestamps are taken as UTC; unparseable ones become NaT (the row is kept) and are
   counted in `ETLStats.ts_unparsed`. Epoch numbers (also as text) may be s, ms, us or ns.
 - Encoding: BOM, then UTF-8 (also when a few bytes are damaged), then a Russian prior (cp1251 /
@@ -23,6 +24,12 @@ Choices worth knowing:
   Cyrillic files), then charset-normalizer. Bytes that do not decode become U+FFFD and their row
   is rejected as `invalid_encoding`.
 - CSV cells are read as strings; NULs are dropped before parsing (pandas would cut the cell).
+- Untrusted files are bounded before they are parsed: at most `max_columns` columns (repeated
+  names are renamed a, a.1, a.2 in linear time; pandas' own renaming is quadratic), an XLSX's
+  or Parquet file's unpacked size at most `max_unpacked_bytes` (checked on the declared sizes
+  before anything is decompressed; zipfile never yields more than a member declares), JSON
+  nesting at most `MAX_JSON_DEPTH` levels and numbers at most `MAX_JSON_NUMBER_CHARS`
+  characters. XLSX sheets are streamed (openpyxl read-only mode) in chunks of rows.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import itertools
 import json
 import re
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +49,7 @@ from typing import Literal
 
 import charset_normalizer
 import numpy as np
+import openpyxl
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,6 +57,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, model_validator
 
 from esk_pipeline.pipeline.ids import row_ids
+from esk_pipeline.pipeline.pii import mask_pii
 from esk_pipeline.pipeline.text import identity_keys
 from esk_pipeline.settings import get_settings
 
@@ -102,20 +112,6 @@ _ODD_SPACE = (
 # Only runs that need changing match (any odd space, or 2+ spaces), so the many rows whose
 # spacing is already clean take the kernel's cheap no-match path.
 _WHITESPACE_RUN = f"[ {_ODD_SPACE}]*[{_ODD_SPACE}][ {_ODD_SPACE}]*|  +"
-# Applied in this order, after lowercasing, so a placeholder is never re-matched or re-cased:
-# e-mails first (they contain digits), then 16-digit cards, СНИЛС and passports, phones last.
-_PII_PATTERNS = (
-    (r"[\p{L}\p{N}_.+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+", "<EMAIL>"),
-    (r"\b\d{4}(?:[ -]?\d{4}){3}\b", "<CARD>"),
-    (r"(?i)(снилс\W{0,3})\d{3}[ -]?\d{3}[ -]?\d{3}[ -]?\d{2}\b", r"\1<SNILS>"),
-    (r"\b\d{3}-\d{3}-\d{3}[ -]\d{2}\b", "<SNILS>"),
-    (r"(?i)серия\s?(?:и\s?номер\s?)?\d{2}\s?\d{2}\s?(?:номер|№|n)?\s?\d{6}\b", "<PASSPORT>"),
-    (r"(?i)(паспорт\p{L}*\W{0,3})\d{2}\s?\d{2}\s?(?:№\s?)?\d{6}\b", r"\1<PASSPORT>"),
-    (r"(?:\+7|\b[78])[ -]?\(?\d{3}\)?[ -]?\d{3}[ -]?\d{2}[ -]?\d{2}\b", "<PHONE>"),
-    (r"\b\d{3}-\d{2}-\d{2}\b", "<PHONE>"),
-)
-# One pass finds the rows holding any PII; the ordered replacements then run on those alone.
-_ANY_PII = "|".join(f"(?:{pattern})" for pattern, _ in _PII_PATTERNS)
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _PARQUET_MAGIC = b"PAR1"
@@ -137,7 +133,20 @@ _EPOCH_UNIT_STARTS = (1e11, 1e14, 1e17)
 _EPOCH_NANOS_PER_UNIT = np.array([1e9, 1e6, 1e3, 1.0])
 _MAX_EPOCH_NANOS = 9.2e18  # just inside datetime64[ns] (2**63 ns, year 2262)
 _QUOTE_HINT = "a field with the delimiter inside must be quoted"
+MAX_JSON_DEPTH = 64  # records are flat objects; json.loads recurses once per level
+MAX_JSON_NUMBER_CHARS = 100  # Python refuses ints over 4300 digits; no real field comes close
+# A deflated member may declare this many times its compressed size (a zip bomb's ratio is
+# about 1000; sheet XML compresses about 5-30x) once it unpacks to more than the floor.
+_MAX_MEMBER_RATIO = 200
+_MEMBER_RATIO_FLOOR_BYTES = 16 * 1024 * 1024
+_XLSX_CHUNK_ROWS = 65_536
+_MIB = 1024 * 1024
+# Outside JSON strings (an unrolled, linear pattern), the brackets and long digit runs.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_LONG_NUMBER = re.compile(rf"[0-9.eE+-]{{{MAX_JSON_NUMBER_CHARS + 1},}}")
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _NON_ASCII = re.compile("[^\x00-\x7f]")
+_PLAIN_TEXT_CHARS = re.compile("[\t\n\r\x20-\x7e\u00a0-\u00ff\u0400-\u04ff\u2000-\u206f\u20bd]")
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\r\n]*(?:\r\n|\r|\n))+")
 
 
@@ -163,6 +172,14 @@ class ETLConfig(BaseModel):
     unicode_form: Literal["NFC", "NFKC"] = "NFKC"
     # Refuse files above this size before reading them (the upload API sets it).
     max_file_bytes: int | None = Field(default=None, ge=1)
+    max_columns: int = Field(default_factory=lambda: get_settings().etl.max_columns, ge=1)
+    # What an XLSX or Parquet file may unpack to: ETL_MAX_UNPACKED_RATIO x the upload limit.
+    max_unpacked_bytes: int = Field(
+        default_factory=lambda: (
+            get_settings().etl.max_unpacked_ratio * get_settings().app.max_upload_mb * _MIB
+        ),
+        ge=1,
+    )
 
 
 class ETLStats(BaseModel):
@@ -206,6 +223,22 @@ class _ReadInfo:
     format: str
     encoding: str | None = None
     delimiter: str | None = None
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """What one file may cost to read: its display name (for errors) and the limits."""
+
+    name: str
+    max_columns: int
+    max_unpacked_bytes: int
+
+    def check_columns(self, count: int) -> None:
+        if count > self.max_columns:
+            raise ETLError(
+                f"{self.name}: {count} columns, over the limit of {self.max_columns} "
+                "(ETL_MAX_COLUMNS)"
+            )
 
 
 @dataclass(frozen=True)
@@ -397,7 +430,7 @@ class ETLProcessor:
         if self.config.lowercase:
             text = pc.utf8_lower(text)
         if self.config.mask_pii:
-            text = _mask_pii(text)
+            text = mask_pii(text)
         return text
 
     def _filter_details(
@@ -531,19 +564,20 @@ class ETLProcessor:
             raise ETLError(
                 f"{display_name}: legacy .xls workbooks are not supported; save as .xlsx"
             )
+        bounds = _Bounds(display_name, self.config.max_columns, self.config.max_unpacked_bytes)
         if data.startswith(_ZIP_MAGIC):
-            return _read_xlsx(data, display_name), _ReadInfo("xlsx")
+            return _read_xlsx(data, bounds), _ReadInfo("xlsx")
         if data.startswith(_PARQUET_MAGIC):
-            return _read_parquet(data, display_name), _ReadInfo("parquet")
+            return _read_parquet(data, bounds), _ReadInfo("parquet")
         text, encoding = _decode(data, display_name)
         suffix = Path(file_name).suffix.lower()
         looks_like_json = re.match(r"\s*[\[{]", text) is not None
         if suffix in (".json", ".jsonl", ".ndjson") or (
             looks_like_json and suffix not in (".csv", ".tsv", ".txt")
         ):
-            return _read_json(text, display_name), _ReadInfo("json", encoding)
+            return _read_json(text, bounds), _ReadInfo("json", encoding)
         delimiter = _sniff_delimiter(text)
-        return _read_csv(text, delimiter, display_name), _ReadInfo("csv", encoding, delimiter)
+        return _read_csv(text, delimiter, bounds), _ReadInfo("csv", encoding, delimiter)
 
 
 # ----- helpers: columns -----
@@ -606,17 +640,6 @@ def _filtered_chunks(array: pa.ChunkedArray, mask: np.ndarray) -> Iterator[pa.Ar
 
 def _unchanged(text: pa.Array) -> pa.Array:
     return text
-
-
-def _mask_pii(text: pa.Array) -> pa.Array:
-    """Replace PII with placeholders, running the patterns only on rows that hold some."""
-    has_pii = pc.match_substring_regex(text, _ANY_PII)
-    subset = pc.filter(text, has_pii)
-    if len(subset) == 0:
-        return text
-    for pattern, replacement in _PII_PATTERNS:
-        subset = pc.replace_substring_regex(subset, pattern=pattern, replacement=replacement)
-    return pc.replace_with_mask(text, has_pii, subset)
 
 
 def _parse_ts(values: pd.Series | None, n_rows: int) -> tuple[pd.Series, int]:
@@ -742,6 +765,9 @@ def _detect_encoding(data: bytes, name: str) -> str:
     ):
         if data.startswith(bom):
             return encoding
+    utf16 = _bomless_utf16(data[: _SNIFF_BYTES * 4])
+    if utf16 is not None:
+        return utf16
     try:
         data.decode("utf-8")
         return "utf-8"
@@ -757,6 +783,25 @@ def _detect_encoding(data: bytes, name: str) -> str:
     if best is None:
         raise ETLError(f"{name}: cannot determine the text encoding (binary content?)")
     return best.encoding
+
+
+def _bomless_utf16(sample: bytes) -> str | None:
+    """ "utf-16-le"/"utf-16-be" when NUL-laden bytes read as plain text in that byte order.
+
+    ASCII (delimiters, digits, newlines) in UTF-16 has a NUL in every other byte; text under
+    the right byte order is then mostly Latin, Cyrillic, punctuation and spaces, where binary
+    data or the wrong order gives CJK and control characters.
+    """
+    sample = sample[: len(sample) // 2 * 2]
+    if sample.count(0) < len(sample) // 8:
+        return None
+    best: tuple[float, str] | None = None
+    for codec in ("utf-16-le", "utf-16-be"):
+        decoded = sample.decode(codec, errors="replace")
+        plain = len(_PLAIN_TEXT_CHARS.findall(decoded)) / max(len(decoded), 1)
+        if plain >= 0.95 and (best is None or plain > best[0]):
+            best = (plain, codec)
+    return best[1] if best else None
 
 
 def _mostly_utf8(sample: bytes) -> bool:
@@ -809,17 +854,20 @@ def _sniff_delimiter(text: str) -> str | None:
     return delimiter if counts.get(delimiter) else max(counts, key=counts.__getitem__)
 
 
-def _read_csv(text: str, delimiter: str | None, name: str) -> pd.DataFrame:
+def _read_csv(text: str, delimiter: str | None, bounds: _Bounds) -> pd.DataFrame:
     """Every cell as a string, empty cells as missing; `delimiter` None means one column.
 
     NULs are dropped first: pandas' C parser would cut the cell at the first NUL and silently
     lose the rest. Rows with more fields than the header are an error, never a silent shift.
+    The header is read first, its columns counted against the limit and its names made unique
+    here (pandas renames repeats in quadratic time).
 
     A one-column file is a plain list of messages, one per line: quotes are text there (a
     message opening with `"` must not swallow the lines after it), and blank lines after the
     header are rows, so they are counted and rejected as empty instead of vanishing. Only a
     quoted header (an exporter that quotes every cell) keeps CSV quoting.
     """
+    name = bounds.name
     text = text.replace("\x00", "")
     one_column = delimiter is None
     quoting = csv.QUOTE_MINIMAL
@@ -828,15 +876,20 @@ def _read_csv(text: str, delimiter: str | None, name: str) -> pd.DataFrame:
         text = _LEADING_BLANK_LINES.sub("", text.replace(delimiter, " "))
         if not text.startswith('"'):
             quoting = csv.QUOTE_NONE
+    rows = io.StringIO(text)
+    header = _csv_header(rows, delimiter, quoting, name)  # leaves `rows` after the header
+    bounds.check_columns(len(header))
     try:
         frame = pd.read_csv(
-            io.StringIO(text),
+            rows,
             sep=delimiter,
             dtype=str,
             keep_default_na=False,
             na_values=[""],
             quoting=quoting,
             skip_blank_lines=not one_column,
+            header=None,
+            names=_unique_names([h or f"Unnamed: {i}" for i, h in enumerate(header)]),
         )
     except pd.errors.EmptyDataError as exc:
         raise ETLError(f"{name}: no header row") from exc
@@ -853,8 +906,44 @@ def _read_csv(text: str, delimiter: str | None, name: str) -> pd.DataFrame:
     return frame
 
 
-def _read_json(text: str, name: str) -> pd.DataFrame:
+def _csv_header(rows: io.StringIO, delimiter: str, quoting: int, name: str) -> list[str]:
+    """The header's fields, parsed the way the rows will be (linear in the header's size);
+    `rows` is left at the first line after the header."""
+    reader = csv.reader(rows, delimiter=delimiter, quoting=quoting)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise ETLError(f"{name}: malformed CSV header: {exc}; {_QUOTE_HINT}") from exc
+    if not header:
+        raise ETLError(f"{name}: no header row")
+    return header
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Repeated names become a, a.1, a.2, ... (as pandas names them), in linear time."""
+    taken = set(names)
+    next_suffix: dict[str, int] = {}
+    unique = []
+    for label in names:
+        suffix = next_suffix.get(label, 0)
+        if suffix == 0:
+            next_suffix[label] = 1
+            unique.append(label)
+            continue
+        candidate = f"{label}.{suffix}"
+        while candidate in taken:
+            suffix += 1
+            candidate = f"{label}.{suffix}"
+        next_suffix[label] = suffix + 1
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+def _read_json(text: str, bounds: _Bounds) -> pd.DataFrame:
     """A JSON array / records object, or JSON Lines (one object per line)."""
+    name = bounds.name
+    _check_json_bounds(text, name)
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -863,6 +952,8 @@ def _read_json(text: str, name: str) -> pd.DataFrame:
                 f"{name}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from exc
         payload = _json_lines(text, name)
+    except RecursionError as exc:  # the depth check reads brackets; this is its backstop
+        raise ETLError(f"{name}: JSON nested too deeply to read") from exc
     records = _records_of(payload, name)
     if all(isinstance(r, str) or r is None for r in records):
         return pd.DataFrame({"text": pd.Series(records, dtype=object)})
@@ -870,7 +961,33 @@ def _read_json(text: str, name: str) -> pd.DataFrame:
     if bad is not None:
         kind = type(records[bad]).__name__
         raise ETLError(f"{name}: JSON record {bad} is a {kind}, expected an object")
+    keys: set[str] = set()
+    for record in records:
+        keys.update(record)
+        bounds.check_columns(len(keys))
     return pd.DataFrame.from_records(records)
+
+
+def _check_json_bounds(text: str, name: str) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or with a number over
+    MAX_JSON_NUMBER_CHARS characters, before parsing (json.loads recurses once per level
+    and int() refuses over 4300 digits). Strings are cut out first, so their brackets and
+    digits do not count; the rest is one vectorised pass over the brackets."""
+    structure = _JSON_STRING.sub('""', text)
+    long_number = _JSON_LONG_NUMBER.search(structure)
+    if long_number:
+        raise ETLError(
+            f"{name}: a JSON number of {len(long_number.group())} characters, over the limit "
+            f"of {MAX_JSON_NUMBER_CHARS}"
+        )
+    brackets = np.frombuffer(_NOT_BRACKET.sub("", structure).encode("ascii"), dtype=np.uint8)
+    if len(brackets):
+        steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1)
+        depth = int(np.cumsum(steps, dtype=np.int64).max())
+        if depth > MAX_JSON_DEPTH:
+            raise ETLError(
+                f"{name}: JSON nested {depth} levels deep, over the limit of {MAX_JSON_DEPTH}"
+            )
 
 
 def _json_lines(text: str, name: str) -> list[object]:
@@ -898,18 +1015,100 @@ def _records_of(payload: object, name: str) -> list:
     raise ETLError(f"{name}: JSON holds a {type(payload).__name__}, expected records")
 
 
-def _read_xlsx(data: bytes, name: str) -> pd.DataFrame:
-    """The first worksheet; its first row is the header."""
+def _read_xlsx(data: bytes, bounds: _Bounds) -> pd.DataFrame:
+    """The first worksheet; its first row is the header. Streamed in chunks of rows."""
+    name = bounds.name
     try:
-        return pd.read_excel(io.BytesIO(data), sheet_name=0, dtype=object, engine="openpyxl")
+        _check_zip_members(data, bounds)
+        workbook = openpyxl.load_workbook(
+            io.BytesIO(data), read_only=True, data_only=True, keep_links=False
+        )
+        try:
+            return _sheet_frame(workbook.worksheets[0], bounds)
+        finally:
+            workbook.close()
+    except ETLError:
+        raise
     except Exception as exc:  # openpyxl raises many types for a corrupt or non-XLSX zip
         raise ETLError(
             f"{name}: not a readable XLSX workbook ({type(exc).__name__}: {exc})"
         ) from exc
 
 
-def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
+def _check_zip_members(data: bytes, bounds: _Bounds) -> None:
+    """Refuse a workbook whose members declare more than the unpacked limit in total, or a
+    member a zip bomb's ratio over its compressed size (zipfile never reads past a member's
+    declared size, so the declared sizes bound what openpyxl can unpack)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+    total = sum(member.file_size for member in members)
+    if total > bounds.max_unpacked_bytes:
+        raise ETLError(
+            f"{bounds.name}: the workbook unpacks to {total // _MIB} MB, over the limit of "
+            f"{bounds.max_unpacked_bytes // _MIB} MB (ETL_MAX_UNPACKED_RATIO x the upload limit)"
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > _MEMBER_RATIO_FLOOR_BYTES and ratio > _MAX_MEMBER_RATIO:
+            raise ETLError(
+                f"{bounds.name}: workbook part {member.filename!r} unpacks {ratio:.0f} times "
+                f"its size ({member.file_size // _MIB} MB): refused as a zip bomb"
+            )
+
+
+def _sheet_frame(sheet: object, bounds: _Bounds) -> pd.DataFrame:
+    """A read-only worksheet's rows as a frame of cells as read, built chunk by chunk."""
+    rows = sheet.iter_rows(values_only=True)  # type: ignore[attr-defined]
+    header = list(next(rows, None) or ())
+    bounds.check_columns(len(header))
+    chunks: list[pd.DataFrame] = []
+    width = len(header)
+    for chunk in iter(lambda: list(itertools.islice(rows, _XLSX_CHUNK_ROWS)), []):
+        longest = max(map(len, chunk))
+        if longest > width:
+            bounds.check_columns(longest)
+            width = longest
+        chunks.append(_arrow_backed(pd.DataFrame(chunk, dtype=object)))
+    header += [None] * (width - len(header))
+    labels = _unique_names([f"Unnamed: {i}" if h is None else str(h) for i, h in enumerate(header)])
+    if not chunks:
+        return pd.DataFrame(columns=labels, dtype=object)
+    frame = pd.concat(chunks, ignore_index=True).reindex(columns=range(width))
+    frame.columns = labels
+    filled = np.flatnonzero(frame.notna().any(axis=1).to_numpy())  # trailing blank rows go
+    return frame.iloc[: filled[-1] + 1 if len(filled) else 0].reset_index(drop=True)
+
+
+def _arrow_backed(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Columns of one type as Arrow arrays (a few bytes a cell instead of a Python object
+    each); mixed columns stay as they were read."""
+    for column in chunk.columns:
+        try:
+            values = pa.array(chunk[column], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            continue
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            chunk[column] = pd.Series(values.cast(pa.large_string()), dtype=_ARROW_TEXT)
+    return chunk
+
+
+_ARROW_TEXT = pd.ArrowDtype(pa.large_string())
+
+
+def _read_parquet(data: bytes, bounds: _Bounds) -> pd.DataFrame:
+    name = bounds.name
     try:
-        return pq.read_table(pa.BufferReader(data)).to_pandas()
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        metadata = parquet.metadata
+        bounds.check_columns(metadata.num_columns)
+        unpacked = sum(
+            metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
+        )
+        if unpacked > bounds.max_unpacked_bytes:
+            raise ETLError(
+                f"{name}: the Parquet data unpacks to {unpacked // _MIB} MB, over the limit "
+                f"of {bounds.max_unpacked_bytes // _MIB} MB"
+            )
+        return parquet.read().to_pandas()
     except (pa.ArrowException, OSError) as exc:
         raise ETLError(f"{name}: not a readable Parquet file ({exc})") from exc

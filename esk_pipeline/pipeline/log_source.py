@@ -52,7 +52,7 @@ class LogSource:
     """Read and write the `esk_logs` table of the configured ClickHouse."""
 
     def __init__(self, settings: ClickHouseSettings, *, lock_timeout_seconds: float = 300) -> None:
-        if not _IDENTIFIER.match(settings.table):
+        if not _IDENTIFIER.fullmatch(settings.table):
             raise LogSourceError(f"CLICKHOUSE_TABLE {settings.table!r} is not a plain table name")
         self.settings = settings
         self.table = settings.table

@@ -24,20 +24,33 @@ from esk_pipeline.settings import (
 )
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[2] / "data" / "taxonomy.yaml"
-TOKENS = {"alice": "alice-token-1234567890", "bob": "bob-token-0987654321"}
+TOKENS = {
+    "alice": "alice-token-1234567890",
+    "bob": "bob-token-0987654321",
+    "carol": "carol-token-5678901234",
+}
+# alice can do everything, carol maintains, bob only reviews (a plain token is a reviewer's).
+ROLES = {"alice": "admin", "carol": "maintainer", "bob": "reviewer"}
 
 
 def auth(reviewer: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[reviewer]}"}
 
 
-def make_settings(root: Path, *, tokens: dict[str, str] | None = None, **app: object) -> Settings:
+def make_settings(
+    root: Path, *, tokens: dict[str, object] | None = None, **app: object
+) -> Settings:
     """Settings whose every path is under `root` (nothing touches the project's data/)."""
+    if tokens is None:
+        tokens = {
+            owner: token if ROLES[owner] == "reviewer" else {"token": token, "role": ROLES[owner]}
+            for owner, token in TOKENS.items()
+        }
     return Settings(
         app=AppSettings(
             data_dir=root,
             taxonomy_path=app.pop("taxonomy_path", TAXONOMY_PATH),
-            api_tokens=tokens if tokens is not None else TOKENS,
+            api_tokens=tokens,
             **app,
         ),
         clickhouse=ClickHouseSettings(embedded_path=root / "clickhouse"),

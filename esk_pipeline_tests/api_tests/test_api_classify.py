@@ -8,7 +8,9 @@ from esk_pipeline_tests.api_tests.conftest import auth
 
 def test_classify_one_text_with_the_local_model(client):
     response = client.post(
-        "/api/classify", json={"text": "как передать показания счётчика воды"}, headers=auth("bob")
+        "/api/classify",
+        json={"text": "как передать показания счётчика воды"},
+        headers=auth("carol"),
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -21,13 +23,13 @@ def test_classify_one_text_with_the_local_model(client):
 
 def test_classify_a_batch_in_order_and_reuse_the_labeler(app, client):
     texts = ["автобус 42 не ходит по расписанию", "пришла квитанция с огромной суммой"]
-    response = client.post("/api/classify/batch", json={"texts": texts}, headers=auth("bob"))
+    response = client.post("/api/classify/batch", json={"texts": texts}, headers=auth("carol"))
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["text"] for r in results] == texts
     assert [r["domain"] for r in results] == ["transport", "payments"]
     labeler = app.state.services.labeler
-    client.post("/api/classify", json={"text": "нет света"}, headers=auth("bob"))
+    client.post("/api/classify", json={"text": "нет света"}, headers=auth("carol"))
     assert app.state.services.labeler is labeler
 
 
@@ -35,9 +37,9 @@ def test_classify_limits(client):
     too_many = client.post(
         "/api/classify/batch",
         json={"texts": ["текст"] * (MAX_CLASSIFY_BATCH + 1)},
-        headers=auth("bob"),
+        headers=auth("carol"),
     )
     assert too_many.status_code == 422
     assert too_many.json()["fields"][0]["location"] == "body.texts"
-    assert client.post("/api/classify", json={"text": ""}, headers=auth("bob")).status_code == 422
+    assert client.post("/api/classify", json={"text": ""}, headers=auth("carol")).status_code == 422
     assert client.post("/api/classify", json={"text": "нет света"}).status_code == 401

@@ -20,7 +20,7 @@ from esk_pipeline.api import create_app
 from esk_pipeline.api.routers.ingest import sanitize_file_name
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.runner import ensure_dagster_home
-from esk_pipeline.settings import Settings
+from esk_pipeline.settings import ApiToken, Settings
 from esk_pipeline_tests.api_tests.conftest import auth, make_settings
 
 CSV = (
@@ -139,7 +139,9 @@ def test_oversized_uploads_are_413_declared_or_streamed(project_env):
 def _day_app_settings() -> Settings:
     # The queued run reads the process settings (env), so the app uses the same ones here.
     settings = Settings.load()
-    settings.app.api_tokens = {"bob": SecretStr("bob-token-0123456789")}
+    settings.app.api_tokens = {
+        "bob": ApiToken(token=SecretStr("bob-token-0123456789"), role="maintainer")
+    }
     return settings
 
 
@@ -200,10 +202,12 @@ def test_two_api_processes_asking_for_one_day_get_one_run(project_env):
         from fastapi.testclient import TestClient
         from pydantic import SecretStr
         from esk_pipeline.api import create_app
-        from esk_pipeline.settings import Settings
+        from esk_pipeline.settings import ApiToken, Settings
 
         settings = Settings.load()
-        settings.app.api_tokens = {"bob": SecretStr("bob-token-0123456789")}
+        settings.app.api_tokens = {
+            "bob": ApiToken(token=SecretStr("bob-token-0123456789"), role="maintainer")
+        }
         with TestClient(create_app(settings)) as client:
             import esk_pipeline.definitions  # loaded before the race, not during it
             print("ready", flush=True)
@@ -242,3 +246,15 @@ def test_two_api_processes_asking_for_one_day_get_one_run(project_env):
 def test_uploads_need_a_token(client):
     response = client.post("/api/ingest/upload", files={"file": ("a.csv", CSV.encode())})
     assert response.status_code == 401
+
+
+def test_an_upload_over_the_cpu_limit_is_answered_413_and_the_server_stays_usable(project_env):
+    settings = make_settings(project_env / "limited", upload_cpu_seconds=1)
+    settings.etl.max_columns = 50_000
+    wide = ("text" + ";a" * 39_999 + "\nпривет мир" + ";x" * 39_999).encode()
+    with TestClient(create_app(settings)) as client:
+        response = _upload_as(client, auth("carol"), "wide.csv", wide)
+        assert response.status_code == 413, response.text
+        assert response.json()["error"] == "content_too_large"
+        assert "more than 1 s of CPU time" in response.json()["detail"]
+        assert _upload_as(client, auth("carol"), "logs.csv", CSV.encode()).status_code == 200

@@ -69,16 +69,16 @@ def test_list_show_and_diff(client, two_versions):
 
 def test_tag_checkout_verify_and_download(client, two_versions):
     tagged = client.post(
-        "/api/versions/v1.0.0/tags", json={"tag": "production"}, headers=auth("bob")
+        "/api/versions/v1.0.0/tags", json={"tag": "production"}, headers=auth("carol")
     )
     assert tagged.status_code == 200
     assert "production" in tagged.json()["tags"]
-    current = client.post("/api/versions/production/checkout", headers=auth("bob"))
+    current = client.post("/api/versions/production/checkout", headers=auth("carol"))
     assert current.json()["version"] == "v1.0.0"
-    verified = client.get("/api/versions/current/verify", headers=auth("bob")).json()
+    verified = client.get("/api/versions/current/verify", headers=auth("carol")).json()
     assert verified == {"version": "v1.0.0", "ok": True, "problems": []}
 
-    download = client.get("/api/versions/v1.1.0/export", headers=auth("bob"))
+    download = client.get("/api/versions/v1.1.0/export", headers=auth("carol"))
     assert download.status_code == 200
     assert "v1.1.0.tar.gz" in download.headers["content-disposition"]
     with tarfile.open(fileobj=io.BytesIO(download.content)) as archive:
@@ -91,7 +91,9 @@ def test_unknown_version_and_bad_tag_are_clear_errors(client, two_versions):
     missing = client.get("/api/versions/v9.9.9", headers=auth("alice"))
     assert missing.status_code == 404
     assert missing.json()["error"] == "unknown_version"
-    reserved = client.post("/api/versions/v1.0.0/tags", json={"tag": "latest"}, headers=auth("bob"))
+    reserved = client.post(
+        "/api/versions/v1.0.0/tags", json={"tag": "latest"}, headers=auth("carol")
+    )
     assert reserved.status_code == 409
     assert "invalid tag" in reserved.json()["detail"]
     assert client.get("/api/versions").status_code == 401
@@ -155,9 +157,9 @@ def test_downloads_leave_no_temporary_files(client, two_versions, tmp_path, monk
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    assert client.get("/api/versions/v1.0.0/export?format=zip", headers=auth("bob")).is_success
-    assert client.get("/api/review/export", headers=auth("bob")).is_success
-    missing = client.get("/api/versions/v9.9.9/export", headers=auth("bob"))
+    assert client.get("/api/versions/v1.0.0/export?format=zip", headers=auth("carol")).is_success
+    assert client.get("/api/review/export", headers=auth("carol")).is_success
+    missing = client.get("/api/versions/v9.9.9/export", headers=auth("carol"))
     assert missing.status_code == 404
     assert list(scratch.iterdir()) == []
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -407,3 +408,37 @@ def test_only_if_changed_returns_the_current_version_for_identical_files(tmp_pat
     changed = storage.commit_dataset(folder, only_if_changed=True)
     assert changed.version != first.version and changed.parent == first.version
     assert storage.commit_dataset(folder).version not in {first.version, changed.version}
+
+
+def _bomb_export(archive: Path, payload_bytes: int) -> Path:
+    """A gzip'd tar export whose one data file is `payload_bytes` of zeros (about 1000x)."""
+    manifest = json.dumps({"format": EXPORT_FORMAT, "version": {}}).encode()
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        info = tarfile.TarInfo("data/train.jsonl")
+        info.size = payload_bytes
+        with open("/dev/zero", "rb") as zeros:
+            tar.addfile(info, zeros)
+    return archive
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_import_refuses_an_archive_over_the_unpacked_limit_before_writing_it(tmp_path, kind):
+    if kind == "tar.gz":
+        archive = _bomb_export(tmp_path / "bomb.tar.gz", 64 << 20)
+    else:
+        archive = tmp_path / "bomb.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("manifest.json", json.dumps({"format": EXPORT_FORMAT}))
+            with zf.open("data/train.jsonl", "w") as member:
+                for _ in range(64):
+                    member.write(bytes(1 << 20))
+    assert archive.stat().st_size < 1 << 20
+    storage = _storage(tmp_path, max_import_bytes=8 << 20)
+    with pytest.raises(StorageError, match=r"unpacks to more than the limit of 8 MB"):
+        storage.import_version(archive)
+    leftovers = [p for p in storage.root.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert leftovers == []
+    assert storage.list_versions() == []

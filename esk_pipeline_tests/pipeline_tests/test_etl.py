@@ -370,7 +370,28 @@ def test_nfc_form_keeps_compatibility_characters() -> None:
         ("снилс: 12345678901", "снилс: <SNILS>"),
         ("паспорт серия 4510 номер 123456", "паспорт <PASSPORT>"),
         ("Паспорт 45 10 123456 выдан", "Паспорт <PASSPORT> выдан"),
-        ("лицевой счёт 2024-01-15, дом 12 кв 7", "лицевой счёт 2024-01-15, дом 12 кв 7"),
+        ("лицевой счёт 2024-01-15, дом 12 кв 7", "лицевой счёт 2024-01-15, дом 12 кв <FLAT>"),
+        # e-mails written to dodge spam bots, or dictated
+        ("ответ на petrov@inbox ru пожалуйста", "ответ на <EMAIL> пожалуйста"),
+        ("почта olga85 собака mail.ru", "почта <EMAIL>"),
+        ("почта olga85 собака mail ru", "почта <EMAIL>"),
+        ("пишите nata(at)yandex.ru", "пишите <EMAIL>"),
+        ("для связи alex at gmail com", "для связи <EMAIL>"),
+        ("почта sergey @ bk.ru", "почта <EMAIL>"),
+        # personal accounts and flats
+        ("Лицевой счёт 1234567890, прошу проверить", "Лицевой счёт <ACCOUNT>, прошу проверить"),
+        ("л/с 12345678 долг", "л/с <ACCOUNT> долг"),
+        ("ЛС: 0012345678", "ЛС: <ACCOUNT>"),
+        ("ул. Ленина, д. 5, кв. 12", "ул. Ленина, д. 5, кв. <FLAT>"),
+        ("течёт в квартире 45 сверху", "течёт в квартире <FLAT> сверху"),
+        ("ул. Мира 12-45, нет воды", "ул. Мира 12-<FLAT>, нет воды"),
+        # names, in any case
+        ("С уважением, Иванова Ольга Петровна.", "С уважением, <NAME>."),
+        ("звонил сергей николаевич из ук", "звонил <NAME> из ук"),
+        ("Петров И.С. жалуется", "<NAME> жалуется"),
+        ("Меня зовут Ольга.", "Меня зовут <NAME>."),
+        ("ольга смирнова просит перезвонить", "<NAME> просит перезвонить"),
+        ("My name is John Smith.", "My name is <NAME>."),
     ],
 )
 def test_pii_is_masked(raw: str, masked: str) -> None:
@@ -764,3 +785,19 @@ def test_float_user_ids_too_big_for_int64_keep_their_float_text() -> None:
     )
     user_id = _etl().clean(frame, source="t").cleaned["user_id"].tolist()
     assert user_id == ["1e+20", "2", None, "2.5"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "счёт на 1500 руб за отопление",  # a sum after "счёт" is not an account
+        "с 10-15 числа передавайте показания",
+        "собака лает всю ночь у соседей",  # not an e-mail's "@"
+        "квитанция за квартиру пришла 12 числа",
+        "автобус 42 не ходит, улица Ленина",
+        "т.е. никто не приходил, и т.д.",
+        "Look at this net",
+    ],
+)
+def test_ordinary_text_is_not_masked(text: str) -> None:
+    assert _etl().clean(pd.DataFrame({"text": [text]}), source="t").cleaned["text"][0] == text

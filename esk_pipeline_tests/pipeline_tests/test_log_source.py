@@ -53,9 +53,12 @@ def test_hostile_values_are_bound_not_pasted(source):
     assert source.day_counts() == {dt.date(2026, 11, 1): 1}
 
 
-def test_table_name_must_be_an_identifier(tmp_path):
+@pytest.mark.parametrize("table", ["logs; DROP", "esk_logs\n"])
+def test_table_name_must_be_an_identifier(tmp_path, table):
+    # The settings refuse these too; LogSource checks again for settings built unvalidated.
+    settings = ClickHouseSettings.model_construct(embedded_path=tmp_path, table=table)
     with pytest.raises(LogSourceError, match="not a plain table name"):
-        LogSource(ClickHouseSettings(embedded_path=tmp_path, table="logs; DROP"))
+        LogSource(settings)
 
 
 def test_missing_table_reads_as_no_days_and_a_clear_error(source):

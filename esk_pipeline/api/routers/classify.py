@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from fastapi import APIRouter
 
-from esk_pipeline.api.auth import ReviewerId
+from esk_pipeline.api.auth import MaintainerId
 from esk_pipeline.api.deps import LabelerDep
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.schemas import ClassifyBatchIn, ClassifyBatchOut, ClassifyIn
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/classify", tags=["classify"], responses=error_re
 
 @router.post("", response_model=ClassificationResult, summary="Classify one text")
 async def classify_one(
-    body: ClassifyIn, reviewer_id: ReviewerId, labeler: LabelerDep
+    body: ClassifyIn, reviewer_id: MaintainerId, labeler: LabelerDep
 ) -> ClassificationResult:
     return await labeler.classify_one(body.text)
 
@@ -31,7 +31,7 @@ async def classify_one(
     summary="Classify a list of texts, in order (bounded; bigger jobs belong to the pipeline)",
 )
 async def classify_batch(
-    body: ClassifyBatchIn, reviewer_id: ReviewerId, labeler: LabelerDep
+    body: ClassifyBatchIn, reviewer_id: MaintainerId, labeler: LabelerDep
 ) -> ClassifyBatchOut:
     results = await labeler.classify_dataframe(pd.DataFrame({"text": body.texts}))
     return ClassifyBatchOut(results=results)

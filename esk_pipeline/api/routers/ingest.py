@@ -1,6 +1,7 @@
 """Ingestion: an uploaded file, or a day already in ClickHouse, through the ETL.
 
-An upload is cleaned by the ETL and its cleaned rows are appended to the `esk_logs` table of the
+An upload is cleaned by the ETL (in a worker process with CPU-time and memory limits, see
+`pipeline.etl_worker`) and its cleaned rows are appended to the `esk_logs` table of the
 configured ClickHouse (embedded by default); the response is the ETL's accounting. The upload's
 size is enforced while the body is read (`limits.RequestLimitsMiddleware`), its name is reduced to a
 safe label (used for the extension check and the rows' `source`, never as a path), and its
@@ -10,17 +11,20 @@ content is checked twice: the extension allow-list here and the ETL's own format
 from __future__ import annotations
 
 import re
+import tempfile
 import unicodedata
-from typing import BinaryIO
+from pathlib import Path
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, UploadFile
+from fastapi import APIRouter, HTTPException, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 
-from esk_pipeline.api.auth import ReviewerId
-from esk_pipeline.api.deps import ServicesDep
+from esk_pipeline.api.auth import MaintainerId
+from esk_pipeline.api.deps import Services, ServicesDep
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
 from esk_pipeline.api.schemas import DayIngestIn, DayRunOut, IngestOut, RunStatusOut
+from esk_pipeline.pipeline.etl import ETLResult
 from esk_pipeline.runner import DAILY_JOB, run_status, submit_day_run
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"], responses=error_responses())
@@ -58,33 +62,45 @@ def sanitize_file_name(raw: str | None) -> str:
     return f"{stem}.{extension}" if extension else stem
 
 
-def _read_capped(stream: BinaryIO, limit_bytes: int) -> bytes:
-    """The file's bytes, refusing (413) as soon as they pass the limit."""
-    chunks: list[bytes] = []
+async def _save_capped(upload: UploadFile, target: Path, limit_bytes: int) -> None:
+    """The upload's bytes into `target`, refusing (413) as soon as they pass the limit."""
     size = 0
-    while chunk := stream.read(_READ_CHUNK):
-        size += len(chunk)
-        if size > limit_bytes:
-            raise HTTPException(status_code=413, detail=_too_large_detail(limit_bytes))
-        chunks.append(chunk)
-    return b"".join(chunks)
+    with target.open("wb") as out:
+        while chunk := await upload.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit_bytes:
+                raise HTTPException(status_code=413, detail=_too_large_detail(limit_bytes))
+            out.write(chunk)
 
 
 @router.post(
     "/upload",
     response_model=IngestOut,
     summary="Upload a log file (XLSX, CSV, JSON, JSONL, Parquet): ETL, then into ClickHouse",
+    description="The file is read in a worker process with CPU-time and memory limits "
+    "(APP_UPLOAD_CPU_SECONDS, APP_UPLOAD_MEMORY_MB): a file that needs more is refused with "
+    "413, and the work stops when the client disconnects.",
     responses=error_responses(413, 415, 503),
 )
-def upload(file: UploadFile, reviewer_id: ReviewerId, services: ServicesDep) -> IngestOut:
+async def upload(
+    request: Request, file: UploadFile, reviewer_id: MaintainerId, services: ServicesDep
+) -> IngestOut:
     name = sanitize_file_name(file.filename)
     if not name.endswith(ALLOWED_EXTENSIONS):
         raise HTTPException(
             status_code=415,
             detail=f"unsupported file type {name!r}: upload one of {', '.join(ALLOWED_EXTENSIONS)}",
         )
-    data = _read_capped(file.file, services.max_upload_bytes)
-    result = services.etl().load_bytes(data, name)
+    with tempfile.TemporaryDirectory(prefix="esk-upload-") as folder:
+        path = Path(folder) / "upload"  # never the client's name
+        await _save_capped(file, path, services.max_upload_bytes)
+        result = await services.etl_workers.load(
+            path, name, services.etl_config(), cancelled=request.is_disconnected
+        )
+    return await run_in_threadpool(_store, services, name, result)
+
+
+def _store(services: Services, name: str, result: ETLResult) -> IngestOut:
     rows = result.cleaned.drop(columns=["row_id"])
     without_ts = int(rows["ts"].isna().sum())
     if without_ts:
@@ -110,7 +126,7 @@ def upload(file: UploadFile, reviewer_id: ReviewerId, services: ServicesDep) -> 
     "again starts nothing and answers 202 with that run's id and status.",
     responses=error_responses(404, 503),
 )
-def ingest_day(body: DayIngestIn, reviewer_id: ReviewerId, services: ServicesDep) -> DayRunOut:
+def ingest_day(body: DayIngestIn, reviewer_id: MaintainerId, services: ServicesDep) -> DayRunOut:
     source = services.log_source()
     day = body.day.isoformat()
     rows = source.day_counts().get(body.day)
@@ -128,7 +144,7 @@ def ingest_day(body: DayIngestIn, reviewer_id: ReviewerId, services: ServicesDep
     summary="The status of a run this API started (also in the Dagster UI)",
     responses=error_responses(404),
 )
-def run_state(run_id: str, reviewer_id: ReviewerId) -> RunStatusOut:
+def run_state(run_id: str, reviewer_id: MaintainerId) -> RunStatusOut:
     status = run_status(run_id)
     if status is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id!r}")

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 
-from esk_pipeline.api.auth import ReviewerId
+from esk_pipeline.api.auth import MaintainerId
 from esk_pipeline.api.deps import StorageDep
 from esk_pipeline.api.downloads import file_download_responses, temporary_file_response
 from esk_pipeline.api.errors import error_responses
@@ -41,13 +41,13 @@ _ARCHIVE_MEDIA_TYPES = {"tar.gz": "application/gzip", "zip": "application/zip"}
     summary="All versions, oldest first (optionally only one status)",
 )
 def list_versions(
-    reviewer_id: ReviewerId, storage: StorageDep, status: VersionStatus | None = None
+    reviewer_id: MaintainerId, storage: StorageDep, status: VersionStatus | None = None
 ) -> list[DatasetVersion]:
     return storage.list_versions(status=status)
 
 
 @router.get("/stats", response_model=StorageStatsOut, summary="Counts, sizes, current and tags")
-def storage_stats(reviewer_id: ReviewerId, storage: StorageDep) -> StorageStatsOut:
+def storage_stats(reviewer_id: MaintainerId, storage: StorageDep) -> StorageStatsOut:
     return StorageStatsOut.model_validate(storage.get_stats())
 
 
@@ -56,7 +56,7 @@ def storage_stats(reviewer_id: ReviewerId, storage: StorageDep) -> StorageStatsO
     response_model=VersionOut,
     summary="One version's record: files, checksums, counts, tags",
 )
-def get_version(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> DatasetVersion:
+def get_version(ref: Ref, reviewer_id: MaintainerId, storage: StorageDep) -> DatasetVersion:
     return storage.get_version(ref)
 
 
@@ -68,7 +68,7 @@ def get_version(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> Datas
 def diff_versions(
     ref: Ref,
     other: Ref,
-    reviewer_id: ReviewerId,
+    reviewer_id: MaintainerId,
     storage: StorageDep,
     examples: Annotated[int, Query(ge=0, le=100)] = 10,
 ) -> VersionDiff:
@@ -81,7 +81,7 @@ def diff_versions(
     summary="Tag a version (a tag that named another version moves)",
 )
 def tag_version(
-    ref: Ref, body: TagIn, reviewer_id: ReviewerId, storage: StorageDep
+    ref: Ref, body: TagIn, reviewer_id: MaintainerId, storage: StorageDep
 ) -> DatasetVersion:
     return storage.tag_version(ref, body.tag)
 
@@ -91,7 +91,7 @@ def tag_version(
     response_model=VersionOut,
     summary="Make a version current (restored from the archive if needed)",
 )
-def checkout(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> DatasetVersion:
+def checkout(ref: Ref, reviewer_id: MaintainerId, storage: StorageDep) -> DatasetVersion:
     storage.checkout(ref)
     return storage.get_version("current")
 
@@ -101,7 +101,7 @@ def checkout(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> DatasetV
     response_model=VerifyOut,
     summary="Re-hash the version's files against their recorded checksums",
 )
-def verify(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> VerifyOut:
+def verify(ref: Ref, reviewer_id: MaintainerId, storage: StorageDep) -> VerifyOut:
     version = storage.get_version(ref).version
     problems = storage.verify(version)
     return VerifyOut(version=version, ok=not problems, problems=problems)
@@ -117,7 +117,7 @@ def verify(ref: Ref, reviewer_id: ReviewerId, storage: StorageDep) -> VerifyOut:
 )
 def export_version(
     ref: Ref,
-    reviewer_id: ReviewerId,
+    reviewer_id: MaintainerId,
     storage: StorageDep,
     format: Annotated[ArchiveFormat, Query(description="archive format")] = "tar.gz",
 ) -> FileResponse:
