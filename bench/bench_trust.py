@@ -227,8 +227,8 @@ def _print_row(row: dict) -> None:
         f = row[split]
         interval = f"[{_fmt(f['low'])},{_fmt(f['high'])}]" if f["low"] is not None else ""
         parts.append(
-            f"{split} n={f['records']:>5} acc={_fmt(f['accuracy'])} human={_fmt(f['human_share'])}"
-            f" est={_fmt(f['estimate'])}{interval}"
+            f"{split} n={f['records']:>5} right={f['right']:>5} acc={_fmt(f['accuracy'])}"
+            f" human={_fmt(f['human_share'])} est={_fmt(f['estimate'])}{interval}"
         )
     parts.append(f"unverified {row['unverified']['records']:>5} ({row['seconds']} s)")
     print(" | ".join(parts), flush=True)
@@ -253,6 +253,7 @@ def _compare(results: dict[str, list[dict]]) -> None:
     """How many reviews the project's order needs for what the random order ends with."""
     final = results["random"][-1]
     measures = {
+        "train label accuracy": lambda r: r["train"]["accuracy"],
         "correctly labelled records (train + eval)": lambda r: (
             r["train"]["right"] + r["eval"]["right"]
         ),
@@ -260,6 +261,8 @@ def _compare(results: dict[str, list[dict]]) -> None:
     }
     for name, key in measures.items():
         goal = key(final)
+        if goal is None:
+            continue
         needed = _reviews_to_reach(results["project"], key, goal)
         reached = f"{needed:.0f} reviews" if needed is not None else "more reviews than ran"
         print(
