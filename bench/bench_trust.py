@@ -266,7 +266,7 @@ def _compare(results: dict[str, list[dict]]) -> None:
         needed = _reviews_to_reach(results["project"], key, goal)
         reached = f"{needed:.0f} reviews" if needed is not None else "more reviews than ran"
         print(
-            f"{name}: the random order ends with {goal} after {final['reviews']} reviews; "
+            f"{name}: the random order ends with {goal:g} after {final['reviews']} reviews; "
             f"the project's order reaches that after {reached}"
         )
 
