@@ -104,7 +104,7 @@ def resolve_labels(model_labels: pd.DataFrame, decisions: pd.DataFrame) -> pd.Da
     if len(model):
         # The same text on two days is one row id: the later day's label is the current one.
         model = model.iloc[::-1].drop_duplicates("row_id").iloc[::-1]
-    frame = pd.concat([model, human], ignore_index=True)
+    frame = pd.concat([f for f in (model, human) if len(f)] or [model], ignore_index=True)
     if frame.empty:
         return frame.assign(identity_key=pd.Series(dtype=object))
     frame, _ = strongest_per_row(frame)
