@@ -26,9 +26,10 @@ A request with ``logprobs: true`` gets token logprobs for a content answer (not 
 like OpenAI): the content split into word and single-character tokens, each with the
 probability `token_probability(token)` (default 0.9).
 
-``quirks="llamacpp"`` mimics llama.cpp's server: ``tool_choice="required"`` (or none) is ignored
-and the answer comes back as plain text, and ``response_format`` of type ``json_schema`` is an
-HTTP 500.
+``quirks="llamacpp"`` mimics llama.cpp's server (llama-cpp-python's): ``tool_choice="required"``
+(or none) is ignored and the answer comes back as plain text, ``response_format`` of type
+``json_schema`` is an HTTP 500, and so is a request for logprobs (a model loaded without
+``logits_all``).
 
 Every request body is recorded (`requests`, `request_count`, arrival `request_times`), every
 successful completion body too (`responses`), and `max_concurrent` is the most requests the
@@ -278,6 +279,9 @@ class FakeOpenAIServer:
         response_format = request.get("response_format") or {}
         if self.quirks == "llamacpp" and response_format.get("type") == "json_schema":
             return 500, _error_body("500", "response_format type json_schema is not supported")
+        if self.quirks == "llamacpp" and request.get("logprobs"):
+            message = "logprobs is not supported for models created with logits_all=False"
+            return 500, _error_body("500", message)
         output_json = json.dumps(self.responder(request), ensure_ascii=False)
         if fault == "malformed_output":
             output_json = output_json[: len(output_json) // 2]

@@ -842,6 +842,19 @@ def test_token_confidence_comes_from_the_domain_tokens_logprobs(
     assert results[0].llm_token_confidence is None and results[0].llm_self_confidence == 0.9
 
 
+def test_a_server_refusing_logprobs_is_asked_again_without_them(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    with FakeOpenAIServer(_server_answers, quirks="llamacpp") as server:
+        agent = LabelerAgent(_http_config(tmp_path, server, batch_size=4, max_retries=0), taxonomy)
+        results = _label(agent, TEXTS[:4]) + _label(agent, TEXTS[4:8])
+        asked_logprobs = [bool(r.get("logprobs")) for r in server.requests]
+    assert [r.domain for r in results] == [TRUTH[t] for t in TEXTS[:8]]
+    assert {r.llm_token_confidence for r in results} == {None}
+    # Refused once, asked again at once without them, and not asked for them again.
+    assert asked_logprobs == [True, False, False]
+
+
 def test_token_confidence_counts_only_the_tokens_that_decide_the_domain() -> None:
     ids = ["public_order", "public_transport", "roads"]
     content = '{"items": [{"id": "t1", "domain": "public_order", "confidence": 0.8}]}'

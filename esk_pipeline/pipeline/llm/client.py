@@ -3,7 +3,9 @@
 One call = one structured answer: ``await client.run(system_prompt=..., user_prompt=...,
 output_type=MyModel, cache_namespace="labeler")`` returns an `LLMReply` holding a validated
 ``MyModel``. Optional per call: ``logprobs=True`` asks for the answer's token log-probabilities
-(`LLMReply.logprobs`, None where the endpoint returns none, e.g. for tool-call arguments),
+(`LLMReply.logprobs`, None where the endpoint returns none, e.g. for tool-call arguments; an
+endpoint that refuses them with an error naming logprobs is asked again without them, and not
+asked for them again: `logprobs_supported`),
 ``temperature``, ``output_template`` (what the prompted output modes put in the instructions
 instead of pydantic-ai's schema dump; False for nothing, when the system prompt already says the
 format) and ``cacheable`` (an answer it rejects is returned but not cached, so asking again
@@ -136,9 +138,9 @@ class _Question(Generic[T]):
     logprobs: bool = False
     temperature: float | None = None
 
-    def run_settings(self) -> ModelSettings:
+    def run_settings(self, *, logprobs: bool) -> ModelSettings:
         settings = ModelSettings()
-        if self.logprobs:
+        if logprobs:
             # top_logprobs too: llama-cpp-python returns no logprobs for a chat without it.
             settings["openai_logprobs"] = True
             settings["openai_top_logprobs"] = 1
@@ -239,6 +241,8 @@ class LLMClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.retry_after_cap = retry_after_cap
+        # Whether to send the logprobs a call asks for; False once the endpoint refused them.
+        self.logprobs_supported = True
         self._agents: dict[tuple[type[BaseModel], str | bool | None], Agent[None, Any]] = {}
         self._state: _LoopState | None = None
 
@@ -465,20 +469,46 @@ class LLMClient:
         async with state.semaphore:
             if state.limiter is not None:
                 await state.limiter.acquire()
-            self.usage.begin_request()
-            usage.requests += 1
-            with capture_run_messages() as messages:
-                try:
-                    result = await agent.run(
-                        question.user_prompt,
-                        instructions=question.system_prompt,
-                        model=self._model(state, model_name),
-                        model_settings=question.run_settings() or None,
-                    )
-                finally:
-                    self._record_tokens(messages, usage)
+            with_logprobs = question.logprobs and self.logprobs_supported
+            try:
+                result, messages = await self._send(
+                    agent, state, model_name, question, usage, with_logprobs
+                )
+            except ModelHTTPError as error:
+                if not (with_logprobs and "logprobs" in str(error).lower()):
+                    raise
+                # The server refuses logprobs (llama-cpp-python without --logits_all answers
+                # HTTP 500): ask again without them, and stop asking this endpoint for them.
+                self.logprobs_supported = False
+                result, messages = await self._send(
+                    agent, state, model_name, question, usage, False
+                )
         output = question.output_type.model_validate(result.output)
-        return output, _token_logprobs(messages) if question.logprobs else None
+        return output, _token_logprobs(messages) if with_logprobs else None
+
+    async def _send(
+        self,
+        agent: Agent[None, Any],
+        state: _LoopState,
+        model_name: str,
+        question: _Question[Any],
+        usage: CallUsage,
+        logprobs: bool,
+    ) -> tuple[Any, list[ModelMessage]]:
+        """Send one request (inside a call slot); the run's result and its messages."""
+        self.usage.begin_request()
+        usage.requests += 1
+        with capture_run_messages() as messages:
+            try:
+                result = await agent.run(
+                    question.user_prompt,
+                    instructions=question.system_prompt,
+                    model=self._model(state, model_name),
+                    model_settings=question.run_settings(logprobs=logprobs) or None,
+                )
+            finally:
+                self._record_tokens(messages, usage)
+        return result, messages
 
     def _record_tokens(self, messages: list[ModelMessage], usage: CallUsage) -> None:
         """Count the tokens the server reported, for failed attempts too (they are billed)."""
