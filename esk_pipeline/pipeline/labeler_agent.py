@@ -13,8 +13,9 @@ A cascade, cheapest tier first:
 Only taxonomy domains and the batch's own ids can come out: the LLM's output type constrains
 `domain` to the taxonomy ids and `id` to "t1".."tN" for a batch of N (`Literal`s built at run
 time, one output type per batch size, so grammar-constrained servers cannot even produce
-another), and each answer is checked again after the fact. An out-of-taxonomy answer is invalid
-output, retried, and after `max_retries` rounds the item is "failed", never written as a label.
+another; the schema also asks for exactly N items), and each answer is checked again after the
+fact. An out-of-taxonomy answer is invalid output, retried, and after `max_retries` rounds the
+item is "failed", never written as a label.
 
 Batching: one prompt lists the texts under short ids ("t1".."t20"); the answer is a list of
 {id, domain, confidence} matched back by id. Ids the model skipped, answered with conflicting
@@ -297,7 +298,10 @@ def _answer_type(domain_ids: Sequence[str], size: int) -> type[BaseModel]:
         domain=(domain_id, Field(description="the one domain id that fits best")),
         confidence=(Confidence, Field(description="probability the domain is right, 0..1")),
     )
-    return create_model("LabeledBatch", items=(list[item], ...))  # type: ignore[valid-type]
+    # Exactly `size` items in the schema (a grammar-constraining server writes no more and no
+    # fewer), but not in validation: a short answer is matched as it is and the rest re-asked.
+    length = Field(json_schema_extra={"minItems": size, "maxItems": size})
+    return create_model("LabeledBatch", items=(list[item], length))  # type: ignore[valid-type]
 
 
 def _estimate_tokens(text: str) -> int:
