@@ -56,6 +56,8 @@ def _config(tmp_path: Path, api_base: str, **overrides: Any) -> LabelerConfig:
         "max_retries": 2,
         "timeout_seconds": 600,
         "backoff_seconds": 0.2,
+        # Static few-shot: the whole system prompt is a prefix the server evaluates once.
+        "use_dynamic_fewshot": False,
     }
     return LabelerConfig(**{**values, **overrides})
 
