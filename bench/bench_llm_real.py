@@ -172,6 +172,16 @@ def _report(
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+    answered = pd.Series([r.domain for r in results if r.tier == "llm" and r.domain])
+    if len(answered):
+        shares = (answered.value_counts(normalize=True).head(4) * 100).round(0)
+        print("LLM answers, top domains (%):", ", ".join(f"{d} {v:g}" for d, v in shares.items()))
+    if token_conf:
+        self_conf = [r.llm_self_confidence for r in results if r.llm_token_confidence is not None]
+        print(
+            f"mean confidence, self-reported {sum(self_conf) / len(self_conf):.2f}, "
+            f"token logprobs {sum(token_conf) / len(token_conf):.2f}"
+        )
     if len(errors):
         print("\nreasons of failed texts:")
         print(errors.to_string())
