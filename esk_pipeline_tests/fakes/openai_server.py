@@ -23,8 +23,9 @@ of a batch answer (unknown labels, missing or duplicated ids) are the responder'
 `with_batch_faults`.
 
 A request with ``logprobs: true`` gets token logprobs for a content answer (not for tool calls,
-like OpenAI): the content split into word and single-character tokens, each with the
-probability `token_probability(token)` (default 0.9).
+like OpenAI): the content split into tokens of a word and the non-word characters after it
+(or a run of non-word characters), each with the probability `token_probability(token)`
+(default 0.9).
 
 ``quirks="llamacpp"`` mimics llama.cpp's server (llama-cpp-python's): ``tool_choice="required"``
 (or none) is ignored and the answer comes back as plain text, ``response_format`` of type
@@ -329,12 +330,12 @@ class FakeOpenAIServer:
         entries = []
         for token in _TOKEN.findall(content):
             logprob = math.log(self.token_probability(token))
-            entry = {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+            entry = {"token": token, "logprob": logprob}
             entries.append({**entry, "top_logprobs": [entry]})
         return entries
 
 
-_TOKEN = re.compile(r"\w+|\W", re.DOTALL)
+_TOKEN = re.compile(r"\w+\W*|\W+", re.DOTALL)
 
 
 class _Handler(BaseHTTPRequestHandler):
