@@ -10,21 +10,41 @@ A cascade, cheapest tier first:
 3. what ends below `low_conf_threshold`, or failed, is for human review
    (`get_low_confidence_items`).
 
-Only taxonomy domains can come out: the LLM's output type constrains `domain` to the taxonomy
-ids (a `Literal` built at run time, so grammar-constrained servers cannot even produce another),
-and each answer is checked again after the fact. An out-of-taxonomy answer is invalid output,
-retried, and after `max_retries` rounds the item is "failed", never written as a label.
+Only taxonomy domains and the batch's own ids can come out: the LLM's output type constrains
+`domain` to the taxonomy ids and `id` to "t1".."tN" for a batch of N (`Literal`s built at run
+time, one output type per batch size, so grammar-constrained servers cannot even produce
+another; the schema also asks for exactly N items), and each answer is checked again after the
+fact. An out-of-taxonomy answer is invalid output, retried, and after `max_retries` rounds the
+item is "failed", never written as a label.
 
 Batching: one prompt lists the texts under short ids ("t1".."t20"); the answer is a list of
-{id, domain, confidence, alternatives} matched back by id. Ids the model skipped, answered with
-conflicting domains, or answered outside the taxonomy are asked again in a follow-up request
-holding only them; a request that fails for good on invalid output (after the client's retries)
-is split in halves, so one poisonous text cannot fail its whole batch. After `max_retries` such
-rounds the item is "failed" with the reason. A request that fails for any other reason (HTTP
-errors, timeouts, an unreachable server) fails its items at once: smaller requests would only
-fail again, and a dead endpoint costs one request's retries per batch, not a cascade of halves.
-A spent run budget makes the rest "deferred" (the next run picks them up). Nothing is dropped or
-duplicated: one result per input row.
+{id, domain, confidence} matched back by id. Ids the model skipped, answered with conflicting
+domains, or answered outside the taxonomy are asked again in a follow-up: a new question holding
+only those texts, renumbered, with a line saying which attempt it is, so it is never the prompt
+that was just answered. A reply that settled nothing is not cached (asking again must reach the
+server), and a reply that came from the cache does not use up a round. A request that fails for
+good on invalid output (after the client's retries) is split in halves, so one poisonous text
+cannot fail its whole batch. After `max_retries` such rounds the item is "failed" with the
+reason. A request that fails for any other reason (HTTP errors, timeouts, an unreachable server)
+fails its items at once: smaller requests would only fail again, and a dead endpoint costs one
+request's retries per batch, not a cascade of halves. A spent run budget makes the rest
+"deferred" (the next run picks them up). Nothing is dropped or duplicated: one result per row.
+
+Prompt: the system prompt is the static part (task, one compact line per domain, the answer
+format said once, and the few-shot examples when they are static) and comes first, so servers
+that reuse an evaluated prompt prefix (llama.cpp, vLLM prefix caching) evaluate it once; the
+user prompt holds what changes per request (dynamic few-shot, the texts). Requests ask for
+temperature 0.
+
+Confidence: where the endpoint returns token log-probabilities (OpenAI, vLLM and llama.cpp do
+for text answers, i.e. the JSON output modes), `llm_token_confidence` is the probability the
+model gave the chosen domain id's first tokens: those covering the shortest prefix that tells it
+apart from every other taxonomy id (the rest is then forced). `confidence` is that probability
+where there is one, else the model's self-reported value; `llm_self_confidence` keeps the
+latter. Neither is trusted as it is: the audit calibrates whichever `confidence` holds
+(`trust.calibration`).
+An LLM label's `top_candidates` are its domain with its confidence, then the local model's other
+candidates (with the local model's scores) as hints for review.
 
 Caches (both in the shared `ResponseCache` file under `cache_dir`):
 - the LLM client caches each batch prompt's answer (its key covers model, endpoint, output mode,
@@ -41,11 +61,12 @@ Pipelining: with an LLM, the local model scores the texts `_LOCAL_CHUNK` at a ti
 thread, and full batches of what it leaves are sent at once, so requests start after the first
 chunk, not after the whole frame, and the rest is scored while they are in flight.
 
-Dynamic few-shot: per request, the pool examples most similar to the request's texts (cosine
-over the local model's TF-IDF vectors), first the best one for each domain the local model
-thinks plausible for those texts, then the most similar overall, until `fewshot_token_budget`
-tokens (estimated as characters / 3: Russian text runs about 2.5-3.5 characters per token in
-common BPE vocabularies, so this errs on the side of overestimating).
+Dynamic few-shot (`use_dynamic_fewshot`; without it, the first example of each domain within
+the budget, in the static system prompt): per request, the pool examples most similar to the
+request's texts (cosine over the local model's TF-IDF vectors), first the best one for each
+domain the local model thinks plausible for those texts, then the most similar overall, until
+`fewshot_token_budget` tokens (estimated as characters / 3: Russian text runs about 2.5-3.5
+characters per token in common BPE vocabularies, so this errs on the side of overestimating).
 
 Feedback: `learn(verified)` retrains the local model on human-verified labels and adds them to
 the few-shot pool.
@@ -56,6 +77,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +104,7 @@ from esk_pipeline.pipeline.llm import (
     BudgetExhausted,
     LLMCallFailed,
     LLMClient,
+    LLMReply,
     Progress,
     ResponseCache,
     UsageMeter,
@@ -94,12 +118,14 @@ from esk_pipeline.settings import LabelerSettings, get_settings
 
 # Bump whenever the prompts or the answer schema change: part of `LabelerAgent.version` and of
 # every cache key, so old answers are not reused for a different question.
-PROMPT_VERSION = "labeler-prompt-v1"
+PROMPT_VERSION = "labeler-prompt-v2"
 LOCAL_MODEL_NAME = "local"
 _CACHE_NAMESPACE = "labeler"
 _TEXT_KEY_PREFIX = "labeler:text:"
 _CHARS_PER_TOKEN = 3
 _LOCAL_CHUNK = 512  # texts the local model scores at a time when an LLM takes the rest
+_TEMPERATURE = 0.0  # one best answer per question; a follow-up is a different question
+_DOMAIN_VALUE = re.compile(r'"domain"\s*:\s*"')  # where each item's domain id starts
 
 Tier = Literal["local", "llm", "review"]
 Status = Literal["labeled", "failed", "deferred"]
@@ -148,6 +174,8 @@ class LabelerConfig(AgentEndpointConfig):
     # Retry pacing of the LLM client (seconds); tests shorten them.
     backoff_seconds: float = Field(default=0.5, ge=0)
     retry_after_cap: float = Field(default=60.0, ge=0)
+    # Ask for token logprobs (for `llm_token_confidence`); off for a server that rejects them.
+    token_logprobs: bool = True
 
 
 class ClassificationResult(BaseModel):
@@ -164,6 +192,10 @@ class ClassificationResult(BaseModel):
     status: Status = "labeled"
     error: str | None = None
     cached: bool = False  # the LLM answer came from a cache, not a request
+    # LLM labels only (None otherwise): the model's own confidence, and the probability of the
+    # domain id's first tokens when the endpoint returned logprobs (see the module docstring).
+    llm_self_confidence: float | None = None
+    llm_token_confidence: float | None = None
 
 
 class CascadeReport(BaseModel):
@@ -211,11 +243,6 @@ class CascadeReport(BaseModel):
         return self.usage.get("cost", 0.0) / labelled if labelled else 0.0
 
 
-class _Alternative(BaseModel):
-    domain: str
-    confidence: Confidence
-
-
 class _Outcome(BaseModel):
     """A result without its row: what one unique (normalised) text got."""
 
@@ -228,6 +255,8 @@ class _Outcome(BaseModel):
     status: Status
     error: str | None = None
     cached: bool = False
+    llm_self_confidence: float | None = None
+    llm_token_confidence: float | None = None
 
 
 @dataclass
@@ -258,21 +287,25 @@ class _LLMRun:
         return parts[0] if len(parts) == 1 else vstack(parts, format="csr")
 
 
-def _answer_type(taxonomy: Taxonomy) -> type[BaseModel]:
-    """The LLM's output type: ``{"items": [{"id", "domain", "confidence", "alternatives"}]}``
-    with `domain` restricted to this taxonomy's ids."""
-    domain_id = Literal[tuple(taxonomy.ids)]  # type: ignore[valid-type]
+def _short_ids(size: int) -> list[str]:
+    return [f"t{i}" for i in range(1, size + 1)]
+
+
+def _answer_type(domain_ids: Sequence[str], size: int) -> type[BaseModel]:
+    """The LLM's output type for a batch of `size`: ``{"items": [{"id", "domain",
+    "confidence"}]}`` with `id` restricted to t1..t<size> and `domain` to the taxonomy's ids."""
+    short_id = Literal[tuple(_short_ids(size))]  # type: ignore[valid-type]
+    domain_id = Literal[tuple(domain_ids)]  # type: ignore[valid-type]
     item = create_model(
         "LabeledText",
-        id=(str, Field(description="the text's id, e.g. t1")),
+        id=(short_id, Field(description="the text's id")),
         domain=(domain_id, Field(description="the one domain id that fits best")),
         confidence=(Confidence, Field(description="probability the domain is right, 0..1")),
-        alternatives=(
-            list[_Alternative],
-            Field(default_factory=list, description="up to 2 other plausible domains"),
-        ),
     )
-    return create_model("LabeledBatch", items=(list[item], ...))  # type: ignore[valid-type]
+    # Exactly `size` items in the schema (a grammar-constraining server writes no more and no
+    # fewer), but not in validation: a short answer is matched as it is and the rest re-asked.
+    length = Field(json_schema_extra={"minItems": size, "maxItems": size})
+    return create_model("LabeledBatch", items=(list[item], length))  # type: ignore[valid-type]
 
 
 def _estimate_tokens(text: str) -> int:
@@ -284,22 +317,26 @@ def _hash(parts: Sequence[Any]) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def _system_prompt(taxonomy: Taxonomy) -> str:
+def _system_prompt(taxonomy: Taxonomy, examples: Sequence[tuple[str, str]]) -> str:
+    """The static part of every request: task, domains, static examples, the answer format."""
     lines = [
-        "You classify requests sent to a public-service contact centre into domains.",
-        "Domains (id: name - description):",
-        *(f"- {d.id}: {d.name} - {d.description}" for d in taxonomy.domains),
-        "",
-        "For every text you are given, answer with its id, exactly one domain id from the list,",
-        "your confidence that it is right (0..1; be honest, use low values when unsure) and up",
-        "to 2 alternative domains with their confidence. Answer each id exactly once.",
+        "Classify each request sent to a public-service contact centre into one domain.",
+        "Domains (id: name. description):",
+        *(f"{d.id}: {d.name}. {d.description}" for d in taxonomy.domains),
     ]
     if taxonomy.other_id:
         lines.append(f"Use {taxonomy.other_id} for anything that fits no other domain.")
+    if examples:
+        lines += ["", "Labelled examples:", *(_example_line(t, d) for t, d in examples)]
+    lines += [
+        "",
+        'Answer with JSON only: {"items": [{"id": "t1", "domain": "<domain id>", "confidence":'
+        " <0..1, the probability the domain is right>}, ...]}, one item per text id.",
+    ]
     return "\n".join(lines)
 
 
-def _user_prompt(texts: dict[str, str], examples: Sequence[tuple[str, str]]) -> str:
+def _user_prompt(texts: dict[str, str], examples: Sequence[tuple[str, str]], attempt: int) -> str:
     parts: list[str] = []
     if examples:
         parts.append("Labelled examples:")
@@ -309,11 +346,54 @@ def _user_prompt(texts: dict[str, str], examples: Sequence[tuple[str, str]]) -> 
     parts.extend(
         f"{short_id}: {json.dumps(text, ensure_ascii=False)}" for short_id, text in texts.items()
     )
+    if attempt > 1:  # a follow-up: a new question, never the one just answered
+        parts.append(
+            f"Attempt {attempt}: answer each of {', '.join(texts)} exactly once, with a domain id"
+            " from the list."
+        )
     return "\n".join(parts)
 
 
 def _example_line(text: str, domain: str) -> str:
     return f"- {json.dumps(text, ensure_ascii=False)} -> {domain}"
+
+
+def _unique_prefix_length(domain: str, domain_ids: Sequence[str]) -> int:
+    """Characters of `domain` after which no other id shares its prefix (all of it if none)."""
+    others = [d for d in domain_ids if d != domain]
+    for length in range(1, len(domain) + 1):
+        if not any(other.startswith(domain[:length]) for other in others):
+            return length
+    return len(domain)
+
+
+def _token_confidences(
+    logprobs: Sequence[tuple[str, float]] | None,
+    domains: Sequence[str],
+    domain_ids: Sequence[str],
+) -> list[float | None]:
+    """Per answer item (the `domains` in answer order): the probability of the tokens that
+    chose its domain id, from the answer text's token logprobs; None where they do not line up
+    with the answer (no logprobs, a tool-call answer, an unexpected layout)."""
+    unknown: list[float | None] = [None] * len(domains)
+    if not logprobs:
+        return unknown
+    text = "".join(token for token, _ in logprobs)
+    starts = [match.end() for match in _DOMAIN_VALUE.finditer(text)]
+    if len(starts) != len(domains):
+        return unknown
+    ends = np.cumsum([len(token) for token, _ in logprobs])
+    begins = ends - np.array([len(token) for token, _ in logprobs])
+    values = np.array([logprob for _, logprob in logprobs])
+    found: list[float | None] = []
+    for start, domain in zip(starts, domains, strict=True):
+        if text[start : start + len(domain)] != domain:
+            found.append(None)
+            continue
+        stop = start + _unique_prefix_length(domain, domain_ids)
+        deciding = (ends > start) & (begins < stop)
+        found.append(round(math.exp(float(values[deciding].sum())), 4))
+    return found
 
 
 def _local_outcome(prediction: Prediction) -> _Outcome:
@@ -362,7 +442,7 @@ class LabelerAgent:
         self.progress_callback = progress_callback
         self.usage = llm_client.usage if llm_client is not None else (usage or UsageMeter())
         self.extra_instructions = ""
-        self._answer_type = _answer_type(taxonomy)
+        self._answer_types: dict[int, type[BaseModel]] = {}  # by batch size, built once each
         self._cache = (
             ResponseCache(config.cache_dir / CACHE_FILE_NAME, ttl_hours=config.cache_ttl_hours)
             if config.use_cache
@@ -396,8 +476,13 @@ class LabelerAgent:
 
     @property
     def system_prompt(self) -> str:
-        base = _system_prompt(self.taxonomy)
+        base = self._system_prompt
         return f"{self.extra_instructions}\n\n{base}" if self.extra_instructions else base
+
+    def _answer_type(self, size: int) -> type[BaseModel]:
+        if size not in self._answer_types:
+            self._answer_types[size] = _answer_type(self.taxonomy.ids, size)
+        return self._answer_types[size]
 
     def learn(self, verified: Iterable[tuple[str, str]]) -> None:
         """Add human-verified (text, domain) pairs: retrain the local model on everything
@@ -413,6 +498,8 @@ class LabelerAgent:
         self._pool_by_domain = {d: np.flatnonzero(domains == d) for d in dict.fromkeys(domains)}
         self._pool_matrix = self.local_model.transform([text for text, _ in self._pool])
         self._pool_tokens = np.array([_estimate_tokens(_example_line(*ex)) for ex in self._pool])
+        static = [] if self.config.use_dynamic_fewshot else self._static_fewshot()
+        self._system_prompt = _system_prompt(self.taxonomy, static)
         self._fewshot_set_id = _hash(
             [
                 self.config.use_dynamic_fewshot,
@@ -570,21 +657,33 @@ class LabelerAgent:
         self, run: _LLMRun, batch: list[str], gate: asyncio.Semaphore, progress: Progress
     ) -> dict[str, _Outcome]:
         async with gate:
-            answered = await self._ask(run, batch, self.config.max_retries)
+            answered = await self._ask(run, batch, self.config.max_retries, attempt=1)
         progress.advance(len(batch))
         return answered
 
-    async def _ask(self, run: _LLMRun, keys: list[str], rounds_left: int) -> dict[str, _Outcome]:
+    async def _ask(
+        self, run: _LLMRun, keys: list[str], rounds_left: int, attempt: int
+    ) -> dict[str, _Outcome]:
         """One request for `keys`, then follow-ups for what it did not settle (see module doc)."""
         assert self._client is not None
-        short_ids = {f"t{i}": key for i, key in enumerate(keys, start=1)}
+        short_ids = dict(zip(_short_ids(len(keys)), keys, strict=True))
         examples = self._fewshot(run.vectors_of(keys), [run.predictions[k] for k in keys])
+        texts = {s: run.texts[k] for s, k in short_ids.items()}
+
+        def settles_any(output: Any) -> bool:
+            unsent = LLMReply(output=output, model=self.config.model, cached=False)
+            return bool(self._match(short_ids, output.items, run, unsent)[0])
+
         try:
             reply = await self._client.run(
                 system_prompt=self.system_prompt,
-                user_prompt=_user_prompt({s: run.texts[k] for s, k in short_ids.items()}, examples),
-                output_type=self._answer_type,
+                user_prompt=_user_prompt(texts, examples, attempt),
+                output_type=self._answer_type(len(keys)),
                 cache_namespace=_CACHE_NAMESPACE,
+                output_template=False,  # the system prompt says the format
+                logprobs=self.config.token_logprobs,
+                temperature=_TEMPERATURE,
+                cacheable=settles_any,
             )
         except BudgetExhausted as exc:
             return self._unlabeled(run, keys, "deferred", str(exc))
@@ -595,12 +694,12 @@ class LabelerAgent:
                 return self._unlabeled(run, keys, "failed", str(exc))
             half = (len(keys) + 1) // 2
             parts = await asyncio.gather(
-                self._ask(run, keys[:half], rounds_left - 1),
-                self._ask(run, keys[half:], rounds_left - 1),
+                self._ask(run, keys[:half], rounds_left - 1, attempt + 1),
+                self._ask(run, keys[half:], rounds_left - 1, attempt + 1),
             )
             return {**parts[0], **parts[1]}
 
-        settled, reasons = self._match(short_ids, reply.output.items, reply.model, reply.cached)
+        settled, reasons = self._match(short_ids, reply.output.items, run, reply)
         if self._cache is not None and settled:
             self._cache.put_many(
                 (self._text_cache_key(key), outcome.model_dump_json())
@@ -609,55 +708,68 @@ class LabelerAgent:
         unsettled = [key for key in keys if key not in settled]
         if not unsettled:
             return settled
-        if rounds_left == 0:
+        # A cache hit sent nothing, so it uses up no round (it settled something, or it would
+        # not have been cached: the follow-up is smaller, and the recursion ends).
+        spent = 0 if reply.cached and settled else 1
+        if rounds_left - spent < 0:
             failed = {
                 key: self._unlabeled(run, [key], "failed", reasons[key])[key] for key in unsettled
             }
             return {**settled, **failed}
-        return {**settled, **await self._ask(run, unsettled, rounds_left - 1)}
+        follow_up = await self._ask(run, unsettled, rounds_left - spent, attempt + spent)
+        return {**settled, **follow_up}
 
     def _match(
-        self, short_ids: dict[str, str], items: Sequence[Any], model: str, cached: bool
+        self, short_ids: dict[str, str], items: Sequence[Any], run: _LLMRun, reply: LLMReply[Any]
     ) -> tuple[dict[str, _Outcome], dict[str, str]]:
         """Answers matched back to keys by short id; reasons for the ids left unsettled."""
-        answers: dict[str, list[Any]] = {}
-        for item in items:
-            answers.setdefault(item.id, []).append(item)
+        token_confidences = _token_confidences(
+            reply.logprobs, [item.domain for item in items], self.taxonomy.ids
+        )
+        answers: dict[str, list[tuple[Any, float | None]]] = {}
+        for item, token_confidence in zip(items, token_confidences, strict=True):
+            answers.setdefault(item.id, []).append((item, token_confidence))
         settled: dict[str, _Outcome] = {}
         reasons: dict[str, str] = {}
         for short_id, key in short_ids.items():
             given = answers.get(short_id, [])
-            valid = [a for a in given if a.domain in self.taxonomy]  # checked again after the fact
-            domains = {a.domain for a in valid}
+            # Checked again after the fact: not every server enforces the schema.
+            valid = [(a, tc) for a, tc in given if a.domain in self.taxonomy]
+            domains = {a.domain for a, _ in valid}
             if not given:
                 reasons[key] = "the model's answer skipped this text"
             elif not valid:
-                reasons[key] = f"domain outside the taxonomy: {given[0].domain!r}"
+                reasons[key] = f"domain outside the taxonomy: {given[0][0].domain!r}"
             elif len(domains) > 1:
                 reasons[key] = f"conflicting answers for one text: {sorted(domains)}"
             else:
-                settled[key] = self._llm_outcome(max(valid, key=lambda a: a.confidence), model)
-                settled[key].cached = cached
+                answer, token_confidence = max(valid, key=lambda pair: pair[0].confidence)
+                settled[key] = self._llm_outcome(
+                    answer, token_confidence, run.predictions[key], reply
+                )
         return settled, reasons
 
-    def _llm_outcome(self, answer: Any, model: str) -> _Outcome:
-        alternatives = sorted(
-            (
-                (alt.domain, round(alt.confidence, 4))
-                for alt in answer.alternatives
-                if alt.domain in self.taxonomy and alt.domain != answer.domain
-            ),
-            key=lambda pair: -pair[1],
-        )
-        top = [(answer.domain, round(answer.confidence, 4)), *dict(alternatives).items()]
+    def _llm_outcome(
+        self,
+        answer: Any,
+        token_confidence: float | None,
+        prediction: Prediction,
+        reply: LLMReply[Any],
+    ) -> _Outcome:
+        self_reported = round(answer.confidence, 4)
+        confidence = token_confidence if token_confidence is not None else answer.confidence
+        hints = [(d, score) for d, score in prediction[2] if d != answer.domain]
         return _Outcome(
             domain=answer.domain,
-            confidence=answer.confidence,
-            top_candidates=top[:3],
-            label_source=model,
-            model=model,
+            confidence=confidence,
+            top_candidates=[(answer.domain, round(confidence, 4)), *hints][:3],
+            label_source=reply.model,
+            model=reply.model,
             tier="llm",
             status="labeled",
+            cached=reply.cached,
+            llm_self_confidence=self_reported,
+            llm_token_confidence=token_confidence,
         )
 
     def _unlabeled(
@@ -681,22 +793,28 @@ class LabelerAgent:
     def _fewshot(
         self, vectors: csr_matrix, predictions: Sequence[Prediction]
     ) -> list[tuple[str, str]]:
-        """Examples for one request's texts (their unit `vectors`), within the token budget:
-        the most similar example of each domain the local model finds plausible, then the most
-        similar overall (see module docstring). Without dynamic few-shot: the first example of
-        each domain, in taxonomy order."""
+        """Dynamic examples for one request's texts (their unit `vectors`), within the token
+        budget: the most similar example of each domain the local model finds plausible, then
+        the most similar overall (see module docstring). None without dynamic few-shot (the
+        static examples are in the system prompt)."""
+        if not self.config.use_dynamic_fewshot:
+            return []
+        scores = (vectors @ self._pool_matrix.T).max(axis=0).toarray().ravel()
+        candidates = dict.fromkeys(d for p in predictions for d, _ in p[2])
+        fill = np.argsort(-scores, kind="stable")
+        return self._within_budget(scores, candidates, fill[scores[fill] > 0].tolist())
+
+    def _static_fewshot(self) -> list[tuple[str, str]]:
+        """The first example of each domain, in taxonomy order, within the token budget."""
+        return self._within_budget(np.zeros(len(self._pool)), dict.fromkeys(self.taxonomy.ids), [])
+
+    def _within_budget(
+        self, scores: np.ndarray, candidates: dict[str, None], fill: list[int]
+    ) -> list[tuple[str, str]]:
+        """The best-scoring example of each candidate domain, then `fill`, within the budget."""
         budget = self.config.fewshot_token_budget
         if budget <= 0 or not self._pool:
             return []
-        if self.config.use_dynamic_fewshot:
-            scores = (vectors @ self._pool_matrix.T).max(axis=0).toarray().ravel()
-            candidates = dict.fromkeys(d for p in predictions for d, _ in p[2])
-            fill = np.argsort(-scores, kind="stable")
-            fill = fill[scores[fill] > 0].tolist()
-        else:
-            scores = np.zeros(len(self._pool))
-            candidates = dict.fromkeys(self.taxonomy.ids)
-            fill = []
         best_per_domain = [
             int(members[np.argmax(scores[members])])
             for members in (self._pool_by_domain.get(d) for d in candidates)
@@ -714,7 +832,8 @@ class LabelerAgent:
 
 def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
     """The label-row frame (records.md): row_id, text, domain, confidence, top_candidates (JSON
-    string of [[domain, score], ...]), label_source, label_origin, status, error, tier."""
+    string of [[domain, score], ...]), label_source, label_origin, status, error, tier, and for
+    LLM labels llm_self_confidence and llm_token_confidence (NaN elsewhere)."""
     rows = [
         {
             "row_id": r.row_id,
@@ -727,6 +846,8 @@ def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
             "status": r.status,
             "error": r.error,
             "tier": r.tier,
+            "llm_self_confidence": r.llm_self_confidence,
+            "llm_token_confidence": r.llm_token_confidence,
         }
         for r in results
     ]
@@ -741,8 +862,11 @@ def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
         "status",
         "error",
         "tier",
+        "llm_self_confidence",
+        "llm_token_confidence",
     ]
-    return pd.DataFrame(rows, columns=columns).astype({"confidence": "float64"})
+    floats = dict.fromkeys(["confidence", "llm_self_confidence", "llm_token_confidence"], "float64")
+    return pd.DataFrame(rows, columns=columns).astype(floats)
 
 
 async def label_dataframe_batched(

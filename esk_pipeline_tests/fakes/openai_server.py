@@ -22,9 +22,15 @@ fails every request for the named models. Kinds: ``"timeout"``
 of a batch answer (unknown labels, missing or duplicated ids) are the responder's; see
 `with_batch_faults`.
 
-``quirks="llamacpp"`` mimics llama.cpp's server: ``tool_choice="required"`` (or none) is ignored
-and the answer comes back as plain text, and ``response_format`` of type ``json_schema`` is an
-HTTP 500.
+A request with ``logprobs: true`` gets token logprobs for a content answer (not for tool calls,
+like OpenAI): the content split into tokens of a word and the non-word characters after it
+(or a run of non-word characters), each with the probability `token_probability(token)`
+(default 0.9).
+
+``quirks="llamacpp"`` mimics llama.cpp's server (llama-cpp-python's): ``tool_choice="required"``
+(or none) is ignored and the answer comes back as plain text, ``response_format`` of type
+``json_schema`` is an HTTP 500, and so is a request for logprobs (a model loaded without
+``logits_all``).
 
 Every request body is recorded (`requests`, `request_count`, arrival `request_times`), every
 successful completion body too (`responses`), and `max_concurrent` is the most requests the
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import re
 import threading
@@ -180,6 +187,7 @@ class FakeOpenAIServer:
         retry_after_seconds: int = 1,
         quirks: Literal["llamacpp"] | None = None,
         model_ids: Sequence[str] = ("fake-model",),
+        token_probability: Callable[[str], float] = lambda token: 0.9,
     ) -> None:
         self.responder = responder
         self.latency_ms = latency_ms
@@ -191,6 +199,7 @@ class FakeOpenAIServer:
         self.retry_after_seconds = retry_after_seconds
         self.quirks = quirks
         self.model_ids = list(model_ids)
+        self.token_probability = token_probability
         self.requests: list[dict[str, Any]] = []
         self.request_times: list[float] = []  # time.monotonic() at arrival
         self.responses: list[dict[str, Any]] = []  # successful completion bodies
@@ -271,6 +280,9 @@ class FakeOpenAIServer:
         response_format = request.get("response_format") or {}
         if self.quirks == "llamacpp" and response_format.get("type") == "json_schema":
             return 500, _error_body("500", "response_format type json_schema is not supported")
+        if self.quirks == "llamacpp" and request.get("logprobs"):
+            message = "logprobs is not supported for models created with logits_all=False"
+            return 500, _error_body("500", message)
         output_json = json.dumps(self.responder(request), ensure_ascii=False)
         if fault == "malformed_output":
             output_json = output_json[: len(output_json) // 2]
@@ -295,12 +307,15 @@ class FakeOpenAIServer:
             finish_reason = "tool_calls"
         prompt_tokens = _tokens(json.dumps(request.get("messages", []), ensure_ascii=False))
         completion_tokens = _tokens(output_json)
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish_reason}
+        if request.get("logprobs") and message.get("content"):
+            choice["logprobs"] = {"content": self._logprobs(message["content"])}
         body = {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request.get("model", "fake-model"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+            "choices": [choice],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
@@ -310,6 +325,17 @@ class FakeOpenAIServer:
         with self._lock:
             self.responses.append(body)
         return 200, body
+
+    def _logprobs(self, content: str) -> list[dict[str, Any]]:
+        entries = []
+        for token in _TOKEN.findall(content):
+            logprob = math.log(self.token_probability(token))
+            entry = {"token": token, "logprob": logprob}
+            entries.append({**entry, "top_logprobs": [entry]})
+        return entries
+
+
+_TOKEN = re.compile(r"\w+\W*|\W+", re.DOTALL)
 
 
 class _Handler(BaseHTTPRequestHandler):

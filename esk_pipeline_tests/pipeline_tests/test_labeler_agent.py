@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -30,10 +32,11 @@ from esk_pipeline.pipeline.labeler_agent import (
     ClassificationResult,
     LabelerAgent,
     LabelerConfig,
+    _token_confidences,
     label_dataframe_batched,
     results_to_frame,
 )
-from esk_pipeline.pipeline.llm import LLMClient, UsageMeter
+from esk_pipeline.pipeline.llm import LLMClient, ResponseCache, UsageMeter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import LLMEndpoint, get_settings
 from esk_pipeline_tests.fakes.openai_server import (
@@ -260,6 +263,23 @@ def test_answer_schema_restricts_domains_to_the_taxonomy(
     assert json.dumps(taxonomy.ids) in schema  # the enum of allowed domain ids
 
 
+def test_answer_ids_are_the_batchs_short_ids_one_type_per_size(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    scripted = Scripted()
+    agent = LabelerAgent(_config(tmp_path, batch_size=4), taxonomy, model_override=scripted.model)
+    _label(agent, TEXTS[:6])  # a batch of 4 and one of 2
+    calls = zip(scripted.calls, scripted.schemas, strict=True)
+    by_size = {len(call): schema for call, schema in calls}
+    for size, schema in by_size.items():
+        item = schema["$defs"]["LabeledText"]["properties"]["id"]
+        assert item["enum"] == [f"t{i}" for i in range(1, size + 1)]
+    assert agent._answer_type(4) is agent._answer_type(4)  # built once per size
+    foreign = {"items": [{"id": "meter_readings", "domain": "roads", "confidence": 0.9}]}
+    with pytest.raises(ValueError, match="t1"):
+        agent._answer_type(4).model_validate(foreign)
+
+
 def test_llm_confidence_is_clamped(taxonomy: Taxonomy, tmp_path: Path) -> None:
     def wild(texts: dict[str, str], call: int) -> list[dict[str, Any]]:
         return [
@@ -273,13 +293,17 @@ def test_llm_confidence_is_clamped(taxonomy: Taxonomy, tmp_path: Path) -> None:
 
 
 def test_testmodel_answer_is_typed_and_checked(taxonomy: Taxonomy, tmp_path: Path) -> None:
-    answer = {"items": [{"id": "t1", "domain": "waste", "confidence": 0.7, "alternatives": []}]}
+    answer = {"items": [{"id": "t1", "domain": "waste", "confidence": 0.7}]}
     agent = LabelerAgent(
         _config(tmp_path), taxonomy, model_override=TestModel(custom_output_args=answer)
     )
     [result] = _label(agent, TEXTS[:1])
     assert (result.domain, result.confidence, result.status) == ("waste", 0.7, "labeled")
-    assert result.top_candidates == [("waste", 0.7)]
+    assert (result.llm_self_confidence, result.llm_token_confidence) == (0.7, None)
+    # The LLM's choice first, then the local model's other candidates as hints for review.
+    local_top = agent.local_model.predict(TEXTS[:1])[0][2]
+    hints = [pair for pair in local_top if pair[0] != "waste"]
+    assert result.top_candidates == [("waste", 0.7), *hints][:3]
 
 
 def test_out_of_taxonomy_answer_is_never_a_label(taxonomy: Taxonomy, tmp_path: Path) -> None:
@@ -553,11 +577,16 @@ def test_results_to_frame_has_the_label_row_shape(taxonomy: Taxonomy, tmp_path: 
         "status",
         "error",
         "tier",
+        "llm_self_confidence",
+        "llm_token_confidence",
     ]
     assert set(frame["label_origin"]) == {"local_model"}
     candidates = json.loads(frame["top_candidates"][0])
     assert candidates[0][0] == frame["domain"][0]
     assert frame["confidence"].dtype == "float64"
+    # Local labels have no LLM confidences: NaN, in float columns a calibration can read.
+    assert frame["llm_token_confidence"].dtype == "float64"
+    assert frame["llm_self_confidence"].isna().all()
 
 
 def test_legacy_label_dataframe_batched(taxonomy: Taxonomy, tmp_path: Path) -> None:
@@ -700,3 +729,139 @@ def test_every_output_mode_over_http(taxonomy: Taxonomy, tmp_path: Path, mode: s
         results = _label(agent, TEXTS[:3])
     assert [r.domain for r in results] == [TRUTH[t] for t in TEXTS[:3]]
     assert {r.tier for r in results} == {"llm"}
+
+
+# -- follow-ups that really re-ask, over HTTP ---------------------------------------------------
+
+
+def test_a_follow_up_is_a_new_question_and_reaches_the_server(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    def skips_everything_at_first(request: dict[str, Any]) -> dict[str, Any]:
+        first = len(server.requests) == 1
+        return {"items": []} if first else _server_answers(request)
+
+    with FakeOpenAIServer(skips_everything_at_first) as server:
+        config = _http_config(tmp_path, server, batch_size=4, max_retries=2, use_cache=True)
+        results = _label(LabelerAgent(config, taxonomy), TEXTS[:4])
+        prompts = [request_text(r) for r in server.requests]
+    assert [r.domain for r in results] == [TRUTH[t] for t in TEXTS[:4]]
+    assert len(prompts) == 2
+    assert prompts[1] != prompts[0]  # the same texts, asked as a new question
+    assert sorted(batch_texts(prompts[1]).values()) == sorted(TEXTS[:4])
+
+
+def test_a_reply_that_settled_nothing_is_not_cached(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    with FakeOpenAIServer(lambda request: {"items": []}) as server:
+        config = _http_config(tmp_path, server, batch_size=4, max_retries=2, use_cache=True)
+        results = _label(LabelerAgent(config, taxonomy), TEXTS[:4])
+        first_run = server.request_count
+        results_again = _label(LabelerAgent(config, taxonomy), TEXTS[:4])
+        prompts = [request_text(r) for r in server.requests]
+    assert {r.status for r in [*results, *results_again]} == {"failed"}
+    assert first_run == 3  # the request and max_retries follow-ups, each reaching the server
+    assert len(set(prompts[:first_run])) == first_run  # never the identical prompt
+    assert len(prompts) == 2 * first_run  # nothing was cached, so the rerun asks again
+
+
+def test_a_cache_hit_does_not_use_up_a_round(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    skipped = TEXTS[3]
+    skipping = [True]
+
+    def answers(request: dict[str, Any]) -> dict[str, Any]:
+        items = _server_answers(request)["items"]
+        texts = batch_texts(request_text(request))
+        return {"items": [i for i in items if not (skipping[0] and texts[i["id"]] == skipped)]}
+
+    cache = ResponseCache(tmp_path / "batches.sqlite", ttl_hours=24)
+    with FakeOpenAIServer(answers) as server, cache:
+        endpoint = LLMEndpoint(model="fake-model", api_base=server.base_url, timeout_seconds=2)
+
+        def run() -> pd.DataFrame:
+            client = LLMClient(endpoint, rate_limit=0, max_retries=0, cache=cache)
+            frame = pd.DataFrame({"text": TEXTS[:4]})
+            return asyncio.run(
+                label_dataframe_batched(
+                    frame,
+                    client,
+                    taxonomy=taxonomy,
+                    use_cache=False,
+                    max_retries=0,
+                    local_accept_threshold=1.0,
+                    batch_size=4,
+                )
+            )
+
+        first = run()
+        skipping[0] = False
+        second = run()  # the batch's reply comes from the client's cache ...
+        asked = [batch_texts(request_text(r)) for r in server.requests]
+    assert list(first["status"]) == ["labeled"] * 3 + ["failed"]
+    # ... and the follow-up for the skipped text still goes out, though max_retries is 0.
+    assert list(second["status"]) == ["labeled"] * 4
+    assert [list(texts.values()) for texts in asked] == [TEXTS[:4], [skipped]]
+
+
+# -- the prompt and the token confidence ------------------------------------------------------
+
+
+def test_static_prompt_part_comes_first_and_says_the_format_once(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    with FakeOpenAIServer(_server_answers) as server:
+        config = _http_config(tmp_path, server, batch_size=2, use_dynamic_fewshot=False)
+        _label(LabelerAgent(config, taxonomy), TEXTS[:4])
+        requests = list(server.requests)
+    systems = [r["messages"][0] for r in requests]
+    assert {m["role"] for m in systems} == {"system"}
+    assert systems[0] == systems[1]  # identical static prefix: a server can reuse it
+    system = systems[0]["content"]
+    assert "Labelled examples" in system  # static few-shot lives in the static part
+    assert "Labelled examples" not in request_text(requests[0])
+    assert system.count('"items"') == 1 and "$defs" not in system  # no schema dump besides
+    assert all(r["cache_prompt"] is True and r["temperature"] == 0 for r in requests)
+
+
+def test_token_confidence_comes_from_the_domain_tokens_logprobs(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    def probability(token: str) -> float:  # a domain id's token (with the quote after it)
+        return 0.6 if re.sub(r"\W", "", token) in taxonomy.ids else 0.99
+
+    with FakeOpenAIServer(_server_answers, token_probability=probability) as server:
+        config = _http_config(tmp_path, server, output_mode="json_object")
+        results = _label(LabelerAgent(config, taxonomy), TEXTS[:3])
+        asked = server.requests[0]
+    assert asked["logprobs"] is True
+    assert [r.llm_token_confidence for r in results] == [0.6] * 3
+    assert [r.llm_self_confidence for r in results] == [0.9] * 3
+    frame = results_to_frame(results)
+    assert list(frame["llm_token_confidence"]) == [0.6] * 3
+
+    with FakeOpenAIServer(_server_answers) as server:  # tool calls carry no logprobs
+        config = _http_config(tmp_path, server, output_mode="forced_tool")
+        results = _label(LabelerAgent(config, taxonomy), TEXTS[:1])
+    assert results[0].llm_token_confidence is None and results[0].llm_self_confidence == 0.9
+
+
+def test_a_server_refusing_logprobs_is_asked_again_without_them(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    with FakeOpenAIServer(_server_answers, quirks="llamacpp") as server:
+        agent = LabelerAgent(_http_config(tmp_path, server, batch_size=4, max_retries=0), taxonomy)
+        results = _label(agent, TEXTS[:4]) + _label(agent, TEXTS[4:8])
+        asked_logprobs = [bool(r.get("logprobs")) for r in server.requests]
+    assert [r.domain for r in results] == [TRUTH[t] for t in TEXTS[:8]]
+    assert {r.llm_token_confidence for r in results} == {None}
+    # Refused once, asked again at once without them, and not asked for them again.
+    assert asked_logprobs == [True, False, False]
+
+
+def test_token_confidence_counts_only_the_tokens_that_decide_the_domain() -> None:
+    ids = ["public_order", "public_transport", "roads"]
+    content = '{"items": [{"id": "t1", "domain": "public_order", "confidence": 0.8}]}'
+    tokens = re.findall(r"public|_|\w+|\W", content)  # "public" "_" "order": decided at "o"
+    logprobs = [(t, math.log(0.5) if t in ("public", "order") else 0.0) for t in tokens]
+    assert _token_confidences(logprobs, ["public_order"], ids) == [0.25]
+    assert _token_confidences(logprobs, ["roads"], ids) == [None]  # does not line up
+    assert _token_confidences(None, ["public_order"], ids) == [None]

@@ -2,7 +2,14 @@
 
 One call = one structured answer: ``await client.run(system_prompt=..., user_prompt=...,
 output_type=MyModel, cache_namespace="labeler")`` returns an `LLMReply` holding a validated
-``MyModel``. Around each call, in this order:
+``MyModel``. Optional per call: ``logprobs=True`` asks for the answer's token log-probabilities
+(`LLMReply.logprobs`, None where the endpoint returns none, e.g. for tool-call arguments; an
+endpoint that refuses them with an error naming logprobs is asked again without them, and not
+asked for them again: `logprobs_supported`),
+``temperature``, ``output_template`` (what the prompted output modes put in the instructions
+instead of pydantic-ai's schema dump; False for nothing, when the system prompt already says the
+format) and ``cacheable`` (an answer it rejects is returned but not cached, so asking again
+reaches the server). Around each call, in this order:
 
 1. the persistent cache (`ResponseCache`): a hit returns at once and sends nothing;
 2. bounded concurrency and a rate limit (aiolimiter, `rate_limit` requests per second, spaced
@@ -42,8 +49,9 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from aiolimiter import AsyncLimiter
 from openai import DefaultAsyncHttpxClient
@@ -57,6 +65,7 @@ from pydantic_ai.exceptions import (
 )
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -102,15 +111,42 @@ class CallUsage(BaseModel):
         self.output_tokens += other.output_tokens
 
 
+TokenLogprob = tuple[str, float]  # (token text, natural log of its probability)
+
+
 @dataclass(frozen=True)
 class LLMReply(Generic[T]):
     """A validated answer: `output`, the `model` that gave it, whether it came from the cache,
-    and this call's `usage` (zero for a cache hit)."""
+    this call's `usage` (zero for a cache hit) and, when asked for and returned, the answer
+    text's token `logprobs` in order (cached with the answer)."""
 
     output: T
     model: str
     cached: bool
     usage: CallUsage = field(default_factory=CallUsage)
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(frozen=True)
+class _Question(Generic[T]):
+    """What one call asks: everything that decides its answer (and its cache key)."""
+
+    system_prompt: str
+    user_prompt: str
+    output_type: type[T]
+    output_template: str | Literal[False] | None = None
+    logprobs: bool = False
+    temperature: float | None = None
+
+    def run_settings(self, *, logprobs: bool) -> ModelSettings:
+        settings = ModelSettings()
+        if logprobs:
+            # top_logprobs too: llama-cpp-python returns no logprobs for a chat without it.
+            settings["openai_logprobs"] = True
+            settings["openai_top_logprobs"] = 1
+        if self.temperature is not None:
+            settings["temperature"] = self.temperature
+        return settings
 
 
 class LLMCallFailed(RuntimeError):
@@ -205,18 +241,28 @@ class LLMClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.retry_after_cap = retry_after_cap
-        self._agents: dict[type[BaseModel], Agent[None, Any]] = {}
+        # Whether to send the logprobs a call asks for; False once the endpoint refused them.
+        self.logprobs_supported = True
+        self._agents: dict[tuple[type[BaseModel], str | bool | None], Agent[None, Any]] = {}
         self._state: _LoopState | None = None
 
     def cache_key(
-        self, *, system_prompt: str, user_prompt: str, output_type: type[BaseModel], namespace: str
+        self,
+        *,
+        system_prompt: str,
+        user_prompt: str,
+        output_type: type[BaseModel],
+        namespace: str,
+        output_template: str | Literal[False] | None = None,
+        logprobs: bool = False,
+        temperature: float | None = None,
     ) -> str:
         """The cache key of a call: sha256 over everything that decides its answer.
 
         Prompt versions, taxonomy and few-shot examples are inside the prompts, so changing any
         of them changes the key.
         """
-        parts = [
+        parts: list[Any] = [
             namespace,
             self.endpoint.model,
             endpoint_kind(self.endpoint),
@@ -226,6 +272,10 @@ class LLMClient:
             user_prompt,
             _schema_json(output_type),
         ]
+        # Appended only when set, so the keys of calls that use none of them stay as they were.
+        options = {"template": output_template, "logprobs": logprobs, "temperature": temperature}
+        if any(value not in (None, False) for value in options.values()):
+            parts.append(options)
         return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
 
     async def run(
@@ -235,18 +285,29 @@ class LLMClient:
         user_prompt: str,
         output_type: type[T],
         cache_namespace: str,
+        output_template: str | Literal[False] | None = None,
+        logprobs: bool = False,
+        temperature: float | None = None,
+        cacheable: Callable[[T], bool] | None = None,
     ) -> LLMReply[T]:
-        """Ask for one `output_type` object; see the module docstring for the call path.
+        """Ask for one `output_type` object; see the module docstring for the call path and the
+        optional arguments.
 
         Raises:
             LLMCallFailed: the call failed for good.
             BudgetExhausted: the run's budget is spent; no request was started.
         """
+        question = _Question(
+            system_prompt, user_prompt, output_type, output_template, logprobs, temperature
+        )
         key = self.cache_key(
             system_prompt=system_prompt,
             user_prompt=user_prompt,
             output_type=output_type,
             namespace=cache_namespace,
+            output_template=output_template,
+            logprobs=logprobs,
+            temperature=temperature,
         )
         cached = self._cached_reply(key, output_type)
         if cached is not None:
@@ -257,17 +318,25 @@ class LLMClient:
         failures: list[LLMCallFailed] = []
         for model_name in self._model_names():
             try:
-                output = await self._run_with_retries(
-                    model_name, system_prompt, user_prompt, output_type, usage
-                )
+                output, token_logprobs = await self._run_with_retries(model_name, question, usage)
             except LLMCallFailed as failure:
                 failures.append(failure)
                 continue
-            if self.cache is not None:
-                self.cache.put(
-                    key, json.dumps({"model": model_name, "output": output.model_dump(mode="json")})
-                )
-            return LLMReply(output=output, model=model_name, cached=False, usage=usage)
+            if self.cache is not None and (cacheable is None or cacheable(output)):
+                entry: dict[str, Any] = {
+                    "model": model_name,
+                    "output": output.model_dump(mode="json"),
+                }
+                if token_logprobs is not None:
+                    entry["logprobs"] = token_logprobs
+                self.cache.put(key, json.dumps(entry, ensure_ascii=False))
+            return LLMReply(
+                output=output,
+                model=model_name,
+                cached=False,
+                usage=usage,
+                logprobs=token_logprobs,
+            )
 
         self.usage.record_failure()
         raise LLMCallFailed(
@@ -309,9 +378,11 @@ class LLMClient:
         try:
             stored = json.loads(raw)
             output = output_type.model_validate(stored["output"])
+            logprobs = stored.get("logprobs")
+            token_logprobs = None if logprobs is None else [(t, float(lp)) for t, lp in logprobs]
         except (ValueError, KeyError, TypeError, ValidationError):
             return None  # unreadable entry: ask again and overwrite it
-        return LLMReply(output=output, model=stored["model"], cached=True)
+        return LLMReply(output=output, model=stored["model"], cached=True, logprobs=token_logprobs)
 
     def _loop_state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
@@ -325,15 +396,24 @@ class LLMClient:
             self._state.closer.add_done_callback(_LOOP_CLOSERS.discard)
         return self._state
 
-    def _agent(self, output_type: type[BaseModel]) -> Agent[None, Any]:
-        """One agent per output type: pydantic-ai builds its output schema once, at creation,
-        instead of on every request (measurable client time inside a concurrency slot)."""
-        if output_type not in self._agents:
-            recipe = output_recipe(output_type, self.output_mode)
-            self._agents[output_type] = Agent(
+    def _agent(
+        self, output_type: type[BaseModel], output_template: str | Literal[False] | None
+    ) -> Agent[None, Any]:
+        """One agent per output type (and template): pydantic-ai builds its output schema once,
+        at creation, instead of on every request (measurable client time inside a concurrency
+        slot)."""
+        agent_key = (output_type, output_template)
+        if agent_key not in self._agents:
+            recipe = output_recipe(
+                output_type,
+                self.output_mode,
+                template=output_template,
+                prompt_cache=endpoint_kind(self.endpoint) == "compatible",
+            )
+            self._agents[agent_key] = Agent(
                 output_type=recipe.output_spec, model_settings=recipe.model_settings, retries=0
             )
-        return self._agents[output_type]
+        return self._agents[agent_key]
 
     def _model(self, state: _LoopState, model_name: str) -> Model:
         if self.model_override is not None:
@@ -359,13 +439,8 @@ class LLMClient:
         return backoff(retry_state)
 
     async def _run_with_retries(
-        self,
-        model_name: str,
-        system_prompt: str,
-        user_prompt: str,
-        output_type: type[T],
-        usage: CallUsage,
-    ) -> T:
+        self, model_name: str, question: _Question[T], usage: CallUsage
+    ) -> tuple[T, list[TokenLogprob] | None]:
         attempts = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
@@ -377,9 +452,7 @@ class LLMClient:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    return await self._attempt(
-                        model_name, system_prompt, user_prompt, output_type, usage
-                    )
+                    return await self._attempt(model_name, question, usage)
         except BudgetExhausted:
             raise
         except Exception as error:
@@ -387,31 +460,55 @@ class LLMClient:
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     async def _attempt(
-        self,
-        model_name: str,
-        system_prompt: str,
-        user_prompt: str,
-        output_type: type[T],
-        usage: CallUsage,
-    ) -> T:
-        """One request: take a call slot and a rate-limit token, check the budget, send."""
+        self, model_name: str, question: _Question[T], usage: CallUsage
+    ) -> tuple[T, list[TokenLogprob] | None]:
+        """One request: take a call slot and a rate-limit token, check the budget, send.
+        Returns the validated output and, if asked for and returned, its token logprobs."""
         state = self._loop_state()
-        agent = self._agent(output_type)
+        agent = self._agent(question.output_type, question.output_template)
         async with state.semaphore:
             if state.limiter is not None:
                 await state.limiter.acquire()
-            self.usage.begin_request()
-            usage.requests += 1
-            with capture_run_messages() as messages:
-                try:
-                    result = await agent.run(
-                        user_prompt,
-                        instructions=system_prompt,
-                        model=self._model(state, model_name),
-                    )
-                finally:
-                    self._record_tokens(messages, usage)
-        return output_type.model_validate(result.output)
+            with_logprobs = question.logprobs and self.logprobs_supported
+            try:
+                result, messages = await self._send(
+                    agent, state, model_name, question, usage, with_logprobs
+                )
+            except ModelHTTPError as error:
+                if not (with_logprobs and "logprobs" in str(error).lower()):
+                    raise
+                # The server refuses logprobs (llama-cpp-python without --logits_all answers
+                # HTTP 500): ask again without them, and stop asking this endpoint for them.
+                self.logprobs_supported = False
+                result, messages = await self._send(
+                    agent, state, model_name, question, usage, False
+                )
+        output = question.output_type.model_validate(result.output)
+        return output, _token_logprobs(messages) if with_logprobs else None
+
+    async def _send(
+        self,
+        agent: Agent[None, Any],
+        state: _LoopState,
+        model_name: str,
+        question: _Question[Any],
+        usage: CallUsage,
+        logprobs: bool,
+    ) -> tuple[Any, list[ModelMessage]]:
+        """Send one request (inside a call slot); the run's result and its messages."""
+        self.usage.begin_request()
+        usage.requests += 1
+        with capture_run_messages() as messages:
+            try:
+                result = await agent.run(
+                    question.user_prompt,
+                    instructions=question.system_prompt,
+                    model=self._model(state, model_name),
+                    model_settings=question.run_settings(logprobs=logprobs) or None,
+                )
+            finally:
+                self._record_tokens(messages, usage)
+        return result, messages
 
     def _record_tokens(self, messages: list[ModelMessage], usage: CallUsage) -> None:
         """Count the tokens the server reported, for failed attempts too (they are billed)."""
@@ -442,6 +539,16 @@ class LLMClient:
             status_code=error.status_code if isinstance(error, ModelHTTPError) else None,
             invalid_output=isinstance(error, UnexpectedModelBehavior | ValidationError),
         )
+
+
+def _token_logprobs(messages: list[ModelMessage]) -> list[TokenLogprob] | None:
+    """The last response's token logprobs (pydantic-ai keeps them in its provider details)."""
+    responses = [message for message in messages if isinstance(message, ModelResponse)]
+    details = (responses[-1].provider_details or {}) if responses else {}
+    logprobs = details.get("logprobs")
+    if not logprobs:
+        return None
+    return [(str(entry["token"]), float(entry["logprob"])) for entry in logprobs]
 
 
 @functools.cache

@@ -156,23 +156,40 @@ class OutputRecipe:
     model_settings: ModelSettings
 
 
-def output_recipe(output_type: type[BaseModel], mode: ResolvedOutputMode) -> OutputRecipe:
-    """The pydantic-ai output spec and model settings that request `output_type` in `mode`."""
+def output_recipe(
+    output_type: type[BaseModel],
+    mode: ResolvedOutputMode,
+    *,
+    template: str | Literal[False] | None = None,
+    prompt_cache: bool = False,
+) -> OutputRecipe:
+    """The pydantic-ai output spec and model settings that request `output_type` in `mode`.
+
+    `template` is what the prompted modes (``json_object``, ``prompted``) add to the
+    instructions: None for pydantic-ai's default (the JSON schema), a string of our own (the
+    schema is appended unless it holds ``{schema}``), or False for nothing. `prompt_cache` sends
+    ``cache_prompt: true`` (llama.cpp's server reuses the evaluated prompt prefix; other
+    compatible servers ignore the key), so never to OpenAI's own API.
+    """
     settings = ModelSettings(max_retries=0)
-    if mode == "tool":
-        return OutputRecipe(ToolOutput(output_type, name=OUTPUT_TOOL_NAME), settings)
-    if mode == "forced_tool":  # forced by name by the model class; see build_model
-        return OutputRecipe(ToolOutput(output_type, name=OUTPUT_TOOL_NAME), settings)
-    if mode == "json_schema":
-        return OutputRecipe(NativeOutput(output_type), settings)
-    if mode == "json_object":
-        settings["extra_body"] = {
-            "response_format": {"type": "json_object", "schema": output_type.model_json_schema()}
+    extra_body: dict[str, Any] = {"cache_prompt": True} if prompt_cache else {}
+    if mode in ("tool", "forced_tool"):  # forced_tool: forced by name by the model class
+        spec: OutputSpec[Any] = ToolOutput(output_type, name=OUTPUT_TOOL_NAME)
+    elif mode == "json_schema":
+        spec = NativeOutput(output_type)
+    elif mode == "json_object":
+        extra_body["response_format"] = {
+            "type": "json_object",
+            "schema": output_type.model_json_schema(),
         }
-        return OutputRecipe(PromptedOutput(output_type), settings)
-    if mode == "prompted":
-        return OutputRecipe(PromptedOutput(output_type), settings)
-    raise ValueError(f"unknown output mode {mode!r}")
+        spec = PromptedOutput(output_type, template=template)
+    elif mode == "prompted":
+        spec = PromptedOutput(output_type, template=template)
+    else:
+        raise ValueError(f"unknown output mode {mode!r}")
+    if extra_body:
+        settings["extra_body"] = extra_body
+    return OutputRecipe(spec, settings)
 
 
 _ENDPOINT_FIELDS = tuple(LLMEndpoint.model_fields)
