@@ -326,9 +326,12 @@ def demo(rows: int, seed: int) -> None:
     click.echo(f"  train:   {version.train_samples} records, eval: {version.eval_samples}")
     click.echo(
         "  domains: "
-        + ", ".join(
-            f"{d} {n}"
-            for d, n in sorted(version.domain_distribution.items(), key=lambda kv: -kv[1])
+        + (
+            ", ".join(
+                f"{d} {n}"
+                for d, n in sorted(version.domain_distribution.items(), key=lambda kv: -kv[1])
+            )
+            or "none yet (nothing is trusted before people review the queue)"
         )
     )
     if not result.get("new_version", True):
