@@ -209,9 +209,7 @@ def _accuracy_metadata(stats: DatasetStats) -> dict:
 
 def _human_share(stats: DatasetStats) -> float:
     total = stats.train_samples + stats.eval_samples
-    human = sum(
-        n for origin, n in stats.label_sources.items() if origin in {o.value for o in HUMAN_ORIGINS}
-    )
+    human = sum(n for origin, n in stats.label_sources.items() if origin in HUMAN_ORIGINS)
     return human / total if total else 0.0
 
 

@@ -60,7 +60,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from esk_pipeline.pipeline.ids import row_ids
-from esk_pipeline.pipeline.labels import LabelOrigin, is_human, strongest_per_row
+from esk_pipeline.pipeline.labels import HUMAN_ORIGINS, LabelOrigin, is_human, strongest_per_row
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
@@ -750,7 +750,7 @@ def trust_summary(stats: DatasetStats) -> list[str]:
     for split in SPLITS:
         estimate = stats.accuracy.get(split) if stats.accuracy else None
         lines.append(f"{split}: {_estimate_text(estimate)}")
-    human = sum(n for o, n in stats.label_sources.items() if o in _HUMAN_VALUES)
+    human = sum(n for o, n in stats.label_sources.items() if o in HUMAN_ORIGINS)
     total = stats.train_samples + stats.eval_samples
     lines.append(
         f"human-verified: {human} of {total} records"
@@ -779,9 +779,6 @@ def _estimate_text(estimate: AccuracyEstimate | None) -> str:
         f"estimated label accuracy {estimate.estimate:.1%} "
         f"(95% interval {estimate.low:.1%}-{estimate.high:.1%}) over {estimate.records} records"
     )
-
-
-_HUMAN_VALUES = frozenset(o.value for o in (LabelOrigin.HUMAN_VERIFIED, LabelOrigin.ADJUDICATED))
 
 
 def _dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> str:

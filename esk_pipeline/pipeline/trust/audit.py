@@ -19,8 +19,9 @@ _SALT = b"esk-audit-v1:"
 
 def audit_mask(row_ids: Iterable[str], share: float) -> np.ndarray:
     """True for the row ids in the audit sample (each with probability `share`)."""
+    row_ids = list(row_ids)
     if share <= 0:
-        return np.zeros(len(list(row_ids)), dtype=bool)
+        return np.zeros(len(row_ids), dtype=bool)
     limit = share * 2**64
     return np.array(
         [
