@@ -10,6 +10,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 OTHER_DOMAIN_IDS = ("other", "out_of_scope")
+# Where the project keeps its taxonomy (APP_TAXONOMY_PATH), relative to the working folder.
+DEFAULT_TAXONOMY_PATH = Path("data/taxonomy.yaml")
 
 
 class TaxonomyError(ValueError):

@@ -1,0 +1,134 @@
+"""Atomic file and folder writes, and file digests: the one protocol every store uses.
+
+A reader never sees half a file or half a folder: everything is written beside its target
+under a temporary name, flushed to disk, then renamed into place. Every temporary name
+contains `TEMP_MARK`, so recovery after a crash knows one pattern (`remove_leftovers`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TEMP_MARK = ".esk-tmp-"
+
+
+def temp_path(target: Path) -> Path:
+    """A hidden, unique name beside `target` (unique per writer: threads never share one)."""
+    return target.with_name(f".{target.name}{TEMP_MARK}{uuid.uuid4().hex}")
+
+
+def is_leftover(path: Path) -> bool:
+    """True for a temporary file or folder an interrupted write left behind."""
+    return TEMP_MARK in path.name
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete what interrupted writes left directly in `folder`; returns what was removed."""
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        if not is_leftover(path):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path) -> Iterator[IO[bytes]]:
+    """Write `target` whole or not at all: yields a binary handle on a temporary sibling."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(target)
+    try:
+        with tmp.open("wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    with atomic_file(target) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_with(target: Path, write: Callable[[Path], Any]) -> None:
+    """Atomic write for writers that want a path (pandas, pyarrow): `write(temp_path)`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(target)
+    try:
+        write(tmp)
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Build a folder under a temporary name, then put it at `target` in one rename.
+
+    An existing `target` is replaced: moved aside under a temporary name first, deleted last,
+    so a crash leaves either the old folder or the new one (plus leftovers recovery removes).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = temp_path(target)
+    staging.mkdir()
+    try:
+        yield staging
+        fsync_tree(staging)
+        old = temp_path(target) if target.exists() else None
+        if old is not None:
+            os.rename(target, old)
+        os.rename(staging, target)
+        fsync_dir(target.parent)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush every file and folder entry under `folder`."""
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    for sub in sorted({p.parent for p in folder.rglob("*")} | {folder}):
+        fsync_dir(sub)
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in chunks (hashlib.file_digest)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, algorithm).hexdigest()

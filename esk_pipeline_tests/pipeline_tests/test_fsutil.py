@@ -1,0 +1,69 @@
+"""The atomic-write protocol: a failed write keeps the old content; recovery knows one name."""
+
+import hashlib
+
+import pytest
+
+from esk_pipeline.pipeline import fsutil
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_failed_file_write_keeps_the_old_content_and_no_temp(tmp_path):
+    target = tmp_path / "registry.json"
+    fsutil.atomic_write_text(target, "old")
+    with pytest.raises(_Crash), fsutil.atomic_file(target) as handle:
+        handle.write(b"half of the new")
+        raise _Crash
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_write_with_gives_the_writer_a_temporary_sibling(tmp_path):
+    target = tmp_path / "sub" / "frame.csv"
+    seen = []
+
+    def write(path):
+        seen.append(path)
+        path.write_text("a,b\n")
+
+    fsutil.atomic_write_with(target, write)
+    assert target.read_text() == "a,b\n"
+    assert seen[0].parent == target.parent and fsutil.is_leftover(seen[0])
+    assert not seen[0].exists()
+
+
+def test_a_folder_is_replaced_whole_and_a_failed_build_leaves_the_old_one(tmp_path):
+    target = tmp_path / "dataset"
+    with fsutil.atomic_folder(target) as staging:
+        (staging / "train.jsonl").write_text("v1")
+    with pytest.raises(_Crash), fsutil.atomic_folder(target) as staging:
+        (staging / "train.jsonl").write_text("v2, unfinished")
+        raise _Crash
+    assert (target / "train.jsonl").read_text() == "v1"
+    with fsutil.atomic_folder(target) as staging:
+        (staging / "eval.jsonl").write_text("v3")
+    assert sorted(p.name for p in target.iterdir()) == ["eval.jsonl"]
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_recovery_removes_exactly_the_temporary_names(tmp_path):
+    kept = tmp_path / "versions.json"
+    kept.write_text("{}")
+    stale_file = fsutil.temp_path(kept)
+    stale_file.write_text("half")
+    stale_folder = fsutil.temp_path(tmp_path / "v1.0.0")
+    (stale_folder / "deep").mkdir(parents=True)
+    removed = fsutil.remove_leftovers(tmp_path)
+    assert sorted(removed) == sorted([stale_file, stale_folder])
+    assert list(tmp_path.iterdir()) == [kept]
+
+
+def test_file_digest_matches_hashlib(tmp_path):
+    path = tmp_path / "blob"
+    data = bytes(range(256)) * 5000
+    path.write_bytes(data)
+    assert fsutil.file_digest(path) == hashlib.sha256(data).hexdigest()
+    assert fsutil.file_digest(path, "md5") == hashlib.md5(data).hexdigest()
