@@ -7,12 +7,14 @@ from the library print one line (`Error: ...`) and exit with status 1, never a t
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import BaseModel
 
+from esk_pipeline import configs
 from esk_pipeline.pipeline.data_storage import (
     DatasetVersion,
     DataStorage,
@@ -49,6 +51,8 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 def main() -> None:
     """ESK dataset pipeline tools."""
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    get_settings().apply_log_level()
 
 
 @main.group(cls=_Group)
@@ -61,10 +65,8 @@ def main() -> None:
 @click.pass_context
 def versions(ctx: click.Context, storage_dir: Path | None) -> None:
     """Dataset versions: list, show, diff, tag, checkout, verify, export, import."""
-    config = (
-        DataStorageConfig() if storage_dir is None else DataStorageConfig(storage_dir=storage_dir)
-    )
-    ctx.obj = config
+    overrides = {} if storage_dir is None else {"storage_dir": storage_dir}
+    ctx.obj = configs.storage_config(get_settings(), **overrides)
 
 
 def _storage(ctx: click.Context) -> DataStorage:
@@ -315,10 +317,10 @@ def demo(rows: int, seed: int) -> None:
         click.echo(f"seeded {inserted} sample log rows")
     with DagsterInstance.get() as instance:
         try:
-            result = run_pipeline(instance, log=click.echo)
+            result = run_pipeline(instance, settings=settings, log=click.echo)
         except PipelineRunError as exc:
             raise click.ClickException(str(exc)) from exc
-    storage = DataStorage(DataStorageConfig())
+    storage = DataStorage(configs.storage_config(settings))
     version = storage.get_version(str(result["version"]))
     click.echo("")
     click.echo(f"dataset version {version.version} ({version.status.value})")

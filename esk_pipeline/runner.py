@@ -77,12 +77,16 @@ def seed_sample_logs(
 
 
 def run_pipeline(
-    instance: DagsterInstance, *, log: Callable[[str], None] = print
+    instance: DagsterInstance,
+    *,
+    settings: Settings | None = None,
+    log: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Materialise every day in ClickHouse, then review queue -> ... -> dataset version."""
-    from esk_pipeline.definitions import defs
+    from esk_pipeline.definitions import build_defs
 
-    settings = get_settings()
+    settings = settings or get_settings()
+    defs = build_defs(settings)
     days = sorted(LogSource(settings.clickhouse).day_counts())
     if not days:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")

@@ -33,7 +33,7 @@ daily_labels_job = define_asset_job(
         "taxonomy", "verified_labels", "raw_logs", "cleaned_texts", "rejected_texts", "labels"
     ),
     description="ETL and labelling of one day of logs.",
-    tags=llm_endpoint_tags("labeler"),
+    tags=llm_endpoint_tags(get_settings(), "labeler"),
 )
 
 
@@ -138,7 +138,7 @@ dataset_refresh_job = define_asset_job(
         "dataset_versions",
     ),
     description="Rebuilds the dataset from the latest human decisions.",
-    tags=llm_endpoint_tags("augmenter"),
+    tags=llm_endpoint_tags(get_settings(), "augmenter"),
 )
 
 
@@ -157,7 +157,7 @@ def enough_new_reviews_sensor(
     with review_store.open(taxonomy_file.load()) as store:
         latest = store.last_review_seq()
         new = store.reviews_since(last_seen)  # decisions only: skips and releases do not count
-    needed = get_settings().review.sensor_min_new_reviews
+    needed = review_store.sensor_min_new_reviews
     if new < needed:
         return SkipReason(f"{new} new review(s) since the last refresh; waiting for {needed}")
     return SensorResult(run_requests=[RunRequest(run_key=f"reviews:{latest}")], cursor=str(latest))

@@ -8,6 +8,7 @@ Each group reads its own prefix with the variable names of the original design
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -15,13 +16,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-OutputMode = Literal["auto", "tool", "forced_tool", "json_schema", "json_object", "prompted"]
+from esk_pipeline.pipeline.connections import ClickHouseConfig, LLMEndpoint, OutputMode
+
 # API roles, each allowed everything the ones before it are: review routes; + ingest, runs,
 # classification and versions; + everything.
 Role = Literal["reviewer", "maintainer", "admin"]
 ROLES: tuple[Role, ...] = ("reviewer", "maintainer", "admin")
-# Names that become SQL identifiers, ids or file names; always checked with re.fullmatch.
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TOKEN_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
@@ -41,12 +41,12 @@ class ApiToken(BaseModel):
 class AppSettings(BaseSettings):
     model_config = _group("APP_")
 
-    mode: Literal["development", "production", "test"] = "development"
     data_dir: Path = Path("data")
     # Where asset values live: a folder or an fsspec URL (s3://bucket/prefix); default
     # data_dir/assets. A deployment with several machines points it at object storage.
     assets_url: str | None = None
-    log_level: str = "INFO"
+    # Level of the project's own loggers (`esk_pipeline.*`) in runs, the API and the CLI.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     taxonomy_path: Path = Path("data/taxonomy.yaml")
     # First day the daily partitions cover; logs older than this are outside the asset graph.
     # The default is the first day of the sample week `esk-data seed` and the demo insert.
@@ -77,22 +77,6 @@ class AppSettings(BaseSettings):
                 )
             tokens[owner] = {"token": token} if isinstance(token, str | SecretStr) else token
         return tokens
-
-
-class LLMEndpoint(BaseModel):
-    """One resolved OpenAI-compatible endpoint: what an agent needs to make requests."""
-
-    model: str
-    api_base: str | None = None
-    api_key: SecretStr | None = None
-    output_mode: OutputMode = "auto"
-    fallback_model: str | None = None
-    timeout_seconds: float = 60.0
-
-    @property
-    def is_local(self) -> bool:
-        """True when no endpoint is configured and the offline model does the work."""
-        return self.model == "local"
 
 
 class LLMSettings(BaseSettings):
@@ -242,19 +226,14 @@ class DataStorageSettings(BaseSettings):
 
 
 class TrustSettings(BaseSettings):
-    """What a label must show before it enters a dataset, and how that is measured."""
+    """TRUST_*: the trust policy (`pipeline.trust.TrustConfig` says what each field decides)."""
 
     model_config = _group("TRUST_")
 
-    # Machine labels enter train only where the audit shows at least this precision.
     precision_target: float = Field(default=0.95, gt=0, le=1)
-    # Share of labelled texts drawn uniformly into the audit stream.
     audit_share: float = Field(default=0.15, ge=0, le=1)
-    # Share of the queue's hand-outs that go to audit items while any are waiting.
     audit_review_share: float = Field(default=0.7, ge=0, le=1)
-    # Audited items a version needs before its accuracy estimate is called reliable.
     min_audit_for_estimate: int = Field(default=200, ge=0)
-    # Detect likely errors among human labels (confident learning) and ask again.
     detect_label_errors: bool = True
 
 
@@ -266,31 +245,10 @@ class CacheSettings(BaseSettings):
     dir: Path = Path("data/cache")
 
 
-class ClickHouseSettings(BaseSettings):
-    """The log source. No host and no URL means the embedded engine under `embedded_path`."""
+class ClickHouseSettings(BaseSettings, ClickHouseConfig):
+    """CLICKHOUSE_*: the fields of `ClickHouseConfig`, read from the environment."""
 
     model_config = _group("CLICKHOUSE_")
-
-    url: SecretStr | None = None  # may carry a password, so it is a secret
-    host: str | None = None
-    port: int = 8123
-    user: str = "default"
-    password: SecretStr | None = None
-    database: str = "default"
-    secure: bool = False
-    table: str = "esk_logs"
-    embedded_path: Path = Path("data/clickhouse")
-
-    @field_validator("table", "database")
-    @classmethod
-    def _plain_identifier(cls, value: str) -> str:
-        if not IDENTIFIER.fullmatch(value):
-            raise ValueError(f"{value!r} is not a plain name (letters, digits, _)")
-        return value
-
-    @property
-    def is_embedded(self) -> bool:
-        return self.url is None and self.host is None
 
 
 class Settings(BaseModel):
@@ -311,11 +269,15 @@ class Settings(BaseModel):
         """Read every group afresh from the environment and `.env`."""
         return cls()
 
+    def apply_log_level(self) -> None:
+        """Set APP_LOG_LEVEL on the project's loggers (`esk_pipeline` and below)."""
+        logging.getLogger("esk_pipeline").setLevel(self.app.log_level)
+
 
 @functools.cache
 def get_settings() -> Settings:
-    """The process-wide settings, read once; config classes take their defaults from here.
+    """The process-wide settings, read once, for the wiring (definitions, API, CLI).
 
-    Tests that change the environment call `get_settings.cache_clear()`.
+    Library configs never read it: `esk_pipeline.configs` builds them from a `Settings`.
     """
     return Settings.load()

@@ -41,6 +41,7 @@ role it needs as its security scope, and a lesser token gets 403. Errors are JSO
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app bound to `settings` (default: the process-wide settings)."""
     settings = settings or get_settings()
+    settings.apply_log_level()
     services = Services(settings)
 
     @asynccontextmanager

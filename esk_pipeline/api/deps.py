@@ -3,8 +3,9 @@
 Nothing here opens a database, ClickHouse or a model at import time or in `create_app`: each
 collaborator is built the first time a request needs it (under a lock, so concurrent first
 requests build it once), which keeps `esk_pipeline.api:app` cheap and safe to import.
-Library configs get every value from the app's own `Settings` rather than the process-wide
-ones, so an app built for a temporary folder never touches the default data directory.
+Library configs are built from the app's own `Settings` (`esk_pipeline.configs`) rather than
+the process-wide ones, so an app built for a temporary folder never touches the default data
+directory.
 """
 
 from __future__ import annotations
@@ -18,41 +19,21 @@ from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from esk_pipeline import configs
 from esk_pipeline.api.metrics import ApiMetrics
-from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
-from esk_pipeline.pipeline.etl import ETLConfig
+from esk_pipeline.pipeline import DataStorage, ETLConfig, LabelerAgent, ReviewDataset, Taxonomy
 from esk_pipeline.pipeline.etl_worker import ETLWorkers, WorkerLimits
-from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.log_source import LogSource
-from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
-from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import Role, Settings
 
 log = logging.getLogger(__name__)
-ConfigT = TypeVar("ConfigT", bound=BaseModel)
 T = TypeVar("T")
 
 # How long a request waits for the embedded ClickHouse folder while another process uses it.
 CLICKHOUSE_LOCK_SECONDS = 60.0
 READINESS_LOCK_SECONDS = 5.0
-
-
-def config_from(config_cls: type[ConfigT], *groups: BaseModel, **overrides: Any) -> ConfigT:
-    """Build a library config from settings groups: each field takes the first group's value.
-
-    Fields no group has keep the config's own default; `overrides` win over everything.
-    """
-    values: dict[str, Any] = {}
-    for name in config_cls.model_fields:
-        for group in groups:
-            if name in type(group).model_fields:
-                values[name] = getattr(group, name)
-                break
-    values.update(overrides)
-    return config_cls(**values)
 
 
 class Services:
@@ -102,38 +83,25 @@ class Services:
         return self._once("storage", self._build_storage)
 
     def etl_config(self) -> ETLConfig:
-        """The ETL config of uploads: the app's ETL settings and the upload size limits."""
-        unpacked = self.settings.etl.max_unpacked_ratio * self.max_upload_bytes
-        return config_from(
-            ETLConfig,
-            self.settings.etl,
-            max_file_bytes=self.max_upload_bytes,
-            max_unpacked_bytes=unpacked,
-        )
+        """The ETL config of uploads: the app's ETL settings and the upload size limit."""
+        return configs.etl_config(self.settings, max_file_bytes=self.max_upload_bytes)
 
     def log_source(self, lock_timeout_seconds: float = CLICKHOUSE_LOCK_SECONDS) -> LogSource:
         return LogSource(self.settings.clickhouse, lock_timeout_seconds=lock_timeout_seconds)
 
     def _build_review(self) -> ReviewDataset:
-        config = config_from(
-            ReviewDatasetConfig, self.settings.review, data_dir=self.settings.app.data_dir
-        )
-        return ReviewDataset(config, self.taxonomy)
+        return ReviewDataset(configs.review_config(self.settings), self.taxonomy)
 
     def _build_labeler(self) -> LabelerAgent:
-        settings = self.settings
-        config = config_from(
-            LabelerConfig,
-            settings.labeler,
-            settings.llm.endpoint_for("labeler"),
-            use_cache=settings.labeler.use_cache and settings.cache.enabled,
-            cache_dir=settings.cache.dir,
-            cache_ttl_hours=settings.cache.ttl_hours,
+        return LabelerAgent(
+            configs.labeler_config(self.settings),
+            self.taxonomy,
+            usage=configs.usage_meter(self.settings),
+            progress_callback=log.debug,
         )
-        return LabelerAgent(config, self.taxonomy, progress_callback=log.debug)
 
     def _build_storage(self) -> DataStorage:
-        return DataStorage(config_from(DataStorageConfig, self.settings.data_storage))
+        return DataStorage(configs.storage_config(self.settings))
 
     def close(self) -> None:
         """Stop running uploads and release what was built; safe to call more than once."""

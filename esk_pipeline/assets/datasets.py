@@ -24,7 +24,7 @@ from esk_pipeline.pipeline.trust.assess import estimate_accuracy
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability
 from esk_pipeline.resources.stores import DatasetStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
-from esk_pipeline.settings import get_settings
+from esk_pipeline.resources.trust import TrustPolicyResource
 
 DATASET_NAME = "dataset"
 
@@ -68,6 +68,7 @@ def train_eval_splits(
     synthetic_samples: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     dataset_store: DatasetStoreResource,
+    trust_policy: TrustPolicyResource,
 ):
     """Stratified, group-aware, reproducible splits as JSONL + Parquet with a dataset card.
 
@@ -76,7 +77,9 @@ def train_eval_splits(
     items = pd.concat([trusted_labels, synthetic_samples], ignore_index=True)
     calibration = Calibration.model_validate(label_trust["calibration"])
     reliability = ReviewerReliability.model_validate(label_trust["reliability"])
-    writer = dataset_store.writer(taxonomy_file.load())
+    writer = dataset_store.writer(
+        taxonomy_file.load(), precision_target=trust_policy.precision_target
+    )
     train_path, eval_path, stats = writer.write_datasets(
         items,
         dataset_name=DATASET_NAME,
@@ -135,7 +138,7 @@ def train_eval_splits(
         passed=stats.leakage.unverified_in_eval == 0,
         metadata={"eval_origins": MetadataValue.json(stats.eval_origins)},
     )
-    yield _accuracy_check(stats, label_trust["audited"])
+    yield _accuracy_check(stats, label_trust["audited"], trust_policy.min_audit_for_estimate)
 
 
 @asset(group_name="datasets", kinds={"json"}, automation_condition=eager_when_enabled())
@@ -213,11 +216,11 @@ def _human_share(stats: DatasetStats) -> float:
     return human / total if total else 0.0
 
 
-def _accuracy_check(stats: DatasetStats, audited: int) -> AssetCheckResult:
+def _accuracy_check(stats: DatasetStats, audited: int, audit_needed: int) -> AssetCheckResult:
     """Passes when every non-empty split's estimate reaches the target; a warning (not an
     error) while the audit is too small to say."""
     target = stats.precision_target
-    enough = audited >= get_settings().trust.min_audit_for_estimate
+    enough = audited >= audit_needed
     estimates = {s: e for s, e in stats.accuracy.items() if e.records}
     below = {
         s: e.estimate for s, e in estimates.items() if e.estimate is None or e.estimate < target
@@ -229,7 +232,7 @@ def _accuracy_check(stats: DatasetStats, audited: int) -> AssetCheckResult:
         metadata={
             "target": target,
             "audited": audited,
-            "audit_needed": get_settings().trust.min_audit_for_estimate,
+            "audit_needed": audit_needed,
             "estimates": MetadataValue.json({s: e.estimate for s, e in estimates.items()}),
         },
     )

@@ -19,8 +19,8 @@ from dagster import (
 from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
 from esk_pipeline.assets.partitions import daily_partitions
-from esk_pipeline.pipeline.etl import ETLConfig, ETLProcessor
 from esk_pipeline.resources.clickhouse import ClickHouseResource
+from esk_pipeline.resources.etl import ETLResource
 
 ETL_CODE_VERSION = "etl-1"
 
@@ -81,9 +81,11 @@ def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> 
         ),
     ],
 )
-def cleaned_texts(context: AssetExecutionContext, raw_logs: dict[str, pd.DataFrame]):
+def cleaned_texts(
+    context: AssetExecutionContext, raw_logs: dict[str, pd.DataFrame], etl: ETLResource
+):
     """The ETL of each day: every raw row ends up in exactly one of the two outputs."""
-    processor = ETLProcessor(ETLConfig())
+    processor = etl.processor()
     cleaned: dict[str, pd.DataFrame] = {}
     rejected: dict[str, pd.DataFrame] = {}
     rows_in = rows_out = rows_rejected = 0

@@ -18,7 +18,7 @@ from esk_pipeline.pipeline.review_dataset import ReviewReason
 from esk_pipeline.pipeline.trust.queue import plan_review
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
-from esk_pipeline.settings import get_settings
+from esk_pipeline.resources.trust import TrustPolicyResource
 
 
 @asset(
@@ -32,15 +32,15 @@ def review_queue(
     label_trust: dict,
     taxonomy_file: TaxonomyResource,
     review_store: ReviewStoreResource,
+    trust_policy: TrustPolicyResource,
 ) -> Output:
     """What people should review, best first: every text without a trusted label, the random
     audit, and decisions confident learning doubts (see `pipeline.trust.queue`)."""
-    settings = get_settings().trust
     plan = plan_review(
         trusted_labels,
-        precision_target=settings.precision_target,
-        audit_share=settings.audit_share,
-        audit_review_share=settings.audit_review_share,
+        precision_target=trust_policy.precision_target,
+        audit_share=trust_policy.audit_share,
+        audit_review_share=trust_policy.audit_review_share,
     )
     with review_store.open(taxonomy_file.load()) as store:
         report = store.add_items(plan.to_dict("records"), withdraw_others=True)

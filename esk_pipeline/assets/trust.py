@@ -6,11 +6,11 @@ from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, mult
 
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.pipeline.local_model import LocalModel
-from esk_pipeline.pipeline.trust import Calibration, TrustConfig, assess_labels
+from esk_pipeline.pipeline.trust import Calibration, assess_labels
 from esk_pipeline.pipeline.trust.assess import tier_of
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
-from esk_pipeline.settings import get_settings
+from esk_pipeline.resources.trust import TrustPolicyResource
 
 
 @multi_asset(
@@ -32,10 +32,10 @@ def trusted_labels(
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     review_store: ReviewStoreResource,
+    trust_policy: TrustPolicyResource,
 ):
     """Resolve every text's label and measure how far each can be trusted, on the audit."""
     taxonomy = taxonomy_file.load()
-    settings = get_settings().trust
     with review_store.open(taxonomy) as store:
         votes = store.decision_votes()
     model_labels = pd.concat(labels.values(), ignore_index=True) if labels else pd.DataFrame()
@@ -51,11 +51,7 @@ def trusted_labels(
         verified_labels,
         votes,
         taxonomy,
-        TrustConfig(
-            precision_target=settings.precision_target,
-            audit_share=settings.audit_share,
-            detect_label_errors=settings.detect_label_errors,
-        ),
+        trust_policy.config(),
         temperature=temperature,
     )
     frame = assessment.labels

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from typing import Any
 
 import clickhouse_connect
@@ -23,12 +22,12 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from esk_pipeline.pipeline.connections import IDENTIFIER, ClickHouseConfig
 from esk_pipeline.pipeline.embedded_clickhouse import (
     EmbeddedEngine,
     EmbeddedEngineError,
     EmbeddedQueryError,
 )
-from esk_pipeline.settings import ClickHouseSettings
 
 # The columns this project's own table has; a user's table may have more, and they are kept.
 LOG_COLUMNS: dict[str, str] = {
@@ -41,7 +40,6 @@ LOG_COLUMNS: dict[str, str] = {
     "source": "LowCardinality(String)",
     "metadata": "String",
 }
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class LogSourceError(RuntimeError):
@@ -51,17 +49,17 @@ class LogSourceError(RuntimeError):
 class LogSource:
     """Read and write the `esk_logs` table of the configured ClickHouse."""
 
-    def __init__(self, settings: ClickHouseSettings, *, lock_timeout_seconds: float = 300) -> None:
-        if not _IDENTIFIER.fullmatch(settings.table):
-            raise LogSourceError(f"CLICKHOUSE_TABLE {settings.table!r} is not a plain table name")
-        self.settings = settings
-        self.table = settings.table
+    def __init__(self, config: ClickHouseConfig, *, lock_timeout_seconds: float = 300) -> None:
+        if not IDENTIFIER.fullmatch(config.table):
+            raise LogSourceError(f"CLICKHOUSE_TABLE {config.table!r} is not a plain table name")
+        self.config = config
+        self.table = config.table
         self._lock_timeout = lock_timeout_seconds
 
     @property
     def description(self) -> str:
         """Where the logs live, safe to show (no password)."""
-        s = self.settings
+        s = self.config
         if s.is_embedded:
             return f"embedded ClickHouse at {s.embedded_path}"
         if s.url is not None:
@@ -70,8 +68,8 @@ class LogSource:
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """One client call: in the embedded engine's helper process, or over HTTP to a server."""
-        if self.settings.is_embedded:
-            engine = EmbeddedEngine.for_path(self.settings.embedded_path)
+        if self.config.is_embedded:
+            engine = EmbeddedEngine.for_path(self.config.embedded_path)
             try:
                 return engine.call(method, *args, lock_timeout=self._lock_timeout, **kwargs)
             except EmbeddedQueryError as exc:
@@ -86,12 +84,12 @@ class LogSource:
                 return client.insert_df(*args, **kwargs).written_rows
             return getattr(client, method)(*args, **kwargs)
         except ClickHouseError as exc:
-            raise LogSourceError(f"{self.description}: {_safe(exc, self.settings)}") from exc
+            raise LogSourceError(f"{self.description}: {_safe(exc, self.config)}") from exc
         finally:
             client.close()
 
     def _connect(self) -> Client:
-        s = self.settings
+        s = self.config
         try:
             if s.url is not None:
                 return clickhouse_connect.get_client(dsn=s.url.get_secret_value())
@@ -109,7 +107,7 @@ class LogSource:
     def ensure_table(self) -> None:
         """Create the logs table if it does not exist (a user's own table is left as it is)."""
         columns = ", ".join(f"`{name}` {ctype}" for name, ctype in LOG_COLUMNS.items())
-        # DDL cannot bind identifiers; the name was checked against _IDENTIFIER above.
+        # DDL cannot bind identifiers; the name was checked against IDENTIFIER above.
         ddl = (
             f"CREATE TABLE IF NOT EXISTS `{self.table}` ({columns}) ENGINE = MergeTree "
             "PARTITION BY toYYYYMM(ts) ORDER BY (toDate(ts), ts)"
@@ -212,10 +210,10 @@ def _merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:
     return pd.Series(merged, index=frame.index)
 
 
-def _safe(exc: BaseException, settings: ClickHouseSettings) -> str:
+def _safe(exc: BaseException, config: ClickHouseConfig) -> str:
     """The error's message with any configured secret blanked out."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    for secret in (settings.password, settings.url):
+    for secret in (config.password, config.url):
         if secret is not None and secret.get_secret_value():
             message = message.replace(secret.get_secret_value(), "**********")
     return message[:500]

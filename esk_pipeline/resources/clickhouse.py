@@ -5,26 +5,44 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from esk_pipeline.pipeline.connections import ClickHouseConfig
 from esk_pipeline.pipeline.log_source import LogSource
-from esk_pipeline.settings import get_settings
+from esk_pipeline.resources._fields import resource_values, secret_env, to_config
+from esk_pipeline.settings import Settings
 
 
 class ClickHouseResource(ConfigurableResource):
-    """clickhouse-connect to a server, or the embedded engine when none is configured.
+    """clickhouse-connect to a server, or the embedded engine when no host and no URL are set.
 
-    Connection details and secrets come from the CLICKHOUSE_* settings at run time, so no
-    password ever lands in run config or the UI; the fields here only override where to look.
+    The password and a URL (which may carry one) are `EnvVar`s: only their names are stored.
     """
 
-    table: str | None = Field(default=None, description="Overrides CLICKHOUSE_TABLE.")
-    embedded_path: str | None = Field(
-        default=None, description="Overrides CLICKHOUSE_EMBEDDED_PATH (embedded mode only)."
+    url: str | None = Field(default=None, description="CLICKHOUSE_URL (an env var: a secret)")
+    host: str | None = Field(default=None, description="No host and no URL: embedded engine")
+    port: int = 8123
+    user: str = "default"
+    password: str | None = Field(default=None, description="CLICKHOUSE_PASSWORD (an env var)")
+    database: str = "default"
+    secure: bool = False
+    table: str = "esk_logs"
+    embedded_path: str = Field(
+        default="data/clickhouse", description="The embedded engine's folder"
     )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClickHouseResource:
+        clickhouse = settings.clickhouse
+        return cls(
+            **resource_values(
+                cls,
+                clickhouse,
+                url=secret_env(clickhouse.url, "CLICKHOUSE_URL"),
+                password=secret_env(clickhouse.password, "CLICKHOUSE_PASSWORD"),
+            )
+        )
+
+    def config(self) -> ClickHouseConfig:
+        return to_config(self, ClickHouseConfig)
+
     def get_source(self) -> LogSource:
-        settings = get_settings().clickhouse.model_copy()
-        if self.table:
-            settings.table = self.table
-        if self.embedded_path:
-            settings.embedded_path = settings.embedded_path.__class__(self.embedded_path)
-        return LogSource(settings)
+        return LogSource(self.config())

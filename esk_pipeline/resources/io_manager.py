@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
@@ -32,7 +31,8 @@ from dagster import (
 from pydantic import Field
 from upath import UPath
 
-from esk_pipeline.settings import get_settings
+from esk_pipeline.pipeline import fsutil
+from esk_pipeline.settings import Settings
 
 
 class ParquetJsonIOManager(UPathIOManager):
@@ -93,16 +93,15 @@ class ParquetJsonIOManager(UPathIOManager):
 class AssetFilesIOManager(ConfigurableIOManagerFactory):
     """The project's IO manager: Parquet/JSON values under a folder or an fsspec URL."""
 
-    base_dir: str | None = Field(
-        default=None,
-        description="A folder or fsspec URL (s3://bucket/prefix); default: APP_ASSETS_URL, "
-        "else APP_DATA_DIR/assets, read at run time.",
-    )
+    base_dir: str = Field(description="A folder or an fsspec URL such as s3://bucket/prefix")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AssetFilesIOManager:
+        app = settings.app
+        return cls(base_dir=app.assets_url or str(app.data_dir / "assets"))
 
     def create_io_manager(self, context: InitResourceContext) -> ParquetJsonIOManager:
-        app = get_settings().app
-        base = self.base_dir or app.assets_url or str(app.data_dir / "assets")
-        return ParquetJsonIOManager(base_path=UPath(base))
+        return ParquetJsonIOManager(base_path=UPath(self.base_dir))
 
 
 def _where(path: UPath, obj: Any) -> UPath:
@@ -120,9 +119,5 @@ def _write(path: UPath, write: Callable[[IO[bytes]], Any]) -> None:
         with path.open("wb") as f:
             write(f)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Unique per writer: two runs in one process (the API's threads) never share a temp file.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("wb") as f:
+    with fsutil.atomic_file(Path(path.path)) as f:
         write(f)
-    os.replace(tmp.path, path.path)

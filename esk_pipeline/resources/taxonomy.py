@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dagster import ConfigurableResource
-from pydantic import Field
 
-from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.settings import get_settings
+from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
+from esk_pipeline.settings import Settings
 
 
 class TaxonomyResource(ConfigurableResource):
-    path: str | None = Field(default=None, description="Overrides APP_TAXONOMY_PATH.")
+    path: str = str(DEFAULT_TAXONOMY_PATH)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TaxonomyResource:
+        return cls(path=str(settings.app.taxonomy_path))
 
     def load(self) -> Taxonomy:
-        return Taxonomy.load(self.path or get_settings().app.taxonomy_path)
+        return Taxonomy.load(self.path)

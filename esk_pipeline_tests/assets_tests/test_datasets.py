@@ -38,14 +38,14 @@ def _stats(train: float | None, eval_: float | None = 0.99) -> DatasetStats:
 
 
 def test_the_accuracy_check_fails_below_the_target_once_the_audit_is_big_enough() -> None:
-    passed = _accuracy_check(_stats(0.97), audited=500)
+    passed = _accuracy_check(_stats(0.97), audited=500, audit_needed=200)
     assert passed.passed and passed.severity == AssetCheckSeverity.ERROR
-    failed = _accuracy_check(_stats(0.93), audited=500)
+    failed = _accuracy_check(_stats(0.93), audited=500, audit_needed=200)
     assert not failed.passed and failed.severity == AssetCheckSeverity.ERROR
 
 
 def test_a_small_audit_is_a_warning_whatever_the_estimate_says() -> None:
-    early = _accuracy_check(_stats(0.99), audited=20)
+    early = _accuracy_check(_stats(0.99), audited=20, audit_needed=200)
     assert not early.passed and early.severity == AssetCheckSeverity.WARN
-    unknown = _accuracy_check(_stats(None), audited=500)
+    unknown = _accuracy_check(_stats(None), audited=500, audit_needed=200)
     assert not unknown.passed

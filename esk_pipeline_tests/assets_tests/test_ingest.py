@@ -7,13 +7,14 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 from esk_pipeline.assets import ingest
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.resources.clickhouse import ClickHouseResource
+from esk_pipeline.resources.etl import ETLResource
 from esk_pipeline.resources.io_manager import AssetFilesIOManager
-from esk_pipeline.settings import get_settings
+from esk_pipeline.settings import Settings
 
 
 @pytest.fixture
 def logs(project_env):
-    source = LogSource(get_settings().clickhouse)
+    source = LogSource(Settings.load().clickhouse)
     rows = pd.DataFrame(
         {
             "ts": pd.to_datetime(
@@ -44,10 +45,12 @@ def logs(project_env):
 
 
 def _materialize(tmp_path, partition_tags):
+    settings = Settings.load()
     return materialize(
         [ingest.raw_logs, ingest.cleaned_texts],
         resources={
-            "clickhouse": ClickHouseResource(),
+            "clickhouse": ClickHouseResource.from_settings(settings),
+            "etl": ETLResource.from_settings(settings),
             "io_manager": AssetFilesIOManager(base_dir=str(tmp_path / "assets")),
         },
         **partition_tags,
@@ -94,7 +97,7 @@ def test_sensor_requests_new_and_grown_days_once(logs):
     from esk_pipeline.sensors import new_log_days_sensor
 
     instance = DagsterInstance.ephemeral()
-    resources = {"clickhouse": ClickHouseResource()}
+    resources = {"clickhouse": ClickHouseResource.from_settings(Settings.load())}
     first = new_log_days_sensor(build_sensor_context(instance=instance, resources=resources))
     assert sorted(r.partition_key for r in first.run_requests) == ["2026-11-01", "2026-11-02"]
     assert {r.run_key for r in first.run_requests} == {"2026-11-01:5", "2026-11-02:1"}

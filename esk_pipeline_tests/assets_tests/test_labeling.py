@@ -9,7 +9,7 @@ from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.resources.io_manager import AssetFilesIOManager
 from esk_pipeline.resources.llm import LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
-from esk_pipeline.settings import get_settings
+from esk_pipeline.settings import Settings
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, labeler_responder
 
 DAY = "2026-11-03"
@@ -42,6 +42,7 @@ def partition(project_env):
 
 
 def _materialize(folder):
+    settings = Settings.load()
     # Upstream values are read from the files above, as in a real run.
     upstream = [
         SourceAsset("cleaned_texts", partitions_def=daily_partitions),
@@ -53,8 +54,8 @@ def _materialize(folder):
         partition_key=DAY,
         resources={
             "io_manager": AssetFilesIOManager(base_dir=str(folder)),
-            "taxonomy_file": TaxonomyResource(),
-            "labeler": LabelerResource(),
+            "taxonomy_file": TaxonomyResource.from_settings(settings),
+            "labeler": LabelerResource.from_settings(settings),
         },
     )
 
@@ -64,7 +65,6 @@ def test_unsure_texts_go_to_the_llm_and_a_rerun_costs_no_request(partition, monk
         monkeypatch.setenv("LLM_API_BASE", server.base_url)
         monkeypatch.setenv("LLM_MODEL", "fake-model")
         monkeypatch.setenv("LLM_API_KEY", "sk-test-not-a-real-key")
-        get_settings.cache_clear()
 
         first = _materialize(partition)
         assert first.success
@@ -89,7 +89,6 @@ def test_unsure_texts_go_to_the_llm_and_a_rerun_costs_no_request(partition, monk
         assert server.request_count == requests  # the cache answered everything
         rerun = again.asset_materializations_for_node("labels")[0].metadata
         assert rerun["llm_requests"].value == 0 and rerun["cache_hit_rate"].value == 1.0
-    get_settings.cache_clear()
 
 
 def test_the_labels_code_version_names_the_prompt_and_the_model_recipe():

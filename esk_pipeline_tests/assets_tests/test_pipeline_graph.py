@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
+from esk_pipeline import configs
+from esk_pipeline.definitions import build_defs
 from esk_pipeline.pipeline.data_storage import DataStorage
 from esk_pipeline.pipeline.review_dataset import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.runner import run_pipeline, seed_sample_logs
-from esk_pipeline.settings import get_settings
+from esk_pipeline.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +33,29 @@ def pipeline_run(tmp_path_factory):
         for name in ("LLM_API_KEY", "LLM_API_BASE", "LLM_MODEL"):
             mp.delenv(name, raising=False)
         get_settings.cache_clear()
-        from esk_pipeline.definitions import defs  # resources read the settings above
-
-        seeded = seed_sample_logs(get_settings(), n_rows=2500, seed=7)
+        settings = Settings.load()
+        defs = build_defs(settings)
+        seeded = seed_sample_logs(settings, n_rows=2500, seed=7)
         instance = DagsterInstance.ephemeral()
-        summary = run_pipeline(instance, log=lambda _: None)
+        summary = run_pipeline(instance, settings=settings, log=lambda _: None)
         yield {
             "root": root,
             "instance": instance,
             "summary": summary,
             "seeded": seeded,
             "defs": defs,
+            "settings": settings,
         }
         get_settings.cache_clear()
+
+
+def _review_store(pipeline_run) -> ReviewDataset:
+    config = configs.review_config(pipeline_run["settings"])
+    return ReviewDataset(config, Taxonomy.load("data/taxonomy.yaml"))
+
+
+def _storage(pipeline_run) -> DataStorage:
+    return DataStorage(configs.storage_config(pipeline_run["settings"]))
 
 
 def _frames(root, asset):
@@ -76,20 +88,20 @@ def test_before_any_audit_no_machine_label_is_trusted_and_all_wait_for_review(pi
     queued = pd.read_parquet(root / "assets" / "review_queue.parquet")
     assert not trusted["trusted"].any()  # confidence alone is a claim, not evidence
     assert set(trusted["label_origin"]) == {"local_model"}
-    with ReviewDataset(taxonomy=Taxonomy.load("data/taxonomy.yaml")) as store:
+    with _review_store(pipeline_run) as store:
         stats = store.stats()
     assert stats.queue_length == len(queued) == queued["row_id"].nunique()
     # One text per identity key, plus the uniform audit sample (TRUST_AUDIT_SHARE of all).
     needs = queued[queued["review_reason"] == "needs_review"]
     audit = queued[queued["review_reason"] == "audit"]
     assert len(needs) + len(audit) == len(queued)
-    share = get_settings().trust.audit_share
+    share = pipeline_run["settings"].trust.audit_share
     assert 0.6 * share < len(audit) / len(trusted) < 1.4 * share
 
 
 def test_a_stable_version_with_contract_records_is_committed(pipeline_run):
     summary = pipeline_run["summary"]
-    storage = DataStorage()
+    storage = _storage(pipeline_run)
     [version] = storage.list_versions()
     assert summary["version"] == version.version
     # Nothing is reviewed yet: train and eval are empty rather than filled with guesses, and
@@ -124,7 +136,7 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
     assert not getattr(quiet, "run_requests", None)
 
     decided = {}
-    with ReviewDataset(taxonomy=taxonomy) as store:
+    with _review_store(pipeline_run) as store:
         # Skips are not decisions: eight of them must not wake the sensor.
         for item in store.get_next(count=8, reviewer_id="bob"):
             store.skip(item.id, "bob")
@@ -150,7 +162,7 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
     record = latest.asset_materialization.metadata
     assert record["relabelled"].value + record["added"].value >= len(decided)
 
-    version = DataStorage().list_versions()[-1]
+    version = _storage(pipeline_run).list_versions()[-1]
     records = pd.concat(
         pd.read_json(version.path / f"{split}.jsonl", lines=True) for split in ("train", "eval")
     )
@@ -161,15 +173,13 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
     assert dict(zip(human["row_id"], human["domain"], strict=False)) == decided
 
 
-def test_an_edited_taxonomy_is_observed_and_the_labels_show_as_stale(
-    pipeline_run, tmp_path, monkeypatch
-):
+def test_an_edited_taxonomy_is_observed_and_the_labels_show_as_stale(pipeline_run, tmp_path):
     """The daily run observed the taxonomy it labelled with; the sensor observes an edit (and
     only an edit); after that the labels' recorded taxonomy version is not the current one,
     which is what the UI shows as stale."""
     from esk_pipeline.sensors import taxonomy_changed_sensor
 
-    defs, instance = pipeline_run["defs"], pipeline_run["instance"]
+    instance = pipeline_run["instance"]
 
     def observed() -> str:
         [record] = instance.fetch_observations(AssetKey("taxonomy"), limit=1).records
@@ -182,33 +192,30 @@ def test_an_edited_taxonomy_is_observed_and_the_labels_show_as_stale(
 
     path = tmp_path / "taxonomy.yaml"
     path.write_text(shipped, encoding="utf-8")
-    monkeypatch.setenv("APP_TAXONOMY_PATH", str(path))
-    get_settings.cache_clear()
+    settings = pipeline_run["settings"].model_copy(deep=True)
+    settings.app.taxonomy_path = path
+    defs = build_defs(settings)
     resources = {"taxonomy_file": defs.resources["taxonomy_file"]}
 
     def evaluate():
         return taxonomy_changed_sensor(build_sensor_context(instance=instance, resources=resources))
 
-    try:
-        assert isinstance(evaluate(), SkipReason)  # the same content: nothing to observe
-        path.write_text(shipped.replace("передать показания", "передать показание"), "utf-8")
-        request = evaluate()
-        assert isinstance(request, RunRequest)
-        job = defs.resolve_job_def("taxonomy_observation_job")
-        assert job.execute_in_process(instance=instance, tags=request.tags).success
-        assert observed() == Taxonomy.load(path).fingerprint != labelled_with
-        assert isinstance(evaluate(), SkipReason)
+    assert isinstance(evaluate(), SkipReason)  # the same content: nothing to observe
+    path.write_text(shipped.replace("передать показания", "передать показание"), "utf-8")
+    request = evaluate()
+    assert isinstance(request, RunRequest)
+    job = defs.resolve_job_def("taxonomy_observation_job")
+    assert job.execute_in_process(instance=instance, tags=request.tags).success
+    assert observed() == Taxonomy.load(path).fingerprint != labelled_with
+    assert isinstance(evaluate(), SkipReason)
 
-        path.write_text(shipped, encoding="utf-8")  # back to the old content: a change again
-        back = evaluate()
-        assert isinstance(back, RunRequest) and back.run_key != request.run_key
+    path.write_text(shipped, encoding="utf-8")  # back to the old content: a change again
+    back = evaluate()
+    assert isinstance(back, RunRequest) and back.run_key != request.run_key
 
-        path.write_text("domains: [", encoding="utf-8")
-        broken = evaluate()
-        assert isinstance(broken, SkipReason) and str(path) in broken.skip_message
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+    path.write_text("domains: [", encoding="utf-8")
+    broken = evaluate()
+    assert isinstance(broken, SkipReason) and str(path) in broken.skip_message
 
 
 def test_verified_labels_are_observed_not_rematerialised_by_daily_runs(pipeline_run):
@@ -229,7 +236,7 @@ def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(pipeline_run)
 
     defs, instance = pipeline_run["defs"], pipeline_run["instance"]
     resources = {"clickhouse": defs.resources["clickhouse"]}
-    source = LogSource(get_settings().clickhouse)
+    source = LogSource(pipeline_run["settings"].clickhouse)
     days = sorted(source.day_counts())
     assert len(days) == 7
 
@@ -253,7 +260,6 @@ def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(pipeline_run)
 
 def test_the_stored_version_check_passes_and_catches_a_damaged_file(pipeline_run):
     from esk_pipeline.assets.checks import stored_version_verifies
-    from esk_pipeline.resources.stores import DatasetStoreResource
 
     instance = pipeline_run["instance"]
     run_id = instance.get_latest_materialization_event(AssetKey("dataset_versions")).run_id
@@ -267,9 +273,9 @@ def test_the_stored_version_check_passes_and_catches_a_damaged_file(pipeline_run
     ]
     assert evaluation.passed
 
-    version = DataStorage().list_versions()[-1]
+    version = _storage(pipeline_run).list_versions()[-1]
     record = {"version": version.version}
-    store = DatasetStoreResource()
+    store = pipeline_run["defs"].resources["dataset_store"]
     assert stored_version_verifies(dataset_versions=record, dataset_store=store).passed
     damaged = version.path / "train.jsonl"
     original = damaged.read_bytes()

@@ -19,7 +19,7 @@ from dagster import (
 )
 
 from esk_pipeline.resources.io_manager import AssetFilesIOManager
-from esk_pipeline.settings import get_settings
+from esk_pipeline.settings import Settings
 
 # The review store's throwaway PostgreSQL cluster (skips itself when the binaries are missing).
 from esk_pipeline_tests.pipeline_tests.test_review_dataset import (  # noqa: F401
@@ -139,13 +139,12 @@ def test_a_range_run_writes_one_file_per_day_and_values_round_trip(base):
     assert report_metadata["path"].value == f"{base}/report.json"
 
 
-def test_the_default_base_is_the_setting_else_the_data_folder(project_env, monkeypatch):
-    assert _run_day(AssetFilesIOManager()).success
+def test_the_base_is_the_assets_url_setting_else_the_data_folder(project_env, monkeypatch):
+    assert _run_day(AssetFilesIOManager.from_settings(Settings.load())).success
     assert (project_env / "assets" / "day_rows" / "2026-11-03.parquet").is_file()
 
     monkeypatch.setenv("APP_ASSETS_URL", str(project_env / "elsewhere"))
-    get_settings.cache_clear()
-    assert _run_day(AssetFilesIOManager()).success
+    assert _run_day(AssetFilesIOManager.from_settings(Settings.load())).success
     assert (project_env / "elsewhere" / "day_rows" / "2026-11-03.parquet").is_file()
 
 

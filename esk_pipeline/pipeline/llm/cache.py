@@ -8,7 +8,7 @@ is one transaction, so a crash loses at most the batch being written.
 `close()` closes the connection; a later call opens it again, so whoever owns a cache can
 release the file after each run and still reuse the object.
 
-Entries older than the TTL (``CACHE_TTL_HOURS`` by default) count as misses; `prune()` deletes
+Entries older than the TTL count as misses; `prune()` deletes
 them. Lookups for many keys go through `get_many`, which asks in chunks of `LOOKUP_CHUNK` keys
 per ``IN (...)`` query rather than one query per key (see ``bench/bench_llm_cache.py``).
 """
@@ -18,14 +18,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from esk_pipeline.settings import get_settings
-
 LOOKUP_CHUNK = 500  # below SQLite's default limit of 999 bound parameters in old builds
 CACHE_FILE_NAME = "llm_cache.sqlite"
+DEFAULT_CACHE_DIR = Path("data/cache")
 _BUSY_TIMEOUT_SECONDS = 30.0
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -38,15 +37,20 @@ _PRAGMAS = (
 class ResponseCache:
     """Key -> JSON text store with a TTL; safe to share between threads and processes."""
 
-    def __init__(self, path: Path | str | None = None, *, ttl_hours: float | None = None) -> None:
-        """Open (creating if needed) the cache file.
+    def __init__(
+        self,
+        path: Path | str = DEFAULT_CACHE_DIR / CACHE_FILE_NAME,
+        *,
+        ttl_hours: float = 24.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Open (creating if needed) the cache file; ``ttl_hours=math.inf`` keeps entries forever.
 
-        `path` defaults to ``<CACHE_DIR>/llm_cache.sqlite``; `ttl_hours` to ``CACHE_TTL_HOURS``
-        (``math.inf`` keeps entries forever).
+        `clock` gives the current time in seconds (tests inject one to age entries).
         """
-        settings = get_settings().cache
-        self.path = Path(path) if path is not None else settings.dir / CACHE_FILE_NAME
-        self.ttl_seconds = (settings.ttl_hours if ttl_hours is None else ttl_hours) * 3600
+        self.path = Path(path)
+        self.ttl_seconds = ttl_hours * 3600
+        self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared under a lock: sqlite3 serialises a connection anyway, and the
         # lock keeps a transaction from interleaving with another thread's statements.
@@ -76,7 +80,7 @@ class ResponseCache:
         return self._conn
 
     def _oldest_valid(self) -> float:
-        return time.time() - self.ttl_seconds
+        return self._clock() - self.ttl_seconds
 
     def get(self, key: str) -> str | None:
         """The value stored under `key`, or None when absent or expired."""
@@ -105,7 +109,7 @@ class ResponseCache:
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> None:
         """Store (or replace) many values in one transaction."""
-        now = time.time()
+        now = self._clock()
         rows = sorted((key, value, now) for key, value in items)
         if not rows:
             return

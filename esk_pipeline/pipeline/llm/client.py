@@ -49,7 +49,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -74,6 +74,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from esk_pipeline.pipeline.connections import LLMEndpoint
 from esk_pipeline.pipeline.llm.cache import ResponseCache
 from esk_pipeline.pipeline.llm.endpoint import (
     ResolvedOutputMode,
@@ -84,7 +85,6 @@ from esk_pipeline.pipeline.llm.endpoint import (
     resolve_output_mode,
 )
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
-from esk_pipeline.settings import LLMEndpoint
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -215,6 +215,7 @@ class LLMClient:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_cap: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """Args:
         endpoint: the model, base URL, key, output mode, fallback and timeout to use.
@@ -227,6 +228,7 @@ class LLMClient:
             of the endpoint, for tests; the fallback model is not used with it.
         backoff_initial, backoff_max: exponential backoff bounds in seconds (jittered).
         retry_after_cap: longest ``Retry-After`` honoured, in seconds.
+        sleep: how the client waits between attempts (tests pass a recorder).
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -241,6 +243,7 @@ class LLMClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.retry_after_cap = retry_after_cap
+        self._sleep = sleep
         # Whether to send the logprobs a call asks for; False once the endpoint refused them.
         self.logprobs_supported = True
         self._agents: dict[tuple[type[BaseModel], str | bool | None], Agent[None, Any]] = {}
@@ -445,6 +448,7 @@ class LLMClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
+            sleep=self._sleep,
             retry=retry_if_exception(_is_retryable),
             reraise=True,
         )

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 from openai import DEFAULT_CONNECTION_LIMITS, AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_ai import NativeOutput, PromptedOutput, ToolOutput
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.output import OutputSpec
@@ -42,7 +42,7 @@ from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
-from esk_pipeline.settings import LLMEndpoint, OutputMode, get_settings
+from esk_pipeline.pipeline.connections import LLMEndpoint, OutputMode
 
 ResolvedOutputMode = Literal["tool", "forced_tool", "json_schema", "json_object", "prompted"]
 EndpointKind = Literal["openai", "compatible"]
@@ -198,27 +198,18 @@ _ENDPOINT_FIELDS = tuple(LLMEndpoint.model_fields)
 class AgentEndpointConfig(BaseModel):
     """The endpoint part of an agent's config (LabelerConfig, AugmenterConfig).
 
-    Fields left unset come from the agent's own LLM_<AGENT>_* settings, falling back to the
-    main LLM_* ones (`LLMSettings.endpoint_for`); with no endpoint configured, `model` is
-    "local": the offline path.
+    The defaults are the offline path (`model` "local", no server). `esk_pipeline.configs`
+    fills these fields from the agent's LLM_<AGENT>_* settings, else the main LLM_* ones.
     """
 
     settings_agent: ClassVar[Literal["labeler", "augmenter"]]
 
-    model: str
-    api_key: SecretStr | None
-    api_base: str | None
-    output_mode: OutputMode
-    fallback_model: str | None
-    timeout_seconds: float = Field(gt=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _endpoint_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        configured = get_settings().llm.endpoint_for(cls.settings_agent)
-        return {name: getattr(configured, name) for name in _ENDPOINT_FIELDS} | data
+    model: str = "local"
+    api_key: SecretStr | None = None
+    api_base: str | None = None
+    output_mode: OutputMode = "auto"
+    fallback_model: str | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0)
 
     @property
     def is_local(self) -> bool:

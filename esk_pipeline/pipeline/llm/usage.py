@@ -14,8 +14,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from esk_pipeline.settings import get_settings
-
 
 class BudgetExhausted(RuntimeError):
     """The run's request or token budget is spent; no further request was started."""
@@ -24,28 +22,21 @@ class BudgetExhausted(RuntimeError):
 class UsageMeter:
     """Counters for one run: requests, tokens, cache hits, failures, cost, and the budget.
 
-    Prices and budget default to the `llm` settings group (LLM_INPUT_PRICE_PER_1K,
-    LLM_OUTPUT_PRICE_PER_1K, LLM_MAX_TOKENS_PER_RUN, LLM_MAX_REQUESTS_PER_RUN).
+    Prices are per 1,000 tokens (zero for local servers); a budget of None is unlimited.
     """
 
     def __init__(
         self,
         *,
-        input_price_per_1k: float | None = None,
-        output_price_per_1k: float | None = None,
+        input_price_per_1k: float = 0.0,
+        output_price_per_1k: float = 0.0,
         max_tokens: int | None = None,
         max_requests: int | None = None,
     ) -> None:
-        """Prices and budget not given (None) come from the settings."""
-        llm = get_settings().llm
-        self.input_price_per_1k = (
-            llm.input_price_per_1k if input_price_per_1k is None else input_price_per_1k
-        )
-        self.output_price_per_1k = (
-            llm.output_price_per_1k if output_price_per_1k is None else output_price_per_1k
-        )
-        self.max_tokens = llm.max_tokens_per_run if max_tokens is None else max_tokens
-        self.max_requests = llm.max_requests_per_run if max_requests is None else max_requests
+        self.input_price_per_1k = input_price_per_1k
+        self.output_price_per_1k = output_price_per_1k
+        self.max_tokens = max_tokens
+        self.max_requests = max_requests
         self._lock = threading.Lock()
         self.requests = 0
         self.input_tokens = 0

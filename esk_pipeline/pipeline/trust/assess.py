@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from esk_pipeline.pipeline.labels import (
     HUMAN_ORIGINS,
@@ -46,10 +46,19 @@ PROPAGATED_TIER = "propagated"
 
 
 class TrustConfig(BaseModel):
-    precision_target: float = 0.95
-    audit_share: float = 0.05
+    """What a label must show before it enters a dataset, and how that is measured."""
+
+    # Machine labels enter train only where the audit shows at least this precision.
+    precision_target: float = Field(default=0.95, gt=0, le=1)
+    # Share of labelled texts drawn uniformly into the audit stream.
+    audit_share: float = Field(default=0.15, ge=0, le=1)
+    # Share of the queue's hand-outs that go to audit items while any are waiting.
+    audit_review_share: float = Field(default=0.7, ge=0, le=1)
+    # Audited items a version needs before its accuracy estimate is called reliable.
+    min_audit_for_estimate: int = Field(default=200, ge=0)
+    # Detect likely errors among human labels (confident learning) and ask again.
     detect_label_errors: bool = True
-    folds: int = 5
+    folds: int = Field(default=5, ge=2)
 
 
 class TrustAssessment(BaseModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import threading
-import time
 
 import pytest
 
@@ -47,21 +46,42 @@ def test_entries_persist_across_reopen(tmp_path):
         assert reopened.get_many(["a", "b"]) == {"a": "1", "b": "2"}
 
 
+class _Clock:
+    """Seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_expired_entries_are_misses_and_can_be_pruned(tmp_path):
-    path = tmp_path / "c.sqlite"
-    with ResponseCache(path, ttl_hours=24) as cache:
+    clock = _Clock()
+    with ResponseCache(tmp_path / "c.sqlite", ttl_hours=1, clock=clock) as cache:
         cache.put("old", "1")
-    ttl_seconds = 0.3
-    time.sleep(ttl_seconds + 0.05)  # "old" is now older than the short TTL below
-    with ResponseCache(path, ttl_hours=ttl_seconds / 3600) as short_lived:
-        short_lived.put("fresh", "2")
-        assert short_lived.get("old") is None
-        assert short_lived.get_many(["old", "fresh"]) == {"fresh": "2"}
-        time.sleep(ttl_seconds + 0.05)
-        assert short_lived.get("fresh") is None
-        assert short_lived.prune() == 2
-    with ResponseCache(path, ttl_hours=24) as cache:
+        clock.now += 1800
+        cache.put("fresh", "2")
+        assert cache.get_many(["old", "fresh"]) == {"old": "1", "fresh": "2"}
+        clock.now += 1800 + 1  # "old" is now older than the TTL, "fresh" is not
+        assert cache.get("old") is None
+        assert cache.get_many(["old", "fresh"]) == {"fresh": "2"}
+        assert cache.prune() == 1
+        assert len(cache) == 1
+        clock.now += 3600
+        assert cache.get("fresh") is None
+        assert cache.prune() == 1
         assert len(cache) == 0
+
+
+def test_an_entry_lives_exactly_its_ttl(tmp_path):
+    clock = _Clock()
+    with ResponseCache(tmp_path / "c.sqlite", ttl_hours=2, clock=clock) as cache:
+        cache.put("k", "v")
+        clock.now += 2 * 3600
+        assert cache.get("k") == "v"
+        clock.now += 0.001
+        assert cache.get("k") is None
 
 
 def test_file_uses_wal(tmp_path):

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import itertools
 import socket
-import time
 import warnings
 
 import pytest
@@ -137,23 +136,48 @@ def test_schema_invalid_output_is_retried(server_factory):
     assert server.request_count == 2
 
 
-def test_429_retry_after_is_honoured(server_factory):
-    server = server_factory(fault_plan=["429"], retry_after_seconds=1)
-    client = make_client(make_endpoint(server))
+class _RecordedSleep:
+    """Stands in for asyncio.sleep: records each wait the client asks for, waits for none."""
 
-    started = time.monotonic()
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def test_429_retry_after_is_honoured(server_factory):
+    server = server_factory(fault_plan=["429"], retry_after_seconds=7)
+    sleep = _RecordedSleep()
+    client = make_client(make_endpoint(server), sleep=sleep)
+
     reply = asyncio.run(ask(client))
 
     assert reply.output.domain == "meter_readings"
-    assert server.request_times[1] - server.request_times[0] >= 1.0
-    assert time.monotonic() - started >= 1.0
+    assert server.request_count == 2
+    assert sleep.waits == [7.0]
 
 
 def test_retry_after_is_capped(server_factory):
     server = server_factory(fault_plan=["429"], retry_after_seconds=30)
-    client = make_client(make_endpoint(server), retry_after_cap=0.05)
+    sleep = _RecordedSleep()
+    client = make_client(make_endpoint(server), retry_after_cap=2.5, sleep=sleep)
     asyncio.run(ask(client))
-    assert server.request_times[1] - server.request_times[0] < 5
+    assert sleep.waits == [2.5]
+
+
+def test_without_retry_after_the_backoff_grows_exponentially(server_factory):
+    server = server_factory(fault_plan=["503", "503", "503"])
+    sleep = _RecordedSleep()
+    client = make_client(
+        make_endpoint(server), max_retries=3, backoff_initial=1.0, backoff_max=30, sleep=sleep
+    )
+    asyncio.run(ask(client))
+    assert server.request_count == 4
+    # Exponential with jitter: the n-th wait is 2**n seconds plus up to 1 s (backoff_initial).
+    assert len(sleep.waits) == 3
+    for n, wait in enumerate(sleep.waits):
+        assert 2**n <= wait <= 2**n + 1.0
 
 
 def test_401_is_not_retried(server_factory):

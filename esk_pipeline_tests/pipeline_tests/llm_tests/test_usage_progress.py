@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
+from esk_pipeline import configs
 from esk_pipeline.pipeline.llm import BudgetExhausted, Progress, UsageMeter
-from esk_pipeline.settings import get_settings
+from esk_pipeline.settings import Settings
 
 
 def test_cost_from_prices():
@@ -17,16 +18,13 @@ def test_cost_from_prices():
     assert meter.snapshot()["cost"] == pytest.approx(2.5)
 
 
-def test_prices_and_budget_default_from_settings(monkeypatch):
+def test_the_settings_mapping_gives_a_meter_its_prices_and_budget(monkeypatch):
     monkeypatch.setenv("LLM_INPUT_PRICE_PER_1K", "0.25")
     monkeypatch.setenv("LLM_MAX_REQUESTS_PER_RUN", "7")
-    get_settings.cache_clear()
-    try:
-        meter = UsageMeter()
-    finally:
-        get_settings.cache_clear()
+    meter = configs.usage_meter(Settings.load())
     assert meter.input_price_per_1k == 0.25
     assert meter.max_requests == 7
+    assert UsageMeter().input_price_per_1k == 0.0  # the library alone never reads the env
 
 
 def test_request_budget_raises_before_the_request_is_counted():
