@@ -152,7 +152,7 @@ def dataset_versions(
     known = {v.version for v in storage.list_versions()}
     version = storage.commit_dataset(
         train_eval_splits["dataset_dir"],
-        description=f"dagster run {context.run_id}",
+        description=f"dagster run {context.run.run_id}",
         status=VersionStatus.STABLE,
         created_by="dagster",
         only_if_changed=True,

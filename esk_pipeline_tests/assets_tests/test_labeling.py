@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from dagster import SourceAsset, materialize
+from dagster import AssetSpec, materialize
 
 from esk_pipeline.assets import labeling
 from esk_pipeline.assets.partitions import daily_partitions
@@ -45,8 +45,8 @@ def _materialize(folder):
     settings = Settings.load()
     # Upstream values are read from the files above, as in a real run.
     upstream = [
-        SourceAsset("cleaned_texts", partitions_def=daily_partitions),
-        SourceAsset("verified_labels"),
+        AssetSpec("cleaned_texts", partitions_def=daily_partitions),
+        AssetSpec("verified_labels"),
     ]
     return materialize(
         [labeling.labels, labeling.taxonomy, *upstream],

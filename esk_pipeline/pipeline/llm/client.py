@@ -437,7 +437,7 @@ class LLMClient:
         if retry_after is not None:
             return min(float(retry_after), self.retry_after_cap)
         backoff = wait_exponential_jitter(
-            initial=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
+            multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
         )
         return backoff(retry_state)
 
