@@ -33,7 +33,8 @@ def row_text(
         return rng.choice(SPAM)
     if kind == "long":
         return _long_text(bank, rng)
-    text = _ordinary_text(bank, secondary, flags, transcript, rng)
+    text = _ordinary_parts(bank, secondary, flags, rng)
+    text = transcribe(text, rng, bank.language) if transcript else natural_style(text, rng)
     return damage(text, flags, transcript, rng)
 
 
@@ -49,15 +50,11 @@ def _optional(templates: Sequence[Template], probability: float, rng: random.Ran
     return []
 
 
-def _ordinary_text(
-    bank: DomainBank,
-    secondary: DomainBank | None,
-    flags: Mapping[str, bool],
-    transcript: bool,
-    rng: random.Random,
+def _ordinary_parts(
+    bank: DomainBank, secondary: DomainBank | None, flags: Mapping[str, bool], rng: random.Random
 ) -> str:
-    """A typical message: [greeting] [name] [intro] core [detail] [second topic] [tail]
-    [phone/e-mail/document] [sign-off] [name], then transcribed or naturally sloppy."""
+    """A typical message as written: [greeting] [name] [intro] core [detail] [second topic]
+    [tail] [phone/e-mail/document] [sign-off] [name]."""
     lang = bank.language
     name_first = flags["name"] and rng.random() < 0.3
     parts: list[str] = []
@@ -83,8 +80,7 @@ def _ordinary_text(
         parts.append(rng.choice(lang.sign_offs).render(rng))
     if flags["name"] and not name_first:
         parts += _optional(lang.name_lines, 1.0, rng)
-    text = " ".join(parts)
-    return transcribe(text, rng, lang) if transcript else natural_style(text, rng)
+    return " ".join(parts)
 
 
 def _long_text(bank: DomainBank, rng: random.Random) -> str:
