@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from esk_pipeline import configs
 from esk_pipeline.api.metrics import ApiMetrics
 from esk_pipeline.pipeline import DataStorage, ETLConfig, LabelerAgent, ReviewDataset, Taxonomy
-from esk_pipeline.pipeline.etl_worker import ETLWorkers, WorkerLimits
+from esk_pipeline.pipeline.etl.worker import ETLWorkers, WorkerLimits
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.settings import Role, Settings
 

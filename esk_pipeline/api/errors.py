@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from esk_pipeline.api.schemas import ErrorOut, FieldIssue
 from esk_pipeline.pipeline.data_storage import StorageError, VersionNotFoundError
 from esk_pipeline.pipeline.etl import ETLError
-from esk_pipeline.pipeline.etl_worker import ETLCancelled, ETLLimitError
+from esk_pipeline.pipeline.etl.worker import ETLCancelled, ETLLimitError
 from esk_pipeline.pipeline.log_source import LogSourceError
 from esk_pipeline.pipeline.review_dataset import (
     NotLeasedError,

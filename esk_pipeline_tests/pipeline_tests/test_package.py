@@ -7,7 +7,7 @@ import esk_pipeline.pipeline as pipeline
 def test_every_contract_name_is_exported():
     for name in pipeline.__all__:
         assert getattr(pipeline, name) is not None
-    assert pipeline.ETLProcessor.__module__ == "esk_pipeline.pipeline.etl"
+    assert pipeline.ETLProcessor.__module__ == "esk_pipeline.pipeline.etl.processor"
 
 
 def test_the_library_never_imports_dagster():

@@ -1,7 +1,7 @@
 """Ingestion: an uploaded file, or a day already in ClickHouse, through the ETL.
 
 An upload is cleaned by the ETL (in a worker process with CPU-time and memory limits, see
-`pipeline.etl_worker`) and its cleaned rows are appended to the `esk_logs` table of the
+`pipeline.etl.worker`) and its cleaned rows are appended to the `esk_logs` table of the
 configured ClickHouse (embedded by default); the response is the ETL's accounting. The upload's
 size is enforced while the body is read (`limits.RequestLimitsMiddleware`), its name is reduced to a
 safe label (used for the extension check and the rows' `source`, never as a path), and its

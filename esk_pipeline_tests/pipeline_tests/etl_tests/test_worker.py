@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from esk_pipeline.pipeline.etl import ETLConfig, ETLError
-from esk_pipeline.pipeline.etl_worker import ETLCancelled, ETLLimitError, ETLWorkers, WorkerLimits
+from esk_pipeline.pipeline.etl.worker import ETLCancelled, ETLLimitError, ETLWorkers, WorkerLimits
 
 MIB = 1024 * 1024
 pytestmark = pytest.mark.timeout(120)

@@ -27,12 +27,13 @@ from typing import Any
 
 import pandas as pd
 
-from esk_pipeline.pipeline.etl import ETLConfig, ETLError, ETLProcessor, ETLResult, ETLStats
+from esk_pipeline.pipeline.etl.models import ETLConfig, ETLError, ETLResult, ETLStats
+from esk_pipeline.pipeline.etl.processor import ETLProcessor
 
 _MIB = 1024 * 1024
 _POLL_SECONDS = 0.05
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["esk_pipeline.pipeline.etl_worker"])
+_CONTEXT.set_forkserver_preload(["esk_pipeline.pipeline.etl.worker"])
 
 
 class ETLLimitError(ETLError):
