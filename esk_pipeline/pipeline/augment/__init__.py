@@ -16,10 +16,8 @@ Synthetic samples carry ``is_synthetic=True`` and ``source_row_id``, so the data
 them in train only and in their source's group: they never reach an eval split.
 """
 
-from esk_pipeline.pipeline.augment.agent import CACHE_NAMESPACE, AugmenterAgent
+from esk_pipeline.pipeline.augment.agent import AugmenterAgent
 from esk_pipeline.pipeline.augment.models import (
-    HARD_NEGATIVE_METHOD,
-    PARAPHRASE_METHOD,
     AugmentationReport,
     AugmentedSample,
     AugmenterConfig,
@@ -33,15 +31,10 @@ from esk_pipeline.pipeline.augment.models import (
 from esk_pipeline.pipeline.augment.near_duplicates import NearDuplicateIndex, Sketches
 from esk_pipeline.pipeline.augment.offline import OFFLINE_MODEL, OfflineAugmenter
 from esk_pipeline.pipeline.augment.planning import plan_balance
-from esk_pipeline.pipeline.augment.prompts import PROMPT_VERSION
 from esk_pipeline.pipeline.augment.quality import DomainLabeler
 
 __all__ = [
-    "CACHE_NAMESPACE",
-    "HARD_NEGATIVE_METHOD",
     "OFFLINE_MODEL",
-    "PARAPHRASE_METHOD",
-    "PROMPT_VERSION",
     "AugmentationReport",
     "AugmentedSample",
     "AugmenterAgent",

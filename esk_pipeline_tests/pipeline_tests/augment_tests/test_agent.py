@@ -210,21 +210,19 @@ def test_a_rerun_is_served_from_the_cache_without_requests(
 ) -> None:
     items = [{"text": t, "domain_id": d} for t, d in SERVER_SOURCES[:4]]
     with FakeOpenAIServer(_paraphrasing_responder) as server:
-        first = AugmenterAgent(
-            _server_config(server),
-            taxonomy,
-            labeler=KeywordLabeler(),
-            cache=ResponseCache(tmp_path / "cache.sqlite"),
-        )
-        first_report = run(first.augment(items))
+
+        def agent_on_the_cache_file() -> AugmenterAgent:
+            return AugmenterAgent(
+                _server_config(server),
+                taxonomy,
+                labeler=KeywordLabeler(),
+                cache=ResponseCache(tmp_path / "cache.sqlite"),
+            )
+
+        first_report = run(agent_on_the_cache_file().augment(items))
         assert server.request_count == 4
 
-        second = AugmenterAgent(
-            _server_config(server),
-            taxonomy,
-            labeler=KeywordLabeler(),
-            cache=ResponseCache(tmp_path / "cache.sqlite"),
-        )
+        second = agent_on_the_cache_file()
         second_report = run(second.augment(items))
 
         assert server.request_count == 4
