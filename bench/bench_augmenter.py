@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
-from esk_pipeline.pipeline.augmenter_agent import (
+from esk_pipeline.pipeline.augment import (
     AugmenterAgent,
     AugmenterConfig,
     NearDuplicateIndex,

@@ -18,7 +18,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "label_dataframe_batched",
         "results_to_frame",
     ),
-    "augmenter_agent": ("AugmenterConfig", "AugmenterAgent", "AugmentedSample"),
+    "augment": ("AugmenterConfig", "AugmenterAgent", "AugmentedSample"),
     "review_dataset": (
         "ReviewDatasetConfig",
         "ReviewDataset",
