@@ -10,7 +10,7 @@ from pydantic import Field
 
 from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
 from esk_pipeline.pipeline.data_writer import DataWriter, DataWriterConfig
-from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 

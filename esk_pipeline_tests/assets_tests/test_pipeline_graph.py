@@ -7,7 +7,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
 from esk_pipeline.pipeline.data_storage import DataStorage
-from esk_pipeline.pipeline.review_dataset import ReviewDataset
+from esk_pipeline.pipeline.review import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.runner import run_pipeline, seed_sample_logs
 from esk_pipeline.settings import get_settings

@@ -24,10 +24,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from pydantic import BaseModel, SecretStr
-
-from esk_pipeline.pipeline.ids import row_id
-from esk_pipeline.pipeline.review_dataset import (
+from esk_pipeline.pipeline.review import (
     VERIFIED_LABEL_COLUMNS,
     AlreadyReviewedError,
     InvalidReviewError,
@@ -42,6 +39,9 @@ from esk_pipeline.pipeline.review_dataset import (
     UnknownDomainError,
     UnknownItemError,
 )
+from pydantic import BaseModel, SecretStr
+
+from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.taxonomy import Domain, Taxonomy
 
 TAXONOMY = Taxonomy(
@@ -396,7 +396,7 @@ def test_threads_never_share_an_item_nor_lose_a_submission(store: StoreFactory) 
 _CLAIMER = """
 import json, sys
 from pathlib import Path
-from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy, Domain
 tax = Taxonomy(domains=[Domain(id="housing", name="h"), Domain(id="payments", name="p")])
 ds = ReviewDataset(ReviewDatasetConfig(data_dir=Path(sys.argv[1])), tax)
@@ -747,7 +747,7 @@ def test_verified_labels_is_empty_but_typed_before_any_review(make: StoreFactory
 _WORKER = """
 import sys
 from pathlib import Path
-from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy, Domain
 tax = Taxonomy(domains=[Domain(id="housing", name="h"), Domain(id="payments", name="p")])
 ds = ReviewDataset(ReviewDatasetConfig(data_dir=Path(sys.argv[1]), reviews_per_item=2), tax)
