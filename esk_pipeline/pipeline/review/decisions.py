@@ -55,6 +55,7 @@ from esk_pipeline.pipeline.review.schema import (
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 
 _CRITICAL = PRIORITY_RANK[ReviewPriority.CRITICAL]
+_NO_DECISION = {"corrected_domain": None, "reviewer_id": None, "review_timestamp": None}
 
 
 def submit(
@@ -164,9 +165,7 @@ def undo_last(
             reason=reason,
             needs_adjudication=adjudicate,
             priority=priority,
-            corrected_domain=None,
-            reviewer_id=None,
-            review_timestamp=None,
+            **_NO_DECISION,
             lease_holder=reviewer_id,
             lease_token=uuid.uuid4().hex,
             lease_started_at=now,
@@ -196,9 +195,7 @@ def reopen_for_second_opinion(
                 required_reviews=2,
                 reason=reason.value,
                 priority=_CRITICAL,
-                corrected_domain=None,
-                reviewer_id=None,
-                review_timestamp=None,
+                **_NO_DECISION,
                 **CLEARED_LEASE,
             )
         ).rowcount

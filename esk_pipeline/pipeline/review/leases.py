@@ -17,8 +17,9 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from esk_pipeline.pipeline.review.errors import NotLeasedError
 from esk_pipeline.pipeline.review.models import ReviewItem
-from esk_pipeline.pipeline.review.rows import to_item
+from esk_pipeline.pipeline.review.rows import fetch_item, lock_item, to_item
 from esk_pipeline.pipeline.review.schema import (
+    CLEARED_LEASE,
     DECIDED_STATUSES,
     IS_OPEN_SQL,
     OPEN_STATUSES,
@@ -84,6 +85,14 @@ def claim(
         .order_by(*QUEUE_ORDER)
     ).mappings()
     return [to_item(row, now) for row in rows]
+
+
+def release(conn: Connection, item_id: str, reviewer_id: str, now: datetime) -> ReviewItem:
+    """Give back the reviewer's lease; the item returns to the queue for anyone."""
+    row = lock_item(conn, item_id)
+    require_lease(row, reviewer_id)
+    conn.execute(item_table.update().where(item_table.c.id == item_id).values(**CLEARED_LEASE))
+    return to_item(fetch_item(conn, item_id), now)
 
 
 def available_to(reviewer_id: str, now: datetime) -> sa.ColumnElement[bool]:

@@ -22,7 +22,15 @@ import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from esk_pipeline.pipeline.review import decisions, export, intake, leases, metrics, queue_stats
+from esk_pipeline.pipeline.review import (
+    decisions,
+    export,
+    intake,
+    leases,
+    metrics,
+    queue_stats,
+    schema,
+)
 from esk_pipeline.pipeline.review.engine import READ_ONLY, FifoLock, make_engine
 from esk_pipeline.pipeline.review.errors import InvalidReviewError
 from esk_pipeline.pipeline.review.models import (
@@ -36,16 +44,7 @@ from esk_pipeline.pipeline.review.models import (
     ReviewItem,
     ReviewReason,
 )
-from esk_pipeline.pipeline.review.rows import (
-    check_reviewer,
-    fetch_item,
-    last_seq,
-    lock_item,
-    to_item,
-    utcnow,
-)
-from esk_pipeline.pipeline.review.schema import CLEARED_LEASE, create_or_upgrade, item_table
-from esk_pipeline.pipeline.review.schema import integrity_problems as _integrity_problems
+from esk_pipeline.pipeline.review.rows import check_reviewer, fetch_item, last_seq, to_item, utcnow
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
 
@@ -76,7 +75,7 @@ class ReviewDataset:
             FifoLock() if self._engine.dialect.name == "sqlite" else nullcontext()
         )
         with self._engine.begin() as conn:  # BEGIN IMMEDIATE on SQLite: one creator at a time
-            create_or_upgrade(conn)
+            schema.create_or_upgrade(conn)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -189,12 +188,7 @@ class ReviewDataset:
         check_reviewer(reviewer_id)
         now = self._clock()
         with self._write() as conn:
-            row = lock_item(conn, item_id)
-            leases.require_lease(row, reviewer_id)
-            conn.execute(
-                item_table.update().where(item_table.c.id == item_id).values(**CLEARED_LEASE)
-            )
-            return to_item(fetch_item(conn, item_id), now)
+            return leases.release(conn, item_id, reviewer_id, now)
 
     def undo_last(self, reviewer_id: str) -> ReviewItem:
         """Revert the reviewer's most recent decision or skip and lease the item to them again.
@@ -266,7 +260,7 @@ class ReviewDataset:
     def integrity_problems(self) -> list[str]:
         """Invariant checks (and SQLite's integrity_check): empty when the store is sound."""
         with self._read() as conn:
-            return _integrity_problems(conn)
+            return schema.integrity_problems(conn)
 
     # Output
 
