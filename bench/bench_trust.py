@@ -39,7 +39,7 @@ from dagster import DagsterInstance
 
 from esk_pipeline.pipeline.data_storage import DataStorage
 from esk_pipeline.pipeline.log_source import LogSource
-from esk_pipeline.pipeline.review_dataset import ReviewDataset
+from esk_pipeline.pipeline.review import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.runner import run_pipeline
 from esk_pipeline.sample_data import generate_logs

@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig, ReviewStatus
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig, ReviewStatus
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"

@@ -344,7 +344,7 @@ def demo(rows: int, seed: int) -> None:
     click.echo("how far to trust it:")
     for line in trust_summary(_dataset_stats(version.path)):
         click.echo(f"  {line}")
-    from esk_pipeline.pipeline.review_dataset import ReviewDataset
+    from esk_pipeline.pipeline.review import ReviewDataset
     from esk_pipeline.pipeline.taxonomy import Taxonomy
 
     with ReviewDataset(taxonomy=Taxonomy.load(settings.app.taxonomy_path)) as review:

@@ -24,7 +24,7 @@ from esk_pipeline.pipeline.data_storage import StorageError, VersionNotFoundErro
 from esk_pipeline.pipeline.etl import ETLError
 from esk_pipeline.pipeline.etl.worker import ETLCancelled, ETLLimitError
 from esk_pipeline.pipeline.log_source import LogSourceError
-from esk_pipeline.pipeline.review_dataset import (
+from esk_pipeline.pipeline.review import (
     NotLeasedError,
     QueueFullError,
     ReviewError,

@@ -14,7 +14,7 @@ from dagster import (
 
 from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
-from esk_pipeline.pipeline.review_dataset import ReviewReason
+from esk_pipeline.pipeline.review import ReviewReason
 from esk_pipeline.pipeline.trust.queue import plan_review
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource

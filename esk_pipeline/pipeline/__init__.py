@@ -19,7 +19,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "results_to_frame",
     ),
     "augment": ("AugmenterConfig", "AugmenterAgent", "AugmentedSample"),
-    "review_dataset": (
+    "review": (
         "ReviewDatasetConfig",
         "ReviewDataset",
         "ReviewItem",

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from esk_pipeline.api import create_app
-from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import (
     AppSettings,

@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 
 from esk_pipeline.api import create_app
-from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig, ReviewStatus
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig, ReviewStatus
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.api_tests.conftest import TAXONOMY_PATH, TOKENS, auth, seed_review
 

@@ -22,10 +22,10 @@ from esk_pipeline.resources.io_manager import AssetFilesIOManager
 from esk_pipeline.settings import Settings
 
 # The review store's throwaway PostgreSQL cluster (skips itself when the binaries are missing).
-from esk_pipeline_tests.pipeline_tests.test_review_dataset import (  # noqa: F401
-    _fresh_postgres_database,
-    postgres_server,
+from esk_pipeline_tests.postgres import (
+    fresh_postgres_database as _fresh_postgres_database,
 )
+from esk_pipeline_tests.postgres import postgres_server  # noqa: F401
 
 DAYS = DailyPartitionsDefinition(start_date="2026-11-01", end_date="2026-11-04", timezone="UTC")
 

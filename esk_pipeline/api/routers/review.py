@@ -23,7 +23,7 @@ from esk_pipeline.api.schemas import (
     TaxonomyOut,
     WhoAmIOut,
 )
-from esk_pipeline.pipeline.review_dataset import (
+from esk_pipeline.pipeline.review import (
     AgreementReport,
     QualityReport,
     QueueStats,

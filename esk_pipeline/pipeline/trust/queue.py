@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.labels import is_human, needs_review
-from esk_pipeline.pipeline.review_dataset import ReviewReason
+from esk_pipeline.pipeline.review import ReviewReason
 from esk_pipeline.pipeline.trust.audit import audit_mask
 
 _DIVERSITY_DECAY = 0.85

@@ -1,0 +1,76 @@
+"""Second opinions: a correction of a confident model waits for another reviewer, doubted
+decisions go back once, and what reaches the verified labels meanwhile."""
+
+from __future__ import annotations
+
+from esk_pipeline.pipeline.review import ReviewPriority, ReviewReason, ReviewStatus
+from esk_pipeline_tests.pipeline_tests.review_tests.support import StoreFactory, label
+
+
+def test_a_correction_of_a_confident_model_waits_for_a_second_reviewer(
+    store: StoreFactory,
+) -> None:
+    ds = store(second_opinion_confidence=0.7)
+    ds.add_items([label("sure", confidence=0.9), label("unsure", confidence=0.4)])
+    for item in ds.get_next(2, "alice"):
+        ds.submit_review(item.id, "payments", "alice")  # both contradict "housing"
+    held = ds.get_item("sure")
+    assert held.status is ReviewStatus.PENDING and held.reason is ReviewReason.SECOND_OPINION
+    assert (held.priority, held.required_reviews, held.reviews) == (ReviewPriority.CRITICAL, 2, 1)
+    assert ds.get_item("unsure").status is ReviewStatus.CORRECTED  # an unsure model: no wait
+    assert set(ds.verified_labels()["row_id"]) == {"unsure"}  # not training data yet
+    assert ds.get_next(1, "alice") == []  # never the same reviewer twice
+    [second] = ds.get_next(1, "bob")
+    assert second.id == "sure"
+    ds.submit_review("sure", "payments", "bob")
+    decided = ds.verified_labels().set_index("row_id")
+    assert decided.loc["sure", "label_origin"] == "human_verified"
+    assert (decided.loc["sure", "domain"], decided.loc["sure", "votes"]) == ("payments", 2)
+
+
+def test_a_disagreeing_second_opinion_is_adjudicated_and_marked_so(make: StoreFactory) -> None:
+    ds = make(second_opinion_confidence=0.0)
+    ds.add_items([label("a", confidence=0.9)])
+    ds.get_next(1, "alice")
+    ds.submit_review("a", "payments", "alice")
+    ds.get_next(1, "bob")
+    ds.submit_review("a", "housing", "bob")
+    assert ds.get_item("a").needs_adjudication
+    ds.get_next(1, "carol")
+    ds.submit_review("a", "housing", "carol")
+    decided = ds.verified_labels().set_index("row_id")
+    assert (decided.loc["a", "domain"], decided.loc["a", "label_origin"]) == (
+        "housing",
+        "adjudicated",
+    )
+
+
+def test_an_approval_needs_no_second_opinion_and_undo_restores_one_review(
+    make: StoreFactory,
+) -> None:
+    ds = make(second_opinion_confidence=0.0)
+    ds.add_items([label("a"), label("b")])
+    ds.get_next(2, "alice")
+    ds.submit_review("a", None, "alice", approve=True)
+    assert ds.get_item("a").status is ReviewStatus.APPROVED
+    ds.submit_review("b", "payments", "alice")
+    assert ds.get_item("b").required_reviews == 2
+    ds.undo_last("alice")
+    undone = ds.get_item("b")
+    assert (undone.required_reviews, undone.reason) == (1, ReviewReason.NEEDS_REVIEW)
+
+
+def test_a_doubted_decision_goes_back_for_another_reviewer_once(store: StoreFactory) -> None:
+    ds = store()
+    ds.add_items([label("a"), label("b")])
+    for item in ds.get_next(2, "alice"):
+        ds.submit_review(item.id, "payments", "alice")
+    assert ds.request_second_opinion(["a", "missing"], ReviewReason.POSSIBLE_LABEL_ERROR) == 1
+    doubted = ds.get_item("a")
+    assert doubted.status is ReviewStatus.PENDING and doubted.priority is ReviewPriority.CRITICAL
+    assert set(ds.verified_labels()["row_id"]) == {"b"}
+    ds.get_next(1, "bob")
+    ds.submit_review("a", "payments", "bob")  # the second reviewer confirms it
+    assert ds.get_item("a").status is ReviewStatus.CORRECTED
+    # Two decisions now: settled, never reopened again.
+    assert ds.request_second_opinion(["a"], ReviewReason.POSSIBLE_LABEL_ERROR) == 0
