@@ -74,16 +74,18 @@ def labeler_config(settings: Settings, **overrides: Any) -> LabelerConfig:
 
 
 def augmenter_config(settings: Settings, **overrides: Any) -> AugmenterConfig:
-    """AUGMENTER_*, the augmenter's endpoint (LLM_AUGMENTER_*, else LLM_*) and CACHE_*."""
+    """AUGMENTER_*, the augmenter's endpoint (LLM_AUGMENTER_*, else LLM_*), CACHE_* and the
+    ETL's text length bounds."""
     from esk_pipeline.pipeline import AugmenterConfig
 
     mapped = _endpoint(settings, "augmenter") | {
         "use_cache": settings.cache.enabled,
         "cache_dir": settings.cache.dir,
         "cache_ttl_hours": settings.cache.ttl_hours,
+        # No sample may be a text the ETL would have dropped.
+        "min_text_length": settings.etl.min_text_length,
+        "max_text_length": settings.etl.max_text_length,
     }
-    known = AugmenterConfig.model_fields
-    mapped = {name: value for name, value in mapped.items() if name in known}
     return config_from(AugmenterConfig, settings.augmenter, **(mapped | overrides))
 
 

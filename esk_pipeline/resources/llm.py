@@ -55,6 +55,8 @@ class _EndpointResource(ConfigurableResource):
     rate_limit: float = Field(description="requests per second")
     max_retries: int
     use_cache: bool
+    cache_dir: str
+    cache_ttl_hours: float
 
 
 class LabelerResource(_EndpointResource):
@@ -65,8 +67,6 @@ class LabelerResource(_EndpointResource):
     use_dynamic_fewshot: bool
     local_accept_threshold: float = Field(description="local labels this sure need no LLM call")
     fewshot_token_budget: int
-    cache_dir: str
-    cache_ttl_hours: float
     input_price_per_1k: float
     output_price_per_1k: float
     max_tokens_per_run: int | None = Field(description="the run stops cleanly past this budget")
@@ -120,6 +120,8 @@ class AugmenterResource(_EndpointResource):
     max_total_samples: int | None
     seed: int
     near_duplicate_threshold: float
+    min_text_length: int = Field(description="the ETL's bounds: no sample the ETL would drop")
+    max_text_length: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AugmenterResource:

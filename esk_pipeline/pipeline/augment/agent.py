@@ -59,6 +59,7 @@ from esk_pipeline.pipeline.llm import (
     ResponseCache,
     UsageMeter,
 )
+from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
 CACHE_NAMESPACE = "augmenter"
@@ -105,7 +106,9 @@ class AugmenterAgent:
         self._client: LLMClient | None = None
         if self.uses_llm:
             if cache is None and self.config.use_cache:
-                cache = self._own_cache = ResponseCache()
+                cache = self._own_cache = ResponseCache(
+                    config.cache_dir / CACHE_FILE_NAME, ttl_hours=config.cache_ttl_hours
+                )
             self._client = LLMClient(
                 self.config.endpoint(),
                 rate_limit=self.config.rate_limit,

@@ -8,6 +8,7 @@ LLM's answer schema.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from esk_pipeline.pipeline.labels import LabelOrigin
 from esk_pipeline.pipeline.llm import AgentEndpointConfig
-from esk_pipeline.settings import get_settings
+from esk_pipeline.pipeline.llm.cache import DEFAULT_CACHE_DIR
 
 RejectReason = Literal[
     "invalid_domain",
@@ -34,37 +35,25 @@ HARD_NEGATIVE_METHOD = "llm_hard_negative"
 
 
 class AugmenterConfig(AgentEndpointConfig):
-    """The seed's fields plus balancing and QC knobs; defaults from AUGMENTER_* and the
-    LLM_AUGMENTER_* / LLM_* endpoint (``model="local"`` when none is configured)."""
+    """The seed's fields plus balancing and QC knobs (``model="local"``: offline augmentation).
 
-    settings_agent = "augmenter"
+    `esk_pipeline.configs.augmenter_config` fills it from AUGMENTER_*, the LLM_AUGMENTER_* /
+    LLM_* endpoint and CACHE_*."""
 
-    variants_per_sample: int = Field(
-        default_factory=lambda: get_settings().augmenter.variants_per_sample, ge=1
-    )
-    include_hard_negatives: bool = Field(
-        default_factory=lambda: get_settings().augmenter.include_hard_negatives
-    )
-    concurrency: int = Field(default_factory=lambda: get_settings().augmenter.concurrency, ge=1)
-    rate_limit: float = Field(default_factory=lambda: get_settings().augmenter.rate_limit, ge=0)
-    max_samples_per_domain: int = Field(
-        default_factory=lambda: get_settings().augmenter.max_samples_per_domain, ge=0
-    )
-    target_per_domain: int | None = Field(
-        default_factory=lambda: get_settings().augmenter.target_per_domain
-    )
-    max_total_samples: int | None = Field(
-        default_factory=lambda: get_settings().augmenter.max_total_samples
-    )
-    min_source_confidence: float = Field(
-        default_factory=lambda: get_settings().augmenter.min_source_confidence, ge=0, le=1
-    )
-    max_retries: int = Field(default_factory=lambda: get_settings().augmenter.max_retries, ge=0)
-    seed: int = Field(default_factory=lambda: get_settings().augmenter.seed)
-    near_duplicate_threshold: float = Field(
-        default_factory=lambda: get_settings().augmenter.near_duplicate_threshold, gt=0, le=1
-    )
-    use_cache: bool = Field(default_factory=lambda: get_settings().cache.enabled)
+    variants_per_sample: int = Field(default=3, ge=1)
+    include_hard_negatives: bool = False
+    concurrency: int = Field(default=8, ge=1)
+    rate_limit: float = Field(default=0.1, ge=0)
+    max_samples_per_domain: int = Field(default=30, ge=0)
+    target_per_domain: int | None = None
+    max_total_samples: int | None = None
+    min_source_confidence: float = Field(default=0.7, ge=0, le=1)
+    max_retries: int = Field(default=3, ge=0)
+    seed: int = 42
+    near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
+    use_cache: bool = True
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    cache_ttl_hours: float = 24.0
     hard_negatives_per_sample: int = Field(default=1, ge=0)
     # Candidates generated per needed sample, to make up for quality-control losses.
     oversample: float = Field(default=1.5, ge=1.0)

@@ -15,8 +15,6 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
-from esk_pipeline.settings import get_settings
-
 RejectReason = Literal[
     "invalid_encoding",
     "empty",
@@ -42,31 +40,25 @@ class ETLError(ValueError):
 
 
 class ETLConfig(BaseModel):
-    """How to clean; defaults come from the ETL_* settings where the design names them."""
+    """How to clean. `esk_pipeline.configs.etl_config` fills it from the ETL_* settings."""
 
-    max_rows: int | None = Field(default_factory=lambda: get_settings().etl.max_rows, ge=0)
-    deduplicate: bool = Field(default_factory=lambda: get_settings().etl.deduplicate)
-    near_duplicates: bool = Field(default_factory=lambda: get_settings().etl.near_duplicates)
-    min_text_length: int = Field(default_factory=lambda: get_settings().etl.min_text_length, ge=0)
-    max_text_length: int = Field(default_factory=lambda: get_settings().etl.max_text_length, ge=1)
-    remove_empty: bool = Field(default_factory=lambda: get_settings().etl.remove_empty)
-    normalize_whitespace: bool = Field(
-        default_factory=lambda: get_settings().etl.normalize_whitespace
-    )
-    lowercase: bool = Field(default_factory=lambda: get_settings().etl.lowercase)
-    text_column: str | None = Field(default_factory=lambda: get_settings().etl.text_column)
+    max_rows: int | None = Field(default=None, ge=0)
+    deduplicate: bool = True
+    near_duplicates: bool = True
+    min_text_length: int = Field(default=3, ge=0)
+    max_text_length: int = Field(default=1000, ge=1)
+    remove_empty: bool = True
+    normalize_whitespace: bool = True
+    lowercase: bool = False
+    text_column: str | None = None
     mask_pii: bool = True
     unicode_form: Literal["NFC", "NFKC"] = "NFKC"
     # Refuse files above this size before reading them (the upload API sets it).
     max_file_bytes: int | None = Field(default=None, ge=1)
-    max_columns: int = Field(default_factory=lambda: get_settings().etl.max_columns, ge=1)
-    # What an XLSX or Parquet file may unpack to: ETL_MAX_UNPACKED_RATIO x the upload limit.
-    max_unpacked_bytes: int = Field(
-        default_factory=lambda: (
-            get_settings().etl.max_unpacked_ratio * get_settings().app.max_upload_mb * _MIB
-        ),
-        ge=1,
-    )
+    max_columns: int = Field(default=2000, ge=1)
+    # What an XLSX or Parquet file may unpack to (the settings: ETL_MAX_UNPACKED_RATIO x the
+    # upload limit; 10 x 50 MB by default).
+    max_unpacked_bytes: int = Field(default=500 * _MIB, ge=1)
 
 
 class ETLStats(BaseModel):

@@ -15,8 +15,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-from esk_pipeline.settings import get_settings
-
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 Clock = Callable[[], datetime]
 
@@ -65,21 +63,15 @@ class ReviewPriority(StrEnum):
 
 
 class ReviewDatasetConfig(BaseModel):
-    data_dir: Path = Field(default_factory=lambda: get_settings().app.data_dir)
-    max_queue_size: int = Field(default_factory=lambda: get_settings().review.max_queue_size)
+    data_dir: Path = Path("data")
+    max_queue_size: int = 10000
     # None: SQLite file `review.sqlite3` under data_dir (WAL). Any SQLAlchemy URL otherwise.
-    database_url: SecretStr | None = Field(
-        default_factory=lambda: get_settings().review.database_url
-    )
-    lease_seconds: int = Field(default_factory=lambda: get_settings().review.lease_seconds, gt=0)
-    reviews_per_item: int = Field(
-        default_factory=lambda: get_settings().review.reviews_per_item, ge=1
-    )
+    database_url: SecretStr | None = None
+    lease_seconds: int = Field(default=900, gt=0)
+    reviews_per_item: int = Field(default=1, ge=1)
     # A single decision against a model at least this confident waits for a second reviewer
     # before it counts (0: every correction of the model; None: never).
-    second_opinion_confidence: float | None = Field(
-        default_factory=lambda: get_settings().review.second_opinion_confidence, ge=0, le=1
-    )
+    second_opinion_confidence: float | None = Field(default=0.0, ge=0, le=1)
 
 
 class ReviewItem(BaseModel):

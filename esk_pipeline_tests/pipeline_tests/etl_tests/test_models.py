@@ -19,15 +19,16 @@ def test_stats_validator_refuses_rows_that_do_not_add_up() -> None:
         ETLStats(rows_in=2, rejected_by_reason={}, **base)
 
 
-def test_config_defaults_come_from_settings(monkeypatch) -> None:
-    from esk_pipeline.settings import get_settings
+def test_the_config_has_literal_defaults_and_the_mapping_reads_the_settings(monkeypatch) -> None:
+    from esk_pipeline import configs
+    from esk_pipeline.settings import Settings
 
     monkeypatch.setenv("ETL_MAX_ROWS", "7")
     monkeypatch.setenv("ETL_TEXT_COLUMN", "Жалоба")
-    get_settings.cache_clear()
-    try:
-        config = ETLConfig()
-        assert (config.max_rows, config.text_column) == (7, "Жалоба")
-        assert (config.mask_pii, config.unicode_form, config.max_file_bytes) == (True, "NFKC", None)
-    finally:
-        get_settings.cache_clear()
+    monkeypatch.setenv("ETL_MAX_UNPACKED_RATIO", "3")
+    monkeypatch.setenv("APP_MAX_UPLOAD_MB", "2")
+    assert (ETLConfig().max_rows, ETLConfig().text_column) == (None, None)
+    config = configs.etl_config(Settings.load())
+    assert (config.max_rows, config.text_column) == (7, "Жалоба")
+    assert config.max_unpacked_bytes == 3 * 2 * 1024 * 1024
+    assert (config.mask_pii, config.unicode_form, config.max_file_bytes) == (True, "NFKC", None)
