@@ -25,7 +25,7 @@ from esk_pipeline.api.metrics import ApiMetrics
 from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
 from esk_pipeline.pipeline.etl import ETLConfig
 from esk_pipeline.pipeline.etl_worker import ETLWorkers, WorkerLimits
-from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.review_dataset import ReviewDataset, ReviewDatasetConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy

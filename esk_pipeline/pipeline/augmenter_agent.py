@@ -74,7 +74,7 @@ from pydantic import BaseModel, Field
 from pydantic_ai.models import Model
 
 from esk_pipeline.pipeline.ids import row_id, row_ids
-from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.labels import LabelOrigin, is_human
 from esk_pipeline.pipeline.llm import (
     AgentEndpointConfig,

@@ -12,7 +12,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from esk_pipeline.pipeline.augmenter_agent import AugmenterAgent, AugmenterConfig
-from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import get_settings
 

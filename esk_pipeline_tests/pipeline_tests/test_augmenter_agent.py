@@ -27,7 +27,7 @@ from esk_pipeline.pipeline.augmenter_agent import (
     plan_balance,
 )
 from esk_pipeline.pipeline.ids import row_id
-from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.llm import ResponseCache, UsageMeter
 from esk_pipeline.pipeline.taxonomy import Domain, Taxonomy
 from esk_pipeline.pipeline.text import identity_key
