@@ -17,13 +17,9 @@ from esk_pipeline.pipeline.labeler import (
 )
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import get_settings
-from esk_pipeline_tests.pipeline_tests.labeler_tests.conftest import (
-    TEXTS,
-    TRUTH,
-    Scripted,
-    label_texts,
-    make_config,
-)
+
+from .conftest import label_texts, make_config
+from .scripted import TEXTS, TRUTH, Scripted
 
 
 def test_config_is_local_without_an_endpoint(project_env: Path, monkeypatch) -> None:

@@ -9,25 +9,13 @@ from typing import Any
 
 from pydantic_ai.models.test import TestModel
 
-from esk_pipeline.pipeline.labeler import (
-    LabelerAgent,
-    results_to_frame,
-)
+from esk_pipeline.pipeline.labeler import LabelerAgent, results_to_frame
 from esk_pipeline.pipeline.labeler.answers import token_confidences
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline_tests.fakes.openai_server import (
-    FakeOpenAIServer,
-)
-from esk_pipeline_tests.pipeline_tests.labeler_tests.conftest import (
-    TEXTS,
-    TRUTH,
-    Scripted,
-    http_config,
-    label_texts,
-    make_config,
-    server_answers,
-    truthful,
-)
+from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer
+
+from .conftest import http_config, label_texts, make_config, server_answers
+from .scripted import TEXTS, TRUTH, Scripted, truthful
 
 
 def test_llm_confidence_is_clamped(taxonomy: Taxonomy, tmp_path: Path) -> None:

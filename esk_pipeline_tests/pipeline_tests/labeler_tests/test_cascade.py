@@ -14,26 +14,14 @@ from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from esk_pipeline.pipeline.labeler import (
-    LabelerAgent,
-)
+from esk_pipeline.pipeline.labeler import LabelerAgent
 from esk_pipeline.pipeline.labeler.cascade import LOCAL_CHUNK, Cascade
 from esk_pipeline.pipeline.llm import UsageMeter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline_tests.fakes.openai_server import (
-    FakeOpenAIServer,
-    with_batch_faults,
-)
-from esk_pipeline_tests.pipeline_tests.labeler_tests.conftest import (
-    TEXTS,
-    TRUTH,
-    Scripted,
-    http_config,
-    label_texts,
-    make_config,
-    server_answers,
-    truthful,
-)
+from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, with_batch_faults
+
+from .conftest import http_config, label_texts, make_config, server_answers
+from .scripted import TEXTS, TRUTH, Scripted, truthful
 
 
 def test_cascade_sends_only_unsure_texts_to_the_llm(taxonomy: Taxonomy, tmp_path: Path) -> None:

@@ -7,21 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from esk_pipeline.pipeline.labeler import (
-    label_dataframe_batched,
-)
+from esk_pipeline.pipeline.labeler import label_dataframe_batched
 from esk_pipeline.pipeline.llm import LLMClient
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import LLMEndpoint
-from esk_pipeline_tests.pipeline_tests.labeler_tests.conftest import (
-    TEXTS,
-    TRUTH,
-    Scripted,
-    make_config,
-)
+
+from .conftest import TAXONOMY_PATH, make_config
+from .scripted import TEXTS, TRUTH, Scripted
 
 
-def test_legacy_label_dataframe_batched(taxonomy: Taxonomy, tmp_path: Path) -> None:
+def test_legacy_label_dataframe_batched(taxonomy: Taxonomy, tmp_path: Path, monkeypatch) -> None:
     frame = pd.DataFrame({"text": TEXTS[:3], "user_id": ["u1", "u2", "u3"]})
     scripted = Scripted()
     out = asyncio.run(
@@ -39,8 +34,11 @@ def test_legacy_label_dataframe_batched(taxonomy: Taxonomy, tmp_path: Path) -> N
     assert {"row_id", "confidence", "top_candidates", "label_source", "status"} <= set(out)
     assert scripted.instructions[0].startswith("Legacy instructions.")
 
-    local = asyncio.run(label_dataframe_batched(frame, taxonomy=taxonomy, model="local"))
+    # Without a taxonomy, the project's file (relative to the working folder) is used.
+    monkeypatch.chdir(TAXONOMY_PATH.parents[1])
+    local = asyncio.run(label_dataframe_batched(frame, model="local", use_cache=False))
     assert set(local["tier"]) == {"local"}
+    assert set(local["domain"]) <= set(taxonomy.ids)
 
 
 def test_legacy_shim_sends_through_a_given_llm_client(taxonomy: Taxonomy, tmp_path: Path) -> None:

@@ -5,16 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from esk_pipeline.pipeline.labeler import (
-    LabelerAgent,
-)
+from esk_pipeline.pipeline.labeler import LabelerAgent
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline_tests.pipeline_tests.labeler_tests.conftest import (
-    TEXTS,
-    Scripted,
-    label_texts,
-    make_config,
-)
+
+from .conftest import label_texts, make_config
+from .scripted import TEXTS, Scripted
 
 
 def test_dynamic_fewshot_picks_similar_examples_within_budget(

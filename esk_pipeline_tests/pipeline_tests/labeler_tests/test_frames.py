@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from esk_pipeline.pipeline.labeler import (
-    LabelerAgent,
-    results_to_frame,
-)
+from esk_pipeline.pipeline.labeler import LabelerAgent, results_to_frame
 from esk_pipeline.pipeline.labeler.frames import LABEL_COLUMNS
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline_tests.pipeline_tests.labeler_tests.conftest import (
-    TEXTS,
-    label_texts,
-    make_config,
-)
+
+from .conftest import label_texts, make_config
+from .scripted import TEXTS
 
 
 def test_results_to_frame_has_the_label_row_shape(taxonomy: Taxonomy, tmp_path: Path) -> None:

@@ -8,24 +8,12 @@ from typing import Any
 
 import pytest
 
-from esk_pipeline.pipeline.labeler import (
-    LabelerAgent,
-)
+from esk_pipeline.pipeline.labeler import LabelerAgent
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline_tests.fakes.openai_server import (
-    FakeOpenAIServer,
-    batch_texts,
-    request_text,
-)
-from esk_pipeline_tests.pipeline_tests.labeler_tests.conftest import (
-    TEXTS,
-    TRUTH,
-    Scripted,
-    http_config,
-    label_texts,
-    make_config,
-    server_answers,
-)
+from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, batch_texts, request_text
+
+from .conftest import http_config, label_texts, make_config, server_answers
+from .scripted import TEXTS, TRUTH, Scripted
 
 
 def test_answer_schema_restricts_domains_to_the_taxonomy(
