@@ -35,7 +35,7 @@ from esk_pipeline.pipeline.augment import (
     NearDuplicateIndex,
 )
 from esk_pipeline.pipeline.ids import row_ids
-from esk_pipeline.pipeline.labeler_agent import LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler import LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key

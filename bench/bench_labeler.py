@@ -41,7 +41,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for esk_pipeline_tests.fakes
 
-from esk_pipeline.pipeline.labeler_agent import ClassificationResult, LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler import ClassificationResult, LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import model_form
 from esk_pipeline.sample_data import generate_logs

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from esk_pipeline.pipeline.labeler_agent import ClassificationResult, LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler import ClassificationResult, LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.sample_data import generate_logs
 from esk_pipeline.settings import get_settings

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from esk_pipeline.pipeline.data_storage import DatasetVersion
 from esk_pipeline.pipeline.etl import ETLStats
-from esk_pipeline.pipeline.labeler_agent import ClassificationResult
+from esk_pipeline.pipeline.labeler import ClassificationResult
 
 # A classify request may carry at most this many texts; bigger jobs belong to the Dagster graph.
 MAX_CLASSIFY_BATCH = 100

@@ -22,7 +22,7 @@ from dagster import (
 from esk_pipeline.assets.automation import LABELS_CONDITION, when_enabled
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
 from esk_pipeline.assets.partitions import daily_partitions
-from esk_pipeline.pipeline.labeler_agent import PROMPT_VERSION, CascadeReport, results_to_frame
+from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
 from esk_pipeline.resources.llm import LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource

@@ -11,7 +11,7 @@ from typing import Any
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "etl": ("ETLConfig", "ETLProcessor", "ETLResult", "ETLError"),
-    "labeler_agent": (
+    "labeler": (
         "LabelerConfig",
         "LabelerAgent",
         "ClassificationResult",

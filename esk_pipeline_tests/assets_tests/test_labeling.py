@@ -92,7 +92,7 @@ def test_unsure_texts_go_to_the_llm_and_a_rerun_costs_no_request(partition, monk
 
 
 def test_the_labels_code_version_names_the_prompt_and_the_model_recipe():
-    from esk_pipeline.pipeline.labeler_agent import PROMPT_VERSION
+    from esk_pipeline.pipeline.labeler import PROMPT_VERSION
     from esk_pipeline.pipeline.local_model import MODEL_VERSION
 
     spec = labeling.labels.specs_by_key[labeling.labels.key]

@@ -13,7 +13,7 @@ from esk_pipeline.api.auth import MaintainerId
 from esk_pipeline.api.deps import LabelerDep
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.schemas import ClassifyBatchIn, ClassifyBatchOut, ClassifyIn
-from esk_pipeline.pipeline.labeler_agent import ClassificationResult
+from esk_pipeline.pipeline.labeler import ClassificationResult
 
 router = APIRouter(prefix="/api/classify", tags=["classify"], responses=error_responses(503))
 

@@ -4,7 +4,7 @@ Skipped unless ESK_REAL_LLM_BASE is set, e.g.::
 
     ../shared/tools/llm-server.sh start   (from the project folder)
     ESK_REAL_LLM_BASE=http://127.0.0.1:8091/v1 ESK_REAL_LLM_MODEL=qwen2.5-coder-0.5b \\
-        .venv/bin/pytest esk_pipeline_tests/pipeline_tests/test_labeler_real_llm.py -v
+        .venv/bin/pytest esk_pipeline_tests/pipeline_tests/labeler_tests/test_real_llm.py -v
 
 A few minutes on 2 CPU cores with the 0.5B model. What the model answers is its own (a 0.5B
 model is weak at Russian), so the tests check what must hold whatever it answers: only the
@@ -24,13 +24,13 @@ import httpx
 import pandas as pd
 import pytest
 
-from esk_pipeline.pipeline.labeler_agent import ClassificationResult, LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler import ClassificationResult, LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, batch_texts, request_text
 
 BASE = os.environ.get("ESK_REAL_LLM_BASE")
 MODEL = os.environ.get("ESK_REAL_LLM_MODEL", "qwen2.5-coder-0.5b")
-TAXONOMY_PATH = Path(__file__).resolve().parents[2] / "data" / "taxonomy.yaml"
+TAXONOMY_PATH = Path(__file__).resolve().parents[3] / "data" / "taxonomy.yaml"
 
 pytestmark = pytest.mark.skipif(not BASE, reason="set ESK_REAL_LLM_BASE to run against a real LLM")
 

@@ -1,0 +1,136 @@
+"""The caches: per-text results across runs and batch shapes, and the client's batch cache."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from esk_pipeline.pipeline.labeler import PROMPT_VERSION, LabelerAgent, label_dataframe_batched
+from esk_pipeline.pipeline.llm import LLMClient, ResponseCache, UsageMeter
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.settings import LLMEndpoint
+from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, batch_texts, request_text
+
+from .conftest import http_config, label_texts, make_config, server_answers
+from .scripted import TEXTS, Scripted
+
+
+def test_aclose_closes_the_cache_and_the_agent_stays_usable(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    scripted = Scripted()
+    agent = LabelerAgent(
+        make_config(tmp_path, use_cache=True), taxonomy, model_override=scripted.model
+    )
+    first = label_texts(agent, TEXTS[:4])  # closes the agent after labelling
+    assert agent._cache is not None and not agent._cache.is_open
+    calls = len(scripted.calls)
+
+    again = label_texts(agent, TEXTS[:4])  # reopens the cache file: every text is a hit
+    assert len(scripted.calls) == calls
+    assert [r.domain for r in again] == [r.domain for r in first] and all(r.cached for r in again)
+    assert not agent._cache.is_open
+
+
+def test_rerun_over_unchanged_input_makes_no_requests(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    first = Scripted()
+    agent = LabelerAgent(
+        make_config(tmp_path, use_cache=True, batch_size=3), taxonomy, model_override=first.model
+    )
+    before = label_texts(agent, TEXTS)
+    assert first.calls
+
+    again = Scripted()  # batches composed differently: the per-text cache still answers
+    agent = LabelerAgent(
+        make_config(tmp_path, use_cache=True, batch_size=5), taxonomy, model_override=again.model
+    )
+    after = label_texts(agent, list(reversed(TEXTS)))
+    assert again.calls == []
+    assert [r.domain for r in reversed(after)] == [r.domain for r in before]
+    assert all(r.cached for r in after)
+    assert agent.cascade_report(after).cache_hit_rate == 1.0
+
+
+def test_deferred_items_are_picked_up_by_the_next_run(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    config = make_config(tmp_path, use_cache=True, batch_size=2, concurrency=1)
+    first = Scripted()
+    agent = LabelerAgent(
+        config, taxonomy, model_override=first.model, usage=UsageMeter(max_requests=2)
+    )
+    results = label_texts(agent, TEXTS)
+    assert [r.status for r in results].count("deferred") == len(TEXTS) - 4
+
+    second = Scripted()
+    agent = LabelerAgent(config, taxonomy, model_override=second.model)
+    results = label_texts(agent, TEXTS)
+    assert [r.status for r in results] == ["labeled"] * len(TEXTS)
+    asked_again = sorted(t for call in second.calls for t in call.values())
+    assert asked_again == sorted(TEXTS[4:])  # what the first run labelled came from the cache
+
+
+def test_cache_key_changes_with_the_taxonomy(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    config = make_config(tmp_path, use_cache=True)
+    agent = LabelerAgent(config, taxonomy, model_override=Scripted().model)
+    label_texts(agent, TEXTS[:2])
+    changed = taxonomy.model_copy(deep=True)
+    changed.domains[0].description += " Капремонт."
+    scripted = Scripted()
+    agent = LabelerAgent(config, changed, model_override=scripted.model)
+    label_texts(agent, TEXTS[:2])
+    assert len(scripted.calls) == 1
+    assert agent.version != LabelerAgent(make_config(tmp_path), taxonomy).version
+    assert agent.version.startswith(PROMPT_VERSION)
+
+
+def test_a_reply_that_settled_nothing_is_not_cached(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    with FakeOpenAIServer(lambda request: {"items": []}) as server:
+        config = http_config(tmp_path, server, batch_size=4, max_retries=2, use_cache=True)
+        results = label_texts(LabelerAgent(config, taxonomy), TEXTS[:4])
+        first_run = server.request_count
+        results_again = label_texts(LabelerAgent(config, taxonomy), TEXTS[:4])
+        prompts = [request_text(r) for r in server.requests]
+    assert {r.status for r in [*results, *results_again]} == {"failed"}
+    assert first_run == 3  # the request and max_retries follow-ups, each reaching the server
+    assert len(set(prompts[:first_run])) == first_run  # never the identical prompt
+    assert len(prompts) == 2 * first_run  # nothing was cached, so the rerun asks again
+
+
+def test_a_cache_hit_does_not_use_up_a_round(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    skipped = TEXTS[3]
+    skipping = [True]
+
+    def answers(request: dict[str, Any]) -> dict[str, Any]:
+        items = server_answers(request)["items"]
+        texts = batch_texts(request_text(request))
+        return {"items": [i for i in items if not (skipping[0] and texts[i["id"]] == skipped)]}
+
+    cache = ResponseCache(tmp_path / "batches.sqlite", ttl_hours=24)
+    with FakeOpenAIServer(answers) as server, cache:
+        endpoint = LLMEndpoint(model="fake-model", api_base=server.base_url, timeout_seconds=2)
+
+        def run() -> pd.DataFrame:
+            client = LLMClient(endpoint, rate_limit=0, max_retries=0, cache=cache)
+            frame = pd.DataFrame({"text": TEXTS[:4]})
+            return asyncio.run(
+                label_dataframe_batched(
+                    frame,
+                    client,
+                    taxonomy=taxonomy,
+                    use_cache=False,
+                    max_retries=0,
+                    local_accept_threshold=1.0,
+                    batch_size=4,
+                )
+            )
+
+        first = run()
+        skipping[0] = False
+        second = run()  # the batch's reply comes from the client's cache ...
+        asked = [batch_texts(request_text(r)) for r in server.requests]
+    assert list(first["status"]) == ["labeled"] * 3 + ["failed"]
+    # ... and the follow-up for the skipped text still goes out, though max_retries is 0.
+    assert list(second["status"]) == ["labeled"] * 4
+    assert [list(texts.values()) for texts in asked] == [TEXTS[:4], [skipped]]
