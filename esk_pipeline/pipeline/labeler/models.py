@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from esk_pipeline.pipeline.llm import AgentEndpointConfig
+from esk_pipeline.pipeline.llm.cache import DEFAULT_CACHE_DIR
 from esk_pipeline.pipeline.local_model import Prediction
-from esk_pipeline.settings import LabelerSettings, get_settings
 
 LOCAL_MODEL_NAME = "local"
 
@@ -33,38 +33,24 @@ def _clamp_unit(value: float) -> float:
 Confidence = Annotated[float, AfterValidator(_clamp_unit)]
 
 
-def _labeler_settings() -> LabelerSettings:
-    return get_settings().labeler
-
-
 class LabelerConfig(AgentEndpointConfig):
-    """How to label. Defaults come from LABELER_*, LLM_LABELER_* / LLM_* and CACHE_* settings;
-    with no LLM endpoint configured, `model` is "local" (the offline model alone)."""
+    """How to label. `model` "local" (the default) is the offline model alone; any other name
+    goes to the endpoint. `esk_pipeline.configs.labeler_config` fills it from LABELER_*,
+    LLM_LABELER_* / LLM_* and CACHE_*."""
 
-    settings_agent = "labeler"
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(default_factory=lambda: _labeler_settings().batch_size, ge=1)
-    rate_limit: float = Field(default_factory=lambda: _labeler_settings().rate_limit, ge=0)
-    max_retries: int = Field(default_factory=lambda: _labeler_settings().max_retries, ge=0)
-    low_conf_threshold: float = Field(
-        default_factory=lambda: _labeler_settings().low_conf_threshold, ge=0, le=1
-    )
-    use_cache: bool = Field(
-        default_factory=lambda: _labeler_settings().use_cache and get_settings().cache.enabled
-    )
-    use_dynamic_fewshot: bool = Field(
-        default_factory=lambda: _labeler_settings().use_dynamic_fewshot
-    )
-    concurrency: int = Field(default_factory=lambda: _labeler_settings().concurrency, ge=1)
-    local_accept_threshold: float = Field(
-        default_factory=lambda: _labeler_settings().local_accept_threshold, ge=0, le=1
-    )
-    fewshot_token_budget: int = Field(
-        default_factory=lambda: _labeler_settings().fewshot_token_budget, ge=0
-    )
-    cache_dir: Path = Field(default_factory=lambda: get_settings().cache.dir)
-    cache_ttl_hours: float = Field(default_factory=lambda: get_settings().cache.ttl_hours)
+    batch_size: int = Field(default=20, ge=1)
+    rate_limit: float = Field(default=0.4, ge=0)
+    max_retries: int = Field(default=3, ge=0)
+    low_conf_threshold: float = Field(default=0.5, ge=0, le=1)
+    use_cache: bool = True
+    use_dynamic_fewshot: bool = True
+    concurrency: int = Field(default=4, ge=1)
+    local_accept_threshold: float = Field(default=0.9, ge=0, le=1)
+    fewshot_token_budget: int = Field(default=600, ge=0)
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    cache_ttl_hours: float = 24.0
     # Retry pacing of the LLM client (seconds); tests shorten them.
     backoff_seconds: float = Field(default=0.5, ge=0)
     retry_after_cap: float = Field(default=60.0, ge=0)

@@ -30,7 +30,7 @@ the pydantic output type, and `LLMClient` retries invalid answers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from openai import DEFAULT_CONNECTION_LIMITS, AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
@@ -201,8 +201,6 @@ class AgentEndpointConfig(BaseModel):
     The defaults are the offline path (`model` "local", no server). `esk_pipeline.configs`
     fills these fields from the agent's LLM_<AGENT>_* settings, else the main LLM_* ones.
     """
-
-    settings_agent: ClassVar[Literal["labeler", "augmenter"]]
 
     model: str = "local"
     api_key: SecretStr | None = None
