@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field, ValidationError
 
-from esk_pipeline.pipeline.data_writer import PARQUET_DIR, SPLITS
+from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR, SPLITS
 from esk_pipeline.pipeline.ids import row_ids
 from esk_pipeline.settings import get_settings
 

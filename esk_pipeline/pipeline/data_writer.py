@@ -59,6 +59,7 @@ from pydantic import BaseModel, Field
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR, SPLITS, UNVERIFIED
 from esk_pipeline.pipeline.ids import row_ids
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS, LabelOrigin, is_human, strongest_per_row
 from esk_pipeline.pipeline.taxonomy import Taxonomy
@@ -66,9 +67,6 @@ from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
 from esk_pipeline.settings import get_settings
 
-SPLITS = ("train", "eval")
-UNVERIFIED = "unverified"  # labels below the trust bar, kept apart for people who want them
-PARQUET_DIR = "__parquet__"
 # The columns of every written record, in this order.
 RECORD_COLUMNS = (
     "row_id",
