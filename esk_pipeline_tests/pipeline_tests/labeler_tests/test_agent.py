@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from esk_pipeline import configs
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.labeler import (
     CascadeReport,
@@ -16,7 +17,7 @@ from esk_pipeline.pipeline.labeler import (
     results_to_frame,
 )
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.settings import get_settings
+from esk_pipeline.settings import Settings
 
 from .conftest import label_texts, make_config
 from .scripted import TEXTS, TRUTH, Scripted
@@ -27,8 +28,8 @@ def test_config_is_local_without_an_endpoint(project_env: Path, monkeypatch) -> 
     assert LabelerConfig().is_local
     monkeypatch.setenv("LLM_API_BASE", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("LLM_LABELER_MODEL", "qwen2.5")
-    get_settings.cache_clear()
-    config = LabelerConfig()
+    assert LabelerConfig().is_local  # the library alone never reads the environment
+    config = configs.labeler_config(Settings.load())
     assert (config.model, config.api_base) == ("qwen2.5", "http://127.0.0.1:9/v1")
     assert not config.is_local
 
