@@ -12,7 +12,7 @@
 """
 
 from esk_pipeline.pipeline.llm.cache import ResponseCache
-from esk_pipeline.pipeline.llm.client import CallUsage, LLMCallFailed, LLMClient, LLMReply
+from esk_pipeline.pipeline.llm.client import CallUsage, LLMClient, LLMReply
 from esk_pipeline.pipeline.llm.endpoint import (
     AgentEndpointConfig,
     ResolvedOutputMode,
@@ -22,6 +22,7 @@ from esk_pipeline.pipeline.llm.endpoint import (
     output_recipe,
     resolve_output_mode,
 )
+from esk_pipeline.pipeline.llm.failures import LLMCallFailed
 from esk_pipeline.pipeline.llm.progress import Progress
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
 

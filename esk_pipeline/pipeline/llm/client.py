@@ -34,6 +34,13 @@ A call that fails for good raises `LLMCallFailed`, whose message says why and af
 attempts, and never contains the API key. The openai SDK's and pydantic-ai's own retries are
 switched off so this policy is the only one.
 
+pydantic-ai's own `UsageLimits` and `FallbackModel` are not used: `UsageLimits` bounds one agent
+run, while the budget here is one run of the pipeline, shared by the labeler's and the
+augmenter's concurrent calls and checked before a request starts (`UsageMeter`); and
+`FallbackModel` moves to the next model on the first error, where this client first retries
+the primary with backoff and Retry-After, counts attempts per model for `LLMCallFailed`, and
+caches an answer under the model that gave it.
+
 Asyncio primitives and HTTP connection pools belong to one event loop, so the client rebuilds
 them when it is used from a new loop (e.g. successive ``asyncio.run`` calls); use one client
 from one loop at a time. A loop's HTTP connections are closed by `aclose` or, at the latest, when
@@ -48,20 +55,15 @@ import asyncio
 import functools
 import hashlib
 import json
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from aiolimiter import AsyncLimiter
-from openai import DefaultAsyncHttpxClient
 from pydantic import BaseModel, ValidationError
 from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.exceptions import (
-    ModelAPIError,
     ModelHTTPError,
-    ModelRequestRejectedError,
-    UnexpectedModelBehavior,
 )
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model
@@ -84,18 +86,11 @@ from esk_pipeline.pipeline.llm.endpoint import (
     output_recipe,
     resolve_output_mode,
 )
+from esk_pipeline.pipeline.llm.failures import LLMCallFailed, call_failure, is_retryable
+from esk_pipeline.pipeline.llm.loop_state import LOOP_CLOSERS, LoopState
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
 
 T = TypeVar("T", bound=BaseModel)
-
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
-_MAX_REASON_CHARS = 600
-# OpenAI-style secret keys, redacted from error reasons even when not the configured key (a
-# server may echo another one back).
-_SECRET_KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_-]{16,}")
-_REDACTED = "**********"
-# Strong references to the loop-shutdown tasks: the event loop holds its tasks only weakly.
-_LOOP_CLOSERS: set[asyncio.Task[None]] = set()
 
 
 class CallUsage(BaseModel):
@@ -149,56 +144,6 @@ class _Question(Generic[T]):
         return settings
 
 
-class LLMCallFailed(RuntimeError):
-    """A call failed for good: a non-retryable error, or retries (and fallback) exhausted.
-
-    The message says which model, after how many attempts and why; it never holds the API key.
-    `invalid_output` is True when the answers came back but did not parse or validate (asking
-    for less may help), False for HTTP, connection and timeout errors (asking again would not).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        model: str,
-        attempts: int,
-        status_code: int | None = None,
-        invalid_output: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.model = model
-        self.attempts = attempts
-        self.status_code = status_code
-        self.invalid_output = invalid_output
-
-
-@dataclass
-class _LoopState:
-    """Everything bound to one event loop: call slots, rate limiter, the HTTP client, models."""
-
-    loop: asyncio.AbstractEventLoop
-    semaphore: asyncio.Semaphore
-    limiter: AsyncLimiter | None
-    http_client: DefaultAsyncHttpxClient | None = None  # shared by `models`
-    models: dict[str, Model] = field(default_factory=dict)
-    closer: asyncio.Task[None] | None = None  # runs `close_at_loop_shutdown`
-
-    async def close_models(self) -> None:
-        """Close the models' HTTP connections (once: the client and models are forgotten)."""
-        http_client, self.http_client, self.models = self.http_client, None, {}
-        if http_client is not None:
-            await http_client.aclose()
-
-    async def close_at_loop_shutdown(self) -> None:
-        """Wait until cancelled (``asyncio.run`` cancels leftover tasks before it closes the
-        loop), then close the HTTP clients while the loop can still run their callbacks."""
-        try:
-            await self.loop.create_future()
-        finally:
-            await self.close_models()
-
-
 class LLMClient:
     """Structured LLM calls with caching, rate limit, concurrency cap, retries and fallback."""
 
@@ -247,7 +192,7 @@ class LLMClient:
         # Whether to send the logprobs a call asks for; False once the endpoint refused them.
         self.logprobs_supported = True
         self._agents: dict[tuple[type[BaseModel], str | bool | None], Agent[None, Any]] = {}
-        self._state: _LoopState | None = None
+        self._state: LoopState | None = None
 
     def cache_key(
         self,
@@ -387,16 +332,16 @@ class LLMClient:
             return None  # unreadable entry: ask again and overwrite it
         return LLMReply(output=output, model=stored["model"], cached=True, logprobs=token_logprobs)
 
-    def _loop_state(self) -> _LoopState:
+    def _loop_state(self) -> LoopState:
         loop = asyncio.get_running_loop()
         if self._state is None or self._state.loop is not loop:
             limiter = AsyncLimiter(1, 1 / self.rate_limit) if self.rate_limit else None
             # Over HTTP the connection pool bounds requests in flight (see the module doc).
             slots = self.concurrency if self.model_override is not None else 2 * self.concurrency
-            self._state = _LoopState(loop, asyncio.Semaphore(slots), limiter)
+            self._state = LoopState(loop, asyncio.Semaphore(slots), limiter)
             self._state.closer = loop.create_task(self._state.close_at_loop_shutdown())
-            _LOOP_CLOSERS.add(self._state.closer)
-            self._state.closer.add_done_callback(_LOOP_CLOSERS.discard)
+            LOOP_CLOSERS.add(self._state.closer)
+            self._state.closer.add_done_callback(LOOP_CLOSERS.discard)
         return self._state
 
     def _agent(
@@ -418,7 +363,7 @@ class LLMClient:
             )
         return self._agents[agent_key]
 
-    def _model(self, state: _LoopState, model_name: str) -> Model:
+    def _model(self, state: LoopState, model_name: str) -> Model:
         if self.model_override is not None:
             return self.model_override
         if state.http_client is None:
@@ -449,7 +394,7 @@ class LLMClient:
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
             sleep=self._sleep,
-            retry=retry_if_exception(_is_retryable),
+            retry=retry_if_exception(is_retryable),
             reraise=True,
         )
         try:
@@ -460,7 +405,7 @@ class LLMClient:
         except BudgetExhausted:
             raise
         except Exception as error:
-            raise self._failure(model_name, attempts, error) from error
+            raise call_failure(model_name, attempts, error, self._api_key()) from error
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     async def _attempt(
@@ -493,7 +438,7 @@ class LLMClient:
     async def _send(
         self,
         agent: Agent[None, Any],
-        state: _LoopState,
+        state: LoopState,
         model_name: str,
         question: _Question[Any],
         usage: CallUsage,
@@ -514,6 +459,9 @@ class LLMClient:
                 self._record_tokens(messages, usage)
         return result, messages
 
+    def _api_key(self) -> str:
+        return self.endpoint.api_key.get_secret_value() if self.endpoint.api_key else ""
+
     def _record_tokens(self, messages: list[ModelMessage], usage: CallUsage) -> None:
         """Count the tokens the server reported, for failed attempts too (they are billed)."""
         responses = [message for message in messages if isinstance(message, ModelResponse)]
@@ -522,27 +470,6 @@ class LLMClient:
         usage.input_tokens += input_tokens
         usage.output_tokens += output_tokens
         self.usage.record_tokens(input_tokens, output_tokens)
-
-    def _failure(self, model_name: str, attempts: int, error: Exception) -> LLMCallFailed:
-        reason = f"{type(error).__name__}: {error}"
-        if isinstance(error, UnexpectedModelBehavior) and error.__cause__ is not None:
-            # pydantic-ai's message only says output retries ran out; the cause says why.
-            reason += f" ({error.__cause__})"
-        api_key = self.endpoint.api_key.get_secret_value() if self.endpoint.api_key else ""
-        if api_key:
-            reason = reason.replace(api_key, _REDACTED)
-        # Redact before truncating: a cut through a key would leave its start unrecognised.
-        reason = _SECRET_KEY_PATTERN.sub(_REDACTED, reason)
-        if len(reason) > _MAX_REASON_CHARS:
-            reason = reason[:_MAX_REASON_CHARS] + "..."
-        kind = "retryable" if _is_retryable(error) else "not retryable"
-        return LLMCallFailed(
-            f"LLM call to {model_name!r} failed after {attempts} attempt(s) ({kind}): {reason}",
-            model=model_name,
-            attempts=attempts,
-            status_code=error.status_code if isinstance(error, ModelHTTPError) else None,
-            invalid_output=isinstance(error, UnexpectedModelBehavior | ValidationError),
-        )
 
 
 def _token_logprobs(messages: list[ModelMessage]) -> list[TokenLogprob] | None:
@@ -558,13 +485,3 @@ def _token_logprobs(messages: list[ModelMessage]) -> list[TokenLogprob] | None:
 @functools.cache
 def _schema_json(output_type: type[BaseModel]) -> str:
     return json.dumps(output_type.model_json_schema(), sort_keys=True)
-
-
-def _is_retryable(error: BaseException) -> bool:
-    """Whether sending the same request again may succeed."""
-    if isinstance(error, ModelHTTPError):
-        return error.status_code in _RETRYABLE_STATUS or error.status_code >= 500
-    if isinstance(error, ModelRequestRejectedError):
-        return False
-    # Connection errors, timeouts, undecodable bodies; invalid or unparseable structured output.
-    return isinstance(error, ModelAPIError | UnexpectedModelBehavior | ValidationError)
