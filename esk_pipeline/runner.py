@@ -106,7 +106,7 @@ def run_pipeline(
     log("review queue, synthetic samples, train/eval splits, dataset version ...")
     downstream = AssetSelection.assets("labels").downstream() - AssetSelection.assets("labels")
     dataset = materialize(
-        list(defs.assets or []),
+        [*(defs.assets or []), *(defs.asset_checks or [])],  # the version checks run too
         resources=dict(defs.resources or {}),
         selection=downstream,
         instance=instance,

@@ -12,13 +12,11 @@ from esk_pipeline.pipeline.data_storage import DataStorage
 from esk_pipeline.pipeline.review import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.runner import run_pipeline, seed_sample_logs
-from esk_pipeline.settings import Settings, get_settings
+from esk_pipeline.settings import Settings
 
 
-@pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
-    """One full run shared by the tests below (it is the expensive part)."""
-    root = tmp_path_factory.mktemp("graph")
+def _run_graph(root: Path, n_rows: int) -> dict:
+    """Seed `n_rows` sample logs under `root` and run the whole graph on them."""
     env = {
         "APP_DATA_DIR": root,
         "CLICKHOUSE_EMBEDDED_PATH": root / "clickhouse",
@@ -32,21 +30,30 @@ def pipeline_run(tmp_path_factory):
             mp.setenv(name, str(value))
         for name in ("LLM_API_KEY", "LLM_API_BASE", "LLM_MODEL"):
             mp.delenv(name, raising=False)
-        get_settings.cache_clear()
         settings = Settings.load()
-        defs = build_defs(settings)
-        seeded = seed_sample_logs(settings, n_rows=2500, seed=7)
-        instance = DagsterInstance.ephemeral()
-        summary = run_pipeline(instance, settings=settings, log=lambda _: None)
-        yield {
-            "root": root,
-            "instance": instance,
-            "summary": summary,
-            "seeded": seeded,
-            "defs": defs,
-            "settings": settings,
-        }
-        get_settings.cache_clear()
+    seeded = seed_sample_logs(settings, n_rows=n_rows, seed=7)
+    instance = DagsterInstance.ephemeral()
+    summary = run_pipeline(instance, settings=settings, log=lambda _: None)
+    return {
+        "root": root,
+        "instance": instance,
+        "summary": summary,
+        "seeded": seeded,
+        "defs": build_defs(settings),
+        "settings": settings,
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    """One full run that the read-only tests below share (it is the expensive part)."""
+    return _run_graph(tmp_path_factory.mktemp("graph"), n_rows=2500)
+
+
+@pytest.fixture
+def own_pipeline_run(tmp_path):
+    """A smaller run of its own, for a test that reviews, inserts logs or edits files."""
+    return _run_graph(tmp_path / "graph", n_rows=800)
 
 
 def _review_store(pipeline_run) -> ReviewDataset:
@@ -126,17 +133,17 @@ def test_a_stable_version_with_contract_records_is_committed(pipeline_run):
     assert f"needs review: {len(unverified)}" in card
 
 
-def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
+def test_reviews_flow_into_a_new_version_through_the_sensor(own_pipeline_run):
     from esk_pipeline.sensors import enough_new_reviews_sensor
 
-    defs, instance = pipeline_run["defs"], pipeline_run["instance"]
+    defs, instance = own_pipeline_run["defs"], own_pipeline_run["instance"]
     taxonomy = Taxonomy.load("data/taxonomy.yaml")
     resources = {k: defs.resources[k] for k in ("taxonomy_file", "review_store")}
     quiet = enough_new_reviews_sensor(build_sensor_context(instance=instance, resources=resources))
     assert not getattr(quiet, "run_requests", None)
 
     decided = {}
-    with _review_store(pipeline_run) as store:
+    with _review_store(own_pipeline_run) as store:
         # Skips are not decisions: eight of them must not wake the sensor.
         for item in store.get_next(count=8, reviewer_id="bob"):
             store.skip(item.id, "bob")
@@ -162,7 +169,7 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
     record = latest.asset_materialization.metadata
     assert record["relabelled"].value + record["added"].value >= len(decided)
 
-    version = _storage(pipeline_run).list_versions()[-1]
+    version = _storage(own_pipeline_run).list_versions()[-1]
     records = pd.concat(
         pd.read_json(version.path / f"{split}.jsonl", lines=True) for split in ("train", "eval")
     )
@@ -173,13 +180,13 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(pipeline_run):
     assert dict(zip(human["row_id"], human["domain"], strict=False)) == decided
 
 
-def test_an_edited_taxonomy_is_observed_and_the_labels_show_as_stale(pipeline_run, tmp_path):
+def test_an_edited_taxonomy_is_observed_and_the_labels_show_as_stale(own_pipeline_run, tmp_path):
     """The daily run observed the taxonomy it labelled with; the sensor observes an edit (and
     only an edit); after that the labels' recorded taxonomy version is not the current one,
     which is what the UI shows as stale."""
     from esk_pipeline.sensors import taxonomy_changed_sensor
 
-    instance = pipeline_run["instance"]
+    instance = own_pipeline_run["instance"]
 
     def observed() -> str:
         [record] = instance.fetch_observations(AssetKey("taxonomy"), limit=1).records
@@ -192,7 +199,7 @@ def test_an_edited_taxonomy_is_observed_and_the_labels_show_as_stale(pipeline_ru
 
     path = tmp_path / "taxonomy.yaml"
     path.write_text(shipped, encoding="utf-8")
-    settings = pipeline_run["settings"].model_copy(deep=True)
+    settings = own_pipeline_run["settings"].model_copy(deep=True)
     settings.app.taxonomy_path = path
     defs = build_defs(settings)
     resources = {"taxonomy_file": defs.resources["taxonomy_file"]}
@@ -230,13 +237,13 @@ def test_verified_labels_are_observed_not_rematerialised_by_daily_runs(pipeline_
     assert labels.tags["dagster/input_data_version/verified_labels"] in observed
 
 
-def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(pipeline_run):
+def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(own_pipeline_run):
     from esk_pipeline.pipeline.log_source import LogSource
     from esk_pipeline.sensors import new_log_days_sensor
 
-    defs, instance = pipeline_run["defs"], pipeline_run["instance"]
+    defs, instance = own_pipeline_run["defs"], own_pipeline_run["instance"]
     resources = {"clickhouse": defs.resources["clickhouse"]}
-    source = LogSource(pipeline_run["settings"].clickhouse)
+    source = LogSource(own_pipeline_run["settings"].clickhouse)
     days = sorted(source.day_counts())
     assert len(days) == 7
 
@@ -258,10 +265,10 @@ def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(pipeline_run)
     assert [r.partition_key for r in grown.run_requests] == [days[2].isoformat()]
 
 
-def test_the_stored_version_check_passes_and_catches_a_damaged_file(pipeline_run):
+def test_the_stored_version_check_passes_and_catches_a_damaged_file(own_pipeline_run):
     from esk_pipeline.assets.checks import stored_version_verifies
 
-    instance = pipeline_run["instance"]
+    instance = own_pipeline_run["instance"]
     run_id = instance.get_latest_materialization_event(AssetKey("dataset_versions")).run_id
     events = [r.event_log_entry.dagster_event for r in instance.get_records_for_run(run_id).records]
     [evaluation] = [
@@ -273,11 +280,11 @@ def test_the_stored_version_check_passes_and_catches_a_damaged_file(pipeline_run
     ]
     assert evaluation.passed
 
-    version = _storage(pipeline_run).list_versions()[-1]
+    version = _storage(own_pipeline_run).list_versions()[-1]
     record = {"version": version.version}
-    store = pipeline_run["defs"].resources["dataset_store"]
+    store = own_pipeline_run["defs"].resources["dataset_store"]
     assert stored_version_verifies(dataset_versions=record, dataset_store=store).passed
-    damaged = version.path / "train.jsonl"
+    damaged = version.path / "unverified.jsonl"  # before any review, train and eval are empty
     original = damaged.read_bytes()
     try:
         damaged.write_bytes(original.replace(b"{", b"[", 1))
