@@ -13,15 +13,7 @@
 
 from esk_pipeline.pipeline.llm.cache import ResponseCache
 from esk_pipeline.pipeline.llm.client import CallUsage, LLMClient, LLMReply
-from esk_pipeline.pipeline.llm.endpoint import (
-    AgentEndpointConfig,
-    ResolvedOutputMode,
-    build_http_client,
-    build_model,
-    endpoint_kind,
-    output_recipe,
-    resolve_output_mode,
-)
+from esk_pipeline.pipeline.llm.endpoint import AgentEndpointConfig, endpoint_kind
 from esk_pipeline.pipeline.llm.failures import LLMCallFailed
 from esk_pipeline.pipeline.llm.progress import Progress
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
@@ -34,12 +26,7 @@ __all__ = [
     "LLMClient",
     "LLMReply",
     "Progress",
-    "ResolvedOutputMode",
     "ResponseCache",
     "UsageMeter",
-    "build_http_client",
-    "build_model",
     "endpoint_kind",
-    "output_recipe",
-    "resolve_output_mode",
 ]

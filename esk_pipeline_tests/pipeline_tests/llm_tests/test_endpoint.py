@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 from pydantic_ai import NativeOutput, PromptedOutput, ToolOutput
 
-from esk_pipeline.pipeline.llm import (
+from esk_pipeline.pipeline.llm.endpoint import (
     build_http_client,
     build_model,
     endpoint_kind,
