@@ -110,7 +110,7 @@ def write_dataset_folder(
 
 def _remove_leftovers_of(dataset_dir: Path) -> None:
     """`fsutil.remove_leftovers`, limited to the temporary names of this one dataset."""
-    own = fsutil.temp_path(dataset_dir).name.split(fsutil.TEMP_MARK)[0] + fsutil.TEMP_MARK
+    own = f".{dataset_dir.name}{fsutil.TEMP_MARK}"  # the prefix of fsutil.temp_path(dataset_dir)
     if dataset_dir.parent.is_dir():
         for path in dataset_dir.parent.iterdir():
             if fsutil.is_leftover(path) and path.name.startswith(own):
