@@ -22,8 +22,8 @@ from esk_pipeline.pipeline.data_storage import (
     StorageError,
     VersionStatus,
 )
-from esk_pipeline.pipeline.data_writer import DatasetQualityError, DatasetStats, trust_summary
 from esk_pipeline.pipeline.log_source import LogSourceError
+from esk_pipeline.pipeline.splits import DatasetQualityError, DatasetStats, trust_summary
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.settings import get_settings
 

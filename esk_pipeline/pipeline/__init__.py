@@ -26,7 +26,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ReviewStatus",
         "ReviewPriority",
     ),
-    "data_writer": ("DataWriterConfig", "DataWriter", "DatasetStats"),
+    "splits": ("DataWriterConfig", "DataWriter", "DatasetStats"),
     "data_storage": ("DataStorageConfig", "DataStorage", "VersionStatus", "DatasetVersion"),
     "taxonomy": ("Taxonomy", "Domain"),
     "local_model": ("LocalModel",),

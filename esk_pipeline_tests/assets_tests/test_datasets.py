@@ -3,7 +3,7 @@
 from dagster import AssetCheckSeverity
 
 from esk_pipeline.assets.datasets import _accuracy_check
-from esk_pipeline.pipeline.data_writer import DatasetStats, LeakageReport
+from esk_pipeline.pipeline.splits import DatasetStats, LeakageReport
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
 
 

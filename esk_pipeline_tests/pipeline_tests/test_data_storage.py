@@ -22,8 +22,8 @@ from esk_pipeline.pipeline.data_storage import (
     VersionNotFoundError,
     VersionStatus,
 )
-from esk_pipeline.pipeline.data_writer import DataWriter, DataWriterConfig
 from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.splits import DataWriter, DataWriterConfig
 
 DOMAINS = ["housing", "payments", "roads"]
 

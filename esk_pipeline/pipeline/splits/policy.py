@@ -1,0 +1,109 @@
+"""The trust policy: which labels a dataset may use, and which go to the `unverified` split.
+
+One label per `row_id` comes from `labels.strongest_per_row`; here a row is rejected when it
+has no usable label, and trusted when the caller says so (`trusted`, from `trust.assess`) or,
+without a verdict, when it is human or its `p_correct` reaches `precision_target`. A synthetic
+sample is trusted exactly when its source is. Untrusted rows are never in train or eval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from esk_pipeline.pipeline.ids import row_ids
+from esk_pipeline.pipeline.labels import LabelOrigin, is_human
+
+
+def partition_by_trust(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """(trusted rows, unverified rows, unverified counts by reason), zero counts left out."""
+    trusted = _trusted_with_sources(frame)
+    unverified = frame[~trusted].reset_index(drop=True)
+    not_trusted = {"needs_review": int((~unverified["is_synthetic"]).sum())}
+    if unverified["is_synthetic"].any():
+        not_trusted["synthetic_of_untrusted_source"] = int(unverified["is_synthetic"].sum())
+    not_trusted = {k: v for k, v in not_trusted.items() if v}
+    return frame[trusted].reset_index(drop=True), unverified, not_trusted
+
+
+def normalise(
+    items: Iterable[Mapping[str, Any]] | pd.DataFrame, precision_target: float
+) -> pd.DataFrame:
+    """The input as a frame with every column the writer uses, with defaults filled in."""
+    if isinstance(items, pd.DataFrame):
+        frame = items.copy()
+    else:
+        rows = [i.model_dump() if isinstance(i, BaseModel) else dict(i) for i in items]
+        frame = pd.DataFrame(rows)
+    if "text" not in frame:
+        frame["text"] = pd.Series(dtype=object)
+    frame = frame.reset_index(drop=True)
+    frame["text"] = frame["text"].astype(object).where(frame["text"].notna(), "")
+    defaults: dict[str, Any] = {
+        "domain": None,
+        "label_source": "local",
+        "confidence": None,
+        "p_correct": None,
+        "label_origin": None,
+        "trusted": None,
+        "review_reason": None,
+        "is_synthetic": False,
+        "source_row_id": None,
+        "user_id": None,
+        "status": "labeled",
+        "reviewed_at": None,
+    }
+    for column, default in defaults.items():
+        if column not in frame:
+            frame[column] = default
+    if "row_id" not in frame:
+        frame["row_id"] = None
+    missing_id = frame["row_id"].isna()
+    if missing_id.any():
+        frame.loc[missing_id, "row_id"] = row_ids(frame.loc[missing_id, "text"])
+    frame["row_id"] = frame["row_id"].astype(str)
+    frame["is_synthetic"] = frame["is_synthetic"].astype("boolean").fillna(False).astype(bool)
+    frame["status"] = frame["status"].fillna("labeled")
+    frame["label_source"] = frame["label_source"].where(frame["label_source"].notna(), "local")
+    frame["confidence"] = pd.to_numeric(frame["confidence"], errors="coerce")
+    frame["p_correct"] = pd.to_numeric(frame["p_correct"], errors="coerce")
+    unnamed = frame["label_origin"].isna()
+    frame.loc[unnamed, "label_origin"] = np.where(
+        frame.loc[unnamed, "is_synthetic"],
+        LabelOrigin.SYNTHETIC.value,
+        LabelOrigin.LOCAL_MODEL.value,
+    )
+    # Without a verdict from the caller: human labels, and labels estimated right often enough.
+    undecided = frame["trusted"].isna()
+    frame.loc[undecided, "trusted"] = is_human(frame.loc[undecided, "label_origin"]) | (
+        frame.loc[undecided, "p_correct"] >= precision_target
+    )
+    frame["trusted"] = frame["trusted"].astype(bool)
+    frame["reviewed_at"] = pd.to_datetime(frame["reviewed_at"], utc=True, errors="coerce")
+    for column in ("domain", "source_row_id", "user_id"):
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+def reject_unlabelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop failed/deferred items and items without a domain (after resolution), counting why."""
+    bad_status = frame["status"] != "labeled"
+    no_domain = ~bad_status & frame["domain"].isna()
+    rejected = {
+        f"status:{k}": int(v) for k, v in frame.loc[bad_status, "status"].value_counts().items()
+    }
+    if no_domain.any():
+        rejected["no_domain"] = int(no_domain.sum())
+    return frame[~bad_status & ~no_domain].reset_index(drop=True), rejected
+
+
+def _trusted_with_sources(frame: pd.DataFrame) -> pd.Series:
+    """`trusted`, where a synthetic sample follows its source (untrusted when it has none)."""
+    real = frame[~frame["is_synthetic"]]
+    trusted_sources = set(real.loc[real["trusted"], "row_id"])
+    synthetic = frame["is_synthetic"]
+    return frame["trusted"].where(~synthetic, frame["source_row_id"].isin(trusted_sources))

@@ -1,0 +1,63 @@
+"""Domain sizes: small domains, caps, balancing, the eval shortfall."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from esk_pipeline.pipeline.splits import DataWriter
+from esk_pipeline.pipeline.taxonomy import Domain, Taxonomy
+from esk_pipeline_tests.pipeline_tests.splits_tests.support import (
+    DOMAINS,
+    TAXONOMY,
+    label,
+    labelled_items,
+    machine_label,
+    make_config,
+)
+
+
+def test_small_domains_are_reported_and_dropped_or_kept_train_only(tmp_path):
+    items = labelled_items() + [label(f"редкое {i}", "rare") for i in range(3)]
+    taxonomy = Taxonomy(domains=[*TAXONOMY.domains, Domain(id="rare", name="Rare")])
+    _, _, kept = DataWriter(make_config(tmp_path / "k"), taxonomy).write_datasets(items)
+    assert kept.small_domains == {"rare": 3}
+    assert kept.train_only_domains == ["rare"]
+    assert kept.train_distribution["rare"] == 3
+    assert "rare" not in kept.eval_distribution
+    cfg = make_config(tmp_path / "d", small_domain_policy="drop")
+    _, _, dropped = DataWriter(cfg, taxonomy).write_datasets(items)
+    assert dropped.dropped_domains == ["rare"]
+    assert "rare" not in dropped.domain_distribution
+    assert dropped.rejected["small_domain"] == 3
+
+
+def test_caps_and_balancing_limit_dominant_domains_but_never_drop_a_human_label(tmp_path):
+    items = [
+        label(f"текст {i} {d}", d)
+        for d, n in zip(DOMAINS, (40, 40, 40, 40), strict=True)
+        for i in range(n)
+    ] + [machine_label(f"машинный текст {i}", "housing") for i in range(160)]
+    cfg = make_config(tmp_path / "c", max_samples_per_domain=100)
+    _, _, capped = DataWriter(cfg, TAXONOMY).write_datasets(items)
+    assert capped.domain_distribution["housing"] == 100
+    assert capped.capped == {"housing": 100}
+    cfg = make_config(tmp_path / "b", balance_domains=True, balance_ratio=1.5)
+    _, _, balanced = DataWriter(cfg, TAXONOMY).write_datasets(items)
+    # median train domain is 32 (40 minus 8 in eval): cap = ceil(1.5 * 32) = 48
+    assert balanced.train_distribution["housing"] == 48
+    assert balanced.train_distribution["payments"] == 32
+    assert balanced.eval_distribution["housing"] == 40  # eval keeps the natural distribution
+    assert balanced.balanced == {"housing": 112}
+    # A cap below the human labels of a domain keeps every one of them.
+    cfg = make_config(tmp_path / "h", max_samples_per_domain=10)
+    train, eval_, _, stats = DataWriter(cfg, TAXONOMY).build_splits(items)
+    human = pd.concat([train, eval_]).query("label_origin == 'human_verified'")
+    assert len(human) == 160
+    assert stats.capped == {"housing": 160}
+
+
+def test_a_short_eval_is_reported_with_the_reviews_needed_not_a_broken_rule(tmp_path):
+    cfg = make_config(tmp_path, min_eval_samples=100)
+    *_, stats = DataWriter(cfg, TAXONOMY).build_splits(labelled_items(10))
+    assert stats.quality_problems == []
+    assert stats.eval_shortfall == {"total": 100 - stats.eval_samples}

@@ -1,0 +1,65 @@
+"""Leakage control: groups never straddle the split; stratified, audit-drawn eval."""
+
+from __future__ import annotations
+
+from esk_pipeline.pipeline.splits import DataWriter
+from esk_pipeline.pipeline.text import identity_key_series
+from esk_pipeline_tests.pipeline_tests.splits_tests.support import (
+    DOMAINS,
+    TAXONOMY,
+    label,
+    labelled_items,
+    make_config,
+    written,
+)
+
+
+def test_split_is_stratified_by_domain(tmp_path):
+    _, _, stats = DataWriter(make_config(tmp_path), TAXONOMY).write_datasets(labelled_items(50))
+    assert stats.eval_distribution == {d: 10 for d in DOMAINS}
+    assert stats.train_distribution == {d: 40 for d in DOMAINS}
+
+
+def test_near_duplicates_synthetics_and_users_never_straddle_the_split(tmp_path):
+    items = labelled_items()
+    variants = []
+    for i in range(0, 40, 2):
+        base = items[i]["text"]
+        variants.append(label(base.upper() + "!!!", items[i]["domain"]))
+        variants.append(label("  " + base.replace("е", "ё") + " ?", items[i]["domain"]))
+    synthetic = [
+        label(
+            f"перефразировано {i}",
+            items[i]["domain"],
+            is_synthetic=True,
+            source_row_id=items[i]["row_id"],
+        )
+        for i in range(40, 50)
+    ]
+    cfg = make_config(tmp_path, group_by_user=True, min_eval_samples=1)
+    train_path, _, stats = DataWriter(cfg, TAXONOMY).write_datasets(items + variants + synthetic)
+    train, eval_ = written(train_path.parent, "train"), written(train_path.parent, "eval")
+    assert len(eval_) > 0
+    assert not set(identity_key_series(train["text"])) & set(identity_key_series(eval_["text"]))
+    assert not set(train["group_id"]) & set(eval_["group_id"])
+    assert not eval_["is_synthetic"].any()
+    sources = set(train.loc[train["is_synthetic"], "source_row_id"])
+    assert len(sources) == 10
+    assert not sources & set(eval_["row_id"])
+    assert sources <= set(train["row_id"])
+    users_by_id = {i["row_id"]: i.get("user_id") for i in items}
+    train_users = {users_by_id.get(r) for r in train["row_id"]} - {None}
+    eval_users = {users_by_id.get(r) for r in eval_["row_id"]} - {None}
+    assert not train_users & eval_users
+    assert stats.leakage.passed
+    assert stats.leakage.multi_record_groups > 0
+
+
+def test_eval_is_drawn_from_audited_groups_when_the_input_says_why_texts_were_reviewed(tmp_path):
+    items = [
+        {**item, "review_reason": "audit" if n % 4 == 0 else "needs_review"}
+        for n, item in enumerate(labelled_items(40))
+    ]
+    audited = {i["row_id"] for i in items if i["review_reason"] == "audit"}
+    _, eval_, _, _ = DataWriter(make_config(tmp_path), TAXONOMY).build_splits(items)
+    assert len(eval_) > 0 and set(eval_["row_id"]) <= audited
