@@ -68,5 +68,6 @@ def read_jsonl(paths: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def written(dataset_dir: Path, split: str) -> pd.DataFrame:
-    return read_jsonl(sorted(dataset_dir.glob(f"{split}*.jsonl")))
+def written(dataset_dir: Path, *splits: str) -> pd.DataFrame:
+    """The records of the given splits, read straight from their JSONL files."""
+    return read_jsonl([p for split in splits for p in sorted(dataset_dir.glob(f"{split}*.jsonl"))])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 
-import pandas as pd
-
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.splits import DataWriter
 from esk_pipeline_tests.pipeline_tests.splits_tests.support import (
@@ -32,8 +30,8 @@ def test_human_label_beats_llm_beats_local_and_failed_items_are_not_written(tmp_
         label("без метки", None),
     ]
     random.Random(1).shuffle(items)
-    train_path, eval_path, stats = DataWriter(make_config(tmp_path), TAXONOMY).write_datasets(items)
-    records = pd.concat([written(train_path.parent, "train"), written(eval_path.parent, "eval")])
+    train_path, _, stats = DataWriter(make_config(tmp_path), TAXONOMY).write_datasets(items)
+    records = written(train_path.parent, "train", "eval")
     by_id = records.set_index("row_id")
     assert by_id.loc[row_id(text_a), "domain"] == "waste"
     assert by_id.loc[row_id(text_a), "label_origin"] == "human_verified"
@@ -58,8 +56,8 @@ def test_a_usable_label_supersedes_a_failed_row_of_the_same_row_id(tmp_path):
         machine_label(lost, None, status="failed"),
         machine_label(lost, "roads", label_source="gpt-4o-mini", status="failed"),
     ]
-    train_path, eval_path, stats = DataWriter(make_config(tmp_path), TAXONOMY).write_datasets(items)
-    records = pd.concat([written(train_path.parent, "train"), written(eval_path.parent, "eval")])
+    train_path, _, stats = DataWriter(make_config(tmp_path), TAXONOMY).write_datasets(items)
+    records = written(train_path.parent, "train", "eval")
     by_id = records.set_index("row_id")
     assert by_id.loc[row_id(reviewed), "domain"] == "roads"
     assert by_id.loc[row_id(reviewed), "label_origin"] == "human_verified"
