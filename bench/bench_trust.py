@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from dagster import DagsterInstance
 
-from esk_pipeline.pipeline.data_storage import DataStorage
+from esk_pipeline import configs
+from esk_pipeline.pipeline import DataStorage
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.review import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
@@ -47,6 +48,14 @@ from esk_pipeline.settings import get_settings
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 REVIEWERS = ("rev-a", "rev-b", "rev-c")
+
+
+def _storage() -> DataStorage:
+    return DataStorage(configs.storage_config(get_settings()))
+
+
+def _review_store(taxonomy: Taxonomy) -> ReviewDataset:
+    return ReviewDataset(configs.review_config(get_settings()), taxonomy)
 
 
 def _environment(root: Path) -> None:
@@ -162,7 +171,7 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
     for target in args.rounds:
         started = time.perf_counter()
         if target > spent:
-            with ReviewDataset(taxonomy=taxonomy) as store:
+            with _review_store(taxonomy) as store:
                 spent += reviewers.work(store, target - spent)
         summary = _run_graph(instance)
         if reviewers is None:
@@ -170,7 +179,7 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
             reviewers = Reviewers(truth, taxonomy.ids, args.error_rate, args.seed)
         if order == "random":
             _shuffle_queue(root, args.seed + target)
-        version = DataStorage().get_version(summary["version"]) if "version" in summary else None
+        version = _storage().get_version(summary["version"]) if "version" in summary else None
         trust = json.loads((root / "assets" / "label_trust.json").read_text(encoding="utf-8"))
         figures = _version_figures(Path(version.path), reviewers.truth)
         rows.append(
@@ -203,15 +212,15 @@ def _influence(instance, reviewers: Reviewers, taxonomy) -> dict:
         records = pd.concat(frames)
         return dict(zip(records["row_id"], records["domain"], strict=True))
 
-    before_path = Path(DataStorage().get_version(_run_graph(instance)["version"]).path)
-    with ReviewDataset(taxonomy=taxonomy) as store:
+    before_path = Path(_storage().get_version(_run_graph(instance)["version"]).path)
+    with _review_store(taxonomy) as store:
         [item] = store.get_next(count=1, reviewer_id=REVIEWERS[0])
         wrong = next(
             d for d in taxonomy.ids if d not in (reviewers.truth[item.id], item.predicted_domain)
         )
         store.submit_review(item.id, wrong, REVIEWERS[0])
     summary = _run_graph(instance)
-    after = labels(Path(DataStorage().get_version(summary["version"]).path))
+    after = labels(Path(_storage().get_version(summary["version"]).path))
     before = labels(before_path)
     moved = [r for r in before.keys() & after.keys() if r != item.id and before[r] != after[r]]
     return {"item": item.id, "wrong_domain": wrong, "other_records_relabelled": len(moved)}
