@@ -37,10 +37,10 @@ import numpy as np
 import pandas as pd
 from dagster import DagsterInstance
 
-from esk_pipeline.pipeline.data_storage import DataStorage
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.review import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.versions import DataStorage
 from esk_pipeline.runner import run_pipeline
 from esk_pipeline.sample_data import generate_logs
 from esk_pipeline.settings import get_settings

@@ -56,7 +56,7 @@ def compare(reference_storage: str) -> None:
     from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
     from upath import UPath
 
-    from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+    from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
     from esk_pipeline.settings import get_settings
 
     settings = get_settings()

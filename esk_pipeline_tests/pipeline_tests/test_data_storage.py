@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from esk_pipeline.pipeline.data_storage import (
+from esk_pipeline.pipeline.data_writer import DataWriter, DataWriterConfig
+from esk_pipeline.pipeline.fsutil import is_leftover
+from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.versions import (
     EXPORT_FORMAT,
     DataStorage,
     DataStorageConfig,
@@ -22,8 +25,6 @@ from esk_pipeline.pipeline.data_storage import (
     VersionNotFoundError,
     VersionStatus,
 )
-from esk_pipeline.pipeline.data_writer import DataWriter, DataWriterConfig
-from esk_pipeline.pipeline.ids import row_id
 
 DOMAINS = ["housing", "payments", "roads"]
 
@@ -317,7 +318,7 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+    from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
 
     store, dataset, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     storage = DataStorage(DataStorageConfig(storage_dir=Path(store), max_versions=3))
@@ -345,7 +346,7 @@ def _consistent(store: Path) -> list[str]:
     storage = DataStorage(DataStorageConfig(storage_dir=store, max_versions=3))
     live = {v.version for v in storage.list_versions() if v.status is not VersionStatus.ARCHIVED}
     assert {p.name for p in (store / "versions").iterdir()} == live
-    assert not list(store.glob(".staging-*"))
+    assert not [p for p in [*store.iterdir(), *(store / "versions").iterdir()] if is_leftover(p)]
     assert storage.verify() == []
     return [v.version for v in storage.list_versions()]
 
@@ -380,7 +381,7 @@ def test_concurrent_commits_are_serialised(tmp_path):
     store = tmp_path / "store"
     code = (
         "import sys; from pathlib import Path;"
-        "from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig;"
+        "from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig;"
         "s = DataStorage(DataStorageConfig(storage_dir=Path(sys.argv[1])));"
         "[s.commit_dataset(sys.argv[2]) for _ in range(3)]"
     )
@@ -393,7 +394,7 @@ def test_concurrent_commits_are_serialised(tmp_path):
 
 
 def test_only_if_changed_returns_the_current_version_for_identical_files(tmp_path):
-    from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+    from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
 
     folder = tmp_path / "dataset"
     folder.mkdir()
