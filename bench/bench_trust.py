@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from dagster import DagsterInstance
 
+from esk_pipeline import configs
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.review import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
@@ -44,6 +45,12 @@ from esk_pipeline.pipeline.versions import DataStorage
 from esk_pipeline.runner import run_pipeline
 from esk_pipeline.sample_data import generate_logs
 from esk_pipeline.settings import get_settings
+
+
+def _storage() -> DataStorage:
+    """The store the pipeline run wrote to (DATA_STORAGE_* of this process)."""
+    return DataStorage(configs.storage_config(get_settings()))
+
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 REVIEWERS = ("rev-a", "rev-b", "rev-c")
@@ -170,7 +177,7 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
             reviewers = Reviewers(truth, taxonomy.ids, args.error_rate, args.seed)
         if order == "random":
             _shuffle_queue(root, args.seed + target)
-        version = DataStorage().get_version(summary["version"]) if "version" in summary else None
+        version = _storage().get_version(summary["version"]) if "version" in summary else None
         trust = json.loads((root / "assets" / "label_trust.json").read_text(encoding="utf-8"))
         figures = _version_figures(Path(version.path), reviewers.truth)
         rows.append(
@@ -203,7 +210,7 @@ def _influence(instance, reviewers: Reviewers, taxonomy) -> dict:
         records = pd.concat(frames)
         return dict(zip(records["row_id"], records["domain"], strict=True))
 
-    before_path = Path(DataStorage().get_version(_run_graph(instance)["version"]).path)
+    before_path = Path(_storage().get_version(_run_graph(instance)["version"]).path)
     with ReviewDataset(taxonomy=taxonomy) as store:
         [item] = store.get_next(count=1, reviewer_id=REVIEWERS[0])
         wrong = next(
@@ -211,7 +218,7 @@ def _influence(instance, reviewers: Reviewers, taxonomy) -> dict:
         )
         store.submit_review(item.id, wrong, REVIEWERS[0])
     summary = _run_graph(instance)
-    after = labels(Path(DataStorage().get_version(summary["version"]).path))
+    after = labels(Path(_storage().get_version(summary["version"]).path))
     before = labels(before_path)
     moved = [r for r in before.keys() & after.keys() if r != item.id and before[r] != after[r]]
     return {"item": item.id, "wrong_domain": wrong, "other_records_relabelled": len(moved)}
