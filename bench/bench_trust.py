@@ -38,13 +38,19 @@ import pandas as pd
 from dagster import DagsterInstance
 
 from esk_pipeline import configs
-from esk_pipeline.pipeline import DataStorage
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.review import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.versions import DataStorage
 from esk_pipeline.runner import run_pipeline
 from esk_pipeline.sample_data import generate_logs
 from esk_pipeline.settings import get_settings
+
+
+def _storage() -> DataStorage:
+    """The store the pipeline run wrote to (DATA_STORAGE_* of this process)."""
+    return DataStorage(configs.storage_config(get_settings()))
+
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 REVIEWERS = ("rev-a", "rev-b", "rev-c")

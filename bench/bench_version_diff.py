@@ -20,8 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
+from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
 
 DOMAINS = np.array([f"domain_{i:02d}" for i in range(12)])
 

@@ -56,7 +56,8 @@ def compare(reference_storage: str) -> None:
     from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
     from upath import UPath
 
-    from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+    from esk_pipeline import configs
+    from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
     from esk_pipeline.settings import get_settings
 
     settings = get_settings()
@@ -90,7 +91,7 @@ def compare(reference_storage: str) -> None:
     if (settings.app.data_dir / "review.sqlite3").exists():
         problems.append("the review store fell back to SQLite on local disk")
 
-    cluster = DataStorage(DataStorageConfig(storage_dir=settings.data_storage.storage_dir))
+    cluster = DataStorage(configs.storage_config(settings))
     reference = DataStorage(DataStorageConfig(storage_dir=Path(reference_storage)))
     ours, theirs = _data_digest(cluster), _data_digest(reference)
     if ours != theirs:

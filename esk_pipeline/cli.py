@@ -15,16 +15,16 @@ import click
 from pydantic import BaseModel
 
 from esk_pipeline import configs
-from esk_pipeline.pipeline.data_storage import (
+from esk_pipeline.pipeline.log_source import LogSourceError
+from esk_pipeline.pipeline.splits import DatasetQualityError, DatasetStats, trust_summary
+from esk_pipeline.pipeline.taxonomy import TaxonomyError
+from esk_pipeline.pipeline.versions import (
     DatasetVersion,
     DataStorage,
     DataStorageConfig,
     StorageError,
     VersionStatus,
 )
-from esk_pipeline.pipeline.log_source import LogSourceError
-from esk_pipeline.pipeline.splits import DatasetQualityError, DatasetStats, trust_summary
-from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.settings import get_settings
 
 # Failures a user can act on: shown as one line, not as a traceback.

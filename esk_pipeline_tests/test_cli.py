@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from esk_pipeline.cli import main
-from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
 from esk_pipeline.pipeline.splits import DataWriter, DataWriterConfig
+from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
 from esk_pipeline.settings import get_settings
 
 

@@ -20,7 +20,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from esk_pipeline.api.schemas import ErrorOut, FieldIssue
-from esk_pipeline.pipeline.data_storage import StorageError, VersionNotFoundError
 from esk_pipeline.pipeline.etl import ETLError
 from esk_pipeline.pipeline.etl.worker import ETLCancelled, ETLLimitError
 from esk_pipeline.pipeline.log_source import LogSourceError
@@ -32,6 +31,7 @@ from esk_pipeline.pipeline.review import (
     UnknownItemError,
 )
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
+from esk_pipeline.pipeline.versions import StorageError, VersionNotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from esk_pipeline.pipeline.data_storage import DatasetVersion
 from esk_pipeline.pipeline.etl import ETLStats
 from esk_pipeline.pipeline.labeler import ClassificationResult
+from esk_pipeline.pipeline.versions import DatasetVersion
 
 # A classify request may carry at most this many texts; bigger jobs belong to the Dagster graph.
 MAX_CLASSIFY_BATCH = 100

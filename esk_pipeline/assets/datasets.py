@@ -16,12 +16,12 @@ from dagster import (
 
 from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.metadata import bar_chart, counts_table
-from esk_pipeline.pipeline.data_storage import VersionStatus
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
 from esk_pipeline.pipeline.splits import DatasetStats, trust_summary
 from esk_pipeline.pipeline.trust import Calibration
 from esk_pipeline.pipeline.trust.assess import estimate_accuracy
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability
+from esk_pipeline.pipeline.versions import VersionStatus
 from esk_pipeline.resources.stores import DatasetStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.resources.trust import TrustPolicyResource

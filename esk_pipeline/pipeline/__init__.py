@@ -27,7 +27,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ReviewPriority",
     ),
     "splits": ("DataWriterConfig", "DataWriter", "DatasetStats"),
-    "data_storage": ("DataStorageConfig", "DataStorage", "VersionStatus", "DatasetVersion"),
+    "versions": ("DataStorageConfig", "DataStorage", "VersionStatus", "DatasetVersion"),
     "taxonomy": ("Taxonomy", "Domain"),
     "local_model": ("LocalModel",),
     "log_source": ("LogSource",),

@@ -12,7 +12,7 @@ import pytest
 
 from esk_pipeline.api.downloads import temporary_file_response
 from esk_pipeline.api.errors import without_server_paths
-from esk_pipeline.pipeline.data_storage import DataStorage, DataStorageConfig
+from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
 from esk_pipeline_tests.api_tests.conftest import auth
 
 

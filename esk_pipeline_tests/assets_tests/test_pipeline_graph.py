@@ -8,9 +8,9 @@ from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sen
 
 from esk_pipeline import configs
 from esk_pipeline.definitions import build_defs
-from esk_pipeline.pipeline.data_storage import DataStorage
 from esk_pipeline.pipeline.review import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.versions import DataStorage
 from esk_pipeline.runner import run_pipeline, seed_sample_logs
 from esk_pipeline.settings import Settings
 

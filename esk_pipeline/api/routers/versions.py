@@ -16,7 +16,7 @@ from esk_pipeline.api.deps import StorageDep
 from esk_pipeline.api.downloads import file_download_responses, temporary_file_response
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.schemas import StorageStatsOut, TagIn, VerifyOut, VersionOut
-from esk_pipeline.pipeline.data_storage import (
+from esk_pipeline.pipeline.versions import (
     DatasetVersion,
     VersionDiff,
     VersionStatus,

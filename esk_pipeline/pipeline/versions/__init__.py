@@ -1,0 +1,33 @@
+"""The version store: semantic versions of train/eval datasets on a local folder.
+
+`DataStorage` (store.py) commits a dataset folder as a new version, tags, checks out, lists,
+compares (diff.py), exports, imports and archives versions (transfer.py). What it records is
+in models.py, its names and on-disk layout in layout.py, its shared file content in blobs.py.
+"""
+
+from .diff import DomainChange, RelabelledExample, SplitMove, VersionDiff
+from .models import (
+    DatasetVersion,
+    DataStorageConfig,
+    FileEntry,
+    StorageError,
+    VersionNotFoundError,
+    VersionStatus,
+)
+from .store import DataStorage
+from .transfer import EXPORT_FORMAT
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "DataStorage",
+    "DataStorageConfig",
+    "DatasetVersion",
+    "DomainChange",
+    "FileEntry",
+    "RelabelledExample",
+    "SplitMove",
+    "StorageError",
+    "VersionDiff",
+    "VersionNotFoundError",
+    "VersionStatus",
+]

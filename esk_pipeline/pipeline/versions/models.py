@@ -1,0 +1,112 @@
+"""What the version store records: its config, a version's entry, the registry and its errors.
+
+`versions.json` (the registry) is the single source of truth: which versions exist, their files
+with checksums, tags and the current version. Everything on disk that it does not name is a
+leftover that opening the store removes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from esk_pipeline.pipeline import fsutil
+
+REGISTRY_FILE = "versions.json"
+_MIB = 1024 * 1024
+
+
+class StorageError(Exception):
+    """A storage operation that cannot be done; the message says what and why."""
+
+
+class VersionNotFoundError(StorageError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class VersionStatus(StrEnum):
+    DRAFT = "draft"
+    STABLE = "stable"
+    DEPRECATED = "deprecated"
+    ARCHIVED = "archived"
+
+
+class DataStorageConfig(BaseModel):
+    storage_dir: Path = Path("data/storage")
+    max_versions: int = Field(default=100, ge=1)
+    auto_archive_old: bool = True
+    lock_timeout_seconds: float = 600.0
+    # An import may unpack to at most this much (checked on each member before it is written).
+    max_import_bytes: int = Field(default=4096 * _MIB, ge=1)
+
+
+class FileEntry(BaseModel):
+    sha256: str
+    size: int
+
+
+class DatasetVersion(BaseModel):
+    """One committed version as the registry records it (`tags` and `path` are filled on read)."""
+
+    version: str
+    status: VersionStatus
+    description: str = ""
+    created_by: str = "unknown"
+    created_at: datetime
+    parent: str | None = None
+    files: dict[str, FileEntry]
+    train_samples: int
+    eval_samples: int
+    domain_distribution: dict[str, int]
+    train_distribution: dict[str, int]
+    eval_distribution: dict[str, int]
+    archive: str | None = None
+    archive_sha256: str | None = None
+    status_before_archive: VersionStatus | None = None
+    tags: list[str] = Field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.size for f in self.files.values())
+
+    @property
+    def is_archived(self) -> bool:
+        return self.status is VersionStatus.ARCHIVED
+
+
+class Registry(BaseModel):
+    """The content of versions.json."""
+
+    format: int = 1
+    versions: list[DatasetVersion] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+    current: str | None = None
+
+    def find(self, version: str) -> DatasetVersion | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+    def live(self) -> list[DatasetVersion]:
+        """Versions with a folder under versions/ (not archived)."""
+        return [v for v in self.versions if not v.is_archived]
+
+    @classmethod
+    def load(cls, root: Path) -> Registry:
+        path = root / REGISTRY_FILE
+        if not path.exists():
+            return cls()
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            raise StorageError(f"{path}: unreadable registry ({exc.error_count()} errors)") from exc
+
+    def save(self, root: Path) -> None:
+        """Replace versions.json atomically (fsutil: temp file, fsync, os.replace)."""
+        payload = self.model_dump_json(
+            indent=2, exclude={"versions": {"__all__": {"tags", "path"}}}
+        )
+        fsutil.atomic_write_bytes(root / REGISTRY_FILE, payload.encode("utf-8"))

@@ -1,0 +1,301 @@
+"""Moving versions in and out: export, import, archive past max_versions, restore, verify.
+
+An export is one .tar.gz (or .zip) holding `manifest.json` (the version's registry entry with
+checksums) and its files under `data/`; an import checks every name and checksum before it
+commits. Old versions are compressed into `archive/` while more than `max_versions` live
+(tagged and current versions never are); `checkout` restores one. `verify` re-hashes files.
+
+`Transfer` is a base class of `DataStorage` (store.py): these methods use its registry,
+lock and commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import shutil
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from esk_pipeline.pipeline import fsutil
+
+from . import layout
+from .models import DatasetVersion, Registry, StorageError, VersionStatus
+
+if TYPE_CHECKING:
+    from .blobs import BlobStore
+    from .models import DataStorageConfig
+
+EXPORT_FORMAT = "esk-dataset-export/1"
+
+
+class Transfer:
+    """Export, import, archive, restore and verify (mixed into DataStorage)."""
+
+    config: DataStorageConfig
+    root: Path
+    versions_dir: Path
+    blobs: BlobStore
+    _locked: Callable[[], contextlib.AbstractContextManager[None]]
+    _load: Callable[[], Registry]
+    _save: Callable[[Registry], None]
+    _resolve: Callable[[Registry, str], DatasetVersion]
+    _read_current_pointer: Callable[[], str | None]
+    _collect_garbage: Callable[[Registry], None]
+    _commit: Callable[..., DatasetVersion]
+    get_version: Callable[[str], DatasetVersion]
+
+    def verify(self, ref: str | None = None) -> list[str]:
+        """Every problem found by re-hashing files against the registry (empty when intact)."""
+        registry = self._load()
+        entries = [self._resolve(registry, ref)] if ref else registry.versions
+        problems: list[str] = []
+        for entry in entries:
+            problems.extend(self._verify_entry(entry))
+        if ref is None and registry.current:
+            pointed = self._read_current_pointer()
+            if pointed != registry.current:
+                problems.append(f"current points to {pointed}, registry says {registry.current}")
+        return problems
+
+    def export_version(self, ref: str, out_file: str | Path) -> Path:
+        """One .tar.gz (or .zip, by suffix) holding manifest.json and the version's files."""
+        out_file = Path(out_file)
+        entry = self._resolve(self._load(), ref)
+        manifest = {
+            "format": EXPORT_FORMAT,
+            "version": entry.model_dump(mode="json", exclude={"tags", "path"}),
+        }
+        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+        with self._readable(entry) as folder:
+            problems = _verify_files(entry, folder)
+            if problems:
+                raise StorageError(f"{entry.version} is damaged: {problems[0]}")
+            write = _write_zip if out_file.name.endswith(".zip") else _write_tar
+            writer = functools.partial(write, manifest_bytes, folder, entry)
+            fsutil.atomic_write_with(out_file, writer)
+        return out_file
+
+    def import_version(self, archive: str | Path, version_tag: str | None = None) -> DatasetVersion:
+        """Add a version from an export, after checking every file against its manifest.
+
+        Importing the same version twice returns the existing one; a different version under a
+        taken name needs `version_tag`.
+        """
+        archive = Path(archive)
+        if not archive.is_file():
+            raise StorageError(f"{archive}: no such file")
+        with self._locked(), _scratch_folder(self.root / "import") as folder:  # re-entrant lock
+            manifest = _extract_export(archive, folder, self.config.max_import_bytes)
+            try:
+                source = DatasetVersion.model_validate(manifest["version"])
+            except (KeyError, ValidationError) as exc:
+                raise StorageError(f"{archive}: manifest is not a dataset version ({exc})") from exc
+            data = folder / "data"
+            try:
+                for name in source.files:
+                    layout.stored_path(data, name)
+            except StorageError as exc:
+                raise StorageError(f"{archive}: refused, {exc}") from exc
+            problems = _verify_files(source, data)
+            if problems:
+                raise StorageError(f"{archive}: corrupt archive, {problems[0]}")
+            name = layout.normalise_version(version_tag or source.version)
+            existing = self._load().find(name)
+            if existing is not None:
+                if _content(existing) == _content(source):
+                    return self.get_version(name)
+                raise StorageError(
+                    f"{name} already exists with other content; import with another version_tag"
+                )
+            return self._commit_imported(source, data, name)
+
+    def _commit_imported(self, source: DatasetVersion, data: Path, name: str) -> DatasetVersion:
+        status = source.status_before_archive or source.status
+        if status is VersionStatus.ARCHIVED:
+            status = VersionStatus.STABLE
+        metadata = layout.read_json(data / "metadata.json") or {}
+        return self._commit(
+            {n: data / n for n in source.files if n != "metadata.json"},
+            {**(metadata.get("dataset") or {}), "imported_from": source.version},
+            name,
+            source.description,
+            status,
+            source.created_by,
+            "minor",
+            created_at=source.created_at,
+        )
+
+    # ------------------------------------------------------------- archiving
+
+    def _archive_old(self, registry: Registry) -> None:
+        """Compress the oldest untagged, non-current versions while more than max_versions live."""
+        live = layout.by_version(registry.live())
+        protected = {registry.current, *registry.tags.values()}
+        excess = len(live) - self.config.max_versions
+        for entry in [v for v in live if v.version not in protected][: max(0, excess)]:
+            relative = f"archive/{entry.version}.tar.gz"
+            target = self.root / relative
+            folder = self.versions_dir / entry.version
+            fsutil.atomic_write_with(target, functools.partial(_write_tar, None, folder, entry))
+            entry.status_before_archive = entry.status
+            entry.status = VersionStatus.ARCHIVED
+            entry.archive = relative
+            entry.archive_sha256 = fsutil.file_digest(target)
+            self._save(registry)
+            shutil.rmtree(folder)
+        if excess > 0:
+            self._collect_garbage(registry)
+
+    def _restore(self, registry: Registry, entry: DatasetVersion) -> None:
+        """Unpack an archived version, check it, and make it live again."""
+        archive = self.root / (entry.archive or "")
+        if not archive.is_file() or fsutil.file_digest(archive) != entry.archive_sha256:
+            raise StorageError(f"{entry.version}: archive {archive} is missing or damaged")
+        with _scratch_folder(self.root / entry.version) as unpacked:
+            with tarfile.open(archive, "r:gz") as tar:
+                tar.extractall(unpacked, filter="data")
+            problems = _verify_files(entry, unpacked)
+            if problems:
+                raise StorageError(f"{entry.version}: archive is damaged: {problems[0]}")
+            with fsutil.atomic_folder(self.versions_dir / entry.version) as staging:
+                for name in entry.files:
+                    self.blobs.link(unpacked / name, staging, name)
+        entry.status = entry.status_before_archive or VersionStatus.STABLE
+        entry.status_before_archive = None
+        entry.archive = None
+        entry.archive_sha256 = None
+        self._save(registry)
+        archive.unlink()
+
+    @contextlib.contextmanager
+    def _readable(self, entry: DatasetVersion) -> Iterator[Path]:
+        """The version's folder; an archived version is unpacked into a temporary one."""
+        if not entry.is_archived:
+            yield self.versions_dir / entry.version
+            return
+        with tempfile.TemporaryDirectory(prefix="esk-archived-") as tmp:
+            with tarfile.open(self.root / (entry.archive or ""), "r:gz") as tar:
+                tar.extractall(tmp, filter="data")
+            yield Path(tmp)
+
+    def _verify_entry(self, entry: DatasetVersion) -> list[str]:
+        if entry.is_archived:
+            archive = self.root / (entry.archive or "")
+            if not archive.is_file():
+                return [f"{entry.version}: archive {entry.archive} is missing"]
+            if fsutil.file_digest(archive) != entry.archive_sha256:
+                return [f"{entry.version}: archive {entry.archive} checksum mismatch"]
+            return []
+        folder = self.versions_dir / entry.version
+        if not folder.is_dir():
+            return [f"{entry.version}: folder {folder} is missing"]
+        return _verify_files(entry, folder)
+
+
+def _verify_files(entry: DatasetVersion, folder: Path) -> list[str]:
+    problems = []
+    for name, expected in entry.files.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{entry.version}: {name} is missing")
+        elif path.stat().st_size != expected.size or fsutil.file_digest(path) != expected.sha256:
+            problems.append(f"{entry.version}: {name} checksum mismatch (file was changed)")
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    for extra in sorted(present - set(entry.files)):
+        problems.append(f"{entry.version}: unexpected file {extra}")
+    return problems
+
+
+@contextlib.contextmanager
+def _scratch_folder(beside: Path) -> Iterator[Path]:
+    """A temporary folder under fsutil's temporary name (recovery removes a leftover one)."""
+    folder = fsutil.temp_path(beside)
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_tar(manifest: bytes | None, folder: Path, entry: DatasetVersion, tmp: Path) -> None:
+    """A gzip'd tar of the version's files: under data/ with a manifest (an export), else bare."""
+    prefix = "data/" if manifest is not None else ""
+    with tarfile.open(tmp, "w:gz") as archive:
+        if manifest is not None:
+            info = tarfile.TarInfo("manifest.json")
+            info.size = len(manifest)
+            archive.addfile(info, _BytesReader(manifest))
+        for name in entry.files:
+            archive.add(folder / name, f"{prefix}{name}")
+
+
+def _write_zip(manifest: bytes, folder: Path, entry: DatasetVersion, tmp: Path) -> None:
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", manifest)
+        for name in entry.files:
+            archive.write(folder / name, f"data/{name}")
+
+
+class _BytesReader:
+    """A minimal file object over bytes for tarfile.addfile."""
+
+    def __init__(self, data: bytes):
+        self._data, self._pos = data, 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._data) if size < 0 else self._pos + size
+        chunk, self._pos = self._data[self._pos : end], min(end, len(self._data))
+        return chunk
+
+
+def _content(entry: DatasetVersion) -> dict[str, str]:
+    return {n: f.sha256 for n, f in entry.files.items() if n != "metadata.json"}
+
+
+def _extract_export(archive: Path, folder: Path, max_bytes: int) -> dict[str, Any]:
+    """Unpack an export safely and return its manifest; refuses anything malformed.
+
+    The unpacked size is bounded before anything is written: a zip's declared sizes (zipfile
+    never unpacks more than a member declares) are added up first; a tar is streamed, and each
+    member's size is checked against what is left of the limit before it is written.
+    """
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                members = zf.infolist()
+                for member in members:
+                    name = member.filename
+                    if name.startswith("/") or ".." in Path(name).parts:
+                        raise StorageError(f"{archive}: unsafe path {name} in archive")
+                _check_unpacked_size(archive, sum(m.file_size for m in members), max_bytes)
+                zf.extractall(folder)
+        else:
+            with tarfile.open(archive, "r|*") as tar:  # a stream: headers read as it goes
+                unpacked = 0
+                for member in tar:
+                    unpacked += member.size
+                    _check_unpacked_size(archive, unpacked, max_bytes)
+                    tar.extract(member, folder, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise StorageError(f"{archive}: corrupt or unreadable archive ({exc})") from exc
+    manifest = layout.read_json(folder / "manifest.json")
+    if not manifest or manifest.get("format") != EXPORT_FORMAT:
+        raise StorageError(f"{archive}: not a dataset export (no {EXPORT_FORMAT} manifest)")
+    return manifest
+
+
+def _check_unpacked_size(archive: Path, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise StorageError(
+            f"{archive}: refused, it unpacks to more than the limit of "
+            f"{max_bytes / 1024 / 1024:g} MB (DATA_STORAGE_MAX_IMPORT_MB)"
+        )

@@ -1,0 +1,53 @@
+"""Content-addressed blobs: stored once, hard-linked, never replacing a file."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from esk_pipeline.pipeline.versions import (
+    StorageError,
+)
+from esk_pipeline_tests.pipeline_tests.versions_tests.support import (
+    make_storage,
+    objects_bytes,
+    sample_records,
+    write_dataset,
+)
+
+
+def test_identical_files_are_stored_once(tmp_path):
+    storage = make_storage(tmp_path)
+    dataset = write_dataset(tmp_path, sample_records(600), "ds")
+    storage.commit_dataset(dataset)
+    after_first = objects_bytes(storage)
+    storage.commit_dataset(dataset)
+    metadata_size = (storage.root / "versions" / "v1.1.0" / "metadata.json").stat().st_size
+    assert objects_bytes(storage) - after_first <= metadata_size + 100
+    assert (storage.root / "versions/v1.0.0/train.jsonl").stat().st_ino == (
+        storage.root / "versions/v1.1.0/train.jsonl"
+    ).stat().st_ino
+
+
+def test_link_copies_only_without_hard_links_and_never_replaces_a_file(tmp_path, monkeypatch):
+    storage = make_storage(tmp_path)
+    source = tmp_path / "train.jsonl"
+    source.write_text('{"text": "a", "domain": "roads"}\n', encoding="utf-8")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "eval.jsonl").write_text("keep me\n", encoding="utf-8")
+    with pytest.raises(FileExistsError):
+        storage._link_object(source, folder, "eval.jsonl")
+    assert (folder / "eval.jsonl").read_text(encoding="utf-8") == "keep me\n"
+    with pytest.raises(StorageError, match=r"unsafe file name '\.\./train\.jsonl'"):
+        storage._link_object(source, folder, "../train.jsonl")
+
+    def no_hard_links(src, dst):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    entry = storage._link_object(source, folder, "train.jsonl")
+    assert (folder / "train.jsonl").read_bytes() == source.read_bytes()
+    assert entry.size == source.stat().st_size

@@ -1,0 +1,93 @@
+"""Commits, version names, tags and references."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from esk_pipeline.pipeline.versions import (
+    DataStorage,
+    DataStorageConfig,
+    StorageError,
+    VersionNotFoundError,
+    VersionStatus,
+)
+from esk_pipeline_tests.pipeline_tests.versions_tests.support import (
+    DOMAINS,
+    make_storage,
+    sample_records,
+    write_dataset,
+)
+
+
+def test_commit_auto_increments_and_keeps_the_seed_folder_shape(tmp_path):
+    storage = make_storage(tmp_path)
+    dataset = write_dataset(tmp_path, sample_records(), "ds")
+    first = storage.commit_dataset(dataset, description="first", created_by="test")
+    second = storage.commit_version(dataset / "train.jsonl", dataset / "eval.jsonl")
+    patch = storage.commit_dataset(dataset, bump="patch", status=VersionStatus.STABLE)
+    named = storage.commit_dataset(dataset, version_tag="3.0.0")
+    assert [first.version, second.version, patch.version, named.version] == [
+        "v1.0.0",
+        "v1.1.0",
+        "v1.1.1",
+        "v3.0.0",
+    ]
+    with pytest.raises(StorageError, match="already exists"):
+        storage.commit_dataset(dataset, version_tag="v3.0.0")
+    folder = storage.root / "versions" / "v1.0.0"
+    assert {"train.jsonl", "eval.jsonl", "metadata.json", "README.md"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert (folder / "__parquet__" / "train.parquet").is_file()
+    assert os.readlink(storage.root / "current") == "versions/v3.0.0"
+    registry = json.loads((storage.root / "versions.json").read_text())
+    assert registry["current"] == "v3.0.0"
+    assert first.train_samples + first.eval_samples == 60
+    assert first.domain_distribution == {d: 20 for d in DOMAINS}
+    assert storage.get_version("1.0.0").description == "first"
+    assert [v.version for v in storage.list_versions(status="stable")] == ["v1.1.1"]
+    assert storage.get_version("latest").version == "v3.0.0"
+    assert storage.get_stats()["total_versions"] == 4
+
+
+def test_sharded_files_are_committed_together(tmp_path):
+    storage = make_storage(tmp_path)
+    dataset = write_dataset(tmp_path, sample_records(), "ds", shard_size=20)
+    version = storage.commit_version(dataset / "train-00000-of-00003.jsonl", dataset / "eval.jsonl")
+    assert {f"train-0000{i}-of-00003.jsonl" for i in range(3)} <= set(version.files)
+    assert version.train_samples == 48
+
+
+def test_only_if_changed_returns_the_current_version_for_identical_files(tmp_path):
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text('{"row_id": "a", "text": "t", "domain": "x"}\n')
+    (folder / "eval.jsonl").write_text('{"row_id": "b", "text": "u", "domain": "x"}\n')
+    storage = DataStorage(DataStorageConfig(storage_dir=tmp_path / "store"))
+    first = storage.commit_dataset(folder, only_if_changed=True)
+    again = storage.commit_dataset(folder, only_if_changed=True)
+    assert again.version == first.version and len(storage.list_versions()) == 1
+
+    (folder / "eval.jsonl").write_text('{"row_id": "b", "text": "u", "domain": "y"}\n')
+    changed = storage.commit_dataset(folder, only_if_changed=True)
+    assert changed.version != first.version and changed.parent == first.version
+    assert storage.commit_dataset(folder).version not in {first.version, changed.version}
+
+
+def test_tags_and_unknown_references(tmp_path):
+    storage = make_storage(tmp_path)
+    dataset = write_dataset(tmp_path, sample_records(), "ds")
+    storage.commit_dataset(dataset)
+    storage.commit_dataset(dataset)
+    storage.tag_version("v1.0.0", "production")
+    assert storage.get_version("production").version == "v1.0.0"
+    assert storage.get_version("v1.0.0").tags == ["production"]
+    storage.tag_version("v1.1.0", "production")  # a tag moves
+    assert storage.get_version("production").version == "v1.1.0"
+    with pytest.raises(StorageError, match="invalid tag"):
+        storage.tag_version("v1.0.0", "v2.0.0")
+    with pytest.raises(VersionNotFoundError, match=r"no version or tag 'v9\.9\.9'"):
+        storage.checkout("v9.9.9")
