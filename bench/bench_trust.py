@@ -46,12 +46,6 @@ from esk_pipeline.runner import run_pipeline
 from esk_pipeline.sample_data import generate_logs
 from esk_pipeline.settings import get_settings
 
-
-def _storage() -> DataStorage:
-    """The store the pipeline run wrote to (DATA_STORAGE_* of this process)."""
-    return DataStorage(configs.storage_config(get_settings()))
-
-
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 REVIEWERS = ("rev-a", "rev-b", "rev-c")
 
