@@ -12,6 +12,7 @@ imports its config where it is called, so a CLI command pays only for the compon
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -34,19 +35,22 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 _MIB = 1024 * 1024
 
 
+def first_values(names: Iterable[str], *sources: BaseModel) -> dict[str, Any]:
+    """For each name some source has as a field, the first such source's value."""
+    values: dict[str, Any] = {}
+    for name in names:
+        source = next((s for s in sources if name in type(s).model_fields), None)
+        if source is not None:
+            values[name] = getattr(source, name)
+    return values
+
+
 def config_from(config_cls: type[ConfigT], *groups: BaseModel, **overrides: Any) -> ConfigT:
     """Build `config_cls` from settings groups: each field takes the first group's value.
 
     Fields no group has keep the config's own default; `overrides` win over everything.
     """
-    values: dict[str, Any] = {}
-    for name in config_cls.model_fields:
-        for group in groups:
-            if name in type(group).model_fields:
-                values[name] = getattr(group, name)
-                break
-    values.update(overrides)
-    return config_cls(**values)
+    return config_cls(**(first_values(config_cls.model_fields, *groups) | overrides))
 
 
 def _endpoint(settings: Settings, agent: Literal["labeler", "augmenter"]) -> dict[str, Any]:

@@ -6,14 +6,7 @@ import os
 import pytest
 
 from esk_pipeline import configs
-from esk_pipeline.pipeline import (
-    AugmenterConfig,
-    DataStorageConfig,
-    DataWriterConfig,
-    ETLConfig,
-    LabelerConfig,
-    ReviewDatasetConfig,
-)
+from esk_pipeline import pipeline as library
 from esk_pipeline.pipeline.llm import UsageMeter
 from esk_pipeline.pipeline.trust import TrustConfig
 from esk_pipeline.settings import Settings
@@ -43,12 +36,12 @@ def unconfigured(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     ("build", "config_cls"),
     [
-        (configs.etl_config, ETLConfig),
-        (configs.labeler_config, LabelerConfig),
-        (configs.augmenter_config, AugmenterConfig),
-        (configs.review_config, ReviewDatasetConfig),
-        (configs.writer_config, DataWriterConfig),
-        (configs.storage_config, DataStorageConfig),
+        (configs.etl_config, library.ETLConfig),
+        (configs.labeler_config, library.LabelerConfig),
+        (configs.augmenter_config, library.AugmenterConfig),
+        (configs.review_config, library.ReviewDatasetConfig),
+        (configs.writer_config, library.DataWriterConfig),
+        (configs.storage_config, library.DataStorageConfig),
         (configs.trust_config, TrustConfig),
     ],
 )

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from dagster import ConfigurableResource, EnvVar
 from pydantic import BaseModel, SecretStr
 
+from esk_pipeline.configs import first_values
+
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
@@ -20,15 +22,13 @@ def resource_values(
 ) -> dict[str, Any]:
     """The resource's fields taken from library configs (first source first), made plain:
     paths as strings, secrets left out (pass them as `secret_env`)."""
-    fields: dict[str, Any] = {}
-    for name in resource_cls.model_fields:
-        for source in sources:
-            if name in type(source).model_fields:
-                value = getattr(source, name)
-                if not isinstance(value, SecretStr):
-                    fields[name] = str(value) if isinstance(value, Path) else value
-                break
-    return fields | values
+    found = first_values(resource_cls.model_fields, *sources)
+    plain = {
+        name: str(value) if isinstance(value, Path) else value
+        for name, value in found.items()
+        if not isinstance(value, SecretStr)
+    }
+    return plain | values
 
 
 def secret_env(value: SecretStr | None, env_name: str) -> EnvVar | None:
