@@ -20,25 +20,30 @@ different things, so a decision on one says nothing about the others.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-import numpy as np
 import pandas as pd
 
+from esk_pipeline.pipeline.label_contract import (
+    HUMAN_ORIGINS,
+    MODEL_ORIGINS,
+    TIER_OF_ORIGIN,
+    LabelOrigin,
+    LabelStatus,
+)
 from esk_pipeline.pipeline.text import identity_key_series
 
+__all__ = [
+    "HUMAN_ORIGINS",
+    "MODEL_ORIGINS",
+    "ORIGIN_RANK",
+    "LabelOrigin",
+    "is_human",
+    "resolve_labels",
+    "strongest_per_row",
+    "tier_of",
+    "usable",
+]
 
-class LabelOrigin(StrEnum):
-    HUMAN_VERIFIED = "human_verified"  # a review decision no reviewer contradicted
-    ADJUDICATED = "adjudicated"  # reviewers disagreed; an adjudicating review decided
-    PROPAGATED = "propagated"  # a decision on another text with the same identity key
-    LLM = "llm"
-    LOCAL_MODEL = "local_model"
-    SYNTHETIC = "synthetic"  # a generated paraphrase; trusted as far as its source is
 
-
-HUMAN_ORIGINS = frozenset({LabelOrigin.HUMAN_VERIFIED, LabelOrigin.ADJUDICATED})
-MODEL_ORIGINS = frozenset({LabelOrigin.LLM, LabelOrigin.LOCAL_MODEL})
 ORIGIN_RANK = {
     LabelOrigin.ADJUDICATED: 6,
     LabelOrigin.HUMAN_VERIFIED: 5,
@@ -50,9 +55,11 @@ ORIGIN_RANK = {
 MIN_PROPAGATION_WORDS = 4
 
 
-def origin_of_tier(tier: str) -> str:
-    """The origin of a labeler result by the tier that produced it ("llm" or "local")."""
-    return (LabelOrigin.LLM if tier == "llm" else LabelOrigin.LOCAL_MODEL).value
+def tier_of(frame: pd.DataFrame) -> pd.Series:
+    """The calibration tier (`LabelTier` value) of each label row, from its origin; None for
+    human and synthetic labels, which no tier measures."""
+    tiers = {origin.value: tier.value for origin, tier in TIER_OF_ORIGIN.items()}
+    return frame["label_origin"].map(tiers)
 
 
 def is_human(origins: pd.Series) -> pd.Series:
@@ -62,8 +69,9 @@ def is_human(origins: pd.Series) -> pd.Series:
 
 def usable(frame: pd.DataFrame) -> pd.Series:
     """Rows that carry a label at all: status "labeled" and a domain."""
-    status = frame["status"] if "status" in frame else pd.Series("labeled", index=frame.index)
-    return (status.fillna("labeled") == "labeled") & frame["domain"].notna()
+    if "status" not in frame:
+        return frame["domain"].notna()
+    return (frame["status"] == LabelStatus.LABELED) & frame["domain"].notna()
 
 
 def strongest_per_row(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -100,7 +108,7 @@ def resolve_labels(model_labels: pd.DataFrame, decisions: pd.DataFrame) -> pd.Da
     `label_origin`. The result keeps every column of both, plus `identity_key`.
     """
     model = model_labels.copy()
-    human = decisions.assign(status="labeled", is_synthetic=False)
+    human = decisions.assign(status=LabelStatus.LABELED.value, is_synthetic=False)
     if len(model):
         # The same text on two days is one row id: the later day's label is the current one.
         model = model.iloc[::-1].drop_duplicates("row_id").iloc[::-1]
@@ -153,12 +161,3 @@ def _propagate(frame: pd.DataFrame) -> pd.DataFrame:
     frame.loc[target, "propagated_from"] = [settled[k][1] for k in keys[target]]
     frame.loc[target, "p_correct"] = [settled[k][2] for k in keys[target]]
     return frame
-
-
-def needs_review(frame: pd.DataFrame, precision_target: float) -> pd.Series:
-    """The one "needs review" rule: a failed item, or a machine label whose estimated
-    probability of being right is below the target (unknown counts as below)."""
-    status = frame["status"].fillna("labeled")
-    machine = ~is_human(frame["label_origin"]) & (status == "labeled")
-    p = pd.to_numeric(frame["p_correct"], errors="coerce").fillna(-np.inf)
-    return (status == "failed") | (machine & (p < precision_target))

@@ -7,24 +7,11 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from esk_pipeline.pipeline.label_contract import LABEL_ROW, TIER_OF_ORIGIN, LabelOrigin
 from esk_pipeline.pipeline.labeler.models import ClassificationResult
-from esk_pipeline.pipeline.labels import origin_of_tier
 
-# The label row's columns, in order (records.md).
-LABEL_COLUMNS = (
-    "row_id",
-    "text",
-    "domain",
-    "confidence",
-    "top_candidates",
-    "label_source",
-    "label_origin",
-    "status",
-    "error",
-    "tier",
-    "llm_self_confidence",
-    "llm_token_confidence",
-)
+# The label row's columns, in order: the contract's, plus the LLM's two confidence readings.
+LABEL_COLUMNS = (*LABEL_ROW, "llm_self_confidence", "llm_token_confidence")
 _FLOAT_COLUMNS = ("confidence", "llm_self_confidence", "llm_token_confidence")
 
 
@@ -40,10 +27,10 @@ def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
             "confidence": r.confidence,
             "top_candidates": json.dumps([list(c) for c in r.top_candidates], ensure_ascii=False),
             "label_source": r.label_source,
-            "label_origin": origin_of_tier(r.tier),
+            "label_origin": (origin := _origin(r.tier)).value,
             "status": r.status,
             "error": r.error,
-            "tier": r.tier,
+            "tier": TIER_OF_ORIGIN[origin].value,
             "llm_self_confidence": r.llm_self_confidence,
             "llm_token_confidence": r.llm_token_confidence,
         }
@@ -51,3 +38,8 @@ def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
     ]
     floats = dict.fromkeys(_FLOAT_COLUMNS, "float64")
     return pd.DataFrame(rows, columns=list(LABEL_COLUMNS)).astype(floats)
+
+
+def _origin(cascade_tier: str) -> LabelOrigin:
+    """Who made a labeler result, by the cascade tier that produced it."""
+    return LabelOrigin.LLM if cascade_tier == "llm" else LabelOrigin.LOCAL_MODEL

@@ -1,10 +1,15 @@
-"""Reviewer decisions and their reversal: submit, skip, undo, and reopening for a second opinion.
+"""Reviewer decisions and their reversal: submit, skip, undo, and doubts.
 
 A decision is a `reviews` row plus the item's new state, committed together in the caller's
 transaction. With `reviews_per_item > 1` an item stays open until enough reviewers agree by
 strict majority; a disagreement sends it to adjudication (CRITICAL, `needs_adjudication`),
 decided by the next review. A single correction of a model at least
 `second_opinion_confidence` sure waits for a second reviewer before it counts.
+
+A doubt (`raise_doubt`) asks one more reviewer about a decision one reviewer made, once per
+decision. The decision stands meanwhile: the item is open again but keeps its decision fields
+and `doubt`, and the verified labels keep it (as `doubt_pending`). The second vote settles it:
+agreement decides it with two votes, disagreement sends it to adjudication.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ from esk_pipeline.pipeline.taxonomy import Taxonomy
 
 _CRITICAL = PRIORITY_RANK[ReviewPriority.CRITICAL]
 _NO_DECISION = {"corrected_domain": None, "reviewer_id": None, "review_timestamp": None}
+# Reasons of an item waiting on one more reviewer after a decision.
+_WAITING_REASONS = (ReviewReason.SECOND_OPINION, ReviewReason.POSSIBLE_LABEL_ERROR)
 
 
 def submit(
@@ -145,7 +152,7 @@ def undo_last(
     ).scalar_one()
     required = row["required_reviews"] if votes else config.reviews_per_item
     reason = row["reason"]
-    if not votes and reason == ReviewReason.SECOND_OPINION:
+    if not votes and reason in _WAITING_REASONS:
         reason = ReviewReason.NEEDS_REVIEW.value
     adjudicate = len(votes) >= required and majority(votes) is None
     if row["labeler_failed"]:
@@ -155,6 +162,7 @@ def undo_last(
     priority = (
         _CRITICAL if adjudicate else PRIORITY_RANK[priority_for(row["labeler_failed"], reason)]
     )
+    doubted = row["doubt"] is not None and len(votes) == 1
     conn.execute(
         item_table.update()
         .where(item_table.c.id == item_id)
@@ -165,7 +173,9 @@ def undo_last(
             reason=reason,
             needs_adjudication=adjudicate,
             priority=priority,
-            **_NO_DECISION,
+            doubt=row["doubt"] if votes else None,
+            # Undoing the answer to a doubt puts the doubted decision back in force.
+            **(_standing_decision(conn, item_id) if doubted else _NO_DECISION),
             lease_holder=reviewer_id,
             lease_token=uuid.uuid4().hex,
             lease_started_at=now,
@@ -175,18 +185,22 @@ def undo_last(
     return to_item(fetch_item(conn, item_id), now)
 
 
-def reopen_for_second_opinion(
-    conn: Connection, item_ids: Iterable[str], reason: ReviewReason
-) -> int:
-    """Reopen the decided items among `item_ids` that one reviewer decided; returns how many."""
+def raise_doubt(conn: Connection, item_ids: Iterable[str], reason: ReviewReason) -> int:
+    """Ask a second reviewer about the decisions among `item_ids` that one reviewer made and
+    that were never doubted; returns how many (see the module docstring)."""
     items = item_table.c
     ids = list(dict.fromkeys(item_ids))
-    reopened = 0
+    raised = 0
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start : start + ID_CHUNK]
-        reopened += conn.execute(
+        raised += conn.execute(
             item_table.update()
-            .where(items.id.in_(chunk), items.status.in_(DECIDED_STATUSES), items.reviews == 1)
+            .where(
+                items.id.in_(chunk),
+                items.status.in_(DECIDED_STATUSES),
+                items.reviews == 1,
+                items.doubt.is_(None),
+            )
             .values(
                 status=sa.case(
                     (items.labeler_failed, ReviewStatus.FAILED.value),
@@ -194,12 +208,32 @@ def reopen_for_second_opinion(
                 ),
                 required_reviews=2,
                 reason=reason.value,
+                doubt=reason.value,
                 priority=_CRITICAL,
-                **_NO_DECISION,
                 **CLEARED_LEASE,
             )
         ).rowcount
-    return reopened
+    return raised
+
+
+def _standing_decision(conn: Connection, item_id: str) -> dict[str, Any]:
+    """The decision fields of the item's one remaining vote."""
+    reviews = review_table.c
+    vote = (
+        conn.execute(
+            sa.select(reviews.domain, reviews.reviewer_id, reviews.decided_at)
+            .where(reviews.item_id == item_id, reviews.action == DECIDE)
+            .order_by(reviews.seq)
+            .limit(1)
+        )
+        .mappings()
+        .one()
+    )
+    return {
+        "corrected_domain": vote["domain"],
+        "reviewer_id": vote["reviewer_id"],
+        "review_timestamp": vote["decided_at"],
+    }
 
 
 def _insert_action(
@@ -277,6 +311,7 @@ def _state_after_vote(
     if final is None:
         return {
             **values,
+            **_NO_DECISION,  # a doubted decision the second reviewer contradicted
             "status": base_status(row["labeler_failed"]).value,
             "needs_adjudication": True,
             "priority": _CRITICAL,

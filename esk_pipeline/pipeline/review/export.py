@@ -1,7 +1,8 @@
 """The review's output: verified labels, every reviewer's votes, and the export file.
 
-`verified_labels` is what the rest of the pipeline trains on (decided items only, in the
-VERIFIED_LABEL_COLUMNS shape); `decision_votes` feeds reviewer-reliability estimates;
+`verified_labels` is what the rest of the pipeline trains on (decided items, and doubted
+decisions that stand until a second reviewer answers, in the VERIFIED_LABEL_COLUMNS shape);
+`decision_votes` feeds reviewer-reliability estimates;
 `write_export` writes a frame as JSONL, CSV or Parquet through `fsutil.atomic_write_with`,
 so readers never see half a file.
 """
@@ -18,13 +19,22 @@ from sqlalchemy.engine import Connection
 from esk_pipeline.pipeline.fsutil import atomic_write_with
 from esk_pipeline.pipeline.labels import LabelOrigin
 from esk_pipeline.pipeline.review.errors import InvalidReviewError
-from esk_pipeline.pipeline.review.models import VERIFIED_LABEL_COLUMNS, VOTE_COLUMNS, ExportFormat
+from esk_pipeline.pipeline.review.models import (
+    VERIFIED_LABEL_COLUMNS,
+    VOTE_COLUMNS,
+    ExportFormat,
+    ReviewStatus,
+)
 from esk_pipeline.pipeline.review.schema import DECIDE, DECIDED_STATUSES, item_table, review_table
 
 
 def verified_labels(conn: Connection) -> pd.DataFrame:
     """Approved + corrected items as verified-label rows (see `ReviewDataset.verified_labels`)."""
     items, reviews = item_table.c, review_table.c
+    decided = items.status.in_(DECIDED_STATUSES)
+    standing = sa.or_(
+        decided, sa.and_(items.doubt.is_not(None), items.corrected_domain.is_not(None))
+    )
     votes = (
         sa.select(
             reviews.item_id,
@@ -44,18 +54,24 @@ def verified_labels(conn: Connection) -> pd.DataFrame:
             items.confidence,
             items.reviewer_id,
             items.review_timestamp.label("reviewed_at"),
-            items.status.label("review_status"),
+            sa.case(
+                (decided, items.status),
+                (items.corrected_domain == items.predicted_domain, ReviewStatus.APPROVED.value),
+                else_=ReviewStatus.CORRECTED.value,
+            ).label("review_status"),
             votes.c.votes,
             votes.c.domains,
             items.reason.label("review_reason"),
             items.label_source.label("predicted_source"),
+            (~decided).label("doubt_pending"),
         )
         .join(votes, votes.c.item_id == items.id)
-        .where(items.status.in_(DECIDED_STATUSES))
+        .where(standing)
         .order_by(items.review_timestamp, items.id)
     ).all()
     columns = [*VERIFIED_LABEL_COLUMNS[:8], "votes", "domains", "review_reason"]
-    frame = pd.DataFrame(rows, columns=[*columns, "predicted_source"])
+    frame = pd.DataFrame(rows, columns=[*columns, "predicted_source", "doubt_pending"])
+    frame["doubt_pending"] = frame["doubt_pending"].astype(bool)
     frame["confidence"] = frame["confidence"].astype(float)
     frame["reviewed_at"] = pd.to_datetime(frame["reviewed_at"], utc=True)
     frame["label_source"] = "reviewer:" + frame["reviewer_id"].astype(str)

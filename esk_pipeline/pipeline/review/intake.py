@@ -174,11 +174,15 @@ def _new_row(incoming: Incoming, reviews_per_item: int, now: datetime) -> dict[s
 
 
 def _refresh_values(row: RowMapping, incoming: Incoming) -> dict[str, Any]:
-    """New model fields for a still-open item; adjudication and skips are kept."""
+    """New model fields for a still-open item. What people's work put there stays: an item
+    waiting on another reviewer (a second opinion, a doubt, an adjudication) keeps its reason
+    and priority, and skips stay skips."""
+    waiting = row["needs_adjudication"] or row["reviews"] > 0 or row["doubt"] is not None
+    reason = row["reason"] if waiting else incoming.reason
     if row["needs_adjudication"]:
         priority = ReviewPriority.CRITICAL
     else:
-        priority = priority_for(incoming.labeler_failed, incoming.reason)
+        priority = priority_for(incoming.labeler_failed, reason)
     if incoming.labeler_failed:
         status = ReviewStatus.FAILED.value
     elif row["status"] == ReviewStatus.SKIPPED.value:
@@ -188,6 +192,7 @@ def _refresh_values(row: RowMapping, incoming: Incoming) -> dict[str, Any]:
     return {
         "item_id": incoming.id,
         **incoming.model_fields(),
+        "reason": reason,
         "status": status,
         "priority": PRIORITY_RANK[priority],
     }

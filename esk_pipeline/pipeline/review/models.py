@@ -32,6 +32,7 @@ VERIFIED_LABEL_COLUMNS = [
     "votes",
     "review_reason",
     "predicted_source",
+    "doubt_pending",
 ]
 VOTE_COLUMNS = ["item_id", "reviewer_id", "domain"]
 FAILED_PREDICTION = "__failed__"  # confusion-matrix row for items the labeler failed on

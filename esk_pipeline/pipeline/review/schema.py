@@ -69,6 +69,8 @@ item_table = sa.Table(
     sa.Column("required_reviews", sa.Integer, nullable=False),
     sa.Column("reviews", sa.Integer, nullable=False),
     sa.Column("corrected_domain", sa.String(128)),
+    # Why a decision was doubted (ReviewReason); set once per decision, kept after the answer.
+    sa.Column("doubt", sa.String(32)),
     sa.Column("reviewer_id", sa.String(128)),
     sa.Column("review_timestamp", _UTCDateTime()),
     sa.Column("created_at", _UTCDateTime(), nullable=False),
@@ -126,6 +128,7 @@ CLEARED_LEASE = {
 _ADDED_COLUMNS = {
     "reason": f"VARCHAR(32) NOT NULL DEFAULT '{ReviewReason.NEEDS_REVIEW}'",
     "gain": "FLOAT NOT NULL DEFAULT 0",
+    "doubt": "VARCHAR(32)",
 }
 
 
@@ -164,8 +167,10 @@ def integrity_problems(conn: Connection) -> list[str]:
                 items.lease_holder.is_not(None),
             ),
         ),
-        "open item carrying a decision": sa.and_(
-            items.status.in_(OPEN_STATUSES), items.corrected_domain.is_not(None)
+        "open item carrying a decision it was not doubted for": sa.and_(
+            items.status.in_(OPEN_STATUSES),
+            items.corrected_domain.is_not(None),
+            items.doubt.is_(None),
         ),
         "unknown status": items.status.not_in(OPEN_STATUSES + DECIDED_STATUSES),
         "review count differs from its review rows": items.reviews != n_decisions,

@@ -202,14 +202,16 @@ class ReviewDataset:
             return decisions.undo_last(conn, reviewer_id, self.config, now)
 
     def request_second_opinion(self, item_ids: Iterable[str], reason: ReviewReason) -> int:
-        """Reopen decided items that only one reviewer decided, for another reviewer.
+        """Ask one more reviewer about decisions only one reviewer made, once per decision.
 
-        The item leaves the verified labels until the next decision: with two votes that
-        agree it is decided again, with two that differ it goes to adjudication. Items with
-        two or more decisions already are settled and left alone. Returns how many reopened.
+        The decision stands meanwhile: it stays in the verified labels, flagged
+        `doubt_pending`, and the item waits in the queue (CRITICAL, `reason`) for a second
+        reviewer. Two agreeing votes settle it; two that differ send it to adjudication.
+        Decisions doubted before, and items with two or more decisions, are left alone, so
+        asking again on every run changes nothing. Returns how many doubts were raised.
         """
         with self._write() as conn:
-            return decisions.reopen_for_second_opinion(conn, item_ids, reason)
+            return decisions.raise_doubt(conn, item_ids, reason)
 
     def get_item(self, item_id: str) -> ReviewItem:
         """One item by id (UnknownItemError when absent)."""

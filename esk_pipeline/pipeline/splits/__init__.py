@@ -39,10 +39,11 @@
    which reads the card's `configs:` and keeps the split names train/eval.
 """
 
-from esk_pipeline.pipeline.splits.card import trust_summary
+from esk_pipeline.pipeline.splits.card import record_counts, trust_summary, waiting_for_review
 from esk_pipeline.pipeline.splits.models import (
     RECORD_COLUMNS,
     RECORD_SCHEMA,
+    AuditProgress,
     DatasetQualityError,
     DatasetStats,
     DataWriterConfig,
@@ -53,10 +54,13 @@ from esk_pipeline.pipeline.splits.writer import DataWriter
 __all__ = [
     "RECORD_COLUMNS",
     "RECORD_SCHEMA",
+    "AuditProgress",
     "DataWriter",
     "DataWriterConfig",
     "DatasetQualityError",
     "DatasetStats",
     "LeakageReport",
+    "record_counts",
     "trust_summary",
+    "waiting_for_review",
 ]

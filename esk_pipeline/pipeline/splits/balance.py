@@ -12,6 +12,8 @@ from typing import Literal
 
 import pandas as pd
 
+from esk_pipeline.pipeline.splits.grouping import eval_eligible
+
 
 def small_domains(
     frame: pd.DataFrame, minimum: int, policy: Literal["drop", "train_only"]
@@ -69,12 +71,26 @@ def counts(values: pd.Series) -> dict[str, int]:
 
 
 def eval_shortfall(
-    train: pd.DataFrame, eval_: pd.DataFrame, min_eval: int, train_only: Iterable[str]
+    frame: pd.DataFrame, min_eval: int, eval_fraction: float, train_only: Iterable[str]
 ) -> dict[str, int]:
-    """Human-reviewed eval records still missing: in total, and per domain with none."""
+    """What eval still lacks, from the split policy: `audited_reviews`, how many more audited
+    human decisions bring eval to `min_eval` records, and each domain in train with no eval
+    record (1 each).
+
+    Eval takes about `eval_fraction` of a domain's records, and only from audited human
+    decisions (`grouping.assign_splits`). With E such decisions among T records, eval holds
+    about min(E, eval_fraction * T); k more audited decisions raise both E and T by k. Each
+    domain's share is rounded, so one record per domain is added as a margin.
+    """
+    eval_ = frame[frame["split"] == "eval"]
     shortfall: dict[str, int] = {}
     if len(eval_) < min_eval:
-        shortfall["total"] = min_eval - len(eval_)
+        real = frame[~frame["is_synthetic"]]
+        eligible = int(eval_eligible(real).sum())
+        for_target = math.ceil(min_eval / eval_fraction) - len(real)
+        margin = max(real["domain"].nunique(), 1)
+        shortfall["audited_reviews"] = max(for_target, min_eval - eligible, 1) + margin
+    train = frame[frame["split"] == "train"]
     missing = sorted(set(train["domain"]) - set(eval_["domain"]) - set(train_only))
     shortfall.update(dict.fromkeys(missing, 1))
     return shortfall

@@ -15,46 +15,91 @@ from pydantic import BaseModel
 
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR, SPLITS, UNVERIFIED
-from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
-from esk_pipeline.pipeline.splits.models import RECORD_COLUMNS, DatasetStats
+from esk_pipeline.pipeline.label_contract import (
+    HUMAN_ORIGINS,
+    MODEL_ORIGINS,
+    LabelOrigin,
+    VerdictReason,
+)
+from esk_pipeline.pipeline.splits.models import RECORD_COLUMNS, AuditProgress, DatasetStats
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
+
+MACHINE_ORIGINS = MODEL_ORIGINS | {LabelOrigin.PROPAGATED}
+_QUEUED_REASONS = (
+    VerdictReason.NEEDS_REVIEW,
+    VerdictReason.AUDIT,
+    VerdictReason.LABELER_FAILED,
+)
+
+
+def record_counts(stats: DatasetStats) -> str:
+    """The version's record counts, one wording for the CLI, the card and the UI."""
+    real = stats.train_samples - stats.synthetic_samples
+    return (
+        f"train {stats.train_samples} ({real} real, {stats.synthetic_samples} synthetic), "
+        f"eval {stats.eval_samples}, {UNVERIFIED} {stats.unverified_samples}"
+    )
+
+
+def waiting_for_review(stats: DatasetStats) -> int:
+    """Texts kept out of the version because they wait in the review queue."""
+    return sum(stats.not_trusted.get(r, 0) for r in _QUEUED_REASONS)
 
 
 def trust_summary(stats: DatasetStats) -> list[str]:
     """A few lines on how far the version can be trusted (the card, the demo, the UI)."""
-    lines = []
+    lines = [record_counts(stats)]
     for split in SPLITS:
         estimate = stats.accuracy.get(split) if stats.accuracy else None
-        lines.append(f"{split}: {_estimate_text(estimate)}")
+        lines.append(f"{split}: {_estimate_text(estimate, stats.audit)}")
     human = sum(n for o, n in stats.label_sources.items() if o in HUMAN_ORIGINS)
     total = stats.train_samples + stats.eval_samples
     lines.append(
         f"human-verified: {human} of {total} records"
         + (f" ({human / total:.0%})" if total else "")
-        + f"; eval holds human labels only ({stats.eval_samples} records)"
+        + f"; eval holds settled human labels only ({stats.eval_samples} records)"
     )
-    needs = stats.not_trusted.get("needs_review", 0)
-    lines.append(f"needs review: {needs} text(s) kept out (the `unverified` split)")
+    machine = sum(n for o, n in stats.label_sources.items() if o in MACHINE_ORIGINS)
+    if machine and stats.audit is not None and not stats.audit.enough:
+        lines.append(
+            f"warning: train admits {machine} machine label(s) on an audit too small for a "
+            f"reliable accuracy estimate ({stats.audit})"
+        )
+    same_text = stats.not_trusted.get(VerdictReason.SAME_TEXT_QUEUED.value, 0)
+    lines.append(
+        f"waiting for review: {waiting_for_review(stats)} text(s) kept out (the `{UNVERIFIED}` "
+        f"split)" + (f", and {same_text} more settled by the same decisions" if same_text else "")
+    )
     if stats.eval_shortfall:
-        missing = [d for d in stats.eval_shortfall if d != "total"]
+        missing = [d for d in stats.eval_shortfall if d != "audited_reviews"]
         parts = []
-        if "total" in stats.eval_shortfall:
-            parts.append(f"{stats.eval_shortfall['total']} more audited review(s) for eval")
+        if "audited_reviews" in stats.eval_shortfall:
+            parts.append(
+                f"about {stats.eval_shortfall['audited_reviews']} more audited review(s) "
+                "bring it to its minimum"
+            )
         if missing:
             parts.append("no eval record yet for " + ", ".join(missing))
         lines.append("eval is short: " + "; ".join(parts))
     return lines
 
 
-def _estimate_text(estimate: AccuracyEstimate | None) -> str:
+def _estimate_text(estimate: AccuracyEstimate | None, audit: AuditProgress | None) -> str:
     if estimate is None or estimate.records == 0:
         return "empty"
+    evidence = f" ({audit})" if audit is not None else ""
     if estimate.estimate is None:
-        return f"{estimate.records} records, accuracy not estimable yet (no audit evidence)"
+        return (
+            f"{estimate.records} records, accuracy not estimable yet{evidence}: some records "
+            "come from a tier with no audited evidence"
+        )
+    if audit is not None and not audit.enough:
+        evidence = f"; not yet reliable: {audit}"
     return (
         f"estimated label accuracy {estimate.estimate:.1%} "
-        f"(95% interval {estimate.low:.1%}-{estimate.high:.1%}) over {estimate.records} records"
+        f"(95% interval {estimate.low:.1%}-{estimate.high:.1%}) over {estimate.records} "
+        f"records{evidence}"
     )
 
 
@@ -101,7 +146,8 @@ def dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> s
         *[f"- {line}" for line in trust_summary(stats)],
         *([f"- how the accuracy is estimated: {method}"] if method else []),
         "",
-        f"- train: {stats.train_samples} records ({', '.join(stats.shards['train'])})",
+        f"- train: {stats.train_samples} records, {stats.synthetic_samples} of them synthetic "
+        f"({', '.join(stats.shards['train'])})",
         f"- eval: {stats.eval_samples} records ({', '.join(stats.shards['eval'])})",
         f"- {UNVERIFIED}: {stats.unverified_samples} records, never in train or eval "
         f"({', '.join(stats.shards[UNVERIFIED])})",

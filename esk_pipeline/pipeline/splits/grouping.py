@@ -9,26 +9,13 @@ so the same input in any order gives the same split.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from esk_pipeline.pipeline.ids import stable_rank
 from esk_pipeline.pipeline.text import identity_key_series
-
-
-def stable_rank(keys: pd.Series, seed: int) -> np.ndarray:
-    """A seeded pseudo-random order that depends only on each key, never on input order."""
-    blake2b = hashlib.blake2b
-    return np.array(
-        [
-            int.from_bytes(blake2b(f"{seed}:{k}".encode(), digest_size=8).digest(), "big") >> 1
-            for k in keys
-        ],
-        dtype=np.int64,
-    )
 
 
 def group_ids(frame: pd.DataFrame, group_by_user: bool) -> pd.Series:
@@ -58,6 +45,15 @@ def group_ids(frame: pd.DataFrame, group_by_user: bool) -> pd.Series:
     graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(offset, offset))
     _, labels = connected_components(graph, directed=False)
     return frame["row_id"].groupby(labels[:n]).transform("min")
+
+
+def eval_eligible(frame: pd.DataFrame) -> pd.Series:
+    """Records that may go to eval on their own: settled human labels (`_human`), real, and
+    audited where the input says why texts were reviewed (`assign_splits` adds the group rules)."""
+    eligible = frame["_human"] & ~frame["is_synthetic"]
+    if frame["review_reason"].notna().any():
+        eligible &= frame["review_reason"] == "audit"
+    return eligible
 
 
 def assign_splits(

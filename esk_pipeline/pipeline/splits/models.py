@@ -43,6 +43,20 @@ RECORD_SCHEMA = pa.schema(
 )
 
 
+class AuditProgress(BaseModel):
+    """How much of the audit a version's accuracy estimate rests on."""
+
+    audited: int = Field(ge=0, description="audited texts with a human decision")
+    needed: int = Field(ge=0, description="audited texts an estimate needs to be reliable")
+
+    @property
+    def enough(self) -> bool:
+        return self.audited >= self.needed
+
+    def __str__(self) -> str:
+        return f"{self.audited} of {self.needed} audited"
+
+
 class DatasetQualityError(ValueError):
     """A split that must not be used; `problems` lists every rule it breaks."""
 
@@ -99,8 +113,8 @@ class DatasetStats(BaseModel):
     )
     eval_shortfall: dict[str, int] = Field(
         default_factory=dict,
-        description="human-reviewed eval records still missing: 'total' below min_eval_samples, "
-        "and per domain present in train but absent from eval",
+        description="what eval lacks: 'audited_reviews', the audited human decisions that bring "
+        "it to min_eval_samples, and 1 per domain present in train but absent from eval",
     )
     class_weights: dict[str, float] = Field(
         default_factory=dict, description="train class weights n / (k * n_domain)"
@@ -108,6 +122,9 @@ class DatasetStats(BaseModel):
     precision_target: float = Field(description="what a machine label needs to enter train")
     accuracy: dict[str, AccuracyEstimate] = Field(
         default_factory=dict, description="split -> estimated label accuracy"
+    )
+    audit: AuditProgress | None = Field(
+        default=None, description="the audit the accuracy estimate rests on"
     )
     synthetic_samples: int
     small_domains: dict[str, int] = Field(description="domain -> real samples, below the minimum")

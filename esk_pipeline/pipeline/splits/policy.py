@@ -1,9 +1,10 @@
 """The trust policy: which labels a dataset may use, and which go to the `unverified` split.
 
 One label per `row_id` comes from `labels.strongest_per_row`; here a row is rejected when it
-has no usable label, and trusted when the caller says so (`trusted`, from `trust.assess`) or,
-without a verdict, when it is human or its `p_correct` reaches `precision_target`. A synthetic
-sample is trusted exactly when its source is. Untrusted rows are never in train or eval.
+has no usable label, and trusted when its trust verdict says so (`verdict`, from
+`trust.verdict`). Rows that come without a verdict get one from the same rule, with machine
+labels accepted where their `p_correct` reaches `precision_target`. A synthetic sample is
+trusted exactly when its source is. Untrusted rows are never in train or eval.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import pandas as pd
 from pydantic import BaseModel
 
 from esk_pipeline.pipeline.ids import row_ids
-from esk_pipeline.pipeline.labels import LabelOrigin, is_human
+from esk_pipeline.pipeline.label_contract import LabelOrigin, Verdict
+from esk_pipeline.pipeline.trust.verdict import assign_verdicts
 
 
 def partition_by_trust(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """(trusted rows, unverified rows, unverified counts by reason), zero counts left out."""
     trusted = _trusted_with_sources(frame)
     unverified = frame[~trusted].reset_index(drop=True)
-    not_trusted = {"needs_review": int((~unverified["is_synthetic"]).sum())}
+    real = unverified[~unverified["is_synthetic"]]
+    not_trusted = {str(k): int(v) for k, v in real["verdict_reason"].value_counts().items()}
     if unverified["is_synthetic"].any():
         not_trusted["synthetic_of_untrusted_source"] = int(unverified["is_synthetic"].sum())
     not_trusted = {k: v for k, v in not_trusted.items() if v}
@@ -49,7 +52,8 @@ def normalise(
         "confidence": None,
         "p_correct": None,
         "label_origin": None,
-        "trusted": None,
+        "verdict": None,
+        "verdict_reason": None,
         "review_reason": None,
         "is_synthetic": False,
         "source_row_id": None,
@@ -77,12 +81,14 @@ def normalise(
         LabelOrigin.SYNTHETIC.value,
         LabelOrigin.LOCAL_MODEL.value,
     )
-    # Without a verdict from the caller: human labels, and labels estimated right often enough.
-    undecided = frame["trusted"].isna()
-    frame.loc[undecided, "trusted"] = is_human(frame.loc[undecided, "label_origin"]) | (
-        frame.loc[undecided, "p_correct"] >= precision_target
-    )
-    frame["trusted"] = frame["trusted"].astype(bool)
+    undecided = frame["verdict"].isna() & ~frame["is_synthetic"]
+    if undecided.any():
+        judged = assign_verdicts(
+            frame[undecided], None, audit_share=0.0, precision_target=precision_target
+        )
+        frame.loc[undecided, ["verdict", "verdict_reason"]] = judged[
+            ["verdict", "verdict_reason"]
+        ].to_numpy()
     frame["reviewed_at"] = pd.to_datetime(frame["reviewed_at"], utc=True, errors="coerce")
     for column in ("domain", "source_row_id", "user_id"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
@@ -103,7 +109,7 @@ def reject_unlabelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]
 
 def _trusted_with_sources(frame: pd.DataFrame) -> pd.Series:
     """`trusted`, where a synthetic sample follows its source (untrusted when it has none)."""
-    real = frame[~frame["is_synthetic"]]
-    trusted_sources = set(real.loc[real["trusted"], "row_id"])
+    trusted = frame["verdict"] == Verdict.TRUSTED.value
     synthetic = frame["is_synthetic"]
-    return frame["trusted"].where(~synthetic, frame["source_row_id"].isin(trusted_sources))
+    trusted_sources = set(frame.loc[trusted & ~synthetic, "row_id"])
+    return trusted.where(~synthetic, frame["source_row_id"].isin(trusted_sources))

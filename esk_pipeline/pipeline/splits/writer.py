@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR, UNVERIFIED
+from esk_pipeline.pipeline.ids import stable_rank
+from esk_pipeline.pipeline.label_contract import VerdictReason
 from esk_pipeline.pipeline.labels import is_human, strongest_per_row
 from esk_pipeline.pipeline.splits.balance import (
     balance_train,
@@ -31,8 +33,9 @@ from esk_pipeline.pipeline.splits.files import (
     split_sizes,
     write_dataset_folder,
 )
-from esk_pipeline.pipeline.splits.grouping import assign_splits, group_ids, stable_rank
+from esk_pipeline.pipeline.splits.grouping import assign_splits, group_ids
 from esk_pipeline.pipeline.splits.models import (
+    AuditProgress,
     DatasetQualityError,
     DatasetStats,
     DataWriterConfig,
@@ -57,18 +60,21 @@ class DataWriter:
         dataset_name: str = "dataset",
         *,
         accuracy: Callable[[pd.DataFrame], AccuracyEstimate] | None = None,
+        audit: AuditProgress | None = None,
     ) -> tuple[Path, Path, DatasetStats]:
         """Split, check and write the dataset; returns (train path, eval path, stats).
 
         With sharding the paths are the first shards; `stats.shards` lists them all.
         `accuracy` estimates a split's label accuracy (`trust.assess`); its results go into
-        the stats, the card and metadata.json. Raises DatasetQualityError (writing nothing)
+        the stats, the card and metadata.json, with `audit`, the audit they rest on.
+        Raises DatasetQualityError (writing nothing)
         when validate_quality and a rule is broken.
         """
         cfg = self.config
         train, eval_, unverified, stats = self.build_splits(items)
         if accuracy is not None:
             stats.accuracy = {"train": accuracy(train), "eval": accuracy(eval_)}
+        stats.audit = audit
         if cfg.validate_quality and stats.quality_problems:
             raise DatasetQualityError(stats.quality_problems)
         dataset_dir = cfg.output_dir / dataset_name
@@ -92,7 +98,10 @@ class DataWriter:
         frame, superseded = strongest_per_row(frame)
         frame, rejected = reject_unlabelled(frame)
         frame = frame.sort_values("row_id", kind="stable").reset_index(drop=True)
-        frame["_human"] = is_human(frame["label_origin"])
+        # Eval holds settled human labels only: a doubted decision waits for its second opinion.
+        frame["_human"] = is_human(frame["label_origin"]) & (
+            frame["verdict_reason"] != VerdictReason.DOUBTED_HUMAN.value
+        )
         frame, unverified, not_trusted = partition_by_trust(frame)
 
         policy = cfg.small_domain_policy
@@ -137,7 +146,9 @@ class DataWriter:
             eval_origins=counts(eval_["label_origin"]),
             unverified_samples=len(unverified_records),
             not_trusted=not_trusted,
-            eval_shortfall=eval_shortfall(train, eval_, cfg.min_eval_samples, train_only),
+            eval_shortfall=eval_shortfall(
+                frame, cfg.min_eval_samples, cfg.eval_fraction, train_only
+            ),
             class_weights=class_weights(train),
             synthetic_samples=int(written["is_synthetic"].sum()),
             small_domains=small,

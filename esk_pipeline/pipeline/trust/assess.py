@@ -9,9 +9,13 @@
    with the model's prediction as one more voter;
 4. possible errors among single-reviewer decisions (`label_errors`).
 
-and writes two columns on every label: `p_correct` (estimated probability of being right) and
-`trusted` (human, propagated from a human, or a machine label its tier's thresholds accept).
-Everything else needs review, by the one rule in `labels.needs_review`.
+and writes `p_correct` (estimated probability of being right) on every label, then the one
+trust verdict (`verdict.assign_verdicts`): trusted, queued or excluded, with its reason.
+
+A decision that confident learning doubts (or that waits on a second opinion the store already
+asked for) stays human; the verdict keeps it out of eval until a second reviewer answers.
+Folds, the audit and every other draw are hashes of row ids, so the same inputs always give the
+same assessment.
 """
 
 from __future__ import annotations
@@ -20,14 +24,20 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from esk_pipeline.pipeline.labels import (
-    HUMAN_ORIGINS,
-    MODEL_ORIGINS,
+from esk_pipeline.pipeline.label_contract import (
+    TRUSTED_LABEL_ROW,
     LabelOrigin,
+    LabelTier,
+    VerdictReason,
+    validate_frame,
+    with_optional_columns,
+)
+from esk_pipeline.pipeline.labels import (
     is_human,
     propagates_to,
     resolve_labels,
     settled_domain,
+    tier_of,
 )
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key_series
@@ -37,12 +47,10 @@ from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stra
 from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
+from esk_pipeline.pipeline.trust.verdict import assign_verdicts
 
-LOCAL_TIER = "local"
-LLM_TIER_PREFIX = "llm:"
 # Propagated labels are a tier of their own: the audit measures how often a decision on one
 # text is right for its near duplicates. Their "confidence" is 1: the tier is all or nothing.
-PROPAGATED_TIER = "propagated"
 
 
 class TrustConfig(BaseModel):
@@ -62,7 +70,7 @@ class TrustConfig(BaseModel):
 
 
 class TrustAssessment(BaseModel):
-    """The resolved labels with `p_correct` and `trusted`, and the evidence behind them."""
+    """The resolved labels with `p_correct` and the verdict, and the evidence behind them."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -72,22 +80,19 @@ class TrustAssessment(BaseModel):
     audited: int  # audit texts with a decision or a first vote: the calibration's evidence
     audit_pending: int  # audit items not decided yet
     suspected_errors: list[str]  # decided item ids confident learning doubts
+    doubted: list[str]  # decisions treated as doubted: suspected now or waiting in the store
 
     def estimate_accuracy(self, records: pd.DataFrame) -> AccuracyEstimate:
         """The label accuracy of `records` (dataset records): `estimate_accuracy`."""
         return estimate_accuracy(records, self.calibration, self.reliability)
 
-    def needs_review_counts(self) -> dict[str, int]:
-        """Texts without a trusted label, by why."""
-        frame = self.labels
-        status = frame["status"].fillna("labeled")
-        untrusted = ~frame["trusted"]
-        counts = {
-            "failed": int((status == "failed").sum()),
-            "deferred": int((status == "deferred").sum()),
-            "below_precision_target": int((untrusted & (status == "labeled")).sum()),
-        }
-        return {k: v for k, v in counts.items() if v}
+    def verdict_counts(self) -> dict[str, dict[str, int]]:
+        """Labelled texts by verdict, then by reason (zero counts left out)."""
+        counts: dict[str, dict[str, int]] = {}
+        pairs = self.labels.groupby(["verdict", "verdict_reason"], sort=True).size()
+        for (verdict, reason), n in pairs.items():
+            counts.setdefault(str(verdict), {})[str(reason)] = int(n)
+        return counts
 
 
 def estimate_accuracy(
@@ -116,15 +121,6 @@ def estimate_accuracy(
     return combine(strata)
 
 
-def tier_of(frame: pd.DataFrame) -> pd.Series:
-    """The calibration tier of each label row: "local", "llm:<model>" or "propagated"."""
-    origin = frame["label_origin"].fillna(LabelOrigin.LOCAL_MODEL.value)
-    source = frame["label_source"].fillna("").astype(str)
-    tier = np.where(origin == LabelOrigin.LLM.value, LLM_TIER_PREFIX + source, LOCAL_TIER)
-    tier = np.where(origin == LabelOrigin.PROPAGATED.value, PROPAGATED_TIER, tier)
-    return pd.Series(tier, index=frame.index)
-
-
 def assess_labels(
     model_labels: pd.DataFrame,
     decisions: pd.DataFrame,
@@ -138,6 +134,7 @@ def assess_labels(
 
     `model_labels`: label rows of every day; `decisions`: the review store's verified labels;
     `votes`: its decision votes; `temperature`: the labels' local model's temperature.
+    A decision whose `doubt_pending` is true waits for a second opinion the store asked for.
     """
     decisions = decisions.reset_index(drop=True)
     # Audit texts whose decision waits for a second reviewer count with their first vote: left
@@ -173,6 +170,8 @@ def assess_labels(
         single = (decisions["votes"] == 1).to_numpy()
         flags = suspected_label_errors(decisions["domain"].tolist(), proba, taxonomy.ids)
         suspected = decisions.loc[flags & single, "row_id"].tolist()
+    waiting_doubt = decisions.get("doubt_pending", pd.Series(False, index=decisions.index))
+    doubted = sorted(set(suspected) | set(decisions.loc[waiting_doubt.astype(bool), "row_id"]))
 
     model = model_labels.copy()
     if len(model):
@@ -180,13 +179,13 @@ def assess_labels(
     labels = resolve_labels(model, decisions)
     propagated = labels["label_origin"] == LabelOrigin.PROPAGATED.value
     labels.loc[propagated, "p_correct"] = calibration.p_correct(
-        pd.Series(PROPAGATED_TIER, index=labels.index[propagated]),
+        pd.Series(LabelTier.PROPAGATED.value, index=labels.index[propagated]),
         pd.Series(1.0, index=labels.index[propagated]),
     )
-    labels = _mark_trusted(labels, calibration)
-    population = labels[labels["status"].fillna("labeled") == "labeled"]
-    in_audit = audit_mask(population["row_id"], config.audit_share)
-    pending = int((in_audit & ~is_human(population["label_origin"]).to_numpy()).sum())
+    labels = with_optional_columns(labels.assign(tier=tier_of(labels)), TRUSTED_LABEL_ROW)
+    labels = assign_verdicts(labels, calibration, audit_share=config.audit_share, doubted=doubted)
+    validate_frame(labels, TRUSTED_LABEL_ROW, "trusted_labels")
+    pending = int((labels["verdict_reason"] == VerdictReason.AUDIT.value).sum())
     return TrustAssessment(
         labels=labels,
         calibration=calibration,
@@ -194,6 +193,7 @@ def assess_labels(
         audited=int(pool_audited.sum()),
         audit_pending=pending,
         suspected_errors=suspected,
+        doubted=doubted,
     )
 
 
@@ -233,23 +233,20 @@ def _audit_records(decisions: pd.DataFrame, proba: np.ndarray, classes: list[str
             pd.DataFrame(
                 {
                     "row_id": local["row_id"].to_numpy(),
-                    "tier": LOCAL_TIER,
+                    "tier": LabelTier.LOCAL_MODEL.value,
                     "confidence": proba[usable].max(axis=1),
                     "predicted": np.asarray(classes, dtype=object)[best],
                     "truth": local["domain"].to_numpy(),
                 }
             )
         )
-    shown = decisions[
-        decisions["predicted_domain"].notna()
-        & ~decisions["predicted_source"].fillna("local").isin(["", "local"])
-    ]
+    shown = decisions[decisions["predicted_domain"].notna() & _shown_llm(decisions)]
     if len(shown):
         records.append(
             pd.DataFrame(
                 {
                     "row_id": shown["row_id"].to_numpy(),
-                    "tier": (LLM_TIER_PREFIX + shown["predicted_source"].astype(str)).to_numpy(),
+                    "tier": LabelTier.LLM.value,
                     "confidence": shown["confidence"].to_numpy(dtype=float),
                     "predicted": shown["predicted_domain"].to_numpy(),
                     "truth": shown["domain"].to_numpy(),
@@ -264,9 +261,8 @@ def _audit_records(decisions: pd.DataFrame, proba: np.ndarray, classes: list[str
 def _model_votes(decisions: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
     """The prediction each reviewer saw, as a voter whose accuracy is its calibrated p."""
     shown = decisions[decisions["predicted_domain"].notna()]
-    source = shown["predicted_source"].fillna("local").astype(str)
     tiers = pd.Series(
-        np.where(source.isin(["", "local"]), LOCAL_TIER, LLM_TIER_PREFIX + source),
+        np.where(_shown_llm(shown), LabelTier.LLM.value, LabelTier.LOCAL_MODEL.value),
         index=shown.index,
     )
     return pd.DataFrame(
@@ -297,25 +293,10 @@ def _propagation_audit(
         domain = settled_domain(siblings[siblings["row_id"] != row["row_id"]])
         label = own.loc[[row["row_id"]]].assign(identity_key=row["identity_key"])
         if domain is not None and propagates_to(label, pd.Series(domain, index=label.index)).all():
-            records.append((row["row_id"], PROPAGATED_TIER, 1.0, domain, row["domain"]))
+            records.append((row["row_id"], LabelTier.PROPAGATED.value, 1.0, domain, row["domain"]))
     return pd.DataFrame(records, columns=columns)
 
 
-def _mark_trusted(labels: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
-    """`trusted`: a human label, or a machine or propagated label its tier's thresholds accept."""
-    origin = labels["label_origin"]
-    labelled = (labels["status"].fillna("labeled") == "labeled") & labels["domain"].notna()
-    human = origin.isin([o.value for o in HUMAN_ORIGINS])
-    machine = (
-        origin.isin([o.value for o in MODEL_ORIGINS]) | (origin == LabelOrigin.PROPAGATED.value)
-    ) & labelled
-    accepted = np.zeros(len(labels), dtype=bool)
-    if machine.any():
-        rows = labels[machine]
-        confidence = rows["confidence"].where(
-            rows["label_origin"] != LabelOrigin.PROPAGATED.value, 1.0
-        )
-        accepted[machine.to_numpy()] = calibration.accepted(
-            tier_of(rows), confidence, rows["domain"]
-        )
-    return labels.assign(trusted=(human & labelled).to_numpy() | accepted)
+def _shown_llm(decisions: pd.DataFrame) -> pd.Series:
+    """Decisions whose reviewer was shown an LLM's label (the local model's source is "local")."""
+    return ~decisions["predicted_source"].fillna("local").isin(["", "local"])

@@ -7,7 +7,9 @@ scored by a model of the same recipe trained on the taxonomy and the other folds
 not grouped by identity key on purpose: the labels asset's model has seen the decisions on a
 text's near duplicates too, and the audit must measure that model, memorised short replies and
 all ("Когда будет ответ?" decided once is predicted confidently everywhere, right or not).
-The fold models skip their own temperature fit and use the full model's temperature instead:
+A text's fold is a seeded hash of the text itself, so it never depends on the order of the
+decisions or on which other decisions exist: the same decision is scored by the same kind of
+model on every run. The fold models skip their own temperature fit and use the full model's temperature instead:
 the same scale as the labels, at a fifth of the cost. Calibration uses these scores for
 audited texts; label-error detection uses them for every human label.
 """
@@ -18,8 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.model_selection import KFold
 
+from esk_pipeline.pipeline.ids import stable_rank
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 
@@ -38,10 +40,13 @@ def out_of_fold_proba(
     proba = np.full((n, len(taxonomy.ids)), np.nan)
     if n < 2:
         return proba
-    splitter = KFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
     texts_array = np.asarray(texts, dtype=object)
     domains_array = np.asarray(domains, dtype=object)
-    for train_idx, test_idx in splitter.split(texts_array):
+    fold_of = stable_rank(texts_array, seed) % min(folds, n)
+    for fold in np.unique(fold_of):
+        train_idx, test_idx = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+        if not len(train_idx):
+            continue
         model = LocalModel(calibrate=False).fit(
             taxonomy, zip(texts_array[train_idx], domains_array[train_idx], strict=True)
         )

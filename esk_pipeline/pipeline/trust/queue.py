@@ -1,12 +1,14 @@
 """What people should review next, in the order that helps the dataset most.
 
-Two streams share the queue:
+The queue holds exactly the texts whose trust verdict is "queued" (`trust.verdict`), in two
+streams:
 
-- texts without a trusted label, ordered by expected gain: how unsure the label is
-  (1 - p_correct, or 1 - confidence before any calibration), how rare its domain is (rare
-  domains are where a dataset is short and a model weakest), and how many texts one decision
-  settles (every text with the same identity key, which the decision propagates to). Only one
-  text per identity key is queued. A light diversity rule lowers the gain of texts whose
+- texts without a trusted label (and labeler failures), ordered by expected gain: how
+  unsure the label is (1 - p_correct, or 1 - confidence before any calibration), how rare its
+  domain is (rare domains are where a dataset is short and a model weakest), and how many
+  texts one decision settles (every text with the same identity key, which the decision
+  propagates to; the verdict queues one text per key). A light diversity rule lowers the gain
+  of texts whose
   (label, runner-up) confusion pair is already represented higher up, so one batch does not
   spend itself on a single confusion;
 - the audit: texts drawn uniformly at random (`audit.audit_mask`), interleaved so that about
@@ -21,29 +23,25 @@ import json
 import numpy as np
 import pandas as pd
 
-from esk_pipeline.pipeline.labels import is_human, needs_review
+from esk_pipeline.pipeline.label_contract import LabelStatus, Verdict, VerdictReason
 from esk_pipeline.pipeline.review import ReviewReason
-from esk_pipeline.pipeline.trust.audit import audit_mask
 
 _DIVERSITY_DECAY = 0.85
 
 
-def plan_review(
-    labels: pd.DataFrame, *, precision_target: float, audit_share: float, audit_review_share: float
-) -> pd.DataFrame:
-    """The label rows to queue, with `review_reason` and `review_gain` (higher first)."""
-    open_rows = labels[~is_human(labels["label_origin"]) & (labels["status"] != "deferred")]
-    in_audit = (
-        audit_mask(open_rows["row_id"], audit_share) & (open_rows["status"] == "labeled").to_numpy()
+def plan_review(labels: pd.DataFrame, *, audit_review_share: float) -> pd.DataFrame:
+    """The queued label rows (`verdict` "queued"), with `review_reason` and `review_gain`
+    (higher first)."""
+    queued = labels[labels["verdict"] == Verdict.QUEUED.value]
+    in_audit = queued["verdict_reason"] == VerdictReason.AUDIT.value
+    candidates = queued[~in_audit]
+    candidates = candidates.assign(
+        review_reason=ReviewReason.NEEDS_REVIEW.value,
+        review_gain=_expected_gain(candidates, labels),
     )
-    wanted = needs_review(open_rows, precision_target).to_numpy() & ~in_audit
-    candidates = open_rows[wanted]
-    gain = _expected_gain(candidates, labels)
-    candidates = candidates.assign(review_reason=ReviewReason.NEEDS_REVIEW.value, review_gain=gain)
-    candidates = candidates.sort_values("review_gain", ascending=False, kind="stable")
-    candidates = candidates.drop_duplicates("identity_key")
+    candidates = candidates.sort_values(["review_gain", "row_id"], ascending=[False, True])
     candidates = candidates.assign(review_gain=_diversify(candidates))
-    audit = open_rows[in_audit].sort_values("row_id", kind="stable")
+    audit = queued[in_audit].sort_values("row_id", kind="stable")
     audit = audit.assign(
         review_reason=ReviewReason.AUDIT.value,
         review_gain=_interleave(
@@ -58,7 +56,7 @@ def _expected_gain(candidates: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray
         return np.zeros(0)
     p = pd.to_numeric(candidates["p_correct"], errors="coerce")
     p = p.fillna(pd.to_numeric(candidates["confidence"], errors="coerce")).fillna(0.0)
-    p = p.where(candidates["status"] == "labeled", 0.0)
+    p = p.where(candidates["status"] == LabelStatus.LABELED.value, 0.0)
     uncertainty = (1.0 - p.clip(0, 1)).to_numpy()
     counts = labels["domain"].value_counts()
     share = candidates["domain"].map(counts).fillna(counts.min() if len(counts) else 1)

@@ -1,0 +1,125 @@
+"""The trust verdict: the one rule that says, for every labelled text, whether a dataset may use
+its label now, whether it waits for a person, or neither.
+
+Every row gets exactly one `Verdict` with its `VerdictReason` (`label_contract`), in this
+order of precedence:
+
+1. the labeler failed -> queued (`labeler_failed`); deferred -> excluded (`deferred`); no
+   domain -> excluded (`no_domain`);
+2. a human decision -> trusted (`human`); one that confident learning doubts and a second
+   reviewer has not answered yet -> trusted for train only (`doubted_human`), with its
+   `p_correct` lowered to at most `DOUBTED_P_CORRECT`;
+3. a machine or propagated label in the uniform audit -> queued (`audit`): the audit is
+   reviewed whatever the label's confidence, and its outcome is what calibrates every tier;
+4. a machine or propagated label its tier's audited thresholds accept -> trusted (`accepted`);
+5. anything else -> queued (`needs_review`), one text per identity key: the others with the
+   same key are excluded (`same_text_queued`) until that decision propagates to them.
+
+The review queue plans from `verdict == queued` and the dataset writer admits
+`verdict == trusted`; neither decides anything itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+import pandas as pd
+
+from esk_pipeline.pipeline.label_contract import (
+    HUMAN_ORIGINS,
+    LabelOrigin,
+    LabelStatus,
+    Verdict,
+    VerdictReason,
+)
+from esk_pipeline.pipeline.labels import tier_of
+from esk_pipeline.pipeline.text import identity_key_series
+from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust.calibration import Calibration
+
+# A doubted decision is as likely wrong as right until a second reviewer answers.
+DOUBTED_P_CORRECT = 0.5
+
+
+def assign_verdicts(
+    labels: pd.DataFrame,
+    calibration: Calibration | None,
+    *,
+    audit_share: float,
+    doubted: Collection[str] = (),
+    precision_target: float | None = None,
+) -> pd.DataFrame:
+    """`labels` (resolved, one row per text) with `verdict`, `verdict_reason` and `trusted`.
+
+    Without a `calibration`, a machine label is accepted when its `p_correct` (estimated by
+    the caller) reaches `precision_target`, and never without one. `doubted` are the row ids
+    of human decisions waiting for a second opinion; their `p_correct` is capped at
+    `DOUBTED_P_CORRECT`.
+    """
+    frame = labels.reset_index(drop=True)
+    n = len(frame)
+    status = frame["status"].to_numpy(dtype=object)
+    origin = frame["label_origin"]
+    has_domain = frame["domain"].notna().to_numpy()
+    labelled = (status == LabelStatus.LABELED) & has_domain
+    human = origin.isin([o.value for o in HUMAN_ORIGINS]).to_numpy() & labelled
+    doubt = human & frame["row_id"].isin(set(doubted)).to_numpy()
+    machine = labelled & ~human & (origin != LabelOrigin.SYNTHETIC).to_numpy()
+    in_audit = machine & audit_mask(frame["row_id"], audit_share)
+    accepted = np.zeros(n, dtype=bool)
+    candidates = machine & ~in_audit
+    if calibration is not None and candidates.any():
+        rows = frame[candidates]
+        confidence = rows["confidence"].where(
+            rows["label_origin"] != LabelOrigin.PROPAGATED.value, 1.0
+        )
+        accepted[candidates] = calibration.accepted(tier_of(rows), confidence, rows["domain"])
+    elif precision_target is not None:
+        p = pd.to_numeric(frame["p_correct"], errors="coerce").to_numpy(dtype=float)
+        accepted = candidates & (p >= precision_target)
+
+    verdict = np.full(n, Verdict.QUEUED.value, dtype=object)
+    reason = np.full(n, VerdictReason.NEEDS_REVIEW.value, dtype=object)
+    rules = [
+        (status == LabelStatus.FAILED, Verdict.QUEUED, VerdictReason.LABELER_FAILED),
+        (status == LabelStatus.DEFERRED, Verdict.EXCLUDED, VerdictReason.DEFERRED),
+        ((status == LabelStatus.LABELED) & ~has_domain, Verdict.EXCLUDED, VerdictReason.NO_DOMAIN),
+        (human & ~doubt, Verdict.TRUSTED, VerdictReason.HUMAN),
+        (doubt, Verdict.TRUSTED, VerdictReason.DOUBTED_HUMAN),
+        (in_audit, Verdict.QUEUED, VerdictReason.AUDIT),
+        (accepted, Verdict.TRUSTED, VerdictReason.ACCEPTED),
+    ]
+    for mask, value, why in reversed(rules):  # the first matching rule wins
+        verdict[mask] = value.value
+        reason[mask] = why.value
+    frame = frame.assign(verdict=verdict, verdict_reason=reason)
+    frame = _one_queued_per_text(frame)
+    if doubt.any():
+        p = pd.to_numeric(frame["p_correct"], errors="coerce")
+        frame["p_correct"] = p.where(~doubt, p.clip(upper=DOUBTED_P_CORRECT))
+    return frame.assign(trusted=(frame["verdict"] == Verdict.TRUSTED.value).to_numpy())
+
+
+def _one_queued_per_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Among texts queued as `needs_review` that share an identity key, keep the least sure
+    (then the smallest row id) queued and exclude the rest: one decision settles them all."""
+    queued = (frame["verdict_reason"] == VerdictReason.NEEDS_REVIEW.value).to_numpy()
+    if not queued.any():
+        return frame
+    keys = (
+        frame["identity_key"]
+        if "identity_key" in frame
+        else identity_key_series(frame["text"].fillna(""))
+    )
+    sureness = pd.to_numeric(frame["p_correct"], errors="coerce").fillna(
+        pd.to_numeric(frame["confidence"], errors="coerce")
+    )
+    order = pd.DataFrame({"key": keys, "p": sureness.fillna(0.0), "row_id": frame["row_id"]})[
+        queued
+    ].sort_values(["key", "p", "row_id"], kind="stable")
+    others = order.index[order["key"].duplicated()]
+    frame = frame.copy()
+    frame.loc[others, "verdict"] = Verdict.EXCLUDED.value
+    frame.loc[others, "verdict_reason"] = VerdictReason.SAME_TEXT_QUEUED.value
+    return frame
