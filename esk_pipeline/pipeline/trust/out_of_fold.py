@@ -9,9 +9,9 @@ text's near duplicates too, and the audit must measure that model, memorised sho
 all ("Когда будет ответ?" decided once is predicted confidently everywhere, right or not).
 A text's fold is a seeded hash of the text itself, so it never depends on the order of the
 decisions or on which other decisions exist: the same decision is scored by the same kind of
-model on every run. The fold models skip their own temperature fit and use the full model's temperature instead:
-the same scale as the labels, at a fifth of the cost. Calibration uses these scores for
-audited texts; label-error detection uses them for every human label.
+model on every run. The fold models skip their own temperature fit and use the full model's
+temperature instead: the same scale as the labels, at a fifth of the cost. Calibration uses
+these scores for audited texts; label-error detection uses them for every human label.
 """
 
 from __future__ import annotations
