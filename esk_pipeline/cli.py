@@ -16,7 +16,12 @@ from pydantic import BaseModel
 
 from esk_pipeline import configs
 from esk_pipeline.pipeline.log_source import LogSourceError
-from esk_pipeline.pipeline.splits import DatasetQualityError, DatasetStats, trust_summary
+from esk_pipeline.pipeline.splits import (
+    DatasetQualityError,
+    DatasetStats,
+    record_counts,
+    trust_summary,
+)
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.pipeline.versions import (
     DatasetVersion,
@@ -25,7 +30,7 @@ from esk_pipeline.pipeline.versions import (
     StorageError,
     VersionStatus,
 )
-from esk_pipeline.settings import get_settings
+from esk_pipeline.settings import Settings, get_settings
 
 # Failures a user can act on: shown as one line, not as a traceback.
 USER_ERRORS = (
@@ -295,7 +300,28 @@ def seed(rows: int, seed: int, replace: bool) -> None:
 @rows_option
 @seed_option
 def demo(rows: int, seed: int) -> None:
-    """Seed sample logs if the table is empty, then run the whole graph through Dagster."""
+    """Seed sample logs if the table is empty, then build the dataset (`esk-data build`)."""
+    from esk_pipeline.runner import seed_sample_logs
+
+    settings = get_settings()
+    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed)
+    if inserted:
+        click.echo(f"seeded {inserted} sample log rows")
+    _build(settings)
+
+
+@main.command()
+def build() -> None:
+    """Rebuild everything stale, through dataset_versions and its checks.
+
+    Reads and cleans the days whose logs changed, then relabels every day with what people
+    decided, plans the review queue and commits a dataset version. The same logs, taxonomy,
+    decisions and settings give the same version: a build with nothing new makes none.
+    """
+    _build(get_settings())
+
+
+def _build(settings: Settings) -> None:
     import warnings
 
     from dagster import BetaWarning, DagsterInstance
@@ -303,18 +329,11 @@ def demo(rows: int, seed: int) -> None:
     # Single-run backfills, observable source assets and data versions are chosen knowingly.
     warnings.filterwarnings("ignore", category=BetaWarning)
 
-    from esk_pipeline.runner import (
-        PipelineRunError,
-        ensure_dagster_home,
-        run_pipeline,
-        seed_sample_logs,
-    )
+    from esk_pipeline.pipeline.review import ReviewDataset
+    from esk_pipeline.pipeline.taxonomy import Taxonomy
+    from esk_pipeline.runner import PipelineRunError, ensure_dagster_home, run_pipeline
 
     home = ensure_dagster_home(Path.cwd())
-    settings = get_settings()
-    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed)
-    if inserted:
-        click.echo(f"seeded {inserted} sample log rows")
     with DagsterInstance.get() as instance:
         try:
             result = run_pipeline(instance, settings=settings, log=click.echo)
@@ -322,10 +341,11 @@ def demo(rows: int, seed: int) -> None:
             raise click.ClickException(str(exc)) from exc
     storage = DataStorage(configs.storage_config(settings))
     version = storage.get_version(str(result["version"]))
+    stats = _dataset_stats(version.path)
     click.echo("")
     click.echo(f"dataset version {version.version} ({version.status.value})")
     click.echo(f"  where:   {version.path}")
-    click.echo(f"  train:   {version.train_samples} records, eval: {version.eval_samples}")
+    click.echo(f"  records: {record_counts(stats)}")
     click.echo(
         "  domains: "
         + (
@@ -337,23 +357,24 @@ def demo(rows: int, seed: int) -> None:
         )
     )
     if not result.get("new_version", True):
-        click.echo("  (nothing changed since the last run: no new version)")
+        click.echo("  (nothing changed since the last build: no new version)")
     for key in ("previous_version", "added", "removed", "relabelled"):
         if key in result:
             click.echo(f"  {key}: {result[key]}")
     click.echo("how far to trust it:")
-    for line in trust_summary(_dataset_stats(version.path)):
+    for line in trust_summary(stats)[1:]:  # the first line is the record counts above
         click.echo(f"  {line}")
-    from esk_pipeline.pipeline.review import ReviewDataset
-    from esk_pipeline.pipeline.taxonomy import Taxonomy
-
-    with ReviewDataset(taxonomy=Taxonomy.load(settings.app.taxonomy_path)) as review:
+    with ReviewDataset(
+        config=configs.review_config(settings),
+        taxonomy=Taxonomy.load(settings.app.taxonomy_path),
+    ) as review:
         waiting = review.stats().queue_length
     click.echo(f"review queue: {waiting} items waiting for people")
     click.echo(
         '  reviewer page: APP_API_TOKENS=\'{"alice": "<token>"}\' '
         ".venv/bin/uvicorn esk_pipeline.api:app, then http://127.0.0.1:8000/"
     )
+    click.echo("  after reviewing, rebuild: .venv/bin/esk-data build")
     click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} .venv/bin/dagster dev")
 
 

@@ -24,6 +24,7 @@ from esk_pipeline.sensors import (
     daily_labels_job,
     dataset_refresh_job,
     enough_new_reviews_sensor,
+    log_etl_job,
     new_log_days_sensor,
     taxonomy_changed_sensor,
     taxonomy_observation_job,
@@ -55,7 +56,7 @@ def build_defs(settings: Settings) -> Definitions:
     return Definitions(
         assets=load_assets_from_modules([ingest, labeling, review, trust, augmentation, datasets]),
         asset_checks=load_asset_checks_from_modules([checks]),
-        jobs=[daily_labels_job, taxonomy_observation_job, dataset_refresh_job],
+        jobs=[daily_labels_job, log_etl_job, taxonomy_observation_job, dataset_refresh_job],
         sensors=[new_log_days_sensor, taxonomy_changed_sensor, enough_new_reviews_sensor],
         resources=build_resources(settings),
     )

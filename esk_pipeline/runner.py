@@ -1,8 +1,11 @@
-"""The main job, end to end: seed sample logs if asked, then materialise the whole graph.
+"""A build, end to end: read and clean the days whose logs changed, then rebuild the dataset.
 
 Runs through a real Dagster instance (DAGSTER_HOME), so every run, materialisation and check
-shows up in `dagster dev` afterwards, exactly as if it had been launched from the UI: one run
-for all days present in ClickHouse (a single-run partition range), one for the dataset.
+shows up in `dagster dev` afterwards, exactly as if it had been launched from the UI: one
+`log_etl_job` run for the changed days (a single-run partition range), then one
+`dataset_refresh_job` run over every day, from the labels through `dataset_versions`. The
+second is the same job `enough_new_reviews_sensor` starts, so a rebuild gives the same version
+for the same decisions whoever starts it.
 
 `submit_day_run` is how other processes (the API) start one day's run: through the instance's
 run queue and launcher, like the sensor's runs, with one run per day in flight.
@@ -18,12 +21,11 @@ from pathlib import Path
 
 from dagster import (
     AssetKey,
-    AssetSelection,
+    AssetRecordsFilter,
     DagsterInstance,
     DagsterRun,
     ExecuteInProcessResult,
     RunsFilter,
-    materialize,
 )
 from dagster._core.errors import DagsterRunAlreadyExists
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
@@ -38,6 +40,8 @@ from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import Settings, get_settings
 
 DAILY_JOB = "daily_labels_job"
+ETL_JOB = "log_etl_job"
+DATASET_JOB = "dataset_refresh_job"
 # The code location's name in workspace.yaml (and of `-m esk_pipeline`).
 LOCATION_NAME = "esk_pipeline"
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c3e0a-5d7b-4f1e-9c52-0b8e7a4d2c31")
@@ -82,45 +86,61 @@ def run_pipeline(
     settings: Settings | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
-    """Materialise every day in ClickHouse, then review queue -> ... -> dataset version."""
+    """Clean every day whose row count changed, then rebuild the dataset over all days;
+    returns the `dataset_versions` materialization's metadata and the days."""
     from esk_pipeline.definitions import build_defs
 
     settings = settings or get_settings()
     defs = build_defs(settings)
-    days = sorted(LogSource(settings.clickhouse).day_counts())
-    if not days:
+    counts = {d.isoformat(): n for d, n in LogSource(settings.clickhouse).day_counts().items()}
+    if not counts:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
-    first, last = days[0].isoformat(), days[-1].isoformat()
-
-    log(f"days {first} .. {last}: verified labels, raw logs, cleaned texts, labels ...")
-    daily = defs.resolve_job_def(DAILY_JOB).execute_in_process(
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        },
-        run_config=_QUIET,
-        raise_on_error=False,
-    )
-    _raise_if_failed(daily)
-    log("review queue, synthetic samples, train/eval splits, dataset version ...")
-    downstream = AssetSelection.assets("labels").downstream() - AssetSelection.assets("labels")
-    dataset = materialize(
-        [*(defs.assets or []), *(defs.asset_checks or [])],  # the version checks run too
-        resources=dict(defs.resources or {}),
-        selection=downstream,
-        instance=instance,
-        run_config=_QUIET,
-        raise_on_error=False,
-    )
-    _raise_if_failed(dataset)
+    days = sorted(counts)
+    materialized = materialized_row_counts(instance, days)
+    changed = [d for d in days if materialized.get(d) != counts[d]]
+    if changed:
+        log(f"days {changed[0]} .. {changed[-1]}: raw logs, cleaned texts ...")
+        _execute(defs, ETL_JOB, instance, range_tags(changed))
+    log(f"days {days[0]} .. {days[-1]}: labels, trust, review queue, splits, version ...")
+    _execute(defs, DATASET_JOB, instance, range_tags(days))
 
     event = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
     materialization = event.asset_materialization if event else None
     metadata = materialization.metadata if materialization else {}
-    return {key: value.value for key, value in metadata.items()} | {
-        "days": [d.isoformat() for d in days],
+    return {key: value.value for key, value in metadata.items()} | {"days": days}
+
+
+def range_tags(days: list[str]) -> dict[str, str]:
+    """Tags that make one run cover the days from the first to the last of `days`."""
+    return {
+        "dagster/asset_partition_range_start": min(days),
+        "dagster/asset_partition_range_end": max(days),
     }
+
+
+def materialized_row_counts(instance: DagsterInstance, days: list[str]) -> dict[str, int]:
+    """The row count each day's latest raw_logs materialization recorded (if it recorded one)."""
+    counts = {}
+    for day in days:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("raw_logs"), asset_partitions=[day]), limit=1
+        ).records
+        metadata = records[0].asset_materialization.metadata if records else {}
+        if "dagster/row_count" in metadata:
+            counts[day] = int(metadata["dagster/row_count"].value)
+    return counts
+
+
+def labelled_days(instance: DagsterInstance) -> list[str]:
+    """The days that have a cleaned_texts materialization: what a dataset rebuild covers."""
+    return sorted(instance.get_materialized_partitions(AssetKey("cleaned_texts")))
+
+
+def _execute(defs, job_name: str, instance: DagsterInstance, tags: dict[str, str]) -> None:
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance, tags=tags, run_config=_QUIET, raise_on_error=False
+    )
+    _raise_if_failed(result)
 
 
 def submit_day_run(day: str, *, requested_by: str) -> tuple[str, str]:

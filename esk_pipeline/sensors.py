@@ -4,9 +4,7 @@ import json
 
 from dagster import (
     AssetKey,
-    AssetRecordsFilter,
     AssetSelection,
-    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -22,7 +20,7 @@ from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.llm import llm_endpoint_tags
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
-from esk_pipeline.runner import active_day_runs
+from esk_pipeline.runner import active_day_runs, labelled_days, materialized_row_counts, range_tags
 from esk_pipeline.settings import get_settings
 
 daily_labels_job = define_asset_job(
@@ -59,7 +57,7 @@ def new_log_days_sensor(
         )
     candidates = {day: n for day, n in current.items() if day in valid_keys and seen.get(day) != n}
     in_flight = active_day_runs(context.instance)
-    materialized = _materialized_row_counts(context.instance, sorted(candidates))
+    materialized = materialized_row_counts(context.instance, sorted(candidates))
     to_run = {
         day: n
         for day, n in candidates.items()
@@ -81,19 +79,6 @@ def new_log_days_sensor(
         ],
         cursor=cursor,
     )
-
-
-def _materialized_row_counts(instance: DagsterInstance, days: list[str]) -> dict[str, int]:
-    """The row count each day's latest raw_logs materialization recorded (if it recorded one)."""
-    counts = {}
-    for day in days:
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey("raw_logs"), asset_partitions=[day]), limit=1
-        ).records
-        metadata = records[0].asset_materialization.metadata if records else {}
-        if "dagster/row_count" in metadata:
-            counts[day] = int(metadata["dagster/row_count"].value)
-    return counts
 
 
 taxonomy_observation_job = define_asset_job(
@@ -126,18 +111,22 @@ def taxonomy_changed_sensor(
     return RunRequest(run_key=f"taxonomy:{since}:{fingerprint}")
 
 
+log_etl_job = define_asset_job(
+    "log_etl_job",
+    selection=AssetSelection.assets("raw_logs", "cleaned_texts", "rejected_texts"),
+    description="Reads and cleans days of logs (no labelling): the first half of a build.",
+)
+
 dataset_refresh_job = define_asset_job(
     "dataset_refresh_job",
-    selection=AssetSelection.assets(
-        "verified_labels",
-        "trusted_labels",
-        "label_trust",
-        "review_queue",
-        "synthetic_samples",
-        "train_eval_splits",
-        "dataset_versions",
-    ),
-    description="Rebuilds the dataset from the latest human decisions.",
+    # Everything the human decisions feed: the labels (their local model learns from the
+    # decisions), the trust verdict, the queue, the splits and the version with its checks.
+    # Run it over every labelled day (`runner.range_tags`): the same decisions then give the
+    # same version, whoever starts it.
+    selection=AssetSelection.assets("taxonomy", "verified_labels")
+    | AssetSelection.assets("labels").downstream(),
+    description="Rebuilds the dataset from the latest human decisions, through "
+    "dataset_versions and its checks.",
     tags=llm_endpoint_tags(get_settings(), "augmenter"),
 )
 
@@ -160,4 +149,10 @@ def enough_new_reviews_sensor(
     needed = review_store.sensor_min_new_reviews
     if new < needed:
         return SkipReason(f"{new} new review(s) since the last refresh; waiting for {needed}")
-    return SensorResult(run_requests=[RunRequest(run_key=f"reviews:{latest}")], cursor=str(latest))
+    days = labelled_days(context.instance)
+    if not days:
+        return SkipReason("no day is labelled yet: nothing to rebuild")
+    return SensorResult(
+        run_requests=[RunRequest(run_key=f"reviews:{latest}", tags=range_tags(days))],
+        cursor=str(latest),
+    )

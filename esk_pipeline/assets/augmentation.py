@@ -6,6 +6,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
 
 from esk_pipeline.assets.automation import eager_when_enabled
+from esk_pipeline.assets.frame_types import SyntheticFrame
 from esk_pipeline.assets.metadata import (
     bar_chart,
     comparison_table,
@@ -21,6 +22,7 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
     group_name="augmentation",
     kinds={"pydantic", "parquet"},
     automation_condition=eager_when_enabled(),
+    dagster_type=SyntheticFrame,
 )
 def synthetic_samples(
     context: AssetExecutionContext,

@@ -1,4 +1,4 @@
-"""Stages 6-7: train/eval splits people can trust, and immutable dataset versions."""
+"""Train/eval splits people can trust, and immutable dataset versions."""
 
 import pandas as pd
 from dagster import (
@@ -17,10 +17,13 @@ from dagster import (
 from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.metadata import bar_chart, counts_table
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
-from esk_pipeline.pipeline.splits import DatasetStats, trust_summary
-from esk_pipeline.pipeline.trust import Calibration
-from esk_pipeline.pipeline.trust.assess import estimate_accuracy
-from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability
+from esk_pipeline.pipeline.splits import (
+    DatasetStats,
+    WrittenSplits,
+    trust_summary,
+    waiting_for_review,
+)
+from esk_pipeline.pipeline.trust import TrustReport
 from esk_pipeline.pipeline.versions import VersionStatus
 from esk_pipeline.resources.stores import DatasetStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
@@ -64,7 +67,7 @@ DATASET_NAME = "dataset"
 def train_eval_splits(
     context: AssetExecutionContext,
     trusted_labels: pd.DataFrame,
-    label_trust: dict,
+    label_trust: TrustReport,
     synthetic_samples: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     dataset_store: DatasetStoreResource,
@@ -72,38 +75,36 @@ def train_eval_splits(
 ):
     """Stratified, group-aware, reproducible splits as JSONL + Parquet with a dataset card.
 
-    Only trusted labels enter: eval holds human labels alone, train adds labels whose audited
-    precision reaches the target; the rest is the separate `unverified` split."""
+    Only trusted labels enter (the verdict in `trusted_labels`): eval holds settled human
+    labels alone, train adds labels whose audited precision reaches the target; the rest is
+    the separate `unverified` split."""
     items = pd.concat([trusted_labels, synthetic_samples], ignore_index=True)
-    calibration = Calibration.model_validate(label_trust["calibration"])
-    reliability = ReviewerReliability.model_validate(label_trust["reliability"])
     writer = dataset_store.writer(
         taxonomy_file.load(), precision_target=trust_policy.precision_target
     )
     train_path, eval_path, stats = writer.write_datasets(
         items,
         dataset_name=DATASET_NAME,
-        accuracy=lambda records: estimate_accuracy(records, calibration, reliability),
+        accuracy=label_trust.estimate_accuracy,
+        audit=label_trust.audit,
     )
     dataset_dir = train_path.parent
     summary = trust_summary(stats)
     for line in summary:
         context.log.info(line)
+    reliability = label_trust.reliability
     yield Output(
-        {
-            "dataset_dir": str(dataset_dir),
-            "train_path": str(train_path),
-            "eval_path": str(eval_path),
-            "stats": stats.model_dump(mode="json"),
-            "evidence": {
-                "audited": label_trust["audited"],
-                "overlap_items": reliability.overlap_items,
-                "reviewer_accuracy": reliability.accuracy,
-            },
-        },
+        WrittenSplits(
+            dataset_dir=str(dataset_dir),
+            train_path=str(train_path),
+            eval_path=str(eval_path),
+            stats=stats,
+            reliability=reliability,
+        ),
         metadata={
             "dataset_dir": MetadataValue.path(str(dataset_dir)),
             "train_samples": stats.train_samples,
+            "train_real_samples": stats.train_samples - stats.synthetic_samples,
             "eval_samples": stats.eval_samples,
             "synthetic_samples": stats.synthetic_samples,
             "per_domain": _split_table(stats.train_distribution, stats.eval_distribution),
@@ -111,10 +112,11 @@ def train_eval_splits(
             "eval_chart": bar_chart(stats.eval_distribution),
             "label_sources": counts_table(stats.label_sources, "origin"),
             **_accuracy_metadata(stats),
-            "audited": label_trust["audited"],
+            "audit_progress": MetadataValue.text(str(label_trust.audit)),
             "overlap_items": reliability.overlap_items,
             "human_share": round(_human_share(stats), 4),
-            "needs_review": stats.not_trusted.get("needs_review", 0),
+            "waiting_for_review": waiting_for_review(stats),
+            "not_trusted": counts_table(stats.not_trusted, "reason"),
             "unverified_samples": stats.unverified_samples,
             "eval_shortfall": MetadataValue.json(stats.eval_shortfall),
             "trust_summary": MetadataValue.md("\n".join(f"- {line}" for line in summary)),
@@ -138,20 +140,20 @@ def train_eval_splits(
         passed=stats.leakage.unverified_in_eval == 0,
         metadata={"eval_origins": MetadataValue.json(stats.eval_origins)},
     )
-    yield _accuracy_check(stats, label_trust["audited"], trust_policy.min_audit_for_estimate)
+    yield _accuracy_check(stats)
 
 
 @asset(group_name="datasets", kinds={"json"}, automation_condition=eager_when_enabled())
 def dataset_versions(
     context: AssetExecutionContext,
-    train_eval_splits: dict,
+    train_eval_splits: WrittenSplits,
     dataset_store: DatasetStoreResource,
 ) -> Output:
     """Commits each new split as an immutable, checksummed version, diffed against the last."""
     storage = dataset_store.storage()
     known = {v.version for v in storage.list_versions()}
     version = storage.commit_dataset(
-        train_eval_splits["dataset_dir"],
+        train_eval_splits.dataset_dir,
         description=f"dagster run {context.run.run_id}",
         status=VersionStatus.STABLE,
         created_by="dagster",
@@ -165,7 +167,7 @@ def dataset_versions(
         "train_samples": version.train_samples,
         "eval_samples": version.eval_samples,
         "total_versions": len(known) + is_new,
-        **_version_trust(train_eval_splits["stats"], train_eval_splits["evidence"]),
+        **_version_trust(train_eval_splits),
     }
     record = {"version": version.version, "path": str(version.path), "diff": None}
     if not is_new:
@@ -184,19 +186,20 @@ def dataset_versions(
     return Output(record, metadata=metadata)
 
 
-def _version_trust(stats: dict, evidence: dict) -> dict:
+def _version_trust(splits: WrittenSplits) -> dict:
     """What the version's card says about trust, for the UI: accuracy with its interval,
-    coverage, what needs review, the audit's size and how reliable the reviewers are."""
-    written = stats["train_samples"] + stats["eval_samples"]
-    kept_out = stats["unverified_samples"]
+    coverage, what waits for review, the audit's progress and how reliable the reviewers are."""
+    stats = splits.stats
+    written = stats.train_samples + stats.eval_samples
+    kept_out = stats.unverified_samples
     return {
-        **_accuracy_metadata(DatasetStats.model_validate(stats)),
+        **_accuracy_metadata(stats),
         "coverage": round(written / (written + kept_out), 4) if written + kept_out else 0.0,
-        "needs_review": stats["not_trusted"].get("needs_review", 0),
-        "audited": evidence["audited"],
-        "overlap_items": evidence["overlap_items"],
+        "waiting_for_review": waiting_for_review(stats),
+        "audit_progress": MetadataValue.text(str(stats.audit) if stats.audit else "none"),
+        "overlap_items": splits.reliability.overlap_items,
         "reviewer_accuracy": MetadataValue.json(
-            {r: round(a, 4) for r, a in evidence["reviewer_accuracy"].items()}
+            {r: round(a, 4) for r, a in splits.reliability.accuracy.items()}
         ),
     }
 
@@ -216,11 +219,11 @@ def _human_share(stats: DatasetStats) -> float:
     return human / total if total else 0.0
 
 
-def _accuracy_check(stats: DatasetStats, audited: int, audit_needed: int) -> AssetCheckResult:
+def _accuracy_check(stats: DatasetStats) -> AssetCheckResult:
     """Passes when every non-empty split's estimate reaches the target; a warning (not an
     error) while the audit is too small to say."""
     target = stats.precision_target
-    enough = audited >= audit_needed
+    enough = stats.audit is None or stats.audit.enough
     estimates = {s: e for s, e in stats.accuracy.items() if e.records}
     below = {
         s: e.estimate for s, e in estimates.items() if e.estimate is None or e.estimate < target
@@ -230,9 +233,9 @@ def _accuracy_check(stats: DatasetStats, audited: int, audit_needed: int) -> Ass
         passed=not below and enough,
         severity=AssetCheckSeverity.ERROR if enough else AssetCheckSeverity.WARN,
         metadata={
-            "target": target,
-            "audited": audited,
-            "audit_needed": audit_needed,
+            # Constants of the policy are text, so the UI does not plot them.
+            "target": MetadataValue.text(f"{target:.0%}"),
+            "audit_progress": MetadataValue.text(str(stats.audit) if stats.audit else "none"),
             "estimates": MetadataValue.json({s: e.estimate for s, e in estimates.items()}),
         },
     )

@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from esk_pipeline.assets.automation import LABELS_CONDITION, when_enabled
+from esk_pipeline.assets.frame_types import DailyLabelFrames
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
 from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
@@ -50,6 +51,7 @@ def taxonomy(taxonomy_file: TaxonomyResource) -> DataVersion:
     code_version=f"{PROMPT_VERSION}+{MODEL_VERSION}",
     automation_condition=when_enabled(LABELS_CONDITION),
     kinds={"pydantic", "scikitlearn", "parquet"},
+    dagster_type=DailyLabelFrames,
     check_specs=[
         AssetCheckSpec(
             "domains_in_taxonomy", asset="labels", description="every domain is a taxonomy id"

@@ -13,8 +13,10 @@ from dagster import (
 )
 
 from esk_pipeline.assets.automation import eager_when_enabled
+from esk_pipeline.assets.frame_types import QueueFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.pipeline.review import ReviewReason
+from esk_pipeline.pipeline.trust import TrustReport
 from esk_pipeline.pipeline.trust.queue import plan_review
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
@@ -25,27 +27,24 @@ from esk_pipeline.resources.trust import TrustPolicyResource
     group_name="review",
     kinds={"sqlite", "parquet"},
     automation_condition=eager_when_enabled(),
+    dagster_type=QueueFrame,
 )
 def review_queue(
     context: AssetExecutionContext,
     trusted_labels: pd.DataFrame,
-    label_trust: dict,
+    label_trust: TrustReport,
     taxonomy_file: TaxonomyResource,
     review_store: ReviewStoreResource,
     trust_policy: TrustPolicyResource,
 ) -> Output:
-    """What people should review, best first: every text without a trusted label, the random
-    audit, and decisions confident learning doubts (see `pipeline.trust.queue`)."""
-    plan = plan_review(
-        trusted_labels,
-        precision_target=trust_policy.precision_target,
-        audit_share=trust_policy.audit_share,
-        audit_review_share=trust_policy.audit_review_share,
-    )
+    """What people should review, best first: every text whose verdict is "queued" (without a
+    trusted label, or in the random audit; see `pipeline.trust.queue`), and one second opinion
+    on each decision confident learning doubts. Items waiting on a person keep their place."""
+    plan = plan_review(trusted_labels, audit_review_share=trust_policy.audit_review_share)
     with review_store.open(taxonomy_file.load()) as store:
         report = store.add_items(plan.to_dict("records"), withdraw_others=True)
         doubted = store.request_second_opinion(
-            label_trust["suspected_errors"], ReviewReason.POSSIBLE_LABEL_ERROR
+            label_trust.suspected_errors, ReviewReason.POSSIBLE_LABEL_ERROR
         )
         stats = store.stats()
     for message in report.messages:
@@ -62,7 +61,7 @@ def review_queue(
             "withdrawn": report.withdrawn,
             "kept_human_decision": report.kept_decided,
             "rejected_queue_full": report.rejected_queue_full,
-            "reopened_possible_label_errors": doubted,
+            "doubts_raised": doubted,
             "queue_length": stats.queue_length,
             "by_status": counts_table(stats.by_status, "status"),
             "by_priority": counts_table(stats.by_priority, "priority"),

@@ -1,13 +1,14 @@
-"""Stage 4b: every text's label with its origin, its estimated probability of being right, and
-whether it is trusted; plus the evidence (calibration per tier, reviewer reliability, audit)."""
+"""Every text's label with its origin, its estimated probability of being right and its trust
+verdict; plus the evidence (calibration per tier, reviewer reliability, audit) as a report."""
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, multi_asset
 
+from esk_pipeline.assets.frame_types import TrustedLabelFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
+from esk_pipeline.pipeline.labels import tier_of
 from esk_pipeline.pipeline.local_model import LocalModel
-from esk_pipeline.pipeline.trust import Calibration, assess_labels
-from esk_pipeline.pipeline.trust.assess import tier_of
+from esk_pipeline.pipeline.trust import Calibration, TrustReport, assess_labels
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.resources.trust import TrustPolicyResource
@@ -18,11 +19,14 @@ from esk_pipeline.resources.trust import TrustPolicyResource
     outs={
         "trusted_labels": AssetOut(
             kinds={"parquet"},
-            description="One label per text: origin, p_correct, trusted (the trust policy's input)",
+            dagster_type=TrustedLabelFrame,
+            description="One label per text: origin, p_correct and the trust verdict "
+            "(trusted, queued or excluded, with its reason)",
         ),
         "label_trust": AssetOut(
             kinds={"json"},
-            description="Calibration per tier, reviewer reliability and audit size",
+            dagster_type=TrustReport,
+            description="Calibration per tier, reviewer reliability, audit progress, doubts",
         ),
     },
 )
@@ -34,7 +38,8 @@ def trusted_labels(
     review_store: ReviewStoreResource,
     trust_policy: TrustPolicyResource,
 ):
-    """Resolve every text's label and measure how far each can be trusted, on the audit."""
+    """Resolve every text's label, measure how far each can be trusted on the audit, and
+    give each its one verdict (`pipeline.trust.verdict`)."""
     taxonomy = taxonomy_file.load()
     with review_store.open(taxonomy) as store:
         votes = store.decision_votes()
@@ -46,36 +51,16 @@ def trusted_labels(
         .fit(taxonomy, zip(verified_labels["text"], verified_labels["domain"], strict=True))
         .temperature
     )
+    config = trust_policy.config()
     assessment = assess_labels(
-        model_labels,
-        verified_labels,
-        votes,
-        taxonomy,
-        trust_policy.config(),
-        temperature=temperature,
+        model_labels, verified_labels, votes, taxonomy, config, temperature=temperature
     )
+    report = TrustReport.of(assessment, config)
     frame = assessment.labels
-    calibration = assessment.calibration
-    tiers = {
-        name: {
-            "audited": t.audited,
-            "accuracy": round(t.accuracy, 4) if t.accuracy is not None else None,
-            "threshold": t.threshold,
-            "accepted_precision": (
-                round(t.accepted_precision, 4) if t.accepted_precision is not None else None
-            ),
-            "domain_thresholds": t.domain_thresholds,
-        }
-        for name, t in calibration.tiers.items()
-    }
-    trust = {
-        "precision_target": calibration.precision_target,
-        "calibration": calibration.model_dump(mode="json"),
-        "reliability": assessment.reliability.model_dump(mode="json"),
-        "audited": assessment.audited,
-        "audit_pending": assessment.audit_pending,
-        "suspected_errors": assessment.suspected_errors,
-        "needs_review": assessment.needs_review_counts(),
+    by_verdict = {
+        f"{verdict}: {reason}": n
+        for verdict, reasons in report.verdicts.items()
+        for reason, n in reasons.items()
     }
     yield Output(
         frame,
@@ -84,32 +69,38 @@ def trusted_labels(
             **table_metadata(frame),
             "trusted": int(frame["trusted"].sum()),
             "by_origin": counts_table(frame["label_origin"].value_counts().to_dict(), "origin"),
-            "needs_review": counts_table(assessment.needs_review_counts(), "reason"),
+            "by_verdict": counts_table(by_verdict, "verdict: reason"),
             "preview": preview(
                 frame.sort_values("p_correct"),
-                ["domain", "label_origin", "confidence", "p_correct", "trusted", "text"],
+                ["domain", "label_origin", "confidence", "p_correct", "verdict", "text"],
             ),
         },
     )
     yield Output(
-        trust,
+        report,
         output_name="label_trust",
         metadata={
-            "audited": assessment.audited,
-            "audit_pending": assessment.audit_pending,
-            "tiers": MetadataValue.json(tiers),
-            # A tier the audit does not vouch for sends all its labels to review.
-            "gated_tiers": MetadataValue.json(sorted(_gated_tiers(model_labels, calibration))),
-            "reviewer_accuracy": MetadataValue.json(
-                {r: round(a, 4) for r, a in assessment.reliability.accuracy.items()}
+            "audited": report.audit.audited,
+            "audit_progress": MetadataValue.text(str(report.audit)),
+            "audit_pending": report.audit_pending,
+            "tiers": MetadataValue.json(
+                {name: t.model_dump() for name, t in report.tiers().items()}
             ),
-            "overlap_items": assessment.reliability.overlap_items,
-            "possible_label_errors": len(assessment.suspected_errors),
+            # A tier the audit does not vouch for sends all its labels to review.
+            "gated_tiers": MetadataValue.json(
+                sorted(_gated_tiers(model_labels, report.calibration))
+            ),
+            "reviewer_accuracy": MetadataValue.json(
+                {r: round(a, 4) for r, a in report.reliability.accuracy.items()}
+            ),
+            "overlap_items": report.reliability.overlap_items,
+            "possible_label_errors": len(report.suspected_errors),
+            "doubted_decisions": len(report.doubted),
         },
     )
 
 
 def _gated_tiers(model_labels: pd.DataFrame, calibration: Calibration) -> set[str]:
     """Tiers that labelled something but whose audit accepts none of it (yet)."""
-    used = set(tier_of(model_labels)) if len(model_labels) else set()
+    used = set(tier_of(model_labels).dropna()) if len(model_labels) else set()
     return {t for t in used if (c := calibration.tiers.get(t)) is None or c.threshold is None}

@@ -5,7 +5,8 @@ Built on Dagster's `UPathIOManager`, so the base is any universal-pathlib path: 
 s3fs reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL for S3-compatible
 servers). Every worker of a deployment then reads and writes the same values.
 
-DataFrames are Parquet; other values (reports, version records) are JSON. A daily-partitioned
+DataFrames are Parquet; other values (reports, version records) are JSON, and a pydantic
+model is read back as the model the consuming input is annotated with. A daily-partitioned
 asset's value is a dict {partition key: DataFrame}, one Parquet file per day, whether a run
 covers one day or a range (single-run backfills): assets and this manager agree on that shape,
 so a range never needs special cases downstream.
@@ -28,7 +29,7 @@ from dagster import (
     OutputContext,
     UPathIOManager,
 )
-from pydantic import Field
+from pydantic import BaseModel, Field
 from upath import UPath
 
 from esk_pipeline.pipeline import fsutil
@@ -61,7 +62,8 @@ class ParquetJsonIOManager(UPathIOManager):
         if isinstance(obj, pd.DataFrame):
             _write(path, obj.to_parquet)
         else:
-            text = json.dumps(obj, ensure_ascii=False, indent=2, default=str)
+            value = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
+            text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
             _write(_where(path, obj), lambda f: f.write(text.encode("utf-8")))
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
@@ -71,7 +73,11 @@ class ParquetJsonIOManager(UPathIOManager):
         json_path = path.with_suffix(".json")
         if not json_path.exists():
             raise FileNotFoundError(f"{context.asset_key.to_user_string()}: no value at {path}")
-        return json.loads(json_path.read_text(encoding="utf-8"))
+        value = json.loads(json_path.read_text(encoding="utf-8"))
+        wanted = context.dagster_type.typing_type if context.dagster_type else None
+        if isinstance(wanted, type) and issubclass(wanted, BaseModel):
+            return wanted.model_validate(value)
+        return value
 
     def load_partitions(self, context: InputContext) -> dict[str, Any]:
         """Every requested day that exists, as {day: value}, even for a single day."""

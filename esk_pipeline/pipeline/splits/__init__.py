@@ -43,23 +43,23 @@ from esk_pipeline.pipeline.splits.card import record_counts, trust_summary, wait
 from esk_pipeline.pipeline.splits.models import (
     RECORD_COLUMNS,
     RECORD_SCHEMA,
-    AuditProgress,
     DatasetQualityError,
     DatasetStats,
     DataWriterConfig,
     LeakageReport,
+    WrittenSplits,
 )
 from esk_pipeline.pipeline.splits.writer import DataWriter
 
 __all__ = [
     "RECORD_COLUMNS",
     "RECORD_SCHEMA",
-    "AuditProgress",
     "DataWriter",
     "DataWriterConfig",
     "DatasetQualityError",
     "DatasetStats",
     "LeakageReport",
+    "WrittenSplits",
     "record_counts",
     "trust_summary",
     "waiting_for_review",

@@ -21,9 +21,9 @@ from esk_pipeline.pipeline.label_contract import (
     LabelOrigin,
     VerdictReason,
 )
-from esk_pipeline.pipeline.splits.models import RECORD_COLUMNS, AuditProgress, DatasetStats
+from esk_pipeline.pipeline.splits.models import RECORD_COLUMNS, DatasetStats
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
+from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 
 MACHINE_ORIGINS = MODEL_ORIGINS | {LabelOrigin.PROPAGATED}
 _QUEUED_REASONS = (

@@ -12,7 +12,8 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
+from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
+from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability
 
 # The columns of every written record, in this order.
 RECORD_COLUMNS = (
@@ -41,20 +42,6 @@ RECORD_SCHEMA = pa.schema(
         ("group_id", pa.string()),
     ]
 )
-
-
-class AuditProgress(BaseModel):
-    """How much of the audit a version's accuracy estimate rests on."""
-
-    audited: int = Field(ge=0, description="audited texts with a human decision")
-    needed: int = Field(ge=0, description="audited texts an estimate needs to be reliable")
-
-    @property
-    def enough(self) -> bool:
-        return self.audited >= self.needed
-
-    def __str__(self) -> str:
-        return f"{self.audited} of {self.needed} audited"
 
 
 class DatasetQualityError(ValueError):
@@ -137,3 +124,13 @@ class DatasetStats(BaseModel):
     shards: dict[str, list[str]] = Field(description="split -> JSONL files, relative paths")
     parquet_files: dict[str, list[str]]
     quality_problems: list[str]
+
+
+class WrittenSplits(BaseModel):
+    """Where a written dataset is and what it holds: the splits asset's value."""
+
+    dataset_dir: str
+    train_path: str
+    eval_path: str
+    stats: DatasetStats
+    reliability: ReviewerReliability  # the reviewers the human labels rest on

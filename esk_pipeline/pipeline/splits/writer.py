@@ -35,7 +35,6 @@ from esk_pipeline.pipeline.splits.files import (
 )
 from esk_pipeline.pipeline.splits.grouping import assign_splits, group_ids
 from esk_pipeline.pipeline.splits.models import (
-    AuditProgress,
     DatasetQualityError,
     DatasetStats,
     DataWriterConfig,
@@ -44,7 +43,7 @@ from esk_pipeline.pipeline.splits.models import (
 from esk_pipeline.pipeline.splits.policy import normalise, partition_by_trust, reject_unlabelled
 from esk_pipeline.pipeline.splits.quality import check_leakage, quality_problems
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
+from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 
 
 class DataWriter:

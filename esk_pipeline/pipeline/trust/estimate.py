@@ -24,6 +24,20 @@ from esk_pipeline.pipeline.trust.calibration import wilson_interval
 _Z = 1.959963984540054
 
 
+class AuditProgress(BaseModel):
+    """How much of the audit a version's accuracy estimate rests on."""
+
+    audited: int = Field(ge=0, description="audited texts with a human decision")
+    needed: int = Field(ge=0, description="audited texts an estimate needs to be reliable")
+
+    @property
+    def enough(self) -> bool:
+        return self.audited >= self.needed
+
+    def __str__(self) -> str:
+        return f"{self.audited} of {self.needed} audited"
+
+
 class Stratum(BaseModel):
     name: str
     records: int
