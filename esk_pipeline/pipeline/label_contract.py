@@ -127,7 +127,7 @@ QUEUE_ROW: Mapping[str, Column] = {
 # synthetic_samples: paraphrases of trusted texts.
 SYNTHETIC_ROW: Mapping[str, Column] = {
     **_TEXT,
-    **_CLAIM,
+    "label_origin": _CLAIM["label_origin"],
     "is_synthetic": Column("bool", nullable=False),
     "source_row_id": Column("string", nullable=False, description="the paraphrased text"),
 }

@@ -1,5 +1,6 @@
 """The whole graph in-process on seeded sample data: logs in, a versioned dataset out."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -118,9 +119,14 @@ def test_a_stable_version_with_contract_records_is_committed(pipeline_run):
     unverified = pd.read_json(version.path / "unverified.jsonl", lines=True)
     contract = {"text", "domain", "row_id", "label_source", "confidence", "is_synthetic"}
     assert contract | {"source_row_id", "label_origin", "p_correct"} <= set(unverified.columns)
-    assert len(unverified) == pipeline_run["summary"]["needs_review"]
+    # Every record kept out has its verdict's reason; the card and the asset agree on them.
+    metadata = json.loads((version.path / "metadata.json").read_text(encoding="utf-8"))
+    not_trusted = metadata["dataset"]["stats"]["not_trusted"]
+    assert sum(not_trusted.values()) == len(unverified)
+    waiting = not_trusted["needs_review"] + not_trusted.get("audit", 0)
+    assert summary["waiting_for_review"] == waiting
     card = (version.path / "README.md").read_text(encoding="utf-8")
-    assert f"needs review: {len(unverified)}" in card
+    assert f"waiting for review: {waiting} text(s)" in card
 
 
 def test_reviews_flow_into_a_new_version_through_the_sensor(own_pipeline_run):

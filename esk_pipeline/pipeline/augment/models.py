@@ -155,7 +155,9 @@ class AugmentationReport(BaseModel):
     def to_frame(self) -> pd.DataFrame:
         """The accepted samples as synthetic sample rows."""
         columns = list(AugmentedSample.model_fields)
-        return pd.DataFrame([s.model_dump() for s in self.samples], columns=columns)
+        frame = pd.DataFrame([s.model_dump() for s in self.samples], columns=columns)
+        # An empty frame would type its flags as object: the label contract wants bool.
+        return frame.astype({"is_synthetic": bool, "is_hard_negative": bool})
 
     def summary(self) -> dict[str, Any]:
         """Figures for logs and asset metadata (no sample texts beyond the examples)."""
