@@ -5,65 +5,23 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
+from dagster import AssetKey, RunRequest, SkipReason, build_sensor_context
 
-from esk_pipeline import configs
 from esk_pipeline.definitions import build_defs
-from esk_pipeline.pipeline.review import ReviewDataset
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.versions import DataStorage
-from esk_pipeline.runner import run_pipeline, seed_sample_logs
-from esk_pipeline.settings import Settings
-
-
-def _run_graph(root: Path, n_rows: int) -> dict:
-    """Seed `n_rows` sample logs under `root` and run the whole graph on them."""
-    env = {
-        "APP_DATA_DIR": root,
-        "CLICKHOUSE_EMBEDDED_PATH": root / "clickhouse",
-        "CACHE_DIR": root / "cache",
-        "DATA_WRITER_OUTPUT_DIR": root / "artifacts",
-        "DATA_STORAGE_STORAGE_DIR": root / "storage",
-        "REVIEW_SENSOR_MIN_NEW_REVIEWS": "5",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in env.items():
-            mp.setenv(name, str(value))
-        for name in ("LLM_API_KEY", "LLM_API_BASE", "LLM_MODEL"):
-            mp.delenv(name, raising=False)
-        settings = Settings.load()
-    seeded = seed_sample_logs(settings, n_rows=n_rows, seed=7)
-    instance = DagsterInstance.ephemeral()
-    summary = run_pipeline(instance, settings=settings, log=lambda _: None)
-    return {
-        "root": root,
-        "instance": instance,
-        "summary": summary,
-        "seeded": seeded,
-        "defs": build_defs(settings),
-        "settings": settings,
-    }
+from esk_pipeline_tests.assets_tests.graph import review_store, run_graph, storage
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
     """One full run that the read-only tests below share (it is the expensive part)."""
-    return _run_graph(tmp_path_factory.mktemp("graph"), n_rows=2500)
+    return run_graph(tmp_path_factory.mktemp("graph"), n_rows=2500)
 
 
 @pytest.fixture
 def own_pipeline_run(tmp_path):
     """A smaller run of its own, for a test that reviews, inserts logs or edits files."""
-    return _run_graph(tmp_path / "graph", n_rows=800)
-
-
-def _review_store(pipeline_run) -> ReviewDataset:
-    config = configs.review_config(pipeline_run["settings"])
-    return ReviewDataset(config, Taxonomy.load("data/taxonomy.yaml"))
-
-
-def _storage(pipeline_run) -> DataStorage:
-    return DataStorage(configs.storage_config(pipeline_run["settings"]))
+    return run_graph(tmp_path / "graph", n_rows=800)
 
 
 def _frames(root, asset):
@@ -96,7 +54,7 @@ def test_before_any_audit_no_machine_label_is_trusted_and_all_wait_for_review(pi
     queued = pd.read_parquet(root / "assets" / "review_queue.parquet")
     assert not trusted["trusted"].any()  # confidence alone is a claim, not evidence
     assert set(trusted["label_origin"]) == {"local_model"}
-    with _review_store(pipeline_run) as store:
+    with review_store(pipeline_run) as store:
         stats = store.stats()
     assert stats.queue_length == len(queued) == queued["row_id"].nunique()
     # One text per identity key, plus the uniform audit sample (TRUST_AUDIT_SHARE of all).
@@ -109,8 +67,8 @@ def test_before_any_audit_no_machine_label_is_trusted_and_all_wait_for_review(pi
 
 def test_a_stable_version_with_contract_records_is_committed(pipeline_run):
     summary = pipeline_run["summary"]
-    storage = _storage(pipeline_run)
-    [version] = storage.list_versions()
+    versions = storage(pipeline_run)
+    [version] = versions.list_versions()
     assert summary["version"] == version.version
     # Nothing is reviewed yet: train and eval are empty rather than filled with guesses, and
     # every label waits in the unverified split with its estimate.
@@ -139,7 +97,7 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(own_pipeline_run):
     assert not getattr(quiet, "run_requests", None)
 
     decided = {}
-    with _review_store(own_pipeline_run) as store:
+    with review_store(own_pipeline_run) as store:
         # Skips are not decisions: eight of them must not wake the sensor.
         for item in store.get_next(count=8, reviewer_id="bob"):
             store.skip(item.id, "bob")
@@ -165,7 +123,7 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(own_pipeline_run):
     record = latest.asset_materialization.metadata
     assert record["relabelled"].value + record["added"].value >= len(decided)
 
-    version = _storage(own_pipeline_run).list_versions()[-1]
+    version = storage(own_pipeline_run).list_versions()[-1]
     records = pd.concat(
         pd.read_json(version.path / f"{split}.jsonl", lines=True) for split in ("train", "eval")
     )
@@ -276,7 +234,7 @@ def test_the_stored_version_check_passes_and_catches_a_damaged_file(own_pipeline
     ]
     assert evaluation.passed
 
-    version = _storage(own_pipeline_run).list_versions()[-1]
+    version = storage(own_pipeline_run).list_versions()[-1]
     record = {"version": version.version}
     store = own_pipeline_run["defs"].resources["dataset_store"]
     assert stored_version_verifies(dataset_versions=record, dataset_store=store).passed
