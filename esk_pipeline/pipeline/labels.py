@@ -71,7 +71,9 @@ def usable(frame: pd.DataFrame) -> pd.Series:
     """Rows that carry a label at all: status "labeled" and a domain."""
     if "status" not in frame:
         return frame["domain"].notna()
-    return (frame["status"] == LabelStatus.LABELED) & frame["domain"].notna()
+    # Decision rows carry no labeler status: a decision is a label.
+    status = frame["status"].fillna(LabelStatus.LABELED.value)
+    return (status == LabelStatus.LABELED) & frame["domain"].notna()
 
 
 def strongest_per_row(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:

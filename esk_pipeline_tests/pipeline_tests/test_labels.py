@@ -4,7 +4,6 @@ import pandas as pd
 
 from esk_pipeline.pipeline.labels import (
     LabelOrigin,
-    needs_review,
     resolve_labels,
     strongest_per_row,
 )
@@ -141,17 +140,3 @@ def test_strongest_per_row_prefers_usable_then_origin_then_latest_review() -> No
     )
     winners, lost = strongest_per_row(rows)
     assert winners["domain"].tolist() == ["waste"] and lost == 3
-
-
-def test_one_needs_review_rule() -> None:
-    frame = pd.DataFrame(
-        [
-            _model("a", "t", "roads", p_correct=0.97),
-            _model("b", "t", "roads", p_correct=0.90),
-            _model("c", "t", "roads", p_correct=None),  # no calibration yet
-            _model("d", "t", None, status="failed"),
-            _model("e", "t", "roads", status="deferred"),
-            _decision("f", "t", "roads", p_correct=0.5),  # a human label is never "for review"
-        ]
-    )
-    assert needs_review(frame, 0.95).tolist() == [False, True, True, True, False, False]

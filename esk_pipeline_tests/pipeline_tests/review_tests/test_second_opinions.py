@@ -60,7 +60,9 @@ def test_an_approval_needs_no_second_opinion_and_undo_restores_one_review(
     assert (undone.required_reviews, undone.reason) == (1, ReviewReason.NEEDS_REVIEW)
 
 
-def test_a_doubted_decision_goes_back_for_another_reviewer_once(store: StoreFactory) -> None:
+def test_a_doubted_decision_stands_and_waits_once_for_another_reviewer(
+    store: StoreFactory,
+) -> None:
     ds = store()
     ds.add_items([label("a"), label("b")])
     for item in ds.get_next(2, "alice"):
@@ -68,9 +70,75 @@ def test_a_doubted_decision_goes_back_for_another_reviewer_once(store: StoreFact
     assert ds.request_second_opinion(["a", "missing"], ReviewReason.POSSIBLE_LABEL_ERROR) == 1
     doubted = ds.get_item("a")
     assert doubted.status is ReviewStatus.PENDING and doubted.priority is ReviewPriority.CRITICAL
-    assert set(ds.verified_labels()["row_id"]) == {"b"}
+    assert doubted.reason is ReviewReason.POSSIBLE_LABEL_ERROR
+    # The decision stands meanwhile: still human training data, flagged as doubted.
+    verified = ds.verified_labels().set_index("row_id")
+    assert set(verified.index) == {"a", "b"}
+    assert verified.loc["a", "doubt_pending"] and not verified.loc["b", "doubt_pending"]
+    assert (verified.loc["a", "domain"], verified.loc["a", "review_status"]) == (
+        "payments",
+        "corrected",
+    )
+    assert not ds.integrity_problems()
+    # Asking again on the next run changes nothing: one doubt per decision.
+    assert ds.request_second_opinion(["a"], ReviewReason.POSSIBLE_LABEL_ERROR) == 0
     ds.get_next(1, "bob")
     ds.submit_review("a", "payments", "bob")  # the second reviewer confirms it
-    assert ds.get_item("a").status is ReviewStatus.CORRECTED
-    # Two decisions now: settled, never reopened again.
+    settled = ds.get_item("a")
+    assert (settled.status, settled.reviews) == (ReviewStatus.CORRECTED, 2)
+    assert not ds.verified_labels().set_index("row_id").loc["a", "doubt_pending"]
     assert ds.request_second_opinion(["a"], ReviewReason.POSSIBLE_LABEL_ERROR) == 0
+
+
+def test_a_contradicted_doubt_goes_to_adjudication_and_leaves_the_verified_labels(
+    make: StoreFactory,
+) -> None:
+    ds = make()
+    ds.add_items([label("a")])
+    ds.get_next(1, "alice")
+    ds.submit_review("a", "payments", "alice")
+    ds.request_second_opinion(["a"], ReviewReason.POSSIBLE_LABEL_ERROR)
+    ds.get_next(1, "bob")
+    ds.submit_review("a", "housing", "bob")
+    item = ds.get_item("a")
+    assert item.needs_adjudication and item.corrected_domain is None
+    assert ds.verified_labels().empty
+    assert not ds.integrity_problems()
+
+
+def test_undoing_the_answer_to_a_doubt_puts_the_doubted_decision_back(make: StoreFactory) -> None:
+    ds = make()
+    ds.add_items([label("a")])
+    ds.get_next(1, "alice")
+    ds.submit_review("a", "payments", "alice")
+    ds.request_second_opinion(["a"], ReviewReason.POSSIBLE_LABEL_ERROR)
+    ds.get_next(1, "bob")
+    ds.submit_review("a", "housing", "bob")
+    ds.undo_last("bob")
+    verified = ds.verified_labels().set_index("row_id")
+    assert (verified.loc["a", "domain"], verified.loc["a", "reviewer_id"]) == ("payments", "alice")
+    assert verified.loc["a", "doubt_pending"]
+    assert ds.get_item("a").priority is ReviewPriority.CRITICAL
+    assert not ds.integrity_problems()
+
+
+def test_a_rebuild_keeps_the_reason_and_priority_of_items_waiting_on_people(
+    make: StoreFactory,
+) -> None:
+    ds = make(second_opinion_confidence=0.7)
+    ds.add_items([label("sure", confidence=0.9), label("doubted")])
+    for item in ds.get_next(2, "alice"):
+        ds.submit_review(item.id, "payments", "alice")
+    ds.request_second_opinion(["doubted"], ReviewReason.POSSIBLE_LABEL_ERROR)
+    before = {i: ds.get_item(i) for i in ("sure", "doubted")}
+    for _ in range(3):  # the graph re-plans the queue as an audit and a fresh label
+        ds.add_items(
+            [
+                label("sure", confidence=0.8, review_reason="audit"),
+                label("doubted", review_reason="audit"),
+            ],
+            withdraw_others=True,
+        )
+    for item_id, item in before.items():
+        now = ds.get_item(item_id)
+        assert (now.reason, now.priority) == (item.reason, item.priority)

@@ -1,0 +1,86 @@
+"""The one trust verdict: `trust.verdict.assign_verdicts`."""
+
+import pandas as pd
+import pytest
+
+from esk_pipeline.pipeline.label_contract import TRUSTED_LABEL_ROW as ROW
+from esk_pipeline.pipeline.label_contract import LabelContractError, Verdict, validate_frame
+from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust.verdict import DOUBTED_P_CORRECT, assign_verdicts
+
+
+def _row(row_id: str, text: str, domain: str | None, origin: str = "local_model", **extra):
+    return {
+        "row_id": row_id,
+        "text": text,
+        "domain": domain,
+        "confidence": 0.6,
+        "label_source": "local",
+        "label_origin": origin,
+        "status": "labeled",
+        "p_correct": 0.5,
+        **extra,
+    }
+
+
+def _labels() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            _row("a", "вывоз мусора не приехал", "waste", p_correct=0.97),
+            _row("b", "свет не горит в подъезде", "housing", p_correct=0.90),
+            _row("c", "когда ответ будет готов", "roads", p_correct=None),
+            _row("d", "x", None, status="failed"),
+            _row("e", "y", "roads", status="deferred"),
+            _row("f", "подача показаний счётчика", "meters", "human_verified", p_correct=0.99),
+            _row("g", "подача показаний счётчика", "meters", "human_verified", p_correct=0.9),
+            # Two texts with the same identity key, both unsure: one decision settles both.
+            _row("h", "Как записаться к врачу?", "health", p_correct=0.3),
+            _row("i", "как записаться к врачу", "health", p_correct=0.2),
+        ]
+    )
+
+
+def test_every_text_gets_exactly_one_verdict_with_its_reason() -> None:
+    judged = assign_verdicts(_labels(), None, audit_share=0.0, precision_target=0.95, doubted={"g"})
+    verdicts = judged.set_index("row_id")[["verdict", "verdict_reason"]].apply(tuple, axis=1)
+    assert verdicts.to_dict() == {
+        "a": ("trusted", "accepted"),
+        "b": ("queued", "needs_review"),
+        "c": ("queued", "needs_review"),
+        "d": ("queued", "labeler_failed"),
+        "e": ("excluded", "deferred"),
+        "f": ("trusted", "human"),
+        "g": ("trusted", "doubted_human"),
+        "h": ("excluded", "same_text_queued"),
+        "i": ("queued", "needs_review"),  # the less sure of the two waits for the decision
+    }
+    assert judged["trusted"].tolist() == (judged["verdict"] == Verdict.TRUSTED).tolist()
+    assert judged.set_index("row_id").loc["g", "p_correct"] == DOUBTED_P_CORRECT
+
+
+def test_without_a_calibration_or_a_target_no_machine_label_is_trusted() -> None:
+    judged = assign_verdicts(_labels(), None, audit_share=0.0)
+    machine = judged[judged["label_origin"] == "local_model"]
+    assert not machine["trusted"].any()
+
+
+def test_audit_texts_are_queued_whatever_their_confidence() -> None:
+    labels = pd.DataFrame(
+        [_row(f"r{i}", f"текст номер {i}", "roads", p_correct=0.99) for i in range(400)]
+    )
+    judged = assign_verdicts(labels, None, audit_share=0.2, precision_target=0.95)
+    audited = audit_mask(labels["row_id"], 0.2)
+    assert (judged.loc[audited, "verdict_reason"] == "audit").all()
+    assert (judged.loc[~audited, "verdict"] == "trusted").all()
+    assert 40 < audited.sum() < 120
+
+
+def test_the_contract_names_the_column_a_frame_breaks() -> None:
+    judged = assign_verdicts(_labels(), None, audit_share=0.0).assign(
+        tier="local_model", top_candidates=None, error=None
+    )
+    validate_frame(judged, ROW, "trusted_labels")
+    with pytest.raises(LabelContractError, match="'verdict' is missing"):
+        validate_frame(judged.drop(columns=["verdict"]), ROW, "trusted_labels")
+    with pytest.raises(LabelContractError, match="'label_origin' has unknown value"):
+        validate_frame(judged.assign(label_origin="oracle"), ROW, "trusted_labels")
