@@ -246,3 +246,27 @@ def test_the_stored_version_check_passes_and_catches_a_damaged_file(own_pipeline
         assert not verdict.passed and verdict.metadata["problems"].value >= 1
     finally:
         damaged.write_bytes(original)
+
+
+def test_every_labelled_text_is_trusted_queued_or_excluded_and_the_queue_reads_it(pipeline_run):
+    labels = pd.read_parquet(pipeline_run["root"] / "assets" / "trusted_labels.parquet")
+    assert labels["row_id"].is_unique
+    assert set(labels["verdict"]) <= {"trusted", "queued", "excluded"}
+    assert labels["verdict_reason"].notna().all()
+    assert (labels["trusted"] == (labels["verdict"] == "trusted")).all()
+    queue = pd.read_parquet(pipeline_run["root"] / "assets" / "review_queue.parquet")
+    assert set(queue["row_id"]) == set(labels.loc[labels["verdict"] == "queued", "row_id"])
+
+
+def test_a_frame_that_breaks_the_label_contract_fails_at_the_asset_boundary():
+    from dagster import asset, materialize
+
+    from esk_pipeline.assets.frame_types import TrustedLabelFrame
+
+    @asset(dagster_type=TrustedLabelFrame)
+    def broken() -> pd.DataFrame:
+        return pd.DataFrame({"row_id": ["a"], "text": ["t"], "label_origin": ["oracle"]})
+
+    result = materialize([broken], raise_on_error=False)
+    [failure] = result.get_step_failure_events()
+    assert "domain" in failure.step_failure_data.error.message
