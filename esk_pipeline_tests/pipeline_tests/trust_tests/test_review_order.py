@@ -34,7 +34,7 @@ def test_a_text_in_a_dense_neighbourhood_comes_before_an_equally_unsure_outlier(
 
 def test_a_batch_does_not_spend_itself_on_one_cluster() -> None:
     # The cluster's texts are denser, but once one is picked the rest look alike.
-    texts = CLUSTER + ["мусор не вывозят неделю во дворе", "мусорные баки переполнены во дворе"]
+    texts = [*CLUSTER, "мусор не вывозят неделю во дворе", "мусорные баки переполнены во дворе"]
     head = _rank(review_priority(_candidates(texts), precision_target=0.95))[:4]
     assert {30, 31} & set(head)
 
