@@ -168,8 +168,16 @@ class LocalModel:
     `fit` returns self; `predict_proba` columns follow `classes` (the taxonomy order).
     """
 
-    def __init__(self, *, c: float = 10.0, random_state: int = 0, calibrate: bool = True):
+    def __init__(
+        self,
+        *,
+        c: float = 10.0,
+        random_state: int = 0,
+        calibrate: bool = True,
+        word_vectors: bool = True,
+    ):
         self.c = c
+        self.word_vectors = word_vectors
         self.random_state = random_state
         self.calibrate = calibrate
         self.classes: list[str] = []
@@ -211,21 +219,18 @@ class LocalModel:
 
     def _make_features(self) -> FeatureUnion:
         common = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32}
-        return FeatureUnion(
-            [
-                ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), **common)),
-                (
-                    "word",
-                    TfidfVectorizer(
-                        analyzer="word",
-                        ngram_range=(1, 2),
-                        token_pattern=r"(?u)\b\w+\b",
-                        **common,
-                    ),
+        blocks: list[tuple[str, object]] = [
+            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), **common)),
+            (
+                "word",
+                TfidfVectorizer(
+                    analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", **common
                 ),
-                ("word_vectors", AveragedWordVectors(_WORD_VECTORS_WEIGHT)),
-            ]
-        )
+            ),
+        ]
+        if self.word_vectors:
+            blocks.append(("word_vectors", AveragedWordVectors(_WORD_VECTORS_WEIGHT)))
+        return FeatureUnion(blocks)
 
     def _make_classifier(self) -> LogisticRegression:
         return LogisticRegression(
@@ -271,7 +276,12 @@ class LocalModel:
         payload = {
             "taxonomy": taxonomy.fingerprint,
             "data": sorted((text, domain) for text, (domain, _) in by_text.items()),
-            "params": {"c": self.c, "rs": self.random_state, "cal": self.calibrate},
+            "params": {
+                "c": self.c,
+                "rs": self.random_state,
+                "cal": self.calibrate,
+                "wv": self.word_vectors,
+            },
             "model": MODEL_VERSION,
             "sklearn": sklearn.__version__,
         }

@@ -77,8 +77,11 @@ def test_fingerprint_follows_training_data_and_hyperparameters(
 ) -> None:
     with_feedback = LocalModel().fit(taxonomy, [("автобус опять опоздал", "transport")])
     other_c = LocalModel(c=1.0).fit(taxonomy)
-    fingerprints = {model.fingerprint, with_feedback.fingerprint, other_c.fingerprint}
-    assert len(fingerprints) == 3
+    plain = LocalModel(word_vectors=False).fit(taxonomy)
+    fingerprints = {m.fingerprint for m in (model, with_feedback, other_c, plain)}
+    assert len(fingerprints) == 4
+    # Without the word-vector block the features are the n-grams alone.
+    assert plain.transform(["текст"]).shape[1] == model.transform(["текст"]).shape[1] - 300
 
 
 def test_verified_labels_override_examples_and_unknown_domains_are_ignored(
