@@ -351,6 +351,10 @@ def demo(rows: int, seed: int) -> None:
         waiting = review.stats().queue_length
     click.echo(f"review queue: {waiting} items waiting for people")
     click.echo(
+        "  (one item per group of near-identical texts: a decision settles the whole group, "
+        "so the queue can be shorter than 'needs review', which counts texts)"
+    )
+    click.echo(
         '  reviewer page: APP_API_TOKENS=\'{"alice": "<token>"}\' '
         ".venv/bin/uvicorn esk_pipeline.api:app, then http://127.0.0.1:8000/"
     )
