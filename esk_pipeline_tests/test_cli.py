@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from esk_pipeline.cli import main
+from esk_pipeline.cli import main, reviewer_page_hint
 from esk_pipeline.pipeline.splits import DataWriter, DataWriterConfig
 from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
-from esk_pipeline.settings import get_settings
+from esk_pipeline.settings import AppSettings, get_settings
 
 
 @pytest.fixture
@@ -126,3 +126,11 @@ def test_a_version_name_with_a_newline_is_refused(store, tmp_path):
     assert not (tmp_path / "other" / "versions").exists() or not any(
         (tmp_path / "other" / "versions").iterdir()
     )
+
+
+def test_the_demo_hint_carries_a_fresh_token_the_server_accepts(monkeypatch):
+    hints = [reviewer_page_hint() for _ in range(2)]
+    assert hints[0] != hints[1]
+    tokens = hints[0].split("'")[1]
+    monkeypatch.setenv("APP_API_TOKENS", tokens)
+    assert list(AppSettings().api_tokens) == ["alice"]
