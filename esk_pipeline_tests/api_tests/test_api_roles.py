@@ -24,7 +24,7 @@ ROUTE_ROLES = {
     ("POST", "/api/review/items/{item_id}/submit"): REVIEW,
     ("POST", "/api/review/items/{item_id}/skip"): REVIEW,
     ("POST", "/api/review/items/{item_id}/release"): REVIEW,
-    ("POST", "/api/review/undo"): REVIEW,
+    ("POST", "/api/review/items/{item_id}/undo"): REVIEW,
     ("GET", "/api/review/stats"): REVIEW,
     ("GET", "/api/review/agreement"): REVIEW,
     ("GET", "/api/review/quality"): REVIEW,
