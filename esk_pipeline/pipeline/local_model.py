@@ -3,8 +3,12 @@
 Features are character n-grams (`char_wb`, 2–5) plus word unigrams/bigrams, TF-IDF with
 sublinear term frequency, on text lowercased with "ё" folded to "е": short Russian requests
 are full of typos, inflections and run-together words, which char n-grams absorb and a
-word model alone does not. A multinomial logistic regression (balanced class weights, fixed
-`random_state`) sits on top. No server, no key, no downloaded weights.
+word model alone does not. Beside them sits the text's averaged Russian word vector
+(navec's 250k-word news vectors, which ship inside the `natasha` wheel; read with the small
+`navec` package, without importing natasha itself), at half the weight of an n-gram block:
+it knows that "батарея" and "отопление" are near, which n-grams learn only from labels, so it
+helps most while few verified labels exist. A multinomial logistic regression (balanced class
+weights, fixed `random_state`) sits on top. No server, no key, no downloaded weights.
 
 Training data: every taxonomy example, the domain name, and the description cut into
 sentences and comma-separated phrases ("отопление", "лифты", ...) as extra cheap examples,
@@ -30,19 +34,23 @@ the safety net.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
+from importlib.metadata import distribution
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pyarrow as pa
 import sklearn
+from navec import Navec
 from scipy.optimize import minimize_scalar
 from scipy.sparse import csr_matrix
 from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
@@ -59,7 +67,48 @@ _SENTENCE_SPLIT = re.compile(r"[.;!?]+")
 _PHRASE_SPLIT = re.compile(r"[,:()]+|\s+и\s+")
 _MAX_CV_FOLDS = 5
 # Bump when features, classifier or calibration change: it is part of `fingerprint`.
-MODEL_VERSION = "char2-5+word1-2/logreg-newton-cg/temperature-v1"
+MODEL_VERSION = "char2-5+word1-2+navec0.5/logreg-newton-cg/temperature-v1"
+# navec's news vectors as the natasha wheel ships them (found without importing natasha, whose
+# pymorphy2 dependency does not import on Python 3.11).
+_WORD_VECTORS_FILE = "natasha/data/emb/navec_news_v1_1B_250K_300d_100q.tar"
+_WORD_VECTORS_WEIGHT = 0.5
+_WORD = re.compile(r"\w+")
+
+
+@functools.cache
+def _word_vectors() -> Navec:
+    return Navec.load(str(distribution("natasha").locate_file(_WORD_VECTORS_FILE)))
+
+
+class AveragedWordVectors(BaseEstimator, TransformerMixin):
+    """Each text's mean word vector (words the vectors know), scaled to norm `weight`; a
+    text with no known word is all zeros. Stateless: the vectors stay in a process-wide cache,
+    so a pickled model does not carry them."""
+
+    def __init__(self, weight: float = 1.0):
+        self.weight = weight
+
+    def fit(self, texts: Sequence[str], y: object = None) -> AveragedWordVectors:
+        return self
+
+    def transform(self, texts: Sequence[str]) -> csr_matrix:
+        vectors = _word_vectors()
+        known = vectors.vocab.word_ids
+        columns: dict[str, int] = {}
+        rows, cols = [], []
+        for i, text in enumerate(texts):
+            for word in _WORD.findall(text):
+                if word in known:
+                    rows.append(i)
+                    cols.append(columns.setdefault(word, len(columns)))
+        counts = csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(texts), len(columns))
+        )
+        ids = np.array([known[w] for w in columns], dtype=np.int64)
+        mean = np.asarray(counts @ vectors.pq.sampled(ids).unpack().astype(np.float32))
+        norms = np.linalg.norm(mean, axis=1, keepdims=True)
+        scaled = np.divide(mean, norms, out=np.zeros_like(mean), where=norms > 0) * self.weight
+        return csr_matrix(scaled.astype(np.float32))
 
 
 def _taxonomy_training_items(taxonomy: Taxonomy) -> list[tuple[str, str, str]]:
@@ -114,7 +163,7 @@ def _unit_rows(features: csr_matrix) -> csr_matrix:
 
 
 class LocalModel:
-    """Char + word n-gram TF-IDF with a calibrated linear classifier over the taxonomy's ids.
+    """N-gram TF-IDF and word vectors under a calibrated linear classifier over the taxonomy's ids.
 
     `fit` returns self; `predict_proba` columns follow `classes` (the taxonomy order).
     """
@@ -174,6 +223,7 @@ class LocalModel:
                         **common,
                     ),
                 ),
+                ("word_vectors", AveragedWordVectors(_WORD_VECTORS_WEIGHT)),
             ]
         )
 
@@ -277,8 +327,7 @@ class LocalModel:
         self._require_fitted()
         assert self._features is not None
         if len(texts) == 0:  # sklearn refuses an empty batch
-            width = sum(len(v.vocabulary_) for _, v in self._features.transformer_list)
-            return csr_matrix((0, width), dtype=np.float32)
+            return self._features.transform([""])[:0]
         return self._features.transform(
             model_forms(pa.array(texts, type=pa.large_string())).to_pylist()
         )

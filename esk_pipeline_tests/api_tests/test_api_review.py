@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
-from esk_pipeline_tests.api_tests.conftest import TOKENS, auth, seed_review
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline_tests.api_tests.conftest import TOKENS, auth, label_rows, seed_review
 
 
 @pytest.fixture
@@ -218,3 +220,34 @@ def test_export_streams_the_reviewed_items(seeded, fmt):
 def test_export_rejects_an_unknown_format(seeded):
     response = seeded.get("/api/review/export?format=xml", headers=auth("alice"))
     assert response.status_code == 422
+
+
+def test_audit_items_reach_the_reviewer_without_the_models_guess(settings, client):
+    """The audit measures the model: its guess, confidence and candidates stay on the server,
+    which still tells an agreeing decision (approved) from a disagreeing one (corrected)."""
+    rows = label_rows(2)
+    for row in rows:
+        row["review_reason"] = "audit"
+    config = ReviewDatasetConfig(data_dir=settings.app.data_dir, database_url=None)
+    with ReviewDataset(config, Taxonomy.load(settings.app.taxonomy_path)) as review:
+        review.add_items(rows)
+        leased = _lease(client, "alice", 2)
+        guesses = {item["id"]: review.get_item(item["id"]).predicted_domain for item in leased}
+    assert all(guesses.values())
+    assert {item["reason"] for item in leased} == {"audit"}
+    for item in leased:
+        assert item["predicted_domain"] is None
+        assert item["confidence"] == 0 and item["top_candidates"] == []
+    first, second = (item["id"] for item in leased)
+    agreed = client.post(
+        f"/api/review/items/{first}/submit", json={"domain": guesses[first]}, headers=auth("alice")
+    )
+    assert agreed.json()["status"] == "approved"
+    assert agreed.json()["predicted_domain"] is None
+    other = next(c for c in Taxonomy.load(settings.app.taxonomy_path).ids if c != guesses[second])
+    disagreed = client.post(
+        f"/api/review/items/{second}/submit", json={"domain": other}, headers=auth("alice")
+    )
+    assert disagreed.json()["status"] == "corrected"
+    undone = client.post("/api/review/undo", headers=auth("alice")).json()
+    assert undone["id"] == second and undone["predicted_domain"] is None

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from esk_pipeline.pipeline.local_model import (
+    AveragedWordVectors,
     LocalModel,
     expected_calibration_error,
 )
@@ -107,6 +108,23 @@ def test_save_and_load_round_trip(model: LocalModel, tmp_path: Path) -> None:
     texts = ["мусор не вывозят", "спасибо"]
     assert loaded.fingerprint == model.fingerprint
     np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
+
+
+def test_saved_model_does_not_carry_the_word_vectors(model: LocalModel, tmp_path: Path) -> None:
+    # The vectors file is 26 MB; a model file that embedded them would grow by as much.
+    assert model.save(tmp_path / "local.joblib").stat().st_size < 10_000_000
+
+
+def test_word_vectors_place_related_words_near_and_unknown_words_at_zero() -> None:
+    vectors = AveragedWordVectors(weight=0.5).transform(
+        ["батарея холодная", "отопление не работает", "передать показания", "", "qzxv wkpj"]
+    )
+    dense = vectors.toarray()
+    np.testing.assert_allclose(np.linalg.norm(dense[:3], axis=1), 0.5, rtol=1e-5)
+    assert not dense[3:].any()
+    cosine = dense @ dense.T
+    assert cosine[0, 1] > cosine[0, 2]
+    assert AveragedWordVectors().transform([]).shape == (0, dense.shape[1])
 
 
 def test_untrained_model_says_so() -> None:

@@ -18,6 +18,7 @@ from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR, SPLITS, UNVERIFIED
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
 from esk_pipeline.pipeline.splits.models import RECORD_COLUMNS, DatasetStats
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.trust.calibration import acceptance_rule
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate
 
 
@@ -122,6 +123,8 @@ def dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> s
         "grouped; a group never straddles train and eval, and synthetic samples are train-only.",
         "The split is stratified by domain with a fixed seed and is reproducible byte for byte.",
         "Statistics and the configuration are in `metadata.json`.",
+        "",
+        acceptance_rule(stats.precision_target),
         "",
         "## Record fields",
         "`" + "`, `".join(RECORD_COLUMNS) + "`. `label_origin` is human_verified, adjudicated,",
