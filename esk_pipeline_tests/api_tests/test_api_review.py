@@ -249,5 +249,9 @@ def test_audit_items_reach_the_reviewer_without_the_models_guess(settings, clien
         f"/api/review/items/{second}/submit", json={"domain": other}, headers=auth("alice")
     )
     assert disagreed.json()["status"] == "corrected"
-    undone = client.post("/api/review/undo", headers=auth("alice")).json()
+    undone = client.post(
+        f"/api/review/items/{second}/undo",
+        json={"decision_id": disagreed.json()["decision_id"]},
+        headers=auth("alice"),
+    ).json()
     assert undone["id"] == second and undone["predicted_domain"] is None
