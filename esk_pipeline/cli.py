@@ -351,6 +351,10 @@ def demo(rows: int, seed: int) -> None:
     with ReviewDataset(taxonomy=Taxonomy.load(settings.app.taxonomy_path)) as review:
         waiting = review.stats().queue_length
     click.echo(f"review queue: {waiting} items waiting for people")
+    click.echo(
+        "  (one item per group of near-identical texts: a decision settles the whole group, "
+        "so the queue can be shorter than 'needs review', which counts texts)"
+    )
     click.echo(f"  reviewer page: {reviewer_page_hint()}")
     click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} .venv/bin/dagster dev")
 

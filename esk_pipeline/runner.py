@@ -9,11 +9,12 @@ run queue and launcher, like the sensor's runs, with one run per day in flight.
 """
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from dagster import (
@@ -81,13 +82,15 @@ def run_pipeline(
     *,
     settings: Settings | None = None,
     log: Callable[[str], None] = print,
+    days: Sequence[dt.date] | None = None,
 ) -> dict[str, object]:
-    """Materialise every day in ClickHouse, then review queue -> ... -> dataset version."""
+    """Materialise `days` (default: every day in ClickHouse), then review queue -> ... ->
+    dataset version."""
     from esk_pipeline.definitions import build_defs
 
     settings = settings or get_settings()
     defs = build_defs(settings)
-    days = sorted(LogSource(settings.clickhouse).day_counts())
+    days = sorted(days or LogSource(settings.clickhouse).day_counts())
     if not days:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
     first, last = days[0].isoformat(), days[-1].isoformat()

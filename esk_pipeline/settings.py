@@ -219,6 +219,10 @@ class ReviewSettings(BaseSettings):
     # A lone decision against a model at least this confident waits for a second reviewer
     # before it becomes training data (0: every correction of the model gets one; empty: never).
     second_opinion_confidence: float | None = 0.0
+    # ...unless the reviewer's measured agreement with final labels reaches this (empty:
+    # every such decision waits); a model at least sure_model_confidence sure always waits.
+    reliable_reviewer_agreement: float | None = 0.92
+    sure_model_confidence: float = 0.99
     # The review sensor requests downstream runs after this many new decisions.
     sensor_min_new_reviews: int = 20
 

@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from esk_pipeline.assets.automation import eager_when_enabled
-from esk_pipeline.assets.metadata import bar_chart, counts_table
+from esk_pipeline.assets.metadata import bar_chart, counts_table, setting
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
 from esk_pipeline.pipeline.splits import DatasetStats, trust_summary
 from esk_pipeline.pipeline.trust import Calibration
@@ -230,9 +230,9 @@ def _accuracy_check(stats: DatasetStats, audited: int, audit_needed: int) -> Ass
         passed=not below and enough,
         severity=AssetCheckSeverity.ERROR if enough else AssetCheckSeverity.WARN,
         metadata={
-            "target": target,
+            "target": setting(target),
             "audited": audited,
-            "audit_needed": audit_needed,
+            "audit_needed": setting(audit_needed),
             "estimates": MetadataValue.json({s: e.estimate for s, e in estimates.items()}),
         },
     )

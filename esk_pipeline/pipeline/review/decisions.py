@@ -4,7 +4,9 @@ A decision is a `reviews` row plus the item's new state, committed together in t
 transaction. With `reviews_per_item > 1` an item stays open until enough reviewers agree by
 strict majority; a disagreement sends it to adjudication (CRITICAL, `needs_adjudication`),
 decided by the next review. A single correction of a model at least
-`second_opinion_confidence` sure waits for a second reviewer before it counts.
+`second_opinion_confidence` sure waits for a second reviewer before it counts, unless the
+reviewer's measured agreement with final labels proves them reliable and the model was not
+`sure_model_confidence` sure: a reliable reviewer's correction then counts alone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from scipy.stats import beta
 from sqlalchemy.engine import Connection, RowMapping
 
 from esk_pipeline.pipeline.review.errors import (
@@ -56,6 +59,8 @@ from esk_pipeline.pipeline.taxonomy import Taxonomy
 
 _CRITICAL = PRIORITY_RANK[ReviewPriority.CRITICAL]
 _NO_DECISION = {"corrected_domain": None, "reviewer_id": None, "review_timestamp": None}
+# The agreement a reviewer exceeds with this probability is their proven reliability.
+_RELIABILITY_ASSURANCE = 0.75
 
 
 def submit(
@@ -66,7 +71,7 @@ def submit(
     approve: bool | None,
     *,
     taxonomy: Taxonomy,
-    second_opinion_confidence: float | None,
+    config: ReviewDatasetConfig,
     now: datetime,
 ) -> ReviewItem:
     """Record a decision (see `ReviewDataset.submit_review`); the same one again is a no-op."""
@@ -84,7 +89,11 @@ def submit(
     require_lease(row, reviewer_id)
     _insert_action(conn, row, reviewer_id, DECIDE, domain, now)
     votes = votes_on(conn, item_id)
-    values = _state_after_vote(row, votes, domain, reviewer_id, now, second_opinion_confidence)
+    wait = _wants_second_opinion(row, votes, config) and not (
+        row["confidence"] < config.sure_model_confidence
+        and _is_reliable(conn, reviewer_id, config.reliable_reviewer_agreement)
+    )
+    values = _state_after_vote(row, votes, domain, reviewer_id, now, wait)
     conn.execute(item_table.update().where(item_table.c.id == item_id).values(**values))
     return _with_decision(conn, to_item(fetch_item(conn, item_id), now), reviewer_id)
 
@@ -293,7 +302,7 @@ def _state_after_vote(
     domain: str,
     reviewer_id: str,
     now: datetime,
-    second_opinion_confidence: float | None,
+    wait_for_second_opinion: bool,
 ) -> dict[str, Any]:
     """The item's columns once `votes` (including the new `domain`) are recorded."""
     values: dict[str, Any] = {"reviews": len(votes), **CLEARED_LEASE}
@@ -301,7 +310,7 @@ def _state_after_vote(
         final: str | None = domain  # the adjudicating review decides
     elif len(votes) < row["required_reviews"]:
         return values  # still open, waiting for more independent reviews
-    elif _wants_second_opinion(row, votes, second_opinion_confidence):
+    elif wait_for_second_opinion:
         return {
             **values,
             "required_reviews": len(votes) + 1,
@@ -328,12 +337,35 @@ def _state_after_vote(
     }
 
 
-def _wants_second_opinion(row: RowMapping, votes: list[str], threshold: float | None) -> bool:
-    """One decision so far, against a model at least `threshold` sure."""
+def _wants_second_opinion(row: RowMapping, votes: list[str], config: ReviewDatasetConfig) -> bool:
+    """One decision so far, against a model at least `second_opinion_confidence` sure."""
+    threshold = config.second_opinion_confidence
     return (
         threshold is not None
+        and not row["needs_adjudication"]
         and len(votes) == 1
         and row["predicted_domain"] is not None
         and votes[0] != row["predicted_domain"]
         and row["confidence"] >= threshold
     )
+
+
+def _is_reliable(conn: Connection, reviewer_id: str, agreement: float | None) -> bool:
+    """Whether the reviewer's decisions on items that two or more reviewers decided agree
+    with the items' final labels at least `agreement` of the time (see the config)."""
+    if agreement is None:
+        return False
+    reviews, items = review_table.c, item_table.c
+    pairs = conn.execute(
+        sa.select(reviews.domain, items.corrected_domain)
+        .join(item_table, items.id == reviews.item_id)
+        .where(
+            reviews.reviewer_id == reviewer_id,
+            reviews.action == DECIDE,
+            items.reviews >= 2,
+            items.status.in_(DECIDED_STATUSES),
+        )
+    ).all()
+    agreed = sum(mine == final for mine, final in pairs)
+    bound = beta.ppf(1 - _RELIABILITY_ASSURANCE, agreed + 1, len(pairs) - agreed + 1)
+    return bool(bound >= agreement)

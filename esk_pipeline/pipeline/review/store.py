@@ -168,7 +168,7 @@ class ReviewDataset:
                 reviewer_id,
                 approve,
                 taxonomy=self.taxonomy,
-                second_opinion_confidence=self.config.second_opinion_confidence,
+                config=self.config,
                 now=now,
             )
 
