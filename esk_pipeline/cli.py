@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -354,11 +355,17 @@ def demo(rows: int, seed: int) -> None:
         "  (one item per group of near-identical texts: a decision settles the whole group, "
         "so the queue can be shorter than 'needs review', which counts texts)"
     )
-    click.echo(
-        '  reviewer page: APP_API_TOKENS=\'{"alice": "<token>"}\' '
-        ".venv/bin/uvicorn esk_pipeline.api:app, then http://127.0.0.1:8000/"
-    )
+    click.echo(f"  reviewer page: {reviewer_page_hint()}")
     click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} .venv/bin/dagster dev")
+
+
+def reviewer_page_hint() -> str:
+    """How to start the API, with a freshly generated token (never a placeholder to paste)."""
+    tokens = json.dumps({"alice": secrets.token_urlsafe()})
+    return (
+        f"APP_API_TOKENS='{tokens}' .venv/bin/uvicorn esk_pipeline.api:app, "
+        "then http://127.0.0.1:8000/"
+    )
 
 
 def _dataset_stats(version_path: Path) -> DatasetStats:

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from esk_pipeline.cli import main
+from esk_pipeline.cli import main, reviewer_page_hint
 from esk_pipeline.pipeline.splits import DataWriter, DataWriterConfig
 from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
-from esk_pipeline.settings import get_settings
+from esk_pipeline.settings import AppSettings, get_settings
 
 
 @pytest.fixture
@@ -156,3 +156,11 @@ def test_the_demo_prints_no_warning(project_env: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dataset version v1.0.0" in result.stdout
     assert "warning" not in result.stderr.lower(), result.stderr[-3000:]
+
+
+def test_the_demo_hint_carries_a_fresh_token_the_server_accepts(monkeypatch):
+    hints = [reviewer_page_hint() for _ in range(2)]
+    assert hints[0] != hints[1]
+    tokens = hints[0].split("'")[1]
+    monkeypatch.setenv("APP_API_TOKENS", tokens)
+    assert list(AppSettings().api_tokens) == ["alice"]

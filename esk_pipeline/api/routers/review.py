@@ -26,6 +26,7 @@ from esk_pipeline.api.schemas import (
     ExportFormat,
     SubmitIn,
     TaxonomyOut,
+    UndoIn,
     WhoAmIOut,
 )
 from esk_pipeline.pipeline.review import (
@@ -141,14 +142,22 @@ def release(
 
 
 @router.post(
-    "/review/undo",
+    "/review/items/{item_id}/undo",
     response_model=ReviewItem,
-    summary="Undo the calling reviewer's last decision or skip; the item is leased back to them",
-    responses=error_responses(409),
+    summary="Undo one of the caller's decisions or skips (named by its decision_id); the item "
+    "is leased back to them. Repeating it changes nothing",
+    responses=error_responses(404, 409),
 )
-def undo(reviewer_id: ReviewerId, review: ReviewDep, services: ServicesDep) -> ReviewItem:
-    item = review.undo_last(reviewer_id=reviewer_id)
-    services.metrics.review_decisions.labels(decision="undone").inc()
+def undo(
+    item_id: ItemId,
+    body: UndoIn,
+    reviewer_id: ReviewerId,
+    review: ReviewDep,
+    services: ServicesDep,
+) -> ReviewItem:
+    item, undone = review.undo(item_id, body.decision_id, reviewer_id=reviewer_id)
+    if undone:
+        services.metrics.review_decisions.labels(decision="undone").inc()
     return blind_if_audit(item)
 
 
