@@ -1,7 +1,7 @@
 """The product's yardstick: how right are the labels in a dataset version, and does it know?
 
     .venv/bin/python bench/bench_trust.py [--rounds 0 300 600 1200] [--error-rate 0.05]
-        [--orders project random] [--rows 6000] [--influence]
+        [--orders project random uncertainty] [--rows 6000] [--influence]
 
 Steps, once per review order:
 1. Seed a fresh embedded ClickHouse with the sample generator's logs (its `true_domain` is
@@ -10,11 +10,13 @@ Steps, once per review order:
 2. Simulated reviewers (three of them, taking turns) work the queue through `ReviewDataset`
    until the round's cumulative number of decisions is reached, answering from `true_domain`
    and choosing a wrong domain at random with probability `--error-rate`. "project" is the
-   queue's own order; "random" replaces the queue's gains with random numbers after each run
-   (second opinions and adjudications still come first in both).
+   queue's own order; "random" replaces the queue's gains with random numbers after each run,
+   "uncertainty" with 1 - the model's confidence (second opinions and adjudications still come
+   first in all three).
 3. After each round the whole graph runs again. The round's version is compared with
    `true_domain`, per split: label accuracy, records, share of human labels, and the version's
-   own estimate with its interval, beside the reviews spent and the audit's size.
+   own estimate with its interval, beside the reviews spent and the audit's size, and the
+   correctly labelled records (train + eval) per decision spent.
 4. Finally: how many reviews the project's order needed to reach the random order's final
    train accuracy (interpolated between rounds), and with `--influence` how many other
    records' labels one deliberately wrong decision changes.
@@ -113,14 +115,17 @@ def _truth_by_row_id(root: Path, truth_by_sample: dict[int, str]) -> dict[str, s
     return truth
 
 
-def _shuffle_queue(root: Path, seed: int) -> None:
-    """The random baseline: every open item's gain becomes a random number."""
+def _reorder_queue(root: Path, order: str, seed: int) -> None:
+    """The baselines: every item's gain becomes a random number ("random") or 1 - the model's
+    confidence ("uncertainty")."""
     with sqlite3.connect(root / "review.sqlite3") as conn:
         rng = random.Random(seed)
-        ids = [r[0] for r in conn.execute("SELECT id FROM review_items")]
-        conn.executemany(
-            "UPDATE review_items SET gain = ? WHERE id = ?", [(rng.random(), i) for i in ids]
-        )
+        items = list(conn.execute("SELECT id, confidence FROM review_items"))
+        gains = [
+            (rng.random() if order == "random" else 1.0 - confidence, item_id)
+            for item_id, confidence in items
+        ]
+        conn.executemany("UPDATE review_items SET gain = ? WHERE id = ?", gains)
 
 
 def _version_figures(version_path: Path, truth: dict[str, str]) -> dict[str, dict]:
@@ -177,8 +182,8 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
         if reviewers is None:
             truth = _truth_by_row_id(root, truth_by_sample)
             reviewers = Reviewers(truth, taxonomy.ids, args.error_rate, args.seed)
-        if order == "random":
-            _shuffle_queue(root, args.seed + target)
+        if order != "project":
+            _reorder_queue(root, order, args.seed + target)
         version = _storage().get_version(summary["version"]) if "version" in summary else None
         trust = json.loads((root / "assets" / "label_trust.json").read_text(encoding="utf-8"))
         figures = _version_figures(Path(version.path), reviewers.truth)
@@ -240,6 +245,9 @@ def _print_row(row: dict) -> None:
             f" human={_fmt(f['human_share'])} est={_fmt(f['estimate'])}{interval}"
         )
     parts.append(f"unverified {row['unverified']['records']:>5} ({row['seconds']} s)")
+    right = row["train"]["right"] + row["eval"]["right"]
+    if row["reviews"]:
+        parts.append(f"right/decision {right / row['reviews']:.2f}")
     print(" | ".join(parts), flush=True)
 
 
@@ -280,11 +288,30 @@ def _compare(results: dict[str, list[dict]]) -> None:
         )
 
 
+def _per_decision_table(results: dict[str, list[dict]]) -> None:
+    """Correctly labelled records (train + eval) per decision, by order and round."""
+    orders = list(results)
+    print("\ncorrect records per decision (train + eval right / decisions)")
+    print("decisions | " + " | ".join(orders))
+    for i, row in enumerate(results[orders[0]]):
+        if not row["reviews"]:
+            continue
+        cells = []
+        for order in orders:
+            r = results[order][i]
+            right = r["train"]["right"] + r["eval"]["right"]
+            cells.append(
+                f"{right / r['reviews']:.2f} (train {_fmt(r['train']['accuracy'])}, "
+                f"eval {_fmt(r['eval']['accuracy'])})"
+            )
+        print(f"{row['reviews']:>9} | " + " | ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, nargs="+", default=[0, 300, 600, 1200])
     parser.add_argument("--error-rate", type=float, default=0.05)
-    parser.add_argument("--orders", nargs="+", default=["project", "random"])
+    parser.add_argument("--orders", nargs="+", default=["project", "random", "uncertainty"])
     parser.add_argument("--rows", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--influence", action="store_true")
@@ -293,6 +320,7 @@ def main() -> None:
         f"reviewer error rate {args.error_rate:.0%}, {args.rows} sample rows, rounds {args.rounds}"
     )
     results = {order: run_order(order, args) for order in args.orders}
+    _per_decision_table(results)
     if "project" in results and "random" in results:
         _compare(results)
     influence = results.get("project", [{}])[-1].get("influence")

@@ -54,7 +54,11 @@ def build_resources(settings: Settings) -> dict[str, Any]:
 def build_defs(settings: Settings) -> Definitions:
     settings.apply_log_level()
     return Definitions(
-        assets=load_assets_from_modules([ingest, labeling, review, trust, augmentation, datasets]),
+        # esk_logs is an AssetSpec (an external asset), which module loading does not collect.
+        assets=[
+            ingest.esk_logs,
+            *load_assets_from_modules([ingest, labeling, review, trust, augmentation, datasets]),
+        ],
         asset_checks=load_asset_checks_from_modules([checks]),
         jobs=[daily_labels_job, log_etl_job, taxonomy_observation_job, dataset_refresh_job],
         sensors=[new_log_days_sensor, taxonomy_changed_sensor, enough_new_reviews_sensor],

@@ -12,11 +12,12 @@ run queue and launcher, like the sensor's runs, with one run per day in flight.
 """
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from dagster import (
@@ -57,7 +58,9 @@ def ensure_dagster_home(project_dir: Path) -> Path:
     """Use DAGSTER_HOME if set, else `.dagster_home/` in the project, with the shipped config."""
     home = Path(os.environ.get("DAGSTER_HOME") or project_dir / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    shipped = project_dir / "dagster.yaml"
+    # Not in the project folder itself: `dagster dev` warns about a dagster.yaml there that
+    # DAGSTER_HOME does not point at, though this very file is the one copied into it.
+    shipped = project_dir / "deploy" / "local" / "dagster.yaml"
     if shipped.exists() and not (home / "dagster.yaml").exists():
         shutil.copyfile(shipped, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
@@ -85,14 +88,18 @@ def run_pipeline(
     *,
     settings: Settings | None = None,
     log: Callable[[str], None] = print,
+    days: Sequence[dt.date] | None = None,
 ) -> dict[str, object]:
-    """Clean every day whose row count changed, then rebuild the dataset over all days;
-    returns the `dataset_versions` materialization's metadata and the days."""
+    """Clean every day (of `days`, default all in ClickHouse) whose row count changed, then
+    rebuild the dataset over those days; returns the `dataset_versions` metadata and the days."""
     from esk_pipeline.definitions import build_defs
 
     settings = settings or get_settings()
     defs = build_defs(settings)
     counts = {d.isoformat(): n for d, n in LogSource(settings.clickhouse).day_counts().items()}
+    if days is not None:
+        wanted = {d.isoformat() for d in days}
+        counts = {d: n for d, n in counts.items() if d in wanted}
     if not counts:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
     days = sorted(counts)

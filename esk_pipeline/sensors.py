@@ -14,6 +14,7 @@ from dagster import (
     sensor,
 )
 
+from esk_pipeline.assets.ingest import day_observation
 from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.resources.clickhouse import ClickHouseResource
@@ -39,8 +40,9 @@ daily_labels_job = define_asset_job(
     job=daily_labels_job,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Requests a run for each day whose row count in ClickHouse differs from the "
-    "count its last raw_logs materialization recorded, unless a run of that day is in flight.",
+    description="Observes esk_logs (each day's row count, when it changed) and requests a run "
+    "for each day whose row count in ClickHouse differs from the count its last raw_logs "
+    "materialization recorded, unless a run of that day is in flight.",
 )
 def new_log_days_sensor(
     context: SensorEvaluationContext, clickhouse: ClickHouseResource
@@ -56,6 +58,8 @@ def new_log_days_sensor(
             + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
         )
     candidates = {day: n for day, n in current.items() if day in valid_keys and seen.get(day) != n}
+    # Only days whose count the cursor has not seen are observed (not every day on every tick).
+    observations = [day_observation(day, n) for day, n in sorted(candidates.items())]
     in_flight = active_day_runs(context.instance)
     materialized = materialized_row_counts(context.instance, sorted(candidates))
     to_run = {
@@ -71,8 +75,10 @@ def new_log_days_sensor(
             skip_reason="every day in ClickHouse is materialized with its current row count "
             "or has a run in flight",
             cursor=cursor,
+            asset_events=observations,
         )
     return SensorResult(
+        asset_events=observations,
         # The run key names the day and its row count: the same state never runs twice.
         run_requests=[
             RunRequest(run_key=f"{day}:{n}", partition_key=day) for day, n in sorted(to_run.items())

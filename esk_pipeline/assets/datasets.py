@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from esk_pipeline.assets.automation import eager_when_enabled
-from esk_pipeline.assets.metadata import bar_chart, counts_table
+from esk_pipeline.assets.metadata import bar_chart, counts_table, setting
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
 from esk_pipeline.pipeline.splits import (
     DatasetStats,
@@ -233,8 +233,7 @@ def _accuracy_check(stats: DatasetStats) -> AssetCheckResult:
         passed=not below and enough,
         severity=AssetCheckSeverity.ERROR if enough else AssetCheckSeverity.WARN,
         metadata={
-            # Constants of the policy are text, so the UI does not plot them.
-            "target": MetadataValue.text(f"{target:.0%}"),
+            "target": setting(target),
             "audit_progress": MetadataValue.text(str(stats.audit) if stats.audit else "none"),
             "estimates": MetadataValue.json({s: e.estimate for s, e in estimates.items()}),
         },

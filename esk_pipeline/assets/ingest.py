@@ -9,7 +9,9 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetObservation,
     AssetOut,
+    AssetSpec,
     BackfillPolicy,
     Output,
     asset,
@@ -24,12 +26,33 @@ from esk_pipeline.resources.etl import ETLResource
 
 ETL_CODE_VERSION = "etl-1"
 
+# The table other systems write: Dagster's external asset, where the lineage starts. Its
+# observations record each day's row count, which new_log_days_sensor compares with the count
+# raw_logs last read.
+esk_logs = AssetSpec(
+    "esk_logs",
+    description="The contact centre's request log table in ClickHouse (or the embedded engine), "
+    "written by other systems. Observed per day by new_log_days_sensor and by every raw_logs "
+    "run: dagster/row_count is the day's row count at that moment.",
+    group_name="ingest",
+    kinds={"clickhouse"},
+    partitions_def=daily_partitions,
+)
+
+
+def day_observation(day: str, rows: int) -> AssetObservation:
+    """An observation of one day of esk_logs: its row count."""
+    return AssetObservation(
+        asset_key=esk_logs.key, partition=day, metadata={"dagster/row_count": rows}
+    )
+
 
 @asset(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="ingest",
     kinds={"clickhouse", "parquet"},
+    deps=[esk_logs],
 )
 def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> Output:
     """One day of the `esk_logs` table, every column, as logged."""
@@ -38,6 +61,7 @@ def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> 
     for key in context.partition_keys:
         started = time.perf_counter()
         frames[key] = frame = source.read_day(dt.date.fromisoformat(key))
+        context.log_event(day_observation(key, len(frame)))
         # Per partition: a range run records each day's own numbers (the sensor compares
         # dagster/row_count with ClickHouse's count of the day).
         context.add_asset_metadata(

@@ -21,7 +21,13 @@ from dagster import (
 
 from esk_pipeline.assets.automation import LABELS_CONDITION, when_enabled
 from esk_pipeline.assets.frame_types import DailyLabelFrames
-from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
+from esk_pipeline.assets.metadata import (
+    bar_chart,
+    counts_table,
+    preview,
+    setting,
+    table_metadata,
+)
 from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
@@ -105,7 +111,11 @@ def _label_checks(everything: pd.DataFrame, domain_ids: set[str]) -> Iterator[As
     yield AssetCheckResult(
         check_name="failed_share_under_bound",
         passed=share <= MAX_FAILED_SHARE,
-        metadata={"failed": failed, "failed_share": round(share, 4), "bound": MAX_FAILED_SHARE},
+        metadata={
+            "failed": failed,
+            "failed_share": round(share, 4),
+            "bound": setting(MAX_FAILED_SHARE),
+        },
     )
 
 
@@ -155,8 +165,10 @@ def _day_metadata(agent, frame: pd.DataFrame, report: CascadeReport) -> dict:
         "label_chart": bar_chart(labelled["domain"].value_counts().to_dict()),
         "confidence_histogram": _histogram(labelled["confidence"]),
         "mean_confidence": float(labelled["confidence"].mean()) if len(labelled) else 0.0,
-        "cascade_shares": counts_table(
-            {k: round(v, 4) for k, v in report.shares.items()}, "tier", "share"
+        # How the cascade routed the texts (local model, LLM), not how many are trusted: that
+        # is the audit's verdict, in trusted_labels.
+        "cascade_routing_shares": counts_table(
+            {k: round(v, 4) for k, v in report.shares.items()}, "route", "share"
         ),
         "failed": report.failed,
         "deferred": report.deferred,

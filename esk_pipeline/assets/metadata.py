@@ -8,6 +8,12 @@ import pandas as pd
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 
+def setting(value: object) -> MetadataValue:
+    """A configured constant (a target, a bound) as text: the UI plots numeric metadata over
+    time, and a setting's flat line only looks like a measurement."""
+    return MetadataValue.text(str(value))
+
+
 def preview(frame: pd.DataFrame, columns: list[str], rows: int = 10) -> MetadataValue:
     """The first rows as a Markdown table, long texts shortened."""
     shown = frame[[c for c in columns if c in frame.columns]].head(rows).copy()

@@ -40,7 +40,11 @@ def review_queue(
     """What people should review, best first: every text whose verdict is "queued" (without a
     trusted label, or in the random audit; see `pipeline.trust.queue`), and one second opinion
     on each decision confident learning doubts. Items waiting on a person keep their place."""
-    plan = plan_review(trusted_labels, audit_review_share=trust_policy.audit_review_share)
+    plan = plan_review(
+        trusted_labels,
+        precision_target=trust_policy.precision_target,
+        audit_review_share=trust_policy.audit_review_share,
+    )
     with review_store.open(taxonomy_file.load()) as store:
         report = store.add_items(plan.to_dict("records"), withdraw_others=True)
         doubted = store.request_second_opinion(

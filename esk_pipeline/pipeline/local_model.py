@@ -3,8 +3,12 @@
 Features are character n-grams (`char_wb`, 2–5) plus word unigrams/bigrams, TF-IDF with
 sublinear term frequency, on text lowercased with "ё" folded to "е": short Russian requests
 are full of typos, inflections and run-together words, which char n-grams absorb and a
-word model alone does not. A multinomial logistic regression (balanced class weights, fixed
-`random_state`) sits on top. No server, no key, no downloaded weights.
+word model alone does not. Beside them sits the text's averaged Russian word vector
+(navec's 250k-word news vectors, which ship inside the `natasha` wheel; read with the small
+`navec` package, without importing natasha itself), at half the weight of an n-gram block:
+it knows that "батарея" and "отопление" are near, which n-grams learn only from labels, so it
+helps most while few verified labels exist. A multinomial logistic regression (balanced class
+weights, fixed `random_state`) sits on top. No server, no key, no downloaded weights.
 
 Training data: every taxonomy example, the domain name, and the description cut into
 sentences and comma-separated phrases ("отопление", "лифты", ...) as extra cheap examples,
@@ -30,19 +34,24 @@ the safety net.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
+from importlib.metadata import distribution
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sklearn
+from navec import Navec
 from scipy.optimize import minimize_scalar
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, hstack
 from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
@@ -55,11 +64,53 @@ from esk_pipeline.pipeline.text import model_form, model_forms
 # A prediction: (domain id, calibrated confidence, [(domain id, probability), ...] best first).
 Prediction = tuple[str, float, list[tuple[str, float]]]
 
+_NON_WORD = r"[^\p{L}\p{N}_]+"  # RE2: what Python's \w (Unicode) does not match
 _SENTENCE_SPLIT = re.compile(r"[.;!?]+")
 _PHRASE_SPLIT = re.compile(r"[,:()]+|\s+и\s+")
 _MAX_CV_FOLDS = 5
 # Bump when features, classifier or calibration change: it is part of `fingerprint`.
-MODEL_VERSION = "char2-5+word1-2/logreg-newton-cg/temperature-v1"
+MODEL_VERSION = "char2-5+word1-2+navec0.5/logreg-newton-cg/temperature-v1"
+# navec's news vectors as the natasha wheel ships them (found without importing natasha, whose
+# pymorphy2 dependency does not import on Python 3.11).
+_WORD_VECTORS_FILE = "natasha/data/emb/navec_news_v1_1B_250K_300d_100q.tar"
+_WORD_VECTORS_WEIGHT = 0.5
+_WORD = re.compile(r"\w+")
+
+
+@functools.cache
+def _word_vectors() -> Navec:
+    return Navec.load(str(distribution("natasha").locate_file(_WORD_VECTORS_FILE)))
+
+
+class AveragedWordVectors(BaseEstimator, TransformerMixin):
+    """Each text's mean word vector (words the vectors know), scaled to norm `weight`; a
+    text with no known word is all zeros. Stateless: the vectors stay in a process-wide cache,
+    so a pickled model does not carry them."""
+
+    def __init__(self, weight: float = 1.0):
+        self.weight = weight
+
+    def fit(self, texts: Sequence[str], y: object = None) -> AveragedWordVectors:
+        return self
+
+    def transform(self, texts: Sequence[str]) -> csr_matrix:
+        vectors = _word_vectors()
+        known = vectors.vocab.word_ids
+        columns: dict[str, int] = {}
+        rows, cols = [], []
+        for i, text in enumerate(texts):
+            for word in _WORD.findall(text):
+                if word in known:
+                    rows.append(i)
+                    cols.append(columns.setdefault(word, len(columns)))
+        counts = csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(texts), len(columns))
+        )
+        ids = np.array([known[w] for w in columns], dtype=np.int64)
+        mean = np.asarray(counts @ vectors.pq.sampled(ids).unpack().astype(np.float32))
+        norms = np.linalg.norm(mean, axis=1, keepdims=True)
+        scaled = np.divide(mean, norms, out=np.zeros_like(mean), where=norms > 0) * self.weight
+        return csr_matrix(scaled.astype(np.float32))
 
 
 def _taxonomy_training_items(taxonomy: Taxonomy) -> list[tuple[str, str, str]]:
@@ -113,14 +164,112 @@ def _unit_rows(features: csr_matrix) -> csr_matrix:
     return normalize(features) if features.shape[0] else features
 
 
+def _featurise(features: FeatureUnion, texts: Sequence[str]) -> csr_matrix:
+    """`features.transform` of the texts' model forms, with the n-grams cut in Arrow.
+
+    sklearn's analyzers cut n-grams in Python, text by text; here the same n-grams are cut
+    column-wise, counted against the fitted vocabularies, and weighted by the vectorizers' own
+    tf-idf step, so the matrix is the one `features.transform` gives (a test compares them).
+    """
+    forms = model_forms(pa.array(texts, type=pa.large_string()))
+    in_arrow = {"char": _char_wb_tfidf, "word": _word_tfidf}
+    blocks = [
+        in_arrow[name](block, forms) if name in in_arrow else block.transform(forms.to_pylist())
+        for name, block in features.transformer_list
+    ]
+    return hstack(blocks, format="csr")
+
+
+def _counts(
+    vectorizer: TfidfVectorizer, rows: np.ndarray, grams: pa.Array, n_rows: int
+) -> csr_matrix:
+    """Vocabulary counts per row: `grams[i]` occurs once in row `rows[i]`."""
+    vocabulary = vectorizer.vocabulary_
+    column = pc.index_in(grams, value_set=pa.array(list(vocabulary), type=grams.type))
+    known = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(vocabulary))
+    counts = csr_matrix(
+        (
+            np.ones(int(known.sum()), dtype=vectorizer.dtype),
+            (rows[known], columns[column.filter(pa.array(known)).to_numpy()]),
+        ),
+        shape=(n_rows, len(vocabulary)),
+    )
+    counts.sum_duplicates()
+    return counts
+
+
+def _weighted(vectorizer: TfidfVectorizer, counts: csr_matrix) -> csr_matrix:
+    """The fitted idf weights, sublinear tf and norm: the vectorizer's own last step."""
+    return vectorizer._tfidf.transform(counts, copy=False)
+
+
+def _word_tfidf(vectorizer: TfidfVectorizer, forms: pa.Array) -> csr_matrix:
+    """The word 1-2-gram vectorizer's matrix. Its tokens (`\\b\\w+\\b`) are the runs of
+    Python's word characters; a bigram is two neighbouring tokens of one text and a space."""
+    tokens = pc.split_pattern_regex(forms, _NON_WORD)
+    flat = pc.list_flatten(tokens)
+    present = pc.not_equal(pc.binary_length(flat), 0)
+    text_of = pc.list_parent_indices(tokens).to_numpy()[present.to_numpy(zero_copy_only=False)]
+    flat = flat.filter(present)
+    same_text = text_of[:-1] == text_of[1:]
+    space = pa.scalar(" ", flat.type)
+    pairs = pc.binary_join_element_wise(flat[:-1], flat[1:], space).filter(pa.array(same_text))
+    rows = np.concatenate([text_of, text_of[:-1][same_text]])
+    grams = pa.concat_arrays([flat, pairs])
+    return _weighted(vectorizer, _counts(vectorizer, rows, grams, len(forms)))
+
+
+def _char_wb_tfidf(vectorizer: TfidfVectorizer, forms: pa.Array) -> csr_matrix:
+    """The `char_wb` vectorizer's matrix. Its n-grams never cross a space: they are every
+    substring of length n (within its `ngram_range`) of each word padded with one space on
+    each side. They are cut once per distinct word and summed per text by a sparse product."""
+    words = pc.split_pattern(forms, " ")
+    encoded = pc.list_flatten(words).dictionary_encode()
+    space = pa.scalar(" ", encoded.dictionary.type)
+    padded = pc.binary_join_element_wise(
+        space, encoded.dictionary, space, pa.scalar("", space.type)
+    )
+    length = pc.utf8_length(padded).to_numpy()
+    rows, grams = [], []
+    low, high = vectorizer.ngram_range
+    for n in range(low, high + 1):
+        for start in range(int(length.max(initial=0)) - n + 1):
+            fits = np.flatnonzero(length >= start + n)
+            rows.append(fits)
+            grams.append(pc.utf8_slice_codeunits(padded.take(fits), start, start + n))
+    per_word = _counts(
+        vectorizer,
+        np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+        pa.concat_arrays(grams) if grams else pa.array([], type=padded.type),
+        len(encoded.dictionary),
+    )
+    incidence = csr_matrix(
+        (
+            np.ones(len(encoded), dtype=per_word.dtype),
+            (pc.list_parent_indices(words).to_numpy(), encoded.indices.to_numpy()),
+        ),
+        shape=(len(forms), len(encoded.dictionary)),
+    )
+    return _weighted(vectorizer, incidence @ per_word)
+
+
 class LocalModel:
-    """Char + word n-gram TF-IDF with a calibrated linear classifier over the taxonomy's ids.
+    """N-gram TF-IDF and word vectors under a calibrated linear classifier over the taxonomy's ids.
 
     `fit` returns self; `predict_proba` columns follow `classes` (the taxonomy order).
     """
 
-    def __init__(self, *, c: float = 10.0, random_state: int = 0, calibrate: bool = True):
+    def __init__(
+        self,
+        *,
+        c: float = 10.0,
+        random_state: int = 0,
+        calibrate: bool = True,
+        word_vectors: bool = True,
+    ):
         self.c = c
+        self.word_vectors = word_vectors
         self.random_state = random_state
         self.calibrate = calibrate
         self.classes: list[str] = []
@@ -162,20 +311,18 @@ class LocalModel:
 
     def _make_features(self) -> FeatureUnion:
         common = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32}
-        return FeatureUnion(
-            [
-                ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), **common)),
-                (
-                    "word",
-                    TfidfVectorizer(
-                        analyzer="word",
-                        ngram_range=(1, 2),
-                        token_pattern=r"(?u)\b\w+\b",
-                        **common,
-                    ),
+        blocks: list[tuple[str, object]] = [
+            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), **common)),
+            (
+                "word",
+                TfidfVectorizer(
+                    analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", **common
                 ),
-            ]
-        )
+            ),
+        ]
+        if self.word_vectors:
+            blocks.append(("word_vectors", AveragedWordVectors(_WORD_VECTORS_WEIGHT)))
+        return FeatureUnion(blocks)
 
     def _make_classifier(self) -> LogisticRegression:
         return LogisticRegression(
@@ -221,7 +368,12 @@ class LocalModel:
         payload = {
             "taxonomy": taxonomy.fingerprint,
             "data": sorted((text, domain) for text, (domain, _) in by_text.items()),
-            "params": {"c": self.c, "rs": self.random_state, "cal": self.calibrate},
+            "params": {
+                "c": self.c,
+                "rs": self.random_state,
+                "cal": self.calibrate,
+                "wv": self.word_vectors,
+            },
             "model": MODEL_VERSION,
             "sklearn": sklearn.__version__,
         }
@@ -262,14 +414,13 @@ class LocalModel:
         features = self._features_of(texts)
         proba = softmax(self._scores(features) / self.temperature, axis=1)
         order = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]
-        classes = self.classes
+        top = np.take_along_axis(proba, order, axis=1)
+        names = np.asarray(self.classes, dtype=object)[order].tolist()
         predictions = [
-            (
-                classes[row_order[0]],
-                float(row[row_order[0]]),
-                [(classes[i], round(float(row[i]), 4)) for i in row_order],
+            (row_names[0], confidence, list(zip(row_names, row_top, strict=True)))
+            for row_names, confidence, row_top in zip(
+                names, top[:, 0].tolist(), top.round(4).tolist(), strict=True
             )
-            for row, row_order in zip(proba, order, strict=True)
         ]
         return predictions, _unit_rows(features)
 
@@ -277,11 +428,8 @@ class LocalModel:
         self._require_fitted()
         assert self._features is not None
         if len(texts) == 0:  # sklearn refuses an empty batch
-            width = sum(len(v.vocabulary_) for _, v in self._features.transformer_list)
-            return csr_matrix((0, width), dtype=np.float32)
-        return self._features.transform(
-            model_forms(pa.array(texts, type=pa.large_string())).to_pylist()
-        )
+            return self._features.transform([""])[:0]
+        return _featurise(self._features, texts)
 
     def _scores(self, features: csr_matrix) -> np.ndarray:
         assert self._classifier is not None

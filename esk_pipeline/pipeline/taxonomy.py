@@ -9,6 +9,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from esk_pipeline.pipeline.plain_yaml import load_plain_yaml
+
 OTHER_DOMAIN_IDS = ("other", "out_of_scope")
 # Where the project keeps its taxonomy (APP_TAXONOMY_PATH), relative to the working folder.
 DEFAULT_TAXONOMY_PATH = Path("data/taxonomy.yaml")
@@ -44,14 +46,17 @@ class Taxonomy(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> Taxonomy:
-        """Read a taxonomy from a `.yaml`/`.yml` or `.json` file with a `domains` list."""
+        """Read a taxonomy from a `.yaml`/`.yml` or `.json` file with a `domains` list.
+
+        YAML anchors and aliases are refused (`plain_yaml`), so an alias bomb is a
+        TaxonomyError before anything is expanded."""
         path = Path(path)
         try:
             raw = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise TaxonomyError(f"{path}: cannot read taxonomy ({exc.strerror})") from exc
         try:
-            data = json.loads(raw) if path.suffix == ".json" else yaml.safe_load(raw)
+            data = json.loads(raw) if path.suffix == ".json" else load_plain_yaml(raw)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise TaxonomyError(f"{path}: not valid {path.suffix.lstrip('.')}: {exc}") from exc
         if not isinstance(data, dict) or "domains" not in data:

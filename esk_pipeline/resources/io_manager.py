@@ -45,14 +45,15 @@ class ParquetJsonIOManager(UPathIOManager):
         if obj is None:
             return
         if context.has_asset_partitions:
-            paths = self._get_paths_for_partitions(context)
-            for key, path in paths.items():
+            for key, path in self._get_paths_for_partitions(context).items():
                 self.dump_to_path(context, obj[key], path)
-            folder = next(iter(paths.values())).parent
-            rows = sum(len(obj[key]) for key in paths)
-            context.add_output_metadata(
-                {"path": MetadataValue.path(str(folder)), "rows_written": rows}
-            )
+                # Scoped to the day: output metadata would give every day of a range run the
+                # range's total (Dagster records it on each partition's materialization).
+                context.step_context.add_asset_metadata(
+                    {"path": MetadataValue.path(str(path)), "rows_written": len(obj[key])},
+                    asset_key=context.asset_key,
+                    partition_key=key,
+                )
             return
         path = self._get_path(context)
         self.dump_to_path(context, obj, path)

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from esk_pipeline.pipeline.plain_yaml import load_plain_yaml
 
 SAMPLE_TEMPLATES_PATH = (
     Path(__file__).resolve().parents[1] / "pipeline" / "resources" / "sample_templates.yaml"
@@ -22,7 +22,7 @@ SAMPLE_TEMPLATES_PATH = (
 def sample_templates() -> dict[str, Any]:
     """The template file's top-level mapping, lists turned into tuples."""
     with SAMPLE_TEMPLATES_PATH.open(encoding="utf-8") as handle:
-        return _frozen(yaml.safe_load(handle))
+        return _frozen(load_plain_yaml(handle))
 
 
 def _frozen(value: Any) -> Any:

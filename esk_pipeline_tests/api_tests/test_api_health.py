@@ -31,6 +31,9 @@ def test_healthz_and_public_routes_need_no_token(client):
     assert "проверка разметки" in page.text
     assert client.get("/static/review.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/static/review.css").status_code == 200
+    icon = client.get("/favicon.ico")  # browsers ask for it unprompted
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
 
 
 def test_static_files_are_an_allow_list(client):

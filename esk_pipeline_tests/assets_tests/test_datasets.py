@@ -1,6 +1,6 @@
 """The dataset checks' verdicts on hand-made statistics."""
 
-from dagster import AssetCheckSeverity
+from dagster import AssetCheckSeverity, MetadataValue
 
 from esk_pipeline.assets.datasets import _accuracy_check
 from esk_pipeline.pipeline.splits import DatasetStats, LeakageReport
@@ -40,6 +40,10 @@ def _stats(train: float | None, eval_: float | None = 0.99) -> DatasetStats:
 def test_the_accuracy_check_fails_below_the_target_once_the_audit_is_big_enough() -> None:
     passed = _accuracy_check(_stats(0.97), audited=500, audit_needed=200)
     assert passed.passed and passed.severity == AssetCheckSeverity.ERROR
+    # Settings are text (the UI would plot a number as if it were measured); the audit is a count.
+    assert passed.metadata["target"] == MetadataValue.text("0.95")
+    assert passed.metadata["audit_needed"] == MetadataValue.text("200")
+    assert passed.metadata["audited"] == MetadataValue.int(500)
     failed = _accuracy_check(_stats(0.93), audited=500, audit_needed=200)
     assert not failed.passed and failed.severity == AssetCheckSeverity.ERROR
 

@@ -93,6 +93,28 @@ def test_a_partition_range_runs_as_one_run(logs, tmp_path):
     assert day2["text"].tolist() == ["Яма на дороге у дома 5"]
 
 
+def _observed(result) -> dict[str, int]:
+    """The esk_logs row counts a sensor evaluation observed, by day."""
+    return {
+        event.partition: event.metadata["dagster/row_count"].value
+        for event in result.asset_events or []
+        if event.asset_key.to_user_string() == "esk_logs"
+    }
+
+
+def test_lineage_starts_at_the_clickhouse_table():
+    from dagster import AssetKey
+
+    from esk_pipeline.definitions import defs
+
+    esk_logs = defs.resolve_assets_def(AssetKey("esk_logs"))
+    assert esk_logs.is_external and not esk_logs.is_executable
+    (spec,) = esk_logs.specs
+    assert spec.kinds == {"clickhouse"} and spec.partitions_def is not None
+    graph = defs.resolve_asset_graph()
+    assert graph.get(AssetKey("raw_logs")).parent_keys == {AssetKey("esk_logs")}
+
+
 def test_sensor_requests_new_and_grown_days_once(logs):
     from esk_pipeline.sensors import new_log_days_sensor
 
@@ -101,11 +123,13 @@ def test_sensor_requests_new_and_grown_days_once(logs):
     first = new_log_days_sensor(build_sensor_context(instance=instance, resources=resources))
     assert sorted(r.partition_key for r in first.run_requests) == ["2026-11-01", "2026-11-02"]
     assert {r.run_key for r in first.run_requests} == {"2026-11-01:5", "2026-11-02:1"}
+    assert _observed(first) == {"2026-11-01": 5, "2026-11-02": 1}  # esk_logs, day by day
 
     again = new_log_days_sensor(
         build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
     )
     assert not getattr(again, "run_requests", None)  # nothing new: a skip, no duplicate runs
+    assert _observed(again) == {}  # nor a repeated observation
 
     logs.insert_logs(
         pd.DataFrame(
@@ -123,6 +147,7 @@ def test_sensor_requests_new_and_grown_days_once(logs):
         build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
     )
     assert {r.run_key for r in grown.run_requests} == {"2026-11-02:2", "2026-11-03:1"}
+    assert _observed(grown) == {"2026-11-02": 2, "2026-11-03": 1}
     assert all(r.partition_key != dt.date(2026, 11, 1).isoformat() for r in grown.run_requests)
 
 
@@ -167,5 +192,17 @@ def test_each_day_of_a_range_run_gets_its_own_metadata(logs, tmp_path):
         schema = [c.name for c in cleaned["dagster/column_schema"].columns]
         assert schema == list(kept.columns)
     assert metadata["rejected_texts", "2026-11-02"]["rows"] == 0
+    # Reading a day observes esk_logs too: the day's row count at that moment.
+    observations = [
+        e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.is_asset_observation
+    ]
+    observed = {
+        o.partition: o.metadata["dagster/row_count"].value
+        for o in observations
+        if o.asset_key.to_user_string() == "esk_logs"
+    }
+    assert observed == raw
     assert "Мусор" in metadata["cleaned_texts", "2026-11-03"]["preview"]
     assert "Мусор" not in metadata["cleaned_texts", "2026-11-01"]["preview"]

@@ -14,7 +14,7 @@ from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, labeler_res
 
 DAY = "2026-11-03"
 TEXTS = [
-    "хочу уточнить по поводу вчерашнего",
+    "ну и что теперь",  # unsure: below the local accept threshold
     "подскажите кому писать по такому вопросу",
     "нет горячей воды уже третий день",
     "передать показания счётчика воды",
@@ -41,7 +41,8 @@ def partition(project_env):
     return folder
 
 
-def _materialize(folder):
+def _materialize(folder, **run: object):
+    """Materialize `labels` for DAY, or for the partitions `run` names (tags of a range)."""
     settings = Settings.load()
     # Upstream values are read from the files above, as in a real run.
     upstream = [
@@ -51,7 +52,7 @@ def _materialize(folder):
     return materialize(
         [labeling.labels, labeling.taxonomy, *upstream],
         selection=["labels"],
-        partition_key=DAY,
+        **(run or {"partition_key": DAY}),
         resources={
             "io_manager": AssetFilesIOManager(base_dir=str(folder)),
             "taxonomy_file": TaxonomyResource.from_settings(settings),
@@ -100,6 +101,47 @@ def test_the_labels_code_version_names_the_prompt_and_the_model_recipe():
     assert labeling.taxonomy.key in {dep.asset_key for dep in spec.deps}
 
 
+def test_each_day_of_a_range_run_records_its_own_label_metadata(partition):
+    """Three days of 4, 1 and 2 texts in one run: every day's counts are its own."""
+    days = {DAY: 4, "2026-11-04": 1, "2026-11-05": 2}
+    for day, n in days.items():
+        frame = pd.DataFrame(
+            {
+                "row_id": [f"{day}-{i}" for i in range(n)],
+                "text": TEXTS[:n],
+                "ts": pd.Timestamp(day, tz="UTC"),
+                "user_id": "u1",
+            }
+        )
+        frame.to_parquet(partition / "cleaned_texts" / f"{day}.parquet")
+    result = _materialize(
+        partition,
+        tags={
+            "dagster/asset_partition_range_start": DAY,
+            "dagster/asset_partition_range_end": "2026-11-05",
+        },
+    )
+    assert result.success
+    metadata = {
+        m.partition: {k: v.value for k, v in m.metadata.items()}
+        for m in result.asset_materializations_for_node("labels")
+    }
+    assert sorted(metadata) == sorted(days)
+    for day, n in days.items():
+        written = pd.read_parquet(partition / "labels" / f"{day}.parquet")
+        assert len(written) == n
+        day_metadata = metadata[day]
+        assert day_metadata["rows"] == day_metadata["rows_written"] == n, day
+        assert day_metadata["dagster/row_count"] == n
+        assert day_metadata["path"].endswith(f"labels/{day}.parquet")
+        # The cascade's routing, named so that nobody reads it as "trusted".
+        routes = {
+            r.data["route"]: r.data["share"] for r in day_metadata["cascade_routing_shares"].records
+        }
+        assert "cascade_accepted_local" in routes and "local_accepted" not in routes
+        assert sum(routes.values()) == pytest.approx(1.0)
+
+
 def test_the_label_checks_catch_unknown_domains_bad_confidence_and_many_failures():
     taxonomy = {"documents", "other"}
     good = pd.DataFrame(
@@ -122,3 +164,4 @@ def test_the_label_checks_catch_unknown_domains_bad_confidence_and_many_failures
     }
     assert verdicts["domains_in_taxonomy"].metadata["unknown_domains"].value == "invented"
     assert verdicts["failed_share_under_bound"].metadata["failed_share"].value == 0.5
+    assert verdicts["failed_share_under_bound"].metadata["bound"].value == "0.2"  # text

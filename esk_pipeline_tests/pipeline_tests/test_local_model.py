@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from sklearn.preprocessing import normalize
 
 from esk_pipeline.pipeline.local_model import (
+    AveragedWordVectors,
     LocalModel,
     expected_calibration_error,
 )
 from esk_pipeline.pipeline.taxonomy import Domain, Taxonomy
+from esk_pipeline.pipeline.text import model_forms
 from esk_pipeline.sample_data import generate_logs
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[2] / "data" / "taxonomy.yaml"
@@ -76,8 +80,11 @@ def test_fingerprint_follows_training_data_and_hyperparameters(
 ) -> None:
     with_feedback = LocalModel().fit(taxonomy, [("автобус опять опоздал", "transport")])
     other_c = LocalModel(c=1.0).fit(taxonomy)
-    fingerprints = {model.fingerprint, with_feedback.fingerprint, other_c.fingerprint}
-    assert len(fingerprints) == 3
+    plain = LocalModel(word_vectors=False).fit(taxonomy)
+    fingerprints = {m.fingerprint for m in (model, with_feedback, other_c, plain)}
+    assert len(fingerprints) == 4
+    # Without the word-vector block the features are the n-grams alone.
+    assert plain.transform(["текст"]).shape[1] == model.transform(["текст"]).shape[1] - 300
 
 
 def test_verified_labels_override_examples_and_unknown_domains_are_ignored(
@@ -107,6 +114,23 @@ def test_save_and_load_round_trip(model: LocalModel, tmp_path: Path) -> None:
     texts = ["мусор не вывозят", "спасибо"]
     assert loaded.fingerprint == model.fingerprint
     np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
+
+
+def test_saved_model_does_not_carry_the_word_vectors(model: LocalModel, tmp_path: Path) -> None:
+    # The vectors file is 26 MB; a model file that embedded them would grow by as much.
+    assert model.save(tmp_path / "local.joblib").stat().st_size < 10_000_000
+
+
+def test_word_vectors_place_related_words_near_and_unknown_words_at_zero() -> None:
+    vectors = AveragedWordVectors(weight=0.5).transform(
+        ["батарея холодная", "отопление не работает", "передать показания", "", "qzxv wkpj"]
+    )
+    dense = vectors.toarray()
+    np.testing.assert_allclose(np.linalg.norm(dense[:3], axis=1), 0.5, rtol=1e-5)
+    assert not dense[3:].any()
+    cosine = dense @ dense.T
+    assert cosine[0, 1] > cosine[0, 2]
+    assert AveragedWordVectors().transform([]).shape == (0, dense.shape[1])
 
 
 def test_untrained_model_says_so() -> None:
@@ -145,3 +169,27 @@ def test_feedback_raises_held_out_accuracy(
     retrained = LocalModel().fit(taxonomy, pool[:300])
     after = _accuracy(retrained, held_out)
     assert after >= before + 0.05, (before, after)
+
+
+def test_features_are_sklearns_own(taxonomy: Taxonomy) -> None:
+    """The Arrow n-gram cutting gives exactly the matrix of the vectorizers' Python analyzers,
+    on generated logs and on texts made to trip it: odd word characters, long words, empties."""
+    model = LocalModel().fit(taxonomy, [("под_ъезд №5 ½ Ǆ x̃y", "transport")])
+    texts = [
+        *generate_logs(taxonomy, n_rows=2000, seed=3)["text"],
+        "",
+        "   ",
+        "?!",
+        "под_ъезд №5 ½ Ǆ x̃y ١٢ ⅷ  tab\there",
+        "a",
+        "ab",
+        "abc",
+        "счётчик" * 40,
+        "__ _ 2-3 кв.5",
+    ]
+    forms = model_forms(pa.array(texts, type=pa.large_string())).to_pylist()
+    expected = model._features.transform(forms)
+    got = model.transform(texts)
+    assert got.shape == expected.shape
+    assert abs(got - model.transform(forms)).max() == 0  # model forms are fixed points
+    assert abs(got - normalize(expected)).max() == 0

@@ -32,9 +32,10 @@ DAYS = DailyPartitionsDefinition(start_date="2026-11-01", end_date="2026-11-04",
 
 @asset(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run())
 def day_rows(context) -> Output:
+    """Day i of the run holds i + 1 rows, so each day's count differs from the range's total."""
     return Output(
         {
-            key: pd.DataFrame({"day": [key], "n": [i]})
+            key: pd.DataFrame({"day": [key] * (i + 1), "n": range(i + 1)})
             for i, key in enumerate(context.partition_keys)
         }
     )
@@ -117,7 +118,7 @@ def test_a_range_run_writes_one_file_per_day_and_values_round_trip(base):
         resources={"io_manager": io_manager},
     )
     assert rest.success
-    assert rest.output_for_node("report_reader") == 2
+    assert rest.output_for_node("report_reader") == 3
 
     files = _files(base)
     assert sorted(files) == [
@@ -128,13 +129,19 @@ def test_a_range_run_writes_one_file_per_day_and_values_round_trip(base):
         "report_reader.json",
     ]
     assert json.loads(files["report.json"]) == {
-        "rows": 2,
-        "days": ["2026-11-01", "2026-11-02"],
+        "rows": 3,
+        "days": ["2026-11-01", "2026-11-02", "2026-11-02"],
         "text": "ёлка",
     }
-    day_metadata = first.asset_materializations_for_node("day_rows")[0].metadata
-    assert day_metadata["rows_written"].value == 2
-    assert day_metadata["path"].value.endswith("day_rows")
+    # Each day of the range run records its own file and row count, not the range's.
+    written = {
+        m.partition: (m.metadata["rows_written"].value, m.metadata["path"].value)
+        for m in first.asset_materializations_for_node("day_rows")
+    }
+    assert written == {
+        "2026-11-01": (1, f"{base}/day_rows/2026-11-01.parquet"),
+        "2026-11-02": (2, f"{base}/day_rows/2026-11-02.parquet"),
+    }
     report_metadata = rest.asset_materializations_for_node("report")[0].metadata
     assert report_metadata["path"].value == f"{base}/report.json"
 

@@ -1,4 +1,4 @@
-"""The reviewer web page: three static files, public (the page itself asks for a token)."""
+"""The reviewer web page: a few static files, public (the page itself asks for a token)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def index() -> FileResponse:
     return FileResponse(
         STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers=_NO_STORE
     )
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """Browsers ask for it on their own; without it every page load logs a 404."""
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon")
 
 
 @router.get("/review")

@@ -2,6 +2,11 @@
 
 The reviewer is always the token's owner. Handlers are plain `def`: the store is synchronous
 (SQL transactions), so FastAPI runs them in its thread pool and the event loop stays free.
+
+Audit items go out blind: the audit measures how often the model is right, and a reviewer who
+sees the model's guess tends to agree with it, which would inflate that very measure. So no
+item handed to a reviewer while its reason is `audit` carries the guess, its confidence or its
+candidates; the store still knows them and judges the decision against them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from esk_pipeline.api.schemas import (
     ExportFormat,
     SubmitIn,
     TaxonomyOut,
+    UndoIn,
     WhoAmIOut,
 )
 from esk_pipeline.pipeline.review import (
@@ -28,6 +34,7 @@ from esk_pipeline.pipeline.review import (
     QualityReport,
     QueueStats,
     ReviewItem,
+    ReviewReason,
     ReviewStatus,
 )
 
@@ -41,6 +48,15 @@ EXPORT_MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
 }
+
+
+def blind_if_audit(item: ReviewItem) -> ReviewItem:
+    """The item as a reviewer may see it: an audit item without the model's guess."""
+    if item.reason != ReviewReason.AUDIT:
+        return item
+    return item.model_copy(
+        update={"predicted_domain": None, "confidence": 0.0, "top_candidates": []}
+    )
 
 
 @router.get("/me", response_model=WhoAmIOut, summary="Who the token belongs to")
@@ -62,13 +78,15 @@ def taxonomy(reviewer_id: ReviewerId, taxonomy: TaxonomyDep) -> TaxonomyOut:
     "/review/next",
     response_model=list[ReviewItem],
     summary="Lease the next items to the calling reviewer (their current leases come first)",
+    description="Audit items (reason `audit`) come blind: `predicted_domain` null, `confidence` "
+    "0 and no `top_candidates`, so the model's guess cannot anchor the reviewer.",
 )
 def next_items(
     reviewer_id: ReviewerId,
     review: ReviewDep,
     count: Annotated[int, Query(ge=1, le=MAX_LEASE_BATCH)] = 1,
 ) -> list[ReviewItem]:
-    return review.get_next(count=count, reviewer_id=reviewer_id)
+    return [blind_if_audit(item) for item in review.get_next(count=count, reviewer_id=reviewer_id)]
 
 
 @router.post(
@@ -92,7 +110,7 @@ def submit(
     # one vote of several (the item stays open until enough reviewers agree).
     if item.status in _DECIDED and before not in _DECIDED:
         services.metrics.review_decisions.labels(decision=item.status.value).inc()
-    return item
+    return blind_if_audit(item)
 
 
 @router.post(
@@ -106,7 +124,7 @@ def skip(
 ) -> ReviewItem:
     item = review.skip(item_id=item_id, reviewer_id=reviewer_id)
     services.metrics.review_decisions.labels(decision="skipped").inc()
-    return item
+    return blind_if_audit(item)
 
 
 @router.post(
@@ -120,19 +138,27 @@ def release(
 ) -> ReviewItem:
     item = review.release(item_id=item_id, reviewer_id=reviewer_id)
     services.metrics.review_decisions.labels(decision="released").inc()
-    return item
+    return blind_if_audit(item)
 
 
 @router.post(
-    "/review/undo",
+    "/review/items/{item_id}/undo",
     response_model=ReviewItem,
-    summary="Undo the calling reviewer's last decision or skip; the item is leased back to them",
-    responses=error_responses(409),
+    summary="Undo one of the caller's decisions or skips (named by its decision_id); the item "
+    "is leased back to them. Repeating it changes nothing",
+    responses=error_responses(404, 409),
 )
-def undo(reviewer_id: ReviewerId, review: ReviewDep, services: ServicesDep) -> ReviewItem:
-    item = review.undo_last(reviewer_id=reviewer_id)
-    services.metrics.review_decisions.labels(decision="undone").inc()
-    return item
+def undo(
+    item_id: ItemId,
+    body: UndoIn,
+    reviewer_id: ReviewerId,
+    review: ReviewDep,
+    services: ServicesDep,
+) -> ReviewItem:
+    item, undone = review.undo(item_id, body.decision_id, reviewer_id=reviewer_id)
+    if undone:
+        services.metrics.review_decisions.labels(decision="undone").inc()
+    return blind_if_audit(item)
 
 
 @router.get(

@@ -4,7 +4,27 @@
 "use strict";
 
 const TOKEN_KEY = "esk.review.token";
-const PREFETCH = 3; // items leased per request; the server hands back our own leases first
+// Items leased per request: one, so the page holds no lease it does not show. The server hands
+// back our own leases first (oldest first), so an item leased to us is always shown next.
+const PREFETCH = 1;
+
+// Keys that pick a domain in the list, in list order: digits, then the letter keys not used
+// for actions (S skip, U undo, N "no"). Matched by physical key (event.code), so they work in
+// either layout; the label shows the Russian letter on the same key too.
+const DOMAIN_KEYS = [
+  ..."1234567890".split("").map((digit) => ({ code: `Digit${digit}`, label: digit, alt: "" })),
+  ...[..."QWERTYIOPADFGHJKLZXCVBM"].map((letter, i) => ({
+    code: `Key${letter}`,
+    label: letter,
+    alt: "ЙЦУКЕНШЩЗФВАПРОЛДЯЧСМИЬ"[i],
+  })),
+];
+const PRIORITY_NAMES = { low: "низкий", medium: "средний", high: "высокий", critical: "срочно" };
+const REASON_NAMES = {
+  audit: "контроль",
+  second_opinion: "второе мнение",
+  possible_label_error: "возможная ошибка",
+};
 
 const state = {
   token: null,
@@ -12,9 +32,11 @@ const state = {
   domains: [], // [{id, name, description}] in taxonomy order
   byId: new Map(),
   queue: [], // leased items; queue[0] is on screen
+  mode: "choose", // "verify": asks "is it X?"; "choose": the full list
   options: [], // domain ids listed for the current item, in display order
   candidateScores: new Map(),
   selectedId: null,
+  done: [], // [{itemId, decisionId}] of this session's decisions and skips, newest last (undo)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -68,7 +90,7 @@ async function login(token) {
 
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
-  Object.assign(state, { token: null, reviewer: null, queue: [], selectedId: null });
+  Object.assign(state, { token: null, reviewer: null, queue: [], selectedId: null, done: [] });
   $("review-view").hidden = true;
   $("session").hidden = true;
   $("login-view").hidden = false;
@@ -99,6 +121,17 @@ function current() {
 
 // ----- rendering -----
 
+function isAudit(item) {
+  return item.reason === "audit";
+}
+
+// The model's guess, when the page may show it: audit items come without one (the API leaves
+// it out) and are always decided from the full list in taxonomy order.
+function proposal(item) {
+  if (isAudit(item) || !item.predicted_domain || !state.byId.has(item.predicted_domain)) return null;
+  return item.predicted_domain;
+}
+
 function render() {
   const item = current();
   $("empty-state").hidden = item !== null;
@@ -108,20 +141,48 @@ function render() {
     return;
   }
   $("item-card").dataset.itemId = item.id;
+  $("item-card").dataset.reason = item.reason || "";
   $("item-text").textContent = item.text;
-  $("item-priority").textContent = item.priority;
+  $("item-priority").textContent = PRIORITY_NAMES[item.priority] || item.priority;
   $("item-priority").className = `badge ${item.priority}`;
+  $("item-reason").textContent = REASON_NAMES[item.reason] || "";
+  $("item-reason").hidden = !REASON_NAMES[item.reason];
+  $("item-model").hidden = isAudit(item);
   const predicted = item.predicted_domain ? state.byId.get(item.predicted_domain) : null;
   $("item-predicted").textContent = predicted ? predicted.name : "нет метки";
   $("item-confidence").textContent = `${Math.round((item.confidence || 0) * 100)}%`;
   $("item-error").textContent = item.error ? `ошибка разметки: ${item.error}` : "";
-  state.candidateScores = new Map((item.top_candidates || []).map(([id, score]) => [id, score]));
-  state.selectedId = item.predicted_domain && state.byId.has(item.predicted_domain)
-    ? item.predicted_domain
-    : null;
+  state.candidateScores = isAudit(item)
+    ? new Map()
+    : new Map((item.top_candidates || []).map(([id, score]) => [id, score]));
+  state.selectedId = null;
   $("domain-search").value = "";
-  renderOptions();
-  $("domain-list").focus();
+  setMode(proposal(item) ? "verify" : "choose");
+}
+
+function setMode(mode) {
+  state.mode = mode;
+  const item = current();
+  $("verify").hidden = mode !== "verify";
+  $("chooser").hidden = mode !== "choose";
+  $("submit").hidden = mode !== "choose";
+  if (mode === "verify") {
+    $("verify-name").textContent = state.byId.get(proposal(item)).name;
+    showGuideline(proposal(item));
+    $("item-card").focus();
+  } else {
+    renderOptions();
+    $("domain-list").focus();
+  }
+}
+
+// The guideline beside the text: the description of the domain proposed or selected.
+function showGuideline(id) {
+  const domain = id ? state.byId.get(id) : null;
+  $("guideline-name").textContent = domain ? domain.name : "";
+  $("guideline-text").textContent = domain
+    ? domain.description || "(описания нет)"
+    : "Выберите домен — здесь появится его описание.";
 }
 
 function normalise(text) {
@@ -136,15 +197,36 @@ function matches(domain, query) {
 function listedIds() {
   const query = $("domain-search").value;
   if (query.trim()) return state.domains.filter((d) => matches(d, query)).map((d) => d.id);
+  const item = current();
+  if (!item || isAudit(item)) return state.domains.map((d) => d.id);
   // The model's candidates first, best first, then the rest of the taxonomy in its order.
   const first = [...state.candidateScores.keys()].filter((id) => state.byId.has(id));
-  const item = current();
-  if (item && item.predicted_domain && state.byId.has(item.predicted_domain)
-      && !first.includes(item.predicted_domain)) {
-    first.unshift(item.predicted_domain);
-  }
+  const proposed = proposal(item);
+  if (proposed && !first.includes(proposed)) first.unshift(proposed);
   const rest = state.domains.map((d) => d.id).filter((id) => !first.includes(id));
   return [...first, ...rest];
+}
+
+function kbd(text) {
+  const element = document.createElement("kbd");
+  element.textContent = text;
+  return element;
+}
+
+function keyLabel(index) {
+  const span = document.createElement("span");
+  span.className = "key";
+  span.setAttribute("aria-hidden", "true");
+  const key = DOMAIN_KEYS[index];
+  if (key) {
+    span.textContent = key.label;
+    if (key.alt) {
+      const alt = document.createElement("small");
+      alt.textContent = key.alt;
+      span.append(alt);
+    }
+  }
+  return span;
 }
 
 function renderOptions() {
@@ -157,11 +239,9 @@ function renderOptions() {
     li.id = `option-${id}`;
     li.setAttribute("role", "option");
     li.dataset.domain = id;
+    li.dataset.key = DOMAIN_KEYS[index] ? DOMAIN_KEYS[index].code : "";
     li.setAttribute("aria-selected", String(id === state.selectedId));
-    const key = document.createElement("span");
-    key.className = "key";
-    key.textContent = index < 9 ? String(index + 1) : "";
-    key.setAttribute("aria-hidden", "true");
+    if (DOMAIN_KEYS[index]) li.setAttribute("aria-keyshortcuts", DOMAIN_KEYS[index].label);
     const label = document.createElement("span");
     label.textContent = domain.name;
     const idText = document.createElement("span");
@@ -172,11 +252,24 @@ function renderOptions() {
     score.className = "score";
     const value = state.candidateScores.get(id);
     score.textContent = value === undefined ? "" : `${Math.round(value * 100)}%`;
-    li.append(key, label, score);
+    li.append(keyLabel(index), label, score);
     li.addEventListener("click", () => select(id));
     li.addEventListener("dblclick", () => decide());
     list.append(li);
   });
+  const count = state.options.length;
+  const item = current();
+  const hint = [`Доменов в списке: ${count}. Клавиша слева от названия выбирает домен, `,
+    kbd("Enter"), " — подтверждает."];
+  if (count > DOMAIN_KEYS.length) {
+    hint.push(` Клавиши есть у первых ${DOMAIN_KEYS.length}, остальные — `, kbd("↑"), "/",
+      kbd("↓"), " или поиск ", kbd("/"), ".");
+  }
+  if (item && isAudit(item)) {
+    hint.push(" Контрольный текст: догадка модели скрыта, домены в постоянном порядке.");
+  }
+  $("list-hint").replaceChildren(...hint);
+  showGuideline(state.selectedId);
   if (state.selectedId) {
     list.setAttribute("aria-activedescendant", `option-${state.selectedId}`);
     const selected = document.getElementById(`option-${state.selectedId}`);
@@ -224,16 +317,15 @@ function decide() {
   return act(async () => {
     const item = current();
     if (!item) return;
-    if (!state.selectedId) {
-      $("error").textContent = "Выберите домен: цифра, стрелки или поиск (/).";
+    const domain = state.mode === "verify" ? proposal(item) : state.selectedId;
+    if (!domain) {
+      $("error").textContent = "Выберите домен: клавиша слева от названия, стрелки или поиск (/).";
       return;
     }
-    const domain = state.selectedId;
     if (await postOnItem(item, "submit", { domain })) {
       const name = state.byId.get(domain).name;
-      $("status").textContent = domain === item.predicted_domain
-        ? `Подтверждено: ${name}`
-        : `Исправлено: ${name}`;
+      const approved = domain === proposal(item);
+      $("status").textContent = `${approved ? "Подтверждено" : "Записано"}: ${name}`;
     }
     await Promise.all([refreshStats(), refreshQueue(item.id)]);
   });
@@ -248,12 +340,16 @@ function skip() {
   });
 }
 
-// Submit or skip the item; false when the server says it is no longer ours (404/409: the lease
-// expired and someone else took it, it was decided already, or it is gone). Such an item is
-// dropped with a note instead of leaving the page stuck on it.
+// Submit or skip the item and remember its decision id for undo; false when the server says
+// it is no longer ours (404/409: the lease expired and someone else took it, it was decided
+// already, or it is gone). Such an item is dropped with a note instead of leaving the page
+// stuck on it.
 async function postOnItem(item, action, body) {
   try {
-    await api("POST", `/api/review/items/${encodeURIComponent(item.id)}/${action}`, body);
+    const answer = await api(
+      "POST", `/api/review/items/${encodeURIComponent(item.id)}/${action}`, body,
+    );
+    state.done.push({ itemId: item.id, decisionId: answer.decision_id });
     return true;
   } catch (error) {
     if (error.status !== 404 && error.status !== 409) throw error;
@@ -270,9 +366,28 @@ async function refreshQueue(doneId) {
   render();
 }
 
+// Undo names the decision it takes back, so a retried or repeated request changes nothing more.
 function undo() {
   return act(async () => {
-    const item = await api("POST", "/api/review/undo");
+    const last = state.done.at(-1);
+    if (!last) {
+      $("status").textContent = "Нечего отменять.";
+      return;
+    }
+    let item;
+    try {
+      item = await api(
+        "POST",
+        `/api/review/items/${encodeURIComponent(last.itemId)}/undo`,
+        { decision_id: last.decisionId },
+      );
+    } catch (error) {
+      // Refused for good (someone else has worked on the item since): U moves on to the one
+      // before. Anything else (a lost connection) keeps it, so U tries the same undo again.
+      if (error.status === 404 || error.status === 409) state.done.pop();
+      throw error;
+    }
+    state.done.pop();
     state.queue = [item, ...state.queue.filter((queued) => queued.id !== item.id)];
     $("status").textContent = "Последнее решение отменено.";
     render();
@@ -302,8 +417,19 @@ function onSearchKey(event) {
   }
 }
 
+// The list position a domain key stands for, or -1.
+function domainKeyIndex(event) {
+  const code = event.code.replace(/^Numpad(\d)$/, "Digit$1");
+  return DOMAIN_KEYS.findIndex((key) => key.code === code);
+}
+
+function openList(focusSearch) {
+  setMode("choose");
+  if (focusSearch) $("domain-search").focus();
+}
+
 function onKey(event) {
-  if ($("review-view").hidden) return;
+  if ($("review-view").hidden || !current()) return;
   const target = event.target;
   if (target === $("domain-search")) {
     onSearchKey(event);
@@ -322,15 +448,7 @@ function onKey(event) {
     }
     return;
   }
-  const digit = /^(?:Digit|Numpad)([1-9])$/.exec(code) || /^([1-9])$/.exec(event.key);
-  if (digit) {
-    event.preventDefault();
-    const id = state.options[Number(digit[1]) - 1];
-    if (id) select(id);
-  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-    event.preventDefault();
-    moveSelection(event.key === "ArrowDown" ? 1 : -1);
-  } else if (event.key === "Enter") {
+  if (event.key === "Enter") {
     event.preventDefault();
     if (!event.repeat) decide();
   } else if (code === "KeyS") {
@@ -341,7 +459,22 @@ function onKey(event) {
     undo();
   } else if (event.key === "/" || code === "Slash") {
     event.preventDefault();
-    $("domain-search").focus();
+    openList(true);
+  } else if (state.mode === "verify") {
+    if (code === "KeyN" || event.key === "ArrowDown") {
+      event.preventDefault();
+      openList(false);
+    }
+  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    moveSelection(event.key === "ArrowDown" ? 1 : -1);
+  } else if (event.key === "Escape" && proposal(current())) {
+    event.preventDefault();
+    setMode("verify");
+  } else if (domainKeyIndex(event) !== -1) {
+    event.preventDefault();
+    const id = state.options[domainKeyIndex(event)];
+    if (id) select(id);
   }
 }
 
@@ -361,6 +494,8 @@ document.addEventListener("DOMContentLoaded", () => {
     await Promise.all([refreshStats(), showNext()]);
   }));
   $("submit").addEventListener("click", () => decide());
+  $("approve").addEventListener("click", () => decide());
+  $("open-list").addEventListener("click", () => openList(false));
   $("skip").addEventListener("click", () => skip());
   $("undo").addEventListener("click", () => undo());
   $("domain-search").addEventListener("input", () => renderOptions());

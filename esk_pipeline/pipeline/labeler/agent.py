@@ -203,8 +203,8 @@ class LabelerAgent:
         llm = [r for r in labeled if r.tier == "llm"]
         return CascadeReport(
             total=len(results),
-            local_accepted=sum(r.confidence >= threshold for r in local),
-            local_unaccepted=sum(r.confidence < threshold for r in local),
+            cascade_accepted_local=sum(r.confidence >= threshold for r in local),
+            cascade_kept_local_below_threshold=sum(r.confidence < threshold for r in local),
             llm=len(llm),
             llm_cached=sum(r.cached for r in llm),
             failed=sum(r.status == "failed" for r in results),

@@ -79,11 +79,16 @@ class ClassificationResult(BaseModel):
 
 
 class CascadeReport(BaseModel):
-    """Who handled how much of a run: counts, shares of the total, cache hit rate, usage."""
+    """Who handled how much of a run: counts, shares of the total, cache hit rate, usage.
+
+    This is the cascade's routing, not trust: a local label the cascade accepted (it did not ask
+    the LLM) is no more trusted than any other until the audit has calibrated its tier."""
 
     total: int
-    local_accepted: int  # local label at or above local_accept_threshold
-    local_unaccepted: int  # local label below it, kept because no LLM is configured
+    # local label at or above local_accept_threshold: the cascade asked no LLM about it
+    cascade_accepted_local: int
+    # local label below it, kept because no LLM is configured
+    cascade_kept_local_below_threshold: int
     llm: int  # labelled by the LLM (from a request or a cache)
     llm_cached: int
     failed: int
@@ -95,8 +100,8 @@ class CascadeReport(BaseModel):
     def shares(self) -> dict[str, float]:
         """Each tier's share of the total (0..1)."""
         counts = {
-            "local_accepted": self.local_accepted,
-            "local_unaccepted": self.local_unaccepted,
+            "cascade_accepted_local": self.cascade_accepted_local,
+            "cascade_kept_local_below_threshold": self.cascade_kept_local_below_threshold,
             "llm": self.llm,
             "failed": self.failed,
             "deferred": self.deferred,
@@ -119,7 +124,7 @@ class CascadeReport(BaseModel):
     def cost_per_label(self) -> float:
         """The run's LLM cost per labelled item, whatever the tier (local labels are free, so
         the cascade's savings show here); 0 when nothing was labelled."""
-        labelled = self.local_accepted + self.local_unaccepted + self.llm
+        labelled = self.cascade_accepted_local + self.cascade_kept_local_below_threshold + self.llm
         return self.usage.get("cost", 0.0) / labelled if labelled else 0.0
 
 

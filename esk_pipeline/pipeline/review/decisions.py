@@ -4,7 +4,9 @@ A decision is a `reviews` row plus the item's new state, committed together in t
 transaction. With `reviews_per_item > 1` an item stays open until enough reviewers agree by
 strict majority; a disagreement sends it to adjudication (CRITICAL, `needs_adjudication`),
 decided by the next review. A single correction of a model at least
-`second_opinion_confidence` sure waits for a second reviewer before it counts.
+`second_opinion_confidence` sure waits for a second reviewer before it counts, unless the
+reviewer's measured agreement with final labels proves them reliable and the model was not
+`sure_model_confidence` sure: a reliable reviewer's correction then counts alone.
 
 A doubt (`raise_doubt`) asks one more reviewer about a decision one reviewer made, once per
 decision. The decision stands meanwhile: the item is open again but keeps its decision fields
@@ -20,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from scipy.stats import beta
 from sqlalchemy.engine import Connection, RowMapping
 
 from esk_pipeline.pipeline.review.errors import (
@@ -63,6 +66,8 @@ _CRITICAL = PRIORITY_RANK[ReviewPriority.CRITICAL]
 _NO_DECISION = {"corrected_domain": None, "reviewer_id": None, "review_timestamp": None}
 # Reasons of an item waiting on one more reviewer after a decision.
 _WAITING_REASONS = (ReviewReason.SECOND_OPINION, ReviewReason.POSSIBLE_LABEL_ERROR)
+# The agreement a reviewer exceeds with this probability is their proven reliability.
+_RELIABILITY_ASSURANCE = 0.75
 
 
 def submit(
@@ -73,7 +78,7 @@ def submit(
     approve: bool | None,
     *,
     taxonomy: Taxonomy,
-    second_opinion_confidence: float | None,
+    config: ReviewDatasetConfig,
     now: datetime,
 ) -> ReviewItem:
     """Record a decision (see `ReviewDataset.submit_review`); the same one again is a no-op."""
@@ -82,7 +87,7 @@ def submit(
     previous = action_of(conn, item_id, reviewer_id)
     if previous is not None:
         if previous["action"] == DECIDE and previous["domain"] == domain:
-            return to_item(row, now)
+            return _with_decision(conn, to_item(row, now), reviewer_id)
         done = "skipped" if previous["action"] == SKIP else f"chose {previous['domain']!r}"
         raise AlreadyReviewedError(
             f"reviewer {reviewer_id!r} already {done} for item {item_id!r}; "
@@ -91,9 +96,13 @@ def submit(
     require_lease(row, reviewer_id)
     _insert_action(conn, row, reviewer_id, DECIDE, domain, now)
     votes = votes_on(conn, item_id)
-    values = _state_after_vote(row, votes, domain, reviewer_id, now, second_opinion_confidence)
+    wait = _wants_second_opinion(row, votes, config) and not (
+        row["confidence"] < config.sure_model_confidence
+        and _is_reliable(conn, reviewer_id, config.reliable_reviewer_agreement)
+    )
+    values = _state_after_vote(row, votes, domain, reviewer_id, now, wait)
     conn.execute(item_table.update().where(item_table.c.id == item_id).values(**values))
-    return to_item(fetch_item(conn, item_id), now)
+    return _with_decision(conn, to_item(fetch_item(conn, item_id), now), reviewer_id)
 
 
 def skip(conn: Connection, item_id: str, reviewer_id: str, now: datetime) -> ReviewItem:
@@ -102,7 +111,7 @@ def skip(conn: Connection, item_id: str, reviewer_id: str, now: datetime) -> Rev
     previous = action_of(conn, item_id, reviewer_id)
     if previous is not None:
         if previous["action"] == SKIP:
-            return to_item(row, now)
+            return _with_decision(conn, to_item(row, now), reviewer_id)
         raise AlreadyReviewedError(
             f"reviewer {reviewer_id!r} already decided item {item_id!r}; nothing to skip"
         )
@@ -114,7 +123,30 @@ def skip(conn: Connection, item_id: str, reviewer_id: str, now: datetime) -> Rev
         .where(item_table.c.id == item_id)
         .values(status=status.value, **CLEARED_LEASE)
     )
-    return to_item(fetch_item(conn, item_id), now)
+    return _with_decision(conn, to_item(fetch_item(conn, item_id), now), reviewer_id)
+
+
+def _with_decision(conn: Connection, item: ReviewItem, reviewer_id: str) -> ReviewItem:
+    """`item` carrying the id of the reviewer's own decision or skip on it, which `undo` names."""
+    own = action_of(conn, item.id, reviewer_id)
+    return item.model_copy(update={"decision_id": own["seq"] if own is not None else None})
+
+
+def undo(
+    conn: Connection,
+    item_id: str,
+    decision_id: int,
+    reviewer_id: str,
+    config: ReviewDatasetConfig,
+    now: datetime,
+) -> tuple[ReviewItem, bool]:
+    """Revert the decision or skip `decision_id` (see `ReviewDataset.undo`). When it is no
+    longer there (undone already: a retry or a second key press) nothing changes."""
+    row = lock_item(conn, item_id)
+    own = action_of(conn, item_id, reviewer_id)
+    if own is None or own["seq"] != decision_id:
+        return to_item(row, now), False
+    return _revert(conn, row, own, reviewer_id, config, now), True
 
 
 def undo_last(
@@ -135,17 +167,30 @@ def undo_last(
     )
     if last is None:
         raise UndoError(f"reviewer {reviewer_id!r} has nothing to undo")
-    item_id = last["item_id"]
-    row = lock_item(conn, item_id)
+    return _revert(conn, lock_item(conn, last["item_id"]), last, reviewer_id, config, now)
+
+
+def _revert(
+    conn: Connection,
+    row: RowMapping,
+    action: RowMapping,
+    reviewer_id: str,
+    config: ReviewDatasetConfig,
+    now: datetime,
+) -> ReviewItem:
+    """Delete the reviewer's `action` on the locked item `row` and lease the item back to them;
+    UndoError when someone else has worked on the item since."""
+    reviews = review_table.c
+    item_id = action["item_id"]
     later = conn.execute(
-        sa.select(sa.func.count()).where(reviews.item_id == item_id, reviews.seq > last["seq"])
+        sa.select(sa.func.count()).where(reviews.item_id == item_id, reviews.seq > action["seq"])
     ).scalar_one()
     if later or held_by_other(row, reviewer_id, now):
         raise UndoError(
             f"cannot undo the last action on item {item_id!r}: another reviewer has "
             "worked on it since"
         )
-    conn.execute(review_table.delete().where(reviews.seq == last["seq"]))
+    conn.execute(review_table.delete().where(reviews.seq == action["seq"]))
     votes = votes_on(conn, item_id)
     skipped = conn.execute(
         sa.select(sa.func.count()).where(reviews.item_id == item_id, reviews.action == SKIP)
@@ -291,7 +336,7 @@ def _state_after_vote(
     domain: str,
     reviewer_id: str,
     now: datetime,
-    second_opinion_confidence: float | None,
+    wait_for_second_opinion: bool,
 ) -> dict[str, Any]:
     """The item's columns once `votes` (including the new `domain`) are recorded."""
     values: dict[str, Any] = {"reviews": len(votes), **CLEARED_LEASE}
@@ -299,7 +344,7 @@ def _state_after_vote(
         final: str | None = domain  # the adjudicating review decides
     elif len(votes) < row["required_reviews"]:
         return values  # still open, waiting for more independent reviews
-    elif _wants_second_opinion(row, votes, second_opinion_confidence):
+    elif wait_for_second_opinion:
         return {
             **values,
             "required_reviews": len(votes) + 1,
@@ -327,12 +372,35 @@ def _state_after_vote(
     }
 
 
-def _wants_second_opinion(row: RowMapping, votes: list[str], threshold: float | None) -> bool:
-    """One decision so far, against a model at least `threshold` sure."""
+def _wants_second_opinion(row: RowMapping, votes: list[str], config: ReviewDatasetConfig) -> bool:
+    """One decision so far, against a model at least `second_opinion_confidence` sure."""
+    threshold = config.second_opinion_confidence
     return (
         threshold is not None
+        and not row["needs_adjudication"]
         and len(votes) == 1
         and row["predicted_domain"] is not None
         and votes[0] != row["predicted_domain"]
         and row["confidence"] >= threshold
     )
+
+
+def _is_reliable(conn: Connection, reviewer_id: str, agreement: float | None) -> bool:
+    """Whether the reviewer's decisions on items that two or more reviewers decided agree
+    with the items' final labels at least `agreement` of the time (see the config)."""
+    if agreement is None:
+        return False
+    reviews, items = review_table.c, item_table.c
+    pairs = conn.execute(
+        sa.select(reviews.domain, items.corrected_domain)
+        .join(item_table, items.id == reviews.item_id)
+        .where(
+            reviews.reviewer_id == reviewer_id,
+            reviews.action == DECIDE,
+            items.reviews >= 2,
+            items.status.in_(DECIDED_STATUSES),
+        )
+    ).all()
+    agreed = sum(mine == final for mine, final in pairs)
+    bound = beta.ppf(1 - _RELIABILITY_ASSURANCE, agreed + 1, len(pairs) - agreed + 1)
+    return bool(bound >= agreement)

@@ -2,9 +2,9 @@
 
 `verified_labels` is what the rest of the pipeline trains on (decided items, and doubted
 decisions that stand until a second reviewer answers, in the VERIFIED_LABEL_COLUMNS shape);
-`decision_votes` feeds reviewer-reliability estimates;
-`write_export` writes a frame as JSONL, CSV or Parquet through `fsutil.atomic_write_with`,
-so readers never see half a file.
+`decision_votes` feeds reviewer-reliability estimates; `write_export` writes a frame as JSONL,
+spreadsheet-safe CSV (`spreadsheet`) or Parquet through `fsutil.atomic_write_with`, so readers
+never see half a file.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from esk_pipeline.pipeline.review.models import (
     ReviewStatus,
 )
 from esk_pipeline.pipeline.review.schema import DECIDE, DECIDED_STATUSES, item_table, review_table
+from esk_pipeline.pipeline.spreadsheet import write_spreadsheet_csv
 
 
 def verified_labels(conn: Connection) -> pd.DataFrame:
@@ -116,7 +117,7 @@ def write_export(frame: pd.DataFrame, target: Path, fmt: ExportFormat) -> None:
         if fmt == "parquet":
             frame.to_parquet(temp, index=False)
         elif fmt == "csv":
-            frame.to_csv(temp, index=False)
+            write_spreadsheet_csv(frame, temp)
         else:
             frame.to_json(temp, orient="records", lines=True, force_ascii=False, date_format="iso")
 

@@ -71,8 +71,14 @@ class ReviewDatasetConfig(BaseModel):
     lease_seconds: int = Field(default=900, gt=0)
     reviews_per_item: int = Field(default=1, ge=1)
     # A single decision against a model at least this confident waits for a second reviewer
-    # before it counts (0: every correction of the model; None: never).
+    # before it counts (0: every correction of the model; None: never)...
     second_opinion_confidence: float | None = Field(default=0.0, ge=0, le=1)
+    # ...unless its reviewer is proven reliable: their decisions on items that more than one
+    # reviewer decided agree with the final label at least this often (the lower quartile of
+    # a Beta posterior, so a handful of lucky overlaps proves nothing). None: nobody is.
+    reliable_reviewer_agreement: float | None = Field(default=0.92, ge=0, le=1)
+    # A correction of a model at least this confident waits even from a reliable reviewer.
+    sure_model_confidence: float = Field(default=0.99, ge=0, le=1)
 
 
 class ReviewItem(BaseModel):
@@ -97,6 +103,9 @@ class ReviewItem(BaseModel):
     reason: ReviewReason = ReviewReason.NEEDS_REVIEW
     lease_holder: str | None = None
     lease_expires_at: datetime | None = None
+    # In answers to a submit or skip: the id of the caller's own decision or skip on this
+    # item, which `undo` names (so a repeated undo is a no-op).
+    decision_id: int | None = None
 
 
 class AddReport(BaseModel):

@@ -23,6 +23,7 @@ from esk_pipeline.pipeline.label_contract import (
 )
 from esk_pipeline.pipeline.splits.models import RECORD_COLUMNS, DatasetStats
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.trust.calibration import acceptance_rule
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 
 MACHINE_ORIGINS = MODEL_ORIGINS | {LabelOrigin.PROPAGATED}
@@ -168,6 +169,8 @@ def dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> s
         "grouped; a group never straddles train and eval, and synthetic samples are train-only.",
         "The split is stratified by domain with a fixed seed and is reproducible byte for byte.",
         "Statistics and the configuration are in `metadata.json`.",
+        "",
+        acceptance_rule(stats.precision_target),
         "",
         "## Record fields",
         "`" + "`, `".join(RECORD_COLUMNS) + "`. `label_origin` is human_verified, adjudicated,",

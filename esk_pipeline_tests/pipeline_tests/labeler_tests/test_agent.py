@@ -41,7 +41,7 @@ def test_local_model_alone_labels_everything(taxonomy: Taxonomy, tmp_path: Path)
     assert {(r.tier, r.label_source, r.model) for r in results} == {("local", "local", "local")}
     assert results[-1].domain == "housing_utilities"
     report = agent.cascade_report(results)
-    assert report.local_accepted + report.local_unaccepted == len(results)
+    assert report.cascade_accepted_local + report.cascade_kept_local_below_threshold == len(results)
     assert report.llm == report.failed == report.deferred == 0
     assert sum(report.shares.values()) == pytest.approx(1.0)
     # Without an LLM, only what the local model is unsure of goes to review.
@@ -86,8 +86,8 @@ def test_cost_and_tokens_per_label_come_from_the_usage_snapshot() -> None:
     usage = {"input_tokens": 900, "output_tokens": 300, "cost": 0.06}
     report = CascadeReport(
         total=12,
-        local_accepted=6,
-        local_unaccepted=0,
+        cascade_accepted_local=6,
+        cascade_kept_local_below_threshold=0,
         llm=4,
         llm_cached=1,
         failed=1,
@@ -97,7 +97,7 @@ def test_cost_and_tokens_per_label_come_from_the_usage_snapshot() -> None:
     )
     assert report.tokens_per_llm_label == 300.0  # 1200 tokens over 4 LLM labels
     assert report.cost_per_label == pytest.approx(0.006)  # over all 10 labelled items
-    nothing = report.model_copy(update={"local_accepted": 0, "llm": 0, "llm_cached": 0})
+    nothing = report.model_copy(update={"cascade_accepted_local": 0, "llm": 0, "llm_cached": 0})
     assert nothing.tokens_per_llm_label == nothing.cost_per_label == 0.0
 
 

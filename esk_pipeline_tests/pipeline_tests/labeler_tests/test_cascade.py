@@ -41,8 +41,8 @@ def test_cascade_sends_only_unsure_texts_to_the_llm(taxonomy: Taxonomy, tmp_path
         assert by_text[text].domain == TRUTH[text]
         assert by_text[text].label_source == "scripted"
     report = agent.cascade_report(results)
-    assert report.local_accepted + report.llm == len(results)
-    assert report.local_accepted >= len(confident)
+    assert report.cascade_accepted_local + report.llm == len(results)
+    assert report.cascade_accepted_local >= len(confident)
     assert report.usage["requests"] == len(scripted.calls)
 
 

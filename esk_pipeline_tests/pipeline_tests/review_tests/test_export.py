@@ -9,6 +9,7 @@ import pytest
 
 from esk_pipeline.pipeline.fsutil import is_leftover
 from esk_pipeline.pipeline.review import VERIFIED_LABEL_COLUMNS
+from esk_pipeline.pipeline.spreadsheet import spreadsheet_safe
 from esk_pipeline_tests.pipeline_tests.review_tests.support import StoreFactory, label
 
 
@@ -48,7 +49,7 @@ def test_export_in_three_formats(make: StoreFactory, tmp_path: Path) -> None:
         back = read(path)
         assert list(back.columns) == VERIFIED_LABEL_COLUMNS
         assert back["domain"].tolist() == ["housing", "payments"]
-    assert ds.export_reviewed(tmp_path / "x.txt", fmt="csv").read_text().startswith("row_id,")
+    assert ds.export_reviewed(tmp_path / "x.txt", fmt="csv").read_text().startswith('"row_id",')
     assert [p for p in (tmp_path / "out").iterdir() if is_leftover(p)] == []
 
 
@@ -76,3 +77,43 @@ def test_a_failed_export_keeps_the_previous_file_and_leaves_no_temporary(
 def test_verified_labels_is_empty_but_typed_before_any_review(make: StoreFactory) -> None:
     frame = make().verified_labels()
     assert frame.empty and list(frame.columns) == VERIFIED_LABEL_COLUMNS
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/z","click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A2)",
+]
+
+
+def test_the_csv_export_makes_formula_cells_inert_and_leaves_jsonl_and_parquet_exact(
+    make: StoreFactory, tmp_path: Path
+) -> None:
+    ds = make()
+    rows = [label(f"r{i}") | {"text": text} for i, text in enumerate([*FORMULAS, "обычный"])]
+    ds.add_items(rows)
+    ds.get_next(len(rows), "alice")
+    for row in rows:
+        ds.submit_review(row["row_id"], "housing", "alice")
+    back = pd.read_csv(ds.export_reviewed(tmp_path / "labels.csv"), keep_default_na=False)
+    texts = dict(zip(back["row_id"], back["text"], strict=True))
+    assert [texts[f"r{i}"] for i in range(len(FORMULAS))] == ["'" + t for t in FORMULAS]
+    assert texts[f"r{len(FORMULAS)}"] == "обычный"
+    assert back["confidence"].tolist() == [0.4] * len(rows)
+    jsonl = pd.read_json(ds.export_reviewed(tmp_path / "labels.jsonl"), lines=True)
+    parquet = pd.read_parquet(ds.export_reviewed(tmp_path / "labels.parquet"))
+    for exact in (jsonl, parquet):
+        assert sorted(exact["text"]) == sorted(r["text"] for r in rows)
+
+
+def test_spreadsheet_safe_quotes_every_formula_start_and_keeps_numbers() -> None:
+    frame = pd.DataFrame(
+        {"text": ["=1", "+1", "-1", "@x", "\t=1", "\r=1", "a=1", None], "n": [-1.5] * 8}
+    )
+    safe = spreadsheet_safe(frame)
+    assert safe["text"].tolist() == [
+        "'=1", "'+1", "'-1", "'@x", "'\t=1", "'\r=1", "a=1", None
+    ]  # fmt: skip
+    assert safe["n"].tolist() == [-1.5] * 8
+    assert frame["text"].tolist()[0] == "=1"

@@ -142,3 +142,46 @@ def test_a_rebuild_keeps_the_reason_and_priority_of_items_waiting_on_people(
     for item_id, item in before.items():
         now = ds.get_item(item_id)
         assert (now.reason, now.priority) == (item.reason, item.priority)
+
+
+def _overlap(ds, rid: str, second: tuple[str, str]) -> None:
+    """Item `rid`: a one-off reviewer corrects it to "payments", then `second` = (reviewer,
+    domain) gives the second opinion."""
+    ds.add_items([label(rid, confidence=0.5)])
+    for reviewer, domain in ((f"first-{rid}", "payments"), second):
+        [item] = ds.get_next(1, reviewer)
+        assert item.id == rid
+        ds.submit_review(rid, domain, reviewer)
+
+
+def test_a_reviewer_proven_reliable_corrects_alone_but_not_a_sure_model(
+    make: StoreFactory,
+) -> None:
+    ds = make(second_opinion_confidence=0.0, reliable_reviewer_agreement=0.9)
+    # Alice's 30 second opinions agree with the final label: 30 of 30.
+    for i in range(30):
+        _overlap(ds, f"o{i}", ("alice", "payments"))
+    ds.add_items([label("plain", confidence=0.8), label("sure", confidence=0.995)])
+    for item in ds.get_next(2, "alice"):
+        ds.submit_review(item.id, "payments", "alice")
+    assert ds.get_item("plain").status is ReviewStatus.CORRECTED  # counts alone
+    assert ds.get_item("sure").reason is ReviewReason.SECOND_OPINION  # the model was sure
+    # Carol is unproven: her correction still waits.
+    ds.add_items([label("by-carol", confidence=0.8)])
+    ds.get_next(2, "carol")
+    ds.submit_review("by-carol", "payments", "carol")
+    assert ds.get_item("by-carol").reason is ReviewReason.SECOND_OPINION
+
+
+def test_disagreement_with_final_labels_keeps_a_reviewer_unproven(make: StoreFactory) -> None:
+    ds = make(second_opinion_confidence=0.0, reliable_reviewer_agreement=0.9)
+    # Alice is overruled on every fourth of 40 items (Carol adjudicates against her).
+    for i in range(40):
+        _overlap(ds, f"o{i}", ("alice", "payments" if i % 4 else "housing"))
+        if i % 4 == 0:
+            ds.get_next(1, "carol")
+            ds.submit_review(f"o{i}", "payments", "carol")
+    ds.add_items([label("plain", confidence=0.8)])
+    ds.get_next(1, "alice")
+    ds.submit_review("plain", "payments", "alice")
+    assert ds.get_item("plain").reason is ReviewReason.SECOND_OPINION

@@ -55,9 +55,28 @@ def test_a_domain_below_the_target_gets_a_stricter_threshold_of_its_own() -> Non
     weak = audit["predicted"] == "waste"
     # Half of the waste labels above any confidence are wrong.
     audit.loc[weak & (audit.index % 4 == 0), "truth"] = "other"
-    tier = fit_calibration(audit, 0.7, min_domain_audit=50).tiers["local"]
-    assert tier.domain_thresholds.get("waste", 0) > tier.threshold
-    assert "roads" not in tier.domain_thresholds
+    tier = fit_calibration(audit, 0.7).tiers["local"]
+    assert tier.threshold_for("waste") > tier.threshold
+    assert tier.threshold_for("roads") < tier.threshold  # the pooled one carries waste's errors
+
+
+def test_a_thinly_audited_domain_shares_the_pooled_threshold() -> None:
+    # 40 audited labels per thin domain: every one right in "parks", half wrong in "lifts".
+    # Neither is enough to fit a domain threshold at 95%, so both use the pooled one.
+    audit = _audit(3000)
+    thin = pd.DataFrame(
+        {
+            "row_id": [f"t{i}" for i in range(80)],
+            "tier": "local",
+            "confidence": np.linspace(0.9, 0.99, 80),
+            "predicted": ["parks"] * 40 + ["lifts"] * 40,
+            "truth": ["parks"] * 40 + ["lifts", "other"] * 20,
+        }
+    )
+    tier = fit_calibration(pd.concat([audit, thin]), 0.8).tiers["local"]
+    assert tier.threshold is not None
+    assert tier.threshold_for("parks") == tier.threshold_for("lifts") == tier.threshold
+    assert tier.threshold_for("roads") != tier.threshold  # 3,000 audited: a threshold of its own
 
 
 def test_wilson_interval_contains_the_proportion_and_narrows_with_data() -> None:

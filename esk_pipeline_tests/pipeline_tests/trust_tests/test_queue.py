@@ -63,16 +63,3 @@ def test_a_key_is_planned_once_and_trusted_or_human_texts_not_at_all() -> None:
     assert len(plan) == len(labels) - 3
     assert plan["identity_key"].is_unique
     assert not {labels.loc[1, "row_id"], labels.loc[2, "row_id"]} & set(plan["row_id"])
-
-
-def test_one_confusion_pair_does_not_take_the_whole_head_of_the_queue() -> None:
-    labels = _labels(400)
-    labels["confidence"] = 0.3
-    labels["domain"] = "common"
-    pairs = ['[["common", 0.3], ["rare", 0.2]]', '[["common", 0.3], ["other", 0.2]]']
-    labels["top_candidates"] = [pairs[0] if i % 10 else pairs[1] for i in range(len(labels))]
-    plan = _order(
-        plan_review(labels, precision_target=0.95, audit_share=0.0, audit_review_share=0.2)
-    )
-    head = plan.head(20)["top_candidates"]
-    assert (head == pairs[1]).sum() >= 5  # a tenth of the texts, a quarter or more of the head

@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from esk_pipeline.pipeline.augment.offline.words import fold, replace_span
+from esk_pipeline.pipeline.plain_yaml import load_plain_yaml
 
 DEFAULT_DICTIONARY_PATH = Path(__file__).parents[2] / "resources" / "ru_synonyms.yaml"
 
@@ -70,7 +69,7 @@ class WordFormDictionary:
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_DICTIONARY_PATH) -> WordFormDictionary:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_plain_yaml(Path(path).read_text(encoding="utf-8"))
         return cls(data.get("synonyms", []), data.get("abbreviations", {}))
 
     @property

@@ -1,0 +1,240 @@
+"""Benchmark: the whole graph at growing history sizes, stage by stage, and what one new day costs.
+
+    nice -n 10 .venv/bin/python bench/bench_scale.py [--rows 100000 1000000] [--ten-million]
+        [--new-day-rows 100000] [--no-new-day] [--keep DIR]
+
+For each history size, in a fresh folder and a fresh Python process:
+1. `seed`: the sample generator's logs (a week) go into a fresh embedded ClickHouse;
+2. the graph runs as `esk-data demo` runs it (`runner.run_pipeline`): one single-run range of
+   the daily assets, then everything downstream of `labels`.
+Then, on top of the largest history, one new day of `--new-day-rows` rows is inserted and run
+the way the sensor runs a new day: the daily assets of that day only, then everything downstream.
+Its cost is printed next to the fresh run of the same number of rows (the first size), as ratios:
+absolute seconds on a shared machine are noisy, ratios measured in one run much less so.
+
+Per stage (a Dagster step, or `seed`): wall time, the peak of the summed RSS of the whole
+process tree (this process and every descendant, including the embedded ClickHouse helper), and
+the peak RSS of any single process. A thread samples the tree with psutil every
+`SAMPLE_SECONDS`; a stage's peaks are those of the samples inside its step's start..end window.
+
+No asserts: it prints figures for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+SAMPLE_SECONDS = 0.2
+TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
+HISTORY_START = dt.date(2026, 11, 1)
+HISTORY_DAYS = 7
+_MB = 2**20
+
+
+@dataclass
+class TreeSampler:
+    """Samples this process tree's RSS in a daemon thread: (time, summed RSS, largest RSS)."""
+
+    samples: list[tuple[float, int, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            rss = []
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    rss.append(process.memory_info().rss)
+                except psutil.NoSuchProcess:  # a helper that exited between listing and reading
+                    continue
+            self.samples.append((time.time(), sum(rss), max(rss)))
+            self._stop.wait(SAMPLE_SECONDS)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peaks(self, start: float, end: float) -> tuple[float, float]:
+        """(summed, largest single) peak RSS in MB of the samples in start..end."""
+        inside = [s for s in self.samples if start <= s[0] <= end] or [
+            min(self.samples, key=lambda s: abs(s[0] - end))
+        ]
+        return max(s[1] for s in inside) / _MB, max(s[2] for s in inside) / _MB
+
+
+def _environment(root: Path) -> None:
+    for name, value in {
+        "APP_DATA_DIR": root,
+        "APP_TAXONOMY_PATH": TAXONOMY_PATH,
+        "CLICKHOUSE_EMBEDDED_PATH": root / "clickhouse",
+        "CACHE_DIR": root / "cache",
+        "DATA_WRITER_OUTPUT_DIR": root / "artifacts",
+        "DATA_STORAGE_STORAGE_DIR": root / "storage",
+        "DAGSTER_HOME": root / "dagster_home",
+    }.items():
+        os.environ[name] = str(value)
+    (root / "dagster_home").mkdir(parents=True, exist_ok=True)
+    for name in ("LLM_API_KEY", "LLM_API_BASE", "LLM_MODEL", "CLICKHOUSE_URL", "CLICKHOUSE_HOST"):
+        os.environ.pop(name, None)
+
+
+def _step_windows(instance, since: float) -> list[tuple[str, float, float]]:
+    """(step key, start, end) of every step of the runs that started after `since`."""
+    from dagster import DagsterEventType
+
+    windows = []
+    for run in reversed(instance.get_runs()):
+        starts: dict[str, float] = {}
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            if event is None or entry.timestamp < since or event.step_key is None:
+                continue
+            if event.event_type == DagsterEventType.STEP_START:
+                starts[event.step_key] = entry.timestamp
+            elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                windows.append((event.step_key, starts[event.step_key], entry.timestamp))
+    return windows
+
+
+def measure(rows: int, root: Path, *, new_day: bool) -> dict:
+    """In this process: seed `rows` rows (or, with `new_day`, one day after the history that is
+    already in `root`) and run the graph; returns the stages' figures."""
+    from dagster import DagsterInstance
+
+    from esk_pipeline.pipeline.log_source import LogSource
+    from esk_pipeline.pipeline.taxonomy import Taxonomy
+    from esk_pipeline.runner import run_pipeline
+    from esk_pipeline.sample_data import generate_logs
+    from esk_pipeline.settings import get_settings
+
+    _environment(root)
+    settings = get_settings()
+    sampler = TreeSampler()
+    stages = []
+
+    start = time.time()
+    day = HISTORY_START + dt.timedelta(days=HISTORY_DAYS)
+    logs = generate_logs(
+        Taxonomy.load(TAXONOMY_PATH),
+        n_rows=rows,
+        start_date=day if new_day else HISTORY_START,
+        days=1 if new_day else HISTORY_DAYS,
+        seed=43 if new_day else 42,
+    ).drop(columns=["true_domain"])
+    LogSource(settings.clickhouse).insert_logs(logs)
+    del logs
+    stages.append(("seed", start, time.time()))
+
+    with DagsterInstance.get() as instance:
+        start = time.time()
+        run_pipeline(
+            instance, settings=settings, log=lambda _: None, days=[day] if new_day else None
+        )
+        end = time.time()
+        stages += _step_windows(instance, start)
+    sampler.stop()
+    result = [
+        {
+            "stage": key,
+            "seconds": stop - begin,
+            **dict(zip(("tree_mb", "process_mb"), sampler.peaks(begin, stop), strict=True)),
+        }
+        for key, begin, stop in stages
+    ]
+    tree_mb, process_mb = sampler.peaks(start, end)
+    result.append(
+        {"stage": "graph", "seconds": end - start, "tree_mb": tree_mb, "process_mb": process_mb}
+    )
+    return {"rows": rows, "new_day": new_day, "stages": result}
+
+
+def _measure_in_subprocess(rows: int, root: Path, *, new_day: bool) -> dict:
+    command = [sys.executable, __file__, "--measure", str(rows), "--root", str(root)]
+    out = subprocess.run(
+        command + (["--new-day"] if new_day else []), check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _print_run(title: str, run: dict) -> None:
+    print(f"\n{title}")
+    print(f"  {'stage':44s} {'wall s':>8s} {'tree peak MB':>13s} {'process peak MB':>16s}")
+    for stage in run["stages"]:
+        print(
+            f"  {stage['stage']:44s} {stage['seconds']:8.1f} {stage['tree_mb']:13.0f} "
+            f"{stage['process_mb']:16.0f}"
+        )
+
+
+def _graph(run: dict) -> dict:
+    return next(s for s in run["stages"] if s["stage"] == "graph")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--ten-million", action="store_true", help="add a 10,000,000-row size")
+    parser.add_argument("--new-day-rows", type=int, default=100_000)
+    parser.add_argument("--no-new-day", action="store_true")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--new-day", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure is not None:
+        print(json.dumps(measure(args.measure, args.root, new_day=args.new_day)))
+        return
+
+    sizes = sorted(set(args.rows) | ({10_000_000} if args.ten_million else set()))
+    with tempfile.TemporaryDirectory(prefix="bench_scale_") as scratch:
+        base = args.keep or Path(scratch)
+        runs = {}
+        for rows in sizes:
+            runs[rows] = _measure_in_subprocess(rows, base / f"rows_{rows}", new_day=False)
+            _print_run(f"history of {rows:,} rows ({HISTORY_DAYS} days)", runs[rows])
+        if not args.no_new_day:
+            largest = sizes[-1]
+            day = _measure_in_subprocess(args.new_day_rows, base / f"rows_{largest}", new_day=True)
+            _print_run(f"one new day of {args.new_day_rows:,} rows on {largest:,}", day)
+
+    print("\nsummary (graph = every step after seeding)")
+    first = _graph(runs[sizes[0]])
+    for rows in sizes:
+        graph = _graph(runs[rows])
+        times = graph["seconds"] / first["seconds"]
+        print(
+            f"  {rows:>10,} rows: wall {graph['seconds']:7.1f} s ({times:5.2f}x "
+            f"{sizes[0]:,}), peak tree {graph['tree_mb']:6.0f} MB, peak process "
+            f"{graph['process_mb']:6.0f} MB ({graph['process_mb'] / first['process_mb']:.2f}x)"
+        )
+    if not args.no_new_day:
+        graph = _graph(day)
+        fresh = runs.get(args.new_day_rows)
+        against = ""
+        if fresh:
+            times = graph["seconds"] / _graph(fresh)["seconds"]
+            against = f" = {times:.2f}x a fresh {args.new_day_rows:,}-row run"
+        print(
+            f"  new day on {sizes[-1]:,}: wall {graph['seconds']:7.1f} s{against}, peak process "
+            f"{graph['process_mb']:6.0f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()
