@@ -234,7 +234,8 @@ def _accuracy_check(stats: DatasetStats) -> AssetCheckResult:
         severity=AssetCheckSeverity.ERROR if enough else AssetCheckSeverity.WARN,
         metadata={
             "target": setting(target),
-            "audit_progress": MetadataValue.text(str(stats.audit) if stats.audit else "none"),
+            "audited": stats.audit.audited if stats.audit else 0,
+            "audit_needed": setting(stats.audit.needed if stats.audit else 0),
             "estimates": MetadataValue.json({s: e.estimate for s, e in estimates.items()}),
         },
     )

@@ -37,7 +37,7 @@ def test_legacy_label_dataframe_batched(taxonomy: Taxonomy, tmp_path: Path, monk
     # Without a taxonomy, the project's file (relative to the working folder) is used.
     monkeypatch.chdir(TAXONOMY_PATH.parents[1])
     local = asyncio.run(label_dataframe_batched(frame, model="local", use_cache=False))
-    assert set(local["tier"]) == {"local"}
+    assert set(local["tier"]) == {"local_model"}
     assert set(local["domain"]) <= set(taxonomy.ids)
 
 

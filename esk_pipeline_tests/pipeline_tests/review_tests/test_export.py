@@ -36,6 +36,7 @@ def test_export_in_three_formats(make: StoreFactory, tmp_path: Path) -> None:
         "votes": 1,
         "review_reason": "needs_review",
         "predicted_source": None,
+        "doubt_pending": False,
     }
     default = ds.export_reviewed()
     assert default == tmp_path / "reviewed" / "reviewed.jsonl"

@@ -79,7 +79,13 @@ def test_eval_holds_human_labels_only_and_untrusted_labels_go_to_unverified(tmp_
         machine_label(f"неуверенно {i} {d}", d, p_correct=0.6) for d in DOMAINS for i in range(15)
     ]
     vouched = [
-        machine_label(f"проверено политикой {i}", "roads", p_correct=0.1, trusted=True)
+        machine_label(
+            f"проверено политикой {i}",
+            "roads",
+            p_correct=0.1,
+            verdict="trusted",
+            verdict_reason="accepted",
+        )
         for i in range(3)
     ]
     synthetic = [
@@ -94,7 +100,7 @@ def test_eval_holds_human_labels_only_and_untrusted_labels_go_to_unverified(tmp_
     assert set(train["label_origin"]) == {"human_verified", "local_model"}
     assert set(unverified["row_id"]) == {i["row_id"] for i in unsure + synthetic}
     assert not set(unverified["row_id"]) & (set(train["row_id"]) | set(eval_["row_id"]))
-    assert {i["row_id"] for i in vouched} <= set(train["row_id"])  # `trusted` given wins
+    assert {i["row_id"] for i in vouched} <= set(train["row_id"])  # a verdict given wins
     assert stats.not_trusted == {"needs_review": 60, "synthetic_of_untrusted_source": 2}
     assert stats.unverified_samples == 62
     assert unverified.loc[~unverified["is_synthetic"], "p_correct"].notna().all()

@@ -6,7 +6,21 @@ import pandas as pd
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust.audit import audit_mask
-from esk_pipeline.pipeline.trust.queue import plan_review
+from esk_pipeline.pipeline.trust.queue import plan_review as plan_verdicts
+from esk_pipeline.pipeline.trust.verdict import assign_verdicts
+
+
+def plan_review(
+    labels: pd.DataFrame, *, precision_target: float, audit_share: float, audit_review_share: float
+) -> pd.DataFrame:
+    """The queue planned from the one verdict, as the graph does (no calibration: a machine
+    label is accepted where its `p_correct` reaches the target)."""
+    judged = assign_verdicts(
+        labels, None, audit_share=audit_share, precision_target=precision_target
+    )
+    return plan_verdicts(
+        judged, precision_target=precision_target, audit_review_share=audit_review_share
+    )
 
 
 def _labels(n: int = 4000) -> pd.DataFrame:
