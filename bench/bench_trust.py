@@ -16,7 +16,9 @@ Steps, once per review order:
 3. After each round the whole graph runs again. The round's version is compared with
    `true_domain`, per split: label accuracy, records, share of human labels, and the version's
    own estimate with its interval, beside the reviews spent and the audit's size, and the
-   correctly labelled records (train + eval) per decision spent.
+   correctly labelled records (train + eval) per decision spent. For the project order the
+   graph then runs once more with nothing new, and the bench prints how many records that
+   idle rebuild changed and how many human decisions it lost (both must be 0).
 4. Finally: how many reviews the project's order needed to reach the random order's final
    train accuracy (interpolated between rounds), and with `--influence` how many other
    records' labels one deliberately wrong decision changes.
@@ -191,15 +193,40 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
             {
                 "order": order,
                 "reviews": spent,
-                "audited": trust["audited"],
+                "audited": trust["audit"]["audited"],
                 "seconds": round(time.perf_counter() - started, 1),
                 **figures,
             }
         )
         _print_row(rows[-1])
+        if order == "project":
+            _idle_rebuild(instance, taxonomy, Path(version.path))
     if args.influence and order == "project":
         rows[-1]["influence"] = _influence(instance, reviewers, taxonomy)
     return rows
+
+
+def _split_records(path: Path) -> set[tuple[str, str, str]]:
+    """(split, row_id, domain) of every record a version holds."""
+    out = set()
+    for split in ("train", "eval", "unverified"):
+        for line in (path / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            out.add((split, record["row_id"], record["domain"]))
+    return out
+
+
+def _idle_rebuild(instance, taxonomy, version_path: Path) -> None:
+    """Rebuild with nothing new and print what changed: a build must be a fixpoint."""
+    with _review_store(taxonomy) as store:
+        decided = set(store.verified_labels()["row_id"])
+    summary = _run_graph(instance)
+    after = Path(_storage().get_version(summary["version"]).path)
+    changed = _split_records(version_path) ^ _split_records(after)
+    with _review_store(taxonomy) as store:
+        lost = decided - set(store.verified_labels()["row_id"])
+    print(f"        changed by an idle rebuild: {len(changed)} records", flush=True)
+    print(f"        human decisions lost to rebuilds: {len(lost)}", flush=True)
 
 
 def _influence(instance, reviewers: Reviewers, taxonomy) -> dict:
