@@ -389,6 +389,12 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     dagster = str(Path(sys.executable).with_name("dagster"))
     # Started from a script, dagster dev ignores Ctrl-C unless SIGINT is back to its default.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Dagster 1.13 marks `dagster dev` as superseded by `dg dev`, which needs the dg project
+    # layout (dagster-dg-cli); `dagster dev` serves this workspace the same, so its notice is
+    # silenced here (that message only; the child processes inherit the filter).
+    quiet = "ignore:Function `dev_command` is superseded:FutureWarning"
+    warnings_env = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
+    os.environ["PYTHONWARNINGS"] = warnings_env
     os.execvp(dagster, [dagster, "dev", "-w", "workspace.yaml", *dagster_args])
 
 

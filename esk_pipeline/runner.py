@@ -60,7 +60,9 @@ def ensure_dagster_home(project_dir: Path) -> Path:
     """Use DAGSTER_HOME if set, else `.dagster_home/` in the project, with the shipped config."""
     home = Path(os.environ.get("DAGSTER_HOME") or project_dir / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    shipped = project_dir / "dagster.yaml"
+    # Not in the project folder itself: `dagster dev` warns about a dagster.yaml there that
+    # DAGSTER_HOME does not point at, though this very file is the one copied into it.
+    shipped = project_dir / "deploy" / "local" / "dagster.yaml"
     if shipped.exists() and not (home / "dagster.yaml").exists():
         shutil.copyfile(shipped, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
