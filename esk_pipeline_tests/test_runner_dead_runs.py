@@ -50,8 +50,8 @@ def test_runs_of_a_killed_process_are_failed_and_others_are_left(tmp_path: Path)
 
 
 def test_both_instance_configs_monitor_runs_with_a_max_runtime(tmp_path: Path) -> None:
-    project = Path(__file__).resolve().parents[1]
-    for config in (project / "deploy" / "local" / "dagster.yaml", project / "deploy" / "dagster.yaml"):
+    deploy = Path(__file__).resolve().parents[1] / "deploy"
+    for config in (deploy / "local" / "dagster.yaml", deploy / "dagster.yaml"):
         settings = yaml.safe_load(config.read_text())
         # The deploy profile's PostgreSQL is not needed to read its monitoring settings.
         settings.pop("storage", None)
