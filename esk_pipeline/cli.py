@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -351,10 +352,20 @@ def demo(rows: int, seed: int) -> None:
         waiting = review.stats().queue_length
     click.echo(f"review queue: {waiting} items waiting for people")
     click.echo(
-        '  reviewer page: APP_API_TOKENS=\'{"alice": "<token>"}\' '
-        ".venv/bin/uvicorn esk_pipeline.api:app, then http://127.0.0.1:8000/"
+        "  (one item per group of near-identical texts: a decision settles the whole group, "
+        "so the queue can be shorter than 'needs review', which counts texts)"
     )
+    click.echo(f"  reviewer page: {reviewer_page_hint()}")
     click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} .venv/bin/dagster dev")
+
+
+def reviewer_page_hint() -> str:
+    """How to start the API, with a freshly generated token (never a placeholder to paste)."""
+    tokens = json.dumps({"alice": secrets.token_urlsafe()})
+    return (
+        f"APP_API_TOKENS='{tokens}' .venv/bin/uvicorn esk_pipeline.api:app, "
+        "then http://127.0.0.1:8000/"
+    )
 
 
 def _dataset_stats(version_path: Path) -> DatasetStats:
@@ -378,6 +389,12 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     dagster = str(Path(sys.executable).with_name("dagster"))
     # Started from a script, dagster dev ignores Ctrl-C unless SIGINT is back to its default.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Dagster 1.13 marks `dagster dev` as superseded by `dg dev`, which needs the dg project
+    # layout (dagster-dg-cli); `dagster dev` serves this workspace the same, so its notice is
+    # silenced here (that message only; the child processes inherit the filter).
+    quiet = "ignore:Function `dev_command` is superseded:FutureWarning"
+    warnings_env = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
+    os.environ["PYTHONWARNINGS"] = warnings_env
     os.execvp(dagster, [dagster, "dev", "-w", "workspace.yaml", *dagster_args])
 
 

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import BaseWorkspaceRequestContext, WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 
+from esk_pipeline.pipeline.fsutil import process_alive
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import Settings, get_settings
@@ -44,6 +46,10 @@ LOCATION_NAME = "esk_pipeline"
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c3e0a-5d7b-4f1e-9c52-0b8e7a4d2c31")
 # Events still reach the instance (and the UI); the terminal gets warnings only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# In-process runs carry the process that runs them, so a later `esk-data` can tell a run whose
+# process was killed (it stays STARTED for ever otherwise) and mark it failed.
+RUNNER_HOST_TAG = "esk/runner_host"
+RUNNER_PID_TAG = "esk/runner_pid"
 
 
 class PipelineRunError(RuntimeError):
@@ -54,7 +60,9 @@ def ensure_dagster_home(project_dir: Path) -> Path:
     """Use DAGSTER_HOME if set, else `.dagster_home/` in the project, with the shipped config."""
     home = Path(os.environ.get("DAGSTER_HOME") or project_dir / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    shipped = project_dir / "dagster.yaml"
+    # Not in the project folder itself: `dagster dev` warns about a dagster.yaml there that
+    # DAGSTER_HOME does not point at, though this very file is the one copied into it.
+    shipped = project_dir / "deploy" / "local" / "dagster.yaml"
     if shipped.exists() and not (home / "dagster.yaml").exists():
         shutil.copyfile(shipped, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
@@ -94,6 +102,9 @@ def run_pipeline(
     if not days:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
     first, last = days[0].isoformat(), days[-1].isoformat()
+    for run_id in fail_runs_of_dead_runners(instance):
+        log(f"run {run_id} was left unfinished by a process that is gone: marked failed")
+    runner = {RUNNER_HOST_TAG: socket.gethostname(), RUNNER_PID_TAG: str(os.getpid())}
 
     log(f"days {first} .. {last}: verified labels, raw logs, cleaned texts, labels ...")
     daily = defs.resolve_job_def(DAILY_JOB).execute_in_process(
@@ -101,6 +112,7 @@ def run_pipeline(
         tags={
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,
+            **runner,
         },
         run_config=_QUIET,
         raise_on_error=False,
@@ -113,6 +125,7 @@ def run_pipeline(
         resources=dict(defs.resources or {}),
         selection=downstream,
         instance=instance,
+        tags=runner,
         run_config=_QUIET,
         raise_on_error=False,
     )
@@ -124,6 +137,23 @@ def run_pipeline(
     return {key: value.value for key, value in metadata.items()} | {
         "days": [d.isoformat() for d in days],
     }
+
+
+def fail_runs_of_dead_runners(instance: DagsterInstance) -> list[str]:
+    """Mark failed the unfinished in-process runs of this machine whose process is gone (killed
+    with kill -9, or the machine restarted); returns their run ids. A run of a live process,
+    or of another machine, is left alone."""
+    host = socket.gethostname()
+    orphans = []
+    for run in instance.get_runs(RunsFilter(statuses=NOT_FINISHED_STATUSES)):
+        pid = run.tags.get(RUNNER_PID_TAG)
+        if run.tags.get(RUNNER_HOST_TAG) != host or pid is None or process_alive(int(pid)):
+            continue
+        instance.report_run_failed(
+            run, f"the process that ran it (pid {pid} on {host}) is gone; marked failed"
+        )
+        orphans.append(run.run_id)
+    return orphans
 
 
 def submit_day_run(day: str, *, requested_by: str) -> tuple[str, str]:

@@ -23,6 +23,15 @@ from esk_pipeline.pipeline.connections import ClickHouseConfig, LLMEndpoint, Out
 Role = Literal["reviewer", "maintainer", "admin"]
 ROLES: tuple[Role, ...] = ("reviewer", "maintainer", "admin")
 TOKEN_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+# A token shorter than this is guessable; `secrets.token_urlsafe()` gives 43 characters.
+MIN_TOKEN_LENGTH = 24
+# What a copied example looks like rather than a secret: <token>, {token}, ${TOKEN}, %TOKEN%,
+# "changeme", "your-token-here", a run of one character.
+PLACEHOLDER_TOKEN = re.compile(
+    r".*([<>{}]|\$\{|%\w+%|change[-_ ]?me|placeholder|your[-_ ]?token|(.)\2{7}).*",
+    re.IGNORECASE | re.DOTALL,
+)
+NEW_TOKEN_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe())'"
 
 
 def _group(prefix: str) -> SettingsConfigDict:
@@ -39,7 +48,8 @@ class ApiToken(BaseModel):
 
 
 class AppSettings(BaseSettings):
-    model_config = _group("APP_")
+    # An error must not echo APP_API_TOKENS' values (pydantic prints the input by default).
+    model_config = SettingsConfigDict(**_group("APP_"), hide_input_in_errors=True)
 
     data_dir: Path = Path("data")
     # Where asset values live: a folder or an fsspec URL (s3://bucket/prefix); default
@@ -76,6 +86,24 @@ class AppSettings(BaseSettings):
                     "(it becomes the reviewer id)"
                 )
             tokens[owner] = {"token": token} if isinstance(token, str | SecretStr) else token
+        return tokens
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_are_secrets(cls, tokens: dict[str, ApiToken]) -> dict[str, ApiToken]:
+        """Refuse, at start-up, a token anyone could guess: short or a pasted placeholder.
+        The message names the owner, never the token."""
+        for owner, entry in tokens.items():
+            token = entry.token.get_secret_value()
+            if len(token) < MIN_TOKEN_LENGTH:
+                problem = f"is {len(token)} characters long (at least {MIN_TOKEN_LENGTH} needed)"
+            elif PLACEHOLDER_TOKEN.fullmatch(token):
+                problem = "looks like a placeholder, not a secret"
+            else:
+                continue
+            raise ValueError(
+                f"APP_API_TOKENS: {owner}'s token {problem}; make one with {NEW_TOKEN_HINT}"
+            )
         return tokens
 
 

@@ -26,7 +26,7 @@ def test_dagster_asset_materialize_a_partition_range(project_env):
     )
     home = project_env / "dagster_home"
     home.mkdir()
-    shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(PROJECT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
         [

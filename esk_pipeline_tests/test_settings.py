@@ -47,12 +47,12 @@ def test_environment_names_of_the_original_design(monkeypatch):
     monkeypatch.setenv("LLM_LABELER_MODEL", "qwen2.5")
     monkeypatch.setenv("LABELER_BATCH_SIZE", "7")
     monkeypatch.setenv("CLICKHOUSE_PASSWORD", "pw-secret")
-    monkeypatch.setenv("APP_API_TOKENS", '{"alice": "tok-1"}')
+    monkeypatch.setenv("APP_API_TOKENS", '{"alice": "tok-1-0123456789abcdefghij"}')
     settings = Settings.load()
     assert settings.llm.labeler_model == "qwen2.5" and settings.labeler.batch_size == 7
-    assert "pw-secret" not in repr(settings) and "tok-1" not in repr(settings)
+    assert "pw-secret" not in repr(settings) and "tok-1-0123456789abcdefghij" not in repr(settings)
     assert settings.clickhouse.password.get_secret_value() == "pw-secret"
-    assert settings.app.api_tokens["alice"].token.get_secret_value() == "tok-1"
+    assert settings.app.api_tokens["alice"].token.get_secret_value() == "tok-1-0123456789abcdefghij"
 
 
 @pytest.mark.parametrize(

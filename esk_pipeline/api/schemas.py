@@ -75,6 +75,12 @@ class SubmitIn(BaseModel):
     domain: str = Field(min_length=1, max_length=100, pattern=DOMAIN_ID_PATTERN)
 
 
+class UndoIn(BaseModel):
+    """Which decision or skip to undo: the `decision_id` of its submit or skip answer."""
+
+    decision_id: int = Field(ge=1)
+
+
 class IngestOut(BaseModel):
     """What happened to an uploaded file: the ETL's accounting and the rows stored."""
 

@@ -25,9 +25,9 @@ from esk_pipeline.settings import (
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[2] / "data" / "taxonomy.yaml"
 TOKENS = {
-    "alice": "alice-token-1234567890",
-    "bob": "bob-token-0987654321",
-    "carol": "carol-token-5678901234",
+    "alice": "alice-token-1234567890abcd",
+    "bob": "bob-token-0987654321abcdef",
+    "carol": "carol-token-5678901234abcd",
 }
 # alice can do everything, carol maintains, bob only reviews (a plain token is a reviewer's).
 ROLES = {"alice": "admin", "carol": "maintainer", "bob": "reviewer"}

@@ -140,12 +140,12 @@ def _day_app_settings() -> Settings:
     # The queued run reads the process settings (env), so the app uses the same ones here.
     settings = Settings.load()
     settings.app.api_tokens = {
-        "bob": ApiToken(token=SecretStr("bob-token-0123456789"), role="maintainer")
+        "bob": ApiToken(token=SecretStr("bob-token-0123456789abcdef"), role="maintainer")
     }
     return settings
 
 
-DAY_HEADERS = {"Authorization": "Bearer bob-token-0123456789"}
+DAY_HEADERS = {"Authorization": "Bearer bob-token-0123456789abcdef"}
 
 
 def test_ingesting_a_day_queues_the_daily_job_on_the_dagster_instance(project_env):
@@ -206,7 +206,7 @@ def test_two_api_processes_asking_for_one_day_get_one_run(project_env):
 
         settings = Settings.load()
         settings.app.api_tokens = {
-            "bob": ApiToken(token=SecretStr("bob-token-0123456789"), role="maintainer")
+            "bob": ApiToken(token=SecretStr("bob-token-0123456789abcdef"), role="maintainer")
         }
         with TestClient(create_app(settings)) as client:
             import esk_pipeline.definitions  # loaded before the race, not during it
@@ -215,7 +215,7 @@ def test_two_api_processes_asking_for_one_day_get_one_run(project_env):
             response = client.post(
                 "/api/ingest/clickhouse-day",
                 json={"day": "2026-03-02"},
-                headers={"Authorization": "Bearer bob-token-0123456789"},
+                headers={"Authorization": "Bearer bob-token-0123456789abcdef"},
             )
             print(response.status_code, response.json()["run_id"], flush=True)
         """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -33,7 +34,7 @@ def _lease(client, reviewer: str, count: int = 1) -> list[dict]:
 def test_protected_endpoints_answer_401_json_with_a_challenge(client, headers):
     for method, path in [
         ("GET", "/api/review/next"),
-        ("POST", "/api/review/undo"),
+        ("POST", "/api/review/items/x/undo"),
         ("GET", "/api/review/export"),
         ("GET", "/api/taxonomy"),
     ]:
@@ -51,7 +52,7 @@ def test_no_configured_tokens_means_no_access(project_env):
     from esk_pipeline.api import create_app
     from esk_pipeline_tests.api_tests.conftest import make_settings
 
-    app = create_app(make_settings(project_env / "none", tokens={"eve": ""}))
+    app = create_app(make_settings(project_env / "none", tokens={}))
     with TestClient(app) as client:
         response = client.get("/api/me", headers={"Authorization": "Bearer "})
         assert response.status_code == 401
@@ -154,13 +155,43 @@ def test_skip_release_and_undo(seeded):
     assert released.status_code == 200
     assert released.json()["lease_holder"] is None
 
-    undone = seeded.post("/api/review/undo", headers=auth("alice"))
+    undo = {"decision_id": skipped.json()["decision_id"]}
+    undone = seeded.post(f"/api/review/items/{first['id']}/undo", json=undo, headers=auth("alice"))
     assert undone.status_code == 200
     assert undone.json()["id"] == first["id"]
     assert undone.json()["lease_holder"] == "alice"
-    nothing = seeded.post("/api/review/undo", headers=auth("bob"))
-    assert nothing.status_code == 409
-    assert nothing.json()["detail"]
+    missing = seeded.post("/api/review/items/nope/undo", json=undo, headers=auth("alice"))
+    assert missing.status_code == 404
+    assert (
+        seeded.post(f"/api/review/items/{first['id']}/undo", headers=auth("bob")).status_code == 422
+    )
+
+
+def test_ten_concurrent_undos_of_one_decision_undo_only_that_one(seeded):
+    items = _lease(seeded, "alice", 4)
+    decided = [
+        seeded.post(
+            f"/api/review/items/{item['id']}/submit",
+            json={"domain": "transport"},
+            headers=auth("alice"),
+        ).json()
+        for item in items
+    ]
+    last = decided[-1]
+    assert [d["decision_id"] for d in decided] == sorted({d["decision_id"] for d in decided})
+
+    def undo_last_decision(_: int) -> int:
+        return seeded.post(
+            f"/api/review/items/{last['id']}/undo",
+            json={"decision_id": last["decision_id"]},
+            headers=auth("alice"),
+        ).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        assert set(pool.map(undo_last_decision, range(10))) == {200}
+    export = seeded.get("/api/review/export?format=jsonl", headers=auth("alice")).text
+    still_decided = {json.loads(line)["row_id"] for line in export.splitlines() if line}
+    assert still_decided == {d["id"] for d in decided[:-1]}
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
@@ -218,5 +249,9 @@ def test_audit_items_reach_the_reviewer_without_the_models_guess(settings, clien
         f"/api/review/items/{second}/submit", json={"domain": other}, headers=auth("alice")
     )
     assert disagreed.json()["status"] == "corrected"
-    undone = client.post("/api/review/undo", headers=auth("alice")).json()
+    undone = client.post(
+        f"/api/review/items/{second}/undo",
+        json={"decision_id": disagreed.json()["decision_id"]},
+        headers=auth("alice"),
+    ).json()
     assert undone["id"] == second and undone["predicted_domain"] is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 
 import pytest
 from pydantic import ValidationError
@@ -22,7 +24,7 @@ ROUTE_ROLES = {
     ("POST", "/api/review/items/{item_id}/submit"): REVIEW,
     ("POST", "/api/review/items/{item_id}/skip"): REVIEW,
     ("POST", "/api/review/items/{item_id}/release"): REVIEW,
-    ("POST", "/api/review/undo"): REVIEW,
+    ("POST", "/api/review/items/{item_id}/undo"): REVIEW,
     ("GET", "/api/review/stats"): REVIEW,
     ("GET", "/api/review/agreement"): REVIEW,
     ("GET", "/api/review/quality"): REVIEW,
@@ -72,8 +74,9 @@ def test_a_token_gets_403_exactly_where_its_role_is_not_enough(client, owner, me
 def test_plain_and_role_token_forms(monkeypatch):
     monkeypatch.setenv(
         "APP_API_TOKENS",
-        '{"alice": {"token": "tok-a", "role": "admin"}, "bob": "tok-b",'
-        ' "carol": {"token": "tok-c"}}',
+        '{"alice": {"token": "tok-a-0123456789abcdefghij", "role": "admin"},'
+        ' "bob": "tok-b-0123456789abcdefghij",'
+        ' "carol": {"token": "tok-c-0123456789abcdefghij"}}',
     )
     tokens = AppSettings().api_tokens
     assert {owner: t.role for owner, t in tokens.items()} == {
@@ -81,8 +84,8 @@ def test_plain_and_role_token_forms(monkeypatch):
         "bob": "reviewer",
         "carol": "reviewer",
     }
-    assert tokens["bob"].token.get_secret_value() == "tok-b"
-    assert "tok-a" not in repr(tokens)
+    assert tokens["bob"].token.get_secret_value() == "tok-b-0123456789abcdefghij"
+    assert "tok-a-0123456789abcdefghij" not in repr(tokens)
 
 
 @pytest.mark.parametrize(
@@ -96,6 +99,32 @@ def test_plain_and_role_token_forms(monkeypatch):
 def test_bad_token_settings_are_refused(tokens):
     with pytest.raises(ValidationError):
         AppSettings(api_tokens=tokens)
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("<token>", "7 characters long"),
+        ("s3cret-but-short", "16 characters long"),
+        ("<alice's-token-goes-here-please>", "placeholder"),
+        ("${APP_TOKEN_FOR_ALICE_PLEASE}", "placeholder"),
+        ("your-token-here-0123456789", "placeholder"),
+        ("changeme-changeme-changeme", "placeholder"),
+        ("x" * 40, "placeholder"),
+    ],
+)
+def test_short_and_placeholder_tokens_are_refused_at_start_up(monkeypatch, token, problem):
+    monkeypatch.setenv("APP_API_TOKENS", json.dumps({"alice": {"token": token, "role": "admin"}}))
+    with pytest.raises(ValidationError, match=problem) as refused:
+        AppSettings()
+    message = str(refused.value)
+    assert "alice's token" in message and "secrets.token_urlsafe()" in message
+    assert token not in message
+
+
+def test_a_generated_token_is_accepted():
+    token = secrets.token_urlsafe()
+    assert AppSettings(api_tokens={"alice": token}).api_tokens["alice"].role == "reviewer"
 
 
 def test_the_token_role_comes_from_the_settings_not_the_request(settings):

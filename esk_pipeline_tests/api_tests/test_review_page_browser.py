@@ -196,6 +196,11 @@ def test_keyboard_review_session(settings, server, tmp_path):
         item_id, _ = current()
         page.keyboard.press("n")
         item_id, options = current()
+        # The page holds no lease it does not show: only the item on screen is leased.
+        config = ReviewDatasetConfig(data_dir=settings.app.data_dir, database_url=None)
+        with ReviewDataset(config, Taxonomy.load(TAXONOMY_PATH)) as review:
+            assert review.stats().by_status.get("in_review") == 1
+            assert review.get_item(item_id).lease_holder == "alice"
         page.keyboard.press("2")
         assert selected() == options[1]
         assert page.text_content("#guideline-name") == TAXONOMY.get(options[1]).name
@@ -269,12 +274,15 @@ def test_an_item_whose_lease_was_lost_is_dropped_not_stuck(server):
     sync_api = pytest.importorskip("playwright.sync_api")
     executable = _chromium()
 
-    def take_from_alice(item_id: str) -> None:
+    def take_from_alice(item_id: str, bob_holds: int) -> None:
         released = httpx.post(
             f"{server}/api/review/items/{item_id}/release", headers=auth("alice"), timeout=10
         )
         assert released.status_code == 200, released.text
-        leased = httpx.get(f"{server}/api/review/next?count=6", headers=auth("bob"), timeout=10)
+        # Bob's own leases, plus one new claim: the released item, first in the queue.
+        leased = httpx.get(
+            f"{server}/api/review/next?count={bob_holds + 1}", headers=auth("bob"), timeout=10
+        )
         assert item_id in {item["id"] for item in leased.json()}
 
     with sync_api.sync_playwright() as playwright:
@@ -285,8 +293,8 @@ def test_an_item_whose_lease_was_lost_is_dropped_not_stuck(server):
         seen = set()
         for key in ("Enter", "s"):  # a lost submit, then a lost skip
             lost = page.get_attribute("#item-card", "data-item-id")
+            take_from_alice(lost, bob_holds=len(seen))
             seen.add(lost)
-            take_from_alice(lost)
             page.keyboard.press(key)
             page.wait_for_function(
                 "prev => document.querySelector('#item-card').dataset.itemId !== prev", arg=lost

@@ -26,8 +26,10 @@ from esk_pipeline.api.schemas import (
     ExportFormat,
     SubmitIn,
     TaxonomyOut,
+    UndoIn,
     WhoAmIOut,
 )
+from esk_pipeline.pipeline.fsutil import scratch_prefix
 from esk_pipeline.pipeline.review import (
     AgreementReport,
     QualityReport,
@@ -141,14 +143,22 @@ def release(
 
 
 @router.post(
-    "/review/undo",
+    "/review/items/{item_id}/undo",
     response_model=ReviewItem,
-    summary="Undo the calling reviewer's last decision or skip; the item is leased back to them",
-    responses=error_responses(409),
+    summary="Undo one of the caller's decisions or skips (named by its decision_id); the item "
+    "is leased back to them. Repeating it changes nothing",
+    responses=error_responses(404, 409),
 )
-def undo(reviewer_id: ReviewerId, review: ReviewDep, services: ServicesDep) -> ReviewItem:
-    item = review.undo_last(reviewer_id=reviewer_id)
-    services.metrics.review_decisions.labels(decision="undone").inc()
+def undo(
+    item_id: ItemId,
+    body: UndoIn,
+    reviewer_id: ReviewerId,
+    review: ReviewDep,
+    services: ServicesDep,
+) -> ReviewItem:
+    item, undone = review.undo(item_id, body.decision_id, reviewer_id=reviewer_id)
+    if undone:
+        services.metrics.review_decisions.labels(decision="undone").inc()
     return blind_if_audit(item)
 
 
@@ -195,7 +205,7 @@ def export(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return temporary_file_response(
         lambda folder: review.export_reviewed(folder / f"reviewed.{format}", fmt=format),
-        prefix="esk-review-export-",
+        prefix=scratch_prefix("review-export"),
         media_type=EXPORT_MEDIA_TYPES[format],
         filename=f"reviewed-{stamp}.{format}",
     )

@@ -4,7 +4,9 @@
 "use strict";
 
 const TOKEN_KEY = "esk.review.token";
-const PREFETCH = 3; // items leased per request; the server hands back our own leases first
+// Items leased per request: one, so the page holds no lease it does not show. The server hands
+// back our own leases first (oldest first), so an item leased to us is always shown next.
+const PREFETCH = 1;
 
 // Keys that pick a domain in the list, in list order: digits, then the letter keys not used
 // for actions (S skip, U undo, N "no"). Matched by physical key (event.code), so they work in
@@ -34,6 +36,7 @@ const state = {
   options: [], // domain ids listed for the current item, in display order
   candidateScores: new Map(),
   selectedId: null,
+  done: [], // [{itemId, decisionId}] of this session's decisions and skips, newest last (undo)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -87,7 +90,7 @@ async function login(token) {
 
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
-  Object.assign(state, { token: null, reviewer: null, queue: [], selectedId: null });
+  Object.assign(state, { token: null, reviewer: null, queue: [], selectedId: null, done: [] });
   $("review-view").hidden = true;
   $("session").hidden = true;
   $("login-view").hidden = false;
@@ -337,12 +340,16 @@ function skip() {
   });
 }
 
-// Submit or skip the item; false when the server says it is no longer ours (404/409: the lease
-// expired and someone else took it, it was decided already, or it is gone). Such an item is
-// dropped with a note instead of leaving the page stuck on it.
+// Submit or skip the item and remember its decision id for undo; false when the server says
+// it is no longer ours (404/409: the lease expired and someone else took it, it was decided
+// already, or it is gone). Such an item is dropped with a note instead of leaving the page
+// stuck on it.
 async function postOnItem(item, action, body) {
   try {
-    await api("POST", `/api/review/items/${encodeURIComponent(item.id)}/${action}`, body);
+    const answer = await api(
+      "POST", `/api/review/items/${encodeURIComponent(item.id)}/${action}`, body,
+    );
+    state.done.push({ itemId: item.id, decisionId: answer.decision_id });
     return true;
   } catch (error) {
     if (error.status !== 404 && error.status !== 409) throw error;
@@ -359,9 +366,28 @@ async function refreshQueue(doneId) {
   render();
 }
 
+// Undo names the decision it takes back, so a retried or repeated request changes nothing more.
 function undo() {
   return act(async () => {
-    const item = await api("POST", "/api/review/undo");
+    const last = state.done.at(-1);
+    if (!last) {
+      $("status").textContent = "Нечего отменять.";
+      return;
+    }
+    let item;
+    try {
+      item = await api(
+        "POST",
+        `/api/review/items/${encodeURIComponent(last.itemId)}/undo`,
+        { decision_id: last.decisionId },
+      );
+    } catch (error) {
+      // Refused for good (someone else has worked on the item since): U moves on to the one
+      // before. Anything else (a lost connection) keeps it, so U tries the same undo again.
+      if (error.status === 404 || error.status === 409) state.done.pop();
+      throw error;
+    }
+    state.done.pop();
     state.queue = [item, ...state.queue.filter((queued) => queued.id !== item.id)];
     $("status").textContent = "Последнее решение отменено.";
     render();

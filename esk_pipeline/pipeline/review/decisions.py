@@ -80,7 +80,7 @@ def submit(
     previous = action_of(conn, item_id, reviewer_id)
     if previous is not None:
         if previous["action"] == DECIDE and previous["domain"] == domain:
-            return to_item(row, now)
+            return _with_decision(conn, to_item(row, now), reviewer_id)
         done = "skipped" if previous["action"] == SKIP else f"chose {previous['domain']!r}"
         raise AlreadyReviewedError(
             f"reviewer {reviewer_id!r} already {done} for item {item_id!r}; "
@@ -95,7 +95,7 @@ def submit(
     )
     values = _state_after_vote(row, votes, domain, reviewer_id, now, wait)
     conn.execute(item_table.update().where(item_table.c.id == item_id).values(**values))
-    return to_item(fetch_item(conn, item_id), now)
+    return _with_decision(conn, to_item(fetch_item(conn, item_id), now), reviewer_id)
 
 
 def skip(conn: Connection, item_id: str, reviewer_id: str, now: datetime) -> ReviewItem:
@@ -104,7 +104,7 @@ def skip(conn: Connection, item_id: str, reviewer_id: str, now: datetime) -> Rev
     previous = action_of(conn, item_id, reviewer_id)
     if previous is not None:
         if previous["action"] == SKIP:
-            return to_item(row, now)
+            return _with_decision(conn, to_item(row, now), reviewer_id)
         raise AlreadyReviewedError(
             f"reviewer {reviewer_id!r} already decided item {item_id!r}; nothing to skip"
         )
@@ -116,7 +116,30 @@ def skip(conn: Connection, item_id: str, reviewer_id: str, now: datetime) -> Rev
         .where(item_table.c.id == item_id)
         .values(status=status.value, **CLEARED_LEASE)
     )
-    return to_item(fetch_item(conn, item_id), now)
+    return _with_decision(conn, to_item(fetch_item(conn, item_id), now), reviewer_id)
+
+
+def _with_decision(conn: Connection, item: ReviewItem, reviewer_id: str) -> ReviewItem:
+    """`item` carrying the id of the reviewer's own decision or skip on it, which `undo` names."""
+    own = action_of(conn, item.id, reviewer_id)
+    return item.model_copy(update={"decision_id": own["seq"] if own is not None else None})
+
+
+def undo(
+    conn: Connection,
+    item_id: str,
+    decision_id: int,
+    reviewer_id: str,
+    config: ReviewDatasetConfig,
+    now: datetime,
+) -> tuple[ReviewItem, bool]:
+    """Revert the decision or skip `decision_id` (see `ReviewDataset.undo`). When it is no
+    longer there (undone already: a retry or a second key press) nothing changes."""
+    row = lock_item(conn, item_id)
+    own = action_of(conn, item_id, reviewer_id)
+    if own is None or own["seq"] != decision_id:
+        return to_item(row, now), False
+    return _revert(conn, row, own, reviewer_id, config, now), True
 
 
 def undo_last(
@@ -137,17 +160,30 @@ def undo_last(
     )
     if last is None:
         raise UndoError(f"reviewer {reviewer_id!r} has nothing to undo")
-    item_id = last["item_id"]
-    row = lock_item(conn, item_id)
+    return _revert(conn, lock_item(conn, last["item_id"]), last, reviewer_id, config, now)
+
+
+def _revert(
+    conn: Connection,
+    row: RowMapping,
+    action: RowMapping,
+    reviewer_id: str,
+    config: ReviewDatasetConfig,
+    now: datetime,
+) -> ReviewItem:
+    """Delete the reviewer's `action` on the locked item `row` and lease the item back to them;
+    UndoError when someone else has worked on the item since."""
+    reviews = review_table.c
+    item_id = action["item_id"]
     later = conn.execute(
-        sa.select(sa.func.count()).where(reviews.item_id == item_id, reviews.seq > last["seq"])
+        sa.select(sa.func.count()).where(reviews.item_id == item_id, reviews.seq > action["seq"])
     ).scalar_one()
     if later or held_by_other(row, reviewer_id, now):
         raise UndoError(
             f"cannot undo the last action on item {item_id!r}: another reviewer has "
             "worked on it since"
         )
-    conn.execute(review_table.delete().where(reviews.seq == last["seq"]))
+    conn.execute(review_table.delete().where(reviews.seq == action["seq"]))
     votes = votes_on(conn, item_id)
     skipped = conn.execute(
         sa.select(sa.func.count()).where(reviews.item_id == item_id, reviews.action == SKIP)

@@ -32,8 +32,10 @@ from esk_pipeline.pipeline.review.schema import (
 def claim(
     conn: Connection, reviewer_id: str, count: int, now: datetime, lease_seconds: int
 ) -> list[ReviewItem]:
-    """The reviewer's own valid leases (renewed) first, then newly claimed items, in queue
-    order, up to `count` (see `ReviewDataset.get_next`)."""
+    """The reviewer's own valid leases (renewed), oldest lease first, then newly claimed items
+    in queue order, up to `count` (see `ReviewDataset.get_next`). Own leases lead even when
+    higher-priority items arrived since: a page shows them in this order, so every lease it
+    holds reaches the screen instead of being renewed unseen."""
     items = item_table.c
     expires = now + timedelta(seconds=lease_seconds)
     own_ids = list(
@@ -44,7 +46,7 @@ def claim(
                 items.lease_expires_at > now,
                 items.status.in_(OPEN_STATUSES),
             )
-            .order_by(*QUEUE_ORDER)
+            .order_by(items.lease_started_at, *QUEUE_ORDER)
             .limit(count)
         ).scalars()
     )
@@ -79,10 +81,14 @@ def claim(
                     lease_expires_at=expires,
                 )
             )
+    order = list(QUEUE_ORDER)
+    if own_ids:
+        ranks = {own_id: rank for rank, own_id in enumerate(own_ids)}
+        order.insert(0, sa.case(ranks, value=items.id, else_=len(own_ids)))
     rows = conn.execute(
         sa.select(item_table)
         .where(sa.or_(items.id.in_(own_ids), items.lease_token == token))
-        .order_by(*QUEUE_ORDER)
+        .order_by(*order)
     ).mappings()
     return [to_item(row, now) for row in rows]
 

@@ -102,6 +102,9 @@ class ReviewItem(BaseModel):
     reason: ReviewReason = ReviewReason.NEEDS_REVIEW
     lease_holder: str | None = None
     lease_expires_at: datetime | None = None
+    # In answers to a submit or skip: the id of the caller's own decision or skip on this
+    # item, which `undo` names (so a repeated undo is a no-op).
+    decision_id: int | None = None
 
 
 class AddReport(BaseModel):

@@ -201,6 +201,18 @@ class ReviewDataset:
         with self._write() as conn:
             return decisions.undo_last(conn, reviewer_id, self.config, now)
 
+    def undo(self, item_id: str, decision_id: int, reviewer_id: str) -> tuple[ReviewItem, bool]:
+        """Revert the reviewer's decision or skip `decision_id` (the `decision_id` of the submit
+        or skip answer) on `item_id` and lease the item to them again.
+
+        Idempotent: when that decision is gone (undone already) nothing changes. Returns the
+        item and whether this call undid it. UndoError as for `undo_last`.
+        """
+        check_reviewer(reviewer_id)
+        now = self._clock()
+        with self._write() as conn:
+            return decisions.undo(conn, item_id, decision_id, reviewer_id, self.config, now)
+
     def request_second_opinion(self, item_ids: Iterable[str], reason: ReviewReason) -> int:
         """Reopen decided items that only one reviewer decided, for another reviewer.
 

@@ -12,10 +12,17 @@ queue for another reviewer ("possible label error"); they are not changed here.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from cleanlab.filter import find_label_issues
+
+log = logging.getLogger(__name__)
+# A domain with this many decisions or fewer is not judged (cleanlab's own bound, passed
+# explicitly so the note below names the same domains cleanlab skips).
+MIN_DECISIONS_PER_DOMAIN = 1
 
 
 def suspected_label_errors(
@@ -40,12 +47,24 @@ def suspected_label_errors(
     sub_proba = proba[usable][:, columns]
     sub_proba = sub_proba / sub_proba.sum(axis=1, keepdims=True)
     sub_labels = np.array([remap[c] for c in labels[usable]])
-    issues = find_label_issues(
-        labels=sub_labels,
-        pred_probs=sub_proba,
-        filter_by="prune_by_noise_rate",
-        n_jobs=1,  # no worker processes: they inherit the host's signal handlers (Dagster)
-    )
+    counts = np.bincount(sub_labels, minlength=len(columns))
+    thin = [classes[columns[i]] for i in np.flatnonzero(counts <= MIN_DECISIONS_PER_DOMAIN)]
+    if thin:
+        # In the project's words, once, instead of cleanlab's warning per class index.
+        log.info(
+            "label-error check: too few human decisions to judge in %d domain(s): %s",
+            len(thin),
+            ", ".join(thin),
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="May not flag all label issues in class")
+        issues = find_label_issues(
+            labels=sub_labels,
+            pred_probs=sub_proba,
+            filter_by="prune_by_noise_rate",
+            min_examples_per_class=MIN_DECISIONS_PER_DOMAIN,
+            n_jobs=1,  # no worker processes: they inherit the host's signal handlers (Dagster)
+        )
     given_probability = sub_proba[np.arange(len(sub_labels)), sub_labels]
     flags[np.flatnonzero(usable)[issues & (given_probability < max_given_probability)]] = True
     return flags

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from esk_pipeline.pipeline import fsutil
+from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import layout
 from .models import DatasetVersion, Registry, StorageError, VersionStatus
@@ -182,7 +183,7 @@ class Transfer:
         if not entry.is_archived:
             yield self.versions_dir / entry.version
             return
-        with tempfile.TemporaryDirectory(prefix="esk-archived-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("archived")) as tmp:
             with tarfile.open(self.root / (entry.archive or ""), "r:gz") as tar:
                 tar.extractall(tmp, filter="data")
             yield Path(tmp)

@@ -154,3 +154,28 @@ def test_overlap_of_three_decides_by_strict_majority(make: StoreFactory) -> None
     m, s = ds.get_item("m"), ds.get_item("s")
     assert (m.status, m.corrected_domain) == (ReviewStatus.CORRECTED, "payments")
     assert s.needs_adjudication and s.status is ReviewStatus.PENDING
+
+
+def test_undo_names_its_decision_and_a_repeat_is_a_no_op(store: StoreFactory) -> None:
+    ds = store()
+    ds.add_items([label("a", domain="housing"), label("b", domain="housing")])
+    ds.get_next(2, "alice")
+    first = ds.submit_review("a", "payments", "alice")
+    second = ds.skip("b", "alice")
+    assert first.decision_id is not None and second.decision_id is not None
+    assert ds.submit_review("a", "payments", "alice").decision_id == first.decision_id
+    undone, did = ds.undo("a", first.decision_id, "alice")
+    assert did and (undone.id, undone.status, undone.lease_holder) == (
+        "a",
+        ReviewStatus.IN_REVIEW,
+        "alice",
+    )
+    for _ in range(3):  # a retried request or a second key press
+        again, did = ds.undo("a", first.decision_id, "alice")
+        assert not did and again.status is ReviewStatus.IN_REVIEW
+    assert ds.get_item("b").status is ReviewStatus.SKIPPED  # the newer skip stands
+    redecided = ds.submit_review("a", "housing", "alice")
+    assert redecided.decision_id != first.decision_id
+    stale, did = ds.undo("a", first.decision_id, "alice")  # names the old, undone decision
+    assert not did and stale.status is ReviewStatus.APPROVED
+    assert ds.integrity_problems() == []

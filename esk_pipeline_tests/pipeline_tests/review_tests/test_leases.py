@@ -56,6 +56,20 @@ def test_get_next_again_returns_own_leases_first(store: StoreFactory, clock: Fak
     assert ds.stats().by_status["in_review"] == 3
 
 
+def test_own_leases_come_first_even_after_higher_priority_items_arrive(
+    store: StoreFactory, clock: FakeClock
+) -> None:
+    ds = store(lease_seconds=600)
+    ds.add_items([label(f"old{n}", review_gain=0.1) for n in range(3)])
+    held = [i.id for i in ds.get_next(3, "alice")]
+    ds.submit_review(held[0], "housing", "alice")
+    clock.advance(5)
+    ds.add_items([label(f"urgent{n}", review_gain=0.9) for n in range(3)])
+    again = [i.id for i in ds.get_next(3, "alice")]
+    assert again == [*held[1:], "urgent0"]
+    assert [i.id for i in ds.get_next(1, "alice")] == [held[1]]
+
+
 def test_late_submit_is_accepted_while_nobody_else_claimed(
     make: StoreFactory, clock: FakeClock
 ) -> None:

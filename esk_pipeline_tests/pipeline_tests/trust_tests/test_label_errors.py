@@ -46,3 +46,24 @@ def test_out_of_fold_scores_never_see_their_own_text() -> None:
 def test_too_little_data_flags_nothing() -> None:
     proba = np.full((3, len(TAXONOMY.ids)), 1 / len(TAXONOMY.ids))
     assert not suspected_label_errors(["roads"] * 3, proba, TAXONOMY.ids).any()
+
+
+def test_a_domain_with_one_decision_is_named_not_warned_about_by_index(caplog) -> None:
+    """cleanlab's "too few examples in class 1" becomes one line naming the domain."""
+    import logging
+    import warnings
+
+    ids = TAXONOMY.ids
+    given = ["roads"] * 11 + ["education"]
+    proba = np.full((len(given), len(ids)), 0.01)
+    for row, domain in enumerate(given):
+        proba[row, ids.index(domain)] = 0.9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning left fails the test
+        with caplog.at_level(logging.INFO, logger="esk_pipeline"):
+            flags = suspected_label_errors(given, proba, ids)
+    assert not flags.any()
+    notes = [r.getMessage() for r in caplog.records if "label-error check" in r.getMessage()]
+    assert notes == [
+        "label-error check: too few human decisions to judge in 1 domain(s): education"
+    ]
