@@ -121,7 +121,7 @@ def list_versions(ctx: click.Context, status: str | None, as_json: bool) -> None
             v.train_samples,
             v.eval_samples,
             ",".join(v.tags),
-            v.description[:50],
+            printable(v.description[:50]),
         ]
         for v in found
     ]
@@ -140,9 +140,10 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         _print_json(v)
         return
     click.echo(_version_line(v))
-    click.echo(f"created {v.created_at.isoformat()} by {v.created_by}; parent {v.parent or '-'}")
+    created_by = printable(v.created_by)
+    click.echo(f"created {v.created_at.isoformat()} by {created_by}; parent {v.parent or '-'}")
     if v.description:
-        click.echo(f"description: {v.description}")
+        click.echo(f"description: {printable(v.description)}")
     click.echo(f"location: {v.path or v.archive}")
     rows = [
         [d, v.train_distribution.get(d, 0), v.eval_distribution.get(d, 0), n]
@@ -357,6 +358,12 @@ def demo(rows: int, seed: int) -> None:
     )
     click.echo(f"  reviewer page: {reviewer_page_hint()}")
     click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} .venv/bin/dagster dev")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (`\\x1b`): text from an imported archive must not
+    drive the terminal (ANSI escapes, carriage returns)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def reviewer_page_hint() -> str:

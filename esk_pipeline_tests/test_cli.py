@@ -164,3 +164,14 @@ def test_the_demo_hint_carries_a_fresh_token_the_server_accepts(monkeypatch):
     tokens = hints[0].split("'")[1]
     monkeypatch.setenv("APP_API_TOKENS", tokens)
     assert list(AppSettings().api_tokens) == ["alice"]
+
+
+def test_control_characters_from_a_version_are_escaped_when_printed(store, tmp_path):
+    hostile = "clean\x1b[2J\x1b[31mred\rover\x07"
+    code, _ = _run(store, "commit", str(tmp_path / "datasets" / "one"), "--description", hostile)
+    assert code == 0
+    for command in (["show", "latest"], ["list"]):
+        code, out = _run(store, *command)
+        assert code == 0
+        assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+        assert "clean\\x1b[2J\\x1b[31mred" in out
