@@ -238,10 +238,16 @@ def export_version(ctx: click.Context, ref: str, file: Path) -> None:
 @versions.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--as", "version_tag", default=None, help="Import under another version name.")
+@click.option("--checkout", is_flag=True, help="Also make the imported version current.")
 @click.pass_context
-def import_version(ctx: click.Context, file: Path, version_tag: str | None) -> None:
-    """Add a version from an export FILE after verifying its checksums."""
-    v = _storage(ctx).import_version(file, version_tag=version_tag)
+def import_version(ctx: click.Context, file: Path, version_tag: str | None, checkout: bool) -> None:
+    """Add a version from an export FILE after verifying its checksums. `current` stays where
+    it was (unless --checkout, or the store had no version yet)."""
+    storage = _storage(ctx)
+    before = storage.get_stats()["current"]
+    v = storage.import_version(file, version_tag=version_tag)
+    if not checkout and before and before != v.version:
+        storage.checkout(before)
     click.echo(f"imported {_version_line(v)}")
 
 

@@ -175,3 +175,12 @@ def test_control_characters_from_a_version_are_escaped_when_printed(store, tmp_p
         assert code == 0
         assert "\x1b" not in out and "\r" not in out and "\x07" not in out
         assert "clean\\x1b[2J\\x1b[31mred" in out
+
+
+def test_import_leaves_current_alone_unless_asked(store, tmp_path):
+    archive = tmp_path / "v1.tar.gz"
+    assert _run(store, "export", "v1.0.0", str(archive))[0] == 0
+    assert _run(store, "import", str(archive), "--as", "v2.0.0")[0] == 0
+    assert json.loads(_run(store, "show", "current", "--json")[1])["version"] == "v1.1.0"
+    assert _run(store, "import", str(archive), "--as", "v3.0.0", "--checkout")[0] == 0
+    assert json.loads(_run(store, "show", "current", "--json")[1])["version"] == "v3.0.0"
