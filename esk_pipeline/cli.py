@@ -126,7 +126,7 @@ def list_versions(ctx: click.Context, status: str | None, as_json: bool) -> None
             v.train_samples,
             v.eval_samples,
             ",".join(v.tags),
-            v.description[:50],
+            printable(v.description[:50]),
         ]
         for v in found
     ]
@@ -145,9 +145,10 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         _print_json(v)
         return
     click.echo(_version_line(v))
-    click.echo(f"created {v.created_at.isoformat()} by {v.created_by}; parent {v.parent or '-'}")
+    created_by = printable(v.created_by)
+    click.echo(f"created {v.created_at.isoformat()} by {created_by}; parent {v.parent or '-'}")
     if v.description:
-        click.echo(f"description: {v.description}")
+        click.echo(f"description: {printable(v.description)}")
     click.echo(f"location: {v.path or v.archive}")
     rows = [
         [d, v.train_distribution.get(d, 0), v.eval_distribution.get(d, 0), n]
@@ -242,10 +243,16 @@ def export_version(ctx: click.Context, ref: str, file: Path) -> None:
 @versions.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--as", "version_tag", default=None, help="Import under another version name.")
+@click.option("--checkout", is_flag=True, help="Also make the imported version current.")
 @click.pass_context
-def import_version(ctx: click.Context, file: Path, version_tag: str | None) -> None:
-    """Add a version from an export FILE after verifying its checksums."""
-    v = _storage(ctx).import_version(file, version_tag=version_tag)
+def import_version(ctx: click.Context, file: Path, version_tag: str | None, checkout: bool) -> None:
+    """Add a version from an export FILE after verifying its checksums. `current` stays where
+    it was (unless --checkout, or the store had no version yet)."""
+    storage = _storage(ctx)
+    before = storage.get_stats()["current"]
+    v = storage.import_version(file, version_tag=version_tag)
+    if not checkout and before and before != v.version:
+        storage.checkout(before)
     click.echo(f"imported {_version_line(v)}")
 
 
@@ -373,11 +380,17 @@ def _build(settings: Settings) -> None:
     click.echo(f"review queue: {waiting} items waiting for people")
     click.echo(
         "  (one item per group of near-identical texts: a decision settles the whole group, "
-        "so the queue can be shorter than 'needs review', which counts texts)"
+        "so the queue can be shorter than 'waiting for review', which counts texts)"
     )
     click.echo(f"  reviewer page: {reviewer_page_hint()}")
     click.echo("  after reviewing, rebuild: .venv/bin/esk-data build")
     click.echo(f"runs are in the Dagster UI: DAGSTER_HOME={home} .venv/bin/dagster dev")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (`\\x1b`): text from an imported archive must not
+    drive the terminal (ANSI escapes, carriage returns)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def reviewer_page_hint() -> str:

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import BaseWorkspaceRequestContext, WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 
+from esk_pipeline.pipeline.fsutil import process_alive
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import Settings, get_settings
@@ -48,6 +50,10 @@ LOCATION_NAME = "esk_pipeline"
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c3e0a-5d7b-4f1e-9c52-0b8e7a4d2c31")
 # Events still reach the instance (and the UI); the terminal gets warnings only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# In-process runs carry the process that runs them, so a later `esk-data` can tell a run whose
+# process was killed (it stays STARTED for ever otherwise) and mark it failed.
+RUNNER_HOST_TAG = "esk/runner_host"
+RUNNER_PID_TAG = "esk/runner_pid"
 
 
 class PipelineRunError(RuntimeError):
@@ -103,13 +109,16 @@ def run_pipeline(
     if not counts:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
     days = sorted(counts)
+    for run_id in fail_runs_of_dead_runners(instance):
+        log(f"run {run_id} was left unfinished by a process that is gone: marked failed")
+    runner = {RUNNER_HOST_TAG: socket.gethostname(), RUNNER_PID_TAG: str(os.getpid())}
     materialized = materialized_row_counts(instance, days)
     changed = [d for d in days if materialized.get(d) != counts[d]]
     if changed:
         log(f"days {changed[0]} .. {changed[-1]}: raw logs, cleaned texts ...")
-        _execute(defs, ETL_JOB, instance, range_tags(changed))
+        _execute(defs, ETL_JOB, instance, range_tags(changed) | runner)
     log(f"days {days[0]} .. {days[-1]}: labels, trust, review queue, splits, version ...")
-    _execute(defs, DATASET_JOB, instance, range_tags(days))
+    _execute(defs, DATASET_JOB, instance, range_tags(days) | runner)
 
     event = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
     materialization = event.asset_materialization if event else None
@@ -148,6 +157,23 @@ def _execute(defs, job_name: str, instance: DagsterInstance, tags: dict[str, str
         instance=instance, tags=tags, run_config=_QUIET, raise_on_error=False
     )
     _raise_if_failed(result)
+
+
+def fail_runs_of_dead_runners(instance: DagsterInstance) -> list[str]:
+    """Mark failed the unfinished in-process runs of this machine whose process is gone (killed
+    with kill -9, or the machine restarted); returns their run ids. A run of a live process,
+    or of another machine, is left alone."""
+    host = socket.gethostname()
+    orphans = []
+    for run in instance.get_runs(RunsFilter(statuses=NOT_FINISHED_STATUSES)):
+        pid = run.tags.get(RUNNER_PID_TAG)
+        if run.tags.get(RUNNER_HOST_TAG) != host or pid is None or process_alive(int(pid)):
+            continue
+        instance.report_run_failed(
+            run, f"the process that ran it (pid {pid} on {host}) is gone; marked failed"
+        )
+        orphans.append(run.run_id)
+    return orphans
 
 
 def submit_day_run(day: str, *, requested_by: str) -> tuple[str, str]:

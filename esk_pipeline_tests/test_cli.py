@@ -164,3 +164,23 @@ def test_the_demo_hint_carries_a_fresh_token_the_server_accepts(monkeypatch):
     tokens = hints[0].split("'")[1]
     monkeypatch.setenv("APP_API_TOKENS", tokens)
     assert list(AppSettings().api_tokens) == ["alice"]
+
+
+def test_control_characters_from_a_version_are_escaped_when_printed(store, tmp_path):
+    hostile = "clean\x1b[2J\x1b[31mred\rover\x07"
+    code, _ = _run(store, "commit", str(tmp_path / "datasets" / "one"), "--description", hostile)
+    assert code == 0
+    for command in (["show", "latest"], ["list"]):
+        code, out = _run(store, *command)
+        assert code == 0
+        assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+        assert "clean\\x1b[2J\\x1b[31mred" in out
+
+
+def test_import_leaves_current_alone_unless_asked(store, tmp_path):
+    archive = tmp_path / "v1.tar.gz"
+    assert _run(store, "export", "v1.0.0", str(archive))[0] == 0
+    assert _run(store, "import", str(archive), "--as", "v2.0.0")[0] == 0
+    assert json.loads(_run(store, "show", "current", "--json")[1])["version"] == "v1.1.0"
+    assert _run(store, "import", str(archive), "--as", "v3.0.0", "--checkout")[0] == 0
+    assert json.loads(_run(store, "show", "current", "--json")[1])["version"] == "v3.0.0"

@@ -23,6 +23,7 @@ from esk_pipeline.api.limits import RequestLimitsMiddleware, default_body_limit
 from esk_pipeline.api.metrics import MetricsMiddleware
 from esk_pipeline.api.openapi_doc import install_openapi
 from esk_pipeline.api.routers import classify, health, ingest, page, review, versions
+from esk_pipeline.pipeline.fsutil import remove_dead_scratch
 from esk_pipeline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not services.api_tokens:
             log.warning("APP_API_TOKENS is empty: every protected endpoint will answer 401")
+        # Uploads and exports of a server killed with kill -9 leave scratch folders behind.
+        for leftover in remove_dead_scratch():
+            log.info("removed %s, left by a process that is gone", leftover)
         restore = _kill_uploads_on_shutdown_signals(services)
         try:
             yield

@@ -3,6 +3,9 @@
 A reader never sees half a file or half a folder: everything is written beside its target
 under a temporary name, flushed to disk, then renamed into place. Every temporary name
 contains `TEMP_MARK`, so recovery after a crash knows one pattern (`remove_leftovers`).
+Scratch folders in the system temporary folder are named by `scratch_prefix` (the project's
+mark and the owning process id), so `remove_dead_scratch` removes those of processes that
+died (kill -9) at the next start, and never anyone else's.
 """
 
 from __future__ import annotations
@@ -10,13 +13,50 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 TEMP_MARK = ".esk-tmp-"
+SCRATCH_MARK = "esk-pipeline-scratch-"
+_SCRATCH_NAME = re.compile(rf"{re.escape(SCRATCH_MARK)}(\d+)-")
+
+
+def scratch_prefix(kind: str) -> str:
+    """The name prefix of a scratch folder in the system temporary folder (for `tempfile`)."""
+    return f"{SCRATCH_MARK}{os.getpid()}-{kind}-"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    return True
+
+
+def remove_dead_scratch(root: Path | None = None) -> list[Path]:
+    """Delete the project's scratch folders whose process is gone; returns what was removed.
+    Only names made by `scratch_prefix` are touched, and never a live process's."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for path in root.iterdir():
+        owner = _SCRATCH_NAME.match(path.name)
+        if owner is None or process_alive(int(owner[1])):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def temp_path(target: Path) -> Path:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from esk_pipeline.api import create_app
+from esk_pipeline.pipeline.fsutil import SCRATCH_MARK
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.settings import ReviewSettings
 from esk_pipeline_tests.api_tests.conftest import auth, make_settings, seed_review
@@ -163,3 +171,16 @@ def test_readyz_asks_clickhouse_once_and_memory_stays_flat(client, monkeypatch):
         assert client.get("/readyz").json()["checks"]["clickhouse"]["ok"] is True
     assert len(pings) == 1
     assert _rss_mb() - before < 20
+
+
+def test_the_server_removes_scratch_left_by_a_killed_server_at_start_up(project_env):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    left = Path(tempfile.gettempdir()) / f"{SCRATCH_MARK}{child.pid}-upload-test"
+    (left / "part").mkdir(parents=True)
+    try:
+        with TestClient(create_app(make_settings(project_env / "restart"))):
+            assert not left.exists()
+    finally:
+        shutil.rmtree(left, ignore_errors=True)

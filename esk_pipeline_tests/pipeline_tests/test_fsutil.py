@@ -1,6 +1,11 @@
 """The atomic-write protocol: a failed write keeps the old content; recovery knows one name."""
 
 import hashlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +72,22 @@ def test_file_digest_matches_hashlib(tmp_path):
     path.write_bytes(data)
     assert fsutil.file_digest(path) == hashlib.sha256(data).hexdigest()
     assert fsutil.file_digest(path, "md5") == hashlib.md5(data).hexdigest()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    return child.pid
+
+
+def test_scratch_of_dead_processes_is_removed_and_nothing_else(tmp_path: Path) -> None:
+    dead = tmp_path / f"{fsutil.SCRATCH_MARK}{_dead_pid()}-upload-abc"
+    (dead / "inner").mkdir(parents=True)
+    (dead / "inner" / "part.csv").write_text("x")
+    live = tmp_path / f"{fsutil.scratch_prefix('etl')}def"
+    others = [tmp_path / "esk-upload-old", tmp_path / "someone-elses", tmp_path / "esk-pipeline"]
+    for folder in [live, *others]:
+        folder.mkdir()
+    assert fsutil.remove_dead_scratch(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [live, *others])

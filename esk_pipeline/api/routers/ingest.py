@@ -25,6 +25,7 @@ from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
 from esk_pipeline.api.schemas import DayIngestIn, DayRunOut, IngestOut, RunStatusOut
 from esk_pipeline.pipeline.etl import ETLResult
+from esk_pipeline.pipeline.fsutil import scratch_prefix
 from esk_pipeline.runner import DAILY_JOB, run_status, submit_day_run
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"], responses=error_responses())
@@ -91,7 +92,7 @@ async def upload(
             status_code=415,
             detail=f"unsupported file type {name!r}: upload one of {', '.join(ALLOWED_EXTENSIONS)}",
         )
-    with tempfile.TemporaryDirectory(prefix="esk-upload-") as folder:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("upload")) as folder:
         path = Path(folder) / "upload"  # never the client's name
         await _save_capped(file, path, services.max_upload_bytes)
         result = await services.etl_workers.load(

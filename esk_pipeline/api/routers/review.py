@@ -29,6 +29,7 @@ from esk_pipeline.api.schemas import (
     UndoIn,
     WhoAmIOut,
 )
+from esk_pipeline.pipeline.fsutil import scratch_prefix
 from esk_pipeline.pipeline.review import (
     AgreementReport,
     QualityReport,
@@ -204,7 +205,7 @@ def export(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return temporary_file_response(
         lambda folder: review.export_reviewed(folder / f"reviewed.{format}", fmt=format),
-        prefix="esk-review-export-",
+        prefix=scratch_prefix("review-export"),
         media_type=EXPORT_MEDIA_TYPES[format],
         filename=f"reviewed-{stamp}.{format}",
     )

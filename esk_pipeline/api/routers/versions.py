@@ -16,6 +16,7 @@ from esk_pipeline.api.deps import StorageDep
 from esk_pipeline.api.downloads import file_download_responses, temporary_file_response
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.schemas import StorageStatsOut, TagIn, VerifyOut, VersionOut
+from esk_pipeline.pipeline.fsutil import scratch_prefix
 from esk_pipeline.pipeline.versions import (
     DatasetVersion,
     VersionDiff,
@@ -124,6 +125,6 @@ def export_version(
     version = storage.get_version(ref).version
     return temporary_file_response(
         lambda folder: storage.export_version(version, folder / f"{version}.{format}"),
-        prefix="esk-version-export-",
+        prefix=scratch_prefix("version-export"),
         media_type=_ARCHIVE_MEDIA_TYPES[format],
     )

@@ -29,6 +29,7 @@ import pandas as pd
 
 from esk_pipeline.pipeline.etl.models import ETLConfig, ETLError, ETLResult, ETLStats
 from esk_pipeline.pipeline.etl.processor import ETLProcessor
+from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 _MIB = 1024 * 1024
 _POLL_SECONDS = 0.05
@@ -72,7 +73,7 @@ class ETLWorkers:
         Raises `ETLError` as the ETL would, `ETLLimitError` when the child went over a limit
         and `ETLCancelled` when `cancelled()` turned true or `kill_all` ran meanwhile.
         """
-        with tempfile.TemporaryDirectory(prefix="esk-etl-") as folder:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("etl")) as folder:
             out = Path(folder)
             process = _CONTEXT.Process(
                 target=_run_child,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from esk_pipeline.pipeline import fsutil
+from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import layout
 from .models import DatasetVersion, Registry, StorageError, VersionStatus
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from .models import DataStorageConfig
 
 EXPORT_FORMAT = "esk-dataset-export/1"
+# An export holds a manifest and a version's files (a few, or a few hundred shards): far more
+# members can only be an attack (each costs an inode and time, whatever its size).
+MAX_IMPORT_MEMBERS = 10_000
 
 
 class Transfer:
@@ -182,7 +186,7 @@ class Transfer:
         if not entry.is_archived:
             yield self.versions_dir / entry.version
             return
-        with tempfile.TemporaryDirectory(prefix="esk-archived-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("archived")) as tmp:
             with tarfile.open(self.root / (entry.archive or ""), "r:gz") as tar:
                 tar.extractall(tmp, filter="data")
             yield Path(tmp)
@@ -266,31 +270,65 @@ def _extract_export(archive: Path, folder: Path, max_bytes: int) -> dict[str, An
 
     The unpacked size is bounded before anything is written: a zip's declared sizes (zipfile
     never unpacks more than a member declares) are added up first; a tar is streamed, and each
-    member's size is checked against what is left of the limit before it is written.
+    member's size is checked against what is left of the limit before it is written. At most
+    MAX_IMPORT_MEMBERS members, and only the export's layout (manifest.json, data/...): any
+    other member refuses the archive, and the error names them.
     """
+    outside: list[str] = []
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 members = zf.infolist()
+                _check_member_count(archive, len(members))
                 for member in members:
                     name = member.filename
                     if name.startswith("/") or ".." in Path(name).parts:
                         raise StorageError(f"{archive}: unsafe path {name} in archive")
+                    if not _in_export_layout(name):
+                        outside.append(name)
+                _check_layout(archive, outside)
                 _check_unpacked_size(archive, sum(m.file_size for m in members), max_bytes)
                 zf.extractall(folder)
         else:
             with tarfile.open(archive, "r|*") as tar:  # a stream: headers read as it goes
                 unpacked = 0
-                for member in tar:
+                for count, member in enumerate(tar, start=1):
+                    _check_member_count(archive, count)
+                    if not _in_export_layout(member.name):
+                        outside.append(member.name)
+                        continue
                     unpacked += member.size
                     _check_unpacked_size(archive, unpacked, max_bytes)
                     tar.extract(member, folder, filter="data")
+            _check_layout(archive, outside)
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise StorageError(f"{archive}: corrupt or unreadable archive ({exc})") from exc
     manifest = layout.read_json(folder / "manifest.json")
     if not manifest or manifest.get("format") != EXPORT_FORMAT:
         raise StorageError(f"{archive}: not a dataset export (no {EXPORT_FORMAT} manifest)")
     return manifest
+
+
+def _in_export_layout(name: str) -> bool:
+    return name in ("manifest.json", "data", "data/") or name.startswith("data/")
+
+
+def _check_member_count(archive: Path, count: int) -> None:
+    if count > MAX_IMPORT_MEMBERS:
+        raise StorageError(
+            f"{archive}: refused, it has more than {MAX_IMPORT_MEMBERS} members "
+            "(an export holds a manifest and a version's few files)"
+        )
+
+
+def _check_layout(archive: Path, outside: list[str]) -> None:
+    if outside:
+        shown = ", ".join(repr(name) for name in outside[:10])
+        more = f" and {len(outside) - 10} more" if len(outside) > 10 else ""
+        raise StorageError(
+            f"{archive}: refused, members outside an export's layout "
+            f"(manifest.json, data/...): {shown}{more}"
+        )
 
 
 def _check_unpacked_size(archive: Path, size: int, max_bytes: int) -> None:

@@ -87,7 +87,7 @@ def test_export_import_round_trip_and_corrupt_archives_are_refused(tmp_path):
 
 def _export_naming(archive: Path, name: str, payload: bytes) -> Path:
     """A well-formed export whose manifest lists one file under `name`; the tar holds the payload
-    both where `data/<name>` would resolve and under data/, so only the name can be refused."""
+    under data/ (a member outside data/ would be refused before the name is looked at)."""
     version = {
         "version": "v9.0.0",
         "status": "stable",
@@ -104,7 +104,7 @@ def _export_naming(archive: Path, name: str, payload: bytes) -> Path:
         folder = tarfile.TarInfo("data")
         folder.type, folder.mode = tarfile.DIRTYPE, 0o755
         tar.addfile(folder)
-        for member, data in [("manifest.json", manifest), ("x", payload), ("data/a\\b", payload)]:
+        for member, data in [("manifest.json", manifest), ("data/a\\b", payload)]:
             info = tarfile.TarInfo(member)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -166,4 +166,47 @@ def test_import_refuses_an_archive_over_the_unpacked_limit_before_writing_it(tmp
         storage.import_version(archive)
     leftovers = [p for p in storage.root.rglob("*") if p.is_file() and p.name != ".lock"]
     assert leftovers == []
+    assert storage.list_versions() == []
+
+
+def _export_with(archive: Path, names: list[str]) -> Path:
+    """An export (tar.gz or zip by suffix) with a manifest and empty members named `names`."""
+    manifest = json.dumps({"format": EXPORT_FORMAT, "version": {}}).encode()
+    if archive.suffix == ".zip":
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("manifest.json", manifest)
+            for name in names:
+                zf.writestr(name, b"")
+        return archive
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        for name in names:
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    return archive
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".zip"])
+def test_import_refuses_members_outside_the_export_layout_and_names_them(tmp_path, suffix):
+    archive = _export_with(
+        tmp_path / f"extra{suffix}", ["data/train.jsonl", "notes.txt", "bin/run.sh"]
+    )
+    storage = make_storage(tmp_path)
+    with pytest.raises(
+        StorageError, match=r"outside an export's layout.*'notes.txt'.*'bin/run.sh'"
+    ):
+        storage.import_version(archive)
+    assert storage.list_versions() == []
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".zip"])
+def test_import_refuses_an_archive_with_too_many_members(tmp_path, suffix, monkeypatch):
+    from esk_pipeline.pipeline.versions import transfer
+
+    monkeypatch.setattr(transfer, "MAX_IMPORT_MEMBERS", 50)
+    archive = _export_with(tmp_path / f"many{suffix}", [f"data/{i}.txt" for i in range(60)])
+    storage = make_storage(tmp_path)
+    with pytest.raises(StorageError, match="more than 50 members"):
+        storage.import_version(archive)
     assert storage.list_versions() == []
