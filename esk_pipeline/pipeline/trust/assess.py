@@ -14,8 +14,8 @@ trust verdict (`verdict.assign_verdicts`): trusted, queued or excluded, with its
 
 A decision that confident learning doubts (or that waits on a second opinion the store already
 asked for) stays human; the verdict keeps it out of eval until a second reviewer answers.
-Folds, the audit and every other draw are hashes of row ids, so the same inputs always give the
-same assessment.
+Folds, the audit and every other draw are hashes of content (texts, row ids), so the same
+inputs always give the same assessment.
 """
 
 from __future__ import annotations
@@ -48,9 +48,6 @@ from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
 from esk_pipeline.pipeline.trust.verdict import assign_verdicts
-
-# Propagated labels are a tier of their own: the audit measures how often a decision on one
-# text is right for its near duplicates. Their "confidence" is 1: the tier is all or nothing.
 
 
 class TrustConfig(BaseModel):
@@ -178,6 +175,8 @@ def assess_labels(
         model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
     labels = resolve_labels(model, decisions)
     propagated = labels["label_origin"] == LabelOrigin.PROPAGATED.value
+    # Propagated labels are a tier of their own: the audit measures how often a decision on one
+    # text is right for its near duplicates. Their "confidence" is 1: all or nothing.
     labels.loc[propagated, "p_correct"] = calibration.p_correct(
         pd.Series(LabelTier.PROPAGATED.value, index=labels.index[propagated]),
         pd.Series(1.0, index=labels.index[propagated]),
