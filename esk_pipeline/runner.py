@@ -108,22 +108,22 @@ def run_pipeline(
         counts = {d: n for d, n in counts.items() if d in wanted}
     if not counts:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
-    days = sorted(counts)
+    keys = sorted(counts)
     for run_id in fail_runs_of_dead_runners(instance):
         log(f"run {run_id} was left unfinished by a process that is gone: marked failed")
     runner = {RUNNER_HOST_TAG: socket.gethostname(), RUNNER_PID_TAG: str(os.getpid())}
-    materialized = materialized_row_counts(instance, days)
-    changed = [d for d in days if materialized.get(d) != counts[d]]
+    materialized = materialized_row_counts(instance, keys)
+    changed = [d for d in keys if materialized.get(d) != counts[d]]
     if changed:
         log(f"days {changed[0]} .. {changed[-1]}: raw logs, cleaned texts ...")
         _execute(defs, ETL_JOB, instance, range_tags(changed) | runner)
-    log(f"days {days[0]} .. {days[-1]}: labels, trust, review queue, splits, version ...")
-    _execute(defs, DATASET_JOB, instance, range_tags(days) | runner)
+    log(f"days {keys[0]} .. {keys[-1]}: labels, trust, review queue, splits, version ...")
+    _execute(defs, DATASET_JOB, instance, range_tags(keys) | runner)
 
     event = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
     materialization = event.asset_materialization if event else None
     metadata = materialization.metadata if materialization else {}
-    return {key: value.value for key, value in metadata.items()} | {"days": days}
+    return {key: value.value for key, value in metadata.items()} | {"days": keys}
 
 
 def range_tags(days: list[str]) -> dict[str, str]:

@@ -51,10 +51,7 @@ def remove_dead_scratch(root: Path | None = None) -> list[Path]:
         owner = _SCRATCH_NAME.match(path.name)
         if owner is None or process_alive(int(owner[1])):
             continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        _remove(path)
         removed.append(path)
     return removed
 
@@ -77,10 +74,7 @@ def remove_leftovers(folder: Path) -> list[Path]:
     for path in folder.iterdir():
         if not is_leftover(path):
             continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        _remove(path)
         removed.append(path)
     return removed
 
@@ -172,3 +166,11 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     """Hex digest of a file's bytes, read in chunks (hashlib.file_digest)."""
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, algorithm).hexdigest()
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a whole folder (a symlink itself, never what it points to)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -3,7 +3,7 @@ decisions go back once, and what reaches the verified labels meanwhile."""
 
 from __future__ import annotations
 
-from esk_pipeline.pipeline.review import ReviewPriority, ReviewReason, ReviewStatus
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewPriority, ReviewReason, ReviewStatus
 from esk_pipeline_tests.pipeline_tests.review_tests.support import StoreFactory, label
 
 
@@ -90,9 +90,8 @@ def test_a_doubted_decision_stands_and_waits_once_for_another_reviewer(
     assert ds.request_second_opinion(["a"], ReviewReason.POSSIBLE_LABEL_ERROR) == 0
 
 
-def test_a_contradicted_doubt_goes_to_adjudication_and_leaves_the_verified_labels(
-    make: StoreFactory,
-) -> None:
+def _contradicted_doubt(make: StoreFactory) -> ReviewDataset:
+    """Alice decides "a" as payments, the decision is doubted, and Bob answers housing."""
     ds = make()
     ds.add_items([label("a")])
     ds.get_next(1, "alice")
@@ -100,6 +99,13 @@ def test_a_contradicted_doubt_goes_to_adjudication_and_leaves_the_verified_label
     ds.request_second_opinion(["a"], ReviewReason.POSSIBLE_LABEL_ERROR)
     ds.get_next(1, "bob")
     ds.submit_review("a", "housing", "bob")
+    return ds
+
+
+def test_a_contradicted_doubt_goes_to_adjudication_and_leaves_the_verified_labels(
+    make: StoreFactory,
+) -> None:
+    ds = _contradicted_doubt(make)
     item = ds.get_item("a")
     assert item.needs_adjudication and item.corrected_domain is None
     assert ds.verified_labels().empty
@@ -107,13 +113,7 @@ def test_a_contradicted_doubt_goes_to_adjudication_and_leaves_the_verified_label
 
 
 def test_undoing_the_answer_to_a_doubt_puts_the_doubted_decision_back(make: StoreFactory) -> None:
-    ds = make()
-    ds.add_items([label("a")])
-    ds.get_next(1, "alice")
-    ds.submit_review("a", "payments", "alice")
-    ds.request_second_opinion(["a"], ReviewReason.POSSIBLE_LABEL_ERROR)
-    ds.get_next(1, "bob")
-    ds.submit_review("a", "housing", "bob")
+    ds = _contradicted_doubt(make)
     ds.undo_last("bob")
     verified = ds.verified_labels().set_index("row_id")
     assert (verified.loc["a", "domain"], verified.loc["a", "reviewer_id"]) == ("payments", "alice")
