@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from pydantic import BaseModel
@@ -296,7 +296,11 @@ def seed(rows: int, seed: int, replace: bool) -> None:
     from esk_pipeline.runner import seed_sample_logs
 
     settings = get_settings()
-    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed, replace=replace)
+    lines = ProgressLines()
+    inserted = seed_sample_logs(
+        settings, n_rows=rows, seed=seed, replace=replace, progress=lines.progress
+    )
+    lines.end()
     where = LogSource(settings.clickhouse).description
     if inserted:
         click.echo(f"inserted {inserted} sample rows into {settings.clickhouse.table} ({where})")
@@ -312,10 +316,11 @@ def demo(rows: int, seed: int) -> None:
     from esk_pipeline.runner import seed_sample_logs
 
     settings = get_settings()
-    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed)
+    lines = ProgressLines()
+    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed, progress=lines.progress)
     if inserted:
-        click.echo(f"seeded {inserted} sample log rows")
-    _build(settings)
+        lines.echo(f"seeded {inserted} sample log rows")
+    _build(settings, lines)
 
 
 @main.command()
@@ -326,10 +331,46 @@ def build() -> None:
     decided, plans the review queue and commits a dataset version. The same logs, taxonomy,
     decisions and settings give the same version: a build with nothing new makes none.
     """
-    _build(get_settings())
+    _build(get_settings(), ProgressLines())
 
 
-def _build(settings: Settings) -> None:
+class ProgressLines:
+    """Progress lines on stdout among the command's other lines.
+
+    On a terminal each stage keeps one line, rewritten in place as its numbers change (its
+    last state, the totals, stays); elsewhere (a pipe, a CI log) every line is printed as is.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or click.get_text_stream("stdout")
+        self._in_place = self._stream.isatty()
+        self._open_stage: str | None = None
+
+    def progress(self, line: str) -> None:
+        """Show a progress line (`stage: numbers`)."""
+        if not self._in_place:
+            click.echo(line, file=self._stream)
+            return
+        stage = line.split(":", 1)[0]
+        if stage != self._open_stage:
+            self.end()
+        self._stream.write("\r\x1b[K" + line)
+        self._stream.flush()
+        self._open_stage = stage
+
+    def echo(self, text: str) -> None:
+        """Print an ordinary line (after ending an open progress line)."""
+        self.end()
+        click.echo(text, file=self._stream)
+
+    def end(self) -> None:
+        """End the open progress line, if any."""
+        if self._open_stage is not None:
+            self._stream.write("\n")
+            self._open_stage = None
+
+
+def _build(settings: Settings, lines: ProgressLines) -> None:
     import warnings
 
     from dagster import BetaWarning, DagsterInstance
@@ -344,9 +385,13 @@ def _build(settings: Settings) -> None:
     home = ensure_dagster_home(Path.cwd())
     with DagsterInstance.get() as instance:
         try:
-            result = run_pipeline(instance, settings=settings, log=click.echo)
+            result = run_pipeline(
+                instance, settings=settings, log=lines.echo, progress=lines.progress
+            )
         except PipelineRunError as exc:
             raise click.ClickException(str(exc)) from exc
+        finally:
+            lines.end()
     storage = DataStorage(configs.storage_config(settings))
     version = storage.get_version(str(result["version"]))
     stats = _dataset_stats(version.path)

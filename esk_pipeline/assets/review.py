@@ -15,6 +15,7 @@ from dagster import (
 from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.frame_types import QueueFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
+from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.review import ReviewReason
 from esk_pipeline.pipeline.trust import TrustReport
 from esk_pipeline.pipeline.trust.queue import plan_review
@@ -40,17 +41,20 @@ def review_queue(
     """What people should review, best first: every text whose verdict is "queued" (without a
     trusted label, or in the random audit; see `pipeline.trust.queue`), and one second opinion
     on each decision confident learning doubts. Items waiting on a person keep their place."""
+    progress = step_progress(context, len(trusted_labels), "review_queue")
     plan = plan_review(
         trusted_labels,
         precision_target=trust_policy.precision_target,
         audit_review_share=trust_policy.audit_review_share,
+        progress=progress,
     )
     with review_store.open(taxonomy_file.load()) as store:
-        report = store.add_items(plan.to_dict("records"), withdraw_others=True)
+        report = store.add_items(plan, withdraw_others=True, progress=progress)
         doubted = store.request_second_opinion(
             label_trust.suspected_errors, ReviewReason.POSSIBLE_LABEL_ERROR
         )
         stats = store.stats()
+    progress.close()
     for message in report.messages:
         context.log.warning(message)
     queued = plan[["row_id", "text", "domain", "confidence", "p_correct", "review_reason"]]

@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, mult
 
 from esk_pipeline.assets.frame_types import TrustedLabelFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
+from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.labels import tier_of
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.trust import Calibration, TrustReport, assess_labels
@@ -44,6 +45,8 @@ def trusted_labels(
     with review_store.open(taxonomy) as store:
         votes = store.decision_votes()
     model_labels = pd.concat(labels.values(), ignore_index=True) if labels else pd.DataFrame()
+    # Whole-frame passes (resolution, calibration, verdicts): an opening and a closing line.
+    progress = step_progress(context, len(model_labels), "trusted_labels")
     # The labels' local model is trained on every decision: its temperature sets the scale of
     # the out-of-fold scores the calibration is fitted on.
     temperature = (
@@ -55,6 +58,8 @@ def trusted_labels(
     assessment = assess_labels(
         model_labels, verified_labels, votes, taxonomy, config, temperature=temperature
     )
+    progress.advance(len(model_labels))
+    progress.close()
     report = TrustReport.of(assessment, config)
     frame = assessment.labels
     by_verdict = {

@@ -18,15 +18,20 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.label_contract import Verdict, VerdictReason
+from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.review import ReviewReason
 from esk_pipeline.pipeline.trust.review_order import review_priority
 
 
 def plan_review(
-    labels: pd.DataFrame, *, precision_target: float, audit_review_share: float
+    labels: pd.DataFrame,
+    *,
+    precision_target: float,
+    audit_review_share: float,
+    progress: ProgressReporter = SILENT,
 ) -> pd.DataFrame:
     """The queued label rows (`verdict` "queued"), with `review_reason` and `review_gain`
-    (higher first)."""
+    (higher first); `progress` as in `review_priority`."""
     queued = labels[labels["verdict"] == Verdict.QUEUED.value]
     in_audit = queued["verdict_reason"] == VerdictReason.AUDIT.value
     candidates = queued[~in_audit]
@@ -35,6 +40,7 @@ def plan_review(
         precision_target=precision_target,
         group_sizes=candidates["identity_key"].map(labels["identity_key"].value_counts()),
         domain_counts=labels["domain"].value_counts(),
+        progress=progress,
     )
     candidates = candidates.assign(review_reason=ReviewReason.NEEDS_REVIEW.value, review_gain=gain)
     audit = queued[in_audit].sort_values("row_id", kind="stable")
