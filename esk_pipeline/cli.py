@@ -64,12 +64,12 @@ def main() -> None:
 @main.group(cls=_Group)
 @click.option(
     "--storage-dir",
-    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Version store folder (default: DATA_STORAGE_STORAGE_DIR).",
+    help="Version store folder or URL such as s3://bucket/prefix "
+    "(default: DATA_STORAGE_STORAGE_DIR).",
 )
 @click.pass_context
-def versions(ctx: click.Context, storage_dir: Path | None) -> None:
+def versions(ctx: click.Context, storage_dir: str | None) -> None:
     """Dataset versions: list, show, diff, tag, checkout, verify, export, import."""
     overrides = {} if storage_dir is None else {"storage_dir": storage_dir}
     ctx.obj = configs.storage_config(get_settings(), **overrides)
