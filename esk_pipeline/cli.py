@@ -279,7 +279,7 @@ def commit(
     v = _storage(ctx).commit_dataset(
         dataset_dir, version_tag, description=description, status=status, created_by=created_by
     )
-    click.echo(f"committed {_version_line(v)} at {v.path}")
+    click.echo(f"committed {_version_line(v)}" + (f" at {v.path}" if v.path else ""))
 
 
 rows_option = click.option("--rows", default=6000, show_default=True, help="Sample log rows.")
