@@ -120,7 +120,8 @@ def _data_digest(storage) -> str:
     """One digest of the latest version's JSONL files, names included, from its manifest
     (the store checksums every file; `verify` re-hashes them)."""
     versions = storage.list_versions()
-    files = {n: f for n, f in versions[-1].files.items() if n.endswith(".jsonl")} if versions else {}
+    manifest = versions[-1].files if versions else {}
+    files = {n: f for n, f in manifest.items() if n.endswith(".jsonl")}
     if not files:
         sys.exit(f"cluster-smoke: FAIL no dataset version with data in {storage.root}")
     digest = hashlib.sha256()
