@@ -1,17 +1,29 @@
 """Record-level diffs between two versions: added, removed, relabelled, moved, per domain.
 
-Records are matched on row_id with one Arrow full outer join of the two versions' (row_id,
-domain, split) tables (records.py), so a million records take about a second. The report
-carries counts, a few examples of each kind of change and a short summary for people.
+Versions are compared shard by shard first: a data file whose Parquet copy has the same
+checksum in the same split on both sides holds the same records with the same labels, so it
+is counted from the manifests (`FileEntry.domains`) and never read, whatever its name.
+The records of the other shards are matched on row_id with one Arrow full outer join of the
+two sides' (row_id, domain, split) tables (records.py). The report carries counts, a few
+examples of each kind of change and a short summary for people. (Row ids are unique within
+a version as the writer makes it; were one repeated across shards, the first occurrence
+among the shards read counts.)
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from .layout import data_files, parquet_name, split_of
 from .models import DatasetVersion, FileEntry
+from .records import records_table
+
+Counts = dict[tuple[str, str], int]
 
 
 class DomainChange(BaseModel):
@@ -59,14 +71,62 @@ class VersionDiff(BaseModel):
     summary: str
 
 
+def unchanged_shards(
+    old_entry: DatasetVersion, new_entry: DatasetVersion
+) -> tuple[set[str], set[str]]:
+    """Data files of the old and of the new version paired by content: the same split and the
+    same Parquet copy (with its counts known) on both sides, whatever their names (a new day
+    renumbers the shards)."""
+
+    def by_content(entry: DatasetVersion) -> dict[tuple[str, str], list[str]]:
+        found: dict[tuple[str, str], list[str]] = {}
+        for name in data_files(entry.files):
+            copy = entry.files.get(parquet_name(name))
+            if copy is not None and copy.domains is not None:
+                found.setdefault((split_of(name), copy.sha256), []).append(name)
+        return found
+
+    old, new = by_content(old_entry), by_content(new_entry)
+    old_same: set[str] = set()
+    new_same: set[str] = set()
+    for key in old.keys() & new.keys():
+        pairs = min(len(old[key]), len(new[key]))
+        old_same.update(old[key][:pairs])
+        new_same.update(new[key][:pairs])
+    return old_same, new_same
+
+
+def diff_versions(
+    old_entry: DatasetVersion,
+    new_entry: DatasetVersion,
+    open_old: Callable[[str], IO[bytes]],
+    open_new: Callable[[str], IO[bytes]],
+    examples: int,
+) -> VersionDiff:
+    """The diff from `old_entry` to `new_entry`, reading only the shards that changed."""
+    old_same, new_same = unchanged_shards(old_entry, new_entry)
+    old = records_table(sorted(set(data_files(old_entry.files)) - old_same), open_old)
+    new = records_table(sorted(set(data_files(new_entry.files)) - new_same), open_new)
+    shared: Counts = {}
+    for name in new_same:
+        for domain, n in (new_entry.files[parquet_name(name)].domains or {}).items():
+            key = (domain, split_of(name))
+            shared[key] = shared.get(key, 0) + n
+    return diff_tables(old_entry, new_entry, old, new, examples, shared)
+
+
 def diff_tables(
     old_entry: DatasetVersion,
     new_entry: DatasetVersion,
     old: pa.Table,
     new: pa.Table,
     examples: int,
+    shared: Counts | None = None,
 ) -> VersionDiff:
-    """The diff from `old` to `new` ((row_id, domain, split) tables of the two entries)."""
+    """The diff from `old` to `new` ((row_id, domain, split) tables of the two entries'
+    changed shards); `shared` counts the records of unchanged shards by (domain, split)."""
+    shared = shared or {}
+    shared_records = sum(shared.values())
     old = old.append_column("in_old", pa.array([True] * len(old), pa.bool_()))
     new = new.append_column("in_new", pa.array([True] * len(new), pa.bool_()))
     joined = old.join(
@@ -100,14 +160,14 @@ def diff_tables(
     diff = VersionDiff(
         from_version=old_entry.version,
         to_version=new_entry.version,
-        records_before=len(old),
-        records_after=len(new),
+        records_before=len(old) + shared_records,
+        records_after=len(new) + shared_records,
         added=len(added_rows),
         removed=len(removed_rows),
         relabelled=len(relabelled),
         moved=len(moved),
-        unchanged=unchanged,
-        domain_changes=_domain_changes(old, new),
+        unchanged=unchanged + shared_records,
+        domain_changes=_domain_changes(old, new, shared),
         relabel_pairs=relabel_pairs,
         added_examples=sorted(first(added_rows)["row_id"].to_pylist()),
         removed_examples=sorted(first(removed_rows)["row_id"].to_pylist()),
@@ -143,10 +203,14 @@ def diff_tables(
     return diff
 
 
-def _domain_changes(old: pa.Table, new: pa.Table) -> dict[str, DomainChange]:
-    def counts(table: pa.Table) -> dict[tuple[str, str], int]:
+def _domain_changes(old: pa.Table, new: pa.Table, shared: Counts) -> dict[str, DomainChange]:
+    def counts(table: pa.Table) -> Counts:
         rows = table.group_by(["domain", "split"]).aggregate([("row_id", "count")]).to_pylist()
-        return {(str(r["domain"]), r["split"]): r["row_id_count"] for r in rows}
+        found = dict(shared)
+        for r in rows:
+            key = (str(r["domain"]), r["split"])
+            found[key] = found.get(key, 0) + r["row_id_count"]
+        return found
 
     before, after = counts(old), counts(new)
     domains = sorted({d for d, _ in before} | {d for d, _ in after})
