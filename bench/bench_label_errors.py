@@ -25,8 +25,8 @@ import numpy as np
 
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
-from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
+from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
+from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
 from esk_pipeline.sample_data import generate_logs
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"

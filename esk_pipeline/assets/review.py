@@ -16,8 +16,8 @@ from esk_pipeline.assets.automation import eager_when_enabled
 from esk_pipeline.assets.frame_types import QueueFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.pipeline.review import ReviewReason
+from esk_pipeline.pipeline.review.planning import plan_review
 from esk_pipeline.pipeline.trust import TrustReport
-from esk_pipeline.pipeline.trust.queue import plan_review
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.resources.trust import TrustPolicyResource

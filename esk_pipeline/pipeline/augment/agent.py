@@ -31,6 +31,13 @@ import pandas as pd
 from pydantic_ai.models import Model
 
 from esk_pipeline.pipeline import LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.augment._planning import (
+    items_to_requests,
+    plan_balance,
+    select_round_robin,
+)
+from esk_pipeline.pipeline.augment._prompts import system_prompt, user_prompt
+from esk_pipeline.pipeline.augment._quality import Candidate, DomainLabeler, quality_control
 from esk_pipeline.pipeline.augment.models import (
     HARD_NEGATIVE_METHOD,
     PARAPHRASE_METHOD,
@@ -44,13 +51,6 @@ from esk_pipeline.pipeline.augment.models import (
     SourceRequest,
 )
 from esk_pipeline.pipeline.augment.offline import OFFLINE_MODEL, OfflineAugmenter
-from esk_pipeline.pipeline.augment.planning import (
-    items_to_requests,
-    plan_balance,
-    select_round_robin,
-)
-from esk_pipeline.pipeline.augment.prompts import system_prompt, user_prompt
-from esk_pipeline.pipeline.augment.quality import Candidate, DomainLabeler, quality_control
 from esk_pipeline.pipeline.llm import (
     BudgetExhausted,
     LLMCallFailed,

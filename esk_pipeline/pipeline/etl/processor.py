@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from esk_pipeline.pipeline.etl.columns import find_columns
-from esk_pipeline.pipeline.etl.dedup import deduplicate
-from esk_pipeline.pipeline.etl.fields import metadata_json, parse_ts, parse_user_ids
+from esk_pipeline.pipeline.etl._columns import find_columns
+from esk_pipeline.pipeline.etl._dedup import deduplicate
+from esk_pipeline.pipeline.etl._fields import metadata_json, parse_ts, parse_user_ids
+from esk_pipeline.pipeline.etl._normalise import clip_length, normalise_column, to_text_array
+from esk_pipeline.pipeline.etl._readers import read_path, read_table
 from esk_pipeline.pipeline.etl.models import (
     CLEANED_COLUMNS,
     REASON_CODES,
@@ -32,8 +34,6 @@ from esk_pipeline.pipeline.etl.models import (
     ETLResult,
     ETLStats,
 )
-from esk_pipeline.pipeline.etl.normalise import clip_length, normalise_column, to_text_array
-from esk_pipeline.pipeline.etl.readers import read_path, read_table
 
 
 class ETLProcessor:

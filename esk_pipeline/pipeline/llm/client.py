@@ -77,6 +77,7 @@ from tenacity import (
 )
 
 from esk_pipeline.pipeline.connections import LLMEndpoint
+from esk_pipeline.pipeline.llm._loop_state import LOOP_CLOSERS, LoopState
 from esk_pipeline.pipeline.llm.cache import ResponseCache
 from esk_pipeline.pipeline.llm.endpoint import (
     ResolvedOutputMode,
@@ -87,7 +88,6 @@ from esk_pipeline.pipeline.llm.endpoint import (
     resolve_output_mode,
 )
 from esk_pipeline.pipeline.llm.failures import LLMCallFailed, call_failure, is_retryable
-from esk_pipeline.pipeline.llm.loop_state import LOOP_CLOSERS, LoopState
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
 
 T = TypeVar("T", bound=BaseModel)

@@ -41,11 +41,11 @@ from esk_pipeline.pipeline.labels import (
 )
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key_series
-from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust._audit import audit_mask
+from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
+from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
-from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
-from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
 from esk_pipeline.pipeline.trust.verdict import assign_verdicts
 

@@ -2,7 +2,8 @@
 
 `DataStorage` (store.py) commits a dataset folder as a new version, tags, checks out, lists,
 compares (diff.py), exports, imports and archives versions (transfer.py). What it records is
-in models.py, its names and on-disk layout in layout.py, its shared file content in blobs.py.
+in models.py; privately, its names and on-disk layout in _layout.py, its shared file content in
+_blobs.py and the records' tables in _records.py.
 """
 
 from .diff import DomainChange, RelabelledExample, SplitMove, VersionDiff

@@ -23,10 +23,11 @@ from filelock import FileLock, Timeout
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
 
-from . import layout
-from .blobs import BlobStore
+from . import _layout
+from ._blobs import BlobStore
+from ._layout import Bump
+from ._records import records_table, split_counts, write_parquet
 from .diff import VersionDiff, diff_tables
-from .layout import Bump
 from .models import (
     DatasetVersion,
     DataStorageConfig,
@@ -35,7 +36,6 @@ from .models import (
     StorageError,
     VersionStatus,
 )
-from .records import records_table, split_counts, write_parquet
 from .transfer import Transfer
 
 
@@ -75,17 +75,17 @@ class DataStorage(Transfer):
         """
         sources: dict[str, Path] = {}
         for split, given in (("train", Path(train_path)), ("eval", Path(eval_path))):
-            for source in layout.expand_shards(given):
-                shard = layout.SHARD_SUFFIX.search(source.name)
+            for source in _layout.expand_shards(given):
+                shard = _layout.SHARD_SUFFIX.search(source.name)
                 name = f"{split}{shard.group(0) if shard else ''}.jsonl"
                 sources[name] = source
                 parquet = source.parent / PARQUET_DIR / f"{source.stem}.parquet"
                 if parquet.is_file():
-                    sources[layout.parquet_name(name)] = parquet
+                    sources[_layout.parquet_name(name)] = parquet
         folder = Path(train_path).parent
         if (folder / "README.md").is_file():
             sources["README.md"] = folder / "README.md"
-        metadata = layout.read_json(folder / "metadata.json")
+        metadata = _layout.read_json(folder / "metadata.json")
         return self._commit(sources, metadata, version_tag, description, status, created_by, bump)
 
     def commit_dataset(
@@ -114,11 +114,11 @@ class DataStorage(Transfer):
             and not any(part.startswith(".") for part in p.relative_to(dataset_dir).parts)
         }
         sources.pop("metadata.json", None)
-        if not layout.data_files(sources):
+        if not _layout.data_files(sources):
             raise StorageError(f"{dataset_dir}: no train*.jsonl / eval*.jsonl files")
         if only_if_changed and (same := self._current_if_identical(sources)) is not None:
             return same
-        metadata = layout.read_json(dataset_dir / "metadata.json")
+        metadata = _layout.read_json(dataset_dir / "metadata.json")
         return self._commit(sources, metadata, version_tag, description, status, created_by, bump)
 
     def _commit(
@@ -140,11 +140,11 @@ class DataStorage(Transfer):
                 raise StorageError(f"{source}: no such file (for {name})")
         with self._locked():
             registry = self._load()
-            version = layout.new_version_name(registry, version_tag, bump)
+            version = _layout.new_version_name(registry, version_tag, bump)
             with fsutil.atomic_folder(self.versions_dir / version) as staging:
                 files = {n: self._link_object(src, staging, n) for n, src in sources.items()}
-                for name in layout.data_files(files):
-                    parquet = layout.parquet_name(name)
+                for name in _layout.data_files(files):
+                    parquet = _layout.parquet_name(name)
                     if parquet not in files:
                         files[parquet] = self._build_parquet(staging / name, staging, parquet)
                 entry = DatasetVersion(
@@ -191,7 +191,7 @@ class DataStorage(Transfer):
         wanted = VersionStatus(status) if status is not None else None
         return [
             self._public(registry, v)
-            for v in layout.by_version(registry.versions)
+            for v in _layout.by_version(registry.versions)
             if wanted is None or v.status == wanted
         ]
 
@@ -208,7 +208,7 @@ class DataStorage(Transfer):
         by_status = {s.value: 0 for s in VersionStatus}
         for v in registry.versions:
             by_status[v.status.value] += 1
-        ordered = layout.by_version(registry.versions)
+        ordered = _layout.by_version(registry.versions)
         return {
             "storage_dir": str(self.root),
             "total_versions": len(registry.versions),
@@ -248,7 +248,7 @@ class DataStorage(Transfer):
 
     def tag_version(self, version: str, tag: str) -> DatasetVersion:
         """Name a version (e.g. "production"); a tag moves if it already named another version."""
-        layout.check_tag(tag)
+        _layout.check_tag(tag)
         with self._locked():
             registry = self._load()
             entry = self._resolve(registry, version)
@@ -293,7 +293,7 @@ class DataStorage(Transfer):
         return entry.model_copy(update={"tags": tags, "path": path})
 
     def _resolve(self, registry: Registry, ref: str) -> DatasetVersion:
-        return layout.resolve(registry, ref)
+        return _layout.resolve(registry, ref)
 
     def _link_object(self, source: Path, folder: Path, name: str) -> FileEntry:
         return self.blobs.link(source, folder, name)
@@ -309,7 +309,7 @@ class DataStorage(Transfer):
 
     def _build_parquet(self, jsonl: Path, folder: Path, name: str) -> FileEntry:
         """The Parquet copy of a JSONL file that diffs read (row_id filled in from the text)."""
-        tmp = fsutil.temp_path(layout.stored_path(folder, name))
+        tmp = fsutil.temp_path(_layout.stored_path(folder, name))
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
             write_parquet(jsonl, tmp)
@@ -318,10 +318,10 @@ class DataStorage(Transfer):
             tmp.unlink(missing_ok=True)
 
     def _point_current(self, version: str) -> None:
-        layout.point_current(self.root, version)
+        _layout.point_current(self.root, version)
 
     def _read_current_pointer(self) -> str | None:
-        return layout.read_current_pointer(self.root)
+        return _layout.read_current_pointer(self.root)
 
     def _recover(self, registry: Registry) -> None:
         """Remove what an interrupted operation left behind; the registry decides what is real."""

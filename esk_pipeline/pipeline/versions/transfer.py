@@ -28,11 +28,11 @@ from pydantic import ValidationError
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
-from . import layout
+from . import _layout
 from .models import DatasetVersion, Registry, StorageError, VersionStatus
 
 if TYPE_CHECKING:
-    from .blobs import BlobStore
+    from ._blobs import BlobStore
     from .models import DataStorageConfig
 
 EXPORT_FORMAT = "esk-dataset-export/1"
@@ -106,13 +106,13 @@ class Transfer:
             data = folder / "data"
             try:
                 for name in source.files:
-                    layout.stored_path(data, name)
+                    _layout.stored_path(data, name)
             except StorageError as exc:
                 raise StorageError(f"{archive}: refused, {exc}") from exc
             problems = _verify_files(source, data)
             if problems:
                 raise StorageError(f"{archive}: corrupt archive, {problems[0]}")
-            name = layout.normalise_version(version_tag or source.version)
+            name = _layout.normalise_version(version_tag or source.version)
             existing = self._load().find(name)
             if existing is not None:
                 if _content(existing) == _content(source):
@@ -126,7 +126,7 @@ class Transfer:
         status = source.status_before_archive or source.status
         if status is VersionStatus.ARCHIVED:
             status = VersionStatus.STABLE
-        metadata = layout.read_json(data / "metadata.json") or {}
+        metadata = _layout.read_json(data / "metadata.json") or {}
         return self._commit(
             {n: data / n for n in source.files if n != "metadata.json"},
             {**(metadata.get("dataset") or {}), "imported_from": source.version},
@@ -142,7 +142,7 @@ class Transfer:
 
     def _archive_old(self, registry: Registry) -> None:
         """Compress the oldest untagged, non-current versions while more than max_versions live."""
-        live = layout.by_version(registry.live())
+        live = _layout.by_version(registry.live())
         protected = {registry.current, *registry.tags.values()}
         excess = len(live) - self.config.max_versions
         for entry in [v for v in live if v.version not in protected][: max(0, excess)]:
@@ -303,7 +303,7 @@ def _extract_export(archive: Path, folder: Path, max_bytes: int) -> dict[str, An
             _check_layout(archive, outside)
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise StorageError(f"{archive}: corrupt or unreadable archive ({exc})") from exc
-    manifest = layout.read_json(folder / "manifest.json")
+    manifest = _layout.read_json(folder / "manifest.json")
     if not manifest or manifest.get("format") != EXPORT_FORMAT:
         raise StorageError(f"{archive}: not a dataset export (no {EXPORT_FORMAT} manifest)")
     return manifest

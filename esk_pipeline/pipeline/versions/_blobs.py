@@ -16,7 +16,7 @@ from pathlib import Path
 
 from esk_pipeline.pipeline import fsutil
 
-from .layout import stored_path
+from ._layout import stored_path
 from .models import FileEntry, StorageError
 
 # link() errors that mean "no hard links here", where a checksummed copy is the fallback.

@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 
 from esk_pipeline.pipeline.keyboard import KEY_NEIGHBOURS, to_latin_layout
-from esk_pipeline.sample_data.data import sample_templates
-from esk_pipeline.sample_data.templates import Language
+from esk_pipeline.sample_data._data import sample_templates
+from esk_pipeline.sample_data._templates import Language
 
 _EMOJI: tuple[str, ...] = sample_templates()["emoji"]
 _WORD = re.compile(r"[^\W\d_]{3,}")

@@ -4,12 +4,12 @@ The queue holds exactly the texts whose trust verdict is "queued" (`trust.verdic
 streams:
 
 - texts without a trusted label (and labeler failures), one per identity key, ordered by
-  what a decision on it settles (`review_order.review_priority`: the texts it stands for, the
+  what a decision on it settles (`_order.review_priority`: the texts it stands for, the
   model's uncertainty, closeness to the precision target, domain rarity, diversity within a
   batch);
-- the audit: texts drawn uniformly at random (`audit.audit_mask`), interleaved so that about
-  `audit_review_share` of hand-outs are audit items while any wait. Their decisions calibrate
-  every tier and estimate each version's accuracy.
+- the audit: texts the trust assessment drew uniformly at random (verdict reason "audit"),
+  interleaved so that about `audit_review_share` of hand-outs are audit items while any wait.
+  Their decisions calibrate every tier and estimate each version's accuracy.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.label_contract import Verdict, VerdictReason
-from esk_pipeline.pipeline.review import ReviewReason
-from esk_pipeline.pipeline.trust.review_order import review_priority
+from esk_pipeline.pipeline.review._order import review_priority
+from esk_pipeline.pipeline.review.models import ReviewReason
 
 
 def plan_review(

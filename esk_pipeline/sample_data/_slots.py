@@ -17,8 +17,8 @@ import zlib
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 
-from esk_pipeline.sample_data.data import sample_templates
-from esk_pipeline.sample_data.draws import REGIONS
+from esk_pipeline.sample_data._data import sample_templates
+from esk_pipeline.sample_data._draws import REGIONS
 
 PII_KINDS = ("email", "phone", "card", "snils", "passport", "oms", "account", "flat", "name")
 

@@ -14,7 +14,7 @@ import re
 
 import pandas as pd
 
-from esk_pipeline.pipeline.etl.encoding import SNIFF_BYTES
+from esk_pipeline.pipeline.etl._encoding import SNIFF_BYTES
 from esk_pipeline.pipeline.etl.models import ETLError, ReadBounds
 
 _DELIMITERS = ",;\t|"

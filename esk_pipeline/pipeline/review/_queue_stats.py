@@ -12,16 +12,16 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from esk_pipeline.pipeline.review.leases import available_to
-from esk_pipeline.pipeline.review.models import QueueStats, ReviewPriority, ReviewStatus
-from esk_pipeline.pipeline.review.rows import last_seq, utc_midnight
-from esk_pipeline.pipeline.review.schema import (
+from esk_pipeline.pipeline.review._leases import available_to
+from esk_pipeline.pipeline.review._rows import last_seq, utc_midnight
+from esk_pipeline.pipeline.review._schema import (
     DECIDE,
     OPEN_STATUSES,
     RANK_PRIORITY,
     item_table,
     review_table,
 )
+from esk_pipeline.pipeline.review.models import QueueStats, ReviewPriority, ReviewStatus
 
 
 def queue_stats(

@@ -1,4 +1,4 @@
-"""The generator's template data, read once from `pipeline/resources/sample_templates.yaml`.
+"""The generator's template data, read once from `sample_templates.yaml` beside it.
 
 The file holds every word list, layout, template bank and language decoration the generator
 draws from (its header says what each key is). Lists come back as tuples, so the data cannot be
@@ -13,9 +13,7 @@ from typing import Any
 
 from esk_pipeline.pipeline.plain_yaml import load_plain_yaml
 
-SAMPLE_TEMPLATES_PATH = (
-    Path(__file__).resolve().parents[1] / "pipeline" / "resources" / "sample_templates.yaml"
-)
+SAMPLE_TEMPLATES_PATH = Path(__file__).with_name("sample_templates.yaml")
 
 
 @cache

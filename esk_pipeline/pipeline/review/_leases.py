@@ -15,10 +15,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from esk_pipeline.pipeline.review.errors import NotLeasedError
-from esk_pipeline.pipeline.review.models import ReviewItem
-from esk_pipeline.pipeline.review.rows import fetch_item, lock_item, to_item
-from esk_pipeline.pipeline.review.schema import (
+from esk_pipeline.pipeline.review._rows import fetch_item, lock_item, to_item
+from esk_pipeline.pipeline.review._schema import (
     CLEARED_LEASE,
     DECIDED_STATUSES,
     IS_OPEN_SQL,
@@ -27,6 +25,8 @@ from esk_pipeline.pipeline.review.schema import (
     item_table,
     review_table,
 )
+from esk_pipeline.pipeline.review.errors import NotLeasedError
+from esk_pipeline.pipeline.review.models import ReviewItem
 
 
 def claim(

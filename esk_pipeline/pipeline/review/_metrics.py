@@ -19,6 +19,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from esk_pipeline.pipeline.review._rows import utc_midnight
+from esk_pipeline.pipeline.review._schema import (
+    DECIDE,
+    DECIDED_STATUSES,
+    OPEN_STATUSES,
+    item_table,
+    review_table,
+)
 from esk_pipeline.pipeline.review.models import (
     FAILED_PREDICTION,
     AgreementReport,
@@ -28,14 +36,6 @@ from esk_pipeline.pipeline.review.models import (
     ReviewerAgreement,
     ReviewerThroughput,
     ReviewStatus,
-)
-from esk_pipeline.pipeline.review.rows import utc_midnight
-from esk_pipeline.pipeline.review.schema import (
-    DECIDE,
-    DECIDED_STATUSES,
-    OPEN_STATUSES,
-    item_table,
-    review_table,
 )
 
 MIN_PAIR_ITEMS = 2  # shared items a reviewer pair needs before its kappa is reported

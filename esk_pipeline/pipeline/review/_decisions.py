@@ -25,22 +25,9 @@ import sqlalchemy as sa
 from scipy.stats import beta
 from sqlalchemy.engine import Connection, RowMapping
 
-from esk_pipeline.pipeline.review.errors import (
-    AlreadyReviewedError,
-    InvalidReviewError,
-    UndoError,
-    UnknownDomainError,
-)
-from esk_pipeline.pipeline.review.intake import priority_for
-from esk_pipeline.pipeline.review.leases import held_by_other, require_lease
-from esk_pipeline.pipeline.review.models import (
-    ReviewDatasetConfig,
-    ReviewItem,
-    ReviewPriority,
-    ReviewReason,
-    ReviewStatus,
-)
-from esk_pipeline.pipeline.review.rows import (
+from esk_pipeline.pipeline.review._intake import priority_for
+from esk_pipeline.pipeline.review._leases import held_by_other, require_lease
+from esk_pipeline.pipeline.review._rows import (
     action_of,
     base_status,
     fetch_item,
@@ -50,7 +37,7 @@ from esk_pipeline.pipeline.review.rows import (
     to_item,
     votes_on,
 )
-from esk_pipeline.pipeline.review.schema import (
+from esk_pipeline.pipeline.review._schema import (
     CLEARED_LEASE,
     DECIDE,
     DECIDED_STATUSES,
@@ -59,6 +46,19 @@ from esk_pipeline.pipeline.review.schema import (
     SKIP,
     item_table,
     review_table,
+)
+from esk_pipeline.pipeline.review.errors import (
+    AlreadyReviewedError,
+    InvalidReviewError,
+    UndoError,
+    UnknownDomainError,
+)
+from esk_pipeline.pipeline.review.models import (
+    ReviewDatasetConfig,
+    ReviewItem,
+    ReviewPriority,
+    ReviewReason,
+    ReviewStatus,
 )
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from esk_pipeline.pipeline.fsutil import atomic_write_with
 from esk_pipeline.pipeline.labels import LabelOrigin
+from esk_pipeline.pipeline.review._schema import DECIDE, DECIDED_STATUSES, item_table, review_table
 from esk_pipeline.pipeline.review.errors import InvalidReviewError
 from esk_pipeline.pipeline.review.models import (
     VERIFIED_LABEL_COLUMNS,
@@ -25,7 +26,6 @@ from esk_pipeline.pipeline.review.models import (
     ExportFormat,
     ReviewStatus,
 )
-from esk_pipeline.pipeline.review.schema import DECIDE, DECIDED_STATUSES, item_table, review_table
 from esk_pipeline.pipeline.spreadsheet import write_spreadsheet_csv
 
 

@@ -22,16 +22,8 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection, RowMapping
 
 from esk_pipeline.pipeline.ids import row_id
-from esk_pipeline.pipeline.review.errors import QueueFullError
-from esk_pipeline.pipeline.review.models import (
-    AddReport,
-    ReviewDatasetConfig,
-    ReviewPriority,
-    ReviewReason,
-    ReviewStatus,
-)
-from esk_pipeline.pipeline.review.rows import base_status, fetch_by_ids
-from esk_pipeline.pipeline.review.schema import (
+from esk_pipeline.pipeline.review._rows import base_status, fetch_by_ids
+from esk_pipeline.pipeline.review._schema import (
     CLEARED_LEASE,
     DECIDED_STATUSES,
     ID_CHUNK,
@@ -40,6 +32,14 @@ from esk_pipeline.pipeline.review.schema import (
     PRIORITY_RANK,
     item_table,
     review_table,
+)
+from esk_pipeline.pipeline.review.errors import QueueFullError
+from esk_pipeline.pipeline.review.models import (
+    AddReport,
+    ReviewDatasetConfig,
+    ReviewPriority,
+    ReviewReason,
+    ReviewStatus,
 )
 
 

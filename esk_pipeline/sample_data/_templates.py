@@ -13,8 +13,8 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from esk_pipeline.sample_data.data import sample_templates
-from esk_pipeline.sample_data.slots import SLOTS
+from esk_pipeline.sample_data._data import sample_templates
+from esk_pipeline.sample_data._slots import SLOTS
 
 _FORMATTER = string.Formatter()
 

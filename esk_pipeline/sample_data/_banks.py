@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 
 from esk_pipeline.pipeline.taxonomy import OTHER_DOMAIN_IDS, Domain, Taxonomy
-from esk_pipeline.sample_data.noise import lower_first
-from esk_pipeline.sample_data.templates import (
+from esk_pipeline.sample_data._noise import lower_first
+from esk_pipeline.sample_data._templates import (
     LANGUAGES,
     RELATED,
     RU_BANK,

@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from esk_pipeline.pipeline.review.errors import InvalidReviewError, UnknownItemError
-from esk_pipeline.pipeline.review.models import ReviewItem, ReviewReason, ReviewStatus
-from esk_pipeline.pipeline.review.schema import (
+from esk_pipeline.pipeline.review._schema import (
     DECIDE,
     ID_CHUNK,
     OPEN_STATUSES,
@@ -24,6 +22,8 @@ from esk_pipeline.pipeline.review.schema import (
     item_table,
     review_table,
 )
+from esk_pipeline.pipeline.review.errors import InvalidReviewError, UnknownItemError
+from esk_pipeline.pipeline.review.models import ReviewItem, ReviewReason, ReviewStatus
 
 
 def utcnow() -> datetime:

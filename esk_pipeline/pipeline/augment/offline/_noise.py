@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import re
 
-from esk_pipeline.pipeline.augment.offline.words import replace_span
+from esk_pipeline.pipeline.augment.offline._words import replace_span
 from esk_pipeline.pipeline.keyboard import KEY_NEIGHBOURS, to_latin_layout
 
 _WORD = re.compile(r"[А-Яа-яЁё]+")

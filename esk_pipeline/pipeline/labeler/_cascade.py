@@ -36,10 +36,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from scipy.sparse import csr_matrix, vstack
 
-from esk_pipeline.pipeline.labeler.answers import match_answers, unlabeled_outcomes
-from esk_pipeline.pipeline.labeler.fewshot import FewShotPool
+from esk_pipeline.pipeline.labeler._answers import match_answers, unlabeled_outcomes
+from esk_pipeline.pipeline.labeler._fewshot import FewShotPool
+from esk_pipeline.pipeline.labeler._prompts import question_hash, short_ids, user_prompt
 from esk_pipeline.pipeline.labeler.models import LabelerConfig, Outcome, Status, local_outcome
-from esk_pipeline.pipeline.labeler.prompts import question_hash, short_ids, user_prompt
 from esk_pipeline.pipeline.llm import (
     BudgetExhausted,
     LLMCallFailed,

@@ -12,7 +12,7 @@ from typing import Literal
 
 import pandas as pd
 
-from esk_pipeline.pipeline.splits.grouping import eval_eligible
+from esk_pipeline.pipeline.splits._grouping import eval_eligible
 
 
 def small_domains(

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from esk_pipeline.pipeline.augment._near_duplicates import NearDuplicateIndex
 from esk_pipeline.pipeline.augment.models import (
     AugmentedSample,
     AugmenterConfig,
@@ -36,7 +37,6 @@ from esk_pipeline.pipeline.augment.models import (
     RejectReason,
     SourceRequest,
 )
-from esk_pipeline.pipeline.augment.near_duplicates import NearDuplicateIndex
 from esk_pipeline.pipeline.ids import row_id, row_ids
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key

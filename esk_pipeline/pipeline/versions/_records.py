@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from esk_pipeline.pipeline.dataset_layout import SPLITS
 from esk_pipeline.pipeline.ids import row_ids
 
-from .layout import data_files, parquet_name, split_of
+from ._layout import data_files, parquet_name, split_of
 from .models import DatasetVersion, FileEntry, StorageError
 
 _COLUMNS = ("row_id", "domain", "split")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
-from esk_pipeline.sample_data.banks import DomainBank
-from esk_pipeline.sample_data.noise import damage, lower_first, natural_style, transcribe
-from esk_pipeline.sample_data.templates import EMPTY_TEXTS, SPAM, Language, Template
+from esk_pipeline.sample_data._banks import DomainBank
+from esk_pipeline.sample_data._noise import damage, lower_first, natural_style, transcribe
+from esk_pipeline.sample_data._templates import EMPTY_TEXTS, SPAM, Language, Template
 
 
 def row_text(

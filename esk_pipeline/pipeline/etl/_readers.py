@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from esk_pipeline.pipeline.etl.binary_readers import read_parquet, read_xlsx
-from esk_pipeline.pipeline.etl.csv_reader import read_csv, sniff_delimiter
-from esk_pipeline.pipeline.etl.encoding import decode_text
-from esk_pipeline.pipeline.etl.json_reader import read_json
+from esk_pipeline.pipeline.etl._binary_readers import read_parquet, read_xlsx
+from esk_pipeline.pipeline.etl._csv_reader import read_csv, sniff_delimiter
+from esk_pipeline.pipeline.etl._encoding import decode_text
+from esk_pipeline.pipeline.etl._json_reader import read_json
 from esk_pipeline.pipeline.etl.models import ETLConfig, ETLError, ReadBounds
 
 _ZIP_MAGIC = b"PK\x03\x04"

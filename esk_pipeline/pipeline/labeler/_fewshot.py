@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from esk_pipeline.pipeline.labeler.prompts import example_line, question_hash
+from esk_pipeline.pipeline.labeler._prompts import example_line, question_hash
 from esk_pipeline.pipeline.local_model import LocalModel, Prediction
 from esk_pipeline.pipeline.text import model_form
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import re
 
-from esk_pipeline.pipeline.augment.offline.words import fold
+from esk_pipeline.pipeline.augment.offline._words import fold
 from esk_pipeline.pipeline.text import identity_key
 
 _PREFIX_FILLERS = (

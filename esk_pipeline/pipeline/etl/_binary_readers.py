@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from esk_pipeline.pipeline.etl.csv_reader import unique_names
+from esk_pipeline.pipeline.etl._csv_reader import unique_names
 from esk_pipeline.pipeline.etl.models import ETLError, ReadBounds
 
 # A deflated member may declare this many times its compressed size (a zip bomb's ratio is
