@@ -5,10 +5,11 @@ Broker and result backend come from DAGSTER_CELERY_BROKER_URL and DAGSTER_CELERY
 (Redis); needs the `deploy` extra. The embedded default keeps `esk_pipeline.definitions`.
 """
 
-from dagster import Definitions
+from dagster import Definitions, definitions
 from dagster_celery import celery_executor
 
-from esk_pipeline import definitions as project
+from esk_pipeline.definitions import build_defs
+from esk_pipeline.settings import get_settings
 
 celery = celery_executor.configured(
     {
@@ -17,4 +18,7 @@ celery = celery_executor.configured(
     }
 )
 
-defs = Definitions.merge(project.defs, Definitions(executor=celery))
+
+@definitions
+def defs() -> Definitions:
+    return Definitions.merge(build_defs(get_settings()), Definitions(executor=celery))

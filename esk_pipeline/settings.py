@@ -1,6 +1,6 @@
 """Typed settings for every component, read from the environment and a `.env` file.
 
-Each group reads its own prefix with the variable names of the original design
+Each group reads its own prefix with the variable names users set
 (LLM_*, LABELER_*, ETL_*, ...); `Settings.load()` builds them all at once. Secrets are
 `SecretStr`, so they print as '**********' in logs, reprs and asset metadata.
 """

@@ -12,7 +12,7 @@ pytest.importorskip("dagster_celery", reason="dagster-celery is not installed (d
 def test_every_job_runs_its_steps_on_celery_workers(project_env):
     from esk_pipeline import cluster_definitions, definitions
 
-    cluster, default = cluster_definitions.defs, definitions.defs
+    cluster, default = cluster_definitions.defs(), definitions.defs()
     names = {job.name for job in default.get_repository_def().get_all_jobs()}
     assert names == {job.name for job in cluster.get_repository_def().get_all_jobs()}
     assert {"daily_labels_job", "dataset_refresh_job"} <= names

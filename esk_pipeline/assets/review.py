@@ -1,4 +1,4 @@
-"""Stage 4: the review queue people work through, and the verified labels they produce."""
+"""The review queue people work through, and the verified labels they produce."""
 
 import hashlib
 
@@ -12,7 +12,7 @@ from dagster import (
     observable_source_asset,
 )
 
-from esk_pipeline.assets.automation import eager_when_enabled
+from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.frame_types import QueueFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.pipeline.review import ReviewReason
@@ -26,7 +26,7 @@ from esk_pipeline.resources.trust import TrustPolicyResource
 @asset(
     group_name="review",
     kinds={"sqlite", "parquet"},
-    automation_condition=eager_when_enabled(),
+    automation_condition=EAGER,
     dagster_type=QueueFrame,
 )
 def review_queue(

@@ -26,7 +26,8 @@ from esk_pipeline.api.limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
 from esk_pipeline.api.schemas import DayIngestIn, DayRunOut, IngestOut, RunStatusOut
 from esk_pipeline.pipeline.etl import ETLResult
 from esk_pipeline.pipeline.fsutil import scratch_prefix
-from esk_pipeline.runner import DAILY_JOB, run_status, submit_day_run
+from esk_pipeline.runner import run_status, submit_day_run
+from esk_pipeline.runs import DAILY_JOB
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"], responses=error_responses())
 

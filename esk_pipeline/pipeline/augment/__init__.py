@@ -1,7 +1,7 @@
 """Synthetic samples for rare domains: planning, generation (LLM or offline) and quality control.
 
 `AugmenterAgent.balance(labelled, real_texts)` is the whole job; `augment_batch(items)` is the
-seed's lower-level call. The files, one concern each:
+contract's lower-level call. The files, one concern each:
 
 - `models`: `AugmenterConfig`, the records (`AugmentedSample`, `RejectedSample`,
   `AugmentationReport`), the balancing plan and the LLM's answer schema;

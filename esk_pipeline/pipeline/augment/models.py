@@ -35,7 +35,7 @@ HARD_NEGATIVE_METHOD = "llm_hard_negative"
 
 
 class AugmenterConfig(AgentEndpointConfig):
-    """The seed's fields plus balancing and QC knobs (``model="local"``: offline augmentation).
+    """The contract's fields plus balancing and QC knobs (``model="local"``: offline augmentation).
 
     `esk_pipeline.configs.augmenter_config` fills it from AUGMENTER_*, the LLM_AUGMENTER_* /
     LLM_* endpoint and CACHE_*."""

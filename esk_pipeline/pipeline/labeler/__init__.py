@@ -12,7 +12,7 @@ Where things live:
 - `_answers`: matching an answer back to texts, token-logprob confidence;
 - `_fewshot`: the few-shot pool and its choice within a token budget;
 - `frames`: `results_to_frame`, the label-row frame;
-- `compat`: the seed's `label_dataframe_batched`.
+- `compat`: `label_dataframe_batched`, the contract's one-call labelling of a frame.
 """
 
 from esk_pipeline.pipeline.labeler._prompts import PROMPT_VERSION

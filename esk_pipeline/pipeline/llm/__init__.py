@@ -12,10 +12,11 @@
 """
 
 from esk_pipeline.pipeline.llm.cache import ResponseCache
-from esk_pipeline.pipeline.llm.client import CallUsage, LLMClient, LLMReply
+from esk_pipeline.pipeline.llm.client import LLMClient
 from esk_pipeline.pipeline.llm.endpoint import AgentEndpointConfig, endpoint_kind
 from esk_pipeline.pipeline.llm.failures import LLMCallFailed
 from esk_pipeline.pipeline.llm.progress import Progress
+from esk_pipeline.pipeline.llm.reply import CallUsage, LLMReply
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
 
 __all__ = [

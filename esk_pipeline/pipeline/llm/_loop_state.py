@@ -1,4 +1,12 @@
-"""What an `LLMClient` binds to one event loop: call slots, the rate limiter, HTTP clients."""
+"""What an `LLMClient` binds to one event loop: call slots, the rate limiter, HTTP clients.
+
+Asyncio primitives and HTTP connection pools belong to one event loop, so the client rebuilds
+them when it is used from a new loop (e.g. successive ``asyncio.run`` calls); use one client
+from one loop at a time. A loop's HTTP connections are closed by `aclose` or, at the latest, when
+``asyncio.run`` (or any runner that cancels leftover tasks) shuts that loop down: a small task
+waits for that cancellation, since once the loop is closed its sockets can no longer be closed
+cleanly.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ connection:
 - `_schema`: the two tables, upgrades of older stores, invariant checks; `_engine`: connections;
 - `_rows`: reading rows shared by the parts; `_intake`: `add_items` (refresh, withdraw, limit);
 - `_leases`: `get_next` claims; `_decisions`: submit, skip, undo, second opinions;
+- `_doubts`: one more reviewer asked about a decision confident learning doubts;
 - `_queue_stats`: counts and the review cursor; `_metrics`: agreement (kappas), model quality;
 - `_export`: verified labels, votes and the export file;
 - `_order`: the value of one decision, behind `plan_review`.

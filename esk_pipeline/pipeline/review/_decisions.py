@@ -8,16 +8,13 @@ decided by the next review. A single correction of a model at least
 reviewer's measured agreement with final labels proves them reliable and the model was not
 `sure_model_confidence` sure: a reliable reviewer's correction then counts alone.
 
-A doubt (`raise_doubt`) asks one more reviewer about a decision one reviewer made, once per
-decision. The decision stands meanwhile: the item is open again but keeps its decision fields
-and `doubt`, and the verified labels keep it (as `doubt_pending`). The second vote settles it:
-agreement decides it with two votes, disagreement sends it to adjudication.
+A doubted decision (`_doubts.raise_doubt`) stands until a second vote settles it: agreement
+decides the item with two votes, disagreement sends it to adjudication.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +38,6 @@ from esk_pipeline.pipeline.review._schema import (
     CLEARED_LEASE,
     DECIDE,
     DECIDED_STATUSES,
-    ID_CHUNK,
     PRIORITY_RANK,
     SKIP,
     item_table,
@@ -228,37 +224,6 @@ def _revert(
         )
     )
     return to_item(fetch_item(conn, item_id), now)
-
-
-def raise_doubt(conn: Connection, item_ids: Iterable[str], reason: ReviewReason) -> int:
-    """Ask a second reviewer about the decisions among `item_ids` that one reviewer made and
-    that were never doubted; returns how many (see the module docstring)."""
-    items = item_table.c
-    ids = list(dict.fromkeys(item_ids))
-    raised = 0
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start : start + ID_CHUNK]
-        raised += conn.execute(
-            item_table.update()
-            .where(
-                items.id.in_(chunk),
-                items.status.in_(DECIDED_STATUSES),
-                items.reviews == 1,
-                items.doubt.is_(None),
-            )
-            .values(
-                status=sa.case(
-                    (items.labeler_failed, ReviewStatus.FAILED.value),
-                    else_=ReviewStatus.PENDING.value,
-                ),
-                required_reviews=2,
-                reason=reason.value,
-                doubt=reason.value,
-                priority=_CRITICAL,
-                **CLEARED_LEASE,
-            )
-        ).rowcount
-    return raised
 
 
 def _standing_decision(conn: Connection, item_id: str) -> dict[str, Any]:

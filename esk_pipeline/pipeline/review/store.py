@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from esk_pipeline.pipeline.review import (
     _decisions,
+    _doubts,
     _export,
     _intake,
     _leases,
@@ -223,7 +224,7 @@ class ReviewDataset:
         asking again on every run changes nothing. Returns how many doubts were raised.
         """
         with self._write() as conn:
-            return _decisions.raise_doubt(conn, item_ids, reason)
+            return _doubts.raise_doubt(conn, item_ids, reason)
 
     def get_item(self, item_id: str) -> ReviewItem:
         """One item by id (UnknownItemError when absent)."""
