@@ -38,7 +38,7 @@ def review_queue(
     trust_policy: TrustPolicyResource,
 ) -> Output:
     """What people should review, best first: every text whose verdict is "queued" (without a
-    trusted label, or in the random audit; see `pipeline.trust.queue`), and one second opinion
+    trusted label, or in the random audit; see `pipeline.review.planning`), and one second opinion
     on each decision confident learning doubts. Items waiting on a person keep their place."""
     plan = plan_review(
         trusted_labels,
