@@ -28,7 +28,6 @@ from esk_pipeline.pipeline.label_contract import (
     TRUSTED_LABEL_ROW,
     LabelOrigin,
     LabelTier,
-    VerdictReason,
     validate_frame,
     with_optional_columns,
 )
@@ -47,7 +46,7 @@ from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stra
 from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
-from esk_pipeline.pipeline.trust.verdict import assign_verdicts
+from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, assign_verdicts
 
 
 class TrustConfig(BaseModel):
@@ -184,7 +183,7 @@ def assess_labels(
     labels = with_optional_columns(labels.assign(tier=tier_of(labels)), TRUSTED_LABEL_ROW)
     labels = assign_verdicts(labels, calibration, audit_share=config.audit_share, doubted=doubted)
     validate_frame(labels, TRUSTED_LABEL_ROW, "trusted_labels")
-    pending = int((labels["verdict_reason"] == VerdictReason.AUDIT.value).sum())
+    pending = int(labels["verdict_reason"].isin(AUDIT_REASONS).sum())
     return TrustAssessment(
         labels=labels,
         calibration=calibration,

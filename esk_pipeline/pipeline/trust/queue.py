@@ -1,7 +1,7 @@
 """What people should review next, in the order that helps the dataset most.
 
-The queue holds exactly the texts whose trust verdict is "queued" (`trust.verdict`), in two
-streams:
+The queue holds exactly the texts that wait for a decision (`verdict.in_review_queue`: the
+verdict "queued", and the audit texts trusted meanwhile), in two streams:
 
 - texts without a trusted label (and labeler failures), one per identity key, ordered by
   what a decision on it settles (`review_order.review_priority`: the texts it stands for, the
@@ -17,18 +17,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from esk_pipeline.pipeline.label_contract import Verdict, VerdictReason
 from esk_pipeline.pipeline.review import ReviewReason
 from esk_pipeline.pipeline.trust.review_order import review_priority
+from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
 
 
 def plan_review(
     labels: pd.DataFrame, *, precision_target: float, audit_review_share: float
 ) -> pd.DataFrame:
-    """The queued label rows (`verdict` "queued"), with `review_reason` and `review_gain`
-    (higher first)."""
-    queued = labels[labels["verdict"] == Verdict.QUEUED.value]
-    in_audit = queued["verdict_reason"] == VerdictReason.AUDIT.value
+    """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
+    `review_gain` (higher first)."""
+    queued = labels[in_review_queue(labels)]
+    in_audit = queued["verdict_reason"].isin(AUDIT_REASONS)
     candidates = queued[~in_audit]
     gain = review_priority(
         candidates,

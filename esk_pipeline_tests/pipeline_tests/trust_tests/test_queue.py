@@ -58,6 +58,13 @@ def test_every_untrusted_text_is_planned_once_with_the_audit_interleaved() -> No
     assert 15 <= (first["review_reason"] == "audit").sum() <= 25
 
 
+def test_audit_texts_trusted_meanwhile_are_still_planned_for_review() -> None:
+    labels = _labels(1000).assign(p_correct=0.99)
+    plan = plan_review(labels, precision_target=0.95, audit_share=0.05, audit_review_share=0.2)
+    assert set(plan["row_id"]) == set(labels.loc[audit_mask(labels["row_id"], 0.05), "row_id"])
+    assert (plan["review_reason"] == "audit").all()
+
+
 def test_unsure_and_rare_texts_come_first() -> None:
     plan = _order(
         plan_review(_labels(), precision_target=0.95, audit_share=0.0, audit_review_share=0.2)
