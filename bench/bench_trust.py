@@ -196,7 +196,11 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
                 "reviews": spent,
                 "audited": trust["audit"]["audited"],
                 "threshold": local.get("threshold"),
-                "accepted": trust["verdicts"].get("trusted", {}).get("accepted", 0),
+                "accepted_audited": local.get("accepted_audited", 0),
+                "accepted": sum(
+                    trust["verdicts"].get("trusted", {}).get(reason, 0)
+                    for reason in ("accepted", "audit_accepted")
+                ),
                 "seconds": round(time.perf_counter() - started, 1),
                 **figures,
             }
@@ -268,7 +272,8 @@ def _fmt(value: float | None) -> str:
 def _print_row(row: dict) -> None:
     parts = [
         f"{row['order']:>7} reviews {row['reviews']:>5} audit {row['audited']:>4}"
-        f" threshold {_fmt(row['threshold'])} accepted {row['accepted']:>5}"
+        f" threshold {_fmt(row['threshold'])} (over {row['accepted_audited']:>3} audited)"
+        f" accepted {row['accepted']:>5}"
     ]
     for split in ("train", "eval"):
         f = row[split]

@@ -56,7 +56,8 @@ class TrustConfig(BaseModel):
     precision_target: float = Field(default=0.95, gt=0, le=1)
     # Share of labelled texts drawn uniformly into the audit stream.
     audit_share: float = Field(default=0.15, ge=0, le=1)
-    # Share of the queue's hand-outs that go to audit items while any are waiting.
+    # Share of the queue's hand-outs that go to audit items while the calibration needs them
+    # (`Calibration.needs_audit`); afterwards audit items get `audit_share` of them.
     audit_review_share: float = Field(default=0.7, ge=0, le=1)
     # Audited items a version needs before its accuracy estimate is called reliable.
     min_audit_for_estimate: int = Field(default=200, ge=0)

@@ -126,6 +126,17 @@ class Calibration(BaseModel):
     def audited(self) -> int:
         return sum(t.audited for t in self.tiers.values())
 
+    def needs_audit(self) -> bool:
+        """True while the audit still decides what is accepted: the most audited tier has no
+        threshold yet, or the 95% interval of its accepted labels' precision is wider than
+        the error the target allows (at 95%: wider than 0.95 +- 0.025, about 200 audited
+        labels above the threshold)."""
+        if not self.tiers:
+            return True
+        main = max(self.tiers.values(), key=lambda tier: tier.audited)
+        low, high = wilson_interval(main.accepted_correct, main.accepted_audited)
+        return high - low > 1 - self.precision_target
+
     def p_correct(self, tiers: pd.Series, confidence: pd.Series) -> np.ndarray:
         """Each label's estimated probability of being right (NaN for an unaudited tier)."""
         out = np.full(len(tiers), np.nan)

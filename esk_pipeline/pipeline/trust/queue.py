@@ -10,6 +10,12 @@ verdict "queued", and the audit texts trusted meanwhile), in two streams:
 - the audit: texts drawn uniformly at random (`audit.audit_mask`), interleaved so that about
   `audit_review_share` of hand-outs are audit items while any wait. Their decisions calibrate
   every tier and estimate each version's accuracy.
+
+How much of the reviewers' time the audit gets (`audit_hand_out_share`) follows what the
+calibration still needs: most hand-outs while the audit decides what is accepted, then the
+audit's own share of the logs, so it keeps measuring each version as a uniform sample of the
+reviews while the rest go where a decision settles more. Only the audit calibrates: decisions
+on texts chosen for their uncertainty are not a random sample and never stand in for it.
 """
 
 from __future__ import annotations
@@ -18,8 +24,15 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.review import ReviewReason
+from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.review_order import review_priority
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
+
+
+def audit_hand_out_share(calibration: Calibration, *, prioritised: float, settled: float) -> float:
+    """`prioritised` while the calibration needs the audit (`Calibration.needs_audit`), else
+    the smaller of the two."""
+    return prioritised if calibration.needs_audit() else min(prioritised, settled)
 
 
 def plan_review(

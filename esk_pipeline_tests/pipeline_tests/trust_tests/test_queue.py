@@ -6,6 +6,8 @@ import pandas as pd
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust.calibration import Calibration, TierCalibration
+from esk_pipeline.pipeline.trust.queue import audit_hand_out_share
 from esk_pipeline.pipeline.trust.queue import plan_review as plan_verdicts
 from esk_pipeline.pipeline.trust.verdict import assign_verdicts
 
@@ -84,3 +86,26 @@ def test_a_key_is_planned_once_and_trusted_or_human_texts_not_at_all() -> None:
     assert len(plan) == len(labels) - 3
     assert plan["identity_key"].is_unique
     assert not {labels.loc[1, "row_id"], labels.loc[2, "row_id"]} & set(plan["row_id"])
+
+
+def _calibration(accepted: int, right: int) -> Calibration:
+    local = TierCalibration(
+        tier="local_model",
+        audited=2 * accepted,
+        audited_correct=2 * right,
+        threshold=0.9 if accepted else None,
+        accepted_audited=accepted,
+        accepted_correct=right,
+    )
+    thin = TierCalibration(tier="propagated", audited=30, audited_correct=30, threshold=1.0)
+    return Calibration(precision_target=0.95, tiers={"local_model": local, "propagated": thin})
+
+
+def test_the_audit_gets_most_hand_outs_until_the_accepted_precision_is_known() -> None:
+    def share(calibration: Calibration) -> float:
+        return audit_hand_out_share(calibration, prioritised=0.7, settled=0.15)
+
+    assert share(Calibration(precision_target=0.95)) == 0.7  # nothing audited yet
+    assert share(_calibration(0, 0)) == 0.7  # no threshold yet
+    assert share(_calibration(60, 59)) == 0.7  # 98% right, but +- 3 points
+    assert share(_calibration(400, 392)) == 0.15  # 98% right, +- 1.4 points
