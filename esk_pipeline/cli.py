@@ -64,12 +64,12 @@ def main() -> None:
 @main.group(cls=_Group)
 @click.option(
     "--storage-dir",
-    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Version store folder (default: DATA_STORAGE_STORAGE_DIR).",
+    help="Version store folder or URL such as s3://bucket/prefix "
+    "(default: DATA_STORAGE_STORAGE_DIR).",
 )
 @click.pass_context
-def versions(ctx: click.Context, storage_dir: Path | None) -> None:
+def versions(ctx: click.Context, storage_dir: str | None) -> None:
     """Dataset versions: list, show, diff, tag, checkout, verify, export, import."""
     overrides = {} if storage_dir is None else {"storage_dir": storage_dir}
     ctx.obj = configs.storage_config(get_settings(), **overrides)
@@ -279,7 +279,7 @@ def commit(
     v = _storage(ctx).commit_dataset(
         dataset_dir, version_tag, description=description, status=status, created_by=created_by
     )
-    click.echo(f"committed {_version_line(v)} at {v.path}")
+    click.echo(f"committed {_version_line(v)}" + (f" at {v.path}" if v.path else ""))
 
 
 rows_option = click.option("--rows", default=6000, show_default=True, help="Sample log rows.")

@@ -250,11 +250,17 @@ class DataWriterSettings(BaseSettings):
 class DataStorageSettings(BaseSettings):
     model_config = _group("DATA_STORAGE_")
 
-    storage_dir: Path = Path("data/storage")
+    # A folder, or an fsspec URL such as s3://bucket/prefix (the version store on object storage).
+    storage_dir: Path | str = Path("data/storage")
     max_versions: int = 100
     auto_archive_old: bool = True
     # `versions import` refuses archives that unpack to more than this.
     max_import_mb: int = Field(default=4096, ge=1)
+
+    @field_validator("storage_dir", mode="before")
+    @classmethod
+    def _folder_unless_url(cls, value: object) -> object:
+        return value if "://" in str(value) else Path(str(value))
 
 
 class TrustSettings(BaseSettings):

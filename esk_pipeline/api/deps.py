@@ -10,9 +10,11 @@ directory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -36,6 +38,27 @@ CLICKHOUSE_LOCK_SECONDS = 60.0
 READINESS_LOCK_SECONDS = 5.0
 
 
+class KeyedLocks:
+    """One asyncio lock per key, held only while someone uses or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 class Services:
     """Long-lived collaborators of one app (review store, taxonomy, labeler, storage)."""
 
@@ -56,6 +79,8 @@ class Services:
                 wall_seconds=settings.app.upload_wall_seconds,
             )
         )
+        # Uploads of the same bytes, or under the same idempotency key, run one after another.
+        self.ingest_locks = KeyedLocks()
         self._built: dict[str, Any] = {}
         self._lock = threading.RLock()  # a builder may need another (review -> taxonomy)
 

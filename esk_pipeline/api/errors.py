@@ -109,7 +109,9 @@ def without_server_paths(message: str, roots: Iterable[Path]) -> str:
 def _library_handler(status: int, code: str) -> Callable[[Request, Exception], Any]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         settings = request.app.state.services.settings
-        roots = (settings.data_storage.storage_dir, settings.app.data_dir)
+        roots = [settings.app.data_dir]
+        if isinstance(settings.data_storage.storage_dir, Path):  # not an object-storage URL
+            roots.append(settings.data_storage.storage_dir)
         return _json(status, code, without_server_paths(str(exc), roots) or type(exc).__name__)
 
     return handle

@@ -85,6 +85,8 @@ class IngestOut(BaseModel):
     """What happened to an uploaded file: the ETL's accounting and the rows stored."""
 
     file_name: str = Field(description="the sanitised name, also the rows' `source` label")
+    sha256: str = Field(description="the uploaded bytes' SHA-256: the same bytes are ingested once")
+    ingested_at: dt.datetime = Field(description="when these bytes were first ingested")
     etl: ETLStats
     rows_inserted: int
     rows_without_ts: int = Field(description="rows with no timestamp, stored with the upload time")

@@ -86,7 +86,7 @@ class EmbeddedEngine:
         return self._lock.is_locked
 
     def call(self, method: str, *args: Any, lock_timeout: float = 300.0, **kwargs: Any) -> Any:
-        """Run one client method (command, query_rows, query_df, insert_df) in the child."""
+        """Run one client method (command, query_rows, query_df, insert_df, insert_parquet)."""
         with self._calls:
             if not self.holds_folder:
                 self._open_folder(lock_timeout)
@@ -242,6 +242,8 @@ def _serve() -> None:
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
+    from esk_pipeline.pipeline.log_source import insert_parquet_batches
+
     client = None
 
     def open_folder(path: str) -> None:
@@ -261,6 +263,8 @@ def _serve() -> None:
         "query_rows": lambda *a, **k: client.query(*a, **k).result_rows,
         "query_df": lambda *a, **k: client.query_df(*a, **k),
         "insert_df": lambda *a, **k: client.insert_df(*a, **k).written_rows,
+        # The rows are read here, from the file, so the calling process never holds them.
+        "insert_parquet": lambda *a, **k: insert_parquet_batches(client, *a, **k),
     }
     try:
         while True:

@@ -9,16 +9,27 @@ the API in different processes: `embedded_clickhouse` hosts it in a helper proce
 the folder only while this process uses it (and gives its memory back when it ends).
 
 Every value that comes from outside (a day, a table name) is bound as a query parameter.
+
+Uploaded files are ingested once: `insert_parquet` writes a file's rows under a deduplication
+token (ClickHouse drops a block whose token it has already seen, atomically, even from another
+process), and the ingest ledger (`<table>_ingests`) records each file's SHA-256 digest,
+idempotency key and answer, so the same bytes are recognised and answered as the first time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -40,6 +51,29 @@ LOG_COLUMNS: dict[str, str] = {
     "source": "LowCardinality(String)",
     "metadata": "String",
 }
+
+# How many of the latest inserted blocks the table remembers to drop a repeated one: a repeated
+# upload is normally caught by the ledger first; this catches concurrent and half-done ones.
+DEDUP_WINDOW_BLOCKS = 10_000
+# Rows per insert when a file's rows are written: bounds the memory of whoever reads the file.
+INSERT_BATCH_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    """One ingest of an uploaded file, as the ledger keeps it."""
+
+    sha256: str
+    caller: str
+    idempotency_key: str  # "" when the client sent none
+    answer: str  # the JSON answer the first ingest of these bytes gave
+    ingested_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ParquetInsert:
+    rows: int
+    rows_without_ts: int
 
 
 class LogSourceError(RuntimeError):
@@ -82,6 +116,8 @@ class LogSource:
                 return client.query(*args, **kwargs).result_rows
             if method == "insert_df":
                 return client.insert_df(*args, **kwargs).written_rows
+            if method == "insert_parquet":
+                return insert_parquet_batches(client, *args, **kwargs)
             return getattr(client, method)(*args, **kwargs)
         except ClickHouseError as exc:
             raise LogSourceError(f"{self.description}: {_safe(exc, self.config)}") from exc
@@ -104,21 +140,34 @@ class LogSource:
         except Exception as exc:  # the driver raises several types; the message is what matters
             raise LogSourceError(f"cannot connect to {self.description}: {_safe(exc, s)}") from exc
 
+    @property
+    def ledger_table(self) -> str:
+        """The table recording each uploaded file's ingest, beside the logs table."""
+        return f"{self.table}_ingests"
+
     def ensure_table(self) -> None:
-        """Create the logs table if it does not exist (a user's own table is left as it is)."""
+        """Create the logs table and the ingest ledger if missing (a user's table is left alone)."""
         columns = ", ".join(f"`{name}` {ctype}" for name, ctype in LOG_COLUMNS.items())
         # DDL cannot bind identifiers; the name was checked against IDENTIFIER above.
-        ddl = (
+        self._call(
+            "command",
             f"CREATE TABLE IF NOT EXISTS `{self.table}` ({columns}) ENGINE = MergeTree "
-            "PARTITION BY toYYYYMM(ts) ORDER BY (toDate(ts), ts)"
+            "PARTITION BY toYYYYMM(ts) ORDER BY (toDate(ts), ts) "
+            f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}",
         )
-        self._call("command", ddl)
+        self._call(
+            "command",
+            f"CREATE TABLE IF NOT EXISTS `{self.ledger_table}` (sha256 String, caller String, "
+            "idempotency_key String, answer String, ingested_at DateTime64(3, 'UTC')) "
+            "ENGINE = MergeTree ORDER BY (sha256, ingested_at)",
+        )
 
     def drop_table(self) -> None:
-        """Remove the logs table and its rows (used to re-seed sample data)."""
-        self._call(
-            "command", "DROP TABLE IF EXISTS {table:Identifier}", parameters={"table": self.table}
-        )
+        """Remove the logs table, its rows and its ingest ledger (used to re-seed sample data)."""
+        for table in (self.table, self.ledger_table):
+            self._call(
+                "command", "DROP TABLE IF EXISTS {table:Identifier}", parameters={"table": table}
+            )
 
     def columns(self) -> dict[str, str]:
         """The table's columns and their ClickHouse types."""
@@ -147,8 +196,58 @@ class LogSource:
         for name in rows.columns:
             if name != "ts" and not table_columns[name].startswith("Nullable"):
                 rows[name] = rows[name].fillna("").astype(str)
-        self._call("insert_df", self.table, rows)
+        # A plain append: a token of its own, so that identical rows of an earlier insert do not
+        # make the table drop these (only uploads are deduplicated, by their file's digest).
+        token = {"insert_deduplication_token": uuid.uuid4().hex}
+        self._call("insert_df", self.table, rows, settings=token)
         return len(rows)
+
+    def insert_parquet(
+        self, path: Path, *, missing_ts: dt.datetime, dedup_token: str
+    ) -> ParquetInsert:
+        """Insert the rows of a Parquet file (the ETL's cleaned rows) once per `dedup_token`.
+
+        Reads and writes `INSERT_BATCH_ROWS` at a time, in the embedded engine's helper process
+        when the engine is embedded (so this process never holds the rows). Rows without `ts`
+        get `missing_ts`. Batch i goes in under the token `<dedup_token>-<i>`: ClickHouse drops
+        a batch it has seen under its token, so inserting the same file again (a retry after a
+        timeout or a crash half-way, or a concurrent upload of the same bytes) adds nothing.
+        """
+        self.ensure_table()
+        return self._call(
+            "insert_parquet",
+            self.table,
+            self.columns(),
+            str(path),
+            missing_ts=missing_ts,
+            dedup_token=dedup_token,
+        )
+
+    def find_ingest(
+        self, *, sha256: str | None = None, caller: str = "", idempotency_key: str = ""
+    ) -> IngestRecord | None:
+        """The first ingest of these bytes (`sha256`), or of this caller's idempotency key."""
+        if not self._table_exists(self.ledger_table):
+            return None
+        if sha256 is not None:
+            where, parameters = "sha256 = {sha256:String}", {"sha256": sha256}
+        else:
+            where = "caller = {caller:String} AND idempotency_key = {key:String}"
+            parameters = {"caller": caller, "key": idempotency_key}
+        rows = self._call(
+            "query_rows",
+            "SELECT sha256, caller, idempotency_key, answer, ingested_at "
+            f"FROM {{ledger:Identifier}} WHERE {where} ORDER BY ingested_at LIMIT 1",
+            parameters={"ledger": self.ledger_table, **parameters},
+        )
+        return IngestRecord(*rows[0]) if rows else None
+
+    def record_ingest(self, record: IngestRecord) -> None:
+        """Add an ingest to the ledger (the first record of a digest or key is the one used)."""
+        self.ensure_table()
+        frame = pd.DataFrame([record.__dict__])
+        frame["ingested_at"] = pd.to_datetime(frame["ingested_at"], utc=True)
+        self._call("insert_df", self.ledger_table, frame)
 
     def day_counts(self) -> dict[dt.date, int]:
         """Rows per (UTC) day: what the partition sensor watches."""
@@ -185,12 +284,41 @@ class LogSource:
         except LogSourceError:
             return False
 
-    def _table_exists(self) -> bool:
+    def _table_exists(self, table: str | None = None) -> bool:
         return bool(
             self._call(
-                "command", "EXISTS TABLE {table:Identifier}", parameters={"table": self.table}
+                "command",
+                "EXISTS TABLE {table:Identifier}",
+                parameters={"table": table or self.table},
             )
         )
+
+
+def insert_parquet_batches(
+    client: Client,
+    table: str,
+    table_columns: dict[str, str],
+    path: str,
+    *,
+    missing_ts: dt.datetime,
+    dedup_token: str,
+) -> ParquetInsert:
+    """`LogSource.insert_parquet` done with a client: wherever the client lives."""
+    file = pq.ParquetFile(path)
+    names = [name for name in file.schema_arrow.names if name in table_columns]
+    rows = without_ts = 0
+    for i, batch in enumerate(file.iter_batches(batch_size=INSERT_BATCH_ROWS, columns=names)):
+        frame = pa.Table.from_batches([batch])
+        if "ts" in names:
+            ts = frame["ts"]
+            without_ts += ts.null_count
+            filled = pc.fill_null(ts, pa.scalar(pd.Timestamp(missing_ts), ts.type))
+            frame = frame.set_column(names.index("ts"), "ts", filled)
+        client.insert_arrow(
+            table, frame, settings={"insert_deduplication_token": f"{dedup_token}-{i}"}
+        )
+        rows += frame.num_rows
+    return ParquetInsert(rows=rows, rows_without_ts=without_ts)
 
 
 def _merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import subprocess
@@ -64,6 +65,53 @@ def test_upload_runs_the_etl_and_lands_in_clickhouse(settings, client):
     assert set(day["source"]) == {"logs.csv"}
     assert json.loads(day.loc[day["user_id"] == "u1", "metadata"].iat[0]) == {"channel": "chat"}
     assert sum(source.day_counts().values()) == 3  # the undated row got the upload time
+
+
+def test_the_same_bytes_uploaded_again_insert_nothing_and_get_the_first_answer(settings, client):
+    source = LogSource(settings.clickhouse)
+    first = _upload(client, "logs.csv", CSV.encode())
+    assert first.status_code == 200, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    counts = source.day_counts()
+    assert sum(counts.values()) == 3
+    # A retry after a timeout, under another name, by another maintainer: the same bytes.
+    again = _upload(client, "retry.csv", CSV.encode(), reviewer="carol")
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert first.json()["sha256"] == hashlib.sha256(CSV.encode()).hexdigest()
+    assert source.day_counts() == counts
+    # One byte more is another file: its rows go in (the overlap is the ETL's to settle).
+    other = _upload(client, "logs.csv", CSV.encode() + b"\n")
+    assert "Idempotent-Replayed" not in other.headers
+    assert sum(source.day_counts().values()) == 6
+
+
+def test_an_idempotency_key_replays_its_upload_and_refuses_other_bytes(settings, client):
+    source = LogSource(settings.clickhouse)
+    key = {"Idempotency-Key": "2b9c1e4e-upload-1"}
+    first = _upload_as(client, {**auth("alice"), **key}, "logs.csv", CSV.encode())
+    assert first.status_code == 200
+    replay = _upload_as(client, {**auth("alice"), **key}, "logs.csv", CSV.encode())
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == first.json()
+    other_file = CSV.replace("октябрь", "ноябрь").encode()
+    refused = _upload_as(client, {**auth("alice"), **key}, "logs.csv", other_file)
+    assert refused.status_code == 422
+    assert (
+        "Idempotency-Key '2b9c1e4e-upload-1' was used for a different file"
+        in (refused.json()["detail"])
+    )
+    assert sum(source.day_counts().values()) == 3
+    # Keys are the caller's own: carol's key of the same name is another key.
+    carol = _upload_as(client, {**auth("carol"), **key}, "logs.csv", other_file)
+    assert carol.status_code == 200 and "Idempotent-Replayed" not in carol.headers
+    # A key first sent with bytes already ingested now names those bytes.
+    late_key = {**auth("alice"), "Idempotency-Key": "late-key"}
+    assert _upload_as(client, late_key, "logs.csv", other_file).headers["Idempotent-Replayed"]
+    assert _upload_as(client, late_key, "logs.csv", CSV.encode()).status_code == 422
+    bad_key = _upload_as(client, {**auth("alice"), "Idempotency-Key": "a b"}, "x.csv", CSV.encode())
+    assert bad_key.status_code == 422 and bad_key.json()["error"] == "invalid_request"
 
 
 def test_file_names_never_become_paths(settings, client):

@@ -133,3 +133,57 @@ def test_memory_stays_flat_over_300_embedded_queries(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.strip().splitlines()[-1]) < 40
+
+
+def _rows_file(folder, frame: pd.DataFrame, name: str = "rows.parquet"):
+    path = folder / name
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def test_a_parquet_file_goes_in_once_per_token_and_undated_rows_get_the_given_time(
+    source, tmp_path
+):
+    logs = _logs("2026-11-01", 3)
+    logs.loc[2, "ts"] = pd.NaT
+    path = _rows_file(tmp_path, logs.assign(row_id=["a", "b", "c"]))  # row_id: not a table column
+    upload_time = dt.datetime(2026, 11, 5, 12, tzinfo=dt.UTC)
+    first = source.insert_parquet(path, missing_ts=upload_time, dedup_token="digest-1")
+    again = source.insert_parquet(path, missing_ts=upload_time, dedup_token="digest-1")
+    assert (first.rows, first.rows_without_ts) == (3, 1)
+    assert again.rows == 3  # what the file holds; ClickHouse dropped the repeated blocks
+    assert source.day_counts() == {dt.date(2026, 11, 1): 2, dt.date(2026, 11, 5): 1}
+    source.insert_parquet(path, missing_ts=upload_time, dedup_token="digest-2")
+    assert source.day_counts() == {dt.date(2026, 11, 1): 4, dt.date(2026, 11, 5): 2}
+
+
+def test_a_retry_after_a_half_done_insert_adds_only_the_missing_batches(source, tmp_path):
+    from esk_pipeline.pipeline.log_source import INSERT_BATCH_ROWS
+
+    logs = _logs("2026-11-01", INSERT_BATCH_ROWS + 500)
+    half = _rows_file(tmp_path, logs.iloc[:INSERT_BATCH_ROWS], "half.parquet")
+    whole = _rows_file(tmp_path, logs, "whole.parquet")
+    upload_time = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
+    source.insert_parquet(half, missing_ts=upload_time, dedup_token="d")  # batch 0 went in
+    source.insert_parquet(whole, missing_ts=upload_time, dedup_token="d")  # the retry
+    assert sum(source.day_counts().values()) == len(logs)
+
+
+def test_plain_inserts_append_even_identical_rows(source):
+    source.insert_logs(_logs("2026-11-01", 2))
+    source.insert_logs(_logs("2026-11-01", 2))
+    assert source.day_counts() == {dt.date(2026, 11, 1): 4}
+
+
+def test_the_ingest_ledger_finds_the_first_ingest_by_digest_or_by_key(source):
+    from esk_pipeline.pipeline.log_source import IngestRecord
+
+    assert source.find_ingest(sha256="s1") is None
+    at = dt.datetime(2026, 11, 5, 12, tzinfo=dt.UTC)
+    source.record_ingest(IngestRecord("s1", "alice", "k1", '{"n": 1}', at))
+    source.record_ingest(IngestRecord("s1", "bob", "", '{"n": 2}', at + dt.timedelta(seconds=1)))
+    assert source.find_ingest(sha256="s1").answer == '{"n": 1}'
+    assert source.find_ingest(caller="alice", idempotency_key="k1").sha256 == "s1"
+    assert source.find_ingest(caller="bob", idempotency_key="k1") is None
+    source.drop_table()
+    assert source.find_ingest(sha256="s1") is None

@@ -4,7 +4,6 @@ and Dagster's PostgreSQL instance storage: the small form of deploy/cluster-smok
 from __future__ import annotations
 
 import json
-import uuid
 
 import pandas as pd
 import pytest
@@ -26,6 +25,7 @@ from esk_pipeline_tests.postgres import (
     fresh_postgres_database as _fresh_postgres_database,
 )
 from esk_pipeline_tests.postgres import postgres_server  # noqa: F401
+from esk_pipeline_tests.s3 import fresh_bucket, s3_server  # noqa: F401
 
 DAYS = DailyPartitionsDefinition(start_date="2026-11-01", end_date="2026-11-04", timezone="UTC")
 
@@ -59,37 +59,12 @@ def report_reader(report: dict) -> int:
 GRAPH = [day_rows, all_rows, report, report_reader]
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    """moto's S3 server on a free loopback port, with a bucket; yields its endpoint URL."""
-    server_module = pytest.importorskip("moto.server", reason="moto is not installed (dev extra)")
-    pytest.importorskip("s3fs", reason="s3fs is not installed (dev extra)")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture(params=["folder", "s3"])
 def base(request, project_env, monkeypatch):
     """Where values go: a local folder, or a prefix in a bucket on the S3 server."""
     if request.param == "folder":
         return str(project_env / "values")
-    endpoint = request.getfixturevalue("s3_server")
-    import s3fs
-
-    for name, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "test-key-id",
-        "AWS_SECRET_ACCESS_KEY": "test-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    s3fs.S3FileSystem.clear_instance_cache()  # instances are cached with the endpoint they saw
-    bucket = f"esk-{uuid.uuid4().hex[:12]}"
-    s3fs.S3FileSystem().mkdir(bucket)
-    return f"s3://{bucket}/values"
+    return fresh_bucket(request.getfixturevalue("s3_server"), monkeypatch) + "/values"
 
 
 def _files(base: str) -> dict[str, bytes]:

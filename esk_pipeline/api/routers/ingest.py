@@ -6,26 +6,40 @@ configured ClickHouse (embedded by default); the response is the ETL's accountin
 size is enforced while the body is read (`limits.RequestLimitsMiddleware`), its name is reduced to a
 safe label (used for the extension check and the rows' `source`, never as a path), and its
 content is checked twice: the extension allow-list here and the ETL's own format sniffing.
+
+Ingest is idempotent. The upload's SHA-256 is computed as it is read; bytes that were ingested
+before are answered with the first ingest's answer (header `Idempotent-Replayed: true`) and
+nothing is inserted. A client may also send an `Idempotency-Key`: the same key with the same
+bytes replays, with other bytes it is refused (422). Uploads of the same bytes or key run one
+after another in this process; across processes, the rows' insert carries the digest as its
+deduplication token, so ClickHouse itself drops a second copy (`LogSource.insert_parquet`).
+The server never holds the cleaned rows: the worker writes them to a file and the embedded
+engine's helper (or, with a server, this process batch by batch) reads them from there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
 import re
 import tempfile
 import unicodedata
 from pathlib import Path
+from typing import Annotated
 
-import pandas as pd
-from fastapi import APIRouter, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Header, HTTPException, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from esk_pipeline.api.auth import MaintainerId
-from esk_pipeline.api.deps import Services, ServicesDep
+from esk_pipeline.api.deps import ServicesDep
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
 from esk_pipeline.api.schemas import DayIngestIn, DayRunOut, IngestOut, RunStatusOut
-from esk_pipeline.pipeline.etl import ETLResult
+from esk_pipeline.pipeline.etl import ETLStats
 from esk_pipeline.pipeline.fsutil import scratch_prefix
+from esk_pipeline.pipeline.log_source import IngestRecord, LogSource
 from esk_pipeline.runner import DAILY_JOB, run_status, submit_day_run
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"], responses=error_responses())
@@ -34,6 +48,17 @@ UPLOAD_PATH = "/api/ingest/upload"
 ALLOWED_EXTENSIONS = (".xlsx", ".csv", ".json", ".jsonl", ".parquet")
 _READ_CHUNK = 1024 * 1024
 _MAX_NAME_CHARS = 100
+REPLAYED_HEADER = "Idempotent-Replayed"
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[\x21-\x7e]{1,255}$",
+        description="Any unique string (1-255 printable ASCII characters, e.g. a UUID) naming "
+        "this upload: sending it again with the same file replays the first answer, with "
+        "another file is refused (422). Keys belong to their caller and are kept for good.",
+    ),
+]
 
 
 def _too_large_detail(limit_bytes: int) -> str:
@@ -63,15 +88,18 @@ def sanitize_file_name(raw: str | None) -> str:
     return f"{stem}.{extension}" if extension else stem
 
 
-async def _save_capped(upload: UploadFile, target: Path, limit_bytes: int) -> None:
-    """The upload's bytes into `target`, refusing (413) as soon as they pass the limit."""
+async def _save_capped(upload: UploadFile, target: Path, limit_bytes: int) -> str:
+    """The upload's bytes into `target` (413 as soon as they pass the limit); their SHA-256."""
     size = 0
+    digest = hashlib.sha256()
     with target.open("wb") as out:
         while chunk := await upload.read(_READ_CHUNK):
             size += len(chunk)
             if size > limit_bytes:
                 raise HTTPException(status_code=413, detail=_too_large_detail(limit_bytes))
             out.write(chunk)
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @router.post(
@@ -80,11 +108,18 @@ async def _save_capped(upload: UploadFile, target: Path, limit_bytes: int) -> No
     summary="Upload a log file (XLSX, CSV, JSON, JSONL, Parquet): ETL, then into ClickHouse",
     description="The file is read in a worker process with CPU-time and memory limits "
     "(APP_UPLOAD_CPU_SECONDS, APP_UPLOAD_MEMORY_MB): a file that needs more is refused with "
-    "413, and the work stops when the client disconnects.",
-    responses=error_responses(413, 415, 503),
+    "413, and the work stops when the client disconnects. The same bytes are ingested once: "
+    "uploading them again (or retrying with the same `Idempotency-Key`) inserts nothing and "
+    "answers with the first ingest's answer and the header `Idempotent-Replayed: true`.",
+    responses=error_responses(413, 415, 422, 503),
 )
 async def upload(
-    request: Request, file: UploadFile, reviewer_id: MaintainerId, services: ServicesDep
+    request: Request,
+    response: Response,
+    file: UploadFile,
+    reviewer_id: MaintainerId,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> IngestOut:
     name = sanitize_file_name(file.filename)
     if not name.endswith(ALLOWED_EXTENSIONS):
@@ -92,29 +127,75 @@ async def upload(
             status_code=415,
             detail=f"unsupported file type {name!r}: upload one of {', '.join(ALLOWED_EXTENSIONS)}",
         )
+    source = services.log_source()
+    key = idempotency_key or ""
+    locks = services.ingest_locks
     with tempfile.TemporaryDirectory(prefix=scratch_prefix("upload")) as folder:
         path = Path(folder) / "upload"  # never the client's name
-        await _save_capped(file, path, services.max_upload_bytes)
-        result = await services.etl_workers.load(
-            path, name, services.etl_config(), cancelled=request.is_disconnected
-        )
-    return await run_in_threadpool(_store, services, name, result)
+        sha256 = await _save_capped(file, path, services.max_upload_bytes)
+        async with (
+            locks.hold(f"key:{reviewer_id}:{key}") if key else contextlib.nullcontext(),
+            locks.hold(f"sha256:{sha256}"),
+        ):
+            first = await run_in_threadpool(_first_ingest, source, sha256, reviewer_id, key)
+            if first is not None:
+                response.headers[REPLAYED_HEADER] = "true"
+                return IngestOut.model_validate_json(first.answer)
+            rows_file = Path(folder) / "rows.parquet"
+            stats = await services.etl_workers.load(
+                path, name, services.etl_config(), rows_file, cancelled=request.is_disconnected
+            )
+            return await run_in_threadpool(
+                _store,
+                source,
+                IngestRecord(sha256, reviewer_id, key, "", _now()),
+                name,
+                stats,
+                rows_file,
+            )
 
 
-def _store(services: Services, name: str, result: ETLResult) -> IngestOut:
-    rows = result.cleaned.drop(columns=["row_id"])
-    without_ts = int(rows["ts"].isna().sum())
-    if without_ts:
-        rows["ts"] = rows["ts"].fillna(pd.Timestamp.now(tz="UTC"))
-    source = services.log_source()
-    inserted = source.insert_logs(rows)
-    return IngestOut(
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _first_ingest(source: LogSource, sha256: str, caller: str, key: str) -> IngestRecord | None:
+    """The earlier ingest this upload repeats (422 if its key named other bytes), or None."""
+    if key:
+        earlier = source.find_ingest(caller=caller, idempotency_key=key)
+        if earlier is not None and earlier.sha256 != sha256:
+            raise HTTPException(
+                status_code=422,
+                detail=f"Idempotency-Key {key!r} was used for a different file "
+                f"(sha256 {earlier.sha256[:12]}..., this one is {sha256[:12]}...): "
+                "send a new key with a new file",
+            )
+        if earlier is not None:
+            return earlier
+    earlier = source.find_ingest(sha256=sha256)
+    if earlier is not None and key:
+        # The key now names these bytes too, so reusing it for other bytes is refused.
+        source.record_ingest(IngestRecord(sha256, caller, key, earlier.answer, earlier.ingested_at))
+    return earlier
+
+
+def _store(
+    source: LogSource, record: IngestRecord, name: str, stats: ETLStats, rows_file: Path
+) -> IngestOut:
+    written = source.insert_parquet(
+        rows_file, missing_ts=record.ingested_at, dedup_token=record.sha256
+    )
+    answer = IngestOut(
         file_name=name,
-        etl=result.stats,
-        rows_inserted=inserted,
-        rows_without_ts=without_ts,
+        sha256=record.sha256,
+        ingested_at=record.ingested_at,
+        etl=stats,
+        rows_inserted=written.rows,
+        rows_without_ts=written.rows_without_ts,
         table=source.table,
     )
+    source.record_ingest(dataclasses.replace(record, answer=answer.model_dump_json()))
+    return answer
 
 
 @router.post(

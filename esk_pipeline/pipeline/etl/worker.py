@@ -8,7 +8,8 @@ start costs milliseconds and never copies the parent's threads or open databases
 sets its own limits with `resource.setrlimit` first: RLIMIT_CPU (SIGXCPU past it) and
 RLIMIT_AS (allocations fail past it). The parent also enforces a wall-clock limit, and kills
 the child when the caller says the work is no longer wanted (a client that went away) or on
-`kill_all()` (shutdown). The result comes back through files in a private folder.
+`kill_all()` (shutdown). The cleaned rows go to a Parquet file the caller names, and only the
+accounting comes back, so the caller's process never holds the rows.
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from esk_pipeline.pipeline.etl.models import ETLConfig, ETLError, ETLResult, ETLStats
+from esk_pipeline.pipeline.etl.models import ETLConfig, ETLError, ETLStats
 from esk_pipeline.pipeline.etl.processor import ETLProcessor
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 _MIB = 1024 * 1024
+ROWS_PER_GROUP = 20_000
 _POLL_SECONDS = 0.05
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["esk_pipeline.pipeline.etl.worker"])
@@ -66,10 +66,13 @@ class ETLWorkers:
         path: Path,
         name: str,
         config: ETLConfig,
+        rows_file: Path,
         cancelled: Callable[[], Awaitable[bool]] | None = None,
-    ) -> ETLResult:
+    ) -> ETLStats:
         """The ETL of the file at `path` (`name` for the format hint and messages).
 
+        The cleaned rows are written to `rows_file` (Parquet, `ROWS_PER_GROUP` rows per row
+        group, so they can be read back in batches); the accounting is returned.
         Raises `ETLError` as the ETL would, `ETLLimitError` when the child went over a limit
         and `ETLCancelled` when `cancelled()` turned true or `kill_all` ran meanwhile.
         """
@@ -77,7 +80,7 @@ class ETLWorkers:
             out = Path(folder)
             process = _CONTEXT.Process(
                 target=_run_child,
-                args=(str(path), name, config, str(out), self.limits),
+                args=(str(path), name, config, str(out), str(rows_file), self.limits),
                 name=f"esk-etl:{name}",
                 daemon=True,
             )
@@ -125,13 +128,15 @@ class ETLWorkers:
             return len(self._running)
 
 
-def _run_child(path: str, name: str, config: ETLConfig, out: str, limits: WorkerLimits) -> None:
+def _run_child(
+    path: str, name: str, config: ETLConfig, out: str, rows_file: str, limits: WorkerLimits
+) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     folder = Path(out)
     try:
         result = ETLProcessor(config).load_bytes(Path(path).read_bytes(), name)
-        result.cleaned.to_parquet(folder / "cleaned.parquet", index=False)
+        result.cleaned.to_parquet(rows_file, index=False, row_group_size=ROWS_PER_GROUP)
         (folder / "stats.json").write_text(result.stats.model_dump_json())
     except ETLError as exc:
         outcome = {"error": "etl", "message": str(exc)}
@@ -143,7 +148,7 @@ def _run_child(path: str, name: str, config: ETLConfig, out: str, limits: Worker
         (folder / "error.json").write_text(json.dumps(outcome, ensure_ascii=False))
 
 
-def _read_outcome(out: Path, name: str, exitcode: int | None, limits: WorkerLimits) -> ETLResult:
+def _read_outcome(out: Path, name: str, exitcode: int | None, limits: WorkerLimits) -> ETLStats:
     error_file = out / "error.json"
     if error_file.exists():
         error = json.loads(error_file.read_text())
@@ -163,9 +168,7 @@ def _read_outcome(out: Path, name: str, exitcode: int | None, limits: WorkerLimi
         raise _over_memory(name, limits)
     if exitcode != 0 or not (out / "stats.json").exists():
         raise RuntimeError(f"{name}: the ETL worker exited with status {exitcode}")
-    stats = ETLStats.model_validate_json((out / "stats.json").read_text())
-    cleaned = pd.read_parquet(out / "cleaned.parquet")
-    return ETLResult(cleaned=cleaned, rejected=pd.DataFrame(), stats=stats)
+    return ETLStats.model_validate_json((out / "stats.json").read_text())
 
 
 def _over_memory(name: str, limits: WorkerLimits) -> ETLLimitError:

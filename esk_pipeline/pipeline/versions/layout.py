@@ -1,12 +1,14 @@
 """Names in the version store: version names (semver), tags, references, file names, `current`.
 
-    storage_dir/
-      versions.json          the registry (see models.py)
-      versions/vX.Y.Z/       train.jsonl, eval.jsonl (or shards), __parquet__/..., metadata.json
-      current                symlink -> versions/vX.Y.Z (a text file naming it without symlinks)
+    storage_dir/ (a folder, or a prefix on object storage)
+      registry/<n>.json      registry snapshots, the highest is the registry (see catalog.py)
       objects/ab/<sha256>    content-addressed blobs (see blobs.py)
       archive/vX.Y.Z.tar.gz  versions archived past max_versions (see transfer.py)
-      .lock                  serialises every change
+      versions/vX.Y.Z/       train.jsonl, eval.jsonl (or shards), __parquet__/..., metadata.json:
+                             hard links to the blobs on a local folder; on object storage
+                             copied only by `checkout`
+      current                local only: symlink -> versions/vX.Y.Z (a text file without symlinks)
+      .lock                  local only: serialises this machine's writers
 
 Names from users become folder names and tags, so every check here uses `fullmatch` (a `$`
 would let "v1.0.0\\n" through).
@@ -26,6 +28,8 @@ from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
 from .models import DatasetVersion, Registry, StorageError, VersionNotFoundError
 
 Bump = Literal["major", "minor", "patch"]
+VERSIONS_DIR = "versions"
+ARCHIVE_DIR = "archive"
 
 SEMVER = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
@@ -118,19 +122,30 @@ def expand_shards(path: Path) -> list[Path]:
     return shards
 
 
+def check_stored_name(name: str) -> None:
+    """Refuses a file name a version may not hold (see `stored_path`)."""
+    if not _STORED_NAME.fullmatch(name):
+        raise _unsafe(name)
+
+
 def stored_path(folder: Path, name: str) -> Path:
     """`folder / name` for a name a version may hold; refuses any other name.
 
     Names come from manifests and registries, so `../x`, `/etc/x`, `a\\b` or other folders
     must never become paths: the store only ever writes the shapes `_STORED_NAME` allows.
     """
+    check_stored_name(name)
     path = folder / name
-    if not _STORED_NAME.fullmatch(name) or not path.resolve().is_relative_to(folder.resolve()):
-        raise StorageError(
-            f"unsafe file name {name!r}: a version holds only names like train.jsonl, "
-            f"{PARQUET_DIR}/train.parquet, README.md and metadata.json"
-        )
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise _unsafe(name)
     return path
+
+
+def _unsafe(name: str) -> StorageError:
+    return StorageError(
+        f"unsafe file name {name!r}: a version holds only names like train.jsonl, "
+        f"{PARQUET_DIR}/train.parquet, README.md and metadata.json"
+    )
 
 
 def data_files(files: dict[str, Any]) -> list[str]:

@@ -1,22 +1,23 @@
 """What the version store records: its config, a version's entry, the registry and its errors.
 
-`versions.json` (the registry) is the single source of truth: which versions exist, their files
-with checksums, tags and the current version. Everything on disk that it does not name is a
-leftover that opening the store removes.
+The registry (catalog.py keeps its snapshots) is the single source of truth: which versions
+exist, their files with checksums (each version's manifest of content-addressed blobs), tags
+and the current version. Whatever the location holds that it does not name is a leftover
+that opening the store removes.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from esk_pipeline.pipeline import fsutil
-
-REGISTRY_FILE = "versions.json"
 _MIB = 1024 * 1024
+STAGED_DIR = "staged"
 
 
 class StorageError(Exception):
@@ -36,10 +37,16 @@ class VersionStatus(StrEnum):
 
 
 class DataStorageConfig(BaseModel):
-    storage_dir: Path = Path("data/storage")
+    # A local folder, or an fsspec URL such as s3://bucket/prefix (see location.py).
+    storage_dir: Path | str = Path("data/storage")
     max_versions: int = Field(default=100, ge=1)
     auto_archive_old: bool = True
     lock_timeout_seconds: float = 600.0
+    # On object storage (no lock), unreferenced objects younger than this may belong to a
+    # commit in flight elsewhere: recovery leaves them alone.
+    orphan_grace_seconds: float = Field(default=3600.0, ge=0)
+    # A staged dataset (stage_dataset) not committed within this time may be collected.
+    staged_ttl_seconds: float = Field(default=7 * 24 * 3600.0, ge=0)
     # An import may unpack to at most this much (checked on each member before it is written).
     max_import_bytes: int = Field(default=4096 * _MIB, ge=1)
 
@@ -47,6 +54,21 @@ class DataStorageConfig(BaseModel):
 class FileEntry(BaseModel):
     sha256: str
     size: int
+    # A Parquet copy's records per domain: counted once per content, carried to later versions.
+    domains: dict[str, int] | None = None
+
+
+class StagedDataset(BaseModel):
+    """A dataset's files stored as blobs but not yet a version (`DataStorage.stage_dataset`):
+    what a commit on another machine needs."""
+
+    files: dict[str, FileEntry]
+    metadata: dict[str, Any] | None = None
+
+    def marker_name(self) -> str:
+        """The object that keeps the staged blobs from garbage collection until the commit."""
+        digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        return f"{STAGED_DIR}/{digest}.json"
 
 
 class DatasetVersion(BaseModel):
@@ -95,18 +117,15 @@ class Registry(BaseModel):
         return [v for v in self.versions if not v.is_archived]
 
     @classmethod
-    def load(cls, root: Path) -> Registry:
-        path = root / REGISTRY_FILE
-        if not path.exists():
-            return cls()
+    def from_bytes(cls, data: bytes, where: str) -> Registry:
         try:
-            return cls.model_validate_json(path.read_bytes())
+            return cls.model_validate_json(data)
         except ValidationError as exc:
-            raise StorageError(f"{path}: unreadable registry ({exc.error_count()} errors)") from exc
+            problem = f"{where}: unreadable registry ({exc.error_count()} errors)"
+            raise StorageError(problem) from exc
 
-    def save(self, root: Path) -> None:
-        """Replace versions.json atomically (fsutil: temp file, fsync, os.replace)."""
+    def to_bytes(self) -> bytes:
         payload = self.model_dump_json(
-            indent=2, exclude={"versions": {"__all__": {"tags", "path"}}}
+            indent=2, exclude={"versions": {"__all__": {"tags", "path"}}}, exclude_none=True
         )
-        fsutil.atomic_write_bytes(root / REGISTRY_FILE, payload.encode("utf-8"))
+        return payload.encode("utf-8")

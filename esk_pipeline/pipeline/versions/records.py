@@ -1,13 +1,16 @@
 """A version's records as Arrow tables, read from the Parquet copies every version keeps.
 
 Each data file (`train.jsonl`, shards, `eval.jsonl`) has a Parquet copy under `__parquet__/`
-with at least `row_id` and `domain`; counts and diffs read those, never the JSONL.
+with at least `row_id` and `domain`; counts and diffs read those, never the JSONL. A copy's
+records per domain are counted once, when its content is first stored, and kept in the
+manifest (`FileEntry.domains`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,7 +21,7 @@ from esk_pipeline.pipeline.dataset_layout import SPLITS
 from esk_pipeline.pipeline.ids import row_ids
 
 from .layout import data_files, parquet_name, split_of
-from .models import DatasetVersion, FileEntry, StorageError
+from .models import FileEntry, StorageError
 
 _COLUMNS = ("row_id", "domain", "split")
 
@@ -45,15 +48,19 @@ def write_parquet(jsonl: Path, target: Path) -> None:
     pq.write_table(read_jsonl(jsonl), target, compression="zstd")
 
 
-def split_counts(folder: Path, files: dict[str, FileEntry]) -> dict[str, Any]:
-    """Sample counts and domain distributions per split, from the Parquet copies."""
+def domain_counts(parquet: Path | IO[bytes]) -> dict[str, int]:
+    """Records per domain in a Parquet copy (what a manifest keeps for each copy)."""
+    domains = pq.read_table(parquet, columns=["domain"])["domain"]
+    return {str(item["values"]): int(item["counts"]) for item in domains.value_counts().to_pylist()}
+
+
+def split_counts(files: dict[str, FileEntry]) -> dict[str, Any]:
+    """Sample counts and domain distributions per split, from the Parquet copies' counts."""
     totals: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
     for name in data_files(files):
         split = split_of(name)
-        domains = pq.read_table(folder / parquet_name(name), columns=["domain"])["domain"]
-        for item in domains.value_counts().to_pylist():
-            key = str(item["values"])
-            totals[split][key] = totals[split].get(key, 0) + int(item["counts"])
+        for domain, n in (files[parquet_name(name)].domains or {}).items():
+            totals[split][domain] = totals[split].get(domain, 0) + n
     overall: dict[str, int] = {}
     for split in SPLITS:
         for domain, n in totals[split].items():
@@ -67,11 +74,13 @@ def split_counts(folder: Path, files: dict[str, FileEntry]) -> dict[str, Any]:
     }
 
 
-def records_table(folder: Path, entry: DatasetVersion) -> pa.Table:
-    """(row_id, domain, split) of every record, one row per row_id (first occurrence wins)."""
+def records_table(names: list[str], open_file: Callable[[str], IO[bytes]]) -> pa.Table:
+    """(row_id, domain, split) of the records of data files `names`, one row per row_id
+    (first occurrence wins); `open_file` opens a stored file by name."""
     parts = []
-    for name in data_files(entry.files):
-        table = pq.read_table(folder / parquet_name(name), columns=["row_id", "domain"])
+    for name in names:
+        with open_file(parquet_name(name)) as handle:
+            table = pq.read_table(handle, columns=["row_id", "domain"])
         table = table.cast(pa.schema([("row_id", pa.string()), ("domain", pa.string())]))
         split = pa.array([split_of(name)] * len(table), pa.string())
         parts.append(table.append_column("split", split))

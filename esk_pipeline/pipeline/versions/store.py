@@ -1,11 +1,16 @@
-"""DataStorage: versioned, verifiable, comparable datasets on a local folder.
+"""DataStorage: versioned, verifiable, comparable datasets on a local folder or object storage.
 
-A commit links the dataset's files into a folder staged beside `versions/` (blobs.py), adds
-Parquet copies and metadata.json, fsyncs it and renames it into place (fsutil.atomic_folder);
-only then is versions.json replaced. Opening the store removes whatever a crash left behind
-that the registry does not name (temporary files and folders, unregistered version folders,
-unreferenced blobs), so the store is always in the old or the new state. Every change holds
-`.lock`. Export, import, archiving and verification are in transfer.py.
+The store lives at any location (location.py): a local folder by default, or an fsspec URL
+such as s3://bucket/prefix. A version is a manifest of content-addressed blobs (blobs.py)
+kept in the registry: a commit uploads only content not stored yet (a digest cache beside
+the sources spares re-reading unchanged files), then writes the next registry snapshot with
+a write that fails if another writer took it first (catalog.py). That snapshot is the commit:
+before it the store is in the old state, after it in the new one. Opening the store removes
+what a crash left that no snapshot names.
+
+On a local folder each live version also has a folder of hard links to its blobs
+(`versions/vX.Y.Z/`, loadable as a Hugging Face dataset) and `current` points at one; this
+machine's writers take `.lock`. Export, import, archiving and verification are in transfer.py.
 """
 
 from __future__ import annotations
@@ -13,30 +18,42 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
+from upath import UPath
 
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
+from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import layout
-from .blobs import BlobStore
-from .diff import VersionDiff, diff_tables
-from .layout import Bump
+from .blobs import DIGEST_CACHE, BlobStore, DigestCache, blob_name
+from .catalog import REGISTRY_DIR, Catalog
+from .diff import VersionDiff, diff_versions
+from .layout import ARCHIVE_DIR, VERSIONS_DIR, Bump
+from .location import LocalLocation, open_location
 from .models import (
+    STAGED_DIR,
     DatasetVersion,
     DataStorageConfig,
     FileEntry,
     Registry,
+    StagedDataset,
     StorageError,
     VersionStatus,
 )
-from .records import records_table, split_counts, write_parquet
+from .records import domain_counts, split_counts, write_parquet
 from .transfer import Transfer
+
+T = TypeVar("T")
+# Tries of one registry change against concurrent writers before giving up.
+_MAX_ATTEMPTS = 50
 
 
 class DataStorage(Transfer):
@@ -44,15 +61,20 @@ class DataStorage(Transfer):
 
     def __init__(self, config: DataStorageConfig | None = None):
         self.config = config or DataStorageConfig()
-        self.root = Path(self.config.storage_dir).absolute()
-        self.versions_dir = self.root / "versions"
-        self.objects_dir = self.root / "objects"
-        self.archive_dir = self.root / "archive"
-        for folder in (self.versions_dir, self.objects_dir, self.archive_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.blobs = BlobStore(self.objects_dir)
-        self._lock = FileLock(self.root / ".lock", timeout=self.config.lock_timeout_seconds)
+        self.location = open_location(self.config.storage_dir)
+        local = isinstance(self.location, LocalLocation)
+        self.root: Path | UPath = self.location.root if local else UPath(self.location.url)
+        self.versions_dir = self.root / VERSIONS_DIR
+        if local:
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+        self.blobs = BlobStore(self.location)
+        self.catalog = Catalog(self.location)
+        # Without a lock (object storage) a concurrent commit's uploads look like orphans.
+        self._grace = 0.0 if local else self.config.orphan_grace_seconds
+        timeout = self.config.lock_timeout_seconds
+        self._lock = FileLock(self.root / ".lock", timeout=timeout) if local else None
         with self._locked():
+            self.catalog.adopt_legacy()
             self._recover(self._load())
 
     # ----------------------------------------------------------------- commits
@@ -85,8 +107,10 @@ class DataStorage(Transfer):
         folder = Path(train_path).parent
         if (folder / "README.md").is_file():
             sources["README.md"] = folder / "README.md"
-        metadata = layout.read_json(folder / "metadata.json")
-        return self._commit(sources, metadata, version_tag, description, status, created_by, bump)
+        with self._locked():
+            files = self._store_sources(sources, DigestCache(folder.parent / DIGEST_CACHE))
+            metadata = layout.read_json(folder / "metadata.json")
+            return self._commit(files, metadata, version_tag, description, status, created_by, bump)
 
     def commit_dataset(
         self,
@@ -104,7 +128,22 @@ class DataStorage(Transfer):
         version's returns that version instead of committing a copy (a re-run that changed
         nothing makes no new version).
         """
-        dataset_dir = Path(dataset_dir)
+        with self._locked():  # (on object storage, fresh blobs are spared by the grace period)
+            staged = self._stage(Path(dataset_dir))
+            return self.commit_staged(
+                staged, version_tag, description, status, created_by, bump, only_if_changed
+            )
+
+    def stage_dataset(self, dataset_dir: str | Path) -> StagedDataset:
+        """Store a DataWriter folder's files as blobs (content not stored yet only) and return
+        their manifest, which `commit_staged` turns into a version on this or any machine
+        sharing the store. Staged blobs are kept for `staged_ttl_seconds`."""
+        with self._locked():
+            staged = self._stage(Path(dataset_dir))
+            self.location.put_bytes(staged.marker_name(), staged.model_dump_json().encode())
+            return staged
+
+    def _stage(self, dataset_dir: Path) -> StagedDataset:
         if not dataset_dir.is_dir():
             raise StorageError(f"{dataset_dir}: not a dataset folder")
         sources = {
@@ -116,14 +155,42 @@ class DataStorage(Transfer):
         sources.pop("metadata.json", None)
         if not layout.data_files(sources):
             raise StorageError(f"{dataset_dir}: no train*.jsonl / eval*.jsonl files")
-        if only_if_changed and (same := self._current_if_identical(sources)) is not None:
-            return same
-        metadata = layout.read_json(dataset_dir / "metadata.json")
-        return self._commit(sources, metadata, version_tag, description, status, created_by, bump)
+        files = self._store_sources(sources, DigestCache(dataset_dir.parent / DIGEST_CACHE))
+        return StagedDataset(files=files, metadata=layout.read_json(dataset_dir / "metadata.json"))
+
+    def commit_staged(
+        self,
+        staged: StagedDataset,
+        version_tag: str | None = None,
+        description: str = "",
+        status: VersionStatus | str = VersionStatus.DRAFT,
+        created_by: str = "unknown",
+        bump: Bump = "minor",
+        only_if_changed: bool = False,
+    ) -> DatasetVersion:
+        """Commit a staged dataset (see `stage_dataset`) as a new version; `only_if_changed`
+        as in `commit_dataset`."""
+        with self._locked():
+            missing = [
+                name
+                for name, file in staged.files.items()
+                if not self.location.exists(blob_name(file.sha256))
+            ]
+            if missing:
+                raise StorageError(
+                    f"staged files are gone from {self.location.url} ({', '.join(missing[:3])}): "
+                    "staged longer ago than staged_ttl_seconds? Stage the dataset again"
+                )
+            same = self._current_if_identical(staged.files) if only_if_changed else None
+            version = same or self._commit(
+                staged.files, staged.metadata, version_tag, description, status, created_by, bump
+            )
+            self.location.delete(staged.marker_name())
+            return version
 
     def _commit(
         self,
-        sources: dict[str, Path],
+        files: dict[str, FileEntry],
         dataset_metadata: dict[str, Any] | None,
         version_tag: str | None,
         description: str,
@@ -135,18 +202,12 @@ class DataStorage(Transfer):
         status = VersionStatus(status)
         if status is VersionStatus.ARCHIVED:
             raise StorageError("a new version cannot be committed as archived")
-        for name, source in sources.items():
-            if not source.is_file():
-                raise StorageError(f"{source}: no such file (for {name})")
+        for name in files:
+            layout.check_stored_name(name)
         with self._locked():
-            registry = self._load()
-            version = layout.new_version_name(registry, version_tag, bump)
-            with fsutil.atomic_folder(self.versions_dir / version) as staging:
-                files = {n: self._link_object(src, staging, n) for n, src in sources.items()}
-                for name in layout.data_files(files):
-                    parquet = layout.parquet_name(name)
-                    if parquet not in files:
-                        files[parquet] = self._build_parquet(staging / name, staging, parquet)
+
+            def add(registry: Registry) -> DatasetVersion:
+                version = layout.new_version_name(registry, version_tag, bump)
                 entry = DatasetVersion(
                     version=version,
                     status=status,
@@ -155,33 +216,69 @@ class DataStorage(Transfer):
                     created_at=created_at or datetime.now(UTC),
                     parent=registry.current,
                     files={},
-                    **split_counts(staging, files),
+                    **split_counts(files),
                 )
                 metadata = entry.model_dump(mode="json", exclude={"files", "tags", "path"})
                 metadata["dataset"] = dataset_metadata
                 text = json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-                meta = text.encode("utf-8")
-                files["metadata.json"] = self._link_bytes(meta, staging, "metadata.json")
-                entry.files = dict(sorted(files.items()))
-            registry.versions.append(entry)
-            registry.current = version
-            self._save(registry)
-            self._point_current(version)
-            if self.config.auto_archive_old:
-                self._archive_old(registry)
-            return self._public(registry, registry.find(version) or entry)
+                meta = self.blobs.put_bytes(text.encode("utf-8"))
+                entry.files = dict(sorted({**files, "metadata.json": meta}.items()))
+                registry.versions.append(entry)
+                registry.current = version
+                return entry
 
-    def _current_if_identical(self, sources: dict[str, Path]) -> DatasetVersion | None:
+            _, entry = self._update(add)
+            if self.config.auto_archive_old:
+                self._archive_old()
+            return self.get_version(entry.version)
+
+    def _store_sources(
+        self, sources: dict[str, Path], digest_cache: DigestCache
+    ) -> dict[str, FileEntry]:
+        """Each source as a blob (only content not stored yet is uploaded), and a Parquet copy
+        with its per-domain counts for each data file (reused when the content was seen)."""
+        for name, source in sources.items():
+            layout.check_stored_name(name)
+            if not source.is_file():
+                raise StorageError(f"{source}: no such file (for {name})")
+        registry = self._load()
+        counted = {
+            f.sha256: f.domains
+            for v in registry.versions
+            for f in v.files.values()
+            if f.domains is not None
+        }
+        copies = {
+            v.files[name].sha256: v.files[layout.parquet_name(name)]
+            for v in registry.versions
+            for name in layout.data_files(v.files)
+            if layout.parquet_name(name) in v.files
+        }
+        digests = digest_cache.digests(sources)
+        files = {name: self.blobs.put(source, digests[name]) for name, source in sources.items()}
+        for name in layout.data_files(files):
+            parquet = layout.parquet_name(name)
+            copy = copies.get(files[name].sha256)
+            if parquet in files:
+                entry = files[parquet]
+                domains = counted.get(entry.sha256) or domain_counts(sources[parquet])
+                files[parquet] = entry.model_copy(update={"domains": domains})
+            elif copy is not None and copy.domains and self.location.exists(blob_name(copy.sha256)):
+                files[parquet] = copy
+            else:
+                files[parquet] = self._build_parquet(sources[name])
+        return files
+
+    def _current_if_identical(self, files: dict[str, FileEntry]) -> DatasetVersion | None:
         registry = self._load()
         current = registry.find(registry.current) if registry.current else None
         if current is None:
             return None
-        stored = {n: f.sha256 for n, f in current.files.items() if n in sources}
-        if stored.keys() != sources.keys():
-            return None
-        if any(fsutil.file_digest(path) != stored[name] for name, path in sources.items()):
-            return None
-        return self._public(registry, current)
+
+        def content(files: dict[str, FileEntry]) -> dict[str, str]:
+            return {n: f.sha256 for n, f in files.items() if n != "metadata.json"}
+
+        return self._public(registry, current) if content(current.files) == content(files) else None
 
     # --------------------------------------------------------------- reading
 
@@ -204,13 +301,13 @@ class DataStorage(Transfer):
         """Counts and sizes: total_size_mb is bytes on disk (shared blobs once, archives)."""
         registry = self._load()
         on_disk = self.blobs.size_on_disk()
-        on_disk += sum(p.stat().st_size for p in self.archive_dir.glob("*.tar.gz"))
+        on_disk += sum(size for size, _ in self.location.listing(ARCHIVE_DIR).values())
         by_status = {s.value: 0 for s in VersionStatus}
         for v in registry.versions:
             by_status[v.status.value] += 1
         ordered = layout.by_version(registry.versions)
         return {
-            "storage_dir": str(self.root),
+            "storage_dir": self.location.url,
             "total_versions": len(registry.versions),
             "by_status": by_status,
             "archived_versions": by_status[VersionStatus.ARCHIVED.value],
@@ -225,35 +322,41 @@ class DataStorage(Transfer):
         """Record-level diff from `a` to `b` (added, removed, relabelled, moved, per domain)."""
         registry = self._load()
         old_entry, new_entry = self._resolve(registry, a), self._resolve(registry, b)
-        with self._readable(old_entry) as old_dir, self._readable(new_entry) as new_dir:
-            old = records_table(old_dir, old_entry)
-            new = records_table(new_dir, new_entry)
-        return diff_tables(old_entry, new_entry, old, new, examples)
+        with self._readable(old_entry) as open_old, self._readable(new_entry) as open_new:
+            return diff_versions(old_entry, new_entry, open_old, open_new, examples)
 
     # ------------------------------------------------------------ operations
 
-    def checkout(self, ref: str) -> Path:
-        """Point `current` at a version (restoring it from the archive if needed); its folder."""
+    def checkout(self, ref: str) -> Path | UPath:
+        """Point `current` at a version (restoring it from the archive if needed); its folder.
+
+        On a local folder every live version has its folder already (hard links); on object
+        storage the version's files are copied there now (server-side), once.
+        """
         with self._locked():
-            registry = self._load()
-            entry = self._resolve(registry, ref)
+            entry = self._resolve(self._load(), ref)
             if entry.is_archived:
-                self._restore(registry, entry)
-            registry.current = entry.version
-            self._save(registry)
-            self._point_current(entry.version)
+                self._restore(entry)
+
+            def point(registry: Registry) -> None:
+                registry.current = self._resolve(registry, entry.version).version
+
+            self._update(point)
             if self.config.auto_archive_old:
-                self._archive_old(registry)
-            return self.versions_dir / entry.version
+                self._archive_old()
+            return self._materialise(self.get_version(entry.version))
 
     def tag_version(self, version: str, tag: str) -> DatasetVersion:
         """Name a version (e.g. "production"); a tag moves if it already named another version."""
         layout.check_tag(tag)
         with self._locked():
-            registry = self._load()
-            entry = self._resolve(registry, version)
-            registry.tags[tag] = entry.version
-            self._save(registry)
+
+            def tag_it(registry: Registry) -> DatasetVersion:
+                entry = self._resolve(registry, version)
+                registry.tags[tag] = entry.version
+                return entry
+
+            registry, entry = self._update(tag_it)
             return self._public(registry, entry)
 
     def set_status(self, ref: str, status: VersionStatus | str) -> DatasetVersion:
@@ -262,19 +365,28 @@ class DataStorage(Transfer):
         if status is VersionStatus.ARCHIVED:
             raise StorageError("versions are archived automatically past max_versions")
         with self._locked():
-            registry = self._load()
-            entry = self._resolve(registry, ref)
-            if entry.is_archived:
-                entry.status_before_archive = status
-            else:
-                entry.status = status
-            self._save(registry)
+
+            def set_it(registry: Registry) -> DatasetVersion:
+                entry = self._resolve(registry, ref)
+                if entry.is_archived:
+                    entry.status_before_archive = status
+                else:
+                    entry.status = status
+                return entry
+
+            registry, entry = self._update(set_it)
             return self._public(registry, entry)
 
     # -------------------------------------------------------------- internals
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """Serialises this machine's writers on a local folder (so recovery may remove any
+        orphan at once); on object storage the registry's conditional write is the only
+        guard, and recovery spares orphans younger than the grace period."""
+        if self._lock is None:
+            yield
+            return
         try:
             with self._lock:
                 yield
@@ -282,63 +394,104 @@ class DataStorage(Transfer):
             raise StorageError(f"{self.root}: another process holds the storage lock") from exc
 
     def _load(self) -> Registry:
-        return Registry.load(self.root)
+        return self.catalog.read()[1]
 
-    def _save(self, registry: Registry) -> None:
-        registry.save(self.root)
+    def _update(self, change: Callable[[Registry], T]) -> tuple[Registry, T]:
+        """Apply `change` to the latest registry and commit it as the next snapshot; when
+        another writer committed first, re-read and apply it again (catalog.py)."""
+        for _ in range(_MAX_ATTEMPTS):
+            number, registry = self.catalog.read()
+            result = change(registry)
+            if self.catalog.write(number + 1, registry):
+                self._sync_folders(registry)
+                return registry, result
+        raise StorageError(f"{self.root}: gave up after {_MAX_ATTEMPTS} concurrent changes")
 
     def _public(self, registry: Registry, entry: DatasetVersion) -> DatasetVersion:
         tags = sorted(t for t, v in registry.tags.items() if v == entry.version)
-        path = None if entry.is_archived else self.versions_dir / entry.version
+        local = self.location.is_local and not entry.is_archived
+        path = self.versions_dir / entry.version if local else None
         return entry.model_copy(update={"tags": tags, "path": path})
 
     def _resolve(self, registry: Registry, ref: str) -> DatasetVersion:
         return layout.resolve(registry, ref)
 
-    def _link_object(self, source: Path, folder: Path, name: str) -> FileEntry:
-        return self.blobs.link(source, folder, name)
-
-    def _link_bytes(self, data: bytes, folder: Path, name: str) -> FileEntry:
-        """Link `data` as `name`, via a temporary file beside it."""
-        tmp = fsutil.temp_path(folder / name)
-        try:
-            tmp.write_bytes(data)
-            return self._link_object(tmp, folder, name)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _build_parquet(self, jsonl: Path, folder: Path, name: str) -> FileEntry:
+    def _build_parquet(self, jsonl: Path) -> FileEntry:
         """The Parquet copy of a JSONL file that diffs read (row_id filled in from the text)."""
-        tmp = fsutil.temp_path(layout.stored_path(folder, name))
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            write_parquet(jsonl, tmp)
-            return self._link_object(tmp, folder, name)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("parquet")) as tmp:
+            local = Path(tmp) / "copy.parquet"
+            write_parquet(jsonl, local)
+            entry = self.blobs.put(local, fsutil.file_digest(local))
+            return entry.model_copy(update={"domains": domain_counts(local)})
 
-    def _point_current(self, version: str) -> None:
-        layout.point_current(self.root, version)
+    def _materialise(self, entry: DatasetVersion) -> Path | UPath:
+        """The version's folder (copied from its blobs on object storage, where missing)."""
+        if entry.path is not None:
+            return entry.path
+        folder = f"{VERSIONS_DIR}/{entry.version}"
+        present = self.location.listing(folder)
+        for name, file in entry.files.items():
+            target = f"{folder}/{name}"
+            if present.get(target, (None,))[0] != file.size:
+                self.location.copy(blob_name(file.sha256), target)
+        return UPath(f"{self.location.url}/{folder}")
 
     def _read_current_pointer(self) -> str | None:
+        if not isinstance(self.location, LocalLocation):
+            return self._load().current  # object storage: the registry is the pointer
         return layout.read_current_pointer(self.root)
 
-    def _recover(self, registry: Registry) -> None:
-        """Remove what an interrupted operation left behind; the registry decides what is real."""
-        for folder in (self.root, self.versions_dir, self.archive_dir):
-            fsutil.remove_leftovers(folder)
-        live = {v.version for v in registry.live()}
+    def _sync_folders(self, registry: Registry) -> None:
+        """Local folders follow the registry: a hard-linked folder per live version, none
+        for any other, `current` naming the current one (each step atomic and repeatable,
+        so a crash between the registry and these is repaired by the next one)."""
+        if not isinstance(self.location, LocalLocation):
+            return
+        live = {v.version: v for v in registry.live()}
+        fsutil.remove_leftovers(self.versions_dir)
         for folder in self.versions_dir.iterdir():
             if folder.name not in live:
                 shutil.rmtree(folder, ignore_errors=True)
-        archives = {v.archive for v in registry.versions if v.archive}
-        for path in self.archive_dir.iterdir():
-            if path.relative_to(self.root).as_posix() not in archives:
-                path.unlink(missing_ok=True)
-        self._collect_garbage(registry)
+        for version, entry in live.items():
+            if not (self.versions_dir / version).is_dir():
+                with fsutil.atomic_folder(self.versions_dir / version) as staging:
+                    for name, file in entry.files.items():
+                        self.blobs.link(file.sha256, staging, name)
         if registry.current and self._read_current_pointer() != registry.current:
-            self._point_current(registry.current)
+            layout.point_current(self.root, registry.current)
+
+    def _recover(self, registry: Registry) -> None:
+        """Remove what an interrupted operation left behind; the registry decides what is real.
+
+        On object storage only what is older than the grace period: it may be a commit in
+        flight on another machine.
+        """
+        if isinstance(self.location, LocalLocation):
+            for folder in (self.root, self.root / REGISTRY_DIR, self.root / ARCHIVE_DIR):
+                fsutil.remove_leftovers(folder)
+        cutoff = time.time() - self._grace
+        archives = {v.archive for v in registry.versions if v.archive}
+        for name, (_, modified) in self.location.listing(ARCHIVE_DIR).items():
+            if name not in archives and modified <= cutoff:
+                self.location.delete(name)
+        if not isinstance(self.location, LocalLocation):
+            live = {f"{VERSIONS_DIR}/{v.version}/" for v in registry.live()}
+            for name in self.location.listing(VERSIONS_DIR):
+                if not any(name.startswith(prefix) for prefix in live):
+                    self.location.delete(name)
+        self._collect_garbage(registry)
+        self._sync_folders(registry)
 
     def _collect_garbage(self, registry: Registry) -> None:
-        """Delete blobs no live version uses (and temporary blobs of an interrupted write)."""
-        self.blobs.collect_garbage(f.sha256 for v in registry.live() for f in v.files.values())
+        """Delete blobs no live version or recent staged dataset uses (and temporary blobs of
+        an interrupted write); staged datasets past their time go first."""
+        used = {f.sha256 for v in registry.live() for f in v.files.values()}
+        expired = time.time() - self.config.staged_ttl_seconds
+        for name, (_, modified) in self.location.listing(STAGED_DIR).items():
+            if modified <= expired:
+                self.location.delete(name)
+                continue
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                staged = StagedDataset.model_validate_json(self.location.read_bytes(name))
+                used.update(f.sha256 for f in staged.files.values())
+        self.blobs.collect_garbage(used, self._grace)

@@ -3,7 +3,9 @@
 An export is one .tar.gz (or .zip) holding `manifest.json` (the version's registry entry with
 checksums) and its files under `data/`; an import checks every name and checksum before it
 commits. Old versions are compressed into `archive/` while more than `max_versions` live
-(tagged and current versions never are); `checkout` restores one. `verify` re-hashes files.
+(tagged and current versions never are); `checkout` restores one. `verify` re-hashes files
+(the local folder of each version, or its blobs on object storage). Files are read from the
+store's location; unpacking happens in a scratch folder on this machine.
 
 `Transfer` is a base class of `DataStorage` (store.py): these methods use its registry,
 lock and commit.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import io
 import json
 import shutil
 import tarfile
@@ -21,7 +25,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -29,10 +33,15 @@ from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import layout
-from .models import DatasetVersion, Registry, StorageError, VersionStatus
+from .blobs import DigestCache, blob_name
+from .layout import ARCHIVE_DIR
+from .models import DatasetVersion, FileEntry, Registry, StorageError, VersionStatus
 
 if TYPE_CHECKING:
+    from upath import UPath
+
     from .blobs import BlobStore
+    from .location import Location
     from .models import DataStorageConfig
 
 EXPORT_FORMAT = "esk-dataset-export/1"
@@ -45,16 +54,18 @@ class Transfer:
     """Export, import, archive, restore and verify (mixed into DataStorage)."""
 
     config: DataStorageConfig
-    root: Path
-    versions_dir: Path
+    root: Path | UPath
+    versions_dir: Path | UPath
+    location: Location
     blobs: BlobStore
     _locked: Callable[[], contextlib.AbstractContextManager[None]]
     _load: Callable[[], Registry]
-    _save: Callable[[Registry], None]
+    _update: Callable[..., tuple[Registry, Any]]
     _resolve: Callable[[Registry, str], DatasetVersion]
     _read_current_pointer: Callable[[], str | None]
     _collect_garbage: Callable[[Registry], None]
     _commit: Callable[..., DatasetVersion]
+    _store_sources: Callable[[dict[str, Path], DigestCache], dict[str, FileEntry]]
     get_version: Callable[[str], DatasetVersion]
 
     def verify(self, ref: str | None = None) -> list[str]:
@@ -76,15 +87,15 @@ class Transfer:
         entry = self._resolve(self._load(), ref)
         manifest = {
             "format": EXPORT_FORMAT,
-            "version": entry.model_dump(mode="json", exclude={"tags", "path"}),
+            "version": entry.model_dump(mode="json", exclude={"tags", "path"}, exclude_none=True),
         }
         manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
-        with self._readable(entry) as folder:
-            problems = _verify_files(entry, folder)
+        with self._readable(entry) as open_file:
+            problems = _verify_files(entry, open_file)
             if problems:
                 raise StorageError(f"{entry.version} is damaged: {problems[0]}")
             write = _write_zip if out_file.name.endswith(".zip") else _write_tar
-            writer = functools.partial(write, manifest_bytes, folder, entry)
+            writer = functools.partial(write, manifest_bytes, open_file, entry)
             fsutil.atomic_write_with(out_file, writer)
         return out_file
 
@@ -97,7 +108,7 @@ class Transfer:
         archive = Path(archive)
         if not archive.is_file():
             raise StorageError(f"{archive}: no such file")
-        with self._locked(), _scratch_folder(self.root / "import") as folder:  # re-entrant lock
+        with self._locked(), _scratch_folder("import") as folder:  # re-entrant lock
             manifest = _extract_export(archive, folder, self.config.max_import_bytes)
             try:
                 source = DatasetVersion.model_validate(manifest["version"])
@@ -109,7 +120,7 @@ class Transfer:
                     layout.stored_path(data, name)
             except StorageError as exc:
                 raise StorageError(f"{archive}: refused, {exc}") from exc
-            problems = _verify_files(source, data)
+            problems = _verify_files(source, _folder_opener(data), _present(data))
             if problems:
                 raise StorageError(f"{archive}: corrupt archive, {problems[0]}")
             name = layout.normalise_version(version_tag or source.version)
@@ -127,8 +138,9 @@ class Transfer:
         if status is VersionStatus.ARCHIVED:
             status = VersionStatus.STABLE
         metadata = layout.read_json(data / "metadata.json") or {}
+        sources = {n: data / n for n in source.files if n != "metadata.json"}
         return self._commit(
-            {n: data / n for n in source.files if n != "metadata.json"},
+            self._store_sources(sources, DigestCache(None)),
             {**(metadata.get("dataset") or {}), "imported_from": source.version},
             name,
             source.description,
@@ -140,125 +152,174 @@ class Transfer:
 
     # ------------------------------------------------------------- archiving
 
-    def _archive_old(self, registry: Registry) -> None:
-        """Compress the oldest untagged, non-current versions while more than max_versions live."""
-        live = layout.by_version(registry.live())
-        protected = {registry.current, *registry.tags.values()}
-        excess = len(live) - self.config.max_versions
-        for entry in [v for v in live if v.version not in protected][: max(0, excess)]:
-            relative = f"archive/{entry.version}.tar.gz"
-            target = self.root / relative
-            folder = self.versions_dir / entry.version
-            fsutil.atomic_write_with(target, functools.partial(_write_tar, None, folder, entry))
-            entry.status_before_archive = entry.status
-            entry.status = VersionStatus.ARCHIVED
-            entry.archive = relative
-            entry.archive_sha256 = fsutil.file_digest(target)
-            self._save(registry)
-            shutil.rmtree(folder)
-        if excess > 0:
-            self._collect_garbage(registry)
+    def _archive_old(self) -> None:
+        """Compress the oldest untagged, non-current versions while more than max_versions live.
 
-    def _restore(self, registry: Registry, entry: DatasetVersion) -> None:
-        """Unpack an archived version, check it, and make it live again."""
-        archive = self.root / (entry.archive or "")
-        if not archive.is_file() or fsutil.file_digest(archive) != entry.archive_sha256:
-            raise StorageError(f"{entry.version}: archive {archive} is missing or damaged")
-        with _scratch_folder(self.root / entry.version) as unpacked:
-            with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(unpacked, filter="data")
-            problems = _verify_files(entry, unpacked)
+        The archives are written first, then one registry change marks their versions
+        archived; an archive no snapshot names (a crash in between) is removed by recovery.
+        """
+        registry = self._load()
+        written = {}
+        for entry in _to_archive(registry, self.config.max_versions):
+            name = f"{ARCHIVE_DIR}/{entry.version}.tar.gz"
+            with self._readable(entry) as open_file:
+                write = functools.partial(_write_tar, None, open_file, entry)
+                self.location.write_with(name, write)
+            with self.location.open(name) as handle:
+                written[entry.version] = (name, hashlib.file_digest(handle, "sha256").hexdigest())
+        if not written:
+            return
+
+        def mark(registry: Registry) -> None:
+            for entry in _to_archive(registry, self.config.max_versions):
+                if entry.version in written:
+                    entry.status_before_archive = entry.status
+                    entry.status = VersionStatus.ARCHIVED
+                    entry.archive, entry.archive_sha256 = written[entry.version]
+
+        registry, _ = self._update(mark)
+        self._collect_garbage(registry)
+
+    def _restore(self, entry: DatasetVersion) -> None:
+        """Unpack an archived version, check it, store its blobs and make it live again."""
+        archive = entry.archive or ""
+        with _scratch_folder(entry.version) as unpacked:
+            try:
+                self.location.get_file(archive, unpacked / "archive.tar.gz")
+            except FileNotFoundError:
+                raise StorageError(f"{entry.version}: archive {archive} is missing") from None
+            if fsutil.file_digest(unpacked / "archive.tar.gz") != entry.archive_sha256:
+                raise StorageError(f"{entry.version}: archive {archive} is damaged")
+            with tarfile.open(unpacked / "archive.tar.gz", "r:gz") as tar:
+                tar.extractall(unpacked / "files", filter="data")
+            files = unpacked / "files"
+            problems = _verify_files(entry, _folder_opener(files), _present(files))
             if problems:
                 raise StorageError(f"{entry.version}: archive is damaged: {problems[0]}")
-            with fsutil.atomic_folder(self.versions_dir / entry.version) as staging:
-                for name in entry.files:
-                    self.blobs.link(unpacked / name, staging, name)
-        entry.status = entry.status_before_archive or VersionStatus.STABLE
-        entry.status_before_archive = None
-        entry.archive = None
-        entry.archive_sha256 = None
-        self._save(registry)
-        archive.unlink()
+            for name, file in entry.files.items():
+                self.blobs.put(files / name, file.sha256)
+
+        def unarchive(registry: Registry) -> None:
+            found = self._resolve(registry, entry.version)
+            if found.is_archived:
+                found.status = found.status_before_archive or VersionStatus.STABLE
+                found.status_before_archive = None
+                found.archive = None
+                found.archive_sha256 = None
+
+        self._update(unarchive)
+        self.location.delete(archive)
 
     @contextlib.contextmanager
-    def _readable(self, entry: DatasetVersion) -> Iterator[Path]:
-        """The version's folder; an archived version is unpacked into a temporary one."""
+    def _readable(self, entry: DatasetVersion) -> Iterator[Callable[[str], IO[bytes]]]:
+        """Opens the version's files by name: its blobs, or, archived, its unpacked archive."""
         if not entry.is_archived:
-            yield self.versions_dir / entry.version
+            yield lambda name: self.location.open(blob_name(entry.files[name].sha256))
             return
-        with tempfile.TemporaryDirectory(prefix=scratch_prefix("archived")) as tmp:
-            with tarfile.open(self.root / (entry.archive or ""), "r:gz") as tar:
+        with _scratch_folder("archived") as tmp:
+            with (
+                self.location.open(entry.archive or "") as handle,
+                tarfile.open(fileobj=handle, mode="r:gz") as tar,
+            ):
                 tar.extractall(tmp, filter="data")
-            yield Path(tmp)
+            yield _folder_opener(tmp)
 
     def _verify_entry(self, entry: DatasetVersion) -> list[str]:
         if entry.is_archived:
-            archive = self.root / (entry.archive or "")
-            if not archive.is_file():
+            archive = entry.archive or ""
+            try:
+                with self.location.open(archive) as handle:
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            except FileNotFoundError:
                 return [f"{entry.version}: archive {entry.archive} is missing"]
-            if fsutil.file_digest(archive) != entry.archive_sha256:
+            if digest != entry.archive_sha256:
                 return [f"{entry.version}: archive {entry.archive} checksum mismatch"]
             return []
-        folder = self.versions_dir / entry.version
+        if not self.location.is_local:
+            with self._readable(entry) as open_file:
+                return _verify_files(entry, open_file)
+        folder = Path(self.versions_dir) / entry.version
         if not folder.is_dir():
             return [f"{entry.version}: folder {folder} is missing"]
-        return _verify_files(entry, folder)
+        return _verify_files(entry, _folder_opener(folder), _present(folder))
 
 
-def _verify_files(entry: DatasetVersion, folder: Path) -> list[str]:
+def _to_archive(registry: Registry, max_versions: int) -> list[DatasetVersion]:
+    """The oldest live versions past `max_versions`, never the current or a tagged one."""
+    live = layout.by_version(registry.live())
+    protected = {registry.current, *registry.tags.values()}
+    excess = len(live) - max_versions
+    return [v for v in live if v.version not in protected][: max(0, excess)]
+
+
+def _verify_files(
+    entry: DatasetVersion,
+    open_file: Callable[[str], IO[bytes]],
+    present: set[str] | None = None,
+) -> list[str]:
+    """Checksum problems of the entry's files; with `present` (a folder's files), also
+    files the entry does not name."""
     problems = []
     for name, expected in entry.files.items():
-        path = folder / name
-        if not path.is_file():
+        try:
+            with open_file(name) as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except FileNotFoundError:
             problems.append(f"{entry.version}: {name} is missing")
-        elif path.stat().st_size != expected.size or fsutil.file_digest(path) != expected.sha256:
+            continue
+        if digest != expected.sha256:
             problems.append(f"{entry.version}: {name} checksum mismatch (file was changed)")
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    for extra in sorted(present - set(entry.files)):
+    for extra in sorted((present or set()) - set(entry.files)):
         problems.append(f"{entry.version}: unexpected file {extra}")
     return problems
 
 
+def _folder_opener(folder: Path) -> Callable[[str], IO[bytes]]:
+    return lambda name: (folder / name).open("rb")
+
+
+def _present(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
 @contextlib.contextmanager
-def _scratch_folder(beside: Path) -> Iterator[Path]:
-    """A temporary folder under fsutil's temporary name (recovery removes a leftover one)."""
-    folder = fsutil.temp_path(beside)
-    folder.mkdir()
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def _scratch_folder(kind: str) -> Iterator[Path]:
+    """A scratch folder on this machine (fsutil.remove_dead_scratch removes a killed one's)."""
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix(kind)) as tmp:
+        yield Path(tmp)
 
 
-def _write_tar(manifest: bytes | None, folder: Path, entry: DatasetVersion, tmp: Path) -> None:
+def _write_tar(
+    manifest: bytes | None,
+    open_file: Callable[[str], IO[bytes]],
+    entry: DatasetVersion,
+    tmp: Path,
+) -> None:
     """A gzip'd tar of the version's files: under data/ with a manifest (an export), else bare."""
     prefix = "data/" if manifest is not None else ""
+    stamp = entry.created_at.timestamp()
     with tarfile.open(tmp, "w:gz") as archive:
         if manifest is not None:
-            info = tarfile.TarInfo("manifest.json")
-            info.size = len(manifest)
-            archive.addfile(info, _BytesReader(manifest))
-        for name in entry.files:
-            archive.add(folder / name, f"{prefix}{name}")
+            archive.addfile(_member("manifest.json", len(manifest), stamp), io.BytesIO(manifest))
+        for name, file in entry.files.items():
+            with open_file(name) as handle:
+                archive.addfile(_member(f"{prefix}{name}", file.size, stamp), handle)
 
 
-def _write_zip(manifest: bytes, folder: Path, entry: DatasetVersion, tmp: Path) -> None:
+def _member(name: str, size: int, mtime: float) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, int(mtime), 0o644
+    return info
+
+
+def _write_zip(
+    manifest: bytes, open_file: Callable[[str], IO[bytes]], entry: DatasetVersion, tmp: Path
+) -> None:
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", manifest)
         for name in entry.files:
-            archive.write(folder / name, f"data/{name}")
-
-
-class _BytesReader:
-    """A minimal file object over bytes for tarfile.addfile."""
-
-    def __init__(self, data: bytes):
-        self._data, self._pos = data, 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._data) if size < 0 else self._pos + size
-        chunk, self._pos = self._data[self._pos : end], min(end, len(self._data))
-        return chunk
+            with open_file(name) as handle, archive.open(f"data/{name}", "w") as member:
+                shutil.copyfileobj(handle, member)
 
 
 def _content(entry: DatasetVersion) -> dict[str, str]:

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from esk_pipeline.pipeline.etl import ETLConfig, ETLError
@@ -30,15 +31,17 @@ def _wide_csv(folder: Path, columns: int = 40_000) -> Path:
 
 
 def _load(workers: ETLWorkers, path: Path, config: ETLConfig, **kwargs):
-    return asyncio.run(workers.load(path, path.name, config, **kwargs))
+    rows_file = path.with_name(f"{path.name}.rows.parquet")
+    return asyncio.run(workers.load(path, path.name, config, rows_file, **kwargs))
 
 
-def test_a_load_in_a_worker_gives_the_etl_result(tmp_path):
+def test_a_load_in_a_worker_writes_the_rows_to_a_file_and_returns_the_accounting(tmp_path):
     path = tmp_path / "logs.csv"
     path.write_text("Текст;Дата\nнет горячей воды третий день;2026-11-01\nне вывозят мусор;\n")
-    result = _load(ETLWorkers(WorkerLimits()), path, _config())
-    assert result.cleaned["text"].tolist() == ["нет горячей воды третий день", "не вывозят мусор"]
-    assert result.stats.rows_in == 2 and result.stats.format == "csv"
+    stats = _load(ETLWorkers(WorkerLimits()), path, _config())
+    rows = pd.read_parquet(tmp_path / "logs.csv.rows.parquet")
+    assert rows["text"].tolist() == ["нет горячей воды третий день", "не вывозят мусор"]
+    assert stats.rows_in == 2 and stats.format == "csv"
 
 
 def test_an_etl_error_in_the_worker_comes_back_as_it_is(tmp_path):
@@ -85,7 +88,9 @@ def test_kill_all_stops_running_loads_and_refuses_new_ones(tmp_path):
     pids: list[int] = []
 
     async def scenario() -> None:
-        load = asyncio.create_task(workers.load(path, "wide.csv", _config(max_columns=100_000)))
+        load = asyncio.create_task(
+            workers.load(path, "wide.csv", _config(max_columns=100_000), tmp_path / "rows")
+        )
         while workers.running == 0:
             await asyncio.sleep(0.01)
         pids.extend(p.pid for p in workers._running)

@@ -45,7 +45,7 @@ def make_storage(tmp_path: Path, **overrides) -> DataStorage:
 
 
 def objects_bytes(storage: DataStorage) -> int:
-    return sum(p.stat().st_size for p in storage.objects_dir.rglob("*") if p.is_file())
+    return storage.blobs.size_on_disk()
 
 
 def consistent(store: Path) -> list[str]:

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.versions import (
     StorageError,
 )
@@ -38,16 +39,17 @@ def test_link_copies_only_without_hard_links_and_never_replaces_a_file(tmp_path,
     folder = tmp_path / "folder"
     folder.mkdir()
     (folder / "eval.jsonl").write_text("keep me\n", encoding="utf-8")
+    entry = storage.blobs.put(source, fsutil.file_digest(source))
     with pytest.raises(FileExistsError):
-        storage._link_object(source, folder, "eval.jsonl")
+        storage.blobs.link(entry.sha256, folder, "eval.jsonl")
     assert (folder / "eval.jsonl").read_text(encoding="utf-8") == "keep me\n"
     with pytest.raises(StorageError, match=r"unsafe file name '\.\./train\.jsonl'"):
-        storage._link_object(source, folder, "../train.jsonl")
+        storage.blobs.link(entry.sha256, folder, "../train.jsonl")
 
     def no_hard_links(src, dst):
         raise OSError(errno.EXDEV, "cross-device link")
 
     monkeypatch.setattr(os, "link", no_hard_links)
-    entry = storage._link_object(source, folder, "train.jsonl")
+    storage.blobs.link(entry.sha256, folder, "train.jsonl")
     assert (folder / "train.jsonl").read_bytes() == source.read_bytes()
     assert entry.size == source.stat().st_size

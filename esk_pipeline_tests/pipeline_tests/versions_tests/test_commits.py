@@ -43,8 +43,8 @@ def test_commit_auto_increments_and_keeps_the_seed_folder_shape(tmp_path):
     }
     assert (folder / "__parquet__" / "train.parquet").is_file()
     assert os.readlink(storage.root / "current") == "versions/v3.0.0"
-    registry = json.loads((storage.root / "versions.json").read_text())
-    assert registry["current"] == "v3.0.0"
+    snapshots = sorted((storage.root / "registry").iterdir())
+    assert json.loads(snapshots[-1].read_text())["current"] == "v3.0.0"
     assert first.train_samples + first.eval_samples == 60
     assert first.domain_distribution == {d: 20 for d in DOMAINS}
     assert storage.get_version("1.0.0").description == "first"

@@ -105,14 +105,16 @@ def test_opening_the_store_removes_what_interrupted_writes_left(tmp_path):
     store = make_storage(tmp_path)
     store.commit_dataset(write_dataset(tmp_path, sample_records(), "ds"))
     leftovers = [
-        fsutil.temp_path(store.root / "versions.json"),
+        fsutil.temp_path(store.root / "registry" / "00000002.json"),
         fsutil.temp_path(store.versions_dir / "v1.1.0"),
-        fsutil.temp_path(store.objects_dir / "ab" / "blob"),
+        fsutil.temp_path(store.root / "objects" / "ab" / "blob"),
+        store.root / "objects" / "ab" / ("ab" * 32),  # a blob no version names
+        store.root / "archive" / "v1.1.0.tar.gz",  # an archive no version names
         store.versions_dir / "v9.0.0",  # a folder the registry does not name
     ]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.name.startswith("."):
+        if path.name.startswith(".") or path.parent.name in ("ab", "archive"):
             path.write_bytes(b"half")
         else:
             path.mkdir()

@@ -1,0 +1,73 @@
+"""The registry's snapshots: the version store's one commit point, safe on object storage.
+
+Every change to the registry writes a whole new snapshot `registry/<n>.json` under the next
+number, with a write that succeeds only if that name is still free (location.put_new: a
+hard link on a local folder, a conditional put on S3). The highest number is the registry.
+Two writers that read the same snapshot race for the same next name: one wins, the other
+re-reads and re-applies its change. A crash before that write leaves the old registry, after
+it the new one; nothing else a commit writes is visible until a snapshot names it.
+
+Only the last KEEP_SNAPSHOTS snapshots are kept. A store made before snapshots existed
+(`versions.json`) becomes snapshot 1 when it is first opened.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .location import Location
+from .models import Registry
+
+REGISTRY_DIR = "registry"
+LEGACY_REGISTRY = "versions.json"
+KEEP_SNAPSHOTS = 20
+_SNAPSHOT = re.compile(rf"{REGISTRY_DIR}/(\d{{8}})\.json")
+
+
+def snapshot_name(number: int) -> str:
+    return f"{REGISTRY_DIR}/{number:08d}.json"
+
+
+class Catalog:
+    """Reads the latest registry snapshot and writes the next one."""
+
+    def __init__(self, location: Location):
+        self.location = location
+
+    def numbers(self) -> list[int]:
+        """The snapshot numbers present, oldest first."""
+        found = (_SNAPSHOT.fullmatch(name) for name in self.location.listing(REGISTRY_DIR))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def read(self) -> tuple[int, Registry]:
+        """(number, registry) of the latest snapshot; (0, empty) for a new store."""
+        for _ in range(5):  # a snapshot may be pruned between listing and reading
+            numbers = self.numbers()
+            if not numbers:
+                return 0, Registry()
+            name = snapshot_name(numbers[-1])
+            try:
+                data = self.location.read_bytes(name)
+            except FileNotFoundError:
+                continue
+            return numbers[-1], Registry.from_bytes(data, f"{self.location.url}/{name}")
+        raise RuntimeError(f"{self.location.url}: registry snapshots keep disappearing")
+
+    def write(self, number: int, registry: Registry) -> bool:
+        """Write snapshot `number`; False if another writer took that number first."""
+        if not self.location.put_new(snapshot_name(number), registry.to_bytes()):
+            return False
+        for old in self.numbers():
+            if old <= number - KEEP_SNAPSHOTS:
+                self.location.delete(snapshot_name(old))
+        return True
+
+    def adopt_legacy(self) -> None:
+        """Turn a `versions.json` registry into snapshot 1 (once; a no-op otherwise)."""
+        if not self.location.exists(LEGACY_REGISTRY):
+            return
+        if not self.numbers():
+            data = self.location.read_bytes(LEGACY_REGISTRY)
+            registry = Registry.from_bytes(data, f"{self.location.url}/{LEGACY_REGISTRY}")
+            self.location.put_new(snapshot_name(1), registry.to_bytes())
+        self.location.delete(LEGACY_REGISTRY)
