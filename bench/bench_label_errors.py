@@ -6,8 +6,8 @@ Steps (all seeded):
 1. `generate_logs` -> texts with ground truth; the first `--labels` distinct texts play the
    human-labelled set, labelled with `true_domain`.
 2. A share `--flip` of those labels is flipped to a random other domain, on purpose.
-3. Out-of-fold probabilities of the local model (`trust.out_of_fold`, the same folds and
-   temperature the pipeline uses) feed `trust.label_errors.suspected_label_errors`.
+3. Out-of-fold probabilities of the local model (`trust._out_of_fold`, the same folds and
+   temperature the pipeline uses) feed `trust._label_errors.suspected_label_errors`.
 4. Printed: how many flipped labels were flagged (recall), how many flags were flipped
    (precision), against the target of recall >= 0.7 at precision >= 0.5.
 

@@ -206,7 +206,11 @@ class TrustOptions(BaseModel):
         default=0.15, ge=0, le=1, description="share of labelled texts in the random audit"
     )
     audit_review_share: float = Field(
-        default=0.7, ge=0, le=1, description="share of hand-outs given to waiting audit items"
+        default=0.7,
+        ge=0,
+        le=1,
+        description="share of hand-outs given to audit items while the calibration needs "
+        "them (Calibration.needs_audit); afterwards audit_share of them",
     )
     min_audit_for_estimate: int = Field(
         default=200, ge=0, description="audited items a reliable accuracy estimate needs"

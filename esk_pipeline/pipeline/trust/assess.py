@@ -28,7 +28,6 @@ from esk_pipeline.pipeline.label_contract import (
     TRUSTED_LABEL_ROW,
     LabelOrigin,
     LabelTier,
-    VerdictReason,
     validate_frame,
     with_optional_columns,
 )
@@ -48,7 +47,7 @@ from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
-from esk_pipeline.pipeline.trust.verdict import assign_verdicts
+from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, assign_verdicts
 
 
 class TrustConfig(TrustOptions):
@@ -173,7 +172,7 @@ def assess_labels(
     labels = with_optional_columns(labels.assign(tier=tier_of(labels)), TRUSTED_LABEL_ROW)
     labels = assign_verdicts(labels, calibration, audit_share=config.audit_share, doubted=doubted)
     validate_frame(labels, TRUSTED_LABEL_ROW, "trusted_labels")
-    pending = int((labels["verdict_reason"] == VerdictReason.AUDIT.value).sum())
+    pending = int(labels["verdict_reason"].isin(AUDIT_REASONS).sum())
     return TrustAssessment(
         labels=labels,
         calibration=calibration,

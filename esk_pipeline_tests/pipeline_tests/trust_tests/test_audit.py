@@ -1,4 +1,4 @@
-"""The audit stream is a uniform, stable sample: `trust.audit`."""
+"""The audit stream is a uniform, stable sample: `trust._audit`."""
 
 import numpy as np
 
