@@ -115,6 +115,8 @@ def _step_windows(instance, since: float) -> list[tuple[str, float, float]]:
 def measure(rows: int, root: Path, *, new_day: bool) -> dict:
     """In this process: seed `rows` rows (or, with `new_day`, one day after the history that is
     already in `root`) and run the graph; returns the stages' figures."""
+    # Before the first import of the package: importing it reads (and caches) the settings.
+    _environment(root)
     from dagster import DagsterInstance
 
     from esk_pipeline.pipeline.log_source import LogSource
@@ -123,7 +125,6 @@ def measure(rows: int, root: Path, *, new_day: bool) -> dict:
     from esk_pipeline.sample_data import generate_logs
     from esk_pipeline.settings import get_settings
 
-    _environment(root)
     settings = get_settings()
     sampler = TreeSampler()
     stages = []
@@ -166,10 +167,12 @@ def measure(rows: int, root: Path, *, new_day: bool) -> dict:
 
 def _measure_in_subprocess(rows: int, root: Path, *, new_day: bool) -> dict:
     command = [sys.executable, __file__, "--measure", str(rows), "--root", str(root)]
-    out = subprocess.run(
-        command + (["--new-day"] if new_day else []), check=True, capture_output=True, text=True
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(
+        command + (["--new-day"] if new_day else []), capture_output=True, text=True
+    )
+    if done.returncode:
+        sys.exit(f"the {rows:,}-row run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _print_run(title: str, run: dict) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The scale-out profile on one machine, from Debian and PyPI packages: PostgreSQL (instance
-# storage + review store), Redis (Celery broker), moto's S3 server (asset values), the Dagster
+# storage + review store), Redis (Celery broker), moto's S3 server (asset values and the
+# version store), the Dagster
 # webserver, the daemon and two Celery workers. It backfills the sample days as one run per
 # day through the run queue, kills one worker (kill -9) while it runs a step, so that step must
 # be redelivered to the other worker, rebuilds the dataset, checks the version equals what the
@@ -95,13 +96,14 @@ export DAGSTER_POSTGRES_URL="postgresql+psycopg2://esk@127.0.0.1:$PG_PORT/dagste
 export DAGSTER_CELERY_BROKER_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export DAGSTER_CELERY_BACKEND_URL="redis://127.0.0.1:$REDIS_PORT/1"
 export REVIEW_DATABASE_URL="postgresql+psycopg://esk@127.0.0.1:$PG_PORT/review"
-export APP_ASSETS_URL="s3://esk-assets/values"
+export APP_ASSETS_URL="s3://esk-assets/values" DATA_STORAGE_STORAGE_DIR="s3://esk-assets/storage"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=smoke-key-id AWS_SECRET_ACCESS_KEY=smoke-secret
 export DAGSTER_COMPUTE_LOGS_BUCKET=esk-compute-logs DAGSTER_COMPUTE_LOGS_PREFIX=compute
-# What stays on each machine's disk (README, "What stays single-node").
+# What stays on each machine's disk (README, "What stays on one machine"). The splits folder
+# is scratch: train_eval_splits stages its files in the version store on S3.
 export APP_DATA_DIR="$WORK/node" CACHE_DIR="$WORK/node/cache"
-export DATA_WRITER_OUTPUT_DIR="$WORK/shared/artifacts" DATA_STORAGE_STORAGE_DIR="$WORK/shared/storage"
+export DATA_WRITER_OUTPUT_DIR="$WORK/node/artifacts"
 export CLICKHOUSE_EMBEDDED_PATH="$WORK/shared/clickhouse"
 unset LLM_API_BASE LLM_API_KEY LLM_MODEL CLICKHOUSE_HOST
 export PYTHONWARNINGS=ignore

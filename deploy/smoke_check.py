@@ -176,6 +176,8 @@ def compare(reference_storage: str) -> None:
         problems.append("the review store fell back to SQLite on local disk")
 
     cluster = DataStorage(configs.storage_config(settings))
+    if not str(cluster.root).startswith("s3://"):
+        problems.append(f"the version store is at {cluster.root}, not on S3")
     reference = DataStorage(DataStorageConfig(storage_dir=Path(reference_storage)))
     ours, theirs = _data_digest(cluster), _data_digest(reference)
     if ours != theirs:
@@ -188,7 +190,8 @@ def compare(reference_storage: str) -> None:
     logs = "embedded chdb" if settings.clickhouse.is_embedded else "ClickHouse server"
     line = (
         f"{len(daily)} daily runs + {len(runs) - len(daily)} dataset run(s), steps by worker: "
-        f"{workers}; values on {values.protocol or 'disk'}; instance and review store on "
+        f"{workers}; values on {values.protocol or 'disk'}; versions on {cluster.root}; "
+        "instance and review store on "
         f"PostgreSQL; version {version} "
         f"{'=' if ours == theirs else '!='} embedded default ({ours[:12]}); logs: {logs}"
     )
@@ -198,16 +201,17 @@ def compare(reference_storage: str) -> None:
 
 
 def _data_digest(storage) -> str:
-    """One digest of the current version's data files (train/eval JSONL), names included."""
+    """One digest of the latest version's JSONL files, names included, from its manifest
+    (the store checksums every file; `verify` re-hashes them)."""
     versions = storage.list_versions()
-    files = sorted(versions[-1].path.rglob("*.jsonl")) if versions else []
+    manifest = versions[-1].files if versions else {}
+    files = {n: f for n, f in manifest.items() if n.endswith(".jsonl")}
     if not files:
         sys.exit(f"cluster-smoke: FAIL no dataset version with data in {storage.root}")
-    version = versions[-1]
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(version.path).as_posix().encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for name in sorted(files):
+        digest.update(name.encode())
+        digest.update(bytes.fromhex(files[name].sha256))
     return digest.hexdigest()
 
 

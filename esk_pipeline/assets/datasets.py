@@ -89,6 +89,8 @@ def train_eval_splits(
         audit=label_trust.audit,
     )
     dataset_dir = train_path.parent
+    # Into the version store now, so `dataset_versions` may run on any worker.
+    staged = dataset_store.storage().stage_dataset(dataset_dir)
     summary = trust_summary(stats)
     for line in summary:
         context.log.info(line)
@@ -100,6 +102,7 @@ def train_eval_splits(
             eval_path=str(eval_path),
             stats=stats,
             reliability=reliability,
+            staged=staged,
         ),
         metadata={
             "dataset_dir": MetadataValue.path(str(dataset_dir)),
@@ -152,12 +155,17 @@ def dataset_versions(
     """Commits each new split as an immutable, checksummed version, diffed against the last."""
     storage = dataset_store.storage()
     known = {v.version for v in storage.list_versions()}
-    version = storage.commit_dataset(
-        train_eval_splits.dataset_dir,
+    how = dict(
         description=f"dagster run {context.run.run_id}",
         status=VersionStatus.STABLE,
         created_by="dagster",
         only_if_changed=True,
+    )
+    staged = train_eval_splits.staged
+    version = (
+        storage.commit_staged(staged, **how)
+        if staged is not None  # else a value written before splits were staged
+        else storage.commit_dataset(train_eval_splits.dataset_dir, **how)
     )
     is_new = version.version not in known
     metadata: dict = {

@@ -74,7 +74,6 @@ MODEL_VERSION = "char2-5+word1-2+navec0.5/logreg-newton-cg/temperature-v1"
 # pymorphy2 dependency does not import on Python 3.11).
 _WORD_VECTORS_FILE = "natasha/data/emb/navec_news_v1_1B_250K_300d_100q.tar"
 _WORD_VECTORS_WEIGHT = 0.5
-_WORD = re.compile(r"\w+")
 
 
 @functools.cache
@@ -93,24 +92,42 @@ class AveragedWordVectors(BaseEstimator, TransformerMixin):
     def fit(self, texts: Sequence[str], y: object = None) -> AveragedWordVectors:
         return self
 
-    def transform(self, texts: Sequence[str]) -> csr_matrix:
+    def transform(self, texts: Sequence[str] | pa.Array) -> csr_matrix:
+        """The block for `texts` (model forms), words cut column-wise in Arrow: the runs of
+        Python's word characters, as `\\w+` finds them."""
+        forms = texts if isinstance(texts, pa.Array) else pa.array(texts, type=pa.large_string())
+        tokens = pc.split_pattern_regex(forms, _NON_WORD)
+        text_of = pc.list_parent_indices(tokens).to_numpy()
+        encoded = pc.list_flatten(tokens).dictionary_encode()
+        # A dictionary look-up per distinct word of the batch, not per occurrence.
         vectors = _word_vectors()
         known = vectors.vocab.word_ids
-        columns: dict[str, int] = {}
-        rows, cols = [], []
-        for i, text in enumerate(texts):
-            for word in _WORD.findall(text):
-                if word in known:
-                    rows.append(i)
-                    cols.append(columns.setdefault(word, len(columns)))
+        ids = np.array([known.get(w, -1) for w in encoded.dictionary.to_pylist()], dtype=np.int64)
+        found = ids >= 0
+        column = np.cumsum(found) - 1  # the distinct word's column among the known ones
+        word = encoded.indices.to_numpy()
+        hit = found[word]
         counts = csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(texts), len(columns))
+            (np.ones(int(hit.sum()), dtype=np.float32), (text_of[hit], column[word[hit]])),
+            shape=(len(forms), int(found.sum())),
         )
-        ids = np.array([known[w] for w in columns], dtype=np.int64)
-        mean = np.asarray(counts @ vectors.pq.sampled(ids).unpack().astype(np.float32))
+        pq = vectors.pq  # product-quantised: a vector is its sub-vectors' centroids, joined
+        unpacked = pq.codes[pq.qdims, pq.indexes[ids[found]]].reshape(-1, pq.dim)
+        mean = np.asarray(counts @ unpacked.astype(np.float32))
         norms = np.linalg.norm(mean, axis=1, keepdims=True)
         scaled = np.divide(mean, norms, out=np.zeros_like(mean), where=norms > 0) * self.weight
-        return csr_matrix(scaled.astype(np.float32))
+        # Row by row as stored: a CSR view of the dense block (without a dense->sparse scan).
+        n, width = scaled.shape
+        block = csr_matrix(
+            (
+                scaled.astype(np.float32).ravel(),
+                np.tile(np.arange(width, dtype=np.int32), n),
+                np.arange(0, n * width + 1, width, dtype=np.int64),
+            ),
+            shape=(n, width),
+        )
+        block.eliminate_zeros()  # texts with no known word
+        return block
 
 
 def _taxonomy_training_items(taxonomy: Taxonomy) -> list[tuple[str, str, str]]:
@@ -174,7 +191,7 @@ def _featurise(features: FeatureUnion, texts: Sequence[str]) -> csr_matrix:
     forms = model_forms(pa.array(texts, type=pa.large_string()))
     in_arrow = {"char": _char_wb_tfidf, "word": _word_tfidf}
     blocks = [
-        in_arrow[name](block, forms) if name in in_arrow else block.transform(forms.to_pylist())
+        in_arrow[name](block, forms) if name in in_arrow else block.transform(forms)
         for name, block in features.transformer_list
     ]
     return hstack(blocks, format="csr")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from sklearn.preprocessing import normalize
 from esk_pipeline.pipeline.local_model import (
     AveragedWordVectors,
     LocalModel,
+    _word_vectors,
     expected_calibration_error,
 )
 from esk_pipeline.pipeline.taxonomy import Domain, Taxonomy
@@ -131,6 +133,29 @@ def test_word_vectors_place_related_words_near_and_unknown_words_at_zero() -> No
     cosine = dense @ dense.T
     assert cosine[0, 1] > cosine[0, 2]
     assert AveragedWordVectors().transform([]).shape == (0, dense.shape[1])
+
+
+def test_word_vectors_are_the_mean_of_navecs_own_vectors(taxonomy: Taxonomy) -> None:
+    """The column-wise block is, text by text, the normalised mean of navec's vectors of the
+    words Python's `\\w+` finds (repeats counted), on logs and on texts made to trip it."""
+    navec = _word_vectors()
+    texts = [
+        *model_forms(
+            pa.array(generate_logs(taxonomy, n_rows=300, seed=5)["text"], type=pa.large_string())
+        ).to_pylist(),
+        "дом дом улица",
+        "под_ъезд №5 ½ x̃y дом",
+        "<unk> <pad>",
+        "",
+    ]
+    got = AveragedWordVectors(weight=0.5).transform(texts).toarray()
+    for text, row in zip(texts, got, strict=True):
+        words = [w for w in re.findall(r"\w+", text) if w in navec]
+        if not words:
+            assert not row.any(), text
+            continue
+        mean = np.mean([navec[w] for w in words], axis=0)
+        np.testing.assert_allclose(row, 0.5 * mean / np.linalg.norm(mean), atol=1e-6)
 
 
 def test_untrained_model_says_so() -> None:

@@ -16,7 +16,8 @@
 
 Pipelining: with an LLM, the local model scores the texts `LOCAL_CHUNK` at a time, in a worker
 thread, and full batches of what it leaves are sent at once, so requests start after the first
-chunk, not after the whole frame, and the rest is scored while they are in flight.
+chunk, not after the whole frame, and the rest is scored while they are in flight. Without one,
+it scores `LOCAL_ALONE_CHUNK` texts at a time, so memory stays bounded whatever a day's size.
 
 Caches (both in the shared `ResponseCache` file under `cache_dir`): the LLM client caches each
 batch prompt's answer (its key covers model, endpoint, output mode, prompts, schema), except a
@@ -52,6 +53,8 @@ from esk_pipeline.pipeline.local_model import LocalModel, Prediction
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 
 LOCAL_CHUNK = 512  # texts the local model scores at a time when an LLM takes the rest
+# Texts it scores at a time with no LLM: bounds the feature matrices whatever a day's size.
+LOCAL_ALONE_CHUNK = 8192
 _CACHE_NAMESPACE = "labeler"
 _TEXT_KEY_PREFIX = "labeler:text:"
 _TEMPERATURE = 0.0  # one best answer per question; a follow-up is a different question
@@ -103,7 +106,7 @@ class Cascade:
 
     async def run(self, keys: list[str], progress: Progress) -> dict[str, Outcome]:
         """Outcomes for `keys` (see the module docstring for the pipelining)."""
-        chunk_size = LOCAL_CHUNK if self.client is not None else max(len(keys), 1)
+        chunk_size = LOCAL_CHUNK if self.client is not None else LOCAL_ALONE_CHUNK
         size = self.config.batch_size
         # Batches enter only a little ahead of the client's free slots, so preparing a prompt
         # (few-shot search) overlaps the requests in flight instead of delaying them.
@@ -137,11 +140,15 @@ class Cascade:
         # In a worker thread, so the event loop goes on serving the requests in flight (and an
         # API caller's other requests) while the model scores.
         texts = [self.texts[k] for k in keys]
+        if self.client is None:  # the local label stands: no hints or few-shot vectors to keep
+            local = await asyncio.to_thread(self.local_model.predict, texts)
+            outcomes.update(zip(keys, map(local_outcome, local), strict=True))
+            return []
         local, vectors = await asyncio.to_thread(self.local_model.predict_with_vectors, texts)
         self._add_chunk(keys, local, vectors)
         asked = []
         for key, prediction in zip(keys, local, strict=True):
-            if self.client is None or prediction[1] >= self.config.local_accept_threshold:
+            if prediction[1] >= self.config.local_accept_threshold:
                 outcomes[key] = local_outcome(prediction)
             else:
                 asked.append(key)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability
+from esk_pipeline.pipeline.versions.models import StagedDataset
 
 # The columns of every written record, in this order.
 RECORD_COLUMNS = (
@@ -134,3 +135,5 @@ class WrittenSplits(BaseModel):
     eval_path: str
     stats: DatasetStats
     reliability: ReviewerReliability  # the reviewers the human labels rest on
+    # The files already in the version store, so any worker can commit them without the folder.
+    staged: StagedDataset | None = None

@@ -28,7 +28,6 @@ from esk_pipeline.pipeline.label_contract import (
     TRUSTED_LABEL_ROW,
     LabelOrigin,
     LabelTier,
-    VerdictReason,
     validate_frame,
     with_optional_columns,
 )
@@ -47,7 +46,7 @@ from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stra
 from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
-from esk_pipeline.pipeline.trust.verdict import assign_verdicts
+from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, assign_verdicts
 
 
 class TrustConfig(BaseModel):
@@ -57,7 +56,8 @@ class TrustConfig(BaseModel):
     precision_target: float = Field(default=0.95, gt=0, le=1)
     # Share of labelled texts drawn uniformly into the audit stream.
     audit_share: float = Field(default=0.15, ge=0, le=1)
-    # Share of the queue's hand-outs that go to audit items while any are waiting.
+    # Share of the queue's hand-outs that go to audit items while the calibration needs them
+    # (`Calibration.needs_audit`); afterwards audit items get `audit_share` of them.
     audit_review_share: float = Field(default=0.7, ge=0, le=1)
     # Audited items a version needs before its accuracy estimate is called reliable.
     min_audit_for_estimate: int = Field(default=200, ge=0)
@@ -184,7 +184,7 @@ def assess_labels(
     labels = with_optional_columns(labels.assign(tier=tier_of(labels)), TRUSTED_LABEL_ROW)
     labels = assign_verdicts(labels, calibration, audit_share=config.audit_share, doubted=doubted)
     validate_frame(labels, TRUSTED_LABEL_ROW, "trusted_labels")
-    pending = int((labels["verdict_reason"] == VerdictReason.AUDIT.value).sum())
+    pending = int(labels["verdict_reason"].isin(AUDIT_REASONS).sum())
     return TrustAssessment(
         labels=labels,
         calibration=calibration,

@@ -1,8 +1,9 @@
-"""The version store: semantic versions of train/eval datasets on a local folder.
+"""The version store: semantic versions of train/eval datasets on a folder or object storage.
 
 `DataStorage` (store.py) commits a dataset folder as a new version, tags, checks out, lists,
 compares (diff.py), exports, imports and archives versions (transfer.py). What it records is
-in models.py, its names and on-disk layout in layout.py, its shared file content in blobs.py.
+in models.py, its names and layout in layout.py, where it lives in location.py, its commit
+point (registry snapshots) in catalog.py, its content-addressed file content in blobs.py.
 """
 
 from .diff import DomainChange, RelabelledExample, SplitMove, VersionDiff
@@ -10,6 +11,7 @@ from .models import (
     DatasetVersion,
     DataStorageConfig,
     FileEntry,
+    StagedDataset,
     StorageError,
     VersionNotFoundError,
     VersionStatus,
@@ -26,6 +28,7 @@ __all__ = [
     "FileEntry",
     "RelabelledExample",
     "SplitMove",
+    "StagedDataset",
     "StorageError",
     "VersionDiff",
     "VersionNotFoundError",

@@ -7,8 +7,8 @@ uploaded nor copied again. On a local folder, a version's folder view hard-links
 `collect_garbage`; on object storage only once older than a grace period, since a commit
 elsewhere may be uploading them before its registry snapshot names them.
 
-File digests are cached beside the files they describe (`DigestCache`), keyed by size and
-modification time, so a writer's unchanged shard is not read again at the next commit.
+File digests are cached (`DigestCache`) by path, inode, size and modification time, so a
+shard the writer left unchanged is not read again at the next commit.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .location import LocalLocation, Location
 from .models import FileEntry, StorageError
 
 OBJECTS_DIR = "objects"
-DIGEST_CACHE = ".esk-digests.json"
+DIGEST_CACHE = ".esk-version-digests.json"
 # link() errors that mean "no hard links here", where a checksummed copy is the fallback.
 _NO_HARD_LINKS = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK})
 
@@ -104,42 +104,37 @@ class BlobStore:
 
 
 class DigestCache:
-    """sha256 of local files, remembered per folder in `.esk-digests.json` by size and mtime.
+    """sha256 of local files, remembered in one JSON file by device, inode, size and mtime.
 
-    A file rewritten with other bytes has another mtime (or size), so it is hashed again; a
-    folder that cannot be written simply gets no cache.
+    The file sits outside the dataset folder (a writer replaces the folder whole), so a shard
+    the writer kept, renamed or hard-linked from its previous folder is not read again; a
+    file rewritten has another inode or mtime and is hashed again. Without a writable place
+    the cache is simply not kept.
     """
 
-    def __init__(self) -> None:
-        self._folders: dict[Path, dict[str, list]] = {}
-        self._changed: set[Path] = set()
-
-    def digest(self, path: Path) -> str:
-        folder = path.parent
-        entries = self._folders.get(folder)
-        if entries is None:
-            entries = self._folders[folder] = _read_cache(folder / DIGEST_CACHE)
-        stat = path.stat()
-        cached = entries.get(path.name)
-        if cached is not None and cached[:2] == [stat.st_size, stat.st_mtime_ns]:
-            return cached[2]
-        sha = fsutil.file_digest(path)
-        entries[path.name] = [stat.st_size, stat.st_mtime_ns, sha]
-        self._changed.add(folder)
-        return sha
+    def __init__(self, cache_file: Path | None):
+        self.cache_file = cache_file
+        self._entries = _read_cache(cache_file) if cache_file else {}
 
     def digests(self, files: Mapping[str, Path]) -> dict[str, str]:
-        found = {name: self.digest(path) for name, path in files.items()}
-        self.save()
-        return found
-
-    def save(self) -> None:
-        for folder in self._changed:
-            present = {p.name for p in folder.iterdir()}
-            entries = {k: v for k, v in self._folders[folder].items() if k in present}
+        found, keys, changed = {}, [], False
+        for name, path in files.items():
+            stat = path.stat()
+            key = f"{stat.st_dev}:{stat.st_ino}"
+            keys.append(key)
+            signature = [stat.st_size, stat.st_mtime_ns]
+            cached = self._entries.get(key)
+            if cached is not None and cached[:2] == signature:
+                found[name] = cached[2]
+                continue
+            found[name] = fsutil.file_digest(path)
+            self._entries[key] = [*signature, found[name]]
+            changed = True
+        if changed and self.cache_file is not None:
+            kept = {key: self._entries[key] for key in keys}  # the files of this dataset
             with contextlib.suppress(OSError):  # read-only: no cache, the digests still right
-                fsutil.atomic_write_text(folder / DIGEST_CACHE, json.dumps(entries))
-        self._changed.clear()
+                fsutil.atomic_write_text(self.cache_file, json.dumps(kept))
+        return found
 
 
 def _read_cache(path: Path) -> dict[str, list]:

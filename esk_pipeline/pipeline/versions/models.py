@@ -8,13 +8,16 @@ that opening the store removes.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 _MIB = 1024 * 1024
+STAGED_DIR = "staged"
 
 
 class StorageError(Exception):
@@ -42,6 +45,8 @@ class DataStorageConfig(BaseModel):
     # On object storage (no lock), unreferenced objects younger than this may belong to a
     # commit in flight elsewhere: recovery leaves them alone.
     orphan_grace_seconds: float = Field(default=3600.0, ge=0)
+    # A staged dataset (stage_dataset) not committed within this time may be collected.
+    staged_ttl_seconds: float = Field(default=7 * 24 * 3600.0, ge=0)
     # An import may unpack to at most this much (checked on each member before it is written).
     max_import_bytes: int = Field(default=4096 * _MIB, ge=1)
 
@@ -51,6 +56,19 @@ class FileEntry(BaseModel):
     size: int
     # A Parquet copy's records per domain: counted once per content, carried to later versions.
     domains: dict[str, int] | None = None
+
+
+class StagedDataset(BaseModel):
+    """A dataset's files stored as blobs but not yet a version (`DataStorage.stage_dataset`):
+    what a commit on another machine needs."""
+
+    files: dict[str, FileEntry]
+    metadata: dict[str, Any] | None = None
+
+    def marker_name(self) -> str:
+        """The object that keeps the staged blobs from garbage collection until the commit."""
+        digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        return f"{STAGED_DIR}/{digest}.json"
 
 
 class DatasetVersion(BaseModel):

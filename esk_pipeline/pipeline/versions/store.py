@@ -33,16 +33,18 @@ from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import layout
-from .blobs import BlobStore, DigestCache, blob_name
+from .blobs import DIGEST_CACHE, BlobStore, DigestCache, blob_name
 from .catalog import REGISTRY_DIR, Catalog
 from .diff import VersionDiff, diff_versions
 from .layout import ARCHIVE_DIR, VERSIONS_DIR, Bump
 from .location import LocalLocation, open_location
 from .models import (
+    STAGED_DIR,
     DatasetVersion,
     DataStorageConfig,
     FileEntry,
     Registry,
+    StagedDataset,
     StorageError,
     VersionStatus,
 )
@@ -105,8 +107,10 @@ class DataStorage(Transfer):
         folder = Path(train_path).parent
         if (folder / "README.md").is_file():
             sources["README.md"] = folder / "README.md"
-        metadata = layout.read_json(folder / "metadata.json")
-        return self._commit(sources, metadata, version_tag, description, status, created_by, bump)
+        with self._locked():
+            files = self._store_sources(sources, DigestCache(folder.parent / DIGEST_CACHE))
+            metadata = layout.read_json(folder / "metadata.json")
+            return self._commit(files, metadata, version_tag, description, status, created_by, bump)
 
     def commit_dataset(
         self,
@@ -124,7 +128,22 @@ class DataStorage(Transfer):
         version's returns that version instead of committing a copy (a re-run that changed
         nothing makes no new version).
         """
-        dataset_dir = Path(dataset_dir)
+        with self._locked():  # (on object storage, fresh blobs are spared by the grace period)
+            staged = self._stage(Path(dataset_dir))
+            return self.commit_staged(
+                staged, version_tag, description, status, created_by, bump, only_if_changed
+            )
+
+    def stage_dataset(self, dataset_dir: str | Path) -> StagedDataset:
+        """Store a DataWriter folder's files as blobs (content not stored yet only) and return
+        their manifest, which `commit_staged` turns into a version on this or any machine
+        sharing the store. Staged blobs are kept for `staged_ttl_seconds`."""
+        with self._locked():
+            staged = self._stage(Path(dataset_dir))
+            self.location.put_bytes(staged.marker_name(), staged.model_dump_json().encode())
+            return staged
+
+    def _stage(self, dataset_dir: Path) -> StagedDataset:
         if not dataset_dir.is_dir():
             raise StorageError(f"{dataset_dir}: not a dataset folder")
         sources = {
@@ -136,14 +155,42 @@ class DataStorage(Transfer):
         sources.pop("metadata.json", None)
         if not layout.data_files(sources):
             raise StorageError(f"{dataset_dir}: no train*.jsonl / eval*.jsonl files")
-        if only_if_changed and (same := self._current_if_identical(sources)) is not None:
-            return same
-        metadata = layout.read_json(dataset_dir / "metadata.json")
-        return self._commit(sources, metadata, version_tag, description, status, created_by, bump)
+        files = self._store_sources(sources, DigestCache(dataset_dir.parent / DIGEST_CACHE))
+        return StagedDataset(files=files, metadata=layout.read_json(dataset_dir / "metadata.json"))
+
+    def commit_staged(
+        self,
+        staged: StagedDataset,
+        version_tag: str | None = None,
+        description: str = "",
+        status: VersionStatus | str = VersionStatus.DRAFT,
+        created_by: str = "unknown",
+        bump: Bump = "minor",
+        only_if_changed: bool = False,
+    ) -> DatasetVersion:
+        """Commit a staged dataset (see `stage_dataset`) as a new version; `only_if_changed`
+        as in `commit_dataset`."""
+        with self._locked():
+            missing = [
+                name
+                for name, file in staged.files.items()
+                if not self.location.exists(blob_name(file.sha256))
+            ]
+            if missing:
+                raise StorageError(
+                    f"staged files are gone from {self.location.url} ({', '.join(missing[:3])}): "
+                    "staged longer ago than staged_ttl_seconds? Stage the dataset again"
+                )
+            same = self._current_if_identical(staged.files) if only_if_changed else None
+            version = same or self._commit(
+                staged.files, staged.metadata, version_tag, description, status, created_by, bump
+            )
+            self.location.delete(staged.marker_name())
+            return version
 
     def _commit(
         self,
-        sources: dict[str, Path],
+        files: dict[str, FileEntry],
         dataset_metadata: dict[str, Any] | None,
         version_tag: str | None,
         description: str,
@@ -155,12 +202,9 @@ class DataStorage(Transfer):
         status = VersionStatus(status)
         if status is VersionStatus.ARCHIVED:
             raise StorageError("a new version cannot be committed as archived")
-        for name, source in sources.items():
-            if not source.is_file():
-                raise StorageError(f"{source}: no such file (for {name})")
+        for name in files:
             layout.check_stored_name(name)
         with self._locked():
-            files = self._store_sources(sources)
 
             def add(registry: Registry) -> DatasetVersion:
                 version = layout.new_version_name(registry, version_tag, bump)
@@ -188,9 +232,15 @@ class DataStorage(Transfer):
                 self._archive_old()
             return self.get_version(entry.version)
 
-    def _store_sources(self, sources: dict[str, Path]) -> dict[str, FileEntry]:
+    def _store_sources(
+        self, sources: dict[str, Path], digest_cache: DigestCache
+    ) -> dict[str, FileEntry]:
         """Each source as a blob (only content not stored yet is uploaded), and a Parquet copy
         with its per-domain counts for each data file (reused when the content was seen)."""
+        for name, source in sources.items():
+            layout.check_stored_name(name)
+            if not source.is_file():
+                raise StorageError(f"{source}: no such file (for {name})")
         registry = self._load()
         counted = {
             f.sha256: f.domains
@@ -204,7 +254,7 @@ class DataStorage(Transfer):
             for name in layout.data_files(v.files)
             if layout.parquet_name(name) in v.files
         }
-        digests = DigestCache().digests(sources)
+        digests = digest_cache.digests(sources)
         files = {name: self.blobs.put(source, digests[name]) for name, source in sources.items()}
         for name in layout.data_files(files):
             parquet = layout.parquet_name(name)
@@ -219,15 +269,16 @@ class DataStorage(Transfer):
                 files[parquet] = self._build_parquet(sources[name])
         return files
 
-    def _current_if_identical(self, sources: dict[str, Path]) -> DatasetVersion | None:
+    def _current_if_identical(self, files: dict[str, FileEntry]) -> DatasetVersion | None:
         registry = self._load()
         current = registry.find(registry.current) if registry.current else None
         if current is None:
             return None
-        stored = {n: f.sha256 for n, f in current.files.items() if n in sources}
-        if stored.keys() != sources.keys() or DigestCache().digests(sources) != stored:
-            return None
-        return self._public(registry, current)
+
+        def content(files: dict[str, FileEntry]) -> dict[str, str]:
+            return {n: f.sha256 for n, f in files.items() if n != "metadata.json"}
+
+        return self._public(registry, current) if content(current.files) == content(files) else None
 
     # --------------------------------------------------------------- reading
 
@@ -403,7 +454,8 @@ class DataStorage(Transfer):
                 shutil.rmtree(folder, ignore_errors=True)
         for version, entry in live.items():
             if not (self.versions_dir / version).is_dir():
-                with fsutil.atomic_folder(self.versions_dir / version) as staging:
+                # Hard links to blobs, which were flushed when written: only entries to flush.
+                with fsutil.atomic_folder(self.versions_dir / version, sync_files=False) as staging:
                     for name, file in entry.files.items():
                         self.blobs.link(file.sha256, staging, name)
         if registry.current and self._read_current_pointer() != registry.current:
@@ -432,6 +484,15 @@ class DataStorage(Transfer):
         self._sync_folders(registry)
 
     def _collect_garbage(self, registry: Registry) -> None:
-        """Delete blobs no live version uses (and temporary blobs of an interrupted write)."""
-        used = (f.sha256 for v in registry.live() for f in v.files.values())
+        """Delete blobs no live version or recent staged dataset uses (and temporary blobs of
+        an interrupted write); staged datasets past their time go first."""
+        used = {f.sha256 for v in registry.live() for f in v.files.values()}
+        expired = time.time() - self.config.staged_ttl_seconds
+        for name, (_, modified) in self.location.listing(STAGED_DIR).items():
+            if modified <= expired:
+                self.location.delete(name)
+                continue
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                staged = StagedDataset.model_validate_json(self.location.read_bytes(name))
+                used.update(f.sha256 for f in staged.files.values())
         self.blobs.collect_garbage(used, self._grace)

@@ -33,9 +33,9 @@ from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import layout
-from .blobs import blob_name
+from .blobs import DigestCache, blob_name
 from .layout import ARCHIVE_DIR
-from .models import DatasetVersion, Registry, StorageError, VersionStatus
+from .models import DatasetVersion, FileEntry, Registry, StorageError, VersionStatus
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -65,6 +65,7 @@ class Transfer:
     _read_current_pointer: Callable[[], str | None]
     _collect_garbage: Callable[[Registry], None]
     _commit: Callable[..., DatasetVersion]
+    _store_sources: Callable[[dict[str, Path], DigestCache], dict[str, FileEntry]]
     get_version: Callable[[str], DatasetVersion]
 
     def verify(self, ref: str | None = None) -> list[str]:
@@ -137,8 +138,9 @@ class Transfer:
         if status is VersionStatus.ARCHIVED:
             status = VersionStatus.STABLE
         metadata = layout.read_json(data / "metadata.json") or {}
+        sources = {n: data / n for n in source.files if n != "metadata.json"}
         return self._commit(
-            {n: data / n for n in source.files if n != "metadata.json"},
+            self._store_sources(sources, DigestCache(None)),
             {**(metadata.get("dataset") or {}), "imported_from": source.version},
             name,
             source.description,

@@ -4,6 +4,7 @@ a commit killed at any request leaving the old or the new state."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -210,3 +211,23 @@ def test_a_commit_killed_at_any_s3_request_leaves_the_old_or_the_new_state(tmp_p
         assert after[: len(before)] == before and len(after) - len(before) in (0, 1)
         outcomes.add(len(after) - len(before))
     assert outcomes == {0, 1}
+
+
+def test_a_dataset_staged_on_one_worker_is_committed_on_another(tmp_path, store_url):
+    dataset = write_dataset(tmp_path, sample_records(), "ds")
+    staged = _s3_storage(store_url).stage_dataset(dataset)
+    shutil.rmtree(dataset)  # the other worker never sees the folder
+    other = _s3_storage(store_url)  # opening collects orphans: staged blobs are not orphans
+    version = other.commit_staged(staged, status="stable")
+    assert version.train_samples + version.eval_samples == 60
+    assert other.verify() == [] and other.location.listing("staged") == {}
+    again = other.commit_staged(staged, only_if_changed=True)
+    assert again.version == version.version
+
+
+def test_a_staged_dataset_past_its_time_is_collected(tmp_path, store_url):
+    staged = _s3_storage(store_url).stage_dataset(write_dataset(tmp_path, sample_records(), "ds"))
+    late = _s3_storage(store_url, staged_ttl_seconds=0.0)
+    with pytest.raises(StorageError, match="staged files are gone"):
+        late.commit_staged(staged)
+    assert late.location.listing("objects") == {} and late.list_versions() == []
