@@ -9,11 +9,11 @@ sends the hostile uploads one after another, cycling through the cases, sampling
 50 ms, and prints each case's answers and the RSS before, at peak and after. The uploads' ETL
 runs in limited worker processes, so the server's own RSS should stay flat.
 
-Then a second server with the default CPU-time and memory limits takes a valid upload of `--valid-rows`
-sample rows (CSV), and the same file again (a replay). For each it prints the server's RSS
-before, at peak and after, beside the peak of its helper processes (the ETL worker and the
-embedded ClickHouse helper, which do hold the rows): the reference for what the server would
-cost if it held them itself.
+Then a second server with the default CPU-time and memory limits takes a valid upload of
+`--valid-rows` sample rows (CSV), and the same file again (a replay). For each it prints the
+server's RSS before, at peak and after, beside the peak of its helper processes (the ETL
+worker and the embedded ClickHouse helper, which do hold the rows): the reference for what
+the server would cost if it held them itself.
 
 No asserts: it prints figures. Runs against whatever `esk_pipeline` the interpreter imports.
 """
