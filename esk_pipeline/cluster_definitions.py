@@ -15,10 +15,11 @@ same settings from deploy/celery.yaml.
 
 from typing import Any
 
-from dagster import Definitions
+from dagster import Definitions, definitions
 from dagster_celery import celery_executor
 
-from esk_pipeline import definitions as project
+from esk_pipeline.definitions import build_defs
+from esk_pipeline.settings import get_settings
 
 # Longer than the slowest step (a day's labelling through an LLM endpoint); shorter than run
 # monitoring's max runtime (4 h), so a lost step is redelivered before its run is failed.
@@ -38,4 +39,7 @@ celery = celery_executor.configured(
     }
 )
 
-defs = Definitions.merge(project.defs, Definitions(executor=celery))
+
+@definitions
+def defs() -> Definitions:
+    return Definitions.merge(build_defs(get_settings()), Definitions(executor=celery))

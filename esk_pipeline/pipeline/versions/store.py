@@ -32,11 +32,12 @@ from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
-from . import layout
-from .blobs import DIGEST_CACHE, BlobStore, DigestCache, blob_name
+from . import _layout
+from ._blobs import DIGEST_CACHE, BlobStore, DigestCache, blob_name
+from ._layout import ARCHIVE_DIR, VERSIONS_DIR, Bump
+from ._records import domain_counts, split_counts, write_parquet
 from .catalog import REGISTRY_DIR, Catalog
 from .diff import VersionDiff, diff_versions
-from .layout import ARCHIVE_DIR, VERSIONS_DIR, Bump
 from .location import LocalLocation, open_location
 from .models import (
     STAGED_DIR,
@@ -48,7 +49,6 @@ from .models import (
     StorageError,
     VersionStatus,
 )
-from .records import domain_counts, split_counts, write_parquet
 from .transfer import Transfer
 
 T = TypeVar("T")
@@ -97,19 +97,19 @@ class DataStorage(Transfer):
         """
         sources: dict[str, Path] = {}
         for split, given in (("train", Path(train_path)), ("eval", Path(eval_path))):
-            for source in layout.expand_shards(given):
-                shard = layout.SHARD_SUFFIX.search(source.name)
+            for source in _layout.expand_shards(given):
+                shard = _layout.SHARD_SUFFIX.search(source.name)
                 name = f"{split}{shard.group(0) if shard else ''}.jsonl"
                 sources[name] = source
                 parquet = source.parent / PARQUET_DIR / f"{source.stem}.parquet"
                 if parquet.is_file():
-                    sources[layout.parquet_name(name)] = parquet
+                    sources[_layout.parquet_name(name)] = parquet
         folder = Path(train_path).parent
         if (folder / "README.md").is_file():
             sources["README.md"] = folder / "README.md"
         with self._locked():
             files = self._store_sources(sources, DigestCache(folder.parent / DIGEST_CACHE))
-            metadata = layout.read_json(folder / "metadata.json")
+            metadata = _layout.read_json(folder / "metadata.json")
             return self._commit(files, metadata, version_tag, description, status, created_by, bump)
 
     def commit_dataset(
@@ -153,10 +153,10 @@ class DataStorage(Transfer):
             and not any(part.startswith(".") for part in p.relative_to(dataset_dir).parts)
         }
         sources.pop("metadata.json", None)
-        if not layout.data_files(sources):
+        if not _layout.data_files(sources):
             raise StorageError(f"{dataset_dir}: no train*.jsonl / eval*.jsonl files")
         files = self._store_sources(sources, DigestCache(dataset_dir.parent / DIGEST_CACHE))
-        return StagedDataset(files=files, metadata=layout.read_json(dataset_dir / "metadata.json"))
+        return StagedDataset(files=files, metadata=_layout.read_json(dataset_dir / "metadata.json"))
 
     def commit_staged(
         self,
@@ -203,11 +203,11 @@ class DataStorage(Transfer):
         if status is VersionStatus.ARCHIVED:
             raise StorageError("a new version cannot be committed as archived")
         for name in files:
-            layout.check_stored_name(name)
+            _layout.check_stored_name(name)
         with self._locked():
 
             def add(registry: Registry) -> DatasetVersion:
-                version = layout.new_version_name(registry, version_tag, bump)
+                version = _layout.new_version_name(registry, version_tag, bump)
                 entry = DatasetVersion(
                     version=version,
                     status=status,
@@ -238,7 +238,7 @@ class DataStorage(Transfer):
         """Each source as a blob (only content not stored yet is uploaded), and a Parquet copy
         with its per-domain counts for each data file (reused when the content was seen)."""
         for name, source in sources.items():
-            layout.check_stored_name(name)
+            _layout.check_stored_name(name)
             if not source.is_file():
                 raise StorageError(f"{source}: no such file (for {name})")
         registry = self._load()
@@ -249,15 +249,15 @@ class DataStorage(Transfer):
             if f.domains is not None
         }
         copies = {
-            v.files[name].sha256: v.files[layout.parquet_name(name)]
+            v.files[name].sha256: v.files[_layout.parquet_name(name)]
             for v in registry.versions
-            for name in layout.data_files(v.files)
-            if layout.parquet_name(name) in v.files
+            for name in _layout.data_files(v.files)
+            if _layout.parquet_name(name) in v.files
         }
         digests = digest_cache.digests(sources)
         files = {name: self.blobs.put(source, digests[name]) for name, source in sources.items()}
-        for name in layout.data_files(files):
-            parquet = layout.parquet_name(name)
+        for name in _layout.data_files(files):
+            parquet = _layout.parquet_name(name)
             copy = copies.get(files[name].sha256)
             if parquet in files:
                 entry = files[parquet]
@@ -288,7 +288,7 @@ class DataStorage(Transfer):
         wanted = VersionStatus(status) if status is not None else None
         return [
             self._public(registry, v)
-            for v in layout.by_version(registry.versions)
+            for v in _layout.by_version(registry.versions)
             if wanted is None or v.status == wanted
         ]
 
@@ -305,7 +305,7 @@ class DataStorage(Transfer):
         by_status = {s.value: 0 for s in VersionStatus}
         for v in registry.versions:
             by_status[v.status.value] += 1
-        ordered = layout.by_version(registry.versions)
+        ordered = _layout.by_version(registry.versions)
         return {
             "storage_dir": self.location.url,
             "total_versions": len(registry.versions),
@@ -348,7 +348,7 @@ class DataStorage(Transfer):
 
     def tag_version(self, version: str, tag: str) -> DatasetVersion:
         """Name a version (e.g. "production"); a tag moves if it already named another version."""
-        layout.check_tag(tag)
+        _layout.check_tag(tag)
         with self._locked():
 
             def tag_it(registry: Registry) -> DatasetVersion:
@@ -414,7 +414,7 @@ class DataStorage(Transfer):
         return entry.model_copy(update={"tags": tags, "path": path})
 
     def _resolve(self, registry: Registry, ref: str) -> DatasetVersion:
-        return layout.resolve(registry, ref)
+        return _layout.resolve(registry, ref)
 
     def _build_parquet(self, jsonl: Path) -> FileEntry:
         """The Parquet copy of a JSONL file that diffs read (row_id filled in from the text)."""
@@ -439,7 +439,7 @@ class DataStorage(Transfer):
     def _read_current_pointer(self) -> str | None:
         if not isinstance(self.location, LocalLocation):
             return self._load().current  # object storage: the registry is the pointer
-        return layout.read_current_pointer(self.root)
+        return _layout.read_current_pointer(self.root)
 
     def _sync_folders(self, registry: Registry) -> None:
         """Local folders follow the registry: a hard-linked folder per live version, none
@@ -459,7 +459,7 @@ class DataStorage(Transfer):
                     for name, file in entry.files.items():
                         self.blobs.link(file.sha256, staging, name)
         if registry.current and self._read_current_pointer() != registry.current:
-            layout.point_current(self.root, registry.current)
+            _layout.point_current(self.root, registry.current)
 
     def _recover(self, registry: Registry) -> None:
         """Remove what an interrupted operation left behind; the registry decides what is real.
