@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from esk_pipeline.cli import ProgressLines, main, reviewer_page_hint
+from esk_pipeline.cli import main, reviewer_page_hint
+from esk_pipeline.cli._output import ProgressLines
 from esk_pipeline.pipeline.splits import DataWriter, DataWriterConfig
 from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
 from esk_pipeline.settings import AppSettings, get_settings
@@ -51,6 +52,17 @@ def test_list_and_show_print_tables_and_json(store):
     assert json.loads(out)["domain_distribution"] == {"a": 20, "b": 20}
     code, out = _run(store, "show", "current")
     assert code == 0 and out.startswith("v1.1.0 (draft)")
+
+
+def test_status_marks_a_version_stable_or_deprecated(store):
+    code, out = _run(store, "status", "v1.0.0", "stable")
+    assert code == 0 and out.startswith("v1.0.0 (stable)")
+    code, out = _run(store, "list", "--status", "stable")
+    assert "v1.0.0" in out and "v1.1.0" not in out
+    code, out = _run(store, "status", "current", "deprecated")
+    assert code == 0 and out.startswith("v1.1.0 (deprecated)")
+    code, out = _run(store, "status", "v1.0.0", "archived")
+    assert code == 2 and "archived" in out  # the store archives; people do not
 
 
 def test_diff_tag_checkout_and_verify(store):
