@@ -119,18 +119,20 @@ def atomic_write_with(target: Path, write: Callable[[Path], Any]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_folder(target: Path) -> Iterator[Path]:
+def atomic_folder(target: Path, sync_files: bool = True) -> Iterator[Path]:
     """Build a folder under a temporary name, then put it at `target` in one rename.
 
     An existing `target` is replaced: moved aside under a temporary name first, deleted last,
     so a crash leaves either the old folder or the new one (plus leftovers recovery removes).
+    `sync_files=False` flushes only the folder entries, for files already durable elsewhere
+    (hard links).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = temp_path(target)
     staging.mkdir()
     try:
         yield staging
-        fsync_tree(staging)
+        fsync_tree(staging, sync_files)
         old = temp_path(target) if target.exists() else None
         if old is not None:
             os.rename(target, old)
@@ -152,9 +154,9 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def fsync_tree(folder: Path) -> None:
-    """Flush every file and folder entry under `folder`."""
-    for path in folder.rglob("*"):
+def fsync_tree(folder: Path, sync_files: bool = True) -> None:
+    """Flush every file (unless `sync_files` is False) and folder entry under `folder`."""
+    for path in folder.rglob("*") if sync_files else ():
         if path.is_file() and not path.is_symlink():
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())

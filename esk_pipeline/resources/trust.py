@@ -14,7 +14,9 @@ from esk_pipeline.settings import Settings
 class TrustPolicyResource(ConfigurableResource):
     precision_target: float = Field(description="machine labels enter train at this precision")
     audit_share: float = Field(description="share of labelled texts in the random audit")
-    audit_review_share: float = Field(description="share of hand-outs given to audit items")
+    audit_review_share: float = Field(
+        description="share of hand-outs given to audit items while the calibration needs them"
+    )
     min_audit_for_estimate: int = Field(description="audited items a reliable estimate needs")
     detect_label_errors: bool = Field(description="re-ask doubted human labels (cleanlab)")
 

@@ -36,7 +36,6 @@ from esk_pipeline.pipeline.label_contract import (
     TRUSTED_LABEL_ROW,
     LabelOrigin,
     LabelTier,
-    VerdictReason,
     validate_frame,
     with_optional_columns,
 )
@@ -57,7 +56,7 @@ from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stra
 from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
-from esk_pipeline.pipeline.trust.verdict import row_verdicts, settle_queue
+from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, row_verdicts, settle_queue
 
 
 class TrustConfig(BaseModel):
@@ -67,7 +66,8 @@ class TrustConfig(BaseModel):
     precision_target: float = Field(default=0.95, gt=0, le=1)
     # Share of labelled texts drawn uniformly into the audit stream.
     audit_share: float = Field(default=0.15, ge=0, le=1)
-    # Share of the queue's hand-outs that go to audit items while any are waiting.
+    # Share of the queue's hand-outs that go to audit items while the calibration needs them
+    # (`Calibration.needs_audit`); afterwards audit items get `audit_share` of them.
     audit_review_share: float = Field(default=0.7, ge=0, le=1)
     # Audited items a version needs before its accuracy estimate is called reliable.
     min_audit_for_estimate: int = Field(default=200, ge=0)
@@ -209,7 +209,7 @@ def assess_label_days(
     # One order whatever the days: the row id's (as one frame of labels always had).
     labels = settle_queue(labels.sort_values("row_id", kind="stable").reset_index(drop=True))
     validate_frame(labels, TRUSTED_LABEL_ROW, "trusted_labels")
-    pending = int((labels["verdict_reason"] == VerdictReason.AUDIT.value).sum())
+    pending = int(labels["verdict_reason"].isin(AUDIT_REASONS).sum())
     return TrustAssessment(
         labels=labels,
         calibration=calibration,

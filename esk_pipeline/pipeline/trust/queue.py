@@ -1,7 +1,7 @@
 """What people should review next, in the order that helps the dataset most.
 
-The queue holds exactly the texts whose trust verdict is "queued" (`trust.verdict`), in two
-streams:
+The queue holds exactly the texts that wait for a decision (`verdict.in_review_queue`: the
+verdict "queued", and the audit texts trusted meanwhile), in two streams:
 
 - texts without a trusted label (and labeler failures), one per identity key, ordered by
   what a decision on it settles (`review_order.review_priority`: the texts it stands for, the
@@ -10,6 +10,12 @@ streams:
 - the audit: texts drawn uniformly at random (`audit.audit_mask`), interleaved so that about
   `audit_review_share` of hand-outs are audit items while any wait. Their decisions calibrate
   every tier and estimate each version's accuracy.
+
+How much of the reviewers' time the audit gets (`audit_hand_out_share`) follows what the
+calibration still needs: most hand-outs while the audit decides what is accepted, then the
+audit's own share of the logs, so it keeps measuring each version as a uniform sample of the
+reviews while the rest go where a decision settles more. Only the audit calibrates: decisions
+on texts chosen for their uncertainty are not a random sample and never stand in for it.
 """
 
 from __future__ import annotations
@@ -17,18 +23,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from esk_pipeline.pipeline.label_contract import Verdict, VerdictReason
 from esk_pipeline.pipeline.review import ReviewReason
+from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.review_order import review_priority
+from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
+
+
+def audit_hand_out_share(calibration: Calibration, *, prioritised: float, settled: float) -> float:
+    """`prioritised` while the calibration needs the audit (`Calibration.needs_audit`), else
+    the smaller of the two."""
+    return prioritised if calibration.needs_audit() else min(prioritised, settled)
 
 
 def plan_review(
     labels: pd.DataFrame, *, precision_target: float, audit_review_share: float
 ) -> pd.DataFrame:
-    """The queued label rows (`verdict` "queued"), with `review_reason` and `review_gain`
-    (higher first)."""
-    queued = labels[labels["verdict"] == Verdict.QUEUED.value]
-    in_audit = queued["verdict_reason"] == VerdictReason.AUDIT.value
+    """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
+    `review_gain` (higher first)."""
+    queued = labels[in_review_queue(labels)]
+    in_audit = queued["verdict_reason"].isin(AUDIT_REASONS)
     candidates = queued[~in_audit]
     gain = review_priority(
         candidates,

@@ -9,14 +9,17 @@ order of precedence:
 2. a human decision -> trusted (`human`); one that confident learning doubts and a second
    reviewer has not answered yet -> trusted for train only (`doubted_human`), with its
    `p_correct` lowered to at most `DOUBTED_P_CORRECT`;
-3. a machine or propagated label in the uniform audit -> queued (`audit`): the audit is
-   reviewed whatever the label's confidence, and its outcome is what calibrates every tier;
+3. a machine or propagated label in the uniform audit: reviewed whatever the label's
+   confidence, since its outcome is what calibrates every tier. Until then it is trusted
+   (`audit_accepted`) where its tier's thresholds accept it, like any other label of the tier
+   (the thresholds come from the audit's decided items, so admitting the undecided ones
+   biases nothing), and queued (`audit`) otherwise; the queue plans from both;
 4. a machine or propagated label its tier's audited thresholds accept -> trusted (`accepted`);
 5. anything else -> queued (`needs_review`), one text per identity key: the others with the
    same key are excluded (`same_text_queued`) until that decision propagates to them.
 
-The review queue plans from `verdict == queued` and the dataset writer admits
-`verdict == trusted`; neither decides anything itself.
+The review queue plans from `in_review_queue` (every queued text and the accepted audit texts)
+and the dataset writer admits `verdict == trusted`; neither decides anything itself.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def row_verdicts(
     machine = labelled & ~human & (origin != LabelOrigin.SYNTHETIC).to_numpy()
     in_audit = machine & audit_mask(frame["row_id"], audit_share)
     accepted = np.zeros(n, dtype=bool)
-    candidates = machine & ~in_audit
+    candidates = machine
     if calibration is not None and candidates.any():
         rows = frame[candidates]
         confidence = rows["confidence"].where(
@@ -109,6 +112,7 @@ def row_verdicts(
         ((status == LabelStatus.LABELED) & ~has_domain, Verdict.EXCLUDED, VerdictReason.NO_DOMAIN),
         (human & ~doubt, Verdict.TRUSTED, VerdictReason.HUMAN),
         (doubt, Verdict.TRUSTED, VerdictReason.DOUBTED_HUMAN),
+        (in_audit & accepted, Verdict.TRUSTED, VerdictReason.AUDIT_ACCEPTED),
         (in_audit, Verdict.QUEUED, VerdictReason.AUDIT),
         (accepted, Verdict.TRUSTED, VerdictReason.ACCEPTED),
     ]
@@ -127,6 +131,16 @@ def settle_queue(frame: pd.DataFrame) -> pd.DataFrame:
     `needs_review`, and the `trusted` flag."""
     frame = _one_queued_per_text(frame)
     return frame.assign(trusted=(frame["verdict"] == Verdict.TRUSTED.value).to_numpy())
+
+
+def in_review_queue(labels: pd.DataFrame) -> pd.Series:
+    """Texts that wait for a review decision: the queued ones and the undecided audit."""
+    return (labels["verdict"] == Verdict.QUEUED.value) | (
+        labels["verdict_reason"] == VerdictReason.AUDIT_ACCEPTED.value
+    )
+
+
+AUDIT_REASONS = (VerdictReason.AUDIT.value, VerdictReason.AUDIT_ACCEPTED.value)
 
 
 def _one_queued_per_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -104,12 +104,12 @@ class BlobStore:
 
 
 class DigestCache:
-    """sha256 of local files, remembered in one JSON file by path, inode, size and mtime.
+    """sha256 of local files, remembered in one JSON file by device, inode, size and mtime.
 
     The file sits outside the dataset folder (a writer replaces the folder whole), so a shard
-    the writer kept, or hard-linked from its previous folder, is not read again; a file
-    rewritten has another inode or mtime and is hashed again. Without a writable place the
-    cache is simply not kept.
+    the writer kept, renamed or hard-linked from its previous folder is not read again; a
+    file rewritten has another inode or mtime and is hashed again. Without a writable place
+    the cache is simply not kept.
     """
 
     def __init__(self, cache_file: Path | None):
@@ -117,19 +117,21 @@ class DigestCache:
         self._entries = _read_cache(cache_file) if cache_file else {}
 
     def digests(self, files: Mapping[str, Path]) -> dict[str, str]:
-        found, changed = {}, False
+        found, keys, changed = {}, [], False
         for name, path in files.items():
-            key, stat = str(path.absolute()), path.stat()
-            signature = [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+            stat = path.stat()
+            key = f"{stat.st_dev}:{stat.st_ino}"
+            keys.append(key)
+            signature = [stat.st_size, stat.st_mtime_ns]
             cached = self._entries.get(key)
-            if cached is not None and cached[:3] == signature:
-                found[name] = cached[3]
+            if cached is not None and cached[:2] == signature:
+                found[name] = cached[2]
                 continue
             found[name] = fsutil.file_digest(path)
             self._entries[key] = [*signature, found[name]]
             changed = True
         if changed and self.cache_file is not None:
-            kept = {k: v for k, v in self._entries.items() if Path(k).is_file()}
+            kept = {key: self._entries[key] for key in keys}  # the files of this dataset
             with contextlib.suppress(OSError):  # read-only: no cache, the digests still right
                 fsutil.atomic_write_text(self.cache_file, json.dumps(kept))
         return found

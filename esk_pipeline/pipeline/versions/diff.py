@@ -1,8 +1,8 @@
 """Record-level diffs between two versions: added, removed, relabelled, moved, per domain.
 
-Versions are compared shard by shard first: a data file with the same name and the same
-content (checksums of the file and its Parquet copy) in both versions holds the same records
-with the same labels in the same split, so it is counted from the manifests and never read.
+Versions are compared shard by shard first: a data file whose Parquet copy has the same
+checksum in the same split on both sides holds the same records with the same labels, so it
+is counted from the manifests (`FileEntry.domains`) and never read, whatever its name.
 The records of the other shards are matched on row_id with one Arrow full outer join of the
 two sides' (row_id, domain, split) tables (records.py). The report carries counts, a few
 examples of each kind of change and a short summary for people. (Row ids are unique within
@@ -71,21 +71,29 @@ class VersionDiff(BaseModel):
     summary: str
 
 
-def unchanged_shards(old_entry: DatasetVersion, new_entry: DatasetVersion) -> set[str]:
-    """Data files identical in both versions (file and Parquet copy), with counts known."""
-    same = set()
-    for name in set(data_files(old_entry.files)) & set(data_files(new_entry.files)):
-        parquet = parquet_name(name)
-        old_files, new_files = old_entry.files, new_entry.files
-        if (
-            old_files[name].sha256 == new_files[name].sha256
-            and parquet in old_files
-            and parquet in new_files
-            and old_files[parquet].sha256 == new_files[parquet].sha256
-            and new_files[parquet].domains is not None
-        ):
-            same.add(name)
-    return same
+def unchanged_shards(
+    old_entry: DatasetVersion, new_entry: DatasetVersion
+) -> tuple[set[str], set[str]]:
+    """Data files of the old and of the new version paired by content: the same split and the
+    same Parquet copy (with its counts known) on both sides, whatever their names (a new day
+    renumbers the shards)."""
+
+    def by_content(entry: DatasetVersion) -> dict[tuple[str, str], list[str]]:
+        found: dict[tuple[str, str], list[str]] = {}
+        for name in data_files(entry.files):
+            copy = entry.files.get(parquet_name(name))
+            if copy is not None and copy.domains is not None:
+                found.setdefault((split_of(name), copy.sha256), []).append(name)
+        return found
+
+    old, new = by_content(old_entry), by_content(new_entry)
+    old_same: set[str] = set()
+    new_same: set[str] = set()
+    for key in old.keys() & new.keys():
+        pairs = min(len(old[key]), len(new[key]))
+        old_same.update(old[key][:pairs])
+        new_same.update(new[key][:pairs])
+    return old_same, new_same
 
 
 def diff_versions(
@@ -96,11 +104,11 @@ def diff_versions(
     examples: int,
 ) -> VersionDiff:
     """The diff from `old_entry` to `new_entry`, reading only the shards that changed."""
-    same = unchanged_shards(old_entry, new_entry)
-    old = records_table(sorted(set(data_files(old_entry.files)) - same), open_old)
-    new = records_table(sorted(set(data_files(new_entry.files)) - same), open_new)
+    old_same, new_same = unchanged_shards(old_entry, new_entry)
+    old = records_table(sorted(set(data_files(old_entry.files)) - old_same), open_old)
+    new = records_table(sorted(set(data_files(new_entry.files)) - new_same), open_new)
     shared: Counts = {}
-    for name in same:
+    for name in new_same:
         for domain, n in (new_entry.files[parquet_name(name)].domains or {}).items():
             key = (domain, split_of(name))
             shared[key] = shared.get(key, 0) + n

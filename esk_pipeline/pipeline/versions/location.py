@@ -4,7 +4,9 @@ The store needs few operations from its location, and one of them is the commit 
 `put_new` writes an object only if no object has that name, atomically. A local folder does
 it with a fully written temporary file hard-linked into place (link fails if the name
 exists); object storage with a conditional put (S3's `If-None-Match: *`, which s3fs sends
-for `mode="create"`). Every other write is of content-addressed or derived objects, where
+for `mode="create"`; AWS S3 has honoured it since August 2024, the tests run it on moto's
+server). Another backend or S3-compatible server must refuse an existing name for this
+write to hold a version store. Every other write is of content-addressed or derived objects, where
 a retry or a concurrent writer writes the same bytes.
 
 Names are relative POSIX paths under the root ("objects/ab/<sha>", "registry/00000003.json").
@@ -75,9 +77,6 @@ class Location:
     def exists(self, name: str) -> bool:
         raise NotImplementedError
 
-    def size(self, name: str) -> int:
-        raise NotImplementedError
-
     def listing(self, prefix: str) -> dict[str, tuple[int, float]]:
         """Every object under `prefix` (recursive): name -> (size, modified epoch seconds)."""
         raise NotImplementedError
@@ -139,9 +138,6 @@ class LocalLocation(Location):
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
 
-    def size(self, name: str) -> int:
-        return self.path(name).stat().st_size
-
     def listing(self, prefix: str) -> dict[str, tuple[int, float]]:
         folder = self.path(prefix)
         if not folder.is_dir():
@@ -201,9 +197,6 @@ class FsspecLocation(Location):
     def exists(self, name: str) -> bool:
         self.fs.invalidate_cache(self._full(name))
         return self.fs.exists(self._full(name))
-
-    def size(self, name: str) -> int:
-        return int(self.fs.size(self._full(name)))
 
     def listing(self, prefix: str) -> dict[str, tuple[int, float]]:
         self.fs.invalidate_cache()

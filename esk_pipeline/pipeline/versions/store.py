@@ -454,7 +454,8 @@ class DataStorage(Transfer):
                 shutil.rmtree(folder, ignore_errors=True)
         for version, entry in live.items():
             if not (self.versions_dir / version).is_dir():
-                with fsutil.atomic_folder(self.versions_dir / version) as staging:
+                # Hard links to blobs, which were flushed when written: only entries to flush.
+                with fsutil.atomic_folder(self.versions_dir / version, sync_files=False) as staging:
                     for name, file in entry.files.items():
                         self.blobs.link(file.sha256, staging, name)
         if registry.current and self._read_current_pointer() != registry.current:

@@ -53,3 +53,20 @@ def test_link_copies_only_without_hard_links_and_never_replaces_a_file(tmp_path,
     storage.blobs.link(entry.sha256, folder, "train.jsonl")
     assert (folder / "train.jsonl").read_bytes() == source.read_bytes()
     assert entry.size == source.stat().st_size
+
+
+def test_files_unchanged_since_the_last_commit_are_not_read_again(tmp_path, monkeypatch):
+    storage = make_storage(tmp_path)
+    dataset = write_dataset(tmp_path, sample_records(), "ds", shard_size=20)
+    storage.commit_dataset(dataset)
+    hashed = []
+    real_digest = fsutil.file_digest
+    monkeypatch.setattr(
+        fsutil, "file_digest", lambda path: hashed.append(path) or real_digest(path)
+    )
+    storage.commit_dataset(dataset)
+    assert hashed == []
+    (dataset / "README.md").write_text("another card\n", encoding="utf-8")
+    version = storage.commit_dataset(dataset)
+    assert hashed[0] == dataset / "README.md" and len(hashed) == 2  # + its new blob's copy
+    assert storage.verify(version.version) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -91,3 +92,15 @@ def test_tags_and_unknown_references(tmp_path):
         storage.tag_version("v1.0.0", "v2.0.0")
     with pytest.raises(VersionNotFoundError, match=r"no version or tag 'v9\.9\.9'"):
         storage.checkout("v9.9.9")
+
+
+def test_a_store_with_a_versions_json_registry_is_taken_over(tmp_path):
+    storage = make_storage(tmp_path)
+    storage.commit_dataset(write_dataset(tmp_path, sample_records(), "ds"))
+    storage.tag_version("v1.0.0", "production")
+    registry = sorted((storage.root / "registry").iterdir())[-1]
+    (storage.root / "versions.json").write_bytes(registry.read_bytes())  # the old layout
+    shutil.rmtree(storage.root / "registry")
+    reopened = make_storage(tmp_path)
+    assert reopened.get_version("production").version == "v1.0.0"
+    assert not (storage.root / "versions.json").exists() and reopened.verify() == []

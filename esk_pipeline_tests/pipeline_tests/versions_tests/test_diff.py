@@ -45,3 +45,28 @@ def test_diff_counts_added_removed_relabelled_and_moved_records(tmp_path):
     assert "5 removed" in diff.summary and "4 relabelled" in diff.summary
     same = storage.compare_versions("v1.1.0", "v1.1.0")
     assert same.added == same.removed == same.relabelled == same.moved == 0
+
+
+def test_the_diff_reads_only_shards_whose_content_changed_whatever_their_names(tmp_path):
+    storage = make_storage(tmp_path)
+    folder = write_dataset(tmp_path, sample_records(90), "ds", shard_size=20)
+    storage.commit_dataset(folder)
+    # A new day: every shard is renamed (one more of them), one gets a new record.
+    shards = sorted(folder.glob("train-*-of-*.jsonl"))
+    n = len(shards) + 1
+    for i, shard in enumerate(shards):
+        shard.rename(folder / f"train-{i:05d}-of-{n:05d}.jsonl")
+        copy = folder / "__parquet__" / f"{shard.stem}.parquet"
+        copy.rename(folder / "__parquet__" / f"train-{i:05d}-of-{n:05d}.parquet")
+    new_day = {"row_id": "new", "text": "новый день", "domain": "roads"}
+    (folder / f"train-{n - 1:05d}-of-{n:05d}.jsonl").write_text(
+        json.dumps(new_day, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    storage.commit_dataset(folder)
+    opened = []
+    real_open = storage.location.open
+    storage.location.open = lambda name: opened.append(name) or real_open(name)
+    diff = storage.compare_versions("v1.0.0", "v1.1.0")
+    assert (diff.added, diff.removed, diff.relabelled, diff.moved) == (1, 0, 0, 0)
+    assert diff.unchanged == 90 and diff.records_after == 91
+    assert len(opened) == 1  # the new shard's Parquet copy; the others are known by checksum
