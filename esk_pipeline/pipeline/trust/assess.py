@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from esk_pipeline.pipeline.label_contract import (
     TRUSTED_LABEL_ROW,
@@ -48,32 +48,20 @@ from esk_pipeline.pipeline.labels import (
     strongest_per_row,
     tier_of,
 )
+from esk_pipeline.pipeline.options import TrustOptions
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key_series
-from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust._audit import audit_mask
+from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
+from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
-from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
-from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, row_verdicts, settle_queue
 
 
-class TrustConfig(BaseModel):
+class TrustConfig(TrustOptions):
     """What a label must show before it enters a dataset, and how that is measured."""
-
-    # Machine labels enter train only where the audit shows at least this precision.
-    precision_target: float = Field(default=0.95, gt=0, le=1)
-    # Share of labelled texts drawn uniformly into the audit stream.
-    audit_share: float = Field(default=0.15, ge=0, le=1)
-    # Share of the queue's hand-outs that go to audit items while the calibration needs them
-    # (`Calibration.needs_audit`); afterwards audit items get `audit_share` of them.
-    audit_review_share: float = Field(default=0.7, ge=0, le=1)
-    # Audited items a version needs before its accuracy estimate is called reliable.
-    min_audit_for_estimate: int = Field(default=200, ge=0)
-    # Detect likely errors among human labels (confident learning) and ask again.
-    detect_label_errors: bool = True
-    folds: int = Field(default=5, ge=2)
 
 
 class TrustAssessment(BaseModel):

@@ -38,7 +38,7 @@ from esk_pipeline.pipeline.label_contract import (
 )
 from esk_pipeline.pipeline.labels import tier_of
 from esk_pipeline.pipeline.text import identity_key_series
-from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust._audit import audit_mask
 from esk_pipeline.pipeline.trust.calibration import Calibration
 
 # A doubted decision is as likely wrong as right until a second reviewer answers.

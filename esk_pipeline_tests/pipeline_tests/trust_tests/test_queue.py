@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.review.planning import audit_hand_out_share
+from esk_pipeline.pipeline.review.planning import plan_review as plan_verdicts
 from esk_pipeline.pipeline.text import identity_key_series
-from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust._audit import audit_mask
 from esk_pipeline.pipeline.trust.calibration import Calibration, TierCalibration
-from esk_pipeline.pipeline.trust.queue import audit_hand_out_share
-from esk_pipeline.pipeline.trust.queue import plan_review as plan_verdicts
 from esk_pipeline.pipeline.trust.verdict import assign_verdicts
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from esk_pipeline.pipeline.label_contract import TRUSTED_LABEL_ROW as ROW
 from esk_pipeline.pipeline.label_contract import LabelContractError, Verdict, validate_frame
-from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust._audit import audit_mask
 from esk_pipeline.pipeline.trust.verdict import (
     DOUBTED_P_CORRECT,
     assign_verdicts,
