@@ -6,8 +6,8 @@ Steps (all seeded):
 1. `generate_logs` -> texts with ground truth; the first `--labels` distinct texts play the
    human-labelled set, labelled with `true_domain`.
 2. A share `--flip` of those labels is flipped to a random other domain, on purpose.
-3. Out-of-fold probabilities of the local model (`trust.out_of_fold`, the same folds and
-   temperature the pipeline uses) feed `trust.label_errors.suspected_label_errors`.
+3. Out-of-fold probabilities of the local model (`trust._out_of_fold`, the same folds and
+   temperature the pipeline uses) feed `trust._label_errors.suspected_label_errors`.
 4. Printed: how many flipped labels were flagged (recall), how many flags were flipped
    (precision), against the target of recall >= 0.7 at precision >= 0.5.
 
@@ -25,8 +25,8 @@ import numpy as np
 
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
-from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
+from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
+from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
 from esk_pipeline.sample_data import generate_logs
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"

@@ -1,7 +1,7 @@
 """The product's yardstick: how right are the labels in a dataset version, and does it know?
 
     .venv/bin/python bench/bench_trust.py [--rounds 0 300 600 1200] [--error-rate 0.05]
-        [--orders project random uncertainty] [--rows 6000] [--influence]
+        [--orders project random uncertainty] [--rows 6000] [--influence] [--skip-idle-check]
 
 Steps, once per review order:
 1. Seed a fresh embedded ClickHouse with the sample generator's logs (its `true_domain` is
@@ -189,17 +189,24 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
         version = _storage().get_version(summary["version"]) if "version" in summary else None
         trust = json.loads((root / "assets" / "label_trust.json").read_text(encoding="utf-8"))
         figures = _version_figures(Path(version.path), reviewers.truth)
+        local = trust["calibration"]["tiers"].get("local_model") or {}
         rows.append(
             {
                 "order": order,
                 "reviews": spent,
                 "audited": trust["audit"]["audited"],
+                "threshold": local.get("threshold"),
+                "accepted_audited": local.get("accepted_audited", 0),
+                "accepted": sum(
+                    trust["verdicts"].get("trusted", {}).get(reason, 0)
+                    for reason in ("accepted", "audit_accepted")
+                ),
                 "seconds": round(time.perf_counter() - started, 1),
                 **figures,
             }
         )
         _print_row(rows[-1])
-        if order == "project":
+        if order == "project" and not args.skip_idle_check:
             _idle_rebuild(instance, taxonomy, Path(version.path))
     if args.influence and order == "project":
         rows[-1]["influence"] = _influence(instance, reviewers, taxonomy)
@@ -263,7 +270,11 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_row(row: dict) -> None:
-    parts = [f"{row['order']:>7} reviews {row['reviews']:>5} audit {row['audited']:>4}"]
+    parts = [
+        f"{row['order']:>7} reviews {row['reviews']:>5} audit {row['audited']:>4}"
+        f" threshold {_fmt(row['threshold'])} (over {row['accepted_audited']:>3} audited)"
+        f" accepted {row['accepted']:>5}"
+    ]
     for split in ("train", "eval"):
         f = row[split]
         interval = f"[{_fmt(f['low'])},{_fmt(f['high'])}]" if f["low"] is not None else ""
@@ -342,6 +353,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--influence", action="store_true")
+    parser.add_argument("--skip-idle-check", action="store_true")
     args = parser.parse_args()
     print(
         f"reviewer error rate {args.error_rate:.0%}, {args.rows} sample rows, rounds {args.rounds}"

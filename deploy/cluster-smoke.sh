@@ -3,8 +3,10 @@
 # storage + review store), Redis (Celery broker), moto's S3 server (asset values and the
 # version store), the Dagster
 # webserver, the daemon and two Celery workers. It backfills the sample days as one run per
-# day through the run queue, rebuilds the dataset, checks the version equals what the embedded
-# default makes from the same logs, stops everything it started and prints one summary line.
+# day through the run queue, kills one worker (kill -9) while it runs a step, so that step must
+# be redelivered to the other worker, rebuilds the dataset, checks the version equals what the
+# embedded default makes from the same logs, stops everything it started and prints one
+# summary line (or a FAIL line naming the run, day and step that did not finish).
 #
 #   bash deploy/cluster-smoke.sh            (as root it apt-get installs what is missing)
 #
@@ -97,6 +99,7 @@ export REVIEW_DATABASE_URL="postgresql+psycopg://esk@127.0.0.1:$PG_PORT/review"
 export APP_ASSETS_URL="s3://esk-assets/values" DATA_STORAGE_STORAGE_DIR="s3://esk-assets/storage"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=smoke-key-id AWS_SECRET_ACCESS_KEY=smoke-secret
+export DAGSTER_COMPUTE_LOGS_BUCKET=esk-compute-logs DAGSTER_COMPUTE_LOGS_PREFIX=compute
 # What stays on each machine's disk (README, "What stays on one machine"). The splits folder
 # is scratch: train_eval_splits stages its files in the version store on S3.
 export APP_DATA_DIR="$WORK/node" CACHE_DIR="$WORK/node/cache"
@@ -106,6 +109,9 @@ unset LLM_API_BASE LLM_API_KEY LLM_MODEL CLICKHOUSE_HOST
 export PYTHONWARNINGS=ignore
 
 python3 deploy/smoke_check.py bucket "$APP_ASSETS_URL"
+python3 deploy/smoke_check.py bucket "s3://$DAGSTER_COMPUTE_LOGS_BUCKET"
+# The workers' config as shipped, but a killed worker's step is redelivered after 60 s, not 1 h.
+python3 deploy/smoke_check.py celery-config deploy/celery.yaml "$WORK/celery.yaml" 60
 esk-data seed >/dev/null
 DAYS=$(python3 deploy/smoke_check.py days)
 say "logs: $DAYS"
@@ -115,8 +121,9 @@ WEB_PORT=$(free_port)
 start webserver dagster-webserver -w deploy/workspace.yaml -h 127.0.0.1 -p "$WEB_PORT"
 start daemon dagster-daemon run -w deploy/workspace.yaml
 for n in 1 2; do
-  start "worker$n" dagster-celery worker start -A dagster_celery.app -y deploy/celery.yaml \
+  start "worker$n" dagster-celery worker start -A dagster_celery.app -y "$WORK/celery.yaml" \
     -n "worker$n" -- --concurrency 1 --pool solo
+  if [[ $n == 1 ]]; then WORKER1=${PIDS[-1]}; fi
 done
 wait_for webserver 120 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$WEB_PORT/server_info')"
 
@@ -124,6 +131,9 @@ wait_for webserver 120 python3 -c "import urllib.request; urllib.request.urlopen
 N_DAYS=$(tr ',' '\n' <<<"$DAYS" | wc -l)
 say "backfilling $N_DAYS days"
 dagster job backfill -w deploy/workspace.yaml -j daily_labels_job --partitions "$DAYS" --noprompt >/dev/null
+BUSY=$(python3 deploy/smoke_check.py busy worker1 600)
+kill -KILL -- "-$WORKER1"
+say "killed worker1 (kill -9) during $BUSY: the other worker must take that step over"
 python3 deploy/smoke_check.py wait "$N_DAYS" 1800
 # One run over every day, as `esk-data build` starts it (runner.range_tags).
 FIRST_DAY=${DAYS%%,*} LAST_DAY=${DAYS##*,}

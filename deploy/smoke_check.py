@@ -4,13 +4,19 @@ cluster (DAGSTER_HOME, APP_*, AWS_*, CLICKHOUSE_*).
 
     smoke_check.py days                 the days in ClickHouse, comma-separated
     smoke_check.py bucket s3://name     create the bucket
-    smoke_check.py wait N SECONDS       wait for N runs to finish; fail if any did not succeed
+    smoke_check.py celery-config SRC DST SECONDS
+                                        the worker config SRC with a visibility timeout of
+                                        SECONDS (and a scan for overdue tasks every 10 s)
+    smoke_check.py busy WORKER SECONDS  wait until WORKER runs a step; print run and step
+    smoke_check.py wait N SECONDS       wait for N runs to finish; fail if any did not succeed,
+                                        naming each such run, its day and its step
     smoke_check.py compare REF_STORAGE  check the cluster's work and print the summary line
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +38,75 @@ def bucket(url: str) -> None:
     s3fs.S3FileSystem().mkdir(url.removeprefix("s3://").split("/")[0])
 
 
+def celery_config(source: str, target: str, seconds: str) -> None:
+    import yaml
+
+    config = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+    options = config["execution"]["config"]["config_source"]["broker_transport_options"]
+    options.update(
+        visibility_timeout=int(seconds), unacked_restore_interval=10, unacked_restore_throttle=1
+    )
+    Path(target).write_text(yaml.safe_dump(config), encoding="utf-8")
+
+
+def busy(worker: str, seconds: float) -> None:
+    """Wait until `worker` has started a step that has not finished; print its run and step."""
+    from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+
+    deadline = time.monotonic() + seconds
+    with DagsterInstance.get() as instance:
+        while time.monotonic() < deadline:
+            for record in instance.get_event_records(
+                EventRecordsFilter(event_type=DagsterEventType.ENGINE_EVENT), limit=1000
+            ):
+                entry = record.event_log_entry
+                name = entry.dagster_event.engine_event_data.metadata.get("Celery worker")
+                step = entry.step_key
+                if name is None or not name.value.startswith(f"{worker}@") or step is None:
+                    continue
+                if step in _steps_in_flight(instance, entry.run_id):
+                    print(f"run {entry.run_id} step {step}")
+                    return
+            time.sleep(0.5)
+    sys.exit(f"cluster-smoke: FAIL {worker} ran no step within {seconds:.0f} s")
+
+
+def _steps_in_flight(instance, run_id: str) -> set[str]:
+    from dagster import DagsterEventType
+
+    started: set[str] = set()
+    for entry in instance.all_logs(
+        run_id,
+        of_type={
+            DagsterEventType.STEP_START,
+            DagsterEventType.STEP_SUCCESS,
+            DagsterEventType.STEP_FAILURE,
+            DagsterEventType.STEP_SKIPPED,
+        },
+    ):
+        if entry.dagster_event.event_type == DagsterEventType.STEP_START:
+            started.add(entry.step_key)
+        else:
+            started.discard(entry.step_key)
+    return started
+
+
+def _describe(instance, run) -> str:
+    """A run that did not succeed: its id, day, status and the steps in flight or failed."""
+    from dagster import DagsterEventType
+
+    failed = {
+        entry.step_key
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
+    }
+    steps = sorted(failed) or sorted(_steps_in_flight(instance, run.run_id))
+    day = run.tags.get("dagster/partition", "no day")
+    what = "failed at" if failed else "still in"
+    return f"run {run.run_id} ({run.job_name}, {day}) {run.status.value}, {what} step(s) " + (
+        ", ".join(steps) or "none started"
+    )
+
+
 def wait(expected: int, seconds: float) -> None:
     from dagster import DagsterInstance
 
@@ -43,11 +118,17 @@ def wait(expected: int, seconds: float) -> None:
             if len(runs) >= expected and all(s in FINISHED for s in statuses):
                 break
             if time.monotonic() > deadline:
-                sys.exit(f"runs not finished after {seconds:.0f} s: {sorted(statuses)}")
+                unfinished = [
+                    _describe(instance, r) for r in runs if r.status.value not in FINISHED
+                ]
+                sys.exit(
+                    f"cluster-smoke: FAIL runs not finished after {seconds:.0f} s: "
+                    + "; ".join(unfinished or [f"{len(runs)} of {expected} runs exist"])
+                )
             time.sleep(2)
-    failed = [r.run_id for r in runs if r.status.value != "SUCCESS"]
+        failed = [_describe(instance, r) for r in runs if r.status.value != "SUCCESS"]
     if failed:
-        sys.exit(f"{len(failed)} of {len(runs)} runs did not succeed: {failed}")
+        sys.exit(f"cluster-smoke: FAIL {len(failed)} of {len(runs)} runs: " + "; ".join(failed))
 
 
 def compare(reference_storage: str) -> None:
@@ -80,6 +161,9 @@ def compare(reference_storage: str) -> None:
     label_files = sorted(values.joinpath("labels").glob("*.parquet"))
     if len(label_files) != len(daily):
         problems.append(f"{len(label_files)} labels files in {values}, not {len(daily)}")
+    compute_logs = UPath(f"s3://{os.environ['DAGSTER_COMPUTE_LOGS_BUCKET']}")
+    if not list(compute_logs.rglob("*.out")):
+        problems.append(f"no step output (compute logs) in {compute_logs}")
     if (settings.app.data_dir / "assets").exists():
         problems.append(f"asset values were written to {settings.app.data_dir / 'assets'}")
 
@@ -133,6 +217,10 @@ def _data_digest(storage) -> str:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"days": days, "bucket": bucket, "wait": lambda n, s: wait(int(n), float(s))}.get(
-        command, compare
-    )(*args)
+    {
+        "days": days,
+        "bucket": bucket,
+        "celery-config": celery_config,
+        "busy": lambda worker, s: busy(worker, float(s)),
+        "wait": lambda n, s: wait(int(n), float(s)),
+    }.get(command, compare)(*args)

@@ -1,22 +1,29 @@
 """The one place `Settings` become library configs.
 
-Library configs (`esk_pipeline.pipeline`) have literal defaults and never read the environment.
-Everything that runs with the project's settings (the Dagster resources built in
-`definitions.py`, the API, the CLI) builds its configs here, so a new setting is added in
-`settings.py` and, when its name differs from the config field, mapped once below.
-
-A field takes the value of the same-named setting in the groups given for its config, first
-group first; names that differ are mapped explicitly; `overrides` win over both. Each function
-imports its config where it is called, so a CLI command pays only for the component it uses.
+Library configs (`esk_pipeline.pipeline`) never read the environment. Each settings group
+inherits the library's options class for its component (`esk_pipeline.pipeline.options`), so a
+config takes those fields as they are, plus the values the project wires in from other groups
+(paths, the endpoint, bounds derived from other settings), named below. Everything that runs with
+the project's settings (the Dagster resources built in `definitions.py`, the API, the CLI)
+builds its configs here. Each function imports its config where it is called, so a CLI command
+pays only for the component it uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from esk_pipeline.pipeline.options import (
+    AugmenterOptions,
+    DataStorageOptions,
+    DataWriterOptions,
+    ETLOptions,
+    LabelerOptions,
+    ReviewOptions,
+    TrustOptions,
+)
 from esk_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,26 +38,13 @@ if TYPE_CHECKING:
     from esk_pipeline.pipeline.llm.usage import UsageMeter
     from esk_pipeline.pipeline.trust import TrustConfig
 
-ConfigT = TypeVar("ConfigT", bound=BaseModel)
 _MIB = 1024 * 1024
 
 
-def first_values(names: Iterable[str], *sources: BaseModel) -> dict[str, Any]:
-    """For each name some source has as a field, the first such source's value."""
-    values: dict[str, Any] = {}
-    for name in names:
-        source = next((s for s in sources if name in type(s).model_fields), None)
-        if source is not None:
-            values[name] = getattr(source, name)
-    return values
-
-
-def config_from(config_cls: type[ConfigT], *groups: BaseModel, **overrides: Any) -> ConfigT:
-    """Build `config_cls` from settings groups: each field takes the first group's value.
-
-    Fields no group has keep the config's own default; `overrides` win over everything.
-    """
-    return config_cls(**(first_values(config_cls.model_fields, *groups) | overrides))
+def options(group: BaseModel, options_cls: type[BaseModel]) -> dict[str, Any]:
+    """The values of a settings group's `options_cls` fields (the group inherits that class)."""
+    assert isinstance(group, options_cls), f"{type(group).__name__} is no {options_cls.__name__}"
+    return group.model_dump(include=set(options_cls.model_fields))
 
 
 def _endpoint(settings: Settings, agent: Literal["labeler", "augmenter"]) -> dict[str, Any]:
@@ -62,19 +56,20 @@ def etl_config(settings: Settings, **overrides: Any) -> ETLConfig:
     from esk_pipeline.pipeline import ETLConfig
 
     unpacked = settings.etl.max_unpacked_ratio * settings.app.max_upload_mb * _MIB
-    return config_from(ETLConfig, settings.etl, **({"max_unpacked_bytes": unpacked} | overrides))
+    wired = {"max_unpacked_bytes": unpacked}
+    return ETLConfig(**(options(settings.etl, ETLOptions) | wired | overrides))
 
 
 def labeler_config(settings: Settings, **overrides: Any) -> LabelerConfig:
     """LABELER_*, the labeler's endpoint (LLM_LABELER_*, else LLM_*) and the CACHE_* settings."""
     from esk_pipeline.pipeline import LabelerConfig
 
-    mapped = _endpoint(settings, "labeler") | {
+    wired = _endpoint(settings, "labeler") | {
         "use_cache": settings.labeler.use_cache and settings.cache.enabled,
         "cache_dir": settings.cache.dir,
         "cache_ttl_hours": settings.cache.ttl_hours,
     }
-    return config_from(LabelerConfig, settings.labeler, **(mapped | overrides))
+    return LabelerConfig(**(options(settings.labeler, LabelerOptions) | wired | overrides))
 
 
 def augmenter_config(settings: Settings, **overrides: Any) -> AugmenterConfig:
@@ -82,7 +77,7 @@ def augmenter_config(settings: Settings, **overrides: Any) -> AugmenterConfig:
     ETL's text length bounds."""
     from esk_pipeline.pipeline import AugmenterConfig
 
-    mapped = _endpoint(settings, "augmenter") | {
+    wired = _endpoint(settings, "augmenter") | {
         "use_cache": settings.cache.enabled,
         "cache_dir": settings.cache.dir,
         "cache_ttl_hours": settings.cache.ttl_hours,
@@ -90,47 +85,45 @@ def augmenter_config(settings: Settings, **overrides: Any) -> AugmenterConfig:
         "min_text_length": settings.etl.min_text_length,
         "max_text_length": settings.etl.max_text_length,
     }
-    return config_from(AugmenterConfig, settings.augmenter, **(mapped | overrides))
+    return AugmenterConfig(**(options(settings.augmenter, AugmenterOptions) | wired | overrides))
 
 
 def usage_meter(settings: Settings) -> UsageMeter:
     """A fresh meter for one run, with LLM_*_PRICE_PER_1K and the LLM_MAX_*_PER_RUN budget."""
     from esk_pipeline.pipeline.llm.usage import UsageMeter
 
-    llm = settings.llm
-    return UsageMeter(
-        input_price_per_1k=llm.input_price_per_1k,
-        output_price_per_1k=llm.output_price_per_1k,
-        max_tokens=llm.max_tokens_per_run,
-        max_requests=llm.max_requests_per_run,
-    )
+    return UsageMeter.for_budget(settings.llm)
 
 
 def review_config(settings: Settings, **overrides: Any) -> ReviewDatasetConfig:
     """REVIEW_*; the default SQLite store lives under APP_DATA_DIR."""
     from esk_pipeline.pipeline import ReviewDatasetConfig
 
-    mapped = {"data_dir": settings.app.data_dir} | overrides
-    return config_from(ReviewDatasetConfig, settings.review, **mapped)
+    wired = {"data_dir": settings.app.data_dir}
+    return ReviewDatasetConfig(**(options(settings.review, ReviewOptions) | wired | overrides))
 
 
 def writer_config(settings: Settings, **overrides: Any) -> DataWriterConfig:
     """DATA_WRITER_*, and TRUST_PRECISION_TARGET for what machine labels may enter train."""
     from esk_pipeline.pipeline import DataWriterConfig
 
-    return config_from(DataWriterConfig, settings.data_writer, settings.trust, **overrides)
+    wired = {"precision_target": settings.trust.precision_target}
+    return DataWriterConfig(
+        **(options(settings.data_writer, DataWriterOptions) | wired | overrides)
+    )
 
 
 def storage_config(settings: Settings, **overrides: Any) -> DataStorageConfig:
     """DATA_STORAGE_*; imports may unpack to DATA_STORAGE_MAX_IMPORT_MB."""
     from esk_pipeline.pipeline import DataStorageConfig
 
-    mapped = {"max_import_bytes": settings.data_storage.max_import_mb * _MIB} | overrides
-    return config_from(DataStorageConfig, settings.data_storage, **mapped)
+    wired = {"max_import_bytes": settings.data_storage.max_import_mb * _MIB}
+    values = options(settings.data_storage, DataStorageOptions) | wired | overrides
+    return DataStorageConfig(**values)
 
 
 def trust_config(settings: Settings, **overrides: Any) -> TrustConfig:
     """TRUST_*: what a label must show before it enters a dataset."""
     from esk_pipeline.pipeline.trust import TrustConfig
 
-    return config_from(TrustConfig, settings.trust, **overrides)
+    return TrustConfig(**(options(settings.trust, TrustOptions) | overrides))

@@ -6,9 +6,19 @@ use; secrets appear as the names of the environment variables they are read from
 
 from typing import Any
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import (
+    Definitions,
+    definitions,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+)
 
-from esk_pipeline.assets import augmentation, checks, datasets, ingest, labeling, review, trust
+from esk_pipeline.assets import augmentation, checks, datasets, labeling, review, trust
+from esk_pipeline.assets.automation import without_automation
+from esk_pipeline.assets.ingest import build_ingest_assets
+from esk_pipeline.assets.labeling import build_labels_asset
+from esk_pipeline.assets.partitions import daily_partitions
+from esk_pipeline.jobs import build_jobs
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.etl import ETLResource
 from esk_pipeline.resources.io_manager import AssetFilesIOManager
@@ -21,13 +31,9 @@ from esk_pipeline.resources.stores import (
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.resources.trust import TrustPolicyResource
 from esk_pipeline.sensors import (
-    daily_labels_job,
-    dataset_refresh_job,
     enough_new_reviews_sensor,
-    log_etl_job,
     new_log_days_sensor,
     taxonomy_changed_sensor,
-    taxonomy_observation_job,
 )
 from esk_pipeline.settings import Settings, get_settings
 
@@ -52,18 +58,25 @@ def build_resources(settings: Settings) -> dict[str, Any]:
 
 
 def build_defs(settings: Settings) -> Definitions:
+    """Everything the code location holds, for these settings (and nothing read elsewhere)."""
     settings.apply_log_level()
+    partitions = daily_partitions(settings.app.partitions_start_date)
+    assets = [
+        *build_ingest_assets(partitions),
+        build_labels_asset(partitions),
+        *load_assets_from_modules([labeling, review, trust, augmentation, datasets]),
+    ]
     return Definitions(
-        # esk_logs is an AssetSpec (an external asset), which module loading does not collect.
-        assets=[
-            ingest.esk_logs,
-            *load_assets_from_modules([ingest, labeling, review, trust, augmentation, datasets]),
-        ],
+        assets=assets if settings.app.automation else without_automation(assets),
         asset_checks=load_asset_checks_from_modules([checks]),
-        jobs=[daily_labels_job, log_etl_job, taxonomy_observation_job, dataset_refresh_job],
+        jobs=build_jobs(settings),
         sensors=[new_log_days_sensor, taxonomy_changed_sensor, enough_new_reviews_sensor],
         resources=build_resources(settings),
     )
 
 
-defs = build_defs(get_settings())
+@definitions
+def defs() -> Definitions:
+    """The code location Dagster loads (`-m esk_pipeline`, workspace.yaml), built from the
+    process's settings when it is loaded, not when this module is imported."""
+    return build_defs(get_settings())

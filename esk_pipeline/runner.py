@@ -11,49 +11,39 @@ for the same decisions whoever starts it.
 run queue and launcher, like the sensor's runs, with one run per day in flight.
 """
 
-import contextlib
 import datetime as dt
 import os
 import shutil
 import socket
-import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dagster import (
-    AssetKey,
-    AssetRecordsFilter,
-    DagsterInstance,
-    DagsterRun,
-    ExecuteInProcessResult,
-    RunsFilter,
-)
-from dagster._core.errors import DagsterRunAlreadyExists
-from dagster._core.remote_origin import InProcessCodeLocationOrigin
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
-from dagster._core.storage.tags import PARTITION_NAME_TAG
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-from dagster._core.workspace.context import BaseWorkspaceRequestContext, WorkspaceProcessContext
-from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, RunsFilter
 
-from esk_pipeline.pipeline.fsutil import process_alive
+from esk_pipeline._dagster_private import queue_run
+from esk_pipeline.definitions import build_defs
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.runs import (
+    DAILY_JOB,
+    DATASET_JOB,
+    ETL_JOB,
+    PARTITION_TAG,
+    RUNNER_HOST_TAG,
+    RUNNER_PID_TAG,
+    active_day_runs,
+    fail_runs_of_dead_runners,
+    materialized_row_counts,
+    range_tags,
+)
 from esk_pipeline.settings import Settings, get_settings
 
-DAILY_JOB = "daily_labels_job"
-ETL_JOB = "log_etl_job"
-DATASET_JOB = "dataset_refresh_job"
 # The code location's name in workspace.yaml (and of `-m esk_pipeline`).
 LOCATION_NAME = "esk_pipeline"
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c3e0a-5d7b-4f1e-9c52-0b8e7a4d2c31")
 # Events still reach the instance (and the UI); the terminal gets warnings only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-# In-process runs carry the process that runs them, so a later `esk-data` can tell a run whose
-# process was killed (it stays STARTED for ever otherwise) and mark it failed.
-RUNNER_HOST_TAG = "esk/runner_host"
-RUNNER_PID_TAG = "esk/runner_pid"
 
 
 class PipelineRunError(RuntimeError):
@@ -98,8 +88,6 @@ def run_pipeline(
 ) -> dict[str, object]:
     """Clean every day (of `days`, default all in ClickHouse) whose row count changed, then
     rebuild the dataset over those days; returns the `dataset_versions` metadata and the days."""
-    from esk_pipeline.definitions import build_defs
-
     settings = settings or get_settings()
     defs = build_defs(settings)
     counts = {d.isoformat(): n for d, n in LogSource(settings.clickhouse).day_counts().items()}
@@ -126,54 +114,11 @@ def run_pipeline(
     return {key: value.value for key, value in metadata.items()} | {"days": keys}
 
 
-def range_tags(days: list[str]) -> dict[str, str]:
-    """Tags that make one run cover the days from the first to the last of `days`."""
-    return {
-        "dagster/asset_partition_range_start": min(days),
-        "dagster/asset_partition_range_end": max(days),
-    }
-
-
-def materialized_row_counts(instance: DagsterInstance, days: list[str]) -> dict[str, int]:
-    """The row count each day's latest raw_logs materialization recorded (if it recorded one)."""
-    counts = {}
-    for day in days:
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey("raw_logs"), asset_partitions=[day]), limit=1
-        ).records
-        metadata = records[0].asset_materialization.metadata if records else {}
-        if "dagster/row_count" in metadata:
-            counts[day] = int(metadata["dagster/row_count"].value)
-    return counts
-
-
-def labelled_days(instance: DagsterInstance) -> list[str]:
-    """The days that have a cleaned_texts materialization: what a dataset rebuild covers."""
-    return sorted(instance.get_materialized_partitions(AssetKey("cleaned_texts")))
-
-
 def _execute(defs, job_name: str, instance: DagsterInstance, tags: dict[str, str]) -> None:
     result = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance, tags=tags, run_config=_QUIET, raise_on_error=False
     )
     _raise_if_failed(result)
-
-
-def fail_runs_of_dead_runners(instance: DagsterInstance) -> list[str]:
-    """Mark failed the unfinished in-process runs of this machine whose process is gone (killed
-    with kill -9, or the machine restarted); returns their run ids. A run of a live process,
-    or of another machine, is left alone."""
-    host = socket.gethostname()
-    orphans = []
-    for run in instance.get_runs(RunsFilter(statuses=NOT_FINISHED_STATUSES)):
-        pid = run.tags.get(RUNNER_PID_TAG)
-        if run.tags.get(RUNNER_HOST_TAG) != host or pid is None or process_alive(int(pid)):
-            continue
-        instance.report_run_failed(
-            run, f"the process that ran it (pid {pid} on {host}) is gone; marked failed"
-        )
-        orphans.append(run.run_id)
-    return orphans
 
 
 def submit_day_run(day: str, *, requested_by: str) -> tuple[str, str]:
@@ -191,76 +136,17 @@ def submit_day_run(day: str, *, requested_by: str) -> tuple[str, str]:
         if active is not None:
             return active.run_id, active.status.value
         runs_so_far = instance.get_runs_count(
-            RunsFilter(job_name=DAILY_JOB, tags={PARTITION_NAME_TAG: day})
+            RunsFilter(job_name=DAILY_JOB, tags={PARTITION_TAG: day})
         )
-        run_id = str(uuid.uuid5(_RUN_ID_NAMESPACE, f"{DAILY_JOB}:{day}:{runs_so_far}"))
-        tags = {PARTITION_NAME_TAG: day, "esk/requested_by": requested_by}
-        try:
-            with _code_location_workspace(instance) as workspace:
-                _create_run(instance, workspace, run_id, tags)
-                run = instance.submit_run(run_id, workspace)
-        except DagsterRunAlreadyExists:
-            run = instance.get_run_by_id(run_id)
-            assert run is not None
-    return run.run_id, run.status.value
-
-
-def active_day_runs(instance: DagsterInstance) -> dict[str, DagsterRun]:
-    """Daily-job runs of one day not finished yet (queued too), by day; the sensor uses this
-    too. Range runs (single-run backfills) carry no single day and are not counted."""
-    runs = instance.get_runs(RunsFilter(job_name=DAILY_JOB, statuses=NOT_FINISHED_STATUSES))
-    return {run.tags[PARTITION_NAME_TAG]: run for run in runs if PARTITION_NAME_TAG in run.tags}
-
-
-@contextlib.contextmanager
-def _code_location_workspace(instance: DagsterInstance) -> Iterator[BaseWorkspaceRequestContext]:
-    """This code location, loaded in-process under its workspace name (as `dagster job launch`
-    does), so the daemon finds the submitted run's job in its own copy of the location."""
-    origin = InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(
-            executable_path=sys.executable,
+        run = queue_run(
+            instance,
             module_name="esk_pipeline.definitions",
-            attribute="defs",
-            working_directory=str(Path.cwd()),
-        ),
-        location_name=LOCATION_NAME,
-    )
-    with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as context:
-        yield context.create_request_context()
-
-
-def _create_run(
-    instance: DagsterInstance,
-    workspace: BaseWorkspaceRequestContext,
-    run_id: str,
-    tags: dict[str, str],
-) -> DagsterRun:
-    location = workspace.get_code_location(LOCATION_NAME)
-    (repository,) = location.get_repositories().values()
-    job = repository.get_full_job(DAILY_JOB)
-    plan = location.get_execution_plan(
-        job, {}, step_keys_to_execute=None, known_state=None, instance=instance
-    ).execution_plan_snapshot
-    return instance.create_run(
-        job_name=DAILY_JOB,
-        run_id=run_id,
-        run_config={},
-        resolved_op_selection=None,
-        step_keys_to_execute=plan.step_keys_to_execute,
-        op_selection=None,
-        status=None,
-        root_run_id=None,
-        parent_run_id=None,
-        tags={**job.tags, **tags},
-        job_snapshot=job.job_snapshot,
-        execution_plan_snapshot=plan,
-        parent_job_snapshot=job.parent_job_snapshot,
-        remote_job_origin=job.get_remote_origin(),
-        job_code_origin=job.get_python_origin(),
-        asset_selection=None,
-        asset_check_selection=None,
-        asset_graph=repository.asset_graph,
-    )
+            location_name=LOCATION_NAME,
+            job_name=DAILY_JOB,
+            run_id=str(uuid.uuid5(_RUN_ID_NAMESPACE, f"{DAILY_JOB}:{day}:{runs_so_far}")),
+            tags={PARTITION_TAG: day, "esk/requested_by": requested_by},
+        )
+    return run.run_id, run.status.value
 
 
 def run_status(run_id: str) -> str | None:

@@ -4,40 +4,32 @@ import json
 
 from dagster import (
     AssetKey,
-    AssetSelection,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
     sensor,
 )
 
 from esk_pipeline.assets.ingest import day_observation
-from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.resources.clickhouse import ClickHouseResource
-from esk_pipeline.resources.llm import llm_endpoint_tags
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
-from esk_pipeline.runner import active_day_runs, labelled_days, materialized_row_counts, range_tags
-from esk_pipeline.settings import get_settings
-
-daily_labels_job = define_asset_job(
-    "daily_labels_job",
-    # The taxonomy and the human decisions are observed first (observations are events, so
-    # days in parallel never race): labels record the versions they were made with.
-    selection=AssetSelection.assets(
-        "taxonomy", "verified_labels", "raw_logs", "cleaned_texts", "rejected_texts", "labels"
-    ),
-    description="ETL and labelling of one day of logs.",
-    tags=llm_endpoint_tags(get_settings(), "labeler"),
+from esk_pipeline.runs import (
+    DAILY_JOB,
+    DATASET_JOB,
+    TAXONOMY_JOB,
+    active_day_runs,
+    labelled_days,
+    materialized_row_counts,
+    range_tags,
 )
 
 
 @sensor(
-    job=daily_labels_job,
+    job_name=DAILY_JOB,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
     description="Observes esk_logs (each day's row count, when it changed) and requests a run "
@@ -49,7 +41,8 @@ def new_log_days_sensor(
 ) -> SensorResult | SkipReason:
     # The cursor only saves instance look-ups: a day whose count it has seen is not re-checked.
     seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
-    valid_keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
+    partitions = context.repository_def.get_job(DAILY_JOB).partitions_def
+    valid_keys = set(partitions.get_partition_keys(dynamic_partitions_store=None))
     current = {day.isoformat(): n for day, n in clickhouse.get_source().day_counts().items()}
     outside = sorted(set(current) - valid_keys)
     if outside:
@@ -87,15 +80,8 @@ def new_log_days_sensor(
     )
 
 
-taxonomy_observation_job = define_asset_job(
-    "taxonomy_observation_job",
-    selection=AssetSelection.assets("taxonomy"),
-    description="Records the taxonomy file's content hash as the taxonomy's data version.",
-)
-
-
 @sensor(
-    job=taxonomy_observation_job,
+    job_name=TAXONOMY_JOB,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Observes the taxonomy when its content changes: the labels made with the old "
@@ -117,28 +103,8 @@ def taxonomy_changed_sensor(
     return RunRequest(run_key=f"taxonomy:{since}:{fingerprint}")
 
 
-log_etl_job = define_asset_job(
-    "log_etl_job",
-    selection=AssetSelection.assets("raw_logs", "cleaned_texts", "rejected_texts"),
-    description="Reads and cleans days of logs (no labelling): the first half of a build.",
-)
-
-dataset_refresh_job = define_asset_job(
-    "dataset_refresh_job",
-    # Everything the human decisions feed: the labels (their local model learns from the
-    # decisions), the trust verdict, the queue, the splits and the version with its checks.
-    # Run it over every labelled day (`runner.range_tags`): the same decisions then give the
-    # same version, whoever starts it.
-    selection=AssetSelection.assets("taxonomy", "verified_labels")
-    | AssetSelection.assets("labels").downstream(),
-    description="Rebuilds the dataset from the latest human decisions, through "
-    "dataset_versions and its checks.",
-    tags=llm_endpoint_tags(get_settings(), "augmenter"),
-)
-
-
 @sensor(
-    job=dataset_refresh_job,
+    job_name=DATASET_JOB,
     minimum_interval_seconds=120,
     default_status=DefaultSensorStatus.STOPPED,
     description="Refreshes the dataset once REVIEW_SENSOR_MIN_NEW_REVIEWS decisions came in.",

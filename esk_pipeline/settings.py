@@ -1,7 +1,10 @@
 """Typed settings for every component, read from the environment and a `.env` file.
 
-Each group reads its own prefix with the variable names of the original design
-(LLM_*, LABELER_*, ETL_*, ...); `Settings.load()` builds them all at once. Secrets are
+Each group reads its own prefix (LLM_*, LABELER_*, ETL_*, ...); `Settings.load()` builds them
+all at once. A group inherits the library's options class for its component
+(`esk_pipeline.pipeline.options`), where each of those settings is declared once with its
+default, bounds and meaning, and declares here only what the project itself wires (the
+application's own settings, per-agent endpoint overrides, bounds in megabytes). Secrets are
 `SecretStr`, so they print as '**********' in logs, reprs and asset metadata.
 """
 
@@ -16,7 +19,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from esk_pipeline.pipeline.connections import ClickHouseConfig, LLMEndpoint, OutputMode
+from esk_pipeline.pipeline.connections import ClickHouseConfig, LLMEndpoint
+from esk_pipeline.pipeline.options import (
+    AugmenterOptions,
+    DataStorageOptions,
+    DataWriterOptions,
+    ETLOptions,
+    LabelerOptions,
+    LLMBudget,
+    ReviewOptions,
+    TrustOptions,
+)
 
 # API roles, each allowed everything the ones before it are: review routes; + ingest, runs,
 # classification and versions; + everything.
@@ -51,23 +64,33 @@ class AppSettings(BaseSettings):
     # An error must not echo APP_API_TOKENS' values (pydantic prints the input by default).
     model_config = SettingsConfigDict(**_group("APP_"), hide_input_in_errors=True)
 
-    data_dir: Path = Path("data")
-    # Where asset values live: a folder or an fsspec URL (s3://bucket/prefix); default
-    # data_dir/assets. A deployment with several machines points it at object storage.
-    assets_url: str | None = None
-    # Level of the project's own loggers (`esk_pipeline.*`) in runs, the API and the CLI.
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    taxonomy_path: Path = Path("data/taxonomy.yaml")
-    # First day the daily partitions cover; logs older than this are outside the asset graph.
+    data_dir: Path = Field(default=Path("data"), description="the project's data folder")
+    # A deployment with several machines points it at object storage.
+    assets_url: str | None = Field(
+        default=None,
+        description="where asset values live: a folder or an fsspec URL (s3://bucket/prefix); "
+        "none: data_dir/assets",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="the project's loggers (esk_pipeline.*) in runs, API, CLI"
+    )
+    taxonomy_path: Path = Field(default=Path("data/taxonomy.yaml"), description="the domains")
     # The default is the first day of the sample week `esk-data seed` and the demo insert.
-    partitions_start_date: str = "2026-11-01"
-    # Declarative automation (assets/automation.py): off, so nothing spends LLM calls unasked.
-    automation: bool = False
-    # Token owner (the reviewer id) -> bearer token for the API, with its role:
+    partitions_start_date: str = Field(
+        default="2026-11-01",
+        description="first day of the daily partitions; older logs are outside the graph",
+    )
+    automation: bool = Field(
+        default=False,
+        description="declarative automation (assets/automation.py); off, so nothing spends "
+        "LLM calls unasked",
+    )
     # APP_API_TOKENS='{"alice": {"token": "...", "role": "maintainer"}, "bob": "..."}'
     # (a plain token string is a reviewer's).
-    api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
-    max_upload_mb: int = 50
+    api_tokens: dict[str, ApiToken] = Field(
+        default_factory=dict, description="token owner (the reviewer id) -> token and role"
+    )
+    max_upload_mb: int = Field(default=50, ge=1, description="larger uploads are refused")
     # An upload's ETL runs in a child process with these limits (413 past them).
     upload_cpu_seconds: int = Field(default=60, ge=1)
     upload_memory_mb: int = Field(default=4096, ge=256)
@@ -107,29 +130,21 @@ class AppSettings(BaseSettings):
         return tokens
 
 
-class LLMSettings(BaseSettings):
-    """The main LLM and the optional per-agent overrides (LLM_LABELER_*, LLM_AUGMENTER_*)."""
+class LLMSettings(BaseSettings, LLMEndpoint, LLMBudget):
+    """The main LLM (the fields of `LLMEndpoint`), prices and budget (`LLMBudget`), and the
+    optional per-agent overrides (LLM_LABELER_*, LLM_AUGMENTER_*)."""
 
     model_config = _group("LLM_")
 
-    api_key: SecretStr | None = None
-    api_base: str | None = None
-    model: str | None = None
+    model: str | None = Field(
+        default=None, description='none: "gpt-4o-mini" when a key or base URL is set, else "local"'
+    )
     labeler_api_key: SecretStr | None = None
-    labeler_api_base: str | None = None
+    labeler_api_base: str | None = Field(default=None, description="the labeler's own server")
     labeler_model: str | None = None
     augmenter_api_key: SecretStr | None = None
-    augmenter_api_base: str | None = None
+    augmenter_api_base: str | None = Field(default=None, description="the augmenter's own server")
     augmenter_model: str | None = None
-    output_mode: OutputMode = "auto"
-    fallback_model: str | None = None
-    timeout_seconds: float = 60.0
-    # Prices per 1,000 tokens, for cost accounting; zero for local servers.
-    input_price_per_1k: float = 0.0
-    output_price_per_1k: float = 0.0
-    # Optional per-run budget: the run stops cleanly and leaves the rest for the next run.
-    max_tokens_per_run: int | None = None
-    max_requests_per_run: int | None = None
 
     def endpoint_for(self, agent: Literal["labeler", "augmenter"]) -> LLMEndpoint:
         """Resolve an agent's endpoint: its own LLM_<AGENT>_* settings, else the main LLM_*.
@@ -156,135 +171,74 @@ class LLMSettings(BaseSettings):
         )
 
 
-class LabelerSettings(BaseSettings):
+class LabelerSettings(BaseSettings, LabelerOptions):
+    """LABELER_*: the fields of `LabelerOptions`."""
+
     model_config = _group("LABELER_")
 
-    batch_size: int = 20
-    rate_limit: float = 0.4  # requests per second
-    max_retries: int = 3
-    low_conf_threshold: float = 0.5
-    use_cache: bool = True
-    use_dynamic_fewshot: bool = True
-    concurrency: int = 4
-    # Cascade: the local model's labels at or above this confidence need no LLM call.
-    local_accept_threshold: float = 0.9
-    fewshot_token_budget: int = 600
 
+class AugmenterSettings(BaseSettings, AugmenterOptions):
+    """AUGMENTER_*: the fields of `AugmenterOptions`."""
 
-class AugmenterSettings(BaseSettings):
     model_config = _group("AUGMENTER_")
 
-    variants_per_sample: int = 3
-    include_hard_negatives: bool = False
-    concurrency: int = 8
-    rate_limit: float = 0.1
-    max_samples_per_domain: int = 30
-    min_source_confidence: float = 0.7
-    # Balancing: samples wanted per domain (None = the median domain count) and the run's
-    # total sample budget (None = unlimited), spent on the rarest domains first.
-    target_per_domain: int | None = None
-    max_total_samples: int | None = None
-    max_retries: int = 3
-    seed: int = 42
-    # Character 3-gram Jaccard at or above which a sample is a near duplicate.
-    near_duplicate_threshold: float = 0.9
 
+class ETLSettings(BaseSettings, ETLOptions):
+    """ETL_*: the fields of `ETLOptions`, and the bound on what a packed upload may unpack to."""
 
-class ETLSettings(BaseSettings):
     model_config = _group("ETL_")
 
-    max_rows: int | None = None
-    deduplicate: bool = True
-    near_duplicates: bool = True
-    min_text_length: int = 3
-    max_text_length: int = 1000
-    remove_empty: bool = True
-    normalize_whitespace: bool = True
-    lowercase: bool = False
-    text_column: str | None = None
-    # Files with more columns are refused (a header of a million columns is an attack).
-    max_columns: int = Field(default=2000, ge=1)
-    # An XLSX or Parquet file may unpack to at most this many times the upload limit.
-    max_unpacked_ratio: int = Field(default=10, ge=1)
+    max_unpacked_ratio: int = Field(
+        default=10,
+        ge=1,
+        description="an XLSX or Parquet file may unpack to this x the upload limit",
+    )
 
 
-class ReviewSettings(BaseSettings):
+class ReviewSettings(BaseSettings, ReviewOptions):
+    """REVIEW_*: the fields of `ReviewOptions`, and when the review sensor refreshes."""
+
     model_config = _group("REVIEW_")
 
-    max_queue_size: int = 10000
-    # SQLAlchemy URL; default is SQLite (WAL) under APP_DATA_DIR.
-    database_url: SecretStr | None = None
-    lease_seconds: int = 900
-    reviews_per_item: int = 1
-    # A lone decision against a model at least this confident waits for a second reviewer
-    # before it becomes training data (0: every correction of the model gets one; empty: never).
-    second_opinion_confidence: float | None = 0.0
-    # ...unless the reviewer's measured agreement with final labels reaches this (empty:
-    # every such decision waits); a model at least sure_model_confidence sure always waits.
-    reliable_reviewer_agreement: float | None = 0.92
-    sure_model_confidence: float = 0.99
-    # The review sensor requests downstream runs after this many new decisions.
-    sensor_min_new_reviews: int = 20
+    sensor_min_new_reviews: int = Field(
+        default=20, ge=1, description="new decisions the review sensor waits for"
+    )
 
 
-class DataWriterSettings(BaseSettings):
+class DataWriterSettings(BaseSettings, DataWriterOptions):
+    """DATA_WRITER_*: the fields of `DataWriterOptions`."""
+
     model_config = _group("DATA_WRITER_")
 
-    output_dir: Path = Path("data/artifacts")
-    eval_fraction: float = 0.1
-    min_eval_samples: int = 50
-    min_samples_per_domain: int = 5
-    balance_domains: bool = True
-    max_samples_per_domain: int | None = None
-    shard_size: int | None = None
-    include_metadata: bool = True
-    validate_quality: bool = True
-    seed: int = 42
-    group_by_user: bool = False
-    # Domains with fewer real samples than min_samples_per_domain: dropped, or kept in train only.
-    small_domain_policy: Literal["drop", "train_only"] = "train_only"
-    # balance_domains caps each domain's train count at this multiple of the median domain.
-    balance_ratio: float = 3.0
 
+class DataStorageSettings(BaseSettings, DataStorageOptions):
+    """DATA_STORAGE_*: the fields of `DataStorageOptions`, and the bound on imports."""
 
-class DataStorageSettings(BaseSettings):
     model_config = _group("DATA_STORAGE_")
 
-    # A folder, or an fsspec URL such as s3://bucket/prefix (the version store on object storage).
-    storage_dir: Path | str = Path("data/storage")
-    max_versions: int = 100
-    auto_archive_old: bool = True
-    # `versions import` refuses archives that unpack to more than this.
-    max_import_mb: int = Field(default=4096, ge=1)
-
-    @field_validator("storage_dir", mode="before")
-    @classmethod
-    def _folder_unless_url(cls, value: object) -> object:
-        return value if "://" in str(value) else Path(str(value))
+    max_import_mb: int = Field(
+        default=4096, ge=1, description="`versions import` refuses archives that unpack to more"
+    )
 
 
-class TrustSettings(BaseSettings):
-    """TRUST_*: the trust policy (`pipeline.trust.TrustConfig` says what each field decides)."""
+class TrustSettings(BaseSettings, TrustOptions):
+    """TRUST_*: the fields of `TrustOptions`."""
 
     model_config = _group("TRUST_")
 
-    precision_target: float = Field(default=0.95, gt=0, le=1)
-    audit_share: float = Field(default=0.15, ge=0, le=1)
-    audit_review_share: float = Field(default=0.7, ge=0, le=1)
-    min_audit_for_estimate: int = Field(default=200, ge=0)
-    detect_label_errors: bool = True
-
 
 class CacheSettings(BaseSettings):
+    """CACHE_*: the LLM answer cache both agents share."""
+
     model_config = _group("CACHE_")
 
-    enabled: bool = True
-    ttl_hours: float = 24
-    dir: Path = Path("data/cache")
+    enabled: bool = Field(default=True, description="reuse LLM answers across runs")
+    ttl_hours: float = Field(default=24, gt=0, description="how long an answer is reused")
+    dir: Path = Field(default=Path("data/cache"), description="where the cache lives")
 
 
 class ClickHouseSettings(BaseSettings, ClickHouseConfig):
-    """CLICKHOUSE_*: the fields of `ClickHouseConfig`, read from the environment."""
+    """CLICKHOUSE_*: the fields of `ClickHouseConfig`."""
 
     model_config = _group("CLICKHOUSE_")
 

@@ -52,6 +52,17 @@ def test_list_and_show_print_tables_and_json(store):
     assert code == 0 and out.startswith("v1.1.0 (draft)")
 
 
+def test_status_marks_a_version_stable_or_deprecated(store):
+    code, out = _run(store, "status", "v1.0.0", "stable")
+    assert code == 0 and out.startswith("v1.0.0 (stable)")
+    code, out = _run(store, "list", "--status", "stable")
+    assert "v1.0.0" in out and "v1.1.0" not in out
+    code, out = _run(store, "status", "current", "deprecated")
+    assert code == 0 and out.startswith("v1.1.0 (deprecated)")
+    code, out = _run(store, "status", "v1.0.0", "archived")
+    assert code == 2 and "archived" in out  # the store archives; people do not
+
+
 def test_diff_tag_checkout_and_verify(store):
     code, out = _run(store, "diff", "v1.0.0", "v1.1.0")
     assert code == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
-from esk_pipeline.runner import RUNNER_HOST_TAG, RUNNER_PID_TAG, fail_runs_of_dead_runners
+from esk_pipeline.runs import RUNNER_HOST_TAG, RUNNER_PID_TAG, fail_runs_of_dead_runners
 
 
 def _run(instance: DagsterInstance, run_id: str, host: str, pid: int) -> None:

@@ -43,7 +43,7 @@ def test_the_main_key_never_goes_to_an_agents_own_server():
     assert own.api_key == SecretStr("local-key")
 
 
-def test_environment_names_of_the_original_design(monkeypatch):
+def test_the_contracts_environment_names(monkeypatch):
     monkeypatch.setenv("LLM_LABELER_MODEL", "qwen2.5")
     monkeypatch.setenv("LABELER_BATCH_SIZE", "7")
     monkeypatch.setenv("CLICKHOUSE_PASSWORD", "pw-secret")

@@ -1,11 +1,11 @@
-"""Stage 5: synthetic samples that balance rare domains (train only, quality-controlled)."""
+"""Synthetic samples that balance rare domains (train only, quality-controlled)."""
 
 import asyncio
 
 import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
 
-from esk_pipeline.assets.automation import eager_when_enabled
+from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.frame_types import SyntheticFrame
 from esk_pipeline.assets.metadata import (
     bar_chart,
@@ -21,7 +21,7 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 @asset(
     group_name="augmentation",
     kinds={"pydantic", "parquet"},
-    automation_condition=eager_when_enabled(),
+    automation_condition=EAGER,
     dagster_type=SyntheticFrame,
 )
 def synthetic_samples(

@@ -14,7 +14,7 @@ from dagster import (
     asset,
 )
 
-from esk_pipeline.assets.automation import eager_when_enabled
+from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.metadata import bar_chart, counts_table, setting
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
 from esk_pipeline.pipeline.splits import (
@@ -35,7 +35,7 @@ DATASET_NAME = "dataset"
 @asset(
     group_name="datasets",
     kinds={"json", "parquet"},
-    automation_condition=eager_when_enabled(),
+    automation_condition=EAGER,
     check_specs=[
         AssetCheckSpec(
             "quality_rules",
@@ -146,7 +146,7 @@ def train_eval_splits(
     yield _accuracy_check(stats)
 
 
-@asset(group_name="datasets", kinds={"json"}, automation_condition=eager_when_enabled())
+@asset(group_name="datasets", kinds={"json"}, automation_condition=EAGER)
 def dataset_versions(
     context: AssetExecutionContext,
     train_eval_splits: WrittenSplits,

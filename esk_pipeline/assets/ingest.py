@@ -1,4 +1,4 @@
-"""Stages 1-2: raw logs from ClickHouse, and their ETL into cleaned texts (+ rejected rows)."""
+"""Raw logs from ClickHouse, and their ETL into cleaned texts (+ rejected rows)."""
 
 import datetime as dt
 import time
@@ -9,51 +9,33 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     AssetObservation,
     AssetOut,
+    AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
+    DailyPartitionsDefinition,
     Output,
     asset,
     multi_asset,
 )
 
-from esk_pipeline.assets.automation import eager_when_enabled
+from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
-from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.etl import ETLResource
 
 ETL_CODE_VERSION = "etl-1"
 
-# The table other systems write: Dagster's external asset, where the lineage starts. Its
-# observations record each day's row count, which new_log_days_sensor compares with the count
-# raw_logs last read.
-esk_logs = AssetSpec(
-    "esk_logs",
-    description="The contact centre's request log table in ClickHouse (or the embedded engine), "
-    "written by other systems. Observed per day by new_log_days_sensor and by every raw_logs "
-    "run: dagster/row_count is the day's row count at that moment.",
-    group_name="ingest",
-    kinds={"clickhouse"},
-    partitions_def=daily_partitions,
-)
+ESK_LOGS = AssetKey("esk_logs")
 
 
 def day_observation(day: str, rows: int) -> AssetObservation:
     """An observation of one day of esk_logs: its row count."""
-    return AssetObservation(
-        asset_key=esk_logs.key, partition=day, metadata={"dagster/row_count": rows}
-    )
+    return AssetObservation(asset_key=ESK_LOGS, partition=day, metadata={"dagster/row_count": rows})
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="ingest",
-    kinds={"clickhouse", "parquet"},
-    deps=[esk_logs],
-)
 def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> Output:
     """One day of the `esk_logs` table, every column, as logged."""
     source = clickhouse.get_source()
@@ -77,34 +59,6 @@ def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> 
     return Output(frames)
 
 
-@multi_asset(
-    outs={
-        "cleaned_texts": AssetOut(
-            kinds={"parquet"},
-            code_version=ETL_CODE_VERSION,
-            automation_condition=eager_when_enabled(),
-            description="Normalised, PII-masked, deduplicated texts with a stable row_id.",
-        ),
-        "rejected_texts": AssetOut(
-            kinds={"parquet"},
-            code_version=ETL_CODE_VERSION,
-            automation_condition=eager_when_enabled(),
-            description="Every row the ETL did not keep, with the reason (empty, duplicate, ...).",
-        ),
-    },
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="ingest",
-    check_specs=[
-        AssetCheckSpec(
-            "rows_accounted", asset="cleaned_texts", description="rows in = kept + rejected"
-        ),
-        AssetCheckSpec("no_empty_texts", asset="cleaned_texts"),
-        AssetCheckSpec(
-            "unique_row_ids", asset="cleaned_texts", description="no duplicate left after dedup"
-        ),
-    ],
-)
 def cleaned_texts(
     context: AssetExecutionContext, raw_logs: dict[str, pd.DataFrame], etl: ETLResource
 ):
@@ -171,3 +125,60 @@ def cleaned_texts(
         passed=duplicates == 0,
         metadata={"duplicate_row_ids": duplicates},
     )
+
+
+def build_ingest_assets(
+    partitions: DailyPartitionsDefinition,
+) -> list[AssetSpec | AssetsDefinition]:
+    """esk_logs, raw_logs and cleaned_texts (+ rejected_texts), over the given daily partitions."""
+    # The table other systems write: Dagster's external asset, where the lineage starts. Its
+    # observations record each day's row count, which new_log_days_sensor compares with the
+    # count raw_logs last read.
+    esk_logs = AssetSpec(
+        ESK_LOGS,
+        description="The contact centre's request log table in ClickHouse (or the embedded "
+        "engine), written by other systems. Observed per day by new_log_days_sensor and by every "
+        "raw_logs run: dagster/row_count is the day's row count at that moment.",
+        group_name="ingest",
+        kinds={"clickhouse"},
+        partitions_def=partitions,
+    )
+    raw = asset(
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="ingest",
+        kinds={"clickhouse", "parquet"},
+        deps=[ESK_LOGS],
+    )(raw_logs)
+    etl = multi_asset(
+        outs={
+            "cleaned_texts": AssetOut(
+                kinds={"parquet"},
+                code_version=ETL_CODE_VERSION,
+                automation_condition=EAGER,
+                description="Normalised, PII-masked, deduplicated texts with a stable row_id.",
+            ),
+            "rejected_texts": AssetOut(
+                kinds={"parquet"},
+                code_version=ETL_CODE_VERSION,
+                automation_condition=EAGER,
+                description="Every row the ETL did not keep, with the reason (empty, "
+                "duplicate, ...).",
+            ),
+        },
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="ingest",
+        check_specs=[
+            AssetCheckSpec(
+                "rows_accounted", asset="cleaned_texts", description="rows in = kept + rejected"
+            ),
+            AssetCheckSpec("no_empty_texts", asset="cleaned_texts"),
+            AssetCheckSpec(
+                "unique_row_ids",
+                asset="cleaned_texts",
+                description="no duplicate left after dedup",
+            ),
+        ],
+    )(cleaned_texts)
+    return [esk_logs, raw, etl]

@@ -1,4 +1,4 @@
-"""Stage 3: labels, from the local model first and an LLM for the rest (when configured)."""
+"""Labels, from the local model first and an LLM for the rest (when configured)."""
 
 import asyncio
 import time
@@ -11,7 +11,9 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetsDefinition,
     BackfillPolicy,
+    DailyPartitionsDefinition,
     DataVersion,
     MetadataValue,
     Output,
@@ -19,7 +21,7 @@ from dagster import (
     observable_source_asset,
 )
 
-from esk_pipeline.assets.automation import LABELS_CONDITION, when_enabled
+from esk_pipeline.assets.automation import LABELS_CONDITION
 from esk_pipeline.assets.frame_types import DailyLabelFrames
 from esk_pipeline.assets.metadata import (
     bar_chart,
@@ -28,7 +30,6 @@ from esk_pipeline.assets.metadata import (
     setting,
     table_metadata,
 )
-from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
 from esk_pipeline.resources.llm import LabelerResource
@@ -48,28 +49,6 @@ def taxonomy(taxonomy_file: TaxonomyResource) -> DataVersion:
     return DataVersion(taxonomy_file.load().fingerprint)
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="labeling",
-    deps=[taxonomy],
-    # The prompt and the local model's recipe: a change to either makes labels stale.
-    code_version=f"{PROMPT_VERSION}+{MODEL_VERSION}",
-    automation_condition=when_enabled(LABELS_CONDITION),
-    kinds={"pydantic", "scikitlearn", "parquet"},
-    dagster_type=DailyLabelFrames,
-    check_specs=[
-        AssetCheckSpec(
-            "domains_in_taxonomy", asset="labels", description="every domain is a taxonomy id"
-        ),
-        AssetCheckSpec("confidence_in_unit_range", asset="labels", description="0 <= p <= 1"),
-        AssetCheckSpec(
-            "failed_share_under_bound",
-            asset="labels",
-            description=f"at most {MAX_FAILED_SHARE:.0%} of the rows failed to get a label",
-        ),
-    ],
-)
 def labels(
     context: AssetExecutionContext,
     cleaned_texts: dict[str, pd.DataFrame],
@@ -192,3 +171,29 @@ def _histogram(confidence: pd.Series) -> MetadataValue:
         for lo, hi, n in zip(edges[:-1], edges[1:], counts, strict=False)
     }
     return bar_chart(bins if len(confidence) else {}, largest_first=False)
+
+
+def build_labels_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
+    """`labels` over the given daily partitions."""
+    return asset(
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="labeling",
+        deps=[taxonomy],
+        # The prompt and the local model's recipe: a change to either makes labels stale.
+        code_version=f"{PROMPT_VERSION}+{MODEL_VERSION}",
+        automation_condition=LABELS_CONDITION,
+        kinds={"pydantic", "scikitlearn", "parquet"},
+        dagster_type=DailyLabelFrames,
+        check_specs=[
+            AssetCheckSpec(
+                "domains_in_taxonomy", asset="labels", description="every domain is a taxonomy id"
+            ),
+            AssetCheckSpec("confidence_in_unit_range", asset="labels", description="0 <= p <= 1"),
+            AssetCheckSpec(
+                "failed_share_under_bound",
+                asset="labels",
+                description=f"at most {MAX_FAILED_SHARE:.0%} of the rows failed to get a label",
+            ),
+        ],
+    )(labels)

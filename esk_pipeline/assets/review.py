@@ -1,4 +1,4 @@
-"""Stage 4: the review queue people work through, and the verified labels they produce."""
+"""The review queue people work through, and the verified labels they produce."""
 
 import hashlib
 
@@ -12,12 +12,12 @@ from dagster import (
     observable_source_asset,
 )
 
-from esk_pipeline.assets.automation import eager_when_enabled
+from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.frame_types import QueueFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.pipeline.review import ReviewReason
+from esk_pipeline.pipeline.review.planning import audit_hand_out_share, plan_review
 from esk_pipeline.pipeline.trust import TrustReport
-from esk_pipeline.pipeline.trust.queue import plan_review
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.resources.trust import TrustPolicyResource
@@ -26,7 +26,7 @@ from esk_pipeline.resources.trust import TrustPolicyResource
 @asset(
     group_name="review",
     kinds={"sqlite", "parquet"},
-    automation_condition=eager_when_enabled(),
+    automation_condition=EAGER,
     dagster_type=QueueFrame,
 )
 def review_queue(
@@ -37,13 +37,18 @@ def review_queue(
     review_store: ReviewStoreResource,
     trust_policy: TrustPolicyResource,
 ) -> Output:
-    """What people should review, best first: every text whose verdict is "queued" (without a
-    trusted label, or in the random audit; see `pipeline.trust.queue`), and one second opinion
+    """What people should review, best first: every text without a trusted label, and the
+    random audit, which gets most hand-outs while the calibration needs it (see
+    `pipeline.review.planning`), and one second opinion
     on each decision confident learning doubts. Items waiting on a person keep their place."""
     plan = plan_review(
         trusted_labels,
         precision_target=trust_policy.precision_target,
-        audit_review_share=trust_policy.audit_review_share,
+        audit_review_share=audit_hand_out_share(
+            label_trust.calibration,
+            prioritised=trust_policy.audit_review_share,
+            settled=trust_policy.audit_share,
+        ),
     )
     with review_store.open(taxonomy_file.load()) as store:
         report = store.add_items(plan.to_dict("records"), withdraw_others=True)

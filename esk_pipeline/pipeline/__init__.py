@@ -1,4 +1,4 @@
-"""The library: the original design's components as plain Python (no Dagster, no HTTP).
+"""The library: the pipeline's components as plain Python (no Dagster, no HTTP).
 
     from esk_pipeline.pipeline import ETLProcessor, ETLConfig, LabelerAgent, LabelerConfig, ...
 

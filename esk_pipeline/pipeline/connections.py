@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 OutputMode = Literal["auto", "tool", "forced_tool", "json_schema", "json_object", "prompted"]
 # Names that become SQL identifiers; always checked with re.fullmatch.
@@ -20,12 +20,19 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class LLMEndpoint(BaseModel):
     """One resolved OpenAI-compatible endpoint: what an agent needs to make requests."""
 
-    model: str = "local"
-    api_base: str | None = None
+    model: str = Field(default="local", description='"local": the offline model, no LLM calls')
+    api_base: str | None = Field(
+        default=None, description="OpenAI-compatible base URL; none: OpenAI's own"
+    )
     api_key: SecretStr | None = None
-    output_mode: OutputMode = "auto"
-    fallback_model: str | None = None
-    timeout_seconds: float = 60.0
+    output_mode: OutputMode = Field(
+        default="auto",
+        description="tool, forced_tool, json_schema, json_object or prompted; auto: by endpoint",
+    )
+    fallback_model: str | None = Field(
+        default=None, description="asked once the model has failed for good"
+    )
+    timeout_seconds: float = Field(default=60.0, gt=0, description="per LLM request")
 
     @property
     def is_local(self) -> bool:
@@ -36,15 +43,19 @@ class LLMEndpoint(BaseModel):
 class ClickHouseConfig(BaseModel):
     """The log source. No host and no URL means the embedded engine under `embedded_path`."""
 
-    url: SecretStr | None = None  # may carry a password, so it is a secret
-    host: str | None = None
-    port: int = 8123
+    url: SecretStr | None = Field(
+        default=None, description="a server URL; it may carry a password, so it is a secret"
+    )
+    host: str | None = Field(default=None, description="no host and no URL: the embedded engine")
+    port: int = Field(default=8123, ge=1, le=65535)
     user: str = "default"
     password: SecretStr | None = None
     database: str = "default"
-    secure: bool = False
-    table: str = "esk_logs"
-    embedded_path: Path = Path("data/clickhouse")
+    secure: bool = Field(default=False, description="HTTPS to the server")
+    table: str = Field(default="esk_logs", description="the log table other systems write")
+    embedded_path: Path = Field(
+        default=Path("data/clickhouse"), description="the embedded engine's folder"
+    )
 
     @field_validator("table", "database")
     @classmethod

@@ -242,7 +242,7 @@ def _serve() -> None:
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
-    from esk_pipeline.pipeline.log_source import insert_parquet_batches
+    from esk_pipeline.pipeline.log_insert import insert_parquet_batches
 
     client = None
 

@@ -62,6 +62,8 @@ class VerdictReason(StrEnum):
     NEEDS_REVIEW = "needs_review"  # a machine label below the precision target
     LABELER_FAILED = "labeler_failed"
     AUDIT = "audit"  # drawn into the uniform audit: reviewed whatever its confidence
+    # In the audit and accepted like any label of its tier: trusted while its review waits.
+    AUDIT_ACCEPTED = "audit_accepted"
     SAME_TEXT_QUEUED = "same_text_queued"  # a text with the same identity key is queued
     DEFERRED = "deferred"  # not labelled yet (LLM budget)
     NO_DOMAIN = "no_domain"

@@ -27,9 +27,6 @@ from typing import Any
 
 import clickhouse_connect
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -39,6 +36,7 @@ from esk_pipeline.pipeline.embedded_clickhouse import (
     EmbeddedEngineError,
     EmbeddedQueryError,
 )
+from esk_pipeline.pipeline.log_insert import ParquetInsert, insert_parquet_batches
 
 # The columns this project's own table has; a user's table may have more, and they are kept.
 LOG_COLUMNS: dict[str, str] = {
@@ -55,8 +53,6 @@ LOG_COLUMNS: dict[str, str] = {
 # How many of the latest inserted blocks the table remembers to drop a repeated one: a repeated
 # upload is normally caught by the ledger first; this catches concurrent and half-done ones.
 DEDUP_WINDOW_BLOCKS = 10_000
-# Rows per insert when a file's rows are written: bounds the memory of whoever reads the file.
-INSERT_BATCH_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -68,12 +64,6 @@ class IngestRecord:
     idempotency_key: str  # "" when the client sent none
     answer: str  # the JSON answer the first ingest of these bytes gave
     ingested_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class ParquetInsert:
-    rows: int
-    rows_without_ts: int
 
 
 class LogSourceError(RuntimeError):
@@ -292,33 +282,6 @@ class LogSource:
                 parameters={"table": table or self.table},
             )
         )
-
-
-def insert_parquet_batches(
-    client: Client,
-    table: str,
-    table_columns: dict[str, str],
-    path: str,
-    *,
-    missing_ts: dt.datetime,
-    dedup_token: str,
-) -> ParquetInsert:
-    """`LogSource.insert_parquet` done with a client: wherever the client lives."""
-    file = pq.ParquetFile(path)
-    names = [name for name in file.schema_arrow.names if name in table_columns]
-    rows = without_ts = 0
-    for i, batch in enumerate(file.iter_batches(batch_size=INSERT_BATCH_ROWS, columns=names)):
-        frame = pa.Table.from_batches([batch])
-        if "ts" in names:
-            ts = frame["ts"]
-            without_ts += ts.null_count
-            filled = pc.fill_null(ts, pa.scalar(pd.Timestamp(missing_ts), ts.type))
-            frame = frame.set_column(names.index("ts"), "ts", filled)
-        client.insert_arrow(
-            table, frame, settings={"insert_deduplication_token": f"{dedup_token}-{i}"}
-        )
-        rows += frame.num_rows
-    return ParquetInsert(rows=rows, rows_without_ts=without_ts)
 
 
 def _merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:

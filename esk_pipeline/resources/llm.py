@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from dagster import ConfigurableResource, EnvVar
-from pydantic import Field
+from dagster import EnvVar
 
 from esk_pipeline import configs
 from esk_pipeline.pipeline import AugmenterAgent, AugmenterConfig, LabelerAgent, LabelerConfig
 from esk_pipeline.pipeline.llm.usage import UsageMeter
+from esk_pipeline.pipeline.options import LLMBudget
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.resources._fields import resource_values, to_config
+from esk_pipeline.resources._fields import config_of, fields_of, values_of
 from esk_pipeline.settings import Settings
 
 Agent = Literal["labeler", "augmenter"]
@@ -44,55 +44,21 @@ def _api_key_env(settings: Settings, agent: Agent) -> EnvVar | None:
     return EnvVar(f"LLM_{agent.upper()}_API_KEY" if own is not None else "LLM_API_KEY")
 
 
-class _EndpointResource(ConfigurableResource):
-    model: str = Field(description='"local": the offline model alone, no LLM calls')
-    api_base: str | None = Field(description="OpenAI-compatible base URL; none: OpenAI's own")
-    api_key: str | None = Field(default=None, description="an env var: LLM_API_KEY or the agent's")
-    output_mode: str = Field(description="auto, tool, forced_tool, json_schema, json_object, ...")
-    fallback_model: str | None
-    timeout_seconds: float
-    concurrency: int
-    rate_limit: float = Field(description="requests per second")
-    max_retries: int
-    use_cache: bool
-    cache_dir: str
-    cache_ttl_hours: float
-
-
-class LabelerResource(_EndpointResource):
+class LabelerResource(fields_of(LabelerConfig, LLMBudget)):
     """The cascade: the local model first, the LLM for what it is unsure of."""
-
-    batch_size: int
-    low_conf_threshold: float
-    use_dynamic_fewshot: bool
-    local_accept_threshold: float = Field(description="local labels this sure need no LLM call")
-    fewshot_token_budget: int
-    input_price_per_1k: float
-    output_price_per_1k: float
-    max_tokens_per_run: int | None = Field(description="the run stops cleanly past this budget")
-    max_requests_per_run: int | None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LabelerResource:
         return cls(
-            **resource_values(
-                cls,
-                configs.labeler_config(settings),
-                settings.llm,
-                api_key=_api_key_env(settings, "labeler"),
-            )
+            **values_of(cls, configs.labeler_config(settings), settings.llm),
+            api_key=_api_key_env(settings, "labeler"),
         )
 
     def config(self) -> LabelerConfig:
-        return to_config(self, LabelerConfig)
+        return config_of(self, LabelerConfig)
 
     def usage_meter(self) -> UsageMeter:
-        return UsageMeter(
-            input_price_per_1k=self.input_price_per_1k,
-            output_price_per_1k=self.output_price_per_1k,
-            max_tokens=self.max_tokens_per_run,
-            max_requests=self.max_requests_per_run,
-        )
+        return UsageMeter.for_budget(config_of(self, LLMBudget))
 
     def build(
         self,
@@ -109,32 +75,18 @@ class LabelerResource(_EndpointResource):
         )
 
 
-class AugmenterResource(_EndpointResource):
+class AugmenterResource(fields_of(AugmenterConfig)):
     """Paraphrases for rare domains, judged by the labeler."""
-
-    variants_per_sample: int
-    include_hard_negatives: bool
-    max_samples_per_domain: int
-    min_source_confidence: float
-    target_per_domain: int | None = Field(description="none: the median domain count")
-    max_total_samples: int | None
-    seed: int
-    near_duplicate_threshold: float
-    min_text_length: int = Field(description="the ETL's bounds: no sample the ETL would drop")
-    max_text_length: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AugmenterResource:
         return cls(
-            **resource_values(
-                cls,
-                configs.augmenter_config(settings),
-                api_key=_api_key_env(settings, "augmenter"),
-            )
+            **values_of(cls, configs.augmenter_config(settings)),
+            api_key=_api_key_env(settings, "augmenter"),
         )
 
     def config(self) -> AugmenterConfig:
-        return to_config(self, AugmenterConfig)
+        return config_of(self, AugmenterConfig)
 
     def build(
         self,

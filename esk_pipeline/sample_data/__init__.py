@@ -23,16 +23,16 @@ contact-centre logs land.
 id the text was generated for: ground truth for benchmarks and tests ONLY. Real logs do not
 have it, so it is dropped before the frame is inserted into ClickHouse.
 
-Where things live: the template data in `pipeline/resources/sample_templates.yaml` (read by
-`data`), `slots` (slot fillers and planted-PII notes), `templates` (templates, languages,
-banks), `noise` (typos and other damage), `banks` (per-domain banks and weights), `compose`
-(one message's text), `draws` (users, sessions, times, row kinds), `generator`.
+Where things live: `generator` (public), the template data in `sample_templates.yaml` (read by
+`_data`), and the private parts `_slots` (slot fillers and planted-PII notes), `_templates`
+(templates, languages, banks), `_noise` (typos and other damage), `_banks` (per-domain banks and
+weights), `_compose` (one message's text), `_draws` (users, sessions, times, row kinds).
 """
 
-from esk_pipeline.sample_data.banks import SAMPLE_DOMAIN_WEIGHTS, domain_weights
-from esk_pipeline.sample_data.draws import CHANNELS, MESS_RATES, REGIONS
+from esk_pipeline.sample_data._banks import SAMPLE_DOMAIN_WEIGHTS, domain_weights
+from esk_pipeline.sample_data._draws import CHANNELS, MESS_RATES, REGIONS
+from esk_pipeline.sample_data._slots import PII_KINDS
 from esk_pipeline.sample_data.generator import generate_logs
-from esk_pipeline.sample_data.slots import PII_KINDS
 
 __all__ = [
     "CHANNELS",

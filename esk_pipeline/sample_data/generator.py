@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.sample_data.banks import domain_banks, domain_weights
-from esk_pipeline.sample_data.compose import follow_up, row_text
-from esk_pipeline.sample_data.draws import (
+from esk_pipeline.sample_data._banks import domain_banks, domain_weights
+from esk_pipeline.sample_data._compose import follow_up, row_text
+from esk_pipeline.sample_data._draws import (
     FLAGS,
     MESS_RATES,
     ROW_KINDS,
@@ -28,9 +28,9 @@ from esk_pipeline.sample_data.draws import (
     draw_users,
     session_ids,
 )
-from esk_pipeline.sample_data.noise import near_variant
-from esk_pipeline.sample_data.slots import recording
-from esk_pipeline.sample_data.templates import Language
+from esk_pipeline.sample_data._noise import near_variant
+from esk_pipeline.sample_data._slots import recording
+from esk_pipeline.sample_data._templates import Language
 
 _COLUMNS = ("text", "ts", "user_id", "channel", "region", "session_id", "true_domain")
 _LATER_KINDS = ("exact_duplicate", "near_duplicate", "follow_up")

@@ -9,7 +9,7 @@ import textwrap
 def test_no_asset_is_automated_by_default():
     from esk_pipeline.definitions import defs
 
-    assert all(spec.automation_condition is None for spec in defs.resolve_all_asset_specs())
+    assert all(spec.automation_condition is None for spec in defs().resolve_all_asset_specs())
 
 
 def test_with_automation_on_new_raw_logs_request_the_latest_day_downstream(project_env):
@@ -23,20 +23,21 @@ def test_with_automation_on_new_raw_logs_request_the_latest_day_downstream(proje
         with warnings.catch_warnings():  # loading the code location must not warn its users
             for shown in (dagster.BetaWarning, dagster.PreviewWarning, UserWarning):
                 warnings.simplefilter("error", shown)
-            from esk_pipeline.assets.partitions import daily_partitions
             from esk_pipeline.definitions import defs
 
+        defs = defs()
         automated = sorted(
             s.key.to_user_string() for s in defs.resolve_all_asset_specs()
             if s.automation_condition is not None
         )
         print(",".join(automated))
         instance = DagsterInstance.ephemeral()
-        latest = daily_partitions.get_last_partition_key()
+        latest = defs.resolve_job_def("daily_labels_job").partitions_def.get_last_partition_key()
         first = evaluate_automation_conditions(defs=defs, instance=instance)
         assert first.total_requested == 0, first.total_requested  # nothing upstream yet
         instance.report_runless_asset_event(AssetMaterialization("raw_logs", partition=latest))
         after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        print(latest)
         print(sorted(after.get_requested_partitions(AssetKey("cleaned_texts"))))
         """
     )
@@ -48,7 +49,7 @@ def test_with_automation_on_new_raw_logs_request_the_latest_day_downstream(proje
         timeout=240,
     )
     assert done.returncode == 0, done.stderr
-    automated, requested = done.stdout.strip().splitlines()[-2:]
+    automated, latest, requested = done.stdout.strip().splitlines()[-3:]
     assert automated.split(",") == [
         "cleaned_texts",
         "dataset_versions",
@@ -58,6 +59,4 @@ def test_with_automation_on_new_raw_logs_request_the_latest_day_downstream(proje
         "synthetic_samples",
         "train_eval_splits",
     ]
-    from esk_pipeline.assets.partitions import daily_partitions
-
-    assert requested == str([daily_partitions.get_last_partition_key()])
+    assert requested == str([latest])

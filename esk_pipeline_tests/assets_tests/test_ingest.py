@@ -5,6 +5,7 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from esk_pipeline.assets import ingest
+from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.etl import ETLResource
@@ -46,8 +47,9 @@ def logs(project_env):
 
 def _materialize(tmp_path, partition_tags):
     settings = Settings.load()
+    partitions = daily_partitions(settings.app.partitions_start_date)
     return materialize(
-        [ingest.raw_logs, ingest.cleaned_texts],
+        ingest.build_ingest_assets(partitions),
         resources={
             "clickhouse": ClickHouseResource.from_settings(settings),
             "etl": ETLResource.from_settings(settings),
@@ -107,6 +109,7 @@ def test_lineage_starts_at_the_clickhouse_table():
 
     from esk_pipeline.definitions import defs
 
+    defs = defs()
     esk_logs = defs.resolve_assets_def(AssetKey("esk_logs"))
     assert esk_logs.is_external and not esk_logs.is_executable
     (spec,) = esk_logs.specs
@@ -116,17 +119,23 @@ def test_lineage_starts_at_the_clickhouse_table():
 
 
 def test_sensor_requests_new_and_grown_days_once(logs):
+    from esk_pipeline.definitions import defs
     from esk_pipeline.sensors import new_log_days_sensor
 
+    definitions = defs()
     instance = DagsterInstance.ephemeral()
     resources = {"clickhouse": ClickHouseResource.from_settings(Settings.load())}
-    first = new_log_days_sensor(build_sensor_context(instance=instance, resources=resources))
+    first = new_log_days_sensor(
+        build_sensor_context(instance=instance, resources=resources, definitions=definitions)
+    )
     assert sorted(r.partition_key for r in first.run_requests) == ["2026-11-01", "2026-11-02"]
     assert {r.run_key for r in first.run_requests} == {"2026-11-01:5", "2026-11-02:1"}
     assert _observed(first) == {"2026-11-01": 5, "2026-11-02": 1}  # esk_logs, day by day
 
     again = new_log_days_sensor(
-        build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
+        build_sensor_context(
+            instance=instance, cursor=first.cursor, resources=resources, definitions=definitions
+        )
     )
     assert not getattr(again, "run_requests", None)  # nothing new: a skip, no duplicate runs
     assert _observed(again) == {}  # nor a repeated observation
@@ -144,7 +153,9 @@ def test_sensor_requests_new_and_grown_days_once(logs):
         )
     )
     grown = new_log_days_sensor(
-        build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
+        build_sensor_context(
+            instance=instance, cursor=first.cursor, resources=resources, definitions=definitions
+        )
     )
     assert {r.run_key for r in grown.run_requests} == {"2026-11-02:2", "2026-11-03:1"}
     assert _observed(grown) == {"2026-11-02": 2, "2026-11-03": 1}

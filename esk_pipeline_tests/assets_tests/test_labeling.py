@@ -44,13 +44,14 @@ def partition(project_env):
 def _materialize(folder, **run: object):
     """Materialize `labels` for DAY, or for the partitions `run` names (tags of a range)."""
     settings = Settings.load()
+    partitions = daily_partitions(settings.app.partitions_start_date)
     # Upstream values are read from the files above, as in a real run.
     upstream = [
-        AssetSpec("cleaned_texts", partitions_def=daily_partitions),
+        AssetSpec("cleaned_texts", partitions_def=partitions),
         AssetSpec("verified_labels"),
     ]
     return materialize(
-        [labeling.labels, labeling.taxonomy, *upstream],
+        [labeling.build_labels_asset(partitions), labeling.taxonomy, *upstream],
         selection=["labels"],
         **(run or {"partition_key": DAY}),
         resources={
@@ -96,7 +97,8 @@ def test_the_labels_code_version_names_the_prompt_and_the_model_recipe():
     from esk_pipeline.pipeline.labeler import PROMPT_VERSION
     from esk_pipeline.pipeline.local_model import MODEL_VERSION
 
-    spec = labeling.labels.specs_by_key[labeling.labels.key]
+    labels = labeling.build_labels_asset(daily_partitions("2026-11-01"))
+    spec = labels.specs_by_key[labels.key]
     assert spec.code_version == f"{PROMPT_VERSION}+{MODEL_VERSION}"
     assert labeling.taxonomy.key in {dep.asset_key for dep in spec.deps}
 

@@ -202,7 +202,9 @@ def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(own_pipeline_
     assert len(days) == 7
 
     # Turned on after the demo, with no cursor: every day is materialized with its count.
-    after_demo = new_log_days_sensor(build_sensor_context(instance=instance, resources=resources))
+    after_demo = new_log_days_sensor(
+        build_sensor_context(instance=instance, resources=resources, definitions=defs)
+    )
     assert not after_demo.run_requests
     source.insert_logs(
         pd.DataFrame(
@@ -214,7 +216,9 @@ def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(own_pipeline_
         )
     )
     grown = new_log_days_sensor(
-        build_sensor_context(instance=instance, cursor=after_demo.cursor, resources=resources)
+        build_sensor_context(
+            instance=instance, cursor=after_demo.cursor, resources=resources, definitions=defs
+        )
     )
     assert [r.partition_key for r in grown.run_requests] == [days[2].isoformat()]
 

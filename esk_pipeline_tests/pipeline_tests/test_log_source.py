@@ -158,7 +158,7 @@ def test_a_parquet_file_goes_in_once_per_token_and_undated_rows_get_the_given_ti
 
 
 def test_a_retry_after_a_half_done_insert_adds_only_the_missing_batches(source, tmp_path):
-    from esk_pipeline.pipeline.log_source import INSERT_BATCH_ROWS
+    from esk_pipeline.pipeline.log_insert import INSERT_BATCH_ROWS
 
     logs = _logs("2026-11-01", INSERT_BATCH_ROWS + 500)
     half = _rows_file(tmp_path, logs.iloc[:INSERT_BATCH_ROWS], "half.parquet")

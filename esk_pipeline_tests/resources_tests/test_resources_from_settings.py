@@ -65,9 +65,14 @@ def test_the_definitions_carry_the_values_a_run_will_use(settings):
     assert resources["dataset_store"].max_import_bytes == 7 * 1024 * 1024
 
 
-def test_a_resource_refuses_to_be_built_without_its_values():
-    with pytest.raises(Exception, match="batch_size"):
-        LabelerResource()
+def test_a_resource_shows_each_field_as_the_library_declares_it():
+    from esk_pipeline.pipeline import LabelerConfig
+    from esk_pipeline.pipeline.options import LLMBudget
+
+    fields = LabelerResource.model_fields
+    assert set(fields) == set(LabelerConfig.model_fields) | set(LLMBudget.model_fields)
+    assert fields["batch_size"].description == LabelerConfig.model_fields["batch_size"].description
+    assert LabelerResource().config() == LabelerConfig()  # the same defaults
 
 
 def test_secrets_are_env_vars_resolved_only_when_a_run_starts(project_env, monkeypatch):

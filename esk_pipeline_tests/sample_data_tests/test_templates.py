@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from esk_pipeline.sample_data.data import SAMPLE_TEMPLATES_PATH, sample_templates
-from esk_pipeline.sample_data.templates import Template
+from esk_pipeline.sample_data._data import SAMPLE_TEMPLATES_PATH, sample_templates
+from esk_pipeline.sample_data._templates import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 

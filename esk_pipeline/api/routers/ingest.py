@@ -40,7 +40,8 @@ from esk_pipeline.api.schemas import DayIngestIn, DayRunOut, IngestOut, RunStatu
 from esk_pipeline.pipeline.etl import ETLStats
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 from esk_pipeline.pipeline.log_source import IngestRecord, LogSource
-from esk_pipeline.runner import DAILY_JOB, run_status, submit_day_run
+from esk_pipeline.runner import run_status, submit_day_run
+from esk_pipeline.runs import DAILY_JOB
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"], responses=error_responses())
 

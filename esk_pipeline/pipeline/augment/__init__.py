@@ -1,21 +1,24 @@
 """Synthetic samples for rare domains: planning, generation (LLM or offline) and quality control.
 
 `AugmenterAgent.balance(labelled, real_texts)` is the whole job; `augment_batch(items)` is the
-seed's lower-level call. The files, one concern each:
+contract's lower-level call. The files, one concern each:
 
 - `models`: `AugmenterConfig`, the records (`AugmentedSample`, `RejectedSample`,
   `AugmentationReport`), the balancing plan and the LLM's answer schema;
-- `planning`: how many samples each domain needs and from which sources (`plan_balance`);
-- `prompts`: the LLM's system prompt and per-source task;
+- `_planning`: how many samples each domain needs and from which sources (`plan_balance`);
+- `_prompts`: the LLM's system prompt and per-source task;
 - `offline/`: the offline generator (`OfflineAugmenter`) and its operations;
-- `quality`: the checks every candidate goes through, and the labeler as judge;
-- `near_duplicates`: the MinHash/LSH index behind the near-duplicate checks;
+- `_quality`: the checks every candidate goes through, and the labeler as judge;
+- `_near_duplicates`: the MinHash/LSH index behind the near-duplicate checks;
 - `agent`: `AugmenterAgent`, which runs generation and quality control and keeps the plan.
 
 Synthetic samples carry ``is_synthetic=True`` and ``source_row_id``, so the dataset writer keeps
 them in train only and in their source's group: they never reach an eval split.
 """
 
+from esk_pipeline.pipeline.augment._near_duplicates import NearDuplicateIndex, Sketches
+from esk_pipeline.pipeline.augment._planning import plan_balance
+from esk_pipeline.pipeline.augment._quality import DomainLabeler
 from esk_pipeline.pipeline.augment.agent import AugmenterAgent
 from esk_pipeline.pipeline.augment.models import (
     AugmentationReport,
@@ -28,10 +31,7 @@ from esk_pipeline.pipeline.augment.models import (
     RejectReason,
     SourceRequest,
 )
-from esk_pipeline.pipeline.augment.near_duplicates import NearDuplicateIndex, Sketches
 from esk_pipeline.pipeline.augment.offline import OFFLINE_MODEL, OfflineAugmenter
-from esk_pipeline.pipeline.augment.planning import plan_balance
-from esk_pipeline.pipeline.augment.quality import DomainLabeler
 
 __all__ = [
     "OFFLINE_MODEL",

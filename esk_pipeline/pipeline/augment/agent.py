@@ -4,7 +4,7 @@ control.
 `balance(labelled, real_texts)` is the whole job: it reads the label distribution, plans how many
 samples each domain needs (planning.py), generates candidates from diverse confident source
 texts, checks every candidate (quality.py) and returns an `AugmentationReport`.
-`augment_batch(items)` is the seed's lower-level call: variants of the given items,
+`augment_batch(items)` is the contract's lower-level call: variants of the given items,
 quality-controlled, no planning (`augment` returns the full report of the same work).
 
 Generation:
@@ -31,6 +31,13 @@ import pandas as pd
 from pydantic_ai.models import Model
 
 from esk_pipeline.pipeline import LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.augment._planning import (
+    items_to_requests,
+    plan_balance,
+    select_round_robin,
+)
+from esk_pipeline.pipeline.augment._prompts import system_prompt, user_prompt
+from esk_pipeline.pipeline.augment._quality import Candidate, DomainLabeler, quality_control
 from esk_pipeline.pipeline.augment.models import (
     HARD_NEGATIVE_METHOD,
     PARAPHRASE_METHOD,
@@ -44,13 +51,6 @@ from esk_pipeline.pipeline.augment.models import (
     SourceRequest,
 )
 from esk_pipeline.pipeline.augment.offline import OFFLINE_MODEL, OfflineAugmenter
-from esk_pipeline.pipeline.augment.planning import (
-    items_to_requests,
-    plan_balance,
-    select_round_robin,
-)
-from esk_pipeline.pipeline.augment.prompts import system_prompt, user_prompt
-from esk_pipeline.pipeline.augment.quality import Candidate, DomainLabeler, quality_control
 from esk_pipeline.pipeline.llm import (
     BudgetExhausted,
     LLMCallFailed,

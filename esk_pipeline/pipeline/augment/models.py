@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from esk_pipeline.pipeline.labels import LabelOrigin
 from esk_pipeline.pipeline.llm import AgentEndpointConfig
 from esk_pipeline.pipeline.llm.cache import DEFAULT_CACHE_DIR
+from esk_pipeline.pipeline.options import AugmenterOptions
 
 RejectReason = Literal[
     "invalid_domain",
@@ -34,23 +35,12 @@ PARAPHRASE_METHOD = "llm_paraphrase"
 HARD_NEGATIVE_METHOD = "llm_hard_negative"
 
 
-class AugmenterConfig(AgentEndpointConfig):
-    """The seed's fields plus balancing and QC knobs (``model="local"``: offline augmentation).
+class AugmenterConfig(AugmenterOptions, AgentEndpointConfig):
+    """The contract's fields plus balancing and QC knobs (``model="local"``: offline augmentation).
 
     `esk_pipeline.configs.augmenter_config` fills it from AUGMENTER_*, the LLM_AUGMENTER_* /
     LLM_* endpoint and CACHE_*."""
 
-    variants_per_sample: int = Field(default=3, ge=1)
-    include_hard_negatives: bool = False
-    concurrency: int = Field(default=8, ge=1)
-    rate_limit: float = Field(default=0.1, ge=0)
-    max_samples_per_domain: int = Field(default=30, ge=0)
-    target_per_domain: int | None = None
-    max_total_samples: int | None = None
-    min_source_confidence: float = Field(default=0.7, ge=0, le=1)
-    max_retries: int = Field(default=3, ge=0)
-    seed: int = 42
-    near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
     use_cache: bool = True
     cache_dir: Path = DEFAULT_CACHE_DIR
     cache_ttl_hours: float = 24.0

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
+from esk_pipeline.pipeline.options import ETLOptions
+
 RejectReason = Literal[
     "invalid_encoding",
     "empty",
@@ -39,23 +41,11 @@ class ETLError(ValueError):
     """Input the ETL cannot use; the message names the file (or source) and the problem."""
 
 
-class ETLConfig(BaseModel):
+class ETLConfig(ETLOptions):
     """How to clean. `esk_pipeline.configs.etl_config` fills it from the ETL_* settings."""
 
-    max_rows: int | None = Field(default=None, ge=0)
-    deduplicate: bool = True
-    near_duplicates: bool = True
-    min_text_length: int = Field(default=3, ge=0)
-    max_text_length: int = Field(default=1000, ge=1)
-    remove_empty: bool = True
-    normalize_whitespace: bool = True
-    lowercase: bool = False
-    text_column: str | None = None
-    mask_pii: bool = True
-    unicode_form: Literal["NFC", "NFKC"] = "NFKC"
     # Refuse files above this size before reading them (the upload API sets it).
     max_file_bytes: int | None = Field(default=None, ge=1)
-    max_columns: int = Field(default=2000, ge=1)
     # What an XLSX or Parquet file may unpack to (the settings: ETL_MAX_UNPACKED_RATIO x the
     # upload limit; 10 x 50 MB by default).
     max_unpacked_bytes: int = Field(default=500 * _MIB, ge=1)

@@ -1,8 +1,9 @@
 """`ETLProcessor`: read a log file, clean its texts, deduplicate, and account for every row.
 
 `load_file` / `load_bytes` return an `ETLResult`: cleaned rows, rejected rows with reasons,
-stats; `process_file` / `process_bytes` (the seed's entry points) return the cleaned rows only;
-`read_*` return the raw table; `clean` works on a raw table from anywhere (ClickHouse rows too).
+stats; `process_file` / `process_bytes` (the contract's simple entry points) return the
+cleaned rows only; `read_*` return the raw table; `clean` works on a raw table from anywhere
+(ClickHouse rows too).
 Every input row ends up in `cleaned` or in `rejected`, so `rows_in == rows_out + rows_rejected`
 always holds. The row-id hash is the one per-row Python loop; the rest is vectorised.
 
@@ -19,9 +20,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from esk_pipeline.pipeline.etl.columns import find_columns
-from esk_pipeline.pipeline.etl.dedup import deduplicate
-from esk_pipeline.pipeline.etl.fields import metadata_json, parse_ts, parse_user_ids
+from esk_pipeline.pipeline.etl._columns import find_columns
+from esk_pipeline.pipeline.etl._dedup import deduplicate
+from esk_pipeline.pipeline.etl._fields import metadata_json, parse_ts, parse_user_ids
+from esk_pipeline.pipeline.etl._normalise import clip_length, normalise_column, to_text_array
+from esk_pipeline.pipeline.etl._readers import read_path, read_table
 from esk_pipeline.pipeline.etl.models import (
     CLEANED_COLUMNS,
     REASON_CODES,
@@ -32,8 +35,6 @@ from esk_pipeline.pipeline.etl.models import (
     ETLResult,
     ETLStats,
 )
-from esk_pipeline.pipeline.etl.normalise import clip_length, normalise_column, to_text_array
-from esk_pipeline.pipeline.etl.readers import read_path, read_table
 
 
 class ETLProcessor:
@@ -42,7 +43,7 @@ class ETLProcessor:
     def __init__(self, config: ETLConfig | None = None) -> None:
         self.config = config or ETLConfig()
 
-    # The seed-compatible entry points: cleaned rows only.
+    # The contract's simple entry points: cleaned rows only.
 
     def process_file(self, path: str | Path) -> pd.DataFrame:
         """Read and clean a file; the cleaned rows (row_id, text, ts, user_id, source, metadata)."""

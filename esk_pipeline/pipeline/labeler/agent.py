@@ -24,10 +24,10 @@ from pydantic import BaseModel
 from pydantic_ai.models import Model
 
 from esk_pipeline.pipeline.ids import row_ids
-from esk_pipeline.pipeline.labeler.cascade import Cascade
-from esk_pipeline.pipeline.labeler.fewshot import FewShotPool
+from esk_pipeline.pipeline.labeler._cascade import Cascade
+from esk_pipeline.pipeline.labeler._fewshot import FewShotPool
+from esk_pipeline.pipeline.labeler._prompts import PROMPT_VERSION, answer_type, system_prompt
 from esk_pipeline.pipeline.labeler.models import CascadeReport, ClassificationResult, LabelerConfig
-from esk_pipeline.pipeline.labeler.prompts import PROMPT_VERSION, answer_type, system_prompt
 from esk_pipeline.pipeline.llm import (
     LLMClient,
     Progress,

@@ -1,4 +1,4 @@
-"""The seed's entry point `label_dataframe_batched`, kept as a thin shim over `LabelerAgent`."""
+"""`label_dataframe_batched`: the contract's one-call labelling of a frame, over `LabelerAgent`."""
 
 from __future__ import annotations
 

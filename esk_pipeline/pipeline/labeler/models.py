@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from esk_pipeline.pipeline.llm import AgentEndpointConfig
 from esk_pipeline.pipeline.llm.cache import DEFAULT_CACHE_DIR
 from esk_pipeline.pipeline.local_model import Prediction
+from esk_pipeline.pipeline.options import LabelerOptions
 
 LOCAL_MODEL_NAME = "local"
 
@@ -33,22 +34,13 @@ def _clamp_unit(value: float) -> float:
 Confidence = Annotated[float, AfterValidator(_clamp_unit)]
 
 
-class LabelerConfig(AgentEndpointConfig):
+class LabelerConfig(LabelerOptions, AgentEndpointConfig):
     """How to label. `model` "local" (the default) is the offline model alone; any other name
     goes to the endpoint. `esk_pipeline.configs.labeler_config` fills it from LABELER_*,
     LLM_LABELER_* / LLM_* and CACHE_*."""
 
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(default=20, ge=1)
-    rate_limit: float = Field(default=0.4, ge=0)
-    max_retries: int = Field(default=3, ge=0)
-    low_conf_threshold: float = Field(default=0.5, ge=0, le=1)
-    use_cache: bool = True
-    use_dynamic_fewshot: bool = True
-    concurrency: int = Field(default=4, ge=1)
-    local_accept_threshold: float = Field(default=0.9, ge=0, le=1)
-    fewshot_token_budget: int = Field(default=600, ge=0)
     cache_dir: Path = DEFAULT_CACHE_DIR
     cache_ttl_hours: float = 24.0
     # Retry pacing of the LLM client (seconds); tests shorten them.

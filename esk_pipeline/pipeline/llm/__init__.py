@@ -12,16 +12,18 @@
 """
 
 from esk_pipeline.pipeline.llm.cache import ResponseCache
-from esk_pipeline.pipeline.llm.client import CallUsage, LLMClient, LLMReply
+from esk_pipeline.pipeline.llm.client import LLMClient
 from esk_pipeline.pipeline.llm.endpoint import AgentEndpointConfig, endpoint_kind
 from esk_pipeline.pipeline.llm.failures import LLMCallFailed
 from esk_pipeline.pipeline.llm.progress import Progress
-from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
+from esk_pipeline.pipeline.llm.reply import CallUsage, LLMReply
+from esk_pipeline.pipeline.llm.usage import BudgetExhausted, LLMBudget, UsageMeter
 
 __all__ = [
     "AgentEndpointConfig",
     "BudgetExhausted",
     "CallUsage",
+    "LLMBudget",
     "LLMCallFailed",
     "LLMClient",
     "LLMReply",

@@ -5,11 +5,10 @@ output_type=MyModel, cache_namespace="labeler")`` returns an `LLMReply` holding 
 ``MyModel``. Optional per call: ``logprobs=True`` asks for the answer's token log-probabilities
 (`LLMReply.logprobs`, None where the endpoint returns none, e.g. for tool-call arguments; an
 endpoint that refuses them with an error naming logprobs is asked again without them, and not
-asked for them again: `logprobs_supported`),
-``temperature``, ``output_template`` (what the prompted output modes put in the instructions
-instead of pydantic-ai's schema dump; False for nothing, when the system prompt already says the
-format) and ``cacheable`` (an answer it rejects is returned but not cached, so asking again
-reaches the server). Around each call, in this order:
+asked for them again: `logprobs_supported`), ``temperature``, ``output_template`` (what the
+prompted output modes put in the instructions instead of pydantic-ai's schema dump; False for
+nothing, when the system prompt already says the format) and ``cacheable`` (an answer it
+rejects is returned, not cached, so asking again reaches the server). Around each call:
 
 1. the persistent cache (`ResponseCache`): a hit returns at once and sends nothing;
 2. bounded concurrency and a rate limit (aiolimiter, `rate_limit` requests per second, spaced
@@ -41,33 +40,23 @@ augmenter's concurrent calls and checked before a request starts (`UsageMeter`);
 the primary with backoff and Retry-After, counts attempts per model for `LLMCallFailed`, and
 caches an answer under the model that gave it.
 
-Asyncio primitives and HTTP connection pools belong to one event loop, so the client rebuilds
-them when it is used from a new loop (e.g. successive ``asyncio.run`` calls); use one client
-from one loop at a time. A loop's HTTP connections are closed by `aclose` or, at the latest, when
-``asyncio.run`` (or any runner that cancels leftover tasks) shuts that loop down: a small task
-waits for that cancellation, since once the loop is closed its sockets can no longer be closed
-cleanly.
+Use one client from one event loop at a time (see `_loop_state` for a new loop).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiolimiter import AsyncLimiter
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from pydantic_ai import Agent, capture_run_messages
-from pydantic_ai.exceptions import (
-    ModelHTTPError,
-)
-from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.exceptions import ModelHTTPError
+from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model
-from pydantic_ai.settings import ModelSettings
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -77,6 +66,15 @@ from tenacity import (
 )
 
 from esk_pipeline.pipeline.connections import LLMEndpoint
+from esk_pipeline.pipeline.llm._loop_state import LOOP_CLOSERS, LoopState
+from esk_pipeline.pipeline.llm._question import (
+    Question,
+    cache_entry,
+    reply_from_cache,
+    reported_tokens,
+    schema_json,
+    token_logprobs,
+)
 from esk_pipeline.pipeline.llm.cache import ResponseCache
 from esk_pipeline.pipeline.llm.endpoint import (
     ResolvedOutputMode,
@@ -87,61 +85,10 @@ from esk_pipeline.pipeline.llm.endpoint import (
     resolve_output_mode,
 )
 from esk_pipeline.pipeline.llm.failures import LLMCallFailed, call_failure, is_retryable
-from esk_pipeline.pipeline.llm.loop_state import LOOP_CLOSERS, LoopState
+from esk_pipeline.pipeline.llm.reply import CallUsage, LLMReply, TokenLogprob
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
 
 T = TypeVar("T", bound=BaseModel)
-
-
-class CallUsage(BaseModel):
-    """What one `LLMClient.run` call cost: HTTP requests sent (retries included) and tokens."""
-
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def add(self, other: CallUsage) -> None:
-        self.requests += other.requests
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-
-
-TokenLogprob = tuple[str, float]  # (token text, natural log of its probability)
-
-
-@dataclass(frozen=True)
-class LLMReply(Generic[T]):
-    """A validated answer: `output`, the `model` that gave it, whether it came from the cache,
-    this call's `usage` (zero for a cache hit) and, when asked for and returned, the answer
-    text's token `logprobs` in order (cached with the answer)."""
-
-    output: T
-    model: str
-    cached: bool
-    usage: CallUsage = field(default_factory=CallUsage)
-    logprobs: list[TokenLogprob] | None = None
-
-
-@dataclass(frozen=True)
-class _Question(Generic[T]):
-    """What one call asks: everything that decides its answer (and its cache key)."""
-
-    system_prompt: str
-    user_prompt: str
-    output_type: type[T]
-    output_template: str | Literal[False] | None = None
-    logprobs: bool = False
-    temperature: float | None = None
-
-    def run_settings(self, *, logprobs: bool) -> ModelSettings:
-        settings = ModelSettings()
-        if logprobs:
-            # top_logprobs too: llama-cpp-python returns no logprobs for a chat without it.
-            settings["openai_logprobs"] = True
-            settings["openai_top_logprobs"] = 1
-        if self.temperature is not None:
-            settings["temperature"] = self.temperature
-        return settings
 
 
 class LLMClient:
@@ -218,7 +165,7 @@ class LLMClient:
             self.output_mode,
             system_prompt,
             user_prompt,
-            _schema_json(output_type),
+            schema_json(output_type),
         ]
         # Appended only when set, so the keys of calls that use none of them stay as they were.
         options = {"template": output_template, "logprobs": logprobs, "temperature": temperature}
@@ -245,7 +192,7 @@ class LLMClient:
             LLMCallFailed: the call failed for good.
             BudgetExhausted: the run's budget is spent; no request was started.
         """
-        question = _Question(
+        question = Question(
             system_prompt, user_prompt, output_type, output_template, logprobs, temperature
         )
         key = self.cache_key(
@@ -271,13 +218,7 @@ class LLMClient:
                 failures.append(failure)
                 continue
             if self.cache is not None and (cacheable is None or cacheable(output)):
-                entry: dict[str, Any] = {
-                    "model": model_name,
-                    "output": output.model_dump(mode="json"),
-                }
-                if token_logprobs is not None:
-                    entry["logprobs"] = token_logprobs
-                self.cache.put(key, json.dumps(entry, ensure_ascii=False))
+                self.cache.put(key, cache_entry(model_name, output, token_logprobs))
             return LLMReply(
                 output=output,
                 model=model_name,
@@ -318,19 +259,8 @@ class LLMClient:
         return names
 
     def _cached_reply(self, key: str, output_type: type[T]) -> LLMReply[T] | None:
-        if self.cache is None:
-            return None
-        raw = self.cache.get(key)
-        if raw is None:
-            return None
-        try:
-            stored = json.loads(raw)
-            output = output_type.model_validate(stored["output"])
-            logprobs = stored.get("logprobs")
-            token_logprobs = None if logprobs is None else [(t, float(lp)) for t, lp in logprobs]
-        except (ValueError, KeyError, TypeError, ValidationError):
-            return None  # unreadable entry: ask again and overwrite it
-        return LLMReply(output=output, model=stored["model"], cached=True, logprobs=token_logprobs)
+        raw = self.cache.get(key) if self.cache is not None else None
+        return None if raw is None else reply_from_cache(raw, output_type)
 
     def _loop_state(self) -> LoopState:
         loop = asyncio.get_running_loop()
@@ -387,7 +317,7 @@ class LLMClient:
         return backoff(retry_state)
 
     async def _run_with_retries(
-        self, model_name: str, question: _Question[T], usage: CallUsage
+        self, model_name: str, question: Question[T], usage: CallUsage
     ) -> tuple[T, list[TokenLogprob] | None]:
         attempts = 0
         retrying = AsyncRetrying(
@@ -409,7 +339,7 @@ class LLMClient:
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     async def _attempt(
-        self, model_name: str, question: _Question[T], usage: CallUsage
+        self, model_name: str, question: Question[T], usage: CallUsage
     ) -> tuple[T, list[TokenLogprob] | None]:
         """One request: take a call slot and a rate-limit token, check the budget, send.
         Returns the validated output and, if asked for and returned, its token logprobs."""
@@ -433,14 +363,14 @@ class LLMClient:
                     agent, state, model_name, question, usage, False
                 )
         output = question.output_type.model_validate(result.output)
-        return output, _token_logprobs(messages) if with_logprobs else None
+        return output, token_logprobs(messages) if with_logprobs else None
 
     async def _send(
         self,
         agent: Agent[None, Any],
         state: LoopState,
         model_name: str,
-        question: _Question[Any],
+        question: Question[Any],
         usage: CallUsage,
         logprobs: bool,
     ) -> tuple[Any, list[ModelMessage]]:
@@ -464,24 +394,7 @@ class LLMClient:
 
     def _record_tokens(self, messages: list[ModelMessage], usage: CallUsage) -> None:
         """Count the tokens the server reported, for failed attempts too (they are billed)."""
-        responses = [message for message in messages if isinstance(message, ModelResponse)]
-        input_tokens = sum(response.usage.input_tokens for response in responses)
-        output_tokens = sum(response.usage.output_tokens for response in responses)
+        input_tokens, output_tokens = reported_tokens(messages)
         usage.input_tokens += input_tokens
         usage.output_tokens += output_tokens
         self.usage.record_tokens(input_tokens, output_tokens)
-
-
-def _token_logprobs(messages: list[ModelMessage]) -> list[TokenLogprob] | None:
-    """The last response's token logprobs (pydantic-ai keeps them in its provider details)."""
-    responses = [message for message in messages if isinstance(message, ModelResponse)]
-    details = (responses[-1].provider_details or {}) if responses else {}
-    logprobs = details.get("logprobs")
-    if not logprobs:
-        return None
-    return [(str(entry["token"]), float(entry["logprob"])) for entry in logprobs]
-
-
-@functools.cache
-def _schema_json(output_type: type[BaseModel]) -> str:
-    return json.dumps(output_type.model_json_schema(), sort_keys=True)

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from openai import DEFAULT_CONNECTION_LIMITS, AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel
 from pydantic_ai import NativeOutput, PromptedOutput, ToolOutput
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.output import OutputSpec
@@ -42,7 +42,7 @@ from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
-from esk_pipeline.pipeline.connections import LLMEndpoint, OutputMode
+from esk_pipeline.pipeline.connections import LLMEndpoint
 
 ResolvedOutputMode = Literal["tool", "forced_tool", "json_schema", "json_object", "prompted"]
 EndpointKind = Literal["openai", "compatible"]
@@ -192,28 +192,13 @@ def output_recipe(
     return OutputRecipe(spec, settings)
 
 
-_ENDPOINT_FIELDS = tuple(LLMEndpoint.model_fields)
-
-
-class AgentEndpointConfig(BaseModel):
+class AgentEndpointConfig(LLMEndpoint):
     """The endpoint part of an agent's config (LabelerConfig, AugmenterConfig).
 
     The defaults are the offline path (`model` "local", no server). `esk_pipeline.configs`
     fills these fields from the agent's LLM_<AGENT>_* settings, else the main LLM_* ones.
     """
 
-    model: str = "local"
-    api_key: SecretStr | None = None
-    api_base: str | None = None
-    output_mode: OutputMode = "auto"
-    fallback_model: str | None = None
-    timeout_seconds: float = Field(default=60.0, gt=0)
-
-    @property
-    def is_local(self) -> bool:
-        """True when no endpoint is used: the offline path."""
-        return self.endpoint().is_local
-
     def endpoint(self) -> LLMEndpoint:
         """The LLM endpoint this config describes."""
-        return LLMEndpoint(**{name: getattr(self, name) for name in _ENDPOINT_FIELDS})
+        return LLMEndpoint.model_validate(self.model_dump(include=set(LLMEndpoint.model_fields)))

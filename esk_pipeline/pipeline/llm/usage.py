@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from esk_pipeline.pipeline.options import LLMBudget
+
 
 class BudgetExhausted(RuntimeError):
     """The run's request or token budget is spent; no further request was started."""
@@ -43,6 +45,16 @@ class UsageMeter:
         self.output_tokens = 0
         self.cached_hits = 0
         self.failures = 0
+
+    @classmethod
+    def for_budget(cls, budget: LLMBudget) -> UsageMeter:
+        """A fresh meter with the budget's prices and limits."""
+        return cls(
+            input_price_per_1k=budget.input_price_per_1k,
+            output_price_per_1k=budget.output_price_per_1k,
+            max_tokens=budget.max_tokens_per_run,
+            max_requests=budget.max_requests_per_run,
+        )
 
     @property
     def total_tokens(self) -> int:

@@ -1,12 +1,17 @@
-"""Human in the loop: the review queue, its leases, overlapping reviews and quality metrics.
+"""Human in the loop: what to review next, the review queue, its leases, overlapping reviews
+and quality metrics.
 
-`ReviewDataset` (store) is the entry point; its parts, each over the store's open connection:
-- models: the config, statuses, `ReviewItem` and every report type; errors: refusals;
-- schema: the two tables, upgrades of older stores, invariant checks; engine: connections;
-- rows: reading rows shared by the parts; intake: `add_items` (refresh, withdraw, size limit);
-- leases: `get_next` claims; decisions: submit, skip, undo, second opinions;
-- queue_stats: counts and the review cursor; metrics: agreement (kappas), model quality;
-- export: verified labels, votes and the export file.
+Public: `planning.plan_review` decides which texts people should see and in what order;
+`ReviewDataset` (`store`) is the queue itself; `models` holds the config, statuses, `ReviewItem`
+and every report type; `errors` the refusals. The store's private parts, each over its open
+connection:
+- `_schema`: the two tables, upgrades of older stores, invariant checks; `_engine`: connections;
+- `_rows`: reading rows shared by the parts; `_intake`: `add_items` (refresh, withdraw, limit);
+- `_leases`: `get_next` claims; `_decisions`: submit, skip, undo, second opinions;
+- `_doubts`: one more reviewer asked about a decision confident learning doubts;
+- `_queue_stats`: counts and the review cursor; `_metrics`: agreement (kappas), model quality;
+- `_export`: verified labels, votes and the export file;
+- `_order`: the value of one decision, behind `plan_review`.
 """
 
 from esk_pipeline.pipeline.review.errors import (

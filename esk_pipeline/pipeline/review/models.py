@@ -13,7 +13,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
+
+from esk_pipeline.pipeline.options import ReviewOptions
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 Clock = Callable[[], datetime]
@@ -63,22 +65,8 @@ class ReviewPriority(StrEnum):
     CRITICAL = "critical"
 
 
-class ReviewDatasetConfig(BaseModel):
+class ReviewDatasetConfig(ReviewOptions):
     data_dir: Path = Path("data")
-    max_queue_size: int = 10000
-    # None: SQLite file `review.sqlite3` under data_dir (WAL). Any SQLAlchemy URL otherwise.
-    database_url: SecretStr | None = None
-    lease_seconds: int = Field(default=900, gt=0)
-    reviews_per_item: int = Field(default=1, ge=1)
-    # A single decision against a model at least this confident waits for a second reviewer
-    # before it counts (0: every correction of the model; None: never)...
-    second_opinion_confidence: float | None = Field(default=0.0, ge=0, le=1)
-    # ...unless its reviewer is proven reliable: their decisions on items that more than one
-    # reviewer decided agree with the final label at least this often (the lower quartile of
-    # a Beta posterior, so a handful of lucky overlaps proves nothing). None: nobody is.
-    reliable_reviewer_agreement: float | None = Field(default=0.92, ge=0, le=1)
-    # A correction of a model at least this confident waits even from a reliable reviewer.
-    sure_model_confidence: float = Field(default=0.99, ge=0, le=1)
 
 
 class ReviewItem(BaseModel):

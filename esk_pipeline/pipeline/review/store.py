@@ -23,15 +23,17 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from esk_pipeline.pipeline.review import (
-    decisions,
-    export,
-    intake,
-    leases,
-    metrics,
-    queue_stats,
-    schema,
+    _decisions,
+    _doubts,
+    _export,
+    _intake,
+    _leases,
+    _metrics,
+    _queue_stats,
+    _schema,
 )
-from esk_pipeline.pipeline.review.engine import READ_ONLY, FifoLock, make_engine
+from esk_pipeline.pipeline.review._engine import READ_ONLY, FifoLock, make_engine
+from esk_pipeline.pipeline.review._rows import check_reviewer, fetch_item, last_seq, to_item, utcnow
 from esk_pipeline.pipeline.review.errors import InvalidReviewError
 from esk_pipeline.pipeline.review.models import (
     AddReport,
@@ -44,7 +46,6 @@ from esk_pipeline.pipeline.review.models import (
     ReviewItem,
     ReviewReason,
 )
-from esk_pipeline.pipeline.review.rows import check_reviewer, fetch_item, last_seq, to_item, utcnow
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
 
@@ -75,7 +76,7 @@ class ReviewDataset:
             FifoLock() if self._engine.dialect.name == "sqlite" else nullcontext()
         )
         with self._engine.begin() as conn:  # BEGIN IMMEDIATE on SQLite: one creator at a time
-            schema.create_or_upgrade(conn)
+            _schema.create_or_upgrade(conn)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -110,10 +111,10 @@ class ReviewDataset:
         left out (or `QueueFullError` with `raise_when_full`). One transaction for the batch.
         """
         records = items.to_dict("records") if isinstance(items, pd.DataFrame) else items
-        batch, report = intake.parse_batch(records, self.config.max_queue_size)
+        batch, report = _intake.parse_batch(records, self.config.max_queue_size)
         now = self._clock()
         with self._write() as conn:
-            intake.queue_batch(
+            _intake.queue_batch(
                 conn,
                 batch,
                 report,
@@ -136,7 +137,7 @@ class ReviewDataset:
             raise InvalidReviewError(f"count must be at least 1, got {count}")
         now = self._clock()
         with self._write() as conn:
-            return leases.claim(conn, reviewer_id, count, now, self.config.lease_seconds)
+            return _leases.claim(conn, reviewer_id, count, now, self.config.lease_seconds)
 
     def submit_review(
         self,
@@ -161,7 +162,7 @@ class ReviewDataset:
         check_reviewer(reviewer_id)
         now = self._clock()
         with self._write() as conn:
-            return decisions.submit(
+            return _decisions.submit(
                 conn,
                 item_id,
                 corrected_domain,
@@ -181,14 +182,14 @@ class ReviewDataset:
         check_reviewer(reviewer_id)
         now = self._clock()
         with self._write() as conn:
-            return decisions.skip(conn, item_id, reviewer_id, now)
+            return _decisions.skip(conn, item_id, reviewer_id, now)
 
     def release(self, item_id: str, reviewer_id: str) -> ReviewItem:
         """Give back a lease without deciding; the item returns to the queue for anyone."""
         check_reviewer(reviewer_id)
         now = self._clock()
         with self._write() as conn:
-            return leases.release(conn, item_id, reviewer_id, now)
+            return _leases.release(conn, item_id, reviewer_id, now)
 
     def undo_last(self, reviewer_id: str) -> ReviewItem:
         """Revert the reviewer's most recent decision or skip and lease the item to them again.
@@ -199,7 +200,7 @@ class ReviewDataset:
         check_reviewer(reviewer_id)
         now = self._clock()
         with self._write() as conn:
-            return decisions.undo_last(conn, reviewer_id, self.config, now)
+            return _decisions.undo_last(conn, reviewer_id, self.config, now)
 
     def undo(self, item_id: str, decision_id: int, reviewer_id: str) -> tuple[ReviewItem, bool]:
         """Revert the reviewer's decision or skip `decision_id` (the `decision_id` of the submit
@@ -211,7 +212,7 @@ class ReviewDataset:
         check_reviewer(reviewer_id)
         now = self._clock()
         with self._write() as conn:
-            return decisions.undo(conn, item_id, decision_id, reviewer_id, self.config, now)
+            return _decisions.undo(conn, item_id, decision_id, reviewer_id, self.config, now)
 
     def request_second_opinion(self, item_ids: Iterable[str], reason: ReviewReason) -> int:
         """Ask one more reviewer about decisions only one reviewer made, once per decision.
@@ -223,7 +224,7 @@ class ReviewDataset:
         asking again on every run changes nothing. Returns how many doubts were raised.
         """
         with self._write() as conn:
-            return decisions.raise_doubt(conn, item_ids, reason)
+            return _doubts.raise_doubt(conn, item_ids, reason)
 
     def get_item(self, item_id: str) -> ReviewItem:
         """One item by id (UnknownItemError when absent)."""
@@ -236,7 +237,7 @@ class ReviewDataset:
         """Counts by status and priority, queue length, decisions today (per reviewer)."""
         now = self._clock()
         with self._read() as conn:
-            return queue_stats.queue_stats(conn, now, self.config.max_queue_size, reviewer_id)
+            return _queue_stats.queue_stats(conn, now, self.config.max_queue_size, reviewer_id)
 
     def agreement(self) -> AgreementReport:
         """Inter-reviewer agreement over items with >= 2 decisions.
@@ -247,7 +248,7 @@ class ReviewDataset:
         model's prediction, and the median seconds from lease to decision.
         """
         with self._read() as conn:
-            return metrics.agreement(conn)
+            return _metrics.agreement(conn)
 
     def quality_metrics(self) -> QualityReport:
         """Model accuracy against reviewers, confusion matrix, corrections, throughput.
@@ -259,7 +260,7 @@ class ReviewDataset:
         """
         now = self._clock()
         with self._read() as conn:
-            return metrics.quality(conn, now)
+            return _metrics.quality(conn, now)
 
     def last_review_seq(self) -> int:
         """The newest decision's sequence number (0 when none): a sensor's cursor."""
@@ -269,12 +270,12 @@ class ReviewDataset:
     def reviews_since(self, cursor: int | datetime) -> int:
         """How many decisions are newer than a `last_review_seq()` value or a UTC time."""
         with self._read() as conn:
-            return queue_stats.reviews_since(conn, cursor)
+            return _queue_stats.reviews_since(conn, cursor)
 
     def integrity_problems(self) -> list[str]:
         """Invariant checks (and SQLite's integrity_check): empty when the store is sound."""
         with self._read() as conn:
-            return schema.integrity_problems(conn)
+            return _schema.integrity_problems(conn)
 
     # Output
 
@@ -286,13 +287,13 @@ class ReviewDataset:
         whose label (`predicted_domain`, `confidence`) the reviewers saw.
         """
         with self._read() as conn:
-            return export.verified_labels(conn)
+            return _export.verified_labels(conn)
 
     def decision_votes(self) -> pd.DataFrame:
         """Every decision (not skips) on every item: VOTE_COLUMNS, oldest first. Open items'
         votes are included: a reviewer's reliability shows in them too."""
         with self._read() as conn:
-            return export.decision_votes(conn)
+            return _export.decision_votes(conn)
 
     def export_reviewed(
         self, path: str | Path | None = None, fmt: ExportFormat | None = None
@@ -302,8 +303,8 @@ class ReviewDataset:
         Default: `data_dir/reviewed/reviewed.<fmt>`; `fmt` defaults to the path's suffix, else
         jsonl. Written to a temporary file and renamed, so readers never see half a file.
         """
-        target, fmt = export.export_target(path, fmt, self.config.data_dir)
-        export.write_export(self.verified_labels(), target, fmt)
+        target, fmt = _export.export_target(path, fmt, self.config.data_dir)
+        _export.write_export(self.verified_labels(), target, fmt)
         return target
 
     # Transactions

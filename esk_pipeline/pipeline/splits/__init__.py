@@ -3,34 +3,34 @@
 `DataWriter.write_datasets(items, dataset_name)` guarantees, in the order it does the work
 (the module doing each step in brackets):
 
-1. [policy] One label per `row_id`, by the precedence in `labels.strongest_per_row` (a usable
+1. [_policy] One label per `row_id`, by the precedence in `labels.strongest_per_row` (a usable
    label, then the stronger origin); the losers are counted in `DatasetStats.superseded_labels`.
    A row_id left with no usable label is never written and is counted in `DatasetStats.rejected`.
-2. [policy] The trust policy. Eval holds only human labels (`labels.HUMAN_ORIGINS`:
+2. [_policy] The trust policy. Eval holds only human labels (`labels.HUMAN_ORIGINS`:
    human-verified or adjudicated). Train holds those plus every label marked `trusted`
    (propagated from a human, or a machine label whose calibrated precision reaches the target;
    see `trust.assess`). A row without a `trusted` column is trusted when it is human or its
    `p_correct` reaches `precision_target`. Everything else goes to the separate `unverified`
    split, with its `p_correct`, and is counted by reason: it is never in train or eval. A
    synthetic sample is trusted exactly when its source is.
-3. [grouping, quality] No leakage: records are grouped by `text.identity_key` (the ETL's own
+3. [_grouping, _quality] No leakage: records are grouped by `text.identity_key` (the ETL's own
    dedup key), optionally by `user_id`, and synthetic samples are grouped with their source. A
    group never straddles train and eval; a group holding a synthetic sample or a non-human
    label is train-only. A leakage check re-verifies this after the split.
-4. [grouping] Eval comes from the audit where there is one: groups holding a text people
+4. [_grouping] Eval comes from the audit where there is one: groups holding a text people
    reviewed because it was drawn at random (`review_reason` "audit"), so eval follows the
    logs' distribution instead of the hard cases the queue favours. Without a `review_reason`
    column every human group may go to eval. A short eval is reported with the reviews still
    needed (`DatasetStats.eval_shortfall`), never filled with model labels.
-5. [balance] Small domains (fewer real samples than `min_samples_per_domain`) are reported
+5. [_balance] Small domains (fewer real samples than `min_samples_per_domain`) are reported
    and, per `small_domain_policy`, dropped or kept in train only. `max_samples_per_domain` and
    `balance_domains` (each domain's train part at most `balance_ratio` x the median) remove
    synthetic samples first, then machine labels, by a seeded hash, and never a human label;
    what they remove is reported, and the card gives class weights for what remains.
-6. [grouping, files] Stratified, group-aware split by domain with a seeded hash of the group
+6. [_grouping, _files] Stratified, group-aware split by domain with a seeded hash of the group
    id: the same input in any order gives the same split, byte for byte (records are sorted
    canonically and serialised deterministically; `created_at` lives only in metadata.json).
-7. [files, card] Output under `output_dir/dataset_name/`: `train.jsonl`/`eval.jsonl` (or
+7. [_files, card] Output under `output_dir/dataset_name/`: `train.jsonl`/`eval.jsonl` (or
    `train-00000-of-00003.jsonl` shards), `unverified.jsonl`, the same records as Parquet under
    `__parquet__/`, a `README.md` dataset card and `metadata.json` (both state the estimated
    label accuracy when the caller gives one). Hugging Face `datasets` loads it without glue:

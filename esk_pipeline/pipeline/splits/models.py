@@ -6,12 +6,12 @@ the DATA_WRITER_* settings (and TRUST_PRECISION_TARGET) onto it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from esk_pipeline.pipeline.options import DataWriterOptions
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability
 from esk_pipeline.pipeline.versions.models import StagedDataset
@@ -53,20 +53,8 @@ class DatasetQualityError(ValueError):
         super().__init__("dataset failed quality validation: " + "; ".join(problems))
 
 
-class DataWriterConfig(BaseModel):
-    output_dir: Path = Path("data/artifacts")
-    eval_fraction: float = Field(default=0.1, gt=0, lt=1)
-    min_eval_samples: int = Field(default=50, ge=0)
-    min_samples_per_domain: int = Field(default=5, ge=0)
-    balance_domains: bool = True
-    max_samples_per_domain: int | None = None
-    shard_size: int | None = None
-    include_metadata: bool = True
-    validate_quality: bool = True
-    seed: int = 42
-    group_by_user: bool = False
-    small_domain_policy: Literal["drop", "train_only"] = "train_only"
-    balance_ratio: float = Field(default=3.0, gt=0)
+class DataWriterConfig(DataWriterOptions):
+    # Machine labels enter train at this precision: the trust policy's (TRUST_PRECISION_TARGET).
     precision_target: float = Field(default=0.95, gt=0, le=1)
 
 

@@ -18,7 +18,7 @@ from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR, UNVERIFIED
 from esk_pipeline.pipeline.ids import stable_rank
 from esk_pipeline.pipeline.label_contract import VerdictReason
 from esk_pipeline.pipeline.labels import is_human, strongest_per_row
-from esk_pipeline.pipeline.splits.balance import (
+from esk_pipeline.pipeline.splits._balance import (
     balance_train,
     class_weights,
     counts,
@@ -26,22 +26,22 @@ from esk_pipeline.pipeline.splits.balance import (
     eval_shortfall,
     small_domains,
 )
-from esk_pipeline.pipeline.splits.card import write_card_and_metadata
-from esk_pipeline.pipeline.splits.files import (
+from esk_pipeline.pipeline.splits._files import (
     records,
     shard_names,
     split_sizes,
     write_dataset_folder,
 )
-from esk_pipeline.pipeline.splits.grouping import assign_splits, group_ids
+from esk_pipeline.pipeline.splits._grouping import assign_splits, group_ids
+from esk_pipeline.pipeline.splits._policy import normalise, partition_by_trust, reject_unlabelled
+from esk_pipeline.pipeline.splits._quality import check_leakage, quality_problems
+from esk_pipeline.pipeline.splits.card import write_card_and_metadata
 from esk_pipeline.pipeline.splits.models import (
     DatasetQualityError,
     DatasetStats,
     DataWriterConfig,
     LeakageReport,
 )
-from esk_pipeline.pipeline.splits.policy import normalise, partition_by_trust, reject_unlabelled
-from esk_pipeline.pipeline.splits.quality import check_leakage, quality_problems
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 

@@ -11,10 +11,14 @@ domain that tier gave, and the human decision (`truth`). Per tier this fits
   curse below the target. The threshold is pooled over the tier's domains: a per-domain
   threshold at 95% precision needs about 60 clean audited items, which most domains of a
   15-domain taxonomy never reach, and a rule fitted on 20 would veto a domain whose every
-  audited label was right. So a domain gets a threshold of its own (stricter or looser, from
-  its own audited labels by the same rule) only once it has `min_domain_audit` audited labels;
-  thinner domains share the pooled one, whose bound holds for the tier's accepted labels as a
-  whole (`acceptance_rule`);
+  audited label was right. So a domain gets a threshold of its own (from its own audited labels
+  by the same rule) only once it has `min_domain_audit` audited labels, and then only where its
+  audit says so with the same assurance: a looser one where its own labels pass lower, a
+  stricter one where its labels at the pooled threshold fall short of the target. A domain
+  whose audit merely fails to prove the target at the pooled threshold keeps it: holding it to
+  a stricter cut on that evidence would let the audit's noise veto good domains (one or two
+  audit errors among a hundred do it). Thinner domains share the pooled one, whose bound holds
+  for the tier's accepted labels as a whole (`acceptance_rule`);
 - a map from confidence to the probability of being right (Platt scaling: a logistic fit on the
   confidence's log-odds, smooth and monotone even on a few dozen audited texts, where an
   isotonic fit would jump to 0 and 1), which becomes each label's `p_correct`.
@@ -37,7 +41,9 @@ from sklearn.linear_model import LogisticRegression
 AUDIT_COLUMNS = ("row_id", "tier", "confidence", "predicted", "truth")
 _Z = 1.959963984540054  # 95% two-sided
 ASSURANCE = 0.75
-MIN_ACCEPT_AUDIT = 20
+# Audited labels a threshold at 95% needs above it: about 60 clean ones tell 95% from 90%
+# (fewer let a lucky run of right labels at the top accept a tier at 90-93%).
+MIN_ACCEPT_AUDIT = 60
 MIN_DOMAIN_AUDIT = 60
 
 
@@ -49,7 +55,9 @@ def acceptance_rule(precision_target: float) -> str:
         f"{ASSURANCE:.0%} probability (Beta posterior, at least {MIN_ACCEPT_AUDIT} audited "
         f"labels). That threshold is pooled over the domains, so the bound holds for the "
         f"tier's accepted labels as a whole; a domain with at least {MIN_DOMAIN_AUDIT} audited "
-        f"labels of its own gets its own threshold by the same rule."
+        f"labels of its own gets a looser threshold where its labels pass lower by the same "
+        f"rule, and a stricter one where its labels at the pooled threshold are below "
+        f"{precision_target:.0%} with {ASSURANCE:.0%} probability."
     )
 
 
@@ -120,6 +128,17 @@ class Calibration(BaseModel):
     def audited(self) -> int:
         return sum(t.audited for t in self.tiers.values())
 
+    def needs_audit(self) -> bool:
+        """True while the audit still decides what is accepted: the most audited tier has no
+        threshold yet, or the 95% interval of its accepted labels' precision is wider than
+        the error the target allows (at 95%: wider than 0.95 +- 0.025, about 200 audited
+        labels above the threshold)."""
+        if not self.tiers:
+            return True
+        main = max(self.tiers.values(), key=lambda tier: tier.audited)
+        low, high = wilson_interval(main.accepted_correct, main.accepted_audited)
+        return high - low > 1 - self.precision_target
+
     def p_correct(self, tiers: pd.Series, confidence: pd.Series) -> np.ndarray:
         """Each label's estimated probability of being right (NaN for an unaudited tier)."""
         out = np.full(len(tiers), np.nan)
@@ -168,6 +187,10 @@ class _Rule:
     def passes(self, correct: float, total: float) -> bool:
         return precision_lower_bound(correct, total, self.assurance) >= self.target
 
+    def fails(self, correct: float, total: float) -> bool:
+        """The mirror of `passes`: the precision is below the target with `assurance`."""
+        return precision_lower_bound(correct, total, 1 - self.assurance) < self.target
+
 
 def _fit_tier(
     tier: str,
@@ -186,8 +209,13 @@ def _fit_tier(
         d_conf = rows["confidence"].to_numpy(dtype=float)
         d_correct = (rows["predicted"] == rows["truth"]).to_numpy()
         own = _threshold(d_conf, d_correct, rule, min_accept_audit)
-        # No threshold of its own reaches the target: accept none of this domain.
-        domain_thresholds[str(domain)] = own if own is not None else math.inf
+        if own is not None and (threshold is None or own < threshold):
+            domain_thresholds[str(domain)] = own  # its own audit passes lower
+        elif threshold is not None:
+            at_pooled = d_correct[d_conf >= threshold]
+            if len(at_pooled) >= min_accept_audit and rule.fails(at_pooled.sum(), len(at_pooled)):
+                # No threshold of its own reaches the target: accept none of this domain.
+                domain_thresholds[str(domain)] = own if own is not None else math.inf
     calibration = TierCalibration(
         tier=tier,
         audited=len(audit),

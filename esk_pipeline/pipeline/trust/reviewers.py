@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-VOTE_COLUMNS = ("item_id", "reviewer_id", "domain")
+from esk_pipeline.pipeline.review.models import VOTE_COLUMNS
+
 _MODEL = "\0model"  # the model as a voter: its accuracy is given, not estimated
 
 
@@ -76,7 +77,7 @@ def _voters_by_item(
 ) -> dict[str, list[tuple[str, str, float | None]]]:
     """item -> [(voter, domain, fixed accuracy or None for a reviewer)]."""
     items: dict[str, list[tuple[str, str, float | None]]] = {}
-    for item, reviewer, domain in votes[list(VOTE_COLUMNS)].itertuples(index=False):
+    for item, reviewer, domain in votes[VOTE_COLUMNS].itertuples(index=False):
         items.setdefault(item, []).append((reviewer, domain, None))
     if model_votes is not None:
         for item, domain, accuracy in model_votes[["item_id", "domain", "accuracy"]].itertuples(

@@ -9,14 +9,17 @@ order of precedence:
 2. a human decision -> trusted (`human`); one that confident learning doubts and a second
    reviewer has not answered yet -> trusted for train only (`doubted_human`), with its
    `p_correct` lowered to at most `DOUBTED_P_CORRECT`;
-3. a machine or propagated label in the uniform audit -> queued (`audit`): the audit is
-   reviewed whatever the label's confidence, and its outcome is what calibrates every tier;
+3. a machine or propagated label in the uniform audit: reviewed whatever the label's
+   confidence, since its outcome is what calibrates every tier. Until then it is trusted
+   (`audit_accepted`) where its tier's thresholds accept it, like any other label of the tier
+   (the thresholds come from the audit's decided items, so admitting the undecided ones
+   biases nothing), and queued (`audit`) otherwise; the queue plans from both;
 4. a machine or propagated label its tier's audited thresholds accept -> trusted (`accepted`);
 5. anything else -> queued (`needs_review`), one text per identity key: the others with the
    same key are excluded (`same_text_queued`) until that decision propagates to them.
 
-The review queue plans from `verdict == queued` and the dataset writer admits
-`verdict == trusted`; neither decides anything itself.
+The review queue plans from `in_review_queue` (every queued text and the accepted audit texts)
+and the dataset writer admits `verdict == trusted`; neither decides anything itself.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from esk_pipeline.pipeline.label_contract import (
 )
 from esk_pipeline.pipeline.labels import tier_of
 from esk_pipeline.pipeline.text import identity_key_series
-from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust._audit import audit_mask
 from esk_pipeline.pipeline.trust.calibration import Calibration
 
 # A doubted decision is as likely wrong as right until a second reviewer answers.
@@ -57,6 +60,28 @@ def assign_verdicts(
     of human decisions waiting for a second opinion; their `p_correct` is capped at
     `DOUBTED_P_CORRECT`.
     """
+    return settle_queue(
+        row_verdicts(
+            labels,
+            calibration,
+            audit_share=audit_share,
+            doubted=doubted,
+            precision_target=precision_target,
+        )
+    )
+
+
+def row_verdicts(
+    labels: pd.DataFrame,
+    calibration: Calibration | None,
+    *,
+    audit_share: float,
+    doubted: Collection[str] = (),
+    precision_target: float | None = None,
+) -> pd.DataFrame:
+    """Rules 1-5 row by row (`assign_verdicts`), before one text per identity key is kept
+    queued: each row's verdict depends on that row alone, so labels can go through in batches
+    (a day at a time) and `settle_queue` runs once over the queued rows of all of them."""
     frame = labels.reset_index(drop=True)
     n = len(frame)
     status = frame["status"].to_numpy(dtype=object)
@@ -68,7 +93,7 @@ def assign_verdicts(
     machine = labelled & ~human & (origin != LabelOrigin.SYNTHETIC).to_numpy()
     in_audit = machine & audit_mask(frame["row_id"], audit_share)
     accepted = np.zeros(n, dtype=bool)
-    candidates = machine & ~in_audit
+    candidates = machine
     if calibration is not None and candidates.any():
         rows = frame[candidates]
         confidence = rows["confidence"].where(
@@ -87,6 +112,7 @@ def assign_verdicts(
         ((status == LabelStatus.LABELED) & ~has_domain, Verdict.EXCLUDED, VerdictReason.NO_DOMAIN),
         (human & ~doubt, Verdict.TRUSTED, VerdictReason.HUMAN),
         (doubt, Verdict.TRUSTED, VerdictReason.DOUBTED_HUMAN),
+        (in_audit & accepted, Verdict.TRUSTED, VerdictReason.AUDIT_ACCEPTED),
         (in_audit, Verdict.QUEUED, VerdictReason.AUDIT),
         (accepted, Verdict.TRUSTED, VerdictReason.ACCEPTED),
     ]
@@ -94,11 +120,27 @@ def assign_verdicts(
         verdict[mask] = value.value
         reason[mask] = why.value
     frame = frame.assign(verdict=verdict, verdict_reason=reason)
-    frame = _one_queued_per_text(frame)
     if doubt.any():
         p = pd.to_numeric(frame["p_correct"], errors="coerce")
         frame["p_correct"] = p.where(~doubt, p.clip(upper=DOUBTED_P_CORRECT))
+    return frame
+
+
+def settle_queue(frame: pd.DataFrame) -> pd.DataFrame:
+    """`row_verdicts`' output (every day of it) with one text per identity key left queued as
+    `needs_review`, and the `trusted` flag."""
+    frame = _one_queued_per_text(frame)
     return frame.assign(trusted=(frame["verdict"] == Verdict.TRUSTED.value).to_numpy())
+
+
+def in_review_queue(labels: pd.DataFrame) -> pd.Series:
+    """Texts that wait for a review decision: the queued ones and the undecided audit."""
+    return (labels["verdict"] == Verdict.QUEUED.value) | (
+        labels["verdict_reason"] == VerdictReason.AUDIT_ACCEPTED.value
+    )
+
+
+AUDIT_REASONS = (VerdictReason.AUDIT.value, VerdictReason.AUDIT_ACCEPTED.value)
 
 
 def _one_queued_per_text(frame: pd.DataFrame) -> pd.DataFrame:

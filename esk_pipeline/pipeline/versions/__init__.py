@@ -2,8 +2,9 @@
 
 `DataStorage` (store.py) commits a dataset folder as a new version, tags, checks out, lists,
 compares (diff.py), exports, imports and archives versions (transfer.py). What it records is
-in models.py, its names and layout in layout.py, where it lives in location.py, its commit
-point (registry snapshots) in catalog.py, its content-addressed file content in blobs.py.
+in models.py, where it lives in location.py, its commit point (registry snapshots) in
+catalog.py; privately, its names and layout in _layout.py, its content-addressed file content
+in _blobs.py and the records' tables in _records.py.
 """
 
 from .diff import DomainChange, RelabelledExample, SplitMove, VersionDiff

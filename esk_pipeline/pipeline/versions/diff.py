@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
-from .layout import data_files, parquet_name, split_of
+from ._layout import data_files, parquet_name, split_of
+from ._records import records_table
 from .models import DatasetVersion, FileEntry
-from .records import records_table
 
 Counts = dict[tuple[str, str], int]
 

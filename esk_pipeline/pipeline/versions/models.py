@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from esk_pipeline.pipeline.options import DataStorageOptions
+
 _MIB = 1024 * 1024
 STAGED_DIR = "staged"
 
@@ -36,17 +38,7 @@ class VersionStatus(StrEnum):
     ARCHIVED = "archived"
 
 
-class DataStorageConfig(BaseModel):
-    # A local folder, or an fsspec URL such as s3://bucket/prefix (see location.py).
-    storage_dir: Path | str = Path("data/storage")
-    max_versions: int = Field(default=100, ge=1)
-    auto_archive_old: bool = True
-    lock_timeout_seconds: float = 600.0
-    # On object storage (no lock), unreferenced objects younger than this may belong to a
-    # commit in flight elsewhere: recovery leaves them alone.
-    orphan_grace_seconds: float = Field(default=3600.0, ge=0)
-    # A staged dataset (stage_dataset) not committed within this time may be collected.
-    staged_ttl_seconds: float = Field(default=7 * 24 * 3600.0, ge=0)
+class DataStorageConfig(DataStorageOptions):
     # An import may unpack to at most this much (checked on each member before it is written).
     max_import_bytes: int = Field(default=4096 * _MIB, ge=1)
 

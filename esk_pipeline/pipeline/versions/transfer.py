@@ -32,15 +32,15 @@ from pydantic import ValidationError
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
-from . import layout
-from .blobs import DigestCache, blob_name
-from .layout import ARCHIVE_DIR
+from . import _layout
+from ._blobs import DigestCache, blob_name
+from ._layout import ARCHIVE_DIR
 from .models import DatasetVersion, FileEntry, Registry, StorageError, VersionStatus
 
 if TYPE_CHECKING:
     from upath import UPath
 
-    from .blobs import BlobStore
+    from ._blobs import BlobStore
     from .location import Location
     from .models import DataStorageConfig
 
@@ -117,13 +117,13 @@ class Transfer:
             data = folder / "data"
             try:
                 for name in source.files:
-                    layout.stored_path(data, name)
+                    _layout.stored_path(data, name)
             except StorageError as exc:
                 raise StorageError(f"{archive}: refused, {exc}") from exc
             problems = _verify_files(source, _folder_opener(data), _present(data))
             if problems:
                 raise StorageError(f"{archive}: corrupt archive, {problems[0]}")
-            name = layout.normalise_version(version_tag or source.version)
+            name = _layout.normalise_version(version_tag or source.version)
             existing = self._load().find(name)
             if existing is not None:
                 if _content(existing) == _content(source):
@@ -137,7 +137,7 @@ class Transfer:
         status = source.status_before_archive or source.status
         if status is VersionStatus.ARCHIVED:
             status = VersionStatus.STABLE
-        metadata = layout.read_json(data / "metadata.json") or {}
+        metadata = _layout.read_json(data / "metadata.json") or {}
         sources = {n: data / n for n in source.files if n != "metadata.json"}
         return self._commit(
             self._store_sources(sources, DigestCache(None)),
@@ -246,7 +246,7 @@ class Transfer:
 
 def _to_archive(registry: Registry, max_versions: int) -> list[DatasetVersion]:
     """The oldest live versions past `max_versions`, never the current or a tagged one."""
-    live = layout.by_version(registry.live())
+    live = _layout.by_version(registry.live())
     protected = {registry.current, *registry.tags.values()}
     excess = len(live) - max_versions
     return [v for v in live if v.version not in protected][: max(0, excess)]
@@ -364,7 +364,7 @@ def _extract_export(archive: Path, folder: Path, max_bytes: int) -> dict[str, An
             _check_layout(archive, outside)
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise StorageError(f"{archive}: corrupt or unreadable archive ({exc})") from exc
-    manifest = layout.read_json(folder / "manifest.json")
+    manifest = _layout.read_json(folder / "manifest.json")
     if not manifest or manifest.get("format") != EXPORT_FORMAT:
         raise StorageError(f"{archive}: not a dataset export (no {EXPORT_FORMAT} manifest)")
     return manifest

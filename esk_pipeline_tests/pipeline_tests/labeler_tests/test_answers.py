@@ -10,7 +10,7 @@ from typing import Any
 from pydantic_ai.models.test import TestModel
 
 from esk_pipeline.pipeline.labeler import LabelerAgent, results_to_frame
-from esk_pipeline.pipeline.labeler.answers import token_confidences
+from esk_pipeline.pipeline.labeler._answers import token_confidences
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
+from esk_pipeline.pipeline.connections import LLMEndpoint
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, LabelerAgent, label_dataframe_batched
 from esk_pipeline.pipeline.llm import LLMClient, ResponseCache, UsageMeter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.settings import LLMEndpoint
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, batch_texts, request_text
 
 from .conftest import http_config, label_texts, make_config, server_answers

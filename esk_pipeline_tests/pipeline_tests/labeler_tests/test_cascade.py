@@ -15,7 +15,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from esk_pipeline.pipeline.labeler import LabelerAgent
-from esk_pipeline.pipeline.labeler.cascade import LOCAL_CHUNK, Cascade
+from esk_pipeline.pipeline.labeler._cascade import LOCAL_CHUNK, Cascade
 from esk_pipeline.pipeline.llm import UsageMeter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, with_batch_faults

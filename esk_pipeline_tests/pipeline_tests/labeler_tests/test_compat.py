@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from esk_pipeline.pipeline.connections import LLMEndpoint
 from esk_pipeline.pipeline.labeler import label_dataframe_batched
 from esk_pipeline.pipeline.llm import LLMClient
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.settings import LLMEndpoint
 
 from .conftest import TAXONOMY_PATH, make_config
 from .scripted import TEXTS, TRUTH, Scripted

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field, SecretStr
 
+from esk_pipeline.pipeline.connections import LLMEndpoint, OutputMode
 from esk_pipeline.pipeline.llm import LLMClient, ResponseCache
-from esk_pipeline.settings import LLMEndpoint, OutputMode
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer
 
 API_KEY = "sk-test-very-secret-key-123"

@@ -15,6 +15,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
+from esk_pipeline.pipeline.connections import LLMEndpoint
 from esk_pipeline.pipeline.llm import (
     BudgetExhausted,
     LLMCallFailed,
@@ -22,7 +23,6 @@ from esk_pipeline.pipeline.llm import (
     ResponseCache,
     UsageMeter,
 )
-from esk_pipeline.settings import LLMEndpoint
 from esk_pipeline_tests.pipeline_tests.llm_tests.conftest import (
     API_KEY,
     Verdict,

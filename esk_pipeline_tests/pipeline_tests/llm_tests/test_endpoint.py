@@ -6,6 +6,7 @@ import pytest
 from pydantic import BaseModel
 from pydantic_ai import NativeOutput, PromptedOutput, ToolOutput
 
+from esk_pipeline.pipeline.connections import LLMEndpoint
 from esk_pipeline.pipeline.llm.endpoint import (
     build_http_client,
     build_model,
@@ -13,7 +14,6 @@ from esk_pipeline.pipeline.llm.endpoint import (
     output_recipe,
     resolve_output_mode,
 )
-from esk_pipeline.settings import LLMEndpoint
 
 
 class Answer(BaseModel):

@@ -20,8 +20,8 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
+from esk_pipeline.pipeline.connections import LLMEndpoint
 from esk_pipeline.pipeline.llm import LLMCallFailed, LLMClient
-from esk_pipeline.settings import LLMEndpoint
 
 BASE = os.environ.get("ESK_REAL_LLM_BASE")
 MODEL = os.environ.get("ESK_REAL_LLM_MODEL", "qwen2.5-coder-0.5b")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
-from esk_pipeline.pipeline.review.metrics import cohen_kappa, fleiss_kappa
+from esk_pipeline.pipeline.review._metrics import cohen_kappa, fleiss_kappa
 from esk_pipeline_tests.pipeline_tests.review_tests.support import FakeClock, StoreFactory, label
 
 

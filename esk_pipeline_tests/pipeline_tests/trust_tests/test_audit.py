@@ -1,9 +1,9 @@
-"""The audit stream is a uniform, stable sample: `trust.audit`."""
+"""The audit stream is a uniform, stable sample: `trust._audit`."""
 
 import numpy as np
 
 from esk_pipeline.pipeline.ids import row_ids
-from esk_pipeline.pipeline.trust.audit import audit_mask
+from esk_pipeline.pipeline.trust._audit import audit_mask
 
 
 def test_the_audit_share_is_met_and_membership_is_stable() -> None:

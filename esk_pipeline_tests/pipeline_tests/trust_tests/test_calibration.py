@@ -60,6 +60,24 @@ def test_a_domain_below_the_target_gets_a_stricter_threshold_of_its_own() -> Non
     assert tier.threshold_for("roads") < tier.threshold  # the pooled one carries waste's errors
 
 
+def test_a_few_audit_errors_do_not_make_a_domains_threshold_stricter() -> None:
+    # 100 audited "waste" labels, all surer than the pooled threshold, two of them wrong: not
+    # proven below the target there, so waste keeps the pooled threshold.
+    audit = _audit(3000)
+    waste = pd.DataFrame(
+        {
+            "row_id": [f"w{i}" for i in range(100)],
+            "tier": "local",
+            "confidence": np.linspace(0.99, 0.95, 100),
+            "predicted": "waste",
+            "truth": ["other"] * 2 + ["waste"] * 98,
+        }
+    )
+    tier = fit_calibration(pd.concat([audit, waste]), 0.8).tiers["local"]
+    assert tier.threshold is not None and tier.threshold < 0.95
+    assert tier.threshold_for("waste") == tier.threshold
+
+
 def test_a_thinly_audited_domain_shares_the_pooled_threshold() -> None:
     # 40 audited labels per thin domain: every one right in "parks", half wrong in "lifts".
     # Neither is enough to fit a domain threshold at 95%, so both use the pooled one.

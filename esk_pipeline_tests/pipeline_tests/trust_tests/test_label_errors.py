@@ -8,8 +8,8 @@ import pytest
 
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.trust.label_errors import suspected_label_errors
-from esk_pipeline.pipeline.trust.out_of_fold import out_of_fold_proba
+from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
+from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
 from esk_pipeline.sample_data import generate_logs
 
 TAXONOMY = Taxonomy.load(Path(__file__).resolve().parents[3] / "data" / "taxonomy.yaml")

@@ -4,9 +4,11 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.review.planning import audit_hand_out_share
+from esk_pipeline.pipeline.review.planning import plan_review as plan_verdicts
 from esk_pipeline.pipeline.text import identity_key_series
-from esk_pipeline.pipeline.trust.audit import audit_mask
-from esk_pipeline.pipeline.trust.queue import plan_review as plan_verdicts
+from esk_pipeline.pipeline.trust._audit import audit_mask
+from esk_pipeline.pipeline.trust.calibration import Calibration, TierCalibration
 from esk_pipeline.pipeline.trust.verdict import assign_verdicts
 
 
@@ -58,6 +60,13 @@ def test_every_untrusted_text_is_planned_once_with_the_audit_interleaved() -> No
     assert 15 <= (first["review_reason"] == "audit").sum() <= 25
 
 
+def test_audit_texts_trusted_meanwhile_are_still_planned_for_review() -> None:
+    labels = _labels(1000).assign(p_correct=0.99)
+    plan = plan_review(labels, precision_target=0.95, audit_share=0.05, audit_review_share=0.2)
+    assert set(plan["row_id"]) == set(labels.loc[audit_mask(labels["row_id"], 0.05), "row_id"])
+    assert (plan["review_reason"] == "audit").all()
+
+
 def test_unsure_and_rare_texts_come_first() -> None:
     plan = _order(
         plan_review(_labels(), precision_target=0.95, audit_share=0.0, audit_review_share=0.2)
@@ -77,3 +86,26 @@ def test_a_key_is_planned_once_and_trusted_or_human_texts_not_at_all() -> None:
     assert len(plan) == len(labels) - 3
     assert plan["identity_key"].is_unique
     assert not {labels.loc[1, "row_id"], labels.loc[2, "row_id"]} & set(plan["row_id"])
+
+
+def _calibration(accepted: int, right: int) -> Calibration:
+    local = TierCalibration(
+        tier="local_model",
+        audited=2 * accepted,
+        audited_correct=2 * right,
+        threshold=0.9 if accepted else None,
+        accepted_audited=accepted,
+        accepted_correct=right,
+    )
+    thin = TierCalibration(tier="propagated", audited=30, audited_correct=30, threshold=1.0)
+    return Calibration(precision_target=0.95, tiers={"local_model": local, "propagated": thin})
+
+
+def test_the_audit_gets_most_hand_outs_until_the_accepted_precision_is_known() -> None:
+    def share(calibration: Calibration) -> float:
+        return audit_hand_out_share(calibration, prioritised=0.7, settled=0.15)
+
+    assert share(Calibration(precision_target=0.95)) == 0.7  # nothing audited yet
+    assert share(_calibration(0, 0)) == 0.7  # no threshold yet
+    assert share(_calibration(60, 59)) == 0.7  # 98% right, but +- 3 points
+    assert share(_calibration(400, 392)) == 0.15  # 98% right, +- 1.4 points

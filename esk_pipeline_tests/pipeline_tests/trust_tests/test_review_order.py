@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from esk_pipeline.pipeline.trust.review_order import review_priority
+from esk_pipeline.pipeline.review._order import review_priority
 
 
 def _candidates(texts: list[str], confidence: float | list[float] = 0.5) -> pd.DataFrame:

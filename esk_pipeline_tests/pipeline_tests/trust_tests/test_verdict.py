@@ -5,8 +5,12 @@ import pytest
 
 from esk_pipeline.pipeline.label_contract import TRUSTED_LABEL_ROW as ROW
 from esk_pipeline.pipeline.label_contract import LabelContractError, Verdict, validate_frame
-from esk_pipeline.pipeline.trust.audit import audit_mask
-from esk_pipeline.pipeline.trust.verdict import DOUBTED_P_CORRECT, assign_verdicts
+from esk_pipeline.pipeline.trust._audit import audit_mask
+from esk_pipeline.pipeline.trust.verdict import (
+    DOUBTED_P_CORRECT,
+    assign_verdicts,
+    in_review_queue,
+)
 
 
 def _row(row_id: str, text: str, domain: str | None, origin: str = "local_model", **extra):
@@ -64,14 +68,23 @@ def test_without_a_calibration_or_a_target_no_machine_label_is_trusted() -> None
     assert not machine["trusted"].any()
 
 
-def test_audit_texts_are_queued_whatever_their_confidence() -> None:
+def test_audit_texts_wait_for_review_whatever_their_confidence() -> None:
+    # Sure labels in the audit are trusted meanwhile, unsure ones queued; both wait for review.
     labels = pd.DataFrame(
-        [_row(f"r{i}", f"текст номер {i}", "roads", p_correct=0.99) for i in range(400)]
+        [
+            _row(f"r{i}", f"текст номер {i}", "roads", p_correct=0.99 if i % 2 else 0.5)
+            for i in range(400)
+        ]
     )
     judged = assign_verdicts(labels, None, audit_share=0.2, precision_target=0.95)
     audited = audit_mask(labels["row_id"], 0.2)
-    assert (judged.loc[audited, "verdict_reason"] == "audit").all()
-    assert (judged.loc[~audited, "verdict"] == "trusted").all()
+    sure = (labels["p_correct"] == 0.99).to_numpy()
+    assert (judged.loc[audited & sure, "verdict_reason"] == "audit_accepted").all()
+    assert judged.loc[audited & sure, "trusted"].all()
+    assert (judged.loc[audited & ~sure, "verdict_reason"] == "audit").all()
+    assert in_review_queue(judged)[audited].all()
+    assert not in_review_queue(judged)[~audited & sure].any()
+    assert (judged.loc[~audited & sure, "verdict"] == "trusted").all()
     assert 40 < audited.sum() < 120
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from esk_pipeline.pipeline.versions import StorageError, VersionNotFoundError
-from esk_pipeline.pipeline.versions.layout import (
+from esk_pipeline.pipeline.versions._layout import (
     check_tag,
     new_version_name,
     normalise_version,

@@ -6,8 +6,8 @@ variant combines a few of these operations, so the classifier sees the noise rea
 while the request itself stays the same:
 
 - `synonyms`: the word-form dictionary and its operations, ``synonym`` and ``abbreviation``;
-- `phrasing`: ``reorder`` (a time phrase between the end and the front), ``filler`` and ``case``;
-- `noise`: ``typo``, ``char_drop``, ``char_dup`` and ``wrong_layout``;
+- `_phrasing`: ``reorder`` (a time phrase between the end and the front), ``filler`` and ``case``;
+- `_noise`: ``typo``, ``char_drop``, ``char_dup`` and ``wrong_layout``;
 - `generator`: `OfflineAugmenter`, which combines them into seeded, distinct variants.
 """
 

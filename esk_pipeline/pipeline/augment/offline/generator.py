@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from esk_pipeline.pipeline.augment.offline import noise, phrasing
+from esk_pipeline.pipeline.augment.offline import _noise, _phrasing
 from esk_pipeline.pipeline.augment.offline.synonyms import WordFormDictionary, default_dictionary
 from esk_pipeline.pipeline.text import identity_key
 
@@ -83,13 +83,13 @@ class OfflineAugmenter:
         self._apply: dict[Operation, Callable[[str, random.Random], str | None]] = {
             "synonym": self.dictionary.swap_synonym,
             "abbreviation": self.dictionary.abbreviate,
-            "reorder": phrasing.reorder,
-            "typo": noise.typo,
-            "char_drop": noise.char_drop,
-            "char_dup": noise.char_dup,
-            "wrong_layout": noise.wrong_layout,
-            "filler": phrasing.filler,
-            "case": phrasing.case,
+            "reorder": _phrasing.reorder,
+            "typo": _noise.typo,
+            "char_drop": _noise.char_drop,
+            "char_dup": _noise.char_dup,
+            "wrong_layout": _noise.wrong_layout,
+            "filler": _phrasing.filler,
+            "case": _phrasing.case,
         }
 
     def apply_operation(self, operation: Operation, text: str, rng: random.Random) -> str | None:

@@ -1,4 +1,4 @@
-"""The word-form dictionary (``resources/ru_synonyms.yaml``) and the two operations it drives.
+"""The word-form dictionary (``ru_synonyms.yaml``, beside this file) and the operations it drives.
 
 - ``synonym``: one listed word form or phrase is swapped for another form of the same group
   ("квитанцию" -> "платёжку", "записаться к" -> "записаться на приём к"). Matching is on whole
@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 
-from esk_pipeline.pipeline.augment.offline.words import fold, replace_span
+from esk_pipeline.pipeline.augment.offline._words import fold, replace_span
 from esk_pipeline.pipeline.plain_yaml import load_plain_yaml
 
-DEFAULT_DICTIONARY_PATH = Path(__file__).parents[2] / "resources" / "ru_synonyms.yaml"
+DEFAULT_DICTIONARY_PATH = Path(__file__).with_name("ru_synonyms.yaml")
 
 
 def _form_pattern(forms: Iterable[str]) -> re.Pattern[str]:

@@ -1,0 +1,124 @@
+"""Reading CSV, TSV and plain-text files (already decoded) into a table of string cells.
+
+The delimiter (comma, semicolon, tab or pipe) is sniffed and checked against the header; a file
+with none is one message per line. The header is parsed first so its width is checked against
+`ReadBounds` before pandas reads the rows, and repeated names are made unique in linear time
+(`unique_names`, also used for XLSX headers).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pandas as pd
+
+from esk_pipeline.pipeline.etl._encoding import SNIFF_BYTES
+from esk_pipeline.pipeline.etl.models import ETLError, ReadBounds
+
+_DELIMITERS = ",;\t|"
+_QUOTE_HINT = "a field with the delimiter inside must be quoted"
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\r\n]*(?:\r\n|\r|\n))+")
+
+
+def sniff_delimiter(text: str) -> str | None:
+    """Comma, semicolon, tab or pipe (None: one column): csv.Sniffer checked against the header."""
+    sample = text[:SNIFF_BYTES]
+    header = sample.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in _DELIMITERS}
+    if not any(counts.values()):
+        return None
+    if "\n" in sample and len(sample) == SNIFF_BYTES:
+        sample = sample[: sample.rfind("\n")]
+    try:
+        delimiter = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        delimiter = ""
+    return delimiter if counts.get(delimiter) else max(counts, key=counts.__getitem__)
+
+
+def read_csv(text: str, delimiter: str | None, bounds: ReadBounds) -> pd.DataFrame:
+    """Every cell as a string, empty cells as missing; `delimiter` None means one column.
+
+    NULs are dropped first: pandas' C parser would cut the cell at the first NUL and silently
+    lose the rest. Rows with more fields than the header are an error, never a silent shift.
+    The header is read first, its columns counted against the limit and its names made unique
+    here (pandas renames repeats in quadratic time).
+
+    A one-column file is a plain list of messages, one per line: quotes are text there (a
+    message opening with `"` must not swallow the lines after it), and blank lines after the
+    header are rows, so they are counted and rejected as empty instead of vanishing. Only a
+    quoted header (an exporter that quotes every cell) keeps CSV quoting.
+    """
+    name = bounds.name
+    text = text.replace("\x00", "")
+    one_column = delimiter is None
+    quoting = csv.QUOTE_MINIMAL
+    if delimiter is None:  # a separator that cannot occur, so commas stay in the text
+        delimiter = "\x1f"
+        text = _LEADING_BLANK_LINES.sub("", text.replace(delimiter, " "))
+        if not text.startswith('"'):
+            quoting = csv.QUOTE_NONE
+    rows = io.StringIO(text)
+    header = _csv_header(rows, delimiter, quoting, name)  # leaves `rows` after the header
+    bounds.check_columns(len(header))
+    try:
+        frame = pd.read_csv(
+            rows,
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            quoting=quoting,
+            skip_blank_lines=not one_column,
+            header=None,
+            names=unique_names([h or f"Unnamed: {i}" for i, h in enumerate(header)]),
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise ETLError(f"{name}: no header row") from exc
+    except (pd.errors.ParserError, ValueError) as exc:
+        problem = str(exc).strip()
+        raise ETLError(
+            f"{name}: malformed CSV (delimiter {delimiter!r}): {problem}; {_QUOTE_HINT}"
+        ) from exc
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra field as an index
+        raise ETLError(
+            f"{name}: malformed CSV (delimiter {delimiter!r}): the rows have more fields "
+            f"than the header; {_QUOTE_HINT}"
+        )
+    return frame
+
+
+def _csv_header(rows: io.StringIO, delimiter: str, quoting: int, name: str) -> list[str]:
+    """The header's fields, parsed the way the rows will be (linear in the header's size);
+    `rows` is left at the first line after the header."""
+    reader = csv.reader(rows, delimiter=delimiter, quoting=quoting)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise ETLError(f"{name}: malformed CSV header: {exc}; {_QUOTE_HINT}") from exc
+    if not header:
+        raise ETLError(f"{name}: no header row")
+    return header
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Repeated names become a, a.1, a.2, ... (as pandas names them), in linear time."""
+    taken = set(names)
+    next_suffix: dict[str, int] = {}
+    unique = []
+    for label in names:
+        suffix = next_suffix.get(label, 0)
+        if suffix == 0:
+            next_suffix[label] = 1
+            unique.append(label)
+            continue
+        candidate = f"{label}.{suffix}"
+        while candidate in taken:
+            suffix += 1
+            candidate = f"{label}.{suffix}"
+        next_suffix[label] = suffix + 1
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique

@@ -1,0 +1,284 @@
+"""Putting label rows into the queue: normalising them, refreshing, withdrawing, the size limit.
+
+`parse_batch` turns input rows (dicts, pydantic models, DataFrame records) into `Incoming`
+items keyed on the row id, counting the rows it cannot queue and why. `queue_batch` writes
+them in the caller's transaction: new items are inserted (most urgent first, up to
+`max_queue_size` open items), still-open items get the new model fields, decided ones are
+never touched. `priority_for` is the one rule for an item's priority.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection, RowMapping
+
+from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.review._rows import base_status, fetch_by_ids
+from esk_pipeline.pipeline.review._schema import (
+    CLEARED_LEASE,
+    DECIDED_STATUSES,
+    ID_CHUNK,
+    IS_OPEN_SQL,
+    OPEN_STATUSES,
+    PRIORITY_RANK,
+    item_table,
+    review_table,
+)
+from esk_pipeline.pipeline.review.errors import QueueFullError
+from esk_pipeline.pipeline.review.models import (
+    AddReport,
+    ReviewDatasetConfig,
+    ReviewPriority,
+    ReviewReason,
+    ReviewStatus,
+)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One input row, normalised to the item table's model fields."""
+
+    id: str
+    text: str
+    predicted_domain: str | None
+    confidence: float
+    top_candidates: str  # JSON
+    label_source: str | None
+    error: str | None
+    labeler_failed: bool
+    reason: str
+    gain: float
+
+    def model_fields(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "predicted_domain": self.predicted_domain,
+            "confidence": self.confidence,
+            "top_candidates": self.top_candidates,
+            "label_source": self.label_source,
+            "error": self.error,
+            "labeler_failed": self.labeler_failed,
+            "reason": self.reason,
+            "gain": self.gain,
+        }
+
+
+def priority_for(labeler_failed: bool, reason: str) -> ReviewPriority:
+    """A decision that waits on another (a second opinion, a doubted label) -> CRITICAL;
+    a labeler failure -> HIGH; the rest MEDIUM, ordered among themselves by gain."""
+    if reason in (ReviewReason.SECOND_OPINION, ReviewReason.POSSIBLE_LABEL_ERROR):
+        return ReviewPriority.CRITICAL
+    return ReviewPriority.HIGH if labeler_failed else ReviewPriority.MEDIUM
+
+
+def parse_batch(
+    records: Iterable[Mapping[str, Any] | BaseModel], max_queue_size: int
+) -> tuple[dict[str, Incoming], AddReport]:
+    """The queueable rows by id (a later row for the same id wins) and a report so far."""
+    report = AddReport(max_queue_size=max_queue_size)
+    batch: dict[str, Incoming] = {}
+    invalid_reasons: Counter[str] = Counter()
+    for record in records:
+        report.received += 1
+        incoming = _normalise(record)
+        if isinstance(incoming, str):
+            invalid_reasons[incoming] += 1
+        else:
+            batch[incoming.id] = incoming
+    report.invalid = sum(invalid_reasons.values())
+    report.unchanged = report.received - report.invalid - len(batch)
+    for reason, n in sorted(invalid_reasons.items()):
+        report.messages.append(f"{n} row(s) not queued: {reason}")
+    return batch, report
+
+
+def queue_batch(
+    conn: Connection,
+    batch: dict[str, Incoming],
+    report: AddReport,
+    config: ReviewDatasetConfig,
+    now: datetime,
+    *,
+    raise_when_full: bool,
+    withdraw_others: bool,
+) -> None:
+    """Insert, refresh or keep each item of `batch`, filling in `report` (see `add_items`)."""
+    existing = fetch_by_ids(conn, list(batch))
+    new: list[Incoming] = []
+    refreshes: list[dict[str, Any]] = []
+    for incoming in batch.values():
+        row = existing.get(incoming.id)
+        if row is None:
+            new.append(incoming)
+        elif row["status"] in DECIDED_STATUSES:
+            report.kept_decided += 1
+        elif all(row[k] == v for k, v in incoming.model_fields().items()):
+            report.unchanged += 1
+        else:
+            refreshes.append(_refresh_values(row, incoming))
+    if refreshes:
+        conn.execute(
+            item_table.update().where(item_table.c.id == sa.bindparam("item_id")), refreshes
+        )
+    report.refreshed = len(refreshes)
+    if withdraw_others:
+        report.withdrawn = _withdraw_untouched(conn, set(batch), now)
+
+    open_count = conn.execute(
+        sa.select(sa.func.count()).where(item_table.c.status.in_(OPEN_STATUSES))
+    ).scalar_one()
+    capacity = max(0, config.max_queue_size - open_count)
+    new.sort(
+        key=lambda i: (-PRIORITY_RANK[priority_for(i.labeler_failed, i.reason)], -i.gain, i.id)
+    )
+    accepted, rejected = new[:capacity], new[capacity:]
+    if rejected:
+        message = (
+            f"review queue is full: {len(rejected)} of {len(new)} new item(s) were not "
+            f"added (max_queue_size={config.max_queue_size}, {open_count} item(s) "
+            "already waiting); the most urgent were kept. Review the queue or raise "
+            "REVIEW_MAX_QUEUE_SIZE, then add them again."
+        )
+        if raise_when_full:
+            raise QueueFullError(message)
+        report.messages.append(message)
+    if accepted:
+        rows = [_new_row(i, config.reviews_per_item, now) for i in accepted]
+        conn.execute(item_table.insert(), rows)
+    report.added = len(accepted)
+    report.rejected_queue_full = len(rejected)
+    report.queue_size = open_count + len(accepted)
+
+
+def _new_row(incoming: Incoming, reviews_per_item: int, now: datetime) -> dict[str, Any]:
+    return {
+        "id": incoming.id,
+        **incoming.model_fields(),
+        "status": base_status(incoming.labeler_failed).value,
+        "priority": PRIORITY_RANK[priority_for(incoming.labeler_failed, incoming.reason)],
+        "needs_adjudication": False,
+        "required_reviews": reviews_per_item,
+        "reviews": 0,
+        "created_at": now,
+        **CLEARED_LEASE,
+    }
+
+
+def _refresh_values(row: RowMapping, incoming: Incoming) -> dict[str, Any]:
+    """New model fields for a still-open item. What people's work put there stays: an item
+    waiting on another reviewer (a second opinion, a doubt, an adjudication) keeps its reason
+    and priority, and skips stay skips."""
+    waiting = row["needs_adjudication"] or row["reviews"] > 0 or row["doubt"] is not None
+    reason = row["reason"] if waiting else incoming.reason
+    if row["needs_adjudication"]:
+        priority = ReviewPriority.CRITICAL
+    else:
+        priority = priority_for(incoming.labeler_failed, reason)
+    if incoming.labeler_failed:
+        status = ReviewStatus.FAILED.value
+    elif row["status"] == ReviewStatus.SKIPPED.value:
+        status = row["status"]
+    else:
+        status = ReviewStatus.PENDING.value
+    return {
+        "item_id": incoming.id,
+        **incoming.model_fields(),
+        "reason": reason,
+        "status": status,
+        "priority": PRIORITY_RANK[priority],
+    }
+
+
+def _withdraw_untouched(conn: Connection, keep: set[str], now: datetime) -> int:
+    """Delete open items outside `keep` that no one has decided, skipped or leased."""
+    items = item_table.c
+    touched = sa.exists().where(review_table.c.item_id == items.id)
+    leased = sa.and_(items.lease_expires_at.is_not(None), items.lease_expires_at > now)
+    candidates = conn.execute(sa.select(items.id).where(IS_OPEN_SQL, ~touched, ~leased)).scalars()
+    gone = [item_id for item_id in candidates if item_id not in keep]
+    for start in range(0, len(gone), ID_CHUNK):
+        conn.execute(item_table.delete().where(items.id.in_(gone[start : start + ID_CHUNK])))
+    return len(gone)
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A stripped string, or None for None/NaN/empty (pandas hands NaN for missing values)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _candidates_json(value: Any) -> str:
+    """[[domain, score], ...] as JSON, from a list, tuples, numpy arrays or a JSON string."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return "[]"
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return "[]"
+    candidates = []
+    for entry in value:
+        entry = entry.tolist() if hasattr(entry, "tolist") else entry
+        if isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) >= 2:
+            try:
+                candidates.append([str(entry[0]), float(entry[1])])
+            except (TypeError, ValueError):
+                continue
+    return json.dumps(candidates, ensure_ascii=False)
+
+
+def _normalise(record: Mapping[str, Any] | BaseModel) -> Incoming | str:
+    """An input row as `Incoming`, or the reason it cannot be queued."""
+    data = record.model_dump() if isinstance(record, BaseModel) else dict(record)
+    text = _text_or_none(data.get("text"))
+    if text is None:
+        return "no text"
+    status = _text_or_none(data.get("status"))
+    if status == "deferred":
+        return "deferred by the labeler (not labelled yet)"
+    predicted = next(
+        (
+            value
+            for key in ("predicted_domain", "domain", "domain_id")
+            if (value := _text_or_none(data.get(key))) is not None
+        ),
+        None,
+    )
+    failed = status == "failed" or predicted is None
+    try:
+        confidence = float(data.get("confidence") or 0.0)
+    except (TypeError, ValueError):
+        confidence = 0.0
+    confidence = 0.0 if math.isnan(confidence) else min(1.0, max(0.0, confidence))
+    reason = _text_or_none(data.get("review_reason")) or ReviewReason.NEEDS_REVIEW.value
+    if reason not in set(ReviewReason):
+        return f"unknown review reason {reason!r}"
+    try:
+        gain = float(data.get("review_gain") or 0.0)
+    except (TypeError, ValueError):
+        gain = 0.0
+    return Incoming(
+        id=_text_or_none(data.get("row_id")) or _text_or_none(data.get("id")) or row_id(text),
+        text=text,
+        predicted_domain=None if failed else predicted,
+        confidence=confidence,
+        top_candidates=_candidates_json(data.get("top_candidates")),
+        label_source=_text_or_none(data.get("label_source")),
+        error=_text_or_none(data.get("error")),
+        labeler_failed=failed,
+        reason=reason,
+        gain=0.0 if math.isnan(gain) else gain,
+    )

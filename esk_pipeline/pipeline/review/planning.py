@@ -1,0 +1,79 @@
+"""What people should review next, in the order that helps the dataset most.
+
+The queue holds exactly the texts that wait for a decision (`verdict.in_review_queue`: the
+verdict "queued", and the audit texts trusted meanwhile), in two streams:
+
+- texts without a trusted label (and labeler failures), one per identity key, ordered by
+  what a decision on it settles (`_order.review_priority`: the texts it stands for, the
+  model's uncertainty, closeness to the precision target, domain rarity, diversity within a
+  batch);
+- the audit: texts the trust assessment drew uniformly at random (verdict reason "audit"),
+  interleaved so that about `audit_review_share` of hand-outs are audit items while any wait.
+  Their decisions calibrate every tier and estimate each version's accuracy.
+
+How much of the reviewers' time the audit gets (`audit_hand_out_share`) follows what the
+calibration still needs: most hand-outs while the audit decides what is accepted, then the
+audit's own share of the logs, so it keeps measuring each version as a uniform sample of the
+reviews while the rest go where a decision settles more. Only the audit calibrates: decisions
+on texts chosen for their uncertainty are not a random sample and never stand in for it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from esk_pipeline.pipeline.review._order import review_priority
+from esk_pipeline.pipeline.review.models import ReviewReason
+from esk_pipeline.pipeline.trust.calibration import Calibration
+from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
+
+
+def audit_hand_out_share(calibration: Calibration, *, prioritised: float, settled: float) -> float:
+    """`prioritised` while the calibration needs the audit (`Calibration.needs_audit`), else
+    the smaller of the two."""
+    return prioritised if calibration.needs_audit() else min(prioritised, settled)
+
+
+def plan_review(
+    labels: pd.DataFrame, *, precision_target: float, audit_review_share: float
+) -> pd.DataFrame:
+    """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
+    `review_gain` (higher first)."""
+    queued = labels[in_review_queue(labels)]
+    in_audit = queued["verdict_reason"].isin(AUDIT_REASONS)
+    candidates = queued[~in_audit]
+    gain = review_priority(
+        candidates,
+        precision_target=precision_target,
+        group_sizes=candidates["identity_key"].map(labels["identity_key"].value_counts()),
+        domain_counts=labels["domain"].value_counts(),
+    )
+    candidates = candidates.assign(review_reason=ReviewReason.NEEDS_REVIEW.value, review_gain=gain)
+    audit = queued[in_audit].sort_values("row_id", kind="stable")
+    audit = audit.assign(
+        review_reason=ReviewReason.AUDIT.value,
+        review_gain=_interleave(
+            candidates["review_gain"].to_numpy(), len(audit), audit_review_share
+        ),
+    )
+    return pd.concat([candidates, audit], ignore_index=True)
+
+
+def _interleave(gains: np.ndarray, n_audit: int, share: float) -> np.ndarray:
+    """Gains that put audit item j right after the ((j + 1) * k)-th other item, k = (1-s)/s."""
+    if n_audit == 0:
+        return np.zeros(0)
+    ordered = np.sort(gains)[::-1]
+    if share <= 0 or not len(ordered):
+        return np.full(n_audit, (ordered[-1] if len(ordered) else 0.0) - 1.0)
+    step = max((1 - share) / share, 0.0)
+    out = np.empty(n_audit)
+    for j in range(n_audit):
+        k = round((j + 1) * step)
+        if k <= 0:
+            out[j] = ordered[0] + 1.0
+        elif k >= len(ordered):
+            out[j] = ordered[-1] - 1.0 - j * 1e-6
+        else:
+            out[j] = (ordered[k - 1] + ordered[k]) / 2
+    return out

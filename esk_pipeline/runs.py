@@ -1,0 +1,88 @@
+"""What the Dagster instance knows about this project's runs and materialisations.
+
+The sensors, the runner and the API ask the same questions (which days have cleaned texts,
+which row count a day was last read with, which day runs are in flight), so the answers live
+here, below all of them.
+"""
+
+import socket
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    RunsFilter,
+)
+
+from esk_pipeline.pipeline.fsutil import process_alive
+
+DAILY_JOB = "daily_labels_job"
+ETL_JOB = "log_etl_job"
+DATASET_JOB = "dataset_refresh_job"
+TAXONOMY_JOB = "taxonomy_observation_job"
+# The tag Dagster puts on a run of one partition.
+PARTITION_TAG = "dagster/partition"
+# In-process runs carry the process that runs them, so a later `esk-data` can tell a run whose
+# process was killed (it stays STARTED for ever otherwise) and mark it failed.
+RUNNER_HOST_TAG = "esk/runner_host"
+RUNNER_PID_TAG = "esk/runner_pid"
+UNFINISHED = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.SUSPENDED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+def range_tags(days: list[str]) -> dict[str, str]:
+    """Tags that make one run cover the days from the first to the last of `days`."""
+    return {
+        "dagster/asset_partition_range_start": min(days),
+        "dagster/asset_partition_range_end": max(days),
+    }
+
+
+def materialized_row_counts(instance: DagsterInstance, days: list[str]) -> dict[str, int]:
+    """The row count each day's latest raw_logs materialization recorded (if it recorded one)."""
+    counts = {}
+    for day in days:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("raw_logs"), asset_partitions=[day]), limit=1
+        ).records
+        metadata = records[0].asset_materialization.metadata if records else {}
+        if "dagster/row_count" in metadata:
+            counts[day] = int(metadata["dagster/row_count"].value)
+    return counts
+
+
+def labelled_days(instance: DagsterInstance) -> list[str]:
+    """The days that have a cleaned_texts materialization: what a dataset rebuild covers."""
+    return sorted(instance.get_materialized_partitions(AssetKey("cleaned_texts")))
+
+
+def active_day_runs(instance: DagsterInstance) -> dict[str, DagsterRun]:
+    """Daily-job runs of one day not finished yet (queued too), by day. Range runs
+    (single-run backfills) carry no single day and are not counted."""
+    runs = instance.get_runs(RunsFilter(job_name=DAILY_JOB, statuses=UNFINISHED))
+    return {run.tags[PARTITION_TAG]: run for run in runs if PARTITION_TAG in run.tags}
+
+
+def fail_runs_of_dead_runners(instance: DagsterInstance) -> list[str]:
+    """Mark failed the unfinished in-process runs of this machine whose process is gone (killed
+    with kill -9, or the machine restarted); returns their run ids. A run of a live process,
+    or of another machine, is left alone."""
+    host = socket.gethostname()
+    orphans = []
+    for run in instance.get_runs(RunsFilter(statuses=UNFINISHED)):
+        pid = run.tags.get(RUNNER_PID_TAG)
+        if run.tags.get(RUNNER_HOST_TAG) != host or pid is None or process_alive(int(pid)):
+            continue
+        instance.report_run_failed(
+            run, f"the process that ran it (pid {pid} on {host}) is gone; marked failed"
+        )
+        orphans.append(run.run_id)
+    return orphans
