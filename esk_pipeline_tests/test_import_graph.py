@@ -30,6 +30,7 @@ LAYERS = {
     "esk_pipeline.api": 10,
     "esk_pipeline.cli": 10,
 }
+MAX_LINES = 400
 
 
 def _modules() -> dict[str, Path]:
@@ -109,3 +110,12 @@ def test_no_import_circle():
         if name not in state:
             visit(name, [name])
     assert circles == []
+
+
+def test_no_module_is_over_the_line_limit():
+    long = {
+        name: lines
+        for name, path in _modules().items()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert long == {}

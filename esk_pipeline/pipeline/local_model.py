@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 import sklearn
 from navec import Navec
 from scipy.optimize import minimize_scalar
-from scipy.sparse import csr_matrix, hstack
+from scipy.sparse import csr_matrix
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -58,13 +58,13 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import normalize
 
+from esk_pipeline.pipeline._ngrams import NON_WORD, featurise
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.text import model_form, model_forms
+from esk_pipeline.pipeline.text import model_form
 
 # A prediction: (domain id, calibrated confidence, [(domain id, probability), ...] best first).
 Prediction = tuple[str, float, list[tuple[str, float]]]
 
-_NON_WORD = r"[^\p{L}\p{N}_]+"  # RE2: what Python's \w (Unicode) does not match
 _SENTENCE_SPLIT = re.compile(r"[.;!?]+")
 _PHRASE_SPLIT = re.compile(r"[,:()]+|\s+и\s+")
 _MAX_CV_FOLDS = 5
@@ -96,7 +96,7 @@ class AveragedWordVectors(BaseEstimator, TransformerMixin):
         """The block for `texts` (model forms), words cut column-wise in Arrow: the runs of
         Python's word characters, as `\\w+` finds them."""
         forms = texts if isinstance(texts, pa.Array) else pa.array(texts, type=pa.large_string())
-        tokens = pc.split_pattern_regex(forms, _NON_WORD)
+        tokens = pc.split_pattern_regex(forms, NON_WORD)
         text_of = pc.list_parent_indices(tokens).to_numpy()
         encoded = pc.list_flatten(tokens).dictionary_encode()
         # A dictionary look-up per distinct word of the batch, not per occurrence.
@@ -179,96 +179,6 @@ def _class_scores(decision: np.ndarray) -> np.ndarray:
 def _unit_rows(features: csr_matrix) -> csr_matrix:
     """Rows scaled to unit L2 norm (sklearn's `normalize` refuses an empty matrix)."""
     return normalize(features) if features.shape[0] else features
-
-
-def _featurise(features: FeatureUnion, texts: Sequence[str]) -> csr_matrix:
-    """`features.transform` of the texts' model forms, with the n-grams cut in Arrow.
-
-    sklearn's analyzers cut n-grams in Python, text by text; here the same n-grams are cut
-    column-wise, counted against the fitted vocabularies, and weighted by the vectorizers' own
-    tf-idf step, so the matrix is the one `features.transform` gives (a test compares them).
-    """
-    forms = model_forms(pa.array(texts, type=pa.large_string()))
-    in_arrow = {"char": _char_wb_tfidf, "word": _word_tfidf}
-    blocks = [
-        in_arrow[name](block, forms) if name in in_arrow else block.transform(forms)
-        for name, block in features.transformer_list
-    ]
-    return hstack(blocks, format="csr")
-
-
-def _counts(
-    vectorizer: TfidfVectorizer, rows: np.ndarray, grams: pa.Array, n_rows: int
-) -> csr_matrix:
-    """Vocabulary counts per row: `grams[i]` occurs once in row `rows[i]`."""
-    vocabulary = vectorizer.vocabulary_
-    column = pc.index_in(grams, value_set=pa.array(list(vocabulary), type=grams.type))
-    known = pc.is_valid(column).to_numpy(zero_copy_only=False)
-    columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(vocabulary))
-    counts = csr_matrix(
-        (
-            np.ones(int(known.sum()), dtype=vectorizer.dtype),
-            (rows[known], columns[column.filter(pa.array(known)).to_numpy()]),
-        ),
-        shape=(n_rows, len(vocabulary)),
-    )
-    counts.sum_duplicates()
-    return counts
-
-
-def _weighted(vectorizer: TfidfVectorizer, counts: csr_matrix) -> csr_matrix:
-    """The fitted idf weights, sublinear tf and norm: the vectorizer's own last step."""
-    return vectorizer._tfidf.transform(counts, copy=False)
-
-
-def _word_tfidf(vectorizer: TfidfVectorizer, forms: pa.Array) -> csr_matrix:
-    """The word 1-2-gram vectorizer's matrix. Its tokens (`\\b\\w+\\b`) are the runs of
-    Python's word characters; a bigram is two neighbouring tokens of one text and a space."""
-    tokens = pc.split_pattern_regex(forms, _NON_WORD)
-    flat = pc.list_flatten(tokens)
-    present = pc.not_equal(pc.binary_length(flat), 0)
-    text_of = pc.list_parent_indices(tokens).to_numpy()[present.to_numpy(zero_copy_only=False)]
-    flat = flat.filter(present)
-    same_text = text_of[:-1] == text_of[1:]
-    space = pa.scalar(" ", flat.type)
-    pairs = pc.binary_join_element_wise(flat[:-1], flat[1:], space).filter(pa.array(same_text))
-    rows = np.concatenate([text_of, text_of[:-1][same_text]])
-    grams = pa.concat_arrays([flat, pairs])
-    return _weighted(vectorizer, _counts(vectorizer, rows, grams, len(forms)))
-
-
-def _char_wb_tfidf(vectorizer: TfidfVectorizer, forms: pa.Array) -> csr_matrix:
-    """The `char_wb` vectorizer's matrix. Its n-grams never cross a space: they are every
-    substring of length n (within its `ngram_range`) of each word padded with one space on
-    each side. They are cut once per distinct word and summed per text by a sparse product."""
-    words = pc.split_pattern(forms, " ")
-    encoded = pc.list_flatten(words).dictionary_encode()
-    space = pa.scalar(" ", encoded.dictionary.type)
-    padded = pc.binary_join_element_wise(
-        space, encoded.dictionary, space, pa.scalar("", space.type)
-    )
-    length = pc.utf8_length(padded).to_numpy()
-    rows, grams = [], []
-    low, high = vectorizer.ngram_range
-    for n in range(low, high + 1):
-        for start in range(int(length.max(initial=0)) - n + 1):
-            fits = np.flatnonzero(length >= start + n)
-            rows.append(fits)
-            grams.append(pc.utf8_slice_codeunits(padded.take(fits), start, start + n))
-    per_word = _counts(
-        vectorizer,
-        np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
-        pa.concat_arrays(grams) if grams else pa.array([], type=padded.type),
-        len(encoded.dictionary),
-    )
-    incidence = csr_matrix(
-        (
-            np.ones(len(encoded), dtype=per_word.dtype),
-            (pc.list_parent_indices(words).to_numpy(), encoded.indices.to_numpy()),
-        ),
-        shape=(len(forms), len(encoded.dictionary)),
-    )
-    return _weighted(vectorizer, incidence @ per_word)
 
 
 class LocalModel:
@@ -446,7 +356,7 @@ class LocalModel:
         assert self._features is not None
         if len(texts) == 0:  # sklearn refuses an empty batch
             return self._features.transform([""])[:0]
-        return _featurise(self._features, texts)
+        return featurise(self._features, texts)
 
     def _scores(self, features: csr_matrix) -> np.ndarray:
         assert self._classifier is not None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 __all__ = [
     "AugmenterOptions",
@@ -192,6 +192,12 @@ class DataStorageOptions(BaseModel):
         ge=0,
         description="a staged dataset not committed within this time may be collected",
     )
+
+    @field_validator("storage_dir")
+    @classmethod
+    def _folder_is_a_path(cls, value: Path | str) -> Path | str:
+        """A local folder as a Path, a URL (s3://...) as the string it is."""
+        return Path(value) if isinstance(value, str) and "://" not in value else value
 
 
 class TrustOptions(BaseModel):

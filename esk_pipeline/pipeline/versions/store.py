@@ -1,7 +1,7 @@
 """DataStorage: versioned, verifiable, comparable datasets on a local folder or object storage.
 
 The store lives at any location (location.py): a local folder by default, or an fsspec URL
-such as s3://bucket/prefix. A version is a manifest of content-addressed blobs (blobs.py)
+such as s3://bucket/prefix. A version is a manifest of content-addressed blobs (_blobs.py)
 kept in the registry: a commit uploads only content not stored yet (a digest cache beside
 the sources spares re-reading unchanged files), then writes the next registry snapshot with
 a write that fails if another writer took it first (catalog.py). That snapshot is the commit:
@@ -10,16 +10,14 @@ what a crash left that no snapshot names.
 
 On a local folder each live version also has a folder of hard links to its blobs
 (`versions/vX.Y.Z/`, loadable as a Hugging Face dataset) and `current` points at one; this
-machine's writers take `.lock`. Export, import, archiving and verification are in transfer.py.
+machine's writers take `.lock`. Export, import, archiving and verification are in transfer.py,
+recovery and garbage collection in _housekeeping.py, storing a dataset's files in _sources.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,19 +26,18 @@ from typing import Any, TypeVar
 from filelock import FileLock, Timeout
 from upath import UPath
 
-from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
-from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import _layout
 from ._blobs import DIGEST_CACHE, BlobStore, DigestCache, blob_name
+from ._housekeeping import Housekeeping
 from ._layout import ARCHIVE_DIR, VERSIONS_DIR, Bump
-from ._records import domain_counts, split_counts, write_parquet
-from .catalog import REGISTRY_DIR, Catalog
+from ._records import split_counts
+from ._sources import store_sources
+from .catalog import Catalog
 from .diff import VersionDiff, diff_versions
 from .location import LocalLocation, open_location
 from .models import (
-    STAGED_DIR,
     DatasetVersion,
     DataStorageConfig,
     FileEntry,
@@ -56,7 +53,7 @@ T = TypeVar("T")
 _MAX_ATTEMPTS = 50
 
 
-class DataStorage(Transfer):
+class DataStorage(Transfer, Housekeeping):
     """Semantic versions of train/eval datasets with git-like operations (see module docstring)."""
 
     def __init__(self, config: DataStorageConfig | None = None):
@@ -235,39 +232,9 @@ class DataStorage(Transfer):
     def _store_sources(
         self, sources: dict[str, Path], digest_cache: DigestCache
     ) -> dict[str, FileEntry]:
-        """Each source as a blob (only content not stored yet is uploaded), and a Parquet copy
-        with its per-domain counts for each data file (reused when the content was seen)."""
-        for name, source in sources.items():
-            _layout.check_stored_name(name)
-            if not source.is_file():
-                raise StorageError(f"{source}: no such file (for {name})")
-        registry = self._load()
-        counted = {
-            f.sha256: f.domains
-            for v in registry.versions
-            for f in v.files.values()
-            if f.domains is not None
-        }
-        copies = {
-            v.files[name].sha256: v.files[_layout.parquet_name(name)]
-            for v in registry.versions
-            for name in _layout.data_files(v.files)
-            if _layout.parquet_name(name) in v.files
-        }
-        digests = digest_cache.digests(sources)
-        files = {name: self.blobs.put(source, digests[name]) for name, source in sources.items()}
-        for name in _layout.data_files(files):
-            parquet = _layout.parquet_name(name)
-            copy = copies.get(files[name].sha256)
-            if parquet in files:
-                entry = files[parquet]
-                domains = counted.get(entry.sha256) or domain_counts(sources[parquet])
-                files[parquet] = entry.model_copy(update={"domains": domains})
-            elif copy is not None and copy.domains and self.location.exists(blob_name(copy.sha256)):
-                files[parquet] = copy
-            else:
-                files[parquet] = self._build_parquet(sources[name])
-        return files
+        return store_sources(
+            sources, digest_cache, registry=self._load(), blobs=self.blobs, location=self.location
+        )
 
     def _current_if_identical(self, files: dict[str, FileEntry]) -> DatasetVersion | None:
         registry = self._load()
@@ -416,14 +383,6 @@ class DataStorage(Transfer):
     def _resolve(self, registry: Registry, ref: str) -> DatasetVersion:
         return _layout.resolve(registry, ref)
 
-    def _build_parquet(self, jsonl: Path) -> FileEntry:
-        """The Parquet copy of a JSONL file that diffs read (row_id filled in from the text)."""
-        with tempfile.TemporaryDirectory(prefix=scratch_prefix("parquet")) as tmp:
-            local = Path(tmp) / "copy.parquet"
-            write_parquet(jsonl, local)
-            entry = self.blobs.put(local, fsutil.file_digest(local))
-            return entry.model_copy(update={"domains": domain_counts(local)})
-
     def _materialise(self, entry: DatasetVersion) -> Path | UPath:
         """The version's folder (copied from its blobs on object storage, where missing)."""
         if entry.path is not None:
@@ -435,64 +394,3 @@ class DataStorage(Transfer):
             if present.get(target, (None,))[0] != file.size:
                 self.location.copy(blob_name(file.sha256), target)
         return UPath(f"{self.location.url}/{folder}")
-
-    def _read_current_pointer(self) -> str | None:
-        if not isinstance(self.location, LocalLocation):
-            return self._load().current  # object storage: the registry is the pointer
-        return _layout.read_current_pointer(self.root)
-
-    def _sync_folders(self, registry: Registry) -> None:
-        """Local folders follow the registry: a hard-linked folder per live version, none
-        for any other, `current` naming the current one (each step atomic and repeatable,
-        so a crash between the registry and these is repaired by the next one)."""
-        if not isinstance(self.location, LocalLocation):
-            return
-        live = {v.version: v for v in registry.live()}
-        fsutil.remove_leftovers(self.versions_dir)
-        for folder in self.versions_dir.iterdir():
-            if folder.name not in live:
-                shutil.rmtree(folder, ignore_errors=True)
-        for version, entry in live.items():
-            if not (self.versions_dir / version).is_dir():
-                # Hard links to blobs, which were flushed when written: only entries to flush.
-                with fsutil.atomic_folder(self.versions_dir / version, sync_files=False) as staging:
-                    for name, file in entry.files.items():
-                        self.blobs.link(file.sha256, staging, name)
-        if registry.current and self._read_current_pointer() != registry.current:
-            _layout.point_current(self.root, registry.current)
-
-    def _recover(self, registry: Registry) -> None:
-        """Remove what an interrupted operation left behind; the registry decides what is real.
-
-        On object storage only what is older than the grace period: it may be a commit in
-        flight on another machine.
-        """
-        if isinstance(self.location, LocalLocation):
-            for folder in (self.root, self.root / REGISTRY_DIR, self.root / ARCHIVE_DIR):
-                fsutil.remove_leftovers(folder)
-        cutoff = time.time() - self._grace
-        archives = {v.archive for v in registry.versions if v.archive}
-        for name, (_, modified) in self.location.listing(ARCHIVE_DIR).items():
-            if name not in archives and modified <= cutoff:
-                self.location.delete(name)
-        if not isinstance(self.location, LocalLocation):
-            live = {f"{VERSIONS_DIR}/{v.version}/" for v in registry.live()}
-            for name in self.location.listing(VERSIONS_DIR):
-                if not any(name.startswith(prefix) for prefix in live):
-                    self.location.delete(name)
-        self._collect_garbage(registry)
-        self._sync_folders(registry)
-
-    def _collect_garbage(self, registry: Registry) -> None:
-        """Delete blobs no live version or recent staged dataset uses (and temporary blobs of
-        an interrupted write); staged datasets past their time go first."""
-        used = {f.sha256 for v in registry.live() for f in v.files.values()}
-        expired = time.time() - self.config.staged_ttl_seconds
-        for name, (_, modified) in self.location.listing(STAGED_DIR).items():
-            if modified <= expired:
-                self.location.delete(name)
-                continue
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                staged = StagedDataset.model_validate_json(self.location.read_bytes(name))
-                used.update(f.sha256 for f in staged.files.values())
-        self.blobs.collect_garbage(used, self._grace)
