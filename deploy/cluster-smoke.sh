@@ -135,7 +135,10 @@ BUSY=$(python3 deploy/smoke_check.py busy worker1 600)
 kill -KILL -- "-$WORKER1"
 say "killed worker1 (kill -9) during $BUSY: the other worker must take that step over"
 python3 deploy/smoke_check.py wait "$N_DAYS" 1800
-dagster job launch -w deploy/workspace.yaml -j dataset_refresh_job >/dev/null
+# One run over every day, as `esk-data build` starts it (runner.range_tags).
+FIRST_DAY=${DAYS%%,*} LAST_DAY=${DAYS##*,}
+RANGE="{\"dagster/asset_partition_range_start\": \"$FIRST_DAY\", \"dagster/asset_partition_range_end\": \"$LAST_DAY\"}"
+dagster job launch -w deploy/workspace.yaml -j dataset_refresh_job --tags "$RANGE" >/dev/null
 python3 deploy/smoke_check.py wait "$((N_DAYS + 1))" 900
 
 # --- The embedded default on the same logs, for comparison ----------------------------------

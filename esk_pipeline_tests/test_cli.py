@@ -185,7 +185,7 @@ def test_the_demo_prints_progress_and_no_warning(project_env: Path) -> None:
     assert closing["cleaned_texts"] == (800, "texts")
     labelled = closing["labels"][0]
     assert 0 < labelled < 800  # the ETL rejected some rows
-    assert closing["trusted_labels"] == (labelled, "texts")
+    assert closing["trusted_labels"] == (7, "days")  # the sample week
     assert {"review_queue", "train_eval_splits"} <= closing.keys()
     assert any(line.startswith("review_queue · queueing: ") for line in printed)
     assert any(line.startswith("train_eval_splits · writing: ") for line in printed)

@@ -11,6 +11,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
     AssetsDefinition,
     BackfillPolicy,
     DailyPartitionsDefinition,
@@ -33,6 +34,7 @@ from esk_pipeline.assets.metadata import (
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
+from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames
 from esk_pipeline.resources.llm import LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 
@@ -52,7 +54,7 @@ def taxonomy(taxonomy_file: TaxonomyResource) -> DataVersion:
 
 def labels(
     context: AssetExecutionContext,
-    cleaned_texts: dict[str, pd.DataFrame],
+    cleaned_texts: DayFrames,
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
@@ -65,7 +67,8 @@ def labels(
     )
     frames = asyncio.run(_label_days(context, agent, cleaned_texts))
     yield Output(frames)
-    yield from _label_checks(pd.concat(frames.values(), ignore_index=True), set(taxonomy.ids))
+    checked = [frame[["status", "domain", "confidence"]] for frame in frames.values()]
+    yield from _label_checks(pd.concat(checked, ignore_index=True), set(taxonomy.ids))
 
 
 def _label_checks(everything: pd.DataFrame, domain_ids: set[str]) -> Iterator[AssetCheckResult]:
@@ -182,6 +185,8 @@ def build_labels_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinitio
         backfill_policy=BackfillPolicy.single_run(),
         group_name="labeling",
         deps=[taxonomy],
+        # A range run labels one day at a time: each day's cleaned texts are read when it starts.
+        ins={"cleaned_texts": AssetIn(metadata={READ_ON_ACCESS: True})},
         # The prompt and the local model's recipe: a change to either makes labels stale.
         code_version=f"{PROMPT_VERSION}+{MODEL_VERSION}",
         automation_condition=LABELS_CONDITION,

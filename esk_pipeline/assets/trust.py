@@ -2,14 +2,14 @@
 verdict; plus the evidence (calibration per tier, reviewer reliability, audit) as a report."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, multi_asset
+from dagster import AssetExecutionContext, AssetIn, AssetOut, MetadataValue, Output, multi_asset
 
 from esk_pipeline.assets.frame_types import TrustedLabelFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
-from esk_pipeline.pipeline.labels import tier_of
 from esk_pipeline.pipeline.local_model import LocalModel
-from esk_pipeline.pipeline.trust import Calibration, TrustReport, assess_labels
+from esk_pipeline.pipeline.trust import Calibration, TrustReport, assess_label_days
+from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.resources.trust import TrustPolicyResource
@@ -17,6 +17,8 @@ from esk_pipeline.resources.trust import TrustPolicyResource
 
 @multi_asset(
     group_name="review",
+    # Every day's labels, read one day at a time (`assess_label_days`).
+    ins={"labels": AssetIn(metadata={READ_ON_ACCESS: True})},
     outs={
         "trusted_labels": AssetOut(
             kinds={"parquet"},
@@ -33,7 +35,7 @@ from esk_pipeline.resources.trust import TrustPolicyResource
 )
 def trusted_labels(
     context: AssetExecutionContext,
-    labels: dict[str, pd.DataFrame],
+    labels: DayFrames,
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     review_store: ReviewStoreResource,
@@ -44,9 +46,9 @@ def trusted_labels(
     taxonomy = taxonomy_file.load()
     with review_store.open(taxonomy) as store:
         votes = store.decision_votes()
-    model_labels = pd.concat(labels.values(), ignore_index=True) if labels else pd.DataFrame()
-    # Whole-frame passes (resolution, calibration, verdicts): an opening and a closing line.
-    progress = step_progress(context, len(model_labels), "trusted_labels")
+    # Whole passes over the days (resolution, calibration, verdicts): an opening and a
+    # closing line.
+    progress = step_progress(context, len(labels), "trusted_labels", unit="days")
     # The labels' local model is trained on every decision: its temperature sets the scale of
     # the out-of-fold scores the calibration is fitted on.
     temperature = (
@@ -55,10 +57,10 @@ def trusted_labels(
         .temperature
     )
     config = trust_policy.config()
-    assessment = assess_labels(
-        model_labels, verified_labels, votes, taxonomy, config, temperature=temperature
+    assessment = assess_label_days(
+        labels, verified_labels, votes, taxonomy, config, temperature=temperature
     )
-    progress.advance(len(model_labels))
+    progress.advance(len(labels))
     progress.close()
     report = TrustReport.of(assessment, config)
     frame = assessment.labels
@@ -93,7 +95,7 @@ def trusted_labels(
             ),
             # A tier the audit does not vouch for sends all its labels to review.
             "gated_tiers": MetadataValue.json(
-                sorted(_gated_tiers(model_labels, report.calibration))
+                sorted(_gated_tiers(assessment.model_tiers, report.calibration))
             ),
             "reviewer_accuracy": MetadataValue.json(
                 {r: round(a, 4) for r, a in report.reliability.accuracy.items()}
@@ -105,7 +107,6 @@ def trusted_labels(
     )
 
 
-def _gated_tiers(model_labels: pd.DataFrame, calibration: Calibration) -> set[str]:
+def _gated_tiers(tiers: list[str], calibration: Calibration) -> set[str]:
     """Tiers that labelled something but whose audit accepts none of it (yet)."""
-    used = set(tier_of(model_labels).dropna()) if len(model_labels) else set()
-    return {t for t in used if (c := calibration.tiers.get(t)) is None or c.threshold is None}
+    return {t for t in tiers if (c := calibration.tiers.get(t)) is None or c.threshold is None}

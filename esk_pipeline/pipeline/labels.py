@@ -101,13 +101,19 @@ def strongest_per_row(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return winners.drop(columns=helpers).reset_index(drop=True), len(ranked) - len(winners)
 
 
-def resolve_labels(model_labels: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+def resolve_labels(
+    model_labels: pd.DataFrame,
+    decisions: pd.DataFrame,
+    settled: dict[str, tuple[str, str, float]] | None = None,
+) -> pd.DataFrame:
     """One label row per text: the human decision where there is one, a propagated decision
     for texts sharing its identity key, else the model's label.
 
     `model_labels` are label rows (labeler output, any number of days; the latest row of a
     row_id wins among equals); `decisions` are the review store's verified labels. Both carry
-    `label_origin`. The result keeps every column of both, plus `identity_key`.
+    `label_origin`. The result keeps every column of both, plus `identity_key`. `settled`
+    (`settled_keys` of every decision) lets a batch of labels be resolved with only the
+    decisions on its own rows; by default it comes from `decisions`.
     """
     model = model_labels.copy()
     human = decisions.assign(status=LabelStatus.LABELED.value, is_synthetic=False)
@@ -119,7 +125,10 @@ def resolve_labels(model_labels: pd.DataFrame, decisions: pd.DataFrame) -> pd.Da
         return frame.assign(identity_key=pd.Series(dtype=object))
     frame, _ = strongest_per_row(frame)
     frame["identity_key"] = identity_key_series(frame["text"])
-    return _propagate(frame)
+    if settled is None:
+        human = is_human(frame["label_origin"])
+        settled = settled_keys(frame[human]) if human.any() else {}
+    return _propagate(frame, settled)
 
 
 def corroborated(decisions: pd.DataFrame) -> pd.Series:
@@ -142,17 +151,28 @@ def propagates_to(frame: pd.DataFrame, domain: pd.Series) -> pd.Series:
     return usable(frame) & long_enough & (frame["domain"] == domain)
 
 
-def _propagate(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mark texts whose label agrees with the decision settled on their identity key."""
-    human = is_human(frame["label_origin"])
-    if not human.any():
-        return frame
-    decided = frame[human]
-    settled = {
+def settled_keys(decisions: pd.DataFrame) -> dict[str, tuple[str, str, float]]:
+    """identity key -> (settled domain, smallest decided row id, lowest p_correct) for every
+    key whose decisions settle a domain (`settled_domain`)."""
+    if decisions.empty:
+        return {}
+    keys = (
+        decisions["identity_key"]
+        if "identity_key" in decisions
+        else identity_key_series(decisions["text"])
+    )
+    return {
         key: (domain, group["row_id"].min(), group["p_correct"].min())
-        for key, group in decided.groupby("identity_key")
+        for key, group in decisions.groupby(keys)
         if (domain := settled_domain(group)) is not None
     }
+
+
+def _propagate(frame: pd.DataFrame, settled: dict[str, tuple[str, str, float]]) -> pd.DataFrame:
+    """Mark texts whose label agrees with the decision settled on their identity key."""
+    human = is_human(frame["label_origin"])
+    if not settled:
+        return frame
     keys = frame["identity_key"]
     domain = keys.map(lambda k: settled[k][0] if k in settled else None)
     target = ~human & propagates_to(frame, domain)

@@ -9,14 +9,18 @@ DataFrames are Parquet; other values (reports, version records) are JSON, and a 
 model is read back as the model the consuming input is annotated with. A daily-partitioned
 asset's value is a dict {partition key: DataFrame}, one Parquet file per day, whether a run
 covers one day or a range (single-run backfills): assets and this manager agree on that shape,
-so a range never needs special cases downstream.
+so a range never needs special cases downstream. An input declared with
+`AssetIn(metadata={READ_ON_ACCESS: True})` gets a `DayFrames` instead: the same mapping, whose
+days are read from their files one at a time, when asked for, so a consumer of every day's
+rows need not hold them all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +38,26 @@ from upath import UPath
 
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.settings import Settings
+
+# Input metadata: give the consumer the days as a `DayFrames`, read on access.
+READ_ON_ACCESS = "esk/read_on_access"
+
+
+class DayFrames(Mapping[str, pd.DataFrame]):
+    """{day: DataFrame} of a daily-partitioned asset whose files are read when a day is asked
+    for, and not kept: each access reads the file again."""
+
+    def __init__(self, read: Mapping[str, Callable[[], pd.DataFrame]]):
+        self._read = dict(read)
+
+    def __getitem__(self, day: str) -> pd.DataFrame:
+        return self._read[day]()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read)
+
+    def __len__(self) -> int:
+        return len(self._read)
 
 
 class ParquetJsonIOManager(UPathIOManager):
@@ -80,9 +104,17 @@ class ParquetJsonIOManager(UPathIOManager):
             return wanted.model_validate(value)
         return value
 
-    def load_partitions(self, context: InputContext) -> dict[str, Any]:
+    def load_partitions(self, context: InputContext) -> Mapping[str, Any]:
         """Every requested day that exists, as {day: value}, even for a single day."""
         paths = self._get_paths_for_partitions(context)
+        if (context.metadata or {}).get(READ_ON_ACCESS):
+            return DayFrames(
+                {
+                    key: functools.partial(self.load_from_path, context, path)
+                    for key, path in paths.items()
+                    if path.exists()
+                }
+            )
         frames = {}
         for key, path in paths.items():
             with contextlib.suppress(FileNotFoundError):

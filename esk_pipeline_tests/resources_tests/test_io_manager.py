@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 from dagster import (
+    AssetIn,
     AssetKey,
     BackfillPolicy,
     DagsterInstance,
@@ -17,7 +18,7 @@ from dagster import (
     materialize,
 )
 
-from esk_pipeline.resources.io_manager import AssetFilesIOManager
+from esk_pipeline.resources.io_manager import READ_ON_ACCESS, AssetFilesIOManager, DayFrames
 from esk_pipeline.settings import Settings
 
 # The review store's throwaway PostgreSQL cluster (skips itself when the binaries are missing).
@@ -57,6 +58,30 @@ def report_reader(report: dict) -> int:
 
 
 GRAPH = [day_rows, all_rows, report, report_reader]
+
+
+def test_an_input_read_on_access_reads_each_day_when_asked_for(project_env):
+    """The days come as a mapping over the files: a day is read when asked for (again at each
+    access, so nothing is held), a day never made is not in it."""
+    seen: dict[str, object] = {}
+
+    @asset(ins={"day_rows": AssetIn(metadata={READ_ON_ACCESS: True})})
+    def day_sizes(day_rows: DayFrames) -> dict:
+        seen["type"] = type(day_rows)
+        seen["first"] = day_rows["2026-11-01"] is day_rows["2026-11-01"]
+        return {day: len(day_rows[day]) for day in day_rows}
+
+    io_manager = AssetFilesIOManager(base_dir=str(project_env / "values"))
+    tags = {
+        "dagster/asset_partition_range_start": "2026-11-01",
+        "dagster/asset_partition_range_end": "2026-11-02",
+    }
+    assert materialize([day_rows], tags=tags, resources={"io_manager": io_manager}).success
+    result = materialize(
+        [day_rows, day_sizes], selection=["day_sizes"], resources={"io_manager": io_manager}
+    )
+    assert result.output_for_node("day_sizes") == {"2026-11-01": 1, "2026-11-02": 2}
+    assert seen == {"type": DayFrames, "first": False}
 
 
 @pytest.fixture(params=["folder", "s3"])

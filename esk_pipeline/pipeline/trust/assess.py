@@ -1,6 +1,7 @@
 """From model labels and review decisions to trusted labels: one assessment per graph run.
 
-`assess_labels` resolves every text's label (`labels.resolve_labels`), then measures:
+`assess_label_days` (and `assess_labels`, for labels in one frame) resolves every text's label
+(`labels.resolve_labels`), then measures:
 
 1. out-of-fold scores of the local model for every human-labelled text (`out_of_fold`);
 2. the calibration of each tier on the audited texts (`calibration`): the local tier from the
@@ -12,6 +13,11 @@
 and writes `p_correct` (estimated probability of being right) on every label, then the one
 trust verdict (`verdict.assign_verdicts`): trusted, queued or excluded, with its reason.
 
+History does not have to fit in memory at once. The measures need only the labels of texts
+people decided or voted on, so a first pass over the days keeps just those rows; a second pass
+applies them a day at a time, newest first (a text seen again on a later day keeps that day's
+label), and only the queued texts' identity keys meet across days (`verdict.settle_queue`).
+
 A decision that confident learning doubts (or that waits on a second opinion the store already
 asked for) stays human; the verdict keeps it out of eval until a second reviewer answers.
 Folds, the audit and every other draw are hashes of content (texts, row ids), so the same
@@ -19,6 +25,8 @@ inputs always give the same assessment.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -36,6 +44,8 @@ from esk_pipeline.pipeline.labels import (
     propagates_to,
     resolve_labels,
     settled_domain,
+    settled_keys,
+    strongest_per_row,
     tier_of,
 )
 from esk_pipeline.pipeline.options import TrustOptions
@@ -47,7 +57,7 @@ from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
-from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, assign_verdicts
+from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, row_verdicts, settle_queue
 
 
 class TrustConfig(TrustOptions):
@@ -66,6 +76,7 @@ class TrustAssessment(BaseModel):
     audit_pending: int  # audit items not decided yet
     suspected_errors: list[str]  # decided item ids confident learning doubts
     doubted: list[str]  # decisions treated as doubted: suspected now or waiting in the store
+    model_tiers: list[str] = []  # the tiers that labelled anything (before any decision)
 
     def estimate_accuracy(self, records: pd.DataFrame) -> AccuracyEstimate:
         """The label accuracy of `records` (dataset records): `estimate_accuracy`."""
@@ -115,16 +126,35 @@ def assess_labels(
     *,
     temperature: float,
 ) -> TrustAssessment:
+    """`assess_label_days` of label rows held in one frame (one "day")."""
+    return assess_label_days(
+        {"": model_labels}, decisions, votes, taxonomy, config, temperature=temperature
+    )
+
+
+def assess_label_days(
+    days: Mapping[str, pd.DataFrame],
+    decisions: pd.DataFrame,
+    votes: pd.DataFrame,
+    taxonomy: Taxonomy,
+    config: TrustConfig,
+    *,
+    temperature: float,
+) -> TrustAssessment:
     """Resolve and measure (see the module docstring).
 
-    `model_labels`: label rows of every day; `decisions`: the review store's verified labels;
-    `votes`: its decision votes; `temperature`: the labels' local model's temperature.
-    A decision whose `doubt_pending` is true waits for a second opinion the store asked for.
+    `days`: label rows by day key (ISO dates sort in time order); each day is read twice and
+    then let go, so a mapping that reads its frames on access keeps one day in memory at a
+    time. `decisions`: the review store's verified labels; `votes`: its decision votes;
+    `temperature`: the labels' local model's temperature. A decision whose `doubt_pending` is
+    true waits for a second opinion the store asked for.
     """
     decisions = decisions.reset_index(drop=True)
+    wanted = set(decisions["row_id"]) | set(votes["item_id"])
+    evidence, model_tiers = _evidence(days, wanted)
     # Audit texts whose decision waits for a second reviewer count with their first vote: left
     # out, the audit would keep the model's easy successes and lose its failures for a while.
-    waiting = _waiting_audit_items(model_labels, decisions, votes, config.audit_share)
+    waiting = _waiting_audit_items(evidence, decisions, votes, config.audit_share)
     pool = pd.concat([decisions, waiting], ignore_index=True) if len(waiting) else decisions
     proba_all = out_of_fold_proba(
         taxonomy,
@@ -138,7 +168,7 @@ def assess_labels(
     pool_audited = audit_mask(pool["row_id"], config.audit_share)
     parts = [
         _audit_records(pool[pool_audited], proba_all[pool_audited], taxonomy.ids),
-        _propagation_audit(model_labels, decisions, audited),
+        _propagation_audit(evidence, decisions, audited),
     ]
     audit = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     calibration = fit_calibration(audit, config.precision_target)
@@ -158,19 +188,14 @@ def assess_labels(
     waiting_doubt = decisions.get("doubt_pending", pd.Series(False, index=decisions.index))
     doubted = sorted(set(suspected) | set(decisions.loc[waiting_doubt.astype(bool), "row_id"]))
 
-    model = model_labels.copy()
-    if len(model):
-        model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
-    labels = resolve_labels(model, decisions)
-    propagated = labels["label_origin"] == LabelOrigin.PROPAGATED.value
-    # Propagated labels are a tier of their own: the audit measures how often a decision on one
-    # text is right for its near duplicates. Their "confidence" is 1: all or nothing.
-    labels.loc[propagated, "p_correct"] = calibration.p_correct(
-        pd.Series(LabelTier.PROPAGATED.value, index=labels.index[propagated]),
-        pd.Series(1.0, index=labels.index[propagated]),
-    )
-    labels = with_optional_columns(labels.assign(tier=tier_of(labels)), TRUSTED_LABEL_ROW)
-    labels = assign_verdicts(labels, calibration, audit_share=config.audit_share, doubted=doubted)
+    batches = _resolved_batches(days, decisions, calibration)
+    verdicts = [
+        row_verdicts(batch, calibration, audit_share=config.audit_share, doubted=doubted)
+        for batch in batches
+    ]
+    labels = pd.concat(verdicts, ignore_index=True) if len(verdicts) > 1 else verdicts[0]
+    # One order whatever the days: the row id's (as one frame of labels always had).
+    labels = settle_queue(labels.sort_values("row_id", kind="stable").reset_index(drop=True))
     validate_frame(labels, TRUSTED_LABEL_ROW, "trusted_labels")
     pending = int(labels["verdict_reason"].isin(AUDIT_REASONS).sum())
     return TrustAssessment(
@@ -181,7 +206,66 @@ def assess_labels(
         audit_pending=pending,
         suspected_errors=suspected,
         doubted=doubted,
+        model_tiers=sorted(model_tiers),
     )
+
+
+def _evidence(days: Mapping[str, pd.DataFrame], wanted: set[str]) -> tuple[pd.DataFrame, set]:
+    """The label rows of the texts in `wanted` (decided or voted on), oldest day first, and
+    the tiers that labelled anything."""
+    kept, tiers = [], set()
+    for key in sorted(days):
+        frame = days[key]
+        if frame.empty:
+            continue
+        tiers.update(tier_of(frame).dropna())
+        kept.append(frame[frame["row_id"].isin(wanted)])
+    evidence = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
+    return evidence, tiers
+
+
+def _resolved_batches(
+    days: Mapping[str, pd.DataFrame], decisions: pd.DataFrame, calibration: Calibration
+) -> list[pd.DataFrame]:
+    """Every text's resolved label with `p_correct` and `tier`, a day at a time, newest day
+    first; a text already seen on a later day is left out (that day's label is the current
+    one), and decisions on texts no day holds come last."""
+    settled = settled_keys(strongest_per_row(decisions)[0]) if len(decisions) else {}
+    seen = np.zeros(0, dtype=np.uint64)  # hashes of the row ids resolved so far
+    batches = []
+    empty = pd.DataFrame()  # an empty day keeps its columns for a result without rows
+    for key in sorted(days, reverse=True):
+        model = days[key]
+        if model.empty:
+            empty = model
+            continue
+        hashes = _hashes(model["row_id"])
+        fresh = ~np.isin(hashes, seen)
+        seen = np.union1d(seen, hashes)
+        model = model[fresh].reset_index(drop=True)
+        model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
+        mine = decisions[decisions["row_id"].isin(model["row_id"])]
+        batches.append(_with_trust_columns(resolve_labels(model, mine, settled), calibration))
+    rest = decisions[~np.isin(_hashes(decisions["row_id"]), seen)]
+    if len(rest) or not batches:
+        batches.append(_with_trust_columns(resolve_labels(empty, rest), calibration))
+    return batches
+
+
+def _with_trust_columns(labels: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
+    """Propagated labels' `p_correct`, each row's `tier`, and the contract's optional columns."""
+    propagated = labels["label_origin"] == LabelOrigin.PROPAGATED.value
+    # Propagated labels are a tier of their own: the audit measures how often a decision on one
+    # text is right for its near duplicates. Their "confidence" is 1: all or nothing.
+    labels.loc[propagated, "p_correct"] = calibration.p_correct(
+        pd.Series(LabelTier.PROPAGATED.value, index=labels.index[propagated]),
+        pd.Series(1.0, index=labels.index[propagated]),
+    )
+    return with_optional_columns(labels.assign(tier=tier_of(labels)), TRUSTED_LABEL_ROW)
+
+
+def _hashes(row_ids: pd.Series) -> np.ndarray:
+    return pd.util.hash_pandas_object(row_ids, index=False).to_numpy(dtype=np.uint64)
 
 
 def _waiting_audit_items(

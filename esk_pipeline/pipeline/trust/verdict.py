@@ -60,6 +60,28 @@ def assign_verdicts(
     of human decisions waiting for a second opinion; their `p_correct` is capped at
     `DOUBTED_P_CORRECT`.
     """
+    return settle_queue(
+        row_verdicts(
+            labels,
+            calibration,
+            audit_share=audit_share,
+            doubted=doubted,
+            precision_target=precision_target,
+        )
+    )
+
+
+def row_verdicts(
+    labels: pd.DataFrame,
+    calibration: Calibration | None,
+    *,
+    audit_share: float,
+    doubted: Collection[str] = (),
+    precision_target: float | None = None,
+) -> pd.DataFrame:
+    """Rules 1-5 row by row (`assign_verdicts`), before one text per identity key is kept
+    queued: each row's verdict depends on that row alone, so labels can go through in batches
+    (a day at a time) and `settle_queue` runs once over the queued rows of all of them."""
     frame = labels.reset_index(drop=True)
     n = len(frame)
     status = frame["status"].to_numpy(dtype=object)
@@ -98,10 +120,16 @@ def assign_verdicts(
         verdict[mask] = value.value
         reason[mask] = why.value
     frame = frame.assign(verdict=verdict, verdict_reason=reason)
-    frame = _one_queued_per_text(frame)
     if doubt.any():
         p = pd.to_numeric(frame["p_correct"], errors="coerce")
         frame["p_correct"] = p.where(~doubt, p.clip(upper=DOUBTED_P_CORRECT))
+    return frame
+
+
+def settle_queue(frame: pd.DataFrame) -> pd.DataFrame:
+    """`row_verdicts`' output (every day of it) with one text per identity key left queued as
+    `needs_review`, and the `trusted` flag."""
+    frame = _one_queued_per_text(frame)
     return frame.assign(trusted=(frame["verdict"] == Verdict.TRUSTED.value).to_numpy())
 
 

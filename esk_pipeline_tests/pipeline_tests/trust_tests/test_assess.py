@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.trust import TrustConfig, assess_labels
+from esk_pipeline.pipeline.trust import TrustConfig, assess_label_days, assess_labels
 
 TAXONOMY = Taxonomy.load(Path(__file__).resolve().parents[3] / "data" / "taxonomy.yaml")
 
@@ -96,3 +96,58 @@ def test_propagation_is_trusted_only_as_far_as_the_audit_says_it_is_right() -> N
     assert len(propagated) == 20  # the third text of each unanimous pair
     assert not propagated["trusted"].any()
     assert (propagated["p_correct"] < 0.6).all()
+
+
+class _ReadCounting(dict):
+    """Label days that count how often each day is read."""
+
+    def __init__(self, days: dict[str, pd.DataFrame]):
+        super().__init__(days)
+        self.reads: dict[str, int] = {}
+
+    def __getitem__(self, key: str) -> pd.DataFrame:
+        self.reads[key] = self.reads.get(key, 0) + 1
+        return super().__getitem__(key)
+
+
+def test_days_assessed_one_at_a_time_give_what_one_frame_gives() -> None:
+    """Three days, with texts seen again on later days (the later label is the current one),
+    near duplicates across days (propagated, or queued once per identity key), decisions on
+    texts of one day, of two days and of none: day by day, the labels, their verdicts and the
+    evidence are those of the same rows in one frame, and each day is read twice at most."""
+    days: dict[str, pd.DataFrame] = {}
+    for d in range(3):
+        rows = []
+        for i in range(d * 10, d * 10 + 25):
+            text = f"жалоба номер {i % 30} на шум соседей по ночам"
+            domain = "housing_utilities" if (i + d) % 3 else "transport"
+            confidence = 0.3 + 0.02 * ((i * 7 + d) % 30)
+            rows.append({**_model(i % 30, text, domain), "confidence": confidence})
+        rows.append({**_model(100 + d, "когда придёт ответ по моей заявке", "transport")})
+        days[f"2026-11-0{d + 1}"] = pd.DataFrame(rows)
+    decisions = [
+        _decision("m3", "жалоба номер 3 на шум соседей по ночам", "housing_utilities"),
+        _decision("m12", "жалоба номер 12 на шум соседей по ночам", "transport"),
+        _decision("x1", "когда придёт ответ по моей заявке?", "transport"),
+        _decision("x2", "никто не отвечает на звонки вторые сутки", "housing_utilities"),
+    ]
+    decision_frame = pd.DataFrame(decisions)
+    config = TrustConfig(audit_share=0.3, detect_label_errors=False)
+    one_frame = assess_labels(
+        pd.concat(list(days.values()), ignore_index=True),
+        decision_frame,
+        _votes(decisions),
+        TAXONOMY,
+        config,
+        temperature=1.0,
+    )
+    counting = _ReadCounting(days)
+    by_day = assess_label_days(
+        counting, decision_frame, _votes(decisions), TAXONOMY, config, temperature=1.0
+    )
+    pd.testing.assert_frame_equal(by_day.labels, one_frame.labels, check_like=True)
+    assert by_day.calibration == one_frame.calibration
+    assert by_day.model_tiers == one_frame.model_tiers == ["local_model"]
+    assert set(by_day.labels["verdict_reason"]) >= {"human", "audit", "same_text_queued"}
+    assert by_day.labels["row_id"].is_unique and "m12" in set(by_day.labels["row_id"])
+    assert max(counting.reads.values()) <= 2
