@@ -94,7 +94,7 @@ class DatasetVersion(BaseModel):
 
 
 class Registry(BaseModel):
-    """The content of versions.json."""
+    """The registry: what each snapshot (catalog.py) holds."""
 
     format: int = 1
     versions: list[DatasetVersion] = Field(default_factory=list)
