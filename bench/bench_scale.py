@@ -13,8 +13,10 @@ Its cost is printed next to the fresh run of the same number of rows (the first 
 absolute seconds on a shared machine are noisy, ratios measured in one run much less so.
 
 Per stage (a Dagster step, or `seed`): wall time, the peak of the summed RSS of the whole
-process tree (this process and every descendant, including the embedded ClickHouse helper), and
-the peak RSS of any single process. A thread samples the tree with psutil every
+process tree (this process and every descendant, including the embedded ClickHouse helper),
+the peak RSS of any single process, and how far that peak is above the largest process's RSS
+when the stage started ("added": the steps run in one process, which keeps what earlier steps
+grew to, so a late step's peak includes theirs). A thread samples the tree with psutil every
 `SAMPLE_SECONDS`; a stage's peaks are those of the samples inside its step's start..end window.
 
 No asserts: it prints figures for people to read.
@@ -37,6 +39,7 @@ from pathlib import Path
 import psutil
 
 SAMPLE_SECONDS = 0.2
+PEAK_FIELDS = ("tree_mb", "process_mb", "at_start_mb")
 TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 HISTORY_START = dt.date(2026, 11, 1)
 HISTORY_DAYS = 7
@@ -70,12 +73,19 @@ class TreeSampler:
         self._stop.set()
         self._thread.join()
 
-    def peaks(self, start: float, end: float) -> tuple[float, float]:
-        """(summed, largest single) peak RSS in MB of the samples in start..end."""
+    def peaks(self, start: float, end: float) -> tuple[float, float, float]:
+        """(summed, largest single) peak RSS in MB of the samples in start..end, and the largest
+        single RSS at start (the graph's steps share one process: what a step itself added is
+        its peak less that)."""
         inside = [s for s in self.samples if start <= s[0] <= end] or [
             min(self.samples, key=lambda s: abs(s[0] - end))
         ]
-        return max(s[1] for s in inside) / _MB, max(s[2] for s in inside) / _MB
+        first = min(self.samples, key=lambda s: abs(s[0] - start))
+        return (
+            max(s[1] for s in inside) / _MB,
+            max(s[2] for s in inside) / _MB,
+            first[2] / _MB,
+        )
 
 
 def _environment(root: Path) -> None:
@@ -154,13 +164,19 @@ def measure(rows: int, root: Path, *, new_day: bool) -> dict:
         {
             "stage": key,
             "seconds": stop - begin,
-            **dict(zip(("tree_mb", "process_mb"), sampler.peaks(begin, stop), strict=True)),
+            **dict(zip(PEAK_FIELDS, sampler.peaks(begin, stop), strict=True)),
         }
         for key, begin, stop in stages
     ]
-    tree_mb, process_mb = sampler.peaks(start, end)
+    tree_mb, process_mb, at_start_mb = sampler.peaks(start, end)
     result.append(
-        {"stage": "graph", "seconds": end - start, "tree_mb": tree_mb, "process_mb": process_mb}
+        {
+            "stage": "graph",
+            "seconds": end - start,
+            "tree_mb": tree_mb,
+            "process_mb": process_mb,
+            "at_start_mb": at_start_mb,
+        }
     )
     return {"rows": rows, "new_day": new_day, "stages": result}
 
@@ -177,11 +193,14 @@ def _measure_in_subprocess(rows: int, root: Path, *, new_day: bool) -> dict:
 
 def _print_run(title: str, run: dict) -> None:
     print(f"\n{title}")
-    print(f"  {'stage':44s} {'wall s':>8s} {'tree peak MB':>13s} {'process peak MB':>16s}")
+    print(
+        f"  {'stage':44s} {'wall s':>8s} {'tree peak MB':>13s} {'process peak MB':>16s} "
+        f"{'added MB':>9s}"
+    )
     for stage in run["stages"]:
         print(
             f"  {stage['stage']:44s} {stage['seconds']:8.1f} {stage['tree_mb']:13.0f} "
-            f"{stage['process_mb']:16.0f}"
+            f"{stage['process_mb']:16.0f} {stage['process_mb'] - stage['at_start_mb']:9.0f}"
         )
 
 

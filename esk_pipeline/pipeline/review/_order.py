@@ -12,6 +12,10 @@ a candidate (one text per identity key) multiplies
   lifts a whole neighbourhood over the tier's threshold;
 - the rarity of its domain (rare domains are where a dataset is short and a model weakest);
 
+divided by the decisions it is expected to cost: a correction of the model waits for a second
+reviewer (until the reviewer is proven reliable), so a text the model is likely wrong about
+costs about two decisions, one it is likely right about one;
+
 and a batch stays diverse: picking greedily, each pick discounts the candidates like it,
 so one cluster does not take every hand-out in a row. Pure function of the candidate frame.
 """
@@ -66,6 +70,7 @@ def review_priority(
         (1.0 + np.log(sizes))
         * (uncertainty + near_target)
         * _rarity(candidates["domain"], domain_counts)
+        / (1.0 + uncertainty)
     )
     # Neighbourhoods cost a similarity per pair: only the best candidates by the cheap
     # factors get them; the rest rank as if they had no neighbours.

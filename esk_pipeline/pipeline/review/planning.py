@@ -7,7 +7,8 @@ verdict "queued", and the audit texts trusted meanwhile), in two streams:
   what a decision on it settles (`_order.review_priority`: the texts it stands for, the
   model's uncertainty, closeness to the precision target, domain rarity, diversity within a
   batch);
-- the audit: texts the trust assessment drew uniformly at random (verdict reason "audit"),
+- the audit: texts the trust assessment drew uniformly at random (verdict reasons "audit"
+  and "audit_accepted"),
   interleaved so that about `audit_review_share` of hand-outs are audit items while any wait.
   Their decisions calibrate every tier and estimate each version's accuracy.
 
