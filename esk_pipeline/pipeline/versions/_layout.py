@@ -27,7 +27,7 @@ from typing import Any, Literal
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
 
-from .models import DatasetVersion, Registry, StorageError, VersionNotFoundError
+from .models import DatasetVersion, FileEntry, Registry, StorageError, VersionNotFoundError
 
 Bump = Literal["major", "minor", "patch"]
 VERSIONS_DIR = "versions"
@@ -198,3 +198,12 @@ def read_current_pointer(root: Path) -> str | None:
     if current.is_file():
         return current.read_text(encoding="utf-8").strip()
     return None
+
+
+def same_content(a: dict[str, FileEntry], b: dict[str, FileEntry]) -> bool:
+    """Whether two manifests hold the same files (metadata.json, which dates, aside)."""
+
+    def content(files: dict[str, FileEntry]) -> dict[str, str]:
+        return {n: f.sha256 for n, f in files.items() if n != "metadata.json"}
+
+    return content(a) == content(b)
