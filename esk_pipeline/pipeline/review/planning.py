@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.review._order import review_priority
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.calibration import Calibration
@@ -36,10 +37,14 @@ def audit_hand_out_share(calibration: Calibration, *, prioritised: float, settle
 
 
 def plan_review(
-    labels: pd.DataFrame, *, precision_target: float, audit_review_share: float
+    labels: pd.DataFrame,
+    *,
+    precision_target: float,
+    audit_review_share: float,
+    progress: ProgressReporter = SILENT,
 ) -> pd.DataFrame:
     """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
-    `review_gain` (higher first)."""
+    `review_gain` (higher first); `progress` as in `review_priority`."""
     queued = labels[in_review_queue(labels)]
     in_audit = queued["verdict_reason"].isin(AUDIT_REASONS)
     candidates = queued[~in_audit]
@@ -48,6 +53,7 @@ def plan_review(
         precision_target=precision_target,
         group_sizes=candidates["identity_key"].map(labels["identity_key"].value_counts()),
         domain_counts=labels["domain"].value_counts(),
+        progress=progress,
     )
     candidates = candidates.assign(review_reason=ReviewReason.NEEDS_REVIEW.value, review_gain=gain)
     audit = queued[in_audit].sort_values("row_id", kind="stable")
