@@ -7,7 +7,7 @@ near duplicates, whitespace mess, control characters, phone numbers, too-short r
 ClickHouse rows: text, ts, user_id, channel. The reference does only the core work: NFKC, strip
 control characters, collapse whitespace, length filter, exact + near dedup, row-id hashing. The
 ETL also masks PII, checks encoding damage, parses ts/user_id, builds metadata JSON and the
-rejected-rows frame with reasons. Targets: time ratio <= 2x, peak memory <= 3x the input.
+rejected-rows frame with reasons. Targets: time ratio <= 1.3x, peak memory <= 3x the input.
 
 Memory: each pipeline runs in a fresh subprocess that builds the input, resets the kernel's
 peak-RSS mark (/proc/self/clear_refs), runs, and reads the peak (VmHWM). "Working memory" is that
@@ -111,6 +111,7 @@ def _etl_clean(frame: pd.DataFrame) -> object:
 
 
 _PIPELINES = {"etl": _etl_clean, "reference": reference_clean}
+TARGET_RATIO = 1.3
 
 
 def _rss_kib(field: str) -> int:
@@ -132,15 +133,18 @@ def measure_memory(pipeline: str, rows: int) -> dict[str, float]:
     return {"input_mb": input_bytes / 2**20, "working_mb": (peak - before) / 1024}
 
 
-def _best_times(frame: pd.DataFrame, repeats: int) -> dict[str, float]:
-    """Best wall time of each pipeline, runs interleaved so machine load hits both alike."""
-    best = dict.fromkeys(_PIPELINES, float("inf"))
+def _best_times(frame: pd.DataFrame, repeats: int) -> dict[str, tuple[float, float]]:
+    """Best (wall, CPU) seconds of each pipeline, runs interleaved so machine load hits both
+    alike. CPU time is what the work costs whatever else runs on the machine; wall time on a
+    shared machine also counts the time others held the cores."""
+    best = dict.fromkeys(_PIPELINES, (float("inf"), float("inf")))
     for _ in range(repeats):
         for name, pipeline in _PIPELINES.items():
             gc.collect()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             pipeline(frame)
-            best[name] = min(best[name], time.perf_counter() - start)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
     return best
 
 
@@ -162,12 +166,14 @@ def main() -> None:
         f"reference kept: {reference_rows:,}  etl rejected: {result.stats.rejected_by_reason}"
     )
     best = _best_times(frame, args.repeats)
-    etl_s, ref_s = best["etl"], best["reference"]
-    ratio = etl_s / ref_s
-    print(
-        f"time  etl {etl_s:.2f}s  reference {ref_s:.2f}s  ratio {ratio:.2f}x "
-        f"(target <= 2x: {'met' if ratio <= 2 else 'MISSED'}; best of {args.repeats})"
-    )
+    for measure, index in (("wall", 0), ("cpu", 1)):
+        etl_s, ref_s = best["etl"][index], best["reference"][index]
+        ratio = etl_s / ref_s
+        print(
+            f"time ({measure:4s}) etl {etl_s:.2f}s  reference {ref_s:.2f}s  ratio {ratio:.2f}x "
+            f"(target <= {TARGET_RATIO}x: {'met' if ratio <= TARGET_RATIO else 'MISSED'}; "
+            f"best of {args.repeats})"
+        )
     del frame, result
     for name in ("etl", "reference"):
         out = subprocess.run(

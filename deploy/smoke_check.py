@@ -182,8 +182,9 @@ def compare(reference_storage: str) -> None:
     ours, theirs = _data_digest(cluster), _data_digest(reference)
     if ours != theirs:
         problems.append(f"dataset differs from the embedded default's: {ours} vs {theirs}")
-    if cluster.verify():
-        problems.append(f"the cluster's version does not verify: {cluster.verify()}")
+    unverified = cluster.verify()
+    if unverified:
+        problems.append(f"the cluster's version does not verify: {unverified}")
 
     workers = ", ".join(f"{name.split('@')[0]} {n}" for name, n in sorted(steps_by_worker.items()))
     version = cluster.list_versions()[-1].version if cluster.list_versions() else "none"
@@ -217,10 +218,14 @@ def _data_digest(storage) -> str:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {
+    commands = {
         "days": days,
         "bucket": bucket,
         "celery-config": celery_config,
         "busy": lambda worker, s: busy(worker, float(s)),
         "wait": lambda n, s: wait(int(n), float(s)),
-    }.get(command, compare)(*args)
+        "compare": compare,
+    }
+    if command not in commands:
+        sys.exit(f"smoke_check.py: unknown command {command!r} (one of {', '.join(commands)})")
+    commands[command](*args)

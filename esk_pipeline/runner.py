@@ -11,19 +11,23 @@ for the same decisions whoever starts it.
 run queue and launcher, like the sensor's runs, with one run per day in flight.
 """
 
+import contextlib
 import datetime as dt
+import logging
 import os
 import shutil
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, RunsFilter
 
 from esk_pipeline._dagster_private import queue_run
+from esk_pipeline.assets.progress import PROGRESS_LOGGER, PROGRESS_SECONDS
 from esk_pipeline.definitions import build_defs
 from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.pipeline.progress import Progress
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.runs import (
     DAILY_JOB,
@@ -64,9 +68,15 @@ def ensure_dagster_home(project_dir: Path) -> Path:
 
 
 def seed_sample_logs(
-    settings: Settings, *, n_rows: int = 6000, seed: int = 42, replace: bool = False
+    settings: Settings,
+    *,
+    n_rows: int = 6000,
+    seed: int = 42,
+    replace: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> int:
-    """Insert the seeded synthetic ESK logs unless the table already has rows (or `replace`)."""
+    """Insert the seeded synthetic ESK logs unless the table already has rows (or `replace`);
+    `progress` receives progress lines while the rows are made and inserted."""
     from esk_pipeline.sample_data import generate_logs
 
     source = LogSource(settings.clickhouse)
@@ -74,9 +84,21 @@ def seed_sample_logs(
         return 0
     if replace:
         source.drop_table()
-    logs = generate_logs(Taxonomy.load(settings.app.taxonomy_path), n_rows=n_rows, seed=seed)
-    # Ground truth is for benchmarks only: real logs do not carry it.
-    return source.insert_logs(logs.drop(columns=["true_domain"]))
+    taxonomy = Taxonomy.load(settings.app.taxonomy_path)
+    with Progress(
+        n_rows,
+        description="seed",
+        unit="rows",
+        callback=progress or _ignore,
+        every_seconds=PROGRESS_SECONDS,
+    ) as reporter:
+        logs = generate_logs(taxonomy, n_rows=n_rows, seed=seed, progress=reporter)
+        # Ground truth is for benchmarks only: real logs do not carry it.
+        return source.insert_logs(logs.drop(columns=["true_domain"]))
+
+
+def _ignore(line: str) -> None:
+    """A progress callback for callers that want no lines."""
 
 
 def run_pipeline(
@@ -85,9 +107,11 @@ def run_pipeline(
     settings: Settings | None = None,
     log: Callable[[str], None] = print,
     days: Sequence[dt.date] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
     """Clean every day (of `days`, default all in ClickHouse) whose row count changed, then
-    rebuild the dataset over those days; returns the `dataset_versions` metadata and the days."""
+    rebuild the dataset over those days; returns the `dataset_versions` metadata and the days.
+    `progress` receives the long steps' progress lines (`assets.progress`) as they come."""
     settings = settings or get_settings()
     defs = build_defs(settings)
     counts = {d.isoformat(): n for d, n in LogSource(settings.clickhouse).day_counts().items()}
@@ -102,16 +126,40 @@ def run_pipeline(
     runner = {RUNNER_HOST_TAG: socket.gethostname(), RUNNER_PID_TAG: str(os.getpid())}
     materialized = materialized_row_counts(instance, keys)
     changed = [d for d in keys if materialized.get(d) != counts[d]]
-    if changed:
-        log(f"days {changed[0]} .. {changed[-1]}: raw logs, cleaned texts ...")
-        _execute(defs, ETL_JOB, instance, range_tags(changed) | runner)
-    log(f"days {keys[0]} .. {keys[-1]}: labels, trust, review queue, splits, version ...")
-    _execute(defs, DATASET_JOB, instance, range_tags(keys) | runner)
+    with _lines_of(PROGRESS_LOGGER, progress):
+        if changed:
+            log(f"days {changed[0]} .. {changed[-1]}: raw logs, cleaned texts ...")
+            _execute(defs, ETL_JOB, instance, range_tags(changed) | runner)
+        log(f"days {keys[0]} .. {keys[-1]}: labels, trust, review queue, splits, version ...")
+        _execute(defs, DATASET_JOB, instance, range_tags(keys) | runner)
 
     event = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
     materialization = event.asset_materialization if event else None
     metadata = materialization.metadata if materialization else {}
     return {key: value.value for key, value in metadata.items()} | {"days": keys}
+
+
+class _CallbackHandler(logging.Handler):
+    def __init__(self, callback: Callable[[str], None]) -> None:
+        super().__init__()
+        self.callback = callback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.callback(record.getMessage())
+
+
+@contextlib.contextmanager
+def _lines_of(logger_name: str, callback: Callable[[str], None] | None) -> Iterator[None]:
+    """While inside, the messages of the logger `logger_name` go to `callback` too."""
+    if callback is None:
+        yield
+        return
+    logger, handler = logging.getLogger(logger_name), _CallbackHandler(callback)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _execute(defs, job_name: str, instance: DagsterInstance, tags: dict[str, str]) -> None:

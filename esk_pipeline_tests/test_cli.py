@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from esk_pipeline.cli import main, reviewer_page_hint
+from esk_pipeline.cli._output import ProgressLines
 from esk_pipeline.pipeline.splits import DataWriter, DataWriterConfig
 from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
 from esk_pipeline.settings import AppSettings, get_settings
@@ -140,13 +142,18 @@ def test_a_version_name_with_a_newline_is_refused(store, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_demo_prints_no_warning(project_env: Path) -> None:
-    """`esk-data demo` from a fresh folder, as a new user runs it: its stderr holds no warning
-    (library warnings are either translated into the project's words or avoided at source)."""
+def test_the_demo_prints_progress_and_no_warning(project_env: Path) -> None:
+    """`esk-data demo` from a fresh folder, as a new user runs it: each long stage prints
+    its progress with counts (plain lines, since stdout is a pipe here), the run's log holds
+    the same lines under their steps, and stderr holds no warning (library warnings are
+    either translated into the project's words or avoided at source)."""
     import os
+    import re
     import shutil
     import subprocess
     import sys
+
+    from dagster import DagsterInstance
 
     project = Path(__file__).resolve().parents[1]
     # A fresh clone's files the demo reads from its folder; DAGSTER_HOME unset, as there.
@@ -167,6 +174,36 @@ def test_the_demo_prints_no_warning(project_env: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dataset version v1.0.0" in result.stdout
     assert "warning" not in result.stderr.lower(), result.stderr[-3000:]
+
+    printed = result.stdout.splitlines()
+    closing = {}  # stage -> (count, unit) of its closing line
+    for line in printed:
+        if match := re.fullmatch(r"([a-z_]+): ([\d,]+) (\w+) in \d+:\d\d:\d\d, [\d,]+ \3/s", line):
+            closing[match[1]] = (int(match[2].replace(",", "")), match[3])
+    assert closing["seed"] == (800, "rows")
+    assert closing["raw_logs"] == (800, "rows")
+    assert closing["cleaned_texts"] == (800, "texts")
+    labelled = closing["labels"][0]
+    assert 0 < labelled < 800  # the ETL rejected some rows
+    assert closing["trusted_labels"] == (7, "days")  # the sample week
+    assert {"review_queue", "train_eval_splits"} <= closing.keys()
+    assert any(line.startswith("review_queue · queueing: ") for line in printed)
+    assert any(line.startswith("train_eval_splits · writing: ") for line in printed)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(project_env / ".dagster_home"))
+        with DagsterInstance.get() as instance:
+            logged = {
+                (entry.step_key, entry.user_message)
+                for run in instance.get_runs()
+                for entry in instance.all_logs(run.run_id)
+                if not entry.is_dagster_event
+            }
+    # Every step's progress lines are in the run's log under that step, as printed.
+    for line in printed:
+        stage = line.split(":")[0].split(" · ")[0]
+        if stage in closing and stage != "seed":
+            assert (stage, line) in logged, line
 
 
 def test_the_demo_hint_carries_a_fresh_token_the_server_accepts(monkeypatch):
@@ -195,3 +232,54 @@ def test_import_leaves_current_alone_unless_asked(store, tmp_path):
     assert json.loads(_run(store, "show", "current", "--json")[1])["version"] == "v1.1.0"
     assert _run(store, "import", str(archive), "--as", "v3.0.0", "--checkout")[0] == 0
     assert json.loads(_run(store, "show", "current", "--json")[1])["version"] == "v3.0.0"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_lines_on_a_terminal_rewrite_one_line_per_stage():
+    terminal = _Terminal()
+    lines = ProgressLines(terminal)
+    lines.progress("labels: started on 10 texts")
+    lines.progress("labels: 5/10 texts (50.0%), 5 texts/s, 0:00:01 left")
+    lines.progress("labels: 10 texts in 0:00:02, 5 texts/s")
+    lines.progress("trusted_labels: started on 10 texts")
+    lines.echo("done")
+    assert terminal.getvalue() == (
+        "\r\x1b[Klabels: started on 10 texts"
+        "\r\x1b[Klabels: 5/10 texts (50.0%), 5 texts/s, 0:00:01 left"
+        "\r\x1b[Klabels: 10 texts in 0:00:02, 5 texts/s\n"
+        "\r\x1b[Ktrusted_labels: started on 10 texts\n"
+        "done\n"
+    )
+
+
+def test_progress_lines_elsewhere_are_plain_lines():
+    pipe = io.StringIO()
+    lines = ProgressLines(pipe)
+    lines.progress("labels: started on 10 texts")
+    lines.progress("labels: 10 texts in 0:00:02, 5 texts/s")
+    lines.echo("done")
+    assert pipe.getvalue() == (
+        "labels: started on 10 texts\nlabels: 10 texts in 0:00:02, 5 texts/s\ndone\n"
+    )
+
+
+def test_settings_lists_every_variable_with_its_default_and_meaning():
+    from esk_pipeline.settings import Settings
+
+    result = CliRunner().invoke(main, ["settings", "--json"])
+    assert result.exit_code == 0
+    docs = {d["variable"]: d for d in json.loads(result.output)}
+    expected = {
+        f"{group.annotation.model_config['env_prefix']}{name}".upper()
+        for group in Settings.model_fields.values()
+        for name in group.annotation.model_fields
+    }
+    assert set(docs) == expected
+    assert [v for v, d in docs.items() if not d["description"]] == []
+    assert docs["LABELER_BATCH_SIZE"]["default"] == "20"
+    table = CliRunner().invoke(main, ["settings"]).output
+    assert "ETL_MASK_PII" in table and "texts per LLM request" in table

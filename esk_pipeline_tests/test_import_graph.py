@@ -7,6 +7,8 @@ a dependency.
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import esk_pipeline
@@ -119,3 +121,20 @@ def test_no_module_is_over_the_line_limit():
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def test_the_dagster_wiring_reads_no_settings_at_import():
+    """Definitions are built from the settings they are given: importing the assets, jobs,
+    sensors and definitions must not read the process's settings."""
+    code = (
+        "import esk_pipeline.settings as s\n"
+        "def refuse(): raise AssertionError('settings read at import')\n"
+        "s.get_settings = refuse\n"
+        "s.Settings.load = classmethod(lambda cls: refuse())\n"
+        "import esk_pipeline.assets.ingest, esk_pipeline.assets.labeling\n"
+        "import esk_pipeline.assets.trust, esk_pipeline.assets.review\n"
+        "import esk_pipeline.assets.datasets, esk_pipeline.assets.augmentation\n"
+        "import esk_pipeline.assets.checks\n"
+        "import esk_pipeline.jobs, esk_pipeline.sensors, esk_pipeline.definitions\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,6 +16,7 @@ from dagster import (
 
 from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.metadata import bar_chart, counts_table, setting
+from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
 from esk_pipeline.pipeline.splits import (
     DatasetStats,
@@ -79,6 +80,7 @@ def train_eval_splits(
     labels alone, train adds labels whose audited precision reaches the target; the rest is
     the separate `unverified` split."""
     items = pd.concat([trusted_labels, synthetic_samples], ignore_index=True)
+    progress = step_progress(context, len(items), "train_eval_splits")
     writer = dataset_store.writer(
         taxonomy_file.load(), precision_target=trust_policy.precision_target
     )
@@ -87,7 +89,9 @@ def train_eval_splits(
         dataset_name=DATASET_NAME,
         accuracy=label_trust.estimate_accuracy,
         audit=label_trust.audit,
+        progress=progress,
     )
+    progress.close()
     dataset_dir = train_path.parent
     # Into the version store now, so `dataset_versions` may run on any worker.
     staged = dataset_store.storage().stage_dataset(dataset_dir)

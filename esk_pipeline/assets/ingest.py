@@ -23,6 +23,7 @@ from dagster import (
 
 from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
+from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.etl import ETLResource
 
@@ -39,10 +40,16 @@ def day_observation(day: str, rows: int) -> AssetObservation:
 def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> Output:
     """One day of the `esk_logs` table, every column, as logged."""
     source = clickhouse.get_source()
+    days = [dt.date.fromisoformat(key) for key in context.partition_keys]
+    counts = source.day_counts()
+    progress = step_progress(
+        context, sum(counts.get(day, 0) for day in days), "raw_logs", unit="rows"
+    )
     frames = {}
-    for key in context.partition_keys:
+    for key, day in zip(context.partition_keys, days, strict=True):
         started = time.perf_counter()
-        frames[key] = frame = source.read_day(dt.date.fromisoformat(key))
+        frames[key] = frame = source.read_day(day)
+        progress.advance(len(frame))
         context.log_event(day_observation(key, len(frame)))
         # Per partition: a range run records each day's own numbers (the sensor compares
         # dagster/row_count with ClickHouse's count of the day).
@@ -56,6 +63,7 @@ def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> 
             },
             partition_key=key,
         )
+    progress.close()
     return Output(frames)
 
 
@@ -67,10 +75,13 @@ def cleaned_texts(
     cleaned: dict[str, pd.DataFrame] = {}
     rejected: dict[str, pd.DataFrame] = {}
     rows_in = rows_out = rows_rejected = 0
+    # A day is cleaned in one vectorised pass (deduplication spans the day): progress by day.
+    progress = step_progress(context, sum(map(len, raw_logs.values())), "cleaned_texts")
     for key in context.partition_keys:
         started = time.perf_counter()
         raw = raw_logs.get(key, pd.DataFrame(columns=["ts", "text", "user_id"]))
         result = processor.clean(raw, source="clickhouse:esk_logs")
+        progress.advance(len(raw))
         cleaned[key], rejected[key] = result.cleaned, result.rejected
         stats = result.stats
         rows_in += stats.rows_in
@@ -100,6 +111,7 @@ def cleaned_texts(
             asset_key="rejected_texts",
             partition_key=key,
         )
+    progress.close()
     kept = pd.concat(cleaned.values(), ignore_index=True)
     yield Output(cleaned, output_name="cleaned_texts")
     yield Output(rejected, output_name="rejected_texts")

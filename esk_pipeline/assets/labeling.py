@@ -31,6 +31,7 @@ from esk_pipeline.assets.metadata import (
     setting,
     table_metadata,
 )
+from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
 from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames
@@ -63,7 +64,6 @@ def labels(
     agent = labeler.build(
         taxonomy,
         verified=zip(verified_labels["text"], verified_labels["domain"], strict=False),
-        progress_callback=context.log.info,
     )
     frames = asyncio.run(_label_days(context, agent, cleaned_texts))
     yield Output(frames)
@@ -105,11 +105,12 @@ async def _label_days(context, agent, cleaned_texts) -> dict[str, pd.DataFrame]:
     """Label day by day; each partition records its own numbers, a range run included."""
     frames = {}
     usage_before: dict = {}
+    progress = step_progress(context, sum(map(len, cleaned_texts.values())), "labels")
     try:
         for key in context.partition_keys:
             started = time.perf_counter()
             cleaned = cleaned_texts.get(key, pd.DataFrame(columns=["row_id", "text"]))
-            day_results = await agent.classify_dataframe(cleaned)
+            day_results = await agent.classify_dataframe(cleaned, progress=progress)
             # Carry who and when along: the dataset writer can group by user.
             frames[key] = frame = results_to_frame(day_results).merge(
                 cleaned[["row_id", "ts", "user_id"]].drop_duplicates("row_id"),
@@ -128,6 +129,7 @@ async def _label_days(context, agent, cleaned_texts) -> dict[str, pd.DataFrame]:
             )
     finally:
         await agent.aclose()
+    progress.close()
     return frames
 
 

@@ -15,6 +15,7 @@ from dagster import (
 from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.frame_types import QueueFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
+from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.review import ReviewReason
 from esk_pipeline.pipeline.review.planning import audit_hand_out_share, plan_review
 from esk_pipeline.pipeline.trust import TrustReport
@@ -41,6 +42,7 @@ def review_queue(
     random audit, which gets most hand-outs while the calibration needs it (see
     `pipeline.review.planning`), and one second opinion
     on each decision confident learning doubts. Items waiting on a person keep their place."""
+    progress = step_progress(context, len(trusted_labels), "review_queue")
     plan = plan_review(
         trusted_labels,
         precision_target=trust_policy.precision_target,
@@ -49,13 +51,15 @@ def review_queue(
             prioritised=trust_policy.audit_review_share,
             settled=trust_policy.audit_share,
         ),
+        progress=progress,
     )
     with review_store.open(taxonomy_file.load()) as store:
-        report = store.add_items(plan.to_dict("records"), withdraw_others=True)
+        report = store.add_items(plan, withdraw_others=True, progress=progress)
         doubted = store.request_second_opinion(
             label_trust.suspected_errors, ReviewReason.POSSIBLE_LABEL_ERROR
         )
         stats = store.stats()
+    progress.close()
     for message in report.messages:
         context.log.warning(message)
     queued = plan[["row_id", "text", "domain", "confidence", "p_correct", "review_reason"]]

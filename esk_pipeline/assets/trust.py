@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, AssetIn, AssetOut, MetadataValue, Out
 
 from esk_pipeline.assets.frame_types import TrustedLabelFrame
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
+from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.trust import Calibration, TrustReport, assess_label_days
 from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames
@@ -45,6 +46,9 @@ def trusted_labels(
     taxonomy = taxonomy_file.load()
     with review_store.open(taxonomy) as store:
         votes = store.decision_votes()
+    # Whole passes over the days (resolution, calibration, verdicts): an opening and a
+    # closing line.
+    progress = step_progress(context, len(labels), "trusted_labels", unit="days")
     # The labels' local model is trained on every decision: its temperature sets the scale of
     # the out-of-fold scores the calibration is fitted on.
     temperature = (
@@ -56,6 +60,8 @@ def trusted_labels(
     assessment = assess_label_days(
         labels, verified_labels, votes, taxonomy, config, temperature=temperature
     )
+    progress.advance(len(labels))
+    progress.close()
     report = TrustReport.of(assessment, config)
     frame = assessment.labels
     by_verdict = {

@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from esk_pipeline import configs
-from esk_pipeline.cli._output import CommandGroup
+from esk_pipeline.cli._output import CommandGroup, ProgressLines
+from esk_pipeline.cli.settings import settings_command
 from esk_pipeline.cli.versions import versions
 from esk_pipeline.pipeline.splits import DatasetStats, record_counts, trust_summary
 from esk_pipeline.pipeline.versions import DataStorage
@@ -42,7 +43,11 @@ def seed(rows: int, seed: int, replace: bool) -> None:
     from esk_pipeline.runner import seed_sample_logs
 
     settings = get_settings()
-    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed, replace=replace)
+    lines = ProgressLines()
+    inserted = seed_sample_logs(
+        settings, n_rows=rows, seed=seed, replace=replace, progress=lines.progress
+    )
+    lines.end()
     where = LogSource(settings.clickhouse).description
     if inserted:
         click.echo(f"inserted {inserted} sample rows into {settings.clickhouse.table} ({where})")
@@ -58,10 +63,11 @@ def demo(rows: int, seed: int) -> None:
     from esk_pipeline.runner import seed_sample_logs
 
     settings = get_settings()
-    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed)
+    lines = ProgressLines()
+    inserted = seed_sample_logs(settings, n_rows=rows, seed=seed, progress=lines.progress)
     if inserted:
-        click.echo(f"seeded {inserted} sample log rows")
-    _build(settings)
+        lines.echo(f"seeded {inserted} sample log rows")
+    _build(settings, lines)
 
 
 @main.command()
@@ -72,10 +78,10 @@ def build() -> None:
     decided, plans the review queue and commits a dataset version. The same logs, taxonomy,
     decisions and settings give the same version: a build with nothing new makes none.
     """
-    _build(get_settings())
+    _build(get_settings(), ProgressLines())
 
 
-def _build(settings: Settings) -> None:
+def _build(settings: Settings, lines: ProgressLines) -> None:
     import warnings
 
     from dagster import BetaWarning, DagsterInstance
@@ -90,9 +96,13 @@ def _build(settings: Settings) -> None:
     home = ensure_dagster_home(Path.cwd())
     with DagsterInstance.get() as instance:
         try:
-            result = run_pipeline(instance, settings=settings, log=click.echo)
+            result = run_pipeline(
+                instance, settings=settings, log=lines.echo, progress=lines.progress
+            )
         except PipelineRunError as exc:
             raise click.ClickException(str(exc)) from exc
+        finally:
+            lines.end()
     storage = DataStorage(configs.storage_config(settings))
     version = storage.get_version(str(result["version"]))
     stats = _dataset_stats(version.path)
@@ -173,6 +183,7 @@ def dev(dagster_args: tuple[str, ...]) -> None:
 
 
 main.add_command(versions)
+main.add_command(settings_command)
 
 if __name__ == "__main__":
     main()

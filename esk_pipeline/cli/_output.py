@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from pydantic import BaseModel
@@ -57,3 +57,39 @@ def printable(text: str) -> str:
     """`text` with control characters escaped (`\\x1b`): text from an imported archive must not
     drive the terminal (ANSI escapes, carriage returns)."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+class ProgressLines:
+    """Progress lines on stdout among a command's other lines.
+
+    On a terminal each stage keeps one line, rewritten in place as its numbers change (its
+    last state, the totals, stays); elsewhere (a pipe, a CI log) every line is printed as is.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or click.get_text_stream("stdout")
+        self._in_place = self._stream.isatty()
+        self._open_stage: str | None = None
+
+    def progress(self, line: str) -> None:
+        """Show a progress line (`stage: numbers`)."""
+        if not self._in_place:
+            click.echo(line, file=self._stream)
+            return
+        stage = line.split(":", 1)[0]
+        if stage != self._open_stage:
+            self.end()
+        self._stream.write("\r\x1b[K" + line)
+        self._stream.flush()
+        self._open_stage = stage
+
+    def echo(self, text: str) -> None:
+        """Print an ordinary line (after ending an open progress line)."""
+        self.end()
+        click.echo(text, file=self._stream)
+
+    def end(self) -> None:
+        """End the open progress line, if any."""
+        if self._open_stage is not None:
+            self._stream.write("\n")
+            self._open_stage = None

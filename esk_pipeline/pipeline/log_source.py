@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ LOG_COLUMNS: dict[str, str] = {
 # How many of the latest inserted blocks the table remembers to drop a repeated one: a repeated
 # upload is normally caught by the ledger first; this catches concurrent and half-done ones.
 DEDUP_WINDOW_BLOCKS = 10_000
+_DEDUP_WINDOW_SETTING = re.compile(r"\bnon_replicated_deduplication_window = (\d+)")
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,10 @@ class LogSource:
         return f"{self.table}_ingests"
 
     def ensure_table(self) -> None:
-        """Create the logs table and the ingest ledger if missing (a user's table is left alone)."""
+        """Create the logs table and the ingest ledger if missing. An existing table keeps its
+        columns; a plain MergeTree one that remembers no inserted blocks (made before uploads
+        were deduplicated, or by someone else) is set to remember them, since ClickHouse
+        ignores a retried insert's deduplication token otherwise."""
         columns = ", ".join(f"`{name}` {ctype}" for name, ctype in LOG_COLUMNS.items())
         # DDL cannot bind identifiers; the name was checked against IDENTIFIER above.
         self._call(
@@ -145,12 +150,34 @@ class LogSource:
             "PARTITION BY toYYYYMM(ts) ORDER BY (toDate(ts), ts) "
             f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}",
         )
+        if self._forgets_inserted_blocks():
+            self._call(
+                "command",
+                f"ALTER TABLE `{self.table}` MODIFY SETTING "
+                f"non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}",
+            )
         self._call(
             "command",
             f"CREATE TABLE IF NOT EXISTS `{self.ledger_table}` (sha256 String, caller String, "
             "idempotency_key String, answer String, ingested_at DateTime64(3, 'UTC')) "
             "ENGINE = MergeTree ORDER BY (sha256, ingested_at)",
         )
+
+    def _forgets_inserted_blocks(self) -> bool:
+        """Whether the logs table is a non-replicated MergeTree without a deduplication window
+        (replicated tables keep one by default; other engines have none to set)."""
+        rows = self._call(
+            "query_rows",
+            "SELECT engine, engine_full FROM system.tables "
+            "WHERE database = currentDatabase() AND name = {table:String}",
+            parameters={"table": self.table},
+        )
+        if not rows:
+            return False
+        engine, engine_full = rows[0]
+        window = _DEDUP_WINDOW_SETTING.search(engine_full)
+        plain_merge_tree = engine.endswith("MergeTree") and not engine.startswith("Replicated")
+        return plain_merge_tree and (window is None or int(window.group(1)) == 0)
 
     def drop_table(self) -> None:
         """Remove the logs table, its rows and its ingest ledger (used to re-seed sample data)."""

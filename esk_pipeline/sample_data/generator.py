@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pandas as pd
 
+from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.sample_data._banks import domain_banks, domain_weights
 from esk_pipeline.sample_data._compose import follow_up, row_text
@@ -40,6 +41,7 @@ _LATER_DELAY_S = {
     "follow_up": (60, 3 * 3_600),
 }
 _MIN_DUPLICATED_LENGTH = 10
+_PROGRESS_STEP = 10_000  # rows composed between two progress reports
 
 
 def generate_logs(
@@ -50,6 +52,7 @@ def generate_logs(
     days: int = 7,
     seed: int = 42,
     planted_pii: bool = False,
+    progress: ProgressReporter = SILENT,
 ) -> pd.DataFrame:
     """`n_rows` realistic contact-centre messages over `days` days from `start_date` (UTC).
 
@@ -59,7 +62,7 @@ def generate_logs(
     With `planted_pii`, a `planted_pii` column lists the personal data written into each text
     as (kind, value) pairs (kinds in `PII_KINDS`; the value as generated, before any typo or
     transcription damage): ground truth as well. Same arguments, same frame (and the same
-    texts with or without the column).
+    texts with or without the column). `progress` is advanced by the rows as they are composed.
     """
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
@@ -102,6 +105,9 @@ def generate_logs(
         )
         off_topic = kind in ("empty", "very_short", "spam") and fallback_id is not None
         true_domains.append(fallback_id if off_topic else bank.domain_id)
+        if (i + 1) % _PROGRESS_STEP == 0:
+            progress.advance(_PROGRESS_STEP)
+    progress.advance(n_base % _PROGRESS_STEP)
 
     base = pd.DataFrame(
         {
@@ -118,6 +124,7 @@ def generate_logs(
         base["planted_pii"] = pd.Series(planted, dtype=object)
     languages = [banks[i].language for i in domain_index.tolist()]
     later = _later_messages(base, languages, later_counts, np_rng, text_rng, start_date, days)
+    progress.advance(sum(later_counts.values()))
     frame = pd.concat([base, *later], ignore_index=True)
     frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ns", utc=True)
     columns = [*_COLUMNS, "planted_pii"] if planted_pii else list(_COLUMNS)

@@ -169,6 +169,22 @@ def test_a_retry_after_a_half_done_insert_adds_only_the_missing_batches(source, 
     assert sum(source.day_counts().values()) == len(logs)
 
 
+def test_a_table_made_without_a_deduplication_window_gets_one(source, tmp_path):
+    # The table as an older version (or another system) made it: no window, so ClickHouse
+    # would ignore the token and a retried upload would go in twice.
+    source._call(
+        "command",
+        "CREATE TABLE esk_logs (ts DateTime64(3, 'UTC'), text String, user_id Nullable(String), "
+        "channel LowCardinality(String), region LowCardinality(String), session_id String, "
+        "source LowCardinality(String), metadata String) ENGINE = MergeTree ORDER BY ts",
+    )
+    path = _rows_file(tmp_path, _logs("2026-11-01", 3))
+    upload_time = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
+    source.insert_parquet(path, missing_ts=upload_time, dedup_token="digest-1")
+    source.insert_parquet(path, missing_ts=upload_time, dedup_token="digest-1")
+    assert source.day_counts() == {dt.date(2026, 11, 1): 3}
+
+
 def test_plain_inserts_append_even_identical_rows(source):
     source.insert_logs(_logs("2026-11-01", 2))
     source.insert_logs(_logs("2026-11-01", 2))

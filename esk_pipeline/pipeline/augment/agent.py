@@ -55,11 +55,11 @@ from esk_pipeline.pipeline.llm import (
     BudgetExhausted,
     LLMCallFailed,
     LLMClient,
-    Progress,
     ResponseCache,
     UsageMeter,
 )
 from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
+from esk_pipeline.pipeline.progress import Progress
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
 CACHE_NAMESPACE = "augmenter"

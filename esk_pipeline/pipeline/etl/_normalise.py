@@ -46,12 +46,29 @@ def normalise_column(
 ) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
     """The normalised texts, which rows had undecodable bytes (U+FFFD), which were clipped.
 
-    Converted and normalised chunk by chunk, so the raw text never exists whole in Arrow
-    and each kernel's output is chunk-sized scratch. A text far over max_text_length (a
-    10 MB cell) is cleaned only up to `clip_length()` characters: cleaning never lengthens
-    what comes before, so a cleaned prefix over the max proves the whole text too long.
-    Clipped rows whose prefix shrank under the max (mostly whitespace) are cleaned whole.
+    A column of strings is cleaned once per distinct text (logs repeat themselves: resubmitted
+    requests, canned replies), then spread back over its rows. Converted and normalised chunk
+    by chunk, so the raw text never exists whole in Arrow and each kernel's output is
+    chunk-sized scratch. A text far over max_text_length (a 10 MB cell) is cleaned only up to
+    `clip_length()` characters: cleaning never lengthens what comes before, so a cleaned
+    prefix over the max proves the whole text too long. Clipped rows whose prefix shrank
+    under the max (mostly whitespace) are cleaned whole.
     """
+    # Only strings: hashing would take 1, 1.0 and True for one value, whose texts differ.
+    if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+        return _normalise_rows(column, config)
+    codes, distinct = pd.factorize(column.reset_index(drop=True))
+    # Missing cells (code -1) take the extra last entry, a missing value.
+    codes[codes < 0] = len(distinct)
+    values = pd.Series([*distinct, None], dtype=object)
+    text, invalid, clipped = _normalise_rows(values, config)
+    return text.take(pa.array(codes)), invalid[codes], clipped[codes]
+
+
+def _normalise_rows(
+    column: pd.Series, config: ETLConfig
+) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
+    """`normalise_column` row by row."""
     limit = clip_length(config.max_text_length)
     chunks = []
     invalid, clipped = [np.zeros(0, dtype=bool)], [np.zeros(0, dtype=bool)]

@@ -46,10 +46,10 @@ from esk_pipeline.pipeline.llm import (
     LLMCallFailed,
     LLMClient,
     LLMReply,
-    Progress,
     ResponseCache,
 )
 from esk_pipeline.pipeline.local_model import LocalModel, Prediction
+from esk_pipeline.pipeline.progress import ProgressReporter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 
 LOCAL_CHUNK = 512  # texts the local model scores at a time when an LLM takes the rest
@@ -104,7 +104,7 @@ class Cascade:
         self._chunks: list[csr_matrix] = []  # the local model's unit vectors, chunk by chunk
         self._places: dict[str, tuple[int, int]] = {}  # key -> (chunk, row)
 
-    async def run(self, keys: list[str], progress: Progress) -> dict[str, Outcome]:
+    async def run(self, keys: list[str], progress: ProgressReporter) -> dict[str, Outcome]:
         """Outcomes for `keys` (see the module docstring for the pipelining)."""
         chunk_size = LOCAL_CHUNK if self.client is not None else LOCAL_ALONE_CHUNK
         size = self.config.batch_size
@@ -197,7 +197,7 @@ class Cascade:
     # -- the LLM tier ---------------------------------------------------------------------
 
     async def _run_batch(
-        self, batch: list[str], gate: asyncio.Semaphore, progress: Progress
+        self, batch: list[str], gate: asyncio.Semaphore, progress: ProgressReporter
     ) -> dict[str, Outcome]:
         async with gate:
             answered = await self._ask(batch, self.config.max_retries, attempt=1)

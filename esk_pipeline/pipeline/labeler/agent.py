@@ -30,13 +30,13 @@ from esk_pipeline.pipeline.labeler._prompts import PROMPT_VERSION, answer_type, 
 from esk_pipeline.pipeline.labeler.models import CascadeReport, ClassificationResult, LabelerConfig
 from esk_pipeline.pipeline.llm import (
     LLMClient,
-    Progress,
     ResponseCache,
     UsageMeter,
     endpoint_kind,
 )
 from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
 from esk_pipeline.pipeline.local_model import LocalModel
+from esk_pipeline.pipeline.progress import Progress, ProgressReporter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import model_form
 
@@ -140,16 +140,29 @@ class LabelerAgent:
         [result] = await self.classify_dataframe(pd.DataFrame({"text": [text]}))
         return result
 
-    async def classify_dataframe(self, df: pd.DataFrame) -> list[ClassificationResult]:
+    async def classify_dataframe(
+        self, df: pd.DataFrame, *, progress: ProgressReporter | None = None
+    ) -> list[ClassificationResult]:
         """One result per row of `df` (column `text`, optional `row_id`; made with
-        `ids.row_id` when missing), in row order. Identical normalised texts are labelled once."""
+        `ids.row_id` when missing), in row order. Identical normalised texts are labelled once.
+
+        `progress` (a caller's reporter spanning several frames) is advanced by the rows of
+        `df`: each distinct text as it is labelled, its repeats when the frame is done. Without
+        it, the agent reports this frame alone to `progress_callback`.
+        """
         texts = [str(t) for t in df["text"].tolist()]
         ids = [str(r) for r in df["row_id"]] if "row_id" in df.columns else row_ids(texts)
         keys = [model_form(t) for t in texts]
         representative = dict(zip(reversed(keys), reversed(texts), strict=True))
         unique = list(dict.fromkeys(keys))
-        with Progress(len(unique), description="labeling", callback=self.progress_callback) as pr:
-            outcomes = await self._cascade(representative).run(unique, pr)
+        if progress is None:
+            with Progress(
+                len(unique), description="labeling", unit="texts", callback=self.progress_callback
+            ) as own:
+                outcomes = await self._cascade(representative).run(unique, own)
+        else:
+            outcomes = await self._cascade(representative).run(unique, progress)
+            progress.advance(len(keys) - len(unique))
         return [
             ClassificationResult(row_id=rid, text=text, **outcomes[key].model_dump())
             for rid, text, key in zip(ids, texts, keys, strict=True)

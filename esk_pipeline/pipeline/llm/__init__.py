@@ -8,14 +8,12 @@
   `LLMEndpoint`.
 - `ResponseCache` (cache.py): persistent SQLite cache of answers with a TTL.
 - `UsageMeter` (usage.py): requests, tokens, cost, cache hits, failures; the per-run budget.
-- `Progress` (progress.py): done/total, rate and ETA, to a log callback or a tqdm bar.
 """
 
 from esk_pipeline.pipeline.llm.cache import ResponseCache
 from esk_pipeline.pipeline.llm.client import LLMClient
 from esk_pipeline.pipeline.llm.endpoint import AgentEndpointConfig, endpoint_kind
 from esk_pipeline.pipeline.llm.failures import LLMCallFailed
-from esk_pipeline.pipeline.llm.progress import Progress
 from esk_pipeline.pipeline.llm.reply import CallUsage, LLMReply
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, LLMBudget, UsageMeter
 
@@ -27,7 +25,6 @@ __all__ = [
     "LLMCallFailed",
     "LLMClient",
     "LLMReply",
-    "Progress",
     "ResponseCache",
     "UsageMeter",
     "endpoint_kind",

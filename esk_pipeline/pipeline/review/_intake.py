@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection, RowMapping
 
 from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.review._rows import base_status, fetch_by_ids
 from esk_pipeline.pipeline.review._schema import (
     CLEARED_LEASE,
@@ -41,6 +42,8 @@ from esk_pipeline.pipeline.review.models import (
     ReviewReason,
     ReviewStatus,
 )
+
+_PROGRESS_STEP = 10_000  # rows read between two progress reports
 
 
 @dataclass(frozen=True)
@@ -81,19 +84,25 @@ def priority_for(labeler_failed: bool, reason: str) -> ReviewPriority:
 
 
 def parse_batch(
-    records: Iterable[Mapping[str, Any] | BaseModel], max_queue_size: int
+    records: Iterable[Mapping[str, Any] | BaseModel],
+    max_queue_size: int,
+    progress: ProgressReporter = SILENT,
 ) -> tuple[dict[str, Incoming], AddReport]:
-    """The queueable rows by id (a later row for the same id wins) and a report so far."""
+    """The queueable rows by id (a later row for the same id wins) and a report so far;
+    `progress` advances by the rows read."""
     report = AddReport(max_queue_size=max_queue_size)
     batch: dict[str, Incoming] = {}
     invalid_reasons: Counter[str] = Counter()
     for record in records:
         report.received += 1
+        if report.received % _PROGRESS_STEP == 0:
+            progress.advance(_PROGRESS_STEP)
         incoming = _normalise(record)
         if isinstance(incoming, str):
             invalid_reasons[incoming] += 1
         else:
             batch[incoming.id] = incoming
+    progress.advance(report.received % _PROGRESS_STEP)
     report.invalid = sum(invalid_reasons.values())
     report.unchanged = report.received - report.invalid - len(batch)
     for reason, n in sorted(invalid_reasons.items()):

@@ -12,6 +12,10 @@ a candidate (one text per identity key) multiplies
   lifts a whole neighbourhood over the tier's threshold;
 - the rarity of its domain (rare domains are where a dataset is short and a model weakest);
 
+divided by the decisions it is expected to cost: a correction of the model waits for a second
+reviewer (until the reviewer is proven reliable), so a text the model is likely wrong about
+costs about two decisions, one it is likely right about one;
+
 and a batch stays diverse: picking greedily, each pick discounts the candidates like it,
 so one cluster does not take every hand-out in a row. Pure function of the candidate frame.
 """
@@ -23,6 +27,7 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.text import model_form
 
 # Neighbours summed into a candidate's density.
@@ -41,13 +46,15 @@ def review_priority(
     precision_target: float,
     group_sizes: pd.Series | None = None,
     domain_counts: pd.Series | None = None,
+    progress: ProgressReporter = SILENT,
 ) -> np.ndarray:
     """A priority per candidate row (higher first), in the row order of `candidates`.
 
     `candidates`: one row per text to review, with `text`, `domain`, `status`, `p_correct`
     and `confidence` (the model's own claim, used where `p_correct` is unknown).
     `group_sizes`: texts each candidate's decision propagates to (itself included), aligned
-    with `candidates`; `domain_counts`: labels per domain over all texts.
+    with `candidates`; `domain_counts`: labels per domain over all texts. `progress` gets
+    two phases: "ranking" (neighbourhoods, by candidate) and "picking" (the diverse picks).
     """
     if candidates.empty:
         return np.zeros(0)
@@ -66,13 +73,15 @@ def review_priority(
         (1.0 + np.log(sizes))
         * (uncertainty + near_target)
         * _rarity(candidates["domain"], domain_counts)
+        / (1.0 + uncertainty)
     )
     # Neighbourhoods cost a similarity per pair: only the best candidates by the cheap
     # factors get them; the rest rank as if they had no neighbours.
     scored = np.sort(np.argsort(-priority, kind="stable")[:_MAX_SCORED])
+    progress.phase("ranking", len(scored), "candidates")
     vectors = _vectors(candidates["text"].iloc[scored])
-    priority[scored] *= 1.0 + _density(vectors)
-    priority[scored] = _diversify(priority[scored], vectors)
+    priority[scored] *= 1.0 + _density(vectors, progress)
+    priority[scored] = _diversify(priority[scored], vectors, progress)
     return priority
 
 
@@ -86,7 +95,7 @@ def _vectors(texts: pd.Series) -> csr_matrix:
         return csr_matrix((len(forms), 1))
 
 
-def _density(vectors: csr_matrix) -> np.ndarray:
+def _density(vectors: csr_matrix, progress: ProgressReporter) -> np.ndarray:
     """The summed similarity of each row's nearest other rows."""
     n = vectors.shape[0]
     k = min(_NEIGHBOURS, n - 1)
@@ -98,6 +107,7 @@ def _density(vectors: csr_matrix) -> np.ndarray:
         rows = np.arange(block.shape[0])
         block[rows, rows + start] = 0.0  # not its own neighbour
         out[start : start + len(rows)] = np.partition(block, -k, axis=1)[:, -k:].sum(axis=1)
+        progress.advance(len(rows))
     return out
 
 
@@ -108,7 +118,7 @@ def _rarity(domains: pd.Series, counts: pd.Series | None) -> np.ndarray:
     return np.clip(np.sqrt(float(counts.median()) / share), 0.5, 3.0)
 
 
-def _diversify(priority: np.ndarray, vectors: csr_matrix) -> np.ndarray:
+def _diversify(priority: np.ndarray, vectors: csr_matrix, progress: ProgressReporter) -> np.ndarray:
     """Greedy picks, each candidate's priority discounted by (1 - s)², s its similarity to the
     most similar pick so far; the picks' priorities are rewritten so that sorting reproduces
     the pick order, above everything not picked."""
@@ -116,6 +126,7 @@ def _diversify(priority: np.ndarray, vectors: csr_matrix) -> np.ndarray:
     picks = min(_DIVERSE_PICKS, len(priority))
     if picks == 0:
         return out
+    progress.phase("picking", picks, "picks")
     ceiling = float(priority.max())
     closest = np.zeros(len(priority))
     taken = np.zeros(len(priority), dtype=bool)
@@ -126,4 +137,5 @@ def _diversify(priority: np.ndarray, vectors: csr_matrix) -> np.ndarray:
         out[best] = ceiling + (picks - rank)
         similarity = np.asarray((vectors @ vectors[best].T).todense()).ravel()
         closest = np.maximum(closest, np.clip(similarity, 0.0, 1.0))
+        progress.advance()
     return out

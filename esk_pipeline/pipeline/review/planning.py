@@ -7,7 +7,8 @@ verdict "queued", and the audit texts trusted meanwhile), in two streams:
   what a decision on it settles (`_order.review_priority`: the texts it stands for, the
   model's uncertainty, closeness to the precision target, domain rarity, diversity within a
   batch);
-- the audit: texts the trust assessment drew uniformly at random (verdict reason "audit"),
+- the audit: texts the trust assessment drew uniformly at random (verdict reasons "audit"
+  and "audit_accepted"),
   interleaved so that about `audit_review_share` of hand-outs are audit items while any wait.
   Their decisions calibrate every tier and estimate each version's accuracy.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.review._order import review_priority
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.calibration import Calibration
@@ -35,10 +37,14 @@ def audit_hand_out_share(calibration: Calibration, *, prioritised: float, settle
 
 
 def plan_review(
-    labels: pd.DataFrame, *, precision_target: float, audit_review_share: float
+    labels: pd.DataFrame,
+    *,
+    precision_target: float,
+    audit_review_share: float,
+    progress: ProgressReporter = SILENT,
 ) -> pd.DataFrame:
     """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
-    `review_gain` (higher first)."""
+    `review_gain` (higher first); `progress` as in `review_priority`."""
     queued = labels[in_review_queue(labels)]
     in_audit = queued["verdict_reason"].isin(AUDIT_REASONS)
     candidates = queued[~in_audit]
@@ -47,6 +53,7 @@ def plan_review(
         precision_target=precision_target,
         group_sizes=candidates["identity_key"].map(labels["identity_key"].value_counts()),
         domain_counts=labels["domain"].value_counts(),
+        progress=progress,
     )
     candidates = candidates.assign(review_reason=ReviewReason.NEEDS_REVIEW.value, review_gain=gain)
     audit = queued[in_audit].sort_values("row_id", kind="stable")

@@ -12,7 +12,7 @@ file in WAL mode under `data_dir` by default, or any SQLAlchemy URL (PostgreSQL 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
+from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.review import (
     _decisions,
     _doubts,
@@ -96,6 +97,7 @@ class ReviewDataset:
         *,
         raise_when_full: bool = False,
         withdraw_others: bool = False,
+        progress: ProgressReporter = SILENT,
     ) -> AddReport:
         """Queue label rows / ClassificationResult-like records, keyed on the row id.
 
@@ -109,9 +111,12 @@ class ReviewDataset:
         set of texts that need people now. New items beyond `max_queue_size` (counting open
         items) are not added; the most urgent go in first and the report says how many were
         left out (or `QueueFullError` with `raise_when_full`). One transaction for the batch.
+        `progress` gets a "queueing" phase counting the rows read.
         """
-        records = items.to_dict("records") if isinstance(items, pd.DataFrame) else items
-        batch, report = _intake.parse_batch(records, self.config.max_queue_size)
+        if isinstance(items, Sized):
+            progress.phase("queueing", len(items), "items")
+        records = _frame_records(items) if isinstance(items, pd.DataFrame) else items
+        batch, report = _intake.parse_batch(records, self.config.max_queue_size, progress)
         now = self._clock()
         with self._write() as conn:
             _intake.queue_batch(
@@ -320,3 +325,9 @@ class ReviewDataset:
         """One read transaction (plain BEGIN on SQLite: never waits for the write lock)."""
         with self._read_engine.begin() as conn:
             yield conn
+
+
+def _frame_records(frame: pd.DataFrame, chunk_rows: int = 50_000) -> Iterator[dict[str, Any]]:
+    """The frame's rows as dicts, a chunk at a time (never all rows as dicts at once)."""
+    for start in range(0, len(frame), chunk_rows):
+        yield from frame.iloc[start : start + chunk_rows].to_dict("records")

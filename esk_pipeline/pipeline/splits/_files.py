@@ -21,7 +21,10 @@ import pyarrow.parquet as pq
 
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR, UNVERIFIED
+from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.splits.models import RECORD_COLUMNS, RECORD_SCHEMA, DatasetStats
+
+_JSONL_ROWS = 50_000  # records serialised at a time: bounds the lines in memory, paces progress
 
 
 def records(frame: pd.DataFrame) -> pd.DataFrame:
@@ -88,20 +91,26 @@ def write_dataset_folder(
     stats: DatasetStats,
     shard_size: int | None,
     describe: Callable[[Path], None] | None = None,
+    progress: ProgressReporter = SILENT,
 ) -> None:
     """Write every split's JSONL and Parquet shards (names from `stats`) as one folder swap.
 
-    `describe(folder)` adds the card and metadata once the data files are in place. What a
+    `describe(folder)` adds the card and metadata once the data files are in place; `progress`
+    gets a "writing" phase counting the records as their JSONL is written. What a
     crashed write of this dataset left beside it is removed first (writes of one dataset are
     not meant to run concurrently; other datasets' leftovers are left alone).
     """
     _remove_leftovers_of(dataset_dir)
     with fsutil.atomic_folder(dataset_dir) as staging:
         (staging / PARQUET_DIR).mkdir()
+        progress.phase("writing", sum(map(len, splits.values())), "records")
         for split, frame in splits.items():
             parts = _shard_frames(frame, shard_size)
             for name, part in zip(stats.shards[split], parts, strict=True):
-                (staging / name).write_bytes(jsonl_bytes(part))
+                with (staging / name).open("wb") as out:
+                    for start in range(0, len(part), _JSONL_ROWS):
+                        out.write(jsonl_bytes(part.iloc[start : start + _JSONL_ROWS]))
+                        progress.advance(min(_JSONL_ROWS, len(part) - start))
             for name, part in zip(stats.parquet_files[split], parts, strict=True):
                 _write_parquet(part, staging / name)
         if describe is not None:

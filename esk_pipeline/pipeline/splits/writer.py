@@ -18,6 +18,7 @@ from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR, UNVERIFIED
 from esk_pipeline.pipeline.ids import stable_rank
 from esk_pipeline.pipeline.label_contract import VerdictReason
 from esk_pipeline.pipeline.labels import is_human, strongest_per_row
+from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.splits._balance import (
     balance_train,
     class_weights,
@@ -60,12 +61,14 @@ class DataWriter:
         *,
         accuracy: Callable[[pd.DataFrame], AccuracyEstimate] | None = None,
         audit: AuditProgress | None = None,
+        progress: ProgressReporter = SILENT,
     ) -> tuple[Path, Path, DatasetStats]:
         """Split, check and write the dataset; returns (train path, eval path, stats).
 
         With sharding the paths are the first shards; `stats.shards` lists them all.
         `accuracy` estimates a split's label accuracy (`trust.assess`); its results go into
         the stats, the card and metadata.json, with `audit`, the audit they rest on.
+        `progress` gets a "writing" phase counting the records written.
         Raises DatasetQualityError (writing nothing)
         when validate_quality and a rule is broken.
         """
@@ -83,7 +86,12 @@ class DataWriter:
             write_card_and_metadata(folder, dataset_name, stats, cfg, self.taxonomy)
 
         write_dataset_folder(
-            dataset_dir, splits, stats, cfg.shard_size, describe if cfg.include_metadata else None
+            dataset_dir,
+            splits,
+            stats,
+            cfg.shard_size,
+            describe if cfg.include_metadata else None,
+            progress,
         )
         return dataset_dir / stats.shards["train"][0], dataset_dir / stats.shards["eval"][0], stats
 

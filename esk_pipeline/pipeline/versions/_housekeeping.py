@@ -14,7 +14,7 @@ from esk_pipeline.pipeline import fsutil
 
 from . import _layout
 from ._layout import ARCHIVE_DIR, VERSIONS_DIR
-from .catalog import REGISTRY_DIR
+from .catalog import MANIFEST_DIR, REGISTRY_DIR, manifest_name
 from .location import LocalLocation
 from .models import STAGED_DIR, Registry, StagedDataset
 
@@ -87,9 +87,15 @@ class Housekeeping:
         self._sync_folders(registry)
 
     def _collect_garbage(self, registry: Registry) -> None:
-        """Delete blobs no live version or recent staged dataset uses (and temporary blobs of
-        an interrupted write); staged datasets past their time go first."""
+        """Delete manifests no version names, then blobs no live version or recent staged
+        dataset uses (and temporary files of an interrupted write); staged datasets past
+        their time go first."""
         used = {f.sha256 for v in registry.live() for f in v.files.values()}
+        manifests = {manifest_name(v.manifest) for v in registry.versions if v.manifest}
+        cutoff = time.time() - self._grace
+        for name, (_, modified) in self.location.listing(MANIFEST_DIR).items():
+            if name not in manifests and modified <= cutoff:
+                self.location.delete(name)
         expired = time.time() - self.config.staged_ttl_seconds
         for name, (_, modified) in self.location.listing(STAGED_DIR).items():
             if modified <= expired:

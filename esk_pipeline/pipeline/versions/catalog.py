@@ -7,18 +7,26 @@ Two writers that read the same snapshot race for the same next name: one wins, t
 re-reads and re-applies its change. A crash before that write leaves the old registry, after
 it the new one; nothing else a commit writes is visible until a snapshot names it.
 
+A snapshot names each version's manifest (its files with checksums and counts) by checksum:
+`manifests/<sha256>.json`, written before the snapshot and never changed, so a snapshot stays
+small however many shards the versions have, a commit writes only its own manifest, and a
+reader fetches each manifest once per process.
+
 Only the last KEEP_SNAPSHOTS snapshots are kept. A store made before snapshots existed
 (`versions.json`) becomes snapshot 1 when it is first opened.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 from .location import Location
-from .models import Registry
+from .models import FileEntry, Registry
 
 REGISTRY_DIR = "registry"
+MANIFEST_DIR = "manifests"
 LEGACY_REGISTRY = "versions.json"
 KEEP_SNAPSHOTS = 20
 _SNAPSHOT = re.compile(rf"{REGISTRY_DIR}/(\d{{8}})\.json")
@@ -28,11 +36,16 @@ def snapshot_name(number: int) -> str:
     return f"{REGISTRY_DIR}/{number:08d}.json"
 
 
+def manifest_name(sha256: str) -> str:
+    return f"{MANIFEST_DIR}/{sha256}.json"
+
+
 class Catalog:
     """Reads the latest registry snapshot and writes the next one."""
 
     def __init__(self, location: Location):
         self.location = location
+        self._manifests: dict[str, dict[str, FileEntry]] = {}  # by checksum: never changes
 
     def numbers(self) -> list[int]:
         """The snapshot numbers present, oldest first."""
@@ -50,11 +63,23 @@ class Catalog:
                 data = self.location.read_bytes(name)
             except FileNotFoundError:
                 continue
-            return numbers[-1], Registry.from_bytes(data, f"{self.location.url}/{name}")
+            registry = Registry.from_bytes(data, f"{self.location.url}/{name}")
+            self._fill(registry)
+            return numbers[-1], registry
         raise RuntimeError(f"{self.location.url}: registry snapshots keep disappearing")
 
     def write(self, number: int, registry: Registry) -> bool:
-        """Write snapshot `number`; False if another writer took that number first."""
+        """Write snapshot `number` (after any manifest not stored yet); False if another
+        writer took that number first."""
+        for version in registry.versions:
+            files = {n: f.model_dump(exclude_none=True) for n, f in sorted(version.files.items())}
+            data = json.dumps(files, separators=(",", ":")).encode()
+            sha = hashlib.sha256(data).hexdigest()
+            if sha not in self._manifests:
+                if not self.location.exists(manifest_name(sha)):
+                    self.location.put_bytes(manifest_name(sha), data)
+                self._manifests[sha] = dict(version.files)
+            version.manifest = sha
         if not self.location.put_new(snapshot_name(number), registry.to_bytes()):
             return False
         for old in self.numbers():
@@ -69,5 +94,17 @@ class Catalog:
         if not self.numbers():
             data = self.location.read_bytes(LEGACY_REGISTRY)
             registry = Registry.from_bytes(data, f"{self.location.url}/{LEGACY_REGISTRY}")
-            self.location.put_new(snapshot_name(1), registry.to_bytes())
+            self._fill(registry)  # (a versions.json lists the files itself)
+            self.write(1, registry)
         self.location.delete(LEGACY_REGISTRY)
+
+    def _fill(self, registry: Registry) -> None:
+        """Each version's files from its manifest (fetched once per process)."""
+        wanted = {v.manifest for v in registry.versions if v.manifest} - self._manifests.keys()
+        for name, data in self.location.read_many([manifest_name(s) for s in wanted]).items():
+            sha = name.removeprefix(f"{MANIFEST_DIR}/").removesuffix(".json")
+            files = json.loads(data)
+            self._manifests[sha] = {n: FileEntry.model_validate(f) for n, f in files.items()}
+        for version in registry.versions:
+            if version.manifest:
+                version.files = dict(self._manifests[version.manifest])

@@ -71,6 +71,10 @@ class Location:
     def read_bytes(self, name: str) -> bytes:
         raise NotImplementedError
 
+    def read_many(self, names: list[str]) -> dict[str, bytes]:
+        """Several objects at once (concurrent requests on object storage)."""
+        return {name: self.read_bytes(name) for name in names}
+
     def open(self, name: str) -> IO[bytes]:
         raise NotImplementedError
 
@@ -190,6 +194,12 @@ class FsspecLocation(Location):
 
     def read_bytes(self, name: str) -> bytes:
         return self.fs.cat_file(self._full(name))
+
+    def read_many(self, names: list[str]) -> dict[str, bytes]:
+        if not names:
+            return {}
+        found = self.fs.cat([self._full(name) for name in names])
+        return {name: found[self.fs._strip_protocol(self._full(name))] for name in names}
 
     def open(self, name: str) -> IO[bytes]:
         return self.fs.open(self._full(name), "rb")

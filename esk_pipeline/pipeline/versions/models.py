@@ -72,7 +72,9 @@ class DatasetVersion(BaseModel):
     created_by: str = "unknown"
     created_at: datetime
     parent: str | None = None
-    files: dict[str, FileEntry]
+    # The version's manifest: filled from its object (catalog.py), which `manifest` names.
+    files: dict[str, FileEntry] = Field(default_factory=dict)
+    manifest: str | None = None
     train_samples: int
     eval_samples: int
     domain_distribution: dict[str, int]
@@ -94,7 +96,7 @@ class DatasetVersion(BaseModel):
 
 
 class Registry(BaseModel):
-    """The content of versions.json."""
+    """The registry: what each snapshot (catalog.py) holds."""
 
     format: int = 1
     versions: list[DatasetVersion] = Field(default_factory=list)
@@ -117,7 +119,9 @@ class Registry(BaseModel):
             raise StorageError(problem) from exc
 
     def to_bytes(self) -> bytes:
+        """The snapshot: each version names its manifest object instead of listing files."""
+        per_version = {"tags", "path", "files"}
         payload = self.model_dump_json(
-            indent=2, exclude={"versions": {"__all__": {"tags", "path"}}}, exclude_none=True
+            indent=2, exclude={"versions": {"__all__": per_version}}, exclude_none=True
         )
         return payload.encode("utf-8")

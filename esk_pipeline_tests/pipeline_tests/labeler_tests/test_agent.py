@@ -71,7 +71,8 @@ def test_progress_is_reported_to_the_callback(taxonomy: Taxonomy, tmp_path: Path
         progress_callback=lines.append,
     )
     label_texts(agent, TEXTS)
-    assert lines and lines[-1].startswith(f"labeling: {len(TEXTS)}/{len(TEXTS)} (100.0%)")
+    assert lines[0] == f"labeling: started on {len(TEXTS)} texts"
+    assert lines[-1].startswith(f"labeling: {len(TEXTS)} texts in ")
 
 
 def test_an_empty_frame_gives_no_results(taxonomy: Taxonomy, tmp_path: Path) -> None:

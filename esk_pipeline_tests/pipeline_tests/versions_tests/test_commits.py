@@ -98,9 +98,20 @@ def test_a_store_with_a_versions_json_registry_is_taken_over(tmp_path):
     storage = make_storage(tmp_path)
     storage.commit_dataset(write_dataset(tmp_path, sample_records(), "ds"))
     storage.tag_version("v1.0.0", "production")
-    registry = sorted((storage.root / "registry").iterdir())[-1]
-    (storage.root / "versions.json").write_bytes(registry.read_bytes())  # the old layout
+    legacy = storage._load().model_dump_json(exclude={"versions": {"__all__": {"manifest"}}})
+    (storage.root / "versions.json").write_text(legacy)  # the old layout: files listed inline
     shutil.rmtree(storage.root / "registry")
+    shutil.rmtree(storage.root / "manifests")
     reopened = make_storage(tmp_path)
     assert reopened.get_version("production").version == "v1.0.0"
     assert not (storage.root / "versions.json").exists() and reopened.verify() == []
+
+
+def test_a_snapshot_names_each_manifest_and_lists_no_files(tmp_path):
+    storage = make_storage(tmp_path)
+    version = storage.commit_dataset(write_dataset(tmp_path, sample_records(), "ds"))
+    snapshot = json.loads(sorted((storage.root / "registry").iterdir())[-1].read_text())
+    [entry] = snapshot["versions"]
+    assert "files" not in entry and entry["manifest"] == version.manifest
+    manifest = json.loads((storage.root / "manifests" / f"{version.manifest}.json").read_text())
+    assert manifest.keys() == version.files.keys()

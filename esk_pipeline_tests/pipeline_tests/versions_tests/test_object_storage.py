@@ -103,7 +103,8 @@ def test_an_unchanged_dataset_uploads_nothing_but_its_metadata(tmp_path, store_u
     before = _objects(storage)
     second = storage.commit_dataset(dataset)
     added = _objects(storage) - before
-    assert {n.split("/")[0] for n in added} == {"objects", "registry"}
+    assert {n.split("/")[0] for n in added} == {"objects", "manifests", "registry"}
+    assert [n for n in added if n.startswith("manifests/")] == [f"manifests/{second.manifest}.json"]
     assert [n for n in added if n.startswith("objects/")] == [
         f"objects/{second.files['metadata.json'].sha256[:2]}/"
         + second.files["metadata.json"].sha256

@@ -1,4 +1,4 @@
-"""UsageMeter (counters, cost, budget) and Progress (cadence, message)."""
+"""UsageMeter: counters, cost, budget."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from esk_pipeline import configs
-from esk_pipeline.pipeline.llm import BudgetExhausted, Progress, UsageMeter
+from esk_pipeline.pipeline.llm import BudgetExhausted, UsageMeter
 from esk_pipeline.settings import Settings
 
 
@@ -64,28 +64,3 @@ def test_counters_are_thread_safe():
     assert snapshot["requests"] == 4000
     assert snapshot["input_tokens"] == 4000 and snapshot["output_tokens"] == 8000
     assert snapshot["cached_hits"] == 4000
-
-
-def test_progress_emits_every_advance_with_zero_cadence():
-    lines: list[str] = []
-    with Progress(4, description="labeling", callback=lines.append, every_seconds=0) as progress:
-        progress.advance()
-        progress.advance(2)
-    assert len(lines) == 3  # two advances and the final line
-    assert lines[1].startswith("labeling: 3/4 (75.0%)")
-    assert "items/s" in lines[-1] and "ETA" in lines[-1]
-
-
-def test_progress_respects_cadence():
-    lines: list[str] = []
-    with Progress(1000, callback=lines.append, every_seconds=3600) as progress:
-        for _ in range(1000):
-            progress.advance()
-    assert len(lines) == 1  # only the final line
-    assert "1000/1000 (100.0%)" in lines[0]
-
-
-def test_progress_eta_unknown_before_first_item():
-    progress = Progress(10, callback=lambda line: None)
-    assert progress.eta_seconds is None
-    assert "ETA unknown" in progress.message()
