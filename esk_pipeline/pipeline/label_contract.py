@@ -46,6 +46,10 @@ class LabelTier(StrEnum):
 
     LOCAL_MODEL = "local_model"
     LLM = "llm"
+    # An LLM label (with token logprobs) whose domain is the local model's top prediction too:
+    # two different models agreeing are right more often than either alone, so the audit
+    # measures them apart, with its own threshold. Still a claim, like every tier.
+    LLM_AGREES_WITH_LOCAL = "llm_agrees_with_local"
     PROPAGATED = "propagated"
 
 

@@ -68,6 +68,8 @@ class ClassificationResult(BaseModel):
     # domain id's first tokens when the endpoint returned logprobs (see `answers`).
     llm_self_confidence: float | None = None
     llm_token_confidence: float | None = None
+    # LLM labels only: the domain is the local model's top prediction too (see `answers`).
+    agrees_with_local: bool = False
 
 
 class CascadeReport(BaseModel):
@@ -134,6 +136,8 @@ class Outcome(BaseModel):
     cached: bool = False
     llm_self_confidence: float | None = None
     llm_token_confidence: float | None = None
+    # LLM labels only: the domain is the local model's top prediction too (see `answers`).
+    agrees_with_local: bool = False
 
 
 def local_outcome(prediction: Prediction) -> Outcome:
