@@ -5,7 +5,7 @@
       manifests/<sha256>.json  each version's files with checksums, named by the snapshots
       staged/<sha256>.json     datasets staged for a commit on another machine (store.py)
       objects/ab/<sha256>      content-addressed blobs (see _blobs.py)
-      archive/vX.Y.Z.tar.gz    versions archived past max_versions (see transfer.py)
+      archive/vX.Y.Z-<id>.tar.gz  versions archived past max_versions (see transfer.py)
       versions/vX.Y.Z/         train.jsonl, eval.jsonl (or shards), __parquet__/..., metadata.json:
                                hard links to the blobs on a local folder; on object storage
                                copied only by `checkout`
