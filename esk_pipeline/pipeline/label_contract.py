@@ -25,6 +25,26 @@ from enum import StrEnum
 
 import pandas as pd
 
+__all__ = [
+    "DATASET_RECORD",
+    "HUMAN_ORIGINS",
+    "LABEL_ROW",
+    "MODEL_ORIGINS",
+    "QUEUE_ROW",
+    "SYNTHETIC_ROW",
+    "TIER_OF_ORIGIN",
+    "TRUSTED_LABEL_ROW",
+    "Column",
+    "LabelContractError",
+    "LabelOrigin",
+    "LabelStatus",
+    "LabelTier",
+    "Verdict",
+    "VerdictReason",
+    "validate_frame",
+    "with_optional_columns",
+]
+
 
 class LabelStatus(StrEnum):
     LABELED = "labeled"

@@ -20,6 +20,18 @@ from esk_pipeline.pipeline.llm.cache import DEFAULT_CACHE_DIR
 from esk_pipeline.pipeline.local_model import Prediction
 from esk_pipeline.pipeline.options import LabelerOptions
 
+__all__ = [
+    "LOCAL_MODEL_NAME",
+    "CascadeReport",
+    "ClassificationResult",
+    "Confidence",
+    "LabelerConfig",
+    "Outcome",
+    "Status",
+    "Tier",
+    "local_outcome",
+]
+
 LOCAL_MODEL_NAME = "local"
 
 Tier = Literal["local", "llm", "review"]

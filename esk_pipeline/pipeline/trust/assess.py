@@ -60,6 +60,14 @@ from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stra
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, row_verdicts, settle_queue
 
+__all__ = [
+    "TrustAssessment",
+    "TrustConfig",
+    "assess_label_days",
+    "assess_labels",
+    "estimate_accuracy",
+]
+
 
 class TrustConfig(TrustOptions):
     """What a label must show before it enters a dataset, and how that is measured."""
