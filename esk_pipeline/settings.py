@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,9 +93,13 @@ class AppSettings(BaseSettings):
     )
     max_upload_mb: int = Field(default=50, ge=1, description="larger uploads are refused")
     # An upload's ETL runs in a child process with these limits (413 past them).
-    upload_cpu_seconds: int = Field(default=60, ge=1)
-    upload_memory_mb: int = Field(default=4096, ge=256)
-    upload_wall_seconds: float = Field(default=120.0, gt=0)
+    upload_cpu_seconds: int = Field(default=60, ge=1, description="CPU an upload's parse may use")
+    upload_memory_mb: int = Field(
+        default=4096, ge=256, description="memory an upload's parse may use"
+    )
+    upload_wall_seconds: float = Field(
+        default=120.0, gt=0, description="time an upload's parse may take"
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -139,12 +144,16 @@ class LLMSettings(BaseSettings, LLMEndpoint, LLMBudget):
     model: str | None = Field(
         default=None, description='none: "gpt-4o-mini" when a key or base URL is set, else "local"'
     )
-    labeler_api_key: SecretStr | None = None
+    labeler_api_key: SecretStr | None = Field(
+        default=None, description="the labeler's own key; LLM_API_KEY only for the main server"
+    )
     labeler_api_base: str | None = Field(default=None, description="the labeler's own server")
-    labeler_model: str | None = None
-    augmenter_api_key: SecretStr | None = None
+    labeler_model: str | None = Field(default=None, description="the labeler's own model")
+    augmenter_api_key: SecretStr | None = Field(
+        default=None, description="the augmenter's own key; LLM_API_KEY only for the main server"
+    )
     augmenter_api_base: str | None = Field(default=None, description="the augmenter's own server")
-    augmenter_model: str | None = None
+    augmenter_model: str | None = Field(default=None, description="the augmenter's own model")
 
     def endpoint_for(self, agent: Literal["labeler", "augmenter"]) -> LLMEndpoint:
         """Resolve an agent's endpoint: its own LLM_<AGENT>_* settings, else the main LLM_*.
@@ -264,6 +273,38 @@ class Settings(BaseModel):
     def apply_log_level(self) -> None:
         """Set APP_LOG_LEVEL on the project's loggers (`esk_pipeline` and below)."""
         logging.getLogger("esk_pipeline").setLevel(self.app.log_level)
+
+
+class SettingDoc(BaseModel):
+    """One environment variable the project reads, as its single declaration describes it."""
+
+    variable: str
+    type: str
+    default: str
+    description: str
+
+
+def documentation() -> list[SettingDoc]:
+    """Every variable, group by group: its type, default and meaning (`esk-data settings`)."""
+    docs = []
+    for group in Settings.model_fields.values():
+        group_cls = group.annotation
+        for name, field in group_cls.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            docs.append(
+                SettingDoc(
+                    variable=f"{group_cls.model_config['env_prefix']}{name}".upper(),
+                    type=_type_name(field.annotation),
+                    default="" if default is None or default == {} else str(default),
+                    description=field.description or "",
+                )
+            )
+    return docs
+
+
+def _type_name(annotation: Any) -> str:
+    name = str(annotation) if typing.get_args(annotation) else annotation.__name__
+    return name.replace("typing.", "").replace("pathlib.", "").replace("pydantic.types.", "")
 
 
 @functools.cache

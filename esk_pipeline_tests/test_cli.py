@@ -265,3 +265,21 @@ def test_progress_lines_elsewhere_are_plain_lines():
     assert pipe.getvalue() == (
         "labels: started on 10 texts\nlabels: 10 texts in 0:00:02, 5 texts/s\ndone\n"
     )
+
+
+def test_settings_lists_every_variable_with_its_default_and_meaning():
+    from esk_pipeline.settings import Settings
+
+    result = CliRunner().invoke(main, ["settings", "--json"])
+    assert result.exit_code == 0
+    docs = {d["variable"]: d for d in json.loads(result.output)}
+    expected = {
+        f"{group.annotation.model_config['env_prefix']}{name}".upper()
+        for group in Settings.model_fields.values()
+        for name in group.annotation.model_fields
+    }
+    assert set(docs) == expected
+    assert [v for v, d in docs.items() if not d["description"]] == []
+    assert docs["LABELER_BATCH_SIZE"]["default"] == "20"
+    table = CliRunner().invoke(main, ["settings"]).output
+    assert "ETL_MASK_PII" in table and "texts per LLM request" in table

@@ -15,6 +15,7 @@ import click
 
 from esk_pipeline import configs
 from esk_pipeline.cli._output import CommandGroup, ProgressLines
+from esk_pipeline.cli.settings import settings_command
 from esk_pipeline.cli.versions import versions
 from esk_pipeline.pipeline.splits import DatasetStats, record_counts, trust_summary
 from esk_pipeline.pipeline.versions import DataStorage
@@ -182,6 +183,7 @@ def dev(dagster_args: tuple[str, ...]) -> None:
 
 
 main.add_command(versions)
+main.add_command(settings_command)
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+__all__ = [
+    "IDENTIFIER",
+    "ClickHouseConfig",
+    "LLMEndpoint",
+    "OutputMode",
+]
+
 OutputMode = Literal["auto", "tool", "forced_tool", "json_schema", "json_object", "prompted"]
 # Names that become SQL identifiers; always checked with re.fullmatch.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -24,7 +31,7 @@ class LLMEndpoint(BaseModel):
     api_base: str | None = Field(
         default=None, description="OpenAI-compatible base URL; none: OpenAI's own"
     )
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(default=None, description="the server's API key (a secret)")
     output_mode: OutputMode = Field(
         default="auto",
         description="tool, forced_tool, json_schema, json_object or prompted; auto: by endpoint",
@@ -47,10 +54,10 @@ class ClickHouseConfig(BaseModel):
         default=None, description="a server URL; it may carry a password, so it is a secret"
     )
     host: str | None = Field(default=None, description="no host and no URL: the embedded engine")
-    port: int = Field(default=8123, ge=1, le=65535)
-    user: str = "default"
-    password: SecretStr | None = None
-    database: str = "default"
+    port: int = Field(default=8123, ge=1, le=65535, description="the server's HTTP port")
+    user: str = Field(default="default", description="the server's user")
+    password: SecretStr | None = Field(default=None, description="the user's password")
+    database: str = Field(default="default", description="the database holding the table")
     secure: bool = Field(default=False, description="HTTPS to the server")
     table: str = Field(default="esk_logs", description="the log table other systems write")
     embedded_path: Path = Field(

@@ -34,6 +34,12 @@ from typing import Any, BinaryIO
 
 from filelock import FileLock, Timeout
 
+__all__ = [
+    "EmbeddedEngine",
+    "EmbeddedEngineError",
+    "EmbeddedQueryError",
+]
+
 _HEADER = struct.Struct("!Q")
 _POLL_SECONDS = 0.2
 _engines: dict[tuple[int, Path], EmbeddedEngine] = {}

@@ -21,6 +21,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+__all__ = [
+    "SCRATCH_MARK",
+    "TEMP_MARK",
+    "atomic_file",
+    "atomic_folder",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_with",
+    "file_digest",
+    "fsync_dir",
+    "fsync_tree",
+    "is_leftover",
+    "process_alive",
+    "remove_dead_scratch",
+    "remove_leftovers",
+    "scratch_prefix",
+    "temp_path",
+]
+
 TEMP_MARK = ".esk-tmp-"
 SCRATCH_MARK = "esk-pipeline-scratch-"
 _SCRATCH_NAME = re.compile(rf"{re.escape(SCRATCH_MARK)}(\d+)-")

@@ -7,6 +7,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
+__all__ = [
+    "row_id",
+    "row_ids",
+    "stable_rank",
+]
+
 
 def row_id(text: str) -> str:
     """16 hex characters of BLAKE2b over the UTF-8 text: the same text, the same id, anywhere."""

@@ -4,6 +4,13 @@ the offline augmenter both make them here."""
 
 from __future__ import annotations
 
+__all__ = [
+    "CYRILLIC_ROWS",
+    "KEY_NEIGHBOURS",
+    "LATIN_ROWS",
+    "to_latin_layout",
+]
+
 CYRILLIC_ROWS = ("йцукенгшщзхъ", "фывапролджэ", "ячсмитьбю")
 LATIN_ROWS = ("qwertyuiop[]", "asdfghjkl;'", "zxcvbnm,.")
 _ROW_OFFSETS = (0.0, 0.25, 0.75)  # horizontal stagger of the physical key rows

@@ -25,6 +25,26 @@ from enum import StrEnum
 
 import pandas as pd
 
+__all__ = [
+    "DATASET_RECORD",
+    "HUMAN_ORIGINS",
+    "LABEL_ROW",
+    "MODEL_ORIGINS",
+    "QUEUE_ROW",
+    "SYNTHETIC_ROW",
+    "TIER_OF_ORIGIN",
+    "TRUSTED_LABEL_ROW",
+    "Column",
+    "LabelContractError",
+    "LabelOrigin",
+    "LabelStatus",
+    "LabelTier",
+    "Verdict",
+    "VerdictReason",
+    "validate_frame",
+    "with_optional_columns",
+]
+
 
 class LabelStatus(StrEnum):
     LABELED = "labeled"
@@ -46,6 +66,10 @@ class LabelTier(StrEnum):
 
     LOCAL_MODEL = "local_model"
     LLM = "llm"
+    # An LLM label (with token logprobs) whose domain is the local model's top prediction too:
+    # two different models agreeing are right more often than either alone, so the audit
+    # measures them apart, with its own threshold. Still a claim, like every tier.
+    LLM_AGREES_WITH_LOCAL = "llm_agrees_with_local"
     PROPAGATED = "propagated"
 
 

@@ -28,6 +28,7 @@ from esk_pipeline.pipeline.label_contract import (
     TIER_OF_ORIGIN,
     LabelOrigin,
     LabelStatus,
+    LabelTier,
 )
 from esk_pipeline.pipeline.text import identity_key_series
 
@@ -56,10 +57,18 @@ MIN_PROPAGATION_WORDS = 4
 
 
 def tier_of(frame: pd.DataFrame) -> pd.Series:
-    """The calibration tier (`LabelTier` value) of each label row, from its origin; None for
-    human and synthetic labels, which no tier measures."""
-    tiers = {origin.value: tier.value for origin, tier in TIER_OF_ORIGIN.items()}
-    return frame["label_origin"].map(tiers)
+    """The calibration tier (`LabelTier` value) of each label row, from its origin, except an
+    LLM label the labeler recorded as agreeing with the local model (its `tier` column says
+    so); None for human and synthetic labels, which no tier measures."""
+    tiers = frame["label_origin"].map(
+        {origin.value: tier.value for origin, tier in TIER_OF_ORIGIN.items()}
+    )
+    if "tier" not in frame.columns:
+        return tiers
+    agreeing = (frame["label_origin"] == LabelOrigin.LLM.value) & (
+        frame["tier"] == LabelTier.LLM_AGREES_WITH_LOCAL.value
+    )
+    return tiers.mask(agreeing, LabelTier.LLM_AGREES_WITH_LOCAL.value)
 
 
 def is_human(origins: pd.Series) -> pd.Series:

@@ -62,6 +62,14 @@ from esk_pipeline.pipeline._ngrams import NON_WORD, featurise
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import model_form
 
+__all__ = [
+    "MODEL_VERSION",
+    "AveragedWordVectors",
+    "LocalModel",
+    "Prediction",
+    "expected_calibration_error",
+]
+
 # A prediction: (domain id, calibrated confidence, [(domain id, probability), ...] best first).
 Prediction = tuple[str, float, list[tuple[str, float]]]
 

@@ -15,6 +15,10 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.events import AliasEvent, NodeEvent
 
+__all__ = [
+    "load_plain_yaml",
+]
+
 
 class _PlainSafeLoader(yaml.SafeLoader):
     """`yaml.SafeLoader` whose composer refuses anchors (`&name`) and aliases (`*name`)."""

@@ -25,6 +25,12 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+__all__ = [
+    "SILENT",
+    "Progress",
+    "ProgressReporter",
+]
+
 
 class ProgressReporter(Protocol):
     """What long-running library code reports to."""

@@ -14,6 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
+__all__ = [
+    "FORMULA_STARTS",
+    "inert_cell",
+    "spreadsheet_safe",
+    "write_spreadsheet_csv",
+]
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -1,11 +1,14 @@
 """`labels` through the cascade against a real OpenAI-compatible HTTP endpoint (the fake one)."""
 
+import math
+
 import pandas as pd
 import pytest
 from dagster import AssetSpec, materialize
 
 from esk_pipeline.assets import labeling
 from esk_pipeline.assets.partitions import daily_partitions
+from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.resources.io_manager import AssetFilesIOManager
 from esk_pipeline.resources.llm import LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
@@ -72,7 +75,7 @@ def test_unsure_texts_go_to_the_llm_and_a_rerun_costs_no_request(partition, monk
         assert first.success
         labels = pd.read_parquet(partition / "labels" / f"{DAY}.parquet")
         assert len(labels) == len(TEXTS) and set(labels["row_id"]) == {"r0", "r1", "r2", "r3"}
-        by_llm = labels[labels["tier"] == "llm"]
+        by_llm = labels[labels["label_origin"] == "llm"]
         assert len(by_llm) >= 1 and set(by_llm["label_source"]) == {"fake-model"}
         requests = server.request_count
         assert requests >= 1
@@ -91,6 +94,36 @@ def test_unsure_texts_go_to_the_llm_and_a_rerun_costs_no_request(partition, monk
         assert server.request_count == requests  # the cache answered everything
         rerun = again.asset_materializations_for_node("labels")[0].metadata
         assert rerun["llm_requests"].value == 0 and rerun["cache_hit_rate"].value == 1.0
+
+
+def test_llm_labels_that_agree_with_the_local_model_are_their_own_tier(partition, monkeypatch):
+    """The fake server answers the local model's top domain for the first text and another
+    domain for every other: of the texts the LLM labelled (with token logprobs), the first is
+    of the agreement tier, with the two models' geometric-mean confidence; the rest stay "llm"."""
+    settings = Settings.load()
+    local = LocalModel().fit(TaxonomyResource.from_settings(settings).load())
+    top = {text: prediction for text, prediction in zip(TEXTS, local.predict(TEXTS), strict=True)}
+    other = {d: next(o for o in ("documents", "roads") if o != d) for d, _, _ in top.values()}
+
+    def answer(text: str) -> str:
+        domain = top[text][0]
+        return domain if text == TEXTS[0] else other[domain]
+
+    with FakeOpenAIServer(labeler_responder(answer)) as server:
+        monkeypatch.setenv("LLM_API_BASE", server.base_url)
+        monkeypatch.setenv("LLM_MODEL", "fake-model")
+        monkeypatch.setenv("LLM_API_KEY", "sk-test-not-a-real-key")
+        monkeypatch.setenv("LABELER_LOCAL_ACCEPT_THRESHOLD", "1.0")  # every text to the LLM
+        assert _materialize(partition).success
+    labels = pd.read_parquet(partition / "labels" / f"{DAY}.parquet").set_index("text")
+    by_llm = labels[labels["label_origin"] == "llm"]
+    assert TEXTS[0] in by_llm.index and len(by_llm) >= 3  # a certain one may stay local
+    assert by_llm["llm_token_confidence"].notna().all()
+    agreeing = by_llm.loc[TEXTS[0]]
+    assert agreeing["tier"] == "llm_agrees_with_local"
+    expected = math.sqrt(agreeing["llm_token_confidence"] * top[TEXTS[0]][1])
+    assert agreeing["confidence"] == pytest.approx(expected, abs=1e-6)
+    assert set(by_llm.drop(index=TEXTS[0])["tier"]) == {"llm"}
 
 
 def test_the_labels_code_version_names_the_prompt_and_the_model_recipe():

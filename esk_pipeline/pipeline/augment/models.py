@@ -19,6 +19,20 @@ from esk_pipeline.pipeline.llm import AgentEndpointConfig
 from esk_pipeline.pipeline.llm.cache import DEFAULT_CACHE_DIR
 from esk_pipeline.pipeline.options import AugmenterOptions
 
+__all__ = [
+    "HARD_NEGATIVE_METHOD",
+    "PARAPHRASE_METHOD",
+    "AugmentationReport",
+    "AugmentedSample",
+    "AugmenterConfig",
+    "BalancePlan",
+    "DomainPlan",
+    "LLMAugmentation",
+    "RejectReason",
+    "RejectedSample",
+    "SourceRequest",
+]
+
 RejectReason = Literal[
     "invalid_domain",
     "duplicate",

@@ -14,6 +14,15 @@ where there is one, else the model's self-reported value; `llm_self_confidence` 
 latter. Neither is trusted as it is: the audit calibrates whichever `confidence` holds
 (`trust.calibration`). An LLM label's `top_candidates` are its domain with its confidence, then
 the local model's other candidates (with the local model's scores) as hints for review.
+
+Agreement: where the token probability is known and the LLM's domain is also the local model's
+top prediction, the label `agrees_with_local` (its own calibration tier, `LabelTier`), and its
+`confidence` is the geometric mean of the two models' probabilities for that domain. It ranks
+labels like their product, i.e. like a product of experts over two models whose errors are
+largely independent, so a label both are sure of comes first and one either model doubts comes
+last; the root keeps it on the same scale as a single probability (the review thresholds read
+it). The token probability alone would ignore the local model's doubt: every text the LLM sees
+was below the local accept threshold, but not equally far below it.
 """
 
 from __future__ import annotations
@@ -73,6 +82,9 @@ def llm_outcome(
     """The LLM tier's label from one answer item (see the module docstring)."""
     self_reported = round(answer.confidence, 4)
     confidence = token_confidence if token_confidence is not None else answer.confidence
+    agrees = token_confidence is not None and answer.domain == prediction[0]
+    if agrees:
+        confidence = math.sqrt(token_confidence * prediction[1])
     hints = [(d, score) for d, score in prediction[2] if d != answer.domain]
     return Outcome(
         domain=answer.domain,
@@ -85,6 +97,7 @@ def llm_outcome(
         cached=reply.cached,
         llm_self_confidence=self_reported,
         llm_token_confidence=token_confidence,
+        agrees_with_local=agrees,
     )
 
 

@@ -40,6 +40,10 @@ from esk_pipeline.pipeline.progress import Progress, ProgressReporter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import model_form
 
+__all__ = [
+    "LabelerAgent",
+]
+
 
 class LabelerAgent:
     """Labels texts with the cascade (local model, then the LLM for what it is unsure of).

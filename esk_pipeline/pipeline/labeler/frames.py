@@ -7,8 +7,13 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from esk_pipeline.pipeline.label_contract import LABEL_ROW, TIER_OF_ORIGIN, LabelOrigin
+from esk_pipeline.pipeline.label_contract import LABEL_ROW, TIER_OF_ORIGIN, LabelOrigin, LabelTier
 from esk_pipeline.pipeline.labeler.models import ClassificationResult
+
+__all__ = [
+    "LABEL_COLUMNS",
+    "results_to_frame",
+]
 
 # The label row's columns, in order: the contract's, plus the LLM's two confidence readings.
 LABEL_COLUMNS = (*LABEL_ROW, "llm_self_confidence", "llm_token_confidence")
@@ -18,7 +23,8 @@ _FLOAT_COLUMNS = ("confidence", "llm_self_confidence", "llm_token_confidence")
 def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
     """The label-row frame (records.md): row_id, text, domain, confidence, top_candidates (JSON
     string of [[domain, score], ...]), label_source, label_origin, status, error, tier, and for
-    LLM labels llm_self_confidence and llm_token_confidence (NaN elsewhere)."""
+    LLM labels llm_self_confidence and llm_token_confidence (NaN elsewhere). An LLM label that
+    agrees with the local model is of the tier "llm_agrees_with_local" (see `answers`)."""
     rows = [
         {
             "row_id": r.row_id,
@@ -30,7 +36,7 @@ def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
             "label_origin": (origin := _origin(r.tier)).value,
             "status": r.status,
             "error": r.error,
-            "tier": TIER_OF_ORIGIN[origin].value,
+            "tier": _tier(r, origin).value,
             "llm_self_confidence": r.llm_self_confidence,
             "llm_token_confidence": r.llm_token_confidence,
         }
@@ -43,3 +49,10 @@ def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
 def _origin(cascade_tier: str) -> LabelOrigin:
     """Who made a labeler result, by the cascade tier that produced it."""
     return LabelOrigin.LLM if cascade_tier == "llm" else LabelOrigin.LOCAL_MODEL
+
+
+def _tier(result: ClassificationResult, origin: LabelOrigin) -> LabelTier:
+    """The calibration tier of a labeler result (the label contract's `LabelTier`)."""
+    if origin is LabelOrigin.LLM and result.agrees_with_local:
+        return LabelTier.LLM_AGREES_WITH_LOCAL
+    return TIER_OF_ORIGIN[origin]

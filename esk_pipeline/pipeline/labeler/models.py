@@ -20,6 +20,18 @@ from esk_pipeline.pipeline.llm.cache import DEFAULT_CACHE_DIR
 from esk_pipeline.pipeline.local_model import Prediction
 from esk_pipeline.pipeline.options import LabelerOptions
 
+__all__ = [
+    "LOCAL_MODEL_NAME",
+    "CascadeReport",
+    "ClassificationResult",
+    "Confidence",
+    "LabelerConfig",
+    "Outcome",
+    "Status",
+    "Tier",
+    "local_outcome",
+]
+
 LOCAL_MODEL_NAME = "local"
 
 Tier = Literal["local", "llm", "review"]
@@ -68,6 +80,8 @@ class ClassificationResult(BaseModel):
     # domain id's first tokens when the endpoint returned logprobs (see `answers`).
     llm_self_confidence: float | None = None
     llm_token_confidence: float | None = None
+    # LLM labels only: the domain is the local model's top prediction too (see `answers`).
+    agrees_with_local: bool = False
 
 
 class CascadeReport(BaseModel):
@@ -134,6 +148,8 @@ class Outcome(BaseModel):
     cached: bool = False
     llm_self_confidence: float | None = None
     llm_token_confidence: float | None = None
+    # LLM labels only: the domain is the local model's top prediction too (see `answers`).
+    agrees_with_local: bool = False
 
 
 def local_outcome(prediction: Prediction) -> Outcome:

@@ -88,6 +88,10 @@ from esk_pipeline.pipeline.llm.failures import LLMCallFailed, call_failure, is_r
 from esk_pipeline.pipeline.llm.reply import CallUsage, LLMReply, TokenLogprob
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
 
+__all__ = [
+    "LLMClient",
+]
+
 T = TypeVar("T", bound=BaseModel)
 
 

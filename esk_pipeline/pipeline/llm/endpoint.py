@@ -44,6 +44,19 @@ from pydantic_ai.settings import ModelSettings
 
 from esk_pipeline.pipeline.connections import LLMEndpoint
 
+__all__ = [
+    "OUTPUT_TOOL_NAME",
+    "AgentEndpointConfig",
+    "EndpointKind",
+    "OutputRecipe",
+    "ResolvedOutputMode",
+    "build_http_client",
+    "build_model",
+    "endpoint_kind",
+    "output_recipe",
+    "resolve_output_mode",
+]
+
 ResolvedOutputMode = Literal["tool", "forced_tool", "json_schema", "json_object", "prompted"]
 EndpointKind = Literal["openai", "compatible"]
 

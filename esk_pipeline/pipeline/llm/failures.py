@@ -16,6 +16,12 @@ from pydantic_ai.exceptions import (
     UnexpectedModelBehavior,
 )
 
+__all__ = [
+    "LLMCallFailed",
+    "call_failure",
+    "is_retryable",
+]
+
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _MAX_REASON_CHARS = 600
 # OpenAI-style secret keys, redacted from error reasons even when not the configured key (a

@@ -16,6 +16,11 @@ from typing import Any
 
 from esk_pipeline.pipeline.options import LLMBudget
 
+__all__ = [
+    "BudgetExhausted",
+    "UsageMeter",
+]
+
 
 class BudgetExhausted(RuntimeError):
     """The run's request or token budget is spent; no further request was started."""

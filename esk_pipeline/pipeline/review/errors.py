@@ -1,3 +1,13 @@
+__all__ = [
+    "AlreadyReviewedError",
+    "InvalidReviewError",
+    "NotLeasedError",
+    "QueueFullError",
+    "ReviewError",
+    "UndoError",
+    "UnknownDomainError",
+    "UnknownItemError",
+]
 """Why a review operation was refused: one exception per reason, all under `ReviewError`.
 
 The API maps each to an HTTP status (`esk_pipeline/api/errors.py`); the messages are written

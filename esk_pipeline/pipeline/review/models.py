@@ -17,6 +17,27 @@ from pydantic import BaseModel, Field
 
 from esk_pipeline.pipeline.options import ReviewOptions
 
+__all__ = [
+    "FAILED_PREDICTION",
+    "VERIFIED_LABEL_COLUMNS",
+    "VOTE_COLUMNS",
+    "AddReport",
+    "AgreementReport",
+    "Clock",
+    "DomainQuality",
+    "ExportFormat",
+    "PairAgreement",
+    "QualityReport",
+    "QueueStats",
+    "ReviewDatasetConfig",
+    "ReviewItem",
+    "ReviewPriority",
+    "ReviewReason",
+    "ReviewStatus",
+    "ReviewerAgreement",
+    "ReviewerThroughput",
+]
+
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 Clock = Callable[[], datetime]
 

@@ -49,6 +49,10 @@ from esk_pipeline.pipeline.review.models import (
 )
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
+__all__ = [
+    "ReviewDataset",
+]
+
 
 class ReviewDataset:
     """The review queue over a SQL store (SQLite WAL by default; PostgreSQL by URL).

@@ -28,10 +28,12 @@ _JSONL_ROWS = 50_000  # records serialised at a time: bounds the lines in memory
 
 
 def records(frame: pd.DataFrame) -> pd.DataFrame:
-    """The written columns, canonically ordered by row_id."""
+    """The written columns, canonically ordered by row_id, plus `user_id` and `tier` where
+    present: kept in memory, never written (the leakage check reads the one, the estimate the
+    other: an LLM label agreeing with the local model has a tier its origin does not tell)."""
     out = frame.sort_values("row_id", kind="stable").reset_index(drop=True)
     out = out.assign(confidence=out["confidence"].round(6), p_correct=out["p_correct"].round(6))
-    extra = ["user_id"] if "user_id" in out else []
+    extra = [column for column in ("user_id", "tier") if column in out]
     return out[[*RECORD_COLUMNS, *extra]]
 
 

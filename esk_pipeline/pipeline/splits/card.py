@@ -26,6 +26,16 @@ from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.trust.calibration import acceptance_rule
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 
+__all__ = [
+    "MACHINE_ORIGINS",
+    "dataset_card",
+    "metadata_json",
+    "record_counts",
+    "trust_summary",
+    "waiting_for_review",
+    "write_card_and_metadata",
+]
+
 MACHINE_ORIGINS = MODEL_ORIGINS | {LabelOrigin.PROPAGATED}
 _QUEUED_REASONS = (
     VerdictReason.NEEDS_REVIEW,

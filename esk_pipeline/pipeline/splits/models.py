@@ -16,6 +16,16 @@ from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability
 from esk_pipeline.pipeline.versions.models import StagedDataset
 
+__all__ = [
+    "RECORD_COLUMNS",
+    "RECORD_SCHEMA",
+    "DataWriterConfig",
+    "DatasetQualityError",
+    "DatasetStats",
+    "LeakageReport",
+    "WrittenSplits",
+]
+
 # The columns of every written record, in this order.
 RECORD_COLUMNS = (
     "row_id",

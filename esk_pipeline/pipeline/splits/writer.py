@@ -46,6 +46,10 @@ from esk_pipeline.pipeline.splits.models import (
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 
+__all__ = [
+    "DataWriter",
+]
+
 
 class DataWriter:
     """Writes reproducible, leakage-free train/eval datasets (see the package docstring)."""

@@ -5,7 +5,8 @@
 
 1. out-of-fold scores of the local model for every human-labelled text (`out_of_fold`);
 2. the calibration of each tier on the audited texts (`calibration`): the local tier from the
-   out-of-fold scores, an LLM tier from the label its reviewers were shown;
+   out-of-fold scores, an LLM tier from the label its reviewers were shown (an LLM label that
+   agreed with the local model, by its label row's `tier`, calibrates the agreement tier);
 3. each reviewer's reliability and each decision's probability of being right (`reviewers`),
    with the model's prediction as one more voter;
 4. possible errors among single-reviewer decisions (`label_errors`).
@@ -58,6 +59,14 @@ from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, row_verdicts, settle_queue
+
+__all__ = [
+    "TrustAssessment",
+    "TrustConfig",
+    "assess_label_days",
+    "assess_labels",
+    "estimate_accuracy",
+]
 
 
 class TrustConfig(TrustOptions):
@@ -167,13 +176,13 @@ def assess_label_days(
     audited = audit_mask(decisions["row_id"], config.audit_share)
     pool_audited = audit_mask(pool["row_id"], config.audit_share)
     parts = [
-        _audit_records(pool[pool_audited], proba_all[pool_audited], taxonomy.ids),
+        _audit_records(pool[pool_audited], proba_all[pool_audited], taxonomy.ids, evidence),
         _propagation_audit(evidence, decisions, audited),
     ]
     audit = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     calibration = fit_calibration(audit, config.precision_target)
     reliability, posteriors = estimate_reliability(
-        votes, len(taxonomy.ids), model_votes=_model_votes(decisions, calibration)
+        votes, len(taxonomy.ids), model_votes=_model_votes(decisions, calibration, evidence)
     )
     decided_p = decisions.merge(
         posteriors, left_on=["row_id", "domain"], right_on=["item_id", "domain"], how="left"
@@ -293,7 +302,9 @@ def _waiting_audit_items(
     )
 
 
-def _audit_records(decisions: pd.DataFrame, proba: np.ndarray, classes: list[str]) -> pd.DataFrame:
+def _audit_records(
+    decisions: pd.DataFrame, proba: np.ndarray, classes: list[str], evidence: pd.DataFrame
+) -> pd.DataFrame:
     """(row_id, tier, confidence, predicted, truth) for each audited decision and tier."""
     records = []
     usable = ~np.isnan(proba).any(axis=1) if len(proba) else np.zeros(0, dtype=bool)
@@ -317,7 +328,7 @@ def _audit_records(decisions: pd.DataFrame, proba: np.ndarray, classes: list[str
             pd.DataFrame(
                 {
                     "row_id": shown["row_id"].to_numpy(),
-                    "tier": LabelTier.LLM.value,
+                    "tier": _shown_tiers(shown, evidence).to_numpy(),
                     "confidence": shown["confidence"].to_numpy(dtype=float),
                     "predicted": shown["predicted_domain"].to_numpy(),
                     "truth": shown["domain"].to_numpy(),
@@ -329,20 +340,39 @@ def _audit_records(decisions: pd.DataFrame, proba: np.ndarray, classes: list[str
     return pd.concat(records, ignore_index=True)
 
 
-def _model_votes(decisions: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
+def _model_votes(
+    decisions: pd.DataFrame, calibration: Calibration, evidence: pd.DataFrame
+) -> pd.DataFrame:
     """The prediction each reviewer saw, as a voter whose accuracy is its calibrated p."""
     shown = decisions[decisions["predicted_domain"].notna()]
-    tiers = pd.Series(
-        np.where(_shown_llm(shown), LabelTier.LLM.value, LabelTier.LOCAL_MODEL.value),
-        index=shown.index,
-    )
     return pd.DataFrame(
         {
             "item_id": shown["row_id"],
             "domain": shown["predicted_domain"],
-            "accuracy": calibration.p_correct(tiers, shown["confidence"]),
+            "accuracy": calibration.p_correct(_shown_tiers(shown, evidence), shown["confidence"]),
         }
     )
+
+
+def _shown_tiers(decisions: pd.DataFrame, evidence: pd.DataFrame) -> pd.Series:
+    """The tier of the label each reviewer was shown: the local model's, or an LLM's; that of
+    LLM labels agreeing with the local model where the text's latest label row says so (the
+    review store keeps the shown label and its source, not its tier)."""
+    tiers = pd.Series(
+        np.where(_shown_llm(decisions), LabelTier.LLM.value, LabelTier.LOCAL_MODEL.value),
+        index=decisions.index,
+    )
+    if evidence.empty or "tier" not in evidence.columns:
+        return tiers
+    latest = evidence.drop_duplicates("row_id", keep="last").set_index("row_id")
+    label_tier = decisions["row_id"].map(latest["tier"])
+    label_domain = decisions["row_id"].map(latest["domain"])
+    agreeing = (
+        (tiers == LabelTier.LLM.value)
+        & (label_tier == LabelTier.LLM_AGREES_WITH_LOCAL.value)
+        & (label_domain == decisions["predicted_domain"])
+    )
+    return tiers.mask(agreeing, LabelTier.LLM_AGREES_WITH_LOCAL.value)
 
 
 def _propagation_audit(

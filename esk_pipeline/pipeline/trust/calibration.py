@@ -38,6 +38,20 @@ from scipy.special import expit
 from scipy.stats import beta
 from sklearn.linear_model import LogisticRegression
 
+__all__ = [
+    "ASSURANCE",
+    "AUDIT_COLUMNS",
+    "MIN_ACCEPT_AUDIT",
+    "MIN_DOMAIN_AUDIT",
+    "Calibration",
+    "TierCalibration",
+    "acceptance_rule",
+    "fit_calibration",
+    "laplace",
+    "precision_lower_bound",
+    "wilson_interval",
+]
+
 AUDIT_COLUMNS = ("row_id", "tier", "confidence", "predicted", "truth")
 _Z = 1.959963984540054  # 95% two-sided
 ASSURANCE = 0.75

@@ -41,6 +41,15 @@ from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust._audit import audit_mask
 from esk_pipeline.pipeline.trust.calibration import Calibration
 
+__all__ = [
+    "AUDIT_REASONS",
+    "DOUBTED_P_CORRECT",
+    "assign_verdicts",
+    "in_review_queue",
+    "row_verdicts",
+    "settle_queue",
+]
+
 # A doubted decision is as likely wrong as right until a second reviewer answers.
 DOUBTED_P_CORRECT = 0.5
 

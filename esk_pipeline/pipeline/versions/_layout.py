@@ -1,14 +1,16 @@
 """Names in the version store: version names (semver), tags, references, file names, `current`.
 
     storage_dir/ (a folder, or a prefix on object storage)
-      registry/<n>.json      registry snapshots, the highest is the registry (see catalog.py)
-      objects/ab/<sha256>    content-addressed blobs (see blobs.py)
-      archive/vX.Y.Z.tar.gz  versions archived past max_versions (see transfer.py)
-      versions/vX.Y.Z/       train.jsonl, eval.jsonl (or shards), __parquet__/..., metadata.json:
-                             hard links to the blobs on a local folder; on object storage
-                             copied only by `checkout`
-      current                local only: symlink -> versions/vX.Y.Z (a text file without symlinks)
-      .lock                  local only: serialises this machine's writers
+      registry/<n>.json        registry snapshots, the highest is the registry (catalog.py)
+      manifests/<sha256>.json  each version's files with checksums, named by the snapshots
+      staged/<sha256>.json     datasets staged for a commit on another machine (store.py)
+      objects/ab/<sha256>      content-addressed blobs (see _blobs.py)
+      archive/vX.Y.Z-<id>.tar.gz  versions archived past max_versions (see transfer.py)
+      versions/vX.Y.Z/         train.jsonl, eval.jsonl (or shards), __parquet__/..., metadata.json:
+                               hard links to the blobs on a local folder; on object storage
+                               copied only by `checkout`
+      current                  local only: symlink -> versions/vX.Y.Z (a file without symlinks)
+      .lock                    local only: serialises this machine's writers
 
 Names from users become folder names and tags, so every check here uses `fullmatch` (a `$`
 would let "v1.0.0\\n" through).
@@ -25,7 +27,7 @@ from typing import Any, Literal
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
 
-from .models import DatasetVersion, Registry, StorageError, VersionNotFoundError
+from .models import DatasetVersion, FileEntry, Registry, StorageError, VersionNotFoundError
 
 Bump = Literal["major", "minor", "patch"]
 VERSIONS_DIR = "versions"
@@ -196,3 +198,12 @@ def read_current_pointer(root: Path) -> str | None:
     if current.is_file():
         return current.read_text(encoding="utf-8").strip()
     return None
+
+
+def same_content(a: dict[str, FileEntry], b: dict[str, FileEntry]) -> bool:
+    """Whether two manifests hold the same files (metadata.json, which dates, aside)."""
+
+    def content(files: dict[str, FileEntry]) -> dict[str, str]:
+        return {n: f.sha256 for n, f in files.items() if n != "metadata.json"}
+
+    return content(a) == content(b)

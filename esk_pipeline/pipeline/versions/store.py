@@ -178,9 +178,15 @@ class DataStorage(Transfer, Housekeeping):
                     f"staged files are gone from {self.location.url} ({', '.join(missing[:3])}): "
                     "staged longer ago than staged_ttl_seconds? Stage the dataset again"
                 )
-            same = self._current_if_identical(staged.files) if only_if_changed else None
-            version = same or self._commit(
-                staged.files, staged.metadata, version_tag, description, status, created_by, bump
+            version = self._commit(
+                staged.files,
+                staged.metadata,
+                version_tag,
+                description,
+                status,
+                created_by,
+                bump,
+                only_if_changed=only_if_changed,
             )
             self.location.delete(staged.marker_name())
             return version
@@ -195,6 +201,7 @@ class DataStorage(Transfer, Housekeeping):
         created_by: str,
         bump: Bump,
         created_at: datetime | None = None,
+        only_if_changed: bool = False,
     ) -> DatasetVersion:
         status = VersionStatus(status)
         if status is VersionStatus.ARCHIVED:
@@ -204,6 +211,9 @@ class DataStorage(Transfer, Housekeeping):
         with self._locked():
 
             def add(registry: Registry) -> DatasetVersion:
+                current = registry.find(registry.current) if registry.current else None
+                if only_if_changed and current and _layout.same_content(current.files, files):
+                    return current  # a writer elsewhere committed this content meanwhile
                 version = _layout.new_version_name(registry, version_tag, bump)
                 entry = DatasetVersion(
                     version=version,
@@ -235,17 +245,6 @@ class DataStorage(Transfer, Housekeeping):
         return store_sources(
             sources, digest_cache, registry=self._load(), blobs=self.blobs, location=self.location
         )
-
-    def _current_if_identical(self, files: dict[str, FileEntry]) -> DatasetVersion | None:
-        registry = self._load()
-        current = registry.find(registry.current) if registry.current else None
-        if current is None:
-            return None
-
-        def content(files: dict[str, FileEntry]) -> dict[str, str]:
-            return {n: f.sha256 for n, f in files.items() if n != "metadata.json"}
-
-        return self._public(registry, current) if content(current.files) == content(files) else None
 
     # --------------------------------------------------------------- reading
 
@@ -364,12 +363,14 @@ class DataStorage(Transfer, Housekeeping):
         return self.catalog.read()[1]
 
     def _update(self, change: Callable[[Registry], T]) -> tuple[Registry, T]:
-        """Apply `change` to the latest registry and commit it as the next snapshot; when
-        another writer committed first, re-read and apply it again (catalog.py)."""
+        """Apply `change` to the latest registry and commit it as the next snapshot (none when
+        it changed nothing); when another writer committed first, re-read and apply it again
+        (catalog.py)."""
         for _ in range(_MAX_ATTEMPTS):
             number, registry = self.catalog.read()
+            before = registry.model_copy(deep=True)
             result = change(registry)
-            if self.catalog.write(number + 1, registry):
+            if registry == before or self.catalog.write(number + 1, registry):
                 self._sync_folders(registry)
                 return registry, result
         raise StorageError(f"{self.root}: gave up after {_MAX_ATTEMPTS} concurrent changes")

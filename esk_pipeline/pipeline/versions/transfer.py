@@ -7,8 +7,7 @@ commits. Old versions are compressed into `archive/` while more than `max_versio
 (the local folder of each version, or its blobs on object storage). Files are read from the
 store's location; unpacking happens in a scratch folder on this machine.
 
-`Transfer` is a base class of `DataStorage` (store.py): these methods use its registry,
-lock and commit.
+`Transfer` is a base class of `DataStorage` (store.py): it uses its registry, lock and commit.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import json
 import shutil
 import tarfile
 import tempfile
+import uuid
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -34,7 +34,6 @@ from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import _layout
 from ._blobs import DigestCache, blob_name
-from ._layout import ARCHIVE_DIR
 from .models import DatasetVersion, FileEntry, Registry, StorageError, VersionStatus
 
 if TYPE_CHECKING:
@@ -161,7 +160,8 @@ class Transfer:
         registry = self._load()
         written = {}
         for entry in _to_archive(registry, self.config.max_versions):
-            name = f"{ARCHIVE_DIR}/{entry.version}.tar.gz"
+            # Unique: two machines archiving one version must not overwrite each other's.
+            name = f"{_layout.ARCHIVE_DIR}/{entry.version}-{uuid.uuid4().hex[:12]}.tar.gz"
             with self._readable(entry) as open_file:
                 write = functools.partial(_write_tar, None, open_file, entry)
                 self.location.write_with(name, write)

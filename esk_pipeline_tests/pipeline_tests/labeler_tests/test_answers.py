@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic_ai.models.test import TestModel
 
-from esk_pipeline.pipeline.labeler import LabelerAgent, results_to_frame
-from esk_pipeline.pipeline.labeler._answers import token_confidences
+from esk_pipeline.pipeline.labeler import ClassificationResult, LabelerAgent, results_to_frame
+from esk_pipeline.pipeline.labeler._answers import llm_outcome, token_confidences
+from esk_pipeline.pipeline.labels import tier_of
+from esk_pipeline.pipeline.llm import LLMReply
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer
 
@@ -132,3 +135,28 @@ def test_token_confidence_counts_only_the_tokens_that_decide_the_domain() -> Non
     assert token_confidences(logprobs, ["public_order"], ids) == [0.25]
     assert token_confidences(logprobs, ["roads"], ids) == [None]  # does not line up
     assert token_confidences(None, ["public_order"], ids) == [None]
+
+
+def test_an_llm_label_the_local_model_agrees_with_is_a_tier_of_its_own() -> None:
+    """Agreement needs the token probability and the local model's top domain; its confidence
+    is the geometric mean of the two probabilities, and the label row records the tier."""
+    reply = LLMReply(output=None, model="fake-model", cached=False)
+    prediction = ("waste", 0.64, [("waste", 0.64), ("roads", 0.2)])
+    agreeing = llm_outcome(SimpleNamespace(domain="waste", confidence=0.5), 0.81, prediction, reply)
+    other = llm_outcome(SimpleNamespace(domain="roads", confidence=0.5), 0.81, prediction, reply)
+    untold = llm_outcome(SimpleNamespace(domain="waste", confidence=0.5), None, prediction, reply)
+    assert agreeing.agrees_with_local and math.isclose(agreeing.confidence, 0.72)
+    assert agreeing.llm_token_confidence == 0.81  # the LLM's own reading is kept
+    assert not other.agrees_with_local and other.confidence == 0.81
+    assert not untold.agrees_with_local and untold.confidence == 0.5
+    results = [
+        ClassificationResult(row_id=f"r{i}", text="t", **outcome.model_dump())
+        for i, outcome in enumerate([agreeing, other, untold])
+    ]
+    frame = results_to_frame(results)
+    assert list(frame["tier"]) == ["llm_agrees_with_local", "llm", "llm"]
+    assert set(frame["label_origin"]) == {"llm"}  # the same maker: only the tier differs
+    assert list(tier_of(frame)) == ["llm_agrees_with_local", "llm", "llm"]
+    # Once a decision or a propagation replaces the label, the agreement tier no longer applies.
+    decided = frame.assign(label_origin=["human_verified", "propagated", "llm"])
+    assert list(tier_of(decided).fillna("none")) == ["none", "propagated", "llm"]

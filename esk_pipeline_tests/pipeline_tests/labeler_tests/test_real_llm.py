@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from esk_pipeline.pipeline.labeler import ClassificationResult, LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler import (
+    ClassificationResult,
+    LabelerAgent,
+    LabelerConfig,
+    results_to_frame,
+)
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, batch_texts, request_text
 
@@ -110,3 +116,33 @@ def test_a_follow_up_reaches_the_real_server_as_a_new_question(tmp_path: Path) -
     assert len(prompts) == 2
     assert list(batch_texts(prompts[1]).values()) == [dropped]  # only the unsettled text
     assert prompts[1] != prompts[0]
+
+
+def test_real_llm_labels_agreeing_with_the_local_model_get_the_agreement_tier(
+    tmp_path: Path,
+) -> None:
+    """Whatever the model answers: a label with a token probability is of the agreement tier
+    exactly when its domain is the local model's top one, with the geometric mean of the two
+    probabilities as its confidence; every other LLM label stays "llm"."""
+    assert BASE is not None
+    agent = LabelerAgent(
+        _config(tmp_path, BASE, output_mode="json_object"), Taxonomy.load(TAXONOMY_PATH)
+    )
+    local = dict(zip(CLEAR, agent.local_model.predict(CLEAR), strict=True))
+
+    async def run() -> list[ClassificationResult]:
+        try:
+            return await agent.classify_dataframe(pd.DataFrame({"text": CLEAR}))
+        finally:
+            await agent.aclose()
+
+    results = asyncio.run(run())
+    frame = results_to_frame(results).set_index("text")
+    assert [r.status for r in results] == ["labeled"] * len(CLEAR), [r.error for r in results]
+    for text, row in frame.iterrows():
+        top_domain, top_probability, _ = local[text]
+        agrees = pd.notna(row["llm_token_confidence"]) and row["domain"] == top_domain
+        assert row["tier"] == ("llm_agrees_with_local" if agrees else "llm"), text
+        if agrees:
+            expected = math.sqrt(row["llm_token_confidence"] * top_probability)
+            assert row["confidence"] == pytest.approx(expected, abs=1e-6)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from esk_pipeline.pipeline.splits._files import records
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.trust import TrustConfig, assess_label_days, assess_labels
 
@@ -151,3 +152,65 @@ def test_days_assessed_one_at_a_time_give_what_one_frame_gives() -> None:
     assert set(by_day.labels["verdict_reason"]) >= {"human", "audit", "same_text_queued"}
     assert by_day.labels["row_id"].is_unique and "m12" in set(by_day.labels["row_id"])
     assert max(counting.reads.values()) <= 2
+
+
+def _llm_label(row_id: str, text: str, domain: str, tier: str) -> dict:
+    return {
+        **_model(0, text, domain),
+        "row_id": row_id,
+        "confidence": 0.9,
+        "label_source": "fake-model",
+        "label_origin": "llm",
+        "tier": tier,
+    }
+
+
+def test_llm_labels_agreeing_with_the_local_model_are_calibrated_as_their_own_tier() -> None:
+    """Every text is audited. The LLM's labels the local model agreed with were right on all 70
+    audited texts, the others on half of 70: pooled in one LLM tier (about 75% right) nothing
+    would pass 95%; apart, the agreeing tier gets a threshold and its unreviewed labels are
+    trusted, the disagreeing ones wait for review."""
+    domains = ["housing_utilities", "roads"]
+    labels, decisions = [], []
+    for i in range(140):
+        tier = "llm_agrees_with_local" if i < 70 else "llm"
+        text = f"обращение {i} жителя"  # short: no propagation between texts
+        given = domains[i % 2]
+        wrong = tier == "llm" and i % 2 == 0
+        truth = domains[(i + wrong) % 2]
+        labels.append(_llm_label(f"d{i}", text, given, tier))
+        decisions.append(
+            {
+                **_decision(f"d{i}", text, truth),
+                "predicted_domain": given,
+                "predicted_source": "fake-model",
+                "confidence": 0.9,
+            }
+        )
+    fresh = [("n0", "llm_agrees_with_local"), ("n1", "llm")]
+    labels += [_llm_label(r, f"новое обращение {r}", "roads", tier) for r, tier in fresh]
+    result = assess_labels(
+        pd.DataFrame(labels),
+        pd.DataFrame(decisions),
+        _votes(decisions),
+        TAXONOMY,
+        TrustConfig(audit_share=1.0),
+        temperature=1.0,
+    )
+    tiers = result.calibration.tiers
+    agreeing, alone = tiers["llm_agrees_with_local"], tiers["llm"]
+    assert (agreeing.audited, alone.audited) == (70, 70)
+    assert agreeing.threshold is not None and alone.threshold is None
+    assert agreeing.accuracy > alone.accuracy
+    rows = result.labels.set_index("row_id")
+    assert rows.loc["n0", "tier"] == "llm_agrees_with_local" and rows.loc["n0", "trusted"]
+    assert rows.loc["n1", "tier"] == "llm" and not rows.loc["n1", "trusted"]
+    # Still a claim: trusted by its tier's audit, never a human label.
+    assert rows.loc["n0", "label_origin"] == "llm"
+    assert rows.loc["n0", "verdict_reason"] == "audit_accepted"
+    # The version's accuracy estimate counts the record in its own tier's stratum (the written
+    # records keep `tier` in memory for it), not in the LLM tier that has no threshold.
+    trusted = result.labels[result.labels["trusted"]].assign(is_synthetic=False)
+    estimate = result.estimate_accuracy(records(trusted.assign(source_row_id=None, group_id=None)))
+    machine = [s for s in estimate.strata if s.name != "human"]
+    assert [(s.name, s.records, s.evidence) for s in machine] == [("llm_agrees_with_local", 1, 70)]

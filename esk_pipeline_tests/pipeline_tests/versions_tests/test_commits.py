@@ -69,8 +69,12 @@ def test_only_if_changed_returns_the_current_version_for_identical_files(tmp_pat
     (folder / "eval.jsonl").write_text('{"row_id": "b", "text": "u", "domain": "x"}\n')
     storage = DataStorage(DataStorageConfig(storage_dir=tmp_path / "store"))
     first = storage.commit_dataset(folder, only_if_changed=True)
+    snapshots = sorted((tmp_path / "store" / "registry").iterdir())
     again = storage.commit_dataset(folder, only_if_changed=True)
     assert again.version == first.version and len(storage.list_versions()) == 1
+    # Decided inside the registry change (so a concurrent identical commit elsewhere is seen),
+    # and a change that changes nothing writes no snapshot.
+    assert sorted((tmp_path / "store" / "registry").iterdir()) == snapshots
 
     (folder / "eval.jsonl").write_text('{"row_id": "b", "text": "u", "domain": "y"}\n')
     changed = storage.commit_dataset(folder, only_if_changed=True)

@@ -39,7 +39,8 @@ def test_old_versions_are_archived_and_restored_by_checkout(tmp_path):
         "v1.2.0": VersionStatus.ARCHIVED,
         "v1.3.0": VersionStatus.DRAFT,  # current
     }
-    assert (storage.root / "archive" / "v1.1.0.tar.gz").is_file()
+    archive = storage.root / storage.get_version("v1.1.0").archive
+    assert archive.is_file() and archive.name.startswith("v1.1.0-")
     assert not (storage.root / "versions" / "v1.1.0").exists()
     assert storage.verify() == []
     diff = storage.compare_versions("v1.1.0", "v1.3.0")  # readable while archived
@@ -49,7 +50,7 @@ def test_old_versions_are_archived_and_restored_by_checkout(tmp_path):
     assert (path / "train.jsonl").is_file()
     assert storage.get_version("current").version == "v1.1.0"
     assert storage.get_version("v1.1.0").status is VersionStatus.DRAFT
-    assert not (storage.root / "archive" / "v1.1.0.tar.gz").exists()
+    assert not archive.exists()
     assert storage.verify() == []
 
 

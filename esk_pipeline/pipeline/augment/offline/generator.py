@@ -22,6 +22,17 @@ from esk_pipeline.pipeline.augment.offline import _noise, _phrasing
 from esk_pipeline.pipeline.augment.offline.synonyms import WordFormDictionary, default_dictionary
 from esk_pipeline.pipeline.text import identity_key
 
+__all__ = [
+    "ALL_OPERATIONS",
+    "LEXICAL_OPERATIONS",
+    "METHOD_PREFIX",
+    "NOISE_OPERATIONS",
+    "OFFLINE_MODEL",
+    "OfflineAugmenter",
+    "OfflineVariant",
+    "Operation",
+]
+
 OFFLINE_MODEL = "offline"
 METHOD_PREFIX = "offline:"
 
