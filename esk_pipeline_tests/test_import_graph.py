@@ -7,6 +7,7 @@ a dependency.
 """
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,18 @@ def test_the_dagster_wiring_reads_no_settings_at_import():
         "import esk_pipeline.jobs, esk_pipeline.sensors, esk_pipeline.definitions\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_library_modules_say_what_they_export():
+    """Every public module of the library lists its public names in `__all__`, and each of
+    them exists; `_`-prefixed modules are the packages' own business."""
+    missing, unknown = [], []
+    for name in sorted(_modules()):
+        parts = name.split(".")
+        if _layer(name) != 0 or any(part.startswith("_") for part in parts[2:]):
+            continue
+        module = importlib.import_module(name)
+        if not hasattr(module, "__all__"):
+            missing.append(name)
+        unknown += [f"{name}.{n}" for n in getattr(module, "__all__", []) if not hasattr(module, n)]
+    assert (missing, unknown) == ([], [])

@@ -12,12 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-__all__ = [
-    "IDENTIFIER",
-    "ClickHouseConfig",
-    "LLMEndpoint",
-    "OutputMode",
-]
+__all__ = ["IDENTIFIER", "ClickHouseConfig", "LLMEndpoint", "OutputMode"]
 
 OutputMode = Literal["auto", "tool", "forced_tool", "json_schema", "json_object", "prompted"]
 # Names that become SQL identifiers; always checked with re.fullmatch.

@@ -1,8 +1,4 @@
-__all__ = [
-    "PARQUET_DIR",
-    "SPLITS",
-    "UNVERIFIED",
-]
+__all__ = ["PARQUET_DIR", "SPLITS", "UNVERIFIED"]
 """The on-disk layout of a dataset folder, shared by the split writer and the version store.
 
 A dataset folder holds `train.jsonl` and `eval.jsonl` (or their shards), `unverified.jsonl`,

@@ -34,11 +34,7 @@ from typing import Any, BinaryIO
 
 from filelock import FileLock, Timeout
 
-__all__ = [
-    "EmbeddedEngine",
-    "EmbeddedEngineError",
-    "EmbeddedQueryError",
-]
+__all__ = ["EmbeddedEngine", "EmbeddedEngineError", "EmbeddedQueryError"]
 
 _HEADER = struct.Struct("!Q")
 _POLL_SECONDS = 0.2

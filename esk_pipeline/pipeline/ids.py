@@ -7,11 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = [
-    "row_id",
-    "row_ids",
-    "stable_rank",
-]
+__all__ = ["row_id", "row_ids", "stable_rank"]
 
 
 def row_id(text: str) -> str:

@@ -4,12 +4,7 @@ the offline augmenter both make them here."""
 
 from __future__ import annotations
 
-__all__ = [
-    "CYRILLIC_ROWS",
-    "KEY_NEIGHBOURS",
-    "LATIN_ROWS",
-    "to_latin_layout",
-]
+__all__ = ["CYRILLIC_ROWS", "KEY_NEIGHBOURS", "LATIN_ROWS", "to_latin_layout"]
 
 CYRILLIC_ROWS = ("йцукенгшщзхъ", "фывапролджэ", "ячсмитьбю")
 LATIN_ROWS = ("qwertyuiop[]", "asdfghjkl;'", "zxcvbnm,.")

@@ -39,13 +39,7 @@ from esk_pipeline.pipeline.embedded_clickhouse import (
 )
 from esk_pipeline.pipeline.log_insert import ParquetInsert, insert_parquet_batches
 
-__all__ = [
-    "DEDUP_WINDOW_BLOCKS",
-    "LOG_COLUMNS",
-    "IngestRecord",
-    "LogSource",
-    "LogSourceError",
-]
+__all__ = ["DEDUP_WINDOW_BLOCKS", "LOG_COLUMNS", "IngestRecord", "LogSource", "LogSourceError"]
 
 # The columns this project's own table has; a user's table may have more, and they are kept.
 LOG_COLUMNS: dict[str, str] = {

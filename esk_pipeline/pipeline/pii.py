@@ -29,12 +29,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = [
-    "PII_GROUPS",
-    "PII_PATTERNS",
-    "PII_PLACEHOLDERS",
-    "mask_pii",
-]
+__all__ = ["PII_GROUPS", "PII_PATTERNS", "PII_PLACEHOLDERS", "mask_pii"]
 
 # Common Russian and English first names (a gazetteer: not the sample generator's list).
 _RU_FIRST_NAMES = (

@@ -15,9 +15,7 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.events import AliasEvent, NodeEvent
 
-__all__ = [
-    "load_plain_yaml",
-]
+__all__ = ["load_plain_yaml"]
 
 
 class _PlainSafeLoader(yaml.SafeLoader):

@@ -25,11 +25,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-__all__ = [
-    "SILENT",
-    "Progress",
-    "ProgressReporter",
-]
+__all__ = ["SILENT", "Progress", "ProgressReporter"]
 
 
 class ProgressReporter(Protocol):

@@ -14,12 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = [
-    "FORMULA_STARTS",
-    "inert_cell",
-    "spreadsheet_safe",
-    "write_spreadsheet_csv",
-]
+__all__ = ["FORMULA_STARTS", "inert_cell", "spreadsheet_safe", "write_spreadsheet_csv"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

@@ -11,13 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from esk_pipeline.pipeline.plain_yaml import load_plain_yaml
 
-__all__ = [
-    "DEFAULT_TAXONOMY_PATH",
-    "OTHER_DOMAIN_IDS",
-    "Domain",
-    "Taxonomy",
-    "TaxonomyError",
-]
+__all__ = ["DEFAULT_TAXONOMY_PATH", "OTHER_DOMAIN_IDS", "Domain", "Taxonomy", "TaxonomyError"]
 
 OTHER_DOMAIN_IDS = ("other", "out_of_scope")
 # Where the project keeps its taxonomy (APP_TAXONOMY_PATH), relative to the working folder.

@@ -23,13 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = [
-    "identity_key",
-    "identity_key_series",
-    "identity_keys",
-    "model_form",
-    "model_forms",
-]
+__all__ = ["identity_key", "identity_key_series", "identity_keys", "model_form", "model_forms"]
 
 # Python's str.split() whitespace, spelled for RE2 (its \s is ASCII and lacks \v).
 _ARROW_WHITESPACE = r"[\s\v\x1c-\x1f\x85\p{Z}]+"

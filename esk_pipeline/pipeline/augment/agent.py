@@ -62,10 +62,7 @@ from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
 from esk_pipeline.pipeline.progress import Progress
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
-__all__ = [
-    "CACHE_NAMESPACE",
-    "AugmenterAgent",
-]
+__all__ = ["CACHE_NAMESPACE", "AugmenterAgent"]
 
 CACHE_NAMESPACE = "augmenter"
 _EXAMPLES_PER_DOMAIN = 3

@@ -17,6 +17,20 @@ from pydantic import BaseModel, Field, model_validator
 
 from esk_pipeline.pipeline.options import ETLOptions
 
+__all__ = [
+    "CLEANED_COLUMNS",
+    "REASON_CODES",
+    "REASON_NAMES",
+    "REJECTED_COLUMNS",
+    "REJECT_REASONS",
+    "ETLConfig",
+    "ETLError",
+    "ETLResult",
+    "ETLStats",
+    "ReadBounds",
+    "RejectReason",
+]
+
 RejectReason = Literal[
     "invalid_encoding",
     "empty",

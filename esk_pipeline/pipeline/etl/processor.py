@@ -36,6 +36,8 @@ from esk_pipeline.pipeline.etl.models import (
     ETLStats,
 )
 
+__all__ = ["ETLProcessor"]
+
 
 class ETLProcessor:
     """Reads files into raw tables and turns raw tables into cleaned, accounted-for rows."""

@@ -30,6 +30,8 @@ from esk_pipeline.pipeline.etl.models import ETLConfig, ETLError, ETLStats
 from esk_pipeline.pipeline.etl.processor import ETLProcessor
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
+__all__ = ["ROWS_PER_GROUP", "ETLCancelled", "ETLLimitError", "ETLWorkers", "WorkerLimits"]
+
 _MIB = 1024 * 1024
 ROWS_PER_GROUP = 20_000
 _POLL_SECONDS = 0.05

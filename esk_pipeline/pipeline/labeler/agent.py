@@ -40,9 +40,7 @@ from esk_pipeline.pipeline.progress import Progress, ProgressReporter
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import model_form
 
-__all__ = [
-    "LabelerAgent",
-]
+__all__ = ["LabelerAgent"]
 
 
 class LabelerAgent:

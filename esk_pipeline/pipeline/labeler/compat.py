@@ -13,9 +13,7 @@ from esk_pipeline.pipeline.labeler.models import LabelerConfig
 from esk_pipeline.pipeline.llm import LLMClient
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
-__all__ = [
-    "label_dataframe_batched",
-]
+__all__ = ["label_dataframe_batched"]
 
 
 async def label_dataframe_batched(

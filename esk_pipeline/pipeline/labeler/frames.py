@@ -10,10 +10,7 @@ import pandas as pd
 from esk_pipeline.pipeline.label_contract import LABEL_ROW, TIER_OF_ORIGIN, LabelOrigin, LabelTier
 from esk_pipeline.pipeline.labeler.models import ClassificationResult
 
-__all__ = [
-    "LABEL_COLUMNS",
-    "results_to_frame",
-]
+__all__ = ["LABEL_COLUMNS", "results_to_frame"]
 
 # The label row's columns, in order: the contract's, plus the LLM's two confidence readings.
 LABEL_COLUMNS = (*LABEL_ROW, "llm_self_confidence", "llm_token_confidence")

@@ -22,12 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = [
-    "CACHE_FILE_NAME",
-    "DEFAULT_CACHE_DIR",
-    "LOOKUP_CHUNK",
-    "ResponseCache",
-]
+__all__ = ["CACHE_FILE_NAME", "DEFAULT_CACHE_DIR", "LOOKUP_CHUNK", "ResponseCache"]
 
 LOOKUP_CHUNK = 500  # below SQLite's default limit of 999 bound parameters in old builds
 CACHE_FILE_NAME = "llm_cache.sqlite"

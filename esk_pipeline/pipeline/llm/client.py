@@ -26,12 +26,10 @@ rejects is returned, not cached, so asking again reaches the server). Around eac
    timeouts and connection errors, HTTP 408/409/429 and 5xx, and invalid output (JSON that does
    not parse or does not validate). A 429's ``Retry-After`` is honoured, capped at
    `retry_after_cap` seconds. Other 4xx (400, 401, 403, 404, ...) fail at once;
-6. the endpoint's ``fallback_model``, if configured, once the primary has failed, through the
-   same retry policy.
+6. the endpoint's ``fallback_model``, if any, once the primary failed, with the same retries.
 
-A call that fails for good raises `LLMCallFailed`, whose message says why and after how many
-attempts, and never contains the API key. The openai SDK's and pydantic-ai's own retries are
-switched off so this policy is the only one.
+A call that fails for good raises `LLMCallFailed`, saying why and after how many attempts, never
+with the API key. The openai SDK's and pydantic-ai's own retries are off: this policy is the one.
 
 pydantic-ai's own `UsageLimits` and `FallbackModel` are not used: `UsageLimits` bounds one agent
 run, while the budget here is one run of the pipeline, shared by the labeler's and the
@@ -88,9 +86,7 @@ from esk_pipeline.pipeline.llm.failures import LLMCallFailed, call_failure, is_r
 from esk_pipeline.pipeline.llm.reply import CallUsage, LLMReply, TokenLogprob
 from esk_pipeline.pipeline.llm.usage import BudgetExhausted, UsageMeter
 
-__all__ = [
-    "LLMClient",
-]
+__all__ = ["LLMClient"]
 
 T = TypeVar("T", bound=BaseModel)
 

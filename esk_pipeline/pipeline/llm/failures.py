@@ -16,11 +16,7 @@ from pydantic_ai.exceptions import (
     UnexpectedModelBehavior,
 )
 
-__all__ = [
-    "LLMCallFailed",
-    "call_failure",
-    "is_retryable",
-]
+__all__ = ["LLMCallFailed", "call_failure", "is_retryable"]
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _MAX_REASON_CHARS = 600

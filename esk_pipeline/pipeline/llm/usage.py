@@ -16,10 +16,7 @@ from typing import Any
 
 from esk_pipeline.pipeline.options import LLMBudget
 
-__all__ = [
-    "BudgetExhausted",
-    "UsageMeter",
-]
+__all__ = ["BudgetExhausted", "UsageMeter"]
 
 
 class BudgetExhausted(RuntimeError):

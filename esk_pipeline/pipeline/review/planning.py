@@ -29,10 +29,7 @@ from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
 
-__all__ = [
-    "audit_hand_out_share",
-    "plan_review",
-]
+__all__ = ["audit_hand_out_share", "plan_review"]
 
 
 def audit_hand_out_share(calibration: Calibration, *, prioritised: float, settled: float) -> float:

@@ -49,9 +49,7 @@ from esk_pipeline.pipeline.review.models import (
 )
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
-__all__ = [
-    "ReviewDataset",
-]
+__all__ = ["ReviewDataset"]
 
 
 class ReviewDataset:

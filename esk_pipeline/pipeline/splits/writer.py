@@ -46,9 +46,7 @@ from esk_pipeline.pipeline.splits.models import (
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 
-__all__ = [
-    "DataWriter",
-]
+__all__ = ["DataWriter"]
 
 
 class DataWriter:

@@ -3,21 +3,21 @@
 `assess_label_days` (and `assess_labels`, for labels in one frame) resolves every text's label
 (`labels.resolve_labels`), then measures:
 
-1. out-of-fold scores of the local model for every human-labelled text (`out_of_fold`);
-2. the calibration of each tier on the audited texts (`calibration`): the local tier from the
-   out-of-fold scores, an LLM tier from the label its reviewers were shown (an LLM label that
-   agreed with the local model, by its label row's `tier`, calibrates the agreement tier);
+1. out-of-fold scores of the local model for every human-labelled text (`_out_of_fold`);
+2. each tier's calibration on the audited texts (`calibration`): the local tier from the
+   out-of-fold scores, an LLM tier (plain or agreeing with the local model, by the label
+   row's `tier`) from the label its reviewers were shown;
 3. each reviewer's reliability and each decision's probability of being right (`reviewers`),
    with the model's prediction as one more voter;
-4. possible errors among single-reviewer decisions (`label_errors`).
+4. possible errors among single-reviewer decisions (`_label_errors`).
 
 and writes `p_correct` (estimated probability of being right) on every label, then the one
 trust verdict (`verdict.assign_verdicts`): trusted, queued or excluded, with its reason.
 
-History does not have to fit in memory at once. The measures need only the labels of texts
-people decided or voted on, so a first pass over the days keeps just those rows; a second pass
-applies them a day at a time, newest first (a text seen again on a later day keeps that day's
-label), and only the queued texts' identity keys meet across days (`verdict.settle_queue`).
+History need not fit in memory: the measures need only the labels of texts people decided or
+voted on, which a first pass over the days keeps; a second applies them a day at a time, newest
+first (a text seen again later keeps that day's label), and only the queued texts' identity
+keys meet across days (`verdict.settle_queue`).
 
 A decision that confident learning doubts (or that waits on a second opinion the store already
 asked for) stays human; the verdict keeps it out of eval until a second reviewer answers.
@@ -109,14 +109,8 @@ def estimate_accuracy(
     human = is_human(real["label_origin"])
     strata = []
     if human.any():
-        strata.append(
-            stratum(
-                "human",
-                int(human.sum()),
-                float(pd.to_numeric(real.loc[human, "p_correct"]).fillna(0).mean()),
-                reliability.overlap_items,
-            )
-        )
+        p_correct = float(pd.to_numeric(real.loc[human, "p_correct"]).fillna(0).mean())
+        strata.append(stratum("human", int(human.sum()), p_correct, reliability.overlap_items))
     machine = real[~human]
     for tier, rows in machine.groupby(tier_of(machine), sort=True):
         fitted = calibration.tiers.get(str(tier))

@@ -21,13 +21,7 @@ from pydantic import BaseModel, Field
 
 from esk_pipeline.pipeline.trust.calibration import wilson_interval
 
-__all__ = [
-    "AccuracyEstimate",
-    "AuditProgress",
-    "Stratum",
-    "combine",
-    "stratum",
-]
+__all__ = ["AccuracyEstimate", "AuditProgress", "Stratum", "combine", "stratum"]
 
 _Z = 1.959963984540054
 

@@ -16,10 +16,7 @@ from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability
 
-__all__ = [
-    "TierSummary",
-    "TrustReport",
-]
+__all__ = ["TierSummary", "TrustReport"]
 
 
 class TierSummary(BaseModel):

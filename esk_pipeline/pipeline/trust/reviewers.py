@@ -17,10 +17,7 @@ from pydantic import BaseModel
 
 from esk_pipeline.pipeline.review.models import VOTE_COLUMNS
 
-__all__ = [
-    "ReviewerReliability",
-    "estimate_reliability",
-]
+__all__ = ["ReviewerReliability", "estimate_reliability"]
 
 _MODEL = "\0model"  # the model as a voter: its accuracy is given, not estimated
 

@@ -25,6 +25,16 @@ import re
 from .location import Location
 from .models import FileEntry, Registry
 
+__all__ = [
+    "KEEP_SNAPSHOTS",
+    "LEGACY_REGISTRY",
+    "MANIFEST_DIR",
+    "REGISTRY_DIR",
+    "Catalog",
+    "manifest_name",
+    "snapshot_name",
+]
+
 REGISTRY_DIR = "registry"
 MANIFEST_DIR = "manifests"
 LEGACY_REGISTRY = "versions.json"

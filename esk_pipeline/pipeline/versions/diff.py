@@ -23,6 +23,17 @@ from ._layout import data_files, parquet_name, split_of
 from ._records import records_table
 from .models import DatasetVersion, FileEntry
 
+__all__ = [
+    "Counts",
+    "DomainChange",
+    "RelabelledExample",
+    "SplitMove",
+    "VersionDiff",
+    "diff_tables",
+    "diff_versions",
+    "unchanged_shards",
+]
+
 Counts = dict[tuple[str, str], int]
 
 

@@ -27,6 +27,8 @@ import fsspec
 
 from esk_pipeline.pipeline import fsutil
 
+__all__ = ["FsspecLocation", "LocalLocation", "Location", "open_location"]
+
 
 def open_location(where: str | Path) -> Location:
     """A local folder for a path (or file:// URL), else the fsspec file system of the URL."""

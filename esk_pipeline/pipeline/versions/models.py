@@ -18,6 +18,18 @@ from pydantic import BaseModel, Field, ValidationError
 
 from esk_pipeline.pipeline.options import DataStorageOptions
 
+__all__ = [
+    "STAGED_DIR",
+    "DataStorageConfig",
+    "DatasetVersion",
+    "FileEntry",
+    "Registry",
+    "StagedDataset",
+    "StorageError",
+    "VersionNotFoundError",
+    "VersionStatus",
+]
+
 _MIB = 1024 * 1024
 STAGED_DIR = "staged"
 

@@ -48,6 +48,8 @@ from .models import (
 )
 from .transfer import Transfer
 
+__all__ = ["DataStorage"]
+
 T = TypeVar("T")
 # Tries of one registry change against concurrent writers before giving up.
 _MAX_ATTEMPTS = 50

@@ -4,10 +4,8 @@ An export is one .tar.gz (or .zip) holding `manifest.json` (the version's regist
 checksums) and its files under `data/`; an import checks every name and checksum before it
 commits. Old versions are compressed into `archive/` while more than `max_versions` live
 (tagged and current versions never are); `checkout` restores one. `verify` re-hashes files
-(the local folder of each version, or its blobs on object storage). Files are read from the
-store's location; unpacking happens in a scratch folder on this machine.
-
-`Transfer` is a base class of `DataStorage` (store.py): it uses its registry, lock and commit.
+(each version's local folder, or its blobs on object storage). Unpacking happens in a scratch
+folder on this machine. `Transfer` is a base class of `DataStorage` (store.py).
 """
 
 from __future__ import annotations
@@ -35,6 +33,8 @@ from esk_pipeline.pipeline.fsutil import scratch_prefix
 from . import _layout
 from ._blobs import DigestCache, blob_name
 from .models import DatasetVersion, FileEntry, Registry, StorageError, VersionStatus
+
+__all__ = ["EXPORT_FORMAT", "MAX_IMPORT_MEMBERS", "Transfer"]
 
 if TYPE_CHECKING:
     from upath import UPath

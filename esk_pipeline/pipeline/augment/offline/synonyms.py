@@ -22,11 +22,7 @@ from pathlib import Path
 from esk_pipeline.pipeline.augment.offline._words import fold, replace_span
 from esk_pipeline.pipeline.plain_yaml import load_plain_yaml
 
-__all__ = [
-    "DEFAULT_DICTIONARY_PATH",
-    "WordFormDictionary",
-    "default_dictionary",
-]
+__all__ = ["DEFAULT_DICTIONARY_PATH", "WordFormDictionary", "default_dictionary"]
 
 DEFAULT_DICTIONARY_PATH = Path(__file__).with_name("ru_synonyms.yaml")
 
