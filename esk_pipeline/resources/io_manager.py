@@ -107,7 +107,7 @@ class ParquetJsonIOManager(UPathIOManager):
     def load_partitions(self, context: InputContext) -> Mapping[str, Any]:
         """Every requested day that exists, as {day: value}, even for a single day."""
         paths = self._get_paths_for_partitions(context)
-        if (context.metadata or {}).get(READ_ON_ACCESS):
+        if (context.definition_metadata or {}).get(READ_ON_ACCESS):
             return DayFrames(
                 {
                     key: functools.partial(self.load_from_path, context, path)
