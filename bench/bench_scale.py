@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -37,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import sandbox
 
 SAMPLE_SECONDS = 0.2
 PEAK_FIELDS = ("tree_mb", "process_mb", "at_start_mb")
-TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 HISTORY_START = dt.date(2026, 11, 1)
 HISTORY_DAYS = 7
 _MB = 2**20
@@ -88,22 +87,6 @@ class TreeSampler:
         )
 
 
-def _environment(root: Path) -> None:
-    for name, value in {
-        "APP_DATA_DIR": root,
-        "APP_TAXONOMY_PATH": TAXONOMY_PATH,
-        "CLICKHOUSE_EMBEDDED_PATH": root / "clickhouse",
-        "CACHE_DIR": root / "cache",
-        "DATA_WRITER_OUTPUT_DIR": root / "artifacts",
-        "DATA_STORAGE_STORAGE_DIR": root / "storage",
-        "DAGSTER_HOME": root / "dagster_home",
-    }.items():
-        os.environ[name] = str(value)
-    (root / "dagster_home").mkdir(parents=True, exist_ok=True)
-    for name in ("LLM_API_KEY", "LLM_API_BASE", "LLM_MODEL", "CLICKHOUSE_URL", "CLICKHOUSE_HOST"):
-        os.environ.pop(name, None)
-
-
 def _step_windows(instance, since: float) -> list[tuple[str, float, float]]:
     """(step key, start, end) of every step of the runs that started after `since`."""
     from dagster import DagsterEventType
@@ -126,7 +109,7 @@ def measure(rows: int, root: Path, *, new_day: bool) -> dict:
     """In this process: seed `rows` rows (or, with `new_day`, one day after the history that is
     already in `root`) and run the graph; returns the stages' figures."""
     # Before the first import of the package: importing it reads (and caches) the settings.
-    _environment(root)
+    sandbox.enter(root)
     from dagster import DagsterInstance
 
     from esk_pipeline.pipeline.log_source import LogSource
@@ -142,7 +125,7 @@ def measure(rows: int, root: Path, *, new_day: bool) -> dict:
     start = time.time()
     day = HISTORY_START + dt.timedelta(days=HISTORY_DAYS)
     logs = generate_logs(
-        Taxonomy.load(TAXONOMY_PATH),
+        Taxonomy.load(sandbox.TAXONOMY_PATH),
         n_rows=rows,
         start_date=day if new_day else HISTORY_START,
         days=1 if new_day else HISTORY_DAYS,

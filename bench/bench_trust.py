@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sqlite3
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sandbox
 from dagster import DagsterInstance
 
 from esk_pipeline import configs
@@ -52,7 +52,6 @@ from esk_pipeline.runner import run_pipeline
 from esk_pipeline.sample_data import generate_logs
 from esk_pipeline.settings import get_settings
 
-TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 REVIEWERS = ("rev-a", "rev-b", "rev-c")
 
 
@@ -62,20 +61,6 @@ def _storage() -> DataStorage:
 
 def _review_store(taxonomy: Taxonomy) -> ReviewDataset:
     return ReviewDataset(configs.review_config(get_settings()), taxonomy)
-
-
-def _environment(root: Path) -> None:
-    for name, value in {
-        "APP_DATA_DIR": root,
-        "APP_TAXONOMY_PATH": TAXONOMY_PATH,
-        "CLICKHOUSE_EMBEDDED_PATH": root / "clickhouse",
-        "CACHE_DIR": root / "cache",
-        "DATA_WRITER_OUTPUT_DIR": root / "artifacts",
-        "DATA_STORAGE_STORAGE_DIR": root / "storage",
-    }.items():
-        os.environ[name] = str(value)
-    for name in ("LLM_API_KEY", "LLM_API_BASE", "LLM_MODEL"):
-        os.environ.pop(name, None)
 
 
 class Reviewers:
@@ -165,9 +150,9 @@ def _run_graph(instance) -> dict:
 
 def run_order(order: str, args: argparse.Namespace) -> list[dict]:
     root = Path(tempfile.mkdtemp(prefix=f"bench-trust-{order}-"))
-    _environment(root)
+    sandbox.enter(root)
     get_settings.cache_clear()
-    taxonomy = Taxonomy.load(TAXONOMY_PATH)
+    taxonomy = Taxonomy.load(sandbox.TAXONOMY_PATH)
     logs = generate_logs(taxonomy, n_rows=args.rows, seed=args.seed)
     logs["sample_id"] = np.arange(len(logs))
     truth_by_sample = dict(zip(logs["sample_id"], logs["true_domain"], strict=True))

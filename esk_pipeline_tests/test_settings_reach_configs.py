@@ -189,7 +189,7 @@ def _other_value(group: str, name: str, field: FieldInfo) -> tuple[str, Any]:
     if kind is SecretStr:
         return f"secret-{name}-0123456789abcdef", f"secret-{name}-0123456789abcdef"
     if kind is Path:
-        return f"/tmp/esk-settings-test/{name}", Path(f"/tmp/esk-settings-test/{name}")
+        return f"settings-test/{name}", Path(f"settings-test/{name}")
     return f"value_{name}", f"value_{name}"
 
 
