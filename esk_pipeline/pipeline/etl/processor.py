@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from esk_pipeline.pipeline.etl._columns import FoundColumns, find_columns
@@ -40,7 +41,7 @@ from esk_pipeline.pipeline.etl.models import (
 __all__ = ["BATCH_ROWS", "ETLProcessor"]
 
 # Input rows cleaned at once by `load_batches`: bounds the working memory of a load.
-BATCH_ROWS = 65_536
+BATCH_ROWS = 32_768
 
 
 class ETLProcessor:
@@ -92,6 +93,7 @@ class ETLProcessor:
                 result = self._clean(raw, file_name, columns, seen, first_index)
                 first_index += len(raw)
                 del raw
+                pa.default_memory_pool().release_unused()  # the next batch's Python objects
                 yield _with_read_info(result, info, time.perf_counter() - start)
                 start = time.perf_counter()
 
