@@ -13,12 +13,17 @@ verdict "queued", and the audit texts trusted meanwhile), in two streams:
   Their decisions calibrate every tier and estimate each version's accuracy.
 
 How much of the reviewers' time the audit gets (`audit_hand_out_share`) follows what the
-calibration still needs: most hand-outs while the audit decides what is accepted, then the
-audit's own share of the logs, so it keeps measuring each version as a uniform sample of the
-reviews while the rest go where a decision settles more. Only the audit calibrates: decisions
-on texts chosen for their uncertainty are not a random sample and never stand in for it."""
+calibration still needs: most hand-outs for about as many audit items as the audit still
+needs to decide what is accepted (`Calibration.audit_still_needed`), then the audit's own
+share of the logs, so it keeps measuring each version as a uniform sample of the reviews while
+the rest go where a decision settles more. The plan holds both parts, so a long stretch of
+reviews between two plans does not spend itself on an audit that has already done its job.
+Only the audit calibrates: decisions on texts chosen for their uncertainty are not a random
+sample and never stand in for it."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,24 +34,42 @@ from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
 
-__all__ = ["audit_hand_out_share", "plan_review"]
+__all__ = ["AuditShare", "audit_hand_out_share", "plan_review"]
 
 
-def audit_hand_out_share(calibration: Calibration, *, prioritised: float, settled: float) -> float:
-    """`prioritised` while the calibration needs the audit (`Calibration.needs_audit`), else
-    the smaller of the two."""
-    return prioritised if calibration.needs_audit() else min(prioritised, settled)
+@dataclass(frozen=True)
+class AuditShare:
+    """The audit's share of hand-outs: `first` for its first `items` items (None: all of
+    them), then `then`."""
+
+    first: float
+    items: int | None
+    then: float
+
+    def for_item(self, j: int) -> float:
+        return self.first if self.items is None or j < self.items else self.then
+
+
+def audit_hand_out_share(
+    calibration: Calibration, *, prioritised: float, settled: float
+) -> AuditShare:
+    """`prioritised` for as many audit items as the calibration still needs
+    (`Calibration.audit_still_needed`), then the smaller of the two."""
+    return AuditShare(
+        first=prioritised, items=calibration.audit_still_needed(), then=min(prioritised, settled)
+    )
 
 
 def plan_review(
     labels: pd.DataFrame,
     *,
     precision_target: float,
-    audit_review_share: float,
+    audit_review_share: float | AuditShare,
     progress: ProgressReporter = SILENT,
 ) -> pd.DataFrame:
     """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
-    `review_gain` (higher first); `progress` as in `review_priority`."""
+    `review_gain` (higher first); the audit gets `audit_review_share` of the hand-outs (one
+    share, or one per stretch of the audit); `progress` as in `review_priority`."""
     queued = labels[in_review_queue(labels)]
     in_audit = queued["verdict_reason"].isin(AUDIT_REASONS)
     candidates = queued[~in_audit]
@@ -68,17 +91,21 @@ def plan_review(
     return pd.concat([candidates, audit], ignore_index=True)
 
 
-def _interleave(gains: np.ndarray, n_audit: int, share: float) -> np.ndarray:
-    """Gains that put audit item j right after the ((j + 1) * k)-th other item, k = (1-s)/s."""
+def _interleave(gains: np.ndarray, n_audit: int, share: float | AuditShare) -> np.ndarray:
+    """Gains that put audit item j right after the k_j-th other item, k_j the sum of
+    (1 - s_i) / s_i over the audit items i <= j (s_i the share at item i)."""
     if n_audit == 0:
         return np.zeros(0)
+    shares = share if isinstance(share, AuditShare) else AuditShare(share, None, share)
     ordered = np.sort(gains)[::-1]
-    if share <= 0 or not len(ordered):
+    if shares.first <= 0 or not len(ordered):
         return np.full(n_audit, (ordered[-1] if len(ordered) else 0.0) - 1.0)
-    step = max((1 - share) / share, 0.0)
     out = np.empty(n_audit)
+    position = 0.0
     for j in range(n_audit):
-        k = round((j + 1) * step)
+        s = shares.for_item(j)
+        position += (1 - s) / s if s > 0 else np.inf
+        k = round(position) if np.isfinite(position) else len(ordered)
         if k <= 0:
             out[j] = ordered[0] + 1.0
         elif k >= len(ordered):
