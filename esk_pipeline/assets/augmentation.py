@@ -1,6 +1,8 @@
 """Synthetic samples that balance rare domains (train only, quality-controlled)."""
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
@@ -26,7 +28,7 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 )
 def synthetic_samples(
     context: AssetExecutionContext,
-    trusted_labels: pd.DataFrame,
+    trusted_labels: Any,  # Mapping[str, DataFrame] of label parts, or one DataFrame
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
@@ -34,7 +36,7 @@ def synthetic_samples(
 ) -> Output:
     """Paraphrases of trusted texts for the domains that need them most."""
     taxonomy = taxonomy_file.load()
-    sources = trusted_labels[trusted_labels["trusted"]]
+    sources = _trusted_sources(trusted_labels)
     judge = labeler.build(
         taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"], strict=False)
     )
@@ -64,6 +66,29 @@ def synthetic_samples(
             "cost": float(report.usage.get("cost", 0.0)),
         },
     )
+
+
+# What the augmenter plans from and checks new samples against (`augment.plan_balance`).
+_SOURCE_COLUMNS = (
+    "row_id",
+    "text",
+    "domain",
+    "confidence",
+    "status",
+    "label_source",
+    "label_origin",
+)
+
+
+def _trusted_sources(trusted_labels: Mapping[str, pd.DataFrame] | pd.DataFrame) -> pd.DataFrame:
+    """The trusted labels of every part, in the columns the augmenter reads."""
+    parts = trusted_labels if isinstance(trusted_labels, Mapping) else {"": trusted_labels}
+    kept = []
+    for name in sorted(parts):
+        part = parts[name]
+        trusted = part[part["trusted"].astype(bool)]
+        kept.append(trusted[[c for c in _SOURCE_COLUMNS if c in trusted]])
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=_SOURCE_COLUMNS)
 
 
 async def _balance(agent, judge, sources: pd.DataFrame):

@@ -1,5 +1,8 @@
 """Train/eval splits people can trust, and immutable dataset versions."""
 
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -67,7 +70,7 @@ DATASET_NAME = "dataset"
 )
 def train_eval_splits(
     context: AssetExecutionContext,
-    trusted_labels: pd.DataFrame,
+    trusted_labels: Any,  # Mapping[str, DataFrame] of label parts, or one DataFrame
     label_trust: TrustReport,
     synthetic_samples: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
@@ -79,13 +82,15 @@ def train_eval_splits(
     Only trusted labels enter (the verdict in `trusted_labels`): eval holds settled human
     labels alone, train adds labels whose audited precision reaches the target; the rest is
     the separate `unverified` split."""
-    items = pd.concat([trusted_labels, synthetic_samples], ignore_index=True)
-    progress = step_progress(context, len(items), "train_eval_splits")
+    # One part per day of labels (every text in one part): each is read when written.
+    parts = trusted_labels if isinstance(trusted_labels, Mapping) else {"": trusted_labels}
+    progress = step_progress(context, len(parts), "train_eval_splits", unit="parts")
     writer = dataset_store.writer(
         taxonomy_file.load(), precision_target=trust_policy.precision_target
     )
-    train_path, eval_path, stats = writer.write_datasets(
-        items,
+    train_path, eval_path, stats = writer.write_parts(
+        parts,
+        synthetic_samples,
         dataset_name=DATASET_NAME,
         accuracy=label_trust.estimate_accuracy,
         audit=label_trust.audit,
