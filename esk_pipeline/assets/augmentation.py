@@ -2,13 +2,12 @@
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, Output, asset
+from dagster import AssetExecutionContext, AssetIn, Output, asset
 
 from esk_pipeline.assets.automation import EAGER
-from esk_pipeline.assets.frame_types import SyntheticFrame
+from esk_pipeline.assets.frame_types import SyntheticFrame, TrustedLabelParts
 from esk_pipeline.assets.metadata import (
     bar_chart,
     comparison_table,
@@ -21,6 +20,7 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 
 
 @asset(
+    ins={"trusted_labels": AssetIn(dagster_type=TrustedLabelParts)},
     group_name="augmentation",
     kinds={"pydantic", "parquet"},
     automation_condition=EAGER,
@@ -28,7 +28,7 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 )
 def synthetic_samples(
     context: AssetExecutionContext,
-    trusted_labels: Any,  # Mapping[str, DataFrame] of label parts, or one DataFrame
+    trusted_labels: Mapping[str, pd.DataFrame],
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
@@ -80,12 +80,12 @@ _SOURCE_COLUMNS = (
 )
 
 
-def _trusted_sources(trusted_labels: Mapping[str, pd.DataFrame] | pd.DataFrame) -> pd.DataFrame:
-    """The trusted labels of every part, in the columns the augmenter reads."""
-    parts = trusted_labels if isinstance(trusted_labels, Mapping) else {"": trusted_labels}
+def _trusted_sources(trusted_labels: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The trusted labels of every part, in the columns the augmenter reads (a part at a
+    time: the untrusted rows and the other columns are let go with each part)."""
     kept = []
-    for name in sorted(parts):
-        part = parts[name]
+    for name in sorted(trusted_labels):
+        part = trusted_labels[name]
         trusted = part[part["trusted"].astype(bool)]
         kept.append(trusted[[c for c in _SOURCE_COLUMNS if c in trusted]])
     return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=_SOURCE_COLUMNS)

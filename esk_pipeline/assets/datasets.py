@@ -1,7 +1,6 @@
 """Train/eval splits people can trust, and immutable dataset versions."""
 
 from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -9,6 +8,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
     MetadataValue,
     Output,
     TableColumn,
@@ -18,6 +18,7 @@ from dagster import (
 )
 
 from esk_pipeline.assets.automation import EAGER
+from esk_pipeline.assets.frame_types import TrustedLabelParts
 from esk_pipeline.assets.metadata import bar_chart, counts_table, setting
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
@@ -37,6 +38,7 @@ DATASET_NAME = "dataset"
 
 
 @asset(
+    ins={"trusted_labels": AssetIn(dagster_type=TrustedLabelParts)},
     group_name="datasets",
     kinds={"json", "parquet"},
     automation_condition=EAGER,
@@ -70,7 +72,7 @@ DATASET_NAME = "dataset"
 )
 def train_eval_splits(
     context: AssetExecutionContext,
-    trusted_labels: Any,  # Mapping[str, DataFrame] of label parts, or one DataFrame
+    trusted_labels: Mapping[str, pd.DataFrame],
     label_trust: TrustReport,
     synthetic_samples: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
@@ -82,14 +84,13 @@ def train_eval_splits(
     Only trusted labels enter (the verdict in `trusted_labels`): eval holds settled human
     labels alone, train adds labels whose audited precision reaches the target; the rest is
     the separate `unverified` split."""
-    # One part per day of labels (every text in one part): each is read when written.
-    parts = trusted_labels if isinstance(trusted_labels, Mapping) else {"": trusted_labels}
-    progress = step_progress(context, len(parts), "train_eval_splits", unit="parts")
+    # One part per day of labels (every text in one part): each is read when it is written.
+    progress = step_progress(context, len(trusted_labels), "train_eval_splits", unit="parts")
     writer = dataset_store.writer(
         taxonomy_file.load(), precision_target=trust_policy.precision_target
     )
     train_path, eval_path, stats = writer.write_parts(
-        parts,
+        trusted_labels,
         synthetic_samples,
         dataset_name=DATASET_NAME,
         accuracy=label_trust.estimate_accuracy,
