@@ -18,9 +18,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,6 +29,7 @@ from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.splits.models import RECORD_COLUMNS, RECORD_SCHEMA
 
 _JSONL_ROWS = 50_000  # records serialised at a time: bounds the lines in memory, paces progress
+_FORMAT = "jsonl-pandas+parquet-zstd"  # change when the bytes for the same records change
 
 
 def records(frame: pd.DataFrame) -> pd.DataFrame:
@@ -57,26 +56,22 @@ def _shard_frames(frame: pd.DataFrame, shard_size: int | None) -> list[pd.DataFr
     return [frame.iloc[i : i + shard_size] for i in range(0, len(frame), shard_size)]
 
 
-def _json_value(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def jsonl_bytes(frame: pd.DataFrame) -> bytes:
     """Deterministic JSON Lines: fixed key order, no ASCII escaping, compact separators."""
-    columns = list(RECORD_COLUMNS)
-    lines = [
-        json.dumps(
-            {c: _json_value(v) for c, v in zip(columns, row, strict=True)},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        for row in frame[columns].itertuples(index=False, name=None)
-    ]
-    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+    if frame.empty:
+        return b""
+    text = frame[list(RECORD_COLUMNS)].to_json(
+        orient="records", lines=True, force_ascii=False, double_precision=15
+    )
+    return (text if text.endswith("\n") else text + "\n").encode("utf-8")
+
+
+def records_fingerprint(frame: pd.DataFrame, names: list[str]) -> str:
+    """What a part's files are made of: its records (hashed column by column, in order), the
+    file names they are cut into, and the writers' versions."""
+    sha = hashlib.sha256(f"{_FORMAT}|{pa.__version__}|{'|'.join(names)}".encode())
+    sha.update(pd.util.hash_pandas_object(frame[list(RECORD_COLUMNS)], index=False).to_numpy())
+    return sha.hexdigest()
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -110,8 +105,9 @@ class ShardWriter:
         self.shards: dict[str, list[str]] = {}
         self.parquet_files: dict[str, list[str]] = {}
         self.digests: dict[str, str] = {}  # name -> sha256 of every file written
+        self.fingerprints: dict[str, str] = {}  # part's first file -> records_fingerprint
         self.reused = 0
-        self._old = _listed_digests(previous)
+        self._old, self._old_fingerprints = _listed(previous)
         (staging / PARQUET_DIR).mkdir(exist_ok=True)
 
     def write(
@@ -123,17 +119,24 @@ class ShardWriter:
         if frame.empty and not keep_empty:
             return
         base = split if not part else f"{split}-{part}"
-        chunks = _shard_frames(frame, self.shard_size)
         names = shard_names(base, len(frame), self.shard_size, "jsonl")
+        fingerprint = records_fingerprint(frame, names)
+        self.fingerprints[names[0]] = fingerprint
+        if self._old_fingerprints.get(names[0]) == fingerprint and self._link_all(names):
+            self.shards[split] += names
+            self.parquet_files[split] += [_parquet_of(n) for n in names]
+            self.progress.advance(len(frame))
+            return
+        chunks = _shard_frames(frame, self.shard_size)
         for name, chunk in zip(names, chunks, strict=True):
             data = b"".join(
                 jsonl_bytes(chunk.iloc[start : start + _JSONL_ROWS])
                 for start in range(0, len(chunk), _JSONL_ROWS)
             )
             self._place(name, data)
-            self._place(f"{PARQUET_DIR}/{Path(name).stem}.parquet", _parquet_bytes(chunk))
+            self._place(_parquet_of(name), _parquet_bytes(chunk))
             self.shards[split].append(name)
-            self.parquet_files[split].append(f"{PARQUET_DIR}/{Path(name).stem}.parquet")
+            self.parquet_files[split].append(_parquet_of(name))
             self.progress.advance(len(chunk))
 
     def finish(self, splits: tuple[str, ...]) -> None:
@@ -141,6 +144,17 @@ class ShardWriter:
         for split in splits:
             if not self.shards.get(split):
                 self.write(split, "", pd.DataFrame(columns=list(RECORD_COLUMNS)), keep_empty=True)
+
+    def _link_all(self, names: list[str]) -> bool:
+        """Link a part's files (JSONL and Parquet) from the previous folder, all or none."""
+        files = [*names, *map(_parquet_of, names)]
+        if not all(n in self._old and (self.previous / n).is_file() for n in files):
+            return False
+        for name in files:
+            os.link(self.previous / name, self.staging / name)
+            self.digests[name] = self._old[name]
+        self.reused += len(files)
+        return True
 
     def _place(self, name: str, data: bytes) -> None:
         digest = hashlib.sha256(data).hexdigest()
@@ -161,13 +175,24 @@ def _same_size(path: Path, size: int) -> bool:
         return False
 
 
-def _listed_digests(folder: Path) -> dict[str, str]:
-    """The file digests the previous folder's metadata.json lists (none without one)."""
+def _strings(mapping: dict) -> dict[str, str]:
+    return {str(k): str(v) for k, v in mapping.items()}
+
+
+def _parquet_of(name: str) -> str:
+    return f"{PARQUET_DIR}/{Path(name).stem}.parquet"
+
+
+def _listed(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(file digests, part fingerprints) the previous folder's metadata.json lists."""
     try:
-        files = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+        metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+        files, parts = metadata["files"], metadata.get("record_fingerprints") or {}
+        return {str(k): str(v) for k, v in files.items()}, {
+            str(k): str(v) for k, v in parts.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}
 
 
 @contextlib.contextmanager

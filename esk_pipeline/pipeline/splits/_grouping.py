@@ -30,7 +30,13 @@ _HASH_SPACE = float(2**63)  # stable_rank's values lie in [0, 2**63)
 def group_keys(frame: pd.DataFrame) -> pd.Series:
     """Each record's identity key; an empty key (a text without words) groups nothing, so such
     a record is its own group, keyed by its row_id."""
-    keys = identity_key_series(frame["text"])
+    if "identity_key" in frame:  # trusted labels carry the key their resolution used
+        keys = frame["identity_key"].astype(object)
+        missing = keys.isna()
+        if missing.any():
+            keys[missing] = identity_key_series(frame.loc[missing, "text"])
+    else:
+        keys = identity_key_series(frame["text"])
     return keys.where(keys != "", "\0" + frame["row_id"])
 
 

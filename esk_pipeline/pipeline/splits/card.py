@@ -212,9 +212,11 @@ def metadata_json(
     config: BaseModel,
     taxonomy: Taxonomy | None,
     digests: Mapping[str, str] | None = None,
+    fingerprints: Mapping[str, str] | None = None,
 ) -> str:
     """metadata.json for the files already in `folder`: stats, config and file digests
-    (`digests`: those the caller already knows, by relative name; the others are read)."""
+    (`digests`: those the caller already knows, by relative name; the others are read), and
+    `fingerprints`, what each part's files were made of (the next write links unchanged ones)."""
     known = digests or {}
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     metadata = {
@@ -224,6 +226,7 @@ def metadata_json(
         "taxonomy_fingerprint": taxonomy.fingerprint if taxonomy else None,
         "record_columns": list(RECORD_COLUMNS),
         "files": {n: known.get(n) or fsutil.file_digest(folder / n) for n in files},
+        "record_fingerprints": dict(sorted((fingerprints or {}).items())),
     }
     return json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
@@ -235,10 +238,11 @@ def write_card_and_metadata(
     config: BaseModel,
     taxonomy: Taxonomy | None,
     digests: Mapping[str, str] | None = None,
+    fingerprints: Mapping[str, str] | None = None,
 ) -> None:
     """README.md, then metadata.json (whose digests cover the card; `digests`: the data
-    files' digests, known from writing them)."""
+    files' digests, known from writing them; `fingerprints`: see `metadata_json`)."""
     (folder / "README.md").write_text(dataset_card(name, stats, taxonomy), encoding="utf-8")
     (folder / "metadata.json").write_text(
-        metadata_json(folder, stats, config, taxonomy, digests), encoding="utf-8"
+        metadata_json(folder, stats, config, taxonomy, digests, fingerprints), encoding="utf-8"
     )

@@ -169,7 +169,13 @@ class DataWriter:
                 raise DatasetQualityError(stats.quality_problems)
             if cfg.include_metadata:
                 write_card_and_metadata(
-                    staging, dataset_name, stats, cfg, self.taxonomy, sink.digests
+                    staging,
+                    dataset_name,
+                    stats,
+                    cfg,
+                    self.taxonomy,
+                    sink.digests,
+                    sink.fingerprints,
                 )
         return dataset_dir / stats.shards["train"][0], dataset_dir / stats.shards["eval"][0], stats
 

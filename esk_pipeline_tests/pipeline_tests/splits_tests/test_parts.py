@@ -109,12 +109,13 @@ def test_a_new_day_leaves_old_days_files_and_splits_alone(tmp_path):
     storage = DataStorage(DataStorageConfig(storage_dir=tmp_path / "store"))
     folder = writer.write_parts(_CountingParts(days))[0].parent
     first = storage.commit_dataset(folder)
-    before = {p.name: p.stat().st_ino for p in folder.glob("*-2026-01-0*.jsonl")}
+    before = {p.name: p.stat().st_ino for p in folder.rglob("*-2026-01-0*.*")}
+    assert len(before) == 8  # train and unverified of two days, JSONL and Parquet
     eval_before = (folder / "eval.jsonl").read_bytes()
 
     days["2026-01-03"] = _day(3)
     _, _, stats = writer.write_parts(_CountingParts(days))
-    after = {p.name: p.stat().st_ino for p in folder.glob("*-2026-01-0[12].jsonl")}
+    after = {p.name: p.stat().st_ino for p in folder.rglob("*-2026-01-0[12].*")}
     assert after == before  # the same files, linked from the previous folder, not rewritten
     new_eval = written(folder, "eval")
     old_ids = {r["row_id"] for d in ("2026-01-01", "2026-01-02") for r in days[d]}
@@ -128,3 +129,18 @@ def test_a_new_day_leaves_old_days_files_and_splits_alone(tmp_path):
     assert diff.removed == 0 and diff.moved == 0 and diff.relabelled == 0
     assert 0 < diff.added <= day3
     assert stats.train_samples + stats.eval_samples == second.train_samples + second.eval_samples
+
+
+def test_a_changed_day_is_written_again_and_only_that_day(tmp_path):
+    days = {f"2026-01-0{d}": _day(d) for d in (1, 2)}
+    writer = DataWriter(make_config(tmp_path, eval_fraction=0.5), TAXONOMY)
+    folder = writer.write_parts(_CountingParts(days))[0].parent
+    before = {p.name: (p.stat().st_ino, p.read_bytes()) for p in folder.glob("train-*.jsonl")}
+    machine = next(i for i, r in enumerate(days["2026-01-02"]) if r["p_correct"] == 0.99)
+    days["2026-01-02"][machine] = {**days["2026-01-02"][machine], "domain": DOMAINS[-1]}
+    writer.write_parts(_CountingParts(days))
+    after = {p.name: (p.stat().st_ino, p.read_bytes()) for p in folder.glob("train-*.jsonl")}
+    assert after["train-2026-01-01.jsonl"] == before["train-2026-01-01.jsonl"]
+    assert after["train-2026-01-02.jsonl"][1] != before["train-2026-01-02.jsonl"][1]
+    relabelled = written(folder, "train").set_index("row_id")
+    assert relabelled.loc[days["2026-01-02"][machine]["row_id"], "domain"] == DOMAINS[-1]
