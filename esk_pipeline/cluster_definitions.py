@@ -5,12 +5,15 @@ Broker and result backend come from DAGSTER_CELERY_BROKER_URL and DAGSTER_CELERY
 (Redis); needs the `deploy` extra. The embedded default keeps `esk_pipeline.definitions`.
 
 A worker that dies while it holds a step costs a retry, not the run: a step's task is
-acknowledged only when it has finished (`task_acks_late`), a task whose worker process was
-lost is put back (`task_reject_on_worker_lost`), and Redis hands an unacknowledged task to
-another worker once `visibility_timeout` has passed since its delivery. That timeout must be
-longer than the slowest step, or a step still running is handed out a second time (steps are
-safe to run twice, as the loop is a fixpoint, but it is work done twice). The workers read the
-same settings from deploy/celery.yaml.
+acknowledged only when it has finished (`task_acks_late`), and Redis hands an unacknowledged
+task to another worker once `visibility_timeout` has passed since its delivery. That timeout
+must be longer than the slowest step, or a step still running is handed out a second time
+(steps are safe to run twice, as the loop is a fixpoint, but it is work done twice). A step
+whose pool process died under a living worker (killed for memory, say) is sent again after
+Celery's retry delay (`task_retry_on_worker_lost`), at most the task's `max_retries` (3)
+times, then fails: a step that always kills its process cannot circle forever. Were sending
+that retry to fail, the task goes back on the queue (`task_reject_on_worker_lost`). The
+workers read the same settings from deploy/celery.yaml.
 """
 
 from typing import Any
@@ -27,6 +30,7 @@ VISIBILITY_TIMEOUT_SECONDS = 3600
 CELERY_SETTINGS: dict[str, Any] = {
     "task_acks_late": True,
     "task_reject_on_worker_lost": True,
+    "task_retry_on_worker_lost": True,
     "worker_prefetch_multiplier": 1,  # a worker holds no task it has not started
     "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
 }

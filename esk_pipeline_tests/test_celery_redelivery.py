@@ -1,5 +1,6 @@
 """A Celery worker killed with kill -9 mid-task: with the deploy profile's settings, the task
-goes to another worker. Real Redis (Debian's redis-server), real Celery worker processes.
+goes to another worker; a task that kills its own pool process is retried up to its cap, then
+fails. Real Redis (Debian's redis-server), real Celery worker processes.
 
 The settings are the profile's own (`cluster_definitions.CELERY_SETTINGS`) with a visibility
 timeout of a few seconds instead of an hour, so the test waits seconds for the redelivery.
@@ -22,7 +23,8 @@ import pytest
 
 pytest.importorskip("celery", reason="celery is not installed (dev extra)")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-VISIBILITY_SECONDS = 4
+# Longer than a loaded machine takes to notice a dead pool process (4 s was not).
+VISIBILITY_SECONDS = 10
 
 TASKS = """
 import json, os, time
@@ -42,6 +44,14 @@ def step(marker: str) -> str:
     if len(attempts.read_text().split()) == 1:
         time.sleep(300)  # the first attempt hangs until its worker is killed
     return "done"
+
+
+# Retried at once (a dagster-celery step waits Celery's default 3 minutes), at most twice.
+@app.task(name="poison", max_retries=2, default_retry_delay=0)
+def poison(marker: str) -> None:
+    with Path(marker).open("a") as out:
+        out.write(f"{os.getpid()}\\n")
+    os.kill(os.getpid(), 9)  # as the kernel's OOM killer would: the pool process dies
 """
 
 
@@ -60,7 +70,9 @@ def _wait_for(condition, seconds: float) -> bool:
     return False
 
 
-def test_the_task_of_a_killed_worker_is_run_by_another(tmp_path):
+@pytest.fixture
+def celery_cluster(tmp_path):
+    """(client, start_worker): real Redis and Celery workers with the profile's settings."""
     redis_server = shutil.which("redis-server")
     if redis_server is None:
         pytest.skip("needs Debian's redis-server")
@@ -91,7 +103,7 @@ def test_the_task_of_a_killed_worker_is_run_by_another(tmp_path):
         "SETTINGS": json.dumps(settings),
     }
     # Celery's default pool (prefork) acknowledges a task before running it unless told to ack
-    # late; the worker is killed whole (its main process and its pool's child).
+    # late.
     celery = [sys.executable, "-m", "celery", "-A", "redelivery_tasks", "worker", "-c", "1"]
     workers: list[subprocess.Popen] = []
 
@@ -110,14 +122,7 @@ def test_the_task_of_a_killed_worker_is_run_by_another(tmp_path):
     try:
         client = Celery("redelivery", broker=env["BROKER"], backend=env["BACKEND"])
         client.conf.update(settings)
-        first = start_worker("first")
-        marker = tmp_path / "attempts"
-        result = client.send_task("step", args=[str(marker)])
-        assert _wait_for(marker.exists, 60), "no worker took the task"
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        start_worker("second")
-        assert result.get(timeout=60) == "done"
+        yield client, start_worker
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -125,4 +130,31 @@ def test_the_task_of_a_killed_worker_is_run_by_another(tmp_path):
                 worker.wait()
         redis.kill()
         redis.wait()
+
+
+def test_the_task_of_a_killed_worker_is_run_by_another(tmp_path, celery_cluster):
+    client, start_worker = celery_cluster
+    first = start_worker("first")
+    marker = tmp_path / "attempts"
+    result = client.send_task("step", args=[str(marker)])
+    assert _wait_for(marker.exists, 60), "no worker took the task"
+    os.killpg(first.pid, signal.SIGKILL)  # the worker whole: its main process and its child
+    first.wait()
+    start_worker("second")
+    assert result.get(timeout=60) == "done"
     assert len(set(marker.read_text().split())) == 2  # two attempts, in two processes
+
+
+def test_a_task_that_kills_its_own_process_is_retried_up_to_its_cap_then_fails(
+    tmp_path, celery_cluster
+):
+    from celery.exceptions import WorkerLostError
+
+    client, start_worker = celery_cluster
+    start_worker("only")
+    marker = tmp_path / "attempts"
+    result = client.send_task("poison", args=[str(marker)])
+    with pytest.raises(WorkerLostError):
+        result.get(timeout=90)
+    time.sleep(VISIBILITY_SECONDS + 3)  # past the point where an unacked task comes back
+    assert len(marker.read_text().split()) == 3  # the first run and its 2 retries, no more

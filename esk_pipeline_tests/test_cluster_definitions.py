@@ -63,7 +63,7 @@ def test_the_celery_workers_and_the_executor_share_one_late_acking_config(monkey
     workers = get_validated_config("deploy/celery.yaml")["config_source"]
     assert workers == CELERY_SETTINGS
     app = make_app({"config_source": CELERY_SETTINGS})
-    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.task_acks_late and app.conf.task_retry_on_worker_lost
     assert app.conf.broker_transport_options["visibility_timeout"] >= 1800
 
 

@@ -1,12 +1,13 @@
 """Synthetic samples that balance rare domains (train only, quality-controlled)."""
 
 import asyncio
+from collections.abc import Mapping
 
 import pandas as pd
-from dagster import AssetExecutionContext, Output, asset
+from dagster import AssetExecutionContext, AssetIn, Output, asset
 
 from esk_pipeline.assets.automation import EAGER
-from esk_pipeline.assets.frame_types import SyntheticFrame
+from esk_pipeline.assets.frame_types import SyntheticFrame, TrustedLabelParts
 from esk_pipeline.assets.metadata import (
     bar_chart,
     comparison_table,
@@ -19,6 +20,7 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 
 
 @asset(
+    ins={"trusted_labels": AssetIn(dagster_type=TrustedLabelParts)},
     group_name="augmentation",
     kinds={"pydantic", "parquet"},
     automation_condition=EAGER,
@@ -26,7 +28,7 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 )
 def synthetic_samples(
     context: AssetExecutionContext,
-    trusted_labels: pd.DataFrame,
+    trusted_labels: Mapping[str, pd.DataFrame],
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
@@ -34,7 +36,10 @@ def synthetic_samples(
 ) -> Output:
     """Paraphrases of trusted texts for the domains that need them most."""
     taxonomy = taxonomy_file.load()
-    sources = trusted_labels[trusted_labels["trusted"]]
+    # Temporary, until sources are drawn a part at a time: every part's trusted rows.
+    sources = pd.concat(
+        [part[part["trusted"]] for part in trusted_labels.values()], ignore_index=True
+    )
     judge = labeler.build(
         taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"], strict=False)
     )

@@ -1,11 +1,14 @@
 """Train/eval splits people can trust, and immutable dataset versions."""
 
+from collections.abc import Mapping
+
 import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
     MetadataValue,
     Output,
     TableColumn,
@@ -15,6 +18,7 @@ from dagster import (
 )
 
 from esk_pipeline.assets.automation import EAGER
+from esk_pipeline.assets.frame_types import TrustedLabelParts
 from esk_pipeline.assets.metadata import bar_chart, counts_table, setting
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.labels import HUMAN_ORIGINS
@@ -34,6 +38,7 @@ DATASET_NAME = "dataset"
 
 
 @asset(
+    ins={"trusted_labels": AssetIn(dagster_type=TrustedLabelParts)},
     group_name="datasets",
     kinds={"json", "parquet"},
     automation_condition=EAGER,
@@ -67,7 +72,7 @@ DATASET_NAME = "dataset"
 )
 def train_eval_splits(
     context: AssetExecutionContext,
-    trusted_labels: pd.DataFrame,
+    trusted_labels: Mapping[str, pd.DataFrame],
     label_trust: TrustReport,
     synthetic_samples: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
@@ -79,7 +84,8 @@ def train_eval_splits(
     Only trusted labels enter (the verdict in `trusted_labels`): eval holds settled human
     labels alone, train adds labels whose audited precision reaches the target; the rest is
     the separate `unverified` split."""
-    items = pd.concat([trusted_labels, synthetic_samples], ignore_index=True)
+    # Temporary, until the writer reads the parts one at a time: every part in one frame.
+    items = pd.concat([*trusted_labels.values(), synthetic_samples], ignore_index=True)
     progress = step_progress(context, len(items), "train_eval_splits")
     writer = dataset_store.writer(
         taxonomy_file.load(), precision_target=trust_policy.precision_target

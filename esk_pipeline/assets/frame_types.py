@@ -82,6 +82,21 @@ def _check_day(context: TypeCheckContext, day: str, frame: object) -> None:
         raise Failure(f"labels of day {day} are not a LabelFrame: {check.description}")
 
 
+def _check_parts(context: TypeCheckContext, value: object) -> TypeCheck:
+    # Each part was checked against the contract when it was made (`trust._parts`); reading
+    # every part here again would cost what the parts are there to avoid.
+    if not isinstance(value, Mapping):
+        return TypeCheck(False, description=f"expected {{part: DataFrame}}, got {type(value)}")
+    return TypeCheck(True, metadata={"parts": len(value)})
+
+
+TrustedLabelParts = DagsterType(
+    name="TrustedLabelParts",
+    type_check_fn=_check_parts,
+    description="Trusted labels as parts ({part: TrustedLabelFrame}): a part per labels day, "
+    "plus the decisions on texts no day holds.",
+    typing_type=Mapping,
+)
 DailyLabelFrames = DagsterType(
     name="DailyLabelFrames",
     type_check_fn=_check_days,

@@ -1,10 +1,12 @@
 """The review queue people work through, and the verified labels they produce."""
 
 import hashlib
+from collections.abc import Mapping
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    AssetIn,
     DataVersion,
     ObserveResult,
     Output,
@@ -13,7 +15,7 @@ from dagster import (
 )
 
 from esk_pipeline.assets.automation import EAGER
-from esk_pipeline.assets.frame_types import QueueFrame
+from esk_pipeline.assets.frame_types import QueueFrame, TrustedLabelParts
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.review import ReviewReason
@@ -25,6 +27,7 @@ from esk_pipeline.resources.trust import TrustPolicyResource
 
 
 @asset(
+    ins={"trusted_labels": AssetIn(dagster_type=TrustedLabelParts)},
     group_name="review",
     kinds={"sqlite", "parquet"},
     automation_condition=EAGER,
@@ -32,7 +35,7 @@ from esk_pipeline.resources.trust import TrustPolicyResource
 )
 def review_queue(
     context: AssetExecutionContext,
-    trusted_labels: pd.DataFrame,
+    trusted_labels: Mapping[str, pd.DataFrame],
     label_trust: TrustReport,
     taxonomy_file: TaxonomyResource,
     review_store: ReviewStoreResource,
@@ -41,8 +44,9 @@ def review_queue(
     """What people should review, best first: every text without a trusted label, and the
     random audit, which gets most hand-outs while the calibration needs it (see
     `pipeline.review.planning`), and one second opinion
-    on each decision confident learning doubts. Items waiting on a person keep their place."""
-    progress = step_progress(context, len(trusted_labels), "review_queue")
+    on each decision confident learning doubts. Items waiting on a person keep their place.
+    The trusted labels are read a part at a time; only the queued rows are kept."""
+    progress = step_progress(context, len(trusted_labels), "review_queue", unit="parts")
     plan = plan_review(
         trusted_labels,
         precision_target=trust_policy.precision_target,

@@ -1,15 +1,32 @@
 """Every text's label with its origin, its estimated probability of being right and its trust
-verdict; plus the evidence (calibration per tier, reviewer reliability, audit) as a report."""
+verdict; plus the evidence (calibration per tier, reviewer reliability, audit) as a report.
+
+The labels are stored as parts, one per labels day (`pipeline.parts`): a part whose inputs did
+not change since the last run is taken as it was, so a new day costs about that day."""
+
+from collections import Counter
+from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, AssetOut, MetadataValue, Output, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetOut,
+    IOManager,
+    MetadataValue,
+    Output,
+    ResourceParam,
+    multi_asset,
+)
 
-from esk_pipeline.assets.frame_types import TrustedLabelFrame
+from esk_pipeline.assets.frame_types import TrustedLabelParts
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.local_model import LocalModel
+from esk_pipeline.pipeline.parts import FrameParts
 from esk_pipeline.pipeline.trust import Calibration, TrustReport, assess_label_days
-from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames
+from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames, ParquetJsonIOManager
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.resources.trust import TrustPolicyResource
@@ -22,9 +39,9 @@ from esk_pipeline.resources.trust import TrustPolicyResource
     outs={
         "trusted_labels": AssetOut(
             kinds={"parquet"},
-            dagster_type=TrustedLabelFrame,
+            dagster_type=TrustedLabelParts,
             description="One label per text: origin, p_correct and the trust verdict "
-            "(trusted, queued or excluded, with its reason)",
+            "(trusted, queued or excluded, with its reason); a part per labels day",
         ),
         "label_trust": AssetOut(
             kinds={"json"},
@@ -40,6 +57,7 @@ def trusted_labels(
     taxonomy_file: TaxonomyResource,
     review_store: ReviewStoreResource,
     trust_policy: TrustPolicyResource,
+    io_manager: ResourceParam[IOManager],
 ):
     """Resolve every text's label, measure how far each can be trusted on the audit, and
     give each its one verdict (`pipeline.trust.verdict`)."""
@@ -57,30 +75,36 @@ def trusted_labels(
         .temperature
     )
     config = trust_policy.config()
+    # Parts go straight to where the IO manager keeps them; last run's are reused from there.
+    store = (
+        io_manager.part_store(AssetKey("trusted_labels"))
+        if isinstance(io_manager, ParquetJsonIOManager)
+        else None
+    )
     assessment = assess_label_days(
-        labels, verified_labels, votes, taxonomy, config, temperature=temperature
+        labels,
+        verified_labels,
+        votes,
+        taxonomy,
+        config,
+        temperature=temperature,
+        store=store,
+        previous=(store.manifest() or {}) if store is not None else None,
     )
     progress.advance(len(labels))
     progress.close()
     report = TrustReport.of(assessment, config)
-    frame = assessment.labels
     by_verdict = {
         f"{verdict}: {reason}": n
         for verdict, reasons in report.verdicts.items()
         for reason, n in reasons.items()
     }
     yield Output(
-        frame,
+        assessment.parts,
         output_name="trusted_labels",
         metadata={
-            **table_metadata(frame),
-            "trusted": int(frame["trusted"].sum()),
-            "by_origin": counts_table(frame["label_origin"].value_counts().to_dict(), "origin"),
+            **_parts_metadata(assessment.parts),
             "by_verdict": counts_table(by_verdict, "verdict: reason"),
-            "preview": preview(
-                frame.sort_values("p_correct"),
-                ["domain", "label_origin", "confidence", "p_correct", "verdict", "text"],
-            ),
         },
     )
     yield Output(
@@ -105,6 +129,31 @@ def trusted_labels(
             "doubted_decisions": len(report.doubted),
         },
     )
+
+
+_SHOWN = ["domain", "label_origin", "confidence", "p_correct", "verdict", "text"]
+
+
+def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
+    """Row count, schema, trusted texts, origins and the least sure texts: a part at a time."""
+    rows, trusted, origins, least_sure = 0, 0, Counter(), []
+    for name in parts:
+        part = parts.columns(name, [*_SHOWN, "trusted"])
+        rows += len(part)
+        trusted += int(part["trusted"].sum())
+        origins.update(part["label_origin"].value_counts().to_dict())
+        least_sure.append(part.sort_values("p_correct", kind="stable").head(10)[_SHOWN])
+    shown = pd.concat(least_sure, ignore_index=True).sort_values("p_correct", kind="stable")
+    first = next(iter(parts), None)
+    schema = table_metadata(parts[first].head(0) if first is not None else pd.DataFrame())
+    return {
+        **schema,
+        "dagster/row_count": MetadataValue.int(rows),
+        "parts": len(parts),
+        "trusted": trusted,
+        "by_origin": counts_table(dict(origins), "origin"),
+        "preview": preview(shown, _SHOWN),
+    }
 
 
 def _gated_tiers(tiers: list[str], calibration: Calibration) -> set[str]:

@@ -14,6 +14,12 @@ so a range never needs special cases downstream. An asset may return a `DayStrea
 declared with `AssetIn(metadata={READ_ON_ACCESS: True})` gets a `DayFrames` instead: the same
 mapping, whose days are read from their files one at a time, when asked for, so a consumer of
 every day's rows need not hold them all.
+
+A value too large for one frame is a `FrameParts` (`pipeline.parts`): a folder
+`<asset>/` of one Parquet file per part, named by the digest of what the part was made from,
+and a manifest naming the current parts. It is loaded as a `FrameParts` again, each part read
+when asked for. A part already in the folder is not written again, and the asset that makes
+the value can reuse the parts stored last time (`part_store`).
 """
 
 from __future__ import annotations
@@ -22,12 +28,12 @@ import contextlib
 import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 from dagster import (
+    AssetKey,
     ConfigurableIOManagerFactory,
     InitResourceContext,
     InputContext,
@@ -38,7 +44,7 @@ from dagster import (
 from pydantic import BaseModel, Field
 from upath import UPath
 
-from esk_pipeline.pipeline import fsutil
+from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, write_whole
 from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.settings import Settings
 
@@ -48,15 +54,22 @@ READ_ON_ACCESS = "esk/read_on_access"
 
 class DayFrames(Mapping[str, pd.DataFrame]):
     """{day: DataFrame} of a daily-partitioned asset whose files are read when a day is asked
-    for, and not kept: each access reads the file again."""
+    for, and not kept: each access reads the file again. `fingerprint(day)` names the day's
+    file as it is now (size, modification time, ETag), without reading it."""
 
     def __init__(
         self,
         read: Mapping[str, Callable[[], pd.DataFrame]],
+        fingerprints: Mapping[str, Callable[[], str]] | None = None,
         count: Mapping[str, Callable[[], int]] | None = None,
     ):
         self._read = dict(read)
+        self._fingerprints = dict(fingerprints or {})
         self._count = dict(count or {})
+
+    def fingerprint(self, day: str) -> str | None:
+        found = self._fingerprints.get(day)
+        return found() if found else None
 
     def __getitem__(self, day: str) -> pd.DataFrame:
         return self._read[day]()
@@ -99,21 +112,48 @@ class ParquetJsonIOManager(UPathIOManager):
                 del value  # before the stream makes the next day
             return
         path = self._get_path(context)
+        if isinstance(obj, FrameParts):
+            self._write_parts(obj, path)
+            context.add_output_metadata({"path": MetadataValue.path(str(path.with_suffix("")))})
+            return
         self.dump_to_path(context, obj, path)
         context.add_output_metadata({"path": MetadataValue.path(str(_where(path, obj)))})
 
+    def part_store(self, asset_key: AssetKey) -> FolderPartStore:
+        """The folder of an asset's parts: an asset making a `FrameParts` value stores its parts
+        there as it makes them, and finds last time's manifest there."""
+        return FolderPartStore(self._base_path.joinpath(*asset_key.path))
+
+    def _write_parts(self, parts: FrameParts, path: UPath) -> None:
+        """Every part not in the folder yet, then the manifest; the files neither this manifest
+        nor the one before names are removed (a reader of the one before still finds its parts)."""
+        folder = FolderPartStore(path.with_suffix(""))
+        before = folder.manifest() or {}
+        for name, record in parts.records.items():
+            if not folder.has(record.address):
+                folder.write(record.address, parts[name])
+        folder.write_manifest(parts.records)
+        folder.collect_garbage(r.address for r in [*parts.records.values(), *before.values()])
+        if path.exists():  # a one-frame value written before: the parts replace it
+            path.unlink()
+
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
         if isinstance(obj, pd.DataFrame):
-            _write(path, obj.to_parquet)
+            write_whole(path, obj.to_parquet)
         else:
             value = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
             text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
-            _write(_where(path, obj), lambda f: f.write(text.encode("utf-8")))
+            write_whole(_where(path, obj), lambda f: f.write(text.encode("utf-8")))
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
         if path.exists():
             with path.open("rb") as f:
                 return pd.read_parquet(f)
+        if not context.has_asset_partitions:
+            folder = FolderPartStore(path.with_suffix(""))
+            records = folder.manifest()
+            if records is not None:
+                return FrameParts(folder, records)
         json_path = path.with_suffix(".json")
         if not json_path.exists():
             raise FileNotFoundError(f"{context.asset_key.to_user_string()}: no value at {path}")
@@ -131,7 +171,8 @@ class ParquetJsonIOManager(UPathIOManager):
             read = functools.partial(self.load_from_path, context)
             return DayFrames(
                 {key: functools.partial(read, path) for key, path in there.items()},
-                {key: functools.partial(_parquet_rows, path) for key, path in there.items()},
+                {key: functools.partial(_fingerprint, path) for key, path in there.items()},
+                count={key: functools.partial(_parquet_rows, path) for key, path in there.items()},
             )
         frames = {}
         for key, path in paths.items():
@@ -161,6 +202,14 @@ class AssetFilesIOManager(ConfigurableIOManagerFactory):
         return ParquetJsonIOManager(base_path=UPath(self.base_dir))
 
 
+def _fingerprint(path: UPath) -> str:
+    """What the file system says of a file that changes when the file is rewritten."""
+    info = path.fs.info(path.path)
+    return json.dumps(
+        {k: str(info[k]) for k in ("size", "mtime", "ino", "ETag", "LastModified") if k in info}
+    )
+
+
 def _where(path: UPath, obj: Any) -> UPath:
     """The file for a value: the Parquet path for a DataFrame, the same name in .json otherwise."""
     return path if isinstance(obj, pd.DataFrame) else path.with_suffix(".json")
@@ -169,17 +218,3 @@ def _where(path: UPath, obj: Any) -> UPath:
 def _parquet_rows(path: UPath) -> int:
     with path.open("rb") as f:
         return pq.ParquetFile(f).metadata.num_rows
-
-
-def _write(path: UPath, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write a whole value so no reader ever sees half of it.
-
-    On a local disk: beside the target, then rename. An object store makes an object visible
-    only once its upload is complete, so there the value is written in place.
-    """
-    if path.protocol not in ("", "file", "local"):
-        with path.open("wb") as f:
-            write(f)
-        return
-    with fsutil.atomic_file(Path(path.path)) as f:
-        write(f)

@@ -8,6 +8,7 @@ import pytest
 from dagster import AssetKey, RunRequest, SkipReason, build_sensor_context
 
 from esk_pipeline.definitions import build_defs
+from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.assets_tests.graph import review_store, run_graph, storage
 
@@ -22,6 +23,13 @@ def pipeline_run(tmp_path_factory):
 def own_pipeline_run(tmp_path):
     """A smaller run of its own, for a test that reviews, inserts logs or edits files."""
     return run_graph(tmp_path / "graph", n_rows=800)
+
+
+def _trusted(root):
+    """Every part of trusted_labels (a folder of parts and their manifest), in one frame."""
+    store = FolderPartStore(root / "assets" / "trusted_labels")
+    parts = FrameParts(store, store.manifest())
+    return pd.concat([parts[name] for name in parts], ignore_index=True)
 
 
 def _frames(root, asset):
@@ -50,7 +58,7 @@ def test_every_cleaned_text_gets_one_label_from_the_taxonomy(pipeline_run):
 
 def test_before_any_audit_no_machine_label_is_trusted_and_all_wait_for_review(pipeline_run):
     root = pipeline_run["root"]
-    trusted = pd.read_parquet(root / "assets" / "trusted_labels.parquet")
+    trusted = _trusted(root)
     queued = pd.read_parquet(root / "assets" / "review_queue.parquet")
     assert not trusted["trusted"].any()  # confidence alone is a claim, not evidence
     assert set(trusted["label_origin"]) == {"local_model"}
@@ -253,7 +261,7 @@ def test_the_stored_version_check_passes_and_catches_a_damaged_file(own_pipeline
 
 
 def test_every_labelled_text_is_trusted_queued_or_excluded_and_the_queue_reads_it(pipeline_run):
-    labels = pd.read_parquet(pipeline_run["root"] / "assets" / "trusted_labels.parquet")
+    labels = _trusted(pipeline_run["root"])
     assert labels["row_id"].is_unique
     assert set(labels["verdict"]) <= {"trusted", "queued", "excluded"}
     assert labels["verdict_reason"].notna().all()

@@ -19,6 +19,7 @@ from dagster import (
     materialize,
 )
 
+from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, MemoryPartStore, PartRecord
 from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.resources.io_manager import READ_ON_ACCESS, AssetFilesIOManager, DayFrames
 from esk_pipeline.settings import Settings
@@ -104,9 +105,7 @@ def test_a_day_stream_is_written_one_day_at_a_time(project_env):
 
         return Output(DayStream("streamed", context.partition_keys, make))
 
-    result = materialize(
-        [streamed], tags=_range("2026-11-01", "2026-11-03"), resources=_io(base)
-    )
+    result = materialize([streamed], tags=_range("2026-11-01", "2026-11-03"), resources=_io(base))
     assert result.success
     assert made == [
         ("2026-11-01", [], True),
@@ -232,6 +231,58 @@ def test_a_local_write_leaves_no_temp_file_and_replaces_the_old_value(project_en
     assert _run_day(io_manager).success
     folder = project_env / "values" / "day_rows"
     assert [p.name for p in folder.iterdir()] == ["2026-11-03.parquet"]
+
+
+def test_parts_are_a_folder_of_files_read_when_asked_for_and_written_once(base, monkeypatch):
+    """A `FrameParts` value is a folder: a Parquet file per part, named by its address, and a
+    manifest. Downstream it is a mapping whose parts are read at each access. A part already
+    there is not written again; a file goes once neither the current nor the previous
+    manifest names it."""
+    run = {"n": 0}
+    written: list[str] = []
+    real_write = FolderPartStore.write
+
+    def counting_write(self, address, frame):
+        written.append(address)
+        real_write(self, address, frame)
+
+    monkeypatch.setattr(FolderPartStore, "write", counting_write)
+
+    @asset
+    def parted() -> FrameParts:
+        store = MemoryPartStore()
+        frames = {"old": pd.DataFrame({"x": [1, 2]}), "new": pd.DataFrame({"x": [run["n"]]})}
+        for name, frame in frames.items():
+            store.write(f"{name}{frame['x'].sum()}", frame)
+        return FrameParts(
+            store, {name: PartRecord(f"{name}{f['x'].sum()}") for name, f in frames.items()}
+        )
+
+    @asset
+    def parted_sum(parted: FrameParts) -> dict:
+        assert parted["old"] is not parted["old"]  # read at each access, not kept
+        return {name: int(parted[name]["x"].sum()) for name in parted}
+
+    io_manager = AssetFilesIOManager(base_dir=base)
+    for n in range(3):
+        run["n"] = n
+        written.clear()
+        result = materialize([parted, parted_sum], resources={"io_manager": io_manager})
+        assert result.success
+        assert result.output_for_node("parted_sum") == {"old": 3, "new": n}
+        assert written == (["old3", "new0"] if n == 0 else [f"new{n}"])
+    files = _files(base)
+    # The last two generations' files: the run before may still be reading new1.
+    assert sorted(files) == [
+        "parted/manifest.json",
+        "parted/new1.parquet",
+        "parted/new2.parquet",
+        "parted/old3.parquet",
+        "parted_sum.json",
+    ]
+    assert json.loads(files["parted/manifest.json"])["parts"]["new"]["address"] == "new2"
+    path = result.asset_materializations_for_node("parted")[0].metadata["path"].value
+    assert path == f"{base}/parted"
 
 
 def _run_day(io_manager, instance=None):

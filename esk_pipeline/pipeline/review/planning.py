@@ -16,9 +16,15 @@ How much of the reviewers' time the audit gets (`audit_hand_out_share`) follows 
 calibration still needs: most hand-outs while the audit decides what is accepted, then the
 audit's own share of the logs, so it keeps measuring each version as a uniform sample of the
 reviews while the rest go where a decision settles more. Only the audit calibrates: decisions
-on texts chosen for their uncertainty are not a random sample and never stand in for it."""
+on texts chosen for their uncertainty are not a random sample and never stand in for it.
+
+The labels may come as parts (`pipeline.parts.FrameParts`, a part per labels day): the plan
+reads one part at a time, keeps only the queued rows, and counts what it needs over all
+labels (texts per identity key, labels per domain) as it goes."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -38,23 +44,55 @@ def audit_hand_out_share(calibration: Calibration, *, prioritised: float, settle
     return prioritised if calibration.needs_audit() else min(prioritised, settled)
 
 
+# What planning and the review store read of a queued row.
+PLAN_COLUMNS = [
+    "row_id",
+    "text",
+    "domain",
+    "confidence",
+    "p_correct",
+    "status",
+    "top_candidates",
+    "label_source",
+    "error",
+    "identity_key",
+    "verdict",
+    "verdict_reason",
+]
+
+
 def plan_review(
-    labels: pd.DataFrame,
+    labels: pd.DataFrame | Mapping[str, pd.DataFrame],
     *,
     precision_target: float,
     audit_review_share: float,
     progress: ProgressReporter = SILENT,
 ) -> pd.DataFrame:
     """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
-    `review_gain` (higher first); `progress` as in `review_priority`."""
-    queued = labels[in_review_queue(labels)]
+    `review_gain` (higher first); `progress` as in `review_priority`. `labels`: one frame, or
+    its parts (read one at a time)."""
+    parts = {"": labels} if isinstance(labels, pd.DataFrame) else labels
+    queued_parts, keys, domain_counts = [], [], pd.Series(dtype="int64")
+    for name in parts:
+        part = _columns(parts, name, ["identity_key", "domain", "verdict", "verdict_reason"])
+        keys.append(_key_hashes(part["identity_key"]))
+        domain_counts = domain_counts.add(part["domain"].value_counts(), fill_value=0)
+        if in_review_queue(part).any():
+            part = _columns(parts, name, PLAN_COLUMNS)
+            queued_parts.append(part[in_review_queue(part)])
+        del part
+    queued = pd.concat(queued_parts, ignore_index=True) if queued_parts else _no_rows()
     in_audit = queued["verdict_reason"].isin(AUDIT_REASONS)
     candidates = queued[~in_audit]
+    key_hashes, key_counts = np.unique(np.concatenate(keys or [_NONE]), return_counts=True)
+    wanted = _key_hashes(candidates["identity_key"])
+    found = np.searchsorted(key_hashes, wanted).clip(max(len(key_hashes) - 1, 0))
+    sizes = np.where((len(key_hashes) > 0) & (key_hashes[found] == wanted), key_counts[found], 1)
     gain = review_priority(
         candidates,
         precision_target=precision_target,
-        group_sizes=candidates["identity_key"].map(labels["identity_key"].value_counts()),
-        domain_counts=labels["domain"].value_counts(),
+        group_sizes=pd.Series(sizes, index=candidates.index),
+        domain_counts=domain_counts.astype("int64").sort_values(ascending=False, kind="stable"),
         progress=progress,
     )
     candidates = candidates.assign(review_reason=ReviewReason.NEEDS_REVIEW.value, review_gain=gain)
@@ -66,6 +104,27 @@ def plan_review(
         ),
     )
     return pd.concat([candidates, audit], ignore_index=True)
+
+
+_NONE = np.zeros(0, dtype=np.uint64)
+
+
+def _columns(parts: Mapping[str, pd.DataFrame], name: str, columns: list[str]) -> pd.DataFrame:
+    """Some columns of one part: only those are read where the parts can do that."""
+    read = getattr(parts, "columns", None)
+    if read is not None:
+        return read(name, columns)
+    part = parts[name]
+    return part[[c for c in columns if c in part.columns]]
+
+
+def _key_hashes(keys: pd.Series) -> np.ndarray:
+    """Identity keys as 64-bit hashes: counted over every label without holding the strings."""
+    return pd.util.hash_pandas_object(keys.fillna(""), index=False).to_numpy(dtype=np.uint64)
+
+
+def _no_rows() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS})
 
 
 def _interleave(gains: np.ndarray, n_audit: int, share: float) -> np.ndarray:

@@ -33,32 +33,20 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from esk_pipeline.pipeline.label_contract import (
-    TRUSTED_LABEL_ROW,
-    LabelOrigin,
-    LabelTier,
-    validate_frame,
-    with_optional_columns,
-)
-from esk_pipeline.pipeline.labels import (
-    is_human,
-    propagates_to,
-    resolve_labels,
-    settled_domain,
-    settled_keys,
-    strongest_per_row,
-    tier_of,
-)
+from esk_pipeline.pipeline.label_contract import LabelTier
+from esk_pipeline.pipeline.labels import is_human, propagates_to, settled_domain, tier_of
 from esk_pipeline.pipeline.options import TrustOptions
+from esk_pipeline.pipeline.parts import FrameParts, MemoryPartStore, PartRecord, PartStore
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust._audit import audit_mask
 from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
+from esk_pipeline.pipeline.trust._parts import DayIndex, apply_trust, index_day
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
-from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, row_verdicts, settle_queue
+from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS
 
 __all__ = [
     "TrustAssessment",
@@ -78,7 +66,8 @@ class TrustAssessment(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    labels: pd.DataFrame
+    parts: FrameParts  # the labels, a part per labels day (`_parts`)
+    verdicts: dict[str, dict[str, int]]  # texts by verdict, then by reason
     calibration: Calibration
     reliability: ReviewerReliability
     audited: int  # audit texts with a decision or a first vote: the calibration's evidence
@@ -91,13 +80,16 @@ class TrustAssessment(BaseModel):
         """The label accuracy of `records` (dataset records): `estimate_accuracy`."""
         return estimate_accuracy(records, self.calibration, self.reliability)
 
+    @property
+    def labels(self) -> pd.DataFrame:
+        """Every part in one frame, in row id order: for callers whose labels fit in memory."""
+        frames = [self.parts[name] for name in self.parts]
+        labels = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return labels.sort_values("row_id", kind="stable").reset_index(drop=True)
+
     def verdict_counts(self) -> dict[str, dict[str, int]]:
-        """Labelled texts by verdict, then by reason (zero counts left out)."""
-        counts: dict[str, dict[str, int]] = {}
-        pairs = self.labels.groupby(["verdict", "verdict_reason"], sort=True).size()
-        for (verdict, reason), n in pairs.items():
-            counts.setdefault(str(verdict), {})[str(reason)] = int(n)
-        return counts
+        """Labelled texts by verdict, then by reason (zero counts left out), sorted."""
+        return {v: dict(sorted(r.items())) for v, r in sorted(self.verdicts.items())}
 
 
 def estimate_accuracy(
@@ -143,18 +135,22 @@ def assess_label_days(
     config: TrustConfig,
     *,
     temperature: float,
+    store: PartStore | None = None,
+    previous: Mapping[str, PartRecord] | None = None,
 ) -> TrustAssessment:
     """Resolve and measure (see the module docstring).
 
-    `days`: label rows by day key (ISO dates sort in time order); each day is read twice and
-    then let go, so a mapping that reads its frames on access keeps one day in memory at a
-    time. `decisions`: the review store's verified labels; `votes`: its decision votes;
+    `days`: label rows by day key (ISO dates sort in time order); each day is read at most
+    twice and then let go, so a mapping that reads its frames on access keeps one day in
+    memory at a time (and one with a `fingerprint(day)` method spares hashing each day's
+    content). `decisions`: the review store's verified labels; `votes`: its decision votes;
     `temperature`: the labels' local model's temperature. A decision whose `doubt_pending` is
-    true waits for a second opinion the store asked for.
+    true waits for a second opinion the store asked for. The labels go to `store` as parts
+    (in memory by default); parts of `previous` whose inputs are unchanged are reused.
     """
     decisions = decisions.reset_index(drop=True)
     wanted = set(decisions["row_id"]) | set(votes["item_id"])
-    evidence, model_tiers = _evidence(days, wanted)
+    evidence, model_tiers, index = _evidence(days, wanted)
     # Audit texts whose decision waits for a second reviewer count with their first vote: left
     # out, the audit would keep the model's easy successes and lose its failures for a while.
     waiting = _waiting_audit_items(evidence, decisions, votes, config.audit_share)
@@ -191,18 +187,21 @@ def assess_label_days(
     waiting_doubt = decisions.get("doubt_pending", pd.Series(False, index=decisions.index))
     doubted = sorted(set(suspected) | set(decisions.loc[waiting_doubt.astype(bool), "row_id"]))
 
-    batches = _resolved_batches(days, decisions, calibration)
-    verdicts = [
-        row_verdicts(batch, calibration, audit_share=config.audit_share, doubted=doubted)
-        for batch in batches
-    ]
-    labels = pd.concat(verdicts, ignore_index=True) if len(verdicts) > 1 else verdicts[0]
-    # One order whatever the days: the row id's (as one frame of labels always had).
-    labels = settle_queue(labels.sort_values("row_id", kind="stable").reset_index(drop=True))
-    validate_frame(labels, TRUSTED_LABEL_ROW, "trusted_labels")
-    pending = int(labels["verdict_reason"].isin(AUDIT_REASONS).sum())
+    store = MemoryPartStore() if store is None else store
+    records, verdicts = apply_trust(
+        days,
+        index,
+        decisions,
+        calibration,
+        audit_share=config.audit_share,
+        doubted=doubted,
+        store=store,
+        previous=previous or {},
+    )
+    pending = sum(n for r in verdicts.values() for why, n in r.items() if why in AUDIT_REASONS)
     return TrustAssessment(
-        labels=labels,
+        parts=FrameParts(store, records),
+        verdicts=verdicts,
         calibration=calibration,
         reliability=reliability,
         audited=int(pool_audited.sum()),
@@ -213,62 +212,22 @@ def assess_label_days(
     )
 
 
-def _evidence(days: Mapping[str, pd.DataFrame], wanted: set[str]) -> tuple[pd.DataFrame, set]:
-    """The label rows of the texts in `wanted` (decided or voted on), oldest day first, and
-    the tiers that labelled anything."""
-    kept, tiers = [], set()
+def _evidence(
+    days: Mapping[str, pd.DataFrame], wanted: set[str]
+) -> tuple[pd.DataFrame, set, dict[str, DayIndex]]:
+    """The label rows of the texts in `wanted` (decided or voted on), oldest day first, the
+    tiers that labelled anything, and each day's index (`_parts.index_day`)."""
+    kept, tiers, index = [], set(), {}
+    fingerprint = getattr(days, "fingerprint", lambda _: None)
     for key in sorted(days):
         frame = days[key]
+        index[key] = index_day(frame, fingerprint(key))
         if frame.empty:
             continue
         tiers.update(tier_of(frame).dropna())
         kept.append(frame[frame["row_id"].isin(wanted)])
     evidence = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
-    return evidence, tiers
-
-
-def _resolved_batches(
-    days: Mapping[str, pd.DataFrame], decisions: pd.DataFrame, calibration: Calibration
-) -> list[pd.DataFrame]:
-    """Every text's resolved label with `p_correct` and `tier`, a day at a time, newest day
-    first; a text already seen on a later day is left out (that day's label is the current
-    one), and decisions on texts no day holds come last."""
-    settled = settled_keys(strongest_per_row(decisions)[0]) if len(decisions) else {}
-    seen = np.zeros(0, dtype=np.uint64)  # hashes of the row ids resolved so far
-    batches = []
-    empty = pd.DataFrame()  # an empty day keeps its columns for a result without rows
-    for key in sorted(days, reverse=True):
-        model = days[key]
-        if model.empty:
-            empty = model
-            continue
-        hashes = _hashes(model["row_id"])
-        fresh = ~np.isin(hashes, seen)
-        seen = np.union1d(seen, hashes)
-        model = model[fresh].reset_index(drop=True)
-        model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
-        mine = decisions[decisions["row_id"].isin(model["row_id"])]
-        batches.append(_with_trust_columns(resolve_labels(model, mine, settled), calibration))
-    rest = decisions[~np.isin(_hashes(decisions["row_id"]), seen)]
-    if len(rest) or not batches:
-        batches.append(_with_trust_columns(resolve_labels(empty, rest), calibration))
-    return batches
-
-
-def _with_trust_columns(labels: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
-    """Propagated labels' `p_correct`, each row's `tier`, and the contract's optional columns."""
-    propagated = labels["label_origin"] == LabelOrigin.PROPAGATED.value
-    # Propagated labels are a tier of their own: the audit measures how often a decision on one
-    # text is right for its near duplicates. Their "confidence" is 1: all or nothing.
-    labels.loc[propagated, "p_correct"] = calibration.p_correct(
-        pd.Series(LabelTier.PROPAGATED.value, index=labels.index[propagated]),
-        pd.Series(1.0, index=labels.index[propagated]),
-    )
-    return with_optional_columns(labels.assign(tier=tier_of(labels)), TRUSTED_LABEL_ROW)
-
-
-def _hashes(row_ids: pd.Series) -> np.ndarray:
-    return pd.util.hash_pandas_object(row_ids, index=False).to_numpy(dtype=np.uint64)
+    return evidence, tiers, index
 
 
 def _waiting_audit_items(

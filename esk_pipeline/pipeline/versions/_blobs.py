@@ -88,7 +88,12 @@ class BlobStore:
         except OSError as exc:
             if isinstance(exc, FileExistsError) or exc.errno not in _NO_HARD_LINKS:
                 raise
-            shutil.copyfile(blob, target)  # no hard links here: a plain copy, still checksummed
+            # No hard links here: a plain copy, still checksummed, flushed (the folder's own
+            # sync skips files, which are otherwise blobs flushed when written).
+            with blob.open("rb") as source, target.open("xb") as copy:
+                shutil.copyfileobj(source, copy)
+                copy.flush()
+                os.fsync(copy.fileno())
 
     def collect_garbage(self, used: Iterable[str], grace_seconds: float) -> None:
         """Delete blobs not in `used` that are older than `grace_seconds` (and, on a local

@@ -80,8 +80,8 @@ class Housekeeping:
                 self.location.delete(name)
         if not isinstance(self.location, LocalLocation):
             live = {f"{VERSIONS_DIR}/{v.version}/" for v in registry.live()}
-            for name in self.location.listing(VERSIONS_DIR):
-                if not any(name.startswith(prefix) for prefix in live):
+            for name, (_, modified) in self.location.listing(VERSIONS_DIR).items():
+                if not any(name.startswith(prefix) for prefix in live) and modified <= cutoff:
                     self.location.delete(name)
         self._collect_garbage(registry)
         self._sync_folders(registry)

@@ -12,8 +12,9 @@ A snapshot names each version's manifest (its files with checksums and counts) b
 small however many shards the versions have, a commit writes only its own manifest, and a
 reader fetches each manifest once per process.
 
-Only the last KEEP_SNAPSHOTS snapshots are kept. A store made before snapshots existed
-(`versions.json`) becomes snapshot 1 when it is first opened.
+Only the last KEEP_SNAPSHOTS snapshots are kept; a write whose base snapshot is already pruned
+is withdrawn and retried, so a writer that paused that long cannot commit unseen. A store
+made before snapshots existed (`versions.json`) becomes snapshot 1 when it is first opened.
 """
 
 from __future__ import annotations
@@ -90,12 +91,27 @@ class Catalog:
                     self.location.put_bytes(manifest_name(sha), data)
                 self._manifests[sha] = dict(version.files)
             version.manifest = sha
-        if not self.location.put_new(snapshot_name(number), registry.to_bytes()):
+        data = registry.to_bytes()
+        name = snapshot_name(number)
+        if not self.location.put_new(name, data):
+            # A put retried after a lost reply finds its own first write: the number is ours.
+            return self._holds(name, data)
+        numbers = self.numbers()
+        if number > 1 and number - 1 not in numbers:
+            # The snapshot this change was read from is pruned: so was `number` before this
+            # write (a writer paused past KEEP_SNAPSHOTS commits). Not the registry: retry.
+            self.location.delete(name)
             return False
-        for old in self.numbers():
+        for old in numbers:
             if old <= number - KEEP_SNAPSHOTS:
                 self.location.delete(snapshot_name(old))
         return True
+
+    def _holds(self, name: str, data: bytes) -> bool:
+        try:
+            return self.location.read_bytes(name) == data
+        except FileNotFoundError:
+            return False
 
     def adopt_legacy(self) -> None:
         """Turn a `versions.json` registry into snapshot 1 (once; a no-op otherwise)."""

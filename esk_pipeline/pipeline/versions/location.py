@@ -5,9 +5,10 @@ The store needs few operations from its location, and one of them is the commit 
 it with a fully written temporary file hard-linked into place (link fails if the name
 exists); object storage with a conditional put (S3's `If-None-Match: *`, which s3fs sends
 for `mode="create"`; AWS S3 has honoured it since August 2024, the tests run it on moto's
-server). Another backend or S3-compatible server must refuse an existing name for this
-write to hold a version store. Every other write is of content-addressed or derived objects, where
-a retry or a concurrent writer writes the same bytes.
+server). fsspec's other backends check and then write, so they are refused
+(ATOMIC_CREATE_PROTOCOLS); an S3-compatible server must honour If-None-Match. Every other
+write is of content-addressed or derived objects, where a retry or a concurrent writer
+writes the same bytes.
 
 Names are relative POSIX paths under the root ("objects/ab/<sha>", "registry/00000003.json").
 """
@@ -27,7 +28,18 @@ import fsspec
 
 from esk_pipeline.pipeline import fsutil
 
-__all__ = ["FsspecLocation", "LocalLocation", "Location", "open_location"]
+from .models import StorageError
+
+__all__ = [
+    "ATOMIC_CREATE_PROTOCOLS",
+    "FsspecLocation",
+    "LocalLocation",
+    "Location",
+    "open_location",
+]
+
+# fsspec backends whose `pipe_file(mode="create")` is one conditional request.
+ATOMIC_CREATE_PROTOCOLS = frozenset({"s3", "s3a"})
 
 
 def open_location(where: str | Path) -> Location:
@@ -35,6 +47,13 @@ def open_location(where: str | Path) -> Location:
     text = str(where)
     if "://" not in text or text.startswith("file://"):
         return LocalLocation(Path(text.removeprefix("file://")).absolute())
+    protocol = text.split("://", 1)[0]
+    if protocol not in ATOMIC_CREATE_PROTOCOLS:
+        raise StorageError(
+            f"{text}: a version store needs a write that refuses an existing name atomically, "
+            f"which {protocol}:// does not give here; use a local folder or "
+            + ", ".join(f"{p}://" for p in sorted(ATOMIC_CREATE_PROTOCOLS))
+        )
     return FsspecLocation(text)
 
 
@@ -178,8 +197,10 @@ class FsspecLocation(Location):
     def put_new(self, name: str, data: bytes) -> bool:
         try:
             self.fs.pipe_file(self._full(name), data, mode="create")
-        except FileExistsError:
-            return False
+        except OSError as exc:
+            if _refused_as_existing(exc):
+                return False
+            raise
         return True
 
     def put_bytes(self, name: str, data: bytes) -> None:
@@ -226,6 +247,17 @@ class FsspecLocation(Location):
     def delete(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._full(name))
+
+
+def _refused_as_existing(exc: OSError) -> bool:
+    """A conditional put refused: the name exists (412), or another conditional write of it
+    is in flight (S3's 409 ConditionalRequestConflict); either way another writer has it."""
+    if isinstance(exc, FileExistsError):
+        return True
+    response = getattr(exc.__cause__, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
 def _modified(info: dict) -> float:

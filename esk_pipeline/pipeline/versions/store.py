@@ -11,7 +11,7 @@ what a crash left that no snapshot names.
 On a local folder each live version also has a folder of hard links to its blobs
 (`versions/vX.Y.Z/`, loadable as a Hugging Face dataset) and `current` points at one; this
 machine's writers take `.lock`. Export, import, archiving and verification are in transfer.py,
-recovery and garbage collection in _housekeeping.py, storing a dataset's files in _sources.py.
+recovery and garbage collection in _housekeeping.py, staging a dataset's files in _sources.py.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ._blobs import DIGEST_CACHE, BlobStore, DigestCache, blob_name
 from ._housekeeping import Housekeeping
 from ._layout import ARCHIVE_DIR, VERSIONS_DIR, Bump
 from ._records import split_counts
-from ._sources import store_sources
+from ._sources import Staging
 from .catalog import Catalog
 from .diff import VersionDiff, diff_versions
 from .location import LocalLocation, open_location
@@ -55,7 +55,7 @@ T = TypeVar("T")
 _MAX_ATTEMPTS = 50
 
 
-class DataStorage(Transfer, Housekeeping):
+class DataStorage(Staging, Transfer, Housekeeping):
     """Semantic versions of train/eval datasets with git-like operations (see module docstring)."""
 
     def __init__(self, config: DataStorageConfig | None = None):
@@ -107,9 +107,12 @@ class DataStorage(Transfer, Housekeeping):
         if (folder / "README.md").is_file():
             sources["README.md"] = folder / "README.md"
         with self._locked():
-            files = self._store_sources(sources, DigestCache(folder.parent / DIGEST_CACHE))
-            metadata = _layout.read_json(folder / "metadata.json")
-            return self._commit(files, metadata, version_tag, description, status, created_by, bump)
+            staged = self._stage_files(
+                sources,
+                DigestCache(folder.parent / DIGEST_CACHE),
+                _layout.read_json(folder / "metadata.json"),
+            )
+            return self.commit_staged(staged, version_tag, description, status, created_by, bump)
 
     def commit_dataset(
         self,
@@ -132,30 +135,6 @@ class DataStorage(Transfer, Housekeeping):
             return self.commit_staged(
                 staged, version_tag, description, status, created_by, bump, only_if_changed
             )
-
-    def stage_dataset(self, dataset_dir: str | Path) -> StagedDataset:
-        """Store a DataWriter folder's files as blobs (content not stored yet only) and return
-        their manifest, which `commit_staged` turns into a version on this or any machine
-        sharing the store. Staged blobs are kept for `staged_ttl_seconds`."""
-        with self._locked():
-            staged = self._stage(Path(dataset_dir))
-            self.location.put_bytes(staged.marker_name(), staged.model_dump_json().encode())
-            return staged
-
-    def _stage(self, dataset_dir: Path) -> StagedDataset:
-        if not dataset_dir.is_dir():
-            raise StorageError(f"{dataset_dir}: not a dataset folder")
-        sources = {
-            p.relative_to(dataset_dir).as_posix(): p
-            for p in sorted(dataset_dir.rglob("*"))
-            if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(dataset_dir).parts)
-        }
-        sources.pop("metadata.json", None)
-        if not _layout.data_files(sources):
-            raise StorageError(f"{dataset_dir}: no train*.jsonl / eval*.jsonl files")
-        files = self._store_sources(sources, DigestCache(dataset_dir.parent / DIGEST_CACHE))
-        return StagedDataset(files=files, metadata=_layout.read_json(dataset_dir / "metadata.json"))
 
     def commit_staged(
         self,
@@ -240,13 +219,6 @@ class DataStorage(Transfer, Housekeeping):
             if self.config.auto_archive_old:
                 self._archive_old()
             return self.get_version(entry.version)
-
-    def _store_sources(
-        self, sources: dict[str, Path], digest_cache: DigestCache
-    ) -> dict[str, FileEntry]:
-        return store_sources(
-            sources, digest_cache, registry=self._load(), blobs=self.blobs, location=self.location
-        )
 
     # --------------------------------------------------------------- reading
 

@@ -32,7 +32,7 @@ from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import _layout
 from ._blobs import DigestCache, blob_name
-from .models import DatasetVersion, FileEntry, Registry, StorageError, VersionStatus
+from .models import DatasetVersion, Registry, StorageError, VersionStatus
 
 __all__ = ["EXPORT_FORMAT", "MAX_IMPORT_MEMBERS", "Transfer"]
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from ._blobs import BlobStore
     from .location import Location
-    from .models import DataStorageConfig
+    from .models import DataStorageConfig, StagedDataset
 
 EXPORT_FORMAT = "esk-dataset-export/1"
 # An export holds a manifest and a version's files (a few, or a few hundred shards): far more
@@ -53,7 +53,6 @@ class Transfer:
     """Export, import, archive, restore and verify (mixed into DataStorage)."""
 
     config: DataStorageConfig
-    root: Path | UPath
     versions_dir: Path | UPath
     location: Location
     blobs: BlobStore
@@ -64,7 +63,7 @@ class Transfer:
     _read_current_pointer: Callable[[], str | None]
     _collect_garbage: Callable[[Registry], None]
     _commit: Callable[..., DatasetVersion]
-    _store_sources: Callable[[dict[str, Path], DigestCache], dict[str, FileEntry]]
+    _stage_files: Callable[[dict[str, Path], DigestCache], StagedDataset]
     get_version: Callable[[str], DatasetVersion]
 
     def verify(self, ref: str | None = None) -> list[str]:
@@ -133,13 +132,13 @@ class Transfer:
             return self._commit_imported(source, data, name)
 
     def _commit_imported(self, source: DatasetVersion, data: Path, name: str) -> DatasetVersion:
-        status = source.status_before_archive or source.status
-        if status is VersionStatus.ARCHIVED:
-            status = VersionStatus.STABLE
+        kept = source.status_before_archive or source.status
+        status = VersionStatus.STABLE if kept is VersionStatus.ARCHIVED else kept
         metadata = _layout.read_json(data / "metadata.json") or {}
         sources = {n: data / n for n in source.files if n != "metadata.json"}
-        return self._commit(
-            self._store_sources(sources, DigestCache(None)),
+        staged = self._stage_files(sources, DigestCache(None))
+        version = self._commit(
+            staged.files,
             {**(metadata.get("dataset") or {}), "imported_from": source.version},
             name,
             source.description,
@@ -148,6 +147,8 @@ class Transfer:
             "minor",
             created_at=source.created_at,
         )
+        self.location.delete(staged.marker_name())
+        return version
 
     # ------------------------------------------------------------- archiving
 
@@ -204,8 +205,7 @@ class Transfer:
             if found.is_archived:
                 found.status = found.status_before_archive or VersionStatus.STABLE
                 found.status_before_archive = None
-                found.archive = None
-                found.archive_sha256 = None
+                found.archive = found.archive_sha256 = None
 
         self._update(unarchive)
         self.location.delete(archive)

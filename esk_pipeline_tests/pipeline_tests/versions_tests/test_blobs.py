@@ -50,8 +50,11 @@ def test_link_copies_only_without_hard_links_and_never_replaces_a_file(tmp_path,
         raise OSError(errno.EXDEV, "cross-device link")
 
     monkeypatch.setattr(os, "link", no_hard_links)
+    synced, real_fsync = [], os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     storage.blobs.link(entry.sha256, folder, "train.jsonl")
     assert (folder / "train.jsonl").read_bytes() == source.read_bytes()
+    assert len(synced) == 1  # the copy is flushed: its folder's sync skips files
     assert entry.size == source.stat().st_size
 
 

@@ -18,7 +18,7 @@ from esk_pipeline.pipeline.versions import (
     VersionStatus,
 )
 from esk_pipeline.pipeline.versions.catalog import Catalog
-from esk_pipeline.pipeline.versions.models import Registry
+from esk_pipeline.pipeline.versions.models import Registry, StagedDataset
 from esk_pipeline_tests.pipeline_tests.versions_tests.support import (
     make_storage,
     sample_records,
@@ -177,13 +177,19 @@ CHILD = textwrap.dedent(
 
 
 def _consistent(url: str) -> list[str]:
-    """The store as a fresh process sees it: whole versions only, no orphan object."""
+    """The store as a fresh process sees it: whole versions only, and no orphan object but
+    the blobs a killed commit's staged marker still names (kept for staged_ttl_seconds)."""
     storage = _s3_storage(url, max_versions=2)
     assert storage.verify() == []
     registry = storage._load()
     used = {f.sha256 for v in registry.live() for f in v.files.values()}
+    staged = {
+        f.sha256
+        for name in storage.location.listing("staged")
+        for f in StagedDataset.model_validate_json(storage.location.read_bytes(name)).files.values()
+    }
     blobs = {n.rsplit("/", 1)[-1] for n in storage.location.listing("objects")}
-    assert blobs == used
+    assert used <= blobs <= used | staged
     archives = set(storage.location.listing("archive"))
     assert archives == {v.archive for v in registry.versions if v.archive}
     return [v.version for v in storage.list_versions()]
@@ -226,9 +232,41 @@ def test_a_dataset_staged_on_one_worker_is_committed_on_another(tmp_path, store_
     assert again.version == version.version
 
 
+def test_garbage_collection_elsewhere_spares_the_blobs_of_a_commit_in_flight(
+    tmp_path, store_url, monkeypatch
+):
+    """Another machine collects garbage with no grace period between each upload of a
+    commit: the staged marker, written before the first upload, keeps every blob."""
+    dataset = write_dataset(tmp_path, sample_records(), "ds")
+    storage = _s3_storage(store_url, orphan_grace_seconds=0)
+    put = storage.blobs.put
+    collections = []
+
+    def collected_first(source, sha256):
+        collections.append(_s3_storage(store_url, orphan_grace_seconds=0))  # opening collects
+        return put(source, sha256)
+
+    monkeypatch.setattr(storage.blobs, "put", collected_first)
+    version = storage.commit_dataset(dataset, status="stable")
+    assert len(collections) >= 4 and storage.verify() == []
+    assert version.train_samples + version.eval_samples == 60
+    assert storage.location.listing("staged") == {}
+
+
 def test_a_staged_dataset_past_its_time_is_collected(tmp_path, store_url):
     staged = _s3_storage(store_url).stage_dataset(write_dataset(tmp_path, sample_records(), "ds"))
     late = _s3_storage(store_url, staged_ttl_seconds=0.0)
     with pytest.raises(StorageError, match="staged files are gone"):
         late.commit_staged(staged)
     assert late.location.listing("objects") == {} and late.list_versions() == []
+
+
+def test_recovery_spares_a_fresh_version_folder_another_machine_is_writing(tmp_path, store_url):
+    storage = _s3_storage(store_url)
+    storage.commit_dataset(write_dataset(tmp_path, sample_records(), "ds"))
+    # Another machine checks out a version this registry does not show live yet.
+    storage.location.put_bytes("versions/v9.9.9/train.jsonl", b"{}\n")
+    _s3_storage(store_url, orphan_grace_seconds=3600)
+    assert storage.location.exists("versions/v9.9.9/train.jsonl")
+    _s3_storage(store_url, orphan_grace_seconds=0)
+    assert not storage.location.exists("versions/v9.9.9/train.jsonl")

@@ -1,0 +1,187 @@
+"""Trusted labels as parts (`trust._parts`): a part per labels day, reused while its inputs
+stay the same, and always what one frame of every label gives."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from esk_pipeline.pipeline.parts import MemoryPartStore
+from esk_pipeline.pipeline.trust import TrustConfig, _parts, assess_label_days, assess_labels
+from esk_pipeline.pipeline.trust._audit import audit_mask
+
+TAXONOMY_PATH = Path(__file__).resolve().parents[3] / "data" / "taxonomy.yaml"
+CONFIG = TrustConfig(audit_share=0.3, detect_label_errors=False)
+
+
+def _label(row_id: str, text: str, domain: str, confidence: float) -> dict:
+    return {
+        "row_id": row_id,
+        "text": text,
+        "domain": domain,
+        "confidence": confidence,
+        "label_source": "local",
+        "label_origin": "local_model",
+        "status": "labeled",
+    }
+
+
+def _day(d: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            _label(
+                f"d{d}r{i}",
+                f"жалоба номер {d * 100 + i} на шум соседей по ночам",
+                "housing_utilities" if i % 3 else "transport",
+                0.3 + 0.03 * ((i * 7 + d) % 20),
+            )
+            for i in range(20)
+        ]
+    )
+
+
+def _decision(row_id: str, text: str, domain: str, reviewer: str) -> dict:
+    return {
+        "row_id": row_id,
+        "text": text,
+        "domain": domain,
+        "predicted_domain": domain,
+        "confidence": 0.9,
+        "reviewer_id": reviewer,
+        "reviewed_at": pd.Timestamp("2026-11-05", tz="UTC"),
+        "review_status": "approved",
+        "label_source": f"reviewer:{reviewer}",
+        "label_origin": "human_verified",
+        "votes": 1,
+        "review_reason": "needs_review",
+        "predicted_source": "local",
+    }
+
+
+def _decided(days: dict[str, pd.DataFrame], picks: list[tuple[str, int, str]]) -> pd.DataFrame:
+    rows = []
+    for day, i, reviewer in picks:
+        label = days[day].iloc[i]
+        rows.append(_decision(label["row_id"], label["text"], label["domain"], reviewer))
+    return pd.DataFrame(rows, columns=list(_decision("", "", "", "")))
+
+
+def _votes(decisions: pd.DataFrame) -> pd.DataFrame:
+    return decisions[["row_id", "reviewer_id", "domain"]].rename(columns={"row_id": "item_id"})
+
+
+@pytest.fixture
+def resolved(monkeypatch) -> list[str]:
+    """The parts resolved (by the first row id each resolution was given), in order."""
+    calls: list[str] = []
+    real = _parts.resolve_labels
+
+    def counting(model, decisions, settled=None):
+        calls.append(str(model["row_id"].iloc[0]) if len(model) else "decisions")
+        return real(model, decisions, settled)
+
+    monkeypatch.setattr(_parts, "resolve_labels", counting)
+    return calls
+
+
+def _assess(days, decisions, previous=None, store=None):
+    from esk_pipeline.pipeline.taxonomy import Taxonomy
+
+    return assess_label_days(
+        days,
+        decisions,
+        _votes(decisions),
+        Taxonomy.load(TAXONOMY_PATH),
+        CONFIG,
+        temperature=1.0,
+        store=store,
+        previous=previous,
+    )
+
+
+def _one_frame(days, decisions):
+    from esk_pipeline.pipeline.taxonomy import Taxonomy
+
+    return assess_labels(
+        pd.concat([days[k] for k in sorted(days)], ignore_index=True),
+        decisions,
+        _votes(decisions),
+        Taxonomy.load(TAXONOMY_PATH),
+        CONFIG,
+        temperature=1.0,
+    )
+
+
+def _unaudited(days: dict[str, pd.DataFrame], day: str) -> int:
+    """A row of `day` outside the audit (a decision on it leaves the calibration as it is)."""
+    return int(audit_mask(days[day]["row_id"], CONFIG.audit_share).argmin())
+
+
+def test_a_new_day_without_decisions_resolves_that_day_only(resolved):
+    days = {f"2026-11-0{d}": _day(d) for d in (1, 2, 3)}
+    decisions = _decided(days, [("2026-11-01", _unaudited(days, "2026-11-01"), "alice")])
+    store = MemoryPartStore()
+    first = _assess(days, decisions, store=store)
+    assert sorted(first.parts) == sorted(days) and len(resolved) == 3
+
+    resolved.clear()
+    days["2026-11-04"] = _day(4)
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == ["d4r0"]
+    for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
+        assert second.parts.records[day] == first.parts.records[day]  # the same stored part
+    pd.testing.assert_frame_equal(
+        second.labels, _one_frame(days, decisions).labels, check_like=True
+    )
+    assert second.verdict_counts() == _one_frame(days, decisions).verdict_counts()
+
+
+def test_a_new_decision_resolves_only_the_part_holding_its_text(resolved):
+    days = {f"2026-11-0{d}": _day(d) for d in (1, 2, 3)}
+    picks = [("2026-11-01", _unaudited(days, "2026-11-01"), "alice")]
+    store = MemoryPartStore()
+    first = _assess(days, _decided(days, picks), store=store)
+
+    resolved.clear()
+    decisions = _decided(days, [*picks, ("2026-11-02", _unaudited(days, "2026-11-02"), "bob")])
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == ["d2r0"]
+    assert second.parts.records["2026-11-01"] == first.parts.records["2026-11-01"]
+    assert second.parts.records["2026-11-02"] != first.parts.records["2026-11-02"]
+    pd.testing.assert_frame_equal(
+        second.labels, _one_frame(days, decisions).labels, check_like=True
+    )
+
+
+def test_a_less_sure_duplicate_on_a_new_day_takes_the_queue_place_without_resolving_again(
+    resolved,
+):
+    """One text per identity key stays queued across days: when a new day brings a near
+    duplicate the model is less sure of, the old day's part is rewritten from what it stored
+    (its text is now excluded as same_text_queued), and no old day is resolved again."""
+    days = {f"2026-11-0{d}": _day(d) for d in (1, 2)}
+    decisions = _decided(days, [])
+    store = MemoryPartStore()
+    first = _assess(days, decisions, store=store)
+    old = first.parts["2026-11-02"].set_index("row_id")
+    queued = old[old["verdict_reason"] == "needs_review"].index[0]
+
+    resolved.clear()
+    twin = _label("d3r0", old.loc[queued, "text"] + "!", old.loc[queued, "domain"], 0.01)
+    days["2026-11-03"] = pd.DataFrame([twin])
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == ["d3r0"]
+    now = second.parts["2026-11-02"].set_index("row_id")
+    assert now.loc[queued, "verdict_reason"] == "same_text_queued"
+    assert second.parts["2026-11-03"]["verdict_reason"].tolist() == ["needs_review"]
+    assert second.parts.records["2026-11-01"] == first.parts.records["2026-11-01"]
+    pd.testing.assert_frame_equal(
+        second.labels, _one_frame(days, decisions).labels, check_like=True
+    )
+
+    # The new day goes again: the old text is queued again, as one frame would have it.
+    del days["2026-11-03"]
+    resolved.clear()
+    third = _assess(days, decisions, previous=second.parts.records, store=store)
+    assert resolved == []
+    assert third.parts.records == first.parts.records
