@@ -176,12 +176,14 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
         trust = json.loads((root / "assets" / "label_trust.json").read_text(encoding="utf-8"))
         figures = _version_figures(Path(version.path), reviewers.truth)
         local = trust["calibration"]["tiers"].get("local_model") or {}
+        (root / f"label_trust-{spent}.json").write_text(json.dumps(trust), encoding="utf-8")
         rows.append(
             {
                 "order": order,
                 "reviews": spent,
                 "audited": trust["audit"]["audited"],
                 "threshold": local.get("threshold"),
+                "domain_thresholds": local.get("domain_thresholds", {}),
                 "accepted_audited": local.get("accepted_audited", 0),
                 "accepted": sum(
                     trust["verdicts"].get("trusted", {}).get(reason, 0)
@@ -271,6 +273,9 @@ def _print_row(row: dict) -> None:
             f" human={_fmt(f['human_share'])} est={_fmt(f['estimate'])}{interval}"
         )
     parts.append(f"unverified {row['unverified']['records']:>5} ({row['seconds']} s)")
+    if row["domain_thresholds"]:
+        own = ", ".join(f"{d} {t:.3f}" for d, t in sorted(row["domain_thresholds"].items()))
+        parts.append(f"own thresholds: {own}")
     right = row["train"]["right"] + row["eval"]["right"]
     if row["reviews"]:
         parts.append(f"right/decision {right / row['reviews']:.2f}")

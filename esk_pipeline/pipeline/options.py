@@ -220,8 +220,8 @@ class TrustOptions(BaseModel):
         default=0.7,
         ge=0,
         le=1,
-        description="share of hand-outs given to audit items while the calibration needs "
-        "them (Calibration.needs_audit); afterwards audit_share of them",
+        description="share of hand-outs given to audit items for as many of them as the "
+        "calibration still needs (Calibration.audit_still_needed); afterwards audit_share",
     )
     min_audit_for_estimate: int = Field(
         default=200, ge=0, description="audited items a reliable accuracy estimate needs"

@@ -17,7 +17,12 @@ reviewer (until the reviewer is proven reliable), so a text the model is likely 
 costs about two decisions, one it is likely right about one;
 
 and a batch stays diverse: picking greedily, each pick discounts the candidates like it,
-so one cluster does not take every hand-out in a row. Pure function of the candidate frame.
+so one cluster does not take every hand-out in a row.
+
+Neighbourhoods and picks compare candidates pairwise, so only the `_MAX_SCORED` best by the
+cheap factors get them, and their neighbourhoods are among each other: a queue is worked from
+its head, and between two plans reviewers reach far fewer items than that. The rest keep the
+order of the cheap factors below them. Pure function of the candidate frame.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ _NEAR_TARGET_WIDTH = 0.15
 # Picks that discount their look-alikes; candidates past them keep their own priority order.
 _DIVERSE_PICKS = 600
 _ROWS_PER_BLOCK = 512
-_MAX_SCORED = 20_000
+_MAX_SCORED = 5_000
 
 
 def review_priority(
@@ -76,7 +81,7 @@ def review_priority(
         / (1.0 + uncertainty)
     )
     # Neighbourhoods cost a similarity per pair: only the best candidates by the cheap
-    # factors get them; the rest rank as if they had no neighbours.
+    # factors get them; the rest rank as if they had no neighbours, so below all of those.
     scored = np.sort(np.argsort(-priority, kind="stable")[:_MAX_SCORED])
     progress.phase("ranking", len(scored), "candidates")
     vectors = _vectors(candidates["text"].iloc[scored])
@@ -128,6 +133,7 @@ def _diversify(priority: np.ndarray, vectors: csr_matrix, progress: ProgressRepo
         return out
     progress.phase("picking", picks, "picks")
     ceiling = float(priority.max())
+    columns = vectors.tocsc()
     closest = np.zeros(len(priority))
     taken = np.zeros(len(priority), dtype=bool)
     for rank in range(picks):
@@ -135,7 +141,9 @@ def _diversify(priority: np.ndarray, vectors: csr_matrix, progress: ProgressRepo
         best = int(np.argmax(remaining))
         taken[best] = True
         out[best] = ceiling + (picks - rank)
-        similarity = np.asarray((vectors @ vectors[best].T).todense()).ravel()
+        # Only the columns of the pick's n-grams: far cheaper than a product with every row.
+        pick = vectors[best]
+        similarity = columns[:, pick.indices] @ pick.data
         closest = np.maximum(closest, np.clip(similarity, 0.0, 1.0))
         progress.advance()
     return out

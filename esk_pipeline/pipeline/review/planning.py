@@ -13,10 +13,13 @@ verdict "queued", and the audit texts trusted meanwhile), in two streams:
   Their decisions calibrate every tier and estimate each version's accuracy.
 
 How much of the reviewers' time the audit gets (`audit_hand_out_share`) follows what the
-calibration still needs: most hand-outs while the audit decides what is accepted, then the
-audit's own share of the logs, so it keeps measuring each version as a uniform sample of the
-reviews while the rest go where a decision settles more. Only the audit calibrates: decisions
-on texts chosen for their uncertainty are not a random sample and never stand in for it.
+calibration still needs: most hand-outs for about as many audit items as the audit still
+needs to decide what is accepted (`Calibration.audit_still_needed`), then the audit's own
+share of the logs, so it keeps measuring each version as a uniform sample of the reviews while
+the rest go where a decision settles more. The plan holds both parts, so a long stretch of
+reviews between two plans does not spend itself on an audit that has already done its job.
+Only the audit calibrates: decisions on texts chosen for their uncertainty are not a random
+sample and never stand in for it.
 
 The labels may come as parts (`pipeline.parts.FrameParts`, a part per labels day): the plan
 reads one part at a time, keeps only the queued rows, and counts what it needs over all
@@ -25,6 +28,7 @@ labels (texts per identity key, labels per domain) as it goes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,13 +39,30 @@ from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
 
-__all__ = ["audit_hand_out_share", "plan_review"]
+__all__ = ["AuditShare", "audit_hand_out_share", "plan_review"]
 
 
-def audit_hand_out_share(calibration: Calibration, *, prioritised: float, settled: float) -> float:
-    """`prioritised` while the calibration needs the audit (`Calibration.needs_audit`), else
-    the smaller of the two."""
-    return prioritised if calibration.needs_audit() else min(prioritised, settled)
+@dataclass(frozen=True)
+class AuditShare:
+    """The audit's share of hand-outs: `first` for its first `items` items (None: all of
+    them), then `then`."""
+
+    first: float
+    items: int | None
+    then: float
+
+    def for_item(self, j: int) -> float:
+        return self.first if self.items is None or j < self.items else self.then
+
+
+def audit_hand_out_share(
+    calibration: Calibration, *, prioritised: float, settled: float
+) -> AuditShare:
+    """`prioritised` for as many audit items as the calibration still needs
+    (`Calibration.audit_still_needed`), then the smaller of the two."""
+    return AuditShare(
+        first=prioritised, items=calibration.audit_still_needed(), then=min(prioritised, settled)
+    )
 
 
 # What planning and the review store read of a queued row.
@@ -65,12 +86,13 @@ def plan_review(
     labels: pd.DataFrame | Mapping[str, pd.DataFrame],
     *,
     precision_target: float,
-    audit_review_share: float,
+    audit_review_share: float | AuditShare,
     progress: ProgressReporter = SILENT,
 ) -> pd.DataFrame:
     """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
-    `review_gain` (higher first); `progress` as in `review_priority`. `labels`: one frame, or
-    its parts (read one at a time)."""
+    `review_gain` (higher first); the audit gets `audit_review_share` of the hand-outs (one
+    share, or one per stretch of the audit); `progress` as in `review_priority`. `labels`: one
+    frame, or its parts (read one at a time)."""
     parts = {"": labels} if isinstance(labels, pd.DataFrame) else labels
     queued_parts, keys, domain_counts = [], [], pd.Series(dtype="int64")
     for name in parts:
@@ -127,17 +149,21 @@ def _no_rows() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS})
 
 
-def _interleave(gains: np.ndarray, n_audit: int, share: float) -> np.ndarray:
-    """Gains that put audit item j right after the ((j + 1) * k)-th other item, k = (1-s)/s."""
+def _interleave(gains: np.ndarray, n_audit: int, share: float | AuditShare) -> np.ndarray:
+    """Gains that put audit item j right after the k_j-th other item, k_j the sum of
+    (1 - s_i) / s_i over the audit items i <= j (s_i the share at item i)."""
     if n_audit == 0:
         return np.zeros(0)
+    shares = share if isinstance(share, AuditShare) else AuditShare(share, None, share)
     ordered = np.sort(gains)[::-1]
-    if share <= 0 or not len(ordered):
+    if shares.first <= 0 or not len(ordered):
         return np.full(n_audit, (ordered[-1] if len(ordered) else 0.0) - 1.0)
-    step = max((1 - share) / share, 0.0)
     out = np.empty(n_audit)
+    position = 0.0
     for j in range(n_audit):
-        k = round((j + 1) * step)
+        s = shares.for_item(j)
+        position += (1 - s) / s if s > 0 else np.inf
+        k = round(position) if np.isfinite(position) else len(ordered)
         if k <= 0:
             out[j] = ordered[0] + 1.0
         elif k >= len(ordered):

@@ -59,6 +59,8 @@ ASSURANCE = 0.75
 # (fewer let a lucky run of right labels at the top accept a tier at 90-93%).
 MIN_ACCEPT_AUDIT = 60
 MIN_DOMAIN_AUDIT = 60
+# Beyond this many accepted audited labels `audit_still_needed` stops counting.
+_MAX_AUDIT_PLANNED = 100_000
 
 
 def acceptance_rule(precision_target: float) -> str:
@@ -152,6 +154,28 @@ class Calibration(BaseModel):
         main = max(self.tiers.values(), key=lambda tier: tier.audited)
         low, high = wilson_interval(main.accepted_correct, main.accepted_audited)
         return high - low > 1 - self.precision_target
+
+    def audit_still_needed(self) -> int | None:
+        """About how many more audit decisions `needs_audit` waits for (0: none; None: not
+        known yet, while the most audited tier accepts nothing). Assumes the accepted labels'
+        precision and their share of the audit stay as they are; both tend to grow as the
+        audit does, so this errs long."""
+        if not self.needs_audit():
+            return 0
+        if not self.tiers:
+            return None
+        main = max(self.tiers.values(), key=lambda tier: tier.audited)
+        if not main.accepted_audited:
+            return None
+        precision = main.accepted_correct / main.accepted_audited
+        allowed = 1 - self.precision_target
+        accepted = main.accepted_audited
+        while accepted < _MAX_AUDIT_PLANNED:
+            accepted += 1
+            low, high = wilson_interval(precision * accepted, accepted)
+            if high - low <= allowed:
+                break
+        return math.ceil((accepted - main.accepted_audited) * main.audited / main.accepted_audited)
 
     def p_correct(self, tiers: pd.Series, confidence: pd.Series) -> np.ndarray:
         """Each label's estimated probability of being right (NaN for an unaudited tier)."""

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.ids import row_id
-from esk_pipeline.pipeline.review.planning import audit_hand_out_share
+from esk_pipeline.pipeline.review.planning import AuditShare, audit_hand_out_share
 from esk_pipeline.pipeline.review.planning import plan_review as plan_verdicts
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust._audit import audit_mask
@@ -13,7 +13,11 @@ from esk_pipeline.pipeline.trust.verdict import assign_verdicts
 
 
 def plan_review(
-    labels: pd.DataFrame, *, precision_target: float, audit_share: float, audit_review_share: float
+    labels: pd.DataFrame,
+    *,
+    precision_target: float,
+    audit_share: float,
+    audit_review_share: float | AuditShare,
 ) -> pd.DataFrame:
     """The queue planned from the one verdict, as the graph does (no calibration: a machine
     label is accepted where its `p_correct` reaches the target)."""
@@ -102,10 +106,26 @@ def _calibration(accepted: int, right: int) -> Calibration:
 
 
 def test_the_audit_gets_most_hand_outs_until_the_accepted_precision_is_known() -> None:
-    def share(calibration: Calibration) -> float:
+    def share(calibration: Calibration) -> AuditShare:
         return audit_hand_out_share(calibration, prioritised=0.7, settled=0.15)
 
-    assert share(Calibration(precision_target=0.95)) == 0.7  # nothing audited yet
-    assert share(_calibration(0, 0)) == 0.7  # no threshold yet
-    assert share(_calibration(60, 59)) == 0.7  # 98% right, but +- 3 points
-    assert share(_calibration(400, 392)) == 0.15  # 98% right, +- 1.4 points
+    assert share(Calibration(precision_target=0.95)) == AuditShare(0.7, None, 0.15)  # no audit
+    assert share(_calibration(0, 0)).items is None  # no threshold: no telling how long
+    # 98% right, but +- 3 points: about 75 more accepted audited labels, at one in two audited
+    assert 100 <= share(_calibration(60, 59)).items <= 200
+    assert share(_calibration(400, 392)).items == 0  # 98% right, +- 1.4 points
+
+
+def test_the_audit_share_drops_after_the_items_the_calibration_still_needs() -> None:
+    labels = _labels()
+    plan = _order(
+        plan_review(
+            labels,
+            precision_target=0.95,
+            audit_share=0.05,
+            audit_review_share=AuditShare(first=0.5, items=20, then=0.1),
+        )
+    )
+    audit = (plan["review_reason"] == "audit").to_numpy()
+    assert audit[:40].sum() == 20  # one in two while the calibration needs them
+    assert 8 <= audit[40:140].sum() <= 12  # then one in ten
