@@ -8,10 +8,18 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from esk_pipeline.pipeline.etl import ETLConfig, ETLError
-from esk_pipeline.pipeline.etl.worker import ETLCancelled, ETLLimitError, ETLWorkers, WorkerLimits
+from esk_pipeline.pipeline.etl import ETLConfig, ETLError, ETLResult, ETLStats
+from esk_pipeline.pipeline.etl.worker import (
+    ROWS_PER_GROUP,
+    ETLCancelled,
+    ETLLimitError,
+    ETLWorkers,
+    WorkerLimits,
+    write_rows,
+)
 
 MIB = 1024 * 1024
 pytestmark = pytest.mark.timeout(120)
@@ -107,3 +115,33 @@ def test_kill_all_stops_running_loads_and_refuses_new_ones(tmp_path):
         os.kill(pids[0], 0)
     with pytest.raises(ETLCancelled):
         _load(workers, path, _config())
+
+
+def test_the_rows_of_a_loads_batches_go_out_in_row_groups_of_the_same_size(tmp_path):
+    def batch(start: int, rows: int) -> ETLResult:
+        cleaned = pd.DataFrame(
+            {
+                "row_id": [f"{i:016x}" for i in range(start, start + rows)],
+                "text": [f"текст {i}" for i in range(start, start + rows)],
+                "ts": pd.Timestamp("2026-01-01", tz="UTC"),
+                "user_id": None,
+                "source": "a.csv",
+                "metadata": "{}",
+            }
+        )
+        stats = ETLStats(
+            rows_in=rows, rows_out=rows, rows_rejected=0, rejected_by_reason={},
+            seconds=1.0, ts_unparsed=0,
+        )  # fmt: skip
+        return ETLResult(cleaned=cleaned, rejected=pd.DataFrame(), stats=stats)
+
+    sizes = [15_000, 0, 12_000, 30_000, 500]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    rows_file = tmp_path / "rows.parquet"
+    stats = write_rows([batch(s, n) for s, n in zip(starts, sizes, strict=True)], rows_file)
+    groups = pq.ParquetFile(rows_file).metadata
+    assert [groups.row_group(i).num_rows for i in range(groups.num_row_groups)] == [
+        ROWS_PER_GROUP, ROWS_PER_GROUP, sum(sizes) - 2 * ROWS_PER_GROUP
+    ]  # fmt: skip
+    assert pd.read_parquet(rows_file)["text"].tolist() == [f"текст {i}" for i in range(57_500)]
+    assert (stats.rows_in, stats.seconds) == (57_500, 5.0)
