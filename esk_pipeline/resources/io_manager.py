@@ -47,6 +47,9 @@ from esk_pipeline.settings import Settings
 
 # Input metadata: give the consumer the days as a `DayFrames`, read on access.
 READ_ON_ACCESS = "esk/read_on_access"
+# A part file no manifest names is kept this long: a run making parts writes them before its
+# manifest, and another run's clean-up must not take them from under it.
+PART_GRACE_SECONDS = 24 * 3600
 
 
 class DayFrames(Mapping[str, pd.DataFrame]):
@@ -110,14 +113,18 @@ class ParquetJsonIOManager(UPathIOManager):
 
     def _write_parts(self, parts: FrameParts, path: UPath) -> None:
         """Every part not in the folder yet, then the manifest; the files neither this manifest
-        nor the one before names are removed (a reader of the one before still finds its parts)."""
+        nor the one before names are removed (a reader of the one before still finds its
+        parts) once older than `PART_GRACE_SECONDS`."""
         folder = FolderPartStore(path.with_suffix(""))
         before = folder.manifest() or {}
         for name, record in parts.records.items():
             if not folder.has(record.address):
                 folder.write(record.address, parts[name])
         folder.write_manifest(parts.records)
-        folder.collect_garbage(r.address for r in [*parts.records.values(), *before.values()])
+        folder.collect_garbage(
+            (r.address for r in [*parts.records.values(), *before.values()]),
+            older_than=PART_GRACE_SECONDS,
+        )
         if path.exists():  # a one-frame value written before: the parts replace it
             path.unlink()
 
