@@ -4,7 +4,8 @@
         [--new-day-rows 100000] [--no-new-day] [--keep DIR]
 
 For each history size, in a fresh folder and a fresh Python process:
-1. `seed`: the sample generator's logs (a week) go into a fresh embedded ClickHouse;
+1. `seed`: the sample generator's logs (a week) go into a fresh embedded ClickHouse, made and
+   inserted in batches (`generate_log_batches`), as `esk-data seed` does;
 2. the graph runs as `esk-data demo` runs it (`runner.run_pipeline`): one single-run range of
    the daily assets, then everything downstream of `labels`.
 Then, on top of the largest history, one new day of `--new-day-rows` rows is inserted and run
@@ -115,7 +116,7 @@ def measure(rows: int, root: Path, *, new_day: bool) -> dict:
     from esk_pipeline.pipeline.log_source import LogSource
     from esk_pipeline.pipeline.taxonomy import Taxonomy
     from esk_pipeline.runner import run_pipeline
-    from esk_pipeline.sample_data import generate_logs
+    from esk_pipeline.sample_data import generate_log_batches
     from esk_pipeline.settings import get_settings
 
     settings = get_settings()
@@ -124,15 +125,16 @@ def measure(rows: int, root: Path, *, new_day: bool) -> dict:
 
     start = time.time()
     day = HISTORY_START + dt.timedelta(days=HISTORY_DAYS)
-    logs = generate_logs(
+    source = LogSource(settings.clickhouse)
+    for logs in generate_log_batches(
         Taxonomy.load(sandbox.TAXONOMY_PATH),
         n_rows=rows,
         start_date=day if new_day else HISTORY_START,
         days=1 if new_day else HISTORY_DAYS,
         seed=43 if new_day else 42,
-    ).drop(columns=["true_domain"])
-    LogSource(settings.clickhouse).insert_logs(logs)
-    del logs
+    ):
+        source.insert_logs(logs.drop(columns=["true_domain"]))
+        del logs
     stages.append(("seed", start, time.time()))
 
     with DagsterInstance.get() as instance:

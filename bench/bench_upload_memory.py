@@ -5,12 +5,13 @@
 
 For each format and row count, a file of synthetic contact-centre rows (text, ts, user_id,
 channel; `bench_etl.make_input`) is written once, then parsed in a fresh Python process doing
-what an ETL worker does with an upload (`etl.worker`): read the bytes, `ETLProcessor.load_bytes`,
-write the cleaned rows as Parquet. That process reports its peak RSS (VmHWM, which counts
-everything: the interpreter, pandas, pyarrow and openpyxl as imported, and the work) and its
-RSS right after the imports. The upload limit (APP_MAX_UPLOAD_MB, 50 MB by default) is printed
-beside each file's size: a bigger file would be refused before it is read. Target: under 400 MB
-for every valid upload and for a 1M-row XLSX sheet.
+what an ETL worker does with an upload (`etl.worker`): `ETLProcessor.load_batches` over the
+file, each batch's cleaned rows written to Parquet by `write_rows`. That process reports its
+peak RSS (VmHWM, which counts everything: the interpreter, pandas, pyarrow and openpyxl as
+imported, and the work) and its RSS right after the imports. The upload limit
+(APP_MAX_UPLOAD_MB, 50 MB by default) is printed beside each file's size: a bigger file would
+be refused before it is read. Target: under 400 MB for every valid upload and for a 1M-row
+XLSX sheet.
 
 No asserts: it prints figures for people to read.
 """
@@ -72,23 +73,21 @@ def _status_mb(field: str) -> float:
 def measure(path: Path) -> dict[str, float]:
     """Parse `path` as an ETL worker parses an upload; called in a fresh process."""
     from esk_pipeline.pipeline.etl import ETLConfig, ETLProcessor
-    from esk_pipeline.pipeline.etl.worker import ROWS_PER_GROUP
+    from esk_pipeline.pipeline.etl.worker import write_rows
 
     config = ETLConfig(
         max_file_bytes=None, max_unpacked_bytes=10 * UPLOAD_LIMIT_MB * _MIB
     )  # the API's, without the size limit: the table shows which files it would refuse
     after_imports = _status_mb("VmRSS")
     started = time.perf_counter()
-    result = ETLProcessor(config).load_bytes(path.read_bytes(), path.name)
     with tempfile.TemporaryDirectory() as folder:
-        result.cleaned.to_parquet(
-            Path(folder) / "rows.parquet", index=False, row_group_size=ROWS_PER_GROUP
-        )
+        batches = ETLProcessor(config).load_batches(path, path.name)
+        stats = write_rows(batches, Path(folder) / "rows.parquet")
     return {
         "seconds": time.perf_counter() - started,
         "after_imports_mb": after_imports,
         "peak_mb": _status_mb("VmHWM"),
-        "rows_in": result.stats.rows_in,
+        "rows_in": stats.rows_in,
     }
 
 

@@ -77,7 +77,7 @@ def seed_sample_logs(
 ) -> int:
     """Insert the seeded synthetic ESK logs unless the table already has rows (or `replace`);
     `progress` receives progress lines while the rows are made and inserted."""
-    from esk_pipeline.sample_data import generate_logs
+    from esk_pipeline.sample_data import generate_log_batches
 
     source = LogSource(settings.clickhouse)
     if source.day_counts() and not replace:
@@ -92,9 +92,10 @@ def seed_sample_logs(
         callback=progress or _ignore,
         every_seconds=PROGRESS_SECONDS,
     ) as reporter:
-        logs = generate_logs(taxonomy, n_rows=n_rows, seed=seed, progress=reporter)
+        # One batch at a time, made and inserted: memory does not grow with n_rows.
+        batches = generate_log_batches(taxonomy, n_rows=n_rows, seed=seed, progress=reporter)
         # Ground truth is for benchmarks only: real logs do not carry it.
-        return source.insert_logs(logs.drop(columns=["true_domain"]))
+        return sum(source.insert_logs(logs.drop(columns=["true_domain"])) for logs in batches)
 
 
 def _ignore(line: str) -> None:

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Mapping
 
 import pandas as pd
-from dagster import BetaWarning, DagsterType, TypeCheck, TypeCheckContext
+from dagster import BetaWarning, DagsterType, Failure, TypeCheck, TypeCheckContext
 from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
 
 from esk_pipeline.pipeline.label_contract import (
@@ -20,6 +20,7 @@ from esk_pipeline.pipeline.label_contract import (
     TRUSTED_LABEL_ROW,
     Column,
 )
+from esk_pipeline.resources.day_stream import DayStream
 
 
 def _pandas_column(name: str, spec: Column) -> PandasColumn:
@@ -61,15 +62,24 @@ DatasetRecordFrame = frame_type("DatasetRecordFrame", DATASET_RECORD, "Dataset r
 
 
 def _check_days(context: TypeCheckContext, value: object) -> TypeCheck:
-    if not isinstance(value, dict):
-        return TypeCheck(False, description=f"expected {{day: DataFrame}}, got {type(value)}")
-    for day, frame in value.items():
-        if not isinstance(frame, pd.DataFrame):
-            return TypeCheck(False, description=f"day {day}: not a DataFrame")
-        check = LabelFrame.type_check(context, frame)
-        if not check.success:
-            return TypeCheck(False, description=f"day {day}: {check.description}")
-    return TypeCheck(True, metadata={"days": len(value)})
+    """The days are checked as the IO manager makes them (a bad day stops the step, named):
+    a `DayStream` of labels is never whole in memory."""
+    if not isinstance(value, DayStream):
+        return TypeCheck(False, description=f"expected a DayStream of days, got {type(value)}")
+    value.check_each(lambda day, frame: _check_day(context, day, frame))
+    return TypeCheck(
+        True, description="each day is checked as it is made", metadata={"days": len(value.days)}
+    )
+
+
+def _check_day(context: TypeCheckContext, day: str, frame: object) -> None:
+    check = (
+        LabelFrame.type_check(context, frame)
+        if isinstance(frame, pd.DataFrame)
+        else TypeCheck(False, description="not a DataFrame")
+    )
+    if not check.success:
+        raise Failure(f"labels of day {day} are not a LabelFrame: {check.description}")
 
 
 def _check_parts(context: TypeCheckContext, value: object) -> TypeCheck:
@@ -90,6 +100,7 @@ TrustedLabelParts = DagsterType(
 DailyLabelFrames = DagsterType(
     name="DailyLabelFrames",
     type_check_fn=_check_days,
-    description="Label rows by day ({day: LabelFrame}): a daily-partitioned labels value.",
-    typing_type=dict,
+    description="Label rows by day (a DayStream of LabelFrames, each day checked as it is made): "
+    "a daily-partitioned labels value.",
+    typing_type=DayStream,
 )

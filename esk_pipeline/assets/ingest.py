@@ -1,7 +1,11 @@
 """Raw logs from ClickHouse, and their ETL into cleaned texts (+ rejected rows)."""
 
 import datetime as dt
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -9,6 +13,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
     AssetObservation,
     AssetOut,
@@ -24,12 +29,17 @@ from dagster import (
 from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
+from esk_pipeline.pipeline.etl import ETLStats
 from esk_pipeline.resources.clickhouse import ClickHouseResource
+from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.resources.etl import ETLResource
+from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames
 
 ETL_CODE_VERSION = "etl-1"
 
 ESK_LOGS = AssetKey("esk_logs")
+# A day with no raw rows (never materialised) is cleaned as an empty frame of these columns.
+RAW_COLUMNS = ["ts", "text", "user_id"]
 
 
 def day_observation(day: str, rows: int) -> AssetObservation:
@@ -37,18 +47,21 @@ def day_observation(day: str, rows: int) -> AssetObservation:
     return AssetObservation(asset_key=ESK_LOGS, partition=day, metadata={"dagster/row_count": rows})
 
 
-def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> Output:
-    """One day of the `esk_logs` table, every column, as logged."""
+def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> Iterator[Output]:
+    """One day of the `esk_logs` table, every column, as logged: each day of a range is read
+    and written before the next."""
     source = clickhouse.get_source()
-    days = [dt.date.fromisoformat(key) for key in context.partition_keys]
     counts = source.day_counts()
     progress = step_progress(
-        context, sum(counts.get(day, 0) for day in days), "raw_logs", unit="rows"
+        context,
+        sum(counts.get(dt.date.fromisoformat(key), 0) for key in context.partition_keys),
+        "raw_logs",
+        unit="rows",
     )
-    frames = {}
-    for key, day in zip(context.partition_keys, days, strict=True):
+
+    def read(key: str) -> pd.DataFrame:
         started = time.perf_counter()
-        frames[key] = frame = source.read_day(day)
+        frame = source.read_day(dt.date.fromisoformat(key))
         progress.advance(len(frame))
         context.log_event(day_observation(key, len(frame)))
         # Per partition: a range run records each day's own numbers (the sensor compares
@@ -63,79 +76,109 @@ def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> 
             },
             partition_key=key,
         )
+        return frame
+
+    yield Output(DayStream("raw_logs", context.partition_keys, read))
     progress.close()
-    return Output(frames)
 
 
-def cleaned_texts(
-    context: AssetExecutionContext, raw_logs: dict[str, pd.DataFrame], etl: ETLResource
-):
-    """The ETL of each day: every raw row ends up in exactly one of the two outputs."""
+@dataclass
+class _EtlTotals:
+    """What the checks need of every day, summed as the days are cleaned."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_rejected: int = 0
+    empty_texts: int = 0
+    duplicate_row_ids: int = 0
+
+    def add(self, stats: ETLStats, cleaned: pd.DataFrame) -> None:
+        self.rows_in += stats.rows_in
+        self.rows_out += stats.rows_out
+        self.rows_rejected += stats.rows_rejected
+        self.empty_texts += int((cleaned["text"].str.strip() == "").sum()) if len(cleaned) else 0
+        # Per day: the same text on two days is one row id in two partitions, by design.
+        self.duplicate_row_ids += int(cleaned["row_id"].duplicated().sum())
+
+
+def cleaned_texts(context: AssetExecutionContext, raw_logs: DayFrames, etl: ETLResource):
+    """The ETL of each day: every raw row ends up in exactly one of the two outputs.
+
+    Each day is read, cleaned and its cleaned rows written before the next day is read; its
+    rejected rows wait in a scratch file until `rejected_texts` is written, day by day too.
+    """
     processor = etl.processor()
-    cleaned: dict[str, pd.DataFrame] = {}
-    rejected: dict[str, pd.DataFrame] = {}
-    rows_in = rows_out = rows_rejected = 0
+    totals = _EtlTotals()
     # A day is cleaned in one vectorised pass (deduplication spans the day): progress by day.
-    progress = step_progress(context, sum(map(len, raw_logs.values())), "cleaned_texts")
-    for key in context.partition_keys:
-        started = time.perf_counter()
-        raw = raw_logs.get(key, pd.DataFrame(columns=["ts", "text", "user_id"]))
-        result = processor.clean(raw, source="clickhouse:esk_logs")
-        progress.advance(len(raw))
-        cleaned[key], rejected[key] = result.cleaned, result.rejected
-        stats = result.stats
-        rows_in += stats.rows_in
-        rows_out += stats.rows_out
-        rows_rejected += stats.rows_rejected
-        context.add_asset_metadata(
-            {
-                "rows_in": stats.rows_in,
-                "rows_out": stats.rows_out,
-                "rows_rejected": stats.rows_rejected,
-                "kept_share": round(stats.rows_out / stats.rows_in, 4) if stats.rows_in else 0.0,
-                **table_metadata(result.cleaned),
-                "preview": preview(result.cleaned, ["row_id", "ts", "user_id", "text"]),
-                "seconds": round(time.perf_counter() - started, 3),
-            },
-            asset_key="cleaned_texts",
-            partition_key=key,
-        )
-        context.add_asset_metadata(
-            {
-                "rows": stats.rows_rejected,
-                **table_metadata(result.rejected),
-                "rejected_by_reason": counts_table(stats.rejected_by_reason, "reason"),
-                "chart": bar_chart(stats.rejected_by_reason),
-                "preview": preview(result.rejected, ["reason", "detail", "text"]),
-            },
-            asset_key="rejected_texts",
-            partition_key=key,
-        )
-    progress.close()
-    kept = pd.concat(cleaned.values(), ignore_index=True)
-    yield Output(cleaned, output_name="cleaned_texts")
-    yield Output(rejected, output_name="rejected_texts")
+    progress = step_progress(context, sum(map(raw_logs.rows, raw_logs)), "cleaned_texts")
+    with tempfile.TemporaryDirectory(prefix="rejected_texts_") as scratch:
+
+        def clean(key: str) -> pd.DataFrame:
+            started = time.perf_counter()
+            raw = raw_logs.get(key, pd.DataFrame(columns=RAW_COLUMNS))
+            result = processor.clean(raw, source="clickhouse:esk_logs")
+            progress.advance(len(raw))
+            del raw
+            stats = result.stats
+            totals.add(stats, result.cleaned)
+            context.add_asset_metadata(
+                {
+                    "rows_in": stats.rows_in,
+                    "rows_out": stats.rows_out,
+                    "rows_rejected": stats.rows_rejected,
+                    "kept_share": round(stats.rows_out / stats.rows_in, 4)
+                    if stats.rows_in
+                    else 0.0,
+                    **table_metadata(result.cleaned),
+                    "preview": preview(result.cleaned, ["row_id", "ts", "user_id", "text"]),
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+                asset_key="cleaned_texts",
+                partition_key=key,
+            )
+            context.add_asset_metadata(
+                {
+                    "rows": stats.rows_rejected,
+                    **table_metadata(result.rejected),
+                    "rejected_by_reason": counts_table(stats.rejected_by_reason, "reason"),
+                    "chart": bar_chart(stats.rejected_by_reason),
+                    "preview": preview(result.rejected, ["reason", "detail", "text"]),
+                },
+                asset_key="rejected_texts",
+                partition_key=key,
+            )
+            result.rejected.to_parquet(Path(scratch) / f"{key}.parquet")
+            return result.cleaned
+
+        def rejected(key: str) -> pd.DataFrame:
+            return pd.read_parquet(Path(scratch) / f"{key}.parquet")
+
+        keys = context.partition_keys
+        yield Output(DayStream("cleaned_texts", keys, clean), output_name="cleaned_texts")
+        progress.close()
+        yield Output(DayStream("rejected_texts", keys, rejected), output_name="rejected_texts")
     yield AssetCheckResult(
         check_name="rows_accounted",
         asset_key="cleaned_texts",
-        passed=rows_in == rows_out + rows_rejected,
-        metadata={"rows_in": rows_in, "rows_out": rows_out, "rows_rejected": rows_rejected},
+        passed=totals.rows_in == totals.rows_out + totals.rows_rejected,
+        metadata={
+            "rows_in": totals.rows_in,
+            "rows_out": totals.rows_out,
+            "rows_rejected": totals.rows_rejected,
+        },
     )
-    empty = int((kept["text"].str.strip() == "").sum()) if len(kept) else 0
     yield AssetCheckResult(
         check_name="no_empty_texts",
         asset_key="cleaned_texts",
-        passed=empty == 0,
+        passed=totals.empty_texts == 0,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"empty_texts": empty},
+        metadata={"empty_texts": totals.empty_texts},
     )
-    # Per day: the same text on two days is one row id in two partitions, by design.
-    duplicates = sum(int(frame["row_id"].duplicated().sum()) for frame in cleaned.values())
     yield AssetCheckResult(
         check_name="unique_row_ids",
         asset_key="cleaned_texts",
-        passed=duplicates == 0,
-        metadata={"duplicate_row_ids": duplicates},
+        passed=totals.duplicate_row_ids == 0,
+        metadata={"duplicate_row_ids": totals.duplicate_row_ids},
     )
 
 
@@ -163,6 +206,8 @@ def build_ingest_assets(
         deps=[ESK_LOGS],
     )(raw_logs)
     etl = multi_asset(
+        # A range run cleans one day at a time: each day's raw rows are read when it starts.
+        ins={"raw_logs": AssetIn(metadata={READ_ON_ACCESS: True})},
         outs={
             "cleaned_texts": AssetOut(
                 kinds={"parquet"},

@@ -3,6 +3,8 @@
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,8 @@ from esk_pipeline.assets.metadata import (
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
+from esk_pipeline.pipeline.progress import Progress
+from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames
 from esk_pipeline.resources.llm import LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
@@ -59,78 +63,106 @@ def labels(
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
 ) -> Iterator[Output | AssetCheckResult]:
-    """A domain, a calibrated confidence and the runners-up for every cleaned text."""
+    """A domain, a calibrated confidence and the runners-up for every cleaned text: each day of
+    a range is read, labelled and written before the next."""
     taxonomy = taxonomy_file.load()
     agent = labeler.build(
         taxonomy,
         verified=zip(verified_labels["text"], verified_labels["domain"], strict=False),
     )
-    frames = asyncio.run(_label_days(context, agent, cleaned_texts))
-    yield Output(frames)
-    checked = [frame[["status", "domain", "confidence"]] for frame in frames.values()]
-    yield from _label_checks(pd.concat(checked, ignore_index=True), set(taxonomy.ids))
+    tally = LabelTally()
+    progress = step_progress(context, sum(map(cleaned_texts.rows, cleaned_texts)), "labels")
+    # One event loop for every day: the agent's clients live in it.
+    with asyncio.Runner() as loop:
+        try:
+            day_labeler = _DayLabeler(context, agent, cleaned_texts, loop, progress, tally)
+            yield Output(DayStream("labels", context.partition_keys, day_labeler))
+        finally:
+            loop.run(agent.aclose())
+    progress.close()
+    yield from _label_checks(tally, set(taxonomy.ids))
 
 
-def _label_checks(everything: pd.DataFrame, domain_ids: set[str]) -> Iterator[AssetCheckResult]:
-    labelled = everything[everything["status"] == "labeled"]
-    unknown = sorted(set(labelled["domain"]) - domain_ids)
+@dataclass
+class LabelTally:
+    """What the label checks need of every day, counted as the days are labelled."""
+
+    rows: int = 0
+    failed: int = 0
+    confidence_outside: int = 0
+    domains: set[str] = field(default_factory=set)
+
+    def add(self, frame: pd.DataFrame) -> "LabelTally":
+        labelled = frame[frame["status"] == "labeled"]
+        confidence = pd.to_numeric(labelled["confidence"], errors="coerce")
+        self.rows += len(frame)
+        self.failed += int((frame["status"] == "failed").sum())
+        self.confidence_outside += int((~confidence.between(0.0, 1.0)).sum())  # NaN is outside
+        self.domains.update(labelled["domain"].dropna().unique())
+        return self
+
+
+def _label_checks(tally: LabelTally, domain_ids: set[str]) -> Iterator[AssetCheckResult]:
+    unknown = sorted(tally.domains - domain_ids)
     yield AssetCheckResult(
         check_name="domains_in_taxonomy",
         passed=not unknown,
         severity=AssetCheckSeverity.ERROR,
         metadata={"unknown_domains": ", ".join(unknown[:20]) or "none"},
     )
-    confidence = pd.to_numeric(labelled["confidence"], errors="coerce")
-    outside = int((~confidence.between(0.0, 1.0)).sum())  # NaN counts as outside
     yield AssetCheckResult(
         check_name="confidence_in_unit_range",
-        passed=outside == 0,
+        passed=tally.confidence_outside == 0,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"outside_0_1": outside},
+        metadata={"outside_0_1": tally.confidence_outside},
     )
-    failed = int((everything["status"] == "failed").sum())
-    share = failed / len(everything) if len(everything) else 0.0
+    share = tally.failed / tally.rows if tally.rows else 0.0
     yield AssetCheckResult(
         check_name="failed_share_under_bound",
         passed=share <= MAX_FAILED_SHARE,
         metadata={
-            "failed": failed,
+            "failed": tally.failed,
             "failed_share": round(share, 4),
             "bound": setting(MAX_FAILED_SHARE),
         },
     )
 
 
-async def _label_days(context, agent, cleaned_texts) -> dict[str, pd.DataFrame]:
-    """Label day by day; each partition records its own numbers, a range run included."""
-    frames = {}
-    usage_before: dict = {}
-    progress = step_progress(context, sum(map(len, cleaned_texts.values())), "labels")
-    try:
-        for key in context.partition_keys:
-            started = time.perf_counter()
-            cleaned = cleaned_texts.get(key, pd.DataFrame(columns=["row_id", "text"]))
-            day_results = await agent.classify_dataframe(cleaned, progress=progress)
-            # Carry who and when along: the dataset writer can group by user.
-            frames[key] = frame = results_to_frame(day_results).merge(
-                cleaned[["row_id", "ts", "user_id"]].drop_duplicates("row_id"),
-                on="row_id",
-                how="left",
-            )
-            # The usage meter counts since the agent was built: this day's share is the change.
-            report = agent.cascade_report(day_results)
-            usage = _numbers(report.usage)
-            report.usage = {k: v - usage_before.get(k, 0) for k, v in usage.items()}
-            usage_before = usage
-            context.add_asset_metadata(
-                _day_metadata(agent, frame, report)
-                | {"seconds": round(time.perf_counter() - started, 3)},
-                partition_key=key,
-            )
-    finally:
-        await agent.aclose()
-    progress.close()
-    return frames
+@dataclass
+class _DayLabeler:
+    """Labels one day when called; each partition records its own numbers, a range included."""
+
+    context: AssetExecutionContext
+    agent: Any
+    cleaned_texts: DayFrames
+    loop: asyncio.Runner
+    progress: Progress
+    tally: LabelTally
+    usage_before: dict = field(default_factory=dict)
+
+    def __call__(self, key: str) -> pd.DataFrame:
+        started = time.perf_counter()
+        agent = self.agent
+        cleaned = self.cleaned_texts.get(key, pd.DataFrame(columns=["row_id", "text"]))
+        day_results = self.loop.run(agent.classify_dataframe(cleaned, progress=self.progress))
+        # Carry who and when along: the dataset writer can group by user.
+        frame = results_to_frame(day_results).merge(
+            cleaned[["row_id", "ts", "user_id"]].drop_duplicates("row_id"),
+            on="row_id",
+            how="left",
+        )
+        # The usage meter counts since the agent was built: this day's share is the change.
+        report = agent.cascade_report(day_results)
+        usage = _numbers(report.usage)
+        report.usage = {k: v - self.usage_before.get(k, 0) for k, v in usage.items()}
+        self.usage_before = usage
+        self.tally.add(frame)
+        self.context.add_asset_metadata(
+            _day_metadata(agent, frame, report)
+            | {"seconds": round(time.perf_counter() - started, 3)},
+            partition_key=key,
+        )
+        return frame
 
 
 def _numbers(usage: dict) -> dict[str, float]:

@@ -39,7 +39,15 @@ from esk_pipeline.pipeline.embedded_clickhouse import (
 )
 from esk_pipeline.pipeline.log_insert import ParquetInsert, insert_parquet_batches
 
-__all__ = ["DEDUP_WINDOW_BLOCKS", "LOG_COLUMNS", "IngestRecord", "LogSource", "LogSourceError"]
+__all__ = [
+    "DEDUP_WINDOW_BLOCKS",
+    "LOG_COLUMNS",
+    "READ_BATCH_ROWS",
+    "IngestRecord",
+    "LogSource",
+    "LogSourceError",
+    "hour_windows",
+]
 
 # The columns this project's own table has; a user's table may have more, and they are kept.
 LOG_COLUMNS: dict[str, str] = {
@@ -57,6 +65,8 @@ LOG_COLUMNS: dict[str, str] = {
 # upload is normally caught by the ledger first; this catches concurrent and half-done ones.
 DEDUP_WINDOW_BLOCKS = 10_000
 _DEDUP_WINDOW_SETTING = re.compile(r"\bnon_replicated_deduplication_window = (\d+)")
+# Rows per read when a day is read: bounds the memory of the answer (and the embedded helper).
+READ_BATCH_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -284,14 +294,30 @@ class LogSource:
         }
 
     def read_day(self, day: dt.date) -> pd.DataFrame:
-        """Every row logged on one UTC day, all columns, oldest first."""
+        """Every row logged on one UTC day, all columns, oldest first.
+
+        Read in windows of whole hours of at most `READ_BATCH_ROWS` rows (an hour with more is
+        one window), so neither ClickHouse's answer nor the embedded helper ever holds more
+        than a window; hours make a total order without a unique column to page by."""
         if not self._table_exists():
             raise LogSourceError(f"table {self.table!r} does not exist in {self.description}")
-        frame = self._call(
-            "query_df",
-            "SELECT * FROM {table:Identifier} WHERE toDate(ts) = {day:Date} ORDER BY ts",
+        per_hour = self._call(
+            "query_rows",
+            "SELECT toHour(ts) AS hour, count() FROM {table:Identifier} "
+            "WHERE toDate(ts) = {day:Date} GROUP BY hour ORDER BY hour",
             parameters={"table": self.table, "day": day},
         )
+        frames = [
+            self._call(
+                "query_df",
+                "SELECT * FROM {table:Identifier} WHERE toDate(ts) = {day:Date} "
+                "AND toHour(ts) BETWEEN {first:UInt8} AND {last:UInt8} ORDER BY ts",
+                parameters={"table": self.table, "day": day, "first": first, "last": last},
+            )
+            for first, last in hour_windows(per_hour, READ_BATCH_ROWS) or [(0, 23)]
+        ]
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        del frames
         if "ts" in frame.columns:
             frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize("UTC")
         return frame
@@ -311,6 +337,21 @@ class LogSource:
                 parameters={"table": table or self.table},
             )
         )
+
+
+def hour_windows(per_hour: list[tuple[int, int]], max_rows: int) -> list[tuple[int, int]]:
+    """Consecutive (first, last) hour ranges of at most `max_rows` rows each, from (hour, rows)
+    pairs in hour order; an hour with more than `max_rows` rows is a window of its own."""
+    windows: list[tuple[int, int]] = []
+    rows = 0
+    for hour, count in per_hour:
+        if windows and rows + count <= max_rows:
+            windows[-1] = (windows[-1][0], hour)
+            rows += count
+        else:
+            windows.append((hour, hour))
+            rows = count
+    return windows
 
 
 def _merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:

@@ -9,10 +9,11 @@ DataFrames are Parquet; other values (reports, version records) are JSON, and a 
 model is read back as the model the consuming input is annotated with. A daily-partitioned
 asset's value is a dict {partition key: DataFrame}, one Parquet file per day, whether a run
 covers one day or a range (single-run backfills): assets and this manager agree on that shape,
-so a range never needs special cases downstream. An input declared with
-`AssetIn(metadata={READ_ON_ACCESS: True})` gets a `DayFrames` instead: the same mapping, whose
-days are read from their files one at a time, when asked for, so a consumer of every day's
-rows need not hold them all.
+so a range never needs special cases downstream. An asset may return a `DayStream` instead
+(`resources.day_stream`): its days are made one at a time as they are written. An input
+declared with `AssetIn(metadata={READ_ON_ACCESS: True})` gets a `DayFrames` instead: the same
+mapping, whose days are read from their files one at a time, when asked for, so a consumer of
+every day's rows need not hold them all.
 
 A value too large for one frame is a `FrameParts` (`pipeline.parts`): a folder
 `<asset>/` of one Parquet file per part, named by the digest of what the part was made from,
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 from dagster import (
     AssetKey,
     ConfigurableIOManagerFactory,
@@ -43,6 +45,7 @@ from pydantic import BaseModel, Field
 from upath import UPath
 
 from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, write_whole
+from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.settings import Settings
 
 # Input metadata: give the consumer the days as a `DayFrames`, read on access.
@@ -58,9 +61,11 @@ class DayFrames(Mapping[str, pd.DataFrame]):
         self,
         read: Mapping[str, Callable[[], pd.DataFrame]],
         fingerprints: Mapping[str, Callable[[], str]] | None = None,
+        count: Mapping[str, Callable[[], int]] | None = None,
     ):
         self._read = dict(read)
         self._fingerprints = dict(fingerprints or {})
+        self._count = dict(count or {})
 
     def fingerprint(self, day: str) -> str | None:
         found = self._fingerprints.get(day)
@@ -68,6 +73,13 @@ class DayFrames(Mapping[str, pd.DataFrame]):
 
     def __getitem__(self, day: str) -> pd.DataFrame:
         return self._read[day]()
+
+    def __contains__(self, day: object) -> bool:
+        return day in self._read  # Mapping's own would read the file
+
+    def rows(self, day: str) -> int:
+        """The day's row count, from its file's footer when known (without reading the rows)."""
+        return self._count[day]() if day in self._count else len(self[day])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._read)
@@ -85,15 +97,19 @@ class ParquetJsonIOManager(UPathIOManager):
         if obj is None:
             return
         if context.has_asset_partitions:
-            for key, path in self._get_paths_for_partitions(context).items():
-                self.dump_to_path(context, obj[key], path)
+            paths = self._get_paths_for_partitions(context)
+            # A DayStream makes each day when asked: written and let go before the next.
+            days = obj if isinstance(obj, DayStream) else ((key, obj[key]) for key in paths)
+            for key, value in days:
+                self.dump_to_path(context, value, paths[key])
                 # Scoped to the day: output metadata would give every day of a range run the
                 # range's total (Dagster records it on each partition's materialization).
                 context.step_context.add_asset_metadata(
-                    {"path": MetadataValue.path(str(path)), "rows_written": len(obj[key])},
+                    {"path": MetadataValue.path(str(paths[key])), "rows_written": len(value)},
                     asset_key=context.asset_key,
                     partition_key=key,
                 )
+                del value  # before the stream makes the next day
             return
         path = self._get_path(context)
         if isinstance(obj, FrameParts):
@@ -152,12 +168,11 @@ class ParquetJsonIOManager(UPathIOManager):
         paths = self._get_paths_for_partitions(context)
         if (context.definition_metadata or {}).get(READ_ON_ACCESS):
             there = {key: path for key, path in paths.items() if path.exists()}
+            read = functools.partial(self.load_from_path, context)
             return DayFrames(
-                {
-                    key: functools.partial(self.load_from_path, context, p)
-                    for key, p in there.items()
-                },
-                {key: functools.partial(_fingerprint, p) for key, p in there.items()},
+                {key: functools.partial(read, path) for key, path in there.items()},
+                {key: functools.partial(_fingerprint, path) for key, path in there.items()},
+                count={key: functools.partial(_parquet_rows, path) for key, path in there.items()},
             )
         frames = {}
         for key, path in paths.items():
@@ -198,3 +213,8 @@ def _fingerprint(path: UPath) -> str:
 def _where(path: UPath, obj: Any) -> UPath:
     """The file for a value: the Parquet path for a DataFrame, the same name in .json otherwise."""
     return path if isinstance(obj, pd.DataFrame) else path.with_suffix(".json")
+
+
+def _parquet_rows(path: UPath) -> int:
+    with path.open("rb") as f:
+        return pq.ParquetFile(f).metadata.num_rows

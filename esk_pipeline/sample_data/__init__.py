@@ -21,7 +21,8 @@ contact-centre logs land.
 `generate_logs` returns one row per message with columns `text`, `ts` (datetime64[ns, UTC]),
 `user_id`, `channel`, `region`, `session_id` and `true_domain`. `true_domain` is the taxonomy
 id the text was generated for: ground truth for benchmarks and tests ONLY. Real logs do not
-have it, so it is dropped before the frame is inserted into ClickHouse.
+have it, so it is dropped before the frame is inserted into ClickHouse. `generate_log_batches`
+gives a large sample as frames of at most `SEED_BATCH_ROWS` rows, for inserting in batches.
 
 Where things live: `generator` (public), the template data in `sample_templates.yaml` (read by
 `_data`), and the private parts `_slots` (slot fillers and planted-PII notes), `_templates`
@@ -32,7 +33,7 @@ weights), `_compose` (one message's text), `_draws` (users, sessions, times, row
 from esk_pipeline.sample_data._banks import SAMPLE_DOMAIN_WEIGHTS, domain_weights
 from esk_pipeline.sample_data._draws import CHANNELS, MESS_RATES, REGIONS
 from esk_pipeline.sample_data._slots import PII_KINDS
-from esk_pipeline.sample_data.generator import generate_logs
+from esk_pipeline.sample_data.generator import SEED_BATCH_ROWS, generate_log_batches, generate_logs
 
 __all__ = [
     "CHANNELS",
@@ -40,6 +41,8 @@ __all__ = [
     "PII_KINDS",
     "REGIONS",
     "SAMPLE_DOMAIN_WEIGHTS",
+    "SEED_BATCH_ROWS",
     "domain_weights",
+    "generate_log_batches",
     "generate_logs",
 ]

@@ -10,7 +10,7 @@ afterwards: exact resubmissions, near copies and contentless follow-ups.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -42,6 +42,8 @@ _LATER_DELAY_S = {
 }
 _MIN_DUPLICATED_LENGTH = 10
 _PROGRESS_STEP = 10_000  # rows composed between two progress reports
+# Rows per batch of `generate_log_batches`: about 0.3 GB to make and insert, whatever the total.
+SEED_BATCH_ROWS = 250_000
 
 
 def generate_logs(
@@ -129,6 +131,36 @@ def generate_logs(
     frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ns", utc=True)
     columns = [*_COLUMNS, "planted_pii"] if planted_pii else list(_COLUMNS)
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)[columns]
+
+
+def generate_log_batches(
+    taxonomy: Taxonomy,
+    *,
+    n_rows: int,
+    batch_rows: int = SEED_BATCH_ROWS,
+    start_date: date = date(2026, 11, 1),
+    days: int = 7,
+    seed: int = 42,
+    progress: ProgressReporter = SILENT,
+) -> Iterator[pd.DataFrame]:
+    """`n_rows` messages as `generate_logs` makes them, in frames of at most `batch_rows`, so
+    whoever inserts them holds one batch at a time.
+
+    Each batch is a `generate_logs` sample of its own over the whole period (its later messages
+    follow its own base rows); the first has `seed` itself, so up to `batch_rows` rows are
+    exactly `generate_logs(n_rows=..., seed=seed)`, and the rest have seeds derived from it.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    for i, first in enumerate(range(0, n_rows, batch_rows)):
+        yield generate_logs(
+            taxonomy,
+            n_rows=min(batch_rows, n_rows - first),
+            start_date=start_date,
+            days=days,
+            seed=seed if i == 0 else int(np.random.SeedSequence([seed, i]).generate_state(1)[0]),
+            progress=progress,
+        )
 
 
 def _later_messages(

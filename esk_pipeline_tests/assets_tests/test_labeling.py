@@ -182,7 +182,7 @@ def test_the_label_checks_catch_unknown_domains_bad_confidence_and_many_failures
     good = pd.DataFrame(
         {"domain": ["documents", "other", None], "confidence": [0.9, 0.0, None]}
     ).assign(status=["labeled", "labeled", "deferred"])
-    assert all(check.passed for check in labeling._label_checks(good, taxonomy))
+    assert all(check.passed for check in labeling._label_checks(_tally(good), taxonomy))
 
     bad = pd.DataFrame(
         {
@@ -191,7 +191,9 @@ def test_the_label_checks_catch_unknown_domains_bad_confidence_and_many_failures
             "status": ["labeled", "labeled", "failed", "failed"],
         }
     )
-    verdicts = {c.check_name: c for c in labeling._label_checks(bad, taxonomy)}
+    # Counted over two days: the checks see the range's totals.
+    tally = _tally(bad.iloc[:1], bad.iloc[1:])
+    verdicts = {c.check_name: c for c in labeling._label_checks(tally, taxonomy)}
     assert {name: c.passed for name, c in verdicts.items()} == {
         "domains_in_taxonomy": False,
         "confidence_in_unit_range": False,
@@ -200,3 +202,10 @@ def test_the_label_checks_catch_unknown_domains_bad_confidence_and_many_failures
     assert verdicts["domains_in_taxonomy"].metadata["unknown_domains"].value == "invented"
     assert verdicts["failed_share_under_bound"].metadata["failed_share"].value == 0.5
     assert verdicts["failed_share_under_bound"].metadata["bound"].value == "0.2"  # text
+
+
+def _tally(*days: pd.DataFrame) -> labeling.LabelTally:
+    tally = labeling.LabelTally()
+    for frame in days:
+        tally.add(frame)
+    return tally

@@ -7,6 +7,7 @@ import textwrap
 import pandas as pd
 import pytest
 
+from esk_pipeline.pipeline import log_source
 from esk_pipeline.pipeline.log_source import LogSource, LogSourceError
 from esk_pipeline.settings import ClickHouseSettings
 
@@ -30,6 +31,27 @@ def test_round_trip_by_day_on_embedded_engine(source):
     assert day["text"].tolist() == ["текст 2026-11-02 0", "текст 2026-11-02 1"]
     assert str(day["ts"].dt.tz) == "UTC"
     assert source.read_day(dt.date(2026, 11, 3)).empty
+
+
+def test_a_day_is_read_in_bounded_hour_windows_holding_every_row_once(source, monkeypatch):
+    logs = _logs("2026-11-01", 300)  # 08:00 to 12:59, a row a minute: 60 rows an hour
+    source.insert_logs(pd.concat([logs, _logs("2026-11-02", 5)]))
+    monkeypatch.setattr(log_source, "READ_BATCH_ROWS", 130)
+    reads = []
+    call = source._call
+    monkeypatch.setattr(
+        source, "_call", lambda method, *a, **k: reads.append(method) or call(method, *a, **k)
+    )
+    day = source.read_day(dt.date(2026, 11, 1))
+    assert day["text"].tolist() == logs["text"].tolist()
+    assert day["ts"].tolist() == logs["ts"].tolist()
+    assert reads.count("query_df") == 3  # 08-09, 10-11, 12
+
+
+def test_hour_windows_stay_under_the_bound_unless_one_hour_is_over_it():
+    per_hour = [(0, 50), (1, 30), (2, 30), (5, 200), (6, 10), (7, 90)]
+    assert log_source.hour_windows(per_hour, 100) == [(0, 1), (2, 2), (5, 5), (6, 7)]
+    assert log_source.hour_windows([], 100) == []
 
 
 def test_day_boundary_is_utc(source):

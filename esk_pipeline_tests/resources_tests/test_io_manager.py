@@ -4,6 +4,7 @@ and Dagster's PostgreSQL instance storage: the small form of deploy/cluster-smok
 from __future__ import annotations
 
 import json
+import weakref
 
 import pandas as pd
 import pytest
@@ -19,6 +20,7 @@ from dagster import (
 )
 
 from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, MemoryPartStore, PartRecord
+from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.resources.io_manager import READ_ON_ACCESS, AssetFilesIOManager, DayFrames
 from esk_pipeline.settings import Settings
 
@@ -83,6 +85,73 @@ def test_an_input_read_on_access_reads_each_day_when_asked_for(project_env):
     )
     assert result.output_for_node("day_sizes") == {"2026-11-01": 1, "2026-11-02": 2}
     assert seen == {"type": DayFrames, "first": False}
+
+
+def test_a_day_stream_is_written_one_day_at_a_time(project_env):
+    """Each day of a range is made only once the day before is in its file and no longer held
+    by anyone; the days' metadata are their own."""
+    base = project_env / "values"
+    made: list[tuple[str, list[str], bool]] = []
+    previous: list[weakref.ref] = []
+
+    @asset(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run())
+    def streamed(context) -> Output:
+        def make(day: str) -> pd.DataFrame:
+            on_disk = sorted(p.stem for p in (base / "streamed").glob("*.parquet"))
+            made.append((day, on_disk, all(ref() is None for ref in previous)))
+            frame = pd.DataFrame({"n": range(int(day[-1]))})
+            previous.append(weakref.ref(frame))
+            return frame
+
+        return Output(DayStream("streamed", context.partition_keys, make))
+
+    result = materialize([streamed], tags=_range("2026-11-01", "2026-11-03"), resources=_io(base))
+    assert result.success
+    assert made == [
+        ("2026-11-01", [], True),
+        ("2026-11-02", ["2026-11-01"], True),
+        ("2026-11-03", ["2026-11-01", "2026-11-02"], True),
+    ]
+    rows = {
+        m.partition: m.metadata["rows_written"].value
+        for m in result.asset_materializations_for_node("streamed")
+    }
+    assert rows == {"2026-11-01": 1, "2026-11-02": 2, "2026-11-03": 3}
+
+
+def test_a_day_that_fails_names_itself_and_the_days_before_it_are_written(project_env):
+    base = project_env / "values"
+
+    @asset(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run())
+    def streamed(context) -> Output:
+        def make(day: str) -> pd.DataFrame:
+            if day == "2026-11-02":
+                raise ValueError("no such table")
+            return pd.DataFrame({"n": [1]})
+
+        return Output(DayStream("streamed", context.partition_keys, make))
+
+    result = materialize(
+        [streamed],
+        tags=_range("2026-11-01", "2026-11-03"),
+        resources=_io(base),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert "streamed: day 2026-11-02 failed: no such table" in failure.to_string()
+    assert sorted(p.name for p in (base / "streamed").glob("*.parquet")) == ["2026-11-01.parquet"]
+
+
+def _range(start: str, end: str) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": start,
+        "dagster/asset_partition_range_end": end,
+    }
+
+
+def _io(base) -> dict:
+    return {"io_manager": AssetFilesIOManager(base_dir=str(base))}
 
 
 @pytest.fixture(params=["folder", "s3"])

@@ -13,6 +13,7 @@ from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.sample_data import (
     CHANNELS,
     REGIONS,
+    generate_log_batches,
     generate_logs,
 )
 from esk_pipeline_tests.sample_data_tests.support import (
@@ -31,6 +32,20 @@ def test_another_seed_gives_other_texts(taxonomy: Taxonomy, logs: pd.DataFrame) 
     assert len(other) == len(logs)
     assert (other["text"] != logs["text"]).mean() > 0.9
     assert (other["ts"] != logs["ts"]).mean() > 0.9
+
+
+def test_a_large_sample_comes_in_bounded_batches_the_first_one_the_plain_sample(
+    taxonomy: Taxonomy,
+) -> None:
+    batches = list(generate_log_batches(taxonomy, n_rows=650, batch_rows=300, seed=5))
+    assert [len(b) for b in batches] == [300, 300, 50]
+    pd.testing.assert_frame_equal(batches[0], generate_logs(taxonomy, n_rows=300, seed=5))
+    again = list(generate_log_batches(taxonomy, n_rows=650, batch_rows=300, seed=5))
+    for batch, same in zip(batches, again, strict=True):
+        pd.testing.assert_frame_equal(batch, same)
+    # Each batch is its own sample, not a repeat of the first.
+    assert (batches[1]["text"] != batches[0]["text"]).mean() > 0.9
+    assert len(list(generate_log_batches(taxonomy, n_rows=0))) == 0
 
 
 def test_result_does_not_depend_on_hash_randomisation(logs: pd.DataFrame) -> None:

@@ -9,11 +9,11 @@ columns are kept as Arrow arrays rather than a Python object per cell.
 
 from __future__ import annotations
 
-import io
 import itertools
 import zipfile
+from collections.abc import Iterator
+from typing import BinaryIO
 
-import numpy as np
 import openpyxl
 import pandas as pd
 import pyarrow as pa
@@ -31,16 +31,20 @@ _MIB = 1024 * 1024
 _ARROW_TEXT = pd.ArrowDtype(pa.large_string())
 
 
-def read_xlsx(data: bytes, bounds: ReadBounds) -> pd.DataFrame:
-    """The first worksheet; its first row is the header. Streamed in chunks of rows."""
+def read_xlsx(data: BinaryIO, bounds: ReadBounds, batch_rows: int | None) -> Iterator[pd.DataFrame]:
+    """The first worksheet, `batch_rows` rows a frame (None: one frame); its first row is the
+    header. Streamed: openpyxl's read-only mode parses the sheet as the rows are asked for."""
     name = bounds.name
     try:
         _check_zip_members(data, bounds)
-        workbook = openpyxl.load_workbook(
-            io.BytesIO(data), read_only=True, data_only=True, keep_links=False
-        )
+        workbook = openpyxl.load_workbook(data, read_only=True, data_only=True, keep_links=False)
         try:
-            return _sheet_frame(workbook.worksheets[0], bounds)
+            chunks = _sheet_chunks(workbook.worksheets[0], bounds, batch_rows or _XLSX_CHUNK_ROWS)
+            if batch_rows is not None:
+                yield from chunks
+                return
+            frames = list(chunks)
+            yield frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         finally:
             workbook.close()
     except ETLError:
@@ -51,11 +55,11 @@ def read_xlsx(data: bytes, bounds: ReadBounds) -> pd.DataFrame:
         ) from exc
 
 
-def _check_zip_members(data: bytes, bounds: ReadBounds) -> None:
+def _check_zip_members(data: BinaryIO, bounds: ReadBounds) -> None:
     """Refuse a workbook whose members declare more than the unpacked limit in total, or a
     member a zip bomb's ratio over its compressed size (zipfile never reads past a member's
     declared size, so the declared sizes bound what openpyxl can unpack)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    with zipfile.ZipFile(data) as archive:
         members = archive.infolist()
     total = sum(member.file_size for member in members)
     if total > bounds.max_unpacked_bytes:
@@ -72,27 +76,37 @@ def _check_zip_members(data: bytes, bounds: ReadBounds) -> None:
             )
 
 
-def _sheet_frame(sheet: object, bounds: ReadBounds) -> pd.DataFrame:
-    """A read-only worksheet's rows as a frame of cells as read, built chunk by chunk."""
+def _sheet_chunks(sheet: object, bounds: ReadBounds, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """A read-only worksheet's rows as frames of cells as read, `chunk_rows` rows each (at
+    least one frame). Blank rows are held back until a filled row follows: trailing ones go."""
     rows = sheet.iter_rows(values_only=True)  # type: ignore[attr-defined]
     header = list(next(rows, None) or ())
     bounds.check_columns(len(header))
-    chunks: list[pd.DataFrame] = []
     width = len(header)
-    for chunk in iter(lambda: list(itertools.islice(rows, _XLSX_CHUNK_ROWS)), []):
+    held: list[tuple] = []  # blank rows not yet known to be followed by a filled one
+    produced = False
+    for chunk in iter(lambda: list(itertools.islice(rows, chunk_rows)), []):
+        chunk = held + chunk
+        filled = [i for i, row in enumerate(chunk) if any(v is not None for v in row)]
+        cut = filled[-1] + 1 if filled else 0
+        chunk, held = chunk[:cut], chunk[cut:]
+        if not chunk:
+            continue
         longest = max(map(len, chunk))
         if longest > width:
             bounds.check_columns(longest)
             width = longest
-        chunks.append(_arrow_backed(pd.DataFrame(chunk, dtype=object)))
-    header += [None] * (width - len(header))
-    labels = unique_names([f"Unnamed: {i}" if h is None else str(h) for i, h in enumerate(header)])
-    if not chunks:
-        return pd.DataFrame(columns=labels, dtype=object)
-    frame = pd.concat(chunks, ignore_index=True).reindex(columns=range(width))
-    frame.columns = labels
-    filled = np.flatnonzero(frame.notna().any(axis=1).to_numpy())  # trailing blank rows go
-    return frame.iloc[: filled[-1] + 1 if len(filled) else 0].reset_index(drop=True)
+        frame = _arrow_backed(pd.DataFrame(chunk, dtype=object)).reindex(columns=range(width))
+        frame.columns = _labels(header, width)
+        produced = True
+        yield frame
+    if not produced:
+        yield pd.DataFrame(columns=_labels(header, width), dtype=object)
+
+
+def _labels(header: list[object], width: int) -> list[str]:
+    names = header + [None] * (width - len(header))
+    return unique_names([f"Unnamed: {i}" if h is None else str(h) for i, h in enumerate(names)])
 
 
 def _arrow_backed(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -108,11 +122,14 @@ def _arrow_backed(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
-def read_parquet(data: bytes, bounds: ReadBounds) -> pd.DataFrame:
-    """A Parquet file's table, refused when its row groups unpack to more than the limit."""
+def read_parquet(
+    data: BinaryIO, bounds: ReadBounds, batch_rows: int | None
+) -> Iterator[pd.DataFrame]:
+    """A Parquet file's table, `batch_rows` rows a frame (None: one frame), refused when its
+    row groups unpack to more than the limit."""
     name = bounds.name
     try:
-        parquet = pq.ParquetFile(pa.BufferReader(data))
+        parquet = pq.ParquetFile(data)
         metadata = parquet.metadata
         bounds.check_columns(metadata.num_columns)
         unpacked = sum(
@@ -123,6 +140,14 @@ def read_parquet(data: bytes, bounds: ReadBounds) -> pd.DataFrame:
                 f"{name}: the Parquet data unpacks to {unpacked // _MIB} MB, over the limit "
                 f"of {bounds.max_unpacked_bytes // _MIB} MB"
             )
-        return parquet.read().to_pandas()
+        if batch_rows is None:
+            yield parquet.read().to_pandas()
+            return
+        produced = False
+        for batch in parquet.iter_batches(batch_size=batch_rows):
+            produced = True
+            yield pa.Table.from_batches([batch]).to_pandas()
+        if not produced:
+            yield parquet.schema_arrow.empty_table().to_pandas()
     except (pa.ArrowException, OSError) as exc:
         raise ETLError(f"{name}: not a readable Parquet file ({exc})") from exc

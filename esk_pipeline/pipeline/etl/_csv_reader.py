@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
+from typing import TextIO
 
 import pandas as pd
 
@@ -19,7 +21,7 @@ from esk_pipeline.pipeline.etl.models import ETLError, ReadBounds
 
 _DELIMITERS = ",;\t|"
 _QUOTE_HINT = "a field with the delimiter inside must be quoted"
-_LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\r\n]*(?:\r\n|\r|\n))+")
+_BLANK_LINE = re.compile(r"[^\S\r\n]*(?:\r\n|\r|\n)")
 
 
 def sniff_delimiter(text: str) -> str | None:
@@ -38,8 +40,11 @@ def sniff_delimiter(text: str) -> str | None:
     return delimiter if counts.get(delimiter) else max(counts, key=counts.__getitem__)
 
 
-def read_csv(text: str, delimiter: str | None, bounds: ReadBounds) -> pd.DataFrame:
-    """Every cell as a string, empty cells as missing; `delimiter` None means one column.
+def read_csv(
+    text: TextIO, delimiter: str | None, bounds: ReadBounds, batch_rows: int | None
+) -> Iterator[pd.DataFrame]:
+    """Every cell as a string, empty cells as missing, `batch_rows` rows a frame (None: one
+    frame); `delimiter` None means one column. At least one frame, maybe without rows.
 
     NULs are dropped first: pandas' C parser would cut the cell at the first NUL and silently
     lose the rest. Rows with more fields than the header are an error, never a silent shift.
@@ -52,19 +57,21 @@ def read_csv(text: str, delimiter: str | None, bounds: ReadBounds) -> pd.DataFra
     quoted header (an exporter that quotes every cell) keeps CSV quoting.
     """
     name = bounds.name
-    text = text.replace("\x00", "")
     one_column = delimiter is None
     quoting = csv.QUOTE_MINIMAL
     if delimiter is None:  # a separator that cannot occur, so commas stay in the text
         delimiter = "\x1f"
-        text = _LEADING_BLANK_LINES.sub("", text.replace(delimiter, " "))
-        if not text.startswith('"'):
+        rows = _CleanedText(text, {"\x00": "", delimiter: " "}, skip_blank_start=True)
+        if not rows.peek().startswith('"'):
             quoting = csv.QUOTE_NONE
-    rows = io.StringIO(text)
+    else:
+        rows = _CleanedText(text, {"\x00": ""})
     header = _csv_header(rows, delimiter, quoting, name)  # leaves `rows` after the header
     bounds.check_columns(len(header))
+    names = unique_names([h or f"Unnamed: {i}" for i, h in enumerate(header)])
+    problem_prefix = f"{name}: malformed CSV (delimiter {delimiter!r})"
     try:
-        frame = pd.read_csv(
+        reader = pd.read_csv(
             rows,
             sep=delimiter,
             dtype=str,
@@ -73,24 +80,73 @@ def read_csv(text: str, delimiter: str | None, bounds: ReadBounds) -> pd.DataFra
             quoting=quoting,
             skip_blank_lines=not one_column,
             header=None,
-            names=unique_names([h or f"Unnamed: {i}" for i, h in enumerate(header)]),
+            names=names,
+            chunksize=batch_rows,
         )
-    except pd.errors.EmptyDataError as exc:
-        raise ETLError(f"{name}: no header row") from exc
+        frames = reader if batch_rows is not None else iter([reader])
+        produced = False
+        for frame in frames:
+            if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra field as index
+                raise ETLError(
+                    f"{problem_prefix}: the rows have more fields than the header; {_QUOTE_HINT}"
+                )
+            produced = True
+            yield frame.reset_index(drop=True)
     except (pd.errors.ParserError, ValueError) as exc:
-        problem = str(exc).strip()
-        raise ETLError(
-            f"{name}: malformed CSV (delimiter {delimiter!r}): {problem}; {_QUOTE_HINT}"
-        ) from exc
-    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra field as an index
-        raise ETLError(
-            f"{name}: malformed CSV (delimiter {delimiter!r}): the rows have more fields "
-            f"than the header; {_QUOTE_HINT}"
-        )
-    return frame
+        if isinstance(exc, ETLError):
+            raise
+        if "out of memory" in str(exc):  # the C parser's allocation failed: a memory limit
+            raise MemoryError(str(exc)) from exc
+        raise ETLError(f"{problem_prefix}: {str(exc).strip()}; {_QUOTE_HINT}") from exc
+    if not produced:
+        yield pd.DataFrame({label: pd.Series(dtype=object) for label in names})
 
 
-def _csv_header(rows: io.StringIO, delimiter: str, quoting: int, name: str) -> list[str]:
+class _CleanedText(io.TextIOBase):
+    """A text stream with some characters replaced as it is read (and, for one-column files,
+    its leading blank lines skipped), for the CSV parsers to read in blocks or lines."""
+
+    def __init__(
+        self, text: TextIO, replace: dict[str, str], *, skip_blank_start: bool = False
+    ) -> None:
+        self._text = text
+        self._replace = replace
+        self._pending = ""
+        if skip_blank_start:
+            line = self._clean(text.readline())
+            while line and _BLANK_LINE.fullmatch(line):
+                line = self._clean(text.readline())
+            self._pending = line
+
+    def _clean(self, chunk: str) -> str:
+        for old, new in self._replace.items():
+            chunk = chunk.replace(old, new)
+        return chunk
+
+    def peek(self) -> str:
+        if not self._pending:
+            self._pending = self._clean(self._text.readline())
+        return self._pending
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        pending, self._pending = self._pending, ""
+        if size is None or size < 0:
+            return pending + self._clean(self._text.read())
+        if pending:
+            return pending
+        return self._clean(self._text.read(size))
+
+    def readline(self, size: int | None = -1) -> str:
+        if self._pending:
+            line, self._pending = self._pending, ""
+            return line
+        return self._clean(self._text.readline())
+
+
+def _csv_header(rows: TextIO, delimiter: str, quoting: int, name: str) -> list[str]:
     """The header's fields, parsed the way the rows will be (linear in the header's size);
     `rows` is left at the first line after the header."""
     reader = csv.reader(rows, delimiter=delimiter, quoting=quoting)

@@ -10,30 +10,54 @@ rejects their rows as `invalid_encoding`. Binary content is an `ETLError`.
 from __future__ import annotations
 
 import codecs
+import io
 import re
+from collections.abc import Callable
+from typing import BinaryIO, TextIO
 
 import charset_normalizer
 
 from esk_pipeline.pipeline.etl.models import ETLError
 
 SNIFF_BYTES = 64 * 1024  # how much of a file the guesses look at (also the CSV sniffer)
+_CHECK_BLOCK_BYTES = 1024 * 1024
 _RUSSIAN_CODECS = ("cp1251", "koi8_r", "cp866")
 _NON_ASCII = re.compile("[^\x00-\x7f]")
 _PLAIN_TEXT_CHARS = re.compile("[\t\n\r\x20-\x7e\u00a0-\u00ff\u0400-\u04ff\u2000-\u206f\u20bd]")
 
 
-def decode_text(data: bytes, name: str) -> tuple[str, str]:
-    """Decode text bytes; undecodable bytes become U+FFFD (and their rows invalid_encoding)."""
-    encoding = _detect_encoding(data, name)
-    text = data.decode(encoding, errors="replace")
-    sample = text[:SNIFF_BYTES]
+def open_text(stream: BinaryIO, name: str) -> tuple[TextIO, str]:
+    """The seekable byte stream as text in its detected encoding, and that encoding.
+
+    Undecodable bytes become U+FFFD (their rows are rejected as invalid_encoding); line ends
+    are left as they are (the CSV reader handles them). Binary content is an `ETLError`.
+    """
+    head = stream.read(SNIFF_BYTES * 4)
+    stream.seek(0)
+    encoding = _detect_encoding(head, name, lambda: _valid_utf8(stream))
+    sample = head.decode(encoding, errors="replace")[:SNIFF_BYTES]
     controls = len(re.findall(r"[\x00-\x08\x0e-\x1f]", sample))
     if controls > max(0.01 * len(sample), 8):
         raise ETLError(f"{name}: binary content, not a CSV/JSON text file")
-    return text, encoding
+    return io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline=""), encoding
 
 
-def _detect_encoding(data: bytes, name: str) -> str:
+def _valid_utf8(stream: BinaryIO) -> bool:
+    """Whether the whole stream is valid UTF-8, checked a block at a time; rewinds it."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        while block := stream.read(_CHECK_BLOCK_BYTES):
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+        return True
+    except UnicodeDecodeError:
+        return False
+    finally:
+        stream.seek(0)
+
+
+def _detect_encoding(head: bytes, name: str, valid_utf8: Callable[[], bool]) -> str:
+    """The encoding, from the file's first bytes (`head`) and, for UTF-8, the whole file."""
     for bom, encoding in (
         (codecs.BOM_UTF32_LE, "utf-32"),
         (codecs.BOM_UTF32_BE, "utf-32"),
@@ -41,23 +65,17 @@ def _detect_encoding(data: bytes, name: str) -> str:
         (codecs.BOM_UTF16_LE, "utf-16"),
         (codecs.BOM_UTF16_BE, "utf-16"),
     ):
-        if data.startswith(bom):
+        if head.startswith(bom):
             return encoding
-    utf16 = _bomless_utf16(data[: SNIFF_BYTES * 4])
+    utf16 = _bomless_utf16(head)
     if utf16 is not None:
         return utf16
-    try:
-        data.decode("utf-8")
+    if valid_utf8() or _mostly_utf8(head):
         return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    sample = data[: SNIFF_BYTES * 4]
-    if _mostly_utf8(sample):
-        return "utf-8"
-    russian = _russian_codec(sample)
+    russian = _russian_codec(head)
     if russian is not None:
         return russian
-    best = charset_normalizer.from_bytes(sample).best()
+    best = charset_normalizer.from_bytes(head).best()
     if best is None:
         raise ETLError(f"{name}: cannot determine the text encoding (binary content?)")
     return best.encoding

@@ -9,15 +9,18 @@ file, a legacy .xls, binary data) is an `ETLError` naming the file. Files over
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
 from esk_pipeline.pipeline.etl._binary_readers import read_parquet, read_xlsx
 from esk_pipeline.pipeline.etl._csv_reader import read_csv, sniff_delimiter
-from esk_pipeline.pipeline.etl._encoding import decode_text
+from esk_pipeline.pipeline.etl._encoding import SNIFF_BYTES, open_text
 from esk_pipeline.pipeline.etl._json_reader import read_json
 from esk_pipeline.pipeline.etl.models import ETLConfig, ETLError, ReadBounds
 
@@ -57,22 +60,39 @@ def read_table(
 ) -> tuple[pd.DataFrame, ReadInfo]:
     """The raw table in `data` (every cell as read) and how it was read; `file_name` gives the
     format hint, `display_name` names the file in errors."""
-    check_size(len(data), display_name, config)
-    if not data or data.isspace():
+    info, frames = read_batches(io.BytesIO(data), file_name, display_name, config, None)
+    return next(frames), info
+
+
+def read_batches(
+    data: BinaryIO, file_name: str, display_name: str, config: ETLConfig, batch_rows: int | None
+) -> tuple[ReadInfo, Iterator[pd.DataFrame]]:
+    """How the file in the seekable stream `data` is read, and its raw table as frames of
+    `batch_rows` rows (None: one frame; always at least one, maybe without rows), every cell
+    as read. The format, encoding and delimiter are decided before the first frame is read."""
+    size = data.seek(0, io.SEEK_END)
+    data.seek(0)
+    check_size(size, display_name, config)
+    head = data.read(SNIFF_BYTES)
+    data.seek(0)
+    if not head or (head.isspace() and data.read().isspace()):
         raise ETLError(f"{display_name}: the file is empty")
-    if data.startswith(_OLE2_MAGIC):
+    data.seek(0)
+    if head.startswith(_OLE2_MAGIC):
         raise ETLError(f"{display_name}: legacy .xls workbooks are not supported; save as .xlsx")
     bounds = ReadBounds(display_name, config.max_columns, config.max_unpacked_bytes)
-    if data.startswith(_ZIP_MAGIC):
-        return read_xlsx(data, bounds), ReadInfo("xlsx")
-    if data.startswith(_PARQUET_MAGIC):
-        return read_parquet(data, bounds), ReadInfo("parquet")
-    text, encoding = decode_text(data, display_name)
+    if head.startswith(_ZIP_MAGIC):
+        return ReadInfo("xlsx"), read_xlsx(data, bounds, batch_rows)
+    if head.startswith(_PARQUET_MAGIC):
+        return ReadInfo("parquet"), read_parquet(data, bounds, batch_rows)
+    text, encoding = open_text(data, display_name)
+    sample = text.read(SNIFF_BYTES)
+    text.seek(0)
     suffix = Path(file_name).suffix.lower()
-    looks_like_json = re.match(r"\s*[\[{]", text) is not None
+    looks_like_json = re.match(r"\s*[\[{]", sample) is not None
     if suffix in (".json", ".jsonl", ".ndjson") or (
         looks_like_json and suffix not in (".csv", ".tsv", ".txt")
     ):
-        return read_json(text, bounds), ReadInfo("json", encoding)
-    delimiter = sniff_delimiter(text)
-    return read_csv(text, delimiter, bounds), ReadInfo("csv", encoding, delimiter)
+        return ReadInfo("json", encoding), read_json(text, bounds, batch_rows)
+    delimiter = sniff_delimiter(sample)
+    return ReadInfo("csv", encoding, delimiter), read_csv(text, delimiter, bounds, batch_rows)

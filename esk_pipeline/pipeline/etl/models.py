@@ -80,6 +80,25 @@ class ETLStats(BaseModel):
     encoding: str | None = None
     delimiter: str | None = None
 
+    @classmethod
+    def total(cls, parts: list[ETLStats]) -> ETLStats:
+        """The stats of a file read in batches: counts and seconds added up."""
+        by_reason: dict[str, int] = {}
+        for part in parts:
+            for reason, count in part.rejected_by_reason.items():
+                by_reason[reason] = by_reason.get(reason, 0) + count
+        first = parts[0]
+        return first.model_copy(
+            update={
+                "rows_in": sum(p.rows_in for p in parts),
+                "rows_out": sum(p.rows_out for p in parts),
+                "rows_rejected": sum(p.rows_rejected for p in parts),
+                "rejected_by_reason": {r: by_reason[r] for r in REJECT_REASONS if r in by_reason},
+                "seconds": sum(p.seconds for p in parts),
+                "ts_unparsed": sum(p.ts_unparsed for p in parts),
+            }
+        )
+
     @model_validator(mode="after")
     def _every_row_accounted_for(self) -> ETLStats:
         if self.rows_in != self.rows_out + self.rows_rejected:

@@ -14,17 +14,19 @@ A completely empty file is an `ETLError`: there is not even a header to check.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from esk_pipeline.pipeline.etl._columns import find_columns
-from esk_pipeline.pipeline.etl._dedup import deduplicate
+from esk_pipeline.pipeline.etl._columns import FoundColumns, find_columns
+from esk_pipeline.pipeline.etl._dedup import SeenKeys, deduplicate
 from esk_pipeline.pipeline.etl._fields import metadata_json, parse_ts, parse_user_ids
 from esk_pipeline.pipeline.etl._normalise import clip_length, normalise_column, to_text_array
-from esk_pipeline.pipeline.etl._readers import read_path, read_table
+from esk_pipeline.pipeline.etl._readers import ReadInfo, read_batches, read_path, read_table
 from esk_pipeline.pipeline.etl.models import (
     CLEANED_COLUMNS,
     REASON_CODES,
@@ -36,7 +38,10 @@ from esk_pipeline.pipeline.etl.models import (
     ETLStats,
 )
 
-__all__ = ["ETLProcessor"]
+__all__ = ["BATCH_ROWS", "ETLProcessor"]
+
+# Input rows cleaned at once by `load_batches`: bounds the working memory of a load.
+BATCH_ROWS = 32_768
 
 
 class ETLProcessor:
@@ -66,19 +71,36 @@ class ETLProcessor:
         """Read and clean an upload's bytes, returning cleaned rows, rejected rows and stats."""
         return self._load(data, file_name, file_name)
 
+    def load_batches(
+        self, path: str | Path, file_name: str, batch_rows: int = BATCH_ROWS
+    ) -> Iterator[ETLResult]:
+        """Read and clean the file at `path` `batch_rows` input rows at a time.
+
+        What an upload's worker runs: memory stays about one batch's, plus 16 bytes a kept row
+        for deduplication across batches (the first row of a group anywhere in the file is
+        kept, as `load_file` keeps it). Each result holds one batch's rows, its rejected rows'
+        `input_index` counted from the file's first row, and that batch's stats
+        (`ETLStats.total` adds them up). `file_name` gives the format hint and names the file
+        in errors and in the rows' `source`.
+        """
+        start = time.perf_counter()
+        with Path(path).open("rb") as data:
+            info, frames = read_batches(data, file_name, file_name, self.config, batch_rows)
+            seen, columns, first_index = SeenKeys(), None, 0
+            for raw in frames:
+                if columns is None:
+                    columns = find_columns(raw, self.config.text_column, file_name)
+                result = self._clean(raw, file_name, columns, seen, first_index)
+                first_index += len(raw)
+                del raw
+                pa.default_memory_pool().release_unused()  # the next batch's Python objects
+                yield _with_read_info(result, info, time.perf_counter() - start)
+                start = time.perf_counter()
+
     def _load(self, data: bytes, file_name: str, display_name: str) -> ETLResult:
         start = time.perf_counter()
         raw, info = read_table(data, file_name, display_name, self.config)
-        result = self.clean(raw, source=file_name)
-        stats = result.stats.model_copy(
-            update={
-                "format": info.format,
-                "encoding": info.encoding,
-                "delimiter": info.delimiter,
-                "seconds": time.perf_counter() - start,
-            }
-        )
-        return ETLResult(cleaned=result.cleaned, rejected=result.rejected, stats=stats)
+        return _with_read_info(self.clean(raw, source=file_name), info, time.perf_counter() - start)
 
     # Reading only.
 
@@ -99,9 +121,18 @@ class ETLProcessor:
         `raw` is what `read_*` returns or rows from ClickHouse (text, ts, user_id, ...); the text,
         timestamp and user columns are found by name and every other column goes to `metadata`.
         """
+        return self._clean(raw, source, find_columns(raw, self.config.text_column, source))
+
+    def _clean(
+        self,
+        raw: pd.DataFrame,
+        source: str,
+        columns: FoundColumns,
+        seen: SeenKeys | None = None,
+        first_index: int = 0,
+    ) -> ETLResult:
         start = time.perf_counter()
         cfg = self.config
-        columns = find_columns(raw, cfg.text_column, source)
         n_rows = len(raw)
         if columns.text is None:
             raw_text = pd.Series([None] * n_rows, dtype=object)
@@ -125,7 +156,7 @@ class ETLProcessor:
             default=0,
         ).astype(np.int8)
         detail = _filter_details(reasons, lengths, clipped, cfg)
-        kept, kept_texts, kept_ids = deduplicate(text, reasons, detail, cfg)
+        kept, kept_texts, kept_ids = deduplicate(text, reasons, detail, cfg, seen)
 
         ts, ts_unparsed = parse_ts(None if columns.ts is None else raw.iloc[:, columns.ts], n_rows)
         user_id = parse_user_ids(
@@ -147,7 +178,7 @@ class ETLProcessor:
         rejected_at = np.flatnonzero(reasons)
         rejected = pd.DataFrame(
             {
-                "input_index": rejected_at.astype(np.int64),
+                "input_index": rejected_at.astype(np.int64) + first_index,
                 "text": to_text_array(raw_text.iloc[rejected_at]).to_pandas(),
                 "ts": ts.iloc[rejected_at].reset_index(drop=True),
                 "user_id": user_id.iloc[rejected_at].reset_index(drop=True),
@@ -170,6 +201,18 @@ class ETLProcessor:
             text_column=None if columns.text is None else str(raw.columns[columns.text]),
         )
         return ETLResult(cleaned=cleaned, rejected=rejected, stats=stats)
+
+
+def _with_read_info(result: ETLResult, info: ReadInfo, seconds: float) -> ETLResult:
+    stats = result.stats.model_copy(
+        update={
+            "format": info.format,
+            "encoding": info.encoding,
+            "delimiter": info.delimiter,
+            "seconds": seconds,
+        }
+    )
+    return ETLResult(cleaned=result.cleaned, rejected=result.rejected, stats=stats)
 
 
 def _filter_details(

@@ -21,20 +21,40 @@ import resource
 import signal
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from esk_pipeline.pipeline.etl.models import ETLConfig, ETLError, ETLStats
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from esk_pipeline.pipeline.etl.models import ETLConfig, ETLError, ETLResult, ETLStats
 from esk_pipeline.pipeline.etl.processor import ETLProcessor
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
-__all__ = ["ROWS_PER_GROUP", "ETLCancelled", "ETLLimitError", "ETLWorkers", "WorkerLimits"]
+__all__ = [
+    "ROWS_PER_GROUP",
+    "ETLCancelled",
+    "ETLLimitError",
+    "ETLWorkers",
+    "WorkerLimits",
+    "write_rows",
+]
 
 _MIB = 1024 * 1024
 ROWS_PER_GROUP = 20_000
 _POLL_SECONDS = 0.05
+_ROWS_SCHEMA = pa.schema(
+    [
+        ("row_id", pa.string()),
+        ("text", pa.string()),
+        ("ts", pa.timestamp("ns", tz="UTC")),
+        ("user_id", pa.string()),
+        ("source", pa.string()),
+        ("metadata", pa.string()),
+    ]
+)
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["esk_pipeline.pipeline.etl.worker"])
 
@@ -137,9 +157,8 @@ def _run_child(
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     folder = Path(out)
     try:
-        result = ETLProcessor(config).load_bytes(Path(path).read_bytes(), name)
-        result.cleaned.to_parquet(rows_file, index=False, row_group_size=ROWS_PER_GROUP)
-        (folder / "stats.json").write_text(result.stats.model_dump_json())
+        stats = write_rows(ETLProcessor(config).load_batches(path, name), Path(rows_file))
+        (folder / "stats.json").write_text(stats.model_dump_json())
     except ETLError as exc:
         outcome = {"error": "etl", "message": str(exc)}
         (folder / "error.json").write_text(json.dumps(outcome, ensure_ascii=False))
@@ -148,6 +167,24 @@ def _run_child(
     except Exception as exc:  # reported to the parent, which raises it as a failure of its own
         outcome = {"error": "crash", "message": f"{type(exc).__name__}: {exc}"}
         (folder / "error.json").write_text(json.dumps(outcome, ensure_ascii=False))
+
+
+def write_rows(results: Iterable[ETLResult], rows_file: Path) -> ETLStats:
+    """Write the cleaned rows of a load's batches to `rows_file` in row groups of exactly
+    `ROWS_PER_GROUP` rows (the last one fewer), and return the load's stats."""
+    parts, held = [], []
+    with pq.ParquetWriter(rows_file, _ROWS_SCHEMA) as writer:
+        for result in results:
+            parts.append(result.stats)
+            held.append(pa.Table.from_pandas(result.cleaned, _ROWS_SCHEMA, preserve_index=False))
+            if sum(t.num_rows for t in held) >= ROWS_PER_GROUP:
+                rows = pa.concat_tables(held).combine_chunks()
+                full = rows.num_rows - rows.num_rows % ROWS_PER_GROUP
+                writer.write_table(rows.slice(0, full), row_group_size=ROWS_PER_GROUP)
+                held = [rows.slice(full)]
+        if held:
+            writer.write_table(pa.concat_tables(held), row_group_size=ROWS_PER_GROUP)
+    return ETLStats.total(parts)
 
 
 def _read_outcome(out: Path, name: str, exitcode: int | None, limits: WorkerLimits) -> ETLStats:

@@ -4,7 +4,9 @@
 items keyed on the row id, counting the rows it cannot queue and why. `queue_batch` writes
 them in the caller's transaction: new items are inserted (most urgent first, up to
 `max_queue_size` open items), still-open items get the new model fields, decided ones are
-never touched. `priority_for` is the one rule for an item's priority.
+never touched. `priority_for` is the one rule for an item's priority. A frame far larger than
+the queue (every queued text of a long history) is first cut by `beyond_capacity` to the rows
+that could enter at all, in one vectorised pass, so queueing costs the queue's size.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection, RowMapping
@@ -110,6 +114,55 @@ def parse_batch(
     return batch, report
 
 
+def beyond_capacity(
+    conn: Connection, frame: pd.DataFrame, max_queue_size: int
+) -> tuple[pd.DataFrame, int]:
+    """`frame` without the new rows (no item yet) that rank below the `max_queue_size` most
+    urgent new rows by `queue_batch`'s order: those could not enter whatever the queue holds.
+    Returns the rest and how many were left out. Rows `parse_batch` would refuse stay."""
+    if len(frame) <= max_queue_size or "row_id" not in frame or "text" not in frame:
+        return frame, 0
+    ids = frame["row_id"].astype("string").str.strip()
+    present = set(conn.execute(sa.select(item_table.c.id)).scalars())
+    text = frame["text"].astype("string").str.strip()
+    status = _stripped(frame, "status")
+    refused = ids.isna() | text.isna() | text.eq("") | status.eq("deferred")
+    new = (~ids.isin(present) & ~refused).fillna(False).to_numpy(dtype=bool)
+    if new.sum() <= max_queue_size:
+        return frame, 0
+    predicted = np.zeros(len(frame), dtype=bool)
+    for column in ("predicted_domain", "domain", "domain_id"):
+        value = _stripped(frame, column)
+        predicted |= (value.notna() & value.ne("")).fillna(False).to_numpy(dtype=bool)
+    failed = status.eq("failed").fillna(False).to_numpy(dtype=bool) | ~predicted
+    reason = _stripped(frame, "review_reason").fillna(ReviewReason.NEEDS_REVIEW.value)
+    waiting = reason.isin(
+        [ReviewReason.SECOND_OPINION.value, ReviewReason.POSSIBLE_LABEL_ERROR.value]
+    )
+    rank = np.where(
+        waiting.to_numpy(dtype=bool),
+        PRIORITY_RANK[ReviewPriority.CRITICAL],
+        np.where(failed, PRIORITY_RANK[ReviewPriority.HIGH], PRIORITY_RANK[ReviewPriority.MEDIUM]),
+    )
+    gain = pd.to_numeric(frame.get("review_gain"), errors="coerce")
+    order = pd.DataFrame(
+        {
+            "rank": -rank,
+            "gain": -(gain.fillna(0.0).to_numpy() if gain is not None else 0.0),
+            "id": ids.to_numpy(),
+        },
+        index=frame.index,
+    )[new].sort_values(["rank", "gain", "id"], kind="stable")
+    left_out = order.index[max_queue_size:]
+    return frame.drop(index=left_out), len(left_out)
+
+
+def _stripped(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame:
+        return pd.Series(pd.NA, index=frame.index, dtype="string")
+    return frame[column].astype("string").str.strip()
+
+
 def queue_batch(
     conn: Connection,
     batch: dict[str, Incoming],
@@ -119,8 +172,10 @@ def queue_batch(
     *,
     raise_when_full: bool,
     withdraw_others: bool,
+    left_out: int = 0,
 ) -> None:
-    """Insert, refresh or keep each item of `batch`, filling in `report` (see `add_items`)."""
+    """Insert, refresh or keep each item of `batch`, filling in `report` (see `add_items`);
+    `left_out`: new rows `beyond_capacity` already cut (counted as not added)."""
     existing = fetch_by_ids(conn, list(batch))
     new: list[Incoming] = []
     refreshes: list[dict[str, Any]] = []
@@ -150,9 +205,11 @@ def queue_batch(
         key=lambda i: (-PRIORITY_RANK[priority_for(i.labeler_failed, i.reason)], -i.gain, i.id)
     )
     accepted, rejected = new[:capacity], new[capacity:]
-    if rejected:
+    report.received += left_out
+    if rejected or left_out:
         message = (
-            f"review queue is full: {len(rejected)} of {len(new)} new item(s) were not "
+            f"review queue is full: {len(rejected) + left_out} of {len(new) + left_out} new "
+            "item(s) were not "
             f"added (max_queue_size={config.max_queue_size}, {open_count} item(s) "
             "already waiting); the most urgent were kept. Review the queue or raise "
             "REVIEW_MAX_QUEUE_SIZE, then add them again."
@@ -164,7 +221,7 @@ def queue_batch(
         rows = [_new_row(i, config.reviews_per_item, now) for i in accepted]
         conn.execute(item_table.insert(), rows)
     report.added = len(accepted)
-    report.rejected_queue_full = len(rejected)
+    report.rejected_queue_full = len(rejected) + left_out
     report.queue_size = open_count + len(accepted)
 
 

@@ -112,15 +112,19 @@ class ReviewDataset:
         or valid lease) that are not in this batch leave the queue: the batch is the whole
         set of texts that need people now. New items beyond `max_queue_size` (counting open
         items) are not added; the most urgent go in first and the report says how many were
-        left out (or `QueueFullError` with `raise_when_full`). One transaction for the batch.
+        left out (or `QueueFullError` with `raise_when_full`); a frame's new rows that could not
+        enter are left out before any row is read one by one. One transaction for the batch.
         `progress` gets a "queueing" phase counting the rows read.
         """
-        if isinstance(items, Sized):
-            progress.phase("queueing", len(items), "items")
-        records = _frame_records(items) if isinstance(items, pd.DataFrame) else items
-        batch, report = _intake.parse_batch(records, self.config.max_queue_size, progress)
         now = self._clock()
         with self._write() as conn:
+            left_out = 0
+            if isinstance(items, pd.DataFrame):
+                items, left_out = _intake.beyond_capacity(conn, items, self.config.max_queue_size)
+            if isinstance(items, Sized):
+                progress.phase("queueing", len(items), "items")
+            records = _frame_records(items) if isinstance(items, pd.DataFrame) else items
+            batch, report = _intake.parse_batch(records, self.config.max_queue_size, progress)
             _intake.queue_batch(
                 conn,
                 batch,
@@ -129,6 +133,7 @@ class ReviewDataset:
                 now,
                 raise_when_full=raise_when_full,
                 withdraw_others=withdraw_others,
+                left_out=left_out,
             )
         return report
 

@@ -62,11 +62,36 @@ def index_day(frame: pd.DataFrame, fingerprint: str | None) -> DayIndex:
 
 @dataclass
 class _Part:
-    """One part during the run: the stored frame it starts from, and its few columns."""
+    """One part during the run: the stored frame it starts from, its queued texts (`key`:
+    identity key hash, `p`: sureness, `row_id`, `excluded`: same_text_queued now) and its
+    texts by (verdict, reason)."""
 
     source: str
     inputs: dict[str, str]
-    kept: pd.DataFrame  # the `_KEPT` columns of every row, as stored at `source`
+    queued: pd.DataFrame
+    counts: dict[tuple[str, str], int]
+
+    @classmethod
+    def of(cls, source: str, inputs: dict[str, str], kept: pd.DataFrame) -> _Part:
+        """From the `_KEPT` columns of the part stored at `source`."""
+        rows = kept[kept["verdict_reason"].isin(_QUEUED)]
+        sureness = pd.to_numeric(rows["p_correct"], errors="coerce").fillna(
+            pd.to_numeric(rows["confidence"], errors="coerce")
+        )
+        queued = pd.DataFrame(
+            {
+                "key": hashes(rows["identity_key"].fillna("")),
+                "p": sureness.fillna(0.0).to_numpy(),
+                "row_id": rows["row_id"].astype("string[pyarrow]").array,
+                "excluded": (
+                    rows["verdict_reason"] == VerdictReason.SAME_TEXT_QUEUED.value
+                ).to_numpy(),
+            }
+        )
+        pairs = kept.groupby(["verdict", "verdict_reason"]).size()
+        return cls(
+            source, inputs, queued, {(str(v), str(r)): int(n) for (v, r), n in pairs.items()}
+        )
 
 
 @dataclass(frozen=True)
@@ -87,7 +112,7 @@ class _Maker:
         if last is not None and last.inputs.get("base") == base and self.store.has(last.address):
             kept = self.store.read(last.address, columns=_KEPT)
             if _settled_digest(kept["identity_key"], self.settled) == last.inputs.get("settled"):
-                return _Part(last.address, dict(last.inputs), kept)
+                return _Part.of(last.address, dict(last.inputs), kept)
         resolved = _with_trust_columns(resolve(), self.calibration)
         frame = settle_queue(
             row_verdicts(
@@ -99,7 +124,7 @@ class _Maker:
         if not self.store.has(address):
             validate_frame(frame, TRUSTED_LABEL_ROW, f"trusted_labels part {name}")
             self.store.write(address, frame)
-        return _Part(address, inputs, frame[_KEPT].copy())
+        return _Part.of(address, inputs, frame[_KEPT])
 
 
 def apply_trust(
@@ -160,50 +185,51 @@ def _settle_across(
 ) -> tuple[dict[str, PartRecord], dict[str, dict[str, int]]]:
     """One queued text per identity key over all parts; a part whose queued texts change is
     rewritten from its stored frame. Returns the records and the verdict counts."""
-    queued = []
-    for name, part in parts.items():
-        rows = part.kept[part.kept["verdict_reason"].isin(_QUEUED)]
-        sureness = pd.to_numeric(rows["p_correct"], errors="coerce").fillna(
-            pd.to_numeric(rows["confidence"], errors="coerce")
-        )
-        queued.append(
-            pd.DataFrame(
-                {
-                    "key": hashes(rows["identity_key"].fillna("")),
-                    "p": sureness.fillna(0.0).to_numpy(),
-                    "row_id": rows["row_id"].astype("string[pyarrow]").array,
-                    "part": name,
-                }
-            )
-        )
-    table = pd.concat(queued, ignore_index=True).sort_values(["key", "p", "row_id"], kind="stable")
-    losers = table[table["key"].duplicated()]
-    lost = losers.groupby("part")["row_id"].agg(set).to_dict()
+    table = pd.concat(
+        [part.queued.assign(part=name) for name, part in parts.items()], ignore_index=True
+    ).sort_values(["key", "p", "row_id"], kind="stable")
+    table["lost"] = table["key"].duplicated().to_numpy()
     records: dict[str, PartRecord] = {}
     counts: dict[str, dict[str, int]] = {}
-    for name, part in parts.items():
-        kept = part.kept
-        want = kept["verdict_reason"].isin(_QUEUED) & kept["row_id"].isin(lost.get(name, set()))
-        now = kept["verdict_reason"] == VerdictReason.SAME_TEXT_QUEUED.value
-        address = part.source
-        if not want.equals(now):
-            frame = _requeued(store.read(part.source), want.to_numpy(), now.to_numpy())
+    for name, rows in table.groupby("part", sort=False):
+        part = parts[name]
+        address, tally = part.source, dict(part.counts)
+        changed = rows[rows["lost"] != rows["excluded"]]
+        if len(changed):
+            lost = set(rows.loc[rows["lost"], "row_id"])
+            frame = _requeued(store.read(part.source), lost)
             address = _address(part.inputs, frame)
             if not store.has(address):
                 store.write(address, frame)
-            kept = frame[_KEPT]
+            moved = int(changed["lost"].sum())
+            back = len(changed) - moved
+            needs = (Verdict.QUEUED.value, VerdictReason.NEEDS_REVIEW.value)
+            same = (Verdict.EXCLUDED.value, VerdictReason.SAME_TEXT_QUEUED.value)
+            tally[needs] = tally.get(needs, 0) - moved + back
+            tally[same] = tally.get(same, 0) + moved - back
         records[name] = PartRecord(address, part.inputs)
-        for (verdict, reason), n in kept.groupby(["verdict", "verdict_reason"]).size().items():
-            by_reason = counts.setdefault(str(verdict), {})
-            by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(n)
-    return records, counts
+        _add_counts(counts, tally)
+    for name, part in parts.items():
+        if name not in records:  # no queued text at all
+            records[name] = PartRecord(part.source, part.inputs)
+            _add_counts(counts, part.counts)
+    return {name: records[name] for name in parts}, counts
 
 
-def _requeued(frame: pd.DataFrame, excluded: np.ndarray, was: np.ndarray) -> pd.DataFrame:
-    """`frame` with the queued texts `excluded` as same_text_queued and those that `was`
-    excluded but are no more queued again (the row order of the stored part)."""
+def _add_counts(counts: dict[str, dict[str, int]], tally: Mapping[tuple[str, str], int]) -> None:
+    for (verdict, reason), n in tally.items():
+        if n:
+            by_reason = counts.setdefault(verdict, {})
+            by_reason[reason] = by_reason.get(reason, 0) + n
+
+
+def _requeued(frame: pd.DataFrame, lost: set[str]) -> pd.DataFrame:
+    """`frame` with its queued texts in `lost` as same_text_queued, and the others queued as
+    needs_review (the row order of the stored part)."""
     frame = frame.copy()
-    back = was & ~excluded
+    queued = frame["verdict_reason"].isin(_QUEUED).to_numpy()
+    excluded = queued & frame["row_id"].isin(lost).to_numpy()
+    back = queued & ~excluded
     frame.loc[back, "verdict"] = Verdict.QUEUED.value
     frame.loc[back, "verdict_reason"] = VerdictReason.NEEDS_REVIEW.value
     frame.loc[excluded, "verdict"] = Verdict.EXCLUDED.value

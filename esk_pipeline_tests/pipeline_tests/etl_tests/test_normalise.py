@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
+from esk_pipeline.pipeline.pii import PII_PATTERNS, mask_pii
+from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.sample_data import generate_logs
 from esk_pipeline_tests.pipeline_tests.etl_tests.support import (
     csv_text,
     etl_with,
 )
+from esk_pipeline_tests.sample_data_tests.support import TAXONOMY_PATH
 
 
 def test_normalisation_of_unicode_controls_and_whitespace() -> None:
@@ -153,3 +159,17 @@ def test_bytes_cells_are_decoded_and_undecodable_ones_rejected() -> None:
 )
 def test_ordinary_text_is_not_masked(text: str) -> None:
     assert etl_with().clean(pd.DataFrame({"text": [text]}), source="t").cleaned["text"][0] == text
+
+
+@pytest.mark.parametrize("case", [str, str.lower, str.upper])
+def test_gated_pii_groups_mask_exactly_what_every_pattern_on_every_row_masks(case) -> None:
+    """The triggers and unions only skip rows: the plain pass of `PII_PATTERNS` in order over
+    every row gives the same texts."""
+    logs = generate_logs(Taxonomy.load(TAXONOMY_PATH), n_rows=3000, seed=11, planted_pii=True)
+    texts = pc.utf8_normalize(pa.array([case(t) for t in logs["text"]]), form="NFKC")
+    plain = texts
+    for pattern, replacement in PII_PATTERNS:
+        plain = pc.replace_substring_regex(plain, pattern=pattern, replacement=replacement)
+    masked = mask_pii(texts)
+    assert masked.to_pylist() == plain.to_pylist()
+    assert pc.sum(pc.not_equal(masked, texts)).as_py() > 300  # the planted PII was there

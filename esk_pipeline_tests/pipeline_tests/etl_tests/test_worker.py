@@ -62,7 +62,9 @@ def test_a_parse_over_the_cpu_limit_is_killed_with_a_clear_error(tmp_path):
 
 def test_a_parse_over_the_memory_limit_is_refused_with_a_clear_error(tmp_path):
     path = tmp_path / "big.csv"
-    path.write_text("text\n" + "\n".join(f"строка номер {i} с текстом" for i in range(400_000)))
+    # A load holds one batch of rows at a time, so the batch itself must be too big: long texts.
+    row = ("длинная строка текста " * 45)[:900]
+    path.write_text("text\n" + "\n".join(f"{i} {row}" for i in range(70_000)))
     workers = ETLWorkers(WorkerLimits(memory_bytes=600 * MIB))
     with pytest.raises(ETLLimitError, match=r"big.csv: .* more than 600 MB of memory"):
         _load(workers, path, _config())

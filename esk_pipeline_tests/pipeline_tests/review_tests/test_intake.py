@@ -3,6 +3,8 @@ the queue size limit and withdrawal of untouched items."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from pydantic import BaseModel
@@ -10,11 +12,18 @@ from pydantic import BaseModel
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.review import (
     QueueFullError,
+    ReviewDataset,
     ReviewPriority,
     ReviewStatus,
     UnknownItemError,
 )
-from esk_pipeline_tests.pipeline_tests.review_tests.support import StoreFactory, label
+from esk_pipeline_tests.pipeline_tests.review_tests.support import (
+    TAXONOMY,
+    FakeClock,
+    StoreFactory,
+    label,
+    review_config,
+)
 
 
 def test_same_row_id_makes_one_item_and_refreshes_model_fields(make: StoreFactory) -> None:
@@ -129,3 +138,39 @@ def test_withdraw_others_removes_only_untouched_items(make: StoreFactory) -> Non
         ds.get_item("gone")
     for name in ("keep", "leased", "skipped", "decided"):
         assert ds.get_item(name).id == name
+
+
+def test_a_frame_larger_than_the_queue_queues_what_its_rows_one_by_one_would(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A frame of far more new rows than the queue can hold is cut before its rows are read
+    one by one: the same items enter, with the same report, as from the same rows as dicts;
+    items already there (open, decided) are still refreshed, kept or withdrawn."""
+    rows = [label(f"n{i:03}", review_gain=(i * 37 % 101) / 100) for i in range(120)]
+    rows += [
+        label("failed", domain=None, status="failed"),
+        label("deferred", status="deferred"),
+        label("blank", text="  "),
+        label("tie-b", review_gain=0.5),
+        label("tie-a", review_gain=0.5),
+    ]
+    stores = {}
+    for kind in ("frame", "dicts"):
+        config = review_config(tmp_path / kind, None, max_queue_size=10)
+        ds = ReviewDataset(config, TAXONOMY, clock=clock)
+        ds.add_items([label("open"), label("stale"), label("decided", review_gain=0.9)])
+        assert [i.id for i in ds.get_next(1, "bob")] == ["decided"]
+        ds.submit_review("decided", "payments", "bob")
+        batch = [*rows, label("open", review_gain=0.01), label("decided", confidence=0.9)]
+        report = ds.add_items(
+            pd.DataFrame(batch) if kind == "frame" else batch, withdraw_others=True
+        )
+        items = ds.get_next(20, "alice")
+        stores[kind] = (report.model_dump(), [(i.id, i.priority, i.reason) for i in items])
+        ds.close()
+    assert stores["frame"] == stores["dicts"]
+    report, items = stores["frame"]
+    assert (report["received"], report["invalid"], report["withdrawn"]) == (127, 2, 1)
+    assert report["kept_decided"] == 1 and report["refreshed"] == 1
+    assert report["added"] == 9 and report["rejected_queue_full"] == 123 - 9
+    assert items[0][0] == "failed" and "open" in {i for i, _, _ in items}
