@@ -124,8 +124,7 @@ def _version_figures(version_path: Path, truth: dict[str, str]) -> dict[str, dic
     stats = metadata["dataset"]["stats"]
     out = {}
     for split in ("train", "eval"):
-        path = version_path / f"{split}.jsonl"
-        records = pd.read_json(path, lines=True) if path.stat().st_size else pd.DataFrame()
+        records = _split_frame(version_path, split)
         real = records[~records["is_synthetic"]] if len(records) else records
         right = [
             truth.get(r) == d
@@ -204,13 +203,20 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _split_frame(path: Path, split: str) -> pd.DataFrame:
+    """A split's records: its files are one per day of labels (`train-<day>.jsonl`)."""
+    files = [p for p in sorted(path.glob(f"{split}*.jsonl")) if p.stat().st_size]
+    return pd.concat([pd.read_json(p, lines=True) for p in files]) if files else pd.DataFrame()
+
+
 def _split_records(path: Path) -> set[tuple[str, str, str]]:
     """(split, row_id, domain) of every record a version holds."""
     out = set()
     for split in ("train", "eval", "unverified"):
-        for line in (path / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            out.add((split, record["row_id"], record["domain"]))
+        for file in sorted(path.glob(f"{split}*.jsonl")):
+            for line in file.read_text(encoding="utf-8").splitlines():
+                record = json.loads(line)
+                out.add((split, record["row_id"], record["domain"]))
     return out
 
 
@@ -234,12 +240,7 @@ def _influence(instance, reviewers: Reviewers, taxonomy) -> dict:
     reopened, say) is not counted as the wrong decision's doing."""
 
     def labels(path: Path) -> dict[str, str]:
-        frames = [
-            pd.read_json(path / f"{s}.jsonl", lines=True)
-            for s in ("train", "eval")
-            if (path / f"{s}.jsonl").stat().st_size
-        ]
-        records = pd.concat(frames)
+        records = pd.concat([_split_frame(path, s) for s in ("train", "eval")])
         return dict(zip(records["row_id"], records["domain"], strict=True))
 
     before_path = Path(_storage().get_version(_run_graph(instance)["version"]).path)

@@ -36,10 +36,7 @@ def synthetic_samples(
 ) -> Output:
     """Paraphrases of trusted texts for the domains that need them most."""
     taxonomy = taxonomy_file.load()
-    # Temporary, until sources are drawn a part at a time: every part's trusted rows.
-    sources = pd.concat(
-        [part[part["trusted"]] for part in trusted_labels.values()], ignore_index=True
-    )
+    sources = _trusted_sources(trusted_labels)
     judge = labeler.build(
         taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"], strict=False)
     )
@@ -69,6 +66,29 @@ def synthetic_samples(
             "cost": float(report.usage.get("cost", 0.0)),
         },
     )
+
+
+# What the augmenter plans from and checks new samples against (`augment.plan_balance`).
+_SOURCE_COLUMNS = (
+    "row_id",
+    "text",
+    "domain",
+    "confidence",
+    "status",
+    "label_source",
+    "label_origin",
+)
+
+
+def _trusted_sources(trusted_labels: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The trusted labels of every part, in the columns the augmenter reads (a part at a
+    time: the untrusted rows and the other columns are let go with each part)."""
+    kept = []
+    for name in sorted(trusted_labels):
+        part = trusted_labels[name]
+        trusted = part[part["trusted"].astype(bool)]
+        kept.append(trusted[[c for c in _SOURCE_COLUMNS if c in trusted]])
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=_SOURCE_COLUMNS)
 
 
 async def _balance(agent, judge, sources: pd.DataFrame):

@@ -84,14 +84,14 @@ def train_eval_splits(
     Only trusted labels enter (the verdict in `trusted_labels`): eval holds settled human
     labels alone, train adds labels whose audited precision reaches the target; the rest is
     the separate `unverified` split."""
-    # Temporary, until the writer reads the parts one at a time: every part in one frame.
-    items = pd.concat([*trusted_labels.values(), synthetic_samples], ignore_index=True)
-    progress = step_progress(context, len(items), "train_eval_splits")
+    # One part per day of labels (every text in one part): each is read when it is written.
+    progress = step_progress(context, len(trusted_labels), "train_eval_splits", unit="parts")
     writer = dataset_store.writer(
         taxonomy_file.load(), precision_target=trust_policy.precision_target
     )
-    train_path, eval_path, stats = writer.write_datasets(
-        items,
+    train_path, eval_path, stats = writer.write_parts(
+        trusted_labels,
+        synthetic_samples,
         dataset_name=DATASET_NAME,
         accuracy=label_trust.estimate_accuracy,
         audit=label_trust.audit,

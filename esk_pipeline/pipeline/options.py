@@ -140,7 +140,12 @@ class DataWriterOptions(BaseModel):
     from the environment and the dataset store resource shows them."""
 
     output_dir: Path = Field(default=Path("data/artifacts"), description="where splits go")
-    eval_fraction: float = Field(default=0.1, gt=0, lt=1, description="share of groups in eval")
+    eval_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="share of eval-eligible groups (audited human decisions) drawn to eval",
+    )
     min_eval_samples: int = Field(default=50, ge=0, description="a shorter eval is reported")
     min_samples_per_domain: int = Field(
         default=5, ge=0, description="domains with fewer real samples are small"

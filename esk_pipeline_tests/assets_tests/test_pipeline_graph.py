@@ -82,7 +82,10 @@ def test_a_stable_version_with_contract_records_is_committed(pipeline_run):
     # every label waits in the unverified split with its estimate.
     assert (version.path / "train.jsonl").read_bytes() == b""
     assert (version.path / "eval.jsonl").read_bytes() == b""
-    unverified = pd.read_json(version.path / "unverified.jsonl", lines=True)
+    # One unverified file per day of labels.
+    days = sorted(version.path.glob("unverified-*.jsonl"))
+    assert len(days) >= 2
+    unverified = pd.concat(pd.read_json(p, lines=True) for p in days)
     contract = {"text", "domain", "row_id", "label_source", "confidence", "is_synthetic"}
     assert contract | {"source_row_id", "label_origin", "p_correct"} <= set(unverified.columns)
     # Every record kept out has its verdict's reason; the card and the asset agree on them.
@@ -133,7 +136,10 @@ def test_reviews_flow_into_a_new_version_through_the_sensor(own_pipeline_run):
 
     version = storage(own_pipeline_run).list_versions()[-1]
     records = pd.concat(
-        pd.read_json(version.path / f"{split}.jsonl", lines=True) for split in ("train", "eval")
+        pd.read_json(p, lines=True)
+        for split in ("train", "eval")
+        for p in version.path.glob(f"{split}*.jsonl")
+        if p.stat().st_size
     )
     human = records[records["row_id"].isin(decided)]
     assert len(human) == len(decided)
@@ -250,7 +256,8 @@ def test_the_stored_version_check_passes_and_catches_a_damaged_file(own_pipeline
     record = {"version": version.version}
     store = own_pipeline_run["defs"].resources["dataset_store"]
     assert stored_version_verifies(dataset_versions=record, dataset_store=store).passed
-    damaged = version.path / "unverified.jsonl"  # before any review, train and eval are empty
+    # Before any review, train and eval are empty: damage a day of unverified labels.
+    damaged = sorted(version.path.glob("unverified-*.jsonl"))[0]
     original = damaged.read_bytes()
     try:
         damaged.write_bytes(original.replace(b"{", b"[", 1))

@@ -1,7 +1,8 @@
 """The split writer: labelled, reviewed and synthetic items in, a train/eval dataset out.
 
-`DataWriter.write_datasets(items, dataset_name)` guarantees, in the order it does the work
-(the module doing each step in brackets):
+`DataWriter.write_parts(parts, synthetic, dataset_name)` takes the labels as parts (days; every
+row_id in one part), reads each part twice, one at a time, and guarantees (the module doing
+each step in brackets; `write_datasets(items)` is the same for items in one part):
 
 1. [_policy] One label per `row_id`, by the precedence in `labels.strongest_per_row` (a usable
    label, then the stronger origin); the losers are counted in `DatasetStats.superseded_labels`.
@@ -13,30 +14,33 @@
    `p_correct` reaches `precision_target`. Everything else goes to the separate `unverified`
    split, with its `p_correct`, and is counted by reason: it is never in train or eval. A
    synthetic sample is trusted exactly when its source is.
-3. [_grouping, _quality] No leakage: records are grouped by `text.identity_key` (the ETL's own
-   dedup key), optionally by `user_id`, and synthetic samples are grouped with their source. A
-   group never straddles train and eval; a group holding a synthetic sample or a non-human
-   label is train-only. A leakage check re-verifies this after the split.
-4. [_grouping] Eval comes from the audit where there is one: groups holding a text people
-   reviewed because it was drawn at random (`review_reason` "audit"), so eval follows the
-   logs' distribution instead of the hard cases the queue favours. Without a `review_reason`
-   column every human group may go to eval. A short eval is reported with the reviews still
+3. [_grouping, _plan, _quality] No leakage: records are grouped by `text.identity_key` (the
+   ETL's own dedup key), optionally by `user_id`, and synthetic samples are grouped with their
+   source. Eval is decided from the human labels alone (pass one keeps them, they are few); a
+   machine label or synthetic sample sharing a group with eval is left out of train (counted in
+   `rejected`). A leakage check re-verifies it after the split, a part at a time.
+4. [_grouping] Eval by a stable hash: a group of settled human labels holding an audited text
+   (`review_reason` "audit"; any human group without a `review_reason` column) goes to eval
+   when a seeded hash of its identity key falls below `eval_fraction`. A record's split thus
+   never moves when other groups arrive. A short eval is reported with the reviews still
    needed (`DatasetStats.eval_shortfall`), never filled with model labels.
-5. [_balance] Small domains (fewer real samples than `min_samples_per_domain`) are reported
-   and, per `small_domain_policy`, dropped or kept in train only. `max_samples_per_domain` and
-   `balance_domains` (each domain's train part at most `balance_ratio` x the median) remove
-   synthetic samples first, then machine labels, by a seeded hash, and never a human label;
-   what they remove is reported, and the card gives class weights for what remains.
-6. [_grouping, _files] Stratified, group-aware split by domain with a seeded hash of the group
-   id: the same input in any order gives the same split, byte for byte (records are sorted
-   canonically and serialised deterministically; `created_at` lives only in metadata.json).
-7. [_files, card] Output under `output_dir/dataset_name/`: `train.jsonl`/`eval.jsonl` (or
-   `train-00000-of-00003.jsonl` shards), `unverified.jsonl`, the same records as Parquet under
-   `__parquet__/`, a `README.md` dataset card and `metadata.json` (both state the estimated
-   label accuracy when the caller gives one). Hugging Face `datasets` loads it without glue:
-   `load_dataset("json", data_dir=d)` (it skips `__`-prefixed folders and maps "eval" to its
-   "test" split), `load_dataset("parquet", data_dir=d + "/__parquet__")`, or `load_dataset(d)`
-   which reads the card's `configs:` and keeps the split names train/eval.
+5. [_balance, _plan] Small domains (fewer real samples than `min_samples_per_domain`) are
+   reported and, per `small_domain_policy`, dropped or kept in train only.
+   `max_samples_per_domain` (over all parts) and `balance_domains` (within each part: its train
+   domains at most `balance_ratio` x the part's median) remove synthetic samples first, then
+   machine labels, by a seeded hash, and never a human label; what they remove is reported,
+   and the card gives class weights for what remains.
+6. [_files] Deterministic files: records sorted canonically and serialised deterministically
+   (`created_at` lives only in metadata.json), one file per part and split
+   (`train-<part>.jsonl`, `unverified-<part>.jsonl`; the part "" gives `train.jsonl`),
+   `train-synthetic.jsonl`, `eval.jsonl`, optionally cut into `-00000-of-00003` shards. The
+   same part gives the same bytes, and such a file is hard-linked from the previous folder.
+7. [_files, card] Output under `output_dir/dataset_name/`: those files, the same records as
+   Parquet under `__parquet__/`, a `README.md` dataset card and `metadata.json` (both state the
+   estimated label accuracy when the caller gives one). Hugging Face `datasets` loads it without
+   glue: `load_dataset("json", data_dir=d)` (it skips `__`-prefixed folders and maps "eval" to
+   its "test" split), `load_dataset("parquet", data_dir=d + "/__parquet__")`, or
+   `load_dataset(d)` which reads the card's `configs:` and keeps the split names train/eval.
 """
 
 from esk_pipeline.pipeline.splits.card import record_counts, trust_summary, waiting_for_review

@@ -1,10 +1,11 @@
 """The trust policy: which labels a dataset may use, and which go to the `unverified` split.
 
-One label per `row_id` comes from `labels.strongest_per_row`; here a row is rejected when it
-has no usable label, and trusted when its trust verdict says so (`verdict`, from
-`trust.verdict`). Rows that come without a verdict get one from the same rule, with machine
-labels accepted where their `p_correct` reaches `precision_target`. A synthetic sample is
-trusted exactly when its source is. Untrusted rows are never in train or eval.
+One label per `row_id` comes from `labels.strongest_per_row` (within a part: every row id is
+in one part); here a row is rejected when it has no usable label, and trusted when its trust
+verdict says so (`verdict`, from `trust.verdict`). Rows that come without a verdict get one
+from the same rule, with machine labels accepted where their `p_correct` reaches
+`precision_target`. A synthetic sample is trusted exactly when its source is. Untrusted rows
+are never in train or eval.
 """
 
 from __future__ import annotations
@@ -17,20 +18,47 @@ import pandas as pd
 from pydantic import BaseModel
 
 from esk_pipeline.pipeline.ids import row_ids
-from esk_pipeline.pipeline.label_contract import LabelOrigin, Verdict
+from esk_pipeline.pipeline.label_contract import LabelOrigin, Verdict, VerdictReason
+from esk_pipeline.pipeline.labels import is_human, strongest_per_row
 from esk_pipeline.pipeline.trust.verdict import assign_verdicts
 
 
-def partition_by_trust(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """(trusted rows, unverified rows, unverified counts by reason), zero counts left out."""
-    trusted = _trusted_with_sources(frame)
-    unverified = frame[~trusted].reset_index(drop=True)
+def prepare(
+    items: Iterable[Mapping[str, Any]] | pd.DataFrame, precision_target: float
+) -> tuple[pd.DataFrame, int, int, dict[str, int]]:
+    """(frame, input items, superseded labels, rejected by reason): `normalise`, one label per
+    row_id (`labels.strongest_per_row`), `reject_unlabelled`, sorted by row_id, with
+    `_human_origin` (a human label) and `_human` (one that may go to eval: a doubted decision
+    waits for its second opinion)."""
+    frame = normalise(items, precision_target)
+    input_items = len(frame)
+    superseded = 0
+    if not frame["row_id"].is_unique:  # parts of trusted labels are one row per row_id already
+        frame, superseded = strongest_per_row(frame)
+    frame, rejected = reject_unlabelled(frame)
+    frame = frame.sort_values("row_id", kind="stable").reset_index(drop=True)
+    frame["_human_origin"] = is_human(frame["label_origin"])
+    frame["_human"] = frame["_human_origin"] & (
+        frame["verdict_reason"] != VerdictReason.DOUBTED_HUMAN.value
+    )
+    return frame, input_items, superseded, rejected
+
+
+def trusted(frame: pd.DataFrame, trusted_sources: set[str]) -> pd.Series:
+    """`trusted` by the verdict; a synthetic sample is trusted when its source is (one of
+    `trusted_sources`: the row ids of trusted real records)."""
+    by_verdict = frame["verdict"] == Verdict.TRUSTED.value
+    synthetic = frame["is_synthetic"]
+    return by_verdict.where(~synthetic, frame["source_row_id"].isin(trusted_sources))
+
+
+def not_trusted_counts(unverified: pd.DataFrame) -> dict[str, int]:
+    """Unverified records by reason, zero counts left out."""
     real = unverified[~unverified["is_synthetic"]]
-    not_trusted = {str(k): int(v) for k, v in real["verdict_reason"].value_counts().items()}
+    counts = {str(k): int(v) for k, v in real["verdict_reason"].value_counts().items()}
     if unverified["is_synthetic"].any():
-        not_trusted["synthetic_of_untrusted_source"] = int(unverified["is_synthetic"].sum())
-    not_trusted = {k: v for k, v in not_trusted.items() if v}
-    return frame[trusted].reset_index(drop=True), unverified, not_trusted
+        counts["synthetic_of_untrusted_source"] = int(unverified["is_synthetic"].sum())
+    return {k: v for k, v in counts.items() if v}
 
 
 def normalise(
@@ -105,11 +133,3 @@ def reject_unlabelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]
     if no_domain.any():
         rejected["no_domain"] = int(no_domain.sum())
     return frame[~bad_status & ~no_domain].reset_index(drop=True), rejected
-
-
-def _trusted_with_sources(frame: pd.DataFrame) -> pd.Series:
-    """`trusted`, where a synthetic sample follows its source (untrusted when it has none)."""
-    trusted = frame["verdict"] == Verdict.TRUSTED.value
-    synthetic = frame["is_synthetic"]
-    trusted_sources = set(frame.loc[trusted & ~synthetic, "row_id"])
-    return trusted.where(~synthetic, frame["source_row_id"].isin(trusted_sources))

@@ -1,88 +1,157 @@
 """The checks run after the split: the leakage report and the quality rules.
 
-`check_leakage` counts what eval shares with train; `quality_problems` lists every broken
-rule as a readable sentence. A short eval is not a broken rule (see `balance.eval_shortfall`).
+Eval is small (human labels only) and held whole; train comes a part at a time. A
+`SplitChecks` holds what eval is known by (row ids, identity keys, users) and tests each
+train part against it, so no check needs all of train at once. `check_leakage` counts what
+eval shares with train; `quality_problems` lists every broken rule as a readable sentence. A
+short eval is not a broken rule (see `balance.eval_shortfall`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.labels import is_human
+from esk_pipeline.pipeline.splits._grouping import group_keys, key_hashes
 from esk_pipeline.pipeline.splits.models import LeakageReport
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.text import identity_key_series
+
+_SAMPLE = 5
 
 
-def _sample(values: Iterable[str], limit: int = 5) -> str:
+def _sample(values: Iterable[str], total: int | None = None) -> str:
     values = list(values)
-    more = f" and {len(values) - limit} more" if len(values) > limit else ""
-    return ", ".join(values[:limit]) + more
+    total = len(values) if total is None else total
+    more = f" and {total - _SAMPLE} more" if total > _SAMPLE else ""
+    return ", ".join(values[:_SAMPLE]) + more
+
+
+class SplitChecks:
+    """Leakage and quality, from eval at once and train a part at a time."""
+
+    def __init__(self, eval_: pd.DataFrame, taxonomy: Taxonomy | None, group_by_user: bool):
+        self.eval_ = eval_
+        self.taxonomy = taxonomy
+        self.group_by_user = group_by_user
+        self._eval_ids = set(eval_["row_id"])
+        self._eval_keys = np.unique(key_hashes(group_keys(eval_)))
+        self._eval_users = set(eval_["user_id"].dropna()) if "user_id" in eval_ else set()
+        self._empty = {"train": [], "eval": []}
+        self._empty_n = {"train": 0, "eval": 0}
+        self._unknown: dict[str, set[str]] = {"train": set(), "eval": set()}
+        self._overlap: list[str] = []
+        self._overlap_n = 0
+        self._shared_keys: list[np.ndarray] = []
+        self._users: set[str] = set()
+        self._sources: set[str] = set()
+        self._group_hashes: list[np.ndarray] = []
+        self._look("eval", eval_)
+        self._group_hashes.append(_hashes(eval_["group_id"]))
+
+    def _look(self, name: str, split: pd.DataFrame) -> None:
+        empty = split.loc[split["text"].fillna("").str.strip() == "", "row_id"]
+        self._empty[name].extend(empty.iloc[: _SAMPLE - len(self._empty[name])])
+        self._empty_n[name] += len(empty)
+        if self.taxonomy is not None:
+            self._unknown[name] |= set(split["domain"].dropna()) - set(self.taxonomy.ids)
+
+    def add_train(self, train: pd.DataFrame, keys: np.ndarray | None = None) -> None:
+        """Check one part of train (records with `user_id` where known); `keys`: its records'
+        `key_hashes(group_keys(train))` when the caller has them."""
+        self._look("train", train)
+        overlap = train.loc[train["row_id"].isin(self._eval_ids), "row_id"]
+        self._overlap.extend(overlap.iloc[: _SAMPLE - len(self._overlap)])
+        self._overlap_n += len(overlap)
+        keys = key_hashes(group_keys(train)) if keys is None else keys
+        self._shared_keys.append(np.unique(keys[np.isin(keys, self._eval_keys)]))
+        if self.group_by_user and "user_id" in train:
+            self._users |= set(train["user_id"].dropna()) & self._eval_users
+        self._sources |= set(train.loc[train["is_synthetic"], "source_row_id"].dropna())
+        self._group_hashes.append(_hashes(train["group_id"]))
+
+    def leakage(self) -> LeakageReport:
+        """What eval shares with the train parts seen so far."""
+        groups = np.concatenate(self._group_hashes)
+        _, sizes = np.unique(groups, return_counts=True)
+        eval_ = self.eval_
+        report = LeakageReport(
+            passed=True,
+            row_id_overlap=self._overlap_n,
+            text_overlap=self._text_overlap(),
+            user_overlap=len(self._users),
+            synthetic_in_eval=int(eval_["is_synthetic"].sum()),
+            synthetic_source_in_eval=int(eval_["row_id"].isin(self._sources).sum()),
+            unverified_in_eval=int((~is_human(eval_["label_origin"])).sum()),
+            groups=len(sizes),
+            multi_record_groups=int((sizes > 1).sum()),
+        )
+        report.passed = not (
+            report.row_id_overlap
+            or report.text_overlap
+            or report.user_overlap
+            or report.synthetic_in_eval
+            or report.synthetic_source_in_eval
+            or report.unverified_in_eval
+        )
+        return report
+
+    def _text_overlap(self) -> int:
+        return len(np.unique(np.concatenate(self._shared_keys))) if self._shared_keys else 0
+
+    def problems(self) -> list[str]:
+        """Every quality rule broken so far, as readable sentences (empty when it is fine)."""
+        problems: list[str] = []
+        for name in ("train", "eval"):
+            if self._empty_n[name]:
+                problems.append(
+                    f"{self._empty_n[name]} empty text(s) in {name}: "
+                    f"{_sample(self._empty[name], self._empty_n[name])}"
+                )
+            if self._unknown[name]:
+                unknown = ", ".join(sorted(self._unknown[name]))
+                problems.append(f"labels outside the taxonomy in {name}: {unknown}")
+        if self._overlap_n:
+            problems.append(
+                f"{self._overlap_n} row_id(s) in both train and eval: "
+                f"{_sample(sorted(self._overlap), self._overlap_n)}"
+            )
+        if self._text_overlap():
+            problems.append(f"{self._text_overlap()} text(s) (identity key) in both train and eval")
+        eval_ = self.eval_
+        if int(eval_["is_synthetic"].sum()):
+            problems.append(f"{int(eval_['is_synthetic'].sum())} synthetic sample(s) in eval")
+        not_human = eval_.loc[~is_human(eval_["label_origin"]), "row_id"]
+        if len(not_human):
+            problems.append(
+                f"{len(not_human)} eval record(s) without a human label: {_sample(not_human)}"
+            )
+        leaked_sources = sorted(self._sources & self._eval_ids)
+        if leaked_sources:
+            problems.append(
+                f"{len(leaked_sources)} source(s) of synthetic train samples in eval: "
+                f"{_sample(leaked_sources)}"
+            )
+        return problems
+
+
+def _hashes(values: pd.Series) -> np.ndarray:
+    return pd.util.hash_array(values.astype(str).to_numpy(dtype=object))
 
 
 def check_leakage(train: pd.DataFrame, eval_: pd.DataFrame, group_by_user: bool) -> LeakageReport:
     """Re-check after the split that nothing of eval is known to train."""
-    train_fp = set(identity_key_series(train["text"]))
-    eval_fp = set(identity_key_series(eval_["text"]))
-    synthetic_sources = set(train.loc[train["is_synthetic"], "source_row_id"].dropna())
-    groups = pd.concat([train["group_id"], eval_["group_id"]]).value_counts()
-    report = LeakageReport(
-        passed=True,
-        row_id_overlap=len(set(train["row_id"]) & set(eval_["row_id"])),
-        text_overlap=len(train_fp & eval_fp),
-        synthetic_in_eval=int(eval_["is_synthetic"].sum()),
-        synthetic_source_in_eval=int(eval_["row_id"].isin(synthetic_sources).sum()),
-        unverified_in_eval=int((~is_human(eval_["label_origin"])).sum()),
-        groups=len(groups),
-        multi_record_groups=int((groups > 1).sum()),
-    )
-    if group_by_user and "user_id" in train and "user_id" in eval_:
-        users = set(train["user_id"].dropna()) & set(eval_["user_id"].dropna())
-        report.user_overlap = len(users)
-    report.passed = not (
-        report.row_id_overlap
-        or report.text_overlap
-        or report.user_overlap
-        or report.synthetic_in_eval
-        or report.synthetic_source_in_eval
-        or report.unverified_in_eval
-    )
-    return report
+    checks = SplitChecks(eval_, None, group_by_user)
+    checks.add_train(train)
+    return checks.leakage()
 
 
 def quality_problems(
     train: pd.DataFrame, eval_: pd.DataFrame, taxonomy: Taxonomy | None
 ) -> list[str]:
     """Every quality rule the split breaks, as readable sentences (empty when it is fine)."""
-    problems: list[str] = []
-    for name, split in (("train", train), ("eval", eval_)):
-        empty = split.loc[split["text"].fillna("").str.strip() == "", "row_id"]
-        if len(empty):
-            problems.append(f"{len(empty)} empty text(s) in {name}: {_sample(empty)}")
-        if taxonomy is not None:
-            unknown = sorted(set(split["domain"].dropna()) - set(taxonomy.ids))
-            if unknown:
-                problems.append(f"labels outside the taxonomy in {name}: {', '.join(unknown)}")
-    overlap = sorted(set(train["row_id"]) & set(eval_["row_id"]))
-    if overlap:
-        problems.append(f"{len(overlap)} row_id(s) in both train and eval: {_sample(overlap)}")
-    text_overlap = set(identity_key_series(train["text"])) & set(identity_key_series(eval_["text"]))
-    if text_overlap:
-        problems.append(f"{len(text_overlap)} text(s) (identity key) in both train and eval")
-    if int(eval_["is_synthetic"].sum()):
-        problems.append(f"{int(eval_['is_synthetic'].sum())} synthetic sample(s) in eval")
-    not_human = eval_.loc[~is_human(eval_["label_origin"]), "row_id"]
-    if len(not_human):
-        problems.append(
-            f"{len(not_human)} eval record(s) without a human label: {_sample(not_human)}"
-        )
-    sources = set(train.loc[train["is_synthetic"], "source_row_id"].dropna())
-    leaked_sources = sorted(sources & set(eval_["row_id"]))
-    if leaked_sources:
-        problems.append(
-            f"{len(leaked_sources)} source(s) of synthetic train samples in eval: "
-            f"{_sample(leaked_sources)}"
-        )
-    return problems
+    checks = SplitChecks(eval_, taxonomy, group_by_user=False)
+    checks.add_train(train)
+    return checks.problems()

@@ -8,6 +8,7 @@ the taxonomy fingerprint and a digest of every file (`fsutil.file_digest`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -177,7 +178,11 @@ def dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> s
         f"{stats.precision_target:.0%}. Everything else is in `{UNVERIFIED}` with its",
         "`p_correct`. Exact and near duplicates and synthetic samples with their sources are",
         "grouped; a group never straddles train and eval, and synthetic samples are train-only.",
-        "The split is stratified by domain with a fixed seed and is reproducible byte for byte.",
+        "A group of audited human decisions goes to eval when a seeded hash of its identity key",
+        "falls below `eval_fraction` (metadata.json's config), so no record moves between splits",
+        "when other records arrive (eval is not stratified to an exact share per domain); a",
+        "machine label sharing a group with eval is left out of train. Files are per day of",
+        "labels (`train-<day>.jsonl`) and reproducible byte for byte.",
         "Statistics and the configuration are in `metadata.json`.",
         "",
         acceptance_rule(stats.precision_target),
@@ -202,26 +207,42 @@ def dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> s
 
 
 def metadata_json(
-    folder: Path, stats: DatasetStats, config: BaseModel, taxonomy: Taxonomy | None
+    folder: Path,
+    stats: DatasetStats,
+    config: BaseModel,
+    taxonomy: Taxonomy | None,
+    digests: Mapping[str, str] | None = None,
+    fingerprints: Mapping[str, str] | None = None,
 ) -> str:
-    """metadata.json for the files already in `folder`: stats, config and file digests."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    """metadata.json for the files already in `folder`: stats, config and file digests
+    (`digests`: those the caller already knows, by relative name; the others are read), and
+    `fingerprints`, what each part's files were made of (the next write links unchanged ones)."""
+    known = digests or {}
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     metadata = {
         "created_at": datetime.now(UTC).isoformat(),
         "stats": stats.model_dump(mode="json"),
         "config": config.model_dump(mode="json"),
         "taxonomy_fingerprint": taxonomy.fingerprint if taxonomy else None,
         "record_columns": list(RECORD_COLUMNS),
-        "files": {p.relative_to(folder).as_posix(): fsutil.file_digest(p) for p in files},
+        "files": {n: known.get(n) or fsutil.file_digest(folder / n) for n in files},
+        "record_fingerprints": dict(sorted((fingerprints or {}).items())),
     }
     return json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
 def write_card_and_metadata(
-    folder: Path, name: str, stats: DatasetStats, config: BaseModel, taxonomy: Taxonomy | None
+    folder: Path,
+    name: str,
+    stats: DatasetStats,
+    config: BaseModel,
+    taxonomy: Taxonomy | None,
+    digests: Mapping[str, str] | None = None,
+    fingerprints: Mapping[str, str] | None = None,
 ) -> None:
-    """README.md, then metadata.json (whose digests cover the card)."""
+    """README.md, then metadata.json (whose digests cover the card; `digests`: the data
+    files' digests, known from writing them; `fingerprints`: see `metadata_json`)."""
     (folder / "README.md").write_text(dataset_card(name, stats, taxonomy), encoding="utf-8")
     (folder / "metadata.json").write_text(
-        metadata_json(folder, stats, config, taxonomy), encoding="utf-8"
+        metadata_json(folder, stats, config, taxonomy, digests, fingerprints), encoding="utf-8"
     )

@@ -1,9 +1,12 @@
 """DataWriter: turns labelled, reviewed and synthetic items into a train/eval dataset people trust.
 
-`build_splits` does everything but writing, in this order: normalise the input and keep one
-label per row_id (`policy`), set untrusted labels apart, handle small domains and caps
-(`balance`), group and split (`grouping`), balance train, then check the result (`quality`).
-`write_datasets` writes it as one folder (`files`) with a card and metadata.json (`card`).
+Two passes over the parts (days of labels), each part read and let go in turn. Pass one
+(`_plan.plan`) keeps what needs every part, all small: the human labels, counts per domain,
+and decides small domains, the cap and eval. Pass two takes each part alone: its untrusted
+labels go to `unverified`, its trusted ones to train unless eval holds their group, the cap
+or the part's balancing removes them; it writes the part's files (`_files.ShardWriter`) and
+adds to the checks (`_quality.SplitChecks`) and the counts. Eval and the synthetic samples
+are written from pass one's results; then the card and metadata.json (`card`).
 """
 
 from __future__ import annotations
@@ -14,28 +17,25 @@ from typing import Any
 
 import pandas as pd
 
-from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR, UNVERIFIED
-from esk_pipeline.pipeline.ids import stable_rank
-from esk_pipeline.pipeline.label_contract import VerdictReason
-from esk_pipeline.pipeline.labels import is_human, strongest_per_row
+from esk_pipeline.pipeline.dataset_layout import SPLITS, UNVERIFIED
 from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.splits._balance import (
-    balance_train,
+    add_counts,
+    balance_part,
     class_weights,
     counts,
-    downsample,
     eval_shortfall,
-    small_domains,
 )
 from esk_pipeline.pipeline.splits._files import (
+    ShardWriter,
+    dataset_folder,
     records,
     shard_names,
-    split_sizes,
-    write_dataset_folder,
 )
-from esk_pipeline.pipeline.splits._grouping import assign_splits, group_ids
-from esk_pipeline.pipeline.splits._policy import normalise, partition_by_trust, reject_unlabelled
-from esk_pipeline.pipeline.splits._quality import check_leakage, quality_problems
+from esk_pipeline.pipeline.splits._grouping import group_keys, group_names, key_hashes
+from esk_pipeline.pipeline.splits._plan import SYNTHETIC_PART, Plan, check_part_names, plan
+from esk_pipeline.pipeline.splits._policy import normalise, not_trusted_counts, prepare, trusted
+from esk_pipeline.pipeline.splits._quality import SplitChecks, check_leakage, quality_problems
 from esk_pipeline.pipeline.splits.card import write_card_and_metadata
 from esk_pipeline.pipeline.splits.models import (
     DatasetQualityError,
@@ -44,9 +44,76 @@ from esk_pipeline.pipeline.splits.models import (
     LeakageReport,
 )
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress
+from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, AuditProgress, pooled
 
 __all__ = ["DataWriter"]
+
+Accuracy = Callable[[pd.DataFrame], AccuracyEstimate]
+
+
+class _Frames:
+    """A sink like `ShardWriter` that keeps the records instead (`build_splits`)."""
+
+    def __init__(self, shard_size: int | None):
+        self.shard_size = shard_size
+        self.frames: dict[str, list[pd.DataFrame]] = {}
+        self.shards: dict[str, list[str]] = {}
+        self.parquet_files: dict[str, list[str]] = {}
+
+    def write(self, split: str, part: str, frame: pd.DataFrame) -> None:
+        self.frames.setdefault(split, [])
+        self.shards.setdefault(split, [])
+        self.parquet_files.setdefault(split, [])
+        if frame.empty:
+            return
+        self.frames[split].append(frame)
+        base = split if not part else f"{split}-{part}"
+        names = shard_names(base, len(frame), self.shard_size, "jsonl")
+        self.shards[split] += names
+        self.parquet_files[split] += [f"__parquet__/{Path(n).stem}.parquet" for n in names]
+
+    def finish(self, splits: tuple[str, ...]) -> None:
+        for split in splits:
+            if not self.shards.get(split):
+                self.shards[split] = [f"{split}.jsonl"]
+                self.parquet_files[split] = [f"__parquet__/{split}.parquet"]
+
+    def frame(self, split: str) -> pd.DataFrame:
+        parts = self.frames.get(split) or []
+        return pd.concat(parts, ignore_index=True) if parts else records(_empty())
+
+
+def _empty() -> pd.DataFrame:
+    return normalise([], 0.95).assign(group_id=None)
+
+
+class _Tally:
+    """What the stats count over every part of pass two."""
+
+    def __init__(self, checks: SplitChecks, accuracy: Accuracy | None):
+        self.checks = checks
+        self.accuracy = accuracy
+        self.train: dict[str, int] = {}
+        self.sources: dict[str, int] = {}
+        self.synthetic = 0
+        self.unverified = 0
+        self.not_trusted: dict[str, int] = {}
+        self.balanced: dict[str, int] = {}
+        self.estimates: list[AccuracyEstimate] = []
+
+    def add(
+        self, train: pd.DataFrame, unverified: pd.DataFrame, why: dict[str, int], keys: Any = None
+    ) -> None:
+        """One part: its train and unverified records, why those are unverified, and train's
+        key hashes where known."""
+        add_counts(self.train, train["domain"].value_counts())
+        add_counts(self.sources, train["label_origin"].value_counts())
+        self.synthetic += int(train["is_synthetic"].sum())
+        self.unverified += len(unverified)
+        add_counts(self.not_trusted, why)
+        self.checks.add_train(train, keys)
+        if self.accuracy is not None and len(train):
+            self.estimates.append(self.accuracy(train))
 
 
 class DataWriter:
@@ -61,118 +128,184 @@ class DataWriter:
         items: Iterable[Mapping[str, Any]] | pd.DataFrame,
         dataset_name: str = "dataset",
         *,
-        accuracy: Callable[[pd.DataFrame], AccuracyEstimate] | None = None,
+        accuracy: Accuracy | None = None,
+        audit: AuditProgress | None = None,
+        progress: ProgressReporter = SILENT,
+    ) -> tuple[Path, Path, DatasetStats]:
+        """`write_parts` of items in one part (synthetic samples among them are set apart)."""
+        real, synthetic = _set_synthetic_apart(items, self.config.precision_target)
+        return self.write_parts(
+            {"": real}, synthetic, dataset_name, accuracy=accuracy, audit=audit, progress=progress
+        )
+
+    def write_parts(
+        self,
+        parts: Mapping[str, pd.DataFrame],
+        synthetic: pd.DataFrame | None = None,
+        dataset_name: str = "dataset",
+        *,
+        accuracy: Accuracy | None = None,
         audit: AuditProgress | None = None,
         progress: ProgressReporter = SILENT,
     ) -> tuple[Path, Path, DatasetStats]:
         """Split, check and write the dataset; returns (train path, eval path, stats).
 
-        With sharding the paths are the first shards; `stats.shards` lists them all.
-        `accuracy` estimates a split's label accuracy (`trust.assess`); its results go into
-        the stats, the card and metadata.json, with `audit`, the audit they rest on.
-        `progress` gets a "writing" phase counting the records written.
-        Raises DatasetQualityError (writing nothing)
-        when validate_quality and a rule is broken.
+        `parts`: labelled records by part name (a day; every row_id in one part), read twice
+        each, one at a time; `synthetic`: the synthetic samples. Each part's records are
+        written as `train-<part>.jsonl` / `unverified-<part>.jsonl` (a part named "" gives
+        `train.jsonl`), eval as `eval.jsonl`; the paths returned are the first files.
+        `accuracy` estimates a split's label accuracy (`trust.assess`; pooled over the parts);
+        its results go into the stats, the card and metadata.json, with `audit`, the audit
+        they rest on. `progress` gets a "writing" phase counting the records written.
+        Raises DatasetQualityError (writing nothing) when validate_quality and a rule is broken.
         """
         cfg = self.config
-        train, eval_, unverified, stats = self.build_splits(items)
-        if accuracy is not None:
-            stats.accuracy = {"train": accuracy(train), "eval": accuracy(eval_)}
-        stats.audit = audit
-        if cfg.validate_quality and stats.quality_problems:
-            raise DatasetQualityError(stats.quality_problems)
         dataset_dir = cfg.output_dir / dataset_name
-        splits = {"train": train, "eval": eval_, UNVERIFIED: unverified}
-
-        def describe(folder: Path) -> None:
-            write_card_and_metadata(folder, dataset_name, stats, cfg, self.taxonomy)
-
-        write_dataset_folder(
-            dataset_dir,
-            splits,
-            stats,
-            cfg.shard_size,
-            describe if cfg.include_metadata else None,
-            progress,
-        )
+        with dataset_folder(dataset_dir) as staging:
+            sink = ShardWriter(staging, dataset_dir, cfg.shard_size, progress)
+            stats = self._split(parts, synthetic, sink, accuracy, progress)
+            stats.audit = audit
+            if cfg.validate_quality and stats.quality_problems:
+                raise DatasetQualityError(stats.quality_problems)
+            if cfg.include_metadata:
+                write_card_and_metadata(
+                    staging,
+                    dataset_name,
+                    stats,
+                    cfg,
+                    self.taxonomy,
+                    sink.digests,
+                    sink.fingerprints,
+                )
         return dataset_dir / stats.shards["train"][0], dataset_dir / stats.shards["eval"][0], stats
 
     def build_splits(
         self, items: Iterable[Mapping[str, Any]] | pd.DataFrame
     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, DatasetStats]:
-        """Everything but writing: train, eval and unverified frames (RECORD_COLUMNS), stats."""
+        """Everything but writing, in memory: train, eval and unverified frames
+        (RECORD_COLUMNS), stats."""
+        real, synthetic = _set_synthetic_apart(items, self.config.precision_target)
+        sink = _Frames(self.config.shard_size)
+        stats = self._split({"": real}, synthetic, sink, None, SILENT)
+        return sink.frame("train"), sink.frame("eval"), sink.frame(UNVERIFIED), stats
+
+    def _split(
+        self,
+        parts: Mapping[str, pd.DataFrame],
+        synthetic: pd.DataFrame | None,
+        sink: ShardWriter | _Frames,
+        accuracy: Accuracy | None,
+        progress: ProgressReporter,
+    ) -> DatasetStats:
         cfg = self.config
-        frame = normalise(items, cfg.precision_target)
-        input_items = len(frame)
-        frame, superseded = strongest_per_row(frame)
-        frame, rejected = reject_unlabelled(frame)
-        frame = frame.sort_values("row_id", kind="stable").reset_index(drop=True)
-        # Eval holds settled human labels only: a doubted decision waits for its second opinion.
-        frame["_human"] = is_human(frame["label_origin"]) & (
-            frame["verdict_reason"] != VerdictReason.DOUBTED_HUMAN.value
-        )
-        frame, unverified, not_trusted = partition_by_trust(frame)
+        names = sorted(parts)
+        check_part_names(names)
+        synthetic = synthetic if synthetic is not None else pd.DataFrame()
+        decided = plan({n: parts[n] for n in names}, synthetic, cfg)
+        progress.phase("writing", decided.input_items, "records")
+        checks = SplitChecks(decided.eval_, self.taxonomy, cfg.group_by_user)
+        tally = _Tally(checks, accuracy)
+        for name in names:
+            train, unverified, why, keys = self._part(parts[name], decided, tally)
+            sink.write("train", name, train)
+            sink.write(UNVERIFIED, name, unverified)
+            tally.add(train, unverified, why, keys)
+        syn_train = records(decided.synthetic_train)
+        syn_unverified = records(decided.synthetic_unverified.assign(group_id=None))
+        sink.write("train", SYNTHETIC_PART, syn_train)
+        sink.write(UNVERIFIED, SYNTHETIC_PART, syn_unverified)
+        tally.add(syn_train, syn_unverified, not_trusted_counts(decided.synthetic_unverified))
+        eval_ = decided.eval_
+        sink.write("eval", "", eval_)
+        sink.finish(("train", "eval", UNVERIFIED))
+        return self._stats(decided, tally, eval_, sink, accuracy)
 
-        policy = cfg.small_domain_policy
-        frame, small, dropped, train_only, n_dropped = small_domains(
-            frame, cfg.min_samples_per_domain, policy
-        )
-        if n_dropped:
-            rejected["small_domain"] = n_dropped
-
-        frame["_keep_rank"] = stable_rank(frame["row_id"], cfg.seed)
-        capped: dict[str, int] = {}
-        if cfg.max_samples_per_domain is not None:
-            frame, capped = downsample(frame, cfg.max_samples_per_domain)
-
-        frame["group_id"] = group_ids(frame, cfg.group_by_user)
-        frame["split"] = assign_splits(frame, cfg.eval_fraction, cfg.seed, set(train_only))
-
-        balanced: dict[str, int] = {}
+    def _part(
+        self, items: pd.DataFrame, decided: Plan, tally: _Tally
+    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], Any]:
+        """One part's train and unverified records, why those are unverified, and train's
+        key hashes."""
+        cfg = self.config
+        frame, *_ = prepare(items, cfg.precision_target)
+        frame = frame[~frame["is_synthetic"]]  # set apart in pass one
+        ok = trusted(frame, set())
+        unverified = records(frame[~ok].assign(group_id=None))
+        why = not_trusted_counts(frame[~ok])
+        kept = frame[ok & ~frame["domain"].isin(decided.dropped)]
+        kept = kept[~kept["row_id"].isin(decided.eval_ids)]
+        keys = group_keys(kept)
+        hashes = key_hashes(keys)
+        machine = ~kept["_human_origin"]
+        shared = machine & decided.shares_eval_group(kept, hashes)
+        if shared.any():
+            add_counts(decided.rejected, {"same_group_as_eval": int(shared.sum())})
+        capped = machine & ~decided.within_cap(kept, cfg.seed)
+        keep = (~shared & ~capped).to_numpy()
+        kept, keys, hashes = kept[keep], keys[keep], hashes[keep]
         if cfg.balance_domains:
-            frame, balanced = balance_train(frame, cfg.balance_ratio)
+            balanced, removed = balance_part(kept, cfg.balance_ratio, cfg.seed)
+            add_counts(tally.balanced, removed)
+            if removed:
+                survivors = kept["row_id"].isin(balanced["row_id"]).to_numpy()
+                kept, keys, hashes = kept[survivors], keys[survivors], hashes[survivors]
+        train = records(kept.assign(group_id=group_names(keys)))
+        order = kept["row_id"].argsort(kind="stable").to_numpy()
+        return train, unverified, why, hashes[order]
 
-        train = records(frame[frame["split"] == "train"])
-        eval_ = records(frame[frame["split"] == "eval"])
-        unverified_records = records(unverified.assign(group_id=None))
-        sizes = split_sizes(train, eval_, unverified_records)
-        shards = {s: shard_names(s, n, cfg.shard_size, "jsonl") for s, n in sizes}
-        parquet = {
-            s: [f"{PARQUET_DIR}/{name}" for name in shard_names(s, n, cfg.shard_size, "parquet")]
-            for s, n in sizes
-        }
-        written = pd.concat([train, eval_])
+    def _stats(
+        self,
+        decided: Plan,
+        tally: _Tally,
+        eval_: pd.DataFrame,
+        sink: ShardWriter | _Frames,
+        accuracy: Accuracy | None,
+    ) -> DatasetStats:
+        cfg = self.config
+        eval_counts = counts(eval_["domain"])
+        domain_counts = dict(tally.train)
+        add_counts(domain_counts, eval_counts)
+        sources = dict(tally.sources)
+        add_counts(sources, counts(eval_["label_origin"]))
+        missing = set(d for d, n in tally.train.items() if n) - set(eval_counts)
+        missing -= set(decided.train_only)
         stats = DatasetStats(
-            train_samples=len(train),
+            train_samples=sum(tally.train.values()),
             eval_samples=len(eval_),
-            domain_distribution=counts(written["domain"]),
-            train_distribution=counts(train["domain"]),
-            eval_distribution=counts(eval_["domain"]),
-            input_items=input_items,
-            superseded_labels=superseded,
-            rejected=dict(sorted(rejected.items())),
-            label_sources=counts(written["label_origin"]),
+            domain_distribution=dict(sorted(domain_counts.items())),
+            train_distribution=dict(sorted((d, n) for d, n in tally.train.items() if n)),
+            eval_distribution=eval_counts,
+            input_items=decided.input_items,
+            superseded_labels=decided.superseded,
+            rejected=dict(sorted(decided.rejected.items())),
+            label_sources=dict(sorted(sources.items())),
             eval_origins=counts(eval_["label_origin"]),
-            unverified_samples=len(unverified_records),
-            not_trusted=not_trusted,
+            unverified_samples=tally.unverified,
+            not_trusted=dict(sorted(tally.not_trusted.items())),
             eval_shortfall=eval_shortfall(
-                frame, cfg.min_eval_samples, cfg.eval_fraction, train_only
+                len(eval_),
+                cfg.min_eval_samples,
+                cfg.eval_fraction,
+                cfg.min_samples_per_domain,
+                decided.domains,
+                missing,
             ),
-            class_weights=class_weights(train),
-            synthetic_samples=int(written["is_synthetic"].sum()),
-            small_domains=small,
-            small_domain_policy=policy,
-            dropped_domains=dropped,
-            train_only_domains=train_only,
-            capped=capped,
-            balanced=balanced,
-            leakage=self.check_leakage(train, eval_),
-            shards=shards,
-            parquet_files=parquet,
-            quality_problems=self.validate(train, eval_),
+            class_weights=class_weights(tally.train),
+            synthetic_samples=tally.synthetic + int(eval_["is_synthetic"].sum()),
+            small_domains=decided.small,
+            small_domain_policy=cfg.small_domain_policy,
+            dropped_domains=decided.dropped,
+            train_only_domains=decided.train_only,
+            capped=decided.capped,
+            balanced=dict(sorted(tally.balanced.items())),
+            leakage=tally.checks.leakage(),
+            shards={s: sink.shards[s] for s in (*SPLITS, UNVERIFIED)},
+            parquet_files={s: sink.parquet_files[s] for s in (*SPLITS, UNVERIFIED)},
+            quality_problems=tally.checks.problems(),
             precision_target=cfg.precision_target,
         )
-        return train, eval_, unverified_records, stats
+        if accuracy is not None:
+            stats.accuracy = {"train": pooled(tally.estimates), "eval": accuracy(eval_)}
+        return stats
 
     def check_leakage(self, train: pd.DataFrame, eval_: pd.DataFrame) -> LeakageReport:
         """Re-check after the split that nothing of eval is known to train."""
@@ -185,3 +318,12 @@ class DataWriter:
         Asset checks call this to report without raising; write_datasets raises on a non-empty list.
         """
         return quality_problems(train, eval_, self.taxonomy)
+
+
+def _set_synthetic_apart(
+    items: Iterable[Mapping[str, Any]] | pd.DataFrame, precision_target: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(real records, synthetic samples) of one collection of items."""
+    frame = normalise(items, precision_target)
+    synthetic = frame["is_synthetic"]
+    return frame[~synthetic].reset_index(drop=True), frame[synthetic].reset_index(drop=True)

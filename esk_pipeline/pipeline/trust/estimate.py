@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from esk_pipeline.pipeline.trust.calibration import wilson_interval
 
-__all__ = ["AccuracyEstimate", "AuditProgress", "Stratum", "combine", "stratum"]
+__all__ = ["AccuracyEstimate", "AuditProgress", "Stratum", "combine", "pooled", "stratum"]
 
 _Z = 1.959963984540054
 
@@ -93,3 +93,22 @@ def combine(strata: list[Stratum]) -> AccuracyEstimate:
         records=total,
         strata=strata,
     )
+
+
+def pooled(estimates: list[AccuracyEstimate]) -> AccuracyEstimate:
+    """The estimate of the records of several estimates together (parts of one split): each
+    stratum's records summed, its accuracy record-weighted, its evidence kept, then `combine`d
+    as if estimated over all the records at once."""
+    by_name: dict[str, list[Stratum]] = {}
+    for estimate in estimates:
+        for s in estimate.strata:
+            by_name.setdefault(s.name, []).append(s)
+    strata = []
+    for name, parts in by_name.items():
+        records = sum(s.records for s in parts)
+        known = [s for s in parts if s.accuracy is not None and s.records]
+        accuracy = None
+        if records and len(known) == len([s for s in parts if s.records]):
+            accuracy = sum(s.records * s.accuracy for s in known) / records  # type: ignore[operator]
+        strata.append(stratum(name, records, accuracy, max(s.evidence for s in parts)))
+    return combine(strata)

@@ -36,7 +36,11 @@ ARCHIVE_DIR = "archive"
 SEMVER = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 RESERVED_REFS = ("current", "latest")
-DATA_FILE = re.compile(r"(?P<split>train|eval)(?P<shard>-\d{5}-of-\d{5})?\.jsonl")
+# A split's data file: `train.jsonl`, a shard of it, or a part's (`train-2026-01-05.jsonl`).
+DATA_FILE = re.compile(
+    r"(?P<split>train|eval)(?:-(?P<part>[A-Za-z0-9][A-Za-z0-9_.-]*?))?"
+    r"(?P<shard>-\d{5}-of-\d{5})?\.jsonl"
+)
 _FIRST_SHARD = re.compile(r"(?P<stem>.+)-00000-of-(?P<n>\d{5})(?P<ext>\..+)")
 SHARD_SUFFIX = re.compile(r"-\d{5}-of-\d{5}(?=\.)")
 # The only file names a version holds (data files, Parquet copies, README.md, metadata.json):

@@ -59,7 +59,7 @@ def test_sharded_files_are_committed_together(tmp_path):
     dataset = write_dataset(tmp_path, sample_records(), "ds", shard_size=20)
     version = storage.commit_version(dataset / "train-00000-of-00003.jsonl", dataset / "eval.jsonl")
     assert {f"train-0000{i}-of-00003.jsonl" for i in range(3)} <= set(version.files)
-    assert version.train_samples == 48
+    assert version.train_samples == 54  # 60 records, 6 drawn to eval
 
 
 def test_only_if_changed_returns_the_current_version_for_identical_files(tmp_path):

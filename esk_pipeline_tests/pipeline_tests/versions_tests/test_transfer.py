@@ -63,7 +63,7 @@ def test_export_import_round_trip_and_corrupt_archives_are_refused(tmp_path):
     imported = other.import_version(exported)
     assert imported.version == "v1.0.0" and imported.status is VersionStatus.STABLE
     assert other.import_version(exported).version == "v1.0.0"  # idempotent
-    assert other.import_version(zipped, version_tag="v2.0.0").train_samples == 48
+    assert other.import_version(zipped, version_tag="v2.0.0").train_samples == 54
     assert other.verify() == []
     original = storage.get_version("v1.0.0").files
     assert imported.files["train.jsonl"] == original["train.jsonl"]
