@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
     AssetKey,
@@ -113,6 +114,7 @@ class ParquetJsonIOManager(UPathIOManager):
                     partition_key=key,
                 )
                 del value  # before the stream makes the next day
+                _release_arrow_memory()
             return
         path = self._get_path(context)
         if isinstance(obj, FrameParts):
@@ -155,7 +157,9 @@ class ParquetJsonIOManager(UPathIOManager):
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
         if path.exists():
             with path.open("rb") as f:
-                return pd.read_parquet(f)
+                frame = pd.read_parquet(f)
+            _release_arrow_memory()
+            return frame
         if not context.has_asset_partitions:
             folder = FolderPartStore(path.with_suffix(""))
             records = folder.manifest()
@@ -220,6 +224,13 @@ def _fingerprint(path: UPath) -> str:
 def _where(path: UPath, obj: Any) -> UPath:
     """The file for a value: the Parquet path for a DataFrame, the same name in .json otherwise."""
     return path if isinstance(obj, pd.DataFrame) else path.with_suffix(".json")
+
+
+def _release_arrow_memory() -> None:
+    """Give the memory Arrow's pool keeps after a Parquet read or write back to the system:
+    the pool holds on to freed buffers, and in a process that runs many steps what it keeps
+    after one day's table adds to every later step's peak."""
+    pa.default_memory_pool().release_unused()
 
 
 def _parquet_rows(path: UPath) -> int:
