@@ -16,9 +16,11 @@ Steps, once per review order:
 3. After each round the whole graph runs again. The round's version is compared with
    `true_domain`, per split: label accuracy, records, share of human labels, and the version's
    own estimate with its interval, beside the reviews spent, the audit's size, the local
-   tier's threshold with the audited labels above it, the machine labels it accepts, and the
-   correctly labelled records (train + eval) per decision spent. For the project order the
-   graph then runs once more with nothing new (unless `--skip-idle-check`), and the bench
+   tier's threshold with the audited labels above it (and the domains with a threshold of their
+   own), the machine labels it accepts, and the correctly labelled records (train + eval) per
+   decision spent. Each round's `label_trust` is kept beside the run as `label_trust-<n>.json`.
+   For the project order the graph then runs once more with nothing new (unless
+   `--skip-idle-check`), and the bench
    prints how many records that idle rebuild changed and how many human decisions it lost
    (both must be 0).
 4. Finally: how many reviews the project's order needed to reach the random order's final

@@ -42,6 +42,8 @@ from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames
 from esk_pipeline.resources.llm import LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 
+# Rows of a day labelled at a time (one classify call): bounds the per-text results in memory.
+LABEL_SLICE_ROWS = 50_000
 # Above this share of failed rows (endpoint down, budget hit) the labels check warns.
 MAX_FAILED_SHARE = 0.2
 
@@ -144,15 +146,24 @@ class _DayLabeler:
         started = time.perf_counter()
         agent = self.agent
         cleaned = self.cleaned_texts.get(key, pd.DataFrame(columns=["row_id", "text"]))
-        day_results = self.loop.run(agent.classify_dataframe(cleaned, progress=self.progress))
+        # A slice at a time: the per-text results are Python objects, several times the size
+        # of the rows they become, so only one slice's are alive at once.
+        frames, reports = [], []
+        for start in range(0, max(len(cleaned), 1), LABEL_SLICE_ROWS):
+            piece = cleaned.iloc[start : start + LABEL_SLICE_ROWS]
+            results = self.loop.run(agent.classify_dataframe(piece, progress=self.progress))
+            reports.append(agent.cascade_report(results))
+            frames.append(results_to_frame(results))
+            del results
         # Carry who and when along: the dataset writer can group by user.
-        frame = results_to_frame(day_results).merge(
+        frame = (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)).merge(
             cleaned[["row_id", "ts", "user_id"]].drop_duplicates("row_id"),
             on="row_id",
             how="left",
         )
+        del frames
+        report = _summed(reports)
         # The usage meter counts since the agent was built: this day's share is the change.
-        report = agent.cascade_report(day_results)
         usage = _numbers(report.usage)
         report.usage = {k: v - self.usage_before.get(k, 0) for k, v in usage.items()}
         self.usage_before = usage
@@ -163,6 +174,16 @@ class _DayLabeler:
             partition_key=key,
         )
         return frame
+
+
+def _summed(reports: list[CascadeReport]) -> CascadeReport:
+    """One report of a day's slices: the counts added up, the usage meter's last snapshot."""
+    counts = {
+        name: sum(getattr(report, name) for report in reports)
+        for name in CascadeReport.model_fields
+        if name != "usage"
+    }
+    return CascadeReport(**counts, usage=reports[-1].usage)
 
 
 def _numbers(usage: dict) -> dict[str, float]:

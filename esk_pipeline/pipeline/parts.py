@@ -10,8 +10,9 @@ unchanged part is neither recomputed nor rewritten.
 `FolderPartStore` keeps parts in a folder or under an object-storage prefix (any universal-
 pathlib path): `<folder>/<address>.parquet` and `<folder>/manifest.json`. Part files are
 written first and the manifest last, so a reader of the manifest always finds its parts; a
-file no manifest names any more is removed once a newer manifest no longer needs it
-(`collect_garbage`). `MemoryPartStore` holds them in a dict (tests, one-frame callers).
+file neither the current nor the previous manifest names is removed once it is old enough that
+no run still making parts can be about to name it (`collect_garbage`). `MemoryPartStore`
+holds them in a dict (tests, one-frame callers).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,16 +129,23 @@ class FolderPartStore:
         text = json.dumps(value, indent=1, sort_keys=True).encode("utf-8")
         write_whole(self.folder / MANIFEST, lambda f: f.write(text))
 
-    def collect_garbage(self, keep: Iterable[str]) -> int:
-        """Remove part files whose address is not in `keep`; returns how many went."""
+    def collect_garbage(self, keep: Iterable[str], *, older_than: float = 0.0) -> int:
+        """Remove part files whose address is not in `keep` and that were last written more
+        than `older_than` seconds ago (a run still making its parts may have written one it
+        has not named in a manifest yet); returns how many went."""
         if not self.folder.exists():
             return 0
         wanted = set(keep)
+        before = time.time() - older_than
         gone = 0
         for path in list(self.folder.iterdir()):
-            if path.name.endswith(_SUFFIX) and path.name[: -len(_SUFFIX)] not in wanted:
-                path.unlink()
-                gone += 1
+            address = path.name[: -len(_SUFFIX)]
+            if not path.name.endswith(_SUFFIX) or address in wanted:
+                continue
+            if older_than and _modified(path) > before:
+                continue
+            path.unlink()
+            gone += 1
         return gone
 
     def _path(self, address: str):
@@ -163,6 +172,14 @@ class FrameParts(Mapping[str, pd.DataFrame]):
     def columns(self, name: str, columns: list[str]) -> pd.DataFrame:
         """Only these columns of one part (cheaper than the whole part)."""
         return self.store.read(self.records[name].address, columns=columns)
+
+
+def _modified(path: Any) -> float:
+    """When a file was last written (now, when the file system does not say)."""
+    try:
+        return float(path.stat().st_mtime)
+    except (OSError, AttributeError, TypeError, ValueError):
+        return time.time()
 
 
 def write_whole(path: Any, write: Callable[[IO[bytes]], Any]) -> None:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
     AssetKey,
@@ -50,6 +51,9 @@ from esk_pipeline.settings import Settings
 
 # Input metadata: give the consumer the days as a `DayFrames`, read on access.
 READ_ON_ACCESS = "esk/read_on_access"
+# A part file no manifest names is kept this long: a run making parts writes them before its
+# manifest, and another run's clean-up must not take them from under it.
+PART_GRACE_SECONDS = 24 * 3600
 
 
 class DayFrames(Mapping[str, pd.DataFrame]):
@@ -110,6 +114,7 @@ class ParquetJsonIOManager(UPathIOManager):
                     partition_key=key,
                 )
                 del value  # before the stream makes the next day
+                _release_arrow_memory()
             return
         path = self._get_path(context)
         if isinstance(obj, FrameParts):
@@ -126,14 +131,18 @@ class ParquetJsonIOManager(UPathIOManager):
 
     def _write_parts(self, parts: FrameParts, path: UPath) -> None:
         """Every part not in the folder yet, then the manifest; the files neither this manifest
-        nor the one before names are removed (a reader of the one before still finds its parts)."""
+        nor the one before names are removed (a reader of the one before still finds its
+        parts) once older than `PART_GRACE_SECONDS`."""
         folder = FolderPartStore(path.with_suffix(""))
         before = folder.manifest() or {}
         for name, record in parts.records.items():
             if not folder.has(record.address):
                 folder.write(record.address, parts[name])
         folder.write_manifest(parts.records)
-        folder.collect_garbage(r.address for r in [*parts.records.values(), *before.values()])
+        folder.collect_garbage(
+            (r.address for r in [*parts.records.values(), *before.values()]),
+            older_than=PART_GRACE_SECONDS,
+        )
         if path.exists():  # a one-frame value written before: the parts replace it
             path.unlink()
 
@@ -148,7 +157,9 @@ class ParquetJsonIOManager(UPathIOManager):
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
         if path.exists():
             with path.open("rb") as f:
-                return pd.read_parquet(f)
+                frame = pd.read_parquet(f)
+            _release_arrow_memory()
+            return frame
         if not context.has_asset_partitions:
             folder = FolderPartStore(path.with_suffix(""))
             records = folder.manifest()
@@ -213,6 +224,13 @@ def _fingerprint(path: UPath) -> str:
 def _where(path: UPath, obj: Any) -> UPath:
     """The file for a value: the Parquet path for a DataFrame, the same name in .json otherwise."""
     return path if isinstance(obj, pd.DataFrame) else path.with_suffix(".json")
+
+
+def _release_arrow_memory() -> None:
+    """Give the memory Arrow's pool keeps after a Parquet read or write back to the system:
+    the pool holds on to freed buffers, and in a process that runs many steps what it keeps
+    after one day's table adds to every later step's peak."""
+    pa.default_memory_pool().release_unused()
 
 
 def _parquet_rows(path: UPath) -> int:

@@ -177,6 +177,19 @@ def test_each_day_of_a_range_run_records_its_own_label_metadata(partition):
         assert sum(routes.values()) == pytest.approx(1.0)
 
 
+def test_a_day_labelled_in_slices_gets_what_one_pass_gives(partition, monkeypatch):
+    assert _materialize(partition).success
+    whole = pd.read_parquet(partition / "labels" / f"{DAY}.parquet")
+    monkeypatch.setattr(labeling, "LABEL_SLICE_ROWS", 3)  # slices of 3 and 1 texts
+    result = _materialize(partition)
+    assert result.success
+    pd.testing.assert_frame_equal(pd.read_parquet(partition / "labels" / f"{DAY}.parquet"), whole)
+    metadata = result.asset_materializations_for_node("labels")[0].metadata
+    assert metadata["rows"].value == len(TEXTS)
+    routes = [r.data["share"] for r in metadata["cascade_routing_shares"].value.records]
+    assert sum(routes) == pytest.approx(1.0)
+
+
 def test_the_label_checks_catch_unknown_domains_bad_confidence_and_many_failures():
     taxonomy = {"documents", "other"}
     good = pd.DataFrame(

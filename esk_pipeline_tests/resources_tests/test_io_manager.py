@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, MemoryPartStore, PartRecord
+from esk_pipeline.resources import io_manager as io_manager_module
 from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.resources.io_manager import READ_ON_ACCESS, AssetFilesIOManager, DayFrames
 from esk_pipeline.settings import Settings
@@ -237,7 +238,7 @@ def test_parts_are_a_folder_of_files_read_when_asked_for_and_written_once(base, 
     """A `FrameParts` value is a folder: a Parquet file per part, named by its address, and a
     manifest. Downstream it is a mapping whose parts are read at each access. A part already
     there is not written again; a file goes once neither the current nor the previous
-    manifest names it."""
+    manifest names it (and its grace period is over)."""
     run = {"n": 0}
     written: list[str] = []
     real_write = FolderPartStore.write
@@ -247,6 +248,7 @@ def test_parts_are_a_folder_of_files_read_when_asked_for_and_written_once(base, 
         real_write(self, address, frame)
 
     monkeypatch.setattr(FolderPartStore, "write", counting_write)
+    monkeypatch.setattr(io_manager_module, "PART_GRACE_SECONDS", 0)
 
     @asset
     def parted() -> FrameParts:

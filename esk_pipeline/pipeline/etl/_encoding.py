@@ -89,7 +89,7 @@ def _bomless_utf16(sample: bytes) -> str | None:
     data or the wrong order gives CJK and control characters.
     """
     sample = sample[: len(sample) // 2 * 2]
-    if sample.count(0) < len(sample) // 8:
+    if sample.count(0) < max(len(sample) // 8, 1):  # a short file without NULs too
         return None
     best: tuple[float, str] | None = None
     for codec in ("utf-16-le", "utf-16-be"):

@@ -26,30 +26,37 @@ _RECORD_KEYS = ("records", "data", "items", "rows", "results", "messages", "logs
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _JSON_LONG_NUMBER = re.compile(rf"[0-9.eE+-]{{{MAX_JSON_NUMBER_CHARS + 1},}}")
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_ARRAY_START = re.compile(r"[ \t\n\r]*\[")
 
 
 def read_json(text: TextIO, bounds: ReadBounds, batch_rows: int | None) -> Iterator[pd.DataFrame]:
     """A JSON array / records object, or JSON Lines (one object per line), `batch_rows` records
     a frame (None: one frame).
 
-    JSON Lines are read line by line, so only a batch of records is ever parsed at once; their
-    columns are the keys seen so far. A JSON document is parsed whole, then cut into batches.
+    In batches, JSON Lines are read line by line and a top-level array's records are decoded
+    one batch at a time from its text, so only a batch of records exists at once; their columns
+    are the keys seen so far. An object holding the records is decoded whole, then cut.
     """
     name = bounds.name
     if batch_rows is not None:
         first_lines = _first_lines(text)
         if first_lines is not None:
-            yield from _json_lines_batches(first_lines, text, bounds, batch_rows)
+            lines = itertools.chain(first_lines, text)
+            batches = iter(lambda: list(itertools.islice(lines, batch_rows)), [])
+            yield from _frames(_json_lines_batches(batches, bounds.name), bounds)
             return
     document = text.read()
     _check_json_bounds(document, name)
+    if batch_rows is not None and _ARRAY_START.match(document):
+        items = _array_items(document, name)
+        yield from _frames(iter(lambda: list(itertools.islice(items, batch_rows)), []), bounds)
+        return
     try:
         payload = json.loads(document)
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
-            raise ETLError(
-                f"{name}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from exc
+            raise _invalid(name, exc) from exc
         payload = _json_lines(document.splitlines(), name)
     except RecursionError as exc:  # the depth check reads brackets; this is its backstop
         raise ETLError(f"{name}: JSON nested too deeply to read") from exc
@@ -61,9 +68,46 @@ def read_json(text: TextIO, bounds: ReadBounds, batch_rows: int | None) -> Itera
         yield frame.iloc[start : start + step].reset_index(drop=True)
 
 
+def _invalid(name: str, exc: json.JSONDecodeError) -> ETLError:
+    return ETLError(f"{name}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+
+
+def _array_items(document: str, name: str) -> Iterator[object]:
+    """The elements of the top-level array `document` holds, decoded one at a time (json's own
+    decoder on each, so values and errors are what `json.loads` gives)."""
+    decoder = json.JSONDecoder()
+    position = _skip_space(document, document.index("[") + 1)
+    closed = document.startswith("]", position)
+    if closed:
+        position = _skip_space(document, position + 1)
+    while not closed:
+        try:
+            item, position = decoder.raw_decode(document, position)
+        except json.JSONDecodeError as exc:
+            raise _invalid(name, exc) from exc
+        except RecursionError as exc:
+            raise ETLError(f"{name}: JSON nested too deeply to read") from exc
+        yield item
+        position = _skip_space(document, position)
+        separator = document[position : position + 1]
+        if separator not in (",", "]"):
+            error = json.JSONDecodeError("Expecting ',' delimiter", document, position)
+            raise _invalid(name, error)
+        closed = separator == "]"
+        position = _skip_space(document, position + 1)
+    if position < len(document):  # more after the array: read as JSON Lines, as `read_json`
+        _json_lines(document.splitlines(), name)  # does, which fails on the array's own lines
+        raise _invalid(name, json.JSONDecodeError("Extra data", document, position))
+
+
+def _skip_space(document: str, position: int) -> int:
+    return position + len(_JSON_SPACE.match(document, position).group())  # type: ignore[union-attr]
+
+
 def _first_lines(text: TextIO) -> list[str] | None:
     """The file's lines up to its second non-blank one when the first non-blank line is a
-    JSON value of its own (then the file is JSON Lines); None, rewound, when it is not."""
+    JSON value of its own (then the file is JSON Lines); None, rewound, when it is not. An
+    array is a document: its records are decoded in batches, never its first line whole."""
     lines: list[str] = []
     values = 0
     while values < 2 and (line := text.readline()):
@@ -71,6 +115,8 @@ def _first_lines(text: TextIO) -> list[str] | None:
         if not line.strip():
             continue
         if values == 0:
+            if line.lstrip().startswith("["):
+                break
             try:
                 _check_json_bounds(line, "")
                 json.loads(line)
@@ -83,32 +129,40 @@ def _first_lines(text: TextIO) -> list[str] | None:
     return None
 
 
-def _json_lines_batches(
-    first_lines: list[str], text: TextIO, bounds: ReadBounds, batch_rows: int
-) -> Iterator[pd.DataFrame]:
-    """JSON Lines records `batch_rows` at a time (checked as `read_json` checks a document)."""
-    lines = itertools.chain(first_lines, text)
+def _json_lines_batches(batches: Iterator[list[str]], name: str) -> Iterator[list[object]]:
+    """Each batch of lines' records (checked as `read_json` checks a document)."""
+    number = 0
+    for batch in batches:
+        _check_json_bounds("".join(batch), name)
+        yield _json_lines(batch, name, first_number=number + 1)
+        number += len(batch)
+
+
+def _frames(record_batches: Iterator[list[object]], bounds: ReadBounds) -> Iterator[pd.DataFrame]:
+    """Batches of records as frames: objects with the columns of every key seen so far, or
+    plain strings as a text column. At least one frame."""
     keys: dict[str, None] = {}
     strings: bool | None = None
-    number = record_count = 0
-    for batch in iter(lambda: list(itertools.islice(lines, batch_rows)), []):
-        _check_json_bounds("".join(batch), bounds.name)
-        records = _json_lines(batch, bounds.name, first_number=number + 1)
-        number += len(batch)
+    count = 0
+    for records in record_batches:
         if not records:
             continue
-        offset, record_count = record_count, record_count + len(records)
         is_strings = all(isinstance(r, str) or r is None for r in records)
-        if strings is None:
-            strings = is_strings
-        elif strings != is_strings:
+        if strings is not None and strings != is_strings:
             raise ETLError(
-                f"{bounds.name}: JSON Lines near line {number}: records mix plain strings and "
-                "objects"
+                f"{bounds.name}: JSON records near record {count}: records mix plain strings "
+                "and objects"
             )
-        frame = _records_frame(records, bounds, offset, keys)
+        strings = is_strings
+        frame = _records_frame(records, bounds, count, keys)
+        count += len(records)
+        if is_strings:
+            yield frame
+            continue
         keys.update(dict.fromkeys(frame.columns))
-        yield frame.reindex(columns=list(keys)) if not is_strings else frame
+        yield frame.reindex(columns=list(keys))
+    if count == 0:
+        yield pd.DataFrame({"text": pd.Series([], dtype=object)})
 
 
 def _records_frame(

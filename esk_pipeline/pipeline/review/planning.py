@@ -101,13 +101,16 @@ def plan_review(
         domain_counts = domain_counts.add(part["domain"].value_counts(), fill_value=0)
         if in_review_queue(part).any():
             part = _columns(parts, name, PLAN_COLUMNS)
-            queued_parts.append(part[in_review_queue(part)])
+            part = part[in_review_queue(part)]
+            queued_parts.append(
+                part.drop(columns="verdict").assign(key_hash=_key_hashes(part["identity_key"]))
+            )
         del part
     queued = pd.concat(queued_parts, ignore_index=True) if queued_parts else _no_rows()
     in_audit = queued["verdict_reason"].isin(AUDIT_REASONS)
     candidates = queued[~in_audit]
     key_hashes, key_counts = np.unique(np.concatenate(keys or [_NONE]), return_counts=True)
-    wanted = _key_hashes(candidates["identity_key"])
+    wanted = candidates["key_hash"].to_numpy(dtype=np.uint64)
     found = np.searchsorted(key_hashes, wanted).clip(max(len(key_hashes) - 1, 0))
     sizes = np.where((len(key_hashes) > 0) & (key_hashes[found] == wanted), key_counts[found], 1)
     gain = review_priority(
@@ -125,7 +128,7 @@ def plan_review(
             candidates["review_gain"].to_numpy(), len(audit), audit_review_share
         ),
     )
-    return pd.concat([candidates, audit], ignore_index=True)
+    return pd.concat([candidates, audit], ignore_index=True).drop(columns="key_hash")
 
 
 _NONE = np.zeros(0, dtype=np.uint64)
@@ -146,7 +149,8 @@ def _key_hashes(keys: pd.Series) -> np.ndarray:
 
 
 def _no_rows() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS})
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS})
+    return frame.drop(columns="verdict").assign(key_hash=pd.Series(dtype=np.uint64))
 
 
 def _interleave(gains: np.ndarray, n_audit: int, share: float | AuditShare) -> np.ndarray:

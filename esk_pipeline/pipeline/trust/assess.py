@@ -16,8 +16,10 @@ trust verdict (`verdict.assign_verdicts`): trusted, queued or excluded, with its
 
 History need not fit in memory: the measures need only the labels of texts people decided or
 voted on, which a first pass over the days keeps; a second applies them a day at a time, newest
-first (a text seen again later keeps that day's label), and only the queued texts' identity
-keys meet across days (`verdict.settle_queue`).
+first (a text seen again later keeps that day's label), each day into a part of its own
+(`_parts`: a part whose inputs did not change since last time is reused, not made again), and
+only the queued texts' identity keys meet across days (`verdict.settle_queue`). The result's
+`parts` are read one at a time; `labels` puts them in one frame for callers that can hold it.
 
 A decision that confident learning doubts (or that waits on a second opinion the store already
 asked for) stays human; the verdict keeps it out of eval until a second reviewer answers.

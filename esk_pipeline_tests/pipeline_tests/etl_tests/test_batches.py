@@ -62,6 +62,8 @@ def _files() -> dict[str, tuple[str, bytes]]:
         "s.jsonl",
         "\n".join(json.dumps(t) for t in ["ок", "нет воды"] * 5).encode(),
     )
+    files["strings_json"] = ("s.json", json.dumps(["ок", None, "нет воды"] * 4).encode())
+    files["empty_array"] = ("e.json", b" [ ] ")
     return files
 
 
@@ -83,6 +85,30 @@ def test_batches_give_what_the_whole_file_gives(case, max_rows, batch_rows, tmp_
     assert {f: getattr(total, f) for f in _STAT_FIELDS} == {
         f: getattr(whole.stats, f) for f in _STAT_FIELDS
     }
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '[{"text": "нет воды"}, {"text": "нет света"} {"text": "x"}]',
+        '[{"text": "нет воды"}, {"text": "нет света"},]',
+        '[{"text": "нет воды"}, {"text": "нет света"}] [1]',
+        '[{"text": "нет воды"},\n{"text": "нет света"}]\n[1]',
+        '[{"text": "нет воды"}, "нет света"]',
+        '[{"text": "нет воды"}, {"text": "нет света"}',
+        "[" * 80 + "]" * 80,
+    ],
+)
+def test_a_bad_json_array_is_the_error_the_whole_file_gives(document, tmp_path) -> None:
+    path = tmp_path / "upload"
+    path.write_text(document)
+    with pytest.raises(ETLError) as whole:
+        etl_with().load_bytes(document.encode(), "bad.json")
+    with pytest.raises(ETLError) as batched:
+        list(etl_with().load_batches(path, "bad.json", batch_rows=1))
+    assert "bad.json" in str(batched.value)
+    if "mix" not in str(batched.value):  # the batch that turns to objects is named instead
+        assert str(batched.value) == str(whole.value)
 
 
 def test_a_malformed_row_late_in_the_file_is_an_error_naming_the_file(tmp_path) -> None:

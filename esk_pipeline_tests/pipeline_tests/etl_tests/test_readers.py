@@ -178,3 +178,8 @@ def test_missing_file_and_size_guard(tmp_path) -> None:
 def test_nul_bytes_in_csv_do_not_cut_the_cell() -> None:
     data = "text\nпри\x00вет всем\n".encode()
     assert etl_with().process_bytes(data, "n.csv")["text"].tolist() == ["привет всем"]
+
+
+def test_a_tiny_file_without_nul_bytes_is_never_read_as_utf16() -> None:
+    result = etl_with().load_bytes(b" [ ] ", "e.json")
+    assert (result.stats.encoding, result.stats.rows_in) == ("utf-8", 0)

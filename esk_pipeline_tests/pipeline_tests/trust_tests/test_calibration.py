@@ -102,3 +102,36 @@ def test_wilson_interval_contains_the_proportion_and_narrows_with_data() -> None
     assert low < 0.9 < high
     assert (high - low) > (np.subtract(*wilson_interval(900, 1000)[::-1]))
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def _judged_domains(domains: list[str], waste_right: int) -> pd.DataFrame:
+    """150 audited labels per domain, 98% right, and 100 sure "waste" labels."""
+    rng = np.random.default_rng(3)
+    n = 150 * len(domains)
+    predicted = np.repeat(domains, 150)
+    right = rng.random(n) < 0.98
+    return pd.DataFrame(
+        {
+            "row_id": [f"r{i}" for i in range(n + 100)],
+            "tier": "local",
+            "confidence": np.concatenate([rng.uniform(0.9, 1.0, n), np.full(100, 0.99)]),
+            "predicted": [*predicted, *["waste"] * 100],
+            "truth": [
+                *np.where(right, predicted, "other"),
+                *["waste"] * waste_right,
+                *["other"] * (100 - waste_right),
+            ],
+        }
+    )
+
+
+def test_a_domain_looking_short_among_many_judged_domains_keeps_the_pooled_threshold() -> None:
+    # 92 of 100 "waste" labels right: below 95% with 75% assurance alone, but among seven
+    # judged domains one such look is the audit's noise as often as not.
+    many = fit_calibration(_judged_domains([f"d{i}" for i in range(6)], 92), 0.95)
+    assert many.tiers["local"].threshold_for("waste") == many.tiers["local"].threshold
+    few = fit_calibration(_judged_domains(["roads"], 92), 0.95).tiers["local"]
+    assert few.threshold_for("waste") > few.threshold  # two domains judged: it is held apart
+    clearly_short = fit_calibration(_judged_domains([f"d{i}" for i in range(6)], 80), 0.95)
+    local = clearly_short.tiers["local"]
+    assert local.threshold_for("waste") > local.threshold
