@@ -202,7 +202,8 @@ def _kind_problem(values: pd.Series, kind: str) -> str | None:
     if kind == "bool" and not pd.api.types.is_bool_dtype(values):
         return f"must be bool, is {values.dtype}"
     if kind == "string":
-        present = values.dropna()
-        if len(present) and not present.map(lambda v: isinstance(v, str)).all():
+        # infer_dtype looks at every value in C: "string" only when each one is a str.
+        kind_found = pd.api.types.infer_dtype(values, skipna=True)
+        if kind_found not in ("string", "empty"):
             return "must hold strings"
     return None

@@ -10,6 +10,7 @@ the second pass can write each part on its own.
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,13 +110,16 @@ def plan(
         kept = frame[trusted(frame, set())]
         domains |= set(kept["domain"])
         add_counts(real_counts, kept["domain"].value_counts())
-        humans.append(kept[kept["_human_origin"]])
+        # Kept as one pickled buffer: a few rows' strings left among a freed part's would pin
+        # the allocator's arenas, and the process would grow with every part.
+        humans.append(pickle.dumps(kept[kept["_human_origin"]]))
         machine = kept[~kept["_human_origin"]]
         if cfg.max_samples_per_domain is not None:
             rank = keep_rank(machine, cfg.seed).to_numpy().astype(np.uint64)
             ranks.append(pd.DataFrame({"domain": machine["domain"].to_numpy(), "rank": rank}))
         wanted = kept[kept["row_id"].isin(sources)]
         found.append(wanted.assign(_key=group_keys(wanted))[["row_id", "_key"]])
+        del frame, kept, machine, wanted  # before the next part is read
 
     syn, items, superseded, rejected = prepare(synthetic, cfg.precision_target)
     result.input_items += items
@@ -130,7 +134,7 @@ def plan(
     result.domains.trusted = real_counts
     result.small = small_domains(real_counts, domains, cfg.min_samples_per_domain)
     result.dropped, result.train_only = small_domain_handling(result.small, cfg.small_domain_policy)
-    human = pd.concat(humans, ignore_index=True) if humans else syn.iloc[:0]
+    human = pd.concat(map(pickle.loads, humans), ignore_index=True) if humans else syn.iloc[:0]
     result.domains.audited = counts(human.loc[eval_eligible(human), "domain"])
     dropped_records = sum(real_counts.get(d, 0) for d in result.dropped)
     dropped_records += int(syn["domain"].isin(result.dropped).sum())

@@ -210,6 +210,7 @@ class DataWriter:
             sink.write("train", name, train)
             sink.write(UNVERIFIED, name, unverified)
             tally.add(train, unverified, why, keys)
+            del train, unverified, keys  # before the next part is read
         syn_train = records(decided.synthetic_train)
         syn_unverified = records(decided.synthetic_unverified.assign(group_id=None))
         sink.write("train", SYNTHETIC_PART, syn_train)

@@ -8,7 +8,9 @@ own rows and the identity keys every decision settles, with `p_correct` and the 
 A part is a pure function of: that day's labels (their fingerprint), the row ids later days
 take from it, the decisions and doubts on its rows, the settled identity keys among its texts,
 the calibration, the audit share and `RESOLUTION_VERSION`. Those digests are the part's
-inputs; a part whose inputs equal those of the part stored last time is taken as it is.
+inputs; a part whose inputs equal those of the part stored last time is taken as it is, and
+one that only lost texts to a new day is the stored part less those rows (each row's label and
+verdict depend on that row alone), so a new day resolves that day only.
 
 One rule crosses parts: one text per identity key stays queued (`verdict.settle_queue`). Each
 part is first settled on its own; then the queued texts of all parts (identity key, sureness,
@@ -43,6 +45,7 @@ RESOLUTION_VERSION = "1"
 DECISIONS_PART = "decisions"
 _KEPT = ["row_id", "identity_key", "verdict", "verdict_reason", "p_correct", "confidence"]
 _QUEUED = (VerdictReason.NEEDS_REVIEW.value, VerdictReason.SAME_TEXT_QUEUED.value)
+_NONE = np.zeros(0, dtype=np.uint64)
 
 
 @dataclass(frozen=True)
@@ -105,24 +108,47 @@ class _Maker:
     store: PartStore
     previous: Mapping[str, PartRecord]
 
-    def part(self, name: str, base: str, resolve: Callable[[], pd.DataFrame]) -> _Part:
-        """The part stored last time if its inputs are unchanged, else the part made now
-        (`resolve` gives its resolved labels; settled within itself) and stored."""
+    def part(
+        self,
+        name: str,
+        base: str,
+        resolve: Callable[[], pd.DataFrame],
+        *,
+        later: np.ndarray = _NONE,
+        fresh: int = 0,
+    ) -> _Part:
+        """The part stored last time if its inputs are unchanged; that part less the texts
+        later days took from it since (`later`: their row id hashes; `fresh`: the rows left)
+        if only those changed; else the part made now (`resolve` gives its resolved labels;
+        settled within itself). Every row's label and verdict depend on that row alone (the
+        queue rule is settled again over all parts), so dropping rows needs no resolving."""
+        taken = digest(np.sort(later).tobytes()) if len(later) else ""
         last = self.previous.get(name)
         if last is not None and last.inputs.get("base") == base and self.store.has(last.address):
-            kept = self.store.read(last.address, columns=_KEPT)
-            if _settled_digest(kept["identity_key"], self.settled) == last.inputs.get("settled"):
-                return _Part.of(last.address, dict(last.inputs), kept)
+            if last.inputs.get("taken", "") == taken:
+                kept = self.store.read(last.address, columns=_KEPT)
+                if _settled_digest(kept["identity_key"], self.settled) == last.inputs["settled"]:
+                    return _Part.of(last.address, dict(last.inputs), kept)
+            else:
+                frame = self.store.read(last.address)
+                if _settled_digest(frame["identity_key"], self.settled) == last.inputs["settled"]:
+                    frame = frame[~np.isin(hashes(frame["row_id"]), later)]
+                    if len(frame) == fresh:
+                        return self._stored(frame.reset_index(drop=True), base, taken)
         resolved = _with_trust_columns(resolve(), self.calibration)
         frame = settle_queue(
             row_verdicts(
                 resolved, self.calibration, audit_share=self.audit_share, doubted=self.doubted
             )
         )
-        inputs = {"base": base, "settled": _settled_digest(frame["identity_key"], self.settled)}
+        validate_frame(frame, TRUSTED_LABEL_ROW, f"trusted_labels part {name}")
+        return self._stored(frame, base, taken)
+
+    def _stored(self, frame: pd.DataFrame, base: str, taken: str) -> _Part:
+        settled = _settled_digest(frame["identity_key"], self.settled)
+        inputs = {"base": base, "taken": taken, "settled": settled}
         address = _address(inputs, frame)
         if not self.store.has(address):
-            validate_frame(frame, TRUSTED_LABEL_ROW, f"trusted_labels part {name}")
             self.store.write(address, frame)
         return _Part.of(address, inputs, frame[_KEPT])
 
@@ -147,7 +173,7 @@ def apply_trust(
     maker = _Maker(calibration, settled, audit_share, set(doubted), store, previous)
     common = digest(RESOLUTION_VERSION, calibration.model_dump_json(), repr(audit_share))
     decided = hashes(decisions["row_id"])
-    seen = np.zeros(0, dtype=np.uint64)  # hashes of the row ids of later days
+    newest = _held_later(index)
     parts: dict[str, _Part] = {}
     empty = pd.DataFrame()  # an empty day keeps its columns for a result without rows
     for key in sorted(days, reverse=True):
@@ -155,14 +181,15 @@ def apply_trust(
         if not len(day.rows):
             empty = days[key]
             continue
-        fresh = ~np.isin(day.rows, seen)
-        seen = np.union1d(seen, day.rows)
+        fresh = ~newest[key]
+        later = np.unique(day.rows[~fresh])  # this day's texts a later day holds again
         mine = decisions[np.isin(decided, day.rows[fresh])]
+        # The decisions on every text of the day: a part may lose rows to later days and
+        # still be derived from the one stored (`_Maker.part`).
         base = digest(
             common,
             day.fingerprint,
-            np.sort(day.rows[~fresh]).tobytes(),
-            _decisions_digest(mine, maker.doubted),
+            _decisions_digest(decisions[np.isin(decided, day.rows)], maker.doubted),
         )
 
         def resolve(key=key, fresh=fresh, mine=mine) -> pd.DataFrame:
@@ -170,14 +197,32 @@ def apply_trust(
             model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
             return resolve_labels(model, mine, settled)
 
-        parts[key] = maker.part(key, base, resolve)
-    rest = decisions[~np.isin(decided, seen)]
+        parts[key] = maker.part(key, base, resolve, later=later, fresh=int(fresh.sum()))
+    every = [index[key].rows for key in index]
+    rest = decisions[~np.isin(decided, np.concatenate(every) if every else _NONE)]
     if len(rest) or not parts:
         base = digest(common, DECISIONS_PART, _decisions_digest(rest, maker.doubted))
         parts[DECISIONS_PART] = maker.part(
             DECISIONS_PART, base, lambda: resolve_labels(empty, rest)
         )
     return _settle_across(parts, store)
+
+
+def _held_later(index: Mapping[str, DayIndex]) -> dict[str, np.ndarray]:
+    """For each day, which of its rows a later day holds again: one sort of every row id
+    hash with its day, not a pass over the later days for each day."""
+    keys = sorted(index)
+    rows = np.concatenate([index[k].rows for k in keys]) if keys else _NONE
+    day = np.repeat(np.arange(len(keys)), [len(index[k].rows) for k in keys])
+    order = np.lexsort((day, rows))  # by hash, then day
+    ordered, ordered_day = rows[order], day[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]] if len(rows) else np.zeros(0, bool)
+    group = np.cumsum(starts) - 1
+    last = np.r_[starts[1:], True] if len(rows) else np.zeros(0, bool)
+    held = np.empty(len(rows), dtype=bool)
+    held[order] = ordered_day < ordered_day[last][group]
+    bounds = np.cumsum([0] + [len(index[k].rows) for k in keys])
+    return {k: held[bounds[i] : bounds[i + 1]] for i, k in enumerate(keys)}
 
 
 def _settle_across(
@@ -240,7 +285,8 @@ def _requeued(frame: pd.DataFrame, lost: set[str]) -> pd.DataFrame:
 def _address(inputs: Mapping[str, str], frame: pd.DataFrame) -> str:
     """A part's file name: its inputs and which of its texts the cross-part rule excluded."""
     out = frame.loc[frame["verdict_reason"] == VerdictReason.SAME_TEXT_QUEUED.value, "row_id"]
-    return digest(inputs["base"], inputs["settled"], "\n".join(sorted(out)))
+    named = [f"{name}={value}" for name, value in sorted(inputs.items())]
+    return digest(*named, "\n".join(sorted(out)))
 
 
 def _decisions_digest(decisions: pd.DataFrame, doubted: set[str]) -> str:
@@ -272,6 +318,3 @@ def _with_trust_columns(labels: pd.DataFrame, calibration: Calibration) -> pd.Da
 def hashes(values: pd.Series) -> np.ndarray:
     """64-bit hashes of a column's values (row ids, identity keys)."""
     return pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
-
-
-_NONE = np.zeros(0, dtype=np.uint64)

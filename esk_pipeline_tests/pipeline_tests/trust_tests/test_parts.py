@@ -185,3 +185,23 @@ def test_a_less_sure_duplicate_on_a_new_day_takes_the_queue_place_without_resolv
     third = _assess(days, decisions, previous=second.parts.records, store=store)
     assert resolved == []
     assert third.parts.records == first.parts.records
+
+
+def test_texts_a_new_day_holds_again_leave_the_old_part_without_resolving_it(resolved):
+    """A text seen again on a new day is that day's now: the old day's part is the stored one
+    less that row, derived without resolving the old day again."""
+    days = {f"2026-11-0{d}": _day(d) for d in (1, 2)}
+    decisions = _decided(days, [("2026-11-02", _unaudited(days, "2026-11-02"), "alice")])
+    store = MemoryPartStore()
+    first = _assess(days, decisions, store=store)
+
+    resolved.clear()
+    again = days["2026-11-01"].iloc[[3, 4]].assign(confidence=0.05)
+    days["2026-11-03"] = pd.concat([again, _day(3).head(5)], ignore_index=True)
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == ["d1r3"]  # the new day's first row: the only day resolved
+    assert len(second.parts["2026-11-01"]) == len(first.parts["2026-11-01"]) - 2
+    assert second.parts.records["2026-11-02"] == first.parts.records["2026-11-02"]
+    pd.testing.assert_frame_equal(
+        second.labels, _one_frame(days, decisions).labels, check_like=True
+    )
