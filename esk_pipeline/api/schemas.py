@@ -88,7 +88,11 @@ class IngestOut(BaseModel):
     sha256: str = Field(description="the uploaded bytes' SHA-256: the same bytes are ingested once")
     ingested_at: dt.datetime = Field(description="when these bytes were first ingested")
     etl: ETLStats
-    rows_inserted: int
+    rows_inserted: int = Field(
+        description="the file's cleaned rows, now in the table once: an insert that repeats "
+        "one already made (a retry, or the same bytes sent to another server at the same "
+        "time) is dropped by ClickHouse's deduplication token, so it adds no second copy"
+    )
     rows_without_ts: int = Field(description="rows with no timestamp, stored with the upload time")
     table: str
 
