@@ -11,16 +11,28 @@ it stands in for reading and writing the part again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from esk_pipeline.pipeline.dataset_layout import UNVERIFIED
 from esk_pipeline.pipeline.labels import is_human
+from esk_pipeline.pipeline.splits._balance import counts
 from esk_pipeline.pipeline.splits._cache import PartCache, entry_key, hashes_digest
-from esk_pipeline.pipeline.splits._files import FILE_FORMAT
+from esk_pipeline.pipeline.splits._files import FILE_FORMAT, ShardWriter
 from esk_pipeline.pipeline.splits._plan import PartSummary, Plan
-from esk_pipeline.pipeline.splits._quality import PartChecks
+from esk_pipeline.pipeline.splits._quality import PartChecks, SplitChecks
 from esk_pipeline.pipeline.splits.models import DataWriterConfig
+
+
+class Sink(Protocol):
+    """Where a part's records go (`ShardWriter`, or the writer's in-memory sink)."""
+
+    fingerprints: dict[str, str]
+
+    def write(self, split: str, part: str, frame: pd.DataFrame) -> list[str]: ...
+
 
 # The columns of train records the accuracy estimate reads (`trust.assess.estimate_accuracy`).
 ACCURACY_COLUMNS = ("is_synthetic", "label_origin", "p_correct", "tier")
@@ -93,9 +105,12 @@ def expand_accuracy(compact: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True).astype({"is_synthetic": bool})
 
 
-def outcome_key(name: str, decided: Plan, cache: PartCache, cfg: DataWriterConfig) -> str | None:
-    """The cache key of a part's outcome: its summary (so its address) and what of the plan
-    and the config its records' fate depends on; None for a part without an address."""
+def outcome_key(
+    name: str, decided: Plan, checks_keys: np.ndarray, cache: PartCache, cfg: DataWriterConfig
+) -> str | None:
+    """The cache key of a part's outcome: its name, its summary (so its address) and what of
+    the plan, the checks (`checks_keys`: the eval keys they test train against) and the config
+    its records' fate and files depend on; None for a part without an address."""
     key = decided.summary_keys.get(name)
     if key is None:
         return None
@@ -107,6 +122,7 @@ def outcome_key(name: str, decided: Plan, cache: PartCache, cfg: DataWriterConfi
     users = decided.eval_user_hashes if cfg.group_by_user else np.zeros(0, dtype=np.uint64)
     return entry_key(
         "write",
+        name,
         key,
         FILE_FORMAT,
         [cfg.seed, cfg.precision_target, cfg.balance_domains, cfg.balance_ratio],
@@ -115,9 +131,53 @@ def outcome_key(name: str, decided: Plan, cache: PartCache, cfg: DataWriterConfi
         {d: t for d, t in sorted(decided.thresholds.items()) if d in domains},
         hashes_digest(_among(decided.eval_row_hashes, part.row_hashes)),
         hashes_digest(_among(decided.eval_keys, part.key_hashes)),
+        hashes_digest(_among(checks_keys, part.key_hashes)),
         hashes_digest(_among(users, part.user_hashes)),
     )
 
 
 def _among(wanted: np.ndarray, present: np.ndarray) -> np.ndarray:
     return np.sort(wanted[np.isin(wanted, present)])
+
+
+def cached_outcome(cache: PartCache, key: str | None, sink: Sink) -> PartOutcome | None:
+    """A part's outcome from the cache when its files can be taken from the previous folder
+    (they are then linked into the new one), else None."""
+    if key is None or not isinstance(sink, ShardWriter):
+        return None
+    try:
+        outcome = PartOutcome.load(cache, key)
+    except KeyError:
+        return None
+    if not all(sink.can_link(names, fp) for names, fp, _ in outcome.files.values()):
+        return None
+    for split, (names, fingerprint, n) in outcome.files.items():
+        sink.link(split, names, fingerprint, n)
+    return outcome
+
+
+def write_part(
+    sink: Sink,
+    name: str,
+    train: pd.DataFrame,
+    unverified: pd.DataFrame,
+    why: dict[str, int],
+    checks: SplitChecks,
+    keys: Any = None,
+) -> PartOutcome:
+    """Write a part's train and unverified records; what the stats and checks count of them.
+    `keys`: train's key hashes where known."""
+    files = {}
+    for split, frame in (("train", train), (UNVERIFIED, unverified)):
+        names = sink.write(split, name, frame)
+        files[split] = (names, sink.fingerprints.get(names[0], "") if names else "", len(frame))
+    return PartOutcome(
+        files=files,
+        train=counts(train["domain"]),
+        sources=counts(train["label_origin"]),
+        synthetic=int(train["is_synthetic"].sum()),
+        unverified=len(unverified),
+        not_trusted=why,
+        checks=checks.of_train(train, keys),
+        accuracy=compact_accuracy(train),
+    )

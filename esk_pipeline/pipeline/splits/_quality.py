@@ -77,7 +77,7 @@ class SplitChecks:
         self.taxonomy = taxonomy
         self.group_by_user = group_by_user
         self._eval_ids = set(eval_["row_id"])
-        self._eval_keys = np.unique(key_hashes(group_keys(eval_)))
+        self.eval_keys = np.unique(key_hashes(group_keys(eval_)))
         self._eval_users = set(eval_["user_id"].dropna()) if "user_id" in eval_ else set()
         self._empty = {"train": [], "eval": []}
         self._empty_n = {"train": 0, "eval": 0}
@@ -122,7 +122,7 @@ class SplitChecks:
             overlap_n=len(overlap),
             users=sorted(users),
             sources=sorted(set(train.loc[train["is_synthetic"], "source_row_id"].dropna())),
-            shared_keys=np.unique(keys[np.isin(keys, self._eval_keys)]),
+            shared_keys=np.unique(keys[np.isin(keys, self.eval_keys)]),
             groups=groups,
             group_sizes=sizes,
         )

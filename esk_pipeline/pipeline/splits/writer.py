@@ -36,9 +36,10 @@ from esk_pipeline.pipeline.splits._files import (
 from esk_pipeline.pipeline.splits._grouping import group_keys, group_names, key_hashes
 from esk_pipeline.pipeline.splits._outcome import (
     PartOutcome,
-    compact_accuracy,
+    cached_outcome,
     expand_accuracy,
     outcome_key,
+    write_part,
 )
 from esk_pipeline.pipeline.splits._plan import SYNTHETIC_PART, Plan, check_part_names, plan
 from esk_pipeline.pipeline.splits._policy import normalise, not_trusted_counts, prepare, trusted
@@ -220,8 +221,10 @@ class DataWriter:
         checks = SplitChecks(decided.eval_, self.taxonomy, cfg.group_by_user)
         tally = _Tally(checks, decided, accuracy)
         for name in names:
-            key = outcome_key(name, decided, cache, cfg) if isinstance(sink, ShardWriter) else None
-            outcome = _cached(cache, key, sink)
+            key = None
+            if isinstance(sink, ShardWriter):
+                key = outcome_key(name, decided, checks.eval_keys, cache, cfg)
+            outcome = cached_outcome(cache, key, sink)
             if outcome is None:
                 outcome = self._part(parts[name], name, decided, sink, checks)
                 if key is not None:
@@ -231,7 +234,7 @@ class DataWriter:
         syn_train = records(decided.synthetic_train)
         syn_unverified = records(decided.synthetic_unverified.assign(group_id=None))
         why = not_trusted_counts(decided.synthetic_unverified)
-        tally.add(_outcome(sink, SYNTHETIC_PART, syn_train, syn_unverified, why, checks))
+        tally.add(write_part(sink, SYNTHETIC_PART, syn_train, syn_unverified, why, checks))
         eval_ = decided.eval_
         sink.write("eval", "", eval_)
         sink.finish(("train", "eval", UNVERIFIED))
@@ -270,7 +273,7 @@ class DataWriter:
         train = records(kept.assign(group_id=group_names(keys)))
         order = kept["row_id"].argsort(kind="stable").to_numpy()
         del frame, kept
-        outcome = _outcome(sink, name, train, unverified, why, checks, hashes[order])
+        outcome = write_part(sink, name, train, unverified, why, checks, hashes[order])
         outcome.balanced = removed
         outcome.same_group = int(shared.sum())
         return outcome
@@ -341,49 +344,6 @@ class DataWriter:
         Asset checks call this to report without raising; write_datasets raises on a non-empty list.
         """
         return quality_problems(train, eval_, self.taxonomy)
-
-
-def _cached(cache: PartCache, key: str | None, sink: ShardWriter | _Frames) -> PartOutcome | None:
-    """A part's outcome from the cache when its files can be taken from the previous folder
-    (they are then linked into the new one), else None."""
-    if key is None or not isinstance(sink, ShardWriter):
-        return None
-    try:
-        outcome = PartOutcome.load(cache, key)
-    except KeyError:
-        return None
-    if not all(sink.can_link(names, fp) for names, fp, _ in outcome.files.values()):
-        return None
-    for split, (names, fingerprint, n) in outcome.files.items():
-        sink.link(split, names, fingerprint, n)
-    return outcome
-
-
-def _outcome(
-    sink: ShardWriter | _Frames,
-    name: str,
-    train: pd.DataFrame,
-    unverified: pd.DataFrame,
-    why: dict[str, int],
-    checks: SplitChecks,
-    keys: Any = None,
-) -> PartOutcome:
-    """Write a part's train and unverified records; what the stats and checks count of them.
-    `keys`: train's key hashes where known."""
-    files = {}
-    for split, frame in (("train", train), (UNVERIFIED, unverified)):
-        names = sink.write(split, name, frame)
-        files[split] = (names, sink.fingerprints.get(names[0], "") if names else "", len(frame))
-    return PartOutcome(
-        files=files,
-        train=counts(train["domain"]),
-        sources=counts(train["label_origin"]),
-        synthetic=int(train["is_synthetic"].sum()),
-        unverified=len(unverified),
-        not_trusted=why,
-        checks=checks.of_train(train, keys),
-        accuracy=compact_accuracy(train),
-    )
 
 
 def _set_synthetic_apart(
