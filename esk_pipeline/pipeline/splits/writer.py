@@ -5,8 +5,11 @@ Two passes over the parts (days of labels), each part read and let go in turn. P
 and decides small domains, the cap and eval. Pass two takes each part alone: its untrusted
 labels go to `unverified`, its trusted ones to train unless eval holds their group, the cap
 or the part's balancing removes them; it writes the part's files (`_files.ShardWriter`) and
-adds to the checks (`_quality.SplitChecks`) and the counts. Eval and the synthetic samples
-are written from pass one's results; then the card and metadata.json (`card`).
+adds to the checks (`_quality.SplitChecks`) and the counts (`_outcome.PartOutcome`). Eval and
+the synthetic samples are written from pass one's results; then the card and metadata.json
+(`card`). A part with an address (`trusted_labels`' parts) has what each pass took from it
+cached (`_cache`): unchanged, it is not read to plan, and not read nor written to split when
+what of the plan touches it is unchanged too (its files are linked from the previous folder).
 """
 
 from __future__ import annotations
