@@ -10,8 +10,9 @@ For each history size, in a fresh folder and a fresh Python process:
 1. `seed`: the sample generator's logs go into a fresh embedded ClickHouse, one day at a time
    (`generate_log_batches` over that day, a seed of its own per day), inserted in batches as
    `esk-data seed` inserts them;
-2. the graph runs as `esk-data demo` runs it (`runner.run_pipeline`): one single-run range of
-   the daily assets, then everything downstream of `labels`.
+2. the graph runs as `esk-data demo` runs it (`runner.run_pipeline`), every step in this
+   process: one single-run range of the ETL (`raw_logs`, `cleaned_texts`), then `labels` and
+   everything downstream of it.
 Then, on top of the largest history, one new day (`NEW_DAY`) of `--new-day-rows` rows is
 inserted and run the way the sensor runs a new day: the daily assets of that day only, then
 everything downstream. Its cost is printed next to the fresh run of the same number of rows
