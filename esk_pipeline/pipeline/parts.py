@@ -13,6 +13,11 @@ written first and the manifest last, so a reader of the manifest always finds it
 file neither the current nor the previous manifest names is removed once it is old enough that
 no run still making parts can be about to name it (`collect_garbage`). `MemoryPartStore`
 holds them in a dict (tests, one-frame callers).
+
+A reader that needs only a small summary of each part (counts, a few columns of some rows)
+can keep it beside the part (`FrameParts.derived`: `<folder>/<address>.<kind>.parquet`): the
+address names the part's content, so the summary is made once per part and an unchanged part
+is not read again; it goes when its part goes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,12 +45,14 @@ __all__ = [
     "MemoryPartStore",
     "PartRecord",
     "PartStore",
+    "derived",
     "digest",
     "write_whole",
 ]
 
 MANIFEST = "manifest.json"
 _SUFFIX = ".parquet"
+_KIND = re.compile(r"[a-z][a-z-]*")
 
 
 def digest(*pieces: str | bytes) -> str:
@@ -75,6 +83,25 @@ class PartStore(Protocol):
     def read(self, address: str, columns: list[str] | None = None) -> pd.DataFrame: ...
 
     def write(self, address: str, frame: pd.DataFrame) -> None: ...
+
+
+def derived(
+    store: PartStore,
+    address: str,
+    kinds: list[str],
+    make: Callable[[], dict[str, pd.DataFrame]],
+) -> dict[str, pd.DataFrame]:
+    """The summaries `kinds` of the part at `address`: made by `make` (from the part) the
+    first time and kept beside the part (an address names content: they never go stale)."""
+    for kind in kinds:
+        if not _KIND.fullmatch(kind):
+            raise ValueError(f"a summary kind is lower-case letters and dashes, got {kind!r}")
+    if all(store.has(f"{address}.{kind}") for kind in kinds):
+        return {kind: store.read(f"{address}.{kind}") for kind in kinds}
+    made = make()
+    for kind in kinds:
+        store.write(f"{address}.{kind}", made[kind])
+    return made
 
 
 class MemoryPartStore:
@@ -139,7 +166,8 @@ class FolderPartStore:
         before = time.time() - older_than
         gone = 0
         for path in list(self.folder.iterdir()):
-            address = path.name[: -len(_SUFFIX)]
+            # A part's summaries (`<address>.<kind>.parquet`) go with their part.
+            address = path.name[: -len(_SUFFIX)].split(".")[0]
             if not path.name.endswith(_SUFFIX) or address in wanted:
                 continue
             if older_than and _modified(path) > before:
@@ -172,6 +200,19 @@ class FrameParts(Mapping[str, pd.DataFrame]):
     def columns(self, name: str, columns: list[str]) -> pd.DataFrame:
         """Only these columns of one part (cheaper than the whole part)."""
         return self.store.read(self.records[name].address, columns=columns)
+
+    def derived(
+        self,
+        name: str,
+        kinds: list[str],
+        columns: list[str],
+        make: Callable[[pd.DataFrame], dict[str, pd.DataFrame]],
+    ) -> dict[str, pd.DataFrame]:
+        """Summaries of one part, kept beside it (see the module docstring): `make` gets these
+        columns of the part, read only when the summaries of this part's content were not
+        kept before, and returns a frame per kind."""
+        address = self.records[name].address
+        return derived(self.store, address, kinds, lambda: make(self.columns(name, columns)))
 
 
 def _modified(path: Any) -> float:
