@@ -135,17 +135,29 @@ _SHOWN = ["domain", "label_origin", "confidence", "p_correct", "verdict", "text"
 
 
 def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
-    """Row count, schema, trusted texts, origins and the least sure texts: a part at a time."""
+    """Row count, schema, trusted texts, origins and the least sure texts: from a summary of
+    each part kept beside it (`FrameParts.derived`), so an unchanged part is not read."""
     rows, trusted, origins, least_sure = 0, 0, Counter(), []
     for name in parts:
-        part = parts.columns(name, [*_SHOWN, "trusted"])
-        rows += len(part)
-        trusted += int(part["trusted"].sum())
-        origins.update(part["label_origin"].value_counts().to_dict())
-        least_sure.append(part.sort_values("p_correct", kind="stable").head(10)[_SHOWN])
-    shown = pd.concat(least_sure, ignore_index=True).sort_values("p_correct", kind="stable")
+        counts = parts.derived(name, "trust-counts", [*_SHOWN, "trusted"], _part_summary)
+        counts = dict(zip(counts["what"], counts["n"], strict=True))
+        rows += counts.pop("rows")
+        trusted += counts.pop("trusted")
+        origins.update(counts)
+        least_sure.append(
+            parts.derived(name, "trust-least-sure", [*_SHOWN, "trusted"], _part_summary)
+        )
+    shown = (
+        pd.concat(least_sure, ignore_index=True).sort_values("p_correct", kind="stable")
+        if least_sure
+        else pd.DataFrame(columns=_SHOWN)
+    )
     first = next(iter(parts), None)
-    schema = table_metadata(parts[first].head(0) if first is not None else pd.DataFrame())
+    schema = table_metadata(
+        parts.derived(first, "trust-schema", [], lambda _: {"trust-schema": parts[first].head(0)})
+        if first is not None
+        else pd.DataFrame()
+    )
     return {
         **schema,
         "dagster/row_count": MetadataValue.int(rows),
@@ -153,6 +165,16 @@ def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
         "trusted": trusted,
         "by_origin": counts_table(dict(origins), "origin"),
         "preview": preview(shown, _SHOWN),
+    }
+
+
+def _part_summary(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A part's rows, trusted rows and rows by origin (`what`, `n`), and its 10 least sure."""
+    origins = part["label_origin"].value_counts()
+    counts = {"rows": len(part), "trusted": int(part["trusted"].sum()), **origins.to_dict()}
+    return {
+        "trust-counts": pd.DataFrame({"what": list(counts), "n": list(counts.values())}),
+        "trust-least-sure": part.sort_values("p_correct", kind="stable").head(10)[_SHOWN],
     }
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline import fsutil
@@ -47,6 +48,8 @@ __all__ = [
     "PartStore",
     "derived",
     "digest",
+    "patch",
+    "row_hashes",
     "write_whole",
 ]
 
@@ -68,11 +71,45 @@ def digest(*pieces: str | bytes) -> str:
 
 @dataclass(frozen=True)
 class PartRecord:
-    """One part: where its frame is stored, and the digests of the inputs it was made from
-    (opaque here; its maker compares them to decide whether the part can be reused)."""
+    """One part: where its frame is stored, the digests of the inputs it was made from
+    (opaque here; its maker compares them to decide whether the part can be reused), and the
+    address of the overlay applied to the stored frame when it is read ("": none; `patch`)."""
 
     address: str
     inputs: dict[str, str] = field(default_factory=dict)
+    overlay: str = ""
+
+    @property
+    def content(self) -> str:
+        """What names the part's content: its frame's address, with its overlay's."""
+        return f"{self.address}.{self.overlay}" if self.overlay else self.address
+
+
+def row_hashes(row_ids: pd.Series) -> np.ndarray:
+    """64-bit hashes of row ids: how an overlay names its rows."""
+    return pd.util.hash_pandas_object(row_ids, index=False).to_numpy(dtype=np.uint64)
+
+
+def patch(frame: pd.DataFrame, overlay: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (with `row_id`) as an overlay changes it: the overlay's rows (`row`: hashes of
+    row ids) with `drop` are left out, and its other columns' values replace the frame's in
+    the rows it names (where they are not missing). Applying it twice changes nothing more."""
+    if overlay.empty:
+        return frame
+    rows = row_hashes(frame["row_id"])
+    dropped = overlay.loc[overlay["drop"].to_numpy(dtype=bool), "row"].to_numpy(dtype=np.uint64)
+    keep = ~np.isin(rows, dropped)
+    frame = frame[keep].reset_index(drop=True) if not keep.all() else frame.copy()
+    rows = rows[keep]
+    changes = overlay[~overlay["drop"].to_numpy(dtype=bool)]
+    if len(changes):
+        at = pd.Index(changes["row"].to_numpy(dtype=np.uint64)).get_indexer(rows)
+        hit = at >= 0
+        for column in changes.columns.difference(["row", "drop"]):
+            if column in frame.columns:
+                values = changes[column].to_numpy(dtype=object)[at[hit]]
+                frame.loc[hit, column] = values
+    return frame
 
 
 class PartStore(Protocol):
@@ -88,20 +125,20 @@ class PartStore(Protocol):
 def derived(
     store: PartStore,
     address: str,
-    kinds: list[str],
+    kind: str,
     make: Callable[[], dict[str, pd.DataFrame]],
-) -> dict[str, pd.DataFrame]:
-    """The summaries `kinds` of the part at `address`: made by `make` (from the part) the
-    first time and kept beside the part (an address names content: they never go stale)."""
-    for kind in kinds:
-        if not _KIND.fullmatch(kind):
-            raise ValueError(f"a summary kind is lower-case letters and dashes, got {kind!r}")
-    if all(store.has(f"{address}.{kind}") for kind in kinds):
-        return {kind: store.read(f"{address}.{kind}") for kind in kinds}
+) -> pd.DataFrame:
+    """The summary `kind` of the part at `address`. `make` (from the part) gives it with the
+    summaries made together with it, the first time; all are kept beside the part (an address
+    names content: they never go stale)."""
+    if store.has(f"{address}.{kind}"):
+        return store.read(f"{address}.{kind}")
     made = make()
-    for kind in kinds:
-        store.write(f"{address}.{kind}", made[kind])
-    return made
+    for name, frame in made.items():
+        if not _KIND.fullmatch(name):
+            raise ValueError(f"a summary kind is lower-case letters and dashes, got {name!r}")
+        store.write(f"{address}.{name}", frame)
+    return made[kind]
 
 
 class MemoryPartStore:
@@ -145,12 +182,16 @@ class FolderPartStore:
         if not path.exists():
             return None
         parts = json.loads(path.read_text(encoding="utf-8"))["parts"]
-        return {name: PartRecord(p["address"], p.get("inputs", {})) for name, p in parts.items()}
+        return {
+            name: PartRecord(p["address"], p.get("inputs", {}), p.get("overlay", ""))
+            for name, p in parts.items()
+        }
 
     def write_manifest(self, records: Mapping[str, PartRecord]) -> None:
         value = {
             "parts": {
-                name: {"address": r.address, "inputs": r.inputs} for name, r in records.items()
+                name: {"address": r.address, "inputs": r.inputs, "overlay": r.overlay}
+                for name, r in records.items()
             }
         }
         text = json.dumps(value, indent=1, sort_keys=True).encode("utf-8")
@@ -166,9 +207,9 @@ class FolderPartStore:
         before = time.time() - older_than
         gone = 0
         for path in list(self.folder.iterdir()):
-            # A part's summaries (`<address>.<kind>.parquet`) go with their part.
-            address = path.name[: -len(_SUFFIX)].split(".")[0]
-            if not path.name.endswith(_SUFFIX) or address in wanted:
+            # A part's summaries (`<address>[.<overlay>].<kind>.parquet`) go with their part.
+            names = path.name[: -len(_SUFFIX)].split(".")
+            if not path.name.endswith(_SUFFIX) or set(names[: max(1, len(names) - 1)]) <= wanted:
                 continue
             if older_than and _modified(path) > before:
                 continue
@@ -189,7 +230,8 @@ class FrameParts(Mapping[str, pd.DataFrame]):
         self.records = dict(records)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
-        return self.store.read(self.records[name].address)
+        record = self.records[name]
+        return self._patched(record, self.store.read(record.address))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.records)
@@ -199,20 +241,27 @@ class FrameParts(Mapping[str, pd.DataFrame]):
 
     def columns(self, name: str, columns: list[str]) -> pd.DataFrame:
         """Only these columns of one part (cheaper than the whole part)."""
-        return self.store.read(self.records[name].address, columns=columns)
+        record = self.records[name]
+        if not record.overlay:
+            return self.store.read(record.address, columns=columns)
+        read = columns if "row_id" in columns else ["row_id", *columns]
+        return self._patched(record, self.store.read(record.address, columns=read))[columns]
+
+    def _patched(self, record: PartRecord, frame: pd.DataFrame) -> pd.DataFrame:
+        return patch(frame, self.store.read(record.overlay)) if record.overlay else frame
 
     def derived(
         self,
         name: str,
-        kinds: list[str],
+        kind: str,
         columns: list[str],
         make: Callable[[pd.DataFrame], dict[str, pd.DataFrame]],
-    ) -> dict[str, pd.DataFrame]:
-        """Summaries of one part, kept beside it (see the module docstring): `make` gets these
-        columns of the part, read only when the summaries of this part's content were not
-        kept before, and returns a frame per kind."""
-        address = self.records[name].address
-        return derived(self.store, address, kinds, lambda: make(self.columns(name, columns)))
+    ) -> pd.DataFrame:
+        """A summary of one part, kept beside it (see the module docstring): `make` gets these
+        columns of the part, read only when the summary of this part's content was not kept
+        before, and returns it with any others made from the same read, by kind."""
+        content = self.records[name].content
+        return derived(self.store, content, kind, lambda: make(self.columns(name, columns)))
 
 
 def _modified(path: Any) -> float:

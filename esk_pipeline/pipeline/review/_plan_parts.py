@@ -17,7 +17,7 @@ text is kept.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +27,6 @@ from esk_pipeline.pipeline.review import _order
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
 
-KINDS = ["review-keys", "review-queued"]
 # What the summaries are made from.
 SUMMARY_COLUMNS = [
     "row_id",
@@ -79,13 +78,14 @@ def part_summaries(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
-def summaries(parts: Mapping[str, pd.DataFrame], name: str) -> dict[str, pd.DataFrame]:
-    """One part's summaries: kept beside the part where the parts can do that."""
+def summary(parts: Mapping[str, pd.DataFrame], name: str, kind: str) -> pd.DataFrame:
+    """One of a part's summaries (`part_summaries`): kept beside the part where the parts can
+    do that."""
     derived = getattr(parts, "derived", None)
     if derived is not None:
-        return derived(name, KINDS, SUMMARY_COLUMNS, part_summaries)
+        return derived(name, kind, SUMMARY_COLUMNS, part_summaries)
     part = parts[name]
-    return part_summaries(part[[c for c in SUMMARY_COLUMNS if c in part.columns]])
+    return part_summaries(part[[c for c in SUMMARY_COLUMNS if c in part.columns]])[kind]
 
 
 def key_hashes(keys: pd.Series) -> np.ndarray:
@@ -102,17 +102,20 @@ class Counts:
     domains: pd.Series
 
     @classmethod
-    def of(cls, tables: list[pd.DataFrame]) -> Counts:
-        table = pd.concat(tables, ignore_index=True) if tables else None
-        if table is None or table.empty:
-            return cls(_NONE, np.zeros(0, dtype=np.int64), pd.Series(dtype="int64"))
-        by_key = table.groupby("key", sort=True)["n"].sum()
-        domains = table.groupby("domain", sort=False)["n"].sum().astype("int64")
-        return cls(
-            by_key.index.to_numpy(dtype=np.uint64),
-            by_key.to_numpy(dtype=np.int64),
-            domains.sort_values(ascending=False, kind="stable"),
-        )
+    def of(cls, tables: Iterable[pd.DataFrame]) -> Counts:
+        """From each part's `review-keys` summary, one part at a time."""
+        keys, texts, domains = [], [], pd.Series(dtype="int64")
+        for table in tables:
+            keys.append(table["key"].to_numpy(dtype=np.uint64))
+            texts.append(table["n"].to_numpy(dtype=np.int64))
+            by_domain = table.groupby("domain", sort=False)["n"].sum()
+            domains = domains.add(by_domain, fill_value=0)
+        if not keys:
+            return cls(_NONE, np.zeros(0, dtype=np.int64), domains)
+        unique, where = np.unique(np.concatenate(keys), return_inverse=True)
+        counts = np.bincount(where, weights=np.concatenate(texts)).astype(np.int64)
+        domains = domains.astype("int64").sort_values(ascending=False, kind="stable")
+        return cls(unique, counts, domains)
 
     def group_sizes(self, keys: np.ndarray) -> np.ndarray:
         if not len(self.keys):

@@ -42,7 +42,7 @@ from esk_pipeline.pipeline.review._plan_parts import (
     Counts,
     Selection,
     heavy_columns,
-    summaries,
+    summary,
 )
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.calibration import Calibration
@@ -107,14 +107,14 @@ def plan_review(
     others by `ReviewDataset.add_items`' order; the gains of the rows kept are those of the
     whole plan, and the rest are counted in `ReviewPlan.left_out`."""
     parts = {"": labels} if isinstance(labels, pd.DataFrame) else labels
-    counts = Counts.of([summaries(parts, name)["review-keys"] for name in parts])
+    counts = Counts.of(summary(parts, name, "review-keys") for name in parts)
     held = set(held)
     for name in parts:  # rows `parse_batch` refuses are never cut: they take no room
-        queued = summaries(parts, name)["review-queued"]
+        queued = summary(parts, name, "review-queued")
         held.update(queued.loc[queued["refused"].to_numpy(dtype=bool), "row_id"])
     selection = Selection(counts, precision_target, held, new_items)
     for name in parts:
-        selection.add(name, summaries(parts, name)["review-queued"])
+        selection.add(name, summary(parts, name, "review-queued"))
     candidates = selection.candidates
     if len(candidates):
         candidates = heavy_columns(parts, candidates.sort_values("seq", kind="stable"))
