@@ -171,6 +171,11 @@ class FolderPartStore:
         with self._path(address).open("rb") as f:
             return pd.read_parquet(f, columns=columns)
 
+    def read_rows(self, address: str, columns: list[str], row_ids: set[str]) -> pd.DataFrame:
+        """`read` of the rows whose `row_id` is in `row_ids` (filtered before conversion)."""
+        with self._path(address).open("rb") as f:
+            return pd.read_parquet(f, columns=columns, filters=[("row_id", "in", sorted(row_ids))])
+
     def write(self, address: str, frame: pd.DataFrame) -> None:
         buffer = io.BytesIO()
         frame.to_parquet(buffer)
@@ -246,6 +251,18 @@ class FrameParts(Mapping[str, pd.DataFrame]):
             return self.store.read(record.address, columns=columns)
         read = columns if "row_id" in columns else ["row_id", *columns]
         return self._patched(record, self.store.read(record.address, columns=read))[columns]
+
+    def rows(self, name: str, columns: list[str], row_ids: set[str]) -> pd.DataFrame:
+        """These columns of one part, at least for `row_ids` (with `row_id`): where the store
+        can, only those rows are converted from the file."""
+        record = self.records[name]
+        read = columns if "row_id" in columns else ["row_id", *columns]
+        read_rows = getattr(self.store, "read_rows", None)
+        if read_rows is None:
+            frame = self.store.read(record.address, columns=read)
+        else:
+            frame = read_rows(record.address, read, row_ids)
+        return self._patched(record, frame)
 
     def _patched(self, record: PartRecord, frame: pd.DataFrame) -> pd.DataFrame:
         return patch(frame, self.store.read(record.overlay)) if record.overlay else frame

@@ -59,9 +59,6 @@ class AuditShare:
     items: int | None
     then: float
 
-    def for_item(self, j: int) -> float:
-        return self.first if self.items is None or j < self.items else self.then
-
 
 def audit_hand_out_share(
     calibration: Calibration, *, prioritised: float, settled: float
@@ -115,11 +112,11 @@ def plan_review(
     selection = Selection(counts, precision_target, held, new_items)
     for name in parts:
         selection.add(name, summary(parts, name, "review-queued"))
-    candidates = selection.candidates
-    if len(candidates):
-        candidates = heavy_columns(parts, candidates.sort_values("seq", kind="stable"))
-    else:
-        candidates = _no_rows()
+    audit, places = selection.audit_places()
+    kept = pd.concat([selection.candidates, audit.assign(in_audit=True)], ignore_index=True)
+    kept = heavy_columns(parts, kept) if len(kept) else _no_rows()
+    in_audit = kept["in_audit"].eq(True).to_numpy()  # the merge keeps the order
+    candidates = kept[~in_audit].sort_values("seq", kind="stable").reset_index(drop=True)
     final = review_priority(
         candidates,
         precision_target=precision_target,
@@ -133,8 +130,7 @@ def plan_review(
     gains = np.concatenate(selection.gains) if selection.gains else np.zeros(0)
     gains[candidates["seq"].to_numpy(dtype=np.int64)] = final
     candidates = candidates.assign(review_reason=ReviewReason.NEEDS_REVIEW.value, review_gain=final)
-    audit, places = selection.audit_places()
-    audit = heavy_columns(parts, audit) if len(audit) else _no_rows()
+    audit = kept[in_audit].reset_index(drop=True)
     audit = audit.assign(
         review_reason=ReviewReason.AUDIT.value,
         review_gain=_interleave(
@@ -174,6 +170,7 @@ def _no_rows() -> pd.DataFrame:
             "verdict_reason": pd.Series(dtype=object),
             "key": pd.Series(dtype=np.uint64),
             "seq": pd.Series(dtype=np.int64),
+            "in_audit": pd.Series(dtype=bool),
         }
     )
 
@@ -187,16 +184,18 @@ def _interleave(gains: np.ndarray, n_audit: int, share: float | AuditShare) -> n
     ordered = np.sort(gains)[::-1]
     if shares.first <= 0 or not len(ordered):
         return np.full(n_audit, (ordered[-1] if len(ordered) else 0.0) - 1.0)
-    out = np.empty(n_audit)
-    position = 0.0
-    for j in range(n_audit):
-        s = shares.for_item(j)
-        position += (1 - s) / s if s > 0 else np.inf
-        k = round(position) if np.isfinite(position) else len(ordered)
-        if k <= 0:
-            out[j] = ordered[0] + 1.0
-        elif k >= len(ordered):
-            out[j] = ordered[-1] - 1.0 - j * 1e-6
-        else:
-            out[j] = (ordered[k - 1] + ordered[k]) / 2
+    j = np.arange(n_audit)
+    share_of = (
+        np.full(n_audit, shares.first)
+        if shares.items is None
+        else np.where(j < shares.items, shares.first, shares.then)
+    )
+    with np.errstate(divide="ignore"):
+        step = np.where(share_of > 0, (1 - share_of) / share_of, np.inf)
+    position = np.cumsum(step)  # added in order, as a running sum would
+    k = np.where(np.isfinite(position), np.rint(position), len(ordered))
+    k = k.clip(0, len(ordered)).astype(np.int64)
+    inner = (k > 0) & (k < len(ordered))
+    out = np.where(k <= 0, ordered[0] + 1.0, ordered[-1] - 1.0 - j * 1e-6)
+    out[inner] = (ordered[k[inner] - 1] + ordered[k[inner]]) / 2
     return out
