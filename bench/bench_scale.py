@@ -1,23 +1,28 @@
 """Benchmark: the whole graph at growing history sizes, stage by stage, and what one new day costs.
 
     nice -n 10 .venv/bin/python bench/bench_scale.py [--rows 100000 1000000] [--ten-million]
-        [--new-day-rows 100000] [--no-new-day] [--keep DIR]
+        [--day-rows N] [--new-day-rows 100000] [--no-new-day] [--keep DIR]
 
+A history is made of days of `--day-rows` rows each (default: the new day's rows, 100,000, a
+contact centre's day): 100k rows are 1 day, 1M are 10 days, 10M are 100 days, so a day is the
+same size whatever the history's length. The history's days end the day before `NEW_DAY`.
 For each history size, in a fresh folder and a fresh Python process:
-1. `seed`: the sample generator's logs (a week) go into a fresh embedded ClickHouse, made and
-   inserted in batches (`generate_log_batches`), as `esk-data seed` does;
+1. `seed`: the sample generator's logs go into a fresh embedded ClickHouse, one day at a time
+   (`generate_log_batches` over that day, a seed of its own per day), inserted in batches as
+   `esk-data seed` inserts them;
 2. the graph runs as `esk-data demo` runs it (`runner.run_pipeline`): one single-run range of
    the daily assets, then everything downstream of `labels`.
-Then, on top of the largest history, one new day of `--new-day-rows` rows is inserted and run
-the way the sensor runs a new day: the daily assets of that day only, then everything downstream.
-Its cost is printed next to the fresh run of the same number of rows (the first size), as ratios:
-absolute seconds on a shared machine are noisy, ratios measured in one run much less so.
+Then, on top of the largest history, one new day (`NEW_DAY`) of `--new-day-rows` rows is
+inserted and run the way the sensor runs a new day: the daily assets of that day only, then
+everything downstream. Its cost is printed next to the fresh run of the same number of rows
+(the first size), as ratios: absolute seconds on a shared machine are noisy, ratios measured
+in one run much less so.
 
 Per stage (a Dagster step, or `seed`): wall time, the peak of the summed RSS of the whole
 process tree (this process and every descendant, including the embedded ClickHouse helper),
 the peak RSS of any single process, and how far that peak is above the largest process's RSS
-when the stage started ("added": the steps run in one process, which keeps what earlier steps
-grew to, so a late step's peak includes theirs). A thread samples the tree with psutil every
+when the stage started ("added": what the step itself grew the process by, apart from what
+earlier steps of the same process left). A thread samples the tree with psutil every
 `SAMPLE_SECONDS`; a stage's peaks are those of the samples inside its step's start..end window.
 
 No asserts: it prints figures for people to read.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,13 +42,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import psutil
 import sandbox
 
 SAMPLE_SECONDS = 0.2
 PEAK_FIELDS = ("tree_mb", "process_mb", "at_start_mb")
-HISTORY_START = dt.date(2026, 11, 1)
-HISTORY_DAYS = 7
+# The new day; a history's days are the ones before it. Partitions run through today, so every
+# day must be in the past: a 10M-row history of 100k-row days starts in August 2026.
+NEW_DAY = dt.date(2026, 11, 8)
+HISTORY_SEED = 42
+NEW_DAY_SEED = 43
 _MB = 2**20
 
 
@@ -106,11 +116,23 @@ def _step_windows(instance, since: float) -> list[tuple[str, float, float]]:
     return windows
 
 
-def measure(rows: int, root: Path, *, new_day: bool) -> dict:
-    """In this process: seed `rows` rows (or, with `new_day`, one day after the history that is
-    already in `root`) and run the graph; returns the stages' figures."""
+def history_days(rows: int, day_rows: int) -> list[dt.date]:
+    """The days of a `rows`-row history of `day_rows`-row days (the last one may be smaller)."""
+    count = max(1, -(-rows // day_rows))
+    return [NEW_DAY - dt.timedelta(days=count - i) for i in range(count)]
+
+
+def _day_seed(seed: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def measure(rows: int, root: Path, *, day_rows: int, history_start: dt.date, new_day: bool) -> dict:
+    """In this process: seed `rows` rows in days of `day_rows` (or, with `new_day`, `rows` rows on
+    `NEW_DAY`, after the history that is already in `root`) and run the graph; returns the
+    stages' figures. The partitions start on `history_start`, the history's first day."""
     # Before the first import of the package: importing it reads (and caches) the settings.
     sandbox.enter(root)
+    os.environ["APP_PARTITIONS_START_DATE"] = history_start.isoformat()
     from dagster import DagsterInstance
 
     from esk_pipeline.pipeline.log_source import LogSource
@@ -124,23 +146,25 @@ def measure(rows: int, root: Path, *, new_day: bool) -> dict:
     stages = []
 
     start = time.time()
-    day = HISTORY_START + dt.timedelta(days=HISTORY_DAYS)
+    days = [NEW_DAY] if new_day else history_days(rows, day_rows)
+    taxonomy = Taxonomy.load(sandbox.TAXONOMY_PATH)
     source = LogSource(settings.clickhouse)
-    for logs in generate_log_batches(
-        Taxonomy.load(sandbox.TAXONOMY_PATH),
-        n_rows=rows,
-        start_date=day if new_day else HISTORY_START,
-        days=1 if new_day else HISTORY_DAYS,
-        seed=43 if new_day else 42,
-    ):
-        source.insert_logs(logs.drop(columns=["true_domain"]))
-        del logs
+    for index, day in enumerate(days):
+        for logs in generate_log_batches(
+            taxonomy,
+            n_rows=min(day_rows, rows - index * day_rows) if not new_day else rows,
+            start_date=day,
+            days=1,
+            seed=NEW_DAY_SEED if new_day else _day_seed(HISTORY_SEED, index),
+        ):
+            source.insert_logs(logs.drop(columns=["true_domain"]))
+            del logs
     stages.append(("seed", start, time.time()))
 
     with DagsterInstance.get() as instance:
         start = time.time()
         run_pipeline(
-            instance, settings=settings, log=lambda _: None, days=[day] if new_day else None
+            instance, settings=settings, log=lambda _: None, days=[NEW_DAY] if new_day else None
         )
         end = time.time()
         stages += _step_windows(instance, start)
@@ -166,8 +190,11 @@ def measure(rows: int, root: Path, *, new_day: bool) -> dict:
     return {"rows": rows, "new_day": new_day, "stages": result}
 
 
-def _measure_in_subprocess(rows: int, root: Path, *, new_day: bool) -> dict:
+def _measure_in_subprocess(
+    rows: int, root: Path, *, day_rows: int, history_start: dt.date, new_day: bool
+) -> dict:
     command = [sys.executable, __file__, "--measure", str(rows), "--root", str(root)]
+    command += ["--day-rows", str(day_rows), "--history-start", history_start.isoformat()]
     done = subprocess.run(
         command + (["--new-day"] if new_day else []), capture_output=True, text=True
     )
@@ -198,14 +225,24 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--ten-million", action="store_true", help="add a 10,000,000-row size")
     parser.add_argument("--new-day-rows", type=int, default=100_000)
+    parser.add_argument("--day-rows", type=int, help="rows per day of a history (the new day's)")
     parser.add_argument("--no-new-day", action="store_true")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--new-day", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--history-start", type=dt.date.fromisoformat, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    day_rows = args.day_rows or args.new_day_rows
     if args.measure is not None:
-        print(json.dumps(measure(args.measure, args.root, new_day=args.new_day)))
+        figures = measure(
+            args.measure,
+            args.root,
+            day_rows=day_rows,
+            history_start=args.history_start,
+            new_day=args.new_day,
+        )
+        print(json.dumps(figures))
         return
 
     sizes = sorted(set(args.rows) | ({10_000_000} if args.ten_million else set()))
@@ -213,12 +250,25 @@ def main() -> None:
         base = args.keep or Path(scratch)
         runs = {}
         for rows in sizes:
-            runs[rows] = _measure_in_subprocess(rows, base / f"rows_{rows}", new_day=False)
-            _print_run(f"history of {rows:,} rows ({HISTORY_DAYS} days)", runs[rows])
+            days = history_days(rows, day_rows)
+            runs[rows] = _measure_in_subprocess(
+                rows, base / f"rows_{rows}", day_rows=day_rows, history_start=days[0], new_day=False
+            )
+            _print_run(
+                f"history of {rows:,} rows ({len(days)} days of up to {day_rows:,} rows, "
+                f"{days[0]} .. {days[-1]})",
+                runs[rows],
+            )
         if not args.no_new_day:
             largest = sizes[-1]
-            day = _measure_in_subprocess(args.new_day_rows, base / f"rows_{largest}", new_day=True)
-            _print_run(f"one new day of {args.new_day_rows:,} rows on {largest:,}", day)
+            day = _measure_in_subprocess(
+                args.new_day_rows,
+                base / f"rows_{largest}",
+                day_rows=day_rows,
+                history_start=history_days(largest, day_rows)[0],
+                new_day=True,
+            )
+            _print_run(f"one new day of {args.new_day_rows:,} rows ({NEW_DAY}) on {largest:,}", day)
 
     print("\nsummary (graph = every step after seeding)")
     first = _graph(runs[sizes[0]])

@@ -84,10 +84,16 @@ def _trusted_sources(trusted_labels: Mapping[str, pd.DataFrame]) -> pd.DataFrame
     """The trusted labels of every part, in the columns the augmenter reads (a part at a
     time: the untrusted rows and the other columns are let go with each part)."""
     kept = []
+    # Parts stored by the IO manager read only the columns asked for.
+    read_columns = getattr(trusted_labels, "columns", None)
     for name in sorted(trusted_labels):
-        part = trusted_labels[name]
+        if callable(read_columns):
+            part = read_columns(name, [*_SOURCE_COLUMNS, "trusted"])
+        else:
+            part = trusted_labels[name]
         trusted = part[part["trusted"].astype(bool)]
         kept.append(trusted[[c for c in _SOURCE_COLUMNS if c in trusted]])
+        del part  # before the next part is read
     return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=_SOURCE_COLUMNS)
 
 

@@ -141,13 +141,19 @@ def read_parquet(
                 f"of {bounds.max_unpacked_bytes // _MIB} MB"
             )
         if batch_rows is None:
-            yield parquet.read().to_pandas()
+            yield _pandas(parquet.read())
             return
         produced = False
         for batch in parquet.iter_batches(batch_size=batch_rows):
             produced = True
-            yield pa.Table.from_batches([batch]).to_pandas()
+            yield _pandas(pa.Table.from_batches([batch]))
         if not produced:
-            yield parquet.schema_arrow.empty_table().to_pandas()
+            yield _pandas(parquet.schema_arrow.empty_table())
     except (pa.ArrowException, OSError) as exc:
         raise ETLError(f"{name}: not a readable Parquet file ({exc})") from exc
+
+
+def _pandas(table: pa.Table) -> pd.DataFrame:
+    """The table as pandas; an integer column with nulls holds Python ints (not floats), so
+    its values read the same in a batch with nulls and in one without."""
+    return table.to_pandas(integer_object_nulls=True)

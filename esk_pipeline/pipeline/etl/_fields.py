@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _DAY_FIRST_FORMATS = (
     "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d.%m.%y %H:%M", "%d.%m.%y",
@@ -21,13 +23,20 @@ _EPOCH_UNITS = ("s", "ms", "us", "ns")
 _EPOCH_UNIT_STARTS = (1e11, 1e14, 1e17)
 _EPOCH_NANOS_PER_UNIT = np.array([1e9, 1e6, 1e3, 1.0])
 _MAX_EPOCH_NANOS = 9.2e18  # just inside datetime64[ns] (2**63 ns, year 2262)
+# Texts that are epoch numbers: integers that fit int64 are read exactly (ns epochs need all
+# 19 digits), the rest as floats.
+_EPOCH_TEXTS = (
+    (r"[+-]?(?:\d{1,18}|[1-8]\d{18})", pa.int64()),
+    (r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", pa.float64()),
+)
 
 
 def parse_ts(values: pd.Series | None, n_rows: int) -> tuple[pd.Series, int]:
     """UTC timestamps, and how many non-empty cells could not be parsed (they become NaT).
 
-    Naive timestamps are taken as UTC. Numbers, and text columns whose every non-empty cell is
-    a number (epochs in CSV/JSON), are epoch times (`_epoch_ts`). Other text is tried as ISO
+    Naive timestamps are taken as UTC. Numbers are epoch times (`_epoch_ts`), and so is every
+    text cell that is a number (epochs in CSV/JSON), each decided on its own value: a column
+    is parsed the same whether it is read whole or in batches. Other text is tried as ISO
     first, then the Russian day-first formats, each a vectorised parse, and only what is left
     goes through per-value parsing.
     """
@@ -39,14 +48,21 @@ def parse_ts(values: pd.Series | None, n_rows: int) -> tuple[pd.Series, int]:
     elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         parsed, present = _epoch_ts(values), values.notna()
     else:
-        as_text = values.astype("string").str.strip()
+        as_text = values.astype("string[pyarrow]").str.strip()
         present = as_text.fillna("").ne("")
-        try:  # raising, not coercing: a date column fails at its first cell, cheaply
-            numbers = pd.to_numeric(as_text.where(present))
-        except ValueError:
-            parsed = _parse_ts_text(as_text, present)
-        else:
-            parsed = _epoch_ts(numbers)
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+        rest = present.to_numpy(dtype=bool, na_value=False)
+        for number_pattern, number_type in _EPOCH_TEXTS:
+            is_number = rest & as_text.str.fullmatch(number_pattern).to_numpy(
+                dtype=bool, na_value=False
+            )
+            if is_number.any():
+                texts = pa.array(as_text[is_number].str.lstrip("+"))
+                numbers = pd.Series(pc.cast(texts, number_type), index=values.index[is_number])
+                parsed[is_number] = _epoch_ts(numbers)
+                rest &= ~is_number
+        if rest.any():
+            parsed[rest] = _parse_ts_text(as_text[rest].astype("string"))
     parsed = parsed.astype("datetime64[ns, UTC]")
     return parsed, int((present & parsed.isna()).sum())
 
@@ -69,11 +85,12 @@ def _epoch_ts(numbers: pd.Series) -> pd.Series:
     return parsed
 
 
-def _parse_ts_text(as_text: pd.Series, present: pd.Series) -> pd.Series:
-    """Stripped timestamp texts: ISO, then the day-first formats, then dateutil's guess."""
+def _parse_ts_text(as_text: pd.Series) -> pd.Series:
+    """Stripped, non-empty timestamp texts: ISO, then the day-first formats, then dateutil's
+    guess."""
     parsed = pd.to_datetime(as_text, utc=True, errors="coerce", format="ISO8601")
     for day_first_format in (*_DAY_FIRST_FORMATS, "mixed"):  # "mixed": dateutil, slow
-        retry = parsed.isna() & present
+        retry = parsed.isna()
         if not retry.any():
             break
         parsed[retry] = pd.to_datetime(
@@ -90,11 +107,22 @@ def parse_user_ids(values: pd.Series | None, n_rows: int) -> pd.Series:
     """
     if values is None:
         return pd.Series([None] * n_rows, dtype=object)
+    values = values.reset_index(drop=True)
     as_text = values.astype("string").str.strip()
-    if pd.api.types.is_float_dtype(values):
-        exact = (values % 1 == 0) & (values.abs() < 2**53)  # False for NaN and inf
-        as_text[exact] = values[exact].astype("int64").astype(str).to_numpy()
-    return as_text.astype(object).where(as_text.fillna("").ne(""), None).reset_index(drop=True)
+    floats = values
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in (
+        "string",
+        "empty",
+        "integer",
+        "boolean",
+    ):
+        # Floats among other values (JSON records): each is written as a float column's is.
+        is_float = [isinstance(value, float) for value in values]
+        floats = values[is_float].astype("float64")
+    if pd.api.types.is_float_dtype(floats):
+        exact = (floats % 1 == 0) & (floats.abs() < 2**53)  # False for NaN and inf
+        as_text[exact[exact].index] = floats[exact].astype("int64").astype(str).to_numpy()
+    return as_text.astype(object).where(as_text.fillna("").ne(""), None)
 
 
 def metadata_json(raw: pd.DataFrame, columns: list[int], kept: np.ndarray) -> list[str]:

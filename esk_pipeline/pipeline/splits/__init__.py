@@ -1,8 +1,10 @@
 """The split writer: labelled, reviewed and synthetic items in, a train/eval dataset out.
 
 `DataWriter.write_parts(parts, synthetic, dataset_name)` takes the labels as parts (days; every
-row_id in one part), reads each part twice, one at a time, and guarantees (the module doing
-each step in brackets; `write_datasets(items)` is the same for items in one part):
+row_id in one part), reads each part twice, one at a time (a part whose address, from
+`parts.FrameParts`, is unchanged is read only as far as what it touches changed: `_cache`), and
+guarantees (the module doing each step in brackets; `write_datasets(items)` is the same for
+items in one part):
 
 1. [_policy] One label per `row_id`, by the precedence in `labels.strongest_per_row` (a usable
    label, then the stronger origin); the losers are counted in `DatasetStats.superseded_labels`.

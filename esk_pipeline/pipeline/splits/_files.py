@@ -30,6 +30,7 @@ from esk_pipeline.pipeline.splits.models import RECORD_COLUMNS, RECORD_SCHEMA
 
 _JSONL_ROWS = 50_000  # records serialised at a time: bounds the lines in memory, paces progress
 _FORMAT = "jsonl-pandas+parquet-zstd"  # change when the bytes for the same records change
+FILE_FORMAT = f"{_FORMAT}|{pa.__version__}"  # what the bytes of the same records depend on
 
 
 def records(frame: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +70,7 @@ def jsonl_bytes(frame: pd.DataFrame) -> bytes:
 def records_fingerprint(frame: pd.DataFrame, names: list[str]) -> str:
     """What a part's files are made of: its records (hashed column by column, in order), the
     file names they are cut into, and the writers' versions."""
-    sha = hashlib.sha256(f"{_FORMAT}|{pa.__version__}|{'|'.join(names)}".encode())
+    sha = hashlib.sha256(f"{FILE_FORMAT}|{'|'.join(names)}".encode())
     sha.update(pd.util.hash_pandas_object(frame[list(RECORD_COLUMNS)], index=False).to_numpy())
     return sha.hexdigest()
 
@@ -112,12 +113,13 @@ class ShardWriter:
 
     def write(
         self, split: str, part: str, frame: pd.DataFrame, *, keep_empty: bool = False
-    ) -> None:
-        """Write one part of a split (nothing for no records, unless `keep_empty`)."""
+    ) -> list[str]:
+        """Write one part of a split (nothing for no records, unless `keep_empty`); returns
+        the JSONL files' names (its records fingerprint is `fingerprints[names[0]]`)."""
         self.shards.setdefault(split, [])
         self.parquet_files.setdefault(split, [])
         if frame.empty and not keep_empty:
-            return
+            return []
         base = split if not part else f"{split}-{part}"
         names = shard_names(base, len(frame), self.shard_size, "jsonl")
         fingerprint = records_fingerprint(frame, names)
@@ -126,7 +128,7 @@ class ShardWriter:
             self.shards[split] += names
             self.parquet_files[split] += [_parquet_of(n) for n in names]
             self.progress.advance(len(frame))
-            return
+            return names
         chunks = _shard_frames(frame, self.shard_size)
         for name, chunk in zip(names, chunks, strict=True):
             data = b"".join(
@@ -138,6 +140,29 @@ class ShardWriter:
             self.shards[split].append(name)
             self.parquet_files[split].append(_parquet_of(name))
             self.progress.advance(len(chunk))
+        return names
+
+    def can_link(self, names: list[str], fingerprint: str) -> bool:
+        """Whether the previous folder holds these files of records with this fingerprint."""
+        if not names:
+            return True
+        if self._old_fingerprints.get(names[0]) != fingerprint:
+            return False
+        files = [*names, *map(_parquet_of, names)]
+        return all(n in self._old and (self.previous / n).is_file() for n in files)
+
+    def link(self, split: str, names: list[str], fingerprint: str, n_records: int) -> None:
+        """Take a part's files (`can_link`) from the previous folder without its records."""
+        self.shards.setdefault(split, [])
+        self.parquet_files.setdefault(split, [])
+        if not names:
+            return
+        if not self._link_all(names):
+            raise FileNotFoundError(f"{names[0]} is no longer in {self.previous}")
+        self.fingerprints[names[0]] = fingerprint
+        self.shards[split] += names
+        self.parquet_files[split] += [_parquet_of(n) for n in names]
+        self.progress.advance(n_records)
 
     def finish(self, splits: tuple[str, ...]) -> None:
         """Give a split without any record its empty file (HF loaders expect one per split)."""

@@ -10,7 +10,7 @@ the second pass can write each part on its own.
 
 from __future__ import annotations
 
-import pickle
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +27,13 @@ from esk_pipeline.pipeline.splits._balance import (
     small_domain_handling,
     small_domains,
     within_cap,
+)
+from esk_pipeline.pipeline.splits._cache import (
+    PartCache,
+    entry_key,
+    from_parquet,
+    part_address,
+    to_parquet,
 )
 from esk_pipeline.pipeline.splits._files import records
 from esk_pipeline.pipeline.splits._grouping import (
@@ -63,8 +70,11 @@ class Plan:
     eval_ids: set[str] = field(default_factory=set)
     eval_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     eval_users: set[str] = field(default_factory=set)
+    eval_row_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    eval_user_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     synthetic_train: pd.DataFrame = field(default_factory=pd.DataFrame)
     synthetic_unverified: pd.DataFrame = field(default_factory=pd.DataFrame)
+    summary_keys: dict[str, str | None] = field(default_factory=dict)  # part -> its summary
 
     def shares_eval_group(self, frame: pd.DataFrame, keys: np.ndarray) -> pd.Series:
         """Records that share an identity key (or, by user, a user) with an eval record."""
@@ -90,36 +100,99 @@ def check_part_names(names: list[str]) -> None:
             raise ValueError(f"part name {name!r}: letters, digits and _.- only, not 'synthetic'")
 
 
+@dataclass
+class PartSummary:
+    """What pass one takes from one part: a function of its records alone (and of the
+    precision target, seed and whether a cap is set), so it is cached by the part's address."""
+
+    input_items: int
+    superseded: int
+    rejected: dict[str, int]
+    labelled: dict[str, int]  # real records per domain
+    trusted: dict[str, int]  # trusted real records per domain
+    humans: bytes  # the trusted human labels (Parquet: freed parts' strings are not pinned)
+    ranks: pd.DataFrame | None  # (domain, rank) of the trusted machine labels, with a cap
+    row_hashes: np.ndarray  # sorted hashes of the trusted real row ids (cached parts only)
+    key_hashes: np.ndarray  # sorted distinct hashes of their identity keys
+    user_hashes: np.ndarray  # sorted distinct hashes of their users
+
+    def save(self, cache: PartCache, key: str) -> None:
+        meta = {
+            "counts": [self.input_items, self.superseded],
+            "rejected": self.rejected,
+            "labelled": self.labelled,
+            "trusted": self.trusted,
+        }
+        arrays = {
+            "humans": np.frombuffer(self.humans, dtype=np.uint8),
+            "row_hashes": self.row_hashes,
+            "key_hashes": self.key_hashes,
+            "user_hashes": self.user_hashes,
+        }
+        cache.save(key, meta, arrays, self.ranks)
+
+    @classmethod
+    def load(cls, cache: PartCache, key: str) -> PartSummary:
+        meta, arrays, ranks = cache.load(key)
+        return cls(
+            *meta["counts"],
+            rejected=meta["rejected"],
+            labelled=meta["labelled"],
+            trusted=meta["trusted"],
+            humans=arrays["humans"].tobytes(),
+            ranks=ranks,
+            row_hashes=arrays["row_hashes"],
+            key_hashes=arrays["key_hashes"],
+            user_hashes=arrays["user_hashes"],
+        )
+
+
+def summary_key(address: str | None, cfg: DataWriterConfig) -> str | None:
+    if address is None:
+        return None
+    capped = cfg.max_samples_per_domain is not None
+    return entry_key("plan", address, cfg.precision_target, cfg.seed, capped)
+
+
 def plan(
-    parts: Mapping[str, pd.DataFrame], synthetic: pd.DataFrame, config: DataWriterConfig
+    parts: Mapping[str, pd.DataFrame],
+    names: list[str],
+    synthetic: pd.DataFrame,
+    config: DataWriterConfig,
+    cache: PartCache,
 ) -> Plan:
-    """Read every part once and decide what needs all of them (see the module docstring)."""
+    """Summarise the parts `names` in turn (each read once and let go, or found in `cache`)
+    and decide what needs all of them (see the module docstring)."""
     cfg = config
     result = Plan()
     sources = set(synthetic["source_row_id"].dropna()) if "source_row_id" in synthetic else set()
     humans, ranks, found = [], [], []
     real_counts: dict[str, int] = {}
-    domains: set[str] = set()
-    for name in parts:
-        frame, items, superseded, rejected = prepare(parts[name], cfg.precision_target)
-        result.input_items += items
-        result.superseded += superseded
-        add_counts(result.rejected, rejected)
-        frame = frame[~frame["is_synthetic"]]  # labels parts hold real records only
-        add_counts(result.domains.labelled, frame["domain"].value_counts())
-        kept = frame[trusted(frame, set())]
-        domains |= set(kept["domain"])
-        add_counts(real_counts, kept["domain"].value_counts())
-        # Kept as one pickled buffer: a few rows' strings left among a freed part's would pin
-        # the allocator's arenas, and the process would grow with every part.
-        humans.append(pickle.dumps(kept[kept["_human_origin"]]))
-        machine = kept[~kept["_human_origin"]]
-        if cfg.max_samples_per_domain is not None:
-            rank = keep_rank(machine, cfg.seed).to_numpy().astype(np.uint64)
-            ranks.append(pd.DataFrame({"domain": machine["domain"].to_numpy(), "rank": rank}))
-        wanted = kept[kept["row_id"].isin(sources)]
-        found.append(wanted.assign(_key=group_keys(wanted))[["row_id", "_key"]])
-        del frame, kept, machine, wanted  # before the next part is read
+    for name in names:
+        address = part_address(parts, name)
+        key = summary_key(address, cfg)
+        summary = None
+        with contextlib.suppress(KeyError):
+            summary = PartSummary.load(cache, key) if key else None
+        if summary is None:
+            summary, wanted = _summarise(parts[name], cfg, sources, hashes=key is not None)
+            if key:
+                summary.save(cache, key)
+                _remember_sources(cache, address, wanted)
+        else:
+            wanted = _look_up_sources(parts, name, summary.row_hashes, sources, cache, cfg)
+        result.summary_keys[name] = key
+        found.append(wanted)
+        result.input_items += summary.input_items
+        result.superseded += summary.superseded
+        add_counts(result.rejected, summary.rejected)
+        add_counts(result.domains.labelled, summary.labelled)
+        add_counts(real_counts, summary.trusted)
+        humans.append(summary.humans)
+        if summary.ranks is not None:
+            ranks.append(summary.ranks)
+        del summary  # its hashes are read again in pass two, a part at a time
+    domains = {d for d, n in real_counts.items() if n}
 
     syn, items, superseded, rejected = prepare(synthetic, cfg.precision_target)
     result.input_items += items
@@ -134,7 +207,7 @@ def plan(
     result.domains.trusted = real_counts
     result.small = small_domains(real_counts, domains, cfg.min_samples_per_domain)
     result.dropped, result.train_only = small_domain_handling(result.small, cfg.small_domain_policy)
-    human = pd.concat(map(pickle.loads, humans), ignore_index=True) if humans else syn.iloc[:0]
+    human = pd.concat(map(from_parquet, humans), ignore_index=True) if humans else syn.iloc[:0]
     result.domains.audited = counts(human.loc[eval_eligible(human), "domain"])
     dropped_records = sum(real_counts.get(d, 0) for d in result.dropped)
     dropped_records += int(syn["domain"].isin(result.dropped).sum())
@@ -154,6 +227,86 @@ def plan(
         syn = syn[within_cap(syn["domain"], syn_ranks, result.thresholds).to_numpy()]
     _draw_eval(result, human, syn, source_keys, cfg)
     return result
+
+
+def _summarise(
+    items: pd.DataFrame, cfg: DataWriterConfig, sources: set[str], *, hashes: bool
+) -> tuple[PartSummary, pd.DataFrame]:
+    """One part's summary, and (row_id, _key) of its trusted records `sources` names."""
+    frame, input_items, superseded, rejected = prepare(items, cfg.precision_target)
+    frame = frame[~frame["is_synthetic"]]  # labels parts hold real records only
+    kept = frame[trusted(frame, set())]
+    machine = kept[~kept["_human_origin"]]
+    ranks = None
+    if cfg.max_samples_per_domain is not None:
+        rank = keep_rank(machine, cfg.seed).to_numpy().astype(np.uint64)
+        ranks = pd.DataFrame({"domain": machine["domain"].to_numpy(), "rank": rank})
+    none = np.zeros(0, dtype=np.uint64)
+    row_hashes, keys, users = none, none, none
+    if hashes:
+        row_hashes = np.sort(key_hashes(kept["row_id"]))
+        keys = np.unique(key_hashes(group_keys(kept)))
+        users = np.unique(key_hashes(kept["user_id"].dropna()))
+    wanted = kept[kept["row_id"].isin(sources)]
+    summary = PartSummary(
+        input_items=input_items,
+        superseded=superseded,
+        rejected=rejected,
+        labelled=counts(frame["domain"]),
+        trusted=counts(kept["domain"]),
+        humans=to_parquet(kept[kept["_human_origin"]]),
+        ranks=ranks,
+        row_hashes=row_hashes,
+        key_hashes=keys,
+        user_hashes=users,
+    )
+    return summary, wanted.assign(_key=group_keys(wanted))[["row_id", "_key"]]
+
+
+def _remember_sources(cache: PartCache, address: str | None, found: pd.DataFrame) -> None:
+    """Add the identity keys of a part's trusted records that synthetic samples point at."""
+    if address is None or found.empty:
+        return
+    key = entry_key("sources", address)
+    try:
+        known, _, _ = cache.load(key)
+    except KeyError:
+        known = {}
+    if not set(found["row_id"]) <= set(known):
+        cache.save(key, known | dict(zip(found["row_id"], found["_key"], strict=True)))
+
+
+def _look_up_sources(
+    parts: Mapping[str, pd.DataFrame],
+    name: str,
+    row_hashes: np.ndarray,
+    sources: set[str],
+    cache: PartCache,
+    cfg: DataWriterConfig,
+) -> pd.DataFrame:
+    """(row_id, _key) of a summarised part's trusted records `sources` names: from the cache,
+    reading the part only for a source not looked up before."""
+    none = pd.DataFrame({"row_id": pd.Series(dtype=object), "_key": pd.Series(dtype=object)})
+    candidates = sorted(sources)
+    hit = np.isin(key_hashes(pd.Series(candidates, dtype=object)), row_hashes)
+    wanted = [c for c, h in zip(candidates, hit, strict=True) if h]
+    address = part_address(parts, name)
+    if not wanted or address is None:
+        return none
+    key = entry_key("sources", address)
+    try:
+        known, _, _ = cache.load(key)
+    except KeyError:
+        known = {}
+    missing = [w for w in wanted if w not in known]
+    if missing:
+        frame = parts[name]
+        rows, *_ = prepare(frame[frame["row_id"].astype(str).isin(missing)], cfg.precision_target)
+        rows = rows[~rows["is_synthetic"] & trusted(rows, set())]
+        known |= dict.fromkeys(missing) | dict(zip(rows["row_id"], group_keys(rows), strict=True))
+        cache.save(key, known)
+    pairs = [(w, known[w]) for w in wanted if known[w] is not None]
+    return pd.DataFrame(pairs, columns=["row_id", "_key"]) if pairs else none
 
 
 def _draw_eval(
@@ -179,8 +332,10 @@ def _draw_eval(
     result.eval_ = records(eval_rows.assign(group_id=group_names(keys[eval_rows.index])))
     result.eval_ids = set(eval_rows["row_id"])
     result.eval_keys = np.unique(key_hashes(keys[eval_rows.index]))
+    result.eval_row_hashes = np.unique(key_hashes(eval_rows["row_id"]))
     if cfg.group_by_user:
         result.eval_users = set(eval_rows["user_id"].dropna())
+        result.eval_user_hashes = np.unique(key_hashes(eval_rows["user_id"].dropna()))
     synthetic = pool[pool["is_synthetic"]]
     source_key = synthetic["source_row_id"].map(source_keys)
     source_hash = key_hashes(source_key.fillna(""))

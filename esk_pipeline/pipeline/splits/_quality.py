@@ -10,6 +10,7 @@ short eval is not a broken rule (see `balance.eval_shortfall`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,45 @@ def _sample(values: Iterable[str], total: int | None = None) -> str:
     return ", ".join(values[:_SAMPLE]) + more
 
 
+@dataclass
+class PartChecks:
+    """What the checks take from one part of train (kept with the part's cached outcome)."""
+
+    empty: list[str]  # up to _SAMPLE row ids of empty texts
+    empty_n: int
+    domains: list[str]
+    overlap: list[str]  # up to _SAMPLE row ids also in eval
+    overlap_n: int
+    users: list[str]  # eval's users among the part's
+    sources: list[str]  # sources of the part's synthetic samples
+    shared_keys: np.ndarray  # identity-key hashes also in eval
+    groups: np.ndarray  # distinct group_id hashes
+    group_sizes: np.ndarray  # records of each
+
+    def meta(self) -> dict:
+        return {
+            "empty": self.empty,
+            "empty_n": self.empty_n,
+            "domains": self.domains,
+            "overlap": self.overlap,
+            "overlap_n": self.overlap_n,
+            "users": self.users,
+            "sources": self.sources,
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"shared_keys": self.shared_keys, "groups": self.groups, "sizes": self.group_sizes}
+
+    @classmethod
+    def of(cls, meta: dict, arrays: dict[str, np.ndarray]) -> PartChecks:
+        return cls(
+            **meta,
+            shared_keys=arrays["shared_keys"],
+            groups=arrays["groups"],
+            group_sizes=arrays["sizes"],
+        )
+
+
 class SplitChecks:
     """Leakage and quality, from eval at once and train a part at a time."""
 
@@ -37,7 +77,7 @@ class SplitChecks:
         self.taxonomy = taxonomy
         self.group_by_user = group_by_user
         self._eval_ids = set(eval_["row_id"])
-        self._eval_keys = np.unique(key_hashes(group_keys(eval_)))
+        self.eval_keys = np.unique(key_hashes(group_keys(eval_)))
         self._eval_users = set(eval_["user_id"].dropna()) if "user_id" in eval_ else set()
         self._empty = {"train": [], "eval": []}
         self._empty_n = {"train": 0, "eval": 0}
@@ -47,9 +87,10 @@ class SplitChecks:
         self._shared_keys: list[np.ndarray] = []
         self._users: set[str] = set()
         self._sources: set[str] = set()
-        self._group_hashes: list[np.ndarray] = []
+        self._groups: list[np.ndarray] = []
+        self._group_sizes: list[np.ndarray] = []
         self._look("eval", eval_)
-        self._group_hashes.append(_hashes(eval_["group_id"]))
+        self._add_groups(eval_["group_id"])
 
     def _look(self, name: str, split: pd.DataFrame) -> None:
         empty = split.loc[split["text"].fillna("").str.strip() == "", "row_id"]
@@ -58,24 +99,56 @@ class SplitChecks:
         if self.taxonomy is not None:
             self._unknown[name] |= set(split["domain"].dropna()) - set(self.taxonomy.ids)
 
-    def add_train(self, train: pd.DataFrame, keys: np.ndarray | None = None) -> None:
-        """Check one part of train (records with `user_id` where known); `keys`: its records'
-        `key_hashes(group_keys(train))` when the caller has them."""
-        self._look("train", train)
+    def _add_groups(self, group_ids: pd.Series) -> None:
+        groups, sizes = np.unique(_hashes(group_ids), return_counts=True)
+        self._groups.append(groups)
+        self._group_sizes.append(sizes)
+
+    def of_train(self, train: pd.DataFrame, keys: np.ndarray | None = None) -> PartChecks:
+        """What the checks need of one part of train (records with `user_id` where known);
+        `keys`: its records' `key_hashes(group_keys(train))` when the caller has them."""
+        empty = train.loc[train["text"].fillna("").str.strip() == "", "row_id"]
         overlap = train.loc[train["row_id"].isin(self._eval_ids), "row_id"]
-        self._overlap.extend(overlap.iloc[: _SAMPLE - len(self._overlap)])
-        self._overlap_n += len(overlap)
         keys = key_hashes(group_keys(train)) if keys is None else keys
-        self._shared_keys.append(np.unique(keys[np.isin(keys, self._eval_keys)]))
+        users: set[str] = set()
         if self.group_by_user and "user_id" in train:
-            self._users |= set(train["user_id"].dropna()) & self._eval_users
-        self._sources |= set(train.loc[train["is_synthetic"], "source_row_id"].dropna())
-        self._group_hashes.append(_hashes(train["group_id"]))
+            users = set(train["user_id"].dropna()) & self._eval_users
+        groups, sizes = np.unique(_hashes(train["group_id"]), return_counts=True)
+        return PartChecks(
+            empty=list(empty.iloc[:_SAMPLE]),
+            empty_n=len(empty),
+            domains=sorted(set(train["domain"].dropna())),
+            overlap=list(overlap.iloc[:_SAMPLE]),
+            overlap_n=len(overlap),
+            users=sorted(users),
+            sources=sorted(set(train.loc[train["is_synthetic"], "source_row_id"].dropna())),
+            shared_keys=np.unique(keys[np.isin(keys, self.eval_keys)]),
+            groups=groups,
+            group_sizes=sizes,
+        )
+
+    def add_train(self, train: pd.DataFrame, keys: np.ndarray | None = None) -> None:
+        """Check one part of train (`of_train`)."""
+        self.add(self.of_train(train, keys))
+
+    def add(self, part: PartChecks) -> None:
+        """Add what one part of train showed."""
+        self._empty["train"].extend(part.empty[: _SAMPLE - len(self._empty["train"])])
+        self._empty_n["train"] += part.empty_n
+        if self.taxonomy is not None:
+            self._unknown["train"] |= set(part.domains) - set(self.taxonomy.ids)
+        self._overlap.extend(part.overlap[: _SAMPLE - len(self._overlap)])
+        self._overlap_n += part.overlap_n
+        self._shared_keys.append(part.shared_keys)
+        self._users |= set(part.users)
+        self._sources |= set(part.sources)
+        self._groups.append(part.groups)
+        self._group_sizes.append(part.group_sizes)
 
     def leakage(self) -> LeakageReport:
         """What eval shares with the train parts seen so far."""
-        groups = np.concatenate(self._group_hashes)
-        _, sizes = np.unique(groups, return_counts=True)
+        _, where = np.unique(np.concatenate(self._groups), return_inverse=True)
+        sizes = np.bincount(where.ravel(), weights=np.concatenate(self._group_sizes))
         eval_ = self.eval_
         report = LeakageReport(
             passed=True,

@@ -5,8 +5,11 @@ Two passes over the parts (days of labels), each part read and let go in turn. P
 and decides small domains, the cap and eval. Pass two takes each part alone: its untrusted
 labels go to `unverified`, its trusted ones to train unless eval holds their group, the cap
 or the part's balancing removes them; it writes the part's files (`_files.ShardWriter`) and
-adds to the checks (`_quality.SplitChecks`) and the counts. Eval and the synthetic samples
-are written from pass one's results; then the card and metadata.json (`card`).
+adds to the checks (`_quality.SplitChecks`) and the counts (`_outcome.PartOutcome`). Eval and
+the synthetic samples are written from pass one's results; then the card and metadata.json
+(`card`). A part with an address (`trusted_labels`' parts) has what each pass took from it
+cached (`_cache`): unchanged, it is not read to plan, and not read nor written to split when
+what of the plan touches it is unchanged too (its files are linked from the previous folder).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from esk_pipeline.pipeline.splits._balance import (
     counts,
     eval_shortfall,
 )
+from esk_pipeline.pipeline.splits._cache import PartCache
 from esk_pipeline.pipeline.splits._files import (
     ShardWriter,
     dataset_folder,
@@ -33,6 +37,13 @@ from esk_pipeline.pipeline.splits._files import (
     shard_names,
 )
 from esk_pipeline.pipeline.splits._grouping import group_keys, group_names, key_hashes
+from esk_pipeline.pipeline.splits._outcome import (
+    PartOutcome,
+    cached_outcome,
+    expand_accuracy,
+    outcome_key,
+    write_part,
+)
 from esk_pipeline.pipeline.splits._plan import SYNTHETIC_PART, Plan, check_part_names, plan
 from esk_pipeline.pipeline.splits._policy import normalise, not_trusted_counts, prepare, trusted
 from esk_pipeline.pipeline.splits._quality import SplitChecks, check_leakage, quality_problems
@@ -59,18 +70,20 @@ class _Frames:
         self.frames: dict[str, list[pd.DataFrame]] = {}
         self.shards: dict[str, list[str]] = {}
         self.parquet_files: dict[str, list[str]] = {}
+        self.fingerprints: dict[str, str] = {}
 
-    def write(self, split: str, part: str, frame: pd.DataFrame) -> None:
+    def write(self, split: str, part: str, frame: pd.DataFrame) -> list[str]:
         self.frames.setdefault(split, [])
         self.shards.setdefault(split, [])
         self.parquet_files.setdefault(split, [])
         if frame.empty:
-            return
+            return []
         self.frames[split].append(frame)
         base = split if not part else f"{split}-{part}"
         names = shard_names(base, len(frame), self.shard_size, "jsonl")
         self.shards[split] += names
         self.parquet_files[split] += [f"__parquet__/{Path(n).stem}.parquet" for n in names]
+        return names
 
     def finish(self, splits: tuple[str, ...]) -> None:
         for split in splits:
@@ -90,8 +103,9 @@ def _empty() -> pd.DataFrame:
 class _Tally:
     """What the stats count over every part of pass two."""
 
-    def __init__(self, checks: SplitChecks, accuracy: Accuracy | None):
+    def __init__(self, checks: SplitChecks, decided: Plan, accuracy: Accuracy | None):
         self.checks = checks
+        self.decided = decided
         self.accuracy = accuracy
         self.train: dict[str, int] = {}
         self.sources: dict[str, int] = {}
@@ -101,19 +115,19 @@ class _Tally:
         self.balanced: dict[str, int] = {}
         self.estimates: list[AccuracyEstimate] = []
 
-    def add(
-        self, train: pd.DataFrame, unverified: pd.DataFrame, why: dict[str, int], keys: Any = None
-    ) -> None:
-        """One part: its train and unverified records, why those are unverified, and train's
-        key hashes where known."""
-        add_counts(self.train, train["domain"].value_counts())
-        add_counts(self.sources, train["label_origin"].value_counts())
-        self.synthetic += int(train["is_synthetic"].sum())
-        self.unverified += len(unverified)
-        add_counts(self.not_trusted, why)
-        self.checks.add_train(train, keys)
-        if self.accuracy is not None and len(train):
-            self.estimates.append(self.accuracy(train))
+    def add(self, part: PartOutcome) -> None:
+        """One part's outcome, written now or found in the cache."""
+        add_counts(self.train, part.train)
+        add_counts(self.sources, part.sources)
+        self.synthetic += part.synthetic
+        self.unverified += part.unverified
+        add_counts(self.not_trusted, part.not_trusted)
+        add_counts(self.balanced, part.balanced)
+        if part.same_group:
+            add_counts(self.decided.rejected, {"same_group_as_eval": part.same_group})
+        self.checks.add(part.checks)
+        if self.accuracy is not None and sum(part.train.values()):
+            self.estimates.append(self.accuracy(expand_accuracy(part.accuracy)))
 
 
 class DataWriter:
@@ -161,9 +175,10 @@ class DataWriter:
         """
         cfg = self.config
         dataset_dir = cfg.output_dir / dataset_name
+        cache = PartCache.beside(cfg.output_dir, dataset_name)
         with dataset_folder(dataset_dir) as staging:
             sink = ShardWriter(staging, dataset_dir, cfg.shard_size, progress)
-            stats = self._split(parts, synthetic, sink, accuracy, progress)
+            stats = self._split(parts, synthetic, sink, accuracy, progress, cache)
             stats.audit = audit
             if cfg.validate_quality and stats.quality_problems:
                 raise DatasetQualityError(stats.quality_problems)
@@ -177,6 +192,7 @@ class DataWriter:
                     sink.digests,
                     sink.fingerprints,
                 )
+        cache.sweep()
         return dataset_dir / stats.shards["train"][0], dataset_dir / stats.shards["eval"][0], stats
 
     def build_splits(
@@ -186,7 +202,8 @@ class DataWriter:
         (RECORD_COLUMNS), stats."""
         real, synthetic = _set_synthetic_apart(items, self.config.precision_target)
         sink = _Frames(self.config.shard_size)
-        stats = self._split({"": real}, synthetic, sink, None, SILENT)
+        cache = PartCache.beside(self.config.output_dir, "")  # unused: one part, no address
+        stats = self._split({"": real}, synthetic, sink, None, SILENT, cache)
         return sink.frame("train"), sink.frame("eval"), sink.frame(UNVERIFIED), stats
 
     def _split(
@@ -196,36 +213,45 @@ class DataWriter:
         sink: ShardWriter | _Frames,
         accuracy: Accuracy | None,
         progress: ProgressReporter,
+        cache: PartCache,
     ) -> DatasetStats:
         cfg = self.config
         names = sorted(parts)
         check_part_names(names)
         synthetic = synthetic if synthetic is not None else pd.DataFrame()
-        decided = plan({n: parts[n] for n in names}, synthetic, cfg)
+        decided = plan(parts, names, synthetic, cfg, cache)
         progress.phase("writing", decided.input_items, "records")
         checks = SplitChecks(decided.eval_, self.taxonomy, cfg.group_by_user)
-        tally = _Tally(checks, accuracy)
+        tally = _Tally(checks, decided, accuracy)
         for name in names:
-            train, unverified, why, keys = self._part(parts[name], decided, tally)
-            sink.write("train", name, train)
-            sink.write(UNVERIFIED, name, unverified)
-            tally.add(train, unverified, why, keys)
-            del train, unverified, keys  # before the next part is read
+            key = None
+            if isinstance(sink, ShardWriter):
+                key = outcome_key(name, decided, checks.eval_keys, cache, cfg)
+            outcome = cached_outcome(cache, key, sink)
+            if outcome is None:
+                outcome = self._part(parts[name], name, decided, sink, checks)
+                if key is not None:
+                    outcome.save(cache, key)
+            tally.add(outcome)
+            del outcome  # before the next part is read
         syn_train = records(decided.synthetic_train)
         syn_unverified = records(decided.synthetic_unverified.assign(group_id=None))
-        sink.write("train", SYNTHETIC_PART, syn_train)
-        sink.write(UNVERIFIED, SYNTHETIC_PART, syn_unverified)
-        tally.add(syn_train, syn_unverified, not_trusted_counts(decided.synthetic_unverified))
+        why = not_trusted_counts(decided.synthetic_unverified)
+        tally.add(write_part(sink, SYNTHETIC_PART, syn_train, syn_unverified, why, checks))
         eval_ = decided.eval_
         sink.write("eval", "", eval_)
         sink.finish(("train", "eval", UNVERIFIED))
         return self._stats(decided, tally, eval_, sink, accuracy)
 
     def _part(
-        self, items: pd.DataFrame, decided: Plan, tally: _Tally
-    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], Any]:
-        """One part's train and unverified records, why those are unverified, and train's
-        key hashes."""
+        self,
+        items: pd.DataFrame,
+        name: str,
+        decided: Plan,
+        sink: ShardWriter | _Frames,
+        checks: SplitChecks,
+    ) -> PartOutcome:
+        """Split and write one part."""
         cfg = self.config
         frame, *_ = prepare(items, cfg.precision_target)
         frame = frame[~frame["is_synthetic"]]  # set apart in pass one
@@ -238,20 +264,22 @@ class DataWriter:
         hashes = key_hashes(keys)
         machine = ~kept["_human_origin"]
         shared = machine & decided.shares_eval_group(kept, hashes)
-        if shared.any():
-            add_counts(decided.rejected, {"same_group_as_eval": int(shared.sum())})
         capped = machine & ~decided.within_cap(kept, cfg.seed)
         keep = (~shared & ~capped).to_numpy()
         kept, keys, hashes = kept[keep], keys[keep], hashes[keep]
+        removed: dict[str, int] = {}
         if cfg.balance_domains:
             balanced, removed = balance_part(kept, cfg.balance_ratio, cfg.seed)
-            add_counts(tally.balanced, removed)
             if removed:
                 survivors = kept["row_id"].isin(balanced["row_id"]).to_numpy()
                 kept, keys, hashes = kept[survivors], keys[survivors], hashes[survivors]
         train = records(kept.assign(group_id=group_names(keys)))
         order = kept["row_id"].argsort(kind="stable").to_numpy()
-        return train, unverified, why, hashes[order]
+        del frame, kept
+        outcome = write_part(sink, name, train, unverified, why, checks, hashes[order])
+        outcome.balanced = removed
+        outcome.same_group = int(shared.sum())
+        return outcome
 
     def _stats(
         self,

@@ -90,15 +90,16 @@ class DataStorage(Staging, Transfer, Housekeeping):
     ) -> DatasetVersion:
         """Commit a train and an eval file (a first shard brings its siblings) as a new version.
 
+        A file a DataWriter wrote brings every file of its split that the folder's metadata.json
+        lists (the per-day `train-<day>.jsonl` files), under their own names.
+
         Without `version_tag` the latest version gets a `bump` (minor by default); the first
         version is v1.0.0. Parquet copies next to the files (`__parquet__/`) are reused, else built.
         A README.md and the writer's metadata.json next to the train file come along.
         """
         sources: dict[str, Path] = {}
         for split, given in (("train", Path(train_path)), ("eval", Path(eval_path))):
-            for source in _layout.expand_shards(given):
-                shard = _layout.SHARD_SUFFIX.search(source.name)
-                name = f"{split}{shard.group(0) if shard else ''}.jsonl"
+            for name, source in _split_files(split, given):
                 sources[name] = source
                 parquet = source.parent / PARQUET_DIR / f"{source.stem}.parquet"
                 if parquet.is_file():
@@ -369,3 +370,21 @@ class DataStorage(Staging, Transfer, Housekeeping):
             if present.get(target, (None,))[0] != file.size:
                 self.location.copy(blob_name(file.sha256), target)
         return UPath(f"{self.location.url}/{folder}")
+
+
+def _split_files(split: str, given: Path) -> list[tuple[str, Path]]:
+    """(name in the version, file) of what committing `given` as `split` brings: the split's
+    files its DataWriter folder lists, else the file (or its shards) named as the split."""
+    metadata = _layout.read_json(given.parent / "metadata.json") or {}
+    stats = metadata.get("stats") if isinstance(metadata, dict) else None
+    shards = stats.get("shards") if isinstance(stats, dict) else None
+    listed = shards.get(split) if isinstance(shards, dict) else None
+    if isinstance(listed, list) and given.name in listed:
+        files = [given.parent / str(n) for n in listed]
+        if all(_layout.DATA_FILE.fullmatch(f.name) and f.is_file() for f in files):
+            return [(f.name, f) for f in files]
+    named = []
+    for source in _layout.expand_shards(given):
+        shard = _layout.SHARD_SUFFIX.search(source.name)
+        named.append((f"{split}{shard.group(0) if shard else ''}.jsonl", source))
+    return named

@@ -93,3 +93,34 @@ def test_float_user_ids_too_big_for_int64_keep_their_float_text() -> None:
     )
     user_id = etl_with().clean(frame, source="t").cleaned["user_id"].tolist()
     assert user_id == ["1e+20", "2", None, "2.5"]
+
+
+def test_a_column_of_epochs_and_date_texts_parses_each_cell_by_its_own_value() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": ["нет воды", "нет света", "нет газа", "нет тепла", "нет связи"],
+            "ts": ["1700000000000", " 1700000000 ", "31.01.2026 14:30", "2026-01-31", "вчера"],
+        }
+    )
+    result = etl_with().clean(frame, source="t")
+    assert result.cleaned["ts"].tolist()[:4] == [
+        NOV_14_2023,
+        NOV_14_2023,
+        pd.Timestamp("2026-01-31 14:30", tz="UTC"),
+        pd.Timestamp("2026-01-31", tz="UTC"),
+    ]
+    assert result.stats.ts_unparsed == 1
+
+
+def test_json_values_keep_their_types_in_every_field() -> None:
+    records = [
+        {"text": "нет воды", "user": 7.0, "n": 5},
+        {"text": "нет света", "user": "u-8", "n": None, "район": "Северный"},
+    ]
+    cleaned = etl_with().load_bytes(json.dumps(records).encode(), "r.json").cleaned
+    assert cleaned["user_id"].tolist() == ["7", "u-8"]
+    assert [json.loads(m) for m in cleaned["metadata"]] == [
+        {"n": 5, "район": None},
+        {"n": None, "район": "Северный"},
+    ]
+    assert '"n":5,' in cleaned["metadata"][0]  # an integer, not 5.0

@@ -11,6 +11,7 @@ import pytest
 from esk_pipeline.pipeline.etl import (
     CLEANED_COLUMNS,
     ETLError,
+    _json_text,
 )
 from esk_pipeline_tests.pipeline_tests.etl_tests.support import (
     TEXTS,
@@ -183,3 +184,27 @@ def test_nul_bytes_in_csv_do_not_cut_the_cell() -> None:
 def test_a_tiny_file_without_nul_bytes_is_never_read_as_utf16() -> None:
     result = etl_with().load_bytes(b" [ ] ", "e.json")
     assert (result.stats.encoding, result.stats.rows_in) == ("utf-8", 0)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        json.dumps([{"text": f"обращение {i}", "n": 12345 + i, "x": 1.5e-7} for i in range(40)]),
+        '[{"text": "нет воды"},\n  {"text": "нет света", "n": 123456789}\n, 7 8]',
+        '[\n{"text": "нет воды"},\n{"text": "нет \\ud800 света", "n": NaN}, {"text": "газ"',
+    ],
+)
+def test_a_json_array_read_in_small_blocks_is_what_json_loads_reads(document, monkeypatch):
+    whole = _outcome(document)
+    monkeypatch.setattr(_json_text, "_BLOCK_CHARS", 5)  # elements and numbers cut by blocks
+    assert _outcome(document) == whole
+    if not isinstance(whole, str):
+        assert len(whole) == len(json.loads(document))
+
+
+def _outcome(document: str) -> object:
+    try:
+        result = etl_with(min_text_length=1).load_bytes(document.encode(), "a.json")
+    except ETLError as exc:
+        return str(exc)
+    return result.cleaned.drop(columns="row_id").to_dict("records")

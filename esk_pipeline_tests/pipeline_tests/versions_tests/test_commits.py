@@ -6,8 +6,10 @@ import json
 import os
 import shutil
 
+import pandas as pd
 import pytest
 
+from esk_pipeline.pipeline.splits import DataWriter, DataWriterConfig
 from esk_pipeline.pipeline.versions import (
     DataStorage,
     DataStorageConfig,
@@ -60,6 +62,21 @@ def test_sharded_files_are_committed_together(tmp_path):
     version = storage.commit_version(dataset / "train-00000-of-00003.jsonl", dataset / "eval.jsonl")
     assert {f"train-0000{i}-of-00003.jsonl" for i in range(3)} <= set(version.files)
     assert version.train_samples == 54  # 60 records, 6 drawn to eval
+
+
+def test_a_writer_file_brings_every_file_of_its_split(tmp_path):
+    storage = make_storage(tmp_path)
+    records = sample_records()
+    config = DataWriterConfig(
+        output_dir=tmp_path / "datasets", eval_fraction=0.2, min_eval_samples=1, seed=1
+    )
+    days = {"2026-01-01": pd.DataFrame(records[:30]), "2026-01-02": pd.DataFrame(records[30:])}
+    train_path, eval_path, stats = DataWriter(config).write_parts(days, dataset_name="ds")
+    version = storage.commit_version(train_path, eval_path)
+    assert {"train-2026-01-01.jsonl", "train-2026-01-02.jsonl", "eval.jsonl"} <= set(version.files)
+    assert "__parquet__/train-2026-01-02.parquet" in version.files
+    assert version.train_samples == stats.train_samples
+    assert version.eval_samples == stats.eval_samples
 
 
 def test_only_if_changed_returns_the_current_version_for_identical_files(tmp_path):
