@@ -135,18 +135,17 @@ _SHOWN = ["domain", "label_origin", "confidence", "p_correct", "verdict", "text"
 
 
 def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
-    """Row count, schema, trusted texts, origins and the least sure texts: from a summary of
-    each part kept beside it (`FrameParts.derived`), so an unchanged part is not read."""
+    """Row count, schema, trusted texts, origins and the least sure texts: from summaries of
+    each part kept beside it (`FrameParts.derived`, a row per row: they follow the part's
+    overlay), so a part is read once."""
     rows, trusted, origins, least_sure = 0, 0, Counter(), []
     for name in parts:
-        counts = parts.derived(name, "trust-counts", [*_SHOWN, "trusted"], _part_summary)
-        counts = dict(zip(counts["what"], counts["n"], strict=True))
-        rows += counts.pop("rows")
-        trusted += counts.pop("trusted")
-        origins.update(counts)
-        least_sure.append(
-            parts.derived(name, "trust-least-sure", [*_SHOWN, "trusted"], _part_summary)
-        )
+        tally = parts.derived(name, _TALLY, _SUMMED, _part_summary, per_row=True)
+        rows += len(tally)
+        trusted += int(tally["trusted"].sum())
+        origins.update(tally["label_origin"].value_counts().to_dict())
+        shown = parts.derived(name, _LEAST_SURE, _SUMMED, _part_summary, per_row=True)
+        least_sure.append(shown.sort_values("p_correct", kind="stable").head(10)[_SHOWN])
     shown = (
         pd.concat(least_sure, ignore_index=True).sort_values("p_correct", kind="stable")
         if least_sure
@@ -168,13 +167,16 @@ def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
     }
 
 
+_TALLY, _LEAST_SURE = "trust-tally", "trust-least-sure"
+_SUMMED = ["row_id", *_SHOWN, "trusted"]
+
+
 def _part_summary(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """A part's rows, trusted rows and rows by origin (`what`, `n`), and its 10 least sure."""
-    origins = part["label_origin"].value_counts()
-    counts = {"rows": len(part), "trusted": int(part["trusted"].sum()), **origins.to_dict()}
+    """Each row's origin and whether it is trusted; the 100 least sure rows (an overlay may
+    leave some out) with what the preview shows."""
     return {
-        "trust-counts": pd.DataFrame({"what": list(counts), "n": list(counts.values())}),
-        "trust-least-sure": part.sort_values("p_correct", kind="stable").head(10)[_SHOWN],
+        _TALLY: part[["row_id", "label_origin", "trusted"]],
+        _LEAST_SURE: part.sort_values("p_correct", kind="stable").head(100)[["row_id", *_SHOWN]],
     }
 
 

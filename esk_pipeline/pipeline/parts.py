@@ -17,7 +17,9 @@ holds them in a dict (tests, one-frame callers).
 A reader that needs only a small summary of each part (counts, a few columns of some rows)
 can keep it beside the part (`FrameParts.derived`: `<folder>/<address>.<kind>.parquet`): the
 address names the part's content, so the summary is made once per part and an unchanged part
-is not read again; it goes when its part goes.
+is not read again; it goes when its part goes. A part may carry an overlay (`patch`: rows to
+leave out, values to set, by row id hash) applied when it is read, so a small change to a
+large part is stored as that change; a summary of one row per row follows it the same way.
 """
 
 from __future__ import annotations
@@ -273,12 +275,25 @@ class FrameParts(Mapping[str, pd.DataFrame]):
         kind: str,
         columns: list[str],
         make: Callable[[pd.DataFrame], dict[str, pd.DataFrame]],
+        *,
+        per_row: bool = False,
     ) -> pd.DataFrame:
         """A summary of one part, kept beside it (see the module docstring): `make` gets these
-        columns of the part, read only when the summary of this part's content was not kept
-        before, and returns it with any others made from the same read, by kind."""
-        content = self.records[name].content
-        return derived(self.store, content, kind, lambda: make(self.columns(name, columns)))
+        columns of the part, read only when the summary was not kept before, and returns it
+        with any others made from the same read, by kind. A `per_row` summary (rows with
+        `row_id` and some of the part's columns) is made from the stored frame and patched by
+        the part's overlay when read, so a new overlay needs no new summary; any other is made
+        from the part as read, once per content."""
+        record = self.records[name]
+        if not per_row:
+            return derived(
+                self.store, record.content, kind, lambda: make(self.columns(name, columns))
+            )
+        read = columns if "row_id" in columns else ["row_id", *columns]
+        kept = derived(
+            self.store, record.address, kind, lambda: make(self.store.read(record.address, read))
+        )
+        return self._patched(record, kept)
 
 
 def _modified(path: Any) -> float:

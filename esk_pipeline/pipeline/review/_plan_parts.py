@@ -42,50 +42,58 @@ SUMMARY_COLUMNS = [
 # What the store and the plan's output read of a kept row, besides its light fields.
 HEAVY_COLUMNS = ["text", "top_candidates", "label_source", "error", "identity_key"]
 _NONE = np.zeros(0, dtype=np.uint64)
+ROWS = "review-rows"
 AUDIT, NEEDS_REVIEW = ReviewReason.AUDIT.value, ReviewReason.NEEDS_REVIEW.value
 
 
 def part_summaries(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """`review-keys`: labels per (identity key hash, domain); `review-queued`: the light fields
-    of the part's queued texts (`in_review_queue`), in the part's row order, with whether
-    `queue_batch` ranks it a labeler failure and whether `parse_batch` refuses it."""
-    keys = pd.DataFrame({"key": key_hashes(part["identity_key"]), "domain": part["domain"]})
-    counts = keys.groupby(["key", "domain"], dropna=False, sort=True).size()
-    queued = part[in_review_queue(part)]
-    status = queued["status"].astype("string").str.strip()
-    domain = queued["domain"].astype("string").str.strip()
-    text = queued["text"].astype("string").str.strip()
-    return {
-        "review-keys": counts.rename("n").reset_index(),
-        "review-queued": pd.DataFrame(
-            {
-                "row_id": queued["row_id"].astype(str).to_numpy(),
-                "key": key_hashes(queued["identity_key"]),
-                "domain": queued["domain"].to_numpy(),
-                "confidence": queued["confidence"].to_numpy(),
-                "p_correct": queued["p_correct"].to_numpy(),
-                "status": queued["status"].to_numpy(),
-                "verdict_reason": queued["verdict_reason"].to_numpy(),
-                "audit": queued["verdict_reason"].isin(AUDIT_REASONS).to_numpy(),
-                "failed": (status.eq("failed") | domain.isna() | domain.eq(""))
-                .fillna(False)
-                .to_numpy(dtype=bool),
-                "refused": (text.isna() | text.eq("") | status.eq("deferred"))
-                .fillna(False)
-                .to_numpy(dtype=bool),
-            }
-        ),
-    }
+    """`review-rows`: the light fields of every row of a part (identity key as a hash), with
+    whether `queue_batch` would rank it a labeler failure and whether `parse_batch` would
+    refuse it: a row per row, so it follows the part's overlay (`FrameParts.derived`)."""
+    status = part["status"].astype("string").str.strip()
+    domain = part["domain"].astype("string").str.strip()
+    text = part["text"].astype("string").str.strip()
+    rows = pd.DataFrame(
+        {
+            "row_id": part["row_id"].astype(str).to_numpy(),
+            "key": key_hashes(part["identity_key"]),
+            "domain": part["domain"].to_numpy(),
+            "confidence": part["confidence"].to_numpy(),
+            "p_correct": part["p_correct"].to_numpy(),
+            "status": part["status"].to_numpy(),
+            "verdict": part["verdict"].to_numpy(),
+            "verdict_reason": part["verdict_reason"].to_numpy(),
+            "failed": (status.eq("failed") | domain.isna() | domain.eq(""))
+            .fillna(False)
+            .to_numpy(dtype=bool),
+            "refused": (text.isna() | text.eq("") | status.eq("deferred"))
+            .fillna(False)
+            .to_numpy(dtype=bool),
+        }
+    )
+    return {ROWS: rows}
 
 
-def summary(parts: Mapping[str, pd.DataFrame], name: str, kind: str) -> pd.DataFrame:
-    """One of a part's summaries (`part_summaries`): kept beside the part where the parts can
+def summary(parts: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    """A part's `review-rows` (`part_summaries`): kept beside the part where the parts can
     do that."""
     derived = getattr(parts, "derived", None)
     if derived is not None:
-        return derived(name, kind, SUMMARY_COLUMNS, part_summaries)
+        return derived(name, ROWS, SUMMARY_COLUMNS, part_summaries, per_row=True)
     part = parts[name]
-    return part_summaries(part[[c for c in SUMMARY_COLUMNS if c in part.columns]])[kind]
+    return part_summaries(part[[c for c in SUMMARY_COLUMNS if c in part.columns]])[ROWS]
+
+
+def key_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Labels per (identity key hash, domain) of a part's `review-rows`."""
+    counts = rows.groupby(["key", "domain"], dropna=False, sort=False).size()
+    return counts.rename("n").reset_index()
+
+
+def queued(rows: pd.DataFrame) -> pd.DataFrame:
+    """A part's queued texts (`in_review_queue`) of its `review-rows`, with `audit`."""
+    waiting = rows[in_review_queue(rows)]
+    return waiting.assign(audit=waiting["verdict_reason"].isin(AUDIT_REASONS).to_numpy())
 
 
 def key_hashes(keys: pd.Series) -> np.ndarray:
@@ -103,7 +111,7 @@ class Counts:
 
     @classmethod
     def of(cls, tables: Iterable[pd.DataFrame]) -> Counts:
-        """From each part's `review-keys` summary, one part at a time."""
+        """From each part's `key_table`, one part at a time."""
         keys, texts, domains = [], [], pd.Series(dtype="int64")
         for table in tables:
             keys.append(table["key"].to_numpy(dtype=np.uint64))

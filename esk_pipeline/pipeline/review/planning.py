@@ -29,7 +29,7 @@ keeps only the queued texts that can reach the review store, whose text it reads
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +42,8 @@ from esk_pipeline.pipeline.review._plan_parts import (
     Counts,
     Selection,
     heavy_columns,
+    key_table,
+    queued,
     summary,
 )
 from esk_pipeline.pipeline.review.models import ReviewReason
@@ -104,14 +106,19 @@ def plan_review(
     others by `ReviewDataset.add_items`' order; the gains of the rows kept are those of the
     whole plan, and the rest are counted in `ReviewPlan.left_out`."""
     parts = {"": labels} if isinstance(labels, pd.DataFrame) else labels
-    counts = Counts.of(summary(parts, name, "review-keys") for name in parts)
     held = set(held)
-    for name in parts:  # rows `parse_batch` refuses are never cut: they take no room
-        queued = summary(parts, name, "review-queued")
-        held.update(queued.loc[queued["refused"].to_numpy(dtype=bool), "row_id"])
+
+    def key_tables() -> Iterator[pd.DataFrame]:
+        for name in parts:
+            rows = summary(parts, name)
+            # Rows `parse_batch` refuses are never cut: they take no room in the store.
+            held.update(rows.loc[rows["refused"].to_numpy(dtype=bool), "row_id"])
+            yield key_table(rows)
+
+    counts = Counts.of(key_tables())
     selection = Selection(counts, precision_target, held, new_items)
     for name in parts:
-        selection.add(name, summary(parts, name, "review-queued"))
+        selection.add(name, queued(summary(parts, name)))
     audit, places = selection.audit_places()
     kept = pd.concat([selection.candidates, audit.assign(in_audit=True)], ignore_index=True)
     kept = heavy_columns(parts, kept) if len(kept) else _no_rows()

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from esk_pipeline.pipeline.ids import row_id
-from esk_pipeline.pipeline.parts import FrameParts, MemoryPartStore, PartRecord, digest
+from esk_pipeline.pipeline.parts import (
+    FrameParts,
+    MemoryPartStore,
+    PartRecord,
+    digest,
+    row_hashes,
+)
 from esk_pipeline.pipeline.review import ReviewDataset, _order
 from esk_pipeline.pipeline.review.planning import AuditShare, plan_review
 from esk_pipeline.pipeline.text import identity_key_series
@@ -49,12 +55,26 @@ def _labels(n: int = 600) -> pd.DataFrame:
 
 
 def _parts(labels: pd.DataFrame) -> FrameParts:
+    """Labels in four parts; the second with an overlay that drops rows and moves queued
+    texts, as trusted labels' parts get."""
     store, records = MemoryPartStore(), {}
     for i, start in enumerate(range(0, len(labels), 150)):
         part = labels.iloc[start : start + 150].reset_index(drop=True)
         address = digest(str(i))
         store.write(address, part)
         records[f"day-{i}"] = PartRecord(address)
+    part = labels.iloc[150:300]
+    moved = part.loc[part["verdict_reason"] == "needs_review", "row_id"].head(4)
+    overlay = pd.DataFrame(
+        {
+            "row": row_hashes(pd.concat([part["row_id"].iloc[:10], moved])),
+            "drop": [True] * 10 + [False] * len(moved),
+            "verdict": [None] * 10 + ["excluded"] * len(moved),
+            "verdict_reason": [None] * 10 + ["same_text_queued"] * len(moved),
+        }
+    )
+    store.write("overlay", overlay)
+    records["day-1"] = PartRecord(records["day-1"].address, overlay="overlay")
     return FrameParts(store, records)
 
 
@@ -77,8 +97,8 @@ def test_a_bounded_plan_over_parts_queues_what_the_whole_plan_does(
     tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, share
 ) -> None:
     monkeypatch.setattr(_order, "_MAX_SCORED", 40)
-    labels = _labels()
-    parts = _parts(labels)
+    parts = _parts(_labels())
+    labels = pd.concat([parts[name] for name in parts], ignore_index=True)
     whole = plan_review(labels, precision_target=0.95, audit_review_share=share)
     assert whole.left_out == 0 and len(whole.rows) == whole.planned
     outcomes = []
