@@ -25,6 +25,8 @@ when the stage started ("added": what the step itself grew the process by, apart
 earlier steps of the same process left). A thread samples the tree with psutil every
 `SAMPLE_SECONDS`; a stage's peaks are those of the samples inside its step's start..end window.
 
+While a size runs, a line on stderr says where it is (the step's progress, the tree's RSS) at
+most every `HEARTBEAT_SECONDS`, so a run that never finishes still tells how far it got.
 No asserts: it prints figures for people to read.
 """
 
@@ -47,6 +49,8 @@ import psutil
 import sandbox
 
 SAMPLE_SECONDS = 0.2
+# A long run says where it is on stderr at most this often (a 10M-row run takes hours).
+HEARTBEAT_SECONDS = 60.0
 PEAK_FIELDS = ("tree_mb", "process_mb", "at_start_mb")
 # The new day; a history's days are the ones before it. Partitions run through today, so every
 # day must be in the past: a 10M-row history of 100k-row days starts in August 2026.
@@ -98,6 +102,28 @@ class TreeSampler:
         )
 
 
+@dataclass
+class Heartbeat:
+    """Prints a run's latest log or progress line to stderr, at most every `HEARTBEAT_SECONDS`,
+    with the time and the tree's RSS: where a long run is, even if it never finishes."""
+
+    name: str
+    sampler: TreeSampler
+    _last: float = 0.0
+
+    def __call__(self, line: str) -> None:
+        if time.time() - self._last < HEARTBEAT_SECONDS or not self.sampler.samples:
+            return
+        self._last = time.time()
+        _, tree, largest = self.sampler.samples[-1]
+        print(
+            f"{time.strftime('%H:%M:%S')} {self.name}: {line} "
+            f"(tree {tree / _MB:,.0f} MB, largest process {largest / _MB:,.0f} MB)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _step_windows(instance, since: float) -> list[tuple[str, float, float]]:
     """(step key, start, end) of every step of the runs that started after `since`."""
     from dagster import DagsterEventType
@@ -133,6 +159,10 @@ def measure(rows: int, root: Path, *, day_rows: int, history_start: dt.date, new
     # Before the first import of the package: importing it reads (and caches) the settings.
     sandbox.enter(root)
     os.environ["APP_PARTITIONS_START_DATE"] = history_start.isoformat()
+    # Without a dagster.yaml, Dagster prints its welcome and telemetry notice on stderr.
+    config = root / "dagster_home" / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
     from dagster import DagsterInstance
 
     from esk_pipeline.pipeline.log_source import LogSource
@@ -143,6 +173,7 @@ def measure(rows: int, root: Path, *, day_rows: int, history_start: dt.date, new
 
     settings = get_settings()
     sampler = TreeSampler()
+    heartbeat = Heartbeat(f"{rows:,} rows{' (new day)' if new_day else ''}", sampler)
     stages = []
 
     start = time.time()
@@ -159,12 +190,17 @@ def measure(rows: int, root: Path, *, day_rows: int, history_start: dt.date, new
         ):
             source.insert_logs(logs.drop(columns=["true_domain"]))
             del logs
+        heartbeat(f"seed: day {day} ({index + 1} of {len(days)}) inserted")
     stages.append(("seed", start, time.time()))
 
     with DagsterInstance.get() as instance:
         start = time.time()
         run_pipeline(
-            instance, settings=settings, log=lambda _: None, days=[NEW_DAY] if new_day else None
+            instance,
+            settings=settings,
+            log=heartbeat,
+            progress=heartbeat,
+            days=[NEW_DAY] if new_day else None,
         )
         end = time.time()
         stages += _step_windows(instance, start)
@@ -195,11 +231,12 @@ def _measure_in_subprocess(
 ) -> dict:
     command = [sys.executable, __file__, "--measure", str(rows), "--root", str(root)]
     command += ["--day-rows", str(day_rows), "--history-start", history_start.isoformat()]
+    # Its stderr is this process's: heartbeats, warnings, and the error if it fails.
     done = subprocess.run(
-        command + (["--new-day"] if new_day else []), capture_output=True, text=True
+        command + (["--new-day"] if new_day else []), stdout=subprocess.PIPE, text=True
     )
     if done.returncode:
-        sys.exit(f"the {rows:,}-row run failed:\n{done.stderr[-3000:]}")
+        sys.exit(f"the {rows:,}-row run failed (its error is above)")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -21,12 +21,21 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, RunsFilter
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    HookContext,
+    RunsFilter,
+    failure_hook,
+    success_hook,
+)
 
 from esk_pipeline._dagster_private import queue_run
 from esk_pipeline.assets.progress import PROGRESS_LOGGER, PROGRESS_SECONDS
 from esk_pipeline.definitions import build_defs
 from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.pipeline.memory import release_freed_memory
 from esk_pipeline.pipeline.progress import Progress
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.runs import (
@@ -163,8 +172,24 @@ def _lines_of(logger_name: str, callback: Callable[[str], None] | None) -> Itera
         logger.removeHandler(handler)
 
 
+@success_hook
+def _release_memory_after_step(context: HookContext) -> None:
+    release_freed_memory()
+
+
+@failure_hook
+def _release_memory_after_failed_step(context: HookContext) -> None:
+    release_freed_memory()
+
+
 def _execute(defs, job_name: str, instance: DagsterInstance, tags: dict[str, str]) -> None:
-    result = defs.resolve_job_def(job_name).execute_in_process(
+    """Every step of the job in this process, one after another. The next step would start
+    from whatever the allocators kept of what a step freed (a run launched by the daemon runs
+    each step in a process of its own instead), so a hook gives it back after every step."""
+    job = defs.resolve_job_def(job_name).with_hooks(
+        {_release_memory_after_step, _release_memory_after_failed_step}
+    )
+    result = job.execute_in_process(
         instance=instance, tags=tags, run_config=_QUIET, raise_on_error=False
     )
     _raise_if_failed(result)

@@ -127,8 +127,8 @@ class ReviewOptions(BaseModel):
         default=0.92,
         ge=0,
         le=1,
-        description="...unless its reviewer's decisions on overlapping items agree with the "
-        "final label at least this often (none: nobody is that reliable)",
+        description="...unless its reviewer's earlier corrections, settled by other "
+        "reviewers, were confirmed at least this often (none: nobody is that reliable)",
     )
     sure_model_confidence: float = Field(
         default=0.99, ge=0, le=1, description="a correction of a model this sure always waits"

@@ -45,6 +45,7 @@ from dagster import (
 from pydantic import BaseModel, Field
 from upath import UPath
 
+from esk_pipeline.pipeline.memory import release_freed_memory
 from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, write_whole
 from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.settings import Settings
@@ -114,7 +115,9 @@ class ParquetJsonIOManager(UPathIOManager):
                     partition_key=key,
                 )
                 del value  # before the stream makes the next day
-                _release_arrow_memory()
+                # What making the day freed goes back too: the days of a long range then start
+                # from the same RSS instead of from what the allocators kept of the days before.
+                release_freed_memory()
             return
         path = self._get_path(context)
         if isinstance(obj, FrameParts):

@@ -88,18 +88,22 @@ def test_an_input_read_on_access_reads_each_day_when_asked_for(project_env):
     assert seen == {"type": DayFrames, "first": False}
 
 
-def test_a_day_stream_is_written_one_day_at_a_time(project_env):
-    """Each day of a range is made only once the day before is in its file and no longer held
-    by anyone; the days' metadata are their own."""
+def test_a_day_stream_is_written_one_day_at_a_time(project_env, monkeypatch):
+    """Each day of a range is made only once the day before is in its file, no longer held by
+    anyone, and what making it freed is released; the days' metadata are their own."""
     base = project_env / "values"
-    made: list[tuple[str, list[str], bool]] = []
+    made: list[tuple[str, list[str], bool, int]] = []
     previous: list[weakref.ref] = []
+    releases: list[str] = []
+    monkeypatch.setattr(
+        io_manager_module, "release_freed_memory", lambda: releases.append("released")
+    )
 
     @asset(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run())
     def streamed(context) -> Output:
         def make(day: str) -> pd.DataFrame:
             on_disk = sorted(p.stem for p in (base / "streamed").glob("*.parquet"))
-            made.append((day, on_disk, all(ref() is None for ref in previous)))
+            made.append((day, on_disk, all(ref() is None for ref in previous), len(releases)))
             frame = pd.DataFrame({"n": range(int(day[-1]))})
             previous.append(weakref.ref(frame))
             return frame
@@ -109,9 +113,9 @@ def test_a_day_stream_is_written_one_day_at_a_time(project_env):
     result = materialize([streamed], tags=_range("2026-11-01", "2026-11-03"), resources=_io(base))
     assert result.success
     assert made == [
-        ("2026-11-01", [], True),
-        ("2026-11-02", ["2026-11-01"], True),
-        ("2026-11-03", ["2026-11-01", "2026-11-02"], True),
+        ("2026-11-01", [], True, 0),
+        ("2026-11-02", ["2026-11-01"], True, 1),
+        ("2026-11-03", ["2026-11-01", "2026-11-02"], True, 2),
     ]
     rows = {
         m.partition: m.metadata["rows_written"].value

@@ -34,7 +34,9 @@ _RECORD_KEYS = ("records", "data", "items", "rows", "results", "messages", "logs
 # Records (or lines) checked at once in the first pass: fixed, so what is found first, and so
 # which error is given, does not depend on the batch size.
 _CHECK_CHUNK = 32_768
-Source = Callable[[TextIO, str], Iterator[list[object]]]
+# A source reads the records of a stream; `checked` skips the bounds the first pass checked.
+Source = Callable[[TextIO, str, bool], Iterator[list[object]]]
+_DECODER = json.JSONDecoder()
 
 
 def read_json(text: TextIO, bounds: ReadBounds, batch_rows: int | None) -> Iterator[pd.DataFrame]:
@@ -46,14 +48,14 @@ def read_json(text: TextIO, bounds: ReadBounds, batch_rows: int | None) -> Itera
     """
     source: Source = _json_lines_chunks if _is_json_lines(text) else _document_chunks
     try:
-        survey = _survey(source(text, bounds.name), bounds, keep=batch_rows is None)
+        survey = _survey(source(text, bounds.name, False), bounds, keep=batch_rows is None)
     except MoreAfterDocument:  # several values: read as JSON Lines, which says where it fails
         source = _json_lines_chunks
-        survey = _survey(source(text, bounds.name), bounds, keep=batch_rows is None)
+        survey = _survey(source(text, bounds.name, False), bounds, keep=batch_rows is None)
     if survey.kept is not None:
         yield survey.frame(survey.kept)
         return
-    records = itertools.chain.from_iterable(source(text, bounds.name))
+    records = itertools.chain.from_iterable(source(text, bounds.name, True))
     for batch in iter(lambda: list(itertools.islice(records, batch_rows)), []):
         yield survey.frame(batch)
     if survey.count == 0:
@@ -122,6 +124,10 @@ def _is_json_lines(text: TextIO) -> bool:
     """Whether the first non-blank line is a JSON value of its own and another non-blank line
     follows (then the file is JSON Lines). An array is a document: its elements are decoded
     as they are read, never its first line whole. The stream is rewound."""
+    starts_array = text.read(_CHECK_CHUNK).lstrip().startswith("[")
+    text.seek(0)
+    if starts_array:  # an array's first line may be the whole file: it is never read whole
+        return False
     values = 0
     while values < 2 and (line := text.readline()):
         if not line.strip():
@@ -139,12 +145,13 @@ def _is_json_lines(text: TextIO) -> bool:
     return values == 2
 
 
-def _json_lines_chunks(text: TextIO, name: str) -> Iterator[list[object]]:
+def _json_lines_chunks(text: TextIO, name: str, checked: bool) -> Iterator[list[object]]:
     """The records of the stream's lines, each chunk of lines checked before it is parsed."""
     text.seek(0)
     number = 0
     for lines in iter(lambda: list(itertools.islice(text, _CHECK_CHUNK)), []):
-        check_json_bounds("".join(lines), name)
+        if not checked:
+            check_json_bounds("".join(lines), name)
         yield _json_lines(lines, name, first_number=number + 1)
         number += len(lines)
 
@@ -154,24 +161,25 @@ def _json_lines(lines: Iterable[str], name: str, first_number: int) -> list[obje
     for number, line in enumerate(lines, start=first_number):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                records.append(_DECODER.decode(line))
             except json.JSONDecodeError as exc:
                 raise ETLError(f"{name}: invalid JSON Lines: line {number}: {exc.msg}") from exc
     return records
 
 
-def _document_chunks(text: TextIO, name: str) -> Iterator[list[object]]:
+def _document_chunks(text: TextIO, name: str, checked: bool) -> Iterator[list[object]]:
     """The records of the one JSON value the stream holds: an array's elements as they are
     decoded, or an object's records (decoded whole). Raises `MoreAfterDocument` when more follows
     the value."""
     text.seek(0)
     if text.read(_CHECK_CHUNK).lstrip(" \t\n\r").startswith("["):
         text.seek(0)
-        yield from ArrayElements(text, name).chunks(_CHECK_CHUNK)
+        yield from ArrayElements(text, name, checked).chunks(_CHECK_CHUNK)
         return
     text.seek(0)
     document = text.read()
-    check_json_bounds(document, name)
+    if not checked:
+        check_json_bounds(document, name)
     try:
         payload = json.loads(document)
     except json.JSONDecodeError as exc:

@@ -3,8 +3,8 @@ elements decoded from a text stream a block at a time.
 
 Elements are decoded by json's own decoder (`JSONDecoder.raw_decode`), so values, NaN, lone
 surrogates and error messages are what `json.loads` gives; only the text from the current
-chunk's first element on is held (plus a 1M-character block), so a long array costs about a
-chunk of records, not its whole text. An error names its line and column in the whole file.
+element being decoded on is held (about a 1M-character block), so a long array costs a chunk
+of records, not its whole text. An error names its line and column in the whole file.
 """
 
 from __future__ import annotations
@@ -26,17 +26,19 @@ _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _JSON_LONG_NUMBER = re.compile(rf"[0-9.eE+-]{{{MAX_JSON_NUMBER_CHARS + 1},}}")
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_SPACE_OR_END = ("", " ", "\t", "\n", "\r")
 
 
 class MoreAfterDocument(Exception):
     """The JSON value is followed by more than whitespace: the file is not one document."""
 
 
-def check_json_bounds(text: str, name: str) -> None:
+def check_json_bounds(text: str, name: str, depth: int = 0) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH or with a number over
     MAX_JSON_NUMBER_CHARS characters, before parsing (json.loads recurses once per level
-    and int() refuses over 4300 digits). Strings are cut out first, so their brackets and
-    digits do not count; the rest is one vectorised pass over the brackets."""
+    and int() refuses over 4300 digits); `depth` is the nesting the text is inside. Strings
+    are cut out first, so their brackets and digits do not count; the rest is one vectorised
+    pass over the brackets."""
     structure = _JSON_STRING.sub('""', text)
     long_number = _JSON_LONG_NUMBER.search(structure)
     if long_number:
@@ -47,7 +49,7 @@ def check_json_bounds(text: str, name: str) -> None:
     brackets = np.frombuffer(_NOT_BRACKET.sub("", structure).encode("ascii"), dtype=np.uint8)
     if len(brackets):
         steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1)
-        depth = int(np.cumsum(steps, dtype=np.int64).max())
+        depth += int(np.cumsum(steps, dtype=np.int64).max())
         if depth > MAX_JSON_DEPTH:
             raise ETLError(
                 f"{name}: JSON nested {depth} levels deep, over the limit of {MAX_JSON_DEPTH}"
@@ -64,80 +66,110 @@ def invalid_json(name: str, exc: json.JSONDecodeError, lines_before: int = 0, co
 
 
 class ArrayElements:
-    """The elements of the JSON array a text stream holds (the stream is at its start)."""
+    """The elements of the JSON array a text stream holds (the stream is at its start).
 
-    def __init__(self, text: TextIO, name: str) -> None:
+    The text before the element being decoded is checked against the bounds and forgotten
+    each time a block is read, so what is held is about a block and an element.
+    """
+
+    def __init__(self, text: TextIO, name: str, checked: bool = False) -> None:
         self._text = text
         self._name = name
+        self._checked = checked  # the bounds were checked on an earlier read
         self._buffer = ""
+        self._position = 0
         self._eof = False
         self._lines_before = 0  # newlines before the buffer
         self._columns_before = 0  # characters before the buffer on its first line
         self._decoder = json.JSONDecoder()
 
     def chunks(self, chunk_size: int) -> Iterator[list[object]]:
-        """The elements, `chunk_size` at a time, each chunk's text checked against the bounds.
-        Raises `MoreAfterDocument` when the array is not all the stream holds."""
-        position = self._skip_space(0)
-        position = self._skip_space(position + 1)  # after the "["
-        closed = self._buffer.startswith("]", position)
+        """The elements, `chunk_size` at a time. Raises `MoreAfterDocument` when the array is
+        not all the stream holds."""
+        self._skip_space()
+        self._position += 1  # the "["
+        self._forget(check=False)  # later text is checked as inside the array
+        self._skip_space()
+        closed = self._buffer.startswith("]", self._position)
         if closed:
-            position = self._skip_space(position + 1)
+            self._position += 1
+            self._skip_space()
+        scan = self._decoder.scan_once  # what raw_decode calls, without its checks
         while not closed:
-            self._drop(position)
-            position = 0
             elements: list[object] = []
             while len(elements) < chunk_size and not closed:
-                element, position = self._decode(position)
-                elements.append(element)
-                position = self._skip_space(position)
-                separator = self._buffer[position : position + 1]
+                buffer, position = self._buffer, self._position
+                try:  # the common case: an element followed by a comma, all in the buffer
+                    element, end = scan(buffer, position)
+                    fast = end < len(buffer) and buffer[end] == ","
+                except (StopIteration, ValueError, RecursionError):
+                    fast = False
+                if fast:
+                    elements.append(element)
+                    self._position = end + 1
+                    if buffer[end + 1 : end + 2] in _SPACE_OR_END:
+                        self._skip_space()
+                    continue
+                elements.append(self._decode())  # with the reading on and the errors
+                self._skip_space()
+                separator = self._buffer[self._position : self._position + 1]
                 if separator not in (",", "]"):
-                    error = json.JSONDecodeError("Expecting ',' delimiter", self._buffer, position)
+                    error = json.JSONDecodeError(
+                        "Expecting ',' delimiter", self._buffer, self._position
+                    )
                     raise self._invalid(error)
                 closed = separator == "]"
-                position = self._skip_space(position + 1)
-            check_json_bounds(self._buffer[:position], self._name)
+                self._position += 1
+                self._skip_space()
             yield elements
-        if position < len(self._buffer):
+        self._forget()
+        if self._buffer:
             raise MoreAfterDocument
 
-    def _decode(self, position: int) -> tuple[object, int]:
-        """The element at `position` and where it ends, reading on while it may be cut off."""
+    def _decode(self) -> object:
+        """The element at the position, which moves past it; reads on while it may be cut."""
         while True:
             try:
-                element, end = self._decoder.raw_decode(self._buffer, position)
+                element, end = self._decoder.raw_decode(self._buffer, self._position)
             except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
                 if self._more():
                     continue
-                check_json_bounds(self._buffer[position:], self._name)  # too deep, too long
+                check_json_bounds(self._buffer[self._position :], self._name, depth=1)
                 if isinstance(exc, json.JSONDecodeError):
                     raise self._invalid(exc) from exc
                 raise ETLError(f"{self._name}: JSON nested too deeply to read") from exc
             # An element reaching the end of what was read may go on (a number's digits).
             if end < len(self._buffer) or not self._more():
-                return element, end
+                self._position = end
+                return element
 
     def _invalid(self, exc: json.JSONDecodeError) -> ETLError:
         return invalid_json(self._name, exc, self._lines_before, self._columns_before)
 
     def _more(self) -> bool:
-        """Read another block (at least as long as what is held, so re-reading stays linear)."""
+        """Forget the text before the position, then read another block (at least as long as
+        what is held, so an element read again and again still costs linear time)."""
         if self._eof:
             return False
-        block = self._text.read(max(_BLOCK_CHARS, len(self._buffer)))
+        block = self._text.read(max(_BLOCK_CHARS, len(self._buffer) - self._position))
         self._eof = not block
-        self._buffer += block
+        if block:  # at the end the text stays, for an error's line and column
+            self._forget()
+            self._buffer += block
         return not self._eof
 
-    def _skip_space(self, position: int) -> int:
+    def _skip_space(self) -> None:
         while True:
-            position += len(_JSON_SPACE.match(self._buffer, position).group())  # type: ignore[union-attr]
-            if position < len(self._buffer) or not self._more():
-                return position
+            self._position = _JSON_SPACE.match(self._buffer, self._position).end()  # type: ignore[union-attr]
+            if self._position < len(self._buffer) or not self._more():
+                return
 
-    def _drop(self, position: int) -> None:
-        """Forget the text before `position`, keeping count of its lines for errors."""
+    def _forget(self, check: bool = True) -> None:
+        """Check the text before the position (whole elements inside the array), then drop
+        it, keeping count of its lines for errors."""
+        position = self._position
+        if check and not self._checked:
+            check_json_bounds(self._buffer[:position], self._name, depth=1)
         newlines = self._buffer.count("\n", 0, position)
         if newlines:
             self._lines_before += newlines
@@ -145,3 +177,4 @@ class ArrayElements:
         else:
             self._columns_before += position
         self._buffer = self._buffer[position:]
+        self._position = 0

@@ -5,7 +5,7 @@ transaction. With `reviews_per_item > 1` an item stays open until enough reviewe
 strict majority; a disagreement sends it to adjudication (CRITICAL, `needs_adjudication`),
 decided by the next review. A single correction of a model at least
 `second_opinion_confidence` sure waits for a second reviewer before it counts, unless the
-reviewer's measured agreement with final labels proves them reliable and the model was not
+reviewer's earlier corrections, settled by others, prove them reliable and the model was not
 `sure_model_confidence` sure: a reliable reviewer's correction then counts alone.
 
 A doubted decision (`_doubts.raise_doubt`) stands until a second vote settles it: agreement
@@ -351,19 +351,30 @@ def _wants_second_opinion(row: RowMapping, votes: list[str], config: ReviewDatas
 
 
 def _is_reliable(conn: Connection, reviewer_id: str, agreement: float | None) -> bool:
-    """Whether the reviewer's decisions on items that two or more reviewers decided agree
-    with the items' final labels at least `agreement` of the time (see the config)."""
+    """Whether the reviewer's own corrections (first votes against the model's label) that
+    other reviewers settled were confirmed by the items' final labels at least `agreement`
+    of the time (see the config). That is the event a lone correction stands for: agreement
+    on every overlap would mix in their second opinions, which side with a usually-right
+    model, and a reviewer wrong 5% of the time overall can be wrong on a fifth of their
+    corrections where the model is mostly right."""
     if agreement is None:
         return False
     reviews, items = review_table.c, item_table.c
+    earlier = review_table.alias("earlier")
     pairs = conn.execute(
         sa.select(reviews.domain, items.corrected_domain)
         .join(item_table, items.id == reviews.item_id)
         .where(
             reviews.reviewer_id == reviewer_id,
             reviews.action == DECIDE,
+            reviews.domain != items.predicted_domain,
             items.reviews >= 2,
             items.status.in_(DECIDED_STATUSES),
+            ~sa.exists().where(
+                earlier.c.item_id == reviews.item_id,
+                earlier.c.action == DECIDE,
+                earlier.c.seq < reviews.seq,
+            ),
         )
     ).all()
     agreed = sum(mine == final for mine, final in pairs)

@@ -144,11 +144,11 @@ def test_a_rebuild_keeps_the_reason_and_priority_of_items_waiting_on_people(
         assert (now.reason, now.priority) == (item.reason, item.priority)
 
 
-def _overlap(ds, rid: str, second: tuple[str, str]) -> None:
-    """Item `rid`: a one-off reviewer corrects it to "payments", then `second` = (reviewer,
-    domain) gives the second opinion."""
-    ds.add_items([label(rid, confidence=0.5)])
-    for reviewer, domain in ((f"first-{rid}", "payments"), second):
+def _overlap(ds, rid: str, first: tuple[str, str], second: tuple[str, str]) -> None:
+    """Item `rid` (a sure model says "housing", so a correction always waits): `first` =
+    (reviewer, domain) decides it, then `second` gives the second opinion."""
+    ds.add_items([label(rid, confidence=0.995)])
+    for reviewer, domain in (first, second):
         [item] = ds.get_next(1, reviewer)
         assert item.id == rid
         ds.submit_review(rid, domain, reviewer)
@@ -158,9 +158,9 @@ def test_a_reviewer_proven_reliable_corrects_alone_but_not_a_sure_model(
     make: StoreFactory,
 ) -> None:
     ds = make(second_opinion_confidence=0.0, reliable_reviewer_agreement=0.9)
-    # Alice's 30 second opinions agree with the final label: 30 of 30.
+    # Alice's 30 corrections were each confirmed by a second reviewer: 30 of 30.
     for i in range(30):
-        _overlap(ds, f"o{i}", ("alice", "payments"))
+        _overlap(ds, f"o{i}", ("alice", "payments"), (f"second-{i}", "payments"))
     ds.add_items([label("plain", confidence=0.8), label("sure", confidence=0.995)])
     for item in ds.get_next(2, "alice"):
         ds.submit_review(item.id, "payments", "alice")
@@ -173,14 +173,29 @@ def test_a_reviewer_proven_reliable_corrects_alone_but_not_a_sure_model(
     assert ds.get_item("by-carol").reason is ReviewReason.SECOND_OPINION
 
 
-def test_disagreement_with_final_labels_keeps_a_reviewer_unproven(make: StoreFactory) -> None:
+def test_agreeing_second_opinions_do_not_prove_a_reviewers_corrections(
+    make: StoreFactory,
+) -> None:
     ds = make(second_opinion_confidence=0.0, reliable_reviewer_agreement=0.9)
-    # Alice is overruled on every fourth of 40 items (Carol adjudicates against her).
+    # Alice agreed with 30 corrections by others: that says nothing of her own corrections.
+    for i in range(30):
+        _overlap(ds, f"o{i}", (f"first-{i}", "payments"), ("alice", "payments"))
+    ds.add_items([label("plain", confidence=0.8)])
+    ds.get_next(1, "alice")
+    ds.submit_review("plain", "payments", "alice")
+    assert ds.get_item("plain").reason is ReviewReason.SECOND_OPINION
+
+
+def test_corrections_overruled_by_others_keep_a_reviewer_unproven(make: StoreFactory) -> None:
+    ds = make(second_opinion_confidence=0.0, reliable_reviewer_agreement=0.9)
+    # Every fourth of Alice's 40 corrections is overruled: the second reviewer keeps the
+    # model's "housing" and Carol adjudicates so.
     for i in range(40):
-        _overlap(ds, f"o{i}", ("alice", "payments" if i % 4 else "housing"))
+        second = "housing" if i % 4 == 0 else "payments"
+        _overlap(ds, f"o{i}", ("alice", "payments"), (f"second-{i}", second))
         if i % 4 == 0:
             ds.get_next(1, "carol")
-            ds.submit_review(f"o{i}", "payments", "carol")
+            ds.submit_review(f"o{i}", "housing", "carol")
     ds.add_items([label("plain", confidence=0.8)])
     ds.get_next(1, "alice")
     ds.submit_review("plain", "payments", "alice")
