@@ -70,7 +70,7 @@ def _timed(function, *args):
 def time_plan(n: int) -> None:
     labels = candidate_labels(n)
     plan, total = _timed(
-        lambda: plan_review(labels, precision_target=0.95, audit_review_share=0.15)
+        lambda: plan_review(labels, precision_target=0.95, audit_review_share=0.15).rows
     )
     scored = min(n, _order._MAX_SCORED)
     texts = labels["text"].head(scored)

@@ -45,20 +45,26 @@ def review_queue(
     random audit, which gets most hand-outs while the calibration needs it (see
     `pipeline.review.planning`), and one second opinion
     on each decision confident learning doubts. Items waiting on a person keep their place.
-    The trusted labels are read a part at a time; only the queued rows are kept."""
+    The trusted labels are read a part at a time, through small summaries kept beside each
+    part; only the rows that can reach the queue (those it holds and the most urgent others,
+    up to its size) are kept and are this asset's value."""
     progress = step_progress(context, len(trusted_labels), "review_queue", unit="parts")
-    plan = plan_review(
-        trusted_labels,
-        precision_target=trust_policy.precision_target,
-        audit_review_share=audit_hand_out_share(
-            label_trust.calibration,
-            prioritised=trust_policy.audit_review_share,
-            settled=trust_policy.audit_share,
-        ),
-        progress=progress,
-    )
     with review_store.open(taxonomy_file.load()) as store:
-        report = store.add_items(plan, withdraw_others=True, progress=progress)
+        plan = plan_review(
+            trusted_labels,
+            precision_target=trust_policy.precision_target,
+            audit_review_share=audit_hand_out_share(
+                label_trust.calibration,
+                prioritised=trust_policy.audit_review_share,
+                settled=trust_policy.audit_share,
+            ),
+            progress=progress,
+            held=store.item_ids(),
+            new_items=store.config.max_queue_size,
+        )
+        report = store.add_items(
+            plan.rows, withdraw_others=True, left_out=plan.left_out, progress=progress
+        )
         doubted = store.request_second_opinion(
             label_trust.suspected_errors, ReviewReason.POSSIBLE_LABEL_ERROR
         )
@@ -66,13 +72,14 @@ def review_queue(
     progress.close()
     for message in report.messages:
         context.log.warning(message)
-    queued = plan[["row_id", "text", "domain", "confidence", "p_correct", "review_reason"]]
+    queued = plan.rows[["row_id", "text", "domain", "confidence", "p_correct", "review_reason"]]
     return Output(
         queued.reset_index(drop=True),
         metadata={
             **table_metadata(queued),
-            "sent_to_review": len(plan),
-            "by_reason": counts_table(plan["review_reason"].value_counts().to_dict(), "reason"),
+            "sent_to_review": plan.planned,
+            "by_reason": counts_table(plan.by_reason, "reason"),
+            "sent_to_store": len(plan.rows),
             "added": report.added,
             "refreshed": report.refreshed,
             "withdrawn": report.withdrawn,

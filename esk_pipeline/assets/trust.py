@@ -135,17 +135,28 @@ _SHOWN = ["domain", "label_origin", "confidence", "p_correct", "verdict", "text"
 
 
 def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
-    """Row count, schema, trusted texts, origins and the least sure texts: a part at a time."""
+    """Row count, schema, trusted texts, origins and the least sure texts: from summaries of
+    each part kept beside it (`FrameParts.derived`, a row per row: they follow the part's
+    overlay), so a part is read once."""
     rows, trusted, origins, least_sure = 0, 0, Counter(), []
     for name in parts:
-        part = parts.columns(name, [*_SHOWN, "trusted"])
-        rows += len(part)
-        trusted += int(part["trusted"].sum())
-        origins.update(part["label_origin"].value_counts().to_dict())
-        least_sure.append(part.sort_values("p_correct", kind="stable").head(10)[_SHOWN])
-    shown = pd.concat(least_sure, ignore_index=True).sort_values("p_correct", kind="stable")
+        tally = parts.derived(name, _TALLY, _SUMMED, _part_summary, per_row=True)
+        rows += len(tally)
+        trusted += int(tally["trusted"].sum())
+        origins.update(tally["label_origin"].value_counts().to_dict())
+        shown = parts.derived(name, _LEAST_SURE, _SUMMED, _part_summary, per_row=True)
+        least_sure.append(shown.sort_values("p_correct", kind="stable").head(10)[_SHOWN])
+    shown = (
+        pd.concat(least_sure, ignore_index=True).sort_values("p_correct", kind="stable")
+        if least_sure
+        else pd.DataFrame(columns=_SHOWN)
+    )
     first = next(iter(parts), None)
-    schema = table_metadata(parts[first].head(0) if first is not None else pd.DataFrame())
+    schema = table_metadata(
+        parts.derived(first, "trust-schema", [], lambda _: {"trust-schema": parts[first].head(0)})
+        if first is not None
+        else pd.DataFrame()
+    )
     return {
         **schema,
         "dagster/row_count": MetadataValue.int(rows),
@@ -153,6 +164,19 @@ def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
         "trusted": trusted,
         "by_origin": counts_table(dict(origins), "origin"),
         "preview": preview(shown, _SHOWN),
+    }
+
+
+_TALLY, _LEAST_SURE = "trust-tally", "trust-least-sure"
+_SUMMED = ["row_id", *_SHOWN, "trusted"]
+
+
+def _part_summary(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each row's origin and whether it is trusted; the 100 least sure rows (an overlay may
+    leave some out) with what the preview shows."""
+    return {
+        _TALLY: part[["row_id", "label_origin", "trusted"]],
+        _LEAST_SURE: part.sort_values("p_correct", kind="stable").head(100)[["row_id", *_SHOWN]],
     }
 
 

@@ -143,7 +143,7 @@ TRUSTED_LABEL_ROW: Mapping[str, Column] = {
     "verdict": Column("string", Verdict, nullable=False),
     "verdict_reason": Column("string", VerdictReason, nullable=False),
 }
-# review_queue: what the queue was asked to hold this run.
+# review_queue: the rows sent to the review queue this run (those it held, the most urgent new).
 QUEUE_ROW: Mapping[str, Column] = {
     **_TEXT,
     "confidence": _CLAIM["confidence"],

@@ -13,6 +13,13 @@ written first and the manifest last, so a reader of the manifest always finds it
 file neither the current nor the previous manifest names is removed once it is old enough that
 no run still making parts can be about to name it (`collect_garbage`). `MemoryPartStore`
 holds them in a dict (tests, one-frame callers).
+
+A reader that needs only a small summary of each part (counts, a few columns of some rows)
+can keep it beside the part (`FrameParts.derived`: `<folder>/<address>.<kind>.parquet`): the
+address names the part's content, so the summary is made once per part and an unchanged part
+is not read again; it goes when its part goes. A part may carry an overlay (`patch`: rows to
+leave out, values to set, by row id hash) applied when it is read, so a small change to a
+large part is stored as that change; a summary of one row per row follows it the same way.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline import fsutil
@@ -39,12 +48,16 @@ __all__ = [
     "MemoryPartStore",
     "PartRecord",
     "PartStore",
+    "derived",
     "digest",
+    "patch",
+    "row_hashes",
     "write_whole",
 ]
 
 MANIFEST = "manifest.json"
 _SUFFIX = ".parquet"
+_KIND = re.compile(r"[a-z][a-z-]*")
 
 
 def digest(*pieces: str | bytes) -> str:
@@ -60,11 +73,45 @@ def digest(*pieces: str | bytes) -> str:
 
 @dataclass(frozen=True)
 class PartRecord:
-    """One part: where its frame is stored, and the digests of the inputs it was made from
-    (opaque here; its maker compares them to decide whether the part can be reused)."""
+    """One part: where its frame is stored, the digests of the inputs it was made from
+    (opaque here; its maker compares them to decide whether the part can be reused), and the
+    address of the overlay applied to the stored frame when it is read ("": none; `patch`)."""
 
     address: str
     inputs: dict[str, str] = field(default_factory=dict)
+    overlay: str = ""
+
+    @property
+    def content(self) -> str:
+        """What names the part's content: its frame's address, with its overlay's."""
+        return f"{self.address}.{self.overlay}" if self.overlay else self.address
+
+
+def row_hashes(row_ids: pd.Series) -> np.ndarray:
+    """64-bit hashes of row ids: how an overlay names its rows."""
+    return pd.util.hash_pandas_object(row_ids, index=False).to_numpy(dtype=np.uint64)
+
+
+def patch(frame: pd.DataFrame, overlay: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (with `row_id`) as an overlay changes it: the overlay's rows (`row`: hashes of
+    row ids) with `drop` are left out, and its other columns' values replace the frame's in
+    the rows it names (where they are not missing). Applying it twice changes nothing more."""
+    if overlay.empty:
+        return frame
+    rows = row_hashes(frame["row_id"])
+    dropped = overlay.loc[overlay["drop"].to_numpy(dtype=bool), "row"].to_numpy(dtype=np.uint64)
+    keep = ~np.isin(rows, dropped)
+    frame = frame[keep].reset_index(drop=True) if not keep.all() else frame.copy()
+    rows = rows[keep]
+    changes = overlay[~overlay["drop"].to_numpy(dtype=bool)]
+    if len(changes):
+        at = pd.Index(changes["row"].to_numpy(dtype=np.uint64)).get_indexer(rows)
+        hit = at >= 0
+        for column in changes.columns.difference(["row", "drop"]):
+            if column in frame.columns:
+                values = changes[column].to_numpy(dtype=object)[at[hit]]
+                frame.loc[hit, column] = values
+    return frame
 
 
 class PartStore(Protocol):
@@ -75,6 +122,25 @@ class PartStore(Protocol):
     def read(self, address: str, columns: list[str] | None = None) -> pd.DataFrame: ...
 
     def write(self, address: str, frame: pd.DataFrame) -> None: ...
+
+
+def derived(
+    store: PartStore,
+    address: str,
+    kind: str,
+    make: Callable[[], dict[str, pd.DataFrame]],
+) -> pd.DataFrame:
+    """The summary `kind` of the part at `address`. `make` (from the part) gives it with the
+    summaries made together with it, the first time; all are kept beside the part (an address
+    names content: they never go stale)."""
+    if store.has(f"{address}.{kind}"):
+        return store.read(f"{address}.{kind}")
+    made = make()
+    for name, frame in made.items():
+        if not _KIND.fullmatch(name):
+            raise ValueError(f"a summary kind is lower-case letters and dashes, got {name!r}")
+        store.write(f"{address}.{name}", frame)
+    return made[kind]
 
 
 class MemoryPartStore:
@@ -107,6 +173,11 @@ class FolderPartStore:
         with self._path(address).open("rb") as f:
             return pd.read_parquet(f, columns=columns)
 
+    def read_rows(self, address: str, columns: list[str], row_ids: set[str]) -> pd.DataFrame:
+        """`read` of the rows whose `row_id` is in `row_ids` (filtered before conversion)."""
+        with self._path(address).open("rb") as f:
+            return pd.read_parquet(f, columns=columns, filters=[("row_id", "in", sorted(row_ids))])
+
     def write(self, address: str, frame: pd.DataFrame) -> None:
         buffer = io.BytesIO()
         frame.to_parquet(buffer)
@@ -118,12 +189,16 @@ class FolderPartStore:
         if not path.exists():
             return None
         parts = json.loads(path.read_text(encoding="utf-8"))["parts"]
-        return {name: PartRecord(p["address"], p.get("inputs", {})) for name, p in parts.items()}
+        return {
+            name: PartRecord(p["address"], p.get("inputs", {}), p.get("overlay", ""))
+            for name, p in parts.items()
+        }
 
     def write_manifest(self, records: Mapping[str, PartRecord]) -> None:
         value = {
             "parts": {
-                name: {"address": r.address, "inputs": r.inputs} for name, r in records.items()
+                name: {"address": r.address, "inputs": r.inputs, "overlay": r.overlay}
+                for name, r in records.items()
             }
         }
         text = json.dumps(value, indent=1, sort_keys=True).encode("utf-8")
@@ -139,8 +214,9 @@ class FolderPartStore:
         before = time.time() - older_than
         gone = 0
         for path in list(self.folder.iterdir()):
-            address = path.name[: -len(_SUFFIX)]
-            if not path.name.endswith(_SUFFIX) or address in wanted:
+            # A part's summaries (`<address>[.<overlay>].<kind>.parquet`) go with their part.
+            names = path.name[: -len(_SUFFIX)].split(".")
+            if not path.name.endswith(_SUFFIX) or set(names[: max(1, len(names) - 1)]) <= wanted:
                 continue
             if older_than and _modified(path) > before:
                 continue
@@ -161,7 +237,8 @@ class FrameParts(Mapping[str, pd.DataFrame]):
         self.records = dict(records)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
-        return self.store.read(self.records[name].address)
+        record = self.records[name]
+        return self._patched(record, self.store.read(record.address))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.records)
@@ -171,7 +248,52 @@ class FrameParts(Mapping[str, pd.DataFrame]):
 
     def columns(self, name: str, columns: list[str]) -> pd.DataFrame:
         """Only these columns of one part (cheaper than the whole part)."""
-        return self.store.read(self.records[name].address, columns=columns)
+        record = self.records[name]
+        if not record.overlay:
+            return self.store.read(record.address, columns=columns)
+        read = columns if "row_id" in columns else ["row_id", *columns]
+        return self._patched(record, self.store.read(record.address, columns=read))[columns]
+
+    def rows(self, name: str, columns: list[str], row_ids: set[str]) -> pd.DataFrame:
+        """These columns of one part, at least for `row_ids` (with `row_id`): where the store
+        can, only those rows are converted from the file."""
+        record = self.records[name]
+        read = columns if "row_id" in columns else ["row_id", *columns]
+        read_rows = getattr(self.store, "read_rows", None)
+        if read_rows is None:
+            frame = self.store.read(record.address, columns=read)
+        else:
+            frame = read_rows(record.address, read, row_ids)
+        return self._patched(record, frame)
+
+    def _patched(self, record: PartRecord, frame: pd.DataFrame) -> pd.DataFrame:
+        return patch(frame, self.store.read(record.overlay)) if record.overlay else frame
+
+    def derived(
+        self,
+        name: str,
+        kind: str,
+        columns: list[str],
+        make: Callable[[pd.DataFrame], dict[str, pd.DataFrame]],
+        *,
+        per_row: bool = False,
+    ) -> pd.DataFrame:
+        """A summary of one part, kept beside it (see the module docstring): `make` gets these
+        columns of the part, read only when the summary was not kept before, and returns it
+        with any others made from the same read, by kind. A `per_row` summary (rows with
+        `row_id` and some of the part's columns) is made from the stored frame and patched by
+        the part's overlay when read, so a new overlay needs no new summary; any other is made
+        from the part as read, once per content."""
+        record = self.records[name]
+        if not per_row:
+            return derived(
+                self.store, record.content, kind, lambda: make(self.columns(name, columns))
+            )
+        read = columns if "row_id" in columns else ["row_id", *columns]
+        kept = derived(
+            self.store, record.address, kind, lambda: make(self.store.read(record.address, read))
+        )
+        return self._patched(record, kept)
 
 
 def _modified(path: Any) -> float:

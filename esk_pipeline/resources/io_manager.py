@@ -138,12 +138,17 @@ class ParquetJsonIOManager(UPathIOManager):
         parts) once older than `PART_GRACE_SECONDS`."""
         folder = FolderPartStore(path.with_suffix(""))
         before = folder.manifest() or {}
-        for name, record in parts.records.items():
-            if not folder.has(record.address):
-                folder.write(record.address, parts[name])
+        for record in parts.records.values():
+            for address in filter(None, (record.address, record.overlay)):
+                if not folder.has(address):
+                    folder.write(address, parts.store.read(address))
         folder.write_manifest(parts.records)
         folder.collect_garbage(
-            (r.address for r in [*parts.records.values(), *before.values()]),
+            (
+                address
+                for r in [*parts.records.values(), *before.values()]
+                for address in (r.address, r.overlay)
+            ),
             older_than=PART_GRACE_SECONDS,
         )
         if path.exists():  # a one-frame value written before: the parts replace it

@@ -2,7 +2,14 @@
 
 import pandas as pd
 
-from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, PartRecord, digest
+from esk_pipeline.pipeline.parts import (
+    FolderPartStore,
+    FrameParts,
+    PartRecord,
+    digest,
+    patch,
+    row_hashes,
+)
 
 
 def test_parts_are_read_through_the_manifest_and_a_fresh_stray_file_survives_the_clean_up(
@@ -34,3 +41,39 @@ def test_parts_are_read_through_the_manifest_and_a_fresh_stray_file_survives_the
 def test_a_digest_tells_its_pieces_apart():
     assert digest("ab", "c") != digest("a", "bc")
     assert digest(b"x") == digest("x")
+
+
+def test_an_overlay_drops_and_changes_rows_when_read_and_summaries_follow_the_content(tmp_path):
+    store = FolderPartStore(tmp_path / "value")
+    frame = pd.DataFrame({"row_id": ["r1", "r2", "r3"], "verdict": ["q", "q", "t"], "n": [1, 2, 3]})
+    store.write("base", frame)
+    overlay = pd.DataFrame(
+        {
+            "row": row_hashes(pd.Series(["r1", "r3", "elsewhere"])),
+            "drop": [True, False, True],
+            "verdict": [None, "x", None],
+        }
+    )
+    store.write("over", overlay)
+    plain = FrameParts(store, {"day": PartRecord("base")})
+    parts = FrameParts(store, {"day": PartRecord("base", overlay="over")})
+    expected = pd.DataFrame({"row_id": ["r2", "r3"], "verdict": ["q", "x"], "n": [2, 3]})
+    pd.testing.assert_frame_equal(parts["day"], expected)
+    pd.testing.assert_frame_equal(patch(parts["day"], overlay), expected)  # twice: the same
+    pd.testing.assert_frame_equal(parts.columns("day", ["n"]), expected[["n"]])
+
+    made = []
+
+    def count(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        made.append(len(part))
+        return {"rows": pd.DataFrame({"n": [len(part)]}), "other": part.head(0)}
+
+    assert parts.derived("day", "rows", ["n"], count)["n"].tolist() == [2]
+    assert parts.derived("day", "rows", ["n"], count)["n"].tolist() == [2]  # kept: not made
+    assert plain.derived("day", "rows", ["n"], count)["n"].tolist() == [3]  # another content
+    assert made == [2, 3]
+    store.write("gone", frame)
+    assert store.collect_garbage(["base", "over"]) == 1  # summaries stay with their part
+    assert store.collect_garbage(["base"]) == 3  # the overlay and its content's summaries go
+    left = sorted(p.name for p in (tmp_path / "value").iterdir())
+    assert left == ["base.other.parquet", "base.parquet", "base.rows.parquet"]

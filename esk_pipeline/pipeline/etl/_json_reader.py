@@ -23,8 +23,9 @@ from typing import TextIO
 import pandas as pd
 
 from esk_pipeline.pipeline.etl._json_text import (
-    ArrayElements,
+    JsonStream,
     MoreAfterDocument,
+    NotStreamable,
     check_json_bounds,
     invalid_json,
 )
@@ -43,13 +44,15 @@ def read_json(text: TextIO, bounds: ReadBounds, batch_rows: int | None) -> Itera
     """A JSON array / records object, or JSON Lines (one value per line), `batch_rows` records
     a frame (None: one frame). At least one frame, maybe without rows.
 
-    JSON Lines are read line by line and an array's elements a block of text at a time, so a
-    batch of records exists at once; an object holding the records is decoded whole.
+    The file is read as one JSON document first; when more follows its first value, as JSON
+    Lines. JSON Lines are read line by line, and the array holding the records (the document,
+    or an object's member) a block of text at a time, so about a batch of records exists at
+    once; any other document is decoded whole.
     """
-    source: Source = _json_lines_chunks if _is_json_lines(text) else _document_chunks
+    source: Source = _document_chunks
     try:
         survey = _survey(source(text, bounds.name, False), bounds, keep=batch_rows is None)
-    except MoreAfterDocument:  # several values: read as JSON Lines, which says where it fails
+    except MoreAfterDocument:  # several values: JSON Lines, or an error naming the bad line
         source = _json_lines_chunks
         survey = _survey(source(text, bounds.name, False), bounds, keep=batch_rows is None)
     if survey.kept is not None:
@@ -120,31 +123,6 @@ def _add_keys(keys: dict[str, None], record: dict, bounds: ReadBounds) -> None:
             bounds.check_columns(len(keys))
 
 
-def _is_json_lines(text: TextIO) -> bool:
-    """Whether the first non-blank line is a JSON value of its own and another non-blank line
-    follows (then the file is JSON Lines). An array is a document: its elements are decoded
-    as they are read, never its first line whole. The stream is rewound."""
-    starts_array = text.read(_CHECK_CHUNK).lstrip().startswith("[")
-    text.seek(0)
-    if starts_array:  # an array's first line may be the whole file: it is never read whole
-        return False
-    values = 0
-    while values < 2 and (line := text.readline()):
-        if not line.strip():
-            continue
-        if values == 0:
-            if line.lstrip().startswith("["):
-                break
-            try:
-                check_json_bounds(line, "")
-                json.loads(line)
-            except (ETLError, json.JSONDecodeError, RecursionError):
-                break
-        values += 1
-    text.seek(0)
-    return values == 2
-
-
 def _json_lines_chunks(text: TextIO, name: str, checked: bool) -> Iterator[list[object]]:
     """The records of the stream's lines, each chunk of lines checked before it is parsed."""
     text.seek(0)
@@ -168,14 +146,28 @@ def _json_lines(lines: Iterable[str], name: str, first_number: int) -> list[obje
 
 
 def _document_chunks(text: TextIO, name: str, checked: bool) -> Iterator[list[object]]:
-    """The records of the one JSON value the stream holds: an array's elements as they are
-    decoded, or an object's records (decoded whole). Raises `MoreAfterDocument` when more follows
-    the value."""
+    """The records of the one JSON value the stream holds: an array's elements, or those of
+    the array an object holds the records in, as they are decoded (anything else is decoded
+    whole). Raises `MoreAfterDocument` when more follows the value."""
     text.seek(0)
-    if text.read(_CHECK_CHUNK).lstrip(" \t\n\r").startswith("["):
-        text.seek(0)
-        yield from ArrayElements(text, name, checked).chunks(_CHECK_CHUNK)
+    stream = JsonStream(text, name, checked)
+    first = stream.next_char()
+    if first == "[":
+        yield from stream.elements(_CHECK_CHUNK)
+        stream.end()
         return
+    try:
+        member = _records_member(stream) if first == "{" else None
+    except NotStreamable:
+        member = None
+    if member is not None:
+        text.seek(0)
+        stream = JsonStream(text, name, checked=True)
+        for index, _ in enumerate(stream.members()):
+            if index == member:
+                yield from stream.elements(_CHECK_CHUNK)
+                return
+            stream.value()
     text.seek(0)
     document = text.read()
     if not checked:
@@ -192,6 +184,35 @@ def _document_chunks(text: TextIO, name: str, checked: bool) -> Iterator[list[ob
     records = _records_of(payload, name)
     for start in range(0, len(records), _CHECK_CHUNK):
         yield records[start : start + _CHECK_CHUNK]
+
+
+def _records_member(stream: JsonStream) -> int | None:
+    """Which member of the object at the stream's position holds the records, as
+    `_records_of` chooses (None: the object is a record itself), walking the whole document.
+    Raises `NotStreamable` for a repeated key (json keeps its last value)."""
+    named: int | None = None
+    of_objects: list[int] = []  # members that are lists starting with an object
+    keys: set[str] = set()
+    for index, key in enumerate(stream.members()):
+        if key in keys:
+            raise NotStreamable
+        keys.add(key)
+        if stream.next_char() != "[":
+            stream.value()
+            continue
+        if named is None and key.casefold() in _RECORD_KEYS:
+            named = index
+        chunks = stream.elements(_CHECK_CHUNK)
+        first_chunk = next(chunks, [])
+        if first_chunk and isinstance(first_chunk[0], dict):
+            of_objects.append(index)
+        del first_chunk
+        for _ in chunks:
+            pass
+    stream.end()
+    if named is not None:
+        return named
+    return of_objects[0] if len(of_objects) == 1 else None
 
 
 def _records_of(payload: object, name: str) -> list:

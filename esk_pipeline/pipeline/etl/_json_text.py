@@ -1,9 +1,9 @@
-"""JSON text as the readers see it: the nesting and number bounds, and a top-level array's
-elements decoded from a text stream a block at a time.
+"""JSON text as the readers see it: the nesting and number bounds, and a JSON document's arrays
+and objects walked from a text stream a block at a time.
 
 Elements are decoded by json's own decoder (`JSONDecoder.raw_decode`), so values, NaN, lone
 surrogates and error messages are what `json.loads` gives; only the text from the current
-element being decoded on is held (about a 1M-character block), so a long array costs a chunk
+value being decoded on is held (about a 1M-character block), so a long array costs a chunk
 of records, not its whole text. An error names its line and column in the whole file.
 """
 
@@ -21,6 +21,7 @@ from esk_pipeline.pipeline.etl.models import ETLError
 MAX_JSON_DEPTH = 64  # records are flat objects; json.loads recurses once per level
 MAX_JSON_NUMBER_CHARS = 100  # Python refuses ints over 4300 digits; no real field comes close
 _BLOCK_CHARS = 1 << 20
+_SKIP_CHUNK = 1024  # elements of an array walked past at once
 # Outside JSON strings (an unrolled, linear pattern), the brackets and long digit runs.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _JSON_LONG_NUMBER = re.compile(rf"[0-9.eE+-]{{{MAX_JSON_NUMBER_CHARS + 1},}}")
@@ -65,11 +66,15 @@ def invalid_json(name: str, exc: json.JSONDecodeError, lines_before: int = 0, co
     )
 
 
-class ArrayElements:
-    """The elements of the JSON array a text stream holds (the stream is at its start).
+class NotStreamable(Exception):
+    """An object this reader does not walk (a malformed one, a repeated key): read it whole."""
 
-    The text before the element being decoded is checked against the bounds and forgotten
-    each time a block is read, so what is held is about a block and an element.
+
+class JsonStream:
+    """A JSON document read from a text stream a block at a time (the stream is at its start).
+
+    The text before the value being decoded is checked against the bounds and forgotten each
+    time a block is read, so what is held is about a block and a value.
     """
 
     def __init__(self, text: TextIO, name: str, checked: bool = False) -> None:
@@ -78,22 +83,58 @@ class ArrayElements:
         self._checked = checked  # the bounds were checked on an earlier read
         self._buffer = ""
         self._position = 0
+        self._depth = 0  # the nesting the position is inside
         self._eof = False
         self._lines_before = 0  # newlines before the buffer
         self._columns_before = 0  # characters before the buffer on its first line
         self._decoder = json.JSONDecoder()
 
-    def chunks(self, chunk_size: int) -> Iterator[list[object]]:
-        """The elements, `chunk_size` at a time. Raises `MoreAfterDocument` when the array is
-        not all the stream holds."""
+    def next_char(self) -> str:
+        """The next character that is not whitespace ("" at the end)."""
         self._skip_space()
-        self._position += 1  # the "["
-        self._forget(check=False)  # later text is checked as inside the array
+        return self._buffer[self._position : self._position + 1]
+
+    def end(self) -> None:
+        """Raise `MoreAfterDocument` when more than whitespace follows."""
         self._skip_space()
-        closed = self._buffer.startswith("]", self._position)
+        self._forget()
+        if self._buffer:
+            raise MoreAfterDocument
+
+    def value(self) -> object:
+        """The value at the position, decoded whole; an array is only walked (None)."""
+        if self.next_char() != "[":
+            return self._decode()
+        for _ in self.elements(_SKIP_CHUNK):
+            pass
+        return None
+
+    def members(self) -> Iterator[str]:
+        """The keys of the object at the position. After each the position is at its value,
+        which the caller reads (`value`, `elements`) before asking for the next key."""
+        self._open()
+        closed = self.next_char() == "}"
+        while not closed:
+            if self.next_char() != '"':
+                raise NotStreamable
+            key = self._decode()
+            if self.next_char() != ":":
+                raise NotStreamable
+            self._position += 1
+            yield key  # type: ignore[misc]
+            separator = self.next_char()
+            if separator not in (",", "}"):
+                raise NotStreamable
+            self._position += 1
+            closed = separator == "}"
+        self._close()
+
+    def elements(self, chunk_size: int) -> Iterator[list[object]]:
+        """The elements of the array at the position, `chunk_size` at a time."""
+        self._open()
+        closed = self.next_char() == "]"
         if closed:
             self._position += 1
-            self._skip_space()
         scan = self._decoder.scan_once  # what raw_decode calls, without its checks
         while not closed:
             elements: list[object] = []
@@ -111,8 +152,7 @@ class ArrayElements:
                         self._skip_space()
                     continue
                 elements.append(self._decode())  # with the reading on and the errors
-                self._skip_space()
-                separator = self._buffer[self._position : self._position + 1]
+                separator = self.next_char()
                 if separator not in (",", "]"):
                     error = json.JSONDecodeError(
                         "Expecting ',' delimiter", self._buffer, self._position
@@ -122,9 +162,18 @@ class ArrayElements:
                 self._position += 1
                 self._skip_space()
             yield elements
+        self._close()
+
+    def _open(self) -> None:
+        """Step into the array or object at the position (its bracket is checked as outside)."""
+        self._skip_space()
+        self._position += 1
         self._forget()
-        if self._buffer:
-            raise MoreAfterDocument
+        self._depth += 1
+
+    def _close(self) -> None:
+        self._forget()
+        self._depth -= 1
 
     def _decode(self) -> object:
         """The element at the position, which moves past it; reads on while it may be cut."""
@@ -134,7 +183,7 @@ class ArrayElements:
             except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
                 if self._more():
                     continue
-                check_json_bounds(self._buffer[self._position :], self._name, depth=1)
+                check_json_bounds(self._buffer[self._position :], self._name, self._depth)
                 if isinstance(exc, json.JSONDecodeError):
                     raise self._invalid(exc) from exc
                 raise ETLError(f"{self._name}: JSON nested too deeply to read") from exc
@@ -164,12 +213,12 @@ class ArrayElements:
             if self._position < len(self._buffer) or not self._more():
                 return
 
-    def _forget(self, check: bool = True) -> None:
-        """Check the text before the position (whole elements inside the array), then drop
+    def _forget(self) -> None:
+        """Check the text before the position (whole values at the current depth), then drop
         it, keeping count of its lines for errors."""
         position = self._position
-        if check and not self._checked:
-            check_json_bounds(self._buffer[:position], self._name, depth=1)
+        if not self._checked:
+            check_json_bounds(self._buffer[:position], self._name, self._depth)
         newlines = self._buffer.count("\n", 0, position)
         if newlines:
             self._lines_before += newlines

@@ -123,7 +123,7 @@ def beyond_capacity(
     if len(frame) <= max_queue_size or "row_id" not in frame or "text" not in frame:
         return frame, 0
     ids = frame["row_id"].astype("string").str.strip()
-    present = set(conn.execute(sa.select(item_table.c.id)).scalars())
+    present = item_ids(conn)
     text = frame["text"].astype("string").str.strip()
     status = _stripped(frame, "status")
     refused = ids.isna() | text.isna() | text.eq("") | status.eq("deferred")
@@ -155,6 +155,11 @@ def beyond_capacity(
     )[new].sort_values(["rank", "gain", "id"], kind="stable")
     left_out = order.index[max_queue_size:]
     return frame.drop(index=left_out), len(left_out)
+
+
+def item_ids(conn: Connection) -> set[str]:
+    """The id of every item in the store."""
+    return set(conn.execute(sa.select(item_table.c.id)).scalars())
 
 
 def _stripped(frame: pd.DataFrame, column: str) -> pd.Series:

@@ -63,6 +63,32 @@ def review_priority(
     """
     if candidates.empty:
         return np.zeros(0)
+    priority = base_priority(
+        candidates,
+        precision_target=precision_target,
+        group_sizes=group_sizes,
+        domain_counts=domain_counts,
+    )
+    # Neighbourhoods cost a similarity per pair: only the best candidates by the cheap
+    # factors get them; the rest rank as if they had no neighbours, so below all of those.
+    scored = np.sort(np.argsort(-priority, kind="stable")[:_MAX_SCORED])
+    progress.phase("ranking", len(scored), "candidates")
+    vectors = _vectors(candidates["text"].iloc[scored])
+    priority[scored] *= 1.0 + _density(vectors, progress)
+    priority[scored] = _diversify(priority[scored], vectors, progress)
+    return priority
+
+
+def base_priority(
+    candidates: pd.DataFrame,
+    *,
+    precision_target: float,
+    group_sizes: pd.Series | None = None,
+    domain_counts: pd.Series | None = None,
+) -> np.ndarray:
+    """The cheap factors of `review_priority` (everything but neighbourhoods and diversity):
+    no text needed. `review_priority` scores the `_MAX_SCORED` best by these, in row order on
+    ties, and keeps these for the rest."""
     p = pd.to_numeric(candidates["p_correct"], errors="coerce")
     p = p.fillna(pd.to_numeric(candidates["confidence"], errors="coerce")).fillna(0.0)
     p = p.where(candidates["status"].fillna("labeled") == "labeled", 0.0).clip(0, 1).to_numpy()
@@ -74,20 +100,12 @@ def review_priority(
         if group_sizes is None
         else group_sizes.to_numpy(dtype=float).clip(1)
     )
-    priority = (
+    return (
         (1.0 + np.log(sizes))
         * (uncertainty + near_target)
         * _rarity(candidates["domain"], domain_counts)
         / (1.0 + uncertainty)
     )
-    # Neighbourhoods cost a similarity per pair: only the best candidates by the cheap
-    # factors get them; the rest rank as if they had no neighbours, so below all of those.
-    scored = np.sort(np.argsort(-priority, kind="stable")[:_MAX_SCORED])
-    progress.phase("ranking", len(scored), "candidates")
-    vectors = _vectors(candidates["text"].iloc[scored])
-    priority[scored] *= 1.0 + _density(vectors, progress)
-    priority[scored] = _diversify(priority[scored], vectors, progress)
-    return priority
 
 
 def _vectors(texts: pd.Series) -> csr_matrix:

@@ -27,12 +27,14 @@ Only the audit calibrates: decisions on texts chosen for their uncertainty are n
 sample and never stand in for it.
 
 The labels may come as parts (`pipeline.parts.FrameParts`, a part per labels day): the plan
-reads one part at a time, keeps only the queued rows, and counts what it needs over all
-labels (texts per identity key, labels per domain) as it goes."""
+reads small summaries of each part (kept beside it: a part that did not change is not read
+again), counts what it needs over all labels (texts per identity key, labels per domain), and
+keeps only the queued texts that can reach the review store, whose text it reads at the end
+(`_plan_parts`). So its memory is about the queue's size, not the history's."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,11 +42,19 @@ import pandas as pd
 
 from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.review._order import review_priority
+from esk_pipeline.pipeline.review._plan_parts import (
+    HEAVY_COLUMNS,
+    Counts,
+    Selection,
+    heavy_columns,
+    key_table,
+    queued,
+    summary,
+)
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.calibration import Calibration
-from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
 
-__all__ = ["AuditShare", "audit_hand_out_share", "plan_review"]
+__all__ = ["AuditShare", "ReviewPlan", "audit_hand_out_share", "plan_review"]
 
 
 @dataclass(frozen=True)
@@ -55,9 +65,6 @@ class AuditShare:
     first: float
     items: int | None
     then: float
-
-    def for_item(self, j: int) -> float:
-        return self.first if self.items is None or j < self.items else self.then
 
 
 def audit_hand_out_share(
@@ -73,7 +80,84 @@ def audit_hand_out_share(
     )
 
 
-# What planning and the review store read of a queued row.
+@dataclass(frozen=True)
+class ReviewPlan:
+    """The planned rows that can reach the review store (every planned row without a bound),
+    with `review_reason` and `review_gain`; how many rows were planned in all, by reason; and
+    how many new rows were left out as beyond the store's room (`plan_review`)."""
+
+    rows: pd.DataFrame
+    planned: int
+    by_reason: dict[str, int]
+
+    @property
+    def left_out(self) -> int:
+        return self.planned - len(self.rows)
+
+
+def plan_review(
+    labels: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    precision_target: float,
+    audit_review_share: float | AuditShare,
+    progress: ProgressReporter = SILENT,
+    held: Collection[str] = (),
+    new_items: int | None = None,
+) -> ReviewPlan:
+    """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
+    `review_gain` (higher first); the audit gets `audit_review_share` of the hand-outs (one
+    share, or one per stretch of the audit); `progress` as in `review_priority`. `labels`: one
+    frame, or its parts (read one at a time, through summaries kept beside them).
+
+    With `new_items` (the store's `max_queue_size`), the plan keeps only the rows that can
+    reach the store: those in `held` (row ids the store holds) and the `new_items` most urgent
+    others by `ReviewDataset.add_items`' order; the gains of the rows kept are those of the
+    whole plan, and the rest are counted in `ReviewPlan.left_out`."""
+    parts = {"": labels} if isinstance(labels, pd.DataFrame) else labels
+    held = set(held)
+
+    def key_tables() -> Iterator[pd.DataFrame]:
+        for name in parts:
+            rows = summary(parts, name)
+            # Rows `parse_batch` refuses are never cut: they take no room in the store.
+            held.update(rows.loc[rows["refused"].to_numpy(dtype=bool), "row_id"])
+            yield key_table(rows)
+
+    counts = Counts.of(key_tables())
+    selection = Selection(counts, precision_target, held, new_items)
+    for name in parts:
+        selection.add(name, queued(summary(parts, name)))
+    audit, places = selection.audit_places()
+    kept = pd.concat([selection.candidates, audit.assign(in_audit=True)], ignore_index=True)
+    kept = heavy_columns(parts, kept) if len(kept) else _no_rows()
+    in_audit = kept["in_audit"].eq(True).to_numpy()  # the merge keeps the order
+    candidates = kept[~in_audit].sort_values("seq", kind="stable").reset_index(drop=True)
+    final = review_priority(
+        candidates,
+        precision_target=precision_target,
+        group_sizes=pd.Series(
+            counts.group_sizes(candidates["key"].to_numpy(dtype=np.uint64)),
+            index=candidates.index,
+        ),
+        domain_counts=counts.domains,
+        progress=progress,
+    )
+    gains = np.concatenate(selection.gains) if selection.gains else np.zeros(0)
+    gains[candidates["seq"].to_numpy(dtype=np.int64)] = final
+    candidates = candidates.assign(review_reason=ReviewReason.NEEDS_REVIEW.value, review_gain=final)
+    audit = kept[in_audit].reset_index(drop=True)
+    audit = audit.assign(
+        review_reason=ReviewReason.AUDIT.value,
+        review_gain=_interleave(
+            gains, selection.by_reason.get(ReviewReason.AUDIT.value, 0), audit_review_share
+        )[places],
+    )
+    rows = pd.concat([candidates, audit], ignore_index=True)[PLAN_COLUMNS]
+    by_reason = {reason: n for reason, n in selection.by_reason.items() if n}
+    return ReviewPlan(rows, selection.planned, by_reason)
+
+
+# The plan's columns: what the review store and the asset's output read of a planned row.
 PLAN_COLUMNS = [
     "row_id",
     "text",
@@ -85,80 +169,25 @@ PLAN_COLUMNS = [
     "label_source",
     "error",
     "identity_key",
-    "verdict",
     "verdict_reason",
+    "review_reason",
+    "review_gain",
 ]
 
 
-def plan_review(
-    labels: pd.DataFrame | Mapping[str, pd.DataFrame],
-    *,
-    precision_target: float,
-    audit_review_share: float | AuditShare,
-    progress: ProgressReporter = SILENT,
-) -> pd.DataFrame:
-    """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
-    `review_gain` (higher first); the audit gets `audit_review_share` of the hand-outs (one
-    share, or one per stretch of the audit); `progress` as in `review_priority`. `labels`: one
-    frame, or its parts (read one at a time)."""
-    parts = {"": labels} if isinstance(labels, pd.DataFrame) else labels
-    queued_parts, keys, domain_counts = [], [], pd.Series(dtype="int64")
-    for name in parts:
-        part = _columns(parts, name, ["identity_key", "domain", "verdict", "verdict_reason"])
-        keys.append(_key_hashes(part["identity_key"]))
-        domain_counts = domain_counts.add(part["domain"].value_counts(), fill_value=0)
-        if in_review_queue(part).any():
-            part = _columns(parts, name, PLAN_COLUMNS)
-            part = part[in_review_queue(part)]
-            queued_parts.append(
-                part.drop(columns="verdict").assign(key_hash=_key_hashes(part["identity_key"]))
-            )
-        del part
-    queued = pd.concat(queued_parts, ignore_index=True) if queued_parts else _no_rows()
-    in_audit = queued["verdict_reason"].isin(AUDIT_REASONS)
-    candidates = queued[~in_audit]
-    key_hashes, key_counts = np.unique(np.concatenate(keys or [_NONE]), return_counts=True)
-    wanted = candidates["key_hash"].to_numpy(dtype=np.uint64)
-    found = np.searchsorted(key_hashes, wanted).clip(max(len(key_hashes) - 1, 0))
-    sizes = np.where((len(key_hashes) > 0) & (key_hashes[found] == wanted), key_counts[found], 1)
-    gain = review_priority(
-        candidates,
-        precision_target=precision_target,
-        group_sizes=pd.Series(sizes, index=candidates.index),
-        domain_counts=domain_counts.astype("int64").sort_values(ascending=False, kind="stable"),
-        progress=progress,
-    )
-    candidates = candidates.assign(review_reason=ReviewReason.NEEDS_REVIEW.value, review_gain=gain)
-    audit = queued[in_audit].sort_values("row_id", kind="stable")
-    audit = audit.assign(
-        review_reason=ReviewReason.AUDIT.value,
-        review_gain=_interleave(
-            candidates["review_gain"].to_numpy(), len(audit), audit_review_share
-        ),
-    )
-    return pd.concat([candidates, audit], ignore_index=True).drop(columns="key_hash")
-
-
-_NONE = np.zeros(0, dtype=np.uint64)
-
-
-def _columns(parts: Mapping[str, pd.DataFrame], name: str, columns: list[str]) -> pd.DataFrame:
-    """Some columns of one part: only those are read where the parts can do that."""
-    read = getattr(parts, "columns", None)
-    if read is not None:
-        return read(name, columns)
-    part = parts[name]
-    return part[[c for c in columns if c in part.columns]]
-
-
-def _key_hashes(keys: pd.Series) -> np.ndarray:
-    """Identity keys as 64-bit hashes: counted over every label without holding the strings."""
-    return pd.util.hash_pandas_object(keys.fillna(""), index=False).to_numpy(dtype=np.uint64)
-
-
 def _no_rows() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS})
-    return frame.drop(columns="verdict").assign(key_hash=pd.Series(dtype=np.uint64))
+    light = {c: pd.Series(dtype=object) for c in ["row_id", *HEAVY_COLUMNS, "domain", "status"]}
+    return pd.DataFrame(
+        {
+            **light,
+            "confidence": pd.Series(dtype=float),
+            "p_correct": pd.Series(dtype=float),
+            "verdict_reason": pd.Series(dtype=object),
+            "key": pd.Series(dtype=np.uint64),
+            "seq": pd.Series(dtype=np.int64),
+            "in_audit": pd.Series(dtype=bool),
+        }
+    )
 
 
 def _interleave(gains: np.ndarray, n_audit: int, share: float | AuditShare) -> np.ndarray:
@@ -170,16 +199,18 @@ def _interleave(gains: np.ndarray, n_audit: int, share: float | AuditShare) -> n
     ordered = np.sort(gains)[::-1]
     if shares.first <= 0 or not len(ordered):
         return np.full(n_audit, (ordered[-1] if len(ordered) else 0.0) - 1.0)
-    out = np.empty(n_audit)
-    position = 0.0
-    for j in range(n_audit):
-        s = shares.for_item(j)
-        position += (1 - s) / s if s > 0 else np.inf
-        k = round(position) if np.isfinite(position) else len(ordered)
-        if k <= 0:
-            out[j] = ordered[0] + 1.0
-        elif k >= len(ordered):
-            out[j] = ordered[-1] - 1.0 - j * 1e-6
-        else:
-            out[j] = (ordered[k - 1] + ordered[k]) / 2
+    j = np.arange(n_audit)
+    share_of = (
+        np.full(n_audit, shares.first)
+        if shares.items is None
+        else np.where(j < shares.items, shares.first, shares.then)
+    )
+    with np.errstate(divide="ignore"):
+        step = np.where(share_of > 0, (1 - share_of) / share_of, np.inf)
+    position = np.cumsum(step)  # added in order, as a running sum would
+    k = np.where(np.isfinite(position), np.rint(position), len(ordered))
+    k = k.clip(0, len(ordered)).astype(np.int64)
+    inner = (k > 0) & (k < len(ordered))
+    out = np.where(k <= 0, ordered[0] + 1.0, ordered[-1] - 1.0 - j * 1e-6)
+    out[inner] = (ordered[k[inner] - 1] + ordered[k[inner]]) / 2
     return out

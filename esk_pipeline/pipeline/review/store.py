@@ -99,6 +99,7 @@ class ReviewDataset:
         *,
         raise_when_full: bool = False,
         withdraw_others: bool = False,
+        left_out: int = 0,
         progress: ProgressReporter = SILENT,
     ) -> AddReport:
         """Queue label rows / ClassificationResult-like records, keyed on the row id.
@@ -113,14 +114,15 @@ class ReviewDataset:
         set of texts that need people now. New items beyond `max_queue_size` (counting open
         items) are not added; the most urgent go in first and the report says how many were
         left out (or `QueueFullError` with `raise_when_full`); a frame's new rows that could not
-        enter are left out before any row is read one by one. One transaction for the batch.
-        `progress` gets a "queueing" phase counting the rows read.
+        enter are left out before any row is read one by one; `left_out`: new rows the caller
+        already left out that way (`planning.plan_review`), counted with them. One transaction
+        for the batch. `progress` gets a "queueing" phase counting the rows read.
         """
         now = self._clock()
         with self._write() as conn:
-            left_out = 0
             if isinstance(items, pd.DataFrame):
-                items, left_out = _intake.beyond_capacity(conn, items, self.config.max_queue_size)
+                items, cut = _intake.beyond_capacity(conn, items, self.config.max_queue_size)
+                left_out += cut
             if isinstance(items, Sized):
                 progress.phase("queueing", len(items), "items")
             records = _frame_records(items) if isinstance(items, pd.DataFrame) else items
@@ -136,6 +138,11 @@ class ReviewDataset:
                 left_out=left_out,
             )
         return report
+
+    def item_ids(self) -> set[str]:
+        """The id of every item the store holds (open or decided)."""
+        with self._read() as conn:
+            return _intake.item_ids(conn)
 
     def get_next(self, count: int = 1, reviewer_id: str = "anonymous") -> list[ReviewItem]:
         """Lease up to `count` items to the reviewer, highest priority first, then oldest.

@@ -1,7 +1,8 @@
 """What the writer learnt from each part, kept between writes so an unchanged part is not read.
 
-Parts of trusted labels are addressed by a digest of what they were made from
-(`parts.FrameParts.records[name].address`): the same address is the same records. What each
+Parts of trusted labels are addressed by a digest of what they were made from, with the
+overlay applied when they are read (`parts.PartRecord.content`): the same content name is the
+same records. What each
 of the writer's passes takes from a part is a function of those records and of a few small
 inputs (the config; for pass two, eval's records in that part, the cap's thresholds and the
 dropped domains), so it is stored under a digest of exactly those (`entry_key`) and found
@@ -35,10 +36,11 @@ _VERSION = "splits-cache-1"  # change when what an entry holds, or how it is use
 
 
 def part_address(parts: Mapping[str, pd.DataFrame], name: str) -> str | None:
-    """The digest-address of a part when its mapping names one (`FrameParts`), else None."""
+    """The digest naming a part's content when its mapping names one (`FrameParts`), else
+    None."""
     records = getattr(parts, "records", None)
     record = records.get(name) if isinstance(records, Mapping) else None
-    address = getattr(record, "address", None)
+    address = getattr(record, "content", None)
     return str(address) if address else None
 
 

@@ -33,11 +33,19 @@ _FORMAT = "jsonl-pandas+parquet-zstd"  # change when the bytes for the same reco
 FILE_FORMAT = f"{_FORMAT}|{pa.__version__}"  # what the bytes of the same records depend on
 
 
+def by_row_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` in row_id order (stable), with a fresh index; one already in order is not sorted
+    again (what trusted_labels' parts and this package's own steps hand on)."""
+    if frame["row_id"].is_monotonic_increasing:
+        return frame.reset_index(drop=True)
+    return frame.sort_values("row_id", kind="stable").reset_index(drop=True)
+
+
 def records(frame: pd.DataFrame) -> pd.DataFrame:
     """The written columns, canonically ordered by row_id, plus `user_id` and `tier` where
     present: kept in memory, never written (the leakage check reads the one, the estimate the
     other: an LLM label agreeing with the local model has a tier its origin does not tell)."""
-    out = frame.sort_values("row_id", kind="stable").reset_index(drop=True)
+    out = by_row_id(frame)
     out = out.assign(confidence=out["confidence"].round(6), p_correct=out["p_correct"].round(6))
     extra = [column for column in ("user_id", "tier") if column in out]
     return out[[*RECORD_COLUMNS, *extra]]

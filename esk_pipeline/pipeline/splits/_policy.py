@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from esk_pipeline.pipeline.ids import row_ids
 from esk_pipeline.pipeline.label_contract import LabelOrigin, Verdict, VerdictReason
 from esk_pipeline.pipeline.labels import is_human, strongest_per_row
+from esk_pipeline.pipeline.splits._files import by_row_id
 from esk_pipeline.pipeline.trust.verdict import assign_verdicts
 
 
@@ -36,7 +37,7 @@ def prepare(
     if not frame["row_id"].is_unique:  # parts of trusted labels are one row per row_id already
         frame, superseded = strongest_per_row(frame)
     frame, rejected = reject_unlabelled(frame)
-    frame = frame.sort_values("row_id", kind="stable").reset_index(drop=True)
+    frame = by_row_id(frame)
     frame["_human_origin"] = is_human(frame["label_origin"])
     frame["_human"] = frame["_human_origin"] & (
         frame["verdict_reason"] != VerdictReason.DOUBTED_HUMAN.value

@@ -5,17 +5,19 @@ The trusted labels are stored as parts (`pipeline.parts`): one per labels day, p
 day holds again (a later day's label is the current one), resolved with the decisions on its
 own rows and the identity keys every decision settles, with `p_correct` and the verdict.
 
-A part is a pure function of: that day's labels (their fingerprint), the row ids later days
-take from it, the decisions and doubts on its rows, the settled identity keys among its texts,
-the calibration, the audit share and `RESOLUTION_VERSION`. Those digests are the part's
-inputs; a part whose inputs equal those of the part stored last time is taken as it is, and
-one that only lost texts to a new day is the stored part less those rows (each row's label and
-verdict depend on that row alone), so a new day resolves that day only.
+A part is made (resolved) from: that day's labels (their fingerprint), the decisions and doubts
+on its rows, the settled identity keys among its texts, the calibration, the audit share and
+`RESOLUTION_VERSION` (its `base` and `settled` inputs). While those are unchanged, the stored
+frame is kept as it is and what changed since is an overlay applied when the part is read
+(`parts.patch`): the rows later days took from it (every row's label and verdict depend on that
+row alone), and the queued texts the rule below moves. So a new day resolves that day only and
+rewrites no old part; an old part is known by small summaries kept beside its frame (its row
+hashes and verdicts, its queued texts, its identity key hashes, its day's row hashes).
 
 One rule crosses parts: one text per identity key stays queued (`verdict.settle_queue`). Each
 part is first settled on its own; then the queued texts of all parts (identity key, sureness,
-row id: a small table) pick one text per key, and a part whose queued texts change is rewritten
-from its stored frame, without resolving anything again. Identity keys meet as 64-bit hashes.
+row id: a small table) pick one text per key, and a part whose queued texts change gets them in
+its overlay. Identity keys meet as 64-bit hashes.
 """
 
 from __future__ import annotations
@@ -36,65 +38,103 @@ from esk_pipeline.pipeline.label_contract import (
     with_optional_columns,
 )
 from esk_pipeline.pipeline.labels import resolve_labels, settled_keys, strongest_per_row, tier_of
-from esk_pipeline.pipeline.parts import PartRecord, PartStore, digest
+from esk_pipeline.pipeline.parts import PartRecord, PartStore, derived, digest
+from esk_pipeline.pipeline.parts import row_hashes as hashes
 from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.verdict import row_verdicts, settle_queue
 
 # Raise when a rule that shapes a part changes: every stored part is then made again.
-RESOLUTION_VERSION = "1"
+RESOLUTION_VERSION = "2"
 DECISIONS_PART = "decisions"
 _KEPT = ["row_id", "identity_key", "verdict", "verdict_reason", "p_correct", "confidence"]
 _QUEUED = (VerdictReason.NEEDS_REVIEW.value, VerdictReason.SAME_TEXT_QUEUED.value)
 _NONE = np.zeros(0, dtype=np.uint64)
+# What is kept beside a stored part (made from its `_KEPT` columns).
+_ROWS, _QUEUE, _KEYS, _DAY = "trust-rows", "trust-queued", "trust-keys", "trust-day"
 
 
 @dataclass(frozen=True)
 class DayIndex:
-    """What the first pass learns of a labels day: its row ids' hashes and its fingerprint."""
+    """What the first pass learns of a labels day: its row ids' hashes, its fingerprint and
+    the tiers that labelled it."""
 
     rows: np.ndarray
     fingerprint: str
+    tiers: frozenset[str] = frozenset()
 
 
 def index_day(frame: pd.DataFrame, fingerprint: str | None) -> DayIndex:
     """A day's index; without a fingerprint (frames not read from files), its content's."""
     if fingerprint is None:
         fingerprint = digest(frame.to_json(orient="split", date_format="iso", default_handler=str))
-    return DayIndex(hashes(frame["row_id"]) if len(frame) else _NONE, fingerprint)
+    if not len(frame):
+        return DayIndex(_NONE, fingerprint)
+    return DayIndex(hashes(frame["row_id"]), fingerprint, frozenset(tier_of(frame).dropna()))
+
+
+def known_day(
+    store: PartStore, last: PartRecord | None, fingerprint: str | None
+) -> DayIndex | None:
+    """The index of a day kept beside its part last time, when the day is still the same."""
+    if last is None or fingerprint is None or last.inputs.get("day") != fingerprint:
+        return None
+    if not store.has(f"{last.address}.{_DAY}"):
+        return None
+    kept = store.read(f"{last.address}.{_DAY}")
+    rows = kept.loc[kept["tier"].isna(), "row"].to_numpy(dtype=np.uint64)
+    return DayIndex(rows, fingerprint, frozenset(kept["tier"].dropna()))
 
 
 @dataclass
 class _Part:
-    """One part during the run: the stored frame it starts from, its queued texts (`key`:
-    identity key hash, `p`: sureness, `row_id`, `excluded`: same_text_queued now) and its
-    texts by (verdict, reason)."""
+    """One part during the run: its stored frame (`source`), the rows later days took from it
+    (`dropped`, sorted row hashes), its queued texts (`key`: identity key hash, `p`: sureness,
+    `row_id`, `row`: its hash, `excluded`: same_text_queued in the stored frame) and its texts
+    by (verdict, reason), both without the dropped rows."""
 
     source: str
     inputs: dict[str, str]
+    dropped: np.ndarray
     queued: pd.DataFrame
     counts: dict[tuple[str, str], int]
 
-    @classmethod
-    def of(cls, source: str, inputs: dict[str, str], kept: pd.DataFrame) -> _Part:
-        """From the `_KEPT` columns of the part stored at `source`."""
-        rows = kept[kept["verdict_reason"].isin(_QUEUED)]
-        sureness = pd.to_numeric(rows["p_correct"], errors="coerce").fillna(
-            pd.to_numeric(rows["confidence"], errors="coerce")
-        )
-        queued = pd.DataFrame(
+
+def _summaries(kept: pd.DataFrame, day: DayIndex | None) -> dict[str, pd.DataFrame]:
+    """What is kept beside a stored part, from its `_KEPT` columns (and its day's index)."""
+    rows = kept[kept["verdict_reason"].isin(_QUEUED)]
+    sureness = pd.to_numeric(rows["p_correct"], errors="coerce").fillna(
+        pd.to_numeric(rows["confidence"], errors="coerce")
+    )
+    made = {
+        _ROWS: pd.DataFrame(
+            {
+                "row": hashes(kept["row_id"]),
+                "verdict": kept["verdict"].astype(str).to_numpy(),
+                "verdict_reason": kept["verdict_reason"].astype(str).to_numpy(),
+            }
+        ),
+        _QUEUE: pd.DataFrame(
             {
                 "key": hashes(rows["identity_key"].fillna("")),
                 "p": sureness.fillna(0.0).to_numpy(),
-                "row_id": rows["row_id"].astype("string[pyarrow]").array,
+                "row_id": rows["row_id"].astype(str).to_numpy(),
+                "row": hashes(rows["row_id"]),
                 "excluded": (
                     rows["verdict_reason"] == VerdictReason.SAME_TEXT_QUEUED.value
                 ).to_numpy(),
             }
+        ),
+        _KEYS: pd.DataFrame({"key": np.unique(hashes(kept["identity_key"].dropna()))}),
+    }
+    if day is not None:
+        tiers = pd.Series(sorted(day.tiers), dtype=object)
+        made[_DAY] = pd.DataFrame(
+            {
+                "row": np.concatenate([day.rows, np.zeros(len(tiers), dtype=np.uint64)]),
+                "tier": pd.concat([pd.Series([None] * len(day.rows), dtype=object), tiers]).array,
+            }
         )
-        pairs = kept.groupby(["verdict", "verdict_reason"]).size()
-        return cls(
-            source, inputs, queued, {(str(v), str(r)): int(n) for (v, r), n in pairs.items()}
-        )
+    return made
 
 
 @dataclass(frozen=True)
@@ -107,6 +147,7 @@ class _Maker:
     doubted: set[str]
     store: PartStore
     previous: Mapping[str, PartRecord]
+    settled_hashes: np.ndarray  # of the settled keys, in their order
 
     def part(
         self,
@@ -114,27 +155,26 @@ class _Maker:
         base: str,
         resolve: Callable[[], pd.DataFrame],
         *,
+        day: DayIndex | None = None,
         later: np.ndarray = _NONE,
         fresh: int = 0,
     ) -> _Part:
-        """The part stored last time if its inputs are unchanged; that part less the texts
-        later days took from it since (`later`: their row id hashes; `fresh`: the rows left)
-        if only those changed; else the part made now (`resolve` gives its resolved labels;
-        settled within itself). Every row's label and verdict depend on that row alone (the
-        queue rule is settled again over all parts), so dropping rows needs no resolving."""
+        """The part stored last time, less the texts later days took from it since (`later`:
+        their row id hashes; `fresh`: the rows left) if its base and settled keys are
+        unchanged; else the part made now (`resolve` gives its resolved labels; settled
+        within itself). Every row's label and verdict depend on that row alone (the queue rule
+        is settled again over all parts), so dropping rows needs no resolving."""
         taken = digest(np.sort(later).tobytes()) if len(later) else ""
         last = self.previous.get(name)
         if last is not None and last.inputs.get("base") == base and self.store.has(last.address):
-            if last.inputs.get("taken", "") == taken:
-                kept = self.store.read(last.address, columns=_KEPT)
-                if _settled_digest(kept["identity_key"], self.settled) == last.inputs["settled"]:
-                    return _Part.of(last.address, dict(last.inputs), kept)
-            else:
-                frame = self.store.read(last.address)
-                if _settled_digest(frame["identity_key"], self.settled) == last.inputs["settled"]:
-                    frame = frame[~np.isin(hashes(frame["row_id"]), later)]
-                    if len(frame) == fresh:
-                        return self._stored(frame.reset_index(drop=True), base, taken)
+            keys = self._kept(last.address, _KEYS, day)["key"].to_numpy(dtype=np.uint64)
+            if self._settled_digest(keys) == last.inputs.get("settled"):
+                rows = self._kept(last.address, _ROWS, day)
+                live = ~np.isin(rows["row"].to_numpy(dtype=np.uint64), later)
+                if int(live.sum()) == fresh:
+                    inputs = {**last.inputs, "taken": taken}
+                    queued = self._kept(last.address, _QUEUE, day)
+                    return _part(last.address, inputs, later, queued, rows[live])
         resolved = _with_trust_columns(resolve(), self.calibration)
         frame = settle_queue(
             row_verdicts(
@@ -142,15 +182,47 @@ class _Maker:
             )
         )
         validate_frame(frame, TRUSTED_LABEL_ROW, f"trusted_labels part {name}")
-        return self._stored(frame, base, taken)
-
-    def _stored(self, frame: pd.DataFrame, base: str, taken: str) -> _Part:
-        settled = _settled_digest(frame["identity_key"], self.settled)
-        inputs = {"base": base, "taken": taken, "settled": settled}
+        keys = np.unique(hashes(frame["identity_key"].dropna()))
+        inputs = {"base": base, "taken": taken, "settled": self._settled_digest(keys)}
+        if day is not None:
+            inputs["day"] = day.fingerprint
         address = _address(inputs, frame)
         if not self.store.has(address):
             self.store.write(address, frame)
-        return _Part.of(address, inputs, frame[_KEPT])
+        kept = _summaries(frame[_KEPT], day)
+        for kind, summary in kept.items():
+            if not self.store.has(f"{address}.{kind}"):
+                self.store.write(f"{address}.{kind}", summary)
+        return _part(address, inputs, _NONE, kept[_QUEUE], kept[_ROWS])
+
+    def _kept(self, address: str, kind: str, day: DayIndex | None) -> pd.DataFrame:
+        """A summary kept beside the stored part (made from it if it is not there)."""
+        return derived(
+            self.store, address, kind, lambda: _summaries(self.store.read(address, _KEPT), day)
+        )
+
+    def _settled_digest(self, keys: np.ndarray) -> str:
+        """A digest of the settled identity keys (and what they settle) among a part's key
+        hashes."""
+        if not self.settled or not len(keys):
+            return digest("")
+        among = np.isin(self.settled_hashes, keys)
+        touched = sorted(k for k, hit in zip(self.settled, among, strict=True) if hit)
+        return digest("\n".join(f"{k}\t{self.settled[k]}" for k in touched))
+
+
+def _part(
+    source: str,
+    inputs: dict[str, str],
+    dropped: np.ndarray,
+    queued: pd.DataFrame,
+    rows: pd.DataFrame,
+) -> _Part:
+    """A `_Part` from its stored frame's summaries, its dropped rows left out."""
+    queued = queued[~np.isin(queued["row"].to_numpy(dtype=np.uint64), dropped)]
+    pairs = rows.groupby(["verdict", "verdict_reason"]).size()
+    counts = {(str(v), str(r)): int(n) for (v, r), n in pairs.items()}
+    return _Part(source, inputs, np.unique(dropped), queued.reset_index(drop=True), counts)
 
 
 def apply_trust(
@@ -170,7 +242,8 @@ def apply_trust(
     `days` are read only for the parts made again; `previous` are the parts stored last time.
     `decisions` carry their `p_correct`."""
     settled = settled_keys(strongest_per_row(decisions)[0]) if len(decisions) else {}
-    maker = _Maker(calibration, settled, audit_share, set(doubted), store, previous)
+    settled_hashes = hashes(pd.Series(list(settled), dtype=object))
+    maker = _Maker(calibration, settled, audit_share, set(doubted), store, previous, settled_hashes)
     common = digest(RESOLUTION_VERSION, calibration.model_dump_json(), repr(audit_share))
     decided = hashes(decisions["row_id"])
     newest = _held_later(index)
@@ -197,7 +270,7 @@ def apply_trust(
             model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
             return resolve_labels(model, mine, settled)
 
-        parts[key] = maker.part(key, base, resolve, later=later, fresh=int(fresh.sum()))
+        parts[key] = maker.part(key, base, resolve, day=day, later=later, fresh=int(fresh.sum()))
     every = [index[key].rows for key in index]
     rest = decisions[~np.isin(decided, np.concatenate(every) if every else _NONE)]
     if len(rest) or not parts:
@@ -228,37 +301,59 @@ def _held_later(index: Mapping[str, DayIndex]) -> dict[str, np.ndarray]:
 def _settle_across(
     parts: dict[str, _Part], store: PartStore
 ) -> tuple[dict[str, PartRecord], dict[str, dict[str, int]]]:
-    """One queued text per identity key over all parts; a part whose queued texts change is
-    rewritten from its stored frame. Returns the records and the verdict counts."""
+    """One queued text per identity key over all parts; a part whose queued texts change, or
+    that lost rows to later days, gets an overlay saying so. Returns the records and the
+    verdict counts."""
     table = pd.concat(
         [part.queued.assign(part=name) for name, part in parts.items()], ignore_index=True
     ).sort_values(["key", "p", "row_id"], kind="stable")
     table["lost"] = table["key"].duplicated().to_numpy()
+    changes = {
+        name: rows[rows["lost"] != rows["excluded"]]
+        for name, rows in table.groupby("part", sort=False)
+    }
     records: dict[str, PartRecord] = {}
     counts: dict[str, dict[str, int]] = {}
-    for name, rows in table.groupby("part", sort=False):
-        part = parts[name]
-        address, tally = part.source, dict(part.counts)
-        changed = rows[rows["lost"] != rows["excluded"]]
-        if len(changed):
-            lost = set(rows.loc[rows["lost"], "row_id"])
-            frame = _requeued(store.read(part.source), lost)
-            address = _address(part.inputs, frame)
-            if not store.has(address):
-                store.write(address, frame)
-            moved = int(changed["lost"].sum())
-            back = len(changed) - moved
-            needs = (Verdict.QUEUED.value, VerdictReason.NEEDS_REVIEW.value)
-            same = (Verdict.EXCLUDED.value, VerdictReason.SAME_TEXT_QUEUED.value)
-            tally[needs] = tally.get(needs, 0) - moved + back
-            tally[same] = tally.get(same, 0) + moved - back
-        records[name] = PartRecord(address, part.inputs)
-        _add_counts(counts, tally)
+    needs = (Verdict.QUEUED.value, VerdictReason.NEEDS_REVIEW.value)
+    same = (Verdict.EXCLUDED.value, VerdictReason.SAME_TEXT_QUEUED.value)
     for name, part in parts.items():
-        if name not in records:  # no queued text at all
-            records[name] = PartRecord(part.source, part.inputs)
-            _add_counts(counts, part.counts)
-    return {name: records[name] for name in parts}, counts
+        tally = dict(part.counts)
+        changed = changes.get(name, table.iloc[:0])
+        moved = int(changed["lost"].sum())
+        back = len(changed) - moved
+        tally[needs] = tally.get(needs, 0) - moved + back
+        tally[same] = tally.get(same, 0) + moved - back
+        records[name] = PartRecord(part.source, part.inputs, _overlay(store, part, changed))
+        _add_counts(counts, tally)
+    return records, counts
+
+
+def _overlay(store: PartStore, part: _Part, changed: pd.DataFrame) -> str:
+    """The address of the overlay (`parts.patch`) that drops the part's dropped rows and moves
+    its `changed` queued texts (stored when new); "" when there is nothing to change."""
+    if not len(part.dropped) and not len(changed):
+        return ""
+    lost = changed["lost"].to_numpy(dtype=bool)
+    overlay = pd.DataFrame(
+        {
+            "row": np.concatenate([part.dropped, changed["row"].to_numpy(dtype=np.uint64)]),
+            "drop": np.r_[np.ones(len(part.dropped), bool), np.zeros(len(changed), bool)],
+            "verdict": [None] * len(part.dropped)
+            + np.where(lost, Verdict.EXCLUDED.value, Verdict.QUEUED.value).tolist(),
+            "verdict_reason": [None] * len(part.dropped)
+            + np.where(
+                lost, VerdictReason.SAME_TEXT_QUEUED.value, VerdictReason.NEEDS_REVIEW.value
+            ).tolist(),
+        }
+    )
+    address = digest(
+        part.source,
+        overlay["row"].to_numpy().tobytes(),
+        "\n".join(map(str, overlay["verdict_reason"].tolist())),
+    )
+    if not store.has(address):
+        store.write(address, overlay)
+    return address
 
 
 def _add_counts(counts: dict[str, dict[str, int]], tally: Mapping[tuple[str, str], int]) -> None:
@@ -266,20 +361,6 @@ def _add_counts(counts: dict[str, dict[str, int]], tally: Mapping[tuple[str, str
         if n:
             by_reason = counts.setdefault(verdict, {})
             by_reason[reason] = by_reason.get(reason, 0) + n
-
-
-def _requeued(frame: pd.DataFrame, lost: set[str]) -> pd.DataFrame:
-    """`frame` with its queued texts in `lost` as same_text_queued, and the others queued as
-    needs_review (the row order of the stored part)."""
-    frame = frame.copy()
-    queued = frame["verdict_reason"].isin(_QUEUED).to_numpy()
-    excluded = queued & frame["row_id"].isin(lost).to_numpy()
-    back = queued & ~excluded
-    frame.loc[back, "verdict"] = Verdict.QUEUED.value
-    frame.loc[back, "verdict_reason"] = VerdictReason.NEEDS_REVIEW.value
-    frame.loc[excluded, "verdict"] = Verdict.EXCLUDED.value
-    frame.loc[excluded, "verdict_reason"] = VerdictReason.SAME_TEXT_QUEUED.value
-    return frame
 
 
 def _address(inputs: Mapping[str, str], frame: pd.DataFrame) -> str:
@@ -295,14 +376,6 @@ def _decisions_digest(decisions: pd.DataFrame, doubted: set[str]) -> str:
     return digest(table, "\n".join(mine))
 
 
-def _settled_digest(keys: pd.Series, settled: Mapping[str, tuple]) -> str:
-    """A digest of the settled identity keys (and what they settle) among `keys`."""
-    if not settled or keys.empty:
-        return digest("")
-    touched = sorted(set(keys.dropna().unique()) & settled.keys())
-    return digest("\n".join(f"{k}\t{settled[k]}" for k in touched))
-
-
 def _with_trust_columns(labels: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
     """Propagated labels' `p_correct`, each row's `tier`, and the contract's optional columns."""
     propagated = labels["label_origin"] == LabelOrigin.PROPAGATED.value
@@ -313,8 +386,3 @@ def _with_trust_columns(labels: pd.DataFrame, calibration: Calibration) -> pd.Da
         pd.Series(1.0, index=labels.index[propagated]),
     )
     return with_optional_columns(labels.assign(tier=tier_of(labels)), TRUSTED_LABEL_ROW)
-
-
-def hashes(values: pd.Series) -> np.ndarray:
-    """64-bit hashes of a column's values (row ids, identity keys)."""
-    return pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)

@@ -44,7 +44,13 @@ from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust._audit import audit_mask
 from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
-from esk_pipeline.pipeline.trust._parts import DayIndex, apply_trust, index_day
+from esk_pipeline.pipeline.trust._parts import (
+    DayIndex,
+    apply_trust,
+    hashes,
+    index_day,
+    known_day,
+)
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
@@ -152,7 +158,9 @@ def assess_label_days(
     """
     decisions = decisions.reset_index(drop=True)
     wanted = set(decisions["row_id"]) | set(votes["item_id"])
-    evidence, model_tiers, index = _evidence(days, wanted)
+    store = MemoryPartStore() if store is None else store
+    previous = previous or {}
+    evidence, model_tiers, index = _evidence(days, wanted, store, previous)
     # Audit texts whose decision waits for a second reviewer count with their first vote: left
     # out, the audit would keep the model's easy successes and lose its failures for a while.
     waiting = _waiting_audit_items(evidence, decisions, votes, config.audit_share)
@@ -189,7 +197,6 @@ def assess_label_days(
     waiting_doubt = decisions.get("doubt_pending", pd.Series(False, index=decisions.index))
     doubted = sorted(set(suspected) | set(decisions.loc[waiting_doubt.astype(bool), "row_id"]))
 
-    store = MemoryPartStore() if store is None else store
     records, verdicts = apply_trust(
         days,
         index,
@@ -198,7 +205,7 @@ def assess_label_days(
         audit_share=config.audit_share,
         doubted=doubted,
         store=store,
-        previous=previous or {},
+        previous=previous,
     )
     pending = sum(n for r in verdicts.values() for why, n in r.items() if why in AUDIT_REASONS)
     return TrustAssessment(
@@ -215,19 +222,30 @@ def assess_label_days(
 
 
 def _evidence(
-    days: Mapping[str, pd.DataFrame], wanted: set[str]
+    days: Mapping[str, pd.DataFrame],
+    wanted: set[str],
+    store: PartStore,
+    previous: Mapping[str, PartRecord],
 ) -> tuple[pd.DataFrame, set, dict[str, DayIndex]]:
     """The label rows of the texts in `wanted` (decided or voted on), oldest day first, the
-    tiers that labelled anything, and each day's index (`_parts.index_day`)."""
+    tiers that labelled anything, and each day's index (`_parts.index_day`). A day whose index
+    was kept beside its part last time (`_parts.known_day`) is read only if it holds one of
+    those texts."""
     kept, tiers, index = [], set(), {}
     fingerprint = getattr(days, "fingerprint", lambda _: None)
+    wanted_rows = hashes(pd.Series(sorted(wanted), dtype=object))
     for key in sorted(days):
-        frame = days[key]
-        index[key] = index_day(frame, fingerprint(key))
-        if frame.empty:
-            continue
-        tiers.update(tier_of(frame).dropna())
-        kept.append(frame[frame["row_id"].isin(wanted)])
+        frame = None
+        day = known_day(store, previous.get(key), fingerprint(key))
+        if day is None:
+            frame = days[key]
+            day = index_day(frame, fingerprint(key))
+        index[key] = day
+        tiers.update(day.tiers)
+        if np.isin(day.rows, wanted_rows).any():
+            frame = days[key] if frame is None else frame
+            kept.append(frame[frame["row_id"].isin(wanted)])
+        del frame
     evidence = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
     return evidence, tiers, index
 

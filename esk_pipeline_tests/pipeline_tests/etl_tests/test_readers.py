@@ -13,6 +13,7 @@ from esk_pipeline.pipeline.etl import (
     ETLError,
     _json_text,
 )
+from esk_pipeline.pipeline.etl._json_reader import _records_of
 from esk_pipeline_tests.pipeline_tests.etl_tests.support import (
     TEXTS,
     csv_text,
@@ -192,14 +193,20 @@ def test_a_tiny_file_without_nul_bytes_is_never_read_as_utf16() -> None:
         json.dumps([{"text": f"обращение {i}", "n": 12345 + i, "x": 1.5e-7} for i in range(40)]),
         '[{"text": "нет воды"},\n  {"text": "нет света", "n": 123456789}\n, 7 8]',
         '[\n{"text": "нет воды"},\n{"text": "нет \\ud800 света", "n": NaN}, {"text": "газ"',
+        '{"total": 2, "meta": {"a": [1, {"b": 2}]}, "Rows": [{"text": "нет воды"}, '
+        '{"text": "нет света"}], "data": [{"text": "не это"}]}',
+        '{"records": [{"text": "нет воды"}], "x": [], "records": [{"text": "нет света"}]}',
+        '{"text": "нет воды", "a": [{"text": "нет"}], "b": [{"text": "света"}]}',
+        '{"text": "нет воды", "a": [1, 2,]}',
     ],
 )
-def test_a_json_array_read_in_small_blocks_is_what_json_loads_reads(document, monkeypatch):
+def test_json_read_in_small_blocks_is_what_json_loads_reads(document, monkeypatch):
     whole = _outcome(document)
     monkeypatch.setattr(_json_text, "_BLOCK_CHARS", 5)  # elements and numbers cut by blocks
     assert _outcome(document) == whole
     try:
-        assert len(whole) == len(json.loads(document))
+        expected = _records_of(json.loads(document), "a.json")
+        assert [row["text"] for row in whole] == [r["text"] for r in expected]
     except json.JSONDecodeError as exc:
         assert whole == f"a.json: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
 

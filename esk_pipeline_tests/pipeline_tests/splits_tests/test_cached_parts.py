@@ -10,7 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from esk_pipeline.pipeline.ids import stable_rank
-from esk_pipeline.pipeline.parts import FrameParts, MemoryPartStore, PartRecord, digest
+from esk_pipeline.pipeline.parts import (
+    FrameParts,
+    MemoryPartStore,
+    PartRecord,
+    digest,
+    row_hashes,
+)
 from esk_pipeline.pipeline.splits import DataWriter
 from esk_pipeline.pipeline.text import identity_key
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
@@ -153,3 +159,21 @@ def test_a_changed_setting_rebuilds_every_day_and_a_missing_folder_is_written_ag
     assert set(reads.values()) == {1}
     fresh = _write(tmp_path / "fresh", days, none, balance_ratio=2.0)
     _same_as_fresh(folder, stats, *fresh[:2])
+
+
+def test_a_part_whose_overlay_changed_is_read_again(tmp_path):
+    """`trusted_labels` keeps an old part's frame and changes it by an overlay (texts a later
+    day took): the writer must not take what it learnt of the frame without the overlay."""
+    days = {f"2026-01-0{d}": _day(d) for d in (1, 2)}
+    none = pd.DataFrame()
+    _write(tmp_path / "a", days, none)
+    parts, store = _parts(days)
+    stored = parts.records["2026-01-01"].address
+    taken = pd.Series([r["row_id"] for r in days["2026-01-01"][:3]])
+    store.write("overlay", pd.DataFrame({"row": row_hashes(taken), "drop": True}))
+    parts.records["2026-01-01"] = PartRecord(stored, overlay="overlay")
+    config = make_config(tmp_path / "a", balance_domains=True, balance_ratio=1.2)
+    path, _, stats = DataWriter(config, TAXONOMY).write_parts(parts, none, accuracy=_accuracy)
+    assert store.reads[stored] >= 1 and store.reads[parts.records["2026-01-02"].address] == 0
+    left = {**days, "2026-01-01": days["2026-01-01"][3:]}
+    _same_as_fresh(path.parent, stats, *_write(tmp_path / "fresh", left, none)[:2])

@@ -205,3 +205,66 @@ def test_texts_a_new_day_holds_again_leave_the_old_part_without_resolving_it(res
     pd.testing.assert_frame_equal(
         second.labels, _one_frame(days, decisions).labels, check_like=True
     )
+
+
+class _CountingStore(MemoryPartStore):
+    """Parts in memory, with the addresses read and written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+        self.writes: list[str] = []
+
+    def read(self, address: str, columns: list[str] | None = None) -> pd.DataFrame:
+        self.reads.append(address)
+        return super().read(address, columns)
+
+    def write(self, address: str, frame: pd.DataFrame) -> None:
+        self.writes.append(address)
+        super().write(address, frame)
+
+
+class _Days(dict):
+    """Labels days that count which days are read, with a fingerprint per day (as files have)."""
+
+    def __init__(self, days: dict[str, pd.DataFrame]) -> None:
+        super().__init__(days)
+        self.read: list[str] = []
+
+    def __getitem__(self, key: str) -> pd.DataFrame:
+        self.read.append(key)
+        return super().__getitem__(key)
+
+    def fingerprint(self, key: str) -> str:
+        return f"{key}:{len(super().__getitem__(key))}"
+
+
+def test_a_new_day_reads_no_old_part_and_rewrites_none(resolved):
+    """A new day that takes texts of an old day and brings a less sure twin of another's queued
+    text: the old parts stay as stored (an overlay each says what changed), no old part's frame
+    is read, and of the old days only the one holding a decided text is read (its evidence)."""
+    days = _Days({f"2026-11-0{d}": _day(d) for d in (1, 2, 3)})
+    decisions = _decided(days, [("2026-11-03", _unaudited(days, "2026-11-03"), "alice")])
+    store = _CountingStore()
+    first = _assess(days, decisions, store=store)
+    old = first.parts["2026-11-02"].set_index("row_id")
+    queued = old[old["verdict_reason"] == "needs_review"].index[0]
+    twin = _label("d4r9", old.loc[queued, "text"] + "!", old.loc[queued, "domain"], 0.01)
+    again = dict.__getitem__(days, "2026-11-01").iloc[[3, 4]].assign(confidence=0.05)
+    days["2026-11-04"] = pd.concat([again, pd.DataFrame([twin])], ignore_index=True)
+
+    store.reads.clear(), store.writes.clear(), days.read.clear(), resolved.clear()
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == ["d1r3"]
+    assert set(days.read) == {"2026-11-03", "2026-11-04"}
+    stored = {first.parts.records[d].address for d in ("2026-11-01", "2026-11-02", "2026-11-03")}
+    assert not stored & set(store.reads)  # summaries only (`<address>.<kind>`)
+    assert not {w.split(".")[0] for w in store.writes} & stored
+    for day in ("2026-11-01", "2026-11-02"):
+        record = second.parts.records[day]
+        assert record.address == first.parts.records[day].address and record.overlay
+    assert len(second.parts["2026-11-01"]) == len(first.parts["2026-11-01"]) - 2
+    assert second.parts["2026-11-02"].set_index("row_id").loc[queued, "verdict"] == "excluded"
+    whole = _one_frame(dict(days.items()), decisions)
+    pd.testing.assert_frame_equal(second.labels, whole.labels, check_like=True)
+    assert second.verdict_counts() == whole.verdict_counts()

@@ -26,7 +26,7 @@ def plan_review(
     )
     return plan_verdicts(
         judged, precision_target=precision_target, audit_review_share=audit_review_share
-    )
+    ).rows
 
 
 def _labels(n: int = 4000) -> pd.DataFrame:
