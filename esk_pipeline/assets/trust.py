@@ -24,7 +24,7 @@ from esk_pipeline.assets.frame_types import TrustedLabelParts
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.local_model import LocalModel
-from esk_pipeline.pipeline.parts import FrameParts
+from esk_pipeline.pipeline.parts import FrameParts, changes_since
 from esk_pipeline.pipeline.trust import Calibration, TrustReport, assess_label_days
 from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames, ParquetJsonIOManager
 from esk_pipeline.resources.stores import ReviewStoreResource
@@ -81,6 +81,7 @@ def trusted_labels(
         if isinstance(io_manager, ParquetJsonIOManager)
         else None
     )
+    previous = (store.manifest() or {}) if store is not None else {}
     assessment = assess_label_days(
         labels,
         verified_labels,
@@ -89,8 +90,9 @@ def trusted_labels(
         config,
         temperature=temperature,
         store=store,
-        previous=(store.manifest() or {}) if store is not None else None,
+        previous=previous,
     )
+    changes = changes_since(previous, assessment.parts.records)
     progress.advance(len(labels))
     progress.close()
     report = TrustReport.of(assessment, config)
@@ -105,6 +107,12 @@ def trusted_labels(
         metadata={
             **_parts_metadata(assessment.parts),
             "by_verdict": counts_table(by_verdict, "verdict: reason"),
+            # The lineage of this value: which parts were made again, and from which changed
+            # input (day, decisions, settled keys, rules = the calibration and policy).
+            "parts": counts_table(Counter(c.split(":")[0] for c in changes.values()), "part"),
+            "parts_changed": MetadataValue.json(
+                {name: change for name, change in changes.items() if change != "unchanged"}
+            ),
         },
     )
     yield Output(

@@ -48,6 +48,7 @@ __all__ = [
     "MemoryPartStore",
     "PartRecord",
     "PartStore",
+    "changes_since",
     "derived",
     "digest",
     "patch",
@@ -85,6 +86,28 @@ class PartRecord:
     def content(self) -> str:
         """What names the part's content: its frame's address, with its overlay's."""
         return f"{self.address}.{self.overlay}" if self.overlay else self.address
+
+
+def changes_since(
+    previous: Mapping[str, PartRecord], current: Mapping[str, PartRecord]
+) -> dict[str, str]:
+    """What became of each part since `previous` (the lineage of a new value): "new",
+    "unchanged", "overlay" (the stored frame kept, what is applied over it changed),
+    "made again: <the inputs that changed, by name>", or "gone"."""
+    changes = {}
+    for name, record in current.items():
+        last = previous.get(name)
+        if last is None:
+            changes[name] = "new"
+        elif last.content == record.content:
+            changes[name] = "unchanged"
+        elif last.address == record.address:
+            changes[name] = "overlay"
+        else:
+            names = sorted(set(last.inputs) | set(record.inputs))
+            changed = [n for n in names if last.inputs.get(n) != record.inputs.get(n)]
+            changes[name] = f"made again: {', '.join(changed) or 'its content'}"
+    return changes | {name: "gone" for name in previous if name not in current}
 
 
 def row_hashes(row_ids: pd.Series) -> np.ndarray:

@@ -55,6 +55,7 @@ READ_ON_ACCESS = "esk/read_on_access"
 # A part file no manifest names is kept this long: a run making parts writes them before its
 # manifest, and another run's clean-up must not take them from under it.
 PART_GRACE_SECONDS = 24 * 3600
+_COMPARE_BLOCK = 8 * 2**20
 
 
 class DayFrames(Mapping[str, pd.DataFrame]):
@@ -156,7 +157,11 @@ class ParquetJsonIOManager(UPathIOManager):
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
         if isinstance(obj, pd.DataFrame):
-            write_whole(path, obj.to_parquet)
+            data = obj.to_parquet()
+            # The same bytes are not written again: the file keeps its fingerprint, so what
+            # was made from it (trust parts, the writer's day cache) is reused downstream.
+            if not _holds(path, data):
+                write_whole(path, lambda f: f.write(data))
         else:
             value = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
             text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
@@ -227,6 +232,17 @@ def _fingerprint(path: UPath) -> str:
     return json.dumps(
         {k: str(info[k]) for k in ("size", "mtime", "ino", "ETag", "LastModified") if k in info}
     )
+
+
+def _holds(path: UPath, data: bytes) -> bool:
+    """Whether the file at `path` holds exactly `data` (read in blocks, stopping early)."""
+    if not path.exists() or path.stat().st_size != len(data):
+        return False
+    with path.open("rb") as f:
+        for start in range(0, len(data), _COMPARE_BLOCK):
+            if f.read(_COMPARE_BLOCK) != data[start : start + _COMPARE_BLOCK]:
+                return False
+    return True
 
 
 def _where(path: UPath, obj: Any) -> UPath:

@@ -8,6 +8,7 @@ import hashlib
 import json
 
 import pytest
+from dagster import AssetKey
 
 from esk_pipeline.pipeline.review import ReviewDataset, ReviewPriority
 from esk_pipeline_tests.assets_tests.graph import rebuild, review_store, run_graph, storage
@@ -72,6 +73,11 @@ def test_the_same_decisions_give_the_same_version_however_often_it_is_rebuilt(tm
     assert states[1] == first and states[2] == first
     assert not run["summary"]["new_version"]
     assert len(storage(run).list_versions()) == 2  # before the reviews, and after them
+    # The lineage says so: an idle rebuild resolved no part of the trusted labels again (the
+    # labels days it rewrote with the same bytes kept their files).
+    event = run["instance"].get_latest_materialization_event(AssetKey("trusted_labels"))
+    changed = event.asset_materialization.metadata["parts_changed"].value
+    assert not [part for part, change in changed.items() if change.startswith("made again")]
 
 
 def test_a_doubted_decision_stays_human_and_waits_for_one_second_opinion(tmp_path):

@@ -6,6 +6,7 @@ from esk_pipeline.pipeline.parts import (
     FolderPartStore,
     FrameParts,
     PartRecord,
+    changes_since,
     digest,
     patch,
     row_hashes,
@@ -77,3 +78,25 @@ def test_an_overlay_drops_and_changes_rows_when_read_and_summaries_follow_the_co
     assert store.collect_garbage(["base"]) == 3  # the overlay and its content's summaries go
     left = sorted(p.name for p in (tmp_path / "value").iterdir())
     assert left == ["base.other.parquet", "base.parquet", "base.rows.parquet"]
+
+
+def test_the_changes_since_the_last_manifest_name_what_made_a_part_again():
+    last = {
+        "a": PartRecord("x", {"day": "1", "rules": "r"}),
+        "b": PartRecord("y", {"day": "2", "rules": "r"}),
+        "c": PartRecord("z", {"day": "3", "rules": "r"}),
+        "d": PartRecord("w", {"day": "4", "rules": "r"}),
+    }
+    now = {
+        "a": PartRecord("x", {"day": "1", "rules": "r"}),
+        "b": PartRecord("y", {"day": "2", "rules": "r"}, overlay="o"),
+        "c": PartRecord("z2", {"day": "3", "rules": "r2"}),
+        "e": PartRecord("v", {"day": "5", "rules": "r2"}),
+    }
+    assert changes_since(last, now) == {
+        "a": "unchanged",
+        "b": "overlay",
+        "c": "made again: rules",
+        "d": "gone",
+        "e": "new",
+    }

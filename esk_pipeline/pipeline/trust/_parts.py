@@ -5,9 +5,10 @@ The trusted labels are stored as parts (`pipeline.parts`): one per labels day, p
 day holds again (a later day's label is the current one), resolved with the decisions on its
 own rows and the identity keys every decision settles, with `p_correct` and the verdict.
 
-A part is made (resolved) from: that day's labels (their fingerprint), the decisions and doubts
-on its rows, the settled identity keys among its texts, the calibration, the audit share and
-`RESOLUTION_VERSION` (its `base` and `settled` inputs). While those are unchanged, the stored
+A part is made (resolved) from its inputs, each kept as a digest in its record so the lineage
+can say which one changed: `day` (that day's labels), `decisions` (the decisions and doubts on
+its rows), `settled` (the settled identity keys among its texts) and `rules` (the calibration,
+the audit share and `RESOLUTION_VERSION`). While those are unchanged, the stored
 frame is kept as it is and what changed since is an overlay applied when the part is read
 (`parts.patch`): the rows later days took from it (every row's label and verdict depend on that
 row alone), and the queued texts the rule below moves. So a new day resolves that day only and
@@ -152,7 +153,7 @@ class _Maker:
     def part(
         self,
         name: str,
-        base: str,
+        origin: Mapping[str, str],
         resolve: Callable[[], pd.DataFrame],
         *,
         day: DayIndex | None = None,
@@ -160,13 +161,15 @@ class _Maker:
         fresh: int = 0,
     ) -> _Part:
         """The part stored last time, less the texts later days took from it since (`later`:
-        their row id hashes; `fresh`: the rows left) if its base and settled keys are
-        unchanged; else the part made now (`resolve` gives its resolved labels; settled
-        within itself). Every row's label and verdict depend on that row alone (the queue rule
-        is settled again over all parts), so dropping rows needs no resolving."""
+        their row id hashes; `fresh`: the rows left) if its `origin` inputs (all but the
+        settled keys) and its settled keys are unchanged; else the part made now (`resolve`
+        gives its resolved labels; settled within itself). Every row's label and verdict
+        depend on that row alone (the queue rule is settled again over all parts), so
+        dropping rows needs no resolving."""
         taken = digest(np.sort(later).tobytes()) if len(later) else ""
         last = self.previous.get(name)
-        if last is not None and last.inputs.get("base") == base and self.store.has(last.address):
+        unchanged = last is not None and all(last.inputs.get(k) == v for k, v in origin.items())
+        if unchanged and self.store.has(last.address):
             keys = self._kept(last.address, _KEYS, day)["key"].to_numpy(dtype=np.uint64)
             if self._settled_digest(keys) == last.inputs.get("settled"):
                 rows = self._kept(last.address, _ROWS, day)
@@ -183,9 +186,7 @@ class _Maker:
         )
         validate_frame(frame, TRUSTED_LABEL_ROW, f"trusted_labels part {name}")
         keys = np.unique(hashes(frame["identity_key"].dropna()))
-        inputs = {"base": base, "taken": taken, "settled": self._settled_digest(keys)}
-        if day is not None:
-            inputs["day"] = day.fingerprint
+        inputs = {**origin, "taken": taken, "settled": self._settled_digest(keys)}
         address = _address(inputs, frame)
         if not self.store.has(address):
             self.store.write(address, frame)
@@ -244,7 +245,7 @@ def apply_trust(
     settled = settled_keys(strongest_per_row(decisions)[0]) if len(decisions) else {}
     settled_hashes = hashes(pd.Series(list(settled), dtype=object))
     maker = _Maker(calibration, settled, audit_share, set(doubted), store, previous, settled_hashes)
-    common = digest(RESOLUTION_VERSION, calibration.model_dump_json(), repr(audit_share))
+    rules = digest(RESOLUTION_VERSION, calibration.model_dump_json(), repr(audit_share))
     decided = hashes(decisions["row_id"])
     newest = _held_later(index)
     parts: dict[str, _Part] = {}
@@ -259,24 +260,24 @@ def apply_trust(
         mine = decisions[np.isin(decided, day.rows[fresh])]
         # The decisions on every text of the day: a part may lose rows to later days and
         # still be derived from the one stored (`_Maker.part`).
-        base = digest(
-            common,
-            day.fingerprint,
-            _decisions_digest(decisions[np.isin(decided, day.rows)], maker.doubted),
-        )
+        origin = {
+            "rules": rules,
+            "day": day.fingerprint,
+            "decisions": _decisions_digest(decisions[np.isin(decided, day.rows)], maker.doubted),
+        }
 
         def resolve(key=key, fresh=fresh, mine=mine) -> pd.DataFrame:
             model = days[key][fresh].reset_index(drop=True)
             model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
             return resolve_labels(model, mine, settled)
 
-        parts[key] = maker.part(key, base, resolve, day=day, later=later, fresh=int(fresh.sum()))
+        parts[key] = maker.part(key, origin, resolve, day=day, later=later, fresh=int(fresh.sum()))
     every = [index[key].rows for key in index]
     rest = decisions[~np.isin(decided, np.concatenate(every) if every else _NONE)]
     if len(rest) or not parts:
-        base = digest(common, DECISIONS_PART, _decisions_digest(rest, maker.doubted))
+        origin = {"rules": rules, "decisions": _decisions_digest(rest, maker.doubted)}
         parts[DECISIONS_PART] = maker.part(
-            DECISIONS_PART, base, lambda: resolve_labels(empty, rest)
+            DECISIONS_PART, origin, lambda: resolve_labels(empty, rest)
         )
     return _settle_across(parts, store)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from esk_pipeline.pipeline.parts import MemoryPartStore
+from esk_pipeline.pipeline.parts import MemoryPartStore, changes_since
 from esk_pipeline.pipeline.trust import TrustConfig, _parts, assess_label_days, assess_labels
 from esk_pipeline.pipeline.trust._audit import audit_mask
 
@@ -130,6 +130,10 @@ def test_a_new_day_without_decisions_resolves_that_day_only(resolved):
     assert resolved == ["d4r0"]
     for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
         assert second.parts.records[day] == first.parts.records[day]  # the same stored part
+    assert set(changes_since(first.parts.records, second.parts.records).items()) == {
+        *((day, "unchanged") for day in ("2026-11-01", "2026-11-02", "2026-11-03")),
+        ("2026-11-04", "new"),
+    }
     pd.testing.assert_frame_equal(
         second.labels, _one_frame(days, decisions).labels, check_like=True
     )
@@ -148,6 +152,12 @@ def test_a_new_decision_resolves_only_the_part_holding_its_text(resolved):
     assert resolved == ["d2r0"]
     assert second.parts.records["2026-11-01"] == first.parts.records["2026-11-01"]
     assert second.parts.records["2026-11-02"] != first.parts.records["2026-11-02"]
+    # The lineage names the input that changed.
+    assert changes_since(first.parts.records, second.parts.records) == {
+        "2026-11-01": "unchanged",
+        "2026-11-02": "made again: decisions, settled",  # its text's key is settled now
+        "2026-11-03": "unchanged",
+    }
     pd.testing.assert_frame_equal(
         second.labels, _one_frame(days, decisions).labels, check_like=True
     )
