@@ -3,8 +3,8 @@
 Dagster has no public call that puts a run of a code location on the instance's run queue
 without a webserver (its GraphQL client needs one), which is what `esk-data` and the API do for
 a day's run. These names change between Dagster releases without notice, so they are imported
-here only, and `test_dagster_private.py` fails loudly, naming this file, when an upgrade moves
-them.
+here only; `test_killed_demo.py` queues a day's run through `queue_run` and fails when an
+upgrade moves them.
 """
 
 import contextlib

@@ -2,8 +2,9 @@
 
 When Python frees objects, the C allocator keeps the pages to reuse them: glibc's malloc keeps
 the freed chunks of its heaps, and Arrow's memory pool keeps its freed buffers. In a process
-that runs many steps one after another (`esk-data demo` runs every step of a job in its own
-process), what one step freed stays in the process's RSS, and the next step starts from there.
+that runs many steps one after another (`esk-data demo` runs every step of a job in the
+demo's own process), what one step freed stays in the process's RSS, and the next step starts
+from there.
 `release_freed_memory()` hands it back: a full garbage collection (objects kept only by
 reference cycles), Arrow's `release_unused()`, and glibc's `malloc_trim(0)`, which returns the
 free pages of every heap, not only the top of the main one. Where the C library has no

@@ -55,6 +55,19 @@ def machine_label(text: str, domain: str | None, p_correct: float = 0.99, **extr
     return label(text, domain, **(values | extra))
 
 
+def day_of_labels(day: int, n: int = 12) -> list[dict]:
+    """A day of labels: machine labels (some below the bar) and audited human decisions."""
+    rows = []
+    for d in DOMAINS:
+        for i in range(n):
+            text = f"день {day} обращение {i} про {d}"
+            if i % 3 == 0:
+                rows.append(label(text, d, review_reason="audit", p_correct=0.97))
+            else:
+                rows.append(machine_label(text, d, p_correct=0.99 if i % 4 else 0.5))
+    return rows
+
+
 def labelled_items(per_domain: int = 40) -> list[dict]:
     return [
         label(f"обращение {i} по теме {d}", d, user_id=f"user{i % 8}" if d == "housing" else None)

@@ -21,10 +21,9 @@ from esk_pipeline.pipeline.splits import DataWriter
 from esk_pipeline.pipeline.text import identity_key
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
 from esk_pipeline_tests.pipeline_tests.splits_tests.support import (
-    DOMAINS,
     TAXONOMY,
+    day_of_labels,
     label,
-    machine_label,
     make_config,
 )
 
@@ -48,18 +47,6 @@ def _parts(days: dict[str, list[dict]]) -> tuple[FrameParts, _CountingStore]:
         store.write(address, frame)
         records[name] = PartRecord(address)
     return FrameParts(store, records), store
-
-
-def _day(day: int, n: int = 12) -> list[dict]:
-    rows = []
-    for d in DOMAINS:
-        for i in range(n):
-            text = f"день {day} обращение {i} про {d}"
-            if i % 3 == 0:
-                rows.append(label(text, d, review_reason="audit", p_correct=0.97))
-            else:
-                rows.append(machine_label(text, d, p_correct=0.99 if i % 4 else 0.5))
-    return rows
 
 
 def _accuracy(records: pd.DataFrame) -> AccuracyEstimate:
@@ -109,10 +96,10 @@ def _same_as_fresh(folder: Path, stats, fresh_folder: Path, fresh_stats) -> None
 
 
 def test_a_new_day_reads_only_that_day_and_writes_what_a_fresh_write_does(tmp_path):
-    days = {f"2026-01-0{d}": _day(d) for d in (1, 2)}
+    days = {f"2026-01-0{d}": day_of_labels(d) for d in (1, 2)}
     synthetic = _synthetic(days["2026-01-01"], 3)
     _write(tmp_path / "a", days, synthetic)
-    days["2026-01-03"] = _day(3)
+    days["2026-01-03"] = day_of_labels(3)
     folder, stats, reads = _write(tmp_path / "a", days, synthetic)
     assert reads == {"2026-01-01": 0, "2026-01-02": 0, "2026-01-03": 2}
     assert stats.synthetic_samples == 3 and stats.train_samples > 0 and stats.eval_samples > 0
@@ -128,7 +115,7 @@ def test_a_new_day_reads_only_that_day_and_writes_what_a_fresh_write_does(tmp_pa
 
 
 def test_an_eval_record_on_a_new_day_rewrites_the_old_day_it_touches(tmp_path):
-    days = {f"2026-01-0{d}": _day(d) for d in (1, 2)}
+    days = {f"2026-01-0{d}": day_of_labels(d) for d in (1, 2)}
     none = pd.DataFrame()
     _write(tmp_path / "a", days, none, eval_fraction=0.99)
     twin = next(
@@ -147,7 +134,7 @@ def test_an_eval_record_on_a_new_day_rewrites_the_old_day_it_touches(tmp_path):
 
 
 def test_a_changed_setting_rebuilds_every_day_and_a_missing_folder_is_written_again(tmp_path):
-    days = {f"2026-01-0{d}": _day(d) for d in (1, 2)}
+    days = {f"2026-01-0{d}": day_of_labels(d) for d in (1, 2)}
     none = pd.DataFrame()
     _write(tmp_path / "a", days, none)
     _, _, reads = _write(tmp_path / "a", days, none, balance_ratio=2.0)
@@ -164,7 +151,7 @@ def test_a_changed_setting_rebuilds_every_day_and_a_missing_folder_is_written_ag
 def test_a_part_whose_overlay_changed_is_read_again(tmp_path):
     """`trusted_labels` keeps an old part's frame and changes it by an overlay (texts a later
     day took): the writer must not take what it learnt of the frame without the overlay."""
-    days = {f"2026-01-0{d}": _day(d) for d in (1, 2)}
+    days = {f"2026-01-0{d}": day_of_labels(d) for d in (1, 2)}
     none = pd.DataFrame()
     _write(tmp_path / "a", days, none)
     parts, store = _parts(days)

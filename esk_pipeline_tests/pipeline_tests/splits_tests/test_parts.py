@@ -12,24 +12,11 @@ from esk_pipeline.pipeline.versions import DataStorage, DataStorageConfig
 from esk_pipeline_tests.pipeline_tests.splits_tests.support import (
     DOMAINS,
     TAXONOMY,
-    label,
+    day_of_labels,
     machine_label,
     make_config,
     written,
 )
-
-
-def _day(day: int, n: int = 12) -> list[dict]:
-    """A day of labels: machine labels (some below the bar) and audited human decisions."""
-    rows = []
-    for d in DOMAINS:
-        for i in range(n):
-            text = f"день {day} обращение {i} про {d}"
-            if i % 3 == 0:
-                rows.append(label(text, d, review_reason="audit", p_correct=0.97))
-            else:
-                rows.append(machine_label(text, d, p_correct=0.99 if i % 4 else 0.5))
-    return rows
 
 
 class _CountingParts(Mapping[str, pd.DataFrame]):
@@ -60,7 +47,7 @@ def _accuracy(records: pd.DataFrame) -> AccuracyEstimate:
 
 
 def test_parts_give_the_split_one_frame_gives_each_part_read_twice(tmp_path):
-    days = {f"2026-01-0{d}": _day(d) for d in (1, 2, 3)}
+    days = {f"2026-01-0{d}": day_of_labels(d) for d in (1, 2, 3)}
     # A near duplicate of day 1's audited text on day 3, labelled by the model.
     days["2026-01-03"].append(machine_label(days["2026-01-01"][0]["text"] + "!!", DOMAINS[0]))
     parts = _CountingParts(days)
@@ -87,7 +74,7 @@ def test_parts_give_the_split_one_frame_gives_each_part_read_twice(tmp_path):
 
 
 def test_machine_labels_never_share_a_group_with_eval(tmp_path):
-    days = {"2026-01-01": _day(1, 30)}
+    days = {"2026-01-01": day_of_labels(1, 30)}
     audited = [r for r in days["2026-01-01"] if r["label_origin"] == "human_verified"]
     days["2026-01-02"] = [machine_label(r["text"] + " ?!", r["domain"]) for r in audited]
     cfg = make_config(tmp_path, eval_fraction=0.5)
@@ -103,7 +90,7 @@ def test_machine_labels_never_share_a_group_with_eval(tmp_path):
 
 
 def test_a_new_day_leaves_old_days_files_and_splits_alone(tmp_path):
-    days = {f"2026-01-0{d}": _day(d) for d in (1, 2)}
+    days = {f"2026-01-0{d}": day_of_labels(d) for d in (1, 2)}
     cfg = make_config(tmp_path / "out", eval_fraction=0.5)
     writer = DataWriter(cfg, TAXONOMY)
     storage = DataStorage(DataStorageConfig(storage_dir=tmp_path / "store"))
@@ -113,7 +100,7 @@ def test_a_new_day_leaves_old_days_files_and_splits_alone(tmp_path):
     assert len(before) == 8  # train and unverified of two days, JSONL and Parquet
     eval_before = (folder / "eval.jsonl").read_bytes()
 
-    days["2026-01-03"] = _day(3)
+    days["2026-01-03"] = day_of_labels(3)
     _, _, stats = writer.write_parts(_CountingParts(days))
     after = {p.name: p.stat().st_ino for p in folder.rglob("*-2026-01-0[12].*")}
     assert after == before  # the same files, linked from the previous folder, not rewritten
@@ -132,7 +119,7 @@ def test_a_new_day_leaves_old_days_files_and_splits_alone(tmp_path):
 
 
 def test_a_changed_day_is_written_again_and_only_that_day(tmp_path):
-    days = {f"2026-01-0{d}": _day(d) for d in (1, 2)}
+    days = {f"2026-01-0{d}": day_of_labels(d) for d in (1, 2)}
     writer = DataWriter(make_config(tmp_path, eval_fraction=0.5), TAXONOMY)
     folder = writer.write_parts(_CountingParts(days))[0].parent
     before = {p.name: (p.stat().st_ino, p.read_bytes()) for p in folder.glob("train-*.jsonl")}
