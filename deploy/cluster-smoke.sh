@@ -117,6 +117,9 @@ DAYS=$(python3 deploy/smoke_check.py days)
 say "logs: $DAYS"
 
 # --- Dagster: webserver, daemon, two Celery workers -----------------------------------------
+# The instance's PostgreSQL schema is made once, before its processes start: processes that
+# each find it missing create it at the same moment, and all but one die on the duplicate.
+dagster instance migrate >/dev/null
 WEB_PORT=$(free_port)
 start webserver dagster-webserver -w deploy/workspace.yaml -h 127.0.0.1 -p "$WEB_PORT"
 start daemon dagster-daemon run -w deploy/workspace.yaml
