@@ -91,7 +91,7 @@ def key_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Labels per (identity key hash, domain) of a part's `review-rows` (`n`), and how many of
     them a decision on their key settles together (`together`: none for a key too short to
     propagate, `labels.long_enough`; summaries kept before that column count them all)."""
-    together = rows["settled_together"] if "settled_together" in rows else True
+    together = rows.get("settled_together", True)
     counts = rows.assign(together=together).groupby(["key", "domain"], dropna=False, sort=False)
     return counts.agg(n=("key", "size"), together=("together", "sum")).reset_index()
 
