@@ -13,9 +13,13 @@ verdict "queued", and the audit texts trusted meanwhile), in two streams:
   Their decisions calibrate every tier and estimate each version's accuracy.
 
 How much of the reviewers' time the audit gets (`audit_hand_out_share`) follows what the
-calibration still needs: most hand-outs for about as many audit items as it still
-needs to decide what is accepted (`Calibration.audit_still_needed`; from the first plan on,
-when nothing is audited yet, with no end), then the audit's own
+calibration still needs. Before the audit has decided anything it gets every hand-out: no label
+has a measured `p_correct` yet, so the order could rank the rest only by what a decision
+stands for (the model's own confidence is no evidence: on fresh logs labels it is 80-99% sure
+of can be right two times in three), and nothing is accepted until the audit can tell which
+labels are right, while each audit decision both measures the model and trains it. Then the audit
+gets most hand-outs for about as many audit items as it still
+needs to decide what is accepted (`Calibration.audit_still_needed`), then the audit's own
 share of the logs, so it keeps measuring each version as a uniform sample of the reviews while
 the rest go where a decision settles more. The plan holds both parts, so a long stretch of
 reviews between two plans does not spend itself on an audit that has already done its job.
@@ -66,8 +70,11 @@ class AuditShare:
 def audit_hand_out_share(
     calibration: Calibration, *, prioritised: float, settled: float
 ) -> AuditShare:
-    """`prioritised` for as many audit items as the calibration still needs
-    (`Calibration.audit_still_needed`), then the smaller of the two."""
+    """Every hand-out while nothing is audited yet; then `prioritised` for as many audit
+    items as the calibration still needs (`Calibration.audit_still_needed`), then the
+    smaller of the two."""
+    if not calibration.audited:
+        return AuditShare(first=1.0, items=None, then=1.0)
     return AuditShare(
         first=prioritised, items=calibration.audit_still_needed(), then=min(prioritised, settled)
     )

@@ -109,9 +109,8 @@ def test_the_audit_gets_most_hand_outs_until_the_accepted_precision_is_known() -
     def share(calibration: Calibration) -> AuditShare:
         return audit_hand_out_share(calibration, prioritised=0.7, settled=0.15)
 
-    # Nothing audited yet: most hand-outs, with no end; the rest go to what a decision
-    # stands for (the order reads no unmeasured confidence).
-    assert share(Calibration(precision_target=0.95)) == AuditShare(0.7, None, 0.15)
+    # Nothing audited yet: no label has a measured p_correct to order the rest by.
+    assert share(Calibration(precision_target=0.95)) == AuditShare(1.0, None, 1.0)
     assert share(_calibration(0, 0)) == AuditShare(0.7, None, 0.15)  # no threshold: no end
     # 98% right, but +- 3 points: about 75 more accepted audited labels, at one in two audited
     assert 100 <= share(_calibration(60, 59)).items <= 200
@@ -131,3 +130,14 @@ def test_the_audit_share_drops_after_the_items_the_calibration_still_needs() -> 
     audit = (plan["review_reason"] == "audit").to_numpy()
     assert audit[:40].sum() == 20  # one in two while the calibration needs them
     assert 8 <= audit[40:140].sum() <= 12  # then one in ten
+
+
+def test_before_any_audit_decision_every_audit_item_comes_first() -> None:
+    labels = _labels()
+    share = audit_hand_out_share(Calibration(precision_target=0.95), prioritised=0.7, settled=0.1)
+    plan = _order(
+        plan_review(labels, precision_target=0.95, audit_share=0.05, audit_review_share=share)
+    )
+    audit = (plan["review_reason"] == "audit").to_numpy()
+    assert 100 < audit.sum() < len(plan)
+    assert audit[: audit.sum()].all()  # every audit item before the first other text
