@@ -1,7 +1,7 @@
 """Synthetic samples that balance rare domains (train only, quality-controlled)."""
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, Output, asset
@@ -15,6 +15,7 @@ from esk_pipeline.assets.metadata import (
     preview,
     table_metadata,
 )
+from esk_pipeline.pipeline.augment import BalancePlan, SourceTally
 from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 
@@ -36,12 +37,21 @@ def synthetic_samples(
 ) -> Output:
     """Paraphrases of trusted texts for the domains that need them most."""
     taxonomy = taxonomy_file.load()
-    sources = _trusted_sources(trusted_labels)
     judge = labeler.build(
         taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"], strict=False)
     )
     agent = augmenter.build(taxonomy, judge, progress_callback=context.log.info)
-    report = asyncio.run(_balance(agent, judge, sources))
+    # A part at a time, twice: the plan's counts and best sources, then every trusted text
+    # for the duplicate checks. The history's rows are never held together.
+    tally = SourceTally(taxonomy, agent.config)
+    for name in sorted(trusted_labels):
+        tally.add(_trusted_rows(trusted_labels, name))
+    texts = (
+        text
+        for name in sorted(trusted_labels)
+        for text in _trusted_rows(trusted_labels, name)["text"].astype(str)
+    )
+    report = asyncio.run(_balance(agent, judge, tally.plan(), texts))
     samples = report.to_frame()
     summary = report.summary()
     after = {d: report.counts_after.get(d, 0) for d in report.counts_before}
@@ -81,26 +91,21 @@ _SOURCE_COLUMNS = (
 )
 
 
-def _trusted_sources(trusted_labels: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The trusted labels of every part, in the columns the augmenter reads (a part at a
-    time: the untrusted rows and the other columns are let go with each part)."""
-    kept = []
-    # Parts stored by the IO manager read only the columns asked for.
+def _trusted_rows(trusted_labels: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    """One part's trusted rows, in the columns the augmenter reads (parts stored by the IO
+    manager read only those columns)."""
     read_columns = getattr(trusted_labels, "columns", None)
-    for name in sorted(trusted_labels):
-        if callable(read_columns):
-            part = read_columns(name, [*_SOURCE_COLUMNS, "trusted"])
-        else:
-            part = trusted_labels[name]
-        trusted = part[part["trusted"].astype(bool)]
-        kept.append(trusted[[c for c in _SOURCE_COLUMNS if c in trusted]])
-        del part  # before the next part is read
-    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=_SOURCE_COLUMNS)
+    if callable(read_columns):
+        part = read_columns(name, [*_SOURCE_COLUMNS, "trusted"])
+    else:
+        part = trusted_labels[name]
+    trusted = part[part["trusted"].astype(bool)]
+    return trusted[[c for c in _SOURCE_COLUMNS if c in trusted]]
 
 
-async def _balance(agent, judge, sources: pd.DataFrame):
+async def _balance(agent, judge, plan: BalancePlan, texts: Iterator[str]):
     try:
-        return await agent.balance(sources)
+        return await agent.balance_planned(plan, texts)
     finally:
         await agent.aclose()
         await judge.aclose()

@@ -5,7 +5,8 @@ contract's lower-level call. The files, one concern each:
 
 - `models`: `AugmenterConfig`, the records (`AugmentedSample`, `RejectedSample`,
   `AugmentationReport`), the balancing plan and the LLM's answer schema;
-- `_planning`: how many samples each domain needs and from which sources (`plan_balance`);
+- `_planning`: how many samples each domain needs and from which sources (`plan_balance`,
+  or `SourceTally` over rows given a part at a time);
 - `_prompts`: the LLM's system prompt and per-source task;
 - `offline/`: the offline generator (`OfflineAugmenter`) and its operations;
 - `_quality`: the checks every candidate goes through, and the labeler as judge;
@@ -17,7 +18,7 @@ them in train only and in their source's group: they never reach an eval split.
 """
 
 from esk_pipeline.pipeline.augment._near_duplicates import NearDuplicateIndex, Sketches
-from esk_pipeline.pipeline.augment._planning import plan_balance
+from esk_pipeline.pipeline.augment._planning import SourceTally, plan_balance
 from esk_pipeline.pipeline.augment._quality import DomainLabeler
 from esk_pipeline.pipeline.augment.agent import AugmenterAgent
 from esk_pipeline.pipeline.augment.models import (
@@ -49,5 +50,6 @@ __all__ = [
     "RejectedSample",
     "Sketches",
     "SourceRequest",
+    "SourceTally",
     "plan_balance",
 ]

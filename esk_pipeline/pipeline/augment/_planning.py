@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.augment.models import (
@@ -61,43 +62,106 @@ def plan_balance(
     """How many samples each domain gets and from which sources (see the module docstring).
 
     `labelled` has label rows (`text`, `domain`, `confidence`; optional `row_id`, `status`,
-    `label_source`, `label_origin`). Rows without a taxonomy domain or not ``labeled`` are
-    ignored.
+    `label_source`, `label_origin`, `identity_key`). Rows without a taxonomy domain or not
+    ``labeled`` are ignored. `SourceTally` makes the same plan from rows given a part at a time.
     """
+    tally = SourceTally(taxonomy, config)
+    tally.add(labelled)
+    return tally.plan()
+
+
+class SourceTally:
+    """What a plan needs of the label rows, gathered a part at a time (`add`), so the rows of a
+    long history are never held together: the rows per domain, each domain's distinct source
+    forms (64-bit hashes) and its best sources, as many as a domain can ever ask for. A row
+    labelled twice counts once (verified) within a part; a row id lives in one part only (as
+    in trusted labels' parts)."""
+
+    def __init__(self, taxonomy: Taxonomy, config: AugmenterConfig) -> None:
+        self.taxonomy = taxonomy
+        self.config = config
+        self.counts: Counter[str] = Counter()
+        self.forms: dict[str, np.ndarray] = {}
+        self.best = pd.DataFrame()
+        # `plan` takes at most `ceil(needed * oversample)` sources of a domain.
+        most = min(config.max_samples_per_domain, _run_budget(config))
+        self.keep = math.ceil(most * config.oversample)
+
+    def add(self, labelled: pd.DataFrame) -> None:
+        frame = _prepared(labelled, self.taxonomy)
+        self.counts.update(frame["domain"].value_counts().to_dict())
+        confident = frame["_confidence"] >= self.config.min_source_confidence
+        sources = frame[(confident | frame["_verified"]) & (frame["_form"] != "")]
+        sources = sources.drop_duplicates(subset=["domain", "_form"])
+        for domain, group in sources.groupby("domain", sort=False):
+            hashed = pd.util.hash_pandas_object(group["_form"], index=False).to_numpy()
+            self.forms[domain] = np.union1d(self.forms.get(domain, hashed[:0]), hashed)
+        pool = sources if self.best.empty else pd.concat([self.best, sources])
+        best = _in_source_order(pool)
+        best = best.drop_duplicates(subset=["domain", "_form"])
+        self.best = best.groupby("domain", sort=False).head(self.keep)
+
+    def plan(self) -> BalancePlan:
+        counts_before = {d: int(self.counts.get(d, 0)) for d in self.taxonomy.ids}
+        present = [c for c in counts_before.values() if c > 0]
+        target = self.config.target_per_domain
+        if target is None:
+            target = int(statistics.median(present)) if present else 0
+        by_domain = (
+            {d: group for d, group in self.best.groupby("domain", sort=False)}
+            if len(self.best)
+            else {}
+        )
+        n_sources = {d: len(forms) for d, forms in self.forms.items()}
+        return _plan(counts_before, target, by_domain, n_sources, self.taxonomy, self.config)
+
+
+def _prepared(labelled: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
+    """The rows a plan counts, with `_verified`, `_confidence`, `_row_id` and `_form`, in
+    source order, one per row id (verified first)."""
     frame = labelled[labelled["domain"].isin(taxonomy.ids)]
     if "status" in frame:
         frame = frame[frame["status"].fillna("labeled") == "labeled"]
     texts = frame["text"].astype(str)
     confidence = frame["confidence"] if "confidence" in frame else pd.Series(0.0, frame.index)
-    frame = frame.assign(
-        _verified=_is_verified(frame),
-        _confidence=pd.to_numeric(confidence, errors="coerce").fillna(0.0),
-        _row_id=frame["row_id"].astype(str) if "row_id" in frame else row_ids(texts),
-        _form=_forms(frame, texts),
-    ).sort_values(
-        ["_verified", "_confidence", "_row_id"], ascending=[False, False, True], kind="stable"
+    frame = _in_source_order(
+        frame.assign(
+            _verified=_is_verified(frame),
+            _confidence=pd.to_numeric(confidence, errors="coerce").fillna(0.0),
+            _row_id=frame["row_id"].astype(str) if "row_id" in frame else row_ids(texts),
+            _form=_forms(frame, texts),
+        )
     )
     # A row labelled twice (the model's label and a reviewer's decision) counts once: verified.
-    frame = frame.drop_duplicates(subset="_row_id")
-    counts = frame["domain"].value_counts()
-    counts_before = {d: int(counts.get(d, 0)) for d in taxonomy.ids}
-    present = [c for c in counts_before.values() if c > 0]
-    target = config.target_per_domain
-    if target is None:
-        target = int(statistics.median(present)) if present else 0
+    return frame.drop_duplicates(subset="_row_id")
 
-    confident = frame["_confidence"] >= config.min_source_confidence
-    sources = frame[(confident | frame["_verified"]) & (frame["_form"] != "")]
-    sources = sources.drop_duplicates(subset=["domain", "_form"])
-    by_domain = {d: group for d, group in sources.groupby("domain", sort=False)}
 
+def _in_source_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Verified first, then by confidence, then by row id."""
+    if frame.empty:
+        return frame
+    return frame.sort_values(
+        ["_verified", "_confidence", "_row_id"], ascending=[False, False, True], kind="stable"
+    )
+
+
+def _plan(
+    counts_before: dict[str, int],
+    target: int,
+    by_domain: Mapping[str, pd.DataFrame],
+    n_sources_of: Mapping[str, int],
+    taxonomy: Taxonomy,
+    config: AugmenterConfig,
+) -> BalancePlan:
+    """The plan from the counts per domain, the target, each domain's best sources in source
+    order and how many distinct sources it has (see the module docstring)."""
     budget = _run_budget(config)
     domains: dict[str, DomainPlan] = {}
     requests: list[SourceRequest] = []
     hard_negatives = _hard_negatives_per_source(config)
     for domain in sorted(taxonomy.ids, key=lambda d: (counts_before[d], d)):
         group = by_domain.get(domain)
-        n_sources = 0 if group is None else len(group)
+        n_sources = n_sources_of.get(domain, 0)
         needed = min(
             max(0, target - counts_before[domain]),
             config.max_samples_per_domain,

@@ -163,9 +163,17 @@ class AugmenterAgent:
         """Plan from `labelled`'s label distribution, generate, check, and keep what each domain
         needs. `real_texts` (e.g. all cleaned texts) are what no sample may duplicate, besides
         `labelled`'s own texts."""
-        plan = self.plan(labelled)
         texts = itertools.chain(real_texts, labelled["text"].astype(str))
-        return await self._run(plan.requests, texts, counts_before=plan.counts_before, plan=plan)
+        return await self.balance_planned(self.plan(labelled), texts)
+
+    async def balance_planned(
+        self, plan: BalancePlan, real_texts: Iterable[str]
+    ) -> AugmentationReport:
+        """`balance` with a plan made already (`SourceTally.plan`, from rows read a part at a
+        time); `real_texts`, read once, must include the labelled texts themselves."""
+        return await self._run(
+            plan.requests, real_texts, counts_before=plan.counts_before, plan=plan
+        )
 
     async def _run(
         self,

@@ -10,7 +10,7 @@ import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from esk_pipeline.pipeline.augment import AugmenterAgent, plan_balance
+from esk_pipeline.pipeline.augment import AugmenterAgent, SourceTally, plan_balance
 from esk_pipeline.pipeline.ids import row_id
 from esk_pipeline.pipeline.taxonomy import Domain, Taxonomy
 from esk_pipeline_tests.pipeline_tests.augment_tests.conftest import (
@@ -224,3 +224,36 @@ def test_hard_negatives_stay_within_the_run_budget_and_domain_caps(
     assert report.n_surplus > 0  # generated hard negatives beyond the caps
     if max_total is not None:
         assert len(report.samples) <= max_total
+
+
+@pytest.mark.parametrize("max_per_domain", [2, 50])
+def test_a_plan_from_rows_given_a_part_at_a_time_is_the_plan_from_all_of_them(
+    max_per_domain: int,
+) -> None:
+    """`SourceTally` sees the label rows one part at a time (a day of a long history) and
+    keeps only counts, source-form hashes and each domain's best sources, yet plans exactly
+    what `plan_balance` plans from every row at once: the same texts repeat across parts,
+    and the best source of a domain may come late."""
+    taxonomy = _small_taxonomy()
+    rows = []
+    domains = ["a"] * 20 + ["b"] * 15 + ["c"] * 12 + ["d"] * 8 + ["e"] * 5
+    for i, domain in enumerate(domains[::-1]):  # the rare domains' rows come first
+        rows.append(
+            {
+                "row_id": f"r{i:03}",
+                "text": f"обращение {i % 23} по теме {domain}",  # forms repeat across parts
+                "domain": domain,
+                "confidence": 0.5 + (i * 37 % 50) / 100,
+                "label_source": "local",
+                "label_origin": "human_verified" if i % 11 == 0 else "local_model",
+                "status": "labeled" if i % 13 else "failed",
+            }
+        )
+    labelled = pd.DataFrame(rows)
+    config = llm_config(max_samples_per_domain=max_per_domain, variants_per_sample=2)
+    tally = SourceTally(taxonomy, config)
+    for start in range(0, len(labelled), 8):
+        tally.add(labelled.iloc[start : start + 8])
+    assert tally.plan() == plan_balance(labelled, taxonomy, config)
+    assert tally.plan().requests  # something to compare
+    assert len(tally.best) <= 5 * tally.keep
