@@ -292,9 +292,7 @@ def test_an_idle_run_changes_no_part_not_even_its_overlay(resolved):
     second = _assess(days, decisions, previous=first.parts.records, store=store)
     assert resolved == []
     assert second.parts.records == first.parts.records
-    assert set(changes_since(first.parts.records, second.parts.records).values()) == {
-        "unchanged"
-    }
+    assert set(changes_since(first.parts.records, second.parts.records).values()) == {"unchanged"}
 
 
 class _CountingStore(MemoryPartStore):
