@@ -18,10 +18,12 @@ rule below moves. So a new day resolves that day only and rewrites no old part; 
 known by small summaries kept beside its frame (its row hashes and verdicts, its queued texts,
 its identity key hashes, its day's row hashes).
 
-One rule crosses parts: one text per identity key stays queued (`verdict.settle_queue`). Each
-part is first settled on its own; then the queued texts of all parts (identity key, sureness,
-row id: a small table) pick one text per key, and a part whose queued texts change gets them in
-its overlay. Identity keys meet as 64-bit hashes.
+One rule crosses parts: one text per identity key stays queued, the first seen
+(`verdict.settle_queue`). Each part is first settled on its own; then the queued texts of all
+parts (identity key, time, sureness, row id: a small table) pick one text per key, and a part
+whose queued texts change gets them in its overlay; a new day's near duplicates of texts
+already queued wait for them, so no old part changes for them. Identity keys meet as 64-bit
+hashes.
 """
 
 from __future__ import annotations
@@ -51,7 +53,12 @@ from esk_pipeline.pipeline.labels import (
 from esk_pipeline.pipeline.parts import PartRecord, PartStore, derived, digest
 from esk_pipeline.pipeline.parts import row_hashes as hashes
 from esk_pipeline.pipeline.trust.calibration import Calibration
-from esk_pipeline.pipeline.trust.verdict import row_verdicts, settle_queue
+from esk_pipeline.pipeline.trust.verdict import (
+    QUEUE_ORDER,
+    first_seen,
+    row_verdicts,
+    settle_queue,
+)
 
 # Raise when a rule that shapes a part changes: every stored part is then made again.
 RESOLUTION_VERSION = "3"
@@ -123,7 +130,8 @@ class _Part:
 
 
 def _summaries(kept: pd.DataFrame, day: DayIndex | None) -> dict[str, pd.DataFrame]:
-    """What is kept beside a stored part, from its `_KEPT` columns (and its day's index)."""
+    """What is kept beside a stored part, from its `_KEPT` columns and `ts` where it has one
+    (and its day's index)."""
     rows = kept[kept["verdict_reason"].isin(_QUEUED)]
     sureness = pd.to_numeric(rows["p_correct"], errors="coerce").fillna(
         pd.to_numeric(rows["confidence"], errors="coerce")
@@ -139,6 +147,7 @@ def _summaries(kept: pd.DataFrame, day: DayIndex | None) -> dict[str, pd.DataFra
         _QUEUE: pd.DataFrame(
             {
                 "key": hashes(rows["identity_key"].fillna("")),
+                "ts": first_seen(rows).array,
                 "p": sureness.fillna(0.0).to_numpy(),
                 "row_id": rows["row_id"].astype(str).to_numpy(),
                 "row": hashes(rows["row_id"]),
@@ -215,7 +224,7 @@ class _Maker:
         address = _address(inputs, frame)
         if not self.store.has(address):
             self.store.write(address, frame)
-        kept = _summaries(frame[_KEPT], day)
+        kept = _summaries(frame[_KEPT + ["ts"] * ("ts" in frame)], day)
         for kind, summary in kept.items():
             if not self.store.has(f"{address}.{kind}"):
                 self.store.write(f"{address}.{kind}", summary)
@@ -223,9 +232,7 @@ class _Maker:
 
     def _kept(self, address: str, kind: str, day: DayIndex | None) -> pd.DataFrame:
         """A summary kept beside the stored part (made from it if it is not there)."""
-        return derived(
-            self.store, address, kind, lambda: _summaries(self.store.read(address, _KEPT), day)
-        )
+        return derived(self.store, address, kind, lambda: _summaries(self.store.read(address), day))
 
     def _settled_digest(self, keys: np.ndarray) -> str:
         """A digest of the settled identity keys (and what they settle) among a part's key
@@ -332,7 +339,7 @@ def _settle_across(
     verdict counts."""
     table = pd.concat(
         [part.queued.assign(part=name) for name, part in parts.items()], ignore_index=True
-    ).sort_values(["key", "p", "row_id"], kind="stable")
+    ).sort_values(QUEUE_ORDER, kind="stable")
     table["lost"] = table["key"].duplicated().to_numpy()
     changes = {
         name: rows[rows["lost"] != rows["excluded"]]

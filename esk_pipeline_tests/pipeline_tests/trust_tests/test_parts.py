@@ -165,12 +165,40 @@ def test_a_new_decision_resolves_only_the_part_holding_its_text(resolved):
     )
 
 
-def test_a_less_sure_duplicate_on_a_new_day_takes_the_queue_place_without_resolving_again(
-    resolved,
-):
-    """One text per identity key stays queued across days: when a new day brings a near
-    duplicate the model is less sure of, the old day's part is rewritten from what it stored
-    (its text is now excluded as same_text_queued), and no old day is resolved again."""
+def _timed(frame: pd.DataFrame, day: str) -> pd.DataFrame:
+    """A day's label rows with the times of their logs (as the graph's label rows carry)."""
+    start = pd.Timestamp(day, tz="UTC")
+    return frame.assign(ts=start + pd.to_timedelta(range(len(frame)), unit="min"))
+
+
+def test_a_near_duplicate_on_a_new_day_waits_for_the_text_already_queued(resolved):
+    """One text per identity key stays queued across days, the first seen: a near duplicate a
+    new day brings (however unsure) is excluded as same_text_queued, and the old part holding
+    the queued text stays as it was."""
+    days = {f"2026-11-0{d}": _timed(_day(d), f"2026-11-0{d}") for d in (1, 2)}
+    decisions = _decided(days, [])
+    store = MemoryPartStore()
+    first = _assess(days, decisions, store=store)
+    old = first.parts["2026-11-02"].set_index("row_id")
+    queued = old[old["verdict_reason"] == "needs_review"].index[0]
+
+    resolved.clear()
+    twin = _label("d3r0", old.loc[queued, "text"] + "!", old.loc[queued, "domain"], 0.01)
+    days["2026-11-03"] = _timed(pd.DataFrame([twin]), "2026-11-03")
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == ["d3r0"]
+    for day in ("2026-11-01", "2026-11-02"):
+        assert second.parts.records[day] == first.parts.records[day]
+    assert second.parts["2026-11-03"]["verdict_reason"].tolist() == ["same_text_queued"]
+    pd.testing.assert_frame_equal(
+        second.labels, _one_frame(days, decisions).labels, check_like=True
+    )
+
+
+def test_without_times_a_less_sure_duplicate_on_a_new_day_takes_the_queue_place(resolved):
+    """Label rows without `ts` (nothing tells which text came first): the least sure of a key
+    stays queued, so a new day's less sure near duplicate takes the place; the old day's part
+    gets an overlay (its text is now excluded as same_text_queued) and is not resolved again."""
     days = {f"2026-11-0{d}": _day(d) for d in (1, 2)}
     decisions = _decided(days, [])
     store = MemoryPartStore()
@@ -329,10 +357,9 @@ class _Days(dict):
 
 def test_a_new_day_reads_no_old_part_and_rewrites_none(resolved):
     """A new day that repeats texts of an old day and brings a less sure twin of another's
-    queued text: the first old part stays as it was, the other gets an overlay (its text gave
-    its queue place), no old part's frame is read, and of the old days only the one holding a
-    decided text is read (its evidence)."""
-    days = _Days({f"2026-11-0{d}": _day(d) for d in (1, 2, 3)})
+    queued text: every old part stays as it was, no old part's frame is read, and of the old
+    days only the one holding a decided text is read (its evidence)."""
+    days = _Days({f"2026-11-0{d}": _timed(_day(d), f"2026-11-0{d}") for d in (1, 2, 3)})
     decisions = _decided(days, [("2026-11-03", _unaudited(days, "2026-11-03"), "alice")])
     store = _CountingStore()
     first = _assess(days, decisions, store=store)
@@ -340,7 +367,8 @@ def test_a_new_day_reads_no_old_part_and_rewrites_none(resolved):
     queued = old[old["verdict_reason"] == "needs_review"].index[0]
     twin = _label("d4r9", old.loc[queued, "text"] + "!", old.loc[queued, "domain"], 0.01)
     again = dict.__getitem__(days, "2026-11-01").iloc[[3, 4]].assign(confidence=0.05)
-    days["2026-11-04"] = pd.concat([again, pd.DataFrame([twin])], ignore_index=True)
+    day = pd.concat([again, pd.DataFrame([twin])], ignore_index=True)
+    days["2026-11-04"] = _timed(day, "2026-11-04")
 
     store.reads.clear(), store.writes.clear(), days.read.clear(), resolved.clear()
     second = _assess(days, decisions, previous=first.parts.records, store=store)
@@ -349,11 +377,10 @@ def test_a_new_day_reads_no_old_part_and_rewrites_none(resolved):
     stored = {first.parts.records[d].address for d in ("2026-11-01", "2026-11-02", "2026-11-03")}
     assert not stored & set(store.reads)  # summaries only (`<address>.<kind>`)
     assert not {w.split(".")[0] for w in store.writes} & stored
-    assert second.parts.records["2026-11-01"] == first.parts.records["2026-11-01"]
-    record = second.parts.records["2026-11-02"]
-    assert record.address == first.parts.records["2026-11-02"].address and record.overlay
-    assert second.parts["2026-11-04"]["row_id"].tolist() == ["d4r9"]
-    assert second.parts["2026-11-02"].set_index("row_id").loc[queued, "verdict"] == "excluded"
+    for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
+        assert second.parts.records[day] == first.parts.records[day]
+    new = second.parts["2026-11-04"]
+    assert new[["row_id", "verdict_reason"]].values.tolist() == [["d4r9", "same_text_queued"]]
     whole = _one_frame(dict(days.items()), decisions)
     pd.testing.assert_frame_equal(second.labels, whole.labels, check_like=True)
     assert second.verdict_counts() == whole.verdict_counts()
@@ -369,11 +396,12 @@ def _split(out: Path, assessment) -> Path:
 
 
 def test_a_new_day_repeating_old_texts_leaves_every_old_day_of_the_splits_alone(tmp_path):
-    """The graph's new day: texts of every old day seen again (and a few new ones). Every old
-    part keeps its address and overlay, and the split writer reads no old part and writes
-    none of the old days' files again (they are the previous folder's, linked)."""
+    """The graph's new day: texts of every old day seen again, a near duplicate of a queued
+    text, and a few new texts. Every old part keeps its address and overlay, and the split
+    writer reads no old part and writes none of the old days' files again (they are the
+    previous folder's, linked)."""
     old = [f"2026-11-0{d}" for d in (1, 2, 3)]
-    days = {day: _day(d) for d, day in enumerate(old, 1)}
+    days = {day: _timed(_day(d), day) for d, day in enumerate(old, 1)}
     decisions = _decided(days, [("2026-11-03", _unaudited(days, "2026-11-03"), "alice")])
     store = _CountingStore()
     first = _assess(days, decisions, store=store)
@@ -382,7 +410,11 @@ def test_a_new_day_repeating_old_texts_leaves_every_old_day_of_the_splits_alone(
     assert len(files) >= 3
 
     repeated = [days[day].iloc[[3, 4]].assign(confidence=0.05) for day in old]
-    days["2026-11-04"] = pd.concat([*repeated, _day(4).head(6)], ignore_index=True)
+    held = first.parts["2026-11-02"]
+    queued = held[held["verdict_reason"] == "needs_review"].iloc[0]
+    twin = _label("d4r9", queued["text"] + "!", queued["domain"], 0.01)
+    new = pd.concat([*repeated, pd.DataFrame([twin]), _day(4).head(6)], ignore_index=True)
+    days["2026-11-04"] = _timed(new, "2026-11-04")
     second = _assess(days, decisions, previous=first.parts.records, store=store)
     assert {day: second.parts.records[day] for day in old} == {
         day: first.parts.records[day] for day in old
