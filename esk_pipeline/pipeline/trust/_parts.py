@@ -29,7 +29,7 @@ hashes.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -43,15 +43,10 @@ from esk_pipeline.pipeline.label_contract import (
     validate_frame,
     with_optional_columns,
 )
-from esk_pipeline.pipeline.labels import (
-    resolve_labels,
-    settled_keys,
-    strongest_per_row,
-    tier_of,
-    usable,
-)
+from esk_pipeline.pipeline.labels import resolve_labels, settled_keys, strongest_per_row, tier_of
 from esk_pipeline.pipeline.parts import PartRecord, PartStore, derived, digest
 from esk_pipeline.pipeline.parts import row_hashes as hashes
+from esk_pipeline.pipeline.trust._days import DAY_SUMMARY, DayIndex, held_elsewhere
 from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.verdict import (
     QUEUE_ORDER,
@@ -67,60 +62,15 @@ _KEPT = ["row_id", "identity_key", "verdict", "verdict_reason", "p_correct", "co
 _QUEUED = (VerdictReason.NEEDS_REVIEW.value, VerdictReason.SAME_TEXT_QUEUED.value)
 _NONE = np.zeros(0, dtype=np.uint64)
 # What is kept beside a stored part (made from its `_KEPT` columns).
-_ROWS, _QUEUE, _KEYS, _DAY = "trust-rows", "trust-queued", "trust-keys", "trust-day"
-
-
-@dataclass(frozen=True)
-class DayIndex:
-    """What the first pass learns of a labels day: its row ids' hashes, which of its rows
-    carry a label (`labels.usable`), its fingerprint and the tiers that labelled it."""
-
-    rows: np.ndarray
-    fingerprint: str
-    tiers: frozenset[str] = frozenset()
-    labelled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-
-
-def index_day(frame: pd.DataFrame, fingerprint: str | None) -> DayIndex:
-    """A day's index; without a fingerprint (frames not read from files), its content's."""
-    if fingerprint is None:
-        fingerprint = digest(frame.to_json(orient="split", date_format="iso", default_handler=str))
-    if not len(frame):
-        return DayIndex(_NONE, fingerprint)
-    return DayIndex(
-        hashes(frame["row_id"]),
-        fingerprint,
-        frozenset(tier_of(frame).dropna()),
-        usable(frame).to_numpy(dtype=bool),
-    )
-
-
-def known_day(
-    store: PartStore, last: PartRecord | None, fingerprint: str | None
-) -> DayIndex | None:
-    """The index of a day kept beside its part last time, when the day is still the same."""
-    if last is None or fingerprint is None or last.inputs.get("day") != fingerprint:
-        return None
-    if not store.has(f"{last.address}.{_DAY}"):
-        return None
-    kept = store.read(f"{last.address}.{_DAY}")
-    if "labelled" not in kept:  # kept by an older version
-        return None
-    rows = kept[kept["tier"].isna()]
-    return DayIndex(
-        rows["row"].to_numpy(dtype=np.uint64),
-        fingerprint,
-        frozenset(kept["tier"].dropna()),
-        rows["labelled"].to_numpy(dtype=bool),
-    )
+_ROWS, _QUEUE, _KEYS = "trust-rows", "trust-queued", "trust-keys"
 
 
 @dataclass
 class _Part:
     """One part during the run: its stored frame (`source`), the rows of it other days took
-    (`dropped`, sorted row hashes), its queued texts (`key`: identity key hash, `p`: sureness,
-    `row_id`, `row`: its hash, `excluded`: same_text_queued in the stored frame) and its texts
-    by (verdict, reason), both without the dropped rows."""
+    (`dropped`, sorted row hashes), its queued texts (`key`: identity key hash, `ts`: when
+    seen, `p`: sureness, `row_id`, `row`: its hash, `excluded`: same_text_queued in the stored
+    frame) and its texts by (verdict, reason), both without the dropped rows."""
 
     source: str
     inputs: dict[str, str]
@@ -159,14 +109,7 @@ def _summaries(kept: pd.DataFrame, day: DayIndex | None) -> dict[str, pd.DataFra
         _KEYS: pd.DataFrame({"key": np.unique(hashes(kept["identity_key"].dropna()))}),
     }
     if day is not None:
-        tiers = pd.Series(sorted(day.tiers), dtype=object)
-        made[_DAY] = pd.DataFrame(
-            {
-                "row": np.concatenate([day.rows, np.zeros(len(tiers), dtype=np.uint64)]),
-                "tier": pd.concat([pd.Series([None] * len(day.rows), dtype=object), tiers]).array,
-                "labelled": np.r_[day.labelled, np.zeros(len(tiers), dtype=bool)],
-            }
-        )
+        made[DAY_SUMMARY] = day.summary()
     return made
 
 
@@ -224,7 +167,7 @@ class _Maker:
         address = _address(inputs, frame)
         if not self.store.has(address):
             self.store.write(address, frame)
-        kept = _summaries(frame[_KEPT + ["ts"] * ("ts" in frame)], day)
+        kept = _summaries(frame[[*_KEPT, "ts"] if "ts" in frame else _KEPT], day)
         for kind, summary in kept.items():
             if not self.store.has(f"{address}.{kind}"):
                 self.store.write(f"{address}.{kind}", summary)
@@ -279,7 +222,7 @@ def apply_trust(
     maker = _Maker(calibration, settled, audit_share, set(doubted), store, previous, settled_hashes)
     rules = digest(RESOLUTION_VERSION, calibration.model_dump_json(), repr(audit_share))
     decided = hashes(decisions["row_id"])
-    elsewhere = _held_elsewhere(index)
+    elsewhere = held_elsewhere(index)
     parts: dict[str, _Part] = {}
     empty = pd.DataFrame()  # an empty day keeps its columns for a result without rows
     for key in sorted(days, reverse=True):
@@ -310,25 +253,6 @@ def apply_trust(
             DECISIONS_PART, origin, lambda: resolve_labels(empty, rest)
         )
     return _settle_across(parts, store)
-
-
-def _held_elsewhere(index: Mapping[str, DayIndex]) -> dict[str, np.ndarray]:
-    """For each day, which of its rows another day holds: the first day (in key order) whose
-    row carries a label, else the first day (`labels.first_label_per_text`). One sort of every
-    row id hash with its day, not a pass over the other days for each day."""
-    keys = sorted(index)
-    sizes = [len(index[k].rows) for k in keys]
-    rows = np.concatenate([index[k].rows for k in keys]) if keys else _NONE
-    labelled = np.concatenate([index[k].labelled for k in keys]) if keys else _NONE.astype(bool)
-    day = np.repeat(np.arange(len(keys), dtype=np.int32), sizes)
-    order = np.lexsort((day, ~labelled, rows))  # by hash, labelled first, then by day
-    ordered = rows[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]] if len(rows) else np.zeros(0, bool)
-    holder = day[order][starts][np.cumsum(starts) - 1]
-    held = np.empty(len(rows), dtype=bool)
-    held[order] = day[order] != holder
-    bounds = np.cumsum([0, *sizes])
-    return {k: held[bounds[i] : bounds[i + 1]] for i, k in enumerate(keys)}
 
 
 def _settle_across(

@@ -49,15 +49,10 @@ from esk_pipeline.pipeline.parts import FrameParts, MemoryPartStore, PartRecord,
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust._audit import audit_mask
+from esk_pipeline.pipeline.trust._days import DayIndex, index_day, known_day
 from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
-from esk_pipeline.pipeline.trust._parts import (
-    DayIndex,
-    apply_trust,
-    hashes,
-    index_day,
-    known_day,
-)
+from esk_pipeline.pipeline.trust._parts import apply_trust, hashes
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
@@ -235,8 +230,8 @@ def _evidence(
     previous: Mapping[str, PartRecord],
 ) -> tuple[pd.DataFrame, set, dict[str, DayIndex]]:
     """The label rows of the texts in `wanted` (decided or voted on), oldest day first, the
-    tiers that labelled anything, and each day's index (`_parts.index_day`). A day whose index
-    was kept beside its part last time (`_parts.known_day`) is read only if it holds one of
+    tiers that labelled anything, and each day's index (`_days.index_day`). A day whose index
+    was kept beside its part last time (`_days.known_day`) is read only if it holds one of
     those texts."""
     kept, tiers, index = [], set(), {}
     fingerprint = getattr(days, "fingerprint", lambda _: None)
