@@ -49,3 +49,22 @@ def test_the_layout_names_no_module_that_is_gone():
     named = set(re.findall(r"([a-z_][a-z0-9_]*)\.py", block))
     present = {path.stem for path in ROOT.rglob("*.py")}
     assert sorted(named - present) == []
+
+
+_CONFLICT_MARKER = re.compile(r"^(?:<{7}|={7}|>{7})(?: |$)", re.MULTILINE)
+
+
+def test_no_file_holds_a_merge_conflict_marker():
+    """A merge resolved by hand leaves no `<<<<<<<`/`=======`/`>>>>>>>` line behind."""
+    repo = ROOT.parent
+    files = [README, repo / "pyproject.toml"]
+    for folder in ("esk_pipeline", "esk_pipeline_tests", "bench", "deploy"):
+        files += [
+            p for p in (repo / folder).rglob("*") if p.suffix in (".py", ".md", ".yaml", ".sh")
+        ]
+    marked = [
+        str(path.relative_to(repo))
+        for path in files
+        if _CONFLICT_MARKER.search(path.read_text(encoding="utf-8"))
+    ]
+    assert marked == []

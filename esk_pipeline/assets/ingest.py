@@ -30,6 +30,7 @@ from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.etl import ETLStats
+from esk_pipeline.pipeline.fsutil import scratch_prefix
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.resources.etl import ETLResource
@@ -111,7 +112,7 @@ def cleaned_texts(context: AssetExecutionContext, raw_logs: DayFrames, etl: ETLR
     totals = _EtlTotals()
     # A day is cleaned in one vectorised pass (deduplication spans the day): progress by day.
     progress = step_progress(context, sum(map(raw_logs.rows, raw_logs)), "cleaned_texts")
-    with tempfile.TemporaryDirectory(prefix="rejected_texts_") as scratch:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("rejected-texts")) as scratch:
 
         def clean(key: str) -> pd.DataFrame:
             started = time.perf_counter()

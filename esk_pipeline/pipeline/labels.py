@@ -171,8 +171,13 @@ def settled_domain(siblings: pd.DataFrame) -> str | None:
 def propagates_to(frame: pd.DataFrame, domain: pd.Series) -> pd.Series:
     """Rows that a settled `domain` (aligned with `frame`) is propagated to: labelled, long
     enough to carry their meaning, and already labelled with that domain."""
-    long_enough = frame["identity_key"].str.count(" ") + 1 >= MIN_PROPAGATION_WORDS
-    return usable(frame) & long_enough & (frame["domain"] == domain)
+    return usable(frame) & long_enough(frame["identity_key"]) & (frame["domain"] == domain)
+
+
+def long_enough(keys: pd.Series) -> pd.Series:
+    """Identity keys of at least `MIN_PROPAGATION_WORDS` words: a decision on one of their
+    texts can settle the others."""
+    return keys.fillna("").str.count(" ") + 1 >= MIN_PROPAGATION_WORDS
 
 
 def settled_keys(decisions: pd.DataFrame) -> dict[str, tuple[str, str, float]]:

@@ -298,7 +298,8 @@ class LogSource:
 
         Read in windows of whole hours of at most `READ_BATCH_ROWS` rows (an hour with more is
         one window), so neither ClickHouse's answer nor the embedded helper ever holds more
-        than a window; hours make a total order without a unique column to page by."""
+        than a window; hours make a total order without a unique column to page by. The
+        windows cover the whole day, so a row logged after the hours were counted is read."""
         if not self._table_exists():
             raise LogSourceError(f"table {self.table!r} does not exist in {self.description}")
         per_hour = self._call(
@@ -314,7 +315,7 @@ class LogSource:
                 "AND toHour(ts) BETWEEN {first:UInt8} AND {last:UInt8} ORDER BY ts",
                 parameters={"table": self.table, "day": day, "first": first, "last": last},
             )
-            for first, last in hour_windows(per_hour, READ_BATCH_ROWS) or [(0, 23)]
+            for first, last in hour_windows(per_hour, READ_BATCH_ROWS)
         ]
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         del frames
@@ -340,18 +341,20 @@ class LogSource:
 
 
 def hour_windows(per_hour: list[tuple[int, int]], max_rows: int) -> list[tuple[int, int]]:
-    """Consecutive (first, last) hour ranges of at most `max_rows` rows each, from (hour, rows)
-    pairs in hour order; an hour with more than `max_rows` rows is a window of its own."""
-    windows: list[tuple[int, int]] = []
+    """Consecutive (first, last) hour ranges covering hours 0 to 23, of at most `max_rows`
+    rows each by the (hour, rows) pairs in hour order; an hour with more than `max_rows` rows
+    starts a window of its own. An hour without rows belongs to the window before it (the
+    first window starts at 0), so rows logged since the count are read too."""
+    starts: list[int] = []
     rows = 0
     for hour, count in per_hour:
-        if windows and rows + count <= max_rows:
-            windows[-1] = (windows[-1][0], hour)
+        if starts and rows + count <= max_rows:
             rows += count
         else:
-            windows.append((hour, hour))
+            starts.append(hour)
             rows = count
-    return windows
+    starts[:1] = [0]
+    return list(zip(starts, [s - 1 for s in starts[1:]] + [23], strict=True))
 
 
 def _merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:

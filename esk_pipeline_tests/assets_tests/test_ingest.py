@@ -1,4 +1,6 @@
 import datetime as dt
+import os
+import tempfile
 
 import pandas as pd
 import pytest
@@ -6,6 +8,8 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 
 from esk_pipeline.assets import ingest
 from esk_pipeline.assets.partitions import daily_partitions
+from esk_pipeline.pipeline import fsutil
+from esk_pipeline.pipeline.etl import ETLProcessor
 from esk_pipeline.pipeline.log_source import LogSource
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.etl import ETLResource
@@ -217,3 +221,24 @@ def test_each_day_of_a_range_run_gets_its_own_metadata(logs, tmp_path):
     assert observed == raw
     assert "Мусор" in metadata["cleaned_texts", "2026-11-03"]["preview"]
     assert "Мусор" not in metadata["cleaned_texts", "2026-11-01"]["preview"]
+
+
+def test_the_rejected_rows_wait_in_a_scratch_folder_a_restart_can_clean(
+    logs, tmp_path, monkeypatch
+):
+    """A range's rejected rows wait in a scratch folder named as the project's scratch is,
+    so `remove_dead_scratch` takes it when the step was killed."""
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    seen: list[str] = []
+    clean = ETLProcessor.clean
+
+    def clean_and_look(self, raw, source):
+        seen.extend(path.name for path in scratch_root.iterdir())
+        return clean(self, raw, source=source)
+
+    monkeypatch.setattr(ETLProcessor, "clean", clean_and_look)
+    assert _materialize(tmp_path, {"partition_key": "2026-11-01"}).success
+    ours = f"{fsutil.SCRATCH_MARK}{os.getpid()}-"
+    assert seen and all(name.startswith(ours) for name in seen)

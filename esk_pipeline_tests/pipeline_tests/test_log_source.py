@@ -50,8 +50,35 @@ def test_a_day_is_read_in_bounded_hour_windows_holding_every_row_once(source, mo
 
 def test_hour_windows_stay_under_the_bound_unless_one_hour_is_over_it():
     per_hour = [(0, 50), (1, 30), (2, 30), (5, 200), (6, 10), (7, 90)]
-    assert log_source.hour_windows(per_hour, 100) == [(0, 1), (2, 2), (5, 5), (6, 7)]
-    assert log_source.hour_windows([], 100) == []
+    # Hours without rows go to the window before them: the windows cover the whole day.
+    assert log_source.hour_windows(per_hour, 100) == [(0, 1), (2, 4), (5, 5), (6, 23)]
+    assert log_source.hour_windows([(9, 5)], 100) == [(0, 23)]
+    assert log_source.hour_windows([], 100) == [(0, 23)]
+
+
+def test_rows_logged_while_a_day_is_read_in_an_hour_that_had_none_are_not_lost(source, monkeypatch):
+    """The rows per hour are counted first; an hour empty then is still read."""
+    logs = _logs("2026-11-01", 300)  # 08:00 to 12:59
+    source.insert_logs(logs)
+    monkeypatch.setattr(log_source, "READ_BATCH_ROWS", 130)
+    late = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(["2026-11-01 03:00", "2026-11-01 20:00"], utc=True),
+            "text": ["ночью", "вечером"],
+            "user_id": "u2",
+        }
+    )
+    call = source._call
+
+    def counted_then_logged(method, *args, **kwargs):
+        answer = call(method, *args, **kwargs)
+        if method == "query_rows" and "toHour" in args[0]:
+            source.insert_logs(late)
+        return answer
+
+    monkeypatch.setattr(source, "_call", counted_then_logged)
+    day = source.read_day(dt.date(2026, 11, 1))
+    assert sorted(day["text"]) == sorted([*logs["text"], "ночью", "вечером"])
 
 
 def test_day_boundary_is_utc(source):

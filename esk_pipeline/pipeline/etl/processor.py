@@ -1,9 +1,10 @@
 """`ETLProcessor`: read a log file, clean its texts, deduplicate, and account for every row.
 
 `load_file` / `load_bytes` return an `ETLResult`: cleaned rows, rejected rows with reasons,
-stats; `process_file` / `process_bytes` (the contract's simple entry points) return the
-cleaned rows only; `read_*` return the raw table; `clean` works on a raw table from anywhere
-(ClickHouse rows too).
+stats; `load_batches` gives the same a batch of input rows at a time (what an upload's worker
+runs, in bounded memory); `process_file` / `process_bytes` (the contract's simple entry points)
+return the cleaned rows only; `read_*` return the raw table; `clean` works on a raw table from
+anywhere (ClickHouse rows too).
 Every input row ends up in `cleaned` or in `rejected`, so `rows_in == rows_out + rows_rejected`
 always holds. The row-id hash is the one per-row Python loop; the rest is vectorised.
 

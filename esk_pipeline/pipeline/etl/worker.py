@@ -2,7 +2,7 @@
 
 A long-lived process (the API) must not parse untrusted bytes itself: a parse that runs away
 would hold a core, keep its peak memory (CPython and the allocators rarely return it) and
-could not be stopped. `ETLWorkers.load` runs `ETLProcessor.load_file` in a child forked from
+could not be stopped. `ETLWorkers.load` runs `ETLProcessor.load_batches` in a child forked from
 a clean server process (multiprocessing's forkserver, with the ETL modules preloaded, so a
 start costs milliseconds and never copies the parent's threads or open databases). The child
 sets its own limits with `resource.setrlimit` first: RLIMIT_CPU (SIGXCPU past it) and

@@ -119,15 +119,24 @@ def beyond_capacity(
 ) -> tuple[pd.DataFrame, int]:
     """`frame` without the new rows (no item yet) that rank below the `max_queue_size` most
     urgent new rows by `queue_batch`'s order: those could not enter whatever the queue holds.
-    Returns the rest and how many were left out. Rows `parse_batch` would refuse stay."""
+    Returns the rest and how many were left out. Rows `parse_batch` would refuse stay, and
+    take no new row's place."""
     if len(frame) <= max_queue_size or "row_id" not in frame or "text" not in frame:
         return frame, 0
     ids = frame["row_id"].astype("string").str.strip()
     present = item_ids(conn)
     text = frame["text"].astype("string").str.strip()
     status = _stripped(frame, "status")
-    refused = ids.isna() | text.isna() | text.eq("") | status.eq("deferred")
-    new = (~ids.isin(present) & ~refused).fillna(False).to_numpy(dtype=bool)
+    # Missing or empty like `_text_or_none`: the default reason.
+    reason = _stripped(frame, "review_reason").replace("", pd.NA)
+    reason = reason.fillna(ReviewReason.NEEDS_REVIEW.value)
+    refused = (
+        ids.isna().to_numpy(dtype=bool)
+        | text.fillna("").eq("").to_numpy(dtype=bool)
+        | status.eq("deferred").fillna(False).to_numpy(dtype=bool)
+        | ~reason.isin([r.value for r in ReviewReason]).to_numpy(dtype=bool)
+    )
+    new = ~ids.isin(present).fillna(False).to_numpy(dtype=bool) & ~refused
     if new.sum() <= max_queue_size:
         return frame, 0
     predicted = np.zeros(len(frame), dtype=bool)
@@ -135,7 +144,6 @@ def beyond_capacity(
         value = _stripped(frame, column)
         predicted |= (value.notna() & value.ne("")).fillna(False).to_numpy(dtype=bool)
     failed = status.eq("failed").fillna(False).to_numpy(dtype=bool) | ~predicted
-    reason = _stripped(frame, "review_reason").fillna(ReviewReason.NEEDS_REVIEW.value)
     waiting = reason.isin(
         [ReviewReason.SECOND_OPINION.value, ReviewReason.POSSIBLE_LABEL_ERROR.value]
     )
@@ -144,11 +152,13 @@ def beyond_capacity(
         PRIORITY_RANK[ReviewPriority.CRITICAL],
         np.where(failed, PRIORITY_RANK[ReviewPriority.HIGH], PRIORITY_RANK[ReviewPriority.MEDIUM]),
     )
-    gain = pd.to_numeric(frame.get("review_gain"), errors="coerce")
+    gain = np.zeros(len(frame))
+    if "review_gain" in frame:
+        gain = pd.to_numeric(frame["review_gain"], errors="coerce").fillna(0.0).to_numpy()
     order = pd.DataFrame(
         {
             "rank": -rank,
-            "gain": -(gain.fillna(0.0).to_numpy() if gain is not None else 0.0),
+            "gain": -gain,
             "id": ids.to_numpy(),
         },
         index=frame.index,

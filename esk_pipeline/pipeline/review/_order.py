@@ -9,7 +9,11 @@ a candidate (one text per identity key) multiplies
   about every text around it, an outlier's teaches it about one;
 - what the decision can change: the model's uncertainty (1 - p_correct), plus a bump for
   labels just short of the precision target, where one more training example near them
-  lifts a whole neighbourhood over the tier's threshold;
+  lifts a whole neighbourhood over the tier's threshold. A label no audit has measured yet
+  (no `p_correct`) counts as even odds: the model's own confidence is no evidence (on fresh
+  logs labels it is 80-99% sure of can be right two times in three, so ranking by it would
+  spend the first decisions on "cheap, near the threshold" labels that are neither), and
+  until the audit speaks the order ranks by what a decision stands for;
 - the rarity of its domain (rare domains are where a dataset is short and a model weakest);
 
 divided by the decisions it is expected to cost: a correction of the model waits for a second
@@ -35,6 +39,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.text import model_form
 
+# The p_correct of a label no audit has measured: even odds, whatever the model claims.
+_UNMEASURED = 0.5
 # Neighbours summed into a candidate's density.
 _NEIGHBOURS = 10
 # How far below the precision target a label still counts as "near the threshold".
@@ -55,8 +61,8 @@ def review_priority(
 ) -> np.ndarray:
     """A priority per candidate row (higher first), in the row order of `candidates`.
 
-    `candidates`: one row per text to review, with `text`, `domain`, `status`, `p_correct`
-    and `confidence` (the model's own claim, used where `p_correct` is unknown).
+    `candidates`: one row per text to review, with `text`, `domain`, `status` and
+    `p_correct` (NaN where no audit has measured the label's tier: even odds).
     `group_sizes`: texts each candidate's decision propagates to (itself included), aligned
     with `candidates`; `domain_counts`: labels per domain over all texts. `progress` gets
     two phases: "ranking" (neighbourhoods, by candidate) and "picking" (the diverse picks).
@@ -89,8 +95,7 @@ def base_priority(
     """The cheap factors of `review_priority` (everything but neighbourhoods and diversity):
     no text needed. `review_priority` scores the `_MAX_SCORED` best by these, in row order on
     ties, and keeps these for the rest."""
-    p = pd.to_numeric(candidates["p_correct"], errors="coerce")
-    p = p.fillna(pd.to_numeric(candidates["confidence"], errors="coerce")).fillna(0.0)
+    p = pd.to_numeric(candidates["p_correct"], errors="coerce").fillna(_UNMEASURED)
     p = p.where(candidates["status"].fillna("labeled") == "labeled", 0.0).clip(0, 1).to_numpy()
     uncertainty = 1.0 - p
     below = np.clip(precision_target - p, 0.0, None)

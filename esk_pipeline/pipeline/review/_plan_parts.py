@@ -1,6 +1,7 @@
 """The review plan's pass over the labels' parts: small summaries, a bounded running selection.
 
-Planning needs, over every label, only counts (texts per identity key, labels per domain) and,
+Planning needs, over every label, only counts (texts per identity key that a decision can
+settle together, labels per domain) and,
 per queued text, a few light fields (row id, key hash, domain, confidence, p_correct, status).
 Each part yields them as summaries (`part_summaries`), kept beside the part where the parts can
 keep them (`FrameParts.derived`), so a part that did not change is not read again.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from esk_pipeline.pipeline.labels import long_enough
 from esk_pipeline.pipeline.review import _order
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
@@ -57,6 +59,7 @@ def part_summaries(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
         {
             "row_id": part["row_id"].astype(str).to_numpy(),
             "key": key_hashes(part["identity_key"]),
+            "settled_together": long_enough(part["identity_key"].astype(object)).to_numpy(),
             "domain": part["domain"].to_numpy(),
             "confidence": part["confidence"].to_numpy(),
             "p_correct": part["p_correct"].to_numpy(),
@@ -85,9 +88,12 @@ def summary(parts: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
 
 
 def key_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Labels per (identity key hash, domain) of a part's `review-rows`."""
-    counts = rows.groupby(["key", "domain"], dropna=False, sort=False).size()
-    return counts.rename("n").reset_index()
+    """Labels per (identity key hash, domain) of a part's `review-rows` (`n`), and how many of
+    them a decision on their key settles together (`together`: none for a key too short to
+    propagate, `labels.long_enough`; summaries kept before that column count them all)."""
+    together = rows.get("settled_together", True)
+    counts = rows.assign(together=together).groupby(["key", "domain"], dropna=False, sort=False)
+    return counts.agg(n=("key", "size"), together=("together", "sum")).reset_index()
 
 
 def queued(rows: pd.DataFrame) -> pd.DataFrame:
@@ -103,7 +109,8 @@ def key_hashes(keys: pd.Series) -> np.ndarray:
 
 @dataclass
 class Counts:
-    """Texts per identity key hash (sorted unique hashes, counts) and labels per domain."""
+    """Texts a decision on an identity key settles together, per key hash (sorted unique
+    hashes, counts: 0 for a key too short to propagate) and labels per domain."""
 
     keys: np.ndarray
     texts: np.ndarray
@@ -115,7 +122,7 @@ class Counts:
         keys, texts, domains = [], [], pd.Series(dtype="int64")
         for table in tables:
             keys.append(table["key"].to_numpy(dtype=np.uint64))
-            texts.append(table["n"].to_numpy(dtype=np.int64))
+            texts.append(table["together"].to_numpy(dtype=np.int64))
             by_domain = table.groupby("domain", sort=False)["n"].sum()
             domains = domains.add(by_domain, fill_value=0)
         if not keys:
@@ -129,7 +136,7 @@ class Counts:
         if not len(self.keys):
             return np.ones(len(keys), dtype=np.int64)
         found = np.searchsorted(self.keys, keys).clip(0, len(self.keys) - 1)
-        return np.where(self.keys[found] == keys, self.texts[found], 1)
+        return np.where(self.keys[found] == keys, self.texts[found], 1).clip(1)
 
 
 @dataclass

@@ -14,10 +14,10 @@ verdict "queued", and the audit texts trusted meanwhile), in two streams:
 
 How much of the reviewers' time the audit gets (`audit_hand_out_share`) follows what the
 calibration still needs. Before the audit has decided anything it gets every hand-out: no label
-has a measured `p_correct` yet, so the order's uncertainty and near-threshold factors would
-read the model's own confidence, which on fresh logs runs far above its accuracy (labels the
-model is 80-90% sure of can be right two times in three); the "cheap, settling" picks would
-be neither, while each audit decision both measures the model and trains it. Then the audit
+has a measured `p_correct` yet, so the order could rank the rest only by what a decision
+stands for (the model's own confidence is no evidence: on fresh logs labels it is 80-99% sure
+of can be right two times in three), and nothing is accepted until the audit can tell which
+labels are right, while each audit decision both measures the model and trains it. Then the audit
 gets most hand-outs for about as many audit items as it still
 needs to decide what is accepted (`Calibration.audit_still_needed`), then the audit's own
 share of the logs, so it keeps measuring each version as a uniform sample of the reviews while

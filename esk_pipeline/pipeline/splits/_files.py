@@ -208,10 +208,6 @@ def _same_size(path: Path, size: int) -> bool:
         return False
 
 
-def _strings(mapping: dict) -> dict[str, str]:
-    return {str(k): str(v) for k, v in mapping.items()}
-
-
 def _parquet_of(name: str) -> str:
     return f"{PARQUET_DIR}/{Path(name).stem}.parquet"
 

@@ -198,8 +198,10 @@ def dataset_card(name: str, stats: DatasetStats, taxonomy: Taxonomy | None) -> s
         "ds = load_dataset(path_to_this_folder)  # splits train / eval, from this card's configs",
         'ds = load_dataset("json", data_dir=path_to_this_folder)  # splits train / test (= eval)',
         f'ds = load_dataset("parquet", data_dir=path_to_this_folder + "/{PARQUET_DIR}")',
+        "import glob",
         "import pandas as pd",
-        f'train = pd.read_parquet(path_to_this_folder + "/{PARQUET_DIR}/train.parquet")',
+        f'files = sorted(glob.glob(path_to_this_folder + "/{PARQUET_DIR}/train*.parquet"))',
+        "train = pd.concat(map(pd.read_parquet, files), ignore_index=True)  # a file per day",
         "```",
         "",
     ]

@@ -380,9 +380,14 @@ def _split_files(split: str, given: Path) -> list[tuple[str, Path]]:
     shards = stats.get("shards") if isinstance(stats, dict) else None
     listed = shards.get(split) if isinstance(shards, dict) else None
     if isinstance(listed, list) and given.name in listed:
-        files = [given.parent / str(n) for n in listed]
-        if all(_layout.DATA_FILE.fullmatch(f.name) and f.is_file() for f in files):
-            return [(f.name, f) for f in files]
+        for name in map(str, listed):
+            match = _layout.DATA_FILE.fullmatch(name)
+            if match is None or match["split"] != split or not (given.parent / name).is_file():
+                raise StorageError(
+                    f"{given.parent / 'metadata.json'}: {name!r} is not a {split} data file "
+                    "of this folder"
+                )
+        return [(str(name), given.parent / str(name)) for name in listed]
     named = []
     for source in _layout.expand_shards(given):
         shard = _layout.SHARD_SUFFIX.search(source.name)

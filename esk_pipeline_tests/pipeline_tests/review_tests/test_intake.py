@@ -174,3 +174,48 @@ def test_a_frame_larger_than_the_queue_queues_what_its_rows_one_by_one_would(
     assert report["kept_decided"] == 1 and report["refreshed"] == 1
     assert report["added"] == 9 and report["rejected_queue_full"] == 123 - 9
     assert items[0][0] == "failed" and "open" in {i for i, _, _ in items}
+
+
+class _Phases:
+    """Records the phases a call reports."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+    def phase(self, name: str, total: int, unit: str) -> None:
+        self.totals[name] = total
+
+
+@pytest.mark.parametrize("status", ["column missing", "missing in every row", "labeled"])
+def test_new_rows_that_cannot_enter_are_cut_before_they_are_read(
+    make: StoreFactory, status: str
+) -> None:
+    """Rows without a status (or with an unknown review reason, which `add_items` refuses)
+    are cut like the others: only the rows that can enter are read one by one."""
+    ds = make(max_queue_size=5)
+    rows = [label(f"n{i:03}", review_gain=i / 100) for i in range(50)]
+    rows.append(label("bad-reason", review_gain=9.0, review_reason="no such reason"))
+    frame = pd.DataFrame(rows)
+    if status == "missing in every row":
+        frame["status"] = None
+    elif status == "labeled":
+        frame["status"] = "labeled"
+    phases = _Phases()
+    report = ds.add_items(frame, progress=phases)
+    # The 5 new rows of highest gain, and the refused row (counted as invalid by its reason).
+    assert phases.totals["queueing"] == 6
+    assert report.added == 5 and report.invalid == 1
+    assert report.rejected_queue_full == 45
+    assert sorted(i.id for i in ds.get_next(10, "alice")) == [f"n{i:03}" for i in range(45, 50)]
+
+
+def test_a_frame_without_review_gain_larger_than_the_queue_is_queued(make: StoreFactory) -> None:
+    """Without a `review_gain` column every gain is 0: the order falls to the row ids."""
+    ds = make(max_queue_size=3)
+    frame = pd.DataFrame([label(f"n{i:02}", status="labeled") for i in range(20)])
+    report = ds.add_items(frame)
+    assert report.added == 3 and report.rejected_queue_full == 17
+    assert sorted(i.id for i in ds.get_next(5, "alice")) == ["n00", "n01", "n02"]

@@ -130,3 +130,32 @@ def test_a_bounded_plan_over_parts_queues_what_the_whole_plan_does(
         ds.close()
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0]["rejected_queue_full"] > 0 and outcomes[0][0]["withdrawn"] == 1
+
+
+def test_a_key_too_short_to_propagate_stands_for_its_one_text() -> None:
+    # "алло" 30 times settles one text per decision (propagation skips short replies); the
+    # request below, three times, settles three.
+    texts = ["алло"] * 30 + ["не вывозят мусор со двора третью неделю"] * 3
+    frame = pd.DataFrame(
+        {
+            "row_id": [row_id(f"{t} #{i}") for i, t in enumerate(texts)],
+            "text": texts,
+            "domain": "common",
+            "confidence": 0.5,
+            "p_correct": np.nan,
+            "status": "labeled",
+            "label_origin": "local_model",
+            "top_candidates": "[]",
+            "label_source": "local",
+            "error": None,
+        }
+    )
+    frame = frame.assign(identity_key=identity_key_series(frame["text"]))
+    judged = assign_verdicts(frame, None, audit_share=0.0, precision_target=0.95)
+    plan = plan_review(
+        judged.assign(trusted=judged["verdict"] == "trusted"),
+        precision_target=0.95,
+        audit_review_share=0.0,
+    ).rows
+    gain = dict(zip(plan["text"], plan["review_gain"], strict=True))
+    assert gain[texts[-1]] > gain["алло"]

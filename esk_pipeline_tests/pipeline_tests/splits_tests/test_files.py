@@ -14,6 +14,7 @@ from esk_pipeline.pipeline.dataset_layout import PARQUET_DIR
 from esk_pipeline.pipeline.splits import DataWriter, card
 from esk_pipeline_tests.pipeline_tests.splits_tests.support import (
     TAXONOMY,
+    day_of_labels,
     labelled_items,
     make_config,
     written,
@@ -101,3 +102,16 @@ def test_shards_parquet_card_and_hugging_face_layout(tmp_path):
     assert metadata["taxonomy_fingerprint"] == TAXONOMY.fingerprint
     assert "created_at" in metadata
     assert "created_at" not in (folder / "train-00000-of-00003.jsonl").read_text()
+
+
+def test_the_cards_pandas_snippet_loads_the_whole_train_split(tmp_path):
+    """The card's "How to load" pandas lines work on a dataset written a day at a time."""
+    cfg = make_config(tmp_path, validate_quality=False, min_eval_samples=0)
+    days = {f"2026-11-0{d}": pd.DataFrame(day_of_labels(d)) for d in (1, 2)}
+    train_path, _, stats = DataWriter(cfg, TAXONOMY).write_parts(days, dataset_name="ds")
+    text = (train_path.parent / "README.md").read_text(encoding="utf-8")
+    code = text[text.index("```python") + len("```python") : text.rindex("```")]
+    snippet = [line for line in code.splitlines() if "datasets" not in line and "ds =" not in line]
+    scope = {"path_to_this_folder": str(train_path.parent)}
+    exec("\n".join(snippet), scope)  # the card's own example
+    assert len(scope["train"]) == stats.train_samples > 0

@@ -3,16 +3,18 @@
 import numpy as np
 import pandas as pd
 
-from esk_pipeline.pipeline.review._order import review_priority
+from esk_pipeline.pipeline.review._order import base_priority, review_priority
 
 
-def _candidates(texts: list[str], confidence: float | list[float] = 0.5) -> pd.DataFrame:
+def _candidates(
+    texts: list[str], p_correct: float | list[float] = np.nan, confidence: float | list[float] = 0.5
+) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "text": texts,
             "domain": "water",
             "status": "labeled",
-            "p_correct": np.nan,
+            "p_correct": p_correct,
             "confidence": confidence,
         }
     )
@@ -41,9 +43,20 @@ def test_a_batch_does_not_spend_itself_on_one_cluster() -> None:
 
 def test_unsure_texts_and_those_just_short_of_the_target_beat_sure_ones() -> None:
     texts = [f"прорвало трубу в подвале дома {i}" for i in range(3)]
-    confidence = [0.99, 0.5, 0.9]  # sure, unsure, just short of 0.95
-    priority = review_priority(_candidates(texts, confidence), precision_target=0.95)
+    p_correct = [0.99, 0.5, 0.9]  # sure, unsure, just short of 0.95
+    priority = review_priority(_candidates(texts, p_correct), precision_target=0.95)
     assert priority[1] > priority[0] and priority[2] > priority[0]
+
+
+def test_before_the_audit_the_models_own_confidence_does_not_order_the_texts() -> None:
+    # No p_correct yet: a text its decision settles with 40 others comes first, however sure
+    # or unsure the model claims to be of the lone ones.
+    texts = ["прорвало трубу в подвале дома", "сломался лифт", "сломался лифт в подъезде"]
+    candidates = _candidates(texts, confidence=[0.5, 0.9, 0.99])
+    priority = review_priority(candidates, precision_target=0.95, group_sizes=pd.Series([1, 1, 40]))
+    assert _rank(priority)[0] == 2
+    alone = base_priority(candidates.iloc[:2], precision_target=0.95)
+    assert alone[0] == alone[1]  # equally unmeasured, equally alone
 
 
 def test_a_text_whose_decision_propagates_to_more_texts_comes_first() -> None:

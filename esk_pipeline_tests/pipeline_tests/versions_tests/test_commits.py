@@ -79,6 +79,29 @@ def test_a_writer_file_brings_every_file_of_its_split(tmp_path):
     assert version.eval_samples == stats.eval_samples
 
 
+@pytest.mark.parametrize("listed", ["../outside/train-x.jsonl", "eval.jsonl", "notes.txt"])
+def test_a_listed_file_is_a_data_file_name_of_its_split_in_the_folder(tmp_path, listed):
+    """metadata.json names files, never paths: an entry with a folder, of another split or not
+    a data file is refused, not read from wherever it points."""
+    storage = make_storage(tmp_path)
+    records = sample_records()
+    config = DataWriterConfig(
+        output_dir=tmp_path / "datasets", eval_fraction=0.2, min_eval_samples=1, seed=1
+    )
+    days = {"2026-01-01": pd.DataFrame(records)}
+    train_path, eval_path, _ = DataWriter(config).write_parts(days, dataset_name="ds")
+    outside = train_path.parent.parent / "outside"
+    outside.mkdir()
+    shutil.copyfile(train_path, outside / "train-x.jsonl")
+    shutil.copyfile(train_path, train_path.parent / "notes.txt")
+    metadata_file = train_path.parent / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata["stats"]["shards"]["train"].append(listed)
+    metadata_file.write_text(json.dumps(metadata))
+    with pytest.raises(StorageError, match="not a train data file"):
+        storage.commit_version(train_path, eval_path)
+
+
 def test_only_if_changed_returns_the_current_version_for_identical_files(tmp_path):
     folder = tmp_path / "dataset"
     folder.mkdir()
