@@ -151,4 +151,4 @@ def test_a_new_day_repeating_old_texts_leaves_the_old_days_as_they_are(tmp_path)
     assert changed == {day.isoformat(): "new"}
     assert len(before) >= 7
     assert {p.name: p.stat().st_ino for p in folder.rglob("*-2026-11-0[1-7].*")} == before
-    assert list(folder.glob(f"train-{day}.jsonl"))
+    assert list(folder.rglob(f"*-{day}.*"))  # the new day is written
