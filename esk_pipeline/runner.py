@@ -34,7 +34,7 @@ from dagster import (
 from esk_pipeline._dagster_private import queue_run
 from esk_pipeline.assets.progress import PROGRESS_LOGGER, PROGRESS_SECONDS
 from esk_pipeline.definitions import build_defs
-from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.pipeline.log_source import IngestRecord, LogSource
 from esk_pipeline.pipeline.memory import release_freed_memory
 from esk_pipeline.pipeline.progress import Progress
 from esk_pipeline.pipeline.taxonomy import Taxonomy
@@ -83,16 +83,29 @@ def seed_sample_logs(
     seed: int = 42,
     replace: bool = False,
     progress: Callable[[str], None] | None = None,
+    batch_rows: int | None = None,
 ) -> int:
     """Insert the seeded synthetic ESK logs unless the table already has rows (or `replace`);
-    `progress` receives progress lines while the rows are made and inserted."""
-    from esk_pipeline.sample_data import generate_log_batches
+    `progress` receives progress lines while the rows are made and inserted.
 
+    The sample goes in `batch_rows` (default `SEED_BATCH_ROWS`) at a time, each batch under a
+    deduplication token of its own, between a "started" and a "done" record in the ingest
+    ledger. A seed cut short (killed between batches) is finished by the next call with the
+    same arguments, which inserts every batch again and ClickHouse keeps each once. (A table
+    emptied by hand keeps its tokens: reseed it with `replace`.)
+    """
+    from esk_pipeline.sample_data import SEED_BATCH_ROWS, generate_log_batches
+
+    batch_rows = batch_rows or SEED_BATCH_ROWS
+    key = f"seed-{seed}-{n_rows}-{batch_rows}"
     source = LogSource(settings.clickhouse)
-    if source.day_counts() and not replace:
-        return 0
     if replace:
         source.drop_table()
+    elif source.day_counts() and (
+        _seed_mark(source, key, "done") or not _seed_mark(source, key, "started")
+    ):
+        return 0
+    _mark_seed(source, key, "started")
     taxonomy = Taxonomy.load(settings.app.taxonomy_path)
     with Progress(
         n_rows,
@@ -102,9 +115,35 @@ def seed_sample_logs(
         every_seconds=PROGRESS_SECONDS,
     ) as reporter:
         # One batch at a time, made and inserted: memory does not grow with n_rows.
-        batches = generate_log_batches(taxonomy, n_rows=n_rows, seed=seed, progress=reporter)
-        # Ground truth is for benchmarks only: real logs do not carry it.
-        return sum(source.insert_logs(logs.drop(columns=["true_domain"])) for logs in batches)
+        batches = generate_log_batches(
+            taxonomy, n_rows=n_rows, batch_rows=batch_rows, seed=seed, progress=reporter
+        )
+        inserted = sum(
+            # Ground truth is for benchmarks only: real logs do not carry it.
+            source.insert_logs(logs.drop(columns=["true_domain"]), dedup_token=f"{key}-{i}")
+            for i, logs in enumerate(batches)
+        )
+    _mark_seed(source, key, "done")
+    return inserted
+
+
+_SEED_CALLER = "esk-data seed"
+
+
+def _seed_mark(source: LogSource, key: str, stage: str) -> bool:
+    return source.find_ingest(caller=_SEED_CALLER, idempotency_key=f"{key}:{stage}") is not None
+
+
+def _mark_seed(source: LogSource, key: str, stage: str) -> None:
+    source.record_ingest(
+        IngestRecord(
+            sha256="",
+            caller=_SEED_CALLER,
+            idempotency_key=f"{key}:{stage}",
+            answer="",
+            ingested_at=dt.datetime.now(dt.UTC),
+        )
+    )
 
 
 def _ignore(line: str) -> None:

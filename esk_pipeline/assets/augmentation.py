@@ -72,6 +72,7 @@ def synthetic_samples(
 _SOURCE_COLUMNS = (
     "row_id",
     "text",
+    "identity_key",
     "domain",
     "confidence",
     "status",

@@ -208,8 +208,10 @@ class LogSource:
         )
         return dict(rows)
 
-    def insert_logs(self, frame: pd.DataFrame) -> int:
-        """Append rows; columns the table lacks are folded into its `metadata` JSON column."""
+    def insert_logs(self, frame: pd.DataFrame, *, dedup_token: str | None = None) -> int:
+        """Append rows; columns the table lacks are folded into its `metadata` JSON column.
+        With `dedup_token`, an insert that repeats one already made under that token (a retry)
+        adds nothing."""
         if frame.empty:
             return 0
         self.ensure_table()
@@ -225,9 +227,9 @@ class LogSource:
         for name in rows.columns:
             if name != "ts" and not table_columns[name].startswith("Nullable"):
                 rows[name] = rows[name].fillna("").astype(str)
-        # A plain append: a token of its own, so that identical rows of an earlier insert do not
-        # make the table drop these (only uploads are deduplicated, by their file's digest).
-        token = {"insert_deduplication_token": uuid.uuid4().hex}
+        # Without a token, a plain append: a token of its own, so that identical rows of an
+        # earlier insert do not make the table drop these.
+        token = {"insert_deduplication_token": dedup_token or uuid.uuid4().hex}
         self._call("insert_df", self.table, rows, settings=token)
         return len(rows)
 

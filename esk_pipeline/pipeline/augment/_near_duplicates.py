@@ -1,7 +1,9 @@
 """Near-duplicate search: character 3-gram Jaccard similarity with MinHash signatures and LSH.
 
-Quality control uses two indexes per run: one of the real texts (no sample may be a near copy
-of a real text) and one of the samples accepted so far (no two samples may be near copies).
+Quality control uses two indexes per run: one of the candidates, which the real texts are
+streamed against (no sample may be a near copy of a real text; the search is symmetric, so the
+real texts, however many, are never indexed), and one of the samples accepted so far (no two
+samples may be near copies).
 bench/bench_augmenter.py times `NearDuplicateIndex` against a brute-force scan.
 """
 
@@ -122,17 +124,25 @@ class NearDuplicateIndex:
         """The exact 3-gram Jaccard between the `i`-th sketched text and its most similar
         indexed text, when that can reach the threshold; a value below the threshold (0.0 when
         no candidate comes close) otherwise."""
+        return max((similar for _, similar in self.matches(sketches, i)), default=0.0)
+
+    def matches(self, sketches: Sketches, i: int) -> list[tuple[int, float]]:
+        """(position in the index, exact 3-gram Jaccard) of each indexed text that shares a
+        band with the `i`-th sketched text and whose MinHash estimate may reach the threshold.
+        Symmetric: indexing either side of a pair finds it."""
         keys = sketches.band_keys[i].tolist()
         candidates = {j for band, key in enumerate(keys) for j in self._buckets[band].get(key, ())}
         if not candidates:
-            return 0.0
+            return []
         ids = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
         estimate = (self._minhash[ids] == sketches.minhash[i]).mean(axis=1)
         close = ids[estimate >= self.threshold - _ESTIMATE_MARGIN]
         if not len(close):
-            return 0.0
+            return []
         mine = frozenset(sketches.grams[i].tolist())
-        return max(len(mine & self._gram_set(j)) / len(mine | self._gram_set(j)) for j in close)
+        return [
+            (int(j), len(mine & self._gram_set(j)) / len(mine | self._gram_set(j))) for j in close
+        ]
 
     def _gram_set(self, j: int) -> frozenset[int]:
         if j not in self._gram_sets:

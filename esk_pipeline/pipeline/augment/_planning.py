@@ -34,7 +34,7 @@ from esk_pipeline.pipeline.augment.models import (
 from esk_pipeline.pipeline.ids import row_id, row_ids
 from esk_pipeline.pipeline.labels import is_human
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline.pipeline.text import identity_key
+from esk_pipeline.pipeline.text import identity_key_series
 
 
 def _is_verified(frame: pd.DataFrame) -> pd.Series:
@@ -73,7 +73,7 @@ def plan_balance(
         _verified=_is_verified(frame),
         _confidence=pd.to_numeric(confidence, errors="coerce").fillna(0.0),
         _row_id=frame["row_id"].astype(str) if "row_id" in frame else row_ids(texts),
-        _form=texts.map(identity_key),
+        _form=_forms(frame, texts),
     ).sort_values(
         ["_verified", "_confidence", "_row_id"], ascending=[False, False, True], kind="stable"
     )
@@ -192,3 +192,16 @@ def items_to_requests(
             )
         )
     return requests
+
+
+def _forms(frame: pd.DataFrame, texts: pd.Series) -> pd.Series:
+    """Each row's identity key: the `identity_key` column trusted labels carry where it is
+    set, the rest computed (through Arrow, not a Python call per row)."""
+    if "identity_key" not in frame:
+        return identity_key_series(texts)
+    keys = frame["identity_key"].astype(object)
+    missing = keys.isna()
+    if missing.any():
+        keys = keys.copy()
+        keys[missing] = identity_key_series(texts[missing])
+    return keys

@@ -22,14 +22,16 @@ Each rejection is kept, with its reason, as a `RejectedSample`:
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
-from esk_pipeline.pipeline.augment._near_duplicates import NearDuplicateIndex
+from esk_pipeline.pipeline.augment._near_duplicates import NearDuplicateIndex, Sketches
 from esk_pipeline.pipeline.augment.models import (
     AugmentedSample,
     AugmenterConfig,
@@ -45,6 +47,7 @@ _MIN_LENGTH_RATIO = 0.4
 _MAX_LENGTH_RATIO = 3.0
 _MAX_LENGTH_SLACK = 60
 _MAX_SCRIPT_SHIFT = 0.5
+_REAL_BATCH = 20_000  # real texts sketched at once
 
 
 class Labelled(Protocol):
@@ -118,15 +121,16 @@ def _language_ok(text: str, source: str) -> bool:
 
 def _cheap_checks(
     candidates: list[Candidate],
-    real_texts: list[str],
+    real_forms: set[str],
     taxonomy: Taxonomy,
     config: AugmenterConfig,
     rejected: list[RejectedSample],
-) -> list[Candidate]:
-    """Checks 1-4; returns the survivors and appends the rejections to `rejected`."""
-    seen = {identity_key(t) for t in real_texts}
-    survivors: list[Candidate] = []
-    for candidate in candidates:
+) -> list[int]:
+    """Checks 1-4 (`real_forms`: the candidates' forms some real text has); returns the
+    survivors' positions and appends the rejections to `rejected`."""
+    seen = set(real_forms)
+    survivors: list[int] = []
+    for position, candidate in enumerate(candidates):
         form = identity_key(candidate.text)
         if candidate.is_hard_negative and (
             candidate.domain not in taxonomy or candidate.domain == candidate.source.domain
@@ -142,13 +146,38 @@ def _cheap_checks(
             rejected.append(candidate.rejected("wrong_language"))
         else:
             seen.add(form)
-            survivors.append(candidate)
+            survivors.append(position)
     return survivors
+
+
+def _compare_with_real(
+    candidates: list[Candidate], real_texts: Iterable[str], index: NearDuplicateIndex
+) -> tuple[set[str], np.ndarray, Sketches]:
+    """One pass over `real_texts`, `_REAL_BATCH` at a time: the candidates' forms (identity
+    keys) some real text has, each candidate's highest 3-gram Jaccard with a real text (what
+    `NearDuplicateIndex.similarity` would give with the real texts indexed), and the
+    candidates' sketches. Only the candidates are indexed (in `index`): the memory is the
+    candidates' and a batch's, however many real texts there are."""
+    sketches = index.sketch([c.text for c in candidates])
+    for i in range(len(sketches)):
+        index.add(sketches, i)
+    forms = {identity_key(c.text) for c in candidates}
+    found: set[str] = set()
+    nearest = np.zeros(len(candidates))
+    texts = iter(real_texts)
+    while batch := list(itertools.islice(texts, _REAL_BATCH)):
+        keys = [identity_key(t) for t in batch]
+        found.update(k for k in keys if k in forms)
+        real = index.sketch([t for t, k in zip(batch, keys, strict=True) if k])
+        for j in range(len(real)):
+            for i, similar in index.matches(real, j):
+                nearest[i] = max(nearest[i], similar)
+    return found, nearest, sketches
 
 
 async def quality_control(
     candidates: list[Candidate],
-    real_texts: list[str],
+    real_texts: Iterable[str],
     *,
     taxonomy: Taxonomy,
     config: AugmenterConfig,
@@ -156,21 +185,22 @@ async def quality_control(
 ) -> tuple[list[AugmentedSample], list[RejectedSample]]:
     """Checks 1-7 of the module docstring; accepted samples keep the candidates' order.
 
-    `real_texts` are what no sample may duplicate; `labeler` returns the judge, called only
-    when some candidate reaches the label check (so a default labeler is built only then).
+    `real_texts` are what no sample may duplicate, read once (`_compare_with_real`);
+    `labeler` returns the judge, called only when some candidate reaches the label check (so
+    a default labeler is built only then).
     """
     rejected: list[RejectedSample] = []
-    survivors = _cheap_checks(candidates, real_texts, taxonomy, config, rejected)
-
+    if not candidates:
+        return [], rejected
     threshold = config.near_duplicate_threshold
-    real_index = NearDuplicateIndex(threshold, seed=config.seed)
-    real_index.add_texts([t for t in dict.fromkeys(real_texts) if identity_key(t)])
-    sketches = real_index.sketch([c.text for c in survivors])
+    real_forms, nearest, sketches = _compare_with_real(
+        candidates, real_texts, NearDuplicateIndex(threshold, seed=config.seed)
+    )
     checked: list[tuple[int, Candidate]] = []
-    for i, candidate in enumerate(survivors):
-        similarity = real_index.similarity(sketches, i)
-        if similarity >= threshold:
-            rejected.append(candidate.rejected("near_duplicate", f"real text {similarity:.2f}"))
+    for i in _cheap_checks(candidates, real_forms, taxonomy, config, rejected):
+        candidate = candidates[i]
+        if nearest[i] >= threshold:
+            rejected.append(candidate.rejected("near_duplicate", f"real text {nearest[i]:.2f}"))
         else:
             checked.append((i, candidate))
 

@@ -23,6 +23,7 @@ Generation:
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -163,7 +164,7 @@ class AugmenterAgent:
         needs. `real_texts` (e.g. all cleaned texts) are what no sample may duplicate, besides
         `labelled`'s own texts."""
         plan = self.plan(labelled)
-        texts = [*real_texts, *labelled["text"].astype(str)]
+        texts = itertools.chain(real_texts, labelled["text"].astype(str))
         return await self._run(plan.requests, texts, counts_before=plan.counts_before, plan=plan)
 
     async def _run(
@@ -177,7 +178,7 @@ class AugmenterAgent:
         candidates, failed = await self._generate(requests)
         samples, rejected = await quality_control(
             candidates,
-            [*real_texts, *(r.text for r in requests)],
+            itertools.chain(real_texts, (r.text for r in requests)),
             taxonomy=self.taxonomy,
             config=self.config,
             labeler=lambda: self.labeler,

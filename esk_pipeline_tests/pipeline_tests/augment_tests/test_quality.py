@@ -3,10 +3,12 @@ could not judge."""
 
 from __future__ import annotations
 
+import itertools
+
 import pandas as pd
 import pytest
 
-from esk_pipeline.pipeline.augment import AugmenterAgent
+from esk_pipeline.pipeline.augment import AugmenterAgent, NearDuplicateIndex
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.pipeline_tests.augment_tests.conftest import (
     GOOD,
@@ -136,3 +138,26 @@ def test_the_configured_text_length_bounds_reject_what_the_etl_would_drop(
     assert report_with() == {short: "accepted", GOOD: "accepted"}
     assert report_with(min_text_length=30) == {short: "too_short", GOOD: "accepted"}
     assert report_with(max_text_length=40) == {short: "accepted", GOOD: "too_long"}
+
+
+def test_real_texts_are_read_once_and_never_indexed(taxonomy: Taxonomy, monkeypatch) -> None:
+    """Real texts (every trusted text of the history) may be a one-shot stream: each is read
+    once and compared with the candidates; only the candidates are indexed, so the memory of
+    the check does not grow with the history."""
+    near_real = "у нас в доме сломался лифт, все ходят по лестницее"  # a near copy of GOOD
+    duplicate = "В доме сломался лифт ходим по лестнице"
+    answers = {LIFT: {"paraphrases": [GOOD, duplicate.lower(), "лифт в подъезде стоит, ходим"]}}
+    indexed = []
+    add = NearDuplicateIndex.add
+    monkeypatch.setattr(
+        NearDuplicateIndex, "add", lambda self, s, i: indexed.append(i) or add(self, s, i)
+    )
+    agent = AugmenterAgent(
+        llm_config(), taxonomy, labeler=KeywordLabeler(), model_override=function_model(answers)
+    )
+    others = (f"обращение номер {n} про отопление в квартире" for n in range(3000))
+    real = itertools.chain(others, [near_real, duplicate])
+    report = run(agent.augment([{"text": LIFT, "domain_id": "housing_utilities"}], real_texts=real))
+    assert report.rejections["duplicate"] == 1 and report.rejections["near_duplicate"] == 1
+    assert GOOD not in [s.text for s in report.samples]
+    assert len(indexed) <= 2 * report.n_candidates
