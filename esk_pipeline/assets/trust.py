@@ -168,7 +168,6 @@ def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
     return {
         **schema,
         "dagster/row_count": MetadataValue.int(rows),
-        "parts": len(parts),
         "trusted": trusted,
         "by_origin": counts_table(dict(origins), "origin"),
         "preview": preview(shown, _SHOWN),

@@ -5,6 +5,10 @@ is made: the labeler, the review store, the augmenter) and, once calibrated, how
 to be right (`p_correct`). `resolve_labels` is the one place that decides which claim a text
 keeps; the dataset writer, the review queue and the calibration all read its result.
 
+A text seen on several days has a label row per day: the first usable one in day order is its
+model label (`first_label_per_text`; a failed or deferred row gives way to a later day's
+label), so a text stays with the day that first labelled it and a later day adds nothing.
+
 Precedence for one `row_id`: a usable label (status "labeled" with a domain) beats an unusable
 one; then the stronger origin (`ORIGIN_RANK`); then the later review; then the higher
 confidence. A corroborated human decision (the reviewer approved the model's label, or two
@@ -20,6 +24,7 @@ different things, so a decision on one says nothing about the others.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.label_contract import (
@@ -37,6 +42,7 @@ __all__ = [
     "MODEL_ORIGINS",
     "ORIGIN_RANK",
     "LabelOrigin",
+    "first_label_per_text",
     "is_human",
     "resolve_labels",
     "strongest_per_row",
@@ -85,6 +91,16 @@ def usable(frame: pd.DataFrame) -> pd.Series:
     return (status == LabelStatus.LABELED) & frame["domain"].notna()
 
 
+def first_label_per_text(labels: pd.DataFrame) -> pd.DataFrame:
+    """One label row per `row_id` of rows in day order: the first usable one, else the first
+    (see the module docstring); the rows kept stay in their order."""
+    if labels.empty or not labels["row_id"].duplicated().any():
+        return labels
+    order = np.lexsort((np.arange(len(labels)), ~usable(labels).to_numpy(dtype=bool)))
+    first = ~pd.Series(labels["row_id"].to_numpy()[order]).duplicated().to_numpy()
+    return labels.iloc[np.sort(order[first])]
+
+
 def strongest_per_row(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """One row per `row_id` by the precedence above; returns it and how many rows lost."""
     if frame.empty:
@@ -118,17 +134,16 @@ def resolve_labels(
     """One label row per text: the human decision where there is one, a propagated decision
     for texts sharing its identity key, else the model's label.
 
-    `model_labels` are label rows (labeler output, any number of days; the latest row of a
-    row_id wins among equals); `decisions` are the review store's verified labels. Both carry
-    `label_origin`. The result keeps every column of both, plus `identity_key`. `settled`
-    (`settled_keys` of every decision) lets a batch of labels be resolved with only the
-    decisions on its own rows; by default it comes from `decisions`.
+    `model_labels` are label rows (labeler output, any number of days in day order: a text's
+    first usable row is its label, `first_label_per_text`); `decisions` are the review store's
+    verified labels. Both carry `label_origin`. The result keeps every column of both, plus
+    `identity_key`. `settled` (`settled_keys` of every decision) lets a batch of labels be
+    resolved with only the decisions on its own rows; by default it comes from `decisions`.
     """
     model = model_labels.copy()
     human = decisions.assign(status=LabelStatus.LABELED.value, is_synthetic=False)
     if len(model):
-        # The same text on two days is one row id: the later day's label is the current one.
-        model = model.iloc[::-1].drop_duplicates("row_id").iloc[::-1]
+        model = first_label_per_text(model)
     frame = pd.concat([f for f in (model, human) if len(f)] or [model], ignore_index=True)
     if frame.empty:
         return frame.assign(identity_key=pd.Series(dtype=object))

@@ -39,20 +39,24 @@ def _decision(row_id: str, text: str, domain: str, **extra) -> dict:
     }
 
 
-def test_a_decision_beats_the_model_and_the_latest_day_wins_among_models() -> None:
+def test_a_decision_beats_the_model_and_the_first_day_that_labelled_a_text_wins() -> None:
     model = pd.DataFrame(
         [
             _model("a", "сломался лифт в подъезде", "roads"),
             _model("b", "нет воды", "roads"),
+            _model("c", "нет света", None, status="failed"),
             _model("b", "нет воды", "housing"),  # a later day's label of the same text
+            _model("c", "нет света", "housing"),  # a later day labels what failed before
+            _model("c", "нет света", "roads"),
         ]
     )
     decisions = pd.DataFrame([_decision("a", "сломался лифт в подъезде", "housing")])
     resolved = resolve_labels(model, decisions).set_index("row_id")
     assert resolved.loc["a", "domain"] == "housing"
     assert resolved.loc["a", "label_origin"] == "human_verified"
-    assert resolved.loc["b", "domain"] == "housing"
-    assert len(resolved) == 2
+    assert resolved.loc["b", "domain"] == "roads"
+    assert resolved.loc["c", "domain"] == "housing"
+    assert len(resolved) == 3
 
 
 def test_a_decision_settles_agreeing_near_duplicates_and_no_others() -> None:

@@ -1,24 +1,29 @@
 """Applying an assessment's measures to every text, one part at a time, reusing unchanged parts.
 
 The trusted labels are stored as parts (`pipeline.parts`): one per labels day, plus one
-(`DECISIONS_PART`) for decisions on texts no day holds. A day's part holds the texts no later
-day holds again (a later day's label is the current one), resolved with the decisions on its
-own rows and the identity keys every decision settles, with `p_correct` and the verdict.
+(`DECISIONS_PART`) for decisions on texts no day holds. A day's part holds the texts whose label
+that day gives (`labels.first_label_per_text`: the first day that labelled a text holds it, so a
+new day repeating old texts leaves their parts as they are), resolved with the decisions on its
+own texts and the identity keys every decision settles, with `p_correct` and the verdict.
 
 A part is made (resolved) from its inputs, each kept as a digest in its record so the lineage
 can say which one changed: `day` (that day's labels), `decisions` (the decisions and doubts on
-its rows), `settled` (the settled identity keys among its texts) and `rules` (the calibration,
-the audit share and `RESOLUTION_VERSION`). While those are unchanged, the stored
-frame is kept as it is and what changed since is an overlay applied when the part is read
-(`parts.patch`): the rows later days took from it (every row's label and verdict depend on that
-row alone), and the queued texts the rule below moves. So a new day resolves that day only and
-rewrites no old part; an old part is known by small summaries kept beside its frame (its row
-hashes and verdicts, its queued texts, its identity key hashes, its day's row hashes).
+its texts), `settled` (the settled identity keys among its texts) and `rules` (the calibration,
+the audit share and `RESOLUTION_VERSION`); `taken` names its day's texts another day holds.
+While those inputs are unchanged, the stored frame is kept as it is and what changed since is an
+overlay applied when the part is read (`parts.patch`): the rows another day took from it since
+(an earlier day written again with more texts, or a later day that labelled a text this day
+could not; every row's label and verdict depend on that row alone), and the queued texts the
+rule below moves. So a new day resolves that day only and rewrites no old part; an old part is
+known by small summaries kept beside its frame (its row hashes and verdicts, its queued texts,
+its identity key hashes, its day's row hashes).
 
-One rule crosses parts: one text per identity key stays queued (`verdict.settle_queue`). Each
-part is first settled on its own; then the queued texts of all parts (identity key, sureness,
-row id: a small table) pick one text per key, and a part whose queued texts change gets them in
-its overlay. Identity keys meet as 64-bit hashes.
+One rule crosses parts: one text per identity key stays queued, the first seen
+(`verdict.settle_queue`). Each part is first settled on its own; then the queued texts of all
+parts (identity key, time, sureness, row id: a small table) pick one text per key, and a part
+whose queued texts change gets them in its overlay; a new day's near duplicates of texts
+already queued wait for them, so no old part changes for them. Identity keys meet as 64-bit
+hashes.
 """
 
 from __future__ import annotations
@@ -41,57 +46,31 @@ from esk_pipeline.pipeline.label_contract import (
 from esk_pipeline.pipeline.labels import resolve_labels, settled_keys, strongest_per_row, tier_of
 from esk_pipeline.pipeline.parts import PartRecord, PartStore, derived, digest
 from esk_pipeline.pipeline.parts import row_hashes as hashes
+from esk_pipeline.pipeline.trust._days import DAY_SUMMARY, DayIndex, held_elsewhere
 from esk_pipeline.pipeline.trust.calibration import Calibration
-from esk_pipeline.pipeline.trust.verdict import row_verdicts, settle_queue
+from esk_pipeline.pipeline.trust.verdict import (
+    QUEUE_ORDER,
+    first_seen,
+    row_verdicts,
+    settle_queue,
+)
 
 # Raise when a rule that shapes a part changes: every stored part is then made again.
-RESOLUTION_VERSION = "2"
+RESOLUTION_VERSION = "3"
 DECISIONS_PART = "decisions"
 _KEPT = ["row_id", "identity_key", "verdict", "verdict_reason", "p_correct", "confidence"]
 _QUEUED = (VerdictReason.NEEDS_REVIEW.value, VerdictReason.SAME_TEXT_QUEUED.value)
 _NONE = np.zeros(0, dtype=np.uint64)
 # What is kept beside a stored part (made from its `_KEPT` columns).
-_ROWS, _QUEUE, _KEYS, _DAY = "trust-rows", "trust-queued", "trust-keys", "trust-day"
-
-
-@dataclass(frozen=True)
-class DayIndex:
-    """What the first pass learns of a labels day: its row ids' hashes, its fingerprint and
-    the tiers that labelled it."""
-
-    rows: np.ndarray
-    fingerprint: str
-    tiers: frozenset[str] = frozenset()
-
-
-def index_day(frame: pd.DataFrame, fingerprint: str | None) -> DayIndex:
-    """A day's index; without a fingerprint (frames not read from files), its content's."""
-    if fingerprint is None:
-        fingerprint = digest(frame.to_json(orient="split", date_format="iso", default_handler=str))
-    if not len(frame):
-        return DayIndex(_NONE, fingerprint)
-    return DayIndex(hashes(frame["row_id"]), fingerprint, frozenset(tier_of(frame).dropna()))
-
-
-def known_day(
-    store: PartStore, last: PartRecord | None, fingerprint: str | None
-) -> DayIndex | None:
-    """The index of a day kept beside its part last time, when the day is still the same."""
-    if last is None or fingerprint is None or last.inputs.get("day") != fingerprint:
-        return None
-    if not store.has(f"{last.address}.{_DAY}"):
-        return None
-    kept = store.read(f"{last.address}.{_DAY}")
-    rows = kept.loc[kept["tier"].isna(), "row"].to_numpy(dtype=np.uint64)
-    return DayIndex(rows, fingerprint, frozenset(kept["tier"].dropna()))
+_ROWS, _QUEUE, _KEYS = "trust-rows", "trust-queued", "trust-keys"
 
 
 @dataclass
 class _Part:
-    """One part during the run: its stored frame (`source`), the rows later days took from it
-    (`dropped`, sorted row hashes), its queued texts (`key`: identity key hash, `p`: sureness,
-    `row_id`, `row`: its hash, `excluded`: same_text_queued in the stored frame) and its texts
-    by (verdict, reason), both without the dropped rows."""
+    """One part during the run: its stored frame (`source`), the rows of it other days took
+    (`dropped`, sorted row hashes), its queued texts (`key`: identity key hash, `ts`: when
+    seen, `p`: sureness, `row_id`, `row`: its hash, `excluded`: same_text_queued in the stored
+    frame) and its texts by (verdict, reason), both without the dropped rows."""
 
     source: str
     inputs: dict[str, str]
@@ -101,7 +80,8 @@ class _Part:
 
 
 def _summaries(kept: pd.DataFrame, day: DayIndex | None) -> dict[str, pd.DataFrame]:
-    """What is kept beside a stored part, from its `_KEPT` columns (and its day's index)."""
+    """What is kept beside a stored part, from its `_KEPT` columns and `ts` where it has one
+    (and its day's index)."""
     rows = kept[kept["verdict_reason"].isin(_QUEUED)]
     sureness = pd.to_numeric(rows["p_correct"], errors="coerce").fillna(
         pd.to_numeric(rows["confidence"], errors="coerce")
@@ -117,6 +97,7 @@ def _summaries(kept: pd.DataFrame, day: DayIndex | None) -> dict[str, pd.DataFra
         _QUEUE: pd.DataFrame(
             {
                 "key": hashes(rows["identity_key"].fillna("")),
+                "ts": first_seen(rows).array,
                 "p": sureness.fillna(0.0).to_numpy(),
                 "row_id": rows["row_id"].astype(str).to_numpy(),
                 "row": hashes(rows["row_id"]),
@@ -128,13 +109,7 @@ def _summaries(kept: pd.DataFrame, day: DayIndex | None) -> dict[str, pd.DataFra
         _KEYS: pd.DataFrame({"key": np.unique(hashes(kept["identity_key"].dropna()))}),
     }
     if day is not None:
-        tiers = pd.Series(sorted(day.tiers), dtype=object)
-        made[_DAY] = pd.DataFrame(
-            {
-                "row": np.concatenate([day.rows, np.zeros(len(tiers), dtype=np.uint64)]),
-                "tier": pd.concat([pd.Series([None] * len(day.rows), dtype=object), tiers]).array,
-            }
-        )
+        made[DAY_SUMMARY] = day.summary()
     return made
 
 
@@ -157,27 +132,29 @@ class _Maker:
         resolve: Callable[[], pd.DataFrame],
         *,
         day: DayIndex | None = None,
-        later: np.ndarray = _NONE,
-        fresh: int = 0,
+        taken: np.ndarray = _NONE,
+        own: int = 0,
     ) -> _Part:
-        """The part stored last time, less the texts later days took from it since (`later`:
-        their row id hashes; `fresh`: the rows left) if its `origin` inputs (all but the
-        settled keys) and its settled keys are unchanged; else the part made now (`resolve`
-        gives its resolved labels; settled within itself). Every row's label and verdict
-        depend on that row alone (the queue rule is settled again over all parts), so
-        dropping rows needs no resolving."""
-        taken = digest(np.sort(later).tobytes()) if len(later) else ""
+        """The part stored last time, less the rows other days took from it since (`taken`:
+        the row id hashes of its day's texts another day holds; `own`: how many it holds), if
+        its `origin` inputs (all but the settled keys) and its settled keys are unchanged and
+        it lacks none of its texts; else the part made now (`resolve` gives its resolved
+        labels; settled within itself). Every row's label and verdict depend on that row alone
+        (the queue rule is settled again over all parts), so dropping rows needs no resolving."""
+        taken_digest = digest(np.sort(taken).tobytes()) if len(taken) else ""
         last = self.previous.get(name)
         unchanged = last is not None and all(last.inputs.get(k) == v for k, v in origin.items())
         if unchanged and self.store.has(last.address):
             keys = self._kept(last.address, _KEYS, day)["key"].to_numpy(dtype=np.uint64)
             if self._settled_digest(keys) == last.inputs.get("settled"):
                 rows = self._kept(last.address, _ROWS, day)
-                live = ~np.isin(rows["row"].to_numpy(dtype=np.uint64), later)
-                if int(live.sum()) == fresh:
-                    inputs = {**last.inputs, "taken": taken}
+                stored = rows["row"].to_numpy(dtype=np.uint64)
+                live = ~np.isin(stored, taken)
+                if int(live.sum()) == own:
+                    inputs = {**last.inputs, "taken": taken_digest}
                     queued = self._kept(last.address, _QUEUE, day)
-                    return _part(last.address, inputs, later, queued, rows[live])
+                    # Only rows the stored frame holds: a part made without them drops nothing.
+                    return _part(last.address, inputs, stored[~live], queued, rows[live])
         resolved = _with_trust_columns(resolve(), self.calibration)
         frame = settle_queue(
             row_verdicts(
@@ -186,11 +163,11 @@ class _Maker:
         )
         validate_frame(frame, TRUSTED_LABEL_ROW, f"trusted_labels part {name}")
         keys = np.unique(hashes(frame["identity_key"].dropna()))
-        inputs = {**origin, "taken": taken, "settled": self._settled_digest(keys)}
+        inputs = {**origin, "taken": taken_digest, "settled": self._settled_digest(keys)}
         address = _address(inputs, frame)
         if not self.store.has(address):
             self.store.write(address, frame)
-        kept = _summaries(frame[_KEPT], day)
+        kept = _summaries(frame[[*_KEPT, "ts"] if "ts" in frame else _KEPT], day)
         for kind, summary in kept.items():
             if not self.store.has(f"{address}.{kind}"):
                 self.store.write(f"{address}.{kind}", summary)
@@ -198,9 +175,7 @@ class _Maker:
 
     def _kept(self, address: str, kind: str, day: DayIndex | None) -> pd.DataFrame:
         """A summary kept beside the stored part (made from it if it is not there)."""
-        return derived(
-            self.store, address, kind, lambda: _summaries(self.store.read(address, _KEPT), day)
-        )
+        return derived(self.store, address, kind, lambda: _summaries(self.store.read(address), day))
 
     def _settled_digest(self, keys: np.ndarray) -> str:
         """A digest of the settled identity keys (and what they settle) among a part's key
@@ -247,7 +222,7 @@ def apply_trust(
     maker = _Maker(calibration, settled, audit_share, set(doubted), store, previous, settled_hashes)
     rules = digest(RESOLUTION_VERSION, calibration.model_dump_json(), repr(audit_share))
     decided = hashes(decisions["row_id"])
-    newest = _held_later(index)
+    elsewhere = held_elsewhere(index)
     parts: dict[str, _Part] = {}
     empty = pd.DataFrame()  # an empty day keeps its columns for a result without rows
     for key in sorted(days, reverse=True):
@@ -255,23 +230,21 @@ def apply_trust(
         if not len(day.rows):
             empty = days[key]
             continue
-        fresh = ~newest[key]
-        later = np.unique(day.rows[~fresh])  # this day's texts a later day holds again
-        mine = decisions[np.isin(decided, day.rows[fresh])]
-        # The decisions on every text of the day: a part may lose rows to later days and
-        # still be derived from the one stored (`_Maker.part`).
+        own = ~elsewhere[key]
+        mine = decisions[np.isin(decided, day.rows[own])]
         origin = {
             "rules": rules,
             "day": day.fingerprint,
-            "decisions": _decisions_digest(decisions[np.isin(decided, day.rows)], maker.doubted),
+            "decisions": _decisions_digest(mine, maker.doubted),
         }
 
-        def resolve(key=key, fresh=fresh, mine=mine) -> pd.DataFrame:
-            model = days[key][fresh].reset_index(drop=True)
+        def resolve(key=key, own=own, mine=mine) -> pd.DataFrame:
+            model = days[key][own].reset_index(drop=True)
             model["p_correct"] = calibration.p_correct(tier_of(model), model["confidence"])
             return resolve_labels(model, mine, settled)
 
-        parts[key] = maker.part(key, origin, resolve, day=day, later=later, fresh=int(fresh.sum()))
+        taken = np.unique(day.rows[~own])
+        parts[key] = maker.part(key, origin, resolve, day=day, taken=taken, own=int(own.sum()))
     every = [index[key].rows for key in index]
     rest = decisions[~np.isin(decided, np.concatenate(every) if every else _NONE)]
     if len(rest) or not parts:
@@ -282,32 +255,15 @@ def apply_trust(
     return _settle_across(parts, store)
 
 
-def _held_later(index: Mapping[str, DayIndex]) -> dict[str, np.ndarray]:
-    """For each day, which of its rows a later day holds again: one sort of every row id
-    hash with its day, not a pass over the later days for each day."""
-    keys = sorted(index)
-    rows = np.concatenate([index[k].rows for k in keys]) if keys else _NONE
-    day = np.repeat(np.arange(len(keys)), [len(index[k].rows) for k in keys])
-    order = np.lexsort((day, rows))  # by hash, then day
-    ordered, ordered_day = rows[order], day[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]] if len(rows) else np.zeros(0, bool)
-    group = np.cumsum(starts) - 1
-    last = np.r_[starts[1:], True] if len(rows) else np.zeros(0, bool)
-    held = np.empty(len(rows), dtype=bool)
-    held[order] = ordered_day < ordered_day[last][group]
-    bounds = np.cumsum([0] + [len(index[k].rows) for k in keys])
-    return {k: held[bounds[i] : bounds[i + 1]] for i, k in enumerate(keys)}
-
-
 def _settle_across(
     parts: dict[str, _Part], store: PartStore
 ) -> tuple[dict[str, PartRecord], dict[str, dict[str, int]]]:
     """One queued text per identity key over all parts; a part whose queued texts change, or
-    that lost rows to later days, gets an overlay saying so. Returns the records and the
+    that lost rows to other days, gets an overlay saying so. Returns the records and the
     verdict counts."""
     table = pd.concat(
         [part.queued.assign(part=name) for name, part in parts.items()], ignore_index=True
-    ).sort_values(["key", "p", "row_id"], kind="stable")
+    ).sort_values(QUEUE_ORDER, kind="stable")
     table["lost"] = table["key"].duplicated().to_numpy()
     changes = {
         name: rows[rows["lost"] != rows["excluded"]]

@@ -15,11 +15,12 @@ and writes `p_correct` (estimated probability of being right) on every label, th
 trust verdict (`verdict.assign_verdicts`): trusted, queued or excluded, with its reason.
 
 History need not fit in memory: the measures need only the labels of texts people decided or
-voted on, which a first pass over the days keeps; a second applies them a day at a time, newest
-first (a text seen again later keeps that day's label), each day into a part of its own
-(`_parts`: a part whose inputs did not change since last time is reused, not made again), and
-only the queued texts' identity keys meet across days (`verdict.settle_queue`). The result's
-`parts` are read one at a time; `labels` puts them in one frame for callers that can hold it.
+voted on, which a first pass over the days keeps; a second applies them a day at a time (a text
+seen on several days stays with the first that labelled it: `labels.first_label_per_text`),
+each day into a part of its own (`_parts`: a part whose inputs did not change since last time
+is reused, not made again), and only the queued texts' identity keys meet across days
+(`verdict.settle_queue`). The result's `parts` are read one at a time; `labels` puts them in
+one frame for callers that can hold it.
 
 A decision that confident learning doubts (or that waits on a second opinion the store already
 asked for) stays human; the verdict keeps it out of eval until a second reviewer answers.
@@ -36,21 +37,22 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from esk_pipeline.pipeline.label_contract import LabelTier
-from esk_pipeline.pipeline.labels import is_human, propagates_to, settled_domain, tier_of
+from esk_pipeline.pipeline.labels import (
+    first_label_per_text,
+    is_human,
+    propagates_to,
+    settled_domain,
+    tier_of,
+)
 from esk_pipeline.pipeline.options import TrustOptions
 from esk_pipeline.pipeline.parts import FrameParts, MemoryPartStore, PartRecord, PartStore
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust._audit import audit_mask
+from esk_pipeline.pipeline.trust._days import DayIndex, index_day, known_day
 from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
-from esk_pipeline.pipeline.trust._parts import (
-    DayIndex,
-    apply_trust,
-    hashes,
-    index_day,
-    known_day,
-)
+from esk_pipeline.pipeline.trust._parts import apply_trust, hashes
 from esk_pipeline.pipeline.trust.calibration import Calibration, fit_calibration
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
 from esk_pipeline.pipeline.trust.reviewers import ReviewerReliability, estimate_reliability
@@ -228,8 +230,8 @@ def _evidence(
     previous: Mapping[str, PartRecord],
 ) -> tuple[pd.DataFrame, set, dict[str, DayIndex]]:
     """The label rows of the texts in `wanted` (decided or voted on), oldest day first, the
-    tiers that labelled anything, and each day's index (`_parts.index_day`). A day whose index
-    was kept beside its part last time (`_parts.known_day`) is read only if it holds one of
+    tiers that labelled anything, and each day's index (`_days.index_day`). A day whose index
+    was kept beside its part last time (`_days.known_day`) is read only if it holds one of
     those texts."""
     kept, tiers, index = [], set(), {}
     fingerprint = getattr(days, "fingerprint", lambda _: None)
@@ -260,7 +262,7 @@ def _waiting_audit_items(
     if open_votes.empty or model_labels.empty:
         return pd.DataFrame(columns=columns)
     first = open_votes.drop_duplicates("item_id").set_index("item_id")["domain"]
-    labels = model_labels.drop_duplicates("row_id", keep="last").set_index("row_id")
+    labels = first_label_per_text(model_labels).set_index("row_id")
     known = first.index.intersection(labels.index)
     shown = labels.loc[known]
     return pd.DataFrame(
@@ -329,7 +331,7 @@ def _model_votes(
 
 def _shown_tiers(decisions: pd.DataFrame, evidence: pd.DataFrame) -> pd.Series:
     """The tier of the label each reviewer was shown: the local model's, or an LLM's; that of
-    LLM labels agreeing with the local model where the text's latest label row says so (the
+    LLM labels agreeing with the local model where the text's label row says so (the
     review store keeps the shown label and its source, not its tier)."""
     tiers = pd.Series(
         np.where(_shown_llm(decisions), LabelTier.LLM.value, LabelTier.LOCAL_MODEL.value),
@@ -337,9 +339,9 @@ def _shown_tiers(decisions: pd.DataFrame, evidence: pd.DataFrame) -> pd.Series:
     )
     if evidence.empty or "tier" not in evidence.columns:
         return tiers
-    latest = evidence.drop_duplicates("row_id", keep="last").set_index("row_id")
-    label_tier = decisions["row_id"].map(latest["tier"])
-    label_domain = decisions["row_id"].map(latest["domain"])
+    held = first_label_per_text(evidence).set_index("row_id")
+    label_tier = decisions["row_id"].map(held["tier"])
+    label_domain = decisions["row_id"].map(held["domain"])
     agreeing = (
         (tiers == LabelTier.LLM.value)
         & (label_tier == LabelTier.LLM_AGREES_WITH_LOCAL.value)
@@ -358,7 +360,7 @@ def _propagation_audit(
         return pd.DataFrame(columns=columns)
     keyed = decisions.assign(identity_key=identity_key_series(decisions["text"]))
     by_key = dict(tuple(keyed.groupby("identity_key")))
-    own = model_labels.drop_duplicates("row_id", keep="last").set_index("row_id")
+    own = first_label_per_text(model_labels).set_index("row_id")
     records = []
     for _, row in keyed[audited].iterrows():
         if row["row_id"] not in own.index:

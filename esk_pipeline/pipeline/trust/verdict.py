@@ -15,8 +15,10 @@ order of precedence:
    (the thresholds come from the audit's decided items, so admitting the undecided ones
    biases nothing), and queued (`audit`) otherwise; the queue plans from both;
 4. a machine or propagated label its tier's audited thresholds accept -> trusted (`accepted`);
-5. anything else -> queued (`needs_review`), one text per identity key: the others with the
-   same key are excluded (`same_text_queued`) until that decision propagates to them.
+5. anything else -> queued (`needs_review`), one text per identity key, the first seen (by
+   `ts`): the others with the same key are excluded (`same_text_queued`) until that decision
+   propagates to them, so a near duplicate a later day brings waits for the text already in
+   the queue instead of taking its place.
 
 The review queue plans from `in_review_queue` (every queued text and the accepted audit texts)
 and the dataset writer admits `verdict == trusted`; neither decides anything itself.
@@ -44,7 +46,9 @@ from esk_pipeline.pipeline.trust.calibration import Calibration
 __all__ = [
     "AUDIT_REASONS",
     "DOUBTED_P_CORRECT",
+    "QUEUE_ORDER",
     "assign_verdicts",
+    "first_seen",
     "in_review_queue",
     "row_verdicts",
     "settle_queue",
@@ -52,6 +56,8 @@ __all__ = [
 
 # A doubted decision is as likely wrong as right until a second reviewer answers.
 DOUBTED_P_CORRECT = 0.5
+# Which of the queued texts sharing an identity key stays queued: the first in this order.
+QUEUE_ORDER = ["key", "ts", "p", "row_id"]
 
 
 def assign_verdicts(
@@ -152,9 +158,17 @@ def in_review_queue(labels: pd.DataFrame) -> pd.Series:
 AUDIT_REASONS = (VerdictReason.AUDIT.value, VerdictReason.AUDIT_ACCEPTED.value)
 
 
+def first_seen(frame: pd.DataFrame) -> pd.Series:
+    """Each text's `ts` as a UTC time (missing where the rows carry none)."""
+    if "ts" not in frame:
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+    return pd.to_datetime(frame["ts"], utc=True, errors="coerce")
+
+
 def _one_queued_per_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Among texts queued as `needs_review` that share an identity key, keep the least sure
-    (then the smallest row id) queued and exclude the rest: one decision settles them all."""
+    """Among texts queued as `needs_review` that share an identity key, keep the first seen
+    (earliest `ts`, a text without one last; then the least sure, then the smallest row id)
+    queued and exclude the rest: one decision settles them all."""
     queued = (frame["verdict_reason"] == VerdictReason.NEEDS_REVIEW.value).to_numpy()
     if not queued.any():
         return frame
@@ -166,9 +180,9 @@ def _one_queued_per_text(frame: pd.DataFrame) -> pd.DataFrame:
     sureness = pd.to_numeric(frame["p_correct"], errors="coerce").fillna(
         pd.to_numeric(frame["confidence"], errors="coerce")
     )
-    order = pd.DataFrame({"key": keys, "p": sureness.fillna(0.0), "row_id": frame["row_id"]})[
-        queued
-    ].sort_values(["key", "p", "row_id"], kind="stable")
+    order = pd.DataFrame(
+        {"key": keys, "ts": first_seen(frame), "p": sureness.fillna(0.0), "row_id": frame["row_id"]}
+    )[queued].sort_values(QUEUE_ORDER, kind="stable")
     others = order.index[order["key"].duplicated()]
     frame = frame.copy()
     frame.loc[others, "verdict"] = Verdict.EXCLUDED.value

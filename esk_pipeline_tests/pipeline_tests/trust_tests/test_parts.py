@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from esk_pipeline.pipeline.parts import MemoryPartStore, changes_since
+from esk_pipeline.pipeline.splits import DataWriter
 from esk_pipeline.pipeline.trust import TrustConfig, _parts, assess_label_days, assess_labels
 from esk_pipeline.pipeline.trust._audit import audit_mask
+from esk_pipeline_tests.pipeline_tests.splits_tests.support import make_config
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[3] / "data" / "taxonomy.yaml"
 CONFIG = TrustConfig(audit_share=0.3, detect_label_errors=False)
@@ -163,12 +165,40 @@ def test_a_new_decision_resolves_only_the_part_holding_its_text(resolved):
     )
 
 
-def test_a_less_sure_duplicate_on_a_new_day_takes_the_queue_place_without_resolving_again(
-    resolved,
-):
-    """One text per identity key stays queued across days: when a new day brings a near
-    duplicate the model is less sure of, the old day's part is rewritten from what it stored
-    (its text is now excluded as same_text_queued), and no old day is resolved again."""
+def _timed(frame: pd.DataFrame, day: str) -> pd.DataFrame:
+    """A day's label rows with the times of their logs (as the graph's label rows carry)."""
+    start = pd.Timestamp(day, tz="UTC")
+    return frame.assign(ts=start + pd.to_timedelta(range(len(frame)), unit="min"))
+
+
+def test_a_near_duplicate_on_a_new_day_waits_for_the_text_already_queued(resolved):
+    """One text per identity key stays queued across days, the first seen: a near duplicate a
+    new day brings (however unsure) is excluded as same_text_queued, and the old part holding
+    the queued text stays as it was."""
+    days = {f"2026-11-0{d}": _timed(_day(d), f"2026-11-0{d}") for d in (1, 2)}
+    decisions = _decided(days, [])
+    store = MemoryPartStore()
+    first = _assess(days, decisions, store=store)
+    old = first.parts["2026-11-02"].set_index("row_id")
+    queued = old[old["verdict_reason"] == "needs_review"].index[0]
+
+    resolved.clear()
+    twin = _label("d3r0", old.loc[queued, "text"] + "!", old.loc[queued, "domain"], 0.01)
+    days["2026-11-03"] = _timed(pd.DataFrame([twin]), "2026-11-03")
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == ["d3r0"]
+    for day in ("2026-11-01", "2026-11-02"):
+        assert second.parts.records[day] == first.parts.records[day]
+    assert second.parts["2026-11-03"]["verdict_reason"].tolist() == ["same_text_queued"]
+    pd.testing.assert_frame_equal(
+        second.labels, _one_frame(days, decisions).labels, check_like=True
+    )
+
+
+def test_without_times_a_less_sure_duplicate_on_a_new_day_takes_the_queue_place(resolved):
+    """Label rows without `ts` (nothing tells which text came first): the least sure of a key
+    stays queued, so a new day's less sure near duplicate takes the place; the old day's part
+    gets an overlay (its text is now excluded as same_text_queued) and is not resolved again."""
     days = {f"2026-11-0{d}": _day(d) for d in (1, 2)}
     decisions = _decided(days, [])
     store = MemoryPartStore()
@@ -197,9 +227,9 @@ def test_a_less_sure_duplicate_on_a_new_day_takes_the_queue_place_without_resolv
     assert third.parts.records == first.parts.records
 
 
-def test_texts_a_new_day_holds_again_leave_the_old_part_without_resolving_it(resolved):
-    """A text seen again on a new day is that day's now: the old day's part is the stored one
-    less that row, derived without resolving the old day again."""
+def test_texts_a_new_day_repeats_stay_with_the_day_that_labelled_them_first(resolved):
+    """A text seen again on a new day keeps the label of the first day that gave it one: the
+    old day's part stays as stored, and the new day's part leaves the text out."""
     days = {f"2026-11-0{d}": _day(d) for d in (1, 2)}
     decisions = _decided(days, [("2026-11-02", _unaudited(days, "2026-11-02"), "alice")])
     store = MemoryPartStore()
@@ -209,12 +239,88 @@ def test_texts_a_new_day_holds_again_leave_the_old_part_without_resolving_it(res
     again = days["2026-11-01"].iloc[[3, 4]].assign(confidence=0.05)
     days["2026-11-03"] = pd.concat([again, _day(3).head(5)], ignore_index=True)
     second = _assess(days, decisions, previous=first.parts.records, store=store)
-    assert resolved == ["d1r3"]  # the new day's first row: the only day resolved
-    assert len(second.parts["2026-11-01"]) == len(first.parts["2026-11-01"]) - 2
-    assert second.parts.records["2026-11-02"] == first.parts.records["2026-11-02"]
+    assert resolved == ["d3r0"]  # the new day's own rows: the only day resolved
+    for day in ("2026-11-01", "2026-11-02"):
+        assert second.parts.records[day] == first.parts.records[day]  # no overlay either
+    assert sorted(second.parts["2026-11-03"]["row_id"]) == [f"d3r{i}" for i in range(5)]
+    held = second.labels.set_index("row_id").loc[["d1r3", "d1r4"], "confidence"]
+    assert held.tolist() == days["2026-11-01"].iloc[[3, 4]]["confidence"].tolist()
     pd.testing.assert_frame_equal(
         second.labels, _one_frame(days, decisions).labels, check_like=True
     )
+
+
+def test_a_text_an_old_day_failed_to_label_goes_to_the_day_that_labels_it(resolved):
+    """A failed label gives way to a later day's label of the same text: the old part loses
+    the row by an overlay, without being resolved again."""
+    days = {f"2026-11-0{d}": _day(d) for d in (1, 2)}
+    failed = days["2026-11-01"].index[5]
+    days["2026-11-01"].loc[failed, ["domain", "status"]] = [None, "failed"]
+    decisions = _decided(days, [])
+    store = MemoryPartStore()
+    first = _assess(days, decisions, store=store)
+    assert first.parts["2026-11-01"].set_index("row_id").loc["d1r5", "status"] == "failed"
+
+    resolved.clear()
+    labelled = _label("d1r5", days["2026-11-01"].loc[failed, "text"], "transport", 0.4)
+    days["2026-11-03"] = pd.DataFrame([labelled])
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == ["d1r5"]  # the new day, holding the text now
+    record = second.parts.records["2026-11-01"]
+    assert record.address == first.parts.records["2026-11-01"].address and record.overlay
+    assert "d1r5" not in set(second.parts["2026-11-01"]["row_id"])
+    assert second.parts["2026-11-03"]["status"].tolist() == ["labeled"]
+    pd.testing.assert_frame_equal(
+        second.labels, _one_frame(days, decisions).labels, check_like=True
+    )
+    # Built again with nothing new, every part is the one stored, with the same overlay.
+    third = _assess(days, decisions, previous=second.parts.records, store=store)
+    assert third.parts.records == second.parts.records
+
+
+def test_a_decision_on_a_text_an_old_day_holds_reaches_it_there(resolved):
+    """A new day repeats a day-1 text, and a reviewer decides that text (outside the audit, so
+    the calibration stays): day 1's part is made again with the decision; the new day's part,
+    which does not hold the text, stays as it was."""
+    days = {f"2026-11-0{d}": _day(d) for d in (1, 2)}
+    i = _unaudited(days, "2026-11-01")
+    decided = days["2026-11-01"].iloc[[i]]
+    days["2026-11-03"] = pd.concat([decided.assign(confidence=0.05), _day(3).head(4)])
+    store = MemoryPartStore()
+    first = _assess(days, _decided(days, []), store=store)
+
+    resolved.clear()
+    decisions = _decided(days, [("2026-11-01", i, "alice")])
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == ["d1r0"]
+    assert changes_since(first.parts.records, second.parts.records) == {
+        "2026-11-01": "made again: decisions, settled",
+        "2026-11-02": "unchanged",
+        "2026-11-03": "unchanged",
+    }
+    row_id = decided["row_id"].iloc[0]
+    held = second.parts["2026-11-01"].set_index("row_id")
+    assert held.loc[row_id, "label_origin"] == "human_verified"
+    assert row_id not in set(second.parts["2026-11-03"]["row_id"])
+    pd.testing.assert_frame_equal(
+        second.labels, _one_frame(days, decisions).labels, check_like=True
+    )
+
+
+def test_an_idle_run_changes_no_part_not_even_its_overlay(resolved):
+    """A part made without the texts other days hold drops nothing when it is reused."""
+    days = {f"2026-11-0{d}": _day(d) for d in (1, 2)}
+    days["2026-11-03"] = pd.concat(
+        [days["2026-11-01"].iloc[[3, 4]], _day(3).head(5)], ignore_index=True
+    )
+    decisions = _decided(days, [])
+    store = MemoryPartStore()
+    first = _assess(days, decisions, store=store)
+    resolved.clear()
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert resolved == []
+    assert second.parts.records == first.parts.records
+    assert set(changes_since(first.parts.records, second.parts.records).values()) == {"unchanged"}
 
 
 class _CountingStore(MemoryPartStore):
@@ -250,10 +356,10 @@ class _Days(dict):
 
 
 def test_a_new_day_reads_no_old_part_and_rewrites_none(resolved):
-    """A new day that takes texts of an old day and brings a less sure twin of another's queued
-    text: the old parts stay as stored (an overlay each says what changed), no old part's frame
-    is read, and of the old days only the one holding a decided text is read (its evidence)."""
-    days = _Days({f"2026-11-0{d}": _day(d) for d in (1, 2, 3)})
+    """A new day that repeats texts of an old day and brings a less sure twin of another's
+    queued text: every old part stays as it was, no old part's frame is read, and of the old
+    days only the one holding a decided text is read (its evidence)."""
+    days = _Days({f"2026-11-0{d}": _timed(_day(d), f"2026-11-0{d}") for d in (1, 2, 3)})
     decisions = _decided(days, [("2026-11-03", _unaudited(days, "2026-11-03"), "alice")])
     store = _CountingStore()
     first = _assess(days, decisions, store=store)
@@ -261,20 +367,64 @@ def test_a_new_day_reads_no_old_part_and_rewrites_none(resolved):
     queued = old[old["verdict_reason"] == "needs_review"].index[0]
     twin = _label("d4r9", old.loc[queued, "text"] + "!", old.loc[queued, "domain"], 0.01)
     again = dict.__getitem__(days, "2026-11-01").iloc[[3, 4]].assign(confidence=0.05)
-    days["2026-11-04"] = pd.concat([again, pd.DataFrame([twin])], ignore_index=True)
+    day = pd.concat([again, pd.DataFrame([twin])], ignore_index=True)
+    days["2026-11-04"] = _timed(day, "2026-11-04")
 
     store.reads.clear(), store.writes.clear(), days.read.clear(), resolved.clear()
     second = _assess(days, decisions, previous=first.parts.records, store=store)
-    assert resolved == ["d1r3"]
+    assert resolved == ["d4r9"]  # the new day's own row
     assert set(days.read) == {"2026-11-03", "2026-11-04"}
     stored = {first.parts.records[d].address for d in ("2026-11-01", "2026-11-02", "2026-11-03")}
     assert not stored & set(store.reads)  # summaries only (`<address>.<kind>`)
     assert not {w.split(".")[0] for w in store.writes} & stored
-    for day in ("2026-11-01", "2026-11-02"):
-        record = second.parts.records[day]
-        assert record.address == first.parts.records[day].address and record.overlay
-    assert len(second.parts["2026-11-01"]) == len(first.parts["2026-11-01"]) - 2
-    assert second.parts["2026-11-02"].set_index("row_id").loc[queued, "verdict"] == "excluded"
+    for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
+        assert second.parts.records[day] == first.parts.records[day]
+    new = second.parts["2026-11-04"]
+    assert new[["row_id", "verdict_reason"]].values.tolist() == [["d4r9", "same_text_queued"]]
     whole = _one_frame(dict(days.items()), decisions)
     pd.testing.assert_frame_equal(second.labels, whole.labels, check_like=True)
     assert second.verdict_counts() == whole.verdict_counts()
+
+
+def _split(out: Path, assessment) -> Path:
+    """The split writer's dataset folder for these trusted labels (written again in `out`)."""
+    from esk_pipeline.pipeline.taxonomy import Taxonomy
+
+    config = make_config(out, min_eval_samples=0, validate_quality=False)
+    path, _, _ = DataWriter(config, Taxonomy.load(TAXONOMY_PATH)).write_parts(assessment.parts)
+    return path.parent
+
+
+def test_a_new_day_repeating_old_texts_leaves_every_old_day_of_the_splits_alone(tmp_path):
+    """The graph's new day: texts of every old day seen again, a near duplicate of a queued
+    text, and a few new texts. Every old part keeps its address and overlay, and the split
+    writer reads no old part and writes none of the old days' files again (they are the
+    previous folder's, linked)."""
+    old = [f"2026-11-0{d}" for d in (1, 2, 3)]
+    days = {day: _timed(_day(d), day) for d, day in enumerate(old, 1)}
+    decisions = _decided(days, [("2026-11-03", _unaudited(days, "2026-11-03"), "alice")])
+    store = _CountingStore()
+    first = _assess(days, decisions, store=store)
+    folder = _split(tmp_path, first)
+    files = {p.name: p.stat().st_ino for p in folder.glob("*-2026-11-0[123].*")}
+    assert len(files) >= 3
+
+    repeated = [days[day].iloc[[3, 4]].assign(confidence=0.05) for day in old]
+    held = first.parts["2026-11-02"]
+    queued = held[held["verdict_reason"] == "needs_review"].iloc[0]
+    twin = _label("d4r9", queued["text"] + "!", queued["domain"], 0.01)
+    new = pd.concat([*repeated, pd.DataFrame([twin]), _day(4).head(6)], ignore_index=True)
+    days["2026-11-04"] = _timed(new, "2026-11-04")
+    second = _assess(days, decisions, previous=first.parts.records, store=store)
+    assert {day: second.parts.records[day] for day in old} == {
+        day: first.parts.records[day] for day in old
+    }
+    store.reads.clear()
+    folder = _split(tmp_path, second)
+    stored = {first.parts.records[day].address for day in old}
+    assert not {read.split(".")[0] for read in store.reads} & stored
+    assert {p.name: p.stat().st_ino for p in folder.glob("*-2026-11-0[123].*")} == files
+    assert len(list(folder.glob("*-2026-11-04.*"))) >= 1
+    fresh = _split(tmp_path / "fresh", second)
+    for path in fresh.glob("*.jsonl"):
+        assert (folder / path.name).read_bytes() == path.read_bytes()

@@ -62,6 +62,25 @@ def test_every_text_gets_exactly_one_verdict_with_its_reason() -> None:
     assert judged.set_index("row_id").loc["g", "p_correct"] == DOUBTED_P_CORRECT
 
 
+def test_the_first_seen_of_a_key_stays_queued_however_sure_the_others_are() -> None:
+    at = pd.Timestamp("2026-11-01 09:00", tz="UTC")
+    labels = pd.DataFrame(
+        [
+            _row("h", "Как записаться к врачу?", "health", p_correct=0.3, ts=at),
+            _row(
+                "i", "как записаться к врачу", "health", p_correct=0.2, ts=at + pd.Timedelta("1D")
+            ),
+            _row("j", "как записаться к врачу!", "health", p_correct=0.1, ts=None),
+        ]
+    )
+    judged = assign_verdicts(labels, None, audit_share=0.0, precision_target=0.95)
+    assert judged.set_index("row_id")["verdict_reason"].to_dict() == {
+        "h": "needs_review",  # the earliest; a text without a time comes last
+        "i": "same_text_queued",
+        "j": "same_text_queued",
+    }
+
+
 def test_without_a_calibration_or_a_target_no_machine_label_is_trusted() -> None:
     judged = assign_verdicts(_labels(), None, audit_share=0.0)
     machine = judged[judged["label_origin"] == "local_model"]
