@@ -111,7 +111,7 @@ def cleaned_texts(context: AssetExecutionContext, raw_logs: DayFrames, etl: ETLR
     processor = etl.processor()
     totals = _EtlTotals()
     # A day is cleaned in one vectorised pass (deduplication spans the day): progress by day.
-    progress = step_progress(context, sum(map(raw_logs.rows, raw_logs)), "cleaned_texts")
+    progress = step_progress(context, sum(map(raw_logs.row_count, raw_logs)), "cleaned_texts")
     with tempfile.TemporaryDirectory(prefix=scratch_prefix("rejected-texts")) as scratch:
 
         def clean(key: str) -> pd.DataFrame:

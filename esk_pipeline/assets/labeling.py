@@ -73,7 +73,7 @@ def labels(
         verified=zip(verified_labels["text"], verified_labels["domain"], strict=False),
     )
     tally = LabelTally()
-    progress = step_progress(context, sum(map(cleaned_texts.rows, cleaned_texts)), "labels")
+    progress = step_progress(context, sum(map(cleaned_texts.row_count, cleaned_texts)), "labels")
     # One event loop for every day: the agent's clients live in it.
     with asyncio.Runner() as loop:
         try:

@@ -83,7 +83,7 @@ class DayFrames(Mapping[str, pd.DataFrame]):
     def __contains__(self, day: object) -> bool:
         return day in self._read  # Mapping's own would read the file
 
-    def rows(self, day: str) -> int:
+    def row_count(self, day: str) -> int:
         """The day's row count, from its file's footer when known (without reading the rows)."""
         return self._count[day]() if day in self._count else len(self[day])
 
