@@ -1,7 +1,8 @@
 """The product's yardstick: how right are the labels in a dataset version, and does it know?
 
     .venv/bin/python bench/bench_trust.py [--rounds 0 300 600 1200] [--error-rate 0.05]
-        [--orders project random uncertainty] [--rows 6000] [--influence] [--skip-idle-check]
+        [--orders project random uncertainty] [--rows 6000] [--rebuild-every 100]
+        [--influence] [--skip-idle-check]
 
 Steps, once per review order:
 1. Seed a fresh embedded ClickHouse with the sample generator's logs (its `true_domain` is
@@ -12,7 +13,13 @@ Steps, once per review order:
    and choosing a wrong domain at random with probability `--error-rate`. "project" is the
    queue's own order; "random" replaces the queue's gains with random numbers after each run,
    "uncertainty" with 1 - the model's confidence (second opinions and adjudications still come
-   first in all three).
+   first in all three). Within a round the graph runs again, and the queue is planned (or
+   re-ordered) again, after every `--rebuild-every` decisions, the same cadence for all three
+   orders: in the product `enough_new_reviews_sensor` rebuilds after every
+   REVIEW_SENSOR_MIN_NEW_REVIEWS (20) decisions, so one plan never hands out a whole round.
+   The default, 100, keeps a run of all three orders to 1,200 decisions within about an hour
+   on two shared cores (a rebuild takes 20-60 s); 20 is the sensor's own cadence, and 0
+   plans only at the rounds.
 3. After each round the whole graph runs again. The round's version is compared with
    `true_domain`, per split: label accuracy, records, share of human labels, and the version's
    own estimate with its interval, beside the reviews spent, the audit's size, the local
@@ -106,9 +113,11 @@ def _truth_by_row_id(root: Path, truth_by_sample: dict[int, str]) -> dict[str, s
     return truth
 
 
-def _reorder_queue(root: Path, order: str, seed: int) -> None:
+def _reorder(root: Path, order: str, seed: int) -> None:
     """The baselines: every item's gain becomes a random number ("random") or 1 - the model's
-    confidence ("uncertainty")."""
+    confidence ("uncertainty"); the project's queue keeps the plan its run made."""
+    if order == "project":
+        return
     with sqlite3.connect(root / "review.sqlite3") as conn:
         rng = random.Random(seed)
         items = list(conn.execute("SELECT id, confidence FROM review_items"))
@@ -165,15 +174,21 @@ def run_order(order: str, args: argparse.Namespace) -> list[dict]:
     spent = 0
     for target in args.rounds:
         started = time.perf_counter()
-        if target > spent:
+        while spent < target:
+            step = min(args.rebuild_every or target - spent, target - spent)
             with _review_store(taxonomy) as store:
-                spent += reviewers.work(store, target - spent)
+                made = reviewers.work(store, step)
+            spent += made
+            if made < step:  # the queue ran dry
+                break
+            if spent < target:  # a rebuild between reporting rounds, as the sensor does
+                _run_graph(instance)
+                _reorder(root, order, args.seed + spent)
         summary = _run_graph(instance)
         if reviewers is None:
             truth = _truth_by_row_id(root, truth_by_sample)
             reviewers = Reviewers(truth, taxonomy.ids, args.error_rate, args.seed)
-        if order != "project":
-            _reorder_queue(root, order, args.seed + target)
+        _reorder(root, order, args.seed + spent)
         version = _storage().get_version(summary["version"]) if "version" in summary else None
         trust = json.loads((root / "assets" / "label_trust.json").read_text(encoding="utf-8"))
         figures = _version_figures(Path(version.path), reviewers.truth)
@@ -347,11 +362,13 @@ def main() -> None:
     parser.add_argument("--orders", nargs="+", default=["project", "random", "uncertainty"])
     parser.add_argument("--rows", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--rebuild-every", type=int, default=100)
     parser.add_argument("--influence", action="store_true")
     parser.add_argument("--skip-idle-check", action="store_true")
     args = parser.parse_args()
     print(
-        f"reviewer error rate {args.error_rate:.0%}, {args.rows} sample rows, rounds {args.rounds}"
+        f"reviewer error rate {args.error_rate:.0%}, {args.rows} sample rows, rounds {args.rounds},"
+        f" rebuilt every {args.rebuild_every or 'round'} decisions"
     )
     results = {order: run_order(order, args) for order in args.orders}
     _per_decision_table(results)
