@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from esk_pipeline.pipeline.label_contract import (
     TRUSTED_LABEL_ROW,
@@ -51,7 +50,6 @@ from esk_pipeline.pipeline.parts import row_hashes as hashes
 from esk_pipeline.pipeline.trust._days import DAY_SUMMARY, DayIndex, held_elsewhere
 from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.verdict import (
-    QUEUE_ORDER,
     first_seen,
     row_verdicts,
     settle_queue,
@@ -281,21 +279,15 @@ def _settle_across(
     that lost rows to other days, gets an overlay saying so. Returns the records and the
     verdict counts."""
     names = list(parts)
-    table = pa.concat_tables([part.queued for part in parts.values()])
     owner = np.repeat(
         np.arange(len(names), dtype=np.int32), [part.queued.num_rows for part in parts.values()]
     )
-    # `QUEUE_ORDER` as pandas' stable sort orders it (row ids by code point: UTF-8's byte
-    # order).
-    order = pc.sort_indices(table, sort_keys=[(c, "ascending") for c in QUEUE_ORDER]).to_numpy()
-    keys = table["key"].to_numpy()[order]
-    lost = np.r_[False, keys[1:] == keys[:-1]] if len(keys) else keys.astype(bool)
-    del keys
-    excluded = table["excluded"].to_numpy(zero_copy_only=False)[order]
+    order, lost = _queue_order(parts)
+    excluded = _column(parts, "excluded")[order]
     # In that order, as the overlay names them.
     moves = np.flatnonzero(lost != excluded)
     at = order[moves]
-    rows, who, lost = table["row"].take(at).to_numpy(), owner[at], lost[moves]
+    rows, who, lost = _column(parts, "row")[at], owner[at], lost[moves]
     changes = {
         names[i]: pd.DataFrame({"row": rows[who == i], "lost": lost[who == i]})
         for i in np.unique(who)
@@ -315,6 +307,41 @@ def _settle_across(
         records[name] = PartRecord(part.source, part.inputs, _overlay(store, part, changed))
         _add_counts(counts, tally)
     return records, counts
+
+
+def _column(parts: Mapping[str, _Part], name: str) -> np.ndarray:
+    """One column of every part's queued texts, in part order."""
+    columns = [part.queued[name].to_numpy() for part in parts.values()]
+    return np.concatenate(columns) if columns else np.zeros(0)
+
+
+def _queue_order(parts: Mapping[str, _Part]) -> tuple[np.ndarray, np.ndarray]:
+    """Every part's queued texts (in part order) in `verdict.QUEUE_ORDER`, as pandas' stable
+    sort orders them, and whether each, in that order, comes after another
+    of its key. Sorted by number (key, time, sureness); row ids are compared only within runs
+    that tie on all three, so no array of every row id is made."""
+    key, ts, sureness = _column(parts, "key"), _column(parts, "ts"), _column(parts, "p")
+    order = np.lexsort((sureness, ts, key))
+    ordered = key[order]
+    del key
+    lost = np.zeros(len(order), dtype=bool)
+    lost[1:] = ordered[1:] == ordered[:-1]
+    ordered = ts[order]
+    del ts
+    tie = lost[1:] & (ordered[1:] == ordered[:-1])
+    ordered = sureness[order]
+    del sureness
+    tie &= ordered[1:] == ordered[:-1]
+    del ordered
+    tied = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
+    if len(tied):
+        run = np.cumsum(~np.r_[False, tie][tied])
+        row_ids = pa.chunked_array([part.queued["row_id"] for part in parts.values()]).take(
+            order[tied]
+        )
+        by_id = np.lexsort((np.asarray(row_ids.to_pylist(), dtype=str), run))
+        order[tied] = order[tied][by_id]
+    return order, lost
 
 
 def _overlay(store: PartStore, part: _Part, changed: pd.DataFrame) -> str:
