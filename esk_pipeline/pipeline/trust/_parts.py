@@ -336,9 +336,8 @@ def _queue_order(parts: Mapping[str, _Part]) -> tuple[np.ndarray, np.ndarray]:
     tied = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
     if len(tied):
         run = np.cumsum(~np.r_[False, tie][tied])
-        row_ids = pa.chunked_array([part.queued["row_id"] for part in parts.values()]).take(
-            order[tied]
-        )
+        chunks = [c for part in parts.values() for c in part.queued["row_id"].chunks]
+        row_ids = pa.chunked_array(chunks, type=pa.string()).take(order[tied])
         by_id = np.lexsort((np.asarray(row_ids.to_pylist(), dtype=str), run))
         order[tied] = order[tied][by_id]
     return order, lost
