@@ -51,6 +51,7 @@ from esk_pipeline.pipeline.trust._days import DAY_SUMMARY, DayIndex, held_elsewh
 from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.verdict import (
     first_seen,
+    queue_order,
     row_verdicts,
     settle_queue,
 )
@@ -282,7 +283,13 @@ def _settle_across(
     owner = np.repeat(
         np.arange(len(names), dtype=np.int32), [part.queued.num_rows for part in parts.values()]
     )
-    order, lost = _queue_order(parts)
+    chunks = [c for part in parts.values() for c in part.queued["row_id"].chunks]
+    order, lost = queue_order(
+        _column(parts, "key"),
+        _column(parts, "ts"),
+        _column(parts, "p"),
+        pa.chunked_array(chunks, type=pa.string()),
+    )
     excluded = _column(parts, "excluded")[order]
     # In that order, as the overlay names them.
     moves = np.flatnonzero(lost != excluded)
@@ -313,34 +320,6 @@ def _column(parts: Mapping[str, _Part], name: str) -> np.ndarray:
     """One column of every part's queued texts, in part order."""
     columns = [part.queued[name].to_numpy() for part in parts.values()]
     return np.concatenate(columns) if columns else np.zeros(0)
-
-
-def _queue_order(parts: Mapping[str, _Part]) -> tuple[np.ndarray, np.ndarray]:
-    """Every part's queued texts (in part order) in `verdict.QUEUE_ORDER`, as pandas' stable
-    sort orders them, and whether each, in that order, comes after another
-    of its key. Sorted by number (key, time, sureness); row ids are compared only within runs
-    that tie on all three, so no array of every row id is made."""
-    key, ts, sureness = _column(parts, "key"), _column(parts, "ts"), _column(parts, "p")
-    order = np.lexsort((sureness, ts, key))
-    ordered = key[order]
-    del key
-    lost = np.zeros(len(order), dtype=bool)
-    lost[1:] = ordered[1:] == ordered[:-1]
-    ordered = ts[order]
-    del ts
-    tie = lost[1:] & (ordered[1:] == ordered[:-1])
-    ordered = sureness[order]
-    del sureness
-    tie &= ordered[1:] == ordered[:-1]
-    del ordered
-    tied = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
-    if len(tied):
-        run = np.cumsum(~np.r_[False, tie][tied])
-        chunks = [c for part in parts.values() for c in part.queued["row_id"].chunks]
-        row_ids = pa.chunked_array(chunks, type=pa.string()).take(order[tied])
-        by_id = np.lexsort((np.asarray(row_ids.to_pylist(), dtype=str), run))
-        order[tied] = order[tied][by_id]
-    return order, lost
 
 
 def _overlay(store: PartStore, part: _Part, changed: pd.DataFrame) -> str:
