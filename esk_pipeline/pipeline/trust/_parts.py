@@ -201,7 +201,9 @@ def _part(
     queued = queued[~np.isin(queued["row"].to_numpy(dtype=np.uint64), dropped)]
     # Held until every part is known, so every queued text of the history is held at once:
     # Arrow columns of fixed width (and one string buffer), not Python objects.
-    ts = pd.to_datetime(queued["ts"], utc=True)
+    ts = queued["ts"]  # UTC times as `_summaries` keeps them (`pd.to_datetime` would loop)
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        ts = pd.to_datetime(ts, utc=True)
     table = pa.table(
         {
             "key": queued["key"].to_numpy(dtype=np.uint64),
