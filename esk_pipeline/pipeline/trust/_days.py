@@ -82,12 +82,21 @@ def known_day(
 
 def held_elsewhere(index: Mapping[str, DayIndex]) -> dict[str, np.ndarray]:
     """For each day, which of its rows another day holds: the first day (in key order) whose
-    row carries a label, else the first day (`labels.first_label_per_text`). One sort of every
-    row id hash with its day, not a pass over the other days for each day."""
+    row carries a label, else the first day (`labels.first_label_per_text`). Only a row id
+    seen more than once can be held elsewhere: one in-place sort of every row id hash finds
+    those, and only their rows are sorted with their day (a pass over the other days for each
+    day, or a sort of every row with its day, would hold several arrays the history's size)."""
     keys = sorted(index)
-    sizes = [len(index[k].rows) for k in keys]
-    rows = np.concatenate([index[k].rows for k in keys]) if keys else _NONE
-    labelled = np.concatenate([index[k].labelled for k in keys]) if keys else _NONE.astype(bool)
+    every = np.concatenate([index[k].rows for k in keys]) if keys else _NONE
+    every.sort()
+    repeated = np.unique(every[1:][every[1:] == every[:-1]])
+    del every
+    seen = {k: np.flatnonzero(_among(index[k].rows, repeated)) for k in keys}
+    rows = np.concatenate([index[k].rows[seen[k]] for k in keys]) if keys else _NONE
+    labelled = (
+        np.concatenate([index[k].labelled[seen[k]] for k in keys]) if keys else _NONE.astype(bool)
+    )
+    sizes = [len(seen[k]) for k in keys]
     day = np.repeat(np.arange(len(keys), dtype=np.int32), sizes)
     order = np.lexsort((day, ~labelled, rows))  # by hash, labelled first, then by day
     ordered = rows[order]
@@ -96,4 +105,17 @@ def held_elsewhere(index: Mapping[str, DayIndex]) -> dict[str, np.ndarray]:
     held = np.empty(len(rows), dtype=bool)
     held[order] = day[order] != holder
     bounds = np.cumsum([0, *sizes])
-    return {k: held[bounds[i] : bounds[i + 1]] for i, k in enumerate(keys)}
+    result = {}
+    for i, k in enumerate(keys):
+        result[k] = np.zeros(len(index[k].rows), dtype=bool)
+        result[k][seen[k]] = held[bounds[i] : bounds[i + 1]]
+    return result
+
+
+def _among(rows: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """Which of `rows` are in `sorted_unique` (a binary search each: nothing the size of the
+    second array is made, unlike `np.isin`)."""
+    if not len(sorted_unique):
+        return np.zeros(len(rows), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_unique, rows), len(sorted_unique) - 1)
+    return sorted_unique[at] == rows

@@ -20,7 +20,7 @@ its identity key hashes, its day's row hashes).
 
 One rule crosses parts: one text per identity key stays queued, the first seen
 (`verdict.settle_queue`). Each part is first settled on its own; then the queued texts of all
-parts (identity key, time, sureness, row id: a small table) pick one text per key, and a part
+parts (identity key, time, sureness, row id: Arrow columns) pick one text per key, and a part
 whose queued texts change gets them in its overlay; a new day's near duplicates of texts
 already queued wait for them, so no old part changes for them. Identity keys meet as 64-bit
 hashes.
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from esk_pipeline.pipeline.label_contract import (
     TRUSTED_LABEL_ROW,
@@ -49,8 +50,8 @@ from esk_pipeline.pipeline.parts import row_hashes as hashes
 from esk_pipeline.pipeline.trust._days import DAY_SUMMARY, DayIndex, held_elsewhere
 from esk_pipeline.pipeline.trust.calibration import Calibration
 from esk_pipeline.pipeline.trust.verdict import (
-    QUEUE_ORDER,
     first_seen,
+    queue_order,
     row_verdicts,
     settle_queue,
 )
@@ -63,6 +64,8 @@ _QUEUED = (VerdictReason.NEEDS_REVIEW.value, VerdictReason.SAME_TEXT_QUEUED.valu
 _NONE = np.zeros(0, dtype=np.uint64)
 # What is kept beside a stored part (made from its `_KEPT` columns).
 _ROWS, _QUEUE, _KEYS = "trust-rows", "trust-queued", "trust-keys"
+# A text without a time is seen last (`verdict.QUEUE_ORDER`).
+_NO_TIME = np.iinfo(np.int64).max
 
 
 @dataclass
@@ -75,7 +78,7 @@ class _Part:
     source: str
     inputs: dict[str, str]
     dropped: np.ndarray
-    queued: pd.DataFrame
+    queued: pa.Table
     counts: dict[tuple[str, str], int]
 
 
@@ -196,9 +199,22 @@ def _part(
 ) -> _Part:
     """A `_Part` from its stored frame's summaries, its dropped rows left out."""
     queued = queued[~np.isin(queued["row"].to_numpy(dtype=np.uint64), dropped)]
+    # Held until every part is known, so every queued text of the history is held at once:
+    # Arrow columns of fixed width (and one string buffer), not Python objects.
+    ts = pd.to_datetime(queued["ts"], utc=True)
+    table = pa.table(
+        {
+            "key": queued["key"].to_numpy(dtype=np.uint64),
+            "ts": np.where(ts.isna(), _NO_TIME, ts.to_numpy("datetime64[ns]").view(np.int64)),
+            "p": queued["p"].to_numpy(dtype=np.float64),
+            "row_id": pa.array(queued["row_id"].astype(str), type=pa.string()),
+            "row": queued["row"].to_numpy(dtype=np.uint64),
+            "excluded": queued["excluded"].to_numpy(dtype=bool),
+        }
+    )
     pairs = rows.groupby(["verdict", "verdict_reason"]).size()
     counts = {(str(v), str(r)): int(n) for (v, r), n in pairs.items()}
-    return _Part(source, inputs, np.unique(dropped), queued.reset_index(drop=True), counts)
+    return _Part(source, inputs, np.unique(dropped), table, counts)
 
 
 def apply_trust(
@@ -245,8 +261,10 @@ def apply_trust(
 
         taken = np.unique(day.rows[~own])
         parts[key] = maker.part(key, origin, resolve, day=day, taken=taken, own=int(own.sum()))
-    every = [index[key].rows for key in index]
-    rest = decisions[~np.isin(decided, np.concatenate(every) if every else _NONE)]
+    in_days = np.zeros(len(decided), dtype=bool)
+    for day in index.values():  # a day at a time: no array of every row
+        in_days |= np.isin(decided, day.rows)
+    rest = decisions[~in_days]
     if len(rest) or not parts:
         origin = {"rules": rules, "decisions": _decisions_digest(rest, maker.doubted)}
         parts[DECISIONS_PART] = maker.part(
@@ -261,21 +279,34 @@ def _settle_across(
     """One queued text per identity key over all parts; a part whose queued texts change, or
     that lost rows to other days, gets an overlay saying so. Returns the records and the
     verdict counts."""
-    table = pd.concat(
-        [part.queued.assign(part=name) for name, part in parts.items()], ignore_index=True
-    ).sort_values(QUEUE_ORDER, kind="stable")
-    table["lost"] = table["key"].duplicated().to_numpy()
+    names = list(parts)
+    owner = np.repeat(
+        np.arange(len(names), dtype=np.int32), [part.queued.num_rows for part in parts.values()]
+    )
+    chunks = [c for part in parts.values() for c in part.queued["row_id"].chunks]
+    order, lost = queue_order(
+        _column(parts, "key"),
+        _column(parts, "ts"),
+        _column(parts, "p"),
+        pa.chunked_array(chunks, type=pa.string()),
+    )
+    excluded = _column(parts, "excluded")[order]
+    # In that order, as the overlay names them.
+    moves = np.flatnonzero(lost != excluded)
+    at = order[moves]
+    rows, who, lost = _column(parts, "row")[at], owner[at], lost[moves]
     changes = {
-        name: rows[rows["lost"] != rows["excluded"]]
-        for name, rows in table.groupby("part", sort=False)
+        names[i]: pd.DataFrame({"row": rows[who == i], "lost": lost[who == i]})
+        for i in np.unique(who)
     }
+    none = pd.DataFrame({"row": _NONE, "lost": np.zeros(0, dtype=bool)})
     records: dict[str, PartRecord] = {}
     counts: dict[str, dict[str, int]] = {}
     needs = (Verdict.QUEUED.value, VerdictReason.NEEDS_REVIEW.value)
     same = (Verdict.EXCLUDED.value, VerdictReason.SAME_TEXT_QUEUED.value)
     for name, part in parts.items():
         tally = dict(part.counts)
-        changed = changes.get(name, table.iloc[:0])
+        changed = changes.get(name, none)
         moved = int(changed["lost"].sum())
         back = len(changed) - moved
         tally[needs] = tally.get(needs, 0) - moved + back
@@ -283,6 +314,12 @@ def _settle_across(
         records[name] = PartRecord(part.source, part.inputs, _overlay(store, part, changed))
         _add_counts(counts, tally)
     return records, counts
+
+
+def _column(parts: Mapping[str, _Part], name: str) -> np.ndarray:
+    """One column of every part's queued texts, in part order."""
+    columns = [part.queued[name].to_numpy() for part in parts.values()]
+    return np.concatenate(columns) if columns else np.zeros(0)
 
 
 def _overlay(store: PartStore, part: _Part, changed: pd.DataFrame) -> str:

@@ -30,6 +30,7 @@ from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from esk_pipeline.pipeline.label_contract import (
     HUMAN_ORIGINS,
@@ -50,6 +51,7 @@ __all__ = [
     "assign_verdicts",
     "first_seen",
     "in_review_queue",
+    "queue_order",
     "row_verdicts",
     "settle_queue",
 ]
@@ -188,3 +190,30 @@ def _one_queued_per_text(frame: pd.DataFrame) -> pd.DataFrame:
     frame.loc[others, "verdict"] = Verdict.EXCLUDED.value
     frame.loc[others, "verdict_reason"] = VerdictReason.SAME_TEXT_QUEUED.value
     return frame
+
+
+def queue_order(
+    key: np.ndarray, ts: np.ndarray, sureness: np.ndarray, row_ids: pa.ChunkedArray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The order of queued texts by `QUEUE_ORDER` as pandas' stable sort gives it (`ts` as
+    int64 nanoseconds, a missing time as the largest), and whether each, in that order, comes
+    after another of its key. Sorted by number; row ids are compared only within runs that
+    tie on key, time and sureness, so over a whole history no array of row ids is made."""
+    order = np.lexsort((sureness, ts, key))
+    ordered = key[order]
+    del key  # each column goes once its ordered copy is compared
+    lost = np.zeros(len(order), dtype=bool)
+    lost[1:] = ordered[1:] == ordered[:-1]
+    ordered = ts[order]
+    del ts
+    tie = lost[1:] & (ordered[1:] == ordered[:-1])
+    ordered = sureness[order]
+    del sureness
+    tie &= ordered[1:] == ordered[:-1]
+    del ordered
+    tied = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
+    if len(tied):
+        run = np.cumsum(~np.r_[False, tie][tied])
+        ids = np.asarray(row_ids.take(order[tied]).to_pylist(), dtype=str)
+        order[tied] = order[tied][np.lexsort((ids, run))]
+    return order, lost
