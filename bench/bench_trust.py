@@ -17,9 +17,9 @@ Steps, once per review order:
    re-ordered) again, after every `--rebuild-every` decisions, the same cadence for all three
    orders: in the product `enough_new_reviews_sensor` rebuilds after every
    REVIEW_SENSOR_MIN_NEW_REVIEWS (20) decisions, so one plan never hands out a whole round.
-   The default, 100, keeps a run of all three orders to 1,200 decisions within about an hour
-   on two shared cores (a rebuild takes 20-60 s); 20 is the sensor's own cadence, and 0
-   plans only at the rounds.
+   The default, 100, keeps a run of all three orders to 1,200 decisions to about half an hour
+   on two shared cores (a rebuild takes 20-50 s there; 20 would take 60 rebuilds per order);
+   `--rebuild-every 20` is the sensor's own cadence, and 0 plans only at the rounds.
 3. After each round the whole graph runs again. The round's version is compared with
    `true_domain`, per split: label accuracy, records, share of human labels, and the version's
    own estimate with its interval, beside the reviews spent, the audit's size, the local
