@@ -11,8 +11,9 @@ unchanged part is neither recomputed nor rewritten.
 pathlib path): `<folder>/<address>.parquet` and `<folder>/manifest.json`. Part files are
 written first and the manifest last, so a reader of the manifest always finds its parts; a
 file neither the current nor the previous manifest names is removed once it is old enough that
-no run still making parts can be about to name it (`collect_garbage`). `MemoryPartStore`
-holds them in a dict (tests, one-frame callers).
+no run still making parts can be about to name it (`collect_garbage`); a maker that takes a
+file as stored touches it (`touch`), so an old file it is about to name counts as new.
+`MemoryPartStore` holds them in a dict (tests, one-frame callers).
 
 A reader that needs only a small summary of each part (counts, a few columns of some rows)
 can keep it beside the part (`FrameParts.derived`: `<folder>/<address>.<kind>.parquet`): the
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -142,6 +144,8 @@ class PartStore(Protocol):
 
     def has(self, address: str) -> bool: ...
 
+    def touch(self, address: str) -> bool: ...
+
     def read(self, address: str, columns: list[str] | None = None) -> pd.DataFrame: ...
 
     def write(self, address: str, frame: pd.DataFrame) -> None: ...
@@ -157,6 +161,7 @@ def derived(
     summaries made together with it, the first time; all are kept beside the part (an address
     names content: they never go stale)."""
     if store.has(f"{address}.{kind}"):
+        store.touch(f"{address}.{kind}")
         return store.read(f"{address}.{kind}")
     made = make()
     for name, frame in made.items():
@@ -175,6 +180,9 @@ class MemoryPartStore:
     def has(self, address: str) -> bool:
         return address in self.frames
 
+    def touch(self, address: str) -> bool:
+        return address in self.frames  # nothing here is ever collected
+
     def read(self, address: str, columns: list[str] | None = None) -> pd.DataFrame:
         frame = self.frames[address]
         return frame[columns].copy() if columns is not None else frame.copy()
@@ -191,6 +199,21 @@ class FolderPartStore:
 
     def has(self, address: str) -> bool:
         return self._path(address).exists()
+
+    def touch(self, address: str) -> bool:
+        """Mark a stored file as just used (its modification time set to now), so that a
+        clean-up running beside this run (`collect_garbage`) counts it as new: a maker about
+        to name a file it found stored touches it. False when the file is not there, or where
+        the file system keeps only when a file was written (object storage): a maker that
+        holds the frame then writes it again."""
+        path = self._path(address)
+        if getattr(path, "protocol", "") not in ("", "file", "local"):
+            return False
+        try:
+            os.utime(path.path if hasattr(path, "path") else path)
+        except FileNotFoundError:
+            return False
+        return True
 
     def read(self, address: str, columns: list[str] | None = None) -> pd.DataFrame:
         with self._path(address).open("rb") as f:

@@ -64,6 +64,7 @@ _QUEUED = (VerdictReason.NEEDS_REVIEW.value, VerdictReason.SAME_TEXT_QUEUED.valu
 _NONE = np.zeros(0, dtype=np.uint64)
 # What is kept beside a stored part (made from its `_KEPT` columns).
 _ROWS, _QUEUE, _KEYS = "trust-rows", "trust-queued", "trust-keys"
+_KINDS = (_ROWS, _QUEUE, _KEYS, DAY_SUMMARY)
 # A text without a time is seen last (`verdict.QUEUE_ORDER`).
 _NO_TIME = np.iinfo(np.int64).max
 
@@ -148,6 +149,9 @@ class _Maker:
         last = self.previous.get(name)
         unchanged = last is not None and all(last.inputs.get(k) == v for k, v in origin.items())
         if unchanged and self.store.has(last.address):
+            # Named again, with what is kept beside it: see `FolderPartStore.touch`.
+            for kept in (last.address, *(f"{last.address}.{k}" for k in _KINDS)):
+                self.store.touch(kept)
             keys = self._kept(last.address, _KEYS, day)["key"].to_numpy(dtype=np.uint64)
             if self._settled_digest(keys) == last.inputs.get("settled"):
                 rows = self._kept(last.address, _ROWS, day)
@@ -168,11 +172,12 @@ class _Maker:
         keys = np.unique(hashes(frame["identity_key"].dropna()))
         inputs = {**origin, "taken": taken_digest, "settled": self._settled_digest(keys)}
         address = _address(inputs, frame)
-        if not self.store.has(address):
+        # Stored before (a run long ago, with the same inputs): touched, or written again.
+        if not self.store.touch(address):
             self.store.write(address, frame)
         kept = _summaries(frame[[*_KEPT, "ts"] if "ts" in frame else _KEPT], day)
         for kind, summary in kept.items():
-            if not self.store.has(f"{address}.{kind}"):
+            if not self.store.touch(f"{address}.{kind}"):
                 self.store.write(f"{address}.{kind}", summary)
         return _part(address, inputs, _NONE, kept[_QUEUE], kept[_ROWS])
 
@@ -347,7 +352,7 @@ def _overlay(store: PartStore, part: _Part, changed: pd.DataFrame) -> str:
         overlay["row"].to_numpy().tobytes(),
         "\n".join(map(str, overlay["verdict_reason"].tolist())),
     )
-    if not store.has(address):
+    if not store.touch(address):
         store.write(address, overlay)
     return address
 

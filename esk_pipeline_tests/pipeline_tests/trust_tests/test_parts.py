@@ -1,12 +1,14 @@
 """Trusted labels as parts (`trust._parts`): a part per labels day, reused while its inputs
 stay the same, and always what one frame of every label gives."""
 
+import os
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from esk_pipeline.pipeline.parts import MemoryPartStore, changes_since
+from esk_pipeline.pipeline.parts import FolderPartStore, MemoryPartStore, changes_since
 from esk_pipeline.pipeline.splits import DataWriter
 from esk_pipeline.pipeline.trust import TrustConfig, _parts, assess_label_days, assess_labels
 from esk_pipeline.pipeline.trust._audit import audit_mask
@@ -428,3 +430,27 @@ def test_a_new_day_repeating_old_texts_leaves_every_old_day_of_the_splits_alone(
     fresh = _split(tmp_path / "fresh", second)
     for path in fresh.glob("*.jsonl"):
         assert (folder / path.name).read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize("named_before", [False, True], ids=["made-again", "reused"])
+def test_parts_a_run_takes_from_the_store_outlive_a_clean_up_running_beside_it(
+    tmp_path, named_before
+):
+    """Another run's clean-up removes the files neither of its manifests names once they are
+    older than the grace (`FolderPartStore.collect_garbage`). A part this run takes as stored
+    (made again at an address a run long ago wrote, or reused from the manifest before) is
+    about to be named by this run's manifest: its files must count as new, not as old."""
+    days = {f"2026-11-0{d}": _day(d) for d in (1, 2)}
+    decisions = _decided(days, [("2026-11-01", _unaudited(days, "2026-11-01"), "alice")])
+    store = FolderPartStore(tmp_path)
+    first = _assess(days, decisions, store=store)
+    long_ago = time.time() - 10 * 3600
+    for path in tmp_path.iterdir():
+        os.utime(path, (long_ago, long_ago))
+
+    again = _assess(
+        days, decisions, previous=first.parts.records if named_before else None, store=store
+    )
+    assert again.parts.records == first.parts.records  # the same addresses, taken as stored
+    assert store.collect_garbage([], older_than=3600) == 0  # the other run's manifests name none
+    pd.testing.assert_frame_equal(again.labels, first.labels)
