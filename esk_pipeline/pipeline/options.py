@@ -144,6 +144,8 @@ class DataWriterOptions(BaseModel):
         default=0.5,
         gt=0,
         lt=1,
+        # Not the 0.1 share of all records the seed design had: eval draws only from the
+        # audited human decisions, and a tenth of those is too small an eval for months.
         description="share of eval-eligible groups (audited human decisions) drawn to eval",
     )
     min_eval_samples: int = Field(default=50, ge=0, description="a shorter eval is reported")
