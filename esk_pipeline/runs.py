@@ -71,6 +71,14 @@ def active_day_runs(instance: DagsterInstance) -> dict[str, DagsterRun]:
     return {run.tags[PARTITION_TAG]: run for run in runs if PARTITION_TAG in run.tags}
 
 
+def dataset_refresh_in_flight(instance: DagsterInstance) -> bool:
+    """Whether a dataset refresh is queued or running (one at a time: two would write the
+    same trust parts, split cache and dataset folder together)."""
+    return bool(
+        instance.get_run_ids(RunsFilter(job_name=DATASET_JOB, statuses=UNFINISHED), limit=1)
+    )
+
+
 def fail_runs_of_dead_runners(instance: DagsterInstance) -> list[str]:
     """Mark failed the unfinished in-process runs of this machine whose process is gone (killed
     with kill -9, or the machine restarted); returns their run ids. A run of a live process,

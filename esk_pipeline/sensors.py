@@ -22,6 +22,7 @@ from esk_pipeline.runs import (
     DATASET_JOB,
     TAXONOMY_JOB,
     active_day_runs,
+    dataset_refresh_in_flight,
     labelled_days,
     materialized_row_counts,
     range_tags,
@@ -107,7 +108,8 @@ def taxonomy_changed_sensor(
     job_name=DATASET_JOB,
     minimum_interval_seconds=120,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Refreshes the dataset once REVIEW_SENSOR_MIN_NEW_REVIEWS decisions came in.",
+    description="Refreshes the dataset once REVIEW_SENSOR_MIN_NEW_REVIEWS decisions came in, "
+    "unless a refresh is queued or running (its decisions then wait for the next tick).",
 )
 def enough_new_reviews_sensor(
     context: SensorEvaluationContext,
@@ -124,6 +126,9 @@ def enough_new_reviews_sensor(
     days = labelled_days(context.instance)
     if not days:
         return SkipReason("no day is labelled yet: nothing to rebuild")
+    if dataset_refresh_in_flight(context.instance):
+        # The cursor stays: these reviews are counted again once that refresh is over.
+        return SkipReason(f"{new} new review(s); a dataset refresh is queued or running")
     return SensorResult(
         run_requests=[RunRequest(run_key=f"reviews:{latest}", tags=range_tags(days))],
         cursor=str(latest),
