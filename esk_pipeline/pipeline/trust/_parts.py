@@ -372,8 +372,12 @@ def _address(inputs: Mapping[str, str], frame: pd.DataFrame) -> str:
 
 
 def _decisions_digest(decisions: pd.DataFrame, doubted: set[str]) -> str:
+    """A digest of a part's decisions and which are doubted, whatever order (and index) the
+    store listed them in: it lists by review time, so a second opinion on an old decision
+    moves it, and with it every later one."""
     mine = sorted(doubted & set(decisions["row_id"]))
-    table = decisions.to_json(orient="split", date_format="iso", default_handler=str)
+    in_order = decisions.sort_values("row_id", kind="stable").reset_index(drop=True)
+    table = in_order.to_json(orient="split", date_format="iso", default_handler=str)
     return digest(table, "\n".join(mine))
 
 

@@ -454,3 +454,27 @@ def test_parts_a_run_takes_from_the_store_outlive_a_clean_up_running_beside_it(
     assert again.parts.records == first.parts.records  # the same addresses, taken as stored
     assert store.collect_garbage([], older_than=3600) == 0  # the other run's manifests name none
     pd.testing.assert_frame_equal(again.labels, first.labels)
+
+
+def test_the_same_decisions_listed_in_another_order_make_no_part_again(resolved):
+    """The review store lists decisions by review time, so a second opinion on an old decision
+    moves it to the end of the list; the decisions on each part's texts are the same, and
+    no part is made again for the order they come in."""
+    days = {f"2026-11-0{d}": _day(d) for d in (1, 2, 3)}
+    picks = [
+        (day, _unaudited(days, day), reviewer)
+        for day, reviewer in [
+            ("2026-11-01", "alice"),
+            ("2026-11-02", "bob"),
+            ("2026-11-03", "carol"),
+        ]
+    ]
+    decisions = _decided(days, picks)
+    store = MemoryPartStore()
+    first = _assess(days, decisions, store=store)
+
+    resolved.clear()
+    moved = pd.concat([decisions.iloc[1:], decisions.iloc[:1]], ignore_index=True)
+    second = _assess(days, moved, previous=first.parts.records, store=store)
+    assert resolved == []
+    assert second.parts.records == first.parts.records
