@@ -19,7 +19,7 @@ voted on, which a first pass over the days keeps; a second applies them a day at
 seen on several days stays with the first that labelled it: `labels.first_label_per_text`),
 each day into a part of its own (`_parts`: a part whose inputs did not change since last time
 is reused, not made again), and only the queued texts' identity keys meet across days
-(`verdict.settle_queue`). The result's `parts` are read one at a time; `labels` puts them in
+(`verdict.queue_order`). The result's `parts` are read one at a time; `labels` puts them in
 one frame for callers that can hold it.
 
 A decision that confident learning doubts (or that waits on a second opinion the store already

@@ -98,7 +98,8 @@ def row_verdicts(
 ) -> pd.DataFrame:
     """Rules 1-5 row by row (`assign_verdicts`), before one text per identity key is kept
     queued: each row's verdict depends on that row alone, so labels can go through in batches
-    (a day at a time) and `settle_queue` runs once over the queued rows of all of them."""
+    (a day at a time), each settled on its own (`settle_queue`), and the queued rows of all
+    of them meet in `queue_order`."""
     frame = labels.reset_index(drop=True)
     n = len(frame)
     status = frame["status"].to_numpy(dtype=object)
@@ -144,8 +145,8 @@ def row_verdicts(
 
 
 def settle_queue(frame: pd.DataFrame) -> pd.DataFrame:
-    """`row_verdicts`' output (every day of it) with one text per identity key left queued as
-    `needs_review`, and the `trusted` flag."""
+    """`row_verdicts`' output with one text per identity key left queued as `needs_review`
+    (within this frame: across batches, `queue_order`), and the `trusted` flag."""
     frame = _one_queued_per_text(frame)
     return frame.assign(trusted=(frame["verdict"] == Verdict.TRUSTED.value).to_numpy())
 
