@@ -352,7 +352,9 @@ def _overlay(store: PartStore, part: _Part, changed: pd.DataFrame) -> str:
         overlay["row"].to_numpy().tobytes(),
         "\n".join(map(str, overlay["verdict_reason"].tolist())),
     )
-    if not store.touch(address):
+    if store.has(address):
+        store.touch(address)  # an unchanged overlay is not uploaded again to object storage
+    else:
         store.write(address, overlay)
     return address
 
