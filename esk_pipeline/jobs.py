@@ -5,7 +5,7 @@ queue can cap the runs per endpoint."""
 from dagster import AssetSelection, define_asset_job
 
 from esk_pipeline.resources.llm import llm_endpoint_tags
-from esk_pipeline.runs import DAILY_JOB, DATASET_JOB, ETL_JOB, TAXONOMY_JOB
+from esk_pipeline.runs import DAILY_JOB, DATASET_JOB, DATASET_REFRESH_TAG, ETL_JOB, TAXONOMY_JOB
 from esk_pipeline.settings import Settings
 
 
@@ -47,6 +47,7 @@ def build_jobs(settings: Settings) -> list:
             | AssetSelection.assets("labels").downstream(),
             description="Rebuilds the dataset from the latest human decisions, through "
             "dataset_versions and its checks.",
-            tags=llm_endpoint_tags(settings, "augmenter"),
+            # One refresh at a time, whoever queues it (the instance's run queue limits the tag).
+            tags={DATASET_REFRESH_TAG: "1", **llm_endpoint_tags(settings, "augmenter")},
         ),
     ]

@@ -45,7 +45,9 @@ from esk_pipeline.runs import (
     PARTITION_TAG,
     RUNNER_HOST_TAG,
     RUNNER_PID_TAG,
+    RUNNING,
     active_day_runs,
+    dataset_refreshes_in_flight,
     fail_runs_of_dead_runners,
     materialized_row_counts,
     range_tags,
@@ -162,6 +164,15 @@ def run_pipeline(
     rebuild the dataset over those days; returns the `dataset_versions` metadata and the days.
     `progress` receives the long steps' progress lines (`assets.progress`) as they come."""
     settings = settings or get_settings()
+    for run_id in fail_runs_of_dead_runners(instance):
+        log(f"run {run_id} was left unfinished by a process that is gone: marked failed")
+    # A queued one waits for this one in the run queue (`DATASET_REFRESH_TAG`).
+    running = dataset_refreshes_in_flight(instance, RUNNING)
+    if running:
+        raise PipelineRunError(
+            f"a dataset refresh is running (run {', '.join(running)}): two would write the same "
+            "dataset folder; run this again when it has finished"
+        )
     defs = build_defs(settings)
     counts = {d.isoformat(): n for d, n in LogSource(settings.clickhouse).day_counts().items()}
     if days is not None:
@@ -170,8 +181,6 @@ def run_pipeline(
     if not counts:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
     keys = sorted(counts)
-    for run_id in fail_runs_of_dead_runners(instance):
-        log(f"run {run_id} was left unfinished by a process that is gone: marked failed")
     runner = {RUNNER_HOST_TAG: socket.gethostname(), RUNNER_PID_TAG: str(os.getpid())}
     materialized = materialized_row_counts(instance, keys)
     changed = [d for d in keys if materialized.get(d) != counts[d]]

@@ -22,12 +22,15 @@ DAILY_JOB = "daily_labels_job"
 ETL_JOB = "log_etl_job"
 DATASET_JOB = "dataset_refresh_job"
 TAXONOMY_JOB = "taxonomy_observation_job"
+# The tag every dataset refresh carries: the run queue launches one such run at a time.
+DATASET_REFRESH_TAG = "esk/dataset_refresh"
 # The tag Dagster puts on a run of one partition.
 PARTITION_TAG = "dagster/partition"
 # In-process runs carry the process that runs them, so a later `esk-data` can tell a run whose
 # process was killed (it stays STARTED for ever otherwise) and mark it failed.
 RUNNER_HOST_TAG = "esk/runner_host"
 RUNNER_PID_TAG = "esk/runner_pid"
+RUNNING = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 UNFINISHED = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -71,12 +74,12 @@ def active_day_runs(instance: DagsterInstance) -> dict[str, DagsterRun]:
     return {run.tags[PARTITION_TAG]: run for run in runs if PARTITION_TAG in run.tags}
 
 
-def dataset_refresh_in_flight(instance: DagsterInstance) -> bool:
-    """Whether a dataset refresh is queued or running (one at a time: two would write the
-    same trust parts, split cache and dataset folder together)."""
-    return bool(
-        instance.get_run_ids(RunsFilter(job_name=DATASET_JOB, statuses=UNFINISHED), limit=1)
-    )
+def dataset_refreshes_in_flight(
+    instance: DagsterInstance, statuses: list[DagsterRunStatus] = UNFINISHED
+) -> list[str]:
+    """The ids of dataset refreshes queued or running (by default; else in `statuses`): one
+    at a time, since two would write the same trust parts, split cache and dataset folder."""
+    return instance.get_run_ids(RunsFilter(job_name=DATASET_JOB, statuses=statuses))
 
 
 def fail_runs_of_dead_runners(instance: DagsterInstance) -> list[str]:

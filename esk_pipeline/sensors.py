@@ -22,7 +22,7 @@ from esk_pipeline.runs import (
     DATASET_JOB,
     TAXONOMY_JOB,
     active_day_runs,
-    dataset_refresh_in_flight,
+    dataset_refreshes_in_flight,
     labelled_days,
     materialized_row_counts,
     range_tags,
@@ -126,7 +126,7 @@ def enough_new_reviews_sensor(
     days = labelled_days(context.instance)
     if not days:
         return SkipReason("no day is labelled yet: nothing to rebuild")
-    if dataset_refresh_in_flight(context.instance):
+    if dataset_refreshes_in_flight(context.instance):
         # The cursor stays: these reviews are counted again once that refresh is over.
         return SkipReason(f"{new} new review(s); a dataset refresh is queued or running")
     return SensorResult(
