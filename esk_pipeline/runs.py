@@ -30,6 +30,7 @@ PARTITION_TAG = "dagster/partition"
 # process was killed (it stays STARTED for ever otherwise) and mark it failed.
 RUNNER_HOST_TAG = "esk/runner_host"
 RUNNER_PID_TAG = "esk/runner_pid"
+# A run executing now (a queued one has not started: the run queue holds it behind others).
 RUNNING = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 UNFINISHED = [
     DagsterRunStatus.QUEUED,
