@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestLimitsMiddleware,
         default=default_body_limit(),
         limits={ingest.UPLOAD_PATH: ingest.upload_body_limit(services.max_upload_bytes)},
+        tokens=services.api_tokens,
     )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app

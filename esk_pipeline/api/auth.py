@@ -64,6 +64,23 @@ def allows(role: Role, required: Role) -> bool:
     return ROLES.index(role) >= ROLES.index(required)
 
 
+def check_token(tokens: Mapping[str, tuple[str, Role]], presented: str, required: Role) -> str:
+    """The owner of the `presented` token if its role is at least `required`; else the 401
+    (no tokens configured, or none matches) or 403 (a lesser role) to answer."""
+    if not tokens:
+        raise _unauthorized("no API tokens are configured on the server (APP_API_TOKENS)")
+    owner = owner_of_token(tokens, presented)
+    if owner is None:
+        raise _unauthorized("invalid bearer token")
+    role = tokens[owner][1]
+    if not allows(role, required):
+        raise HTTPException(
+            status_code=403,
+            detail=f"this operation needs the {required} role; {owner}'s token is a {role}'s",
+        )
+    return owner
+
+
 def _caller_with(required: Role) -> Callable[..., str]:
     # A default, not Annotated[...]: the annotations are strings that cannot see `required`.
     def caller(
@@ -72,19 +89,7 @@ def _caller_with(required: Role) -> Callable[..., str]:
     ) -> str:
         if credentials is None:
             raise _unauthorized(MISSING_TOKEN_DETAIL)
-        tokens = request.app.state.services.api_tokens
-        if not tokens:
-            raise _unauthorized("no API tokens are configured on the server (APP_API_TOKENS)")
-        owner = owner_of_token(tokens, credentials.credentials)
-        if owner is None:
-            raise _unauthorized("invalid bearer token")
-        role = tokens[owner][1]
-        if not allows(role, required):
-            raise HTTPException(
-                status_code=403,
-                detail=f"this operation needs the {required} role; {owner}'s token is a {role}'s",
-            )
-        return owner
+        return check_token(request.app.state.services.api_tokens, credentials.credentials, required)
 
     caller.__name__ = f"{required}_caller"
     return caller

@@ -121,3 +121,26 @@ def test_the_upload_limit_holds_behind_a_root_path(project_env):
     )
     assert status == 415
     assert read > DEFAULT_MAX_BODY_BYTES
+
+
+def test_an_upload_is_refused_before_its_body_unless_the_token_may_upload(project_env):
+    # The upload route's limit is the upload limit (50 MB by default): a made-up token, or a
+    # reviewer's (who may not upload), must not get that much read and spooled before the
+    # route's role check refuses it.
+    app = create_app(make_settings(project_env / "api", max_upload_mb=8))
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
+    chunks = [head, *[b"y" * MIB] * 6, b"\r\n--b--\r\n"]
+    multipart = (b"content-type", b"multipart/form-data; boundary=b")
+    made_up = (b"authorization", b"Bearer not-a-token-anyone-was-given-123")
+    status, body, read = _call(app, "/api/ingest/upload", chunks, [multipart, made_up])
+    assert (status, read) == (401, 0)
+    assert b"invalid bearer token" in body
+    reviewer = (b"authorization", f"Bearer {TOKENS['bob']}".encode())
+    status, body, read = _call(app, "/api/ingest/upload", chunks, [multipart, reviewer])
+    assert (status, read) == (403, 0)
+    assert b"maintainer" in body
+    # A maintainer's upload is read (and refused by the route for its bytes, not its token).
+    exe = head.replace(b"a.csv", b"a.exe")
+    status, _, read = _call(app, "/api/ingest/upload", [exe, *chunks[1:]], [multipart, BEARER])
+    assert status == 415
+    assert read > DEFAULT_MAX_BODY_BYTES

@@ -70,8 +70,11 @@ def _too_large_detail(limit_bytes: int) -> str:
 
 
 def upload_body_limit(max_file_bytes: int) -> BodyLimit:
-    """The upload route's body limit: the file limit plus multipart framing."""
-    return BodyLimit(max_file_bytes + MULTIPART_OVERHEAD_BYTES, _too_large_detail(max_file_bytes))
+    """The upload route's body limit: the file limit plus multipart framing, read only for a
+    token that may upload."""
+    return BodyLimit(
+        max_file_bytes + MULTIPART_OVERHEAD_BYTES, _too_large_detail(max_file_bytes), "maintainer"
+    )
 
 
 def sanitize_file_name(raw: str | None) -> str:
