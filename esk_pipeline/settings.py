@@ -119,10 +119,18 @@ class AppSettings(BaseSettings):
     @field_validator("api_tokens")
     @classmethod
     def _tokens_are_secrets(cls, tokens: dict[str, ApiToken]) -> dict[str, ApiToken]:
-        """Refuse, at start-up, a token anyone could guess: short or a pasted placeholder.
-        The message names the owner, never the token."""
+        """Refuse, at start-up, a token anyone could guess (short or a pasted placeholder) and
+        one token given to two owners (a request would act as either). The message names the
+        owners, never the token."""
+        owner_of: dict[str, str] = {}
         for owner, entry in tokens.items():
             token = entry.token.get_secret_value()
+            if token in owner_of:
+                raise ValueError(
+                    f"APP_API_TOKENS: {owner_of[token]} and {owner} share one token; give each "
+                    f"owner their own, made with {NEW_TOKEN_HINT}"
+                )
+            owner_of[token] = owner
             if len(token) < MIN_TOKEN_LENGTH:
                 problem = f"is {len(token)} characters long (at least {MIN_TOKEN_LENGTH} needed)"
             elif PLACEHOLDER_TOKEN.fullmatch(token):

@@ -122,6 +122,16 @@ def test_short_and_placeholder_tokens_are_refused_at_start_up(monkeypatch, token
     assert token not in message
 
 
+def test_one_token_given_to_two_owners_is_refused_at_start_up():
+    # A request presenting it would act as whichever owner was listed last: decisions credited
+    # to the wrong reviewer, and a reviewer's copy of the token acting with an admin's role.
+    token = secrets.token_urlsafe()
+    tokens = {"alice": {"token": token, "role": "admin"}, "bob": token, "carol": "c" + token}
+    with pytest.raises(ValidationError, match="alice and bob share one token") as refused:
+        AppSettings(api_tokens=tokens)
+    assert token not in str(refused.value)
+
+
 def test_a_generated_token_is_accepted():
     token = secrets.token_urlsafe()
     assert AppSettings(api_tokens={"alice": token}).api_tokens["alice"].role == "reviewer"
