@@ -238,6 +238,21 @@ def test_import_leaves_current_alone_unless_asked(store, tmp_path):
     assert json.loads(_run(store, "show", "current", "--json")[1])["version"] == "v3.0.0"
 
 
+def test_an_import_never_shows_the_imported_version_as_current_unless_asked(store, tmp_path):
+    # Every snapshot the import wrote keeps `current`: a reader at any moment (or a crash right
+    # after the import's commit) sees the version that was current, never the imported one.
+    archive = tmp_path / "v1.tar.gz"
+    assert _run(store, "export", "v1.0.0", str(archive))[0] == 0
+    seen = set(Path(store, "registry").iterdir())
+    assert _run(store, "import", str(archive), "--as", "v2.0.0")[0] == 0
+    written = sorted(set(Path(store, "registry").iterdir()) - seen)
+    assert written
+    assert {json.loads(path.read_text())["current"] for path in written} == {"v1.1.0"}
+    # Asking for it makes it current, also when that version is in the store already.
+    assert _run(store, "import", str(archive), "--as", "v2.0.0", "--checkout")[0] == 0
+    assert json.loads(_run(store, "show", "current", "--json")[1])["version"] == "v2.0.0"
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

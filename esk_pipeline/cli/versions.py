@@ -198,11 +198,7 @@ def export_version(ctx: click.Context, ref: str, file: Path) -> None:
 def import_version(ctx: click.Context, file: Path, version_tag: str | None, checkout: bool) -> None:
     """Add a version from an export FILE after verifying its checksums. `current` stays where
     it was (unless --checkout, or the store had no version yet)."""
-    storage = _storage(ctx)
-    before = storage.get_stats()["current"]
-    v = storage.import_version(file, version_tag=version_tag)
-    if not checkout and before and before != v.version:
-        storage.checkout(before)
+    v = _storage(ctx).import_version(file, version_tag=version_tag, checkout=checkout)
     click.echo(f"imported {_version_line(v)}")
 
 

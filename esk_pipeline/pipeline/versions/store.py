@@ -184,6 +184,7 @@ class DataStorage(Staging, Transfer, Housekeeping):
         bump: Bump,
         created_at: datetime | None = None,
         only_if_changed: bool = False,
+        make_current: bool = True,
     ) -> DatasetVersion:
         status = VersionStatus(status)
         if status is VersionStatus.ARCHIVED:
@@ -213,7 +214,8 @@ class DataStorage(Staging, Transfer, Housekeeping):
                 meta = self.blobs.put_bytes(text.encode("utf-8"))
                 entry.files = dict(sorted({**files, "metadata.json": meta}.items()))
                 registry.versions.append(entry)
-                registry.current = version
+                if make_current or registry.current is None:
+                    registry.current = version
                 return entry
 
             _, entry = self._update(add)

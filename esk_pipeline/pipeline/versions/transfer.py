@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import io
 import json
-import shutil
 import tarfile
 import tempfile
 import uuid
@@ -31,6 +29,7 @@ from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 
 from . import _layout
+from ._archive_files import write_tar, write_zip
 from ._blobs import DigestCache, blob_name
 from .models import DatasetVersion, Registry, StorageError, VersionStatus
 
@@ -63,6 +62,7 @@ class Transfer:
     _read_current_pointer: Callable[[], str | None]
     _collect_garbage: Callable[[Registry], None]
     _commit: Callable[..., DatasetVersion]
+    checkout: Callable[[str], Path | UPath]
     _stage_files: Callable[[dict[str, Path], DigestCache], StagedDataset]
     get_version: Callable[[str], DatasetVersion]
 
@@ -92,16 +92,19 @@ class Transfer:
             problems = _verify_files(entry, open_file)
             if problems:
                 raise StorageError(f"{entry.version} is damaged: {problems[0]}")
-            write = _write_zip if out_file.name.endswith(".zip") else _write_tar
+            write = write_zip if out_file.name.endswith(".zip") else write_tar
             writer = functools.partial(write, manifest_bytes, open_file, entry)
             fsutil.atomic_write_with(out_file, writer)
         return out_file
 
-    def import_version(self, archive: str | Path, version_tag: str | None = None) -> DatasetVersion:
+    def import_version(
+        self, archive: str | Path, version_tag: str | None = None, checkout: bool = False
+    ) -> DatasetVersion:
         """Add a version from an export, after checking every file against its manifest.
 
         Importing the same version twice returns the existing one; a different version under a
-        taken name needs `version_tag`.
+        taken name needs `version_tag`. `current` moves to it only with `checkout` (or into a
+        store with no current version): the commit itself leaves `current` where it was.
         """
         archive = Path(archive)
         if not archive.is_file():
@@ -124,14 +127,18 @@ class Transfer:
             name = _layout.normalise_version(version_tag or source.version)
             existing = self._load().find(name)
             if existing is not None:
-                if _content(existing) == _content(source):
-                    return self.get_version(name)
-                raise StorageError(
-                    f"{name} already exists with other content; import with another version_tag"
-                )
-            return self._commit_imported(source, data, name)
+                if _content(existing) != _content(source):
+                    raise StorageError(
+                        f"{name} already exists with other content; import with another version_tag"
+                    )
+                if checkout:
+                    self.checkout(name)
+                return self.get_version(name)
+            return self._commit_imported(source, data, name, checkout)
 
-    def _commit_imported(self, source: DatasetVersion, data: Path, name: str) -> DatasetVersion:
+    def _commit_imported(
+        self, source: DatasetVersion, data: Path, name: str, checkout: bool
+    ) -> DatasetVersion:
         kept = source.status_before_archive or source.status
         status = VersionStatus.STABLE if kept is VersionStatus.ARCHIVED else kept
         metadata = _layout.read_json(data / "metadata.json") or {}
@@ -146,6 +153,7 @@ class Transfer:
             source.created_by,
             "minor",
             created_at=source.created_at,
+            make_current=checkout,
         )
         self.location.delete(staged.marker_name())
         return version
@@ -164,7 +172,7 @@ class Transfer:
             # Unique: two machines archiving one version must not overwrite each other's.
             name = f"{_layout.ARCHIVE_DIR}/{entry.version}-{uuid.uuid4().hex[:12]}.tar.gz"
             with self._readable(entry) as open_file:
-                write = functools.partial(_write_tar, None, open_file, entry)
+                write = functools.partial(write_tar, None, open_file, entry)
                 self.location.write_with(name, write)
             with self.location.open(name) as handle:
                 written[entry.version] = (name, hashlib.file_digest(handle, "sha256").hexdigest())
@@ -287,39 +295,6 @@ def _scratch_folder(kind: str) -> Iterator[Path]:
     """A scratch folder on this machine (fsutil.remove_dead_scratch removes a killed one's)."""
     with tempfile.TemporaryDirectory(prefix=scratch_prefix(kind)) as tmp:
         yield Path(tmp)
-
-
-def _write_tar(
-    manifest: bytes | None,
-    open_file: Callable[[str], IO[bytes]],
-    entry: DatasetVersion,
-    tmp: Path,
-) -> None:
-    """A gzip'd tar of the version's files: under data/ with a manifest (an export), else bare."""
-    prefix = "data/" if manifest is not None else ""
-    stamp = entry.created_at.timestamp()
-    with tarfile.open(tmp, "w:gz") as archive:
-        if manifest is not None:
-            archive.addfile(_member("manifest.json", len(manifest), stamp), io.BytesIO(manifest))
-        for name, file in entry.files.items():
-            with open_file(name) as handle:
-                archive.addfile(_member(f"{prefix}{name}", file.size, stamp), handle)
-
-
-def _member(name: str, size: int, mtime: float) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = size, int(mtime), 0o644
-    return info
-
-
-def _write_zip(
-    manifest: bytes, open_file: Callable[[str], IO[bytes]], entry: DatasetVersion, tmp: Path
-) -> None:
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("manifest.json", manifest)
-        for name in entry.files:
-            with open_file(name) as handle, archive.open(f"data/{name}", "w") as member:
-                shutil.copyfileobj(handle, member)
 
 
 def _content(entry: DatasetVersion) -> dict[str, str]:
