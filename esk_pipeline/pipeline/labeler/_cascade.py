@@ -25,7 +25,8 @@ reply that settled nothing (asking again must reach the server). The per-text re
 a re-run over unchanged input send zero requests even when its batches come out composed
 differently: settled outcomes are written after each request (a crash loses at most the
 batches in flight), under a key hashing `key_scope` (prompt version, model, endpoint kind,
-taxonomy fingerprint, few-shot set id, extra instructions) and the normalised text.
+taxonomy fingerprint, few-shot set id, extra instructions, the local model's fingerprint) and
+the normalised text.
 """
 
 from __future__ import annotations

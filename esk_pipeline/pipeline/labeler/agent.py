@@ -196,6 +196,9 @@ class LabelerAgent:
             self._taxonomy_fingerprint,
             self.fewshot.set_id,
             self.extra_instructions,
+            # An LLM label holds the local model's part (hints, agreement, the agreeing
+            # confidence): another local model over the same examples is another outcome.
+            self.local_model.fingerprint,
         ]
 
     def get_low_confidence_items(
