@@ -65,8 +65,9 @@ def labels(
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
 ) -> Iterator[Output | AssetCheckResult]:
-    """A domain, a calibrated confidence and the runners-up for every cleaned text: each day of
-    a range is read, labelled and written before the next."""
+    """A domain, the labeler's confidence (a claim: `trusted_labels` measures how far each
+    tier's can be trusted) and the runners-up for every cleaned text: each day of a range is
+    read, labelled and written before the next."""
     taxonomy = taxonomy_file.load()
     agent = labeler.build(
         taxonomy,

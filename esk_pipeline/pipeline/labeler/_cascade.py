@@ -5,7 +5,7 @@
    configured, the local label stands whatever its confidence (low ones go to review).
 2. The rest go to the LLM, `batch_size` texts per request, unless the per-text result cache
    already holds them (one batched `get_many` per chunk, before its batches are built).
-3. A request's unsettled texts (skipped, conflicting, outside the taxonomy: `answers`) are asked
+3. A request's unsettled texts (skipped, conflicting, outside the taxonomy: `_answers`) are asked
    again in a follow-up, renumbered, as a new question. A reply that came from the client's
    cache does not use up a round. A request that fails for good on invalid output is split in
    halves, so one poisonous text cannot fail its whole batch; after `max_retries` such rounds
