@@ -65,8 +65,9 @@ def labels(
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
 ) -> Iterator[Output | AssetCheckResult]:
-    """A domain, a calibrated confidence and the runners-up for every cleaned text: each day of
-    a range is read, labelled and written before the next."""
+    """A domain, the labeler's confidence (a claim: `trusted_labels` measures how far each
+    tier's can be trusted) and the runners-up for every cleaned text: each day of a range is
+    read, labelled and written before the next."""
     taxonomy = taxonomy_file.load()
     agent = labeler.build(
         taxonomy,
@@ -145,7 +146,10 @@ class _DayLabeler:
     def __call__(self, key: str) -> pd.DataFrame:
         started = time.perf_counter()
         agent = self.agent
-        cleaned = self.cleaned_texts.get(key, pd.DataFrame(columns=["row_id", "text"]))
+        # A day of a range no log reached has no cleaned texts: it is labelled as no rows.
+        cleaned = self.cleaned_texts.get(key)
+        if cleaned is None:
+            cleaned = _no_cleaned_texts()
         # A slice at a time: the per-text results are Python objects, several times the size
         # of the rows they become, so only one slice's are alive at once.
         frames, reports = [], []
@@ -174,6 +178,19 @@ class _DayLabeler:
             partition_key=key,
         )
         return frame
+
+
+def _no_cleaned_texts() -> pd.DataFrame:
+    """A day without cleaned texts, in the columns (and `ts` type) a labels day carries."""
+    text = pd.Series(dtype=object)
+    return pd.DataFrame(
+        {
+            "row_id": text,
+            "text": text,
+            "ts": pd.Series(dtype="datetime64[ns, UTC]"),
+            "user_id": text,
+        }
+    )
 
 
 def _summed(reports: list[CascadeReport]) -> CascadeReport:

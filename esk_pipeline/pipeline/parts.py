@@ -251,18 +251,23 @@ class FolderPartStore:
         write_whole(self.folder / MANIFEST, lambda f: f.write(text))
 
     def collect_garbage(self, keep: Iterable[str], *, older_than: float = 0.0) -> int:
-        """Remove part files whose address is not in `keep` and that were last written more
-        than `older_than` seconds ago (a run still making its parts may have written one it
-        has not named in a manifest yet); returns how many went."""
+        """Remove part files whose address is not in `keep`, and what interrupted writes left,
+        that were last written more than `older_than` seconds ago (a run still making its
+        parts may have written one it has not named in a manifest yet, or be writing one);
+        returns how many went."""
         if not self.folder.exists():
             return 0
         wanted = set(keep)
         before = time.time() - older_than
         gone = 0
         for path in list(self.folder.iterdir()):
-            # A part's summaries (`<address>[.<overlay>].<kind>.parquet`) go with their part.
+            # A part's summaries (`<address>[.<overlay>].<kind>.parquet`) go with their part;
+            # what an interrupted write left (`fsutil.temp_path`) is named by no manifest.
             names = path.name[: -len(_SUFFIX)].split(".")
-            if not path.name.endswith(_SUFFIX) or set(names[: max(1, len(names) - 1)]) <= wanted:
+            unnamed = (
+                path.name.endswith(_SUFFIX) and not set(names[: max(1, len(names) - 1)]) <= wanted
+            )
+            if not (unnamed or fsutil.is_leftover(path)):
                 continue
             if older_than and _modified(path) > before:
                 continue

@@ -177,6 +177,22 @@ def test_each_day_of_a_range_run_records_its_own_label_metadata(partition):
         assert sum(routes.values()) == pytest.approx(1.0)
 
 
+def test_a_day_of_a_range_without_cleaned_texts_gets_an_empty_labels_day(partition):
+    """A range can hold a day no log reached (its cleaned texts were never made): that day
+    is labelled as no rows, and the days around it as usual."""
+    result = _materialize(
+        partition,
+        tags={
+            "dagster/asset_partition_range_start": DAY,
+            "dagster/asset_partition_range_end": "2026-11-04",
+        },
+    )
+    assert result.success
+    assert len(pd.read_parquet(partition / "labels" / f"{DAY}.parquet")) == len(TEXTS)
+    empty = pd.read_parquet(partition / "labels" / "2026-11-04.parquet")
+    assert empty.empty and {"row_id", "domain", "status", "ts", "user_id"} <= set(empty.columns)
+
+
 def test_a_day_labelled_in_slices_gets_what_one_pass_gives(partition, monkeypatch):
     assert _materialize(partition).success
     whole = pd.read_parquet(partition / "labels" / f"{DAY}.parquet")

@@ -1,7 +1,11 @@
 """Named parts in a folder (`pipeline.parts`): the manifest, lazy reads, the clean-up."""
 
+import os
+import time
+
 import pandas as pd
 
+from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.parts import (
     FolderPartStore,
     FrameParts,
@@ -100,3 +104,21 @@ def test_the_changes_since_the_last_manifest_name_what_made_a_part_again():
         "d": "gone",
         "e": "new",
     }
+
+
+def test_what_an_interrupted_write_left_in_the_folder_goes_with_the_clean_up(tmp_path):
+    """A run killed while writing a part leaves its temporary file (`fsutil.temp_path`): no
+    manifest can name it, so once older than the grace it goes like a stray part; a young one
+    may be another run's write in flight and stays."""
+    store = FolderPartStore(tmp_path / "value")
+    store.write("kept", pd.DataFrame({"a": [1]}))
+    store.write_manifest({"kept": PartRecord("kept")})
+    old = fsutil.temp_path(tmp_path / "value" / "gone.parquet")
+    old.write_bytes(b"half a part")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    young = fsutil.temp_path(tmp_path / "value" / "writing.parquet")
+    young.write_bytes(b"a part in flight")
+    assert store.collect_garbage(["kept"], older_than=3600) == 1
+    assert sorted(p.name for p in (tmp_path / "value").iterdir()) == sorted(
+        ["kept.parquet", "manifest.json", young.name]
+    )

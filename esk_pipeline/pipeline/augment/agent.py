@@ -2,8 +2,8 @@
 control.
 
 `balance(labelled, real_texts)` is the whole job: it reads the label distribution, plans how many
-samples each domain needs (planning.py), generates candidates from diverse confident source
-texts, checks every candidate (quality.py) and returns an `AugmentationReport`.
+samples each domain needs (`_planning`), generates candidates from diverse confident source
+texts, checks every candidate (`_quality`) and returns an `AugmentationReport`.
 `augment_batch(items)` is the contract's lower-level call: variants of the given items,
 quality-controlled, no planning (`augment` returns the full report of the same work).
 

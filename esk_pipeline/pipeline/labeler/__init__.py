@@ -1,4 +1,4 @@
-"""The labeler: every cleaned text gets a taxonomy domain and a confidence that can be trusted.
+"""The labeler: every cleaned text gets a taxonomy domain, a confidence and who decided.
 
     from esk_pipeline.pipeline.labeler import LabelerAgent, LabelerConfig
 

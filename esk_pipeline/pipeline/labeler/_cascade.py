@@ -5,7 +5,7 @@
    configured, the local label stands whatever its confidence (low ones go to review).
 2. The rest go to the LLM, `batch_size` texts per request, unless the per-text result cache
    already holds them (one batched `get_many` per chunk, before its batches are built).
-3. A request's unsettled texts (skipped, conflicting, outside the taxonomy: `answers`) are asked
+3. A request's unsettled texts (skipped, conflicting, outside the taxonomy: `_answers`) are asked
    again in a follow-up, renumbered, as a new question. A reply that came from the client's
    cache does not use up a round. A request that fails for good on invalid output is split in
    halves, so one poisonous text cannot fail its whole batch; after `max_retries` such rounds
@@ -25,7 +25,8 @@ reply that settled nothing (asking again must reach the server). The per-text re
 a re-run over unchanged input send zero requests even when its batches come out composed
 differently: settled outcomes are written after each request (a crash loses at most the
 batches in flight), under a key hashing `key_scope` (prompt version, model, endpoint kind,
-taxonomy fingerprint, few-shot set id, extra instructions) and the normalised text.
+taxonomy fingerprint, few-shot set id, extra instructions, the local model's fingerprint) and
+the normalised text.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The question the LLM is asked and the shape of its answer.
 
 One request lists its texts under short ids ("t1".."tN"); the answer is a list of
-{id, domain, confidence} matched back by id (`answers`). The system prompt is the static part
+{id, domain, confidence} matched back by id (`_answers`). The system prompt is the static part
 (task, one compact line per domain, the answer format said once, and the few-shot examples when
 they are static) and comes first, so servers that reuse an evaluated prompt prefix (llama.cpp,
 vLLM prefix caching) evaluate it once; the user prompt holds what changes per request (dynamic

@@ -1,13 +1,13 @@
-"""`LabelerAgent`: every cleaned text gets a taxonomy domain and a confidence that can be trusted.
+"""`LabelerAgent`: every cleaned text gets a taxonomy domain, a confidence and who decided.
 
 The agent holds what outlives a call: the config, the taxonomy, the local model (the cascade's
 first tier), the LLM client (when `model` is not "local"), the per-text result cache, and the
 few-shot pool. Each `classify_dataframe` call runs its unique normalised texts through a
-`Cascade` (see `cascade` for the tiers, batching, follow-ups, failures and caching); identical
+`Cascade` (see `_cascade` for the tiers, batching, follow-ups, failures and caching); identical
 normalised texts are labelled once, and every row gets exactly one result.
 
 Only taxonomy domains and the batch's own ids can come out: the output type constrains them
-(`prompts.answer_type`), and each answer is checked again after the fact (`answers`). What ends
+(`_prompts.answer_type`), and each answer is checked again after the fact (`_answers`). What ends
 below `low_conf_threshold`, or failed, is for human review (`get_low_confidence_items`).
 
 Feedback: `learn(verified)` retrains the local model on human-verified labels and adds them to
@@ -196,6 +196,9 @@ class LabelerAgent:
             self._taxonomy_fingerprint,
             self.fewshot.set_id,
             self.extra_instructions,
+            # An LLM label holds the local model's part (hints, agreement, the agreeing
+            # confidence): another local model over the same examples is another outcome.
+            self.local_model.fingerprint,
         ]
 
     def get_low_confidence_items(

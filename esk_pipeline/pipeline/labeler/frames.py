@@ -21,7 +21,7 @@ def results_to_frame(results: Iterable[ClassificationResult]) -> pd.DataFrame:
     """The label-row frame (records.md): row_id, text, domain, confidence, top_candidates (JSON
     string of [[domain, score], ...]), label_source, label_origin, status, error, tier, and for
     LLM labels llm_self_confidence and llm_token_confidence (NaN elsewhere). An LLM label that
-    agrees with the local model is of the tier "llm_agrees_with_local" (see `answers`)."""
+    agrees with the local model is of the tier "llm_agrees_with_local" (see `_answers`)."""
     rows = [
         {
             "row_id": r.row_id,

@@ -77,10 +77,10 @@ class ClassificationResult(BaseModel):
     error: str | None = None
     cached: bool = False  # the LLM answer came from a cache, not a request
     # LLM labels only (None otherwise): the model's own confidence, and the probability of the
-    # domain id's first tokens when the endpoint returned logprobs (see `answers`).
+    # domain id's first tokens when the endpoint returned logprobs (see `_answers`).
     llm_self_confidence: float | None = None
     llm_token_confidence: float | None = None
-    # LLM labels only: the domain is the local model's top prediction too (see `answers`).
+    # LLM labels only: the domain is the local model's top prediction too (see `_answers`).
     agrees_with_local: bool = False
 
 
@@ -148,7 +148,7 @@ class Outcome(BaseModel):
     cached: bool = False
     llm_self_confidence: float | None = None
     llm_token_confidence: float | None = None
-    # LLM labels only: the domain is the local model's top prediction too (see `answers`).
+    # LLM labels only: the domain is the local model's top prediction too (see `_answers`).
     agrees_with_local: bool = False
 
 

@@ -9,8 +9,14 @@ from typing import Any
 import pandas as pd
 
 from esk_pipeline.pipeline.connections import LLMEndpoint
-from esk_pipeline.pipeline.labeler import PROMPT_VERSION, LabelerAgent, label_dataframe_batched
+from esk_pipeline.pipeline.labeler import (
+    PROMPT_VERSION,
+    ClassificationResult,
+    LabelerAgent,
+    label_dataframe_batched,
+)
 from esk_pipeline.pipeline.llm import LLMClient, ResponseCache, UsageMeter
+from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, batch_texts, request_text
 
@@ -134,3 +140,31 @@ def test_a_cache_hit_does_not_use_up_a_round(taxonomy: Taxonomy, tmp_path: Path)
     # ... and the follow-up for the skipped text still goes out, though max_retries is 0.
     assert list(second["status"]) == ["labeled"] * 4
     assert [list(texts.values()) for texts in asked] == [TEXTS[:4], [skipped]]
+
+
+def test_a_cached_label_follows_the_local_model_it_was_made_with(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """An LLM label carries the local model's part (its hints, its agreement): after a new
+    local model (another recipe, MODEL_VERSION, scikit-learn) with the same examples, a warm
+    cache gives what a cold one gives, not the old model's numbers."""
+
+    def relabelled(cache_dir: Path) -> list[ClassificationResult]:
+        agent = LabelerAgent(
+            make_config(tmp_path, use_cache=True, cache_dir=cache_dir),
+            taxonomy,
+            model_override=Scripted().model,
+        )
+        agent.local_model = LocalModel(c=0.05)  # another recipe over the same examples
+        agent.learn([])
+        return label_texts(agent, TEXTS)
+
+    warm = tmp_path / "warm"
+    agent = LabelerAgent(
+        make_config(tmp_path, use_cache=True, cache_dir=warm),
+        taxonomy,
+        model_override=Scripted().model,
+    )
+    label_texts(agent, TEXTS)
+    cold = relabelled(tmp_path / "cold")
+    assert [r.top_candidates for r in relabelled(warm)] == [r.top_candidates for r in cold]
