@@ -229,6 +229,24 @@ def test_control_characters_from_a_version_are_escaped_when_printed(store, tmp_p
         assert "clean\\x1b[2J\\x1b[31mred" in out
 
 
+def test_control_characters_in_the_records_are_escaped_when_printed(tmp_path):
+    # Domains come from the records (an imported archive's too): `show` lists them, `diff`
+    # names them in its summary, its table and the relabelled examples.
+    hostile = "evil\x1b[2J\x1b]0;pwned\x07\r"
+    human = {"label_origin": "human_verified"}
+    records = [{"text": f"запрос {i}", "domain": ["a", "b"][i % 2], **human} for i in range(40)]
+    config = DataWriterConfig(output_dir=tmp_path / "ds", min_eval_samples=1, balance_domains=False)
+    storage = DataStorage(DataStorageConfig(storage_dir=tmp_path / "store"))
+    storage.commit_dataset(DataWriter(config).write_datasets(records, "one")[0].parent)
+    records[:4] = [{**record, "domain": hostile} for record in records[:4]]
+    storage.commit_dataset(DataWriter(config).write_datasets(records, "two")[0].parent)
+    for command in (["show", "v1.1.0"], ["diff", "v1.0.0", "v1.1.0"]):
+        code, out = _run(tmp_path / "store", *command)
+        assert code == 0
+        assert "\x1b" not in out and "\r" not in out and "\x07" not in out, command
+        assert "evil\\x1b[2J" in out, command
+
+
 def test_import_leaves_current_alone_unless_asked(store, tmp_path):
     archive = tmp_path / "v1.tar.gz"
     assert _run(store, "export", "v1.0.0", str(archive))[0] == 0

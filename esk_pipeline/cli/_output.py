@@ -46,7 +46,7 @@ def print_json(value: BaseModel | dict[str, Any] | list[Any]) -> None:
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in row] for row in [headers, *rows]]
+    cells = [[printable(str(c)) for c in row] for row in [headers, *rows]]  # data may be hostile
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

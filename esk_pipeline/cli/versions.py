@@ -64,7 +64,7 @@ def list_versions(ctx: click.Context, status: str | None, as_json: bool) -> None
             v.train_samples,
             v.eval_samples,
             ",".join(v.tags),
-            printable(v.description[:50]),
+            v.description[:50],
         ]
         for v in found
     ]
@@ -107,7 +107,7 @@ def diff(ctx: click.Context, a: str, b: str, examples: int, as_json: bool) -> No
     if as_json:
         print_json(result)
         return
-    click.echo(result.summary)
+    click.echo(printable(result.summary))  # it names domains, which come from the records
     changed = [
         [
             d,
@@ -172,7 +172,7 @@ def verify(ctx: click.Context, ref: str | None, as_json: bool) -> None:
         print_json({"ok": not problems, "problems": problems})
     elif problems:
         for problem in problems:
-            click.echo(problem)
+            click.echo(printable(problem))
     else:
         checked = ref or f"{storage.get_stats()['total_versions']} version(s)"
         click.echo(f"OK: {checked} verified")

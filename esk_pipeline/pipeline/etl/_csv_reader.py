@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sys
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -47,7 +48,8 @@ def read_csv(
     frame); `delimiter` None means one column. At least one frame, maybe without rows.
 
     NULs are dropped first: pandas' C parser would cut the cell at the first NUL and silently
-    lose the rest. Rows with more fields than the header are an error, never a silent shift.
+    lose the rest. Rows with more fields than the header are an error, never a silent shift;
+    the first row is checked before pandas reads it (`_check_first_row`).
     The header is read first, its columns counted against the limit and its names made unique
     here (pandas renames repeats in quadratic time).
 
@@ -70,6 +72,8 @@ def read_csv(
     bounds.check_columns(len(header))
     names = unique_names([h or f"Unnamed: {i}" for i, h in enumerate(header)])
     problem_prefix = f"{name}: malformed CSV (delimiter {delimiter!r})"
+    if not one_column:  # (one column has no delimiter left in its text)
+        _check_first_row(rows, delimiter, len(names), problem_prefix)
     try:
         reader = pd.read_csv(
             rows,
@@ -139,6 +143,10 @@ class _CleanedText(io.TextIOBase):
             return pending
         return self._clean(self._text.read(size))
 
+    def unread(self, text: str) -> None:
+        """Put `text` (as read from here) back in front of what is left."""
+        self._pending = text + self._pending
+
     def readline(self, size: int | None = -1) -> str:
         if self._pending:
             line, self._pending = self._pending, ""
@@ -157,6 +165,35 @@ def _csv_header(rows: TextIO, delimiter: str, quoting: int, name: str) -> list[s
     if not header:
         raise ETLError(f"{name}: no header row")
     return header
+
+
+def _check_first_row(rows: _CleanedText, delimiter: str, width: int, problem: str) -> None:
+    """Refuse a first row with more fields than the header before pandas reads it: pandas takes
+    such a row's extra fields as an index, in time and memory far beyond linear in their
+    number (200,000 took 27 s and 600 MB), while a wider later row is its own quick error.
+    The row is parsed the way pandas parses it and put back; a row csv cannot parse is left
+    to pandas to name."""
+    consumed: list[str] = []
+
+    def lines() -> Iterator[str]:
+        while line := rows.readline():
+            consumed.append(line)
+            yield line
+
+    limit = csv.field_size_limit(sys.maxsize)  # a long text is no problem here
+    try:
+        records = csv.reader(lines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
+        first = next((record for record in records if record), [])  # pandas skips blank lines
+    except csv.Error:
+        first = []
+    finally:
+        csv.field_size_limit(limit)
+    rows.unread("".join(consumed))
+    if len(first) > width:
+        raise ETLError(
+            f"{problem}: the first row has more fields than the header ({len(first)}, not "
+            f"{width}); {_QUOTE_HINT}"
+        )
 
 
 def unique_names(names: list[str]) -> list[str]:

@@ -115,6 +115,19 @@ def test_repeated_column_names_under_the_cap_are_renamed_in_linear_time():
     assert {"a", "a.1", "a.39998"} <= metadata.keys()
 
 
+def test_a_first_row_with_a_million_fields_more_than_the_header_is_refused_at_once():
+    # pandas takes a first row's extra fields as an index: 200,000 of them took 27 s and
+    # 600 MB, a million of them minutes (later rows wider than the header were always cheap).
+    outcome = _etl_run(
+        "data = ('text;a\\nпривет мир' + ';x' * 1_000_000 + '\\nпока мир;x\\n').encode()",
+        "report(data, 'wide-row.csv')",
+        seconds=20,
+    )
+    assert outcome["error"] == "ETLError"
+    assert "wide-row.csv" in outcome["message"]
+    assert "more fields than the header" in outcome["message"]
+
+
 def test_json_records_with_too_many_keys_are_refused():
     outcome = _etl_run(
         "import json\n"
