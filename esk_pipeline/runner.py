@@ -16,7 +16,6 @@ import datetime as dt
 import logging
 import os
 import shutil
-import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -43,14 +42,13 @@ from esk_pipeline.runs import (
     DATASET_JOB,
     ETL_JOB,
     PARTITION_TAG,
-    RUNNER_HOST_TAG,
-    RUNNER_PID_TAG,
     RUNNING,
     active_day_runs,
     dataset_refreshes_in_flight,
     fail_runs_of_dead_runners,
     materialized_row_counts,
     range_tags,
+    runner_tags,
 )
 from esk_pipeline.settings import Settings, get_settings
 
@@ -181,7 +179,7 @@ def run_pipeline(
     if not counts:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
     keys = sorted(counts)
-    runner = {RUNNER_HOST_TAG: socket.gethostname(), RUNNER_PID_TAG: str(os.getpid())}
+    runner = runner_tags()
     materialized = materialized_row_counts(instance, keys)
     changed = [d for d in keys if materialized.get(d) != counts[d]]
     with _lines_of(PROGRESS_LOGGER, progress):

@@ -5,6 +5,7 @@ which row count a day was last read with, which day runs are in flight), so the 
 here, below all of them.
 """
 
+import os
 import socket
 
 from dagster import (
@@ -16,7 +17,7 @@ from dagster import (
     RunsFilter,
 )
 
-from esk_pipeline.pipeline.fsutil import process_alive
+from esk_pipeline.pipeline.fsutil import process_alive, process_started
 
 DAILY_JOB = "daily_labels_job"
 ETL_JOB = "log_etl_job"
@@ -30,6 +31,8 @@ PARTITION_TAG = "dagster/partition"
 # process was killed (it stays STARTED for ever otherwise) and mark it failed.
 RUNNER_HOST_TAG = "esk/runner_host"
 RUNNER_PID_TAG = "esk/runner_pid"
+# ... and when that process started: a later process given the same id is not the runner.
+RUNNER_STARTED_TAG = "esk/runner_started"
 # A run executing now (a queued one has not started: the run queue holds it behind others).
 RUNNING = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 UNFINISHED = [
@@ -85,16 +88,34 @@ def dataset_refreshes_in_flight(
 
 def fail_runs_of_dead_runners(instance: DagsterInstance) -> list[str]:
     """Mark failed the unfinished in-process runs of this machine whose process is gone (killed
-    with kill -9, or the machine restarted); returns their run ids. A run of a live process,
+    with kill -9, or the machine restarted, even where its id now belongs to another
+    process); returns their run ids. A run of a live process,
     or of another machine, is left alone."""
     host = socket.gethostname()
     orphans = []
     for run in instance.get_runs(RunsFilter(statuses=UNFINISHED)):
         pid = run.tags.get(RUNNER_PID_TAG)
-        if run.tags.get(RUNNER_HOST_TAG) != host or pid is None or process_alive(int(pid)):
+        if run.tags.get(RUNNER_HOST_TAG) != host or pid is None or _runner_alive(run, int(pid)):
             continue
         instance.report_run_failed(
             run, f"the process that ran it (pid {pid} on {host}) is gone; marked failed"
         )
         orphans.append(run.run_id)
     return orphans
+
+
+def runner_tags() -> dict[str, str]:
+    """The tags naming this process as a run's runner (`fail_runs_of_dead_runners`)."""
+    tags = {RUNNER_HOST_TAG: socket.gethostname(), RUNNER_PID_TAG: str(os.getpid())}
+    started = process_started(os.getpid())
+    return tags | ({RUNNER_STARTED_TAG: started} if started is not None else {})
+
+
+def _runner_alive(run: DagsterRun, pid: int) -> bool:
+    """Whether the process that ran `run` still exists: a process with its id, and (where the
+    run recorded it) the same start time, so a process that got the id later is not taken
+    for it (a pid reused after a restart, a container's low pids)."""
+    if not process_alive(pid):
+        return False
+    started = run.tags.get(RUNNER_STARTED_TAG)
+    return started is None or process_started(pid) in (started, None)

@@ -108,16 +108,24 @@ def verified_labels(
 
     People write it through the API into the review store, so it is observed, not made: the
     data version is a hash of the decisions (downstream assets go stale exactly when one was
-    added or changed), and every asset taking it as an input reads the store's current
+    added, changed or doubted), and every asset taking it as an input reads the store's current
     decisions. Observations are only events, so days labelled in parallel cannot race on it.
     """
     with review_store.open(taxonomy_file.load()) as store:
         frame = store.verified_labels()
     digest = hashlib.sha256()
-    for row_id, domain, votes in sorted(
-        zip(frame["row_id"], frame["domain"], frame["votes"], strict=True)
-    ):
-        digest.update(f"{row_id}\t{domain}\t{votes}\n".encode())
+    # What the graph reads of a decision: a doubt (it stands, but trains instead of
+    # evaluating) and whether it approved the model's label (it then settles its key) too.
+    decided = zip(
+        frame["row_id"],
+        frame["domain"],
+        frame["votes"],
+        frame["doubt_pending"],
+        frame["predicted_domain"],
+        strict=True,
+    )
+    for row_id, domain, votes, doubt, predicted in sorted(decided):
+        digest.update(f"{row_id}\t{domain}\t{votes}\t{doubt}\t{predicted}\n".encode())
     return ObserveResult(
         data_version=DataVersion(digest.hexdigest()[:16]),
         metadata={

@@ -34,6 +34,7 @@ __all__ = [
     "fsync_tree",
     "is_leftover",
     "process_alive",
+    "process_started",
     "remove_dead_scratch",
     "remove_leftovers",
     "scratch_prefix",
@@ -59,6 +60,19 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # another user's process: it exists
         return True
     return True
+
+
+def process_started(pid: int) -> str | None:
+    """When the process with this id started (clock ticks since boot, from /proc), or None
+    where that cannot be read (no such process, no /proc). With `process_alive` it tells a
+    process from a later one that was given the same id (after a restart, in a container)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    # The fields after the command name, which is in parentheses and may hold anything.
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
 
 
 def remove_dead_scratch(root: Path | None = None) -> list[Path]:

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -45,6 +48,7 @@ from dagster import (
 from pydantic import BaseModel, Field
 from upath import UPath
 
+from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.memory import release_freed_memory
 from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, write_whole
 from esk_pipeline.resources.day_stream import DayStream
@@ -52,8 +56,9 @@ from esk_pipeline.settings import Settings
 
 # Input metadata: give the consumer the days as a `DayFrames`, read on access.
 READ_ON_ACCESS = "esk/read_on_access"
-# A part file no manifest names is kept this long: a run making parts writes them before its
-# manifest, and another run's clean-up must not take them from under it.
+# A part file no manifest names, or a temporary file a write left, is kept this long: a run
+# making parts writes them before its manifest, and another run's clean-up must not take them
+# (or a write in flight) from under it.
 PART_GRACE_SECONDS = 24 * 3600
 _COMPARE_BLOCK = 8 * 2**20
 
@@ -156,6 +161,7 @@ class ParquetJsonIOManager(UPathIOManager):
             path.unlink()
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        _remove_old_leftovers(_where(path, obj))
         if isinstance(obj, pd.DataFrame):
             data = obj.to_parquet()
             # The same bytes are not written again: the file keeps its fingerprint, so what
@@ -243,6 +249,21 @@ def _holds(path: UPath, data: bytes) -> bool:
             if f.read(_COMPARE_BLOCK) != data[start : start + _COMPARE_BLOCK]:
                 return False
     return True
+
+
+def _remove_old_leftovers(path: UPath) -> None:
+    """Remove what interrupted writes of `path` left beside it (`fsutil.temp_path`) once
+    older than `PART_GRACE_SECONDS`: a younger one may be another run's write in flight."""
+    if getattr(path, "protocol", "") not in ("", "file", "local"):
+        return  # object storage writes a value in place: nothing is left beside it
+    local = Path(path.path) if hasattr(path, "path") else Path(path)
+    if not local.parent.is_dir():
+        return
+    cutoff = time.time() - PART_GRACE_SECONDS
+    for leftover in local.parent.glob(glob.escape(f".{local.name}{fsutil.TEMP_MARK}") + "*"):
+        with contextlib.suppress(FileNotFoundError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _where(path: UPath, obj: Any) -> UPath:

@@ -4,6 +4,8 @@ and Dagster's PostgreSQL instance storage: the small form of deploy/cluster-smok
 from __future__ import annotations
 
 import json
+import os
+import time
 import weakref
 
 import pandas as pd
@@ -19,6 +21,7 @@ from dagster import (
     materialize,
 )
 
+from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, MemoryPartStore, PartRecord
 from esk_pipeline.resources import io_manager as io_manager_module
 from esk_pipeline.resources.day_stream import DayStream
@@ -236,6 +239,23 @@ def test_a_local_write_leaves_no_temp_file_and_replaces_the_old_value(project_en
     assert _run_day(io_manager).success
     folder = project_env / "values" / "day_rows"
     assert [p.name for p in folder.iterdir()] == ["2026-11-03.parquet"]
+
+
+def test_what_an_interrupted_write_left_beside_a_value_goes_once_old(project_env):
+    """A run killed while writing a value leaves its temporary file beside it: the next write
+    of that value removes it once older than the grace (a young one may be a write in flight),
+    even when the value's bytes are unchanged and the file is not written again."""
+    io_manager = AssetFilesIOManager(base_dir=str(project_env / "values"))
+    assert _run_day(io_manager).success
+    folder = project_env / "values" / "day_rows"
+    old = fsutil.temp_path(folder / "2026-11-03.parquet")
+    old.write_bytes(b"half a day")
+    long_ago = time.time() - 2 * io_manager_module.PART_GRACE_SECONDS
+    os.utime(old, (long_ago, long_ago))
+    young = fsutil.temp_path(folder / "2026-11-03.parquet")
+    young.write_bytes(b"a day in flight")
+    assert _run_day(io_manager).success
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["2026-11-03.parquet", young.name])
 
 
 def test_parts_are_a_folder_of_files_read_when_asked_for_and_written_once(base, monkeypatch):
