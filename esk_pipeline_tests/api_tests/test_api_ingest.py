@@ -190,10 +190,12 @@ def _day_app_settings() -> Settings:
     settings.app.api_tokens = {
         "bob": ApiToken(token=SecretStr("bob-token-0123456789abcdef"), role="maintainer")
     }
+    settings.app.partitions_start_date = DAY_PARTITIONS_START
     return settings
 
 
 DAY_HEADERS = {"Authorization": "Bearer bob-token-0123456789abcdef"}
+DAY_PARTITIONS_START = "2026-03-01"  # the CSV's logs are from 2026-03-02
 
 
 def test_ingesting_a_day_queues_the_daily_job_on_the_dagster_instance(project_env):
@@ -228,16 +230,34 @@ def test_ingesting_a_day_queues_the_daily_job_on_the_dagster_instance(project_en
             assert len(instance.get_runs()) == 2
 
         missing = client.post(
-            "/api/ingest/clickhouse-day", json={"day": "2020-01-01"}, headers=DAY_HEADERS
+            "/api/ingest/clickhouse-day", json={"day": "2026-03-05"}, headers=DAY_HEADERS
         )
         assert missing.status_code == 404
-        assert "2020-01-01" in missing.json()["detail"]
+        assert "2026-03-05" in missing.json()["detail"]
         unknown = client.get("/api/ingest/runs/not-a-run", headers=DAY_HEADERS)
         assert unknown.status_code == 404
 
 
+def test_a_day_outside_the_daily_partitions_is_refused_not_queued(project_env):
+    # Its run could only fail in the daemon (no such partition): say so, queue nothing.
+    settings = _day_app_settings()
+    settings.app.partitions_start_date = "2026-03-03"
+    with TestClient(create_app(settings)) as client:
+        assert _upload_as(client, DAY_HEADERS, "logs.csv", CSV.encode()).status_code == 200
+        response = client.post(
+            "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=DAY_HEADERS
+        )
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert "2026-03-02" in detail and "APP_PARTITIONS_START_DATE" in detail
+        ensure_dagster_home(Path.cwd())
+        with DagsterInstance.get() as instance:
+            assert instance.get_runs() == []
+
+
 @pytest.mark.slow
-def test_two_api_processes_asking_for_one_day_get_one_run(project_env):
+def test_two_api_processes_asking_for_one_day_get_one_run(project_env, monkeypatch):
+    monkeypatch.setenv("APP_PARTITIONS_START_DATE", DAY_PARTITIONS_START)
     ensure_dagster_home(Path.cwd())
     with DagsterInstance.get() as instance:  # an existing instance, as in a deployment
         assert instance.get_runs() == []

@@ -37,6 +37,7 @@ from esk_pipeline.api.deps import ServicesDep
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
 from esk_pipeline.api.schemas import DayIngestIn, DayRunOut, IngestOut, RunStatusOut
+from esk_pipeline.assets.partitions import daily_partitions
 from esk_pipeline.pipeline.etl import ETLStats
 from esk_pipeline.pipeline.fsutil import scratch_prefix
 from esk_pipeline.pipeline.log_source import IngestRecord, LogSource
@@ -209,12 +210,20 @@ def _store(
     summary="Ingest and label one day of ClickHouse logs: starts a Dagster run for that partition",
     description="The run is queued on the Dagster instance and launched by its daemon, like a "
     "sensor's run. While a run for the day is queued or running (whoever started it), asking "
-    "again starts nothing and answers 202 with that run's id and status.",
+    "again starts nothing and answers 202 with that run's id and status. A day outside the "
+    "daily partitions (before APP_PARTITIONS_START_DATE, or after today) is refused with 422.",
     responses=error_responses(404, 503),
 )
 def ingest_day(body: DayIngestIn, reviewer_id: MaintainerId, services: ServicesDep) -> DayRunOut:
-    source = services.log_source()
     day = body.day.isoformat()
+    start = services.settings.app.partitions_start_date
+    if not daily_partitions(start).has_partition_key(day):
+        raise HTTPException(
+            status_code=422,
+            detail=f"{day} is no daily partition: the days run from APP_PARTITIONS_START_DATE "
+            f"({start}) through today (UTC)",
+        )
+    source = services.log_source()
     rows = source.day_counts().get(body.day)
     if not rows:
         raise HTTPException(status_code=404, detail=f"no rows for {day} in table {source.table!r}")
