@@ -43,12 +43,16 @@ __all__ = [
 
 TEMP_MARK = ".esk-tmp-"
 SCRATCH_MARK = "esk-pipeline-scratch-"
-_SCRATCH_NAME = re.compile(rf"{re.escape(SCRATCH_MARK)}(\d+)-")
+# The owner's pid and, where known, its start time (`process_started`).
+_SCRATCH_NAME = re.compile(rf"{re.escape(SCRATCH_MARK)}(\d+)-(?:s(\d+)-)?")
 
 
 def scratch_prefix(kind: str) -> str:
-    """The name prefix of a scratch folder in the system temporary folder (for `tempfile`)."""
-    return f"{SCRATCH_MARK}{os.getpid()}-{kind}-"
+    """The name prefix of a scratch folder in the system temporary folder (for `tempfile`):
+    the owning process's id and start time, so a later process given the same id (after a
+    restart, in a container) is not taken for the owner."""
+    started = process_started(os.getpid())
+    return f"{SCRATCH_MARK}{os.getpid()}-{f's{started}-' if started else ''}{kind}-"
 
 
 def process_alive(pid: int) -> bool:
@@ -82,11 +86,19 @@ def remove_dead_scratch(root: Path | None = None) -> list[Path]:
     removed = []
     for path in root.iterdir():
         owner = _SCRATCH_NAME.match(path.name)
-        if owner is None or process_alive(int(owner[1])):
+        if owner is None or _owner_alive(int(owner[1]), owner[2]):
             continue
         _remove(path)
         removed.append(path)
     return removed
+
+
+def _owner_alive(pid: int, started: str | None) -> bool:
+    """Whether the process that made a scratch folder is alive: its id exists and, where the
+    name says when the owner started, the process with that id started then."""
+    if not process_alive(pid):
+        return False
+    return started is None or process_started(pid) in (started, None)
 
 
 def temp_path(target: Path) -> Path:

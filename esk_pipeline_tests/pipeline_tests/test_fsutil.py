@@ -91,3 +91,16 @@ def test_scratch_of_dead_processes_is_removed_and_nothing_else(tmp_path: Path) -
         folder.mkdir()
     assert fsutil.remove_dead_scratch(tmp_path) == [dead]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [live, *others])
+
+
+def test_scratch_of_an_earlier_process_with_this_id_is_removed(tmp_path: Path) -> None:
+    """In a container the API is pid 1 after every restart: the scratch its killed
+    predecessor left (uploads, exports) carries the same pid, but not the same start."""
+    live = tmp_path / f"{fsutil.scratch_prefix('upload')}abc"
+    started = fsutil.process_started(os.getpid())
+    assert started is not None and f"-{os.getpid()}-s{started}-upload-" in live.name
+    earlier = tmp_path / f"{fsutil.SCRATCH_MARK}{os.getpid()}-s{int(started) - 1}-upload-abc"
+    for folder in (live, earlier):
+        folder.mkdir()
+    assert fsutil.remove_dead_scratch(tmp_path) == [earlier]
+    assert [p.name for p in tmp_path.iterdir()] == [live.name]
