@@ -12,6 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "<unmatched>"
+# The methods counted by name; any other token a client sends is counted as OTHER_METHOD.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 
 class ApiMetrics:
@@ -53,7 +56,8 @@ class ApiMetrics:
 class MetricsMiddleware:
     """Counts and times every HTTP request under its route template, e.g. /api/review/items/{id}.
 
-    The template (not the raw path) keeps the label set small whatever ids clients send.
+    The template (not the raw path), and the method only when it is a known one, keep the
+    label set small whatever ids and method tokens clients send.
     """
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
@@ -77,7 +81,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
             self.metrics.requests.labels(method=method, route=route, status=str(status)).inc()
             self.metrics.latency.labels(method=method, route=route).observe(
                 time.perf_counter() - start

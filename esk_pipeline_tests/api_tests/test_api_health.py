@@ -90,6 +90,17 @@ def test_metrics_count_routes_by_template_and_review_decisions(settings, client)
     assert "esk_api_request_duration_seconds_bucket" in text
 
 
+def test_made_up_http_methods_do_not_grow_the_metrics(client):
+    # Anyone may send any method token to a public path; each must not become a label value
+    # (a time series the server keeps for good).
+    for i in range(50):
+        client.request(f"MADEUP{i}", "/healthz")
+    text = client.get("/metrics").text
+    series = [line for line in text.splitlines() if line.startswith("esk_api_requests_total{")]
+    assert not any("MADEUP" in line for line in series)
+    assert 'esk_api_requests_total{method="other",route="/healthz",status="405"} 50.0' in text
+
+
 def _decisions(client, decision: str) -> float:
     prefix = f'esk_review_decisions_total{{decision="{decision}"}} '
     lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
