@@ -168,7 +168,7 @@ class DomainCounts:
         if not total:  # nothing to tell how decisions spread: each one counts
             return sum(self.audited.values()) + k
         eligible = 0.0
-        for domain in set(self.labelled) | set(self.audited):
+        for domain in sorted(set(self.labelled) | set(self.audited)):  # one sum order everywhere
             more = k * self.labelled.get(domain, 0) / total
             if self.trusted.get(domain, 0) + more >= min_per_domain:
                 eligible += self.audited.get(domain, 0) + more

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import pandas as pd
 
@@ -73,3 +76,26 @@ def test_a_short_eval_is_reported_with_the_reviews_needed_not_a_broken_rule(tmp_
     # A domain with no eval record yet is named (1 more record each).
     missing = set(DOMAINS) - set(stats.eval_distribution)
     assert {d for d in stats.eval_shortfall if d != "audited_reviews"} == missing
+
+
+def test_the_eligible_count_is_the_same_in_every_process():
+    """`eval_shortfall` (in the dataset card, so in the version) rests on this sum: it must not
+    follow the order a process's string hashing gives a set of domains."""
+    code = (
+        "from esk_pipeline.pipeline.splits._balance import DomainCounts\n"
+        "names = [f'd{i}' for i in range(12)]\n"
+        "counts = DomainCounts(audited=dict.fromkeys(names, 1), trusted=dict.fromkeys(names, 100),"
+        " labelled={n: 3 + i for i, n in enumerate(names)})\n"
+        "print(repr(counts.eligible_after(0.7, 1)))\n"
+    )
+    results = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in range(8)
+    }
+    assert len(results) == 1, results
