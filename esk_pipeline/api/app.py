@@ -75,7 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestLimitsMiddleware,
         default=default_body_limit(),
-        limits={ingest.UPLOAD_PATH: ingest.upload_body_limit(services.max_upload_bytes)},
+        limits={
+            ingest.UPLOAD_PATH: ingest.upload_body_limit(services.max_upload_bytes),
+            classify.BATCH_PATH: classify.batch_body_limit(),
+        },
         tokens=services.api_tokens,
     )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)

@@ -25,7 +25,8 @@ from esk_pipeline.api.auth import CHALLENGE, MISSING_TOKEN_DETAIL, check_token, 
 from esk_pipeline.api.errors import error_body, error_code
 from esk_pipeline.settings import Role
 
-# JSON bodies of this API are small (a classify batch is at most 100 texts of 10,000 chars).
+# JSON bodies of this API are small (a review decision, a tag, one text to classify); the
+# classify batch and the upload have limits of their own.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Multipart framing around an uploaded file; the upload's body limit is the file limit plus this.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024

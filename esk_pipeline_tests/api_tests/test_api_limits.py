@@ -7,12 +7,15 @@ before answering (FastAPI would otherwise read and parse a whole body before the
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 
 from fastapi import FastAPI
 
 from esk_pipeline.api import create_app
 from esk_pipeline.api.limits import DEFAULT_MAX_BODY_BYTES
+from esk_pipeline.api.routers.classify import batch_body_limit
+from esk_pipeline.api.schemas import MAX_TEXT_CHARS
 from esk_pipeline_tests.api_tests.conftest import TOKENS, auth, make_settings
 
 MIB = 1024 * 1024
@@ -73,10 +76,15 @@ def _json_chunks(total_mib: int) -> list[bytes]:
 def test_a_big_json_body_is_413_without_reading_it_all(project_env):
     app = create_app(make_settings(project_env / "api"))
     json_type = (b"content-type", b"application/json")
-    status, body, read = _call(app, "/api/classify/batch", _json_chunks(32), [json_type, BEARER])
+    status, body, read = _call(app, "/api/versions/v1/tags", _json_chunks(32), [json_type, BEARER])
     assert status == 413
     assert b'"content_too_large"' in body and b"1 MB" in body
     assert read <= DEFAULT_MAX_BODY_BYTES + MIB  # at most one chunk past the limit
+    # The classify batch's own limit (the biggest batch the schema allows) holds the same way.
+    status, body, read = _call(app, "/api/classify/batch", _json_chunks(32), [json_type, BEARER])
+    assert status == 413
+    assert b"at most 100 texts" in body
+    assert read <= batch_body_limit().max_bytes + MIB
 
     declared = [json_type, BEARER, (b"content-length", str(2 * MIB).encode())]
     status, _, read = _call(app, "/api/review/items/x/submit", _json_chunks(2), declared)
@@ -100,6 +108,22 @@ def test_a_json_body_under_the_limit_still_works(client):
     texts = ["автобус 42 не ходит по расписанию"] * 100  # the biggest batch allowed
     response = client.post("/api/classify/batch", json={"texts": texts}, headers=auth("carol"))
     assert response.status_code == 200, response.text
+
+
+def test_the_biggest_classify_batch_the_schema_allows_is_not_refused_for_its_size(client):
+    # 100 texts of 10,000 Cyrillic characters, as Python's json (and requests) send them:
+    # each character escaped to 6 bytes, 6 MB in all (UTF-8 would be 2 MB). The schema allows
+    # it, so the body limit must too.
+    texts = ["автобус " * 1250] * 100
+    assert {len(text) for text in texts} == {MAX_TEXT_CHARS}
+    body = json.dumps({"texts": texts})
+    response = client.post(
+        "/api/classify/batch",
+        content=body,
+        headers={**auth("carol"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["results"]) == 100
 
 
 def test_the_upload_limit_holds_behind_a_root_path(project_env):

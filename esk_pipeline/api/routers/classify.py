@@ -12,10 +12,33 @@ from fastapi import APIRouter
 from esk_pipeline.api.auth import MaintainerId
 from esk_pipeline.api.deps import LabelerDep
 from esk_pipeline.api.errors import error_responses
-from esk_pipeline.api.schemas import ClassifyBatchIn, ClassifyBatchOut, ClassifyIn
+from esk_pipeline.api.limits import BodyLimit
+from esk_pipeline.api.schemas import (
+    MAX_CLASSIFY_BATCH,
+    MAX_TEXT_CHARS,
+    ClassifyBatchIn,
+    ClassifyBatchOut,
+    ClassifyIn,
+)
 from esk_pipeline.pipeline.labeler import ClassificationResult
 
 router = APIRouter(prefix="/api/classify", tags=["classify"], responses=error_responses(503))
+
+BATCH_PATH = "/api/classify/batch"
+# JSON may escape a character as \uXXXX (Python's json and requests do for all non-ASCII text),
+# 12 bytes for one beyond the BMP: the biggest batch the schema allows fits either way.
+_JSON_BYTES_PER_CHAR = 12
+
+
+def batch_body_limit() -> BodyLimit:
+    """The batch route's body limit: the biggest batch the schema allows, read only for a token
+    that may classify."""
+    max_bytes = MAX_CLASSIFY_BATCH * (MAX_TEXT_CHARS * _JSON_BYTES_PER_CHAR + 16) + 1024
+    detail = (
+        f"the request body is larger than the limit of {max_bytes // (1024 * 1024)} MB: send "
+        f"at most {MAX_CLASSIFY_BATCH} texts of at most {MAX_TEXT_CHARS} characters"
+    )
+    return BodyLimit(max_bytes, detail, "maintainer")
 
 
 @router.post("", response_model=ClassificationResult, summary="Classify one text")
