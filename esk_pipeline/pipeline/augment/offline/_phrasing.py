@@ -10,7 +10,8 @@
   of a noun group ("пособие за этот месяц" is left alone).
 - ``filler``: a greeting or filler before and/or after ("здравствуйте,", "подскажите
   пожалуйста,", "добрый день.", "срочно!", "... заранее спасибо");
-- ``case``: all lower case, all capitals, or sentence case with a final full stop.
+- ``case``: all lower case, all capitals, or sentence case with a final full stop (the PII
+  placeholders, "<PHONE>", keep their capitals).
 
 Each operation returns None when it does not apply.
 """
@@ -21,7 +22,10 @@ import random
 import re
 
 from esk_pipeline.pipeline.augment.offline._words import fold
+from esk_pipeline.pipeline.pii import PII_PLACEHOLDERS
 from esk_pipeline.pipeline.text import identity_key
+
+_PLACEHOLDER = re.compile("|".join(map(re.escape, PII_PLACEHOLDERS)), re.IGNORECASE)
 
 _PREFIX_FILLERS = (
     "здравствуйте",
@@ -179,5 +183,11 @@ def case(text: str, rng: random.Random) -> str | None:
     sentence = text[:1].upper() + text[1:].lower()
     if not _END_PUNCT.search(sentence):
         sentence += "."
-    styles = [s for s in (text.lower(), text.upper(), sentence) if s != text]
+    # The ETL's PII placeholders stay as it writes them: "<phone>" is in no cleaned text.
+    restyled = (_PLACEHOLDER.sub(_upper, s) for s in (text.lower(), text.upper(), sentence))
+    styles = [s for s in restyled if s != text]
     return rng.choice(styles) if styles else None
+
+
+def _upper(match: re.Match[str]) -> str:
+    return match.group().upper()

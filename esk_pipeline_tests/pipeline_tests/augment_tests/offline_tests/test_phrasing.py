@@ -41,3 +41,17 @@ def test_case_changes_only_letter_case_and_final_punctuation(
     text = "нет света в подъезде"
     results = set(apply_all_seeds(augmenter, "case", text))
     assert results == {"НЕТ СВЕТА В ПОДЪЕЗДЕ", "Нет света в подъезде."}
+
+
+def test_case_leaves_the_pii_placeholders_as_the_etl_writes_them(
+    augmenter: OfflineAugmenter,
+) -> None:
+    """Trusted texts are masked ("<PHONE>", "<NAME>"): a sample must carry the placeholders
+    the real texts carry, not "<phone>", a token no cleaned text ever holds."""
+    text = "Звоните <PHONE>, спросить <NAME>"
+    results = set(apply_all_seeds(augmenter, "case", text))
+    assert results == {
+        "звоните <PHONE>, спросить <NAME>",
+        "ЗВОНИТЕ <PHONE>, СПРОСИТЬ <NAME>",
+        "Звоните <PHONE>, спросить <NAME>.",
+    }
