@@ -247,7 +247,7 @@ def test_a_day_outside_the_daily_partitions_is_refused_not_queued(project_env):
         response = client.post(
             "/api/ingest/clickhouse-day", json={"day": "2026-03-02"}, headers=DAY_HEADERS
         )
-        assert response.status_code == 422, response.text
+        assert response.status_code == 404, response.text
         detail = response.json()["detail"]
         assert "2026-03-02" in detail and "APP_PARTITIONS_START_DATE" in detail
         ensure_dagster_home(Path.cwd())

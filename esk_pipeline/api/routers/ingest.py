@@ -211,7 +211,7 @@ def _store(
     description="The run is queued on the Dagster instance and launched by its daemon, like a "
     "sensor's run. While a run for the day is queued or running (whoever started it), asking "
     "again starts nothing and answers 202 with that run's id and status. A day outside the "
-    "daily partitions (before APP_PARTITIONS_START_DATE, or after today) is refused with 422.",
+    "daily partitions (before APP_PARTITIONS_START_DATE, or after today) is answered 404.",
     responses=error_responses(404, 503),
 )
 def ingest_day(body: DayIngestIn, reviewer_id: MaintainerId, services: ServicesDep) -> DayRunOut:
@@ -219,7 +219,7 @@ def ingest_day(body: DayIngestIn, reviewer_id: MaintainerId, services: ServicesD
     start = services.settings.app.partitions_start_date
     if not daily_partitions(start).has_partition_key(day):
         raise HTTPException(
-            status_code=422,
+            status_code=404,
             detail=f"{day} is no daily partition: the days run from APP_PARTITIONS_START_DATE "
             f"({start}) through today (UTC)",
         )
