@@ -76,8 +76,11 @@ def reply_from_cache(raw: str, output_type: type[T]) -> LLMReply[T] | None:
     try:
         stored = json.loads(raw)
         output = output_type.model_validate(stored["output"])
+        model = stored["model"]
         logprobs = stored.get("logprobs")
         token_logprobs = None if logprobs is None else [(t, float(lp)) for t, lp in logprobs]
     except (ValueError, KeyError, TypeError, ValidationError):
         return None
-    return LLMReply(output=output, model=stored["model"], cached=True, logprobs=token_logprobs)
+    if not isinstance(model, str):
+        return None
+    return LLMReply(output=output, model=model, cached=True, logprobs=token_logprobs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import json
 import socket
 import warnings
 
@@ -313,6 +314,34 @@ def test_cache_survives_reopen(server_factory, tmp_path):
 
     assert reply.cached
     assert server.request_count == 0
+
+
+@pytest.mark.parametrize("model", ["missing", None, 7])
+def test_a_cached_entry_without_a_readable_model_is_asked_again(server_factory, cache, model):
+    # The entry's output reads, its model does not: the call asks the server again (and
+    # overwrites the entry) instead of failing with a KeyError or ValidationError.
+    server = server_factory()
+    client = make_client(make_endpoint(server), cache=cache)
+    first = asyncio.run(ask(client))
+    (key,) = _cache_keys(cache)
+    entry = json.loads(cache.get(key))
+    if model == "missing":
+        del entry["model"]
+    else:
+        entry["model"] = model
+    cache.put(key, json.dumps(entry))
+    server.reset()
+
+    again = asyncio.run(ask(client))
+
+    assert not again.cached and again.output == first.output
+    assert server.request_count == 1
+    assert json.loads(cache.get(key))["model"] == first.model
+
+
+def _cache_keys(cache: ResponseCache) -> list[str]:
+    with cache._lock:
+        return [key for (key,) in cache._connection().execute("SELECT key FROM responses")]
 
 
 def test_different_prompt_or_namespace_misses_the_cache(server_factory, cache):
