@@ -33,6 +33,7 @@ __all__ = [
     "fsync_dir",
     "fsync_tree",
     "is_leftover",
+    "owner_alive",
     "process_alive",
     "process_started",
     "remove_dead_scratch",
@@ -86,16 +87,17 @@ def remove_dead_scratch(root: Path | None = None) -> list[Path]:
     removed = []
     for path in root.iterdir():
         owner = _SCRATCH_NAME.match(path.name)
-        if owner is None or _owner_alive(int(owner[1]), owner[2]):
+        if owner is None or owner_alive(int(owner[1]), owner[2]):
             continue
         _remove(path)
         removed.append(path)
     return removed
 
 
-def _owner_alive(pid: int, started: str | None) -> bool:
-    """Whether the process that made a scratch folder is alive: its id exists and, where the
-    name says when the owner started, the process with that id started then."""
+def owner_alive(pid: int, started: str | None) -> bool:
+    """Whether the process that recorded itself as (`pid`, `started`: its `process_started`,
+    None where not recorded) is alive: its id exists and, where the start time is known, the
+    process with that id started then (not a later one given the same id)."""
     if not process_alive(pid):
         return False
     return started is None or process_started(pid) in (started, None)
