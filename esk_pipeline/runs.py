@@ -17,7 +17,7 @@ from dagster import (
     RunsFilter,
 )
 
-from esk_pipeline.pipeline.fsutil import process_alive, process_started
+from esk_pipeline.pipeline.fsutil import owner_alive, process_started
 
 DAILY_JOB = "daily_labels_job"
 ETL_JOB = "log_etl_job"
@@ -89,13 +89,17 @@ def dataset_refreshes_in_flight(
 def fail_runs_of_dead_runners(instance: DagsterInstance) -> list[str]:
     """Mark failed the unfinished in-process runs of this machine whose process is gone (killed
     with kill -9, or the machine restarted, even where its id now belongs to another
-    process); returns their run ids. A run of a live process,
-    or of another machine, is left alone."""
+    process: `fsutil.owner_alive`); returns their run ids. A run of a live process, or of
+    another machine, is left alone."""
     host = socket.gethostname()
     orphans = []
     for run in instance.get_runs(RunsFilter(statuses=UNFINISHED)):
         pid = run.tags.get(RUNNER_PID_TAG)
-        if run.tags.get(RUNNER_HOST_TAG) != host or pid is None or _runner_alive(run, int(pid)):
+        if (
+            run.tags.get(RUNNER_HOST_TAG) != host
+            or pid is None
+            or owner_alive(int(pid), run.tags.get(RUNNER_STARTED_TAG))
+        ):
             continue
         instance.report_run_failed(
             run, f"the process that ran it (pid {pid} on {host}) is gone; marked failed"
@@ -109,13 +113,3 @@ def runner_tags() -> dict[str, str]:
     tags = {RUNNER_HOST_TAG: socket.gethostname(), RUNNER_PID_TAG: str(os.getpid())}
     started = process_started(os.getpid())
     return tags | ({RUNNER_STARTED_TAG: started} if started is not None else {})
-
-
-def _runner_alive(run: DagsterRun, pid: int) -> bool:
-    """Whether the process that ran `run` still exists: a process with its id, and (where the
-    run recorded it) the same start time, so a process that got the id later is not taken
-    for it (a pid reused after a restart, a container's low pids)."""
-    if not process_alive(pid):
-        return False
-    started = run.tags.get(RUNNER_STARTED_TAG)
-    return started is None or process_started(pid) in (started, None)

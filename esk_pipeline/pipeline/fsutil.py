@@ -11,6 +11,9 @@ died (kill -9) at the next start, and never anyone else's.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import hashlib
 import os
 import re
@@ -33,6 +36,7 @@ __all__ = [
     "fsync_dir",
     "fsync_tree",
     "is_leftover",
+    "owner_alive",
     "process_alive",
     "process_started",
     "remove_dead_scratch",
@@ -86,16 +90,17 @@ def remove_dead_scratch(root: Path | None = None) -> list[Path]:
     removed = []
     for path in root.iterdir():
         owner = _SCRATCH_NAME.match(path.name)
-        if owner is None or _owner_alive(int(owner[1]), owner[2]):
+        if owner is None or owner_alive(int(owner[1]), owner[2]):
             continue
         _remove(path)
         removed.append(path)
     return removed
 
 
-def _owner_alive(pid: int, started: str | None) -> bool:
-    """Whether the process that made a scratch folder is alive: its id exists and, where the
-    name says when the owner started, the process with that id started then."""
+def owner_alive(pid: int, started: str | None) -> bool:
+    """Whether the process that recorded itself as (`pid`, `started`: its `process_started`,
+    None where not recorded) is alive: its id exists and, where the start time is known, the
+    process with that id started then (not a later one given the same id)."""
     if not process_alive(pid):
         return False
     return started is None or process_started(pid) in (started, None)
@@ -167,8 +172,10 @@ def atomic_write_with(target: Path, write: Callable[[Path], Any]) -> None:
 def atomic_folder(target: Path, sync_files: bool = True) -> Iterator[Path]:
     """Build a folder under a temporary name, then put it at `target` in one rename.
 
-    An existing `target` is replaced: moved aside under a temporary name first, deleted last,
-    so a crash leaves either the old folder or the new one (plus leftovers recovery removes).
+    An existing `target` is replaced in one exchange with the staging folder where the system
+    has one (Linux), then the old folder is deleted, so a crash leaves the old folder or the
+    new one (plus leftovers recovery removes). Elsewhere the old folder is moved aside first:
+    a crash between the two renames leaves no `target` until the next write.
     `sync_files=False` flushes only the folder entries, for files already durable elsewhere
     (hard links).
     """
@@ -178,6 +185,10 @@ def atomic_folder(target: Path, sync_files: bool = True) -> Iterator[Path]:
     try:
         yield staging
         fsync_tree(staging, sync_files)
+        if target.exists() and _exchange(staging, target):
+            fsync_dir(target.parent)
+            shutil.rmtree(staging)  # the old folder, now under the staging name
+            return
         old = temp_path(target) if target.exists() else None
         if old is not None:
             os.rename(target, old)
@@ -188,6 +199,33 @@ def atomic_folder(target: Path, sync_files: bool = True) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux `renameat2` with RENAME_EXCHANGE); False where the
+    system or file system cannot, and the caller moves the old one aside first instead."""
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_cwd = -100  # AT_FDCWD: the paths are absolute or relative to the working folder
+    done = renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def fsync_dir(folder: Path) -> None:

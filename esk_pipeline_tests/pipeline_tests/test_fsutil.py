@@ -1,5 +1,6 @@
 """The atomic-write protocol: a failed write keeps the old content; recovery knows one name."""
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -104,3 +105,25 @@ def test_scratch_of_an_earlier_process_with_this_id_is_removed(tmp_path: Path) -
         folder.mkdir()
     assert fsutil.remove_dead_scratch(tmp_path) == [earlier]
     assert [p.name for p in tmp_path.iterdir()] == [live.name]
+
+
+def test_a_folder_swap_cut_short_leaves_the_old_or_the_new_folder(tmp_path, monkeypatch):
+    """Replacing a folder is one exchange where the file system has it: a process killed
+    between moving the old folder aside and moving the new one in would leave no target."""
+    target = tmp_path / "dataset"
+    with fsutil.atomic_folder(target) as staging:
+        (staging / "train.jsonl").write_text("v1")
+
+    real_rename = os.rename
+    renames: list[object] = []
+
+    def rename_then_die(src: object, dst: object) -> None:
+        renames.append(src)
+        if len(renames) == 2:
+            raise SystemExit("killed between moving the old folder aside and the new one in")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename_then_die)
+    with contextlib.suppress(SystemExit), fsutil.atomic_folder(target) as staging:
+        (staging / "train.jsonl").write_text("v2")
+    assert (target / "train.jsonl").read_text() in ("v1", "v2")

@@ -15,9 +15,9 @@ Generation:
 - LLM: one structured call per source text through the shared `LLMClient` (cache, retries, rate
   limit, concurrency, budget, cost), returning `LLMAugmentation`: paraphrases and, when
   ``include_hard_negatives``, texts that look alike but belong to another domain of the taxonomy
-  (``method="llm_paraphrase"`` / ``"llm_hard_negative"``). A call that fails for good leaves an
-  explicit ``llm_failed`` record (``deferred`` when the run's budget stopped it): no source item
-  is silently lost.
+  (``method="llm_paraphrase"`` / ``"llm_hard_negative"``), PII-masked as the ETL masks texts.
+  A call that fails for good leaves an explicit ``llm_failed`` record (``deferred`` when the
+  run's budget stopped it): no source item is silently lost.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from pydantic_ai.models import Model
 
 from esk_pipeline.pipeline import LabelerAgent, LabelerConfig
@@ -60,6 +61,7 @@ from esk_pipeline.pipeline.llm import (
     UsageMeter,
 )
 from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
+from esk_pipeline.pipeline.pii import mask_pii
 from esk_pipeline.pipeline.progress import Progress
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
@@ -273,14 +275,21 @@ class AugmenterAgent:
         paraphrases = list(dict.fromkeys(p.strip() for p in reply.output.paraphrases if p.strip()))
         candidates = [
             Candidate(text, request.domain, request, PARAPHRASE_METHOD, reply.model)
-            for text in paraphrases[: request.n_variants]
+            for text in _masked(paraphrases[: request.n_variants])
         ]
         negatives = [n for n in reply.output.hard_negatives if n.text.strip()]
+        negatives = negatives[: request.n_hard_negatives]
         candidates.extend(
-            Candidate(n.text.strip(), n.domain, request, HARD_NEGATIVE_METHOD, reply.model, True)
-            for n in negatives[: request.n_hard_negatives]
+            Candidate(text, n.domain, request, HARD_NEGATIVE_METHOD, reply.model, True)
+            for text, n in zip(_masked([n.text.strip() for n in negatives]), negatives, strict=True)
         )
         return candidates
+
+
+def _masked(texts: list[str]) -> list[str]:
+    """`texts` with personal data masked as the ETL masks it: the sources are masked, but a
+    model may fill a placeholder in or make a phone number up."""
+    return mask_pii(pa.array(texts, type=pa.string())).to_pylist() if texts else []
 
 
 def _examples(samples: list[AugmentedSample]) -> list[dict[str, str]]:

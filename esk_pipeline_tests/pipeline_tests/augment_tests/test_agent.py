@@ -56,6 +56,19 @@ def test_llm_path_with_test_model_produces_typed_samples(taxonomy: Taxonomy) -> 
     ]
 
 
+def test_personal_data_an_llm_writes_into_a_sample_is_masked(taxonomy: Taxonomy) -> None:
+    """The sources are masked, but a model may fill a placeholder in or make a phone up: a
+    sample goes through the ETL's masking like every text of the dataset."""
+    paraphrase = "у нас в подъезде опять не ходит лифт, звоните +7 912 345-67-89"
+    model = TestModel(custom_output_args={"paraphrases": [paraphrase], "hard_negatives": []})
+    agent = AugmenterAgent(llm_config(), taxonomy, labeler=KeywordLabeler(), model_override=model)
+
+    [sample] = run(agent.augment_batch([{"text": LIFT, "domain_id": "housing_utilities"}]))
+
+    assert sample.text == "у нас в подъезде опять не ходит лифт, звоните <PHONE>"
+    assert sample.row_id == row_id(sample.text)
+
+
 def test_a_failed_llm_call_leaves_an_explicit_record(taxonomy: Taxonomy) -> None:
     answers = {LIFT: {"paraphrases": [GOOD]}}
     agent = AugmenterAgent(
