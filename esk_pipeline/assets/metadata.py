@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
+import pyarrow as pa
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
+
+from esk_pipeline.pipeline.pii import mask_pii
 
 
 def setting(value: object) -> MetadataValue:
@@ -14,9 +17,16 @@ def setting(value: object) -> MetadataValue:
     return MetadataValue.text(str(value))
 
 
-def preview(frame: pd.DataFrame, columns: list[str], rows: int = 10) -> MetadataValue:
-    """The first rows as a Markdown table, long texts shortened."""
+def preview(
+    frame: pd.DataFrame, columns: list[str], rows: int = 10, *, mask: bool = False
+) -> MetadataValue:
+    """The first rows as a Markdown table, long texts shortened; with `mask`, `text` PII-masked
+    as the ETL masks it (rows not through the ETL yet: the event log is a store of its own,
+    read by everyone who can open the UI)."""
     shown = frame[[c for c in columns if c in frame.columns]].head(rows).copy()
+    if mask and "text" in shown.columns:
+        texts = pa.array(shown["text"].astype(str).tolist(), type=pa.string())
+        shown["text"] = mask_pii(texts).to_pylist()
     for name in shown.columns:
         shown[name] = shown[name].astype(str).str.slice(0, 120).str.replace("|", "/")
     if shown.empty:

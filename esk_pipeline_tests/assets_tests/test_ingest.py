@@ -223,6 +223,30 @@ def test_each_day_of_a_range_run_gets_its_own_metadata(logs, tmp_path):
     assert "Мусор" not in metadata["cleaned_texts", "2026-11-01"]["preview"]
 
 
+def test_previews_of_rows_the_etl_has_not_masked_show_no_personal_data(logs, tmp_path):
+    """raw_logs and rejected_texts hold texts as they came; what their previews put into the
+    event log (another store, with readers of its own) is masked as cleaned texts are."""
+    call_me = "Прошу перезвонить по номеру +7 916 123-45-67, мусор не вывозят неделю"
+    logs.insert_logs(
+        pd.DataFrame(
+            {
+                "ts": pd.to_datetime(["2026-11-03 08:00", "2026-11-03 09:00"], utc=True),
+                "text": [call_me, call_me],  # the second is rejected as a duplicate
+                "user_id": ["u8", "u8"],
+            }
+        )
+    )
+    result = _materialize(tmp_path, {"partition_key": "2026-11-03"})
+    assert result.success
+    previews = {
+        e.materialization.asset_key.to_user_string(): e.materialization.metadata["preview"].value
+        for e in result.get_asset_materialization_events()
+    }
+    for asset in ("raw_logs", "rejected_texts", "cleaned_texts"):
+        assert "123-45-67" not in previews[asset], asset
+        assert "<PHONE>" in previews[asset], asset
+
+
 def test_the_rejected_rows_wait_in_a_scratch_folder_a_restart_can_clean(
     logs, tmp_path, monkeypatch
 ):
