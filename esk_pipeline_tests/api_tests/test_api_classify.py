@@ -43,3 +43,13 @@ def test_classify_limits(client):
     assert too_many.json()["fields"][0]["location"] == "body.texts"
     assert client.post("/api/classify", json={"text": ""}, headers=auth("carol")).status_code == 422
     assert client.post("/api/classify", json={"text": "нет света"}).status_code == 401
+
+
+def test_texts_are_pii_masked_before_the_labeler_sees_them(client):
+    """The labeler (and an LLM endpoint behind it) gets a text as the pipeline would: masked."""
+    text = "перезвоните на +7 916 123-45-67, нет горячей воды"
+    one = client.post("/api/classify", json={"text": text}, headers=auth("carol"))
+    assert one.status_code == 200, one.text
+    assert one.json()["text"] == "перезвоните на <PHONE>, нет горячей воды"
+    batch = client.post("/api/classify/batch", json={"texts": [text]}, headers=auth("carol"))
+    assert batch.json()["results"][0]["text"] == one.json()["text"]

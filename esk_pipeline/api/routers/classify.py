@@ -1,16 +1,19 @@
 """Classification over HTTP through the app's labeler (the offline local model by default).
 
 The labeler is built once per app, on the first request (training the local model takes a
-moment), and shared by every request after that.
+moment), and shared by every request after that. Texts are PII-masked first, as the ETL masks
+the logs (`ETL_MASK_PII`): the labeler, and an LLM endpoint behind it, sees what it sees in the
+pipeline, and the model is asked about the text form it learned from.
 """
 
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 from fastapi import APIRouter
 
 from esk_pipeline.api.auth import MaintainerId
-from esk_pipeline.api.deps import LabelerDep
+from esk_pipeline.api.deps import LabelerDep, ServicesDep
 from esk_pipeline.api.errors import error_responses
 from esk_pipeline.api.limits import BodyLimit
 from esk_pipeline.api.schemas import (
@@ -21,6 +24,7 @@ from esk_pipeline.api.schemas import (
     ClassifyIn,
 )
 from esk_pipeline.pipeline.labeler import ClassificationResult
+from esk_pipeline.pipeline.pii import mask_pii
 
 router = APIRouter(prefix="/api/classify", tags=["classify"], responses=error_responses(503))
 
@@ -43,9 +47,10 @@ def batch_body_limit() -> BodyLimit:
 
 @router.post("", response_model=ClassificationResult, summary="Classify one text")
 async def classify_one(
-    body: ClassifyIn, reviewer_id: MaintainerId, labeler: LabelerDep
+    body: ClassifyIn, reviewer_id: MaintainerId, labeler: LabelerDep, services: ServicesDep
 ) -> ClassificationResult:
-    return await labeler.classify_one(body.text)
+    [text] = _as_the_etl_masks(services, [body.text])
+    return await labeler.classify_one(text)
 
 
 @router.post(
@@ -54,7 +59,14 @@ async def classify_one(
     summary="Classify a list of texts, in order (bounded; bigger jobs belong to the pipeline)",
 )
 async def classify_batch(
-    body: ClassifyBatchIn, reviewer_id: MaintainerId, labeler: LabelerDep
+    body: ClassifyBatchIn, reviewer_id: MaintainerId, labeler: LabelerDep, services: ServicesDep
 ) -> ClassifyBatchOut:
-    results = await labeler.classify_dataframe(pd.DataFrame({"text": body.texts}))
+    texts = _as_the_etl_masks(services, body.texts)
+    results = await labeler.classify_dataframe(pd.DataFrame({"text": texts}))
     return ClassifyBatchOut(results=results)
+
+
+def _as_the_etl_masks(services: ServicesDep, texts: list[str]) -> list[str]:
+    if not services.etl_config().mask_pii:
+        return texts
+    return mask_pii(pa.array(texts, type=pa.string())).to_pylist()
