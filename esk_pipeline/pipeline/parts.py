@@ -206,11 +206,11 @@ class FolderPartStore:
         to name a file it found stored touches it. False when the file is not there, or where
         the file system keeps only when a file was written (object storage): a maker that
         holds the frame then writes it again."""
-        path = self._path(address)
-        if getattr(path, "protocol", "") not in ("", "file", "local"):
+        local = local_path(self._path(address))
+        if local is None:
             return False
         try:
-            os.utime(path.path if hasattr(path, "path") else path)
+            os.utime(local)
         except FileNotFoundError:
             return False
         return True
@@ -355,17 +355,24 @@ def _modified(path: Any) -> float:
         return time.time()
 
 
+def local_path(path: Any) -> Path | None:
+    """The local file a (U)path names, or None where it is on object storage."""
+    if getattr(path, "protocol", "") not in ("", "file", "local"):
+        return None
+    return Path(path.path) if hasattr(path, "path") else Path(path)
+
+
 def write_whole(path: Any, write: Callable[[IO[bytes]], Any]) -> None:
     """Write a whole file so no reader ever sees half of it.
 
     On a local disk: beside the target, then rename. An object store makes an object visible
     only once its upload is complete, so there the value is written in place.
     """
-    if getattr(path, "protocol", "") not in ("", "file", "local"):
+    local = local_path(path)
+    if local is None:
         with path.open("wb") as f:
             write(f)
         return
-    local = Path(path.path) if hasattr(path, "path") else Path(path)
     local.parent.mkdir(parents=True, exist_ok=True)
     with fsutil.atomic_file(local) as f:
         write(f)

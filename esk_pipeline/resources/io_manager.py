@@ -30,7 +30,6 @@ import glob
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -50,7 +49,7 @@ from upath import UPath
 
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.memory import release_freed_memory
-from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, write_whole
+from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, local_path, write_whole
 from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.settings import Settings
 
@@ -254,10 +253,8 @@ def _holds(path: UPath, data: bytes) -> bool:
 def _remove_old_leftovers(path: UPath) -> None:
     """Remove what interrupted writes of `path` left beside it (`fsutil.temp_path`) once
     older than `PART_GRACE_SECONDS`: a younger one may be another run's write in flight."""
-    if getattr(path, "protocol", "") not in ("", "file", "local"):
-        return  # object storage writes a value in place: nothing is left beside it
-    local = Path(path.path) if hasattr(path, "path") else Path(path)
-    if not local.parent.is_dir():
+    local = local_path(path)
+    if local is None or not local.parent.is_dir():  # object storage writes in place
         return
     cutoff = time.time() - PART_GRACE_SECONDS
     for leftover in local.parent.glob(glob.escape(f".{local.name}{fsutil.TEMP_MARK}") + "*"):
