@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
-import pyarrow as pa
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
-from esk_pipeline.pipeline.pii import mask_pii
+from esk_pipeline.pipeline.pii import mask_texts
 
 
 def setting(value: object) -> MetadataValue:
@@ -25,8 +24,7 @@ def preview(
     read by everyone who can open the UI)."""
     shown = frame[[c for c in columns if c in frame.columns]].head(rows).copy()
     if mask and "text" in shown.columns:
-        texts = pa.array(shown["text"].astype(str).tolist(), type=pa.string())
-        shown["text"] = mask_pii(texts).to_pylist()
+        shown["text"] = mask_texts(shown["text"].astype(str).tolist())
     for name in shown.columns:
         shown[name] = shown[name].astype(str).str.slice(0, 120).str.replace("|", "/")
     if shown.empty:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["PII_GROUPS", "PII_PATTERNS", "PII_PLACEHOLDERS", "PiiGroup", "mask_pii"]
+__all__ = ["PII_GROUPS", "PII_PATTERNS", "PII_PLACEHOLDERS", "PiiGroup", "mask_pii", "mask_texts"]
 
 # Common Russian and English first names (a gazetteer: not the sample generator's list).
 _RU_FIRST_NAMES = (
@@ -162,6 +162,11 @@ PII_PATTERNS = _PATTERNS
 def mask_pii(text: pa.Array) -> pa.Array:
     """`text` with every PII match replaced by its placeholder, in `PII_PATTERNS` order."""
     return _run(PII_GROUPS, text)
+
+
+def mask_texts(texts: list[str]) -> list[str]:
+    """`mask_pii` over a few Python strings (a request's texts, a preview's rows)."""
+    return mask_pii(pa.array(texts, type=pa.string())).to_pylist() if texts else []
 
 
 def _run(steps: tuple[PiiGroup | tuple[str, str], ...], text: pa.Array) -> pa.Array:

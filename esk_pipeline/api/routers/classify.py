@@ -9,7 +9,6 @@ pipeline, and the model is asked about the text form it learned from.
 from __future__ import annotations
 
 import pandas as pd
-import pyarrow as pa
 from fastapi import APIRouter
 
 from esk_pipeline.api.auth import MaintainerId
@@ -24,7 +23,7 @@ from esk_pipeline.api.schemas import (
     ClassifyIn,
 )
 from esk_pipeline.pipeline.labeler import ClassificationResult
-from esk_pipeline.pipeline.pii import mask_pii
+from esk_pipeline.pipeline.pii import mask_texts
 
 router = APIRouter(prefix="/api/classify", tags=["classify"], responses=error_responses(503))
 
@@ -69,4 +68,4 @@ async def classify_batch(
 def _as_the_etl_masks(services: ServicesDep, texts: list[str]) -> list[str]:
     if not services.etl_config().mask_pii:
         return texts
-    return mask_pii(pa.array(texts, type=pa.string())).to_pylist()
+    return mask_texts(texts)

@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 from pydantic_ai.models import Model
 
 from esk_pipeline.pipeline import LabelerAgent, LabelerConfig
@@ -61,7 +60,7 @@ from esk_pipeline.pipeline.llm import (
     UsageMeter,
 )
 from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
-from esk_pipeline.pipeline.pii import mask_pii
+from esk_pipeline.pipeline.pii import mask_texts
 from esk_pipeline.pipeline.progress import Progress
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
@@ -273,23 +272,20 @@ class AugmenterAgent:
         finally:
             progress.advance()
         paraphrases = list(dict.fromkeys(p.strip() for p in reply.output.paraphrases if p.strip()))
+        # Masked as the ETL masks texts: the sources are, but a model may fill a placeholder
+        # in or make a phone number up.
         candidates = [
             Candidate(text, request.domain, request, PARAPHRASE_METHOD, reply.model)
-            for text in _masked(paraphrases[: request.n_variants])
+            for text in mask_texts(paraphrases[: request.n_variants])
         ]
         negatives = [n for n in reply.output.hard_negatives if n.text.strip()]
         negatives = negatives[: request.n_hard_negatives]
+        negative_texts = mask_texts([n.text.strip() for n in negatives])
         candidates.extend(
             Candidate(text, n.domain, request, HARD_NEGATIVE_METHOD, reply.model, True)
-            for text, n in zip(_masked([n.text.strip() for n in negatives]), negatives, strict=True)
+            for text, n in zip(negative_texts, negatives, strict=True)
         )
         return candidates
-
-
-def _masked(texts: list[str]) -> list[str]:
-    """`texts` with personal data masked as the ETL masks it: the sources are masked, but a
-    model may fill a placeholder in or make a phone number up."""
-    return mask_pii(pa.array(texts, type=pa.string())).to_pylist() if texts else []
 
 
 def _examples(samples: list[AugmentedSample]) -> list[dict[str, str]]:
