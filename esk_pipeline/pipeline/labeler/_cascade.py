@@ -29,10 +29,11 @@ come out composed differently or human decisions were added since:
   kind, taxonomy fingerprint, extra instructions) and the normalised text. Not the few-shot pool
   nor the local model, which both change with every decision.
 - An entry holds the LLM's own answer (`LLMAnswer`) and digests of the few-shot examples its
-  request showed (static and dynamic). It counts only while each of them is still in the pool
-  with the same domain: a removed or relabelled example changed the question, so the text is
-  asked again; an example added since does not undo an answer. The prompt shows nothing else
-  that decisions change: no local-model hints (they only pick which examples are shown).
+  request showed (static and dynamic). It counts only while each of them (by normalised text)
+  is still in the pool with the same domain: a removed or relabelled example changed the
+  question, so the text is asked again; an example added since does not undo an answer. The
+  prompt shows nothing else that decisions change: no local-model hints (they only pick which
+  examples are shown).
 - A hit's label is rebuilt by `llm_outcome` against the local model's current prediction, as a
   fresh answer's is, so its hints and agreement are today's.
 - Entries are written after each request (a crash loses at most the batches in flight) and are

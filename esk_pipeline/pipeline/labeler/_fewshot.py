@@ -34,8 +34,9 @@ def estimate_tokens(text: str) -> int:
 
 
 def example_digest(text: str, domain: str) -> str:
-    """A short digest of one labelled example (what the per-text cache records as shown)."""
-    return question_hash([text, domain])[:16]
+    """A short digest of one labelled example, by its normalised text as the pool knows it (what
+    the per-text cache records as shown)."""
+    return question_hash([model_form(text), domain])[:16]
 
 
 class FewShotPool:
@@ -69,8 +70,8 @@ class FewShotPool:
         self._digests = frozenset(example_digest(*example) for example in self.examples)
 
     def holds(self, digests: Iterable[str]) -> bool:
-        """Whether every example with these `example_digest`s is in the pool (same text, same
-        domain)."""
+        """Whether every example with these `example_digest`s is in the pool (the same normalised
+        text with the same domain)."""
         return self._digests.issuperset(digests)
 
     def for_request(

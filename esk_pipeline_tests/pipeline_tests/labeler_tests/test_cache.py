@@ -221,6 +221,8 @@ def test_a_new_decision_sends_no_request_for_texts_already_answered(
 def test_relabelling_an_example_a_text_was_shown_asks_that_text_again(
     taxonomy: Taxonomy, tmp_path: Path
 ) -> None:
+    """Only a changed domain changes the premise: the same example verified in another spelling
+    (the same normalised text, which replaces it in the pool) with its domain asks nothing."""
     with FakeOpenAIServer(server_answers) as server:
         config = http_config(tmp_path, server, use_cache=True, batch_size=2)
         label_texts(LabelerAgent(config, taxonomy), TEXTS)
@@ -234,6 +236,9 @@ def test_relabelling_an_example_a_text_was_shown_asks_that_text_again(
             if example in s
             for t in batch_texts(request_text(r)).values()
         )
+        respelt = (f"  {example[0].upper()} ", example[1])
+        label_texts(LabelerAgent(config, taxonomy, verified=[respelt]), TEXTS)
+        assert server.request_count == len(first)
         relabelled = (example[0], next(d for d in taxonomy.ids if d != example[1]))
         again = label_texts(LabelerAgent(config, taxonomy, verified=[relabelled]), TEXTS)
     assert 0 < len(premise_changed) < len(TEXTS)
