@@ -10,13 +10,17 @@ application's own settings, per-agent endpoint overrides, bounds in megabytes). 
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
+import os
 import re
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,6 +36,8 @@ from esk_pipeline.pipeline.options import (
     TrustOptions,
 )
 
+logger = logging.getLogger(__name__)
+
 # API roles, each allowed everything the ones before it are: review routes; + ingest, runs,
 # classification and versions; + everything.
 Role = Literal["reviewer", "maintainer", "admin"]
@@ -46,6 +52,12 @@ PLACEHOLDER_TOKEN = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 NEW_TOKEN_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe())'"
+# Names of the seed design's configuration this project does not read, and what to set instead.
+SEED_NAMES_REPLACED = {
+    "REVIEW_LOW_CONFIDENCE_THRESHOLD": "the queue takes what trusted_labels does not accept "
+    "(TRUST_*); LABELER_LOW_CONF_THRESHOLD sets which labels count as unsure",
+    "APP_MODE": "the project has no modes: development and production differ only in settings",
+}
 
 
 def _group(prefix: str) -> SettingsConfigDict:
@@ -250,7 +262,11 @@ class CacheSettings(BaseSettings):
     model_config = _group("CACHE_")
 
     enabled: bool = Field(default=True, description="reuse LLM answers across runs")
-    ttl_hours: float = Field(default=24, gt=0, description="how long an answer is reused")
+    ttl_hours: float = Field(
+        default=24,
+        gt=0,
+        description="how long a prompt's answer is reused (the labeler's per-text answers last)",
+    )
     dir: Path = Field(default=Path("data/cache"), description="where the cache lives")
 
 
@@ -315,10 +331,41 @@ def _type_name(annotation: Any) -> str:
     return name.replace("typing.", "").replace("pathlib.", "").replace("pydantic.types.", "")
 
 
+def unread_variables(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> list[str]:
+    """One line per variable in the environment or `env_file` that carries a group's prefix but
+    names no setting (a typo, or a name of the seed design), with what was probably meant.
+
+    The groups ignore such variables (other software shares prefixes like APP_), so without
+    this a misspelt setting would silently change nothing.
+    """
+    environ = os.environ if environ is None else environ
+    from_file = dotenv_values(env_file) if env_file is not None and env_file.is_file() else {}
+    known = [doc.variable for doc in documentation()]
+    prefixes = tuple(
+        group.annotation.model_config["env_prefix"].upper()
+        for group in Settings.model_fields.values()
+    )
+    lines = []
+    for name in sorted({name.upper() for name in [*environ, *from_file]}):
+        if not name.startswith(prefixes) or name in known:
+            continue
+        if name in SEED_NAMES_REPLACED:
+            lines.append(f"{name} is not read: {SEED_NAMES_REPLACED[name]}")
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        lines.append(f"{name} is not a setting" + (f"; did you mean {close[0]}?" if close else ""))
+    return lines
+
+
 @functools.cache
 def get_settings() -> Settings:
     """The process-wide settings, read once, for the wiring (definitions, API, CLI).
 
+    Variables that look like settings but are not read are logged as warnings.
     Library configs never read it: `esk_pipeline.configs` builds them from a `Settings`.
     """
+    for line in unread_variables():
+        logger.warning("%s (esk-data settings lists every setting)", line)
     return Settings.load()

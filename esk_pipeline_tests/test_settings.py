@@ -1,7 +1,14 @@
 import pytest
 from pydantic import SecretStr
 
-from esk_pipeline.settings import LLMSettings, Settings
+from esk_pipeline.settings import (
+    SEED_NAMES_REPLACED,
+    LLMSettings,
+    Settings,
+    documentation,
+    get_settings,
+    unread_variables,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +91,34 @@ def test_clickhouse_names_must_match_whole(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError, match="not a plain name"):
         ClickHouseSettings()
+
+
+def test_a_misspelt_or_seed_named_variable_is_reported_not_silently_ignored(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("review_low_confidence_threshold=0.7\nLABELER_BATCH_SIZE=10\n")
+    environ = {"LABELER_BACH_SIZE": "5", "APP_MODE": "production", "HOME": "/root"}
+    lines = unread_variables(environ, env_file)
+    assert lines == [
+        f"APP_MODE is not read: {SEED_NAMES_REPLACED['APP_MODE']}",
+        "LABELER_BACH_SIZE is not a setting; did you mean LABELER_BATCH_SIZE?",
+        "REVIEW_LOW_CONFIDENCE_THRESHOLD is not read: "
+        + SEED_NAMES_REPLACED["REVIEW_LOW_CONFIDENCE_THRESHOLD"],
+    ]
+
+
+def test_every_documented_variable_is_read(tmp_path):
+    environ = {doc.variable: "x" for doc in documentation()}
+    assert unread_variables(environ, tmp_path / "absent.env") == []
+
+
+def test_unread_variables_are_warned_about_once_settings_are_loaded(monkeypatch, caplog):
+    monkeypatch.setenv("TRUST_AUDIT_SHAER", "0.3")
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="esk_pipeline.settings"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert any(
+        r.getMessage().startswith("TRUST_AUDIT_SHAER is not a setting") for r in caplog.records
+    )

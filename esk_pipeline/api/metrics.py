@@ -47,10 +47,16 @@ class ApiMetrics:
             ["status"],
             registry=self.registry,
         )
+        self._queue_set_at = float("-inf")
 
     def set_queue(self, by_status: dict[str, int]) -> None:
         for status, count in by_status.items():
             self.queue_items.labels(status=status).set(count)
+        self._queue_set_at = time.monotonic()
+
+    def queue_age_seconds(self) -> float:
+        """Seconds since the queue gauge was last set (infinite before the first time)."""
+        return time.monotonic() - self._queue_set_at
 
 
 class MetricsMiddleware:

@@ -14,8 +14,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from esk_pipeline.api import create_app
+from esk_pipeline.api.routers import health
 from esk_pipeline.pipeline.fsutil import SCRATCH_MARK
 from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.pipeline.review.store import ReviewDataset
 from esk_pipeline.settings import ReviewSettings
 from esk_pipeline_tests.api_tests.conftest import auth, make_settings, seed_review
 
@@ -195,3 +197,23 @@ def test_the_server_removes_scratch_left_by_a_killed_server_at_start_up(project_
             assert not left.exists()
     finally:
         shutil.rmtree(left, ignore_errors=True)
+
+
+def test_probes_and_scrapes_do_not_count_the_whole_review_store_each_time(
+    settings, client, monkeypatch
+):
+    seed_review(settings, 2)
+    counts = []
+    real_stats = ReviewDataset.stats
+    monkeypatch.setattr(
+        ReviewDataset, "stats", lambda self, *a, **k: counts.append(1) or real_stats(self, *a, **k)
+    )
+    for _ in range(50):
+        assert client.get("/readyz").json()["checks"]["review_store"]["ok"] is True
+    assert counts == []  # readiness asks the store a constant-time question
+    for _ in range(50):
+        assert 'esk_review_queue_items{status="pending"} 2.0' in client.get("/metrics").text
+    assert len(counts) == 1  # one recount per QUEUE_GAUGE_SECONDS, not one per scrape
+    monkeypatch.setattr(health, "QUEUE_GAUGE_SECONDS", 0.0)
+    client.get("/metrics")
+    assert len(counts) == 2

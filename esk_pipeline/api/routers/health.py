@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 FAILED_DETAIL = "failed; the reason is in the server log"
 # A probe is public and may come every second: ClickHouse is asked at most this often.
 CLICKHOUSE_PROBE_SECONDS = 30.0
+# The queue gauge counts the whole review store: a scrape recounts at most this often.
+QUEUE_GAUGE_SECONDS = 10.0
 
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness: the process answers")
@@ -41,7 +43,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 def _readiness(services: Services) -> ReadinessOut:
     checks = {
         "taxonomy": _check("taxonomy", lambda: services.taxonomy),
-        "review_store": _check("review_store", lambda: services.review.stats()),
+        "review_store": _check("review_store", lambda: services.review.ping()),
         "clickhouse": _check("clickhouse", lambda: _ping_clickhouse(services)),
     }
     return ReadinessOut(ready=all(c.ok for c in checks.values()), checks=checks)
@@ -94,6 +96,8 @@ async def metrics(services: ServicesDep) -> Response:
 
 
 def _refresh_queue_gauge(services: Services) -> None:
+    if services.metrics.queue_age_seconds() < QUEUE_GAUGE_SECONDS:
+        return
     try:
         services.metrics.set_queue(services.review.stats().by_status)
     except Exception as exc:  # a scrape still returns the other metrics

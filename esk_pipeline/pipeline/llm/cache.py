@@ -1,16 +1,20 @@
 """A persistent on-disk cache of LLM answers, so a re-run costs no requests for what it has seen.
 
-SQLite in WAL mode: one table ``(key TEXT PRIMARY KEY, value TEXT, created_at REAL)``. WAL lets
-readers in other threads or processes work while one writer commits, and ``busy_timeout`` makes
-writers from several processes wait for each other instead of failing. Each `put`/`put_many`
-is one transaction, so a crash loses at most the batch being written.
+SQLite in WAL mode: one table ``(key TEXT PRIMARY KEY, value TEXT, created_at REAL, lasting
+INTEGER)``. WAL lets readers in other threads or processes work while one writer commits, and
+``busy_timeout`` makes writers from several processes wait for each other instead of failing.
+Each `put`/`put_many` is one transaction, so a crash loses at most the batch being written.
 
 `close()` closes the connection; a later call opens it again, so whoever owns a cache can
 release the file after each run and still reuse the object.
 
-Entries older than the TTL count as misses; `prune()` deletes
-them. Lookups for many keys go through `get_many`, which asks in chunks of `LOOKUP_CHUNK` keys
-per ``IN (...)`` query rather than one query per key (see ``bench/bench_llm_cache.py``).
+Entries older than the TTL count as misses; `prune()` deletes them. An entry put with
+``lasting=True`` never expires and `prune()` keeps it: for values whose owner checks their
+validity itself (the labeler's per-text outcomes), where age says nothing. A file written before
+`lasting` existed gets the column on open (its entries expire as before).
+
+Lookups for many keys go through `get_many`, which asks in chunks of `LOOKUP_CHUNK` keys per
+``IN (...)`` query rather than one query per key (see ``bench/bench_llm_cache.py``).
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ _PRAGMAS = (
     "PRAGMA cache_size=-65536",  # 64 MB of pages: random sha256 keys touch pages everywhere
     "PRAGMA mmap_size=268435456",
 )
+_LASTING_COLUMN = "lasting INTEGER NOT NULL DEFAULT 0"  # 1: no TTL, `prune` keeps it
 
 
 class ResponseCache:
-    """Key -> JSON text store with a TTL; safe to share between threads and processes."""
+    """Key -> JSON text store with a TTL (lasting entries have none); safe to share between
+    threads and processes."""
 
     def __init__(
         self,
@@ -69,10 +75,15 @@ class ResponseCache:
         for pragma in _PRAGMAS:
             conn.execute(pragma)
         # WITHOUT ROWID: the table is the key's B-tree, so a key is stored and searched once.
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS responses "
-            "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID"
-        )
+        # In one write transaction, so two processes opening an old file add the column once.
+        with _transaction(conn):
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+                f" created_at REAL NOT NULL, {_LASTING_COLUMN}) WITHOUT ROWID"
+            )
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(responses)")}
+            if "lasting" not in columns:
+                conn.execute(f"ALTER TABLE responses ADD COLUMN {_LASTING_COLUMN}")
         return conn
 
     def _connection(self) -> sqlite3.Connection:
@@ -89,7 +100,8 @@ class ResponseCache:
         return self.get_many([key]).get(key)
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
-        """The unexpired values for those of `keys` that are stored, in chunked ``IN`` queries."""
+        """The unexpired (or lasting) values for those of `keys` that are stored, in chunked
+        ``IN`` queries."""
         found: dict[str, str] = {}
         oldest = self._oldest_valid()
         unique = sorted(set(keys))  # sorted: neighbouring keys share B-tree pages
@@ -99,32 +111,35 @@ class ResponseCache:
                 placeholders = ",".join("?" * len(chunk))
                 rows = self._connection().execute(
                     f"SELECT key, value FROM responses "
-                    f"WHERE key IN ({placeholders}) AND created_at >= ?",
+                    f"WHERE key IN ({placeholders}) AND (created_at >= ? OR lasting)",
                     [*chunk, oldest],
                 )
                 found.update(rows)
         return found
 
-    def put(self, key: str, value: str) -> None:
-        """Store (or replace) one value."""
-        self.put_many([(key, value)])
+    def put(self, key: str, value: str, *, lasting: bool = False) -> None:
+        """Store (or replace) one value; a `lasting` one never expires."""
+        self.put_many([(key, value)], lasting=lasting)
 
-    def put_many(self, items: Iterable[tuple[str, str]]) -> None:
-        """Store (or replace) many values in one transaction."""
+    def put_many(self, items: Iterable[tuple[str, str]], *, lasting: bool = False) -> None:
+        """Store (or replace) many values in one transaction; `lasting` ones never expire."""
         now = self._clock()
-        rows = sorted((key, value, now) for key, value in items)
+        rows = sorted((key, value, now, lasting) for key, value in items)
         if not rows:
             return
         with self._lock, _transaction(self._connection()) as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO responses (key, value, created_at) VALUES (?, ?, ?)", rows
+                "INSERT OR REPLACE INTO responses (key, value, created_at, lasting)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
             )
 
     def prune(self) -> int:
-        """Delete expired entries; returns how many were deleted."""
+        """Delete expired entries (never lasting ones); returns how many were deleted."""
         with self._lock, _transaction(self._connection()) as conn:
             cursor = conn.execute(
-                "DELETE FROM responses WHERE created_at < ?", (self._oldest_valid(),)
+                "DELETE FROM responses WHERE created_at < ? AND NOT lasting",
+                (self._oldest_valid(),),
             )
         return cursor.rowcount
 

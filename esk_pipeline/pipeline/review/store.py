@@ -281,6 +281,12 @@ class ReviewDataset:
         with self._read() as conn:
             return _metrics.quality(conn, now)
 
+    def ping(self) -> None:
+        """Read the newest decision's number: the database answers and holds the schema (a
+        readiness probe's question, constant time whatever the store's size)."""
+        with self._read() as conn:
+            last_seq(conn)
+
     def last_review_seq(self) -> int:
         """The newest decision's sequence number (0 when none): a sensor's cursor."""
         with self._read() as conn:

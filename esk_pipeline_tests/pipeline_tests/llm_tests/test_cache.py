@@ -84,6 +84,39 @@ def test_an_entry_lives_exactly_its_ttl(tmp_path):
         assert cache.get("k") is None
 
 
+def test_a_lasting_entry_outlives_the_ttl_and_prune(tmp_path):
+    clock = _Clock()
+    with ResponseCache(tmp_path / "c.sqlite", ttl_hours=1, clock=clock) as cache:
+        cache.put("answer", "1", lasting=True)
+        cache.put_many([("prompt", "2")])
+        clock.now += 10 * 3600
+        assert cache.get_many(["answer", "prompt"]) == {"answer": "1"}
+        assert cache.prune() == 1
+        assert cache.get("answer") == "1"
+        cache.put("answer", "3")  # replaced without `lasting`: it expires again
+        clock.now += 3601
+        assert cache.get("answer") is None
+
+
+def test_a_file_from_before_lasting_entries_gets_the_column(tmp_path):
+    path = tmp_path / "c.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE responses (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+        " created_at REAL NOT NULL) WITHOUT ROWID"
+    )
+    old.execute("INSERT INTO responses VALUES ('k', 'v', 0)")
+    old.commit()
+    old.close()
+    clock = _Clock()
+    with ResponseCache(path, ttl_hours=1, clock=clock) as cache:
+        assert cache.get("k") is None  # an old entry expires as before
+        cache.put("kept", "v", lasting=True)
+        clock.now += 7200
+        assert cache.prune() == 1
+        assert cache.get("kept") == "v"
+
+
 def test_file_uses_wal(tmp_path):
     path = tmp_path / "c.sqlite"
     with ResponseCache(path):
