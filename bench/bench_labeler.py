@@ -1,6 +1,6 @@
 """Benchmark of the labeler's LLM tier against the fake OpenAI-compatible server (loopback HTTP).
 
-    .venv/bin/python bench/bench_labeler.py [--texts 2000]
+    .venv/bin/python bench/bench_labeler.py [--texts 2000] [--sections 1234]
 
 1. Throughput: a fault-free server with a fixed 200 ms latency per request. Labels per second
    against the theoretical limit min(concurrency * batch_size / latency, rate_limit *
@@ -10,6 +10,14 @@
 2. Cost: requests and tokens (as the server reports them) per 1,000 labels with batch_size 20
    against batch_size 1, dynamic few-shot on (target >= 5x fewer tokens per label).
 3. Re-run: the same input again with the cache on sends no request.
+4. Refresh after N new human decisions (verified labels on N of the texts, which change the
+   few-shot pool and retrain the local model), cache on: requests the refresh sends with the
+   per-text key as it is (the question asked: examples shown are checked, not hashed) against the
+   key it replaced (which also hashed the whole pool and the local model's fingerprint), each
+   from its own fresh cache; then the same with the taxonomy's first example relabelled as well,
+   which re-asks just the texts whose requests showed it. "texts" counts the LLM labels that
+   were asked, not cached: a text the retrained local model no longer accepts (at confidence
+   1.0) is new to the LLM tier whatever the key.
 
 Every text goes to the LLM (local_accept_threshold 1.0, cache off unless said), so the figures
 are the LLM tier's own. The server answers each text with its generated ground truth; it runs in
@@ -42,6 +50,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for esk_pipeline_tests.fakes
 
 from esk_pipeline.pipeline.labeler import ClassificationResult, LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler._prompts import question_hash
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import model_form
 from esk_pipeline.sample_data import generate_logs
@@ -106,11 +115,23 @@ def _server(truth: dict[str, str], latency_ms: float = 0) -> Iterator[_RemoteSer
         process.join(timeout=10)
 
 
+class _PoolKeyedAgent(LabelerAgent):
+    """The reference for 4.: the per-text key also hashes the whole few-shot pool and the local
+    model's fingerprint, as it did before it became the question asked."""
+
+    def _text_key_scope(self) -> list[str]:
+        pool = question_hash(self.fewshot.examples)
+        return [*super()._text_key_scope(), pool, self.local_model.fingerprint]
+
+
 def _run(
     taxonomy: Taxonomy,
     texts: list[str],
     server: _RemoteServer,
     cache_dir: Path,
+    *,
+    agent_type: type[LabelerAgent] = LabelerAgent,
+    verified: list[tuple[str, str]] | None = None,
     **config: Any,
 ) -> tuple[list[ClassificationResult], float, LabelerAgent]:
     settings = {
@@ -123,7 +144,12 @@ def _run(
         "max_retries": 1,
         **config,
     }
-    agent = LabelerAgent(LabelerConfig(**settings), taxonomy, progress_callback=lambda _: None)
+    agent = agent_type(
+        LabelerConfig(**settings),
+        taxonomy,
+        verified=verified or [],
+        progress_callback=lambda _: None,
+    )
 
     async def label() -> list[ClassificationResult]:
         try:
@@ -212,10 +238,45 @@ def _rerun(taxonomy: Taxonomy, texts: list[str], truth: dict[str, str], tmp: Pat
             print(f"   {attempt}: {server.stats()['requests']} requests, {seconds:.2f} s")
 
 
+def _refresh(taxonomy: Taxonomy, texts: list[str], truth: dict[str, str], tmp: Path) -> None:
+    print(f"\n4. refresh after N new decisions, {len(texts)} texts, batch 20, cache on")
+    example, domain = taxonomy.examples()[0]
+    relabelled = (example, next(d for d in taxonomy.ids if d != domain))
+    keys = (("pool-keyed (before)", _PoolKeyedAgent), ("question-keyed", LabelerAgent))
+    print(f"   {'decisions':>28} | " + " | ".join(f"{name:>19}" for name, _ in keys))
+    with _server(truth) as server:
+        for decided in (1, 10, 100, len(texts)):
+            decisions = [(t, truth[t]) for t in texts[:decided]]
+            for label, verified in (
+                (f"{decided}", decisions),
+                (f"{decided} + an example relabelled", [*decisions, relabelled]),
+            ):
+                cells = []
+                for n, (_, agent_type) in enumerate(keys):
+                    cache = tmp / f"refresh-{decided}-{len(verified)}-{n}"
+                    run = {"use_cache": True, "batch_size": 20, "rate_limit": 0}
+                    _run(taxonomy, texts, server, cache, agent_type=agent_type, **run)
+                    server.reset()
+                    results, _, _ = _run(
+                        taxonomy,
+                        texts,
+                        server,
+                        cache,
+                        agent_type=agent_type,
+                        verified=verified,
+                        **run,
+                    )
+                    asked = sum(r.tier == "llm" and not r.cached for r in results)
+                    cells.append(f"{server.stats()['requests']:>4} req, {asked:>4} texts")
+                print(f"   {label:>28} | " + " | ".join(f"{c:>19}" for c in cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=4000, help="texts in the throughput run")
     parser.add_argument("--cost-texts", type=int, default=300)
+    parser.add_argument("--refresh-texts", type=int, default=1000)
+    parser.add_argument("--sections", default="1234", help="which of 1-4 to run, e.g. 4")
     args = parser.parse_args()
 
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
@@ -226,9 +287,14 @@ def main() -> None:
     texts = list({model_form(t): t for t in reversed(truth)}.values())[::-1][: args.texts]
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        _throughput(taxonomy, texts, truth, tmp)
-        _cost(taxonomy, texts[: args.cost_texts], truth, tmp)
-        _rerun(taxonomy, texts[: args.cost_texts], truth, tmp)
+        if "1" in args.sections:
+            _throughput(taxonomy, texts, truth, tmp)
+        if "2" in args.sections:
+            _cost(taxonomy, texts[: args.cost_texts], truth, tmp)
+        if "3" in args.sections:
+            _rerun(taxonomy, texts[: args.cost_texts], truth, tmp)
+        if "4" in args.sections:
+            _refresh(taxonomy, texts[: args.refresh_texts], truth, tmp)
 
 
 if __name__ == "__main__":

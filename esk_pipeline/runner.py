@@ -31,6 +31,7 @@ from dagster import (
 )
 
 from esk_pipeline._dagster_private import queue_run
+from esk_pipeline.assets.labeling import RELABEL_TAG
 from esk_pipeline.assets.progress import PROGRESS_LOGGER, PROGRESS_SECONDS
 from esk_pipeline.definitions import build_defs
 from esk_pipeline.pipeline.log_source import IngestRecord, LogSource
@@ -157,10 +158,12 @@ def run_pipeline(
     log: Callable[[str], None] = print,
     days: Sequence[dt.date] | None = None,
     progress: Callable[[str], None] | None = None,
+    relabel: bool = False,
 ) -> dict[str, object]:
     """Clean every day (of `days`, default all in ClickHouse) whose row count changed, then
     rebuild the dataset over those days; returns the `dataset_versions` metadata and the days.
-    `progress` receives the long steps' progress lines (`assets.progress`) as they come."""
+    `progress` receives the long steps' progress lines (`assets.progress`) as they come.
+    `relabel`: refit the labelling model and label every day again (`RELABEL_TAG`)."""
     settings = settings or get_settings()
     for run_id in fail_runs_of_dead_runners(instance):
         log(f"run {run_id} was left unfinished by a process that is gone: marked failed")
@@ -187,7 +190,8 @@ def run_pipeline(
             log(f"days {changed[0]} .. {changed[-1]}: raw logs, cleaned texts ...")
             _execute(defs, ETL_JOB, instance, range_tags(changed) | runner)
         log(f"days {keys[0]} .. {keys[-1]}: labels, trust, review queue, splits, version ...")
-        _execute(defs, DATASET_JOB, instance, range_tags(keys) | runner)
+        forced = {RELABEL_TAG: "true"} if relabel else {}
+        _execute(defs, DATASET_JOB, instance, range_tags(keys) | runner | forced)
 
     event = instance.get_latest_materialization_event(AssetKey("dataset_versions"))
     materialization = event.asset_materialization if event else None

@@ -262,7 +262,11 @@ class CacheSettings(BaseSettings):
     model_config = _group("CACHE_")
 
     enabled: bool = Field(default=True, description="reuse LLM answers across runs")
-    ttl_hours: float = Field(default=24, gt=0, description="how long an answer is reused")
+    ttl_hours: float = Field(
+        default=24,
+        gt=0,
+        description="how long a prompt's answer is reused (the labeler's per-text answers last)",
+    )
     dir: Path = Field(default=Path("data/cache"), description="where the cache lives")
 
 

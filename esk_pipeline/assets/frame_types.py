@@ -20,7 +20,7 @@ from esk_pipeline.pipeline.label_contract import (
     TRUSTED_LABEL_ROW,
     Column,
 )
-from esk_pipeline.resources.day_stream import DayStream
+from esk_pipeline.resources.day_stream import DayStream, KeptDay
 
 
 def _pandas_column(name: str, spec: Column) -> PandasColumn:
@@ -73,6 +73,8 @@ def _check_days(context: TypeCheckContext, value: object) -> TypeCheck:
 
 
 def _check_day(context: TypeCheckContext, day: str, frame: object) -> None:
+    if isinstance(frame, KeptDay):  # checked when it was written
+        return
     check = (
         LabelFrame.type_check(context, frame)
         if isinstance(frame, pd.DataFrame)

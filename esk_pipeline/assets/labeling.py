@@ -1,6 +1,17 @@
-"""Labels, from the local model first and an LLM for the rest (when configured)."""
+"""Labels, from the local model first and an LLM for the rest (when configured).
+
+The labelling model learns from the human decisions through a training snapshot
+(`pipeline.labeler.snapshot`), kept beside the labels (`labels/labelling_model.json`) and taken
+again only when the refit rule says so. Each labels day records in its file what it was made
+with (the labelling model's fingerprint and its cleaned texts' file): a day whose cleaned texts
+and labelling model are unchanged is kept as stored (a `KeptDay`, no classify call), so its file,
+and what trust and the splits made from it, stay as they are. Each day's metadata says which
+(`labelled`: "reused (model ...)" or "relabelled: <why>"); a run tagged `esk/relabel` refits
+and labels every day again.
+"""
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,14 +29,17 @@ from dagster import (
     BackfillPolicy,
     DailyPartitionsDefinition,
     DataVersion,
+    IOManager,
     MetadataValue,
     Output,
+    ResourceParam,
     asset,
     observable_source_asset,
 )
 
 from esk_pipeline.assets.automation import LABELS_CONDITION
 from esk_pipeline.assets.frame_types import DailyLabelFrames
+from esk_pipeline.assets.labelling_model import MADE_FROM, StoredDays, training_snapshot
 from esk_pipeline.assets.metadata import (
     bar_chart,
     counts_table,
@@ -35,10 +49,12 @@ from esk_pipeline.assets.metadata import (
 )
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
+from esk_pipeline.pipeline.labeler.snapshot import TrainingSnapshot, labelling_fingerprint
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
+from esk_pipeline.pipeline.parts import digest
 from esk_pipeline.pipeline.progress import Progress
-from esk_pipeline.resources.day_stream import DayStream
-from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames
+from esk_pipeline.resources.day_stream import DayStream, KeptDay
+from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames, ParquetJsonIOManager
 from esk_pipeline.resources.llm import LabelerResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 
@@ -46,6 +62,9 @@ from esk_pipeline.resources.taxonomy import TaxonomyResource
 LABEL_SLICE_ROWS = 50_000
 # Above this share of failed rows (endpoint down, budget hit) the labels check warns.
 MAX_FAILED_SHARE = 0.2
+# A run with this tag ("true") refits the labelling model and labels every day again, whatever
+# the refit rule and the stored days say (`esk-data build --relabel`).
+RELABEL_TAG = "esk/relabel"
 
 
 @observable_source_asset(
@@ -64,22 +83,48 @@ def labels(
     verified_labels: pd.DataFrame,
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
+    io_manager: ResourceParam[IOManager],
 ) -> Iterator[Output | AssetCheckResult]:
     """A domain, the labeler's confidence (a claim: `trusted_labels` measures how far each
     tier's can be trusted) and the runners-up for every cleaned text: each day of a range is
-    read, labelled and written before the next."""
+    read, labelled and written before the next, or kept as stored when neither its cleaned
+    texts nor the labelling model changed."""
     taxonomy = taxonomy_file.load()
-    agent = labeler.build(
-        taxonomy,
-        verified=zip(verified_labels["text"], verified_labels["domain"], strict=False),
+    # Stored days and the snapshot live where the IO manager keeps labels; elsewhere the model
+    # learns from every decision and every day is labelled.
+    files = io_manager if isinstance(io_manager, ParquetJsonIOManager) else None
+    relabel = context.run.tags.get(RELABEL_TAG, "").lower() == "true"
+    pairs = zip(verified_labels["text"], verified_labels["domain"], strict=False)
+    snapshot, refit = training_snapshot(
+        TrainingSnapshot.of(taxonomy, pairs), files, labeler.refit_rule(), relabel
     )
+    agent = labeler.build(taxonomy, verified=snapshot.verified)
+    model = labelling_fingerprint(agent)
     tally = LabelTally()
     progress = step_progress(context, sum(map(cleaned_texts.row_count, cleaned_texts)), "labels")
+    made_from = {
+        day: {"labelling_model": model, "cleaned_texts": cleaned_texts.fingerprint(day) or ""}
+        for day in context.partition_keys
+    }
     # One event loop for every day: the agent's clients live in it.
     with asyncio.Runner() as loop:
         try:
             day_labeler = _DayLabeler(context, agent, cleaned_texts, loop, progress, tally)
-            yield Output(DayStream("labels", context.partition_keys, day_labeler))
+            day_labeler.reuse = StoredDays(files, made_from, refit) if files else None
+            yield Output(
+                DayStream("labels", context.partition_keys, day_labeler),
+                # What the days are made from, not the decisions: a refresh that refits nothing
+                # keeps the labels' data version, and what downstream made from them.
+                data_version=DataVersion(
+                    digest(*(json.dumps(made_from[d], sort_keys=True) for d in made_from))[:16]
+                ),
+                metadata={
+                    "labelling_model": model,
+                    "model_refit": refit.reason or "no",
+                    "model_verified_labels": len(snapshot.verified),
+                    "model_new_verified_labels": refit.waiting,
+                },
+            )
         finally:
             loop.run(agent.aclose())
     progress.close()
@@ -142,9 +187,18 @@ class _DayLabeler:
     progress: Progress
     tally: LabelTally
     usage_before: dict = field(default_factory=dict)
+    reuse: StoredDays | None = None
 
-    def __call__(self, key: str) -> pd.DataFrame:
+    def __call__(self, key: str) -> pd.DataFrame | KeptDay:
         started = time.perf_counter()
+        kept, why = self.reuse.kept(key) if self.reuse else (None, "labelled")
+        if kept is not None:
+            self.progress.advance(self.cleaned_texts.row_count(key))
+            self.context.add_asset_metadata(
+                {"labelled": why, "rows": kept.rows, "dagster/row_count": kept.rows},
+                partition_key=key,
+            )
+            return kept
         agent = self.agent
         # A day of a range no log reached has no cleaned texts: it is labelled as no rows.
         cleaned = self.cleaned_texts.get(key)
@@ -172,9 +226,12 @@ class _DayLabeler:
         report.usage = {k: v - self.usage_before.get(k, 0) for k, v in usage.items()}
         self.usage_before = usage
         self.tally.add(frame)
+        if self.reuse is not None and not (report.failed or report.deferred):
+            # Only a day with nothing left to label can be kept by a later run.
+            frame.attrs[MADE_FROM] = self.reuse.made_from[key]
         self.context.add_asset_metadata(
             _day_metadata(agent, frame, report)
-            | {"seconds": round(time.perf_counter() - started, 3)},
+            | {"labelled": why, "seconds": round(time.perf_counter() - started, 3)},
             partition_key=key,
         )
         return frame

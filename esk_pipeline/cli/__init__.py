@@ -71,17 +71,23 @@ def demo(rows: int, seed: int) -> None:
 
 
 @main.command()
-def build() -> None:
+@click.option(
+    "--relabel",
+    is_flag=True,
+    help="Refit the labelling model on every decision and label every day again.",
+)
+def build(relabel: bool) -> None:
     """Rebuild everything stale, through dataset_versions and its checks.
 
-    Reads and cleans the days whose logs changed, then relabels every day with what people
-    decided, plans the review queue and commits a dataset version. The same logs, taxonomy,
-    decisions and settings give the same version: a build with nothing new makes none.
+    Reads and cleans the days whose logs changed, labels the days whose cleaned texts or
+    labelling model changed (the model refits on the decisions once enough are new), applies
+    what people decided, plans the review queue and commits a dataset version. The same logs,
+    taxonomy, decisions and settings give the same version: a build with nothing new makes none.
     """
-    _build(get_settings(), ProgressLines())
+    _build(get_settings(), ProgressLines(), relabel=relabel)
 
 
-def _build(settings: Settings, lines: ProgressLines) -> None:
+def _build(settings: Settings, lines: ProgressLines, *, relabel: bool = False) -> None:
     import warnings
 
     from dagster import BetaWarning, DagsterInstance
@@ -97,7 +103,11 @@ def _build(settings: Settings, lines: ProgressLines) -> None:
     with DagsterInstance.get() as instance:
         try:
             result = run_pipeline(
-                instance, settings=settings, log=lines.echo, progress=lines.progress
+                instance,
+                settings=settings,
+                log=lines.echo,
+                progress=lines.progress,
+                relabel=relabel,
             )
         except PipelineRunError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -73,6 +73,14 @@ class LabelerOptions(BaseModel):
     fewshot_token_budget: int = Field(
         default=600, ge=0, description="prompt tokens the few-shot examples may take"
     )
+    refit_min_new: int = Field(
+        default=20, ge=1, description="new verified labels that refit the labelling model, at least"
+    )
+    refit_growth: float = Field(
+        default=0.1,
+        ge=0,
+        description="...or this share of those it was fitted on, when more (geometric refits)",
+    )
 
 
 class AugmenterOptions(BaseModel):

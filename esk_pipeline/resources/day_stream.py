@@ -8,20 +8,34 @@ it and lets it go before it asks for the next, so the step holds one day's outpu
 
 Dagster stores an output when the asset yields it, before the asset's body goes on: a body can
 yield a stream, then use what making the days left behind (totals for its checks).
+
+A day the maker finds already stored as it would make it is a `KeptDay`: the IO manager leaves
+its file as it is (not even touched), so what downstream made from that file is reused too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["DayFailedError", "DayStream"]
+__all__ = ["DayFailedError", "DayStream", "KeptDay"]
 
 Value = TypeVar("Value")
 
 
 class DayFailedError(RuntimeError):
     """Making one day of a stream failed; the message names the asset and the day."""
+
+
+@dataclass(frozen=True)
+class KeptDay:
+    """A day whose stored file stands: `rows` rows, checked when they were written."""
+
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
 
 
 class DayStream(Generic[Value]):

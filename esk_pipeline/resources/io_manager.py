@@ -10,10 +10,11 @@ model is read back as the model the consuming input is annotated with. A daily-p
 asset's value is a dict {partition key: DataFrame}, one Parquet file per day, whether a run
 covers one day or a range (single-run backfills): assets and this manager agree on that shape,
 so a range never needs special cases downstream. An asset may return a `DayStream` instead
-(`resources.day_stream`): its days are made one at a time as they are written. An input
-declared with `AssetIn(metadata={READ_ON_ACCESS: True})` gets a `DayFrames` instead: the same
-mapping, whose days are read from their files one at a time, when asked for, so a consumer of
-every day's rows need not hold them all.
+(`resources.day_stream`): its days are made one at a time as they are written, and a day the
+asset finds stored as it would make it (`stored_day`) is a `KeptDay`, whose file is left as it
+is. An input declared with `AssetIn(metadata={READ_ON_ACCESS: True})` gets a `DayFrames`
+instead: the same mapping, whose days are read from their files one at a time, when asked for,
+so a consumer of every day's rows need not hold them all.
 
 A value too large for one frame is a `FrameParts` (`pipeline.parts`): a folder
 `<asset>/` of one Parquet file per part, named by the digest of what the part was made from,
@@ -50,7 +51,7 @@ from upath import UPath
 from esk_pipeline.pipeline import fsutil
 from esk_pipeline.pipeline.memory import release_freed_memory
 from esk_pipeline.pipeline.parts import FolderPartStore, FrameParts, local_path, write_whole
-from esk_pipeline.resources.day_stream import DayStream
+from esk_pipeline.resources.day_stream import DayStream, KeptDay
 from esk_pipeline.settings import Settings
 
 # Input metadata: give the consumer the days as a `DayFrames`, read on access.
@@ -111,11 +112,16 @@ class ParquetJsonIOManager(UPathIOManager):
             # A DayStream makes each day when asked: written and let go before the next.
             days = obj if isinstance(obj, DayStream) else ((key, obj[key]) for key in paths)
             for key, value in days:
-                self.dump_to_path(context, value, paths[key])
+                kept = isinstance(value, KeptDay)
+                if not kept:
+                    self.dump_to_path(context, value, paths[key])
                 # Scoped to the day: output metadata would give every day of a range run the
                 # range's total (Dagster records it on each partition's materialization).
                 context.step_context.add_asset_metadata(
-                    {"path": MetadataValue.path(str(paths[key])), "rows_written": len(value)},
+                    {
+                        "path": MetadataValue.path(str(paths[key])),
+                        ("rows_kept" if kept else "rows_written"): len(value),
+                    },
                     asset_key=context.asset_key,
                     partition_key=key,
                 )
@@ -136,6 +142,23 @@ class ParquetJsonIOManager(UPathIOManager):
         """The folder of an asset's parts: an asset making a `FrameParts` value stores its parts
         there as it makes them, and finds last time's manifest there."""
         return FolderPartStore(self._base_path.joinpath(*asset_key.path))
+
+    def state_file(self, asset_key: AssetKey, name: str) -> UPath:
+        """A file an asset keeps beside its values between runs (`<asset>/<name>`)."""
+        return self._base_path.joinpath(*asset_key.path, name)
+
+    def stored_day(self, asset_key: AssetKey, day: str) -> tuple[int, dict] | None:
+        """A daily asset's stored day: its row count and what its maker recorded in the file
+        (the frame's `attrs`, which pandas keeps in the Parquet footer), from the footer alone;
+        None when the day has no file."""
+        path = self._base_path.joinpath(*asset_key.path, f"{day}{self.extension}")
+        try:
+            with path.open("rb") as f:
+                footer = pq.ParquetFile(f).metadata
+        except FileNotFoundError:
+            return None
+        attrs = (footer.metadata or {}).get(b"PANDAS_ATTRS")
+        return footer.num_rows, json.loads(attrs) if attrs else {}
 
     def _write_parts(self, parts: FrameParts, path: UPath) -> None:
         """Every part not in the folder yet, then the manifest; the files neither this manifest
@@ -177,6 +200,9 @@ class ParquetJsonIOManager(UPathIOManager):
             with path.open("rb") as f:
                 frame = pd.read_parquet(f)
             _release_arrow_memory()
+            # What the maker recorded in the file (`stored_day`) is for the maker: a reader's
+            # frame does not carry it into what it makes.
+            frame.attrs = {}
             return frame
         if not context.has_asset_partitions:
             folder = FolderPartStore(path.with_suffix(""))

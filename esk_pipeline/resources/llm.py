@@ -14,6 +14,7 @@ from dagster import EnvVar
 
 from esk_pipeline import configs
 from esk_pipeline.pipeline import AugmenterAgent, AugmenterConfig, LabelerAgent, LabelerConfig
+from esk_pipeline.pipeline.labeler.snapshot import RefitRule
 from esk_pipeline.pipeline.llm.usage import UsageMeter
 from esk_pipeline.pipeline.options import LLMBudget
 from esk_pipeline.pipeline.taxonomy import Taxonomy
@@ -56,6 +57,10 @@ class LabelerResource(fields_of(LabelerConfig, LLMBudget)):
 
     def config(self) -> LabelerConfig:
         return config_of(self, LabelerConfig)
+
+    def refit_rule(self) -> RefitRule:
+        """When the labelling model is fitted anew (`pipeline.labeler.snapshot`)."""
+        return RefitRule(min_new=self.refit_min_new, growth=self.refit_growth)
 
     def usage_meter(self) -> UsageMeter:
         return UsageMeter.for_budget(config_of(self, LLMBudget))

@@ -89,7 +89,8 @@ def test_unsure_texts_go_to_the_llm_and_a_rerun_costs_no_request(partition, monk
             ["domains_in_taxonomy", "confidence_in_unit_range", "failed_share_under_bound"], True
         )
 
-        again = _materialize(partition)
+        # Labelled again (a stored day with nothing new would be kept without asking).
+        again = _materialize(partition, partition_key=DAY, tags={labeling.RELABEL_TAG: "true"})
         assert again.success
         assert server.request_count == requests  # the cache answered everything
         rerun = again.asset_materializations_for_node("labels")[0].metadata
@@ -197,7 +198,7 @@ def test_a_day_labelled_in_slices_gets_what_one_pass_gives(partition, monkeypatc
     assert _materialize(partition).success
     whole = pd.read_parquet(partition / "labels" / f"{DAY}.parquet")
     monkeypatch.setattr(labeling, "LABEL_SLICE_ROWS", 3)  # slices of 3 and 1 texts
-    result = _materialize(partition)
+    result = _materialize(partition, partition_key=DAY, tags={labeling.RELABEL_TAG: "true"})
     assert result.success
     pd.testing.assert_frame_equal(pd.read_parquet(partition / "labels" / f"{DAY}.parquet"), whole)
     metadata = result.asset_materializations_for_node("labels")[0].metadata

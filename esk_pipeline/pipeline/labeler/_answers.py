@@ -15,6 +15,10 @@ latter. Neither is trusted as it is: the audit calibrates whichever `confidence`
 (`trust.calibration`). An LLM label's `top_candidates` are its domain with its confidence, then
 the local model's other candidates (with the local model's scores) as hints for review.
 
+An answer (`LLMAnswer`: domain, both confidences, model) is the LLM's alone; `llm_outcome` makes
+the label from it and the local model's prediction, the same way for a fresh answer and for one
+from the per-text cache, so a cached answer meets today's local model, not the one it met.
+
 Agreement: where the token probability is known and the LLM's domain is also the local model's
 top prediction, the label `agrees_with_local` (its own calibration tier, `LabelTier`), and its
 `confidence` is the geometric mean of the two models' probabilities for that domain. It ranks
@@ -33,6 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from esk_pipeline.pipeline.labeler.models import Outcome, Status
 from esk_pipeline.pipeline.llm import LLMReply
@@ -42,20 +47,29 @@ from esk_pipeline.pipeline.taxonomy import Taxonomy
 _DOMAIN_VALUE = re.compile(r'"domain"\s*:\s*"')  # where each item's domain id starts
 
 
+class LLMAnswer(BaseModel):
+    """What the LLM itself said about one text: the part of an LLM label that does not depend
+    on the local model (what the per-text cache keeps; `llm_outcome` adds the local model's)."""
+
+    domain: str
+    self_confidence: float  # the model's self-reported confidence
+    token_confidence: float | None  # the domain id's token probability, where known
+    model: str
+
+
 def match_answers(
     short_ids: Mapping[str, str],
     items: Sequence[Any],
     reply: LLMReply[Any],
     taxonomy: Taxonomy,
-    predictions: Mapping[str, Prediction],
-) -> tuple[dict[str, Outcome], dict[str, str]]:
-    """Answers matched back to keys (`short_ids` maps short id -> key): the settled outcomes,
-    and the reason for each key left unsettled. `predictions` are the local model's, by key."""
+) -> tuple[dict[str, LLMAnswer], dict[str, str]]:
+    """Answers matched back to keys (`short_ids` maps short id -> key): the settled answers,
+    and the reason for each key left unsettled."""
     confidences = token_confidences(reply.logprobs, [item.domain for item in items], taxonomy.ids)
     answers: dict[str, list[tuple[Any, float | None]]] = {}
     for item, token_confidence in zip(items, confidences, strict=True):
         answers.setdefault(item.id, []).append((item, token_confidence))
-    settled: dict[str, Outcome] = {}
+    settled: dict[str, LLMAnswer] = {}
     reasons: dict[str, str] = {}
     for short_id, key in short_ids.items():
         given = answers.get(short_id, [])
@@ -69,19 +83,20 @@ def match_answers(
             reasons[key] = f"conflicting answers for one text: {sorted(domains)}"
         else:
             answer, token_confidence = max(valid, key=lambda pair: pair[0].confidence)
-            settled[key] = llm_outcome(answer, token_confidence, predictions[key], reply)
+            settled[key] = LLMAnswer(
+                domain=answer.domain,
+                self_confidence=answer.confidence,
+                token_confidence=token_confidence,
+                model=reply.model,
+            )
     return settled, reasons
 
 
-def llm_outcome(
-    answer: Any,
-    token_confidence: float | None,
-    prediction: Prediction,
-    reply: LLMReply[Any],
-) -> Outcome:
-    """The LLM tier's label from one answer item (see the module docstring)."""
-    self_reported = round(answer.confidence, 4)
-    confidence = token_confidence if token_confidence is not None else answer.confidence
+def llm_outcome(answer: LLMAnswer, prediction: Prediction, *, cached: bool) -> Outcome:
+    """The LLM tier's label from its answer and the local model's current `prediction` for
+    the text (see the module docstring); `cached`: the answer cost no request."""
+    token_confidence = answer.token_confidence
+    confidence = token_confidence if token_confidence is not None else answer.self_confidence
     agrees = token_confidence is not None and answer.domain == prediction[0]
     if agrees:
         confidence = math.sqrt(token_confidence * prediction[1])
@@ -90,12 +105,12 @@ def llm_outcome(
         domain=answer.domain,
         confidence=confidence,
         top_candidates=[(answer.domain, round(confidence, 4)), *hints][:3],
-        label_source=reply.model,
-        model=reply.model,
+        label_source=answer.model,
+        model=answer.model,
         tier="llm",
         status="labeled",
-        cached=reply.cached,
-        llm_self_confidence=self_reported,
+        cached=cached,
+        llm_self_confidence=round(answer.self_confidence, 4),
         llm_token_confidence=token_confidence,
         agrees_with_local=agrees,
     )

@@ -20,13 +20,25 @@ chunk, not after the whole frame, and the rest is scored while they are in fligh
 it scores `LOCAL_ALONE_CHUNK` texts at a time, so memory stays bounded whatever a day's size.
 
 Caches (both in the shared `ResponseCache` file under `cache_dir`): the LLM client caches each
-batch prompt's answer (its key covers model, endpoint, output mode, prompts, schema), except a
-reply that settled nothing (asking again must reach the server). The per-text result cache lets
-a re-run over unchanged input send zero requests even when its batches come out composed
-differently: settled outcomes are written after each request (a crash loses at most the
-batches in flight), under a key hashing `key_scope` (prompt version, model, endpoint kind,
-taxonomy fingerprint, few-shot set id, extra instructions, the local model's fingerprint) and
-the normalised text.
+batch prompt's answer for the cache's TTL (its key covers model, endpoint, output mode, prompts,
+schema), except a reply that settled nothing (asking again must reach the server). The per-text
+result cache lets a re-run send zero requests for texts already answered, even when its batches
+come out composed differently or human decisions were added since:
+
+- Its key is the question asked about the text: `key_scope` (prompt version, model, endpoint
+  kind, taxonomy fingerprint, extra instructions) and the normalised text. Not the few-shot pool
+  nor the local model, which both change with every decision.
+- An entry holds the LLM's own answer (`LLMAnswer`) and digests of the few-shot examples its
+  request showed (static and dynamic). It counts only while each of them (by normalised text)
+  is still in the pool with the same domain: a removed or relabelled example changed the
+  question, so the text is asked again; an example added since does not undo an answer. The
+  prompt shows nothing else that decisions change: no local-model hints (they only pick which
+  examples are shown).
+- A hit's label is rebuilt by `llm_outcome` against the local model's current prediction, as a
+  fresh answer's is, so its hints and agreement are today's.
+- Entries are written after each request (a crash loses at most the batches in flight) and are
+  lasting (no TTL: the check above, not age, says when one is stale). An entry of another
+  format (no recorded examples) is a miss.
 """
 
 from __future__ import annotations
@@ -38,8 +50,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from scipy.sparse import csr_matrix, vstack
 
-from esk_pipeline.pipeline.labeler._answers import match_answers, unlabeled_outcomes
-from esk_pipeline.pipeline.labeler._fewshot import FewShotPool
+from esk_pipeline.pipeline.labeler._answers import (
+    LLMAnswer,
+    llm_outcome,
+    match_answers,
+    unlabeled_outcomes,
+)
+from esk_pipeline.pipeline.labeler._fewshot import FewShotPool, example_digest
 from esk_pipeline.pipeline.labeler._prompts import question_hash, short_ids, user_prompt
 from esk_pipeline.pipeline.labeler.models import LabelerConfig, Outcome, Status, local_outcome
 from esk_pipeline.pipeline.llm import (
@@ -61,6 +78,13 @@ _TEXT_KEY_PREFIX = "labeler:text:"
 _TEMPERATURE = 0.0  # one best answer per question; a follow-up is a different question
 
 
+class _TextEntry(BaseModel):
+    """One text's per-text cache entry: the LLM's answer and the examples it was shown."""
+
+    answer: LLMAnswer
+    shown: list[str]  # `example_digest`s of the few-shot examples the answering request showed
+
+
 class Cascade:
     """One `classify_dataframe` call's texts through the tiers (`LabelerAgent` builds it).
 
@@ -73,6 +97,7 @@ class Cascade:
         cache: the per-text result cache, or None.
         system_prompt: the static part of every request.
         fewshot: the pool the requests' dynamic examples come from.
+        static_examples: the examples the system prompt shows (none with dynamic few-shot).
         key_scope: what every per-text cache key hashes besides the text.
         answer_type: the output type for a batch of a given size.
     """
@@ -88,6 +113,7 @@ class Cascade:
         cache: ResponseCache | None,
         system_prompt: str,
         fewshot: FewShotPool,
+        static_examples: Sequence[tuple[str, str]],
         key_scope: Sequence[str],
         answer_type: Callable[[int], type[BaseModel]],
     ) -> None:
@@ -99,6 +125,7 @@ class Cascade:
         self.cache = cache
         self.system_prompt = system_prompt
         self.fewshot = fewshot
+        self._static_shown = [example_digest(*example) for example in static_examples]
         self.key_scope = list(key_scope)
         self.answer_type = answer_type
         self.predictions: dict[str, Prediction] = {}  # hints if the LLM fails
@@ -188,11 +215,11 @@ class Cascade:
         found: dict[str, Outcome] = {}
         for key, cache_key in cache_keys.items():
             try:
-                outcome = Outcome.model_validate_json(stored[cache_key])
+                entry = _TextEntry.model_validate_json(stored[cache_key])
             except (KeyError, ValidationError):  # absent, or unreadable: ask again
                 continue
-            outcome.cached = True
-            found[key] = outcome
+            if self.fewshot.holds(entry.shown):  # else an example it was shown has changed
+                found[key] = llm_outcome(entry.answer, self.predictions[key], cached=True)
         return found
 
     # -- the LLM tier ---------------------------------------------------------------------
@@ -243,12 +270,18 @@ class Cascade:
             )
             return {**parts[0], **parts[1]}
 
-        settled, reasons = self._match(ids, reply.output.items, reply)
-        if self.cache is not None and settled:
-            self.cache.put_many(
-                (self._text_cache_key(key), outcome.model_dump_json())
-                for key, outcome in settled.items()
-            )
+        answers, reasons = self._match(ids, reply.output.items, reply)
+        if self.cache is not None and answers:
+            shown = [*self._static_shown, *(example_digest(*example) for example in examples)]
+            entries = {
+                self._text_cache_key(key): _TextEntry(answer=answer, shown=shown).model_dump_json()
+                for key, answer in answers.items()
+            }
+            self.cache.put_many(entries.items(), lasting=True)
+        settled = {
+            key: llm_outcome(answer, self.predictions[key], cached=reply.cached)
+            for key, answer in answers.items()
+        }
         unsettled = [key for key in keys if key not in settled]
         if not unsettled:
             return settled
@@ -263,8 +296,8 @@ class Cascade:
 
     def _match(
         self, ids: dict[str, str], items: Sequence[Any], reply: LLMReply[Any]
-    ) -> tuple[dict[str, Outcome], dict[str, str]]:
-        return match_answers(ids, items, reply, self.taxonomy, self.predictions)
+    ) -> tuple[dict[str, LLMAnswer], dict[str, str]]:
+        return match_answers(ids, items, reply, self.taxonomy)
 
     def _unlabeled(self, keys: list[str], status: Status, reason: str) -> dict[str, Outcome]:
         return unlabeled_outcomes(keys, self.predictions, self.config.model, status, reason)

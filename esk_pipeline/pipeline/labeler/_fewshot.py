@@ -33,6 +33,12 @@ def estimate_tokens(text: str) -> int:
     return len(text) // _CHARS_PER_TOKEN + 1
 
 
+def example_digest(text: str, domain: str) -> str:
+    """A short digest of one labelled example, by its normalised text as the pool knows it (what
+    the per-text cache records as shown)."""
+    return question_hash([model_form(text), domain])[:16]
+
+
 class FewShotPool:
     """The labelled examples a request can show, and the choice among them.
 
@@ -61,8 +67,12 @@ class FewShotPool:
         self._by_domain = {d: np.flatnonzero(domains == d) for d in dict.fromkeys(domains)}
         self._matrix = local_model.transform([text for text, _ in self.examples])
         self._tokens = np.array([estimate_tokens(example_line(*ex)) for ex in self.examples])
-        # Part of every per-text cache key: another pool or budget is another question.
-        self.set_id = question_hash([dynamic, token_budget, sorted(pool.items())])[:16]
+        self._digests = frozenset(example_digest(*example) for example in self.examples)
+
+    def holds(self, digests: Iterable[str]) -> bool:
+        """Whether every example with these `example_digest`s is in the pool (the same normalised
+        text with the same domain)."""
+        return self._digests.issuperset(digests)
 
     def for_request(
         self, vectors: csr_matrix, predictions: Sequence[Prediction]

@@ -99,6 +99,6 @@ def example_line(text: str, domain: str) -> str:
 
 def question_hash(parts: Sequence[Any]) -> str:
     """sha256 (hex) over JSON-serialisable `parts`: what identifies a question in cache keys
-    and the few-shot set id."""
+    (and a few-shot example in the per-text cache's entries)."""
     raw = json.dumps(list(parts), ensure_ascii=False, sort_keys=True).encode("utf-8")
     return hashlib.sha256(raw).hexdigest()

@@ -132,8 +132,9 @@ class LabelerAgent:
             dynamic=self.config.use_dynamic_fewshot,
             token_budget=self.config.fewshot_token_budget,
         )
-        static = [] if self.config.use_dynamic_fewshot else self.fewshot.static(self.taxonomy.ids)
-        self._system_prompt = system_prompt(self.taxonomy, static)
+        dynamic = self.config.use_dynamic_fewshot
+        self._static_examples = [] if dynamic else self.fewshot.static(self.taxonomy.ids)
+        self._system_prompt = system_prompt(self.taxonomy, self._static_examples)
 
     # -- classification --------------------------------------------------------------
 
@@ -181,12 +182,15 @@ class LabelerAgent:
             cache=self._cache,
             system_prompt=self.system_prompt,
             fewshot=self.fewshot,
+            static_examples=self._static_examples,
             key_scope=self._text_key_scope(),
             answer_type=self._answer_type,
         )
 
     def _text_key_scope(self) -> list[str]:
-        """What a per-text cache key hashes besides the text: what else makes the question."""
+        """What a per-text cache key hashes besides the text: what else makes the question. Not
+        the few-shot pool nor the local model: both change with every human decision, and the
+        cascade checks the examples an answer was shown instead (see `_cascade`)."""
         if self._client is None:  # the local model alone uses no per-text cache
             return []
         return [
@@ -194,11 +198,7 @@ class LabelerAgent:
             self.config.model,
             endpoint_kind(self._client.endpoint),
             self._taxonomy_fingerprint,
-            self.fewshot.set_id,
             self.extra_instructions,
-            # An LLM label holds the local model's part (hints, agreement, the agreeing
-            # confidence): another local model over the same examples is another outcome.
-            self.local_model.fingerprint,
         ]
 
     def get_low_confidence_items(

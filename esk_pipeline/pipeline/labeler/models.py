@@ -2,7 +2,7 @@
 
 `LabelerConfig` says how to label (batch size, thresholds, cache, the LLM endpoint it inherits
 from `AgentEndpointConfig`). `ClassificationResult` is one row's label; `Outcome` is the same
-without the row, what one unique (normalised) text got, and is what the per-text cache stores.
+without the row, what one unique (normalised) text got.
 A result's `status` is "labeled", "failed" (never a label: `domain` is None) or "deferred"
 (the run budget ran out; the next run labels it). Its `tier` says who decided: the local model,
 the LLM, or a reviewer.

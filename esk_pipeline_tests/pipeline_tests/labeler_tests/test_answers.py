@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from pydantic_ai.models.test import TestModel
 
 from esk_pipeline.pipeline.labeler import ClassificationResult, LabelerAgent, results_to_frame
-from esk_pipeline.pipeline.labeler._answers import llm_outcome, token_confidences
+from esk_pipeline.pipeline.labeler._answers import LLMAnswer, llm_outcome, token_confidences
+from esk_pipeline.pipeline.labeler.models import Outcome
 from esk_pipeline.pipeline.labels import tier_of
-from esk_pipeline.pipeline.llm import LLMReply
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer
 
@@ -140,11 +139,20 @@ def test_token_confidence_counts_only_the_tokens_that_decide_the_domain() -> Non
 def test_an_llm_label_the_local_model_agrees_with_is_a_tier_of_its_own() -> None:
     """Agreement needs the token probability and the local model's top domain; its confidence
     is the geometric mean of the two probabilities, and the label row records the tier."""
-    reply = LLMReply(output=None, model="fake-model", cached=False)
     prediction = ("waste", 0.64, [("waste", 0.64), ("roads", 0.2)])
-    agreeing = llm_outcome(SimpleNamespace(domain="waste", confidence=0.5), 0.81, prediction, reply)
-    other = llm_outcome(SimpleNamespace(domain="roads", confidence=0.5), 0.81, prediction, reply)
-    untold = llm_outcome(SimpleNamespace(domain="waste", confidence=0.5), None, prediction, reply)
+
+    def outcome(domain: str, token_confidence: float | None) -> Outcome:
+        answer = LLMAnswer(
+            domain=domain,
+            self_confidence=0.5,
+            token_confidence=token_confidence,
+            model="fake-model",
+        )
+        return llm_outcome(answer, prediction, cached=False)
+
+    agreeing = outcome("waste", 0.81)
+    other = outcome("roads", 0.81)
+    untold = outcome("waste", None)
     assert agreeing.agrees_with_local and math.isclose(agreeing.confidence, 0.72)
     assert agreeing.llm_token_confidence == 0.81  # the LLM's own reading is kept
     assert not other.agrees_with_local and other.confidence == 0.81

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +16,19 @@ from esk_pipeline.pipeline.labeler import (
     PROMPT_VERSION,
     ClassificationResult,
     LabelerAgent,
+    LabelerConfig,
     label_dataframe_batched,
 )
 from esk_pipeline.pipeline.llm import LLMClient, ResponseCache, UsageMeter
+from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline_tests.fakes.openai_server import FakeOpenAIServer, batch_texts, request_text
 
 from .conftest import http_config, label_texts, make_config, server_answers
-from .scripted import TEXTS, Scripted
+from .scripted import TEXTS, TRUTH, Scripted
+
+_EXAMPLE_LINE = re.compile(r'^- (".*") -> (\w+)$', re.MULTILINE)
 
 
 def test_aclose_closes_the_cache_and_the_agent_stays_usable(
@@ -168,3 +175,146 @@ def test_a_cached_label_follows_the_local_model_it_was_made_with(
     label_texts(agent, TEXTS)
     cold = relabelled(tmp_path / "cold")
     assert [r.top_candidates for r in relabelled(warm)] == [r.top_candidates for r in cold]
+
+
+# -- the per-text cache across human decisions -------------------------------------------
+
+
+def _asked(server: FakeOpenAIServer, since: int = 0) -> list[str]:
+    """The texts the server was asked about, from request `since` on, sorted."""
+    return sorted(t for r in server.requests[since:] for t in batch_texts(request_text(r)).values())
+
+
+def _shown(request: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (text, domain) few-shot examples a labeler request showed."""
+    return {
+        (json.loads(text), domain) for text, domain in _EXAMPLE_LINE.findall(request_text(request))
+    }
+
+
+def _edit_cache(config: LabelerConfig, *statements: str) -> None:
+    """Run SQL `statements` on the labeler's cache file, as time or an older version would."""
+    conn = sqlite3.connect(config.cache_dir / CACHE_FILE_NAME)
+    with conn:
+        for statement in statements:
+            conn.execute(statement)
+    conn.close()
+
+
+def test_a_new_decision_sends_no_request_for_texts_already_answered(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """A verified label added since (so shown to no earlier request) undoes no answer, though
+    it changes the few-shot pool and retrains the local model."""
+    with FakeOpenAIServer(server_answers) as server:
+        config = http_config(tmp_path, server, use_cache=True, batch_size=2)
+        label_texts(LabelerAgent(config, taxonomy), TEXTS)
+        first_run = server.request_count
+        decided = [("вывезли не весь мусор с площадки", "waste")]
+        again = label_texts(LabelerAgent(config, taxonomy, verified=decided), TEXTS)
+    assert first_run == len(TEXTS) // 2
+    assert server.request_count == first_run
+    assert all(r.cached for r in again)
+    assert [r.domain for r in again] == [TRUTH[t] for t in TEXTS]
+
+
+def test_relabelling_an_example_a_text_was_shown_asks_that_text_again(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """Only a changed domain changes the premise: the same example verified in another spelling
+    (the same normalised text, which replaces it in the pool) with its domain asks nothing."""
+    with FakeOpenAIServer(server_answers) as server:
+        config = http_config(tmp_path, server, use_cache=True, batch_size=2)
+        label_texts(LabelerAgent(config, taxonomy), TEXTS)
+        first = list(server.requests)
+        # The example shown to the fewest requests, so some texts were not shown it.
+        shown = [_shown(r) for r in first]
+        example = min(set.union(*shown), key=lambda ex: sum(ex in s for s in shown))
+        premise_changed = sorted(
+            t
+            for r, s in zip(first, shown, strict=True)
+            if example in s
+            for t in batch_texts(request_text(r)).values()
+        )
+        respelt = (f"  {example[0].upper()} ", example[1])
+        label_texts(LabelerAgent(config, taxonomy, verified=[respelt]), TEXTS)
+        assert server.request_count == len(first)
+        relabelled = (example[0], next(d for d in taxonomy.ids if d != example[1]))
+        again = label_texts(LabelerAgent(config, taxonomy, verified=[relabelled]), TEXTS)
+    assert 0 < len(premise_changed) < len(TEXTS)
+    assert _asked(server, len(first)) == premise_changed
+    assert sorted(r.text for r in again if not r.cached) == premise_changed
+
+
+def test_a_cache_hit_meets_todays_local_model_as_a_fresh_answer_does(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """New decisions retrain the local model: a hit's hints and agreement are rebuilt from
+    today's prediction, exactly as a fresh answer's (the same reply) are, with no request."""
+    texts = TEXTS[4:]
+    decided = [(f"{text} {suffix}", TRUTH[text]) for text in texts for suffix in ("снова", "ещё")]
+    with FakeOpenAIServer(server_answers) as server:
+        warm = http_config(tmp_path, server, use_cache=True, cache_dir=tmp_path / "warm")
+        before = label_texts(LabelerAgent(warm, taxonomy), texts)
+        first_run = server.request_count
+        hits = label_texts(LabelerAgent(warm, taxonomy, verified=decided), texts)
+        assert server.request_count == first_run
+        cold = http_config(tmp_path, server, use_cache=True, cache_dir=tmp_path / "cold")
+        fresh = label_texts(LabelerAgent(cold, taxonomy, verified=decided), texts)
+    assert all(r.cached for r in hits) and not any(r.cached for r in fresh)
+    assert [r.model_dump(exclude={"cached"}) for r in hits] == [
+        r.model_dump(exclude={"cached"}) for r in fresh
+    ]
+    # The decisions did move the local model's part: agreement and hints changed.
+    assert [r.agrees_with_local for r in hits] != [r.agrees_with_local for r in before]
+    assert [r.top_candidates for r in hits] != [r.top_candidates for r in before]
+
+
+def test_a_per_text_answer_older_than_the_ttl_is_still_a_hit(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    with FakeOpenAIServer(server_answers) as server:
+        config = http_config(tmp_path, server, use_cache=True, cache_ttl_hours=24)
+        label_texts(LabelerAgent(config, taxonomy), TEXTS)
+        first_run = server.request_count
+        _edit_cache(config, "UPDATE responses SET created_at = created_at - 2 * 86400")
+        again = label_texts(LabelerAgent(config, taxonomy), TEXTS)
+    assert server.request_count == first_run
+    assert all(r.cached for r in again)
+
+
+def test_a_per_text_entry_without_recorded_examples_is_a_miss(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """An entry of the older format (a whole outcome) says nothing of what it was shown."""
+    with FakeOpenAIServer(server_answers) as server:
+        config = http_config(tmp_path, server, use_cache=True)
+        label_texts(LabelerAgent(config, taxonomy), TEXTS[:2])
+        old_format = (
+            '{"domain": "roads", "confidence": 0.9, "top_candidates": [], "label_source":'
+            ' "fake-model", "model": "fake-model", "tier": "llm", "status": "labeled"}'
+        )
+        _edit_cache(
+            config,
+            f"UPDATE responses SET value = '{old_format}' WHERE key LIKE 'labeler:text:%'",
+            "DELETE FROM responses WHERE key NOT LIKE 'labeler:text:%'",  # the batch prompts'
+        )
+        again = label_texts(LabelerAgent(config, taxonomy), TEXTS[:2])
+    assert _asked(server) == sorted(TEXTS[:2] * 2)
+    assert [r.domain for r in again] == [TRUTH[t] for t in TEXTS[:2]]
+
+
+def test_with_static_fewshot_the_system_prompts_examples_are_what_a_text_was_shown(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    with FakeOpenAIServer(server_answers) as server:
+        config = http_config(tmp_path, server, use_cache=True, use_dynamic_fewshot=False)
+        label_texts(LabelerAgent(config, taxonomy), TEXTS)
+        first_run = server.request_count
+        decided = [("вывезли не весь мусор с площадки", "waste")]
+        label_texts(LabelerAgent(config, taxonomy, verified=decided), TEXTS)
+        assert server.request_count == first_run
+        text, domain = LabelerAgent(config, taxonomy).fewshot.static(taxonomy.ids)[0]
+        relabelled = [*decided, (text, next(d for d in taxonomy.ids if d != domain))]
+        label_texts(LabelerAgent(config, taxonomy, verified=relabelled), TEXTS)
+    assert _asked(server, first_run) == sorted(TEXTS)  # every request showed it
