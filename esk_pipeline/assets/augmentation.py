@@ -16,7 +16,9 @@ from esk_pipeline.assets.metadata import (
     table_metadata,
 )
 from esk_pipeline.pipeline.augment import BalancePlan, SourceTally
+from esk_pipeline.pipeline.splits import drawn_for_eval
 from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
+from esk_pipeline.resources.stores import DatasetStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 
 
@@ -34,8 +36,11 @@ def synthetic_samples(
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
     augmenter: AugmenterResource,
+    dataset_store: DatasetStoreResource,
 ) -> Output:
-    """Paraphrases of trusted texts for the domains that need them most."""
+    """Paraphrases of trusted texts for the domains that need them most: what train will hold
+    is balanced, so the human labels the splits will draw for eval are neither counted nor
+    paraphrased (such samples could only be dropped beside their eval source)."""
     taxonomy = taxonomy_file.load()
     judge = labeler.build(
         taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"], strict=False)
@@ -45,7 +50,14 @@ def synthetic_samples(
     # for the duplicate checks. The history's rows are never held together.
     tally = SourceTally(taxonomy, agent.config)
     for name in sorted(trusted_labels):
-        tally.add(_trusted_rows(trusted_labels, name))
+        rows = _trusted_rows(trusted_labels, name)
+        tally.add(
+            rows[
+                ~drawn_for_eval(
+                    rows, seed=dataset_store.seed, eval_fraction=dataset_store.eval_fraction
+                )
+            ]
+        )
     texts = (
         text
         for name in sorted(trusted_labels)
@@ -88,6 +100,8 @@ _SOURCE_COLUMNS = (
     "status",
     "label_source",
     "label_origin",
+    "review_reason",
+    "verdict_reason",
 )
 
 

@@ -25,9 +25,9 @@ schema), except a reply that settled nothing (asking again must reach the server
 result cache lets a re-run send zero requests for texts already answered, even when its batches
 come out composed differently or human decisions were added since:
 
-- Its key is the question asked about the text: `key_scope` (prompt version, model, endpoint
-  kind, taxonomy fingerprint, extra instructions) and the normalised text. Not the few-shot pool
-  nor the local model, which both change with every decision.
+- Its key is the question asked about the text: `key_scope` (prompt version, model, endpoint,
+  output mode, logprobs, taxonomy fingerprint, extra instructions) and the normalised text.
+  Not the few-shot pool nor the local model, which both change with every decision.
 - An entry holds the LLM's own answer (`LLMAnswer`) and digests of the few-shot examples its
   request showed (static and dynamic). It counts only while each of them (by normalised text)
   is still in the pool with the same domain: a removed or relabelled example changed the
