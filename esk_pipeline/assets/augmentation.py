@@ -1,6 +1,7 @@
 """Synthetic samples that balance rare domains (train only, quality-controlled)."""
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator, Mapping
 
 import pandas as pd
@@ -16,7 +17,9 @@ from esk_pipeline.assets.metadata import (
     table_metadata,
 )
 from esk_pipeline.pipeline.augment import BalancePlan, SourceTally
+from esk_pipeline.pipeline.splits import drawn_for_eval
 from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
+from esk_pipeline.resources.stores import DatasetStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 
 
@@ -34,8 +37,11 @@ def synthetic_samples(
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
     augmenter: AugmenterResource,
+    dataset_store: DatasetStoreResource,
 ) -> Output:
-    """Paraphrases of trusted texts for the domains that need them most."""
+    """Paraphrases of trusted texts for the domains that need them most: what train will hold
+    is balanced, so the human labels the splits will draw for eval are neither counted nor
+    paraphrased (such samples could only be dropped beside their eval source)."""
     taxonomy = taxonomy_file.load()
     judge = labeler.build(
         taxonomy, verified=zip(verified_labels["text"], verified_labels["domain"], strict=False)
@@ -44,8 +50,21 @@ def synthetic_samples(
     # A part at a time, twice: the plan's counts and best sources, then every trusted text
     # for the duplicate checks. The history's rows are never held together.
     tally = SourceTally(taxonomy, agent.config)
+    real: Counter[str] = Counter()
+    drawn_rows = []  # audited human labels only: small beside the history
     for name in sorted(trusted_labels):
-        tally.add(_trusted_rows(trusted_labels, name))
+        rows = _trusted_rows(trusted_labels, name)
+        real.update(rows["domain"].dropna())
+        drawn = drawn_for_eval(
+            rows, seed=dataset_store.seed, eval_fraction=dataset_store.eval_fraction
+        )
+        tally.add(rows[~drawn])
+        drawn_rows.append(rows[drawn])
+    # A small domain puts no record in eval (`small_domain_policy` train_only, or it is
+    # dropped whole): its drawn rows stay sources.
+    small = {d for d, n in real.items() if n < dataset_store.min_samples_per_domain}
+    for rows in drawn_rows:
+        tally.add(rows[rows["domain"].isin(small)])
     texts = (
         text
         for name in sorted(trusted_labels)
@@ -88,6 +107,8 @@ _SOURCE_COLUMNS = (
     "status",
     "label_source",
     "label_origin",
+    "review_reason",
+    "verdict_reason",
 )
 
 

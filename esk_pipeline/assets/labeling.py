@@ -48,6 +48,7 @@ from esk_pipeline.assets.metadata import (
     table_metadata,
 )
 from esk_pipeline.assets.progress import step_progress
+from esk_pipeline.pipeline.label_contract import LabelOrigin
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
 from esk_pipeline.pipeline.labeler.snapshot import TrainingSnapshot, labelling_fingerprint
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
@@ -228,8 +229,12 @@ class _DayLabeler:
         report.usage = {k: v - self.usage_before.get(k, 0) for k, v in usage.items()}
         self.usage_before = usage
         self.tally.add(frame)
-        if self.reuse is not None and not (report.failed or report.deferred):
-            # Only a day with nothing left to label can be kept by a later run.
+        # Only a day with nothing left to label can be kept by a later run: no failed or
+        # deferred row, and no fallback model's answer standing in while the model was down.
+        stand_ins = (frame["label_origin"] == LabelOrigin.LLM.value) & (
+            frame["label_source"] != agent.config.model
+        )
+        if self.reuse is not None and not (report.failed or report.deferred or stand_ins.any()):
             frame.attrs[MADE_FROM] = self.reuse.made_from[key]
         self.context.add_asset_metadata(
             _day_metadata(agent, frame, report)

@@ -52,7 +52,8 @@ def snapshot_refit(
 @dataclass
 class StoredDays:
     """Which stored labels days can be kept: those made from the same cleaned texts file by
-    the same labelling model, with nothing left to label (no deferred or failed row)."""
+    the same labelling model, with nothing left to label (no deferred or failed row, no
+    fallback model's answer)."""
 
     files: ParquetJsonIOManager
     made_from: dict[str, dict[str, str]]
@@ -72,9 +73,9 @@ class StoredDays:
         made = attrs.get(MADE_FROM) or {}
         if made == wanted:
             return KeptDay(rows), f"reused (model {wanted['labelling_model']})"
+        if not made:  # a day with rows left to label records nothing
+            return None, "relabelled: it had deferred, failed or fallback-answered rows"
         if made.get("cleaned_texts") != wanted["cleaned_texts"]:
             return None, "relabelled: its cleaned texts changed"
-        if made.get("labelling_model") != wanted["labelling_model"]:
-            why = f"model refit ({self.refit.reason})" if self.refit.reason else "model changed"
-            return None, f"relabelled: {why}"
-        return None, "relabelled: it had deferred or failed rows"
+        why = f"model refit ({self.refit.reason})" if self.refit.reason else "model changed"
+        return None, f"relabelled: {why}"

@@ -19,7 +19,11 @@ from esk_pipeline.assets.frame_types import QueueFrame, TrustedLabelParts
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.review import ReviewReason
-from esk_pipeline.pipeline.review.planning import audit_hand_out_share, plan_review
+from esk_pipeline.pipeline.review.planning import (
+    audit_hand_out_share,
+    audit_order_by_confidence,
+    plan_review,
+)
 from esk_pipeline.pipeline.trust import TrustReport
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
@@ -61,6 +65,7 @@ def review_queue(
             progress=progress,
             held=store.item_ids(),
             new_items=store.config.max_queue_size,
+            audit_by_confidence=audit_order_by_confidence(label_trust.calibration),
         )
         report = store.add_items(
             plan.rows, withdraw_others=True, left_out=plan.left_out, progress=progress

@@ -142,6 +142,8 @@ TRUSTED_LABEL_ROW: Mapping[str, Column] = {
     "trusted": Column("bool", nullable=False),
     "verdict": Column("string", Verdict, nullable=False),
     "verdict_reason": Column("string", VerdictReason, nullable=False),
+    # The splits draw eval from audited human labels; the augmenter skips those sources.
+    "review_reason": Column("string", description="why a person reviewed it (human labels)"),
 }
 # review_queue: the rows sent to the review queue this run (those it held, the most urgent new).
 QUEUE_ROW: Mapping[str, Column] = {

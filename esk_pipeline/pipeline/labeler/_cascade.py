@@ -25,9 +25,9 @@ schema), except a reply that settled nothing (asking again must reach the server
 result cache lets a re-run send zero requests for texts already answered, even when its batches
 come out composed differently or human decisions were added since:
 
-- Its key is the question asked about the text: `key_scope` (prompt version, model, endpoint
-  kind, taxonomy fingerprint, extra instructions) and the normalised text. Not the few-shot pool
-  nor the local model, which both change with every decision.
+- Its key is the question asked about the text: `key_scope` (prompt version, model, endpoint,
+  output mode, logprobs, taxonomy fingerprint, extra instructions) and the normalised text.
+  Not the few-shot pool nor the local model, which both change with every decision.
 - An entry holds the LLM's own answer (`LLMAnswer`) and digests of the few-shot examples its
   request showed (static and dynamic). It counts only while each of them (by normalised text)
   is still in the pool with the same domain: a removed or relabelled example changed the
@@ -37,8 +37,9 @@ come out composed differently or human decisions were added since:
 - A hit's label is rebuilt by `llm_outcome` against the local model's current prediction, as a
   fresh answer's is, so its hints and agreement are today's.
 - Entries are written after each request (a crash loses at most the batches in flight) and are
-  lasting (no TTL: the check above, not age, says when one is stale). An entry of another
-  format (no recorded examples) is a miss.
+  lasting (no TTL: the check above, not age, says when one is stale), except the fallback
+  model's, which expire with the TTL so the model is asked again once it is back. An entry of
+  another format (no recorded examples) is a miss.
 """
 
 from __future__ import annotations
@@ -277,7 +278,8 @@ class Cascade:
                 self._text_cache_key(key): _TextEntry(answer=answer, shown=shown).model_dump_json()
                 for key, answer in answers.items()
             }
-            self.cache.put_many(entries.items(), lasting=True)
+            # A fallback's answer stands in while the model is down: it expires with the TTL.
+            self.cache.put_many(entries.items(), lasting=reply.model == self.config.model)
         settled = {
             key: llm_outcome(answer, self.predictions[key], cached=reply.cached)
             for key, answer in answers.items()

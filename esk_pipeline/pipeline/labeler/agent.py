@@ -193,10 +193,15 @@ class LabelerAgent:
         cascade checks the examples an answer was shown instead (see `_cascade`)."""
         if self._client is None:  # the local model alone uses no per-text cache
             return []
+        # The endpoint as the client's batch cache knows it: an answer lasts, so one from
+        # another server, output mode or without logprobs must not stand for this one's.
         return [
             PROMPT_VERSION,
             self.config.model,
             endpoint_kind(self._client.endpoint),
+            self._client.endpoint.api_base or "",
+            self._client.output_mode,
+            str(self.config.token_logprobs),
             self._taxonomy_fingerprint,
             self.extra_instructions,
         ]

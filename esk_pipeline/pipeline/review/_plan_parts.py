@@ -11,7 +11,8 @@ text the store already holds, the best `_order._MAX_SCORED` candidates by the ch
 (the ones `review_priority` scores further: their order depends on each other's texts), the
 `new_items` most urgent other candidates by `queue_batch`'s order on the cheap factors (a
 scored candidate only gains, so no other can overtake them), and the `new_items` first audit
-texts by row id (an audit text's place falls with its row id). Their text and model fields are
+texts in the audit's order (`audit_order`: highest confidence first, or by row id hash; an
+audit text's place falls with it). Their text and model fields are
 read at the end, from the parts that hold them (`heavy_columns`). With no bound, every queued
 text is kept.
 """
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.labels import long_enough
+from esk_pipeline.pipeline.parts import row_hashes
 from esk_pipeline.pipeline.review import _order
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
@@ -102,6 +104,19 @@ def queued(rows: pd.DataFrame) -> pd.DataFrame:
     return waiting.assign(audit=waiting["verdict_reason"].isin(AUDIT_REASONS).to_numpy())
 
 
+def audit_order(audit: pd.DataFrame, by_confidence: bool) -> pd.DataFrame:
+    """Audit rows with their order's keys (sort by `ORDER`): `rank`, minus the confidence
+    `by_confidence` (else 0), then `tie`, the row id's hash (`trust._audit` says why)."""
+    confidence = pd.to_numeric(audit["confidence"], errors="coerce").fillna(0.0)
+    return audit.assign(
+        rank=-confidence.to_numpy(dtype=float) if by_confidence else 0.0,
+        tie=row_hashes(audit["row_id"].astype(str)),
+    )
+
+
+ORDER = ["rank", "tie", "row_id"]
+
+
 def key_hashes(keys: pd.Series) -> np.ndarray:
     """Identity keys as 64-bit hashes: counted over every label without holding the strings."""
     return pd.util.hash_pandas_object(keys.fillna(""), index=False).to_numpy(dtype=np.uint64)
@@ -149,6 +164,7 @@ class Selection:
     precision_target: float
     held: set[str]
     new_items: int | None
+    audit_by_confidence: bool
     candidates: pd.DataFrame = field(default_factory=pd.DataFrame)
     audit: pd.DataFrame = field(default_factory=pd.DataFrame)
     gains: list[np.ndarray] = field(default_factory=list)  # every candidate's cheap gain
@@ -156,9 +172,7 @@ class Selection:
     by_reason: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # For each held row id: the other audit texts before it by row id (its place).
-        self._held = np.sort(np.asarray(list(self.held), dtype=str))
-        self._new_audit_before = np.zeros(len(self._held), dtype=np.int64)
+        self._new_audit: list[pd.DataFrame] = []  # every new audit text's order keys
 
     def add(self, name: str, queued: pd.DataFrame) -> None:
         """One part's `review-queued` summary."""
@@ -181,15 +195,13 @@ class Selection:
         self.gains.append(gain)
         candidates = candidates.assign(seq=np.arange(seen, seen + len(candidates)), gain=gain)
         self.candidates = self._bounded(pd.concat([self.candidates, candidates]))
-        audit = queued[in_audit]
-        new = np.sort(audit.loc[~audit["held"].to_numpy(dtype=bool), "row_id"].to_numpy(dtype=str))
-        self._new_audit_before += np.searchsorted(new, self._held)
-        pool = pd.concat([self.audit, audit])
+        audit = audit_order(queued[in_audit], self.audit_by_confidence)
+        self._new_audit.append(audit.loc[~audit["held"].to_numpy(dtype=bool), ["rank", "tie"]])
+        pool = pd.concat([self.audit, audit]).sort_values(ORDER, kind="stable")
         if self.new_items is not None:
             fresh = ~pool["held"].to_numpy(dtype=bool)
-            first = np.argsort(pool["row_id"].to_numpy(dtype=str), kind="stable")
             keep = ~fresh
-            keep[first[fresh[first]][: self.new_items]] = True
+            keep[np.flatnonzero(fresh)[: self.new_items]] = True
             pool = pool[keep]
         self.audit = pool
 
@@ -203,20 +215,44 @@ class Selection:
         return pool[keep]
 
     def audit_places(self) -> tuple[pd.DataFrame, np.ndarray]:
-        """The kept audit texts by row id, and each one's place among all audit texts by row
-        id: every new audit text before a kept new one is kept; one that is held may come
-        after new ones that were not."""
+        """The kept audit texts in the audit's order (`audit_order`), and each one's place
+        among all audit texts: every new audit text before a kept new one is kept; one that is
+        held may come after new ones that were not."""
         if not len(self.audit):
             return self.audit, np.zeros(0, dtype=np.int64)
-        audit = self.audit.sort_values("row_id", kind="stable")
+        audit = self.audit.sort_values(ORDER, kind="stable")
         places = np.arange(len(audit))
         if self.new_items is not None:
             fresh = ~audit["held"].to_numpy(dtype=bool)
             kept_new_before = np.cumsum(fresh) - fresh
-            ids = audit["row_id"].to_numpy(dtype=str)
-            at = np.searchsorted(self._held, ids[~fresh])
-            places[~fresh] += self._new_audit_before[at] - kept_new_before[~fresh]
+            held = audit[~fresh]
+            new_before = _NewAudit(self._new_audit).before(
+                held["rank"].to_numpy(dtype=float), held["tie"].to_numpy(dtype=np.uint64)
+            )
+            places[~fresh] += new_before - kept_new_before[~fresh]
         return audit, places
+
+
+class _NewAudit:
+    """The order keys of every new audit text, sorted. Ties on both keys are for equal row
+    id hashes only, which `ORDER`'s row id breaks: never in practice."""
+
+    def __init__(self, frames: list[pd.DataFrame]):
+        keys = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        ranks = keys.get("rank", pd.Series(dtype=float)).to_numpy(dtype=float)
+        ties = keys.get("tie", pd.Series(dtype=np.uint64)).to_numpy(dtype=np.uint64)
+        order = np.lexsort((ties, ranks))
+        self.ranks, self.ties = ranks[order], ties[order]
+
+    def before(self, ranks: np.ndarray, ties: np.ndarray) -> np.ndarray:
+        """How many of them come before each (rank, tie)."""
+        low = np.searchsorted(self.ranks, ranks, side="left")
+        high = np.searchsorted(self.ranks, ranks, side="right")
+        within = [
+            np.searchsorted(self.ties[a:b], np.uint64(t))
+            for a, b, t in zip(low, high, ties, strict=True)
+        ]
+        return low + np.asarray(within, dtype=np.int64)
 
 
 def _most_urgent(pool: pd.DataFrame, n: int) -> np.ndarray:

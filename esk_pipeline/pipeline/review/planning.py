@@ -10,7 +10,9 @@ verdict "queued", and the audit texts trusted meanwhile), in two streams:
 - the audit: texts the trust assessment drew uniformly at random (verdict reasons "audit"
   and "audit_accepted"),
   interleaved so that about `audit_review_share` of hand-outs are audit items while any wait.
-  Their decisions calibrate every tier and estimate each version's accuracy.
+  Their decisions calibrate every tier and estimate each version's accuracy. While no tier
+  accepts anything the audit comes highest confidence first, then by row id hash
+  (`audit_order_by_confidence`; `trust._audit` says why and how the calibration stays honest).
 
 How much of the reviewers' time the audit gets (`audit_hand_out_share`) follows what the
 calibration still needs. Before the audit has decided anything it gets every hand-out: no label
@@ -34,6 +36,7 @@ keeps only the queued texts that can reach the review store, whose text it reads
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -54,7 +57,13 @@ from esk_pipeline.pipeline.review._plan_parts import (
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.calibration import Calibration
 
-__all__ = ["AuditShare", "ReviewPlan", "audit_hand_out_share", "plan_review"]
+__all__ = [
+    "AuditShare",
+    "ReviewPlan",
+    "audit_hand_out_share",
+    "audit_order_by_confidence",
+    "plan_review",
+]
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,14 @@ def audit_hand_out_share(
         return AuditShare(first=1.0, items=None, then=1.0)
     return AuditShare(
         first=prioritised, items=calibration.audit_still_needed(), then=min(prioritised, settled)
+    )
+
+
+def audit_order_by_confidence(calibration: Calibration) -> bool:
+    """Whether the audit goes highest confidence first: while no tier accepts anything."""
+    return not any(
+        tier.threshold is not None or any(math.isfinite(t) for t in tier.domain_thresholds.values())
+        for tier in calibration.tiers.values()
     )
 
 
@@ -103,6 +120,7 @@ def plan_review(
     progress: ProgressReporter = SILENT,
     held: Collection[str] = (),
     new_items: int | None = None,
+    audit_by_confidence: bool = False,
 ) -> ReviewPlan:
     """The label rows that wait for a decision (`in_review_queue`), with `review_reason` and
     `review_gain` (higher first); the audit gets `audit_review_share` of the hand-outs (one
@@ -112,7 +130,9 @@ def plan_review(
     With `new_items` (the store's `max_queue_size`), the plan keeps only the rows that can
     reach the store: those in `held` (row ids the store holds) and the `new_items` most urgent
     others by `ReviewDataset.add_items`' order; the gains of the rows kept are those of the
-    whole plan, and the rest are counted in `ReviewPlan.left_out`."""
+    whole plan, and the rest are counted in `ReviewPlan.left_out`. The audit comes highest
+    confidence first with `audit_by_confidence` (`audit_order_by_confidence`), else by row id
+    hash."""
     parts = {"": labels} if isinstance(labels, pd.DataFrame) else labels
     held = set(held)
 
@@ -124,7 +144,7 @@ def plan_review(
             yield key_table(rows)
 
     counts = Counts.of(key_tables())
-    selection = Selection(counts, precision_target, held, new_items)
+    selection = Selection(counts, precision_target, held, new_items, audit_by_confidence)
     for name in parts:
         selection.add(name, queued(summary(parts, name)))
     audit, places = selection.audit_places()

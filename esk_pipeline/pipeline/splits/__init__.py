@@ -24,7 +24,8 @@ items in one part):
 4. [_grouping] Eval by a stable hash: a group of settled human labels holding an audited text
    (`review_reason` "audit"; any human group without a `review_reason` column) goes to eval
    when a seeded hash of its identity key falls below `eval_fraction`. A record's split thus
-   never moves when other groups arrive. A short eval is reported with the reviews still
+   never moves when other groups arrive, and `drawn_for_eval` tells the augmenter beforehand
+   which sources' paraphrases eval would drop. A short eval is reported with the reviews still
    needed (`DatasetStats.eval_shortfall`), never filled with model labels.
 5. [_balance, _plan] Small domains (fewer real samples than `min_samples_per_domain`) are
    reported and, per `small_domain_policy`, dropped or kept in train only.
@@ -45,6 +46,7 @@ items in one part):
    `load_dataset(d)` which reads the card's `configs:` and keeps the split names train/eval.
 """
 
+from esk_pipeline.pipeline.splits._grouping import drawn_for_eval
 from esk_pipeline.pipeline.splits.card import record_counts, trust_summary, waiting_for_review
 from esk_pipeline.pipeline.splits.models import (
     RECORD_COLUMNS,
@@ -66,6 +68,7 @@ __all__ = [
     "DatasetStats",
     "LeakageReport",
     "WrittenSplits",
+    "drawn_for_eval",
     "record_counts",
     "trust_summary",
     "waiting_for_review",

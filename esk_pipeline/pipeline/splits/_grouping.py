@@ -22,6 +22,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from esk_pipeline.pipeline.ids import row_ids, stable_rank
+from esk_pipeline.pipeline.label_contract import VerdictReason
+from esk_pipeline.pipeline.labels import is_human
 from esk_pipeline.pipeline.text import identity_key_series
 
 _HASH_SPACE = float(2**63)  # stable_rank's values lie in [0, 2**63)
@@ -52,6 +54,26 @@ def group_names(keys: pd.Series) -> pd.Series:
 def key_hashes(keys: pd.Series) -> np.ndarray:
     """uint64 hashes of keys, for membership tests against the eval set."""
     return pd.util.hash_array(keys.to_numpy(dtype=object))
+
+
+def _drawn(keys: pd.Series, seed: int, eval_fraction: float) -> np.ndarray:
+    """Whether each key's seeded hash falls below `eval_fraction` (the eval draw)."""
+    return stable_rank(keys, seed) < eval_fraction * _HASH_SPACE
+
+
+def drawn_for_eval(labels: pd.DataFrame, *, seed: int, eval_fraction: float) -> pd.Series:
+    """Label rows (`row_id`, `text`, `label_origin`; optional `identity_key`, `review_reason`,
+    `verdict_reason`) that go to eval with their group when the splits are written: settled
+    human labels (not doubted), audited where the rows say why texts were reviewed, whose own
+    identity key is drawn. Known before the splits: what is paraphrased from these only ever
+    reaches eval's group, so it is dropped. (A record not drawn itself can still go to eval
+    with a drawn member of its group.)"""
+    chosen = is_human(labels["label_origin"])
+    if "verdict_reason" in labels:
+        chosen &= labels["verdict_reason"] != VerdictReason.DOUBTED_HUMAN.value
+    if "review_reason" in labels and labels["review_reason"].notna().any():
+        chosen &= labels["review_reason"] == "audit"
+    return chosen & _drawn(group_keys(labels), seed, eval_fraction)
 
 
 def eval_eligible(frame: pd.DataFrame) -> pd.Series:
@@ -109,6 +131,5 @@ def eval_mask(
         audited = real & (frame["review_reason"] == "audit")
         ok &= audited.groupby(comp).transform("any")
     ok &= real.groupby(comp).transform("any")
-    draw = pd.Series(stable_rank(keys, seed), index=frame.index).where(real)
-    drawn = draw.groupby(comp).transform("min") < eval_fraction * _HASH_SPACE
-    return ok & drawn
+    drawn = pd.Series(_drawn(keys, seed, eval_fraction), index=frame.index) & real
+    return ok & drawn.groupby(comp).transform("any")

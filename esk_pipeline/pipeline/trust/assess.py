@@ -4,9 +4,10 @@
 (`labels.resolve_labels`), then measures:
 
 1. out-of-fold scores of the local model for every human-labelled text (`_out_of_fold`);
-2. each tier's calibration on the audited texts (`calibration`): the local tier from the
-   out-of-fold scores, an LLM tier (plain or agreeing with the local model, by the label
-   row's `tier`) from the label its reviewers were shown;
+2. each tier's calibration on the audited texts, answering for the audit texts not decided
+   yet too (`calibration`, `_days.open_audit_labels`): the local tier from the out-of-fold
+   scores, an LLM tier (plain or agreeing with the local model, by the label row's `tier`)
+   from the label its reviewers were shown;
 3. each reviewer's reliability and each decision's probability of being right (`reviewers`),
    with the model's prediction as one more voter;
 4. possible errors among single-reviewer decisions (`_label_errors`).
@@ -49,7 +50,7 @@ from esk_pipeline.pipeline.parts import FrameParts, MemoryPartStore, PartRecord,
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust._audit import audit_mask
-from esk_pipeline.pipeline.trust._days import DayIndex, index_day, known_day
+from esk_pipeline.pipeline.trust._days import DayIndex, index_day, known_day, open_audit_labels
 from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
 from esk_pipeline.pipeline.trust._parts import apply_trust, hashes
@@ -162,7 +163,7 @@ def assess_label_days(
     wanted = set(decisions["row_id"]) | set(votes["item_id"])
     store = MemoryPartStore() if store is None else store
     previous = previous or {}
-    evidence, model_tiers, index = _evidence(days, wanted, store, previous)
+    evidence, model_tiers, index = _evidence(days, wanted, store, previous, config.audit_share)
     # Audit texts whose decision waits for a second reviewer count with their first vote: left
     # out, the audit would keep the model's easy successes and lose its failures for a while.
     waiting = _waiting_audit_items(evidence, decisions, votes, config.audit_share)
@@ -182,7 +183,15 @@ def assess_label_days(
         _propagation_audit(evidence, decisions, audited),
     ]
     audit = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
-    calibration = fit_calibration(audit, config.precision_target)
+    undecided = open_audit_labels(index, hashes(pool["row_id"]))
+    # Every audit text below the smallest undecided row hash is decided: a uniform sample.
+    below = undecided["row"].min() if len(undecided) else np.iinfo(np.uint64).max
+    calibration = fit_calibration(
+        audit,
+        config.precision_target,
+        undecided=undecided,
+        complete=hashes(audit["row_id"]) < np.uint64(below),
+    )
     reliability, posteriors = estimate_reliability(
         votes, len(taxonomy.ids), model_votes=_model_votes(decisions, calibration, evidence)
     )
@@ -228,6 +237,7 @@ def _evidence(
     wanted: set[str],
     store: PartStore,
     previous: Mapping[str, PartRecord],
+    audit_share: float,
 ) -> tuple[pd.DataFrame, set, dict[str, DayIndex]]:
     """The label rows of the texts in `wanted` (decided or voted on), oldest day first, the
     tiers that labelled anything, and each day's index (`_days.index_day`). A day whose index
@@ -238,10 +248,10 @@ def _evidence(
     wanted_rows = hashes(pd.Series(sorted(wanted), dtype=object))
     for key in sorted(days):
         frame = None
-        day = known_day(store, previous.get(key), fingerprint(key))
+        day = known_day(store, previous.get(key), fingerprint(key), audit_share)
         if day is None:
             frame = days[key]
-            day = index_day(frame, fingerprint(key))
+            day = index_day(frame, fingerprint(key), audit_share)
         index[key] = day
         tiers.update(day.tiers)
         if np.isin(day.rows, wanted_rows).any():

@@ -28,6 +28,12 @@ domain that tier gave, and the human decision (`truth`). Per tier this fits
 
 A tier with no audit accepts nothing: its labels need review, whatever the model says about
 itself. That is the point: confidence is the model's claim, the audit is the evidence.
+
+The thresholds assume the audited labels are a uniform sample. People work the audit highest
+confidence first until a tier accepts something (`_audit`), so its decided part is not one;
+the thresholds are then fitted on two samples that are, and the lower one kept (see
+`fit_calibration`): the whole audit with each undecided label counted as wrong, and the part of
+it that is decided to its last text.
 """
 
 from __future__ import annotations
@@ -72,7 +78,9 @@ def acceptance_rule(precision_target: float) -> str:
         f"A tier's machine labels are accepted from the lowest confidence at which its audited "
         f"labels at or above it are at least {precision_target:.0%} right with "
         f"{ASSURANCE:.0%} probability (Beta posterior, at least {MIN_ACCEPT_AUDIT} audited "
-        f"labels). That threshold is pooled over the domains, so the bound holds for the "
+        f"labels; an audit label not decided yet counts as wrong, or the audit's part decided "
+        f"to its last text stands alone, whichever accepts more). That threshold is pooled "
+        f"over the domains, so the bound holds for the "
         f"tier's accepted labels as a whole; a domain with at least {MIN_DOMAIN_AUDIT} audited "
         f"labels of its own gets a looser threshold where its labels pass lower by the same "
         f"rule, and a stricter one where its labels at the pooled threshold are below "
@@ -110,7 +118,8 @@ class TierCalibration(BaseModel):
     threshold: float | None = Field(description="accept at or above; None accepts nothing")
     # Domains with enough audit of their own (inf: none of its labels reach the target).
     domain_thresholds: dict[str, float] = Field(default_factory=dict)
-    accepted_audited: int = 0  # audited labels that the thresholds accept
+    # Audit labels the thresholds accept, in the sample they were fitted on (`fit_calibration`).
+    accepted_audited: int = 0
     accepted_correct: int = 0
     # p_correct = sigmoid(slope * logit(confidence) + intercept); None before two outcomes.
     platt: tuple[float, float] | None = None
@@ -207,17 +216,60 @@ def fit_calibration(
     audit: pd.DataFrame,
     precision_target: float,
     *,
+    undecided: pd.DataFrame | None = None,
+    complete: np.ndarray | None = None,
     assurance: float = ASSURANCE,
     min_accept_audit: int = MIN_ACCEPT_AUDIT,
     min_domain_audit: int = MIN_DOMAIN_AUDIT,
 ) -> Calibration:
-    """Fit every tier present in `audit` (columns AUDIT_COLUMNS)."""
+    """Fit every tier present in `audit` (columns AUDIT_COLUMNS).
+
+    Where people work the audit in an order of their own (`_audit`), the decided part of it is
+    no uniform sample, and the thresholds are fitted on two that are, keeping per tier the one
+    that accepts more (the lower threshold):
+    - the whole audit, with `undecided` (its labels not decided yet: tier, confidence,
+      predicted) each counted as a wrong label wherever a threshold would accept it;
+    - the `complete` rows of `audit` (a mask: a part of the audit decided to its last text).
+    Without either, `audit` is taken as the uniform sample it is."""
     rule = _Rule(precision_target, assurance)
-    tiers = {
-        str(tier): _fit_tier(str(tier), group, rule, min_accept_audit, min_domain_audit)
-        for tier, group in audit.groupby("tier", sort=True)
-    }
+    undecided = _NO_UNDECIDED if undecided is None else undecided
+    open_by_tier = dict(tuple(undecided.groupby("tier", sort=False)))
+    audit = audit.assign(complete=True if complete is None else complete)
+    tiers = {}
+    for tier, rows in audit.groupby("tier", sort=True):
+        fits = [
+            _fit_tier(str(tier), sample, rule, min_accept_audit, min_domain_audit)
+            for sample in (
+                _sample(rows, open_by_tier.get(tier, _NO_UNDECIDED)),
+                _sample(rows[rows["complete"].to_numpy(dtype=bool)], _NO_UNDECIDED),
+            )
+        ]
+        best = min(fits, key=lambda fit: math.inf if fit.threshold is None else fit.threshold)
+        tiers[str(tier)] = _with_map(best, rows)
     return Calibration(precision_target=precision_target, tiers=tiers)
+
+
+_NO_UNDECIDED = pd.DataFrame(columns=["tier", "confidence", "predicted"])
+
+
+def _sample(decided: pd.DataFrame, undecided: pd.DataFrame) -> pd.DataFrame:
+    """Audit labels as (confidence, predicted, right): an undecided one as a wrong one."""
+    return pd.DataFrame(
+        {
+            "confidence": np.r_[
+                decided["confidence"].to_numpy(dtype=float),
+                undecided["confidence"].to_numpy(dtype=float),
+            ],
+            "predicted": np.r_[
+                decided["predicted"].to_numpy(dtype=object),
+                undecided["predicted"].to_numpy(dtype=object),
+            ],
+            "right": np.r_[
+                (decided["predicted"] == decided["truth"]).to_numpy(dtype=bool),
+                np.zeros(len(undecided), dtype=bool),
+            ],
+        }
+    )
 
 
 class _Rule:
@@ -241,8 +293,9 @@ def _fit_tier(
     min_accept_audit: int,
     min_domain_audit: int,
 ) -> TierCalibration:
+    """The thresholds on one sample of audit labels (`_sample`)."""
     conf = audit["confidence"].to_numpy(dtype=float)
-    correct = (audit["predicted"] == audit["truth"]).to_numpy()
+    correct = audit["right"].to_numpy(dtype=bool)
     threshold = _threshold(conf, correct, rule, min_accept_audit)
     domain_thresholds: dict[str, float] = {}
     judged = [
@@ -254,7 +307,7 @@ def _fit_tier(
     domain_rule = _Rule(rule.target, 1 - (1 - rule.assurance) / max(len(judged), 1))
     for domain, rows in judged:
         d_conf = rows["confidence"].to_numpy(dtype=float)
-        d_correct = (rows["predicted"] == rows["truth"]).to_numpy()
+        d_correct = rows["right"].to_numpy(dtype=bool)
         own = _threshold(d_conf, d_correct, domain_rule, min_accept_audit)
         if own is not None and (threshold is None or own < threshold):
             domain_thresholds[str(domain)] = own  # its own audit passes lower
@@ -266,8 +319,8 @@ def _fit_tier(
                 domain_thresholds[str(domain)] = own if own is not None else math.inf
     calibration = TierCalibration(
         tier=tier,
-        audited=len(audit),
-        audited_correct=int(correct.sum()),
+        audited=0,
+        audited_correct=0,
         threshold=threshold,
         domain_thresholds=domain_thresholds,
     )
@@ -276,6 +329,16 @@ def _fit_tier(
         accepted = conf >= np.array([np.inf if t is None else t for t in limits], dtype=float)
         calibration.accepted_audited = int(accepted.sum())
         calibration.accepted_correct = int(correct[accepted].sum())
+    return calibration
+
+
+def _with_map(calibration: TierCalibration, audit: pd.DataFrame) -> TierCalibration:
+    """`calibration` with the tier's decided audit labels counted and its confidence map."""
+    conf = audit["confidence"].to_numpy(dtype=float)
+    correct = (audit["predicted"] == audit["truth"]).to_numpy(dtype=bool)
+    calibration = calibration.model_copy(
+        update={"audited": len(audit), "audited_correct": int(correct.sum())}
+    )
     if 0 < correct.sum() < len(correct):
         platt = LogisticRegression(C=1.0).fit(_logit(conf).reshape(-1, 1), correct)
         calibration.platt = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))

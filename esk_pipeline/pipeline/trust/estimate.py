@@ -5,8 +5,9 @@ Records fall into strata by who vouches for them:
 - human labels (and labels propagated from them): their mean posterior probability of being
   right (`reviewers`), with the uncertainty of the reviewer accuracies behind it (the items
   with two or more votes are its evidence);
-- accepted machine labels of each tier: the share right among that tier's audited labels that
-  the same thresholds accept (an unbiased sample of exactly this stratum).
+- accepted machine labels of each tier: the share right among that tier's audit labels that
+  the same thresholds accept, in the uniform sample the thresholds were fitted on (a sample of
+  exactly this stratum; where undecided audit labels count as wrong, a cautious one).
 
 The estimate is the record-weighted mean of the strata; the interval adds each stratum's
 sampling variance (Wilson intervals) to the variance of the realised accuracy of this many

@@ -12,8 +12,8 @@ order of precedence:
 3. a machine or propagated label in the uniform audit: reviewed whatever the label's
    confidence, since its outcome is what calibrates every tier. Until then it is trusted
    (`audit_accepted`) where its tier's thresholds accept it, like any other label of the tier
-   (the thresholds come from the audit's decided items, so admitting the undecided ones
-   biases nothing), and queued (`audit`) otherwise; the queue plans from both;
+   (the thresholds already count it as wrong, or leave it out of a complete uniform part of the
+   audit, `calibration`), and queued (`audit`) otherwise; the queue plans from both;
 4. a machine or propagated label its tier's audited thresholds accept -> trusted (`accepted`);
 5. anything else -> queued (`needs_review`), one text per identity key, the first seen (by
    `ts`): the others with the same key are excluded (`same_text_queued`) until that decision

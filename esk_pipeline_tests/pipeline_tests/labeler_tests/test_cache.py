@@ -318,3 +318,39 @@ def test_with_static_fewshot_the_system_prompts_examples_are_what_a_text_was_sho
         relabelled = [*decided, (text, next(d for d in taxonomy.ids if d != domain))]
         label_texts(LabelerAgent(config, taxonomy, verified=relabelled), TEXTS)
     assert _asked(server, first_run) == sorted(TEXTS)  # every request showed it
+
+
+def test_another_server_for_the_same_model_name_is_asked_again(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """Per-text answers last: one from another endpoint (another api_base, or the same one
+    asked in another output mode or without token logprobs) must not stand for its own."""
+    with FakeOpenAIServer(server_answers) as first, FakeOpenAIServer(server_answers) as second:
+        label_texts(LabelerAgent(http_config(tmp_path, first, use_cache=True), taxonomy), TEXTS)
+        assert first.request_count
+        again = label_texts(
+            LabelerAgent(http_config(tmp_path, second, use_cache=True), taxonomy), TEXTS
+        )
+        assert second.request_count and not any(r.cached for r in again)
+        asked = second.request_count
+        config = http_config(tmp_path, second, use_cache=True, token_logprobs=False)
+        label_texts(LabelerAgent(config, taxonomy), TEXTS)
+        assert second.request_count > asked
+
+
+def test_a_fallback_models_answer_expires_and_the_model_is_asked_again(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """The fallback answers while the model is down: its per-text answers are a stopgap with
+    the TTL, not lasting, or the outage's answers would stand for the model's forever."""
+    with FakeOpenAIServer(server_answers, model_faults={"fake-model": "503"}) as server:
+        config = http_config(
+            tmp_path, server, use_cache=True, cache_ttl_hours=24, fallback_model="backup"
+        )
+        during = label_texts(LabelerAgent(config, taxonomy), TEXTS)
+        assert {r.label_source for r in during} == {"backup"}
+        server.model_faults.clear()  # the model is back
+        _edit_cache(config, "UPDATE responses SET created_at = created_at - 2 * 86400")
+        after = label_texts(LabelerAgent(config, taxonomy), TEXTS)
+    assert {r.label_source for r in after} == {"fake-model"}
+    assert not any(r.cached for r in after)

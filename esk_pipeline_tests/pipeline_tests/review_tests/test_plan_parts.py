@@ -93,13 +93,16 @@ def _store(path: Path, labels: pd.DataFrame, clock: FakeClock) -> ReviewDataset:
 
 
 @pytest.mark.parametrize("share", [0.2, AuditShare(first=0.6, items=5, then=0.1)])
+@pytest.mark.parametrize("by_confidence", [False, True])
 def test_a_bounded_plan_over_parts_queues_what_the_whole_plan_does(
-    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, share
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, share, by_confidence
 ) -> None:
     monkeypatch.setattr(_order, "_MAX_SCORED", 40)
     parts = _parts(_labels())
     labels = pd.concat([parts[name] for name in parts], ignore_index=True)
-    whole = plan_review(labels, precision_target=0.95, audit_review_share=share)
+    whole = plan_review(
+        labels, precision_target=0.95, audit_review_share=share, audit_by_confidence=by_confidence
+    )
     assert whole.left_out == 0 and len(whole.rows) == whole.planned
     outcomes = []
     for kind in ("whole", "bounded"):
@@ -113,6 +116,7 @@ def test_a_bounded_plan_over_parts_queues_what_the_whole_plan_does(
                 audit_review_share=share,
                 held=ds.item_ids(),
                 new_items=ROOM,
+                audit_by_confidence=by_confidence,
             )
             assert (plan.planned, plan.by_reason) == (whole.planned, whole.by_reason)
             assert len(plan.rows) <= 2 * ROOM + 40 + len(ds.item_ids())

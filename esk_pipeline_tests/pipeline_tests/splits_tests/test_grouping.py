@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from esk_pipeline.pipeline.splits import DataWriter
+import pandas as pd
+
+from esk_pipeline.pipeline.splits import DataWriter, drawn_for_eval
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline_tests.pipeline_tests.splits_tests.support import (
     DOMAINS,
@@ -75,3 +77,25 @@ def test_eval_is_drawn_from_audited_groups_when_the_input_says_why_texts_were_re
     audited = {i["row_id"] for i in items if i["review_reason"] == "audit"}
     _, eval_, _, _ = DataWriter(make_config(tmp_path), TAXONOMY).build_splits(items)
     assert len(eval_) > 0 and set(eval_["row_id"]) <= audited
+
+
+def test_drawn_for_eval_names_before_the_split_the_sources_whose_paraphrases_eval_drops(tmp_path):
+    # The augmenter skips these sources: every paraphrase of them would be left out of train.
+    items = [
+        {**item, "review_reason": "audit" if n % 2 == 0 else "needs_review"}
+        for n, item in enumerate(labelled_items(20))
+    ]
+    config = make_config(tmp_path)
+    drawn = drawn_for_eval(
+        pd.DataFrame(items), seed=config.seed, eval_fraction=config.eval_fraction
+    )
+    assert 0 < drawn.sum() < len(items) / 2  # audited ones only, a fifth of them
+    synthetic = [
+        label(
+            f"перефразировано {n}", item["domain"], is_synthetic=True, source_row_id=item["row_id"]
+        )
+        for n, item in enumerate(items)
+    ]
+    _, eval_, _, stats = DataWriter(config, TAXONOMY).build_splits(items + synthetic)
+    assert set(eval_["row_id"]) == {i["row_id"] for i, d in zip(items, drawn, strict=True) if d}
+    assert stats.rejected["synthetic_of_eval_record"] == drawn.sum()

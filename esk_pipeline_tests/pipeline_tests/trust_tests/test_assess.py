@@ -209,8 +209,9 @@ def test_llm_labels_agreeing_with_the_local_model_are_calibrated_as_their_own_ti
     assert rows.loc["n0", "label_origin"] == "llm"
     assert rows.loc["n0", "verdict_reason"] == "audit_accepted"
     # The version's accuracy estimate counts the record in its own tier's stratum (the written
-    # records keep `tier` in memory for it), not in the LLM tier that has no threshold.
+    # records keep `tier` in memory for it), not in the LLM tier that has no threshold. Its
+    # evidence: the 70 audited labels and n0, in the audit and undecided, counted as wrong.
     trusted = result.labels[result.labels["trusted"]].assign(is_synthetic=False)
     estimate = result.estimate_accuracy(records(trusted.assign(source_row_id=None, group_id=None)))
     machine = [s for s in estimate.strata if s.name != "human"]
-    assert [(s.name, s.records, s.evidence) for s in machine] == [("llm_agrees_with_local", 1, 70)]
+    assert [(s.name, s.records, s.evidence) for s in machine] == [("llm_agrees_with_local", 1, 71)]

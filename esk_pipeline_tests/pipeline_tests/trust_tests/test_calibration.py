@@ -135,3 +135,73 @@ def test_a_domain_looking_short_among_many_judged_domains_keeps_the_pooled_thres
     clearly_short = fit_calibration(_judged_domains([f"d{i}" for i in range(6)], 80), 0.95)
     local = clearly_short.tiers["local"]
     assert local.threshold_for("waste") > local.threshold
+
+
+def _population(n: int, rng: np.random.Generator):
+    """Labels right with probability quality**0.15, and two noisy views of that quality: the
+    label's own confidence (it orders the audit and decides acceptance), and the out-of-fold
+    confidence the audit's decisions are scored with."""
+    quality = rng.random(n)
+    right = rng.random(n) < quality**0.15
+
+    def view() -> np.ndarray:
+        return 1 / (1 + np.exp(-(8 * quality - 4 + rng.normal(0, 1.5, n))))
+
+    return right, view(), view()
+
+
+def _decided(rows: np.ndarray, right: np.ndarray, confidence: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "row_id": [f"r{i}" for i in rows],
+            "tier": "local",
+            "confidence": confidence[rows],
+            "predicted": "roads",
+            "truth": np.where(right[rows], "roads", "other"),
+        }
+    )
+
+
+def test_an_audit_worked_from_the_top_answers_for_its_undecided_labels() -> None:
+    rng = np.random.default_rng(0)
+    right, own, out_of_fold = _population(60_000, rng)
+    audit = rng.choice(len(right), 900, replace=False)
+    top = audit[np.argsort(-own[audit])][:250]
+    decided = _decided(top, right, out_of_fold)
+    undecided = pd.DataFrame(
+        {"tier": "local", "confidence": own[np.setdiff1d(audit, top)], "predicted": "roads"}
+    )
+
+    def precision(calibration) -> tuple[float, float]:
+        accepted = own >= calibration.tiers["local"].threshold
+        return right[accepted].mean(), calibration.tiers["local"].accepted_precision
+
+    # The top alone flatters a low threshold: its labels are right where the model's own
+    # confidence is high, whatever the out-of-fold one says.
+    truth, claimed = precision(fit_calibration(decided, 0.95))
+    assert truth < 0.93 < 0.95 < claimed
+    honest = fit_calibration(
+        decided, 0.95, undecided=undecided, complete=np.zeros(len(decided), dtype=bool)
+    )
+    truth, claimed = precision(honest)
+    assert truth >= 0.95 and abs(truth - claimed) < 0.02
+    assert honest.tiers["local"].audited == 250  # the undecided are no decisions
+
+
+def test_a_complete_uniform_part_of_the_audit_needs_no_guess_for_the_rest() -> None:
+    rng = np.random.default_rng(1)
+    right, own, out_of_fold = _population(60_000, rng)
+    audit = rng.choice(len(right), 900, replace=False)
+    decided = _decided(audit[:500], right, out_of_fold)
+    undecided = pd.DataFrame(
+        {"tier": "local", "confidence": own[audit[500:]], "predicted": "roads"}
+    )
+    complete = np.arange(500) < 450  # the rest were decided out of order
+    fitted = fit_calibration(decided, 0.95, undecided=undecided, complete=complete)
+    on_the_part = fit_calibration(decided[complete], 0.95)
+    assert fitted.tiers["local"].threshold == on_the_part.tiers["local"].threshold is not None
+    assert fitted.tiers["local"].audited == 500
+    without = fit_calibration(
+        decided, 0.95, undecided=undecided, complete=np.zeros(500, dtype=bool)
+    )
+    assert without.tiers["local"].threshold is None  # 400 guessed wrong accept nothing

@@ -1,10 +1,17 @@
 """The review plan: expected gain, one text per identity key, the interleaved audit."""
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.ids import row_id
-from esk_pipeline.pipeline.review.planning import AuditShare, audit_hand_out_share
+from esk_pipeline.pipeline.parts import row_hashes
+from esk_pipeline.pipeline.review.planning import (
+    AuditShare,
+    audit_hand_out_share,
+    audit_order_by_confidence,
+)
 from esk_pipeline.pipeline.review.planning import plan_review as plan_verdicts
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust._audit import audit_mask
@@ -141,3 +148,34 @@ def test_before_any_audit_decision_every_audit_item_comes_first() -> None:
     audit = (plan["review_reason"] == "audit").to_numpy()
     assert 100 < audit.sum() < len(plan)
     assert audit[: audit.sum()].all()  # every audit item before the first other text
+
+
+def test_the_audit_goes_highest_confidence_first_until_a_tier_accepts_then_by_row_hash() -> None:
+    def calibration(threshold: float | None, own: dict[str, float]) -> Calibration:
+        tier = TierCalibration(
+            tier="local_model",
+            audited=80,
+            audited_correct=70,
+            threshold=threshold,
+            domain_thresholds=own,
+        )
+        return Calibration(precision_target=0.95, tiers={"local_model": tier})
+
+    assert audit_order_by_confidence(Calibration(precision_target=0.95))
+    assert audit_order_by_confidence(calibration(None, {"rare": math.inf}))
+    assert not audit_order_by_confidence(calibration(None, {"rare": 0.9}))
+    assert not audit_order_by_confidence(calibration(0.97, {}))
+    judged = assign_verdicts(_labels(), None, audit_share=0.05, precision_target=0.95)
+    for by_confidence in (True, False):
+        plan = plan_verdicts(
+            judged,
+            precision_target=0.95,
+            audit_review_share=0.2,
+            audit_by_confidence=by_confidence,
+        ).rows
+        audit = _order(plan).query("review_reason == 'audit'")
+        assert len(audit) > 150
+        if by_confidence:
+            assert audit["confidence"].is_monotonic_decreasing
+        else:
+            assert pd.Series(row_hashes(audit["row_id"])).is_monotonic_increasing

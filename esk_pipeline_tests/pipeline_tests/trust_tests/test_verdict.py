@@ -109,7 +109,7 @@ def test_audit_texts_wait_for_review_whatever_their_confidence() -> None:
 
 def test_the_contract_names_the_column_a_frame_breaks() -> None:
     judged = assign_verdicts(_labels(), None, audit_share=0.0).assign(
-        tier="local_model", top_candidates=None, error=None
+        tier="local_model", top_candidates=None, error=None, review_reason=None
     )
     validate_frame(judged, ROW, "trusted_labels")
     with pytest.raises(LabelContractError, match="'verdict' is missing"):
