@@ -1,12 +1,12 @@
 """Labels, from the local model first and an LLM for the rest (when configured).
 
-The labelling model learns from the human decisions through a training snapshot: the first
-decisions, as many as the refit ladder reached (`pipeline.labeler.snapshot`), kept beside the
-labels (`labels/labelling_model.json`) to say why the model changed. Each labels day records in
-its file what it was made with (the labelling model's fingerprint and its cleaned texts' file):
-a day whose cleaned texts and labelling model are unchanged is kept as stored (a `KeptDay`, no
-classify call), so its file, and what trust and the splits made from it, stay as they are. Each
-day's metadata says which (`labelled`: "reused (model ...)" or "relabelled: <why>"); a run
+The labelling model learns from the human decisions through a training snapshot
+(`pipeline.labeler.snapshot`), kept beside the labels (`labels/labelling_model.json`) and taken
+again only when the refit rule says so. Each labels day records in its file what it was made
+with (the labelling model's fingerprint and its cleaned texts' file): a day whose cleaned texts
+and labelling model are unchanged is kept as stored (a `KeptDay`, no classify call), so its
+file, and what trust and the splits made from it, stay as they are. Each day's metadata says
+which (`labelled`: "reused (model ...)" or "relabelled: <why>"); a run
 tagged `esk/relabel` refits and labels every day again.
 """
 
@@ -95,12 +95,10 @@ def labels(
     # learns from every decision and every day is labelled.
     files = io_manager if isinstance(io_manager, ParquetJsonIOManager) else None
     relabel = context.run.tags.get(RELABEL_TAG, "").lower() == "true"
-    # In decision order (the snapshot is the first ones), ties broken by row.
-    decided = verified_labels.sort_values(["reviewed_at", "row_id"], kind="stable")
-    snapshot = TrainingSnapshot.of(
-        taxonomy, zip(decided["text"], decided["domain"], strict=True), labeler.refit_rule()
+    pairs = zip(verified_labels["text"], verified_labels["domain"], strict=True)
+    snapshot, refit = snapshot_refit(
+        TrainingSnapshot.of(taxonomy, pairs), files, labeler.refit_rule(), relabel
     )
-    refit = snapshot_refit(snapshot, files, relabel)
     agent = labeler.build(taxonomy, verified=snapshot.verified)
     model = labelling_fingerprint(agent)
     tally = LabelTally()

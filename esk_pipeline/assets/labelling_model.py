@@ -1,14 +1,13 @@
 """The labels' model and stored days: the training snapshot a run fits the labelling model on
-(kept beside the labels, `labels/labelling_model.json`, to say why the model changed), and
-which stored labels days a run can keep as they are (`pipeline.labeler.snapshot` says what the
-model is fitted on)."""
+(kept beside the labels, `labels/labelling_model.json`), and which stored labels days a run can
+keep as they are (`pipeline.labeler.snapshot` says when the model refits)."""
 
 import contextlib
 from dataclasses import dataclass
 
 from dagster import AssetKey
 
-from esk_pipeline.pipeline.labeler.snapshot import TrainingSnapshot, refit_reason
+from esk_pipeline.pipeline.labeler.snapshot import RefitRule, TrainingSnapshot, refit_reason
 from esk_pipeline.pipeline.parts import write_whole
 from esk_pipeline.resources.day_stream import KeptDay
 from esk_pipeline.resources.io_manager import ParquetJsonIOManager
@@ -22,31 +21,31 @@ FORCED = "forced relabel"
 
 @dataclass(frozen=True)
 class Refit:
-    """Why this run's labelling model is not the stored snapshot's (None: it is), and how many
-    verified labels it does not know yet."""
+    """Why this run fitted the labelling model anew (None: it kept the stored snapshot), and
+    how many verified labels the model does not know yet."""
 
     reason: str | None
     waiting: int
 
 
 def snapshot_refit(
-    current: TrainingSnapshot, files: ParquetJsonIOManager | None, relabel: bool
-) -> Refit:
-    """Whether the model fitted on `current` is a new one (`refit_reason`, or `relabel`); a
-    new snapshot is stored before any day is labelled: a run that fails half way leaves days
-    of both models, and the next run relabels the old ones."""
-    waiting = current.decided - len(current.verified)
+    current: TrainingSnapshot, files: ParquetJsonIOManager | None, rule: RefitRule, relabel: bool
+) -> tuple[TrainingSnapshot, Refit]:
+    """The snapshot to fit the labelling model on: the stored one, unless `refit_reason` (or
+    `relabel`) says to take `current`, which is then stored before any day is labelled (a run
+    that fails half way leaves days of both models, and the next run relabels the old ones)."""
     if files is None:
-        return Refit("no place to keep a snapshot", waiting)
+        return current, Refit("no place to keep a snapshot: fitted on every decision", 0)
     path = files.state_file(LABELS, SNAPSHOT_FILE)
     stored = None
     with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
         stored = TrainingSnapshot.from_json(path.read_bytes())
-    reason = FORCED if relabel else refit_reason(stored, current)
-    if reason is not None:
-        data = current.to_json()
-        write_whole(path, lambda f: f.write(data))
-    return Refit(reason, waiting)
+    reason = FORCED if relabel else refit_reason(stored, current, rule)
+    if reason is None and stored is not None:
+        return stored, Refit(None, len(set(current.verified) - set(stored.verified)))
+    data = current.to_json()
+    write_whole(path, lambda f: f.write(data))
+    return current, Refit(reason, 0)
 
 
 @dataclass

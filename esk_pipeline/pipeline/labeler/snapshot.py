@@ -4,15 +4,17 @@ The labeler's local model (and the few-shot pool) learns from the human-verified
 were fitted on every decision, every dataset refresh would change the model and relabel every
 day of history, although the decisions themselves reach the dataset through `trusted_labels`
 (a decision overrides the machine label) whatever the model. So the model is fitted on a
-snapshot: the taxonomy's fingerprint and the verified (text, domain) pairs of the first decisions
-in decision order, as many as the last point of a ladder the decisions reached (`RefitRule`:
-each point is the previous one plus `max(min_new, ceil(growth x previous))`). So early refreshes
-nearly all refit and later ones geometrically rarely, and the snapshot is a function of the
-decisions alone, never of when refreshes ran: the same decisions give the same model whoever
-refreshed when. A new snapshot differs from the stored one (`refit_reason`) when the taxonomy
-changed, a decision in it was changed or withdrawn (a person reversed it), or the decisions
-reached the next point of the ladder; otherwise the model is the same, and days whose texts
-did not change keep their labels.
+snapshot: the verified (text, domain) pairs and the taxonomy's fingerprint it was taken with.
+A refresh takes a new snapshot only when it must (`refit_reason`): the taxonomy changed, a
+verified label in the snapshot was changed or withdrawn (a person reversed it), or the verified
+labels grew by at least `RefitRule.threshold` new pairs since; otherwise the labeler is built
+from the stored snapshot, the model is the same, and days whose texts did not change keep their
+labels. The threshold grows with the snapshot, so early refreshes nearly all refit and later
+ones geometrically rarely. A decision confirmed again (a doubt's second opinion) leaves its pair
+as it was, so it refits nothing. The snapshot is state: which decisions it holds depends on when
+refreshes crossed the threshold, not on the decisions alone (taking it as a function of the
+decisions alone would need a decision order that neither a confirmed doubt nor a correction
+settled late moves).
 
 `labelling_fingerprint` names what a labels day was made with (prompt, taxonomy, local model,
 the config fields that shape a label): two days labelled with the same fingerprint from the
@@ -24,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from esk_pipeline.pipeline.labeler.agent import LabelerAgent
 from esk_pipeline.pipeline.parts import digest
@@ -47,45 +49,21 @@ _LABEL_SHAPING_FIELDS = (
 
 
 @dataclass(frozen=True)
-class RefitRule:
-    """The ladder of snapshot sizes: from 0, each point is the previous one plus
-    `max(min_new, ceil(growth x previous))` (LABELER_REFIT_MIN_NEW, LABELER_REFIT_GROWTH)."""
-
-    min_new: int
-    growth: float
-
-    def snapshot_size(self, decided: int) -> int:
-        """The last point of the ladder at or below `decided`."""
-        size = 0
-        while (step := size + max(self.min_new, math.ceil(self.growth * size))) <= decided:
-            size = step
-        return size
-
-
-@dataclass(frozen=True)
 class TrainingSnapshot:
-    """What the labelling model is fitted on: the taxonomy's fingerprint and verified
-    (text, domain) pairs, distinct and sorted."""
+    """What the labelling model is fitted on: the taxonomy's fingerprint and the distinct
+    verified (text, domain) pairs, sorted (the same decisions give the same snapshot whatever
+    their order)."""
 
     taxonomy: str
     verified: tuple[tuple[str, str], ...]
-    # The distinct usable pairs decided when it was taken (the model knows the first ones).
-    decided: int = field(default=0, compare=False)
 
     @classmethod
-    def of(
-        cls, taxonomy: Taxonomy, decided: Iterable[tuple[str, str]], rule: RefitRule
-    ) -> TrainingSnapshot:
-        """The snapshot of `decided` (in decision order) under `taxonomy` and `rule`: the
-        first distinct pairs, as many as `rule.snapshot_size` of them all. Pairs whose domain
-        the taxonomy does not hold, or whose text is empty, are left out (the model ignores
-        them too)."""
+    def of(cls, taxonomy: Taxonomy, verified: Iterable[tuple[str, str]]) -> TrainingSnapshot:
+        """The snapshot of `verified` under `taxonomy`: pairs whose domain the taxonomy does
+        not hold, or whose text is empty, are left out (the model ignores them too)."""
         known = set(taxonomy.ids)
-        pairs = dict.fromkeys(
-            (str(t), str(d)) for t, d in decided if d in known and t and str(t).strip()
-        )
-        first = list(pairs)[: rule.snapshot_size(len(pairs))]
-        return cls(taxonomy.fingerprint, tuple(sorted(first)), len(pairs))
+        pairs = {(str(t), str(d)) for t, d in verified if d in known and t and str(t).strip()}
+        return cls(taxonomy.fingerprint, tuple(sorted(pairs)))
 
     def to_json(self) -> bytes:
         value = {"taxonomy": self.taxonomy, "verified": [list(p) for p in self.verified]}
@@ -97,19 +75,35 @@ class TrainingSnapshot:
         return cls(value["taxonomy"], tuple((t, d) for t, d in value["verified"]))
 
 
-def refit_reason(stored: TrainingSnapshot | None, current: TrainingSnapshot) -> str | None:
-    """Why the model fitted on `current` is not the one fitted on `stored`; None: the same."""
+@dataclass(frozen=True)
+class RefitRule:
+    """Refit once at least `max(min_new, ceil(growth x snapshot size))` verified pairs are new
+    since the snapshot (LABELER_REFIT_MIN_NEW, LABELER_REFIT_GROWTH)."""
+
+    min_new: int
+    growth: float
+
+    def threshold(self, snapshot_size: int) -> int:
+        return max(self.min_new, math.ceil(self.growth * snapshot_size))
+
+
+def refit_reason(
+    stored: TrainingSnapshot | None, current: TrainingSnapshot, rule: RefitRule
+) -> str | None:
+    """Why the model must be fitted on `current` instead of `stored`; None: keep `stored`."""
     if stored is None:
         return "no snapshot stored yet"
     if stored.taxonomy != current.taxonomy:
         return "the taxonomy changed"
-    if stored == current:
-        return None
     now = set(current.verified)
     reversed_ = sum(pair not in now for pair in stored.verified)
     if reversed_:
         return f"{reversed_} verified label(s) in the snapshot changed or withdrawn"
-    return f"the decisions reached {len(current.verified)} (from {len(stored.verified)})"
+    new = len(now) - len(stored.verified)
+    needed = rule.threshold(len(stored.verified))
+    if new >= needed:
+        return f"{new} new verified labels (refit at {needed})"
+    return None
 
 
 def labelling_fingerprint(agent: LabelerAgent) -> str:

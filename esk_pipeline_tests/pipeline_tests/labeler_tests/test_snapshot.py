@@ -1,28 +1,29 @@
-"""The labelling model's snapshot: a ladder of sizes, and the first decisions up to it."""
+"""The labelling model's snapshot and when a refresh refits it."""
 
 from esk_pipeline.pipeline.labeler.snapshot import RefitRule, TrainingSnapshot, refit_reason
 from esk_pipeline.pipeline.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
 
 
-def test_the_ladder_steps_by_the_minimum_then_by_the_growth_share():
+def test_the_threshold_is_the_minimum_then_a_share_of_the_snapshot():
     rule = RefitRule(min_new=20, growth=0.1)
-    points = sorted({rule.snapshot_size(n) for n in range(0, 300)})
-    assert points == [0, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 220, 242, 267, 294]
-    assert rule.snapshot_size(19) == 0 and rule.snapshot_size(266) == 242
+    assert [rule.threshold(n) for n in (0, 150, 200, 201, 2000)] == [20, 20, 20, 21, 200]
 
 
-def test_the_snapshot_is_the_first_distinct_decisions_and_says_why_it_changed():
+def test_a_snapshot_is_its_distinct_pairs_whatever_their_order_and_says_why_it_changed():
     taxonomy = Taxonomy.load(DEFAULT_TAXONOMY_PATH)
     domain, other = taxonomy.ids[:2]
     rule = RefitRule(min_new=2, growth=0.0)
-    decided = [("a", domain), ("a", domain), ("b", domain), ("c", other), ("", domain)]
-    snapshot = TrainingSnapshot.of(taxonomy, decided, rule)
-    # Three distinct usable pairs: the ladder's point at or below 3 is 2, the first two.
-    assert snapshot.verified == (("a", domain), ("b", domain)) and snapshot.decided == 3
-    assert refit_reason(None, snapshot) == "no snapshot stored yet"
-    assert refit_reason(snapshot, TrainingSnapshot.of(taxonomy, decided[::-1], rule)) == (
+    decided = [("a", domain), ("a", domain), ("b", domain), ("", domain), ("c", "retired")]
+    snapshot = TrainingSnapshot.of(taxonomy, decided)
+    assert snapshot.verified == (("a", domain), ("b", domain))
+    assert TrainingSnapshot.of(taxonomy, decided[::-1]) == snapshot
+    assert refit_reason(None, snapshot, rule) == "no snapshot stored yet"
+    assert refit_reason(snapshot, TrainingSnapshot.from_json(snapshot.to_json()), rule) is None
+    one_new = TrainingSnapshot.of(taxonomy, [*decided, ("c", other)])
+    assert refit_reason(snapshot, one_new, rule) is None  # 1 new of the 2 needed
+    two_new = TrainingSnapshot.of(taxonomy, [*decided, ("c", other), ("d", other)])
+    assert refit_reason(snapshot, two_new, rule) == "2 new verified labels (refit at 2)"
+    reversed_ = TrainingSnapshot.of(taxonomy, [("a", other), ("b", domain)])
+    assert refit_reason(snapshot, reversed_, rule) == (
         "1 verified label(s) in the snapshot changed or withdrawn"
     )
-    grown = TrainingSnapshot.of(taxonomy, [*decided, ("d", other)], rule)
-    assert refit_reason(snapshot, grown) == "the decisions reached 4 (from 2)"
-    assert refit_reason(snapshot, TrainingSnapshot.from_json(snapshot.to_json())) is None
