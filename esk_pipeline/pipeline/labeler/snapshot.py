@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from esk_pipeline.pipeline.labeler.agent import LabelerAgent
+from esk_pipeline.pipeline.labeler.frames import LABEL_COLUMNS
 from esk_pipeline.pipeline.parts import digest
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 
@@ -109,11 +110,13 @@ def refit_reason(
 def labelling_fingerprint(agent: LabelerAgent) -> str:
     """What labels made by `agent` depend on besides their texts: the prompt version and the
     taxonomy (`agent.version`), the local model (its training data), the config fields that
-    shape a label and any extra instructions."""
+    shape a label, any extra instructions, and the label row's columns (a day stored with
+    others is labelled again, not kept in an old shape)."""
     shaping = agent.config.model_dump(mode="json", include=set(_LABEL_SHAPING_FIELDS))
     return digest(
         agent.version,
         agent.local_model.fingerprint,
         json.dumps(shaping, sort_keys=True),
         agent.extra_instructions,
+        ",".join(LABEL_COLUMNS),
     )[:16]
