@@ -1,6 +1,7 @@
 """Synthetic samples that balance rare domains (train only, quality-controlled)."""
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator, Mapping
 
 import pandas as pd
@@ -49,15 +50,21 @@ def synthetic_samples(
     # A part at a time, twice: the plan's counts and best sources, then every trusted text
     # for the duplicate checks. The history's rows are never held together.
     tally = SourceTally(taxonomy, agent.config)
+    real: Counter[str] = Counter()
+    drawn_rows = []  # audited human labels only: small beside the history
     for name in sorted(trusted_labels):
         rows = _trusted_rows(trusted_labels, name)
-        tally.add(
-            rows[
-                ~drawn_for_eval(
-                    rows, seed=dataset_store.seed, eval_fraction=dataset_store.eval_fraction
-                )
-            ]
+        real.update(rows["domain"].dropna())
+        drawn = drawn_for_eval(
+            rows, seed=dataset_store.seed, eval_fraction=dataset_store.eval_fraction
         )
+        tally.add(rows[~drawn])
+        drawn_rows.append(rows[drawn])
+    # A small domain puts no record in eval (`small_domain_policy` train_only, or it is
+    # dropped whole): its drawn rows stay sources.
+    small = {d for d, n in real.items() if n < dataset_store.min_samples_per_domain}
+    for rows in drawn_rows:
+        tally.add(rows[rows["domain"].isin(small)])
     texts = (
         text
         for name in sorted(trusted_labels)

@@ -4,10 +4,10 @@ The labelling model learns from the human decisions through a training snapshot
 (`pipeline.labeler.snapshot`), kept beside the labels (`labels/labelling_model.json`) and taken
 again only when the refit rule says so. Each labels day records in its file what it was made
 with (the labelling model's fingerprint and its cleaned texts' file): a day whose cleaned texts
-and labelling model are unchanged is kept as stored (a `KeptDay`, no classify call), so its file,
-and what trust and the splits made from it, stay as they are. Each day's metadata says which
-(`labelled`: "reused (model ...)" or "relabelled: <why>"); a run tagged `esk/relabel` refits
-and labels every day again.
+and labelling model are unchanged is kept as stored (a `KeptDay`, no classify call), so its
+file, and what trust and the splits made from it, stay as they are. Each day's metadata says
+which (`labelled`: "reused (model ...)" or "relabelled: <why>"); a run
+tagged `esk/relabel` refits and labels every day again.
 """
 
 import asyncio
@@ -39,7 +39,7 @@ from dagster import (
 
 from esk_pipeline.assets.automation import LABELS_CONDITION
 from esk_pipeline.assets.frame_types import DailyLabelFrames
-from esk_pipeline.assets.labelling_model import MADE_FROM, StoredDays, training_snapshot
+from esk_pipeline.assets.labelling_model import MADE_FROM, StoredDays, snapshot_refit
 from esk_pipeline.assets.metadata import (
     bar_chart,
     counts_table,
@@ -48,6 +48,7 @@ from esk_pipeline.assets.metadata import (
     table_metadata,
 )
 from esk_pipeline.assets.progress import step_progress
+from esk_pipeline.pipeline.label_contract import LabelOrigin
 from esk_pipeline.pipeline.labeler import PROMPT_VERSION, CascadeReport, results_to_frame
 from esk_pipeline.pipeline.labeler.snapshot import TrainingSnapshot, labelling_fingerprint
 from esk_pipeline.pipeline.local_model import MODEL_VERSION
@@ -94,8 +95,8 @@ def labels(
     # learns from every decision and every day is labelled.
     files = io_manager if isinstance(io_manager, ParquetJsonIOManager) else None
     relabel = context.run.tags.get(RELABEL_TAG, "").lower() == "true"
-    pairs = zip(verified_labels["text"], verified_labels["domain"], strict=False)
-    snapshot, refit = training_snapshot(
+    pairs = zip(verified_labels["text"], verified_labels["domain"], strict=True)
+    snapshot, refit = snapshot_refit(
         TrainingSnapshot.of(taxonomy, pairs), files, labeler.refit_rule(), relabel
     )
     agent = labeler.build(taxonomy, verified=snapshot.verified)
@@ -226,8 +227,12 @@ class _DayLabeler:
         report.usage = {k: v - self.usage_before.get(k, 0) for k, v in usage.items()}
         self.usage_before = usage
         self.tally.add(frame)
-        if self.reuse is not None and not (report.failed or report.deferred):
-            # Only a day with nothing left to label can be kept by a later run.
+        # Only a day with nothing left to label can be kept by a later run: no failed or
+        # deferred row, and no fallback model's answer standing in while the model was down.
+        stand_ins = (frame["label_origin"] == LabelOrigin.LLM.value) & (
+            frame["label_source"] != agent.config.model
+        )
+        if self.reuse is not None and not (report.failed or report.deferred or stand_ins.any()):
             frame.attrs[MADE_FROM] = self.reuse.made_from[key]
         self.context.add_asset_metadata(
             _day_metadata(agent, frame, report)

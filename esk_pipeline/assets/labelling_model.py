@@ -1,6 +1,6 @@
 """The labels' model and stored days: the training snapshot a run fits the labelling model on
-(kept beside the labels, `labels/labelling_model.json`), and which stored labels days a run
-can keep as they are (`pipeline.labeler.snapshot` says when the model refits)."""
+(kept beside the labels, `labels/labelling_model.json`), and which stored labels days a run can
+keep as they are (`pipeline.labeler.snapshot` says when the model refits)."""
 
 import contextlib
 from dataclasses import dataclass
@@ -28,14 +28,11 @@ class Refit:
     waiting: int
 
 
-def training_snapshot(
-    current: TrainingSnapshot,
-    files: ParquetJsonIOManager | None,
-    rule: RefitRule,
-    relabel: bool,
+def snapshot_refit(
+    current: TrainingSnapshot, files: ParquetJsonIOManager | None, rule: RefitRule, relabel: bool
 ) -> tuple[TrainingSnapshot, Refit]:
     """The snapshot to fit the labelling model on: the stored one, unless `refit_reason` (or
-    `relabel`) says to take `current`, which is then stored (before any day is labelled: a run
+    `relabel`) says to take `current`, which is then stored before any day is labelled (a run
     that fails half way leaves days of both models, and the next run relabels the old ones)."""
     if files is None:
         return current, Refit("no place to keep a snapshot: fitted on every decision", 0)
@@ -54,7 +51,8 @@ def training_snapshot(
 @dataclass
 class StoredDays:
     """Which stored labels days can be kept: those made from the same cleaned texts file by
-    the same labelling model, with nothing left to label (no deferred or failed row)."""
+    the same labelling model, with nothing left to label (no deferred or failed row, no
+    fallback model's answer)."""
 
     files: ParquetJsonIOManager
     made_from: dict[str, dict[str, str]]
@@ -74,9 +72,9 @@ class StoredDays:
         made = attrs.get(MADE_FROM) or {}
         if made == wanted:
             return KeptDay(rows), f"reused (model {wanted['labelling_model']})"
+        if not made:  # a day with rows left to label records nothing
+            return None, "relabelled: it had deferred, failed or fallback-answered rows"
         if made.get("cleaned_texts") != wanted["cleaned_texts"]:
             return None, "relabelled: its cleaned texts changed"
-        if made.get("labelling_model") != wanted["labelling_model"]:
-            why = f"model refit ({self.refit.reason})" if self.refit.reason else "model changed"
-            return None, f"relabelled: {why}"
-        return None, "relabelled: it had deferred or failed rows"
+        why = f"model refit ({self.refit.reason})" if self.refit.reason else "model changed"
+        return None, f"relabelled: {why}"

@@ -74,7 +74,7 @@ class LabelerOptions(BaseModel):
         default=600, ge=0, description="prompt tokens the few-shot examples may take"
     )
     refit_min_new: int = Field(
-        default=20, ge=1, description="new verified labels that refit the labelling model, at least"
+        default=20, ge=1, description="the labelling model refits after this many decisions more"
     )
     refit_growth: float = Field(
         default=0.1,

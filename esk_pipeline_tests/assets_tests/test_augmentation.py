@@ -62,3 +62,42 @@ def test_no_source_is_paraphrased_whose_group_the_splits_draw_for_eval(project_e
     samples = output.value
     assert (samples["domain"] == RARE).sum() > 0
     assert not set(samples["source_row_id"]) & drawn
+
+
+def test_a_small_domains_drawn_sources_are_paraphrased_as_it_stays_in_train(project_env):
+    """A domain with fewer real records than DATA_WRITER_MIN_SAMPLES_PER_DOMAIN is train-only:
+    the splits put none of its records in eval, drawn or not, so all are sources."""
+    settings = Settings()
+    resources = build_resources(settings)
+    writer = settings.data_writer
+    rare = _trusted(
+        [f"мусор не вывозят {i} дней во дворе дома {i * 7}" for i in range(4)],
+        RARE,
+        label_origin="human_verified",
+        label_source="reviewer:alice",
+        review_reason="audit",
+    )
+    assert len(rare) < writer.min_samples_per_domain and writer.small_domain_policy == "train_only"
+    common = _trusted(
+        [f"передаю показания счётчика воды {i} кубов за месяц {i * 3}" for i in range(200)],
+        COMMON,
+        label_origin="local_model",
+        label_source="local",
+        review_reason=None,
+    )
+    day = pd.concat([rare, common], ignore_index=True)
+    drawn = set(
+        day.loc[drawn_for_eval(day, seed=writer.seed, eval_fraction=writer.eval_fraction), "row_id"]
+    )
+    assert drawn  # without the small-domain rule these would be left out
+
+    output = synthetic_samples(
+        build_asset_context(),
+        trusted_labels={"2026-11-01": day},
+        verified_labels=rare[["text", "domain"]],
+        **{
+            name: resources[name]
+            for name in ("taxonomy_file", "labeler", "augmenter", "dataset_store")
+        },
+    )
+    assert set(output.value["source_row_id"]) == set(rare["row_id"])

@@ -39,7 +39,7 @@ def partition(project_env):
     }.items():
         (folder / asset).mkdir(parents=True)
         frame.to_parquet(folder / asset / f"{DAY}.parquet")
-    empty = pd.DataFrame(columns=["row_id", "text", "domain", "review_status"])
+    empty = pd.DataFrame(columns=["row_id", "text", "domain", "review_status", "reviewed_at"])
     empty.to_parquet(folder / "verified_labels.parquet")
     return folder
 

@@ -37,8 +37,9 @@ come out composed differently or human decisions were added since:
 - A hit's label is rebuilt by `llm_outcome` against the local model's current prediction, as a
   fresh answer's is, so its hints and agreement are today's.
 - Entries are written after each request (a crash loses at most the batches in flight) and are
-  lasting (no TTL: the check above, not age, says when one is stale). An entry of another
-  format (no recorded examples) is a miss.
+  lasting (no TTL: the check above, not age, says when one is stale), except the fallback
+  model's, which expire with the TTL so the model is asked again once it is back. An entry of
+  another format (no recorded examples) is a miss.
 """
 
 from __future__ import annotations
@@ -277,7 +278,8 @@ class Cascade:
                 self._text_cache_key(key): _TextEntry(answer=answer, shown=shown).model_dump_json()
                 for key, answer in answers.items()
             }
-            self.cache.put_many(entries.items(), lasting=True)
+            # A fallback's answer stands in while the model is down: it expires with the TTL.
+            self.cache.put_many(entries.items(), lasting=reply.model == self.config.model)
         settled = {
             key: llm_outcome(answer, self.predictions[key], cached=reply.cached)
             for key, answer in answers.items()

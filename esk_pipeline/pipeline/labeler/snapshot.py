@@ -10,7 +10,11 @@ verified label in the snapshot was changed or withdrawn (a person reversed it), 
 labels grew by at least `RefitRule.threshold` new pairs since; otherwise the labeler is built
 from the stored snapshot, the model is the same, and days whose texts did not change keep their
 labels. The threshold grows with the snapshot, so early refreshes nearly all refit and later
-ones geometrically rarely.
+ones geometrically rarely. A decision confirmed again (a doubt's second opinion) leaves its pair
+as it was, so it refits nothing. The snapshot is state: which decisions it holds depends on when
+refreshes crossed the threshold, not on the decisions alone (taking it as a function of the
+decisions alone would need a decision order that neither a confirmed doubt nor a correction
+settled late moves).
 
 `labelling_fingerprint` names what a labels day was made with (prompt, taxonomy, local model,
 the config fields that shape a label): two days labelled with the same fingerprint from the
@@ -25,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from esk_pipeline.pipeline.labeler.agent import LabelerAgent
+from esk_pipeline.pipeline.labeler.frames import LABEL_COLUMNS
 from esk_pipeline.pipeline.parts import digest
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 
@@ -105,11 +110,13 @@ def refit_reason(
 def labelling_fingerprint(agent: LabelerAgent) -> str:
     """What labels made by `agent` depend on besides their texts: the prompt version and the
     taxonomy (`agent.version`), the local model (its training data), the config fields that
-    shape a label and any extra instructions."""
+    shape a label, any extra instructions, and the label row's columns (a day stored with
+    others is labelled again, not kept in an old shape)."""
     shaping = agent.config.model_dump(mode="json", include=set(_LABEL_SHAPING_FIELDS))
     return digest(
         agent.version,
         agent.local_model.fingerprint,
         json.dumps(shaping, sort_keys=True),
         agent.extra_instructions,
+        ",".join(LABEL_COLUMNS),
     )[:16]

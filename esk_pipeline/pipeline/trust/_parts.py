@@ -57,7 +57,7 @@ from esk_pipeline.pipeline.trust.verdict import (
 )
 
 # Raise when a rule that shapes a part changes: every stored part is then made again.
-RESOLUTION_VERSION = "4"
+RESOLUTION_VERSION = "5"
 DECISIONS_PART = "decisions"
 _KEPT = ["row_id", "identity_key", "verdict", "verdict_reason", "p_correct", "confidence"]
 _QUEUED = (VerdictReason.NEEDS_REVIEW.value, VerdictReason.SAME_TEXT_QUEUED.value)

@@ -60,6 +60,8 @@ __all__ = [
 DOUBTED_P_CORRECT = 0.5
 # Which of the queued texts sharing an identity key stays queued: the first in this order.
 QUEUE_ORDER = ["key", "ts", "p", "row_id"]
+# The review reason (`review.ReviewReason.AUDIT`) of a decision on an audit text.
+_AUDITED = "audit"
 
 
 def assign_verdicts(
@@ -109,7 +111,8 @@ def row_verdicts(
     human = origin.isin([o.value for o in HUMAN_ORIGINS]).to_numpy() & labelled
     doubt = human & frame["row_id"].isin(set(doubted)).to_numpy()
     machine = labelled & ~human & (origin != LabelOrigin.SYNTHETIC).to_numpy()
-    in_audit = machine & audit_mask(frame["row_id"], audit_share)
+    sample = audit_mask(frame["row_id"], audit_share)
+    in_audit = machine & sample
     accepted = np.zeros(n, dtype=bool)
     candidates = machine
     if calibration is not None and candidates.any():
@@ -138,6 +141,11 @@ def row_verdicts(
         verdict[mask] = value.value
         reason[mask] = why.value
     frame = frame.assign(verdict=verdict, verdict_reason=reason)
+    if "review_reason" in frame and (human & sample).any():
+        # A decision on an audit text is audited (the splits' eval draws only these): the
+        # review store's reason says why the item is queued now, and a correction waiting for
+        # a second opinion or a doubt overwrites "audit" there.
+        frame["review_reason"] = frame["review_reason"].where(~(human & sample), _AUDITED)
     if doubt.any():
         p = pd.to_numeric(frame["p_correct"], errors="coerce")
         frame["p_correct"] = p.where(~doubt, p.clip(upper=DOUBTED_P_CORRECT))

@@ -336,3 +336,21 @@ def test_another_server_for_the_same_model_name_is_asked_again(
         config = http_config(tmp_path, second, use_cache=True, token_logprobs=False)
         label_texts(LabelerAgent(config, taxonomy), TEXTS)
         assert second.request_count > asked
+
+
+def test_a_fallback_models_answer_expires_and_the_model_is_asked_again(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """The fallback answers while the model is down: its per-text answers are a stopgap with
+    the TTL, not lasting, or the outage's answers would stand for the model's forever."""
+    with FakeOpenAIServer(server_answers, model_faults={"fake-model": "503"}) as server:
+        config = http_config(
+            tmp_path, server, use_cache=True, cache_ttl_hours=24, fallback_model="backup"
+        )
+        during = label_texts(LabelerAgent(config, taxonomy), TEXTS)
+        assert {r.label_source for r in during} == {"backup"}
+        server.model_faults.clear()  # the model is back
+        _edit_cache(config, "UPDATE responses SET created_at = created_at - 2 * 86400")
+        after = label_texts(LabelerAgent(config, taxonomy), TEXTS)
+    assert {r.label_source for r in after} == {"fake-model"}
+    assert not any(r.cached for r in after)

@@ -116,3 +116,21 @@ def test_the_contract_names_the_column_a_frame_breaks() -> None:
         validate_frame(judged.drop(columns=["verdict"]), ROW, "trusted_labels")
     with pytest.raises(LabelContractError, match="'label_origin' has unknown value"):
         validate_frame(judged.assign(label_origin="oracle"), ROW, "trusted_labels")
+
+
+def test_a_decision_on_an_audit_text_is_audited_whatever_reason_the_store_gives_now() -> None:
+    """The review store overwrites an item's reason when a correction waits for a second
+    opinion or a decision is doubted; the audit sample is the row id's draw, so the splits'
+    eval (audited decisions only) keeps the corrected audit texts, not just the approved."""
+    share = 0.5
+    rows = [
+        _row(f"r{i}", f"текст {i}", "waste", "human_verified", review_reason=reason)
+        for i, reason in enumerate(["second_opinion", "needs_review", "audit"] * 10)
+    ]
+    frame = pd.DataFrame(rows)
+    drawn = audit_mask(frame["row_id"], share)
+    judged = assign_verdicts(frame, None, audit_share=share, precision_target=0.95)
+    audited = judged.set_index("row_id")["review_reason"] == "audit"
+    expected = pd.Series(drawn | (frame["review_reason"] == "audit").to_numpy())
+    assert audited.to_list() == expected.to_list()
+    assert (drawn & (frame["review_reason"] != "audit").to_numpy()).any()  # the case at issue
