@@ -5,7 +5,6 @@ from esk_pipeline.settings import (
     SEED_NAMES_REPLACED,
     LLMSettings,
     Settings,
-    documentation,
     get_settings,
     unread_variables,
 )
@@ -106,8 +105,21 @@ def test_a_misspelt_or_seed_named_variable_is_reported_not_silently_ignored(tmp_
     ]
 
 
-def test_every_documented_variable_is_read(tmp_path):
-    environ = {doc.variable: "x" for doc in documentation()}
+def test_variables_the_settings_read_are_not_reported(tmp_path, monkeypatch):
+    # Prefixes that share a start (DATA_WRITER_ / DATA_STORAGE_, LLM_ / LLM_LABELER_).
+    environ = {
+        "DATA_WRITER_EVAL_FRACTION": "0.3",
+        "DATA_STORAGE_MAX_VERSIONS": "7",
+        "LLM_LABELER_MODEL": "qwen",
+        "cache_ttl_hours": "2",
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.data_writer.eval_fraction == 0.3
+    assert settings.data_storage.max_versions == 7
+    assert settings.llm.labeler_model == "qwen"
+    assert settings.cache.ttl_hours == 2
     assert unread_variables(environ, tmp_path / "absent.env") == []
 
 

@@ -82,7 +82,8 @@ def build(relabel: bool) -> None:
     Reads and cleans the days whose logs changed, labels the days whose cleaned texts or
     labelling model changed (the model refits on the decisions once enough are new), applies
     what people decided, plans the review queue and commits a dataset version. The same logs,
-    taxonomy, decisions and settings give the same version: a build with nothing new makes none.
+    taxonomy, decisions, labelling-model snapshot and settings give the same version: a build
+    with nothing new makes none.
     """
     _build(get_settings(), ProgressLines(), relabel=relabel)
 
