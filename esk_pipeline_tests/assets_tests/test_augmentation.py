@@ -26,11 +26,11 @@ def _trusted(texts: list[str], domain: str, **columns) -> pd.DataFrame:
     )
 
 
-def test_no_source_is_paraphrased_whose_group_the_splits_draw_for_eval(project_env):
-    settings = Settings()
-    resources = build_resources(settings)
+def _day(n_rare: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(a day of trusted rows, its rare domain's audited human labels): the rare domain needs
+    paraphrases, the common one is machine-labelled."""
     rare = _trusted(
-        [f"мусор не вывозят {i} дней во дворе дома {i * 7}" for i in range(40)],
+        [f"мусор не вывозят {i} дней во дворе дома {i * 7}" for i in range(n_rare)],
         RARE,
         label_origin="human_verified",
         label_source="reviewer:alice",
@@ -43,13 +43,17 @@ def test_no_source_is_paraphrased_whose_group_the_splits_draw_for_eval(project_e
         label_source="local",
         review_reason=None,
     )
-    day = pd.concat([rare, common], ignore_index=True)
-    writer = settings.data_writer
-    drawn = set(
-        day.loc[drawn_for_eval(day, seed=writer.seed, eval_fraction=writer.eval_fraction), "row_id"]
-    )
-    assert 5 < len(drawn) < len(rare)  # some of the rare domain's sources are eval's
+    return pd.concat([rare, common], ignore_index=True), rare
 
+
+def _drawn(settings: Settings, day: pd.DataFrame) -> set[str]:
+    writer = settings.data_writer
+    chosen = drawn_for_eval(day, seed=writer.seed, eval_fraction=writer.eval_fraction)
+    return set(day.loc[chosen, "row_id"])
+
+
+def _samples(settings: Settings, day: pd.DataFrame, rare: pd.DataFrame) -> pd.DataFrame:
+    resources = build_resources(settings)
     output = synthetic_samples(
         build_asset_context(),
         trusted_labels={"2026-11-01": day},
@@ -59,7 +63,15 @@ def test_no_source_is_paraphrased_whose_group_the_splits_draw_for_eval(project_e
             for name in ("taxonomy_file", "labeler", "augmenter", "dataset_store")
         },
     )
-    samples = output.value
+    return output.value
+
+
+def test_no_source_is_paraphrased_whose_group_the_splits_draw_for_eval(project_env):
+    settings = Settings()
+    day, rare = _day(40)
+    drawn = _drawn(settings, day)
+    assert 5 < len(drawn) < len(rare)  # some of the rare domain's sources are eval's
+    samples = _samples(settings, day, rare)
     assert (samples["domain"] == RARE).sum() > 0
     assert not set(samples["source_row_id"]) & drawn
 
@@ -68,36 +80,9 @@ def test_a_small_domains_drawn_sources_are_paraphrased_as_it_stays_in_train(proj
     """A domain with fewer real records than DATA_WRITER_MIN_SAMPLES_PER_DOMAIN is train-only:
     the splits put none of its records in eval, drawn or not, so all are sources."""
     settings = Settings()
-    resources = build_resources(settings)
     writer = settings.data_writer
-    rare = _trusted(
-        [f"мусор не вывозят {i} дней во дворе дома {i * 7}" for i in range(4)],
-        RARE,
-        label_origin="human_verified",
-        label_source="reviewer:alice",
-        review_reason="audit",
-    )
+    day, rare = _day(4)
     assert len(rare) < writer.min_samples_per_domain and writer.small_domain_policy == "train_only"
-    common = _trusted(
-        [f"передаю показания счётчика воды {i} кубов за месяц {i * 3}" for i in range(200)],
-        COMMON,
-        label_origin="local_model",
-        label_source="local",
-        review_reason=None,
-    )
-    day = pd.concat([rare, common], ignore_index=True)
-    drawn = set(
-        day.loc[drawn_for_eval(day, seed=writer.seed, eval_fraction=writer.eval_fraction), "row_id"]
-    )
-    assert drawn  # without the small-domain rule these would be left out
-
-    output = synthetic_samples(
-        build_asset_context(),
-        trusted_labels={"2026-11-01": day},
-        verified_labels=rare[["text", "domain"]],
-        **{
-            name: resources[name]
-            for name in ("taxonomy_file", "labeler", "augmenter", "dataset_store")
-        },
-    )
-    assert set(output.value["source_row_id"]) == set(rare["row_id"])
+    assert _drawn(settings, day)  # without the small-domain rule these would be left out
+    samples = _samples(settings, day, rare)
+    assert set(samples["source_row_id"]) == set(rare["row_id"])
