@@ -26,6 +26,7 @@ from esk_pipeline.pipeline.label_contract import VerdictReason
 from esk_pipeline.pipeline.labels import is_human
 from esk_pipeline.pipeline.text import identity_key_series
 
+_AUDIT_REASON = "audit"  # review.ReviewReason.AUDIT (splits read rows, not the review store)
 _HASH_SPACE = float(2**63)  # stable_rank's values lie in [0, 2**63)
 
 
@@ -61,6 +62,15 @@ def _drawn(keys: pd.Series, seed: int, eval_fraction: float) -> np.ndarray:
     return stable_rank(keys, seed) < eval_fraction * _HASH_SPACE
 
 
+def _audited(frame: pd.DataFrame) -> pd.Series:
+    """Rows reviewed for the audit (review reason "audit"), where the rows say why texts were
+    reviewed; every row where none does."""
+    reasons = frame.get("review_reason")
+    if reasons is None or not reasons.notna().any():
+        return pd.Series(True, index=frame.index)
+    return reasons == _AUDIT_REASON
+
+
 def drawn_for_eval(labels: pd.DataFrame, *, seed: int, eval_fraction: float) -> pd.Series:
     """Label rows (`row_id`, `text`, `label_origin`; optional `identity_key`, `review_reason`,
     `verdict_reason`) that go to eval with their group when the splits are written: settled
@@ -71,18 +81,13 @@ def drawn_for_eval(labels: pd.DataFrame, *, seed: int, eval_fraction: float) -> 
     chosen = is_human(labels["label_origin"])
     if "verdict_reason" in labels:
         chosen &= labels["verdict_reason"] != VerdictReason.DOUBTED_HUMAN.value
-    if "review_reason" in labels and labels["review_reason"].notna().any():
-        chosen &= labels["review_reason"] == "audit"
-    return chosen & _drawn(group_keys(labels), seed, eval_fraction)
+    return chosen & _audited(labels) & _drawn(group_keys(labels), seed, eval_fraction)
 
 
 def eval_eligible(frame: pd.DataFrame) -> pd.Series:
     """Records that may go to eval on their own: settled human labels (`_human`), real, and
     audited where the input says why texts were reviewed (`eval_mask` adds the group rules)."""
-    eligible = frame["_human"] & ~frame["is_synthetic"]
-    if frame["review_reason"].notna().any():
-        eligible &= frame["review_reason"] == "audit"
-    return eligible
+    return frame["_human"] & ~frame["is_synthetic"] & _audited(frame)
 
 
 def components(frame: pd.DataFrame, keys: pd.Series, group_by_user: bool) -> np.ndarray:
@@ -127,9 +132,7 @@ def eval_mask(
     real = ~frame["is_synthetic"]
     blocked = (real & ~frame["_human"]) | frame["domain"].isin(train_only)
     ok = ~blocked.groupby(comp).transform("any")
-    if frame["review_reason"].notna().any():
-        audited = real & (frame["review_reason"] == "audit")
-        ok &= audited.groupby(comp).transform("any")
-    ok &= real.groupby(comp).transform("any")
+    # A component holds a real audited record (any real one where no reason is known).
+    ok &= (real & _audited(frame)).groupby(comp).transform("any")
     drawn = pd.Series(_drawn(keys, seed, eval_fraction), index=frame.index) & real
     return ok & drawn.groupby(comp).transform("any")
