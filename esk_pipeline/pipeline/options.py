@@ -227,7 +227,7 @@ class TrustOptions(BaseModel):
         default=0.15, ge=0, le=1, description="share of labelled texts in the random audit"
     )
     audit_review_share: float = Field(
-        default=0.7,
+        default=1.0,
         ge=0,
         le=1,
         description="share of hand-outs given to audit items for as many of them as the "
@@ -239,7 +239,9 @@ class TrustOptions(BaseModel):
     detect_label_errors: bool = Field(
         default=True, description="re-ask human labels confident learning doubts"
     )
-    folds: int = Field(default=5, ge=2, description="folds of the out-of-fold scores")
+    folds: int = Field(
+        default=5, ge=2, description="folds of the out-of-fold scores (more for few decisions)"
+    )
 
 
 class LLMBudget(BaseModel):

@@ -17,9 +17,10 @@ calibration still needs. Before the audit has decided anything it gets every han
 has a measured `p_correct` yet, so the order could rank the rest only by what a decision
 stands for (the model's own confidence is no evidence: on fresh logs labels it is 80-99% sure
 of can be right two times in three), and nothing is accepted until the audit can tell which
-labels are right, while each audit decision both measures the model and trains it. Then the audit
-gets most hand-outs for about as many audit items as it still
-needs to decide what is accepted (`Calibration.audit_still_needed`), then the audit's own
+labels are right, while each audit decision both measures the model and trains it on a uniform
+sample. Then the audit gets `prioritised` of the hand-outs (by default all of them: until a tier
+accepts, no other decision is multiplied by accepted labels) for about as many audit items as
+it still needs to decide what is accepted (`Calibration.audit_still_needed`), then the audit's own
 share of the logs, so it keeps measuring each version as a uniform sample of the reviews while
 the rest go where a decision settles more. The plan holds both parts, so a long stretch of
 reviews between two plans does not spend itself on an audit that has already done its job.

@@ -12,6 +12,11 @@ decisions or on which other decisions exist: the same decision is scored by the 
 model on every run. The fold models skip their own temperature fit and use the full model's
 temperature instead: the same scale as the labels, at a fifth of the cost. Calibration uses
 these scores for audited texts; label-error detection uses them for every human label.
+
+While the decisions are few, a model trained on four fifths of them is clearly weaker than the
+labels' model, trained on all (the learning curve is steep there), and its scores would
+understate the very labels the audit measures. So small pools get more folds (`fold_count`), as
+long as all fold models together fit about `FITTED_TEXTS_BUDGET` texts: cheap while it lasts.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ from esk_pipeline.pipeline.ids import stable_rank
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 
+FITTED_TEXTS_BUDGET = 6_000
+MAX_FOLDS = 20
+
+
+def fold_count(n: int, folds: int) -> int:
+    """`folds`, or more for a small pool of `n` texts (at most MAX_FOLDS, while the fold
+    models fit about FITTED_TEXTS_BUDGET texts in all)."""
+    return max(folds, min(MAX_FOLDS, FITTED_TEXTS_BUDGET // max(n, 1)))
+
 
 def out_of_fold_proba(
     taxonomy: Taxonomy,
@@ -35,14 +49,15 @@ def out_of_fold_proba(
     folds: int = 5,
     seed: int = 0,
 ) -> np.ndarray:
-    """Class probabilities (columns in `taxonomy.ids` order) for each text, out of fold."""
+    """Class probabilities (columns in `taxonomy.ids` order) for each text, out of fold
+    (at least `folds` folds: `fold_count`)."""
     n = len(texts)
     proba = np.full((n, len(taxonomy.ids)), np.nan)
     if n < 2:
         return proba
     texts_array = np.asarray(texts, dtype=object)
     domains_array = np.asarray(domains, dtype=object)
-    fold_of = stable_rank(texts_array, seed) % min(folds, n)
+    fold_of = stable_rank(texts_array, seed) % min(fold_count(n, folds), n)
     for fold in np.unique(fold_of):
         train_idx, test_idx = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
         if not len(train_idx):

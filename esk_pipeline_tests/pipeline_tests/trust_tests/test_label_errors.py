@@ -8,6 +8,7 @@ import pytest
 
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.pipeline.taxonomy import Taxonomy
+from esk_pipeline.pipeline.trust import _out_of_fold
 from esk_pipeline.pipeline.trust._label_errors import suspected_label_errors
 from esk_pipeline.pipeline.trust._out_of_fold import out_of_fold_proba
 from esk_pipeline.sample_data import generate_logs
@@ -67,3 +68,36 @@ def test_a_domain_with_one_decision_is_named_not_warned_about_by_index(caplog) -
     assert notes == [
         "label-error check: too few human decisions to judge in 1 domain(s): education"
     ]
+
+
+def _left_out_per_fold_model(monkeypatch: pytest.MonkeyPatch, texts: int, budget: int) -> list:
+    """How many texts each fold model was not trained on, for a pool of `texts` (5 folds)."""
+    monkeypatch.setattr(_out_of_fold, "FITTED_TEXTS_BUDGET", budget)
+    fitted: list[int] = []
+    fit = LocalModel.fit
+
+    def counting_fit(self, taxonomy, examples):
+        examples = list(examples)
+        fitted.append(len(examples))
+        return fit(self, taxonomy, examples)
+
+    monkeypatch.setattr(LocalModel, "fit", counting_fit)
+    pool = [f"нет горячей воды дом {i}" for i in range(texts)]
+    proba = out_of_fold_proba(TAXONOMY, pool, ["housing_utilities"] * texts, temperature=1.0)
+    assert not np.isnan(proba).any()
+    left_out = [texts - n for n in fitted]
+    assert sum(left_out) == texts  # every text scored by exactly one model that lacks it
+    return left_out
+
+
+def test_a_small_pool_is_scored_by_models_that_miss_fewer_of_its_texts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Few decisions: each fold model lacks fewer of them (closer to the labels' model, which
+    has them all); many: the configured folds, so the cost stays bounded."""
+    small_plain = _left_out_per_fold_model(monkeypatch, 40, budget=0)
+    small = _left_out_per_fold_model(monkeypatch, 40, budget=400)
+    assert len(small_plain) <= 5
+    assert np.mean(small) <= np.mean(small_plain) / 2
+    large = _left_out_per_fold_model(monkeypatch, 100, budget=400)
+    assert large == _left_out_per_fold_model(monkeypatch, 100, budget=0)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.ids import row_id
+from esk_pipeline.pipeline.options import TrustOptions
 from esk_pipeline.pipeline.review.planning import AuditShare, audit_hand_out_share
 from esk_pipeline.pipeline.review.planning import plan_review as plan_verdicts
 from esk_pipeline.pipeline.text import identity_key_series
@@ -130,6 +131,21 @@ def test_the_audit_share_drops_after_the_items_the_calibration_still_needs() -> 
     audit = (plan["review_reason"] == "audit").to_numpy()
     assert audit[:40].sum() == 20  # one in two while the calibration needs them
     assert 8 <= audit[40:140].sum() <= 12  # then one in ten
+
+
+def test_by_default_the_audit_gets_every_hand_out_until_a_tier_accepts() -> None:
+    """Until a tier accepts, no other decision is multiplied by accepted labels, and an audit
+    decision trains the model on a uniform sample while it measures it."""
+    labels = _labels()
+    share = audit_hand_out_share(
+        _calibration(0, 0), prioritised=TrustOptions().audit_review_share, settled=0.1
+    )
+    plan = _order(
+        plan_review(labels, precision_target=0.95, audit_share=0.05, audit_review_share=share)
+    )
+    audit = (plan["review_reason"] == "audit").to_numpy()
+    assert 100 < audit.sum() < len(plan)
+    assert audit[: audit.sum()].all()
 
 
 def test_before_any_audit_decision_every_audit_item_comes_first() -> None:
