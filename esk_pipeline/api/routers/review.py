@@ -5,8 +5,10 @@ The reviewer is always the token's owner. Handlers are plain `def`: the store is
 
 Audit items go out blind: the audit measures how often the model is right, and a reviewer who
 sees the model's guess tends to agree with it, which would inflate that very measure. So no
-item handed to a reviewer while its reason is `audit` carries the guess, its confidence or its
-candidates; the store still knows them and judges the decision against them.
+item queued for the audit (reason `audit`, which no decision changes) carries the guess, its
+confidence or its candidates when handed to a reviewer: not to the first, not to the second
+opinion on a correction, not to an adjudicator, not after an undo. The store still knows them
+and judges the decision against them.
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def taxonomy(reviewer_id: ReviewerId, taxonomy: TaxonomyDep) -> TaxonomyOut:
     response_model=list[ReviewItem],
     summary="Lease the next items to the calling reviewer (their current leases come first)",
     description="Audit items (reason `audit`) come blind: `predicted_domain` null, `confidence` "
-    "0 and no `top_candidates`, so the model's guess cannot anchor the reviewer.",
+    "0 and no `top_candidates`, so the model's guess cannot anchor the reviewer. `reason` is "
+    "why an item was queued; `waiting_for` what a decision on it waits for (a second opinion, "
+    "the re-check of a doubted decision).",
 )
 def next_items(
     reviewer_id: ReviewerId,
