@@ -93,11 +93,10 @@ def test_a_store_from_before_the_trust_columns_is_upgraded_on_open(tmp_path: Pat
 
 
 def test_a_store_that_overwrote_reasons_is_upgraded_on_open_and_keeps_working(
-    tmp_path: Path,
+    store: StoreFactory,
 ) -> None:
     """Stores from before `waiting_for` wrote what a decision waits for over `reason`."""
-    config = review_config(tmp_path, None, second_opinion_confidence=0.7)
-    ds = ReviewDataset(config, TAXONOMY)
+    ds = store(second_opinion_confidence=0.7)
     ds.add_items([label("sure", confidence=0.9), label("drawn", review_reason="audit")])
     ds.get_next(2, "alice")
     ds.submit_review("sure", "payments", "alice")  # against a sure model: it waits
@@ -106,26 +105,23 @@ def test_a_store_that_overwrote_reasons_is_upgraded_on_open_and_keeps_working(
         conn.exec_driver_sql("UPDATE review_items SET reason = waiting_for WHERE id = 'sure'")
         conn.exec_driver_sql("ALTER TABLE review_items DROP COLUMN waiting_for")
     ds.close()
-    ds = ReviewDataset(config, TAXONOMY)
-    try:
-        held = ds.get_item("sure")
-        assert (held.reason, held.waiting_for, held.priority) == (
-            ReviewReason.NEEDS_REVIEW,
-            ReviewReason.SECOND_OPINION,
-            ReviewPriority.CRITICAL,
-        )
-        drawn = ds.get_item("drawn")
-        assert (drawn.reason, drawn.waiting_for) == (ReviewReason.AUDIT, None)
-        assert [item.id for item in ds.get_next(2, "bob")] == ["sure", "drawn"]
-        decided = ds.submit_review("sure", "payments", "bob")
-        assert (decided.status, decided.reviews, decided.waiting_for) == (
-            ReviewStatus.CORRECTED,
-            2,
-            None,
-        )
-        assert ds.integrity_problems() == []
-    finally:
-        ds.close()
+    ds = store(second_opinion_confidence=0.7)
+    held = ds.get_item("sure")
+    assert (held.reason, held.waiting_for, held.priority) == (
+        ReviewReason.NEEDS_REVIEW,
+        ReviewReason.SECOND_OPINION,
+        ReviewPriority.CRITICAL,
+    )
+    drawn = ds.get_item("drawn")
+    assert (drawn.reason, drawn.waiting_for) == (ReviewReason.AUDIT, None)
+    assert [item.id for item in ds.get_next(2, "bob")] == ["sure", "drawn"]
+    decided = ds.submit_review("sure", "payments", "bob")
+    assert (decided.status, decided.reviews, decided.waiting_for) == (
+        ReviewStatus.CORRECTED,
+        2,
+        None,
+    )
+    assert ds.integrity_problems() == []
 
 
 def test_integrity_checks_name_the_rows_that_break_an_invariant(make: StoreFactory) -> None:
