@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
-from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig, ReviewReason
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.settings import ReviewSettings
 from esk_pipeline_tests.api_tests.conftest import (
@@ -317,3 +317,26 @@ def test_an_audit_item_stays_blind_through_its_second_opinion_adjudication_and_u
         undone = post("alice", item["id"], "undo", {"decision_id": corrected["decision_id"]})
         assert (undone["reason"], undone["waiting_for"], undone["reviews"]) == ("audit", None, 0)
         assert _blind(undone)
+
+
+def test_a_doubted_audit_decision_reaches_the_second_reviewer_without_the_guess(settings, client):
+    """A doubted decision stands on the open item meanwhile; an approval of an audit text is
+    the model's guess itself, so handing it out would show the re-checker the guess."""
+    [row] = label_rows(1)
+    row["review_reason"] = "audit"
+    config = ReviewDatasetConfig(data_dir=settings.app.data_dir, database_url=None)
+    with ReviewDataset(config, Taxonomy.load(settings.app.taxonomy_path)) as review:
+        review.add_items([row])
+        [item] = _lease(client, "alice")
+        client.post(
+            f"/api/review/items/{item['id']}/submit",
+            json={"domain": row["domain"]},
+            headers=auth("alice"),
+        )
+        review.request_second_opinion([item["id"]], ReviewReason.POSSIBLE_LABEL_ERROR)
+        assert review.get_item(item["id"]).corrected_domain == row["domain"]
+    [recheck] = _lease(client, "bob")
+    assert (recheck["id"], recheck["waiting_for"]) == (item["id"], "possible_label_error")
+    assert _blind(recheck)
+    assert (recheck["corrected_domain"], recheck["reviewer_id"]) == (None, None)
+    assert recheck["review_timestamp"] is None

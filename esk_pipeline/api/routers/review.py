@@ -7,8 +7,9 @@ Audit items go out blind: the audit measures how often the model is right, and a
 sees the model's guess tends to agree with it, which would inflate that very measure. So no
 item queued for the audit (reason `audit`, which no decision changes) carries the guess, its
 confidence or its candidates when handed to a reviewer: not to the first, not to the second
-opinion on a correction, not to an adjudicator, not after an undo. The store still knows them
-and judges the decision against them.
+opinion on a correction, not to an adjudicator, not after an undo; nor, to the re-check of a
+doubted decision, that decision (an approval is the guess). The store still knows them and
+judges the decision against them.
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ EXPORT_MEDIA_TYPES: dict[str, str] = {
 
 
 def blind_if_audit(item: ReviewItem) -> ReviewItem:
-    """The item as a reviewer may see it: an audit item without the model's guess."""
+    """The item as a reviewer may see it: an audit item without the model's guess, nor, while
+    it is open, a doubted decision standing on it (an approval is the guess itself)."""
     if item.reason != ReviewReason.AUDIT:
         return item
-    return item.model_copy(
-        update={"predicted_domain": None, "confidence": 0.0, "top_candidates": []}
-    )
+    hidden = {"predicted_domain": None, "confidence": 0.0, "top_candidates": []}
+    if item.status not in _DECIDED:
+        hidden |= {"corrected_domain": None, "reviewer_id": None, "review_timestamp": None}
+    return item.model_copy(update=hidden)
 
 
 @router.get("/me", response_model=WhoAmIOut, summary="Who the token belongs to")
