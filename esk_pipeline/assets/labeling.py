@@ -39,7 +39,12 @@ from dagster import (
 
 from esk_pipeline.assets.automation import LABELS_CONDITION
 from esk_pipeline.assets.frame_types import DailyLabelFrames
-from esk_pipeline.assets.labelling_model import MADE_FROM, StoredDays, snapshot_refit
+from esk_pipeline.assets.labelling_model import (
+    LEFT_TO_LABEL,
+    MADE_FROM,
+    StoredDays,
+    snapshot_refit,
+)
 from esk_pipeline.assets.metadata import (
     bar_chart,
     counts_table,
@@ -232,8 +237,9 @@ class _DayLabeler:
         stand_ins = (frame["label_origin"] == LabelOrigin.LLM.value) & (
             frame["label_source"] != agent.config.model
         )
-        if self.reuse is not None and not (report.failed or report.deferred or stand_ins.any()):
-            frame.attrs[MADE_FROM] = self.reuse.made_from[key]
+        if self.reuse is not None:
+            left = report.failed or report.deferred or stand_ins.any()
+            frame.attrs[MADE_FROM] = LEFT_TO_LABEL if left else self.reuse.made_from[key]
         self.context.add_asset_metadata(
             _day_metadata(agent, frame, report)
             | {"labelled": why, "seconds": round(time.perf_counter() - started, 3)},

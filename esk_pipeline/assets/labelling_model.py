@@ -14,8 +14,10 @@ from esk_pipeline.resources.io_manager import ParquetJsonIOManager
 
 LABELS = AssetKey("labels")
 SNAPSHOT_FILE = "labelling_model.json"
-# In a labels day's file (`DataFrame.attrs`): what the day was made from.
+# In a labels day's file (`DataFrame.attrs`): what the day was made from, or that rows were
+# left to label (a file with neither was written before labels recorded their model).
 MADE_FROM = "esk/made_from"
+LEFT_TO_LABEL = {"left_to_label": "deferred, failed or fallback-answered rows"}
 FORCED = "forced relabel"
 
 
@@ -72,8 +74,10 @@ class StoredDays:
         made = attrs.get(MADE_FROM) or {}
         if made == wanted:
             return KeptDay(rows), f"reused (model {wanted['labelling_model']})"
-        if not made:  # a day with rows left to label records nothing
-            return None, "relabelled: it had deferred, failed or fallback-answered rows"
+        if made == LEFT_TO_LABEL:
+            return None, f"relabelled: it had {LEFT_TO_LABEL['left_to_label']}"
+        if not made:
+            return None, "relabelled: made before labels days recorded their labelling model"
         if made.get("cleaned_texts") != wanted["cleaned_texts"]:
             return None, "relabelled: its cleaned texts changed"
         why = f"model refit ({self.refit.reason})" if self.refit.reason else "model changed"

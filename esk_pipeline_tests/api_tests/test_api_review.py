@@ -9,9 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
-from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig, ReviewReason
 from esk_pipeline.pipeline.taxonomy import Taxonomy
-from esk_pipeline_tests.api_tests.conftest import TOKENS, auth, label_rows, seed_review
+from esk_pipeline.settings import ReviewSettings
+from esk_pipeline_tests.api_tests.conftest import (
+    TOKENS,
+    auth,
+    label_rows,
+    make_settings,
+    seed_review,
+)
 
 
 @pytest.fixture
@@ -255,3 +262,81 @@ def test_audit_items_reach_the_reviewer_without_the_models_guess(settings, clien
         headers=auth("alice"),
     ).json()
     assert undone["id"] == second and undone["predicted_domain"] is None
+
+
+def _blind(item: dict) -> bool:
+    guess = item["predicted_domain"], item["confidence"], item["top_candidates"]
+    return guess == (None, 0, [])
+
+
+def test_an_audit_item_stays_blind_through_its_second_opinion_adjudication_and_undo(
+    project_env,
+):
+    """A lone correction of an audit item waits for a second reviewer, who decides between the
+    model and the correction: the guess would anchor that decision as much as the first."""
+    from fastapi.testclient import TestClient
+
+    from esk_pipeline.api import create_app
+
+    settings = make_settings(project_env / "api")
+    settings = settings.model_copy(
+        update={"review": ReviewSettings(database_url=None, second_opinion_confidence=0.0)}
+    )
+    [row] = label_rows(1)
+    row["review_reason"] = "audit"
+    taxonomy = Taxonomy.load(settings.app.taxonomy_path)
+    with ReviewDataset(
+        ReviewDatasetConfig(data_dir=settings.app.data_dir, database_url=None), taxonomy
+    ) as review:
+        review.add_items([row])
+    guess = str(row["domain"])
+    other = next(d for d in taxonomy.ids if d != guess)
+
+    def post(reviewer: str, item_id: str, action: str, body: dict | None = None) -> dict:
+        response = client.post(
+            f"/api/review/items/{item_id}/{action}", json=body, headers=auth(reviewer)
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    with TestClient(create_app(settings)) as client:
+        [item] = _lease(client, "alice")
+        corrected = post("alice", item["id"], "submit", {"domain": other})
+        assert (corrected["status"], corrected["waiting_for"]) == ("pending", "second_opinion")
+        [second] = _lease(client, "bob")  # the second opinion
+        assert second["id"] == item["id"] and _blind(second)
+        assert (second["reason"], second["waiting_for"]) == ("audit", "second_opinion")
+        contradicted = post("bob", item["id"], "submit", {"domain": guess})
+        assert contradicted["needs_adjudication"] and _blind(contradicted)
+        [adjudication] = _lease(client, "carol")
+        assert adjudication["reason"] == "audit" and _blind(adjudication)
+        post("carol", item["id"], "release")
+        waiting = post("bob", item["id"], "undo", {"decision_id": contradicted["decision_id"]})
+        assert waiting["waiting_for"] == "second_opinion" and _blind(waiting)
+        post("bob", item["id"], "release")
+        undone = post("alice", item["id"], "undo", {"decision_id": corrected["decision_id"]})
+        assert (undone["reason"], undone["waiting_for"], undone["reviews"]) == ("audit", None, 0)
+        assert _blind(undone)
+
+
+def test_a_doubted_audit_decision_reaches_the_second_reviewer_without_the_guess(settings, client):
+    """A doubted decision stands on the open item meanwhile; an approval of an audit text is
+    the model's guess itself, so handing it out would show the re-checker the guess."""
+    [row] = label_rows(1)
+    row["review_reason"] = "audit"
+    config = ReviewDatasetConfig(data_dir=settings.app.data_dir, database_url=None)
+    with ReviewDataset(config, Taxonomy.load(settings.app.taxonomy_path)) as review:
+        review.add_items([row])
+        [item] = _lease(client, "alice")
+        client.post(
+            f"/api/review/items/{item['id']}/submit",
+            json={"domain": row["domain"]},
+            headers=auth("alice"),
+        )
+        review.request_second_opinion([item["id"]], ReviewReason.POSSIBLE_LABEL_ERROR)
+        assert review.get_item(item["id"]).corrected_domain == row["domain"]
+    [recheck] = _lease(client, "bob")
+    assert (recheck["id"], recheck["waiting_for"]) == (item["id"], "possible_label_error")
+    assert _blind(recheck)
+    assert (recheck["corrected_domain"], recheck["reviewer_id"]) == (None, None)
+    assert recheck["review_timestamp"] is None

@@ -525,3 +525,44 @@ def test_fifteen_domains_one_key_approval_and_blind_audits(project_env, tmp_path
     with ReviewDataset(config, taxonomy) as review:
         for decided_id, domain in decisions.items():
             assert review.get_item(decided_id).corrected_domain == domain, decided_id
+
+
+def test_the_second_opinion_on_an_audit_item_is_blind_and_says_so(project_env, tmp_path):
+    """Alice corrected an audit item against a confident model; Bob, who gives the second
+    opinion, sees it as an audit item (no guess, no scores, taxonomy order), badged so."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+    settings = make_settings(project_env / "api-second", taxonomy_path=_fifteen_domains(tmp_path))
+    taxonomy = Taxonomy.load(settings.app.taxonomy_path)
+    [row] = _rows_for(taxonomy.ids)[1:2]  # an audit row; the model says the 5th domain
+    other = taxonomy.ids[0]
+    config = ReviewDatasetConfig(
+        data_dir=settings.app.data_dir, database_url=None, second_opinion_confidence=0.0
+    )
+    with ReviewDataset(config, taxonomy) as review:
+        review.add_items([row])
+        [item] = review.get_next(1, "alice")
+        assert review.submit_review(item.id, other, "alice").waiting_for == "second_opinion"
+
+    with _serving(settings) as server, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        _log_in_by_keyboard(page, server, "bob")
+        assert page.get_attribute("#item-card", "data-item-id") == item.id
+        assert page.get_attribute("#item-card", "data-reason") == "audit"
+        assert page.text_content("#item-reason") == "контроль · второе мнение"
+        assert page.is_hidden("#item-model") and page.is_hidden("#verify")
+        options = page.eval_on_selector_all(
+            "#domain-list li", "els => els.map(e => e.dataset.domain)"
+        )
+        assert options == taxonomy.ids
+        assert set(page.eval_on_selector_all(".score", "els => els.map(e => e.textContent)")) == {
+            ""
+        }
+        page.keyboard.press("1")  # Alice's correction, the first domain
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#empty-state:not([hidden])")
+        browser.close()
+    with ReviewDataset(config, taxonomy) as review:
+        decided = review.get_item(item.id)
+    assert (decided.status, decided.reviews, decided.reason) == (ReviewStatus.CORRECTED, 2, "audit")

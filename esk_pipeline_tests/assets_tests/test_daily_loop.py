@@ -62,7 +62,9 @@ def _state(run: dict) -> dict:
         "verified": len(verified),
         "doubt_pending": sorted(verified.loc[verified["doubt_pending"], "row_id"]),
         "critical": stats.by_priority.get(ReviewPriority.CRITICAL.value, 0),
-        "waiting_reasons": sorted((i.id, i.reason.value, i.priority.value) for i in items),
+        "waiting_reasons": sorted(
+            (i.id, i.reason.value, str(i.waiting_for), i.priority.value) for i in items
+        ),
     }
 
 
@@ -99,7 +101,7 @@ def test_a_doubted_decision_stays_human_and_waits_for_one_second_opinion(tmp_pat
             pytest.skip("confident learning doubted no decision on this sample")
         item = store.get_item(doubted["row_id"].iloc[0])
         assert item.priority == ReviewPriority.CRITICAL
-        assert item.reason.value == "possible_label_error"
+        assert item.waiting_for == "possible_label_error"
         assert item.required_reviews == 2
     trusted = json.loads((run["root"] / "assets" / "label_trust.json").read_text())
     assert set(doubted["row_id"]) <= set(trusted["doubted"])
@@ -121,8 +123,9 @@ def test_the_reviews_the_summary_asks_for_are_what_the_next_build_needs(tmp_path
     card = (version.path / "README.md").read_text(encoding="utf-8")
     assert f"about {asked} more audited review(s)" in card
     with review_store(run) as store:
-        # A correction of a confident model waits for a second review: that review counts.
-        assert _decide(store, asked, reasons=("audit", "second_opinion")) == asked
+        # A correction of a confident model waits for a second review (on an item still
+        # queued for the audit): that review counts.
+        assert _decide(store, asked, reasons=("audit",)) == asked
     run["summary"] = rebuild(run)
     assert run["summary"]["eval_samples"] >= 10
 

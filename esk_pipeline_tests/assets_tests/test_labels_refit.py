@@ -200,3 +200,20 @@ def test_a_forced_relabel_refits_and_labels_every_day(folder, classify_calls):
         assert again[day]["labelling_model"] == first[day]["labelling_model"]
         assert again[day]["data_version"] == first[day]["data_version"]
     assert _files(folder) == files
+
+
+def test_a_day_stored_before_labels_recorded_their_model_says_so(folder, classify_calls):
+    _decide(folder, _decisions(10))
+    _refresh(folder)
+    for day in DAYS:  # as an earlier release wrote it: no record of its model
+        path = folder / "labels" / f"{day}.parquet"
+        frame = pd.read_parquet(path)
+        frame.attrs = {}
+        frame.to_parquet(path)
+    again = _refresh(folder)
+    assert len(classify_calls) == 4
+    for day in DAYS:
+        assert again[day]["labelled"] == (
+            "relabelled: made before labels days recorded their labelling model"
+        )
+    assert all(m["labelled"].startswith("reused") for m in _refresh(folder).values())

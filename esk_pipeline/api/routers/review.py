@@ -5,8 +5,11 @@ The reviewer is always the token's owner. Handlers are plain `def`: the store is
 
 Audit items go out blind: the audit measures how often the model is right, and a reviewer who
 sees the model's guess tends to agree with it, which would inflate that very measure. So no
-item handed to a reviewer while its reason is `audit` carries the guess, its confidence or its
-candidates; the store still knows them and judges the decision against them.
+item queued for the audit (reason `audit`, which no decision changes) carries the guess, its
+confidence or its candidates when handed to a reviewer: not to the first, not to the second
+opinion on a correction, not to an adjudicator, not after an undo; nor, to the re-check of a
+doubted decision, that decision (an approval is the guess). The store still knows them and
+judges the decision against them.
 """
 
 from __future__ import annotations
@@ -52,12 +55,14 @@ EXPORT_MEDIA_TYPES: dict[str, str] = {
 
 
 def blind_if_audit(item: ReviewItem) -> ReviewItem:
-    """The item as a reviewer may see it: an audit item without the model's guess."""
+    """The item as a reviewer may see it: an audit item without the model's guess, nor, while
+    it is open, a doubted decision standing on it (an approval is the guess itself)."""
     if item.reason != ReviewReason.AUDIT:
         return item
-    return item.model_copy(
-        update={"predicted_domain": None, "confidence": 0.0, "top_candidates": []}
-    )
+    hidden = {"predicted_domain": None, "confidence": 0.0, "top_candidates": []}
+    if item.status not in _DECIDED:
+        hidden |= {"corrected_domain": None, "reviewer_id": None, "review_timestamp": None}
+    return item.model_copy(update=hidden)
 
 
 @router.get("/me", response_model=WhoAmIOut, summary="Who the token belongs to")
@@ -80,7 +85,9 @@ def taxonomy(reviewer_id: ReviewerId, taxonomy: TaxonomyDep) -> TaxonomyOut:
     response_model=list[ReviewItem],
     summary="Lease the next items to the calling reviewer (their current leases come first)",
     description="Audit items (reason `audit`) come blind: `predicted_domain` null, `confidence` "
-    "0 and no `top_candidates`, so the model's guess cannot anchor the reviewer.",
+    "0 and no `top_candidates`, so the model's guess cannot anchor the reviewer. `reason` is "
+    "why an item was queued; `waiting_for` what a decision on it waits for (a second opinion, "
+    "the re-check of a doubted decision).",
 )
 def next_items(
     reviewer_id: ReviewerId,

@@ -145,8 +145,10 @@ function render() {
   $("item-text").textContent = item.text;
   $("item-priority").textContent = PRIORITY_NAMES[item.priority] || item.priority;
   $("item-priority").className = `badge ${item.priority}`;
-  $("item-reason").textContent = REASON_NAMES[item.reason] || "";
-  $("item-reason").hidden = !REASON_NAMES[item.reason];
+  // Why it was queued, and what a decision on it waits for (a second opinion, a re-check).
+  const reasons = [item.reason, item.waiting_for].map((r) => REASON_NAMES[r]).filter(Boolean);
+  $("item-reason").textContent = reasons.join(" · ");
+  $("item-reason").hidden = reasons.length === 0;
   $("item-model").hidden = isAudit(item);
   const predicted = item.predicted_domain ? state.byId.get(item.predicted_domain) : null;
   $("item-predicted").textContent = predicted ? predicted.name : "нет метки";

@@ -10,6 +10,9 @@ reviewer's earlier corrections, settled by others, prove them reliable and the m
 
 A doubted decision (`_doubts.raise_doubt`) stands until a second vote settles it: agreement
 decides the item with two votes, disagreement sends it to adjudication.
+
+No decision or undo changes the reason an item was queued for (`reason`: an audit item stays
+one, and blind); a wait for one more reviewer is `waiting_for`.
 """
 
 from __future__ import annotations
@@ -60,8 +63,6 @@ from esk_pipeline.pipeline.taxonomy import Taxonomy
 
 _CRITICAL = PRIORITY_RANK[ReviewPriority.CRITICAL]
 _NO_DECISION = {"corrected_domain": None, "reviewer_id": None, "review_timestamp": None}
-# Reasons of an item waiting on one more reviewer after a decision.
-_WAITING_REASONS = (ReviewReason.SECOND_OPINION, ReviewReason.POSSIBLE_LABEL_ERROR)
 # The agreement a reviewer exceeds with this probability is their proven reliability.
 _RELIABILITY_ASSURANCE = 0.75
 
@@ -192,16 +193,18 @@ def _revert(
         sa.select(sa.func.count()).where(reviews.item_id == item_id, reviews.action == SKIP)
     ).scalar_one()
     required = row["required_reviews"] if votes else config.reviews_per_item
-    reason = row["reason"]
-    if not votes and reason in _WAITING_REASONS:
-        reason = ReviewReason.NEEDS_REVIEW.value
+    # The item keeps the reason it was queued for; what a remaining vote waits for stays.
+    waiting_for = row["waiting_for"] if votes else None
     adjudicate = len(votes) >= required and majority(votes) is None
     if row["labeler_failed"]:
         status = ReviewStatus.FAILED
     else:
         status = ReviewStatus.SKIPPED if skipped else ReviewStatus.PENDING
+    waiting_or_queued = waiting_for or row["reason"]
     priority = (
-        _CRITICAL if adjudicate else PRIORITY_RANK[priority_for(row["labeler_failed"], reason)]
+        _CRITICAL
+        if adjudicate
+        else PRIORITY_RANK[priority_for(row["labeler_failed"], waiting_or_queued)]
     )
     doubted = row["doubt"] is not None and len(votes) == 1
     conn.execute(
@@ -211,7 +214,7 @@ def _revert(
             status=status.value,
             reviews=len(votes),
             required_reviews=required,
-            reason=reason,
+            waiting_for=waiting_for,
             needs_adjudication=adjudicate,
             priority=priority,
             doubt=row["doubt"] if votes else None,
@@ -313,7 +316,7 @@ def _state_after_vote(
         return {
             **values,
             "required_reviews": len(votes) + 1,
-            "reason": ReviewReason.SECOND_OPINION.value,
+            "waiting_for": ReviewReason.SECOND_OPINION.value,
             "priority": _CRITICAL,
         }
     else:

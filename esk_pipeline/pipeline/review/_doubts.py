@@ -1,6 +1,7 @@
 """Doubts: one more reviewer asked about a decision one reviewer made, once per decision.
 
-The decision stands meanwhile: the item is open again but keeps its decision fields and
+The decision stands meanwhile: the item is open again, waiting for the re-check
+(`waiting_for`, its `reason` for being queued unchanged), but keeps its decision fields and
 `doubt`, and the verified labels keep it (as `doubt_pending`). The second vote settles it
 (`_decisions`): agreement decides it with two votes, disagreement sends it to adjudication.
 """
@@ -44,7 +45,7 @@ def raise_doubt(conn: Connection, item_ids: Iterable[str], reason: ReviewReason)
                     else_=ReviewStatus.PENDING.value,
                 ),
                 required_reviews=2,
-                reason=reason.value,
+                waiting_for=reason.value,
                 doubt=reason.value,
                 priority=PRIORITY_RANK[ReviewPriority.CRITICAL],
                 **CLEARED_LEASE,

@@ -80,8 +80,9 @@ class Incoming:
 
 
 def priority_for(labeler_failed: bool, reason: str) -> ReviewPriority:
-    """A decision that waits on another (a second opinion, a doubted label) -> CRITICAL;
-    a labeler failure -> HIGH; the rest MEDIUM, ordered among themselves by gain."""
+    """A decision that waits on another (`reason` a second opinion, a doubted label: what the
+    item waits for, else why it was queued) -> CRITICAL; a labeler failure -> HIGH; the rest
+    MEDIUM, ordered among themselves by gain."""
     if reason in (ReviewReason.SECOND_OPINION, ReviewReason.POSSIBLE_LABEL_ERROR):
         return ReviewPriority.CRITICAL
     return ReviewPriority.HIGH if labeler_failed else ReviewPriority.MEDIUM
@@ -256,14 +257,15 @@ def _new_row(incoming: Incoming, reviews_per_item: int, now: datetime) -> dict[s
 
 def _refresh_values(row: RowMapping, incoming: Incoming) -> dict[str, Any]:
     """New model fields for a still-open item. What people's work put there stays: an item
-    waiting on another reviewer (a second opinion, a doubt, an adjudication) keeps its reason
-    and priority, and skips stay skips."""
-    waiting = row["needs_adjudication"] or row["reviews"] > 0 or row["doubt"] is not None
-    reason = row["reason"] if waiting else incoming.reason
+    someone decided (waiting for a second opinion, a doubt's re-check, an adjudication) keeps
+    the reason it was queued for (reviewers of one item see it alike) and its priority, and
+    skips stay skips."""
+    worked_on = row["needs_adjudication"] or row["reviews"] > 0 or row["doubt"] is not None
+    reason = row["reason"] if worked_on else incoming.reason
     if row["needs_adjudication"]:
         priority = ReviewPriority.CRITICAL
     else:
-        priority = priority_for(incoming.labeler_failed, reason)
+        priority = priority_for(incoming.labeler_failed, row["waiting_for"] or reason)
     if incoming.labeler_failed:
         status = ReviewStatus.FAILED.value
     elif row["status"] == ReviewStatus.SKIPPED.value:

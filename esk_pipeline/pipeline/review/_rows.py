@@ -37,11 +37,11 @@ def utc_midnight(now: datetime) -> datetime:
 
 def to_item(row: RowMapping, now: datetime) -> ReviewItem:
     """The public view of a row: an open item under a valid lease shows as IN_REVIEW."""
-    leased = (
-        row["status"] in OPEN_STATUSES
-        and row["lease_expires_at"] is not None
-        and row["lease_expires_at"] > now
-    )
+    is_open = row["status"] in OPEN_STATUSES
+    leased = is_open and row["lease_expires_at"] is not None and row["lease_expires_at"] > now
+    # The stored value outlives its answer (so that an undo restores it): it holds only while
+    # the item is open and not in adjudication.
+    waiting = is_open and not row["needs_adjudication"] and row["waiting_for"] is not None
     return ReviewItem(
         id=row["id"],
         text=row["text"],
@@ -60,6 +60,7 @@ def to_item(row: RowMapping, now: datetime) -> ReviewItem:
         required_reviews=row["required_reviews"],
         needs_adjudication=row["needs_adjudication"],
         reason=ReviewReason(row["reason"]),
+        waiting_for=ReviewReason(row["waiting_for"]) if waiting else None,
         lease_holder=row["lease_holder"] if leased else None,
         lease_expires_at=row["lease_expires_at"] if leased else None,
     )

@@ -1,9 +1,9 @@
 """The review store's two tables, the status groups queries filter on, upgrades and invariants.
 
-`review_items` holds one row per queued text: the model's guess, the queue state, the current
-lease and (once decided) the human decision. `reviews` holds one row per reviewer action on an
-item: a decision (domain set) or a skip (domain NULL). An open item under a valid lease is
-IN_REVIEW only on read; the table stores PENDING, FAILED or SKIPPED for it.
+`review_items` holds one row per queued text: the model's guess, why it was queued, the queue
+state, the current lease and (once decided) the human decision. `reviews` holds one row per
+reviewer action on an item: a decision (domain set) or a skip (domain NULL). An open item under
+a valid lease is IN_REVIEW only on read; the table stores PENDING, FAILED or SKIPPED for it.
 
 `add_missing_columns` brings a store made by an earlier release up to date on open;
 `integrity_problems` lists rows that break the store's invariants (empty when sound).
@@ -63,7 +63,13 @@ item_table = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),  # PRIORITY_RANK, so it sorts
     sa.Column("needs_adjudication", sa.Boolean, nullable=False),
+    # Why it was queued (ReviewReason: audit, needs_review): set by whoever queues it, never by
+    # a decision, so an audit item stays blind through its second opinion, doubt and undo.
     sa.Column("reason", sa.String(32), nullable=False, server_default=ReviewReason.NEEDS_REVIEW),
+    # What a decision left it waiting for (ReviewReason: a second opinion, a doubt's re-check).
+    # Kept once answered, so that undoing the answer restores it: it holds only while the item
+    # is open and not in adjudication (`_rows.to_item`).
+    sa.Column("waiting_for", sa.String(32)),
     # Expected gain of reviewing it (higher first within a priority), set by whoever queues it.
     sa.Column("gain", sa.Float, nullable=False, server_default="0"),
     sa.Column("required_reviews", sa.Integer, nullable=False),
@@ -129,6 +135,16 @@ _ADDED_COLUMNS = {
     "reason": f"VARCHAR(32) NOT NULL DEFAULT '{ReviewReason.NEEDS_REVIEW}'",
     "gain": "FLOAT NOT NULL DEFAULT 0",
     "doubt": "VARCHAR(32)",
+    "waiting_for": "VARCHAR(32)",
+}
+# Filling a column just added from what older stores kept elsewhere: they overwrote `reason`
+# with what a decision waits for (the reason it was queued for is lost there).
+_BACKFILLS = {
+    "waiting_for": (
+        f"UPDATE {item_table.name} SET waiting_for = reason, "
+        f"reason = '{ReviewReason.NEEDS_REVIEW}' WHERE reason IN "
+        f"('{ReviewReason.SECOND_OPINION}', '{ReviewReason.POSSIBLE_LABEL_ERROR}')"
+    ),
 }
 
 
@@ -144,6 +160,8 @@ def add_missing_columns(conn: Connection) -> None:
     for name, ddl in _ADDED_COLUMNS.items():
         if name not in present:
             conn.execute(sa.text(f"ALTER TABLE {item_table.name} ADD COLUMN {name} {ddl}"))
+            if name in _BACKFILLS:
+                conn.execute(sa.text(_BACKFILLS[name]))
 
 
 def integrity_problems(conn: Connection) -> list[str]:

@@ -71,7 +71,8 @@ class ReviewStatus(StrEnum):
 
 
 class ReviewReason(StrEnum):
-    """Why an item is in the queue."""
+    """Why an item is in the queue (`ReviewItem.reason`: the first two), or what a decision
+    on it waits for (`ReviewItem.waiting_for`: the last two)."""
 
     NEEDS_REVIEW = "needs_review"  # no trusted label yet (low calibrated precision, or failed)
     AUDIT = "audit"  # drawn uniformly at random: measures the labels nobody else checks
@@ -109,7 +110,10 @@ class ReviewItem(BaseModel):
     reviews: int = 0  # decisions recorded so far
     required_reviews: int = 1
     needs_adjudication: bool = False  # overlapping reviewers disagreed; next review decides
-    reason: ReviewReason = ReviewReason.NEEDS_REVIEW
+    reason: ReviewReason = ReviewReason.NEEDS_REVIEW  # why it was queued; no decision changes it
+    # What the open item waits for after a decision: a second opinion, or the re-check of a
+    # doubted decision (None otherwise, and in adjudication).
+    waiting_for: ReviewReason | None = None
     lease_holder: str | None = None
     lease_expires_at: datetime | None = None
     # In answers to a submit or skip: the id of the caller's own decision or skip on this

@@ -105,18 +105,19 @@ class ReviewDataset:
         """Queue label rows / ClassificationResult-like records, keyed on the row id.
 
         Accepted keys: `row_id` or `id` (else `ids.row_id(text)`), `text`, `domain` or
-        `predicted_domain`, `confidence`, `top_candidates` (list or JSON string), `status`
-        ("failed" = labeler failure, "deferred" = not labelled yet: ignored), `error`,
-        `label_source`, `review_reason` (a `ReviewReason`), `review_gain` (higher is reviewed
-        first). Re-adding refreshes the model fields of still-open items and never touches a
-        decided one. With `withdraw_others`, open items nobody has touched (no decision, skip
-        or valid lease) that are not in this batch leave the queue: the batch is the whole
-        set of texts that need people now. New items beyond `max_queue_size` (counting open
-        items) are not added; the most urgent go in first and the report says how many were
-        left out (or `QueueFullError` with `raise_when_full`); a frame's new rows that could not
-        enter are left out before any row is read one by one; `left_out`: new rows the caller
-        already left out that way (`planning.plan_review`), counted with them. One transaction
-        for the batch. `progress` gets a "queueing" phase counting the rows read.
+        `predicted_domain`, `confidence`, `top_candidates` (list or JSON string), `status` ("failed"
+        = labeler failure, "deferred" = not labelled yet: ignored), `error`, `label_source`,
+        `review_reason` (a `ReviewReason`: why it is queued, which a decision never changes; a
+        re-plan does only until someone decides it), `review_gain` (higher is reviewed first).
+        Re-adding refreshes the model fields of still-open items and never touches a decided one.
+        With `withdraw_others`, open items nobody has touched (no decision, skip or valid lease)
+        that are not in this batch leave the queue: the batch is the whole set of texts that need
+        people now. New items beyond `max_queue_size` (counting open items) are not added; the most
+        urgent go in first and the report says how many were left out (or `QueueFullError` with
+        `raise_when_full`); a frame's new rows that could not enter are left out before any row is
+        read one by one; `left_out`: new rows the caller already left out that way
+        (`planning.plan_review`), counted with them. One transaction for the batch. `progress` gets
+        a "queueing" phase counting the rows read.
         """
         now = self._clock()
         with self._write() as conn:
@@ -236,11 +237,11 @@ class ReviewDataset:
     def request_second_opinion(self, item_ids: Iterable[str], reason: ReviewReason) -> int:
         """Ask one more reviewer about decisions only one reviewer made, once per decision.
 
-        The decision stands meanwhile: it stays in the verified labels, flagged
-        `doubt_pending`, and the item waits in the queue (CRITICAL, `reason`) for a second
-        reviewer. Two agreeing votes settle it; two that differ send it to adjudication.
-        Decisions doubted before, and items with two or more decisions, are left alone, so
-        asking again on every run changes nothing. Returns how many doubts were raised.
+        The decision stands meanwhile: it stays in the verified labels, flagged `doubt_pending`, and
+        the item waits in the queue (CRITICAL, `waiting_for` = `reason`; the reason it was queued
+        for is kept) for a second reviewer. Two agreeing votes settle it; two that differ send it to
+        adjudication. Decisions doubted before, and items with two or more decisions, are left
+        alone, so asking again on every run changes nothing. Returns how many doubts were raised.
         """
         with self._write() as conn:
             return _doubts.raise_doubt(conn, item_ids, reason)

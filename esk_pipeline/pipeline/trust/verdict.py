@@ -142,9 +142,9 @@ def row_verdicts(
         reason[mask] = why.value
     frame = frame.assign(verdict=verdict, verdict_reason=reason)
     if "review_reason" in frame and (human & sample).any():
-        # A decision on an audit text is audited (the splits' eval draws only these): the
-        # review store's reason says why the item is queued now, and a correction waiting for
-        # a second opinion or a doubt overwrites "audit" there.
+        # A decision on an audit text is audited (the splits' eval draws only these): a review
+        # store from before `waiting_for` lost "audit" where a correction waited for a second
+        # opinion or a decision was doubted.
         frame["review_reason"] = frame["review_reason"].where(~(human & sample), _AUDITED)
     if doubt.any():
         p = pd.to_numeric(frame["p_correct"], errors="coerce")

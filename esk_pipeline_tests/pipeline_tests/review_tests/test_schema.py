@@ -10,7 +10,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from esk_pipeline.pipeline.review import ReviewDataset, ReviewDatasetConfig
+from esk_pipeline.pipeline.review import (
+    ReviewDataset,
+    ReviewDatasetConfig,
+    ReviewPriority,
+    ReviewReason,
+    ReviewStatus,
+)
 from esk_pipeline_tests.pipeline_tests.review_tests.support import (
     TAXONOMY,
     StoreFactory,
@@ -83,7 +89,39 @@ def test_a_store_from_before_the_trust_columns_is_upgraded_on_open(tmp_path: Pat
     with ds._engine.begin() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("review_items")}
     ds.close()
-    assert {"reason", "gain"} <= columns
+    assert {"reason", "gain", "doubt", "waiting_for"} <= columns
+
+
+def test_a_store_that_overwrote_reasons_is_upgraded_on_open_and_keeps_working(
+    store: StoreFactory,
+) -> None:
+    """Stores from before `waiting_for` wrote what a decision waits for over `reason`."""
+    ds = store(second_opinion_confidence=0.7)
+    ds.add_items([label("sure", confidence=0.9), label("drawn", review_reason="audit")])
+    ds.get_next(2, "alice")
+    ds.submit_review("sure", "payments", "alice")  # against a sure model: it waits
+    ds.release("drawn", "alice")
+    with ds._engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE review_items SET reason = waiting_for WHERE id = 'sure'")
+        conn.exec_driver_sql("ALTER TABLE review_items DROP COLUMN waiting_for")
+    ds.close()
+    ds = store(second_opinion_confidence=0.7)
+    held = ds.get_item("sure")
+    assert (held.reason, held.waiting_for, held.priority) == (
+        ReviewReason.NEEDS_REVIEW,
+        ReviewReason.SECOND_OPINION,
+        ReviewPriority.CRITICAL,
+    )
+    drawn = ds.get_item("drawn")
+    assert (drawn.reason, drawn.waiting_for) == (ReviewReason.AUDIT, None)
+    assert [item.id for item in ds.get_next(2, "bob")] == ["sure", "drawn"]
+    decided = ds.submit_review("sure", "payments", "bob")
+    assert (decided.status, decided.reviews, decided.waiting_for) == (
+        ReviewStatus.CORRECTED,
+        2,
+        None,
+    )
+    assert ds.integrity_problems() == []
 
 
 def test_integrity_checks_name_the_rows_that_break_an_invariant(make: StoreFactory) -> None:

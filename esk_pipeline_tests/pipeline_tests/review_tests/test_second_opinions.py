@@ -15,7 +15,7 @@ def test_a_correction_of_a_confident_model_waits_for_a_second_reviewer(
     for item in ds.get_next(2, "alice"):
         ds.submit_review(item.id, "payments", "alice")  # both contradict "housing"
     held = ds.get_item("sure")
-    assert held.status is ReviewStatus.PENDING and held.reason is ReviewReason.SECOND_OPINION
+    assert held.status is ReviewStatus.PENDING and held.waiting_for is ReviewReason.SECOND_OPINION
     assert (held.priority, held.required_reviews, held.reviews) == (ReviewPriority.CRITICAL, 2, 1)
     assert ds.get_item("unsure").status is ReviewStatus.CORRECTED  # an unsure model: no wait
     assert set(ds.verified_labels()["row_id"]) == {"unsure"}  # not training data yet
@@ -57,7 +57,11 @@ def test_an_approval_needs_no_second_opinion_and_undo_restores_one_review(
     assert ds.get_item("b").required_reviews == 2
     ds.undo_last("alice")
     undone = ds.get_item("b")
-    assert (undone.required_reviews, undone.reason) == (1, ReviewReason.NEEDS_REVIEW)
+    assert (undone.required_reviews, undone.reason, undone.waiting_for) == (
+        1,
+        ReviewReason.NEEDS_REVIEW,
+        None,
+    )
 
 
 def test_a_doubted_decision_stands_and_waits_once_for_another_reviewer(
@@ -70,7 +74,7 @@ def test_a_doubted_decision_stands_and_waits_once_for_another_reviewer(
     assert ds.request_second_opinion(["a", "missing"], ReviewReason.POSSIBLE_LABEL_ERROR) == 1
     doubted = ds.get_item("a")
     assert doubted.status is ReviewStatus.PENDING and doubted.priority is ReviewPriority.CRITICAL
-    assert doubted.reason is ReviewReason.POSSIBLE_LABEL_ERROR
+    assert doubted.waiting_for is ReviewReason.POSSIBLE_LABEL_ERROR
     # The decision stands meanwhile: still human training data, flagged as doubted.
     verified = ds.verified_labels().set_index("row_id")
     assert set(verified.index) == {"a", "b"}
@@ -141,7 +145,11 @@ def test_a_rebuild_keeps_the_reason_and_priority_of_items_waiting_on_people(
         )
     for item_id, item in before.items():
         now = ds.get_item(item_id)
-        assert (now.reason, now.priority) == (item.reason, item.priority)
+        assert (now.reason, now.waiting_for, now.priority) == (
+            item.reason,
+            item.waiting_for,
+            item.priority,
+        )
 
 
 def _overlap(ds, rid: str, first: tuple[str, str], second: tuple[str, str]) -> None:
@@ -165,12 +173,12 @@ def test_a_reviewer_proven_reliable_corrects_alone_but_not_a_sure_model(
     for item in ds.get_next(2, "alice"):
         ds.submit_review(item.id, "payments", "alice")
     assert ds.get_item("plain").status is ReviewStatus.CORRECTED  # counts alone
-    assert ds.get_item("sure").reason is ReviewReason.SECOND_OPINION  # the model was sure
+    assert ds.get_item("sure").waiting_for is ReviewReason.SECOND_OPINION  # the model was sure
     # Carol is unproven: her correction still waits.
     ds.add_items([label("by-carol", confidence=0.8)])
     ds.get_next(2, "carol")
     ds.submit_review("by-carol", "payments", "carol")
-    assert ds.get_item("by-carol").reason is ReviewReason.SECOND_OPINION
+    assert ds.get_item("by-carol").waiting_for is ReviewReason.SECOND_OPINION
 
 
 def test_agreeing_second_opinions_do_not_prove_a_reviewers_corrections(
@@ -183,7 +191,7 @@ def test_agreeing_second_opinions_do_not_prove_a_reviewers_corrections(
     ds.add_items([label("plain", confidence=0.8)])
     ds.get_next(1, "alice")
     ds.submit_review("plain", "payments", "alice")
-    assert ds.get_item("plain").reason is ReviewReason.SECOND_OPINION
+    assert ds.get_item("plain").waiting_for is ReviewReason.SECOND_OPINION
 
 
 def test_corrections_overruled_by_others_keep_a_reviewer_unproven(make: StoreFactory) -> None:
@@ -199,4 +207,43 @@ def test_corrections_overruled_by_others_keep_a_reviewer_unproven(make: StoreFac
     ds.add_items([label("plain", confidence=0.8)])
     ds.get_next(1, "alice")
     ds.submit_review("plain", "payments", "alice")
-    assert ds.get_item("plain").reason is ReviewReason.SECOND_OPINION
+    assert ds.get_item("plain").waiting_for is ReviewReason.SECOND_OPINION
+
+
+def test_an_audit_item_stays_one_through_second_opinions_doubts_adjudication_and_undo(
+    store: StoreFactory,
+) -> None:
+    """No decision changes why an item was queued: the reviewer page and the API keep an
+    audit item blind only while it is one."""
+    audit, waits = ReviewReason.AUDIT, ReviewReason.SECOND_OPINION
+    ds = store(second_opinion_confidence=0.7)
+    ds.add_items(
+        [
+            label("sure", confidence=0.9, review_reason="audit"),
+            label("doubted", review_reason="audit"),
+        ]
+    )
+    ds.get_next(2, "alice")
+    first = ds.submit_review("sure", "payments", "alice")  # against a sure model: it waits
+    ds.submit_review("doubted", "housing", "alice")
+    ds.request_second_opinion(["doubted"], ReviewReason.POSSIBLE_LABEL_ERROR)
+    held = ds.get_item("sure")
+    assert (held.reason, held.waiting_for, held.priority) == (audit, waits, ReviewPriority.CRITICAL)
+    doubted = ds.get_item("doubted")
+    assert (doubted.reason, doubted.waiting_for) == (audit, ReviewReason.POSSIBLE_LABEL_ERROR)
+    ds.get_next(2, "bob")
+    ds.submit_review("doubted", "housing", "bob")  # confirms the doubted decision
+    ds.submit_review("sure", "housing", "bob")  # disagrees with alice: adjudication
+    assert (ds.get_item("doubted").reason, ds.get_item("doubted").waiting_for) == (audit, None)
+    adjudicated = ds.get_item("sure")
+    assert adjudicated.needs_adjudication
+    assert (adjudicated.reason, adjudicated.waiting_for) == (audit, None)
+    assert set(ds.verified_labels()["review_reason"]) == {"audit"}
+    ds.undo_last("bob")  # the second opinion undone: it waits for one again
+    again = ds.get_item("sure")
+    assert (again.reason, again.waiting_for, again.priority) == (audit, waits, held.priority)
+    ds.release("sure", "bob")
+    undone, _ = ds.undo("sure", first.decision_id, "alice")  # its only vote undone
+    assert (undone.reason, undone.waiting_for, undone.reviews) == (audit, None, 0)
+    assert undone.priority is ReviewPriority.MEDIUM
+    assert not ds.integrity_problems()

@@ -119,9 +119,10 @@ def test_the_contract_names_the_column_a_frame_breaks() -> None:
 
 
 def test_a_decision_on_an_audit_text_is_audited_whatever_reason_the_store_gives_now() -> None:
-    """The review store overwrites an item's reason when a correction waits for a second
-    opinion or a decision is doubted; the audit sample is the row id's draw, so the splits'
-    eval (audited decisions only) keeps the corrected audit texts, not just the approved."""
+    """A review store from before `waiting_for` overwrote an item's reason when a correction
+    waited for a second opinion or a decision was doubted; the audit sample is the row id's
+    draw, so the splits' eval (audited decisions only) keeps the corrected audit texts, not
+    just the approved."""
     share = 0.5
     rows = [
         _row(f"r{i}", f"текст {i}", "waste", "human_verified", review_reason=reason)
