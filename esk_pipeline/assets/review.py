@@ -42,7 +42,7 @@ def review_queue(
     trust_policy: TrustPolicyResource,
 ) -> Output:
     """What people should review, best first: every text without a trusted label, and the
-    random audit, which gets most hand-outs while the calibration needs it (see
+    random audit, which gets every hand-out while the calibration needs it (see
     `pipeline.review.planning`), and one second opinion
     on each decision confident learning doubts. Items waiting on a person keep their place.
     The trusted labels are read a part at a time, through small summaries kept beside each

@@ -7,16 +7,17 @@ scored by a model of the same recipe trained on the taxonomy and the other folds
 not grouped by identity key on purpose: the labels asset's model has seen the decisions on a
 text's near duplicates too, and the audit must measure that model, memorised short replies and
 all ("Когда будет ответ?" decided once is predicted confidently everywhere, right or not).
-A text's fold is a seeded hash of the text itself, so it never depends on the order of the
-decisions or on which other decisions exist: the same decision is scored by the same kind of
-model on every run. The fold models skip their own temperature fit and use the full model's
+A text's fold is a seeded hash of the text itself (modulo the number of folds, which depends
+only on how many decisions there are), so it never depends on the order of the decisions: the
+same decisions are scored by the same models on every run. The fold models skip their own temperature fit and use the full model's
 temperature instead: the same scale as the labels, at a fifth of the cost. Calibration uses
 these scores for audited texts; label-error detection uses them for every human label.
 
 While the decisions are few, a model trained on four fifths of them is clearly weaker than the
 labels' model, trained on all (the learning curve is steep there), and its scores would
 understate the very labels the audit measures. So small pools get more folds (`fold_count`), as
-long as all fold models together fit about `FITTED_TEXTS_BUDGET` texts: cheap while it lasts.
+long as all fold models together fit about `FITTED_TEXTS_BUDGET` texts: at most a few seconds
+more, at a few hundred decisions, and nothing once they are many.
 """
 
 from __future__ import annotations
