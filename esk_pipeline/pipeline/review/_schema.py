@@ -137,6 +137,8 @@ _ADDED_COLUMNS = {
     "doubt": "VARCHAR(32)",
     "waiting_for": "VARCHAR(32)",
 }
+# The PostgreSQL advisory lock openers take while they create or upgrade the tables.
+_UPGRADE_LOCK = 0x65736B5F726576  # "esk_rev"
 # Filling a column just added from what older stores kept elsewhere: they overwrote `reason`
 # with what a decision waits for (the reason it was queued for is lost there).
 _BACKFILLS = {
@@ -150,6 +152,10 @@ _BACKFILLS = {
 
 def create_or_upgrade(conn: Connection) -> None:
     """Create the tables a new store lacks and add columns an older store lacks."""
+    if conn.dialect.name == "postgresql":
+        # One opener at a time, as BEGIN IMMEDIATE does on SQLite: otherwise two could both
+        # see a column missing, and the later ALTER fails once the first commits.
+        conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_UPGRADE_LOCK})"))
     metadata.create_all(conn)
     add_missing_columns(conn)
 

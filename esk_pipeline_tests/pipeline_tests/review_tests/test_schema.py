@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from esk_pipeline.pipeline.review import (
     ReviewPriority,
     ReviewReason,
     ReviewStatus,
+    _schema,
 )
 from esk_pipeline_tests.pipeline_tests.review_tests.support import (
     TAXONOMY,
@@ -138,3 +140,33 @@ def test_integrity_checks_name_the_rows_that_break_an_invariant(make: StoreFacto
     assert "decided item without any review row: forged" in problems
     assert "unknown status: odd" in problems
     assert not any("fine" in problem for problem in problems)
+
+
+def test_two_openers_of_an_older_store_upgrade_it_one_after_the_other(
+    store: StoreFactory,
+) -> None:
+    """Processes (API workers, runs) that open an older store at once: each upgrade sees what
+    the one before committed, so the later one neither adds a column twice nor fails."""
+    ds = store()
+    ds.add_items([label("a")])
+    with ds._engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE review_items DROP COLUMN waiting_for")
+    opened: list[object] = []
+
+    def open_store() -> None:
+        try:
+            opened.append(store())
+        except Exception as error:  # the assertion below names it
+            opened.append(error)
+
+    with ds._engine.connect() as conn:
+        upgrade = conn.begin()
+        _schema.create_or_upgrade(conn)  # the first opener, half way: added, not committed
+        other = threading.Thread(target=open_store)
+        other.start()
+        other.join(timeout=1.5)  # the second opener waits for the first
+        upgrade.commit()
+    other.join(timeout=60)
+    [second] = opened
+    assert isinstance(second, ReviewDataset), second
+    assert second.get_item("a").waiting_for is None
