@@ -9,9 +9,10 @@ text's near duplicates too, and the audit must measure that model, memorised sho
 all ("Когда будет ответ?" decided once is predicted confidently everywhere, right or not).
 A text's fold is a seeded hash of the text itself (modulo the number of folds, which depends
 only on how many decisions there are), so it never depends on the order of the decisions: the
-same decisions are scored by the same models on every run. The fold models skip their own temperature fit and use the full model's
-temperature instead: the same scale as the labels, at a fifth of the cost. Calibration uses
-these scores for audited texts; label-error detection uses them for every human label.
+same decisions are scored by the same models on every run. The fold models skip their own
+temperature fit and use the full model's temperature instead: the same scale as the labels, at
+a fifth of the cost. Calibration uses these scores for audited texts; label-error detection
+uses them for every human label.
 
 While the decisions are few, a model trained on four fifths of them is clearly weaker than the
 labels' model, trained on all (the learning curve is steep there), and its scores would
