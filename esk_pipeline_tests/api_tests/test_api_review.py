@@ -340,3 +340,25 @@ def test_a_doubted_audit_decision_reaches_the_second_reviewer_without_the_guess(
     assert _blind(recheck)
     assert (recheck["corrected_domain"], recheck["reviewer_id"]) == (None, None)
     assert recheck["review_timestamp"] is None
+
+
+def test_a_doubted_decision_reaches_the_re_checker_without_that_decision(settings, client):
+    """Outside the audit too: the re-check is a second opinion, not a vote on the first."""
+    [row] = label_rows(1)
+    config = ReviewDatasetConfig(data_dir=settings.app.data_dir, database_url=None)
+    with ReviewDataset(config, Taxonomy.load(settings.app.taxonomy_path)) as review:
+        review.add_items([row])
+        [item] = _lease(client, "alice")
+        assert item["predicted_domain"] == row["domain"]  # not an audit item: the guess shows
+        client.post(
+            f"/api/review/items/{item['id']}/submit",
+            json={"domain": row["domain"]},
+            headers=auth("alice"),
+        )
+        review.request_second_opinion([item["id"]], ReviewReason.POSSIBLE_LABEL_ERROR)
+        assert review.get_item(item["id"]).reviewer_id == "alice"
+    [recheck] = _lease(client, "bob")
+    assert (recheck["id"], recheck["waiting_for"]) == (item["id"], "possible_label_error")
+    assert recheck["predicted_domain"] == row["domain"]
+    assert (recheck["corrected_domain"], recheck["reviewer_id"]) == (None, None)
+    assert recheck["review_timestamp"] is None

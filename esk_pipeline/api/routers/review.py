@@ -7,9 +7,10 @@ Audit items go out blind: the audit measures how often the model is right, and a
 sees the model's guess tends to agree with it, which would inflate that very measure. So no
 item queued for the audit (reason `audit`, which no decision changes) carries the guess, its
 confidence or its candidates when handed to a reviewer: not to the first, not to the second
-opinion on a correction, not to an adjudicator, not after an undo; nor, to the re-check of a
-doubted decision, that decision (an approval is the guess). The store still knows them and
-judges the decision against them.
+opinion on a correction, not to an adjudicator, not after an undo. The store still knows them
+and judges the decision against them. And no open item carries a doubted decision standing on
+it: its re-check is a second opinion, not a vote on the first (on an audit item an approval
+would also be the guess).
 """
 
 from __future__ import annotations
@@ -54,15 +55,16 @@ EXPORT_MEDIA_TYPES: dict[str, str] = {
 }
 
 
-def blind_if_audit(item: ReviewItem) -> ReviewItem:
-    """The item as a reviewer may see it: an audit item without the model's guess, nor, while
-    it is open, a doubted decision standing on it (an approval is the guess itself)."""
-    if item.reason != ReviewReason.AUDIT:
-        return item
-    hidden = {"predicted_domain": None, "confidence": 0.0, "top_candidates": []}
+def as_seen_by_reviewer(item: ReviewItem) -> ReviewItem:
+    """The item as a reviewer may see it: while it is open, without a doubted decision standing
+    on it (the re-check is a second opinion, not a vote on the first), and an audit item
+    without the model's guess."""
+    hidden = {}
     if item.status not in _DECIDED:
         hidden |= {"corrected_domain": None, "reviewer_id": None, "review_timestamp": None}
-    return item.model_copy(update=hidden)
+    if item.reason == ReviewReason.AUDIT:
+        hidden |= {"predicted_domain": None, "confidence": 0.0, "top_candidates": []}
+    return item.model_copy(update=hidden) if hidden else item
 
 
 @router.get("/me", response_model=WhoAmIOut, summary="Who the token belongs to")
@@ -87,14 +89,16 @@ def taxonomy(reviewer_id: ReviewerId, taxonomy: TaxonomyDep) -> TaxonomyOut:
     description="Audit items (reason `audit`) come blind: `predicted_domain` null, `confidence` "
     "0 and no `top_candidates`, so the model's guess cannot anchor the reviewer. `reason` is "
     "why an item was queued; `waiting_for` what a decision on it waits for (a second opinion, "
-    "the re-check of a doubted decision).",
+    "the re-check of a doubted decision, which is sent without that decision).",
 )
 def next_items(
     reviewer_id: ReviewerId,
     review: ReviewDep,
     count: Annotated[int, Query(ge=1, le=MAX_LEASE_BATCH)] = 1,
 ) -> list[ReviewItem]:
-    return [blind_if_audit(item) for item in review.get_next(count=count, reviewer_id=reviewer_id)]
+    return [
+        as_seen_by_reviewer(item) for item in review.get_next(count=count, reviewer_id=reviewer_id)
+    ]
 
 
 @router.post(
@@ -118,7 +122,7 @@ def submit(
     # one vote of several (the item stays open until enough reviewers agree).
     if item.status in _DECIDED and before not in _DECIDED:
         services.metrics.review_decisions.labels(decision=item.status.value).inc()
-    return blind_if_audit(item)
+    return as_seen_by_reviewer(item)
 
 
 @router.post(
@@ -132,7 +136,7 @@ def skip(
 ) -> ReviewItem:
     item = review.skip(item_id=item_id, reviewer_id=reviewer_id)
     services.metrics.review_decisions.labels(decision="skipped").inc()
-    return blind_if_audit(item)
+    return as_seen_by_reviewer(item)
 
 
 @router.post(
@@ -146,7 +150,7 @@ def release(
 ) -> ReviewItem:
     item = review.release(item_id=item_id, reviewer_id=reviewer_id)
     services.metrics.review_decisions.labels(decision="released").inc()
-    return blind_if_audit(item)
+    return as_seen_by_reviewer(item)
 
 
 @router.post(
@@ -166,7 +170,7 @@ def undo(
     item, undone = review.undo(item_id, body.decision_id, reviewer_id=reviewer_id)
     if undone:
         services.metrics.review_decisions.labels(decision="undone").inc()
-    return blind_if_audit(item)
+    return as_seen_by_reviewer(item)
 
 
 @router.get(
