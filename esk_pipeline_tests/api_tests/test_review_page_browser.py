@@ -527,9 +527,19 @@ def test_fifteen_domains_one_key_approval_and_blind_audits(project_env, tmp_path
             assert review.get_item(decided_id).corrected_domain == domain, decided_id
 
 
-def test_the_second_opinion_on_an_audit_item_is_blind_and_says_so(project_env, tmp_path):
-    """Alice corrected an audit item against a confident model; Bob, who gives the second
-    opinion, sees it as an audit item (no guess, no scores, taxonomy order), badged so."""
+@pytest.mark.parametrize(
+    ("earlier", "badge"),
+    [
+        (["alice"], "контроль · второе мнение"),
+        (["alice", "carol"], "контроль · разбор разногласия"),
+    ],
+)
+def test_the_second_opinion_on_an_audit_item_is_blind_and_says_so(
+    project_env, tmp_path, earlier, badge
+):
+    """Alice corrected an audit item against a confident model (and Carol, with a third domain,
+    disagreed: it goes to adjudication); Bob, who gives the next opinion, sees it as an audit
+    item (no guess, no scores, taxonomy order), badged with what it waits for."""
     sync_api = pytest.importorskip("playwright.sync_api")
     executable = _chromium()
     settings = make_settings(project_env / "api-second", taxonomy_path=_fifteen_domains(tmp_path))
@@ -543,6 +553,10 @@ def test_the_second_opinion_on_an_audit_item_is_blind_and_says_so(project_env, t
         review.add_items([row])
         [item] = review.get_next(1, "alice")
         assert review.submit_review(item.id, other, "alice").waiting_for == "second_opinion"
+        if "carol" in earlier:
+            review.get_next(1, "carol")
+            third = taxonomy.ids[2]
+            assert review.submit_review(item.id, third, "carol").needs_adjudication
 
     with _serving(settings) as server, sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -550,7 +564,7 @@ def test_the_second_opinion_on_an_audit_item_is_blind_and_says_so(project_env, t
         _log_in_by_keyboard(page, server, "bob")
         assert page.get_attribute("#item-card", "data-item-id") == item.id
         assert page.get_attribute("#item-card", "data-reason") == "audit"
-        assert page.text_content("#item-reason") == "контроль · второе мнение"
+        assert page.text_content("#item-reason") == badge
         assert page.is_hidden("#item-model") and page.is_hidden("#verify")
         options = page.eval_on_selector_all(
             "#domain-list li", "els => els.map(e => e.dataset.domain)"
@@ -565,4 +579,8 @@ def test_the_second_opinion_on_an_audit_item_is_blind_and_says_so(project_env, t
         browser.close()
     with ReviewDataset(config, taxonomy) as review:
         decided = review.get_item(item.id)
-    assert (decided.status, decided.reviews, decided.reason) == (ReviewStatus.CORRECTED, 2, "audit")
+    assert (decided.status, decided.reviews, decided.reason) == (
+        ReviewStatus.CORRECTED,
+        len(earlier) + 1,
+        "audit",
+    )

@@ -24,6 +24,7 @@ const REASON_NAMES = {
   audit: "контроль",
   second_opinion: "второе мнение",
   possible_label_error: "возможная ошибка",
+  adjudication: "разбор разногласия",
 };
 
 const state = {
@@ -145,8 +146,10 @@ function render() {
   $("item-text").textContent = item.text;
   $("item-priority").textContent = PRIORITY_NAMES[item.priority] || item.priority;
   $("item-priority").className = `badge ${item.priority}`;
-  // Why it was queued, and what a decision on it waits for (a second opinion, a re-check).
-  const reasons = [item.reason, item.waiting_for].map((r) => REASON_NAMES[r]).filter(Boolean);
+  // Why it was queued, and what a decision on it waits for (a second opinion, a re-check,
+  // the decision between two reviewers who disagreed).
+  const waitsFor = item.needs_adjudication ? "adjudication" : item.waiting_for;
+  const reasons = [item.reason, waitsFor].map((r) => REASON_NAMES[r]).filter(Boolean);
   $("item-reason").textContent = reasons.join(" · ");
   $("item-reason").hidden = reasons.length === 0;
   $("item-model").hidden = isAudit(item);
