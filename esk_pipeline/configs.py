@@ -68,6 +68,7 @@ def labeler_config(settings: Settings, **overrides: Any) -> LabelerConfig:
         "use_cache": settings.labeler.use_cache and settings.cache.enabled,
         "cache_dir": settings.cache.dir,
         "cache_ttl_hours": settings.cache.ttl_hours,
+        "cache_unread_days": settings.cache.unread_days,
     }
     return LabelerConfig(**(options(settings.labeler, LabelerOptions) | wired | overrides))
 
@@ -81,6 +82,7 @@ def augmenter_config(settings: Settings, **overrides: Any) -> AugmenterConfig:
         "use_cache": settings.cache.enabled,
         "cache_dir": settings.cache.dir,
         "cache_ttl_hours": settings.cache.ttl_hours,
+        "cache_unread_days": settings.cache.unread_days,
         # No sample may be a text the ETL would have dropped.
         "min_text_length": settings.etl.min_text_length,
         "max_text_length": settings.etl.max_text_length,

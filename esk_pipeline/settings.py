@@ -267,6 +267,11 @@ class CacheSettings(BaseSettings):
         gt=0,
         description="how long a prompt's answer is reused (the labeler's per-text answers last)",
     )
+    unread_days: float = Field(
+        default=90,
+        gt=0,
+        description="a labeler's per-text answer neither written nor read for this long is pruned",
+    )
     dir: Path = Field(default=Path("data/cache"), description="where the cache lives")
 
 

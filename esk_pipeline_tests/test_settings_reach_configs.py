@@ -96,6 +96,9 @@ WIRED = {
     ),
     ("cache", "enabled"): lambda s, v: _labeler(s).use_cache is v and _augmenter(s).use_cache is v,
     ("cache", "ttl_hours"): lambda s, v: _labeler(s).cache_ttl_hours == v,
+    ("cache", "unread_days"): lambda s, v: (
+        _labeler(s).cache_unread_days == v == _augmenter(s).cache_unread_days
+    ),
     ("cache", "dir"): lambda s, v: _labeler(s).cache_dir == v == _augmenter(s).cache_dir,
 }
 

@@ -8,6 +8,9 @@ and labelling model are unchanged is kept as stored (a `KeptDay`, no classify ca
 file, and what trust and the splits made from it, stay as they are. Each day's metadata says
 which (`labelled`: "reused (model ...)" or "relabelled: <why>"); a run
 tagged `esk/relabel` refits and labels every day again.
+
+After labelling, a run prunes the LLM answer cache (`LabelerAgent.prune_cache`) and reports
+how many entries went in an observation (`llm_cache_pruned`).
 """
 
 import asyncio
@@ -25,6 +28,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetObservation,
     AssetsDefinition,
     BackfillPolicy,
     DailyPartitionsDefinition,
@@ -90,7 +94,7 @@ def labels(
     taxonomy_file: TaxonomyResource,
     labeler: LabelerResource,
     io_manager: ResourceParam[IOManager],
-) -> Iterator[Output | AssetCheckResult]:
+) -> Iterator[Output | AssetObservation | AssetCheckResult]:
     """A domain, the labeler's confidence (a claim: `trusted_labels` measures how far each
     tier's can be trusted) and the runners-up for every cleaned text: each day of a range is
     read, labelled and written before the next, or kept as stored when neither its cleaned
@@ -131,9 +135,13 @@ def labels(
                     "model_new_verified_labels": refit.waiting,
                 },
             )
+            # After labelling, so the reads this run recorded keep the answers it used.
+            pruned = agent.prune_cache()
         finally:
             loop.run(agent.aclose())
     progress.close()
+    context.log.info(f"LLM answer cache: {pruned} entries pruned")
+    yield AssetObservation(asset_key=context.asset_key, metadata={"llm_cache_pruned": pruned})
     yield from _label_checks(tally, set(taxonomy.ids))
 
 

@@ -8,6 +8,7 @@ from dagster import AssetSpec, materialize
 
 from esk_pipeline.assets import labeling
 from esk_pipeline.assets.partitions import daily_partitions
+from esk_pipeline.pipeline.llm.cache import CACHE_FILE_NAME, ResponseCache
 from esk_pipeline.pipeline.local_model import LocalModel
 from esk_pipeline.resources.io_manager import AssetFilesIOManager
 from esk_pipeline.resources.llm import LabelerResource
@@ -125,6 +126,22 @@ def test_llm_labels_that_agree_with_the_local_model_are_their_own_tier(partition
     expected = math.sqrt(agreeing["llm_token_confidence"] * top[TEXTS[0]][1])
     assert agreeing["confidence"] == pytest.approx(expected, abs=1e-6)
     assert set(by_llm.drop(index=TEXTS[0])["tier"]) == {"llm"}
+
+
+def test_a_labels_run_prunes_the_answer_cache(partition):
+    path = Settings.load().cache.dir / CACHE_FILE_NAME
+    with ResponseCache(path, clock=lambda: 0.0) as ancient:
+        ancient.put("expired prompt answer", "1")
+        ancient.put("per-text answer nobody read", "2", lasting=True)
+    with ResponseCache(path) as cache:
+        cache.put("per-text answer of this month", "3", lasting=True)
+
+    result = _materialize(partition)
+    assert result.success
+    (observation,) = result.asset_observations_for_node("labels")
+    assert observation.metadata["llm_cache_pruned"].value == 2
+    with ResponseCache(path) as cache:
+        assert len(cache) == 1 and cache.get("per-text answer of this month") == "3"
 
 
 def test_the_labels_code_version_names_the_prompt_and_the_model_recipe():

@@ -111,7 +111,9 @@ class AugmenterAgent:
         if self.uses_llm:
             if cache is None and self.config.use_cache:
                 cache = self._own_cache = ResponseCache(
-                    config.cache_dir / CACHE_FILE_NAME, ttl_hours=config.cache_ttl_hours
+                    config.cache_dir / CACHE_FILE_NAME,
+                    ttl_hours=config.cache_ttl_hours,
+                    unread_days=config.cache_unread_days,
                 )
             self._client = LLMClient(
                 self.config.endpoint(),

@@ -58,6 +58,7 @@ class AugmenterConfig(AugmenterOptions, AgentEndpointConfig):
     use_cache: bool = True
     cache_dir: Path = DEFAULT_CACHE_DIR
     cache_ttl_hours: float = 24.0
+    cache_unread_days: float = 90.0
     hard_negatives_per_sample: int = Field(default=1, ge=0)
     # Candidates generated per needed sample, to make up for quality-control losses.
     oversample: float = Field(default=1.5, ge=1.0)

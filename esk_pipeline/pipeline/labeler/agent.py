@@ -79,7 +79,11 @@ class LabelerAgent:
         self.extra_instructions = ""
         self._answer_types: dict[int, type[BaseModel]] = {}  # by batch size, built once each
         self._cache = (
-            ResponseCache(config.cache_dir / CACHE_FILE_NAME, ttl_hours=config.cache_ttl_hours)
+            ResponseCache(
+                config.cache_dir / CACHE_FILE_NAME,
+                ttl_hours=config.cache_ttl_hours,
+                unread_days=config.cache_unread_days,
+            )
             if config.use_cache
             else None
         )
@@ -235,6 +239,11 @@ class LabelerAgent:
             for_review=len(self.get_low_confidence_items(results)),
             usage=self.usage.snapshot(),
         )
+
+    def prune_cache(self) -> int:
+        """Delete what the answer cache keeps for no one (`ResponseCache.prune`): expired answers,
+        and per-text ones unread for `cache_unread_days`; how many went (0 without a cache)."""
+        return self._cache.prune() if self._cache is not None else 0
 
     async def aclose(self) -> None:
         """Close the LLM client's HTTP connections (unless the client was passed in), from the

@@ -55,6 +55,7 @@ class LabelerConfig(LabelerOptions, AgentEndpointConfig):
 
     cache_dir: Path = DEFAULT_CACHE_DIR
     cache_ttl_hours: float = 24.0
+    cache_unread_days: float = 90.0
     # Retry pacing of the LLM client (seconds); tests shorten them.
     backoff_seconds: float = Field(default=0.5, ge=0)
     retry_after_cap: float = Field(default=60.0, ge=0)

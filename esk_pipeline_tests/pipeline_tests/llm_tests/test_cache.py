@@ -117,6 +117,79 @@ def test_a_file_from_before_lasting_entries_gets_the_column(tmp_path):
         assert cache.get("kept") == "v"
 
 
+_DAY = 86400
+
+
+def _read_at(path, key):
+    (read_at,) = (
+        sqlite3.connect(path)
+        .execute("SELECT read_at FROM responses WHERE key = ?", (key,))
+        .fetchone()
+    )
+    return read_at
+
+
+def test_a_lasting_entry_is_pruned_once_unread_for_unread_days(tmp_path):
+    clock = _Clock()
+    with ResponseCache(tmp_path / "c.sqlite", ttl_hours=1, unread_days=10, clock=clock) as cache:
+        cache.put_many([("read", "1"), ("unread", "2")], lasting=True)
+        clock.now += 6 * _DAY
+        assert cache.get("read") == "1"
+        clock.now += 6 * _DAY  # written 12 days ago; "read" was read 6 days ago
+        assert cache.prune() == 1
+        assert cache.get_many(["read", "unread"]) == {"read": "1"}
+        clock.now += 10 * _DAY + 1  # the read above is now older than the window too
+        assert cache.prune() == 1
+        assert len(cache) == 0
+
+
+def test_a_lasting_entry_written_within_the_window_survives_unread(tmp_path):
+    clock = _Clock()
+    with ResponseCache(tmp_path / "c.sqlite", ttl_hours=1, unread_days=10, clock=clock) as cache:
+        cache.put("answer", "1", lasting=True)
+        clock.now += 10 * _DAY
+        assert cache.prune() == 0
+        assert cache.get("answer") == "1"
+
+
+def test_a_lasting_read_is_recorded_at_most_once_a_day(tmp_path):
+    path = tmp_path / "c.sqlite"
+    clock = _Clock()
+    with ResponseCache(path, ttl_hours=1, clock=clock) as cache:
+        cache.put("answer", "1", lasting=True)
+        cache.put("prompt", "2")
+        assert _read_at(path, "answer") is None
+        clock.now += 60
+        assert cache.get_many(["answer", "prompt"]) == {"answer": "1", "prompt": "2"}
+        assert _read_at(path, "answer") == clock.now
+        assert _read_at(path, "prompt") is None  # a plain entry's reads are not recorded
+        first_read = clock.now
+        clock.now += _DAY - 1
+        assert cache.get("answer") == "1"
+        assert _read_at(path, "answer") == first_read  # within the day: no write
+        clock.now += 2
+        assert cache.get("answer") == "1"
+        assert _read_at(path, "answer") == clock.now
+
+
+def test_a_file_from_before_read_times_gets_the_column(tmp_path):
+    path = tmp_path / "c.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL"
+        " NOT NULL, lasting INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
+    )
+    old.execute("INSERT INTO responses VALUES ('read', 'v', 0, 1), ('unread', 'w', 0, 1)")
+    old.commit()
+    old.close()
+    clock = _Clock()
+    clock.now = 20 * _DAY
+    with ResponseCache(path, ttl_hours=1, unread_days=10, clock=clock) as cache:
+        assert cache.get("read") == "v"
+        assert cache.prune() == 1
+        assert cache.get_many(["read", "unread"]) == {"read": "v"}
+
+
 def test_file_uses_wal(tmp_path):
     path = tmp_path / "c.sqlite"
     with ResponseCache(path):
