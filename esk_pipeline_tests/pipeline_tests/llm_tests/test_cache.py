@@ -98,16 +98,21 @@ def test_a_lasting_entry_outlives_the_ttl_and_prune(tmp_path):
         assert cache.get("answer") is None
 
 
-def test_a_file_from_before_lasting_entries_gets_the_column(tmp_path):
-    path = tmp_path / "c.sqlite"
+def _older_file(path, columns: str, rows: str):
+    """A cache file as an earlier release wrote it: the table with `columns`, holding `rows`."""
     old = sqlite3.connect(path)
     old.execute(
-        "CREATE TABLE responses (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
-        " created_at REAL NOT NULL) WITHOUT ROWID"
+        "CREATE TABLE responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL"
+        f" NOT NULL{columns}) WITHOUT ROWID"
     )
-    old.execute("INSERT INTO responses VALUES ('k', 'v', 0)")
+    old.execute(f"INSERT INTO responses VALUES {rows}")
     old.commit()
     old.close()
+    return path
+
+
+def test_a_file_from_before_lasting_entries_gets_the_column(tmp_path):
+    path = _older_file(tmp_path / "c.sqlite", "", "('k', 'v', 0)")
     clock = _Clock()
     with ResponseCache(path, ttl_hours=1, clock=clock) as cache:
         assert cache.get("k") is None  # an old entry expires as before
@@ -173,15 +178,11 @@ def test_a_lasting_read_is_recorded_at_most_once_a_day(tmp_path):
 
 
 def test_a_file_from_before_read_times_gets_the_column(tmp_path):
-    path = tmp_path / "c.sqlite"
-    old = sqlite3.connect(path)
-    old.execute(
-        "CREATE TABLE responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL"
-        " NOT NULL, lasting INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
+    path = _older_file(
+        tmp_path / "c.sqlite",
+        ", lasting INTEGER NOT NULL DEFAULT 0",
+        "('read', 'v', 0, 1), ('unread', 'w', 0, 1)",
     )
-    old.execute("INSERT INTO responses VALUES ('read', 'v', 0, 1), ('unread', 'w', 0, 1)")
-    old.commit()
-    old.close()
     clock = _Clock()
     clock.now = 20 * _DAY
     with ResponseCache(path, ttl_hours=1, unread_days=10, clock=clock) as cache:
