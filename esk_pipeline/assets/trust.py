@@ -67,8 +67,9 @@ def trusted_labels(
     # Whole passes over the days (resolution, calibration, verdicts): an opening and a
     # closing line.
     progress = step_progress(context, len(labels), "trusted_labels", unit="days")
-    # The labels' local model is trained on every decision: its temperature sets the scale of
-    # the out-of-fold scores the calibration is fitted on.
+    # A model of the labels' recipe on every decision: its temperature sets the scale of the
+    # out-of-fold scores the calibration is fitted on. (The labels' own model is fitted on a
+    # snapshot of the decisions, refitted as they grow, so its temperature is close to this.)
     temperature = (
         LocalModel()
         .fit(taxonomy, zip(verified_labels["text"], verified_labels["domain"], strict=True))
