@@ -210,7 +210,7 @@ def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(own_pipeline_
     from esk_pipeline.sensors import new_log_days_sensor
 
     defs, instance = own_pipeline_run["defs"], own_pipeline_run["instance"]
-    resources = {"clickhouse": defs.resources["clickhouse"]}
+    resources = {"clickhouse": defs.resources["clickhouse"], "etl": defs.resources["etl"]}
     source = LogSource(own_pipeline_run["settings"].clickhouse)
     days = sorted(source.day_counts())
     assert len(days) == 7
