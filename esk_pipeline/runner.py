@@ -195,9 +195,9 @@ def run_pipeline(
     # A day cleaned before days recorded what they were made from is cleaned once more.
     changed = [d for d in keys if d not in cleaned or cleaned[d].made_from != wanted[d]]
     with _lines_of(PROGRESS_LOGGER, progress):
-        if changed:
-            log(f"days {changed[0]} .. {changed[-1]}: raw logs, cleaned texts ...")
-            _execute(defs, ETL_JOB, instance, range_tags(changed) | runner)
+        for block in _adjacent_runs(changed, keys):
+            log(f"days {block[0]} .. {block[-1]}: raw logs, cleaned texts ...")
+            _execute(defs, ETL_JOB, instance, range_tags(block) | runner)
         log(f"days {keys[0]} .. {keys[-1]}: labels, trust, review queue, splits, version ...")
         forced = {RELABEL_TAG: "true"} if relabel else {}
         _execute(defs, DATASET_JOB, instance, range_tags(keys) | runner | forced)
@@ -206,6 +206,20 @@ def run_pipeline(
     materialization = event.asset_materialization if event else None
     metadata = materialization.metadata if materialization else {}
     return {key: value.value for key, value in metadata.items()} | {"days": keys}
+
+
+def _adjacent_runs(changed: list[str], keys: list[str]) -> list[list[str]]:
+    """`changed` (sorted, of the sorted `keys`) cut into runs of days next to each other in
+    `keys`: an ETL run each, since a range run cleans every day of its range, and an unchanged
+    day between two changed ones would be read and cleaned again."""
+    position = {day: i for i, day in enumerate(keys)}
+    blocks: list[list[str]] = []
+    for day in changed:
+        if blocks and position[day] == position[blocks[-1][-1]] + 1:
+            blocks[-1].append(day)
+        else:
+            blocks.append([day])
+    return blocks
 
 
 class _CallbackHandler(logging.Handler):
