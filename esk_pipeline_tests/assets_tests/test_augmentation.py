@@ -7,9 +7,10 @@ from dagster import build_asset_context
 
 from esk_pipeline.assets.augmentation import synthetic_samples
 from esk_pipeline.definitions import build_resources
-from esk_pipeline.pipeline.parts import FrameParts, MemoryPartStore, PartRecord, row_hashes
+from esk_pipeline.pipeline.parts import FrameParts, PartRecord, row_hashes
 from esk_pipeline.pipeline.splits import drawn_for_eval
 from esk_pipeline.settings import Settings
+from esk_pipeline_tests.fakes.parts import CountingPartStore
 
 RARE = "waste"
 COMMON = "meter_readings"
@@ -93,18 +94,6 @@ def test_a_small_domains_drawn_sources_are_paraphrased_as_it_stays_in_train(proj
     assert set(samples["source_row_id"]) == set(rare["row_id"])
 
 
-class _CountingStore(MemoryPartStore):
-    """Parts in memory that remember which addresses were read."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads: list[str] = []
-
-    def read(self, address: str, columns: list[str] | None = None) -> pd.DataFrame:
-        self.reads.append(address)
-        return super().read(address, columns)
-
-
 def test_a_parts_sources_are_kept_beside_it_and_read_again_only_when_it_changes(project_env):
     """The trusted rows the augmenter reads of a part are a summary kept beside it: a run over
     unchanged parts reads no part, the summary follows the part's overlay, and a changed part
@@ -113,7 +102,7 @@ def test_a_parts_sources_are_kept_beside_it_and_read_again_only_when_it_changes(
     day, rare = _day(40)
     # As stored parts hold them (the augmenter computes a missing identity key).
     day = day.assign(identity_key=None, verdict_reason="accepted")
-    store = _CountingStore()
+    store = CountingPartStore()
     store.write("stored", day)
     # The overlay leaves out a rare-domain row, as one another day took would be.
     taken = rare["row_id"].iloc[:1]
@@ -137,5 +126,5 @@ def test_a_parts_sources_are_kept_beside_it_and_read_again_only_when_it_changes(
     parts = FrameParts(store, {"2026-11-01": PartRecord("changed")})
     store.reads.clear()
     samples = _samples(settings, parts, rare)
-    assert store.reads.count("changed") == 1
+    assert store.reads["changed"] == 1
     pd.testing.assert_frame_equal(samples, _samples(settings, changed, rare))
