@@ -32,7 +32,7 @@ from dagster import (
 )
 
 from esk_pipeline._dagster_private import queue_run
-from esk_pipeline.assets.ingest import cleaned_from
+from esk_pipeline.assets.ingest import NO_ROWS, cleaned_from
 from esk_pipeline.assets.labeling import RELABEL_TAG
 from esk_pipeline.assets.progress import PROGRESS_LOGGER, PROGRESS_SECONDS
 from esk_pipeline.definitions import build_defs
@@ -50,6 +50,7 @@ from esk_pipeline.runs import (
     cleaned_days,
     dataset_refreshes_in_flight,
     fail_runs_of_dead_runners,
+    labelled_days,
     range_tags,
     runner_tags,
 )
@@ -179,14 +180,14 @@ def run_pipeline(
         )
     defs = build_defs(settings)
     source = LogSource(settings.clickhouse)
-    if days is None:
-        prints = source.day_prints()
-    else:
-        asked = set(days)
-        bounds = min(asked, default=None), max(asked, default=None)
-        prints = {d: p for d, p in source.day_prints(*bounds).items() if d in asked}
+    asked = None if days is None else set(days)
+    bounds = (min(asked), max(asked)) if asked else ()
+    prints = {d: p for d, p in source.day_prints(*bounds).items() if asked is None or d in asked}
     if not prints:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
+    # A day cleaned before whose rows are all gone now is cleaned again, as a day of no rows.
+    gone = {dt.date.fromisoformat(d) for d in labelled_days(instance)} - set(prints)
+    prints |= dict.fromkeys(gone if asked is None else gone & asked, NO_ROWS)
     keys = sorted(d.isoformat() for d in prints)
     runner = runner_tags()
     etl = defs.resources["etl"].config()

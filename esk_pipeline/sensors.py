@@ -13,7 +13,7 @@ from dagster import (
     sensor,
 )
 
-from esk_pipeline.assets.ingest import cleaned_from, cleaning_version, day_observation
+from esk_pipeline.assets.ingest import NO_ROWS, cleaned_from, cleaning_version, day_observation
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.etl import ETLResource
@@ -59,6 +59,8 @@ def new_log_days_sensor(
             f"days before APP_PARTITIONS_START_DATE are ignored: {outside[:5]}"
             + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
         )
+    # A day cleaned before whose rows are all gone now is to be cleaned as a day of no rows.
+    prints |= dict.fromkeys(set(labelled_days(context.instance)) - set(prints), NO_ROWS)
     current = {day: str(p) for day, p in prints.items() if day in valid_keys}
     # Only days whose print the cursor has not seen are observed (not every day on every tick).
     observations = [

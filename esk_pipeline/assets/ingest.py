@@ -53,7 +53,8 @@ RAW_COLUMNS = ["ts", "text", "user_id"]
 DAY_PRINT = "esk/day_print"
 # In a cleaned_texts day's materialization: what it was made from (`cleaned_from`).
 MADE_FROM = "made_from"
-_NO_ROWS = DayPrint(0, f"{0:016x}")
+# The print of a day without rows (a sum of no hashes).
+NO_ROWS = DayPrint(0, f"{0:016x}")
 
 
 def day_observation(day: str, day_print: DayPrint) -> AssetObservation:
@@ -86,14 +87,14 @@ def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> 
     prints = source.day_prints(dt.date.fromisoformat(min(keys)), dt.date.fromisoformat(max(keys)))
     progress = step_progress(
         context,
-        sum(prints.get(dt.date.fromisoformat(key), _NO_ROWS).rows for key in keys),
+        sum(prints.get(dt.date.fromisoformat(key), NO_ROWS).rows for key in keys),
         "raw_logs",
         unit="rows",
     )
 
     def read(key: str) -> pd.DataFrame:
         started = time.perf_counter()
-        day_print = prints.get(dt.date.fromisoformat(key), _NO_ROWS)
+        day_print = prints.get(dt.date.fromisoformat(key), NO_ROWS)
         frame = source.read_day(dt.date.fromisoformat(key))
         frame.attrs[DAY_PRINT] = str(day_print)
         progress.advance(len(frame))
