@@ -67,8 +67,8 @@ DEDUP_WINDOW_BLOCKS = 10_000
 _DEDUP_WINDOW_SETTING = re.compile(r"\bnon_replicated_deduplication_window = (\d+)")
 # Rows per read when a day is read: bounds the memory of the answer (and the embedded helper).
 READ_BATCH_ROWS = 200_000
-# Date32's range: the days of any table, when no bounds are given.
-_FIRST, _LAST = dt.date(1900, 1, 1), dt.date(2299, 12, 31)
+# The Date type's range (every day `toDate` gives): the bounds when none are given.
+_FIRST, _LAST = dt.date(1970, 1, 1), dt.date(2149, 6, 6)
 
 
 @dataclass(frozen=True)
@@ -317,7 +317,7 @@ class LogSource:
         rows = self._call(
             "query_rows",
             f"SELECT toDate(ts) AS day, {aggregates} FROM {{table:Identifier}} "
-            "WHERE day BETWEEN {first:Date32} AND {last:Date32} GROUP BY day ORDER BY day",
+            "WHERE day BETWEEN {first:Date} AND {last:Date} GROUP BY day ORDER BY day",
             parameters={"table": self.table, "first": first or _FIRST, "last": last or _LAST},
         )
         return [(pd.Timestamp(day).date(), *values) for day, *values in rows]
