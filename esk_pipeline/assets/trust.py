@@ -24,7 +24,7 @@ from esk_pipeline.assets.frame_types import TrustedLabelParts
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.local_model import LocalModel
-from esk_pipeline.pipeline.parts import FrameParts, changes_since
+from esk_pipeline.pipeline.parts import FrameParts, changes_since, derived
 from esk_pipeline.pipeline.trust import Calibration, TrustReport, assess_label_days
 from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames, ParquetJsonIOManager
 from esk_pipeline.resources.stores import ReviewStoreResource
@@ -145,16 +145,16 @@ _SHOWN = ["domain", "label_origin", "confidence", "p_correct", "verdict", "text"
 
 def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
     """Row count, schema, trusted texts, origins and the least sure texts: from summaries of
-    each part kept beside it (`FrameParts.derived`, a row per row: they follow the part's
-    overlay), so a part is read once."""
+    each part kept beside it as read (frame and overlay, `_shown`), so a part unchanged since
+    the last run is neither read nor patched again."""
     rows, trusted, origins, least_sure = 0, 0, Counter(), []
     for name in parts:
-        tally = parts.derived(name, _TALLY, _SUMMED, _part_summary, per_row=True)
-        rows += len(tally)
-        trusted += int(tally["trusted"].sum())
-        origins.update(tally["label_origin"].value_counts().to_dict())
-        shown = parts.derived(name, _LEAST_SURE, _SUMMED, _part_summary, per_row=True)
-        least_sure.append(shown.sort_values("p_correct", kind="stable").head(10)[_SHOWN])
+        counts = _shown(parts, name, _COUNTS)
+        rows += int(counts["n"].sum())
+        trusted += int(counts["trusted"].sum())
+        named = counts[counts["label_origin"].notna()]
+        origins.update(dict(zip(named["label_origin"], named["n"].astype(int), strict=True)))
+        least_sure.append(_shown(parts, name, _SHOWN_KIND))
     shown = (
         pd.concat(least_sure, ignore_index=True).sort_values("p_correct", kind="stable")
         if least_sure
@@ -176,7 +176,25 @@ def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
 
 
 _TALLY, _LEAST_SURE = "trust-tally", "trust-least-sure"
+_COUNTS, _SHOWN_KIND = "trust-counts", "trust-shown"
 _SUMMED = ["row_id", *_SHOWN, "trusted"]
+
+
+def _shown(parts: FrameParts, name: str, kind: str) -> pd.DataFrame:
+    """What the metadata shows of a part as read: rows and trusted texts per origin
+    (`_COUNTS`), its 10 least sure texts (`_SHOWN_KIND`). Made from its per-row summaries
+    (`_part_summary`, patched by its overlay) and kept beside it by content."""
+
+    def make() -> dict[str, pd.DataFrame]:
+        tally = parts.derived(name, _TALLY, _SUMMED, _part_summary, per_row=True)
+        counts = tally.groupby("label_origin", dropna=False, sort=False)["trusted"]
+        least = parts.derived(name, _LEAST_SURE, _SUMMED, _part_summary, per_row=True)
+        return {
+            _COUNTS: counts.agg(n="size", trusted="sum").reset_index(),
+            _SHOWN_KIND: least.sort_values("p_correct", kind="stable").head(10)[_SHOWN],
+        }
+
+    return derived(parts.store, parts.records[name].content, kind, make)
 
 
 def _part_summary(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
