@@ -1,4 +1,5 @@
-"""A build, end to end: read and clean the days whose logs changed, then rebuild the dataset.
+"""A build, end to end: read and clean the days whose logs or cleaning changed, then rebuild the
+dataset.
 
 Runs through a real Dagster instance (DAGSTER_HOME), so every run, materialisation and check
 shows up in `dagster dev` afterwards, exactly as if it had been launched from the UI: one
@@ -31,6 +32,7 @@ from dagster import (
 )
 
 from esk_pipeline._dagster_private import queue_run
+from esk_pipeline.assets.ingest import NO_ROWS, cleaned_from
 from esk_pipeline.assets.labeling import RELABEL_TAG
 from esk_pipeline.assets.progress import PROGRESS_LOGGER, PROGRESS_SECONDS
 from esk_pipeline.definitions import build_defs
@@ -45,9 +47,10 @@ from esk_pipeline.runs import (
     PARTITION_TAG,
     RUNNING,
     active_day_runs,
+    cleaned_days,
     dataset_refreshes_in_flight,
     fail_runs_of_dead_runners,
-    materialized_row_counts,
+    labelled_days,
     range_tags,
     runner_tags,
 )
@@ -160,8 +163,9 @@ def run_pipeline(
     progress: Callable[[str], None] | None = None,
     relabel: bool = False,
 ) -> dict[str, object]:
-    """Clean every day (of `days`, default all in ClickHouse) whose row count changed, then
-    rebuild the dataset over those days; returns the `dataset_versions` metadata and the days.
+    """Clean every day (of `days`, default all in ClickHouse) whose rows or cleaning changed
+    since it was last cleaned (`assets.ingest.cleaned_from`), then rebuild the dataset over
+    those days; returns the `dataset_versions` metadata and the days.
     `progress` receives the long steps' progress lines (`assets.progress`) as they come.
     `relabel`: refit the labelling model and label every day again (`RELABEL_TAG`)."""
     settings = settings or get_settings()
@@ -175,20 +179,26 @@ def run_pipeline(
             "dataset folder; run this again when it has finished"
         )
     defs = build_defs(settings)
-    counts = {d.isoformat(): n for d, n in LogSource(settings.clickhouse).day_counts().items()}
-    if days is not None:
-        wanted = {d.isoformat() for d in days}
-        counts = {d: n for d, n in counts.items() if d in wanted}
-    if not counts:
+    source = LogSource(settings.clickhouse)
+    asked = None if days is None else set(days)
+    bounds = (min(asked), max(asked)) if asked else ()
+    prints = {d: p for d, p in source.day_prints(*bounds).items() if asked is None or d in asked}
+    if not prints:
         raise PipelineRunError("esk_logs has no rows: run `esk-data seed` or ingest a file first")
-    keys = sorted(counts)
+    # A day cleaned before whose rows are all gone now is cleaned again, as a day of no rows.
+    gone = {dt.date.fromisoformat(d) for d in labelled_days(instance)} - set(prints)
+    prints |= dict.fromkeys(gone if asked is None else gone & asked, NO_ROWS)
+    keys = sorted(d.isoformat() for d in prints)
     runner = runner_tags()
-    materialized = materialized_row_counts(instance, keys)
-    changed = [d for d in keys if materialized.get(d) != counts[d]]
+    etl = defs.resources["etl"].config()
+    wanted = {d.isoformat(): cleaned_from(str(p), etl) for d, p in prints.items()}
+    cleaned = cleaned_days(instance, keys)
+    # A day cleaned before days recorded what they were made from is cleaned once more.
+    changed = [d for d in keys if d not in cleaned or cleaned[d].made_from != wanted[d]]
     with _lines_of(PROGRESS_LOGGER, progress):
-        if changed:
-            log(f"days {changed[0]} .. {changed[-1]}: raw logs, cleaned texts ...")
-            _execute(defs, ETL_JOB, instance, range_tags(changed) | runner)
+        for block in _adjacent_runs(changed, keys):
+            log(f"days {block[0]} .. {block[-1]}: raw logs, cleaned texts ...")
+            _execute(defs, ETL_JOB, instance, range_tags(block) | runner)
         log(f"days {keys[0]} .. {keys[-1]}: labels, trust, review queue, splits, version ...")
         forced = {RELABEL_TAG: "true"} if relabel else {}
         _execute(defs, DATASET_JOB, instance, range_tags(keys) | runner | forced)
@@ -197,6 +207,20 @@ def run_pipeline(
     materialization = event.asset_materialization if event else None
     metadata = materialization.metadata if materialization else {}
     return {key: value.value for key, value in metadata.items()} | {"days": keys}
+
+
+def _adjacent_runs(changed: list[str], keys: list[str]) -> list[list[str]]:
+    """`changed` (sorted, of the sorted `keys`) cut into runs of days next to each other in
+    `keys`: an ETL run each, since a range run cleans every day of its range, and an unchanged
+    day between two changed ones would be read and cleaned again."""
+    position = {day: i for i, day in enumerate(keys)}
+    blocks: list[list[str]] = []
+    for day in changed:
+        if blocks and position[day] == position[blocks[-1][-1]] + 1:
+            blocks[-1].append(day)
+        else:
+            blocks.append([day])
+    return blocks
 
 
 class _CallbackHandler(logging.Handler):

@@ -1,12 +1,13 @@
 """What the Dagster instance knows about this project's runs and materialisations.
 
 The sensors, the runner and the API ask the same questions (which days have cleaned texts,
-which row count a day was last read with, which day runs are in flight), so the answers live
+what a day's cleaned texts were made from, which day runs are in flight), so the answers live
 here, below all of them.
 """
 
 import os
 import socket
+from dataclasses import dataclass
 
 from dagster import (
     AssetKey,
@@ -17,6 +18,7 @@ from dagster import (
     RunsFilter,
 )
 
+from esk_pipeline.assets.ingest import MADE_FROM
 from esk_pipeline.pipeline.fsutil import owner_alive, process_started
 
 DAILY_JOB = "daily_labels_job"
@@ -53,17 +55,28 @@ def range_tags(days: list[str]) -> dict[str, str]:
     }
 
 
-def materialized_row_counts(instance: DagsterInstance, days: list[str]) -> dict[str, int]:
-    """The row count each day's latest raw_logs materialization recorded (if it recorded one)."""
-    counts = {}
+@dataclass(frozen=True)
+class CleanedDay:
+    """A day's latest cleaned_texts materialization: its place in the event log, and what it
+    recorded it was made from (`assets.ingest.cleaned_from`; {} if it recorded nothing)."""
+
+    storage_id: int
+    made_from: dict[str, str]
+
+
+def cleaned_days(instance: DagsterInstance, days: list[str]) -> dict[str, CleanedDay]:
+    """The days of `days` that have a cleaned_texts materialization: its latest."""
+    found = {}
     for day in days:
         records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey("raw_logs"), asset_partitions=[day]), limit=1
+            AssetRecordsFilter(asset_key=AssetKey("cleaned_texts"), asset_partitions=[day]),
+            limit=1,
         ).records
-        metadata = records[0].asset_materialization.metadata if records else {}
-        if "dagster/row_count" in metadata:
-            counts[day] = int(metadata["dagster/row_count"].value)
-    return counts
+        if records:
+            metadata = records[0].asset_materialization.metadata
+            made_from = metadata[MADE_FROM].value if MADE_FROM in metadata else {}
+            found[day] = CleanedDay(records[0].storage_id, made_from)
+    return found
 
 
 def labelled_days(instance: DagsterInstance) -> list[str]:

@@ -1,4 +1,5 @@
-"""Sensors: new days in ClickHouse, an edited taxonomy, and enough new human reviews."""
+"""Sensors: new or changed days in ClickHouse (or a changed cleaning), an edited taxonomy, and
+enough new human reviews."""
 
 import json
 
@@ -12,9 +13,10 @@ from dagster import (
     sensor,
 )
 
-from esk_pipeline.assets.ingest import day_observation
+from esk_pipeline.assets.ingest import NO_ROWS, cleaned_from, cleaning_version, day_observation
 from esk_pipeline.pipeline.taxonomy import TaxonomyError
 from esk_pipeline.resources.clickhouse import ClickHouseResource
+from esk_pipeline.resources.etl import ETLResource
 from esk_pipeline.resources.stores import ReviewStoreResource
 from esk_pipeline.resources.taxonomy import TaxonomyResource
 from esk_pipeline.runs import (
@@ -22,9 +24,9 @@ from esk_pipeline.runs import (
     DATASET_JOB,
     TAXONOMY_JOB,
     active_day_runs,
+    cleaned_days,
     dataset_refreshes_in_flight,
     labelled_days,
-    materialized_row_counts,
     range_tags,
 )
 
@@ -33,49 +35,67 @@ from esk_pipeline.runs import (
     job_name=DAILY_JOB,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Observes esk_logs (each day's row count, when it changed) and requests a run "
-    "for each day whose row count in ClickHouse differs from the count its last raw_logs "
-    "materialization recorded, unless a run of that day is in flight.",
+    description="Observes esk_logs (each day's row count and content print, when they changed) "
+    "and requests a run for each day whose cleaned texts were made from other rows or another "
+    "cleaning than ClickHouse holds and the settings say now, unless a run of that day is in "
+    "flight.",
 )
 def new_log_days_sensor(
-    context: SensorEvaluationContext, clickhouse: ClickHouseResource
+    context: SensorEvaluationContext, clickhouse: ClickHouseResource, etl: ETLResource
 ) -> SensorResult | SkipReason:
-    # The cursor only saves instance look-ups: a day whose count it has seen is not re-checked.
-    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    # The cursor only saves instance look-ups: a day whose print it has seen, with the same
+    # cleaning, is not re-checked. (A cursor of an earlier release, row counts by day, holds
+    # no "days": every day is checked once.)
+    seen = json.loads(context.cursor) if context.cursor else {}
+    seen_days: dict[str, str] = seen.get("days", {})
+    config = etl.config()
+    cleaning = cleaning_version(config)
     partitions = context.repository_def.get_job(DAILY_JOB).partitions_def
     valid_keys = set(partitions.get_partition_keys(dynamic_partitions_store=None))
-    current = {day.isoformat(): n for day, n in clickhouse.get_source().day_counts().items()}
-    outside = sorted(set(current) - valid_keys)
+    prints = {day.isoformat(): p for day, p in clickhouse.get_source().day_prints().items()}
+    outside = sorted(set(prints) - valid_keys)
     if outside:
         context.log.warning(
             f"days before APP_PARTITIONS_START_DATE are ignored: {outside[:5]}"
             + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
         )
-    candidates = {day: n for day, n in current.items() if day in valid_keys and seen.get(day) != n}
-    # Only days whose count the cursor has not seen are observed (not every day on every tick).
-    observations = [day_observation(day, n) for day, n in sorted(candidates.items())]
+    # A day cleaned before whose rows are all gone now is to be cleaned as a day of no rows.
+    prints |= dict.fromkeys(set(labelled_days(context.instance)) - set(prints), NO_ROWS)
+    current = {day: str(p) for day, p in prints.items() if day in valid_keys}
+    # Only days whose print the cursor has not seen are observed (not every day on every tick).
+    observations = [
+        day_observation(day, prints[day])
+        for day, p in sorted(current.items())
+        if seen_days.get(day) != p
+    ]
+    new_cleaning = seen.get("cleaning") != cleaning
+    candidates = {d: p for d, p in current.items() if new_cleaning or seen_days.get(d) != p}
     in_flight = active_day_runs(context.instance)
-    materialized = materialized_row_counts(context.instance, sorted(candidates))
+    cleaned = cleaned_days(context.instance, sorted(candidates))
     to_run = {
-        day: n
-        for day, n in candidates.items()
-        if materialized.get(day) != n and day not in in_flight
+        day: cleaned[day].storage_id if day in cleaned else 0
+        for day, p in candidates.items()
+        if day not in in_flight
+        and (day not in cleaned or cleaned[day].made_from != cleaned_from(p, config))
     }
-    cursor = json.dumps(
-        {**seen, **{d: n for d, n in candidates.items() if d not in in_flight}}, sort_keys=True
-    )
+    # A day to check with a run in flight is not recorded as seen: the next tick checks it again.
+    waiting = in_flight.keys() & candidates.keys()
+    days = {d: p for d, p in {**seen_days, **candidates}.items() if d not in waiting}
+    cursor = json.dumps({"cleaning": cleaning, "days": days}, sort_keys=True)
     if not to_run:
         return SensorResult(
-            skip_reason="every day in ClickHouse is materialized with its current row count "
-            "or has a run in flight",
+            skip_reason="every day in ClickHouse is cleaned from its current rows with the "
+            "current cleaning, or has a run in flight",
             cursor=cursor,
             asset_events=observations,
         )
     return SensorResult(
         asset_events=observations,
-        # The run key names the day and its row count: the same state never runs twice.
+        # The run key names the day, what it would be made from and the day's last cleaning:
+        # the same state never runs twice, and going back to an earlier one runs again.
         run_requests=[
-            RunRequest(run_key=f"{day}:{n}", partition_key=day) for day, n in sorted(to_run.items())
+            RunRequest(run_key=f"{day}:{current[day]}:{cleaning}:{since}", partition_key=day)
+            for day, since in sorted(to_run.items())
         ],
         cursor=cursor,
     )

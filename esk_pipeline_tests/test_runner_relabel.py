@@ -12,14 +12,16 @@ from dagster import DagsterInstance
 from esk_pipeline import runner
 from esk_pipeline.assets.labeling import RELABEL_TAG
 from esk_pipeline.cli import main
-from esk_pipeline.pipeline.log_source import LogSource
+from esk_pipeline.pipeline.log_source import DayPrint, LogSource
 from esk_pipeline.runs import DATASET_JOB
 
 
 @pytest.mark.parametrize("relabel", [False, True])
 def test_a_build_with_relabel_tags_its_dataset_refresh(project_env, monkeypatch, relabel):
     executed: dict[str, dict[str, str]] = {}
-    monkeypatch.setattr(LogSource, "day_counts", lambda self: {dt.date(2026, 11, 3): 5})
+    monkeypatch.setattr(
+        LogSource, "day_prints", lambda self, *bounds: {dt.date(2026, 11, 3): DayPrint(5, "ab")}
+    )
     monkeypatch.setattr(
         runner, "_execute", lambda defs, job, instance, tags: executed.setdefault(job, tags)
     )

@@ -112,16 +112,23 @@ _SOURCE_COLUMNS = (
 )
 
 
+_SOURCES = "augment-sources"
+
+
 def _trusted_rows(trusted_labels: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
-    """One part's trusted rows, in the columns the augmenter reads (parts stored by the IO
-    manager read only those columns)."""
-    read_columns = getattr(trusted_labels, "columns", None)
-    if callable(read_columns):
-        part = read_columns(name, [*_SOURCE_COLUMNS, "trusted"])
-    else:
-        part = trusted_labels[name]
+    """One part's trusted rows, in the columns the augmenter reads. Parts stored by the IO
+    manager keep them as a summary beside the part (`FrameParts.derived`, a row per row: it
+    follows the part's overlay, which never makes a row trusted), so an unchanged part is not
+    read again."""
+    derived = getattr(trusted_labels, "derived", None)
+    if derived is not None:
+        return derived(name, _SOURCES, [*_SOURCE_COLUMNS, "trusted"], _sources, per_row=True)
+    return _sources(trusted_labels[name])[_SOURCES]
+
+
+def _sources(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
     trusted = part[part["trusted"].astype(bool)]
-    return trusted[[c for c in _SOURCE_COLUMNS if c in trusted]]
+    return {_SOURCES: trusted[[c for c in _SOURCE_COLUMNS if c in trusted]]}
 
 
 async def _balance(agent, judge, plan: BalancePlan, texts: Iterator[str]):

@@ -1,4 +1,11 @@
-"""Raw logs from ClickHouse, and their ETL into cleaned texts (+ rejected rows)."""
+"""Raw logs from ClickHouse, and their ETL into cleaned texts (+ rejected rows).
+
+Each raw_logs day records in its file the `DayPrint` of the rows it read (their count and a
+hash of their content, taken before they are read), and each cleaned_texts day records in its
+materialization what it was made from (`cleaned_from`: that print, and the cleaning's code
+version and config). The runner and the partition sensor compare it with what cleaning the
+day now would be made from: a day is cleaned again when either differs, and only then.
+"""
 
 import datetime as dt
 import tempfile
@@ -29,8 +36,9 @@ from dagster import (
 from esk_pipeline.assets.automation import EAGER
 from esk_pipeline.assets.metadata import bar_chart, counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
-from esk_pipeline.pipeline.etl import ETLStats
+from esk_pipeline.pipeline.etl import ETLConfig, ETLStats
 from esk_pipeline.pipeline.fsutil import scratch_prefix
+from esk_pipeline.pipeline.log_source import DayPrint
 from esk_pipeline.resources.clickhouse import ClickHouseResource
 from esk_pipeline.resources.day_stream import DayStream
 from esk_pipeline.resources.etl import ETLResource
@@ -41,36 +49,62 @@ ETL_CODE_VERSION = "etl-1"
 ESK_LOGS = AssetKey("esk_logs")
 # A day with no raw rows (never materialised) is cleaned as an empty frame of these columns.
 RAW_COLUMNS = ["ts", "text", "user_id"]
+# In a raw_logs day's file (`DataFrame.attrs`): the `DayPrint` of the rows it holds.
+DAY_PRINT = "esk/day_print"
+# In a cleaned_texts day's materialization: what it was made from (`cleaned_from`).
+MADE_FROM = "made_from"
+# The print of a day without rows (a sum of no hashes).
+NO_ROWS = DayPrint(0, f"{0:016x}")
 
 
-def day_observation(day: str, rows: int) -> AssetObservation:
-    """An observation of one day of esk_logs: its row count."""
-    return AssetObservation(asset_key=ESK_LOGS, partition=day, metadata={"dagster/row_count": rows})
+def day_observation(day: str, day_print: DayPrint) -> AssetObservation:
+    """An observation of one day of esk_logs: its row count and content (`DayPrint`)."""
+    return AssetObservation(
+        asset_key=ESK_LOGS,
+        partition=day,
+        metadata={"dagster/row_count": day_print.rows, "day_print": str(day_print)},
+    )
+
+
+def cleaning_version(etl: ETLConfig) -> str:
+    """The cleaning's version: the ETL's code version and the config fields that shape a row."""
+    return f"{ETL_CODE_VERSION}+{etl.cleaning_fingerprint()}"
+
+
+def cleaned_from(day_print: str, etl: ETLConfig) -> dict[str, str]:
+    """What a cleaned_texts day is made from: its raw rows (their `DayPrint`, "" when unknown)
+    and the cleaning (`cleaning_version`)."""
+    return {"raw_logs": day_print, "cleaning": cleaning_version(etl)}
 
 
 def raw_logs(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> Iterator[Output]:
     """One day of the `esk_logs` table, every column, as logged: each day of a range is read
     and written before the next."""
     source = clickhouse.get_source()
-    counts = source.day_counts()
+    keys = context.partition_keys
+    # Taken before any day is read: a row logged meanwhile leaves a print older than the rows
+    # read, so the next build cleans the day again (never the reverse: rows newer than it).
+    prints = source.day_prints(dt.date.fromisoformat(min(keys)), dt.date.fromisoformat(max(keys)))
     progress = step_progress(
         context,
-        sum(counts.get(dt.date.fromisoformat(key), 0) for key in context.partition_keys),
+        sum(prints.get(dt.date.fromisoformat(key), NO_ROWS).rows for key in keys),
         "raw_logs",
         unit="rows",
     )
 
     def read(key: str) -> pd.DataFrame:
         started = time.perf_counter()
+        day_print = prints.get(dt.date.fromisoformat(key), NO_ROWS)
         frame = source.read_day(dt.date.fromisoformat(key))
+        frame.attrs[DAY_PRINT] = str(day_print)
         progress.advance(len(frame))
-        context.log_event(day_observation(key, len(frame)))
-        # Per partition: a range run records each day's own numbers (the sensor compares
-        # dagster/row_count with ClickHouse's count of the day).
+        context.log_event(day_observation(key, day_print))
+        # Per partition: a range run records each day's own numbers.
         context.add_asset_metadata(
             {
                 "source": source.description,
                 "rows": len(frame),
+                "day_print": str(day_print),
                 **table_metadata(frame),
                 "preview": preview(frame, ["ts", "user_id", "channel", "text"], mask=True),
                 "seconds": round(time.perf_counter() - started, 3),
@@ -117,6 +151,7 @@ def cleaned_texts(context: AssetExecutionContext, raw_logs: DayFrames, etl: ETLR
         def clean(key: str) -> pd.DataFrame:
             started = time.perf_counter()
             raw = raw_logs.get(key, pd.DataFrame(columns=RAW_COLUMNS))
+            made_from = cleaned_from(raw_logs.recorded(key).get(DAY_PRINT, ""), processor.config)
             result = processor.clean(raw, source="clickhouse:esk_logs")
             progress.advance(len(raw))
             del raw
@@ -133,6 +168,7 @@ def cleaned_texts(context: AssetExecutionContext, raw_logs: DayFrames, etl: ETLR
                     **table_metadata(result.cleaned),
                     "preview": preview(result.cleaned, ["row_id", "ts", "user_id", "text"]),
                     "seconds": round(time.perf_counter() - started, 3),
+                    MADE_FROM: made_from,
                 },
                 asset_key="cleaned_texts",
                 partition_key=key,
@@ -188,13 +224,13 @@ def build_ingest_assets(
 ) -> list[AssetSpec | AssetsDefinition]:
     """esk_logs, raw_logs and cleaned_texts (+ rejected_texts), over the given daily partitions."""
     # The table other systems write: Dagster's external asset, where the lineage starts. Its
-    # observations record each day's row count, which new_log_days_sensor compares with the
-    # count raw_logs last read.
+    # observations record each day's row count and `DayPrint`.
     esk_logs = AssetSpec(
         ESK_LOGS,
         description="The contact centre's request log table in ClickHouse (or the embedded "
         "engine), written by other systems. Observed per day by new_log_days_sensor and by every "
-        "raw_logs run: dagster/row_count is the day's row count at that moment.",
+        "raw_logs run: dagster/row_count is the day's row count at that moment, day_print its "
+        "row count and a hash of its rows' content.",
         group_name="ingest",
         kinds={"clickhouse"},
         partitions_def=partitions,

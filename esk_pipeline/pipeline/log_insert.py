@@ -1,4 +1,5 @@
-"""Writing a Parquet file's rows into the log table in bounded batches, with any client.
+"""Writing a Parquet file's rows into the log table in bounded batches, with any client, and
+folding the columns a table lacks into its `metadata` JSON (`merge_metadata`).
 
 `LogSource.insert_parquet` calls it with its own client; the embedded engine's worker process
 calls it with the chDB client it holds.
@@ -7,6 +8,7 @@ calls it with the chDB client it holds.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -15,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
-__all__ = ["INSERT_BATCH_ROWS", "ParquetInsert", "insert_parquet_batches"]
+__all__ = ["INSERT_BATCH_ROWS", "ParquetInsert", "insert_parquet_batches", "merge_metadata"]
 
 # Rows per insert when a file's rows are written: bounds the memory of whoever reads the file.
 INSERT_BATCH_ROWS = 20_000
@@ -52,3 +54,20 @@ def insert_parquet_batches(
         )
         rows += frame.num_rows
     return ParquetInsert(rows=rows, rows_without_ts=without_ts)
+
+
+def merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:
+    """Fold the extra columns (and an existing `metadata` JSON) into one JSON string per row."""
+    records = frame[extra].astype(object).where(frame[extra].notna(), None).to_dict("records")
+    existing = frame["metadata"] if "metadata" in frame.columns else None
+    merged = []
+    for i, record in enumerate(records):
+        base = json.loads(existing.iat[i]) if existing is not None and existing.iat[i] else {}
+        base.update(
+            {
+                k: v if isinstance(v, str | int | float | bool) else None if v is None else str(v)
+                for k, v in record.items()
+            }
+        )
+        merged.append(json.dumps(base, ensure_ascii=False))
+    return pd.Series(merged, index=frame.index)

@@ -19,7 +19,6 @@ idempotency key and answer, so the same bytes are recognised and answered as the
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -37,12 +36,13 @@ from esk_pipeline.pipeline.embedded_clickhouse import (
     EmbeddedEngineError,
     EmbeddedQueryError,
 )
-from esk_pipeline.pipeline.log_insert import ParquetInsert, insert_parquet_batches
+from esk_pipeline.pipeline.log_insert import ParquetInsert, insert_parquet_batches, merge_metadata
 
 __all__ = [
     "DEDUP_WINDOW_BLOCKS",
     "LOG_COLUMNS",
     "READ_BATCH_ROWS",
+    "DayPrint",
     "IngestRecord",
     "LogSource",
     "LogSourceError",
@@ -67,6 +67,8 @@ DEDUP_WINDOW_BLOCKS = 10_000
 _DEDUP_WINDOW_SETTING = re.compile(r"\bnon_replicated_deduplication_window = (\d+)")
 # Rows per read when a day is read: bounds the memory of the answer (and the embedded helper).
 READ_BATCH_ROWS = 200_000
+# The Date type's range (every day `toDate` gives): the bounds when none are given.
+_FIRST, _LAST = dt.date(1970, 1, 1), dt.date(2149, 6, 6)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,19 @@ class IngestRecord:
     idempotency_key: str  # "" when the client sent none
     answer: str  # the JSON answer the first ingest of these bytes gave
     ingested_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class DayPrint:
+    """One day of logs in short: its row count and an order-independent hash of every row's
+    columns (the 64-bit sum of the rows' hashes: a repeated row counts twice). A text fixed or
+    rows swapped for as many others change it; the same rows give the same print."""
+
+    rows: int
+    content: str
+
+    def __str__(self) -> str:
+        return f"{self.rows}:{self.content}"
 
 
 class LogSourceError(RuntimeError):
@@ -222,7 +237,7 @@ class LogSource:
         rows = frame[[c for c in frame.columns if c in table_columns]].copy()
         extra = [c for c in frame.columns if c not in table_columns]
         if extra and "metadata" in table_columns:
-            rows["metadata"] = _merge_metadata(frame, extra)
+            rows["metadata"] = merge_metadata(frame, extra)
         rows["ts"] = pd.to_datetime(rows["ts"], utc=True)
         for name in rows.columns:
             if name != "ts" and not table_columns[name].startswith("Nullable"):
@@ -281,19 +296,31 @@ class LogSource:
         self._call("insert_df", self.ledger_table, frame)
 
     def day_counts(self) -> dict[dt.date, int]:
-        """Rows per (UTC) day: what the partition sensor watches."""
+        """Rows per (UTC) day."""
+        return dict(self._per_day("count()"))
+
+    def day_prints(
+        self, first: dt.date | None = None, last: dt.date | None = None
+    ) -> dict[dt.date, DayPrint]:
+        """Each (UTC) day's `DayPrint` (of the days from `first` to `last`, default all), in one
+        aggregate query. `tuple(*)`: every column, a user's extra ones too, and a NULL hashes as
+        a value (`cityHash64(*)` would be NULL, and the row left out of the sum)."""
+        per_day = self._per_day("count(), sum(cityHash64(tuple(*)))", first, last)
+        return {day: DayPrint(rows, f"{content:016x}") for day, rows, content in per_day}
+
+    def _per_day(
+        self, aggregates: str, first: dt.date | None = None, last: dt.date | None = None
+    ) -> list[tuple]:
+        """(day, *aggregates) of each day with rows; `aggregates` is constant SQL of this module."""
         if not self._table_exists():
-            return {}
-        frame = self._call(
-            "query_df",
-            "SELECT toDate(ts) AS day, count() AS rows FROM {table:Identifier} "
-            "GROUP BY day ORDER BY day",
-            parameters={"table": self.table},
+            return []
+        rows = self._call(
+            "query_rows",
+            f"SELECT toDate(ts) AS day, {aggregates} FROM {{table:Identifier}} "
+            "WHERE day BETWEEN {first:Date} AND {last:Date} GROUP BY day ORDER BY day",
+            parameters={"table": self.table, "first": first or _FIRST, "last": last or _LAST},
         )
-        return {
-            pd.Timestamp(d).date(): int(n)
-            for d, n in zip(frame["day"], frame["rows"], strict=False)
-        }
+        return [(pd.Timestamp(day).date(), *values) for day, *values in rows]
 
     def read_day(self, day: dt.date) -> pd.DataFrame:
         """Every row logged on one UTC day, all columns, oldest first.
@@ -357,23 +384,6 @@ def hour_windows(per_hour: list[tuple[int, int]], max_rows: int) -> list[tuple[i
             rows = count
     starts[:1] = [0]
     return list(zip(starts, [s - 1 for s in starts[1:]] + [23], strict=True))
-
-
-def _merge_metadata(frame: pd.DataFrame, extra: list[str]) -> pd.Series:
-    """Fold the extra columns (and an existing `metadata` JSON) into one JSON string per row."""
-    records = frame[extra].astype(object).where(frame[extra].notna(), None).to_dict("records")
-    existing = frame["metadata"] if "metadata" in frame.columns else None
-    merged = []
-    for i, record in enumerate(records):
-        base = json.loads(existing.iat[i]) if existing is not None and existing.iat[i] else {}
-        base.update(
-            {
-                k: v if isinstance(v, str | int | float | bool) else None if v is None else str(v)
-                for k, v in record.items()
-            }
-        )
-        merged.append(json.dumps(base, ensure_ascii=False))
-    return pd.Series(merged, index=frame.index)
 
 
 def _safe(exc: BaseException, config: ClickHouseConfig) -> str:

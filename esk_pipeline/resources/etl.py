@@ -13,5 +13,8 @@ class ETLResource(fields_of(ETLConfig)):
     def from_settings(cls, settings: Settings) -> ETLResource:
         return cls(**values_of(cls, configs.etl_config(settings)))
 
+    def config(self) -> ETLConfig:
+        return config_of(self, ETLConfig)
+
     def processor(self) -> ETLProcessor:
-        return ETLProcessor(config_of(self, ETLConfig))
+        return ETLProcessor(self.config())

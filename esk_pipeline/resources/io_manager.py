@@ -72,11 +72,11 @@ class DayFrames(Mapping[str, pd.DataFrame]):
         self,
         read: Mapping[str, Callable[[], pd.DataFrame]],
         fingerprints: Mapping[str, Callable[[], str]] | None = None,
-        count: Mapping[str, Callable[[], int]] | None = None,
+        footers: Mapping[str, Callable[[], tuple[int, dict]]] | None = None,
     ):
         self._read = dict(read)
         self._fingerprints = dict(fingerprints or {})
-        self._count = dict(count or {})
+        self._footers = dict(footers or {})
 
     def fingerprint(self, day: str) -> str | None:
         found = self._fingerprints.get(day)
@@ -90,7 +90,12 @@ class DayFrames(Mapping[str, pd.DataFrame]):
 
     def row_count(self, day: str) -> int:
         """The day's row count, from its file's footer when known (without reading the rows)."""
-        return self._count[day]() if day in self._count else len(self[day])
+        return self._footers[day]()[0] if day in self._footers else len(self[day])
+
+    def recorded(self, day: str) -> dict:
+        """What the day's maker recorded in its file (`stored_day`; {} when the day has no
+        file), from the footer alone: a reader's frame does not carry it."""
+        return self._footers[day]()[1] if day in self._footers else {}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._read)
@@ -149,16 +154,11 @@ class ParquetJsonIOManager(UPathIOManager):
 
     def stored_day(self, asset_key: AssetKey, day: str) -> tuple[int, dict] | None:
         """A daily asset's stored day: its row count and what its maker recorded in the file
-        (the frame's `attrs`, which pandas keeps in the Parquet footer), from the footer alone;
-        None when the day has no file."""
-        path = self._base_path.joinpath(*asset_key.path, f"{day}{self.extension}")
+        (`_footer`); None when the day has no file."""
         try:
-            with path.open("rb") as f:
-                footer = pq.ParquetFile(f).metadata
+            return _footer(self._base_path.joinpath(*asset_key.path, f"{day}{self.extension}"))
         except FileNotFoundError:
             return None
-        attrs = (footer.metadata or {}).get(b"PANDAS_ATTRS")
-        return footer.num_rows, json.loads(attrs) if attrs else {}
 
     def _write_parts(self, parts: FrameParts, path: UPath) -> None:
         """Every part not in the folder yet, then the manifest; the files neither this manifest
@@ -227,7 +227,7 @@ class ParquetJsonIOManager(UPathIOManager):
             return DayFrames(
                 {key: functools.partial(read, path) for key, path in there.items()},
                 {key: functools.partial(_fingerprint, path) for key, path in there.items()},
-                count={key: functools.partial(_parquet_rows, path) for key, path in there.items()},
+                footers={key: functools.partial(_footer, path) for key, path in there.items()},
             )
         frames = {}
         for key, path in paths.items():
@@ -301,6 +301,10 @@ def _release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _parquet_rows(path: UPath) -> int:
+def _footer(path: UPath) -> tuple[int, dict]:
+    """A Parquet file's row count and what its maker recorded in it (the frame's `attrs`, which
+    pandas keeps in the footer), from the footer alone."""
     with path.open("rb") as f:
-        return pq.ParquetFile(f).metadata.num_rows
+        footer = pq.ParquetFile(f).metadata
+    attrs = (footer.metadata or {}).get(b"PANDAS_ATTRS")
+    return footer.num_rows, json.loads(attrs) if attrs else {}

@@ -1,12 +1,16 @@
 """`synthetic_samples` balances what train will hold."""
 
+from collections.abc import Mapping
+
 import pandas as pd
 from dagster import build_asset_context
 
 from esk_pipeline.assets.augmentation import synthetic_samples
 from esk_pipeline.definitions import build_resources
+from esk_pipeline.pipeline.parts import FrameParts, PartRecord, row_hashes
 from esk_pipeline.pipeline.splits import drawn_for_eval
 from esk_pipeline.settings import Settings
+from esk_pipeline_tests.fakes.parts import CountingPartStore
 
 RARE = "waste"
 COMMON = "meter_readings"
@@ -52,11 +56,13 @@ def _drawn(settings: Settings, day: pd.DataFrame) -> set[str]:
     return set(day.loc[chosen, "row_id"])
 
 
-def _samples(settings: Settings, day: pd.DataFrame, rare: pd.DataFrame) -> pd.DataFrame:
+def _samples(
+    settings: Settings, day: pd.DataFrame | Mapping[str, pd.DataFrame], rare: pd.DataFrame
+) -> pd.DataFrame:
     resources = build_resources(settings)
     output = synthetic_samples(
         build_asset_context(),
-        trusted_labels={"2026-11-01": day},
+        trusted_labels={"2026-11-01": day} if isinstance(day, pd.DataFrame) else day,
         verified_labels=rare[["text", "domain"]],
         **{
             name: resources[name]
@@ -86,3 +92,39 @@ def test_a_small_domains_drawn_sources_are_paraphrased_as_it_stays_in_train(proj
     assert _drawn(settings, day)  # without the small-domain rule these would be left out
     samples = _samples(settings, day, rare)
     assert set(samples["source_row_id"]) == set(rare["row_id"])
+
+
+def test_a_parts_sources_are_kept_beside_it_and_read_again_only_when_it_changes(project_env):
+    """The trusted rows the augmenter reads of a part are a summary kept beside it: a run over
+    unchanged parts reads no part, the summary follows the part's overlay, and a changed part
+    is read again. The samples are those of the same rows given as one frame."""
+    settings = Settings()
+    day, rare = _day(40)
+    # As stored parts hold them (the augmenter computes a missing identity key).
+    day = day.assign(identity_key=None, verdict_reason="accepted")
+    store = CountingPartStore()
+    store.write("stored", day)
+    # The overlay leaves out a rare-domain row, as one another day took would be.
+    taken = rare["row_id"].iloc[:1]
+    store.write(
+        "overlay",
+        pd.DataFrame({"row": row_hashes(taken), "drop": [True], "verdict": [None]}),
+    )
+    parts = FrameParts(store, {"2026-11-01": PartRecord("stored", overlay="overlay")})
+    as_read = day[~day["row_id"].isin(taken)].reset_index(drop=True)
+    expected = _samples(settings, as_read, rare)
+    assert len(expected)
+
+    for _ in range(2):
+        store.reads.clear()
+        pd.testing.assert_frame_equal(_samples(settings, parts, rare), expected)
+    assert "stored" not in store.reads and "stored.augment-sources" in store.reads
+
+    # Made again with a rare row no longer trusted: a new address, read once.
+    changed = day.assign(trusted=~day["row_id"].eq(rare["row_id"].iloc[1]))
+    store.write("changed", changed)
+    parts = FrameParts(store, {"2026-11-01": PartRecord("changed")})
+    store.reads.clear()
+    samples = _samples(settings, parts, rare)
+    assert store.reads["changed"] == 1
+    pd.testing.assert_frame_equal(samples, _samples(settings, changed, rare))

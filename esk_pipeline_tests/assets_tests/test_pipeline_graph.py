@@ -210,7 +210,7 @@ def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(own_pipeline_
     from esk_pipeline.sensors import new_log_days_sensor
 
     defs, instance = own_pipeline_run["defs"], own_pipeline_run["instance"]
-    resources = {"clickhouse": defs.resources["clickhouse"]}
+    resources = {"clickhouse": defs.resources["clickhouse"], "etl": defs.resources["etl"]}
     source = LogSource(own_pipeline_run["settings"].clickhouse)
     days = sorted(source.day_counts())
     assert len(days) == 7
@@ -235,6 +235,34 @@ def test_the_log_days_sensor_after_the_demo_runs_only_what_changed(own_pipeline_
         )
     )
     assert [r.partition_key for r in grown.run_requests] == [days[2].isoformat()]
+
+
+def test_a_day_whose_rows_are_all_deleted_is_cleaned_again_as_a_day_of_no_rows(own_pipeline_run):
+    """The sensor asks for it and a build empties its cleaned texts and labels (the dataset
+    keeps none of its texts); after that, the day is current."""
+    from esk_pipeline.pipeline.log_source import LogSource
+    from esk_pipeline.runner import run_pipeline
+    from esk_pipeline.sensors import new_log_days_sensor
+
+    run = own_pipeline_run
+    defs, instance, assets = run["defs"], run["instance"], run["root"] / "assets"
+    resources = {"clickhouse": defs.resources["clickhouse"], "etl": defs.resources["etl"]}
+
+    def requested() -> list[str]:
+        context = build_sensor_context(instance=instance, resources=resources, definitions=defs)
+        return [r.partition_key for r in new_log_days_sensor(context).run_requests or []]
+
+    source = LogSource(run["settings"].clickhouse)
+    day = sorted(source.day_counts())[2]
+    assert not pd.read_parquet(assets / "labels" / f"{day}.parquet").empty
+    source._call(
+        "command", "DELETE FROM esk_logs WHERE toDate(ts) = {day:Date}", parameters={"day": day}
+    )
+    assert requested() == [day.isoformat()]
+    run_pipeline(instance, settings=run["settings"], log=lambda _: None)
+    assert pd.read_parquet(assets / "cleaned_texts" / f"{day}.parquet").empty
+    assert pd.read_parquet(assets / "labels" / f"{day}.parquet").empty
+    assert requested() == []
 
 
 def test_the_stored_version_check_passes_and_catches_a_damaged_file(own_pipeline_run):

@@ -252,3 +252,34 @@ def test_the_ingest_ledger_finds_the_first_ingest_by_digest_or_by_key(source):
     assert source.find_ingest(caller="bob", idempotency_key="k1") is None
     source.drop_table()
     assert source.find_ingest(sha256="s1") is None
+
+
+def test_a_day_print_changes_with_any_change_of_content_and_only_then(source):
+    source.insert_logs(
+        pd.concat([_logs("2026-11-01", 3), _logs("2026-11-02", 2, user_id=[None, "u2"])])
+    )
+    first, second = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+    before = source.day_prints()
+    assert {day: p.rows for day, p in before.items()} == {first: 3, second: 2}
+    assert source.day_prints() == before  # the same rows, the same print
+    assert source.day_prints(second, second) == {second: before[second]}
+
+    def command(sql: str, **parameters) -> None:
+        source._call("command", sql, parameters=parameters, settings={"mutations_sync": 2})
+
+    # A text fixed in place: the row count stays, the print does not.
+    command(
+        "ALTER TABLE esk_logs UPDATE text = {new:String} WHERE text = {old:String}",
+        new="текст исправлен",
+        old="текст 2026-11-01 1",
+    )
+    fixed = source.day_prints()
+    assert fixed[first].rows == 3 and fixed[first] != before[first]
+    assert fixed[second] == before[second]
+    # A NULL is a value of its own (a NULL column does not drop the row from the hash).
+    command("ALTER TABLE esk_logs UPDATE user_id = '' WHERE user_id IS NULL")
+    assert source.day_prints()[second] != before[second]
+    # Rows deleted and as many inserted, the same as before: the print comes back.
+    command("DELETE FROM esk_logs WHERE toDate(ts) = {day:Date}", day=first)
+    source.insert_logs(_logs("2026-11-01", 3))
+    assert source.day_prints()[first] == before[first]

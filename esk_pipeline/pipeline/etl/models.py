@@ -8,6 +8,7 @@ untrusted file may cost to read, for the readers.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
 from esk_pipeline.pipeline.options import ETLOptions
+from esk_pipeline.pipeline.parts import digest
 
 __all__ = [
     "CLEANED_COLUMNS",
@@ -49,6 +51,8 @@ REASON_NAMES = np.array(("kept", *REJECT_REASONS), dtype=object)
 CLEANED_COLUMNS = ["row_id", "text", "ts", "user_id", "source", "metadata"]
 REJECTED_COLUMNS = ["input_index", "text", "ts", "user_id", "source", "reason", "detail"]
 _MIB = 1024 * 1024
+# Bounds on reading an untrusted file: they refuse a file, they never change a cleaned row.
+_FILE_BOUNDS = {"max_columns", "max_file_bytes", "max_unpacked_bytes"}
 
 
 class ETLError(ValueError):
@@ -63,6 +67,12 @@ class ETLConfig(ETLOptions):
     # What an XLSX or Parquet file may unpack to (the settings: ETL_MAX_UNPACKED_RATIO x the
     # upload limit; 10 x 50 MB by default).
     max_unpacked_bytes: int = Field(default=500 * _MIB, ge=1)
+
+    def cleaning_fingerprint(self) -> str:
+        """What cleaned rows depend on besides the raw rows: every field but the file bounds
+        (a field added later counts until it is known not to change a cleaned row)."""
+        cleaning = self.model_dump(mode="json", exclude=_FILE_BOUNDS)
+        return digest(json.dumps(cleaning, sort_keys=True))[:16]
 
 
 class ETLStats(BaseModel):

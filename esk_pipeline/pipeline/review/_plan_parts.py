@@ -4,7 +4,10 @@ Planning needs, over every label, only counts (texts per identity key that a dec
 settle together, labels per domain) and,
 per queued text, a few light fields (row id, key hash, domain, confidence, p_correct, status).
 Each part yields them as summaries (`part_summaries`), kept beside the part where the parts can
-keep them (`FrameParts.derived`), so a part that did not change is not read again.
+keep them (`FrameParts.derived`), so a part that did not change is not read again. What the plan
+reads of a part (`plan_summary`: its key table, the rows `parse_batch` refuses, its queued
+texts) is kept beside the part as it reads (its frame and its overlay): a part unchanged since
+the last plan is neither patched nor counted again, only these are read.
 
 Of the queued texts, only those that can reach the review store are kept (`Selection`): every
 text the store already holds, the best `_order._MAX_SCORED` candidates by the cheap factors
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from esk_pipeline.pipeline.labels import long_enough
+from esk_pipeline.pipeline.parts import derived
 from esk_pipeline.pipeline.review import _order
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.verdict import AUDIT_REASONS, in_review_queue
@@ -45,6 +49,7 @@ SUMMARY_COLUMNS = [
 HEAVY_COLUMNS = ["text", "top_candidates", "label_source", "error", "identity_key"]
 _NONE = np.zeros(0, dtype=np.uint64)
 ROWS = "review-rows"
+KEYS, REFUSED, QUEUED = "review-keys", "review-refused", "review-queued"
 AUDIT, NEEDS_REVIEW = ReviewReason.AUDIT.value, ReviewReason.NEEDS_REVIEW.value
 
 
@@ -85,6 +90,23 @@ def summary(parts: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
         return derived(name, ROWS, SUMMARY_COLUMNS, part_summaries, per_row=True)
     part = parts[name]
     return part_summaries(part[[c for c in SUMMARY_COLUMNS if c in part.columns]])[ROWS]
+
+
+def plan_summary(parts: Mapping[str, pd.DataFrame], name: str, kind: str) -> pd.DataFrame:
+    """What the plan reads of a part: its `key_table` (`KEYS`), the row ids `parse_batch`
+    refuses (`REFUSED`) or its `queued` texts (`QUEUED`), all made from its `review-rows`
+    together; kept beside the part as it reads (frame and overlay) where the parts can."""
+
+    def make() -> dict[str, pd.DataFrame]:
+        rows = summary(parts, name)
+        refused = rows.loc[rows["refused"].to_numpy(dtype=bool), ["row_id"]]
+        return {KEYS: key_table(rows), REFUSED: refused, QUEUED: queued(rows)}
+
+    records = getattr(parts, "records", None)
+    store = getattr(parts, "store", None)
+    if records is None or store is None:
+        return make()[kind]
+    return derived(store, records[name].content, kind, make)
 
 
 def key_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -28,10 +28,10 @@ Only the audit calibrates: decisions on texts chosen for their uncertainty are n
 sample and never stand in for it.
 
 The labels may come as parts (`pipeline.parts.FrameParts`, a part per labels day): the plan
-reads small summaries of each part (kept beside it: a part that did not change is not read
-again), counts what it needs over all labels (texts per identity key, labels per domain), and
-keeps only the queued texts that can reach the review store, whose text it reads at the end
-(`_plan_parts`). So its memory is about the queue's size, not the history's."""
+reads small summaries of each part (kept beside it: a part that did not change is neither read
+nor summarised again), counts what it needs over all labels (texts per identity key, labels
+per domain), and keeps only the queued texts that can reach the review store, whose text it
+reads at the end (`_plan_parts`). So its memory is about the queue's size, not the history's."""
 
 from __future__ import annotations
 
@@ -45,12 +45,13 @@ from esk_pipeline.pipeline.progress import SILENT, ProgressReporter
 from esk_pipeline.pipeline.review._order import review_priority
 from esk_pipeline.pipeline.review._plan_parts import (
     HEAVY_COLUMNS,
+    KEYS,
+    QUEUED,
+    REFUSED,
     Counts,
     Selection,
     heavy_columns,
-    key_table,
-    queued,
-    summary,
+    plan_summary,
 )
 from esk_pipeline.pipeline.review.models import ReviewReason
 from esk_pipeline.pipeline.trust.calibration import Calibration
@@ -119,15 +120,14 @@ def plan_review(
 
     def key_tables() -> Iterator[pd.DataFrame]:
         for name in parts:
-            rows = summary(parts, name)
             # Rows `parse_batch` refuses are never cut: they take no room in the store.
-            held.update(rows.loc[rows["refused"].to_numpy(dtype=bool), "row_id"])
-            yield key_table(rows)
+            held.update(plan_summary(parts, name, REFUSED)["row_id"])
+            yield plan_summary(parts, name, KEYS)
 
     counts = Counts.of(key_tables())
     selection = Selection(counts, precision_target, held, new_items)
     for name in parts:
-        selection.add(name, queued(summary(parts, name)))
+        selection.add(name, plan_summary(parts, name, QUEUED))
     audit, places = selection.audit_places()
     kept = pd.concat([selection.candidates, audit.assign(in_audit=True)], ignore_index=True)
     kept = heavy_columns(parts, kept) if len(kept) else _no_rows()

@@ -32,3 +32,13 @@ def test_the_config_has_literal_defaults_and_the_mapping_reads_the_settings(monk
     assert (config.max_rows, config.text_column) == (7, "Жалоба")
     assert config.max_unpacked_bytes == 3 * 2 * 1024 * 1024
     assert (config.mask_pii, config.unicode_form, config.max_file_bytes) == (True, "NFKC", None)
+
+
+def test_the_cleaning_fingerprint_follows_what_shapes_a_cleaned_row_and_nothing_else() -> None:
+    base = ETLConfig().cleaning_fingerprint()
+    assert ETLConfig().cleaning_fingerprint() == base
+    for shaping in ({"mask_pii": False}, {"min_text_length": 4}, {"max_rows": 10}):
+        assert ETLConfig(**shaping).cleaning_fingerprint() != base, shaping
+    # Bounds on reading a file refuse files; a day from ClickHouse is cleaned the same.
+    for bound in ({"max_columns": 5}, {"max_file_bytes": 10}, {"max_unpacked_bytes": 10}):
+        assert ETLConfig(**bound).cleaning_fingerprint() == base, bound

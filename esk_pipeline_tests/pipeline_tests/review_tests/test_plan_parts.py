@@ -21,6 +21,7 @@ from esk_pipeline.pipeline.review import ReviewDataset, _order
 from esk_pipeline.pipeline.review.planning import AuditShare, plan_review
 from esk_pipeline.pipeline.text import identity_key_series
 from esk_pipeline.pipeline.trust.verdict import assign_verdicts
+from esk_pipeline_tests.fakes.parts import CountingPartStore
 from esk_pipeline_tests.pipeline_tests.review_tests.support import (
     TAXONOMY,
     FakeClock,
@@ -54,10 +55,10 @@ def _labels(n: int = 600) -> pd.DataFrame:
     return judged.assign(trusted=judged["verdict"] == "trusted")
 
 
-def _parts(labels: pd.DataFrame) -> FrameParts:
+def _parts(labels: pd.DataFrame, store: MemoryPartStore | None = None) -> FrameParts:
     """Labels in four parts; the second with an overlay that drops rows and moves queued
     texts, as trusted labels' parts get."""
-    store, records = MemoryPartStore(), {}
+    store, records = store or MemoryPartStore(), {}
     for i, start in enumerate(range(0, len(labels), 150)):
         part = labels.iloc[start : start + 150].reset_index(drop=True)
         address = digest(str(i))
@@ -159,3 +160,44 @@ def test_a_key_too_short_to_propagate_stands_for_its_one_text() -> None:
     ).rows
     gain = dict(zip(plan["text"], plan["review_gain"], strict=True))
     assert gain[texts[-1]] > gain["алло"]
+
+
+def test_a_plan_reads_only_what_it_kept_of_a_part_that_did_not_change() -> None:
+    """What the plan reads of a part is kept beside it as read (frame and overlay): planned
+    again, no part is summarised again; a part whose overlay changed is summarised
+    again, alone, and the plan is the whole plan over the labels as read now."""
+    store = CountingPartStore()
+    parts = _parts(_labels(), store)
+    first = plan_review(parts, precision_target=0.95, audit_review_share=0.2, new_items=ROOM)
+    store.reads.clear()
+    again = plan_review(parts, precision_target=0.95, audit_review_share=0.2, new_items=ROOM)
+    pd.testing.assert_frame_equal(again.rows, first.rows)
+    # Parts are read only for the text of the rows kept (`heavy_columns`).
+    assert not [a for a in store.reads if a.endswith(".review-rows")]
+
+    # Day 1's overlay moves one more queued text: that part only is summarised again.
+    day = parts["day-1"]
+    waiting = day.loc[day["verdict_reason"] == "needs_review", "row_id"].iloc[:1]
+    overlay = store.read("overlay")
+    moved = pd.DataFrame(
+        {
+            "row": row_hashes(waiting),
+            "drop": [False],
+            "verdict": ["excluded"],
+            "verdict_reason": ["same_text_queued"],
+        }
+    )
+    store.write("overlay-2", pd.concat([overlay, moved], ignore_index=True))
+    records = {
+        **parts.records,
+        "day-1": PartRecord(parts.records["day-1"].address, overlay="overlay-2"),
+    }
+    parts = FrameParts(store, records)
+    store.reads.clear()
+    plan = plan_review(parts, precision_target=0.95, audit_review_share=0.2, new_items=ROOM)
+    summarised = {a.split(".")[0] for a in store.reads if a.endswith(".review-rows")}
+    assert summarised == {parts.records["day-1"].address}
+    labels = pd.concat([parts[name] for name in parts], ignore_index=True)
+    assert waiting.iloc[0] not in set(plan.rows["row_id"])
+    whole = plan_review(labels, precision_target=0.95, audit_review_share=0.2, new_items=ROOM)
+    pd.testing.assert_frame_equal(plan.rows, whole.rows)

@@ -4,7 +4,6 @@ is reused, the part is not read, and the dataset is byte for byte what a fresh w
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,6 @@ import pandas as pd
 from esk_pipeline.pipeline.ids import stable_rank
 from esk_pipeline.pipeline.parts import (
     FrameParts,
-    MemoryPartStore,
     PartRecord,
     digest,
     row_hashes,
@@ -20,6 +18,7 @@ from esk_pipeline.pipeline.parts import (
 from esk_pipeline.pipeline.splits import DataWriter
 from esk_pipeline.pipeline.text import identity_key
 from esk_pipeline.pipeline.trust.estimate import AccuracyEstimate, combine, stratum
+from esk_pipeline_tests.fakes.parts import CountingPartStore
 from esk_pipeline_tests.pipeline_tests.splits_tests.support import (
     TAXONOMY,
     day_of_labels,
@@ -28,18 +27,8 @@ from esk_pipeline_tests.pipeline_tests.splits_tests.support import (
 )
 
 
-class _CountingStore(MemoryPartStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads: Counter[str] = Counter()
-
-    def read(self, address: str, columns: list[str] | None = None) -> pd.DataFrame:
-        self.reads[address] += 1
-        return super().read(address, columns)
-
-
-def _parts(days: dict[str, list[dict]]) -> tuple[FrameParts, _CountingStore]:
-    store = _CountingStore()
+def _parts(days: dict[str, list[dict]]) -> tuple[FrameParts, CountingPartStore]:
+    store = CountingPartStore()
     records = {}
     for name, rows in days.items():
         frame = pd.DataFrame(rows)

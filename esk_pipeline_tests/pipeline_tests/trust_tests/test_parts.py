@@ -12,6 +12,7 @@ from esk_pipeline.pipeline.parts import FolderPartStore, MemoryPartStore, change
 from esk_pipeline.pipeline.splits import DataWriter
 from esk_pipeline.pipeline.trust import TrustConfig, _parts, assess_label_days, assess_labels
 from esk_pipeline.pipeline.trust._audit import audit_mask
+from esk_pipeline_tests.fakes.parts import CountingPartStore
 from esk_pipeline_tests.pipeline_tests.splits_tests.support import make_config
 
 TAXONOMY_PATH = Path(__file__).resolve().parents[3] / "data" / "taxonomy.yaml"
@@ -325,23 +326,6 @@ def test_an_idle_run_changes_no_part_not_even_its_overlay(resolved):
     assert set(changes_since(first.parts.records, second.parts.records).values()) == {"unchanged"}
 
 
-class _CountingStore(MemoryPartStore):
-    """Parts in memory, with the addresses read and written."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads: list[str] = []
-        self.writes: list[str] = []
-
-    def read(self, address: str, columns: list[str] | None = None) -> pd.DataFrame:
-        self.reads.append(address)
-        return super().read(address, columns)
-
-    def write(self, address: str, frame: pd.DataFrame) -> None:
-        self.writes.append(address)
-        super().write(address, frame)
-
-
 class _Days(dict):
     """Labels days that count which days are read, with a fingerprint per day (as files have)."""
 
@@ -363,7 +347,7 @@ def test_a_new_day_reads_no_old_part_and_rewrites_none(resolved):
     days only the one holding a decided text is read (its evidence)."""
     days = _Days({f"2026-11-0{d}": _timed(_day(d), f"2026-11-0{d}") for d in (1, 2, 3)})
     decisions = _decided(days, [("2026-11-03", _unaudited(days, "2026-11-03"), "alice")])
-    store = _CountingStore()
+    store = CountingPartStore()
     first = _assess(days, decisions, store=store)
     old = first.parts["2026-11-02"].set_index("row_id")
     queued = old[old["verdict_reason"] == "needs_review"].index[0]
@@ -405,7 +389,7 @@ def test_a_new_day_repeating_old_texts_leaves_every_old_day_of_the_splits_alone(
     old = [f"2026-11-0{d}" for d in (1, 2, 3)]
     days = {day: _timed(_day(d), day) for d, day in enumerate(old, 1)}
     decisions = _decided(days, [("2026-11-03", _unaudited(days, "2026-11-03"), "alice")])
-    store = _CountingStore()
+    store = CountingPartStore()
     first = _assess(days, decisions, store=store)
     folder = _split(tmp_path, first)
     files = {p.name: p.stat().st_ino for p in folder.glob("*-2026-11-0[123].*")}
