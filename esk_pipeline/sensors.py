@@ -78,8 +78,9 @@ def new_log_days_sensor(
         if day not in in_flight
         and (day not in cleaned or cleaned[day].made_from != cleaned_from(p, config))
     }
-    # A day with a run in flight is left out: the next tick checks it again.
-    days = {d: p for d, p in {**seen_days, **candidates}.items() if d not in in_flight}
+    # A day to check with a run in flight is not recorded as seen: the next tick checks it again.
+    waiting = in_flight.keys() & candidates.keys()
+    days = {d: p for d, p in {**seen_days, **candidates}.items() if d not in waiting}
     cursor = json.dumps({"cleaning": cleaning, "days": days}, sort_keys=True)
     if not to_run:
         return SensorResult(

@@ -11,12 +11,18 @@ import json
 
 import pandas as pd
 import pytest
-from dagster import AssetMaterialization, DagsterInstance, build_sensor_context
+from dagster import (
+    AssetMaterialization,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    build_sensor_context,
+)
 
 from esk_pipeline import runner
 from esk_pipeline.definitions import build_defs
 from esk_pipeline.pipeline.log_source import LogSource
-from esk_pipeline.runs import ETL_JOB
+from esk_pipeline.runs import DAILY_JOB, ETL_JOB, PARTITION_TAG
 from esk_pipeline.sensors import new_log_days_sensor
 from esk_pipeline.settings import Settings
 
@@ -177,9 +183,22 @@ def test_the_sensor_sees_a_same_count_correction_and_a_cleaning_change(
         assert list(observed) == [DAYS[1]]
         assert observed[DAYS[1]]["dagster/row_count"].value == 2
 
-        unmasked = _sensor(instance, _unmasked(monkeypatch), corrected.cursor)
-        assert _requested(unmasked) == DAYS
-        assert not unmasked.asset_events  # esk_logs did not change: nothing observed again
+        unmasked = _unmasked(monkeypatch)
+        assert _requested(_sensor(instance, unmasked, corrected.cursor)) == DAYS
+        # A day with a run in flight waits; it is requested once that run is over.
+        instance.add_run(
+            DagsterRun(
+                job_name=DAILY_JOB,
+                run_id="day-run",
+                status=DagsterRunStatus.STARTED,
+                tags={PARTITION_TAG: DAYS[0]},
+            )
+        )
+        waiting = _sensor(instance, unmasked, corrected.cursor)
+        assert _requested(waiting) == DAYS[1:]
+        assert not waiting.asset_events  # esk_logs did not change: nothing observed again
+        instance.delete_run("day-run")
+        assert _requested(_sensor(instance, unmasked, waiting.cursor)) == [DAYS[0]]
         # A cursor of an earlier release (row counts by day) is read without failing.
         old_cursor = json.dumps(dict.fromkeys(DAYS, 2))
         assert _requested(_sensor(instance, settings, old_cursor)) == [DAYS[1]]

@@ -4,6 +4,9 @@ sklearn's analyzers cut n-grams in Python, one text at a time. Here the same n-g
 over a whole batch with Arrow compute, counted against the fitted vocabularies and weighted by
 the vectorizers' own tf-idf step, so the matrix is the one `FeatureUnion.transform` gives (a
 test compares them).
+
+`OpeningHalf` is the block of what a message opens with: a vectorizer's n-grams of the first
+half of its words (`opening_half`).
 """
 
 from __future__ import annotations
@@ -14,21 +17,47 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.sparse import csr_matrix, hstack
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from esk_pipeline.pipeline.text import model_forms
 
-__all__ = ["NON_WORD", "featurise"]
+__all__ = ["NON_WORD", "OpeningHalf", "featurise", "opening_half"]
 
 NON_WORD = r"[^\p{L}\p{N}_]+"  # RE2: what Python's \w (Unicode) does not match
+# A message of at most this many words opens with all of them.
+_OPENING_MIN_WORDS = 3
+
+
+def opening_half(form: str) -> str:
+    """The first half of a model form's words (rounded up, at least `_OPENING_MIN_WORDS`)."""
+    words = form.split(" ")
+    return " ".join(words[: max(_OPENING_MIN_WORDS, (len(words) + 1) // 2)])
+
+
+class OpeningHalf(BaseEstimator, TransformerMixin):
+    """`vectorizer` (a char_wb `TfidfVectorizer`) fitted on, and applied to, the opening half
+    of each model form. People state their main request first and tack asides on after it
+    ("..., а ещё лифт не работает"), so in a message naming two topics the words of the first
+    weigh twice: once in the whole-text blocks, once here."""
+
+    def __init__(self, vectorizer: TfidfVectorizer):
+        self.vectorizer = vectorizer
+
+    def fit(self, forms: Sequence[str], y: object = None) -> OpeningHalf:
+        self.vectorizer_ = clone(self.vectorizer).fit([opening_half(f) for f in forms])
+        return self
+
+    def transform(self, forms: Sequence[str]) -> csr_matrix:
+        return self.vectorizer_.transform([opening_half(f) for f in forms])
 
 
 def featurise(features: FeatureUnion, texts: Sequence[str]) -> csr_matrix:
     """`features.transform` of the texts' model forms: the "char" and "word" blocks cut here,
     any other block (the word vectors) by its own transform."""
     forms = model_forms(pa.array(texts, type=pa.large_string()))
-    in_arrow = {"char": _char_wb_tfidf, "word": _word_tfidf}
+    in_arrow = {"char": _char_wb_tfidf, "word": _word_tfidf, "opening": _opening_tfidf}
     blocks = [
         in_arrow[name](block, forms) if name in in_arrow else block.transform(forms)
         for name, block in features.transformer_list
@@ -74,6 +103,23 @@ def _word_tfidf(vectorizer: TfidfVectorizer, forms: pa.Array) -> csr_matrix:
     rows = np.concatenate([text_of, text_of[:-1][same_text]])
     grams = pa.concat_arrays([flat, pairs])
     return _weighted(vectorizer, _counts(vectorizer, rows, grams, len(forms)))
+
+
+def _opening_halves(forms: pa.Array) -> pa.Array:
+    """`opening_half` of every model form."""
+    words = pc.split_pattern(forms, " ")
+    lengths = pc.list_value_length(words).to_numpy(zero_copy_only=False)
+    kept = np.minimum(lengths, np.maximum(_OPENING_MIN_WORDS, (lengths + 1) // 2))
+    position = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    keep = position < np.repeat(kept, lengths)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(kept)]), type=pa.int64())
+    flat = pc.list_flatten(words)
+    opening = pa.LargeListArray.from_arrays(offsets, flat.filter(keep))
+    return pc.binary_join(opening, pa.scalar(" ", flat.type))
+
+
+def _opening_tfidf(block: OpeningHalf, forms: pa.Array) -> csr_matrix:
+    return _char_wb_tfidf(block.vectorizer_, _opening_halves(forms))
 
 
 def _char_wb_tfidf(vectorizer: TfidfVectorizer, forms: pa.Array) -> csr_matrix:

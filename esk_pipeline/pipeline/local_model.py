@@ -3,12 +3,15 @@
 Features are character n-grams (`char_wb`, 2–5) plus word unigrams/bigrams, TF-IDF with
 sublinear term frequency, on text lowercased with "ё" folded to "е": short Russian requests
 are full of typos, inflections and run-together words, which char n-grams absorb and a
-word model alone does not. Beside them sits the text's averaged Russian word vector
-(navec's 250k-word news vectors, which ship inside the `natasha` wheel; read with the small
-`navec` package, without importing natasha itself), at half the weight of an n-gram block:
-it knows that "батарея" and "отопление" are near, which n-grams learn only from labels, so it
-helps most while few verified labels exist. A multinomial logistic regression (balanced class
-weights, fixed `random_state`) sits on top. No server, no key, no downloaded weights.
+word model alone does not. A third block repeats the char n-grams of the message's opening
+half (`_ngrams.OpeningHalf`): in a message naming two topics the main request comes first and
+asides follow, which a bag of n-grams cannot tell apart. Beside them sits the text's averaged
+Russian word vector (navec's 250k-word news vectors, which ship inside the `natasha` wheel;
+read with the small `navec` package, without importing natasha itself), at half the weight of
+an n-gram block: it knows that "батарея" and "отопление" are near, which n-grams learn only
+from labels, so it helps most while few verified labels exist. A multinomial logistic
+regression (balanced class weights, fixed `random_state`) sits on top. No server, no key, no
+downloaded weights.
 
 Training data: every taxonomy example, the domain name, and the description cut into
 sentences and comma-separated phrases ("отопление", "лифты", ...) as extra cheap examples,
@@ -25,9 +28,8 @@ temperature T minimising their negative log-likelihood; `predict_proba` is
 per-class sigmoid/isotonic fits need far more data per class), and it keeps the ranking of
 classes, so accuracy is untouched. Limits: the folds come from the training distribution
 (clean taxonomy phrases at first), so on noisier real logs the calibrated confidence still
-runs high until verified labels from those logs join the training set (on the sample data:
-top-label ECE 0.25 raw -> 0.12 calibrated with the taxonomy alone, 0.12 -> 0.03 with 1,000
-verified labels; bench/bench_local_model.py). With fewer than two groups there is nothing to
+runs high until verified labels from those logs join the training set
+(`bench/bench_local_model.py` measures it). With fewer than two groups there is nothing to
 cross-validate and T stays 1. `expected_calibration_error` measures it; the review queue is
 the safety net.
 """
@@ -58,7 +60,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import normalize
 
-from esk_pipeline.pipeline._ngrams import NON_WORD, featurise
+from esk_pipeline.pipeline._ngrams import NON_WORD, OpeningHalf, featurise
 from esk_pipeline.pipeline.taxonomy import Taxonomy
 from esk_pipeline.pipeline.text import model_form
 
@@ -77,7 +79,7 @@ _SENTENCE_SPLIT = re.compile(r"[.;!?]+")
 _PHRASE_SPLIT = re.compile(r"[,:()]+|\s+и\s+")
 _MAX_CV_FOLDS = 5
 # Bump when features, classifier or calibration change: it is part of `fingerprint`.
-MODEL_VERSION = "char2-5+word1-2+navec0.5/logreg-newton-cg/temperature-v1"
+MODEL_VERSION = "char2-5+word1-2+opening-char2-5+navec0.5/logreg-newton-cg/temperature-v1"
 # navec's news vectors as the natasha wheel ships them (found without importing natasha, whose
 # pymorphy2 dependency does not import on Python 3.11).
 _WORD_VECTORS_FILE = "natasha/data/emb/navec_news_v1_1B_250K_300d_100q.tar"
@@ -246,14 +248,16 @@ class LocalModel:
 
     def _make_features(self) -> FeatureUnion:
         common = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32}
+        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), **common)
         blocks: list[tuple[str, object]] = [
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), **common)),
+            ("char", chars),
             (
                 "word",
                 TfidfVectorizer(
                     analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", **common
                 ),
             ),
+            ("opening", OpeningHalf(chars)),
         ]
         if self.word_vectors:
             blocks.append(("word_vectors", AveragedWordVectors(_WORD_VECTORS_WEIGHT)))

@@ -265,6 +265,42 @@ def test_a_day_whose_rows_are_all_deleted_is_cleaned_again_as_a_day_of_no_rows(o
     assert requested() == []
 
 
+def test_cleaning_again_to_the_same_rows_labels_no_day_again(own_pipeline_run):
+    """A cleaning setting that changes no cleaned row (as a day cleaned by a release before
+    `made_from`, cleaned once more) cleans every day again, but rewrites no cleaned file: every
+    labels day is kept as stored."""
+    from dagster import AssetRecordsFilter
+
+    from esk_pipeline import configs
+    from esk_pipeline.assets.ingest import cleaning_version
+    from esk_pipeline.runner import run_pipeline
+
+    run = own_pipeline_run
+    instance, settings = run["instance"], run["settings"]
+    files = sorted((run["root"] / "assets" / "cleaned_texts").glob("*.parquet"))
+    before = {p.name: p.stat().st_mtime_ns for p in files}
+    capped = settings.model_copy(
+        update={"etl": settings.etl.model_copy(update={"max_rows": 10**8})}
+    )
+    cleaning = cleaning_version(configs.etl_config(capped))
+    assert cleaning != cleaning_version(configs.etl_config(settings))
+    run_pipeline(instance, settings=capped, log=lambda _: None)
+
+    def latest(asset: str, day: str):
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[day]), limit=1
+        ).records
+        return records[0].asset_materialization.metadata
+
+    days = [p.stem for p in files]
+    assert len(days) == 7
+    assert all(
+        latest("cleaned_texts", day)["made_from"].value["cleaning"] == cleaning for day in days
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in files} == before
+    assert all(latest("labels", day)["labelled"].value.startswith("reused") for day in days)
+
+
 def test_the_stored_version_check_passes_and_catches_a_damaged_file(own_pipeline_run):
     from esk_pipeline.assets.checks import stored_version_verifies
 
