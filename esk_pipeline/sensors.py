@@ -53,6 +53,12 @@ def new_log_days_sensor(
     partitions = context.repository_def.get_job(DAILY_JOB).partitions_def
     valid_keys = set(partitions.get_partition_keys(dynamic_partitions_store=None))
     prints = {day.isoformat(): p for day, p in clickhouse.get_source().day_prints().items()}
+    if not prints:
+        # As the runner: an emptied or missing table is no reason to clean every day as empty.
+        return SensorResult(
+            skip_reason="esk_logs holds no rows (or does not exist): nothing is cleaned",
+            cursor=context.cursor,
+        )
     outside = sorted(set(prints) - valid_keys)
     if outside:
         context.log.warning(

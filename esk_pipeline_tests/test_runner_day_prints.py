@@ -202,3 +202,17 @@ def test_the_sensor_sees_a_same_count_correction_and_a_cleaning_change(
         # A cursor of an earlier release (row counts by day) is read without failing.
         old_cursor = json.dumps(dict.fromkeys(DAYS, 2))
         assert _requested(_sensor(instance, settings, old_cursor)) == [DAYS[1]]
+
+
+@pytest.mark.parametrize("gone", ["TRUNCATE TABLE esk_logs", "DROP TABLE esk_logs"])
+def test_the_sensor_runs_nothing_while_esk_logs_holds_no_rows_at_all(source, cleanings, gone):
+    """An emptied or missing table (a reload in progress, a wrong table name) is what the
+    runner refuses to build from; the sensor does not take it for every day deleted."""
+    settings = Settings.load()
+    with DagsterInstance.ephemeral() as instance:
+        _build(instance, settings)
+        seen = _sensor(instance, settings)
+        source._call("command", gone)
+        empty = _sensor(instance, settings, seen.cursor)
+        assert _requested(empty) == []
+        assert not empty.asset_events
