@@ -17,6 +17,7 @@ from esk_pipeline.assets.metadata import (
     table_metadata,
 )
 from esk_pipeline.pipeline.augment import BalancePlan, SourceTally
+from esk_pipeline.pipeline.parts import digest
 from esk_pipeline.pipeline.splits import drawn_for_eval
 from esk_pipeline.resources.llm import AugmenterResource, LabelerResource
 from esk_pipeline.resources.stores import DatasetStoreResource
@@ -112,7 +113,8 @@ _SOURCE_COLUMNS = (
 )
 
 
-_SOURCES = "augment-sources"
+# Named by the columns it keeps: a summary kept with other columns is made again.
+_SOURCES = f"augment-sources-{digest(*_SOURCE_COLUMNS)[:8]}"
 
 
 def _trusted_rows(trusted_labels: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:

@@ -60,7 +60,7 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 _SUFFIX = ".parquet"
-_KIND = re.compile(r"[a-z][a-z-]*")
+_KIND = re.compile(r"[a-z][a-z0-9-]*")
 
 
 def digest(*pieces: str | bytes) -> str:
@@ -166,7 +166,7 @@ def derived(
     made = make()
     for name, frame in made.items():
         if not _KIND.fullmatch(name):
-            raise ValueError(f"a summary kind is lower-case letters and dashes, got {name!r}")
+            raise ValueError(f"a summary kind is lower-case letters, digits, dashes: {name!r}")
         store.write(f"{address}.{name}", frame)
     return made[kind]
 

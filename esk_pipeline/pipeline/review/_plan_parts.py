@@ -49,7 +49,12 @@ SUMMARY_COLUMNS = [
 HEAVY_COLUMNS = ["text", "top_candidates", "label_source", "error", "identity_key"]
 _NONE = np.zeros(0, dtype=np.uint64)
 ROWS = "review-rows"
-KEYS, REFUSED, QUEUED = "review-keys", "review-refused", "review-queued"
+# Raise when what `plan_summary` keeps of a part changes: summaries kept before are then made
+# again (they are named by the part's content, which does not change with this code).
+PLAN_SUMMARY_VERSION = 1
+KEYS, REFUSED, QUEUED = (
+    f"review-{kind}-{PLAN_SUMMARY_VERSION}" for kind in ("keys", "refused", "queued")
+)
 AUDIT, NEEDS_REVIEW = ReviewReason.AUDIT.value, ReviewReason.NEEDS_REVIEW.value
 
 
