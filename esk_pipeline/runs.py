@@ -27,8 +27,10 @@ DATASET_JOB = "dataset_refresh_job"
 TAXONOMY_JOB = "taxonomy_observation_job"
 # The tag every dataset refresh carries: the run queue launches one such run at a time.
 DATASET_REFRESH_TAG = "esk/dataset_refresh"
-# The tag Dagster puts on a run of one partition.
+# The tag Dagster puts on a run of one partition, and those of a run over a range of them.
 PARTITION_TAG = "dagster/partition"
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 # In-process runs carry the process that runs them, so a later `esk-data` can tell a run whose
 # process was killed (it stays STARTED for ever otherwise) and mark it failed.
 RUNNER_HOST_TAG = "esk/runner_host"
@@ -49,10 +51,7 @@ UNFINISHED = [
 
 def range_tags(days: list[str]) -> dict[str, str]:
     """Tags that make one run cover the days from the first to the last of `days`."""
-    return {
-        "dagster/asset_partition_range_start": min(days),
-        "dagster/asset_partition_range_end": max(days),
-    }
+    return {RANGE_START: min(days), RANGE_END: max(days)}
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,16 @@ def active_day_runs(instance: DagsterInstance) -> dict[str, DagsterRun]:
     (single-run backfills) carry no single day and are not counted."""
     runs = instance.get_runs(RunsFilter(job_name=DAILY_JOB, statuses=UNFINISHED))
     return {run.tags[PARTITION_TAG]: run for run in runs if PARTITION_TAG in run.tags}
+
+
+def cleaning_ranges_in_flight(instance: DagsterInstance) -> list[tuple[str, str]]:
+    """The (first, last) day of each range run that cleans days (the ETL and daily jobs over
+    `range_tags`, as `esk-data build` runs them) not finished yet (queued too)."""
+    return [
+        (run.tags[RANGE_START], run.tags[RANGE_END])
+        for run in instance.get_runs(RunsFilter(statuses=UNFINISHED))
+        if run.job_name in (ETL_JOB, DAILY_JOB) and {RANGE_START, RANGE_END} <= run.tags.keys()
+    ]
 
 
 def dataset_refreshes_in_flight(

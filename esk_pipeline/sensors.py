@@ -25,6 +25,7 @@ from esk_pipeline.runs import (
     TAXONOMY_JOB,
     active_day_runs,
     cleaned_days,
+    cleaning_ranges_in_flight,
     dataset_refreshes_in_flight,
     labelled_days,
     range_tags,
@@ -37,8 +38,8 @@ from esk_pipeline.runs import (
     default_status=DefaultSensorStatus.STOPPED,
     description="Observes esk_logs (each day's row count and content print, when they changed) "
     "and requests a run for each day whose cleaned texts were made from other rows or another "
-    "cleaning than ClickHouse holds and the settings say now, unless a run of that day is in "
-    "flight.",
+    "cleaning than ClickHouse holds and the settings say now, unless a run of that day (or "
+    "cleaning a range of days holding it) is in flight.",
 )
 def new_log_days_sensor(
     context: SensorEvaluationContext, clickhouse: ClickHouseResource, etl: ETLResource
@@ -76,7 +77,12 @@ def new_log_days_sensor(
     ]
     new_cleaning = seen.get("cleaning") != cleaning
     candidates = {d: p for d, p in current.items() if new_cleaning or seen_days.get(d) != p}
-    in_flight = active_day_runs(context.instance)
+    # A day is in flight with a run of it, or inside the range of a run cleaning many days
+    # (`esk-data build`'s ETL runs carry no single-day tag).
+    ranges = cleaning_ranges_in_flight(context.instance)
+    in_flight = set(active_day_runs(context.instance)) | {
+        day for day in candidates if any(first <= day <= last for first, last in ranges)
+    }
     cleaned = cleaned_days(context.instance, sorted(candidates))
     to_run = {
         day: cleaned[day].storage_id if day in cleaned else 0
@@ -85,7 +91,7 @@ def new_log_days_sensor(
         and (day not in cleaned or cleaned[day].made_from != cleaned_from(p, config))
     }
     # A day to check with a run in flight is not recorded as seen: the next tick checks it again.
-    waiting = in_flight.keys() & candidates.keys()
+    waiting = in_flight & candidates.keys()
     days = {d: p for d, p in {**seen_days, **candidates}.items() if d not in waiting}
     cursor = json.dumps({"cleaning": cleaning, "days": days}, sort_keys=True)
     if not to_run:

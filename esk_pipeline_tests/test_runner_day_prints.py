@@ -22,7 +22,7 @@ from dagster import (
 from esk_pipeline import runner
 from esk_pipeline.definitions import build_defs
 from esk_pipeline.pipeline.log_source import LogSource
-from esk_pipeline.runs import DAILY_JOB, ETL_JOB, PARTITION_TAG
+from esk_pipeline.runs import DAILY_JOB, ETL_JOB, PARTITION_TAG, range_tags
 from esk_pipeline.sensors import new_log_days_sensor
 from esk_pipeline.settings import Settings
 
@@ -216,3 +216,25 @@ def test_the_sensor_runs_nothing_while_esk_logs_holds_no_rows_at_all(source, cle
         empty = _sensor(instance, settings, seen.cursor)
         assert _requested(empty) == []
         assert not empty.asset_events
+
+
+def test_the_sensor_leaves_the_days_of_a_range_run_in_flight_to_it(source, cleanings, monkeypatch):
+    """`esk-data build` cleans a stretch of days in one run (no single-day tag): while it runs,
+    the sensor asks for none of them, then for those the run left unclean."""
+    settings = Settings.load()
+    with DagsterInstance.ephemeral() as instance:
+        _build(instance, settings)
+        seen = _sensor(instance, settings)
+        instance.add_run(
+            DagsterRun(
+                job_name=ETL_JOB,
+                run_id="build-run",
+                status=DagsterRunStatus.STARTED,
+                tags=range_tags(DAYS[:2]),
+            )
+        )
+        unmasked = _unmasked(monkeypatch)
+        waiting = _sensor(instance, unmasked, seen.cursor)
+        assert _requested(waiting) == DAYS[2:]
+        instance.delete_run("build-run")
+        assert _requested(_sensor(instance, unmasked, waiting.cursor)) == DAYS[:2]
