@@ -45,10 +45,11 @@ def new_log_days_sensor(
     context: SensorEvaluationContext, clickhouse: ClickHouseResource, etl: ETLResource
 ) -> SensorResult | SkipReason:
     # The cursor only saves instance look-ups: a day whose print it has seen, with the same
-    # cleaning, is not re-checked. (A cursor of an earlier release, row counts by day, holds
-    # no "days": every day is checked once.)
+    # cleaning, is not re-checked unless a run of it was in flight then ("recheck"). (A cursor
+    # of an earlier release, row counts by day, holds no "days": every day is checked once.)
     seen = json.loads(context.cursor) if context.cursor else {}
     seen_days: dict[str, str] = seen.get("days", {})
+    recheck = set(seen.get("recheck", []))
     config = etl.config()
     cleaning = cleaning_version(config)
     partitions = context.repository_def.get_job(DAILY_JOB).partitions_def
@@ -76,7 +77,9 @@ def new_log_days_sensor(
         if seen_days.get(day) != p
     ]
     new_cleaning = seen.get("cleaning") != cleaning
-    candidates = {d: p for d, p in current.items() if new_cleaning or seen_days.get(d) != p}
+    candidates = {
+        d: p for d, p in current.items() if new_cleaning or seen_days.get(d) != p or d in recheck
+    }
     # A day is in flight with a run of it, or inside the range of a run cleaning many days
     # (`esk-data build`'s ETL runs carry no single-day tag).
     ranges = cleaning_ranges_in_flight(context.instance)
@@ -90,10 +93,13 @@ def new_log_days_sensor(
         if day not in in_flight
         and (day not in cleaned or cleaned[day].made_from != cleaned_from(p, config))
     }
-    # A day to check with a run in flight is not recorded as seen: the next tick checks it again.
+    # A day to check with a run in flight is checked again by the next tick (its print is
+    # kept: it is not observed again while esk_logs holds the same rows).
     waiting = in_flight & candidates.keys()
-    days = {d: p for d, p in {**seen_days, **candidates}.items() if d not in waiting}
-    cursor = json.dumps({"cleaning": cleaning, "days": days}, sort_keys=True)
+    days = {**seen_days, **candidates}
+    cursor = json.dumps(
+        {"cleaning": cleaning, "days": days, "recheck": sorted(waiting)}, sort_keys=True
+    )
     if not to_run:
         return SensorResult(
             skip_reason="every day in ClickHouse is cleaned from its current rows with the "

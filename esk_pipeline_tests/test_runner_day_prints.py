@@ -236,5 +236,8 @@ def test_the_sensor_leaves_the_days_of_a_range_run_in_flight_to_it(source, clean
         unmasked = _unmasked(monkeypatch)
         waiting = _sensor(instance, unmasked, seen.cursor)
         assert _requested(waiting) == DAYS[2:]
+        # Ticks while it runs observe nothing again: esk_logs did not change.
+        still = _sensor(instance, unmasked, waiting.cursor)
+        assert _requested(still) == [] and not still.asset_events
         instance.delete_run("build-run")
-        assert _requested(_sensor(instance, unmasked, waiting.cursor)) == DAYS[:2]
+        assert _requested(_sensor(instance, unmasked, still.cursor)) == DAYS[:2]
