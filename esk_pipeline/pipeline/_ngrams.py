@@ -54,8 +54,8 @@ class OpeningHalf(BaseEstimator, TransformerMixin):
 
 
 def featurise(features: FeatureUnion, texts: Sequence[str]) -> csr_matrix:
-    """`features.transform` of the texts' model forms: the "char" and "word" blocks cut here,
-    any other block (the word vectors) by its own transform."""
+    """`features.transform` of the texts' model forms: the "char", "word" and "opening" blocks
+    cut here, any other block (the word vectors) by its own transform."""
     forms = model_forms(pa.array(texts, type=pa.large_string()))
     in_arrow = {"char": _char_wb_tfidf, "word": _word_tfidf, "opening": _opening_tfidf}
     blocks = [
