@@ -24,7 +24,7 @@ from esk_pipeline.assets.frame_types import TrustedLabelParts
 from esk_pipeline.assets.metadata import counts_table, preview, table_metadata
 from esk_pipeline.assets.progress import step_progress
 from esk_pipeline.pipeline.local_model import LocalModel
-from esk_pipeline.pipeline.parts import FrameParts, changes_since, derived
+from esk_pipeline.pipeline.parts import FrameParts, changes_since, derived, digest
 from esk_pipeline.pipeline.trust import Calibration, TrustReport, assess_label_days
 from esk_pipeline.resources.io_manager import READ_ON_ACCESS, DayFrames, ParquetJsonIOManager
 from esk_pipeline.resources.stores import ReviewStoreResource
@@ -175,9 +175,11 @@ def _parts_metadata(parts: FrameParts) -> dict[str, Any]:
     }
 
 
-_TALLY, _LEAST_SURE = "trust-tally", "trust-least-sure"
-_COUNTS, _SHOWN_KIND = "trust-counts", "trust-shown"
 _SUMMED = ["row_id", *_SHOWN, "trusted"]
+# Named by the columns they keep: summaries kept with other columns are made again.
+_KEPT = digest(*_SUMMED)[:8]
+_TALLY, _LEAST_SURE = f"trust-tally-{_KEPT}", f"trust-least-sure-{_KEPT}"
+_COUNTS, _SHOWN_KIND = f"trust-counts-{_KEPT}", f"trust-shown-{_KEPT}"
 
 
 def _shown(parts: FrameParts, name: str, kind: str) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from esk_pipeline.assets.trust import _parts_metadata
+from esk_pipeline.assets.trust import _LEAST_SURE, _TALLY, _parts_metadata
 from esk_pipeline.pipeline.parts import FrameParts, PartRecord, row_hashes
 from esk_pipeline_tests.fakes.parts import CountingPartStore
 
@@ -55,7 +55,7 @@ def test_an_unchanged_part_is_shown_from_what_was_kept_and_a_changed_one_is_summ
 
     store.reads.clear()
     assert _parts_metadata(parts) == first
-    assert not [a for a in store.reads if a.endswith((".trust-tally", ".trust-least-sure"))]
+    assert not [a for a in store.reads if a.endswith((f".{_TALLY}", f".{_LEAST_SURE}"))]
 
     # Day 2's overlay leaves out more rows: that part only is summarised again.
     more = days["day-2"]["row_id"].iloc[:12]
@@ -63,6 +63,6 @@ def test_an_unchanged_part_is_shown_from_what_was_kept_and_a_changed_one_is_summ
     parts = FrameParts(store, records)
     store.reads.clear()
     again = _parts_metadata(parts)
-    assert {a for a in store.reads if a.endswith(".trust-tally")} == {"day-2.trust-tally"}
+    assert {a for a in store.reads if a.endswith(f".{_TALLY}")} == {f"day-2.{_TALLY}"}
     assert again["dagster/row_count"].value == 3 * 40 - 12
     assert again == _fresh(parts)
